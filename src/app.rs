@@ -1,0 +1,252 @@
+//! The composition root: builds the configuration, clock, database, templates,
+//! channels and engine once, and hands each command only what it needs.
+
+use std::time::Instant;
+
+use rusqlite::Connection;
+
+use crate::channels::Channels;
+use crate::channels::email::EmailChannel;
+use crate::cli::{Cli, Command, ConfigCommand, DbCommand};
+use crate::clock::Clock;
+use crate::cmd;
+use crate::config::{self, Config};
+use crate::db::Database;
+use crate::engine::claim::{self, Scope};
+use crate::engine::plan::Planned;
+use crate::engine::tally::{self, Tally};
+use crate::engine::{Engine, lock};
+use crate::exit::{Exit, OrExit};
+use crate::jobs::{self, PlanCtx, PlanReport};
+use crate::output::{self, Report, Verbosity};
+use crate::templates::Templates;
+
+/// What every command gets from the command line and the configuration.
+pub struct Ctx<'a> {
+    pub config: &'a Config,
+    pub clock: Clock,
+    pub verbosity: Verbosity,
+    pub json: bool,
+}
+
+/// A job's planning step, given its connection and the shared planning context.
+pub type Planner<'p> = &'p dyn Fn(&mut Connection, &PlanCtx<'_>) -> anyhow::Result<PlanReport>;
+
+pub fn run(cli: Cli) -> anyhow::Result<Exit> {
+    let verbosity = if cli.quiet {
+        Verbosity::Quiet
+    } else if cli.verbose {
+        Verbosity::Verbose
+    } else {
+        Verbosity::Normal
+    };
+    output::init(verbosity);
+    let clock = Clock::new(cli.now);
+    match &cli.command {
+        Command::Init { dir } => return cmd::init::run(dir),
+        Command::Demo { dir, scale, no_run } => {
+            return cmd::demo::run(dir, *scale, *no_run, clock, verbosity, cli.json);
+        }
+        _ => {}
+    }
+    let config = config::load(cli.config.as_deref())?;
+    output::set_json_logs(config.json_logs);
+    for warning in &config.warnings {
+        log::warn!("{warning}");
+    }
+    let ctx = Ctx {
+        config: &config,
+        clock,
+        verbosity,
+        json: cli.json,
+    };
+    match cli.command {
+        Command::CheckDelayAlerts(args) => {
+            let cfg = &config.delay_alerts;
+            run_job(
+                &ctx,
+                jobs::delay_alerts::JOB,
+                args.dry_run,
+                args.force,
+                Some(&|conn, plan_ctx| jobs::delay_alerts::plan(conn, cfg, plan_ctx)),
+            )
+        }
+        Command::Deliver(args) => run_job(&ctx, "deliver", args.dry_run, false, None),
+        Command::Db(DbCommand::Migrate) => cmd::db::migrate(&ctx),
+        Command::Db(DbCommand::Status) => cmd::db::status(&ctx),
+        Command::Config(ConfigCommand::Check { connect }) => cmd::check::run(&ctx, connect),
+        Command::TestEmail { to } => cmd::test_email::run(&ctx, &to),
+        Command::Init { .. } | Command::Demo { .. } => unreachable!("handled above"),
+    }
+}
+
+/// Builds the channels the configuration describes.
+pub fn channels(config: &Config) -> anyhow::Result<Channels> {
+    let email = match &config.email {
+        Some(e) => Some(EmailChannel::new(e, config.delivery.redirect_to.clone())?),
+        None => None,
+    };
+    Ok(Channels { email })
+}
+
+/// Runs one job: lock, migrate, plan, deliver, record the run, report.
+/// `planner` is `None` for `deliver`, which sends every job's due rows.
+pub fn run_job(
+    ctx: &Ctx<'_>,
+    job: &'static str,
+    dry_run: bool,
+    force: bool,
+    planner: Option<Planner<'_>>,
+) -> anyhow::Result<Exit> {
+    let started = Instant::now();
+    let scope = Scope {
+        job: (job != "deliver").then_some(job),
+        force,
+    };
+    if dry_run {
+        return dry_run_job(ctx, job, &scope, planner, started);
+    }
+    let Some(_lock) = lock::try_lock(&ctx.config.database, job).or_exit(Exit::IoErr)? else {
+        log::warn!("another {job} run holds its lock; this one exits without doing anything");
+        return Ok(Exit::Ok);
+    };
+    let db = Database::new(ctx.config.database.clone(), false);
+    let conn = db.connect_current()?;
+    let run_id = tally::start_run(&conn, job, ctx.clock.now())?;
+    let mut report = PlanReport::default();
+    let result = job_body(ctx, job, &db, &scope, planner, &mut report, run_id);
+    let (tally, error) = match &result {
+        Ok(t) => (*t, None),
+        Err(e) => {
+            let mut t = Tally::default();
+            t.raise(crate::exit::of_error(e));
+            (t, Some(format!("{e:#}")))
+        }
+    };
+    let finished = ctx.clock.now() + chrono::Duration::from_std(started.elapsed()).unwrap_or_default();
+    if let Err(e) = tally::finish_run(&conn, run_id, finished, &tally, error.as_deref()) {
+        log::error!("cannot record the end of this run in job_runs: {e}");
+    }
+    let tally = result?;
+    output::print_report(
+        &Report {
+            job,
+            dry_run: false,
+            tally,
+            duration: started.elapsed(),
+            messages: &report.planned,
+            retries: &[],
+            skipped: &report.skipped,
+        },
+        ctx.verbosity,
+        ctx.json,
+    );
+    Ok(tally.exit)
+}
+
+fn job_body(
+    ctx: &Ctx<'_>,
+    job: &'static str,
+    db: &Database,
+    scope: &Scope,
+    planner: Option<Planner<'_>>,
+    report: &mut PlanReport,
+    run_id: i64,
+) -> anyhow::Result<Tally> {
+    let channels = channels(ctx.config)?;
+    let mut tally = Tally::default();
+    if let Some(plan) = planner {
+        let templates = Templates::new(ctx.config.templates_dir.clone()).or_exit(Exit::Config)?;
+        let mut conn = db.connect()?;
+        *report = plan(&mut conn, &plan_ctx(ctx, &templates, false, scope.force))?;
+        tally.counts.planned = report.planned.len() as u64;
+        tally.counts.skipped = report.skipped.len() as u64;
+        if report.data_errors > 0 {
+            tally.raise(Exit::DataErr);
+        }
+    }
+    let engine = Engine {
+        db,
+        clock: ctx.clock,
+        delivery: &ctx.config.delivery,
+        channels: &channels,
+        hooks: &[],
+        run_id: format!("{job}:{}:{run_id}", std::process::id()),
+    };
+    tally.merge(engine.deliver(scope)?);
+    Ok(tally)
+}
+
+fn dry_run_job(
+    ctx: &Ctx<'_>,
+    job: &'static str,
+    scope: &Scope,
+    planner: Option<Planner<'_>>,
+    started: Instant,
+) -> anyhow::Result<Exit> {
+    let db = Database::new(ctx.config.database.clone(), true);
+    let mut conn = db.connect_current()?;
+    let mut tally = Tally::default();
+    let mut report = PlanReport::default();
+    if let Some(plan) = planner {
+        let templates = Templates::new(ctx.config.templates_dir.clone()).or_exit(Exit::Config)?;
+        report = plan(&mut conn, &plan_ctx(ctx, &templates, true, scope.force))?;
+        if report.data_errors > 0 {
+            tally.raise(Exit::DataErr);
+        }
+    }
+    let retries: Vec<Planned> = claim::preview(&conn, scope, ctx.clock.now())?
+        .into_iter()
+        .map(|p| Planned {
+            job,
+            kind: p.kind,
+            dedupe_key: String::new(),
+            source_table: None,
+            source_id: None,
+            contact_id: None,
+            channel: match p.channel.as_str() {
+                "whatsapp" => "whatsapp",
+                "sms" => "sms",
+                _ => "email",
+            },
+            recipient: p.recipient,
+            subject: p.subject,
+            body: String::new(),
+            html: None,
+            valid_until: None,
+            detail: if p.attempts > 0 {
+                vec![format!("attempt {}", p.attempts + 1)]
+            } else {
+                vec![]
+            },
+        })
+        .collect();
+    tally.counts.planned = (report.planned.len() + retries.len()) as u64;
+    tally.counts.skipped = report.skipped.len() as u64;
+    output::print_report(
+        &Report {
+            job,
+            dry_run: true,
+            tally,
+            duration: started.elapsed(),
+            messages: &report.planned,
+            retries: &retries,
+            skipped: &report.skipped,
+        },
+        ctx.verbosity,
+        ctx.json,
+    );
+    Ok(tally.exit)
+}
+
+fn plan_ctx<'a>(ctx: &'a Ctx<'_>, templates: &'a Templates, dry_run: bool, force: bool) -> PlanCtx<'a> {
+    PlanCtx {
+        now: ctx.clock.now(),
+        zone: ctx.config.timezone,
+        locale: ctx.config.locale,
+        site_url: ctx.config.site_url.as_deref(),
+        templates,
+        dry_run,
+        force,
+    }
+}

@@ -1,0 +1,102 @@
+//! Transports that carry one message to its recipient. A channel knows its
+//! protocol and how its failures classify; it knows nothing about jobs.
+
+pub mod email;
+
+use std::fmt;
+use std::time::Duration;
+
+/// Why a send failed, as the engine must act on it (DESIGN §5).
+#[derive(Debug)]
+pub enum SendError {
+    /// The message can never go as it is (bad address, 5xx): `failed` at once.
+    Permanent(String),
+    /// Try again later (refused, timeout, 4xx, 429/5xx), no sooner than `retry_after`.
+    Temporary {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    /// The server rejected our credentials: stop using the transport this run.
+    Credentials(String),
+}
+
+impl SendError {
+    pub fn temporary(reason: impl Into<String>) -> Self {
+        SendError::Temporary {
+            reason: reason.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn class(&self) -> &'static str {
+        match self {
+            SendError::Permanent(_) => "permanent",
+            SendError::Temporary { .. } => "temporary",
+            SendError::Credentials(_) => "credentials",
+        }
+    }
+
+    pub fn reason(&self) -> &str {
+        match self {
+            SendError::Permanent(r) | SendError::Credentials(r) => r,
+            SendError::Temporary { reason, .. } => reason,
+        }
+    }
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.reason(), self.class())
+    }
+}
+
+/// What the provider said about an accepted message.
+#[derive(Debug, Default)]
+pub struct Sent {
+    /// Message-ID, Twilio SID...
+    pub provider_ref: Option<String>,
+}
+
+/// A stored message as the engine hands it to a channel.
+#[derive(Debug)]
+pub struct Outgoing<'a> {
+    pub kind: &'a str,
+    pub dedupe_key: &'a str,
+    pub recipient: &'a str,
+    pub subject: &'a str,
+    pub body: &'a str,
+    pub html: Option<&'a str>,
+}
+
+/// Every channel this run can use; `None` where the configuration has none.
+pub struct Channels {
+    pub email: Option<email::EmailChannel>,
+}
+
+impl Channels {
+    /// The channel names that can carry messages this run.
+    pub fn configured(&self) -> Vec<&'static str> {
+        let mut names = Vec::new();
+        if self.email.is_some() {
+            names.push("email");
+        }
+        names
+    }
+
+    /// How many messages may be in flight at once across the run.
+    pub fn parallelism(&self) -> usize {
+        self.email.as_ref().map_or(1, |e| e.parallelism())
+    }
+
+    pub fn send(
+        &self,
+        channel: &str,
+        m: &Outgoing<'_>,
+        wall: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Sent, SendError> {
+        match (channel, &self.email) {
+            ("email", Some(email)) => email.send(m, wall),
+            _ => Err(SendError::Credentials(format!("channel {channel} is not configured"))),
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! The only place that reads the system clock: the run's `now` (which `--now`
+//! may move) and the wall time that leases and mail headers use.
+
+use chrono::{DateTime, SubsecRound, Utc};
+
+/// The instant a run evaluates everything at, and the real time beside it.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    now: DateTime<Utc>,
+    overridden: bool,
+}
+
+#[allow(
+    clippy::disallowed_methods,
+    reason = "clock.rs is the one place that reads the system clock"
+)]
+impl Clock {
+    /// `now` is the real time unless `--now` / `RAPPEL_NOW` gave one.
+    pub fn new(now_override: Option<DateTime<Utc>>) -> Self {
+        match now_override {
+            Some(now) => Clock {
+                now: now.trunc_subsecs(0),
+                overridden: true,
+            },
+            None => Clock {
+                now: Utc::now().trunc_subsecs(0),
+                overridden: false,
+            },
+        }
+    }
+
+    /// The instant due times, backoff and validity are computed from.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+
+    /// Whether `now` was given on the command line (tests, replays).
+    pub fn is_overridden(&self) -> bool {
+        self.overridden
+    }
+
+    /// Real time: leases are held by a running process, so `--now` never moves them.
+    pub fn wall(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}

@@ -1,0 +1,7 @@
+//! The commands that are not jobs: set-up, database, checks, demo.
+
+pub mod check;
+pub mod db;
+pub mod demo;
+pub mod init;
+pub mod test_email;

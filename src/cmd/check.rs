@@ -1,0 +1,57 @@
+//! `rappel config check [--connect]`: the configuration is already validated by
+//! loading it; this renders every template with sample data (optional values
+//! present, then absent) and, with `--connect`, reaches the SMTP server.
+
+use crate::app::{self, Ctx};
+use crate::channels::SendError;
+use crate::config::Locale;
+use crate::exit::{Exit, OrExit, fail};
+use crate::jobs::delay_alerts;
+use crate::templates::{self, Templates};
+
+use super::test_email;
+
+type Sample = fn(bool) -> serde_json::Value;
+
+/// Sample data for every kind that has templates.
+const SAMPLES: &[(&str, Sample)] = &[
+    (delay_alerts::KIND, delay_alerts::sample_context),
+    (test_email::KIND, test_email::sample_context),
+];
+
+pub fn run(ctx: &Ctx<'_>, connect: bool) -> anyhow::Result<Exit> {
+    let config = ctx.config;
+    let templates = Templates::new(config.templates_dir.clone()).or_exit(Exit::Config)?;
+    let mut errors = Vec::new();
+    for kind in templates::builtin_kinds() {
+        let Some((_, sample)) = SAMPLES.iter().find(|(k, _)| *k == kind) else {
+            errors.push(format!(
+                "kind {kind} has templates but no sample data to check them with"
+            ));
+            continue;
+        };
+        for locale in Locale::ALL {
+            for optional_present in [true, false] {
+                if let Err(e) = templates.render(locale, kind, &sample(optional_present)) {
+                    errors.push(format!("{e:#}"));
+                }
+            }
+        }
+    }
+    if !errors.is_empty() {
+        for e in &errors {
+            log::error!("{e}");
+        }
+        return Err(fail(Exit::Config, format!("{} template error(s)", errors.len())));
+    }
+    let channels = app::channels(config)?;
+    if connect && let Some(email) = &channels.email {
+        match email.test_connection() {
+            Ok(()) => println!("email: connected"),
+            Err(e @ SendError::Credentials(_)) => return Err(fail(Exit::Config, e)),
+            Err(e) => return Err(fail(Exit::TempFail, e)),
+        }
+    }
+    println!("configuration OK: {}", config.path.display());
+    Ok(Exit::Ok)
+}

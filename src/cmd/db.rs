@@ -1,0 +1,53 @@
+//! `rappel db migrate | status`.
+
+use crate::app::Ctx;
+use crate::db::{self, Database, LATEST};
+use crate::exit::Exit;
+
+pub fn migrate(ctx: &Ctx<'_>) -> anyhow::Result<Exit> {
+    let database = Database::new(ctx.config.database.clone(), false);
+    let mut conn = database.connect()?;
+    let before = db::schema_version(&conn)?;
+    if before > LATEST {
+        database.connect_current()?;
+    }
+    let applied = db::migrate(&mut conn)?;
+    if applied.is_empty() {
+        println!("{}: schema {LATEST}, up to date", database.path().display());
+    } else {
+        for name in &applied {
+            println!("applied {name}");
+        }
+        println!("{}: schema {before} -> {LATEST}", database.path().display());
+    }
+    Ok(Exit::Ok)
+}
+
+pub fn status(ctx: &Ctx<'_>) -> anyhow::Result<Exit> {
+    let database = Database::new(ctx.config.database.clone(), true);
+    let conn = database.connect()?;
+    let version = db::schema_version(&conn)?;
+    println!("database: {}", database.path().display());
+    println!("schema:   {version} (this rappel: {LATEST})");
+    if version > LATEST {
+        println!("status:   newer than this rappel; upgrade rappel");
+        return Ok(Exit::IoErr);
+    }
+    if version < LATEST {
+        println!(
+            "status:   {} migration(s) pending; run `rappel db migrate`",
+            LATEST - version
+        );
+        return Ok(Exit::Ok);
+    }
+    let problems = db::input_table_problems(&conn)?;
+    if problems.is_empty() {
+        println!("status:   up to date; host tables have every column rappel reads");
+        Ok(Exit::Ok)
+    } else {
+        for p in &problems {
+            println!("problem:  {p}");
+        }
+        Ok(Exit::IoErr)
+    }
+}

@@ -1,0 +1,283 @@
+//! `rappel demo`: a folder with a sample database (data relative to now), a
+//! configuration whose transports write files, and a run of every job, so one
+//! command shows what rappel does. `--scale N` generates N tickets for benchmarks.
+
+use std::path::Path;
+
+use anyhow::Context;
+use chrono::{DateTime, Duration, Utc};
+use rusqlite::{Connection, params};
+
+use crate::app::{self, Ctx};
+use crate::clock::Clock;
+use crate::config;
+use crate::db::Database;
+use crate::exit::{Exit, OrExit, fail};
+use crate::instant;
+use crate::jobs::delay_alerts;
+use crate::output::Verbosity;
+
+const MARKER: &str = ".rappel-demo";
+const STAGES: [&str; 4] = ["Diagnostic", "Attente pièce", "Réparation", "Contrôle qualité"];
+const DEVICES: [&str; 6] = [
+    "iPhone 13",
+    "Galaxy S22",
+    "Redmi Note 12",
+    "iPhone 11",
+    "Pixel 7",
+    "Tecno Spark 10",
+];
+const CUSTOMERS: [&str; 6] = [
+    "Marie Ndong",
+    "Paul Mba",
+    "Aïcha Obame",
+    "Jean Nzé",
+    "Sarah Moussavou",
+    "Éric Ondo",
+];
+
+const CONFIG: &str = r#"# rappel demo configuration: every transport writes files under outbox/.
+database = "rappel.db"
+timezone = "Africa/Libreville"
+locale = "fr"
+site_url = "https://atelier.example.com"
+
+[email]
+from = "Atelier Démo <noreply@example.com>"
+transport = "file"
+outbox_dir = "outbox/email"
+
+[delay_alerts]
+threshold_days = 14
+rearm_hours = 24
+recipients = ["atelier@example.com"]
+[delay_alerts.stage_threshold_days]
+"Attente pièce" = 21
+"#;
+
+pub fn run(
+    dir: &Path,
+    scale: Option<u64>,
+    no_run: bool,
+    clock: Clock,
+    verbosity: Verbosity,
+    json: bool,
+) -> anyhow::Result<Exit> {
+    prepare_dir(dir)?;
+    for sub in [
+        "reports",
+        "outbox/email",
+        "outbox/whatsapp",
+        "outbox/sms",
+        "outbox/attendance",
+    ] {
+        std::fs::create_dir_all(dir.join(sub)).with_context(|| format!("cannot create {}", dir.join(sub).display()))?;
+    }
+    let config_path = dir.join("rappel.toml");
+    std::fs::write(&config_path, CONFIG).with_context(|| format!("cannot write {}", config_path.display()))?;
+    let config = config::load_file(&config_path)?;
+    let db = Database::new(config.database.clone(), false);
+    let mut conn = db.connect_current()?;
+    let now = clock.now();
+    match scale {
+        Some(n) => generate(&mut conn, n, now)?,
+        None => sample(&mut conn, now)?,
+    }
+    drop(conn);
+    println!("demo folder: {}", dir.display());
+    println!("  config:   {}", config_path.display());
+    println!("  database: {}", config.database.display());
+    if no_run {
+        return Ok(Exit::Ok);
+    }
+    let ctx = Ctx {
+        config: &config,
+        clock,
+        verbosity: verbosity.max(Verbosity::Verbose),
+        json,
+    };
+    let cfg = &config.delay_alerts;
+    let exit = app::run_job(
+        &ctx,
+        delay_alerts::JOB,
+        false,
+        false,
+        Some(&|conn, plan_ctx| delay_alerts::plan(conn, cfg, plan_ctx)),
+    )?;
+    let outbox = dir.join("outbox/email");
+    let mut files: Vec<_> = std::fs::read_dir(&outbox)?.flatten().map(|e| e.path()).collect();
+    files.sort();
+    println!("emails written to {}:", outbox.display());
+    for f in files {
+        println!("  {}", f.display());
+    }
+    Ok(exit)
+}
+
+/// Makes `dir` empty: new, empty, or an earlier demo (reset). Anything else is refused.
+fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
+    if dir.exists() {
+        let mut entries = std::fs::read_dir(dir)
+            .with_context(|| format!("cannot read {}", dir.display()))
+            .or_exit(Exit::Usage)?;
+        if entries.next().is_some() {
+            if !dir.join(MARKER).exists() {
+                return Err(fail(
+                    Exit::Usage,
+                    format!(
+                        "{} is not empty and was not made by `rappel demo`; choose another --dir",
+                        dir.display()
+                    ),
+                ));
+            }
+            std::fs::remove_dir_all(dir).with_context(|| format!("cannot reset {}", dir.display()))?;
+        }
+    }
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))
+        .or_exit(Exit::Usage)?;
+    std::fs::write(
+        dir.join(MARKER),
+        "made by rappel demo; running it again resets this folder\n",
+    )?;
+    Ok(())
+}
+
+fn ago(now: DateTime<Utc>, days: i64, hours: i64) -> String {
+    instant::format(now - Duration::days(days) - Duration::hours(hours))
+}
+
+/// A handful of tickets in several stages, some overdue, and their recipients.
+fn sample(conn: &mut Connection, now: DateTime<Utc>) -> anyhow::Result<()> {
+    let tx = conn.transaction()?;
+    tx.execute_batch(
+        "INSERT INTO contacts (id, name, email, locale) VALUES
+           (1, 'Awa Mba', 'awa.mba@example.com', 'fr'),
+           (2, 'Jean Obiang', 'jean.obiang@example.com', 'fr'),
+           (3, 'Sam Carter', 'sam.carter@example.com', 'en');
+         INSERT INTO alert_recipients (contact_id, stages) VALUES
+           (1, NULL),
+           (2, 'Réparation,Contrôle qualité'),
+           (3, 'Attente pièce');",
+    )?;
+    // (reference, device, customer, [(stage, days ago)], closed)
+    type SampleTicket<'a> = (&'a str, &'a str, &'a str, &'a [(&'a str, i64)], bool);
+    let tickets: [SampleTicket<'_>; 8] = [
+        (
+            "R-1001",
+            "iPhone 13",
+            "Marie Ndong",
+            &[("Diagnostic", 40), ("Attente pièce", 30)],
+            false,
+        ),
+        (
+            "R-1002",
+            "Galaxy S22",
+            "Paul Mba",
+            &[("Diagnostic", 25), ("Réparation", 18)],
+            false,
+        ),
+        ("R-1003", "Pixel 7", "Aïcha Obame", &[("Diagnostic", 3)], false),
+        (
+            "R-1004",
+            "iPhone 11",
+            "Jean Nzé",
+            &[("Diagnostic", 20), ("Attente pièce", 16)],
+            false,
+        ),
+        (
+            "R-1005",
+            "Redmi Note 12",
+            "Sarah <Moussavou>",
+            &[("Diagnostic", 22), ("Contrôle qualité", 15)],
+            false,
+        ),
+        ("R-1006", "Tecno Spark 10", "Éric Ondo", &[("Diagnostic", 60)], true),
+        (
+            "R-1007",
+            "iPhone 13",
+            "Léa Essono",
+            &[("Réparation", 30), ("Diagnostic", 2)],
+            false,
+        ),
+        ("R-1008", "Galaxy A54", "Yann Bivigou", &[("Diagnostic", 17)], false),
+    ];
+    for (reference, device, customer, events, closed) in tickets {
+        let first = events.first().map_or(0, |e| e.1);
+        tx.execute(
+            "INSERT INTO tickets (reference, device, customer, created_at, closed_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                reference,
+                device,
+                customer,
+                ago(now, first, 1),
+                closed.then(|| ago(now, 1, 0))
+            ],
+        )?;
+        let ticket_id = tx.last_insert_rowid();
+        for (stage, days) in events {
+            tx.execute(
+                "INSERT INTO ticket_events (ticket_id, stage, entered_at) VALUES (?1, ?2, ?3)",
+                params![ticket_id, stage, ago(now, *days, 0)],
+            )?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// `n` tickets with one to four events each: 95 % closed, the open ones in
+/// their current stage for up to 20 days, so a few percent are overdue.
+fn generate(conn: &mut Connection, n: u64, now: DateTime<Utc>) -> anyhow::Result<()> {
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let tx = conn.transaction()?;
+    tx.execute_batch(
+        "INSERT INTO contacts (id, name, email, locale) VALUES (1, 'Awa Mba', 'awa.mba@example.com', 'fr'),
+                                                              (2, 'Jean Obiang', 'jean.obiang@example.com', 'fr');
+         INSERT INTO alert_recipients (contact_id, stages) VALUES (1, NULL), (2, 'Réparation');",
+    )?;
+    {
+        let mut ticket = tx.prepare("INSERT INTO tickets (id, reference, device, customer, created_at, closed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
+        let mut event = tx.prepare("INSERT INTO ticket_events (ticket_id, stage, entered_at) VALUES (?1, ?2, ?3)")?;
+        for id in 1..=n as i64 {
+            let r = next();
+            let active = r % 100 < 5;
+            let events = 1 + (r >> 8) % 4;
+            // Minutes before now at which the latest event happened.
+            let latest = if active {
+                (r >> 16) % (20 * 24 * 60)
+            } else {
+                20 * 24 * 60 + (r >> 16) % (300 * 24 * 60)
+            };
+            let mut at = now - Duration::minutes(latest as i64 + (events as i64) * 3 * 24 * 60);
+            let created = instant::format(at - Duration::hours(2));
+            let closed = (!active).then(|| instant::format(now - Duration::minutes(latest as i64 / 2)));
+            ticket.execute(params![
+                id,
+                format!("T{id:07}"),
+                DEVICES[(r >> 24) as usize % DEVICES.len()],
+                CUSTOMERS[(r >> 32) as usize % CUSTOMERS.len()],
+                created,
+                closed
+            ])?;
+            for k in 0..events {
+                at = if k + 1 == events {
+                    now - Duration::minutes(latest as i64)
+                } else {
+                    at + Duration::days(3)
+                };
+                let stage = STAGES[((r >> 40) + k) as usize % STAGES.len()];
+                event.execute(params![id, stage, instant::format(at)])?;
+            }
+        }
+    }
+    tx.commit()?;
+    conn.execute_batch("ANALYZE")?;
+    Ok(())
+}

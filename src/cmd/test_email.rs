@@ -1,0 +1,71 @@
+//! `rappel test-email --to ADDR`: plans one message of kind `test` and sends it
+//! through the engine, so it meets the same transport, classification and log
+//! as every other message.
+
+use rusqlite::TransactionBehavior;
+
+use crate::app::{self, Ctx};
+use crate::config::parse_address;
+use crate::engine::plan::{self, Planned};
+use crate::exit::{Exit, OrExit, fail};
+use crate::instant;
+use crate::jobs::PlanReport;
+use crate::templates;
+
+pub const JOB: &str = "test-email";
+pub const KIND: &str = "test";
+
+pub fn sample_context(optional_present: bool) -> serde_json::Value {
+    serde_json::json!({
+        "to": "someone@example.com",
+        "now_local": "21/11/2026 07:00",
+        "site_url": optional_present.then_some("https://example.com"),
+    })
+}
+
+pub fn run(ctx: &Ctx<'_>, to: &str) -> anyhow::Result<Exit> {
+    let address = parse_address(to).map_err(|e| fail(Exit::Usage, format!("--to: {e}")))?;
+    let planner =
+        |conn: &mut rusqlite::Connection, plan_ctx: &crate::jobs::PlanCtx<'_>| -> anyhow::Result<PlanReport> {
+            let context = serde_json::json!({
+                "to": address.to_string(),
+                "now_local": templates::local_datetime(plan_ctx.now, plan_ctx.zone, plan_ctx.locale),
+                "site_url": plan_ctx.site_url,
+            });
+            let rendered = plan_ctx
+                .templates
+                .render(plan_ctx.locale, KIND, &context)
+                .or_exit(Exit::Config)?;
+            let message = Planned {
+                job: JOB,
+                kind: KIND.into(),
+                dedupe_key: format!(
+                    "{KIND}:{}:{}",
+                    address.to_string().to_lowercase(),
+                    instant::format(plan_ctx.now)
+                ),
+                source_table: None,
+                source_id: None,
+                contact_id: None,
+                channel: "email",
+                recipient: address.to_string(),
+                subject: rendered.subject,
+                body: rendered.text,
+                html: rendered.html,
+                valid_until: None,
+                detail: vec![],
+            };
+            let mut report = PlanReport::default();
+            if plan_ctx.dry_run {
+                report.planned.push(message);
+                return Ok(report);
+            }
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if plan::insert(&tx, &message, plan_ctx.now)?.is_some() {
+                report.planned.push(message);
+            }
+            tx.commit()?;
+            Ok(report)
+        };
+    app::run_job(ctx, JOB, false, false, Some(&planner))
+}

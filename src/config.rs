@@ -1,0 +1,425 @@
+//! The validated configuration: `RawConfig` (as written) becomes `Config` in
+//! one conversion, where zones, addresses, paths and secrets are checked. Every
+//! error names the file, the key and what was expected (exit 78).
+
+mod discover;
+mod raw;
+mod secret;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono_tz::Tz;
+use lettre::Address;
+use lettre::message::Mailbox;
+
+use crate::exit::{Exit, fail};
+pub use discover::candidates as discovery_paths;
+pub use raw::RawConfig;
+pub use secret::Secret;
+
+/// Template language.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Locale {
+    Fr,
+    En,
+}
+
+impl Locale {
+    pub const ALL: [Locale; 2] = [Locale::Fr, Locale::En];
+
+    pub fn parse(s: &str) -> Option<Locale> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "fr" | "fr_fr" | "fr-fr" => Some(Locale::Fr),
+            "en" | "en_us" | "en-us" | "en_gb" | "en-gb" => Some(Locale::En),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Locale::Fr => "fr",
+            Locale::En => "en",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Config {
+    pub path: PathBuf,
+    pub database: PathBuf,
+    pub timezone: Tz,
+    pub locale: Locale,
+    pub templates_dir: Option<PathBuf>,
+    pub site_url: Option<String>,
+    pub email: Option<EmailConfig>,
+    pub delivery: DeliveryConfig,
+    pub delay_alerts: DelayAlertsConfig,
+    /// `[monitoring] log_format = "json"`.
+    pub json_logs: bool,
+    /// Notices found while converting (plain secrets in a readable file).
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug)]
+pub struct EmailConfig {
+    pub from: Mailbox,
+    pub transport: EmailTransport,
+}
+
+#[derive(Debug)]
+pub enum EmailTransport {
+    Smtp(SmtpConfig),
+    Sendmail { command: PathBuf },
+    File { dir: PathBuf },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Security {
+    StartTls,
+    Tls,
+    None,
+}
+
+#[derive(Debug)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub security: Security,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub timeout: Duration,
+    pub connections: u32,
+    pub extra_ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+pub struct DeliveryConfig {
+    pub max_attempts: u32,
+    pub retry_base: Duration,
+    pub retry_cap: Duration,
+    pub lease: Duration,
+    /// Messages per second; 0 means unlimited.
+    pub rate_per_s: f64,
+    pub redirect_to: Option<Address>,
+}
+
+#[derive(Debug)]
+pub struct DelayAlertsConfig {
+    pub threshold_days: u32,
+    pub rearm_hours: u32,
+    pub recipients: Vec<Address>,
+    pub stage_threshold_days: BTreeMap<String, u32>,
+}
+
+impl DelayAlertsConfig {
+    pub fn threshold_for(&self, stage: &str) -> u32 {
+        self.stage_threshold_days
+            .get(stage)
+            .copied()
+            .unwrap_or(self.threshold_days)
+    }
+}
+
+/// Finds and loads the configuration (DESIGN §2 discovery order).
+pub fn load(explicit: Option<&Path>) -> anyhow::Result<Config> {
+    let path = discover::find(explicit).map_err(|tried| {
+        let list: Vec<String> = tried.iter().map(|p| format!("  {}", p.display())).collect();
+        fail(
+            Exit::Config,
+            format!(
+                "no configuration file found; tried:\n{}\nRun `rappel init` to write one, or pass --config PATH.",
+                list.join("\n")
+            ),
+        )
+    })?;
+    load_file(&path)
+}
+
+/// Loads and validates one file.
+pub fn load_file(path: &Path) -> anyhow::Result<Config> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read configuration file {}", path.display()))
+        .map_err(|e| crate::exit::Fatal(Exit::Config, e))?;
+    let raw = parse_toml(&text).map_err(|msg| fail(Exit::Config, format!("{}: {msg}", path.display())))?;
+    convert(raw, path).map_err(|msg| fail(Exit::Config, format!("{}: {msg}", path.display())))
+}
+
+fn parse_toml(text: &str) -> Result<RawConfig, String> {
+    let de = toml::Deserializer::parse(text).map_err(|e| e.to_string())?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        if key.is_empty() || key == "." {
+            inner
+        } else {
+            format!("key `{key}`: {inner}")
+        }
+    })
+}
+
+fn convert(raw: RawConfig, path: &Path) -> Result<Config, String> {
+    let dir = path
+        .parent()
+        .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let dir = std::path::absolute(&dir).unwrap_or(dir);
+    let resolve = |p: &str| dir.join(p);
+    let mut warnings = Vec::new();
+
+    let timezone = match raw.timezone.as_deref() {
+        None => chrono_tz::UTC,
+        Some(z) => parse_zone(z).map_err(|e| format!("timezone: {e}"))?,
+    };
+    let locale = match raw.locale.as_deref() {
+        None => Locale::Fr,
+        Some(l) => {
+            Locale::parse(l).ok_or_else(|| format!("locale: unknown language {l:?} (expected \"fr\" or \"en\")"))?
+        }
+    };
+    if let Some(url) = &raw.site_url
+        && !(url.starts_with("https://") || url.starts_with("http://"))
+    {
+        return Err(format!("site_url: {url:?} is not an absolute http(s) URL"));
+    }
+    let email = match raw.email {
+        None => None,
+        Some(e) => Some(convert_email(e, path, &dir, &mut warnings)?),
+    };
+    let d = raw.delivery;
+    let delivery = DeliveryConfig {
+        max_attempts: positive(d.max_attempts.unwrap_or(5), "delivery.max_attempts")?,
+        retry_base: Duration::from_secs(positive(d.retry_base_s.unwrap_or(60), "delivery.retry_base_s")?),
+        retry_cap: Duration::from_secs(positive(d.retry_cap_s.unwrap_or(21_600), "delivery.retry_cap_s")?),
+        lease: Duration::from_secs(positive(d.lease_s.unwrap_or(600), "delivery.lease_s")?),
+        rate_per_s: match d.rate_per_s.unwrap_or(0.0) {
+            r if r.is_finite() && r >= 0.0 => r,
+            r => {
+                return Err(format!(
+                    "delivery.rate_per_s: {r} (expected 0 for unlimited, or a positive number)"
+                ));
+            }
+        },
+        redirect_to: match d.redirect_to.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(a) => Some(parse_address(a).map_err(|e| format!("delivery.redirect_to: {e}"))?),
+        },
+    };
+    if let Some(EmailConfig {
+        transport: EmailTransport::Smtp(smtp),
+        ..
+    }) = &email
+        && delivery.lease <= smtp.timeout * 4
+    {
+        return Err(format!(
+            "delivery.lease_s: {} s must exceed 4 x email.smtp.timeout_s ({} s)",
+            delivery.lease.as_secs(),
+            smtp.timeout.as_secs()
+        ));
+    }
+    let a = raw.delay_alerts;
+    let delay_alerts = DelayAlertsConfig {
+        threshold_days: positive(a.threshold_days.unwrap_or(14), "delay_alerts.threshold_days")?,
+        rearm_hours: a.rearm_hours.unwrap_or(24),
+        recipients: a
+            .recipients
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+            .map(|(i, r)| parse_address(r).map_err(|e| format!("delay_alerts.recipients[{i}]: {e}")))
+            .collect::<Result<_, _>>()?,
+        stage_threshold_days: a.stage_threshold_days.unwrap_or_default(),
+    };
+    let json_logs = match raw.monitoring.log_format.as_deref() {
+        None | Some("text") => false,
+        Some("json") => true,
+        Some(other) => {
+            return Err(format!(
+                "monitoring.log_format: {other:?} (expected \"text\" or \"json\")"
+            ));
+        }
+    };
+    Ok(Config {
+        path: path.to_path_buf(),
+        database: resolve(raw.database.as_deref().unwrap_or("rappel.db")),
+        timezone,
+        locale,
+        templates_dir: raw.templates_dir.as_deref().map(resolve),
+        site_url: raw.site_url,
+        email,
+        delivery,
+        delay_alerts,
+        json_logs,
+        warnings,
+    })
+}
+
+fn convert_email(e: raw::RawEmail, path: &Path, dir: &Path, warnings: &mut Vec<String>) -> Result<EmailConfig, String> {
+    let from_text = e
+        .from
+        .as_deref()
+        .ok_or("email.from: missing (expected a sender such as \"Atelier <noreply@example.com>\")")?;
+    let from: Mailbox = from_text
+        .parse()
+        .map_err(|err| format!("email.from: {from_text:?} is not a valid sender ({err})"))?;
+    let extra_ca_file = match e.extra_ca_file.as_deref() {
+        None | Some("") => None,
+        Some(f) => {
+            let p = dir.join(f);
+            if !p.is_file() {
+                return Err(format!(
+                    "email.extra_ca_file: {} does not exist (expected a PEM file)",
+                    p.display()
+                ));
+            }
+            Some(p)
+        }
+    };
+    let transport = match e.transport.as_deref().unwrap_or("smtp") {
+        "smtp" => {
+            let s = e
+                .smtp
+                .ok_or("email.smtp: missing (transport = \"smtp\" needs an [email.smtp] section)")?;
+            let host = s
+                .host
+                .filter(|h| !h.trim().is_empty())
+                .ok_or("email.smtp.host: missing")?;
+            let security = match s.security.as_deref().unwrap_or("starttls") {
+                "starttls" => Security::StartTls,
+                "tls" => Security::Tls,
+                "none" => Security::None,
+                other => {
+                    return Err(format!(
+                        "email.smtp.security: {other:?} (expected \"starttls\", \"tls\" or \"none\")"
+                    ));
+                }
+            };
+            if security == Security::None && !is_loopback(&host) {
+                return Err(format!(
+                    "email.smtp.security: \"none\" is only allowed to a loopback host, not {host:?} (use \"starttls\" or \"tls\")"
+                ));
+            }
+            let password = secret::read(
+                &secret::SecretSource {
+                    key: "email.smtp.password",
+                    plain: s.password.as_deref(),
+                    env: s.password_env.as_deref(),
+                    file: s.password_file.as_deref(),
+                },
+                path,
+                dir,
+                warnings,
+            )?;
+            if password.is_some() && s.username.is_none() {
+                return Err("email.smtp.username: missing (a password is set)".into());
+            }
+            EmailTransport::Smtp(SmtpConfig {
+                port: s.port.unwrap_or(match security {
+                    Security::Tls => 465,
+                    Security::StartTls => 587,
+                    Security::None => 25,
+                }),
+                host,
+                security,
+                username: s.username,
+                password,
+                timeout: Duration::from_secs(positive(s.timeout_s.unwrap_or(30), "email.smtp.timeout_s")?),
+                connections: positive(s.connections.unwrap_or(4), "email.smtp.connections")?,
+                extra_ca_file,
+            })
+        }
+        "sendmail" => EmailTransport::Sendmail {
+            command: PathBuf::from(e.sendmail_command.as_deref().unwrap_or("/usr/sbin/sendmail")),
+        },
+        "file" => EmailTransport::File {
+            dir: dir.join(e.outbox_dir.as_deref().unwrap_or("outbox/email")),
+        },
+        other => {
+            return Err(format!(
+                "email.transport: {other:?} (expected \"smtp\", \"sendmail\" or \"file\")"
+            ));
+        }
+    };
+    Ok(EmailConfig { from, transport })
+}
+
+/// An IANA zone name as a `Tz`.
+pub fn parse_zone(z: &str) -> Result<Tz, String> {
+    z.parse::<Tz>()
+        .map_err(|_| format!("unknown time zone {z:?} (expected an IANA name such as \"Europe/Paris\")"))
+}
+
+/// An email address (bare, without a display name).
+pub fn parse_address(a: &str) -> Result<Address, String> {
+    a.trim()
+        .parse::<Address>()
+        .map_err(|e| format!("{a:?} is not a valid email address ({e})"))
+}
+
+fn positive<T: PartialOrd + Default + std::fmt::Display + Copy>(v: T, key: &str) -> Result<T, String> {
+    if v > T::default() {
+        Ok(v)
+    } else {
+        Err(format!("{key}: {v} (expected a number above 0)"))
+    }
+}
+
+/// Whether a host name is this machine (plain-text protocols are allowed only there).
+pub fn is_loopback(host: &str) -> bool {
+    let h = host.trim_start_matches('[').trim_end_matches(']');
+    h.eq_ignore_ascii_case("localhost")
+        || h.parse::<std::net::IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn convert_text(text: &str) -> Result<Config, String> {
+        convert(parse_toml(text)?, Path::new("/srv/app/rappel.toml"))
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_path() {
+        let err = convert_text("[email.smtp]\nhostt = \"x\"\n").unwrap_err();
+        assert!(err.contains("email.smtp"), "{err}");
+        assert!(err.contains("hostt"), "{err}");
+    }
+
+    #[test]
+    fn relative_paths_are_resolved_from_the_config_folder() {
+        let c = convert_text("database = \"data/r.db\"\n").unwrap();
+        assert_eq!(c.database, Path::new("/srv/app/data/r.db"));
+    }
+
+    #[test]
+    fn plain_smtp_only_to_loopback() {
+        let base = "[email]\nfrom = \"a@example.com\"\n[email.smtp]\nsecurity = \"none\"\nhost = ";
+        assert!(convert_text(&format!("{base}\"127.0.0.1\"\n")).is_ok());
+        let err = convert_text(&format!("{base}\"smtp.example.com\"\n")).unwrap_err();
+        assert!(err.contains("email.smtp.security"), "{err}");
+    }
+
+    #[test]
+    fn lease_must_exceed_four_timeouts() {
+        let text = "[email]\nfrom = \"a@example.com\"\n[email.smtp]\nhost = \"localhost\"\ntimeout_s = 200\n";
+        let err = convert_text(text).unwrap_err();
+        assert!(err.contains("delivery.lease_s"), "{err}");
+    }
+
+    #[test]
+    fn stage_override_beats_default_threshold() {
+        let c = convert_text(
+            "[delay_alerts]\nthreshold_days = 14\n[delay_alerts.stage_threshold_days]\n\"Attente pièce\" = 21\n",
+        )
+        .unwrap();
+        assert_eq!(c.delay_alerts.threshold_for("Attente pièce"), 21);
+        assert_eq!(c.delay_alerts.threshold_for("Diagnostic"), 14);
+    }
+}

@@ -1,0 +1,144 @@
+//! Secrets named by `*_env` (an environment variable) or `*_file` (a file,
+//! `$CREDENTIALS_DIRECTORY` expanded), or written in the file with a warning.
+//! A secret never appears in Debug output, logs or errors.
+
+use std::fmt;
+use std::path::Path;
+
+/// A credential; prints as `***`.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Where the configuration said a secret lives.
+pub struct SecretSource<'a> {
+    /// Key path without the suffix, e.g. `email.smtp.password`.
+    pub key: &'a str,
+    pub plain: Option<&'a str>,
+    pub env: Option<&'a str>,
+    pub file: Option<&'a str>,
+}
+
+/// Reads the secret. `Ok(None)` when none of the three keys is set.
+/// `warnings` receives the notice for a plain secret in a file others can read.
+pub fn read(
+    src: &SecretSource<'_>,
+    config_path: &Path,
+    config_dir: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<Option<Secret>, String> {
+    let key = src.key;
+    let set = [src.plain.is_some(), src.env.is_some(), src.file.is_some()];
+    if set.iter().filter(|s| **s).count() > 1 {
+        return Err(format!("{key}: set only one of `{key}`, `{key}_env` and `{key}_file`"));
+    }
+    if let Some(var) = src.env {
+        return match std::env::var(var) {
+            Ok(v) if !v.is_empty() => Ok(Some(Secret(v))),
+            _ => Err(format!(
+                "{key}_env: environment variable {var} is not set (expected it to hold the secret)"
+            )),
+        };
+    }
+    if let Some(file) = src.file {
+        let expanded = expand_credentials_dir(file)?;
+        let path = config_dir.join(expanded);
+        return match std::fs::read_to_string(&path) {
+            Ok(v) => {
+                let v = v.trim_end_matches(['\r', '\n']).to_string();
+                if v.is_empty() {
+                    Err(format!("{key}_file: {} is empty", path.display()))
+                } else {
+                    Ok(Some(Secret(v)))
+                }
+            }
+            Err(e) => Err(format!(
+                "{key}_file: cannot read {} ({e}); expected a file holding the secret",
+                path.display()
+            )),
+        };
+    }
+    if let Some(v) = src.plain {
+        if readable_by_others(config_path) {
+            warnings.push(format!(
+                "{}: `{key}` is written in a file other users can read; prefer `{key}_env` or `{key}_file`",
+                config_path.display()
+            ));
+        }
+        return Ok(Some(Secret(v.to_string())));
+    }
+    Ok(None)
+}
+
+fn expand_credentials_dir(value: &str) -> Result<String, String> {
+    for pattern in ["${CREDENTIALS_DIRECTORY}", "$CREDENTIALS_DIRECTORY"] {
+        if value.contains(pattern) {
+            let dir = std::env::var("CREDENTIALS_DIRECTORY").map_err(|_| {
+                format!("{value}: $CREDENTIALS_DIRECTORY is not set (systemd sets it with LoadCredential=)")
+            })?;
+            return Ok(value.replace(pattern, &dir));
+        }
+    }
+    Ok(value.to_string())
+}
+
+#[cfg(unix)]
+fn readable_by_others(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .map(|m| m.permissions().mode() & 0o004 != 0)
+        .unwrap_or(false)
+}
+
+#[cfg(not(unix))]
+fn readable_by_others(_path: &Path) -> bool {
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_value() {
+        assert_eq!(format!("{:?}", Secret("hunter2".into())), "***");
+    }
+
+    #[test]
+    fn file_secret_is_trimmed_and_relative_to_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pw"), "s3cret\n").unwrap();
+        let src = SecretSource {
+            key: "email.smtp.password",
+            plain: None,
+            env: None,
+            file: Some("pw"),
+        };
+        let got = read(&src, &dir.path().join("rappel.toml"), dir.path(), &mut vec![]).unwrap();
+        assert_eq!(got.unwrap().expose(), "s3cret");
+    }
+
+    #[test]
+    fn missing_env_names_the_key_and_variable_but_no_value() {
+        let src = SecretSource {
+            key: "email.smtp.password",
+            plain: None,
+            env: Some("RAPPEL_TEST_SURELY_UNSET_VAR"),
+            file: None,
+        };
+        let err = read(&src, Path::new("x"), Path::new("."), &mut vec![]).unwrap_err();
+        assert!(err.contains("email.smtp.password_env"), "{err}");
+        assert!(err.contains("RAPPEL_TEST_SURELY_UNSET_VAR"), "{err}");
+    }
+}

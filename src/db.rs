@@ -1,0 +1,221 @@
+//! The database: opening it (WAL, busy timeout, foreign keys), its numbered
+//! migrations from `sql/`, and the schema checks. The only place that opens a
+//! `Connection`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+
+use crate::exit::{Exit, OrExit, fail};
+
+/// How long a statement waits for another writer before giving up (exit 74).
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+struct Migration {
+    version: u32,
+    name: &'static str,
+    sql: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "0001_initial.sql",
+    sql: include_str!("../sql/0001_initial.sql"),
+}];
+
+/// The schema version this binary writes.
+pub const LATEST: u32 = 1;
+
+/// Tables host applications write; `db status` checks their columns.
+pub const INPUT_TABLES: &[&str] = &[
+    "contacts",
+    "tickets",
+    "ticket_events",
+    "alert_recipients",
+    "scheduled_reports",
+    "loans",
+    "students",
+    "revision_sessions",
+    "manual_reminders",
+    "terminals",
+    "attendance_logs",
+];
+
+/// Where the database is and how it may be used.
+#[derive(Clone, Debug)]
+pub struct Database {
+    path: PathBuf,
+    read_only: bool,
+}
+
+impl Database {
+    pub fn new(path: PathBuf, read_only: bool) -> Self {
+        Database { path, read_only }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// Opens a connection. Read-only (dry runs) never creates the file and sets
+    /// `PRAGMA query_only`; read-write creates it and switches it to WAL.
+    pub fn connect(&self) -> anyhow::Result<Connection> {
+        self.connect_inner()
+            .with_context(|| format!("cannot open database {}", self.path.display()))
+            .or_exit(Exit::IoErr)
+    }
+
+    fn connect_inner(&self) -> anyhow::Result<Connection> {
+        let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        if self.read_only {
+            if !self.path.exists() {
+                anyhow::bail!("it does not exist (run `rappel db migrate` to create it)");
+            }
+        } else {
+            flags |= OpenFlags::SQLITE_OPEN_CREATE;
+        }
+        #[allow(clippy::disallowed_methods, reason = "db.rs is where connections are opened")]
+        let conn = Connection::open_with_flags(&self.path, flags)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        if self.read_only {
+            conn.pragma_update(None, "query_only", "ON")?;
+        } else {
+            let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                anyhow::bail!("could not switch to WAL mode (got {mode}); is it on a network file system?");
+            }
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+        }
+        // Touch the schema so that a file that is not a database fails here.
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))?;
+        Ok(conn)
+    }
+
+    /// Opens a connection whose schema is current: applies pending migrations
+    /// (read-write) or refuses them (read-only), and refuses a newer schema.
+    pub fn connect_current(&self) -> anyhow::Result<Connection> {
+        let mut conn = self.connect()?;
+        let version = schema_version(&conn)?;
+        if version > LATEST {
+            return Err(newer_error(&self.path, version));
+        }
+        if version < LATEST {
+            if self.read_only {
+                return Err(fail(
+                    Exit::IoErr,
+                    format!(
+                        "database {} needs migrations (schema {version}, this rappel needs {LATEST}); run `rappel db migrate`",
+                        self.path.display()
+                    ),
+                ));
+            }
+            migrate(&mut conn)?;
+        }
+        Ok(conn)
+    }
+}
+
+fn newer_error(path: &Path, version: u32) -> anyhow::Error {
+    fail(
+        Exit::IoErr,
+        format!(
+            "database {} has schema {version}, newer than this rappel understands ({LATEST}); upgrade rappel",
+            path.display()
+        ),
+    )
+}
+
+/// The schema version recorded in `rappel_meta` (0 for a fresh database).
+pub fn schema_version(conn: &Connection) -> anyhow::Result<u32> {
+    let has_meta: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'rappel_meta')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_meta {
+        return Ok(0);
+    }
+    let v: Option<String> = conn
+        .query_row("SELECT value FROM rappel_meta WHERE key = 'schema_version'", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    match v {
+        None => Ok(0),
+        Some(v) => v.parse().map_err(|_| {
+            fail(
+                Exit::IoErr,
+                format!("rappel_meta.schema_version is {v:?}, not a number"),
+            )
+        }),
+    }
+}
+
+/// Applies pending migrations, each inside `BEGIN IMMEDIATE`; returns their names.
+pub fn migrate(conn: &mut Connection) -> anyhow::Result<Vec<&'static str>> {
+    let mut applied = Vec::new();
+    for m in MIGRATIONS {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute_batch("CREATE TABLE IF NOT EXISTS rappel_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")?;
+        // Re-read under the write lock: another process may have migrated meanwhile.
+        let current = schema_version(&tx)?;
+        if current > LATEST {
+            return Err(newer_error(Path::new(tx.path().unwrap_or("?")), current));
+        }
+        if current >= m.version {
+            continue;
+        }
+        tx.execute_batch(m.sql)
+            .with_context(|| format!("migration {} failed", m.name))
+            .or_exit(Exit::IoErr)?;
+        tx.execute(
+            "INSERT INTO rappel_meta (key, value) VALUES ('schema_version', ?1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [m.version.to_string()],
+        )?;
+        tx.commit()?;
+        applied.push(m.name);
+    }
+    Ok(applied)
+}
+
+/// Problems with the host's input tables: a missing table or column.
+pub fn input_table_problems(conn: &Connection) -> anyhow::Result<Vec<String>> {
+    #[allow(clippy::disallowed_methods, reason = "db.rs is where connections are opened")]
+    let mut reference = Connection::open_in_memory()?;
+    migrate(&mut reference)?;
+    let mut problems = Vec::new();
+    for table in INPUT_TABLES {
+        let want = columns(&reference, table)?;
+        let have = columns(conn, table)?;
+        if have.is_empty() {
+            problems.push(format!("table {table} is missing"));
+            continue;
+        }
+        for col in want.iter().filter(|c| !have.contains(c)) {
+            problems.push(format!("table {table} has no column {col}"));
+        }
+    }
+    Ok(problems)
+}
+
+fn columns(conn: &Connection, table: &str) -> anyhow::Result<Vec<String>> {
+    let mut stmt = conn.prepare("SELECT name FROM pragma_table_info(?1)")?;
+    let names = stmt.query_map([table], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    Ok(names)
+}
+
+/// Whether an error means the database stayed locked past the busy timeout.
+pub fn is_busy(err: &rusqlite::Error) -> bool {
+    matches!(
+        err.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}

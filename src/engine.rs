@@ -1,0 +1,230 @@
+//! The delivery engine: the one place that sends. Jobs plan rows into
+//! `deliveries`; the engine claims due rows, sends each through its channel,
+//! records each outcome right after the send, and retries with backoff.
+
+pub mod backoff;
+pub mod claim;
+pub mod lock;
+pub mod plan;
+pub mod record;
+pub mod tally;
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+
+use crate::channels::{Channels, Outgoing, SendError};
+use crate::clock::Clock;
+use crate::config::DeliveryConfig;
+use crate::db::Database;
+use crate::exit::Exit;
+use claim::{Claimed, Scope};
+use record::{Effect, Recorder, SourceHook};
+use tally::Tally;
+
+/// Rows one worker claims at a time.
+const CLAIM_BATCH: usize = 8;
+
+pub struct Engine<'a> {
+    pub db: &'a Database,
+    pub clock: Clock,
+    pub delivery: &'a DeliveryConfig,
+    pub channels: &'a Channels,
+    pub hooks: &'a [&'a dyn SourceHook],
+    pub run_id: String,
+}
+
+/// State the workers of one run share.
+struct Shared {
+    stopped: AtomicBool,
+    rate: RateLimiter,
+}
+
+impl Engine<'_> {
+    /// Sends every due row in `scope`, with as many workers as the channels allow.
+    pub fn deliver(&self, scope: &Scope) -> anyhow::Result<Tally> {
+        let mut tally = Tally::default();
+        let conn = self.db.connect()?;
+        let reclaimed = claim::reclaim_expired(&conn, self.clock.wall())?;
+        if reclaimed > 0 {
+            log::warn!("{reclaimed} message(s) whose sender stopped mid-send are pending again");
+        }
+        if scope.force {
+            claim::rearm_exhausted(&conn, scope)?;
+        }
+        let channels = self.channels.configured();
+        for (channel, count) in claim::stranded(&conn, scope, &channels, self.clock.now())? {
+            log::error!("{count} {channel} message(s) are due but no {channel} transport is configured");
+            tally.raise(Exit::Config);
+        }
+        drop(conn);
+
+        let shared = Shared {
+            stopped: AtomicBool::new(false),
+            rate: RateLimiter::new(self.delivery.rate_per_s),
+        };
+        let workers = self.channels.parallelism().max(1);
+        let results: Vec<anyhow::Result<Tally>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| s.spawn(|| self.worker(scope, &channels, &shared)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("a delivery worker panicked")))
+                })
+                .collect()
+        });
+        for r in results {
+            tally.merge(r?);
+        }
+        Ok(tally)
+    }
+
+    fn worker(&self, scope: &Scope, channels: &[&str], shared: &Shared) -> anyhow::Result<Tally> {
+        let mut tally = Tally::default();
+        let mut conn = self.db.connect()?;
+        let recorder = Recorder {
+            run_id: &self.run_id,
+            delivery: self.delivery,
+            hooks: self.hooks,
+            now: self.clock.now(),
+        };
+        let now = self.clock.now();
+        let claimer = claim::Claimer {
+            run_id: &self.run_id,
+            scope,
+            channels,
+            now,
+            lease: self.delivery.lease,
+        };
+        // A row is only sent while a quarter of its lease remains: the lease
+        // exceeds four send timeouts, so the send ends before the lease does.
+        let margin = ChronoDuration::from_std(self.delivery.lease / 4).unwrap_or(ChronoDuration::minutes(2));
+        loop {
+            if shared.stopped.load(Ordering::SeqCst) {
+                break;
+            }
+            let batch = claim::claim(&mut conn, &claimer, self.clock.wall(), CLAIM_BATCH)?;
+            if batch.is_empty() {
+                break;
+            }
+            for row in &batch {
+                let effect = if shared.stopped.load(Ordering::SeqCst) {
+                    recorder.release(&mut conn, row, None)?
+                } else if is_expired(row, now) {
+                    recorder.expired(&mut conn, row)?
+                } else if self.clock.wall() + margin >= row.lease_until {
+                    recorder.release(&mut conn, row, None)?
+                } else {
+                    shared.rate.wait();
+                    self.send_one(&mut conn, &recorder, row, shared)?
+                };
+                count(&mut tally, effect, row);
+            }
+        }
+        Ok(tally)
+    }
+
+    fn send_one(
+        &self,
+        conn: &mut rusqlite::Connection,
+        recorder: &Recorder<'_>,
+        row: &Claimed,
+        shared: &Shared,
+    ) -> anyhow::Result<Effect> {
+        let outgoing = Outgoing {
+            kind: &row.kind,
+            dedupe_key: &row.dedupe_key,
+            recipient: &row.recipient,
+            subject: &row.subject,
+            body: &row.body,
+            html: row.html.as_deref(),
+        };
+        let effect = match self.channels.send(&row.channel, &outgoing, self.clock.wall()) {
+            Ok(sent) => {
+                log::info!("sent {} via {} to {}", row.kind, row.channel, row.recipient);
+                recorder.sent(conn, row, &sent)?
+            }
+            Err(err) => {
+                if matches!(err, SendError::Credentials(_)) {
+                    if !shared.stopped.swap(true, Ordering::SeqCst) {
+                        log::error!("{}: stopping {} delivery for this run", err.reason(), row.channel);
+                    }
+                } else {
+                    log::warn!("{} via {} to {}: {err}", row.kind, row.channel, row.recipient);
+                }
+                recorder.failed(conn, row, &err)?
+            }
+        };
+        Ok(effect)
+    }
+}
+
+fn is_expired(row: &Claimed, now: DateTime<Utc>) -> bool {
+    row.valid_until
+        .as_deref()
+        .and_then(crate::instant::parse)
+        .is_some_and(|until| now > until)
+}
+
+fn count(tally: &mut Tally, effect: Effect, row: &Claimed) {
+    let c = &mut tally.counts;
+    match effect {
+        Effect::Sent => c.sent += 1,
+        Effect::Failed { permanent: true } => {
+            c.failed += 1;
+            tally.raise(Exit::DataErr);
+        }
+        Effect::Failed { permanent: false } => {
+            c.failed += 1;
+            tally.raise(Exit::TempFail);
+        }
+        Effect::Retrying => {
+            c.retrying += 1;
+            tally.raise(Exit::TempFail);
+        }
+        Effect::Skipped => c.skipped += 1,
+        Effect::Released => {}
+        Effect::Rejected => tally.raise(Exit::Config),
+        Effect::LostLease => log::warn!(
+            "delivery {} ({} to {}): lease expired during the send; another run may have sent it too",
+            row.id,
+            row.kind,
+            row.recipient
+        ),
+    }
+}
+
+/// Spaces sends `1 / rate` seconds apart across all workers (0 = unlimited).
+struct RateLimiter {
+    interval: Option<Duration>,
+    next: Mutex<Instant>,
+}
+
+impl RateLimiter {
+    fn new(rate_per_s: f64) -> Self {
+        RateLimiter {
+            interval: (rate_per_s > 0.0).then(|| Duration::from_secs_f64(1.0 / rate_per_s)),
+            next: Mutex::new(Instant::now()),
+        }
+    }
+
+    fn wait(&self) {
+        let Some(interval) = self.interval else { return };
+        let slot = {
+            let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+            let now = Instant::now();
+            let slot = (*next).max(now);
+            *next = slot + interval;
+            slot
+        };
+        let now = Instant::now();
+        if slot > now {
+            std::thread::sleep(slot - now);
+        }
+    }
+}

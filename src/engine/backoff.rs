@@ -1,0 +1,56 @@
+//! When a temporarily failed message is tried again: `base * 2^(attempt-1)`,
+//! +-10 % jitter, capped, and never before the server's `Retry-After`.
+
+use std::hash::{BuildHasher, Hasher};
+use std::time::Duration;
+
+pub fn delay(attempt: u32, base: Duration, cap: Duration, retry_after: Option<Duration>) -> Duration {
+    let exp = attempt.saturating_sub(1).min(30);
+    let raw = base.saturating_mul(1u32 << exp).min(cap);
+    let jittered = raw.mul_f64(0.9 + 0.2 * unit_random()).min(cap);
+    match retry_after {
+        Some(ra) => jittered.max(ra),
+        None => jittered,
+    }
+}
+
+/// A number in [0, 1): the hasher's random keys are enough for jitter.
+fn unit_random() -> f64 {
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: Duration = Duration::from_secs(60);
+    const CAP: Duration = Duration::from_secs(21_600);
+
+    #[test]
+    fn doubles_within_jitter() {
+        for (attempt, nominal) in [(1, 60.0), (2, 120.0), (3, 240.0), (5, 960.0)] {
+            for _ in 0..50 {
+                let d = delay(attempt, BASE, CAP, None).as_secs_f64();
+                assert!(
+                    d >= nominal * 0.9 - 1e-9 && d <= nominal * 1.1 + 1e-9,
+                    "attempt {attempt}: {d}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn never_exceeds_the_cap() {
+        for attempt in [10, 20, 31, 100, u32::MAX] {
+            assert!(delay(attempt, BASE, CAP, None) <= CAP);
+        }
+    }
+
+    #[test]
+    fn honours_retry_after() {
+        let ra = Duration::from_secs(3_600);
+        assert!(delay(1, BASE, CAP, Some(ra)) >= ra);
+    }
+}

@@ -1,0 +1,179 @@
+//! Claiming: expired leases go back to pending, and due rows are taken with one
+//! `UPDATE ... RETURNING` inside `BEGIN IMMEDIATE`, never a SELECT then UPDATE,
+//! so two processes never hold the same row.
+
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use rusqlite::{Connection, TransactionBehavior, params};
+
+use crate::instant;
+
+/// A delivery row this process holds until `lease_until` (wall time).
+#[derive(Debug)]
+pub struct Claimed {
+    pub id: i64,
+    pub job: String,
+    pub kind: String,
+    pub dedupe_key: String,
+    pub source_table: Option<String>,
+    pub source_id: Option<i64>,
+    pub channel: String,
+    pub recipient: String,
+    pub subject: String,
+    pub body: String,
+    pub html: Option<String>,
+    pub attempts: u32,
+    pub valid_until: Option<String>,
+    pub lease_until: DateTime<Utc>,
+}
+
+/// Which rows a run may take.
+#[derive(Clone, Debug)]
+pub struct Scope {
+    /// `None`: every job's rows (`rappel deliver`).
+    pub job: Option<&'static str>,
+    /// Ignore `next_attempt_at` (and, before claiming, `max_attempts`).
+    pub force: bool,
+}
+
+/// Returns rows whose lease has passed to `pending`, keeping `attempts`.
+pub fn reclaim_expired(conn: &Connection, wall: DateTime<Utc>) -> rusqlite::Result<usize> {
+    conn.execute(
+        "UPDATE deliveries SET status = 'pending', claimed_by = NULL, lease_until = NULL,
+                last_error = 'lease expired'
+         WHERE status = 'sending' AND lease_until < ?1",
+        [instant::format(wall)],
+    )
+}
+
+/// `--force`: temporarily failed rows (attempts exhausted) get one more try.
+pub fn rearm_exhausted(conn: &Connection, scope: &Scope) -> rusqlite::Result<usize> {
+    conn.execute(
+        "UPDATE deliveries SET status = 'pending', next_attempt_at = NULL
+         WHERE status = 'failed' AND error_class = 'temporary' AND (?1 IS NULL OR job = ?1)",
+        [scope.job],
+    )
+}
+
+/// What a run may claim: its id, scope and usable channels.
+pub struct Claimer<'a> {
+    pub run_id: &'a str,
+    pub scope: &'a Scope,
+    pub channels: &'a [&'a str],
+    pub now: DateTime<Utc>,
+    pub lease: std::time::Duration,
+}
+
+/// A due row read without claiming it (dry runs).
+#[derive(Debug)]
+pub struct Pending {
+    pub kind: String,
+    pub channel: String,
+    pub recipient: String,
+    pub subject: String,
+    pub attempts: u32,
+}
+
+/// Takes up to `limit` due rows on the claimer's channels, leased from `wall`.
+pub fn claim(
+    conn: &mut Connection,
+    c: &Claimer<'_>,
+    wall: DateTime<Utc>,
+    limit: usize,
+) -> rusqlite::Result<Vec<Claimed>> {
+    let (run_id, scope, channels, now, lease) = (c.run_id, c.scope, c.channels, c.now, c.lease);
+    let lease_until = wall + ChronoDuration::from_std(lease).unwrap_or(ChronoDuration::minutes(10));
+    let channels_json = serde_json::to_string(channels).unwrap_or_else(|_| "[]".into());
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut rows = {
+        let mut stmt = tx.prepare_cached(
+            "UPDATE deliveries
+             SET status = 'sending', attempts = attempts + 1, claimed_by = ?1, lease_until = ?2
+             WHERE id IN (
+                 SELECT id FROM deliveries
+                 WHERE status = 'pending'
+                   AND (?3 OR next_attempt_at IS NULL OR next_attempt_at <= ?4)
+                   AND (?5 IS NULL OR job = ?5)
+                   AND channel IN (SELECT value FROM json_each(?6))
+                 ORDER BY id
+                 LIMIT ?7)
+             RETURNING id, job, kind, dedupe_key, source_table, source_id, channel, recipient,
+                       subject, body, html_body, attempts, valid_until",
+        )?;
+        let mapped = stmt.query_map(
+            params![
+                run_id,
+                instant::format(lease_until),
+                scope.force,
+                instant::format(now),
+                scope.job,
+                channels_json,
+                limit as i64
+            ],
+            |r| {
+                Ok(Claimed {
+                    id: r.get(0)?,
+                    job: r.get(1)?,
+                    kind: r.get(2)?,
+                    dedupe_key: r.get(3)?,
+                    source_table: r.get(4)?,
+                    source_id: r.get(5)?,
+                    channel: r.get(6)?,
+                    recipient: r.get(7)?,
+                    subject: r.get(8)?,
+                    body: r.get(9)?,
+                    html: r.get(10)?,
+                    attempts: r.get(11)?,
+                    valid_until: r.get(12)?,
+                    lease_until,
+                })
+            },
+        )?;
+        mapped.collect::<rusqlite::Result<Vec<_>>>()?
+    };
+    tx.commit()?;
+    rows.sort_by_key(|c| c.id);
+    Ok(rows)
+}
+
+/// Due pending rows on channels this run cannot use, by channel.
+pub fn stranded(
+    conn: &Connection,
+    scope: &Scope,
+    channels: &[&str],
+    now: DateTime<Utc>,
+) -> rusqlite::Result<Vec<(String, i64)>> {
+    let channels_json = serde_json::to_string(channels).unwrap_or_else(|_| "[]".into());
+    let mut stmt = conn.prepare(
+        "SELECT channel, count(*) FROM deliveries
+         WHERE status = 'pending' AND (?1 OR next_attempt_at IS NULL OR next_attempt_at <= ?2)
+           AND (?3 IS NULL OR job = ?3)
+           AND channel NOT IN (SELECT value FROM json_each(?4))
+         GROUP BY channel",
+    )?;
+    let rows = stmt.query_map(
+        params![scope.force, instant::format(now), scope.job, channels_json],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    rows.collect()
+}
+
+/// Due pending rows, read without claiming (dry runs).
+pub fn preview(conn: &Connection, scope: &Scope, now: DateTime<Utc>) -> rusqlite::Result<Vec<Pending>> {
+    let mut stmt = conn.prepare(
+        "SELECT kind, channel, recipient, subject, attempts FROM deliveries
+         WHERE (status = 'pending' AND (?1 OR next_attempt_at IS NULL OR next_attempt_at <= ?2)
+                OR (?1 AND status = 'failed' AND error_class = 'temporary'))
+           AND (?3 IS NULL OR job = ?3)
+         ORDER BY id",
+    )?;
+    let rows = stmt.query_map(params![scope.force, instant::format(now), scope.job], |r| {
+        Ok(Pending {
+            kind: r.get(0)?,
+            channel: r.get(1)?,
+            recipient: r.get(2)?,
+            subject: r.get(3)?,
+            attempts: r.get(4)?,
+        })
+    })?;
+    rows.collect()
+}

@@ -1,0 +1,152 @@
+//! Recording each message's outcome right after its send, in its own
+//! transaction together with the source row's bookkeeping. A row whose lease
+//! this process no longer holds is left alone.
+
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use rusqlite::{Connection, Transaction, TransactionBehavior, params};
+
+use super::backoff;
+use super::claim::Claimed;
+use crate::channels::{SendError, Sent};
+use crate::config::DeliveryConfig;
+use crate::instant;
+
+/// Keeps a source table's status column in step with its deliveries
+/// (`scheduled_reports.status`, `manual_reminders.sent_at`).
+pub trait SourceHook: Sync {
+    /// The `source_table` value this hook owns.
+    fn table(&self) -> &'static str;
+    /// Called inside the transaction that recorded a delivery's new state.
+    fn after_outcome(&self, tx: &Transaction<'_>, source_id: i64, now: DateTime<Utc>) -> rusqlite::Result<()>;
+}
+
+/// What happened to a claimed row, for the run's counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Effect {
+    Sent,
+    /// Permanent failure, or temporary with attempts exhausted.
+    Failed {
+        permanent: bool,
+    },
+    Retrying,
+    /// Not attempted (expired validity).
+    Skipped,
+    /// Given back without counting the attempt (lease too short, run stopping).
+    Released,
+    /// Given back because the transport rejected our credentials (exit 78).
+    Rejected,
+    /// Another process took the row after our lease expired.
+    LostLease,
+}
+
+pub struct Recorder<'a> {
+    pub run_id: &'a str,
+    pub delivery: &'a DeliveryConfig,
+    pub hooks: &'a [&'a dyn SourceHook],
+    pub now: DateTime<Utc>,
+}
+
+impl Recorder<'_> {
+    pub fn sent(&self, conn: &mut Connection, row: &Claimed, sent: &Sent) -> rusqlite::Result<Effect> {
+        self.update(
+            conn,
+            row,
+            "status = 'sent', sent_at = ?3, provider_ref = ?4, error_class = NULL, last_error = NULL,
+             next_attempt_at = NULL, lease_until = NULL",
+            params![row.id, self.run_id, instant::format(self.now), sent.provider_ref],
+            Effect::Sent,
+        )
+    }
+
+    pub fn failed(&self, conn: &mut Connection, row: &Claimed, err: &SendError) -> rusqlite::Result<Effect> {
+        match err {
+            SendError::Permanent(reason) => self.update(
+                conn,
+                row,
+                "status = 'failed', error_class = 'permanent', last_error = ?3, lease_until = NULL",
+                params![row.id, self.run_id, reason],
+                Effect::Failed { permanent: true },
+            ),
+            SendError::Temporary { reason, retry_after } => {
+                if row.attempts >= self.delivery.max_attempts {
+                    let reason = format!("{reason} (gave up after {} attempts)", row.attempts);
+                    return self.update(
+                        conn,
+                        row,
+                        "status = 'failed', error_class = 'temporary', last_error = ?3, lease_until = NULL,
+                         next_attempt_at = NULL",
+                        params![row.id, self.run_id, reason],
+                        Effect::Failed { permanent: false },
+                    );
+                }
+                let wait = backoff::delay(
+                    row.attempts,
+                    self.delivery.retry_base,
+                    self.delivery.retry_cap,
+                    *retry_after,
+                );
+                let next = self.now + ChronoDuration::from_std(wait).unwrap_or(ChronoDuration::hours(6));
+                self.update(
+                    conn,
+                    row,
+                    "status = 'pending', error_class = 'temporary', last_error = ?3, next_attempt_at = ?4,
+                     claimed_by = NULL, lease_until = NULL",
+                    params![row.id, self.run_id, reason, instant::format(next)],
+                    Effect::Retrying,
+                )
+            }
+            SendError::Credentials(reason) => Ok(match self.release(conn, row, Some(("credentials", reason)))? {
+                Effect::Released => Effect::Rejected,
+                other => other,
+            }),
+        }
+    }
+
+    /// The row is past its validity: it is not sent, and says why.
+    pub fn expired(&self, conn: &mut Connection, row: &Claimed) -> rusqlite::Result<Effect> {
+        let reason = format!("not sent: valid until {}", row.valid_until.as_deref().unwrap_or("?"));
+        self.update(
+            conn,
+            row,
+            "status = 'failed', error_class = 'permanent', last_error = ?3, lease_until = NULL",
+            params![row.id, self.run_id, reason],
+            Effect::Skipped,
+        )
+    }
+
+    /// Gives the row back to `pending` without counting the attempt.
+    pub fn release(&self, conn: &mut Connection, row: &Claimed, why: Option<(&str, &str)>) -> rusqlite::Result<Effect> {
+        let (class, reason) = why.unzip();
+        self.update(
+            conn,
+            row,
+            "status = 'pending', attempts = max(attempts - 1, 0), claimed_by = NULL, lease_until = NULL,
+             error_class = coalesce(?3, error_class), last_error = coalesce(?4, last_error)",
+            params![row.id, self.run_id, class, reason],
+            Effect::Released,
+        )
+    }
+
+    fn update(
+        &self,
+        conn: &mut Connection,
+        row: &Claimed,
+        set: &str,
+        params: &[&dyn rusqlite::ToSql],
+        effect: Effect,
+    ) -> rusqlite::Result<Effect> {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let sql = format!("UPDATE deliveries SET {set} WHERE id = ?1 AND claimed_by = ?2 AND status = 'sending'");
+        let changed = tx.prepare_cached(&sql)?.execute(params)?;
+        if changed == 0 {
+            return Ok(Effect::LostLease);
+        }
+        if let (Some(table), Some(source_id)) = (row.source_table.as_deref(), row.source_id)
+            && let Some(hook) = self.hooks.iter().find(|h| h.table() == table)
+        {
+            hook.after_outcome(&tx, source_id, self.now)?;
+        }
+        tx.commit()?;
+        Ok(effect)
+    }
+}

@@ -1,0 +1,145 @@
+//! Instants as rappel stores them (UTC `YYYY-MM-DDTHH:MM:SSZ`) and as host
+//! applications write them (fractional seconds, offsets, Django's
+//! `YYYY-MM-DD HH:MM:SS`), always compared after parsing, never as text.
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+use chrono_tz::Tz;
+
+/// The one format rappel writes; its text order is its time order.
+pub fn format(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// Parses an instant written by a host application; `None` when it is not one.
+pub fn parse(s: &str) -> Option<DateTime<Utc>> {
+    let s = s.trim();
+    if s.len() < 19 || !s.is_char_boundary(10) {
+        return None;
+    }
+    // Django and SQLite's CURRENT_TIMESTAMP separate date and time with a space.
+    let normalized;
+    let s = if s.as_bytes()[10] == b' ' {
+        normalized = format!("{}T{}", &s[..10], &s[11..]);
+        normalized.as_str()
+    } else {
+        s
+    };
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    // Without an offset the value is taken as UTC, as DESIGN §4 says.
+    NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+        .ok()
+        .map(|naive| naive.and_utc())
+}
+
+/// Parses a due date that may be date-only: `YYYY-MM-DD` means 23:59:59 that
+/// day in `zone`.
+pub fn parse_due(s: &str, zone: Tz) -> Option<DateTime<Utc>> {
+    let trimmed = s.trim();
+    if trimmed.len() == 10 {
+        let date = NaiveDate::parse_from_str(trimmed, "%Y-%m-%d").ok()?;
+        let end = date.and_time(NaiveTime::from_hms_opt(23, 59, 59)?);
+        return Some(local_to_utc(end, zone));
+    }
+    parse(trimmed)
+}
+
+/// A local wall time in `zone` as an instant: a time inside a spring-forward gap
+/// means the first instant after the gap; an ambiguous one (fall back) the earlier.
+pub fn local_to_utc(local: NaiveDateTime, zone: Tz) -> DateTime<Utc> {
+    use chrono::LocalResult;
+    match zone.from_local_datetime(&local) {
+        LocalResult::Single(t) => t.with_timezone(&Utc),
+        LocalResult::Ambiguous(earlier, _) => earlier.with_timezone(&Utc),
+        LocalResult::None => {
+            // Gaps are at most a few hours; walk forward minute by minute to the
+            // first local time that exists, which is the end of the gap.
+            let mut probe = local;
+            for _ in 0..(24 * 60) {
+                probe += chrono::Duration::minutes(1);
+                let truncated = probe
+                    .date()
+                    .and_hms_opt(chrono::Timelike::hour(&probe), chrono::Timelike::minute(&probe), 0)
+                    .unwrap_or(probe);
+                if let Some(t) = zone.from_local_datetime(&truncated).earliest() {
+                    return t.with_timezone(&Utc);
+                }
+            }
+            local.and_utc()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn accepts_every_documented_form() {
+        let want = utc("2026-01-05T23:00:00Z");
+        for s in [
+            "2026-01-05T23:00:00Z",
+            "2026-01-05T23:00:00.000Z",
+            "2026-01-05 23:00:00",
+            "2026-01-05 23:00:00.123",
+            "2026-01-06T00:00:00+01:00",
+            "2026-01-05 23:00:00+00:00",
+            "2026-01-05T23:00:00",
+        ] {
+            let got = parse(s).unwrap_or_else(|| panic!("{s} should parse"));
+            assert_eq!(got.timestamp(), want.timestamp(), "{s}");
+        }
+    }
+
+    #[test]
+    fn compares_as_instants_not_text() {
+        let django = parse("2026-01-05 23:00:00").unwrap();
+        let iso = parse("2026-01-05T10:00:00Z").unwrap();
+        assert!(django > iso, "as text the order would be reversed");
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        for s in ["", "yesterday", "2026-13-05 10:00:00", "2026-01-05", "05/01/2026 10:00"] {
+            assert!(parse(s).is_none(), "{s} should not parse");
+        }
+    }
+
+    #[test]
+    fn date_only_due_is_end_of_local_day() {
+        let zone: Tz = "Europe/Paris".parse().unwrap();
+        assert_eq!(parse_due("2026-07-01", zone).unwrap(), utc("2026-07-01T21:59:59Z"));
+    }
+
+    #[test]
+    fn spring_forward_gap_means_first_instant_after() {
+        let zone: Tz = "Europe/Paris".parse().unwrap();
+        let local = NaiveDate::from_ymd_opt(2026, 3, 29)
+            .unwrap()
+            .and_hms_opt(2, 30, 0)
+            .unwrap();
+        assert_eq!(local_to_utc(local, zone), utc("2026-03-29T01:00:00Z"));
+    }
+
+    #[test]
+    fn fall_back_ambiguity_means_earlier() {
+        let zone: Tz = "Europe/Paris".parse().unwrap();
+        let local = NaiveDate::from_ymd_opt(2026, 10, 25)
+            .unwrap()
+            .and_hms_opt(2, 30, 0)
+            .unwrap();
+        assert_eq!(local_to_utc(local, zone), utc("2026-10-25T00:30:00Z"));
+    }
+
+    #[test]
+    fn format_round_trips() {
+        let t = utc("2026-11-21T07:00:05Z");
+        assert_eq!(format(t), "2026-11-21T07:00:05Z");
+        assert_eq!(parse(&format(t)), Some(t));
+    }
+}

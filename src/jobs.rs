@@ -1,0 +1,33 @@
+//! The jobs: each turns stored rows into planned messages for the engine. A
+//! job plans; it never sends, and never imports another job.
+
+pub mod delay_alerts;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
+use crate::config::Locale;
+use crate::engine::plan::Planned;
+use crate::templates::Templates;
+
+/// What every job's planning needs besides its own configuration.
+pub struct PlanCtx<'a> {
+    pub now: DateTime<Utc>,
+    pub zone: Tz,
+    pub locale: Locale,
+    pub site_url: Option<&'a str>,
+    pub templates: &'a Templates,
+    pub dry_run: bool,
+    pub force: bool,
+}
+
+/// What planning produced.
+#[derive(Debug, Default)]
+pub struct PlanReport {
+    /// Messages newly planned (or, in a dry run, that would be).
+    pub planned: Vec<Planned>,
+    /// Items not due a message, with their reason (not failures).
+    pub skipped: Vec<String>,
+    /// Rows that could not be read (exit 65).
+    pub data_errors: u64,
+}

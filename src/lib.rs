@@ -1,0 +1,16 @@
+//! rappel: sends the recurring messages and data pushes small business
+//! applications depend on, from cron, never twice and never lost.
+
+pub mod app;
+pub mod channels;
+pub mod cli;
+pub mod clock;
+pub mod cmd;
+pub mod config;
+pub mod db;
+pub mod engine;
+pub mod exit;
+pub mod instant;
+pub mod jobs;
+pub mod output;
+pub mod templates;

@@ -1,0 +1,171 @@
+//! Message templates (minijinja 3): built-ins compiled into the binary, a file
+//! with the same relative name under `templates_dir` overriding one. Undefined
+//! variables are errors; `.html` templates are autoescaped.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use minijinja::syntax::SyntaxConfig;
+use minijinja::value::Serde;
+use minijinja::{Environment, ErrorKind, UndefinedBehavior};
+use serde::Serialize;
+
+use crate::config::Locale;
+
+include!(concat!(env!("OUT_DIR"), "/builtin_templates.rs"));
+
+/// One message rendered for one recipient.
+#[derive(Clone, Debug, Serialize)]
+pub struct Rendered {
+    pub subject: String,
+    pub text: String,
+    pub html: Option<String>,
+    /// WhatsApp / SMS body, for kinds that have one.
+    pub short: Option<String>,
+}
+
+pub struct Templates {
+    env: Environment<'static>,
+}
+
+impl Templates {
+    pub fn new(overrides: Option<PathBuf>) -> anyhow::Result<Self> {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_syntax(SyntaxConfig::builder().trim_blocks(true).lstrip_blocks(true).build()?);
+        env.set_loader(move |name: &str| {
+            if name.split('/').any(|part| part == ".." || part.is_empty()) {
+                return Ok(None);
+            }
+            if let Some(dir) = &overrides {
+                let path = dir.join(name);
+                match std::fs::read_to_string(&path) {
+                    Ok(source) => return Ok(Some(source)),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        return Err(minijinja::Error::new(
+                            ErrorKind::InvalidOperation,
+                            format!("cannot read {}: {e}", path.display()),
+                        ));
+                    }
+                }
+            }
+            Ok(BUILTIN.iter().find(|(n, _)| *n == name).map(|(_, s)| s.to_string()))
+        });
+        Ok(Templates { env })
+    }
+
+    /// Renders `<locale>/<kind>.subject.txt`, `.txt`, and, where they exist,
+    /// `.html` and `.short.txt`.
+    pub fn render(&self, locale: Locale, kind: &str, ctx: &impl Serialize) -> anyhow::Result<Rendered> {
+        let subject = self
+            .part(locale, kind, "subject.txt", ctx)?
+            .with_context(|| format!("template {}/{kind}.subject.txt is missing", locale.as_str()))?;
+        let text = self
+            .part(locale, kind, "txt", ctx)?
+            .with_context(|| format!("template {}/{kind}.txt is missing", locale.as_str()))?;
+        Ok(Rendered {
+            subject: one_line(&subject),
+            text,
+            html: self.part(locale, kind, "html", ctx)?,
+            short: self.part(locale, kind, "short.txt", ctx)?,
+        })
+    }
+
+    fn part(&self, locale: Locale, kind: &str, ext: &str, ctx: &impl Serialize) -> anyhow::Result<Option<String>> {
+        let name = format!("{}/{kind}.{ext}", locale.as_str());
+        let template = match self.env.get_template(&name) {
+            Ok(t) => t,
+            Err(e) if e.kind() == ErrorKind::TemplateNotFound => return Ok(None),
+            Err(e) => return Err(anyhow::Error::new(e).context(format!("template {name}"))),
+        };
+        let out = template
+            .render(Serde(ctx))
+            .map_err(|e| anyhow::anyhow!("{}", describe(&e)))
+            .with_context(|| format!("cannot render template {name}"))?;
+        Ok(Some(out))
+    }
+}
+
+/// minijinja's error with its source location, on one line.
+fn describe(e: &minijinja::Error) -> String {
+    match (e.name(), e.line()) {
+        (Some(name), Some(line)) => format!("{} ({name} line {line})", e.detailed_display_short()),
+        _ => e.detailed_display_short(),
+    }
+}
+
+trait ShortDisplay {
+    fn detailed_display_short(&self) -> String;
+}
+
+impl ShortDisplay for minijinja::Error {
+    fn detailed_display_short(&self) -> String {
+        match self.detail() {
+            Some(detail) => format!("{}: {detail}", self.kind()),
+            None => self.kind().to_string(),
+        }
+    }
+}
+
+/// Subjects are one line: CR and LF would let data inject headers.
+fn one_line(s: &str) -> String {
+    s.split(['\r', '\n'])
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// An instant as a person reads it in their zone and language.
+pub fn local_datetime(t: DateTime<Utc>, zone: Tz, locale: Locale) -> String {
+    let local = t.with_timezone(&zone);
+    match locale {
+        Locale::Fr => local.format("%d/%m/%Y %H:%M").to_string(),
+        Locale::En => local.format("%Y-%m-%d %H:%M").to_string(),
+    }
+}
+
+/// The kinds that have built-in templates, for `config check`.
+pub fn builtin_kinds() -> Vec<&'static str> {
+    let mut kinds: Vec<&str> = BUILTIN
+        .iter()
+        .filter_map(|(name, _)| name.split_once('/').map(|(_, file)| file))
+        .filter_map(|file| file.strip_suffix(".subject.txt"))
+        .collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    kinds
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_lose_line_breaks() {
+        assert_eq!(one_line("a\r\nBcc: x@y\n"), "a Bcc: x@y");
+    }
+
+    #[test]
+    fn override_wins_and_html_is_escaped() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("en")).unwrap();
+        std::fs::write(dir.path().join("en/test.subject.txt"), "Custom {{ to }}").unwrap();
+        std::fs::write(dir.path().join("en/test.html"), "<p>{{ to }}</p>").unwrap();
+        let t = Templates::new(Some(dir.path().to_path_buf())).unwrap();
+        let ctx = serde_json::json!({"to": "<b>x</b>", "now_local": "n", "site_url": null});
+        let r = t.render(Locale::En, "test", &ctx).unwrap();
+        assert_eq!(r.subject, "Custom <b>x</b>");
+        assert_eq!(r.html.as_deref(), Some("<p>&lt;b&gt;x&lt;&#x2f;b&gt;</p>"));
+    }
+
+    #[test]
+    fn undefined_variables_are_errors() {
+        let t = Templates::new(None).unwrap();
+        let err = t.render(Locale::Fr, "test", &serde_json::json!({})).unwrap_err();
+        assert!(format!("{err:#}").contains("undefined"), "{err:#}");
+    }
+}
