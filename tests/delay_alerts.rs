@@ -1,0 +1,149 @@
+//! check-delay-alerts end to end: the real binary, a real SMTP server.
+
+mod support;
+
+use support::{SmtpServer, TestEnv};
+
+const NOW: &str = "2026-03-10T07:00:00Z";
+
+fn env_with(smtp: &SmtpServer, delay_alerts: &str) -> TestEnv {
+    TestEnv::new(smtp.port, delay_alerts)
+}
+
+const DEFAULTS: &str = "[delay_alerts]\nthreshold_days = 14\nrearm_hours = 24\n[delay_alerts.stage_threshold_days]\n\"Attente pièce\" = 21\n";
+
+#[test]
+fn due_entries_by_threshold_override_and_current_stage() {
+    let smtp = SmtpServer::start();
+    let env = env_with(&smtp, DEFAULTS);
+    let awa = env.contact("Awa", "awa@example.com");
+    env.recipient(awa, None);
+    env.ticket("T-DUE18", &[("Diagnostic", "2026-02-20T07:00:00Z")]);
+    env.ticket("T-RECENT", &[("Diagnostic", "2026-03-01T07:00:00Z")]);
+    env.ticket("T-OVERRIDE18", &[("Attente pièce", "2026-02-20T07:00:00Z")]);
+    env.ticket("T-OVERRIDE28", &[("Attente pièce", "2026-02-10T07:00:00Z")]);
+    let closed = env.ticket("T-CLOSED", &[("Diagnostic", "2026-01-01T07:00:00Z")]);
+    env.db().execute("UPDATE tickets SET closed_at = '2026-03-01T00:00:00Z' WHERE id = ?1", [closed]).unwrap();
+    env.ticket("T-MOVED", &[("Diagnostic", "2026-01-01T07:00:00Z"), ("Réparation", "2026-03-05T07:00:00Z")]);
+    // The latest entered_at is the current stage, whatever the insertion order.
+    env.ticket("T-ORDER", &[("Réparation", "2026-03-08T07:00:00Z"), ("Diagnostic", "2026-01-15T07:00:00Z")]);
+    env.ticket("T-DJANGO23", &[("Diagnostic", "2026-02-15 07:00:00")]);
+    env.ticket("T-BOUNDARY", &[("Diagnostic", "2026-02-24T07:00:00Z")]);
+    env.ticket("T-BROKEN", &[("Diagnostic", "2026-01-01T07:00:00Z"), ("Réparation", "yesterday")]);
+
+    let out = env.run(&["check-delay-alerts"], NOW).code(65);
+    assert!(out.stderr.contains("entered_at \"yesterday\" is not a timestamp"), "{}", out.stderr);
+    assert!(out.stderr.contains("ticket_events id 13"), "the warning names the row: {}", out.stderr);
+
+    let mail = smtp.mail_to("awa@example.com").decoded();
+    let due = ["T-OVERRIDE28", "T-DJANGO23", "T-DUE18"];
+    let positions: Vec<usize> = due.iter().map(|r| mail.find(r).unwrap_or_else(|| panic!("{r} missing:\n{mail}"))).collect();
+    assert!(positions[0] < positions[1] && positions[1] < positions[2], "longest in stage first:\n{mail}");
+    for not_due in ["T-RECENT", "T-OVERRIDE18", "T-CLOSED", "T-MOVED", "T-ORDER", "T-BOUNDARY", "T-BROKEN"] {
+        assert!(!mail.contains(not_due), "{not_due} should not be alerted:\n{mail}");
+    }
+    assert!(mail.contains("for 28 days (threshold: 21 days)"), "{mail}");
+    assert!(mail.contains("Subject: Delay: 3 tickets have waited too long"), "{mail}");
+    let log_rows: i64 = env.db().query_row("SELECT count(*) FROM delay_alert_log", [], |r| r.get(0)).unwrap();
+    assert_eq!(log_rows, 3);
+}
+
+#[test]
+fn recipients_stage_filters_merge_and_html_escaping() {
+    let smtp = SmtpServer::start();
+    let env = env_with(
+        &smtp,
+        "[delay_alerts]\nrecipients = [\"atelier@example.com\", \"AWA@Example.com\"]\n",
+    );
+    let awa = env.contact("Awa", "awa@example.com");
+    env.recipient(awa, None);
+    let jean = env.contact("Jean", "jean@example.com");
+    env.recipient(jean, Some("Réparation, Contrôle"));
+    let bob = env.contact("Bob", "bob@example.com");
+    env.recipient(bob, None);
+    env.db().execute("UPDATE alert_recipients SET active = 0 WHERE contact_id = ?1", [bob]).unwrap();
+    let nomail = env.contact("No Mail", "");
+    env.recipient(nomail, None);
+    env.ticket("T-DIAG", &[("Diagnostic", "2026-02-01T07:00:00Z")]);
+    let rep = env.ticket("T-REP", &[("Réparation", "2026-02-10T07:00:00Z")]);
+    env.db()
+        .execute("UPDATE tickets SET customer = '<script>alert(1)</script>' WHERE id = ?1", [rep])
+        .unwrap();
+
+    env.run(&["check-delay-alerts"], NOW).success();
+
+    assert_eq!(
+        smtp.recipients(),
+        vec!["atelier@example.com", "awa@example.com", "jean@example.com"],
+        "one digest each; Bob is inactive, config duplicates merge case-insensitively"
+    );
+    let jean_mail = smtp.mail_to("jean@example.com").decoded();
+    assert!(jean_mail.contains("T-REP") && !jean_mail.contains("T-DIAG"), "{jean_mail}");
+    let awa_mail = smtp.mail_to("awa@example.com").decoded();
+    assert!(awa_mail.contains("T-REP") && awa_mail.contains("T-DIAG"), "{awa_mail}");
+    assert!(awa_mail.find("T-DIAG") < awa_mail.find("T-REP"), "longest in stage first");
+    let html = &awa_mail[awa_mail.find("Content-Type: text/html").expect("an HTML part")..];
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;"), "{html}");
+    assert!(!html.contains("<script>"), "{html}");
+}
+
+#[test]
+fn rearm_window_force_and_stage_change() {
+    let smtp = SmtpServer::start();
+    let env = env_with(&smtp, DEFAULTS);
+    let awa = env.contact("Awa", "awa@example.com");
+    env.recipient(awa, None);
+    let ticket = env.ticket("T-1", &[("Diagnostic", "2026-02-20T07:00:00Z")]);
+
+    env.run(&["check-delay-alerts"], NOW).success();
+    assert_eq!(smtp.mails().len(), 1);
+
+    let again = env.run(&["check-delay-alerts"], "2026-03-10T08:00:00Z").success();
+    assert_eq!(smtp.mails().len(), 1, "a re-run inside rearm_hours sends nothing");
+    assert!(again.stdout.is_empty(), "nothing to do prints nothing: {}", again.stdout);
+
+    env.run(&["check-delay-alerts", "--force"], "2026-03-10T08:00:00Z").success();
+    assert_eq!(smtp.mails().len(), 2, "--force ignores the rearm window");
+
+    // Tomorrow's run starting a little earlier than today's still alerts.
+    env.run(&["check-delay-alerts"], "2026-03-11T07:50:00Z").success();
+    assert_eq!(smtp.mails().len(), 3);
+
+    // A stage change restarts the clock.
+    env.event(ticket, "Réparation", "2026-03-11T09:00:00Z");
+    env.run(&["check-delay-alerts"], "2026-03-13T09:00:00Z").success();
+    assert_eq!(smtp.mails().len(), 3, "two days in the new stage is not overdue");
+    env.run(&["check-delay-alerts"], "2026-03-25T10:00:00Z").success();
+    assert_eq!(smtp.mails().len(), 4, "fourteen days later the new entry is due");
+    assert!(smtp.mails()[3].decoded().contains("stage \"Réparation\" for 14 days"));
+}
+
+#[test]
+fn dry_run_prints_and_changes_nothing() {
+    let smtp = SmtpServer::start();
+    let env = env_with(&smtp, DEFAULTS);
+    let awa = env.contact("Awa", "awa@example.com");
+    env.recipient(awa, None);
+    env.ticket("T-1", &[("Diagnostic", "2026-02-20T07:00:00Z")]);
+    let before = env.dump();
+
+    let out = env.run(&["check-delay-alerts", "--dry-run"], NOW).success();
+    assert!(
+        out.stdout.contains("would send delay_alert via email to awa@example.com: Delay: ticket T-1 has waited 18 days"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("    T-1 Phone (Customer): Diagnostic for 18 days, threshold 14"), "{}", out.stdout);
+    let json = env.run(&["--json", "check-delay-alerts", "--dry-run"], NOW).success();
+    let summary: serde_json::Value = serde_json::from_str(json.stdout.trim()).expect("one JSON object");
+    assert_eq!(summary["planned"], 1);
+    assert_eq!(summary["messages"][0]["recipient"], "awa@example.com");
+
+    assert_eq!(env.dump(), before, "a dry run writes nothing");
+    assert!(smtp.mails().is_empty(), "a dry run sends nothing");
+    assert!(!support_lock_exists(&env), "a dry run takes no lock file");
+}
+
+fn support_lock_exists(env: &TestEnv) -> bool {
+    env.dir.path().join("rappel.db.check-delay-alerts.lock").exists()
+}

@@ -1,0 +1,344 @@
+//! The test harness: a temp folder with a config and database, the real rappel
+//! binary with a fixed `--now`, and a real SMTP server on 127.0.0.1 that records
+//! what it receives and can be told to refuse, defer or hang.
+#![allow(dead_code, clippy::disallowed_methods, reason = "test set-up writes host data directly")]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mailin_embedded::response::{self, Response};
+use mailin_embedded::{Handler, Server, SslConfig};
+use rusqlite::{params, Connection};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_rappel");
+
+/// How the SMTP server answers.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Mode {
+    Accept,
+    /// 550 for recipients containing this text; others accepted.
+    RejectRcpt(String),
+    /// 451 at end of data.
+    Defer,
+    /// 535 to MAIL FROM: credentials rejected.
+    BadCredentials,
+    /// Never answers the end of data (until this many seconds pass).
+    Hang(u64),
+}
+
+#[derive(Clone, Debug)]
+pub struct Mail {
+    pub to: Vec<String>,
+    pub data: String,
+}
+
+impl Mail {
+    /// The message with quoted-printable soft breaks and escapes decoded.
+    pub fn decoded(&self) -> String {
+        let joined = self.data.replace("=\r\n", "").replace("=\n", "");
+        let bytes = joined.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'='
+                && i + 2 < bytes.len()
+                && let Ok(b) = u8::from_str_radix(&joined[i + 1..i + 3], 16)
+            {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+            out.push(bytes[i]);
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        let prefix = format!("{name}: ");
+        self.data.lines().find_map(|l| l.strip_prefix(&prefix).map(|v| v.trim().to_string()))
+    }
+}
+
+#[derive(Default)]
+struct State {
+    mails: Vec<Mail>,
+    data_started: usize,
+}
+
+#[derive(Clone)]
+struct Recorder {
+    state: Arc<Mutex<State>>,
+    mode: Arc<Mutex<Mode>>,
+    to: Vec<String>,
+    buf: Vec<u8>,
+}
+
+impl Handler for Recorder {
+    fn mail(&mut self, _ip: std::net::IpAddr, _domain: &str, _from: &str) -> Response {
+        if *self.mode.lock().unwrap() == Mode::BadCredentials {
+            return response::INVALID_CREDENTIALS;
+        }
+        response::OK
+    }
+
+    fn rcpt(&mut self, to: &str) -> Response {
+        if let Mode::RejectRcpt(pattern) = &*self.mode.lock().unwrap()
+            && to.contains(pattern.as_str())
+        {
+            return response::NO_MAILBOX;
+        }
+        response::OK
+    }
+
+    fn data_start(&mut self, _domain: &str, _from: &str, _is8bit: bool, to: &[String]) -> Response {
+        self.to = to.to_vec();
+        self.buf.clear();
+        self.state.lock().unwrap().data_started += 1;
+        response::OK
+    }
+
+    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.buf.extend_from_slice(buf);
+        Ok(())
+    }
+
+    fn data_end(&mut self) -> Response {
+        let mode = self.mode.lock().unwrap().clone();
+        match mode {
+            Mode::Defer => return response::INTERNAL_ERROR,
+            Mode::Hang(secs) => {
+                std::thread::sleep(Duration::from_secs(secs));
+                return response::INTERNAL_ERROR;
+            }
+            _ => {}
+        }
+        let mail = Mail { to: std::mem::take(&mut self.to), data: String::from_utf8_lossy(&self.buf).into_owned() };
+        self.state.lock().unwrap().mails.push(mail);
+        response::OK
+    }
+}
+
+/// A real SMTP server on 127.0.0.1, living as long as the test process.
+pub struct SmtpServer {
+    pub port: u16,
+    state: Arc<Mutex<State>>,
+    mode: Arc<Mutex<Mode>>,
+}
+
+impl SmtpServer {
+    pub fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Self::serve(listener)
+    }
+
+    /// A server on a port chosen earlier (for "unreachable, then back").
+    pub fn start_on(port: u16) -> Self {
+        Self::serve(TcpListener::bind(("127.0.0.1", port)).unwrap())
+    }
+
+    fn serve(listener: TcpListener) -> Self {
+        let port = listener.local_addr().unwrap().port();
+        let state = Arc::new(Mutex::new(State::default()));
+        let mode = Arc::new(Mutex::new(Mode::Accept));
+        let handler = Recorder { state: state.clone(), mode: mode.clone(), to: vec![], buf: vec![] };
+        let mut server = Server::new(handler);
+        server.with_name("test.local").with_ssl(SslConfig::None).unwrap().with_num_threads(16).with_tcp_listener(listener);
+        std::thread::spawn(move || {
+            let _ = server.serve();
+        });
+        SmtpServer { port, state, mode }
+    }
+
+    pub fn set_mode(&self, mode: Mode) {
+        *self.mode.lock().unwrap() = mode;
+    }
+
+    pub fn mails(&self) -> Vec<Mail> {
+        self.state.lock().unwrap().mails.clone()
+    }
+
+    /// Messages received, by envelope recipient.
+    pub fn recipients(&self) -> Vec<String> {
+        let mut all: Vec<String> = self.mails().into_iter().flat_map(|m| m.to).collect();
+        all.sort();
+        all
+    }
+
+    pub fn mail_to(&self, addr: &str) -> Mail {
+        let mails = self.mails();
+        let found: Vec<_> = mails.iter().filter(|m| m.to.iter().any(|t| t == addr)).collect();
+        assert_eq!(found.len(), 1, "expected one mail to {addr}, got {}", found.len());
+        found[0].clone()
+    }
+
+    /// Waits until a client has started sending data.
+    pub fn wait_data_started(&self, timeout: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if self.state.lock().unwrap().data_started > 0 {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+}
+
+/// A port nothing listens on.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A temp folder with `rappel.toml` and `rappel.db`.
+pub struct TestEnv {
+    pub dir: tempfile::TempDir,
+}
+
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl TestEnv {
+    /// Email over SMTP to 127.0.0.1:`port`; `extra` is appended to the config.
+    pub fn new(port: u16, extra: &str) -> Self {
+        let env = TestEnv { dir: tempfile::tempdir().unwrap() };
+        env.write_config(&format!(
+            r#"database = "rappel.db"
+timezone = "Europe/Paris"
+locale = "en"
+
+[email]
+from = "Rappel Test <rappel@example.com>"
+transport = "smtp"
+
+[email.smtp]
+host = "127.0.0.1"
+port = {port}
+security = "none"
+timeout_s = 2
+connections = 2
+
+[delivery]
+lease_s = 10
+retry_base_s = 60
+max_attempts = 3
+{extra}"#
+        ));
+        env.run(&["db", "migrate"], "2026-03-10T07:00:00Z").success();
+        env
+    }
+
+    pub fn write_config(&self, text: &str) {
+        std::fs::write(self.config_path(), text).unwrap();
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("rappel.toml")
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("rappel.db")
+    }
+
+    pub fn db(&self) -> Connection {
+        let conn = Connection::open(self.db_path()).unwrap();
+        conn.busy_timeout(Duration::from_secs(10)).unwrap();
+        conn
+    }
+
+    pub fn command(&self, args: &[&str], now: &str) -> std::process::Command {
+        let mut cmd = std::process::Command::new(BIN);
+        cmd.arg("--config").arg(self.config_path()).arg("--now").arg(now).args(args);
+        cmd.env_remove("RAPPEL_CONFIG").env_remove("RAPPEL_NOW").current_dir(self.dir.path());
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str], now: &str) -> Output {
+        let out = self.command(args, now).output().unwrap();
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    pub fn contact(&self, name: &str, email: &str) -> i64 {
+        let db = self.db();
+        db.execute("INSERT INTO contacts (name, email) VALUES (?1, ?2)", params![name, email]).unwrap();
+        db.last_insert_rowid()
+    }
+
+    pub fn recipient(&self, contact_id: i64, stages: Option<&str>) {
+        self.db()
+            .execute("INSERT INTO alert_recipients (contact_id, stages) VALUES (?1, ?2)", params![contact_id, stages])
+            .unwrap();
+    }
+
+    /// A ticket and its events `(stage, entered_at)` in order.
+    pub fn ticket(&self, reference: &str, events: &[(&str, &str)]) -> i64 {
+        let db = self.db();
+        db.execute(
+            "INSERT INTO tickets (reference, device, customer, created_at) VALUES (?1, 'Phone', 'Customer', '2026-01-01T00:00:00Z')",
+            [reference],
+        )
+        .unwrap();
+        let id = db.last_insert_rowid();
+        for (stage, at) in events {
+            self.event(id, stage, at);
+        }
+        id
+    }
+
+    pub fn event(&self, ticket_id: i64, stage: &str, at: &str) {
+        self.db()
+            .execute("INSERT INTO ticket_events (ticket_id, stage, entered_at) VALUES (?1, ?2, ?3)", params![ticket_id, stage, at])
+            .unwrap();
+    }
+
+    /// `(recipient, status, attempts)` of every delivery, by id.
+    pub fn deliveries(&self) -> Vec<(String, String, i64)> {
+        let db = self.db();
+        let mut stmt = db.prepare("SELECT recipient, status, attempts FROM deliveries ORDER BY id").unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(Result::unwrap).collect()
+    }
+
+    /// Every row of the tables rappel writes, as text, to compare before/after.
+    pub fn dump(&self) -> String {
+        let db = self.db();
+        let mut out = String::new();
+        for table in ["deliveries", "delay_alert_log", "job_runs", "rappel_meta", "tickets", "ticket_events"] {
+            let mut stmt = db.prepare(&format!("SELECT * FROM {table} ORDER BY 1")).unwrap();
+            let n = stmt.column_count();
+            let rows = stmt
+                .query_map([], |r| {
+                    let mut line = String::new();
+                    for i in 0..n {
+                        line.push_str(&format!("{:?}|", r.get_ref(i)?));
+                    }
+                    Ok(line)
+                })
+                .unwrap();
+            for row in rows {
+                out.push_str(&format!("{table}: {}\n", row.unwrap()));
+            }
+        }
+        out
+    }
+}
+
+impl Output {
+    pub fn success(self) -> Self {
+        assert_eq!(self.code, 0, "stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+
+    pub fn code(self, code: i32) -> Self {
+        assert_eq!(self.code, code, "stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+}
