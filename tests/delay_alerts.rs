@@ -23,28 +23,76 @@ fn due_entries_by_threshold_override_and_current_stage() {
     env.ticket("T-OVERRIDE18", &[("Attente pièce", "2026-02-20T07:00:00Z")]);
     env.ticket("T-OVERRIDE28", &[("Attente pièce", "2026-02-10T07:00:00Z")]);
     let closed = env.ticket("T-CLOSED", &[("Diagnostic", "2026-01-01T07:00:00Z")]);
-    env.db().execute("UPDATE tickets SET closed_at = '2026-03-01T00:00:00Z' WHERE id = ?1", [closed]).unwrap();
-    env.ticket("T-MOVED", &[("Diagnostic", "2026-01-01T07:00:00Z"), ("Réparation", "2026-03-05T07:00:00Z")]);
+    env.db()
+        .execute(
+            "UPDATE tickets SET closed_at = '2026-03-01T00:00:00Z' WHERE id = ?1",
+            [closed],
+        )
+        .unwrap();
+    env.ticket(
+        "T-MOVED",
+        &[
+            ("Diagnostic", "2026-01-01T07:00:00Z"),
+            ("Réparation", "2026-03-05T07:00:00Z"),
+        ],
+    );
     // The latest entered_at is the current stage, whatever the insertion order.
-    env.ticket("T-ORDER", &[("Réparation", "2026-03-08T07:00:00Z"), ("Diagnostic", "2026-01-15T07:00:00Z")]);
+    env.ticket(
+        "T-ORDER",
+        &[
+            ("Réparation", "2026-03-08T07:00:00Z"),
+            ("Diagnostic", "2026-01-15T07:00:00Z"),
+        ],
+    );
     env.ticket("T-DJANGO23", &[("Diagnostic", "2026-02-15 07:00:00")]);
     env.ticket("T-BOUNDARY", &[("Diagnostic", "2026-02-24T07:00:00Z")]);
-    env.ticket("T-BROKEN", &[("Diagnostic", "2026-01-01T07:00:00Z"), ("Réparation", "yesterday")]);
+    env.ticket(
+        "T-BROKEN",
+        &[("Diagnostic", "2026-01-01T07:00:00Z"), ("Réparation", "yesterday")],
+    );
 
     let out = env.run(&["check-delay-alerts"], NOW).code(65);
-    assert!(out.stderr.contains("entered_at \"yesterday\" is not a timestamp"), "{}", out.stderr);
-    assert!(out.stderr.contains("ticket_events id 13"), "the warning names the row: {}", out.stderr);
+    assert!(
+        out.stderr.contains("entered_at \"yesterday\" is not a timestamp"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("ticket_events id 13"),
+        "the warning names the row: {}",
+        out.stderr
+    );
 
     let mail = smtp.mail_to("awa@example.com").decoded();
     let due = ["T-OVERRIDE28", "T-DJANGO23", "T-DUE18"];
-    let positions: Vec<usize> = due.iter().map(|r| mail.find(r).unwrap_or_else(|| panic!("{r} missing:\n{mail}"))).collect();
-    assert!(positions[0] < positions[1] && positions[1] < positions[2], "longest in stage first:\n{mail}");
-    for not_due in ["T-RECENT", "T-OVERRIDE18", "T-CLOSED", "T-MOVED", "T-ORDER", "T-BOUNDARY", "T-BROKEN"] {
+    let positions: Vec<usize> = due
+        .iter()
+        .map(|r| mail.find(r).unwrap_or_else(|| panic!("{r} missing:\n{mail}")))
+        .collect();
+    assert!(
+        positions[0] < positions[1] && positions[1] < positions[2],
+        "longest in stage first:\n{mail}"
+    );
+    for not_due in [
+        "T-RECENT",
+        "T-OVERRIDE18",
+        "T-CLOSED",
+        "T-MOVED",
+        "T-ORDER",
+        "T-BOUNDARY",
+        "T-BROKEN",
+    ] {
         assert!(!mail.contains(not_due), "{not_due} should not be alerted:\n{mail}");
     }
     assert!(mail.contains("for 28 days (threshold: 21 days)"), "{mail}");
-    assert!(mail.contains("Subject: Delay: 3 tickets have waited too long"), "{mail}");
-    let log_rows: i64 = env.db().query_row("SELECT count(*) FROM delay_alert_log", [], |r| r.get(0)).unwrap();
+    assert!(
+        mail.contains("Subject: Delay: 3 tickets have waited too long"),
+        "{mail}"
+    );
+    let log_rows: i64 = env
+        .db()
+        .query_row("SELECT count(*) FROM delay_alert_log", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(log_rows, 3);
 }
 
@@ -61,13 +109,18 @@ fn recipients_stage_filters_merge_and_html_escaping() {
     env.recipient(jean, Some("Réparation, Contrôle"));
     let bob = env.contact("Bob", "bob@example.com");
     env.recipient(bob, None);
-    env.db().execute("UPDATE alert_recipients SET active = 0 WHERE contact_id = ?1", [bob]).unwrap();
+    env.db()
+        .execute("UPDATE alert_recipients SET active = 0 WHERE contact_id = ?1", [bob])
+        .unwrap();
     let nomail = env.contact("No Mail", "");
     env.recipient(nomail, None);
     env.ticket("T-DIAG", &[("Diagnostic", "2026-02-01T07:00:00Z")]);
     let rep = env.ticket("T-REP", &[("Réparation", "2026-02-10T07:00:00Z")]);
     env.db()
-        .execute("UPDATE tickets SET customer = '<script>alert(1)</script>' WHERE id = ?1", [rep])
+        .execute(
+            "UPDATE tickets SET customer = '<script>alert(1)</script>' WHERE id = ?1",
+            [rep],
+        )
         .unwrap();
 
     env.run(&["check-delay-alerts"], NOW).success();
@@ -78,10 +131,16 @@ fn recipients_stage_filters_merge_and_html_escaping() {
         "one digest each; Bob is inactive, config duplicates merge case-insensitively"
     );
     let jean_mail = smtp.mail_to("jean@example.com").decoded();
-    assert!(jean_mail.contains("T-REP") && !jean_mail.contains("T-DIAG"), "{jean_mail}");
+    assert!(
+        jean_mail.contains("T-REP") && !jean_mail.contains("T-DIAG"),
+        "{jean_mail}"
+    );
     let awa_mail = smtp.mail_to("awa@example.com").decoded();
     assert!(awa_mail.contains("T-REP") && awa_mail.contains("T-DIAG"), "{awa_mail}");
-    assert!(awa_mail.find("T-DIAG") < awa_mail.find("T-REP"), "longest in stage first");
+    assert!(
+        awa_mail.find("T-DIAG") < awa_mail.find("T-REP"),
+        "longest in stage first"
+    );
     let html = &awa_mail[awa_mail.find("Content-Type: text/html").expect("an HTML part")..];
     assert!(html.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;"), "{html}");
     assert!(!html.contains("<script>"), "{html}");
@@ -100,9 +159,14 @@ fn rearm_window_force_and_stage_change() {
 
     let again = env.run(&["check-delay-alerts"], "2026-03-10T08:00:00Z").success();
     assert_eq!(smtp.mails().len(), 1, "a re-run inside rearm_hours sends nothing");
-    assert!(again.stdout.is_empty(), "nothing to do prints nothing: {}", again.stdout);
+    assert!(
+        again.stdout.is_empty(),
+        "nothing to do prints nothing: {}",
+        again.stdout
+    );
 
-    env.run(&["check-delay-alerts", "--force"], "2026-03-10T08:00:00Z").success();
+    env.run(&["check-delay-alerts", "--force"], "2026-03-10T08:00:00Z")
+        .success();
     assert_eq!(smtp.mails().len(), 2, "--force ignores the rearm window");
 
     // Tomorrow's run starting a little earlier than today's still alerts.
@@ -129,11 +193,17 @@ fn dry_run_prints_and_changes_nothing() {
 
     let out = env.run(&["check-delay-alerts", "--dry-run"], NOW).success();
     assert!(
-        out.stdout.contains("would send delay_alert via email to awa@example.com: Delay: ticket T-1 has waited 18 days"),
+        out.stdout
+            .contains("would send delay_alert via email to awa@example.com: Delay: ticket T-1 has waited 18 days"),
         "{}",
         out.stdout
     );
-    assert!(out.stdout.contains("    T-1 Phone (Customer): Diagnostic for 18 days, threshold 14"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("    T-1 Phone (Customer): Diagnostic for 18 days, threshold 14"),
+        "{}",
+        out.stdout
+    );
     let json = env.run(&["--json", "check-delay-alerts", "--dry-run"], NOW).success();
     let summary: serde_json::Value = serde_json::from_str(json.stdout.trim()).expect("one JSON object");
     assert_eq!(summary["planned"], 1);

@@ -1,7 +1,11 @@
 //! The test harness: a temp folder with a config and database, the real rappel
 //! binary with a fixed `--now`, and a real SMTP server on 127.0.0.1 that records
 //! what it receives and can be told to refuse, defer or hang.
-#![allow(dead_code, clippy::disallowed_methods, reason = "test set-up writes host data directly")]
+#![allow(
+    dead_code,
+    clippy::disallowed_methods,
+    reason = "test set-up writes host data directly"
+)]
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -10,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use mailin_embedded::response::{self, Response};
 use mailin_embedded::{Handler, Server, SslConfig};
-use rusqlite::{params, Connection};
+use rusqlite::{Connection, params};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_rappel");
 
@@ -58,7 +62,9 @@ impl Mail {
 
     pub fn header(&self, name: &str) -> Option<String> {
         let prefix = format!("{name}: ");
-        self.data.lines().find_map(|l| l.strip_prefix(&prefix).map(|v| v.trim().to_string()))
+        self.data
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix).map(|v| v.trim().to_string()))
     }
 }
 
@@ -115,7 +121,10 @@ impl Handler for Recorder {
             }
             _ => {}
         }
-        let mail = Mail { to: std::mem::take(&mut self.to), data: String::from_utf8_lossy(&self.buf).into_owned() };
+        let mail = Mail {
+            to: std::mem::take(&mut self.to),
+            data: String::from_utf8_lossy(&self.buf).into_owned(),
+        };
         self.state.lock().unwrap().mails.push(mail);
         response::OK
     }
@@ -143,9 +152,19 @@ impl SmtpServer {
         let port = listener.local_addr().unwrap().port();
         let state = Arc::new(Mutex::new(State::default()));
         let mode = Arc::new(Mutex::new(Mode::Accept));
-        let handler = Recorder { state: state.clone(), mode: mode.clone(), to: vec![], buf: vec![] };
+        let handler = Recorder {
+            state: state.clone(),
+            mode: mode.clone(),
+            to: vec![],
+            buf: vec![],
+        };
         let mut server = Server::new(handler);
-        server.with_name("test.local").with_ssl(SslConfig::None).unwrap().with_num_threads(16).with_tcp_listener(listener);
+        server
+            .with_name("test.local")
+            .with_ssl(SslConfig::None)
+            .unwrap()
+            .with_num_threads(16)
+            .with_tcp_listener(listener);
         std::thread::spawn(move || {
             let _ = server.serve();
         });
@@ -206,7 +225,9 @@ pub struct Output {
 impl TestEnv {
     /// Email over SMTP to 127.0.0.1:`port`; `extra` is appended to the config.
     pub fn new(port: u16, extra: &str) -> Self {
-        let env = TestEnv { dir: tempfile::tempdir().unwrap() };
+        let env = TestEnv {
+            dir: tempfile::tempdir().unwrap(),
+        };
         env.write_config(&format!(
             r#"database = "rappel.db"
 timezone = "Europe/Paris"
@@ -253,8 +274,14 @@ max_attempts = 3
 
     pub fn command(&self, args: &[&str], now: &str) -> std::process::Command {
         let mut cmd = std::process::Command::new(BIN);
-        cmd.arg("--config").arg(self.config_path()).arg("--now").arg(now).args(args);
-        cmd.env_remove("RAPPEL_CONFIG").env_remove("RAPPEL_NOW").current_dir(self.dir.path());
+        cmd.arg("--config")
+            .arg(self.config_path())
+            .arg("--now")
+            .arg(now)
+            .args(args);
+        cmd.env_remove("RAPPEL_CONFIG")
+            .env_remove("RAPPEL_NOW")
+            .current_dir(self.dir.path());
         cmd
     }
 
@@ -269,13 +296,20 @@ max_attempts = 3
 
     pub fn contact(&self, name: &str, email: &str) -> i64 {
         let db = self.db();
-        db.execute("INSERT INTO contacts (name, email) VALUES (?1, ?2)", params![name, email]).unwrap();
+        db.execute(
+            "INSERT INTO contacts (name, email) VALUES (?1, ?2)",
+            params![name, email],
+        )
+        .unwrap();
         db.last_insert_rowid()
     }
 
     pub fn recipient(&self, contact_id: i64, stages: Option<&str>) {
         self.db()
-            .execute("INSERT INTO alert_recipients (contact_id, stages) VALUES (?1, ?2)", params![contact_id, stages])
+            .execute(
+                "INSERT INTO alert_recipients (contact_id, stages) VALUES (?1, ?2)",
+                params![contact_id, stages],
+            )
             .unwrap();
     }
 
@@ -296,22 +330,37 @@ max_attempts = 3
 
     pub fn event(&self, ticket_id: i64, stage: &str, at: &str) {
         self.db()
-            .execute("INSERT INTO ticket_events (ticket_id, stage, entered_at) VALUES (?1, ?2, ?3)", params![ticket_id, stage, at])
+            .execute(
+                "INSERT INTO ticket_events (ticket_id, stage, entered_at) VALUES (?1, ?2, ?3)",
+                params![ticket_id, stage, at],
+            )
             .unwrap();
     }
 
     /// `(recipient, status, attempts)` of every delivery, by id.
     pub fn deliveries(&self) -> Vec<(String, String, i64)> {
         let db = self.db();
-        let mut stmt = db.prepare("SELECT recipient, status, attempts FROM deliveries ORDER BY id").unwrap();
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(Result::unwrap).collect()
+        let mut stmt = db
+            .prepare("SELECT recipient, status, attempts FROM deliveries ORDER BY id")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
     }
 
     /// Every row of the tables rappel writes, as text, to compare before/after.
     pub fn dump(&self) -> String {
         let db = self.db();
         let mut out = String::new();
-        for table in ["deliveries", "delay_alert_log", "job_runs", "rappel_meta", "tickets", "ticket_events"] {
+        for table in [
+            "deliveries",
+            "delay_alert_log",
+            "job_runs",
+            "rappel_meta",
+            "tickets",
+            "ticket_events",
+        ] {
             let mut stmt = db.prepare(&format!("SELECT * FROM {table} ORDER BY 1")).unwrap();
             let n = stmt.column_count();
             let rows = stmt

@@ -1,0 +1,314 @@
+//! The command line end to end: configuration errors, usage errors, init,
+//! demo, db, config check and test-email.
+
+mod support;
+
+use support::{BIN, Output, SmtpServer, TestEnv};
+
+const NOW: &str = "2026-03-10T07:00:00Z";
+
+fn rappel(dir: &std::path::Path, args: &[&str]) -> Output {
+    let out = std::process::Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RAPPEL_CONFIG")
+        .env_remove("RAPPEL_NOW")
+        .env("XDG_CONFIG_HOME", dir.join("no-such-xdg"))
+        .output()
+        .unwrap();
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn unknown_key_is_a_config_error_naming_file_and_key() {
+    let smtp = SmtpServer::start();
+    let env = TestEnv::new(smtp.port, "");
+    let text = std::fs::read_to_string(env.config_path()).unwrap();
+    env.write_config(&format!("{text}[delay_alerts]\nthreshold_dayz = 3\n"));
+    let out = env.run(&["check-delay-alerts"], NOW).code(78);
+    assert!(out.stderr.contains("rappel.toml"), "{}", out.stderr);
+    assert!(out.stderr.contains("delay_alerts"), "{}", out.stderr);
+    assert!(out.stderr.contains("threshold_dayz"), "{}", out.stderr);
+    assert!(out.stderr.contains("line"), "the error says where: {}", out.stderr);
+}
+
+#[test]
+fn unknown_time_zone_is_a_config_error() {
+    let smtp = SmtpServer::start();
+    let env = TestEnv::new(smtp.port, "");
+    let text = std::fs::read_to_string(env.config_path())
+        .unwrap()
+        .replace("Europe/Paris", "Europe/Pariss");
+    env.write_config(&text);
+    let out = env.run(&["check-delay-alerts"], NOW).code(78);
+    assert!(
+        out.stderr.contains("timezone") && out.stderr.contains("Europe/Pariss"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn missing_files_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = rappel(dir.path(), &["--config", "nope.toml", "check-delay-alerts"]).code(78);
+    assert!(out.stderr.contains("nope.toml"), "{}", out.stderr);
+    let out = rappel(dir.path(), &["check-delay-alerts"]).code(78);
+    assert!(
+        out.stderr.contains("rappel.toml") && out.stderr.contains("rappel init"),
+        "{}",
+        out.stderr
+    );
+
+    std::fs::write(
+        dir.path().join("rappel.toml"),
+        "[email]\nfrom = \"a@example.com\"\n[email.smtp]\nhost = \"localhost\"\npassword_file = \"missing-secret\"\nusername = \"u\"\n",
+    )
+    .unwrap();
+    let out = rappel(dir.path(), &["config", "check"]).code(78);
+    assert!(
+        out.stderr.contains("email.smtp.password_file") && out.stderr.contains("missing-secret"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn secrets_from_env_never_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("rappel.toml"),
+        "[email]\nfrom = \"a@example.com\"\n[email.smtp]\nhost = \"localhost\"\nsecurity = \"none\"\nusername = \"u\"\npassword_env = \"RAPPEL_TEST_PW\"\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["-v", "config", "check"])
+        .current_dir(dir.path())
+        .env("RAPPEL_TEST_PW", "hunter2-secret")
+        .output()
+        .unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{all}");
+    assert!(!all.contains("hunter2-secret"), "{all}");
+    let out = rappel(dir.path(), &["config", "check"]).code(78);
+    assert!(out.stderr.contains("RAPPEL_TEST_PW"), "{}", out.stderr);
+}
+
+#[test]
+fn bad_now_and_unknown_flags_are_usage_errors() {
+    let smtp = SmtpServer::start();
+    let env = TestEnv::new(smtp.port, "");
+    let out = env.run(&["check-delay-alerts"], "next tuesday").code(64);
+    assert!(out.stderr.contains("RFC 3339"), "{}", out.stderr);
+    env.run(&["check-delay-alerts", "--frobnicate"], NOW).code(64);
+    rappel(env.dir.path(), &["--help"]).success();
+}
+
+#[test]
+fn init_writes_config_and_database_and_never_overwrites() {
+    let dir = tempfile::tempdir().unwrap();
+    rappel(dir.path(), &["init"]).success();
+    let written = std::fs::read_to_string(dir.path().join("rappel.toml")).unwrap();
+    assert_eq!(written, include_str!("../examples/rappel.toml"));
+    assert!(dir.path().join("rappel.db").exists());
+    rappel(dir.path(), &["config", "check"]).success();
+    let out = rappel(dir.path(), &["init"]).code(64);
+    assert!(out.stderr.contains("already exists"), "{}", out.stderr);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("rappel.toml")).unwrap(),
+        written
+    );
+}
+
+#[test]
+fn demo_builds_a_folder_sends_and_resets_only_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = rappel(dir.path(), &["demo", "--dir", "d"]).success();
+    let eml: Vec<_> = std::fs::read_dir(dir.path().join("d/outbox/email"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert!(eml.len() >= 3, "{}", out.stdout);
+    assert!(out.stdout.contains("outbox/email"), "{}", out.stdout);
+    let body = std::fs::read_to_string(eml[0].path()).unwrap();
+    assert!(body.contains("X-Rappel-Kind: delay_alert"), "{body}");
+    for sub in ["reports", "outbox/whatsapp", "outbox/sms", "outbox/attendance"] {
+        assert!(dir.path().join("d").join(sub).is_dir(), "{sub}");
+    }
+
+    rappel(dir.path(), &["demo", "--dir", "d", "--no-run"]).success();
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("d/outbox/email")).unwrap().count(),
+        0,
+        "reset"
+    );
+
+    std::fs::create_dir(dir.path().join("mine")).unwrap();
+    std::fs::write(dir.path().join("mine/keep.txt"), "x").unwrap();
+    rappel(dir.path(), &["demo", "--dir", "mine"]).code(64);
+    assert!(dir.path().join("mine/keep.txt").exists());
+}
+
+#[test]
+fn demo_scale_generates_tickets() {
+    let dir = tempfile::tempdir().unwrap();
+    rappel(dir.path(), &["demo", "--dir", "d", "--scale", "2000", "--no-run"]).success();
+    let conn = rusqlite_open(&dir.path().join("d/rappel.db"));
+    let tickets: i64 = conn
+        .query_row("SELECT count(*) FROM tickets", [], |r| r.get(0))
+        .unwrap();
+    let events: i64 = conn
+        .query_row("SELECT count(*) FROM ticket_events", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(tickets, 2000);
+    assert!(events > 2000 * 2, "several events per ticket: {events}");
+}
+
+#[allow(clippy::disallowed_methods, reason = "tests read the database directly")]
+fn rusqlite_open(path: &std::path::Path) -> rusqlite::Connection {
+    rusqlite::Connection::open(path).unwrap()
+}
+
+#[test]
+fn newer_schema_and_dry_run_migrations_exit_74() {
+    let smtp = SmtpServer::start();
+    let env = TestEnv::new(smtp.port, "");
+    let status = env.run(&["db", "status"], NOW).success();
+    assert!(status.stdout.contains("up to date"), "{}", status.stdout);
+
+    env.db()
+        .execute("UPDATE rappel_meta SET value = '99' WHERE key = 'schema_version'", [])
+        .unwrap();
+    let out = env.run(&["check-delay-alerts"], NOW).code(74);
+    assert!(out.stderr.contains("newer"), "{}", out.stderr);
+    env.run(&["db", "status"], NOW).code(74);
+
+    let fresh = TestEnv::new(smtp.port, "");
+    std::fs::remove_file(fresh.db_path()).unwrap();
+    let _ = std::fs::remove_file(fresh.dir.path().join("rappel.db-wal"));
+    let _ = std::fs::remove_file(fresh.dir.path().join("rappel.db-shm"));
+    let out = fresh.run(&["check-delay-alerts", "--dry-run"], NOW).code(74);
+    assert!(out.stderr.contains("rappel db migrate"), "{}", out.stderr);
+    assert!(!fresh.db_path().exists(), "a dry run creates nothing");
+    // An empty database file: a dry run refuses to migrate it.
+    std::fs::write(fresh.db_path(), "").unwrap();
+    let out = fresh.run(&["check-delay-alerts", "--dry-run"], NOW).code(74);
+    assert!(out.stderr.contains("needs migrations"), "{}", out.stderr);
+    // A job migrates by itself.
+    fresh.run(&["check-delay-alerts"], NOW).success();
+}
+
+#[test]
+fn db_status_reports_a_host_table_missing_a_column() {
+    let smtp = SmtpServer::start();
+    let env = TestEnv::new(smtp.port, "");
+    // The host made `tickets` first, without `customer`: rappel keeps it.
+    std::fs::remove_file(env.db_path()).unwrap();
+    env.db()
+        .execute_batch(
+            "CREATE TABLE tickets (id INTEGER PRIMARY KEY, reference TEXT NOT NULL UNIQUE,
+             device TEXT NOT NULL DEFAULT '', created_at TEXT NOT NULL, closed_at TEXT)",
+        )
+        .unwrap();
+    env.run(&["db", "migrate"], NOW).success();
+    let out = env.run(&["db", "status"], NOW).code(74);
+    assert!(
+        out.stdout.contains("table tickets has no column customer"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn corrupt_database_exits_74() {
+    let smtp = SmtpServer::start();
+    let env = TestEnv::new(smtp.port, "");
+    std::fs::remove_file(env.db_path()).unwrap();
+    let _ = std::fs::remove_file(env.dir.path().join("rappel.db-wal"));
+    let _ = std::fs::remove_file(env.dir.path().join("rappel.db-shm"));
+    std::fs::write(env.db_path(), vec![0x42u8; 8192]).unwrap();
+    let out = env.run(&["check-delay-alerts"], NOW).code(74);
+    assert!(out.stderr.contains("rappel.db"), "{}", out.stderr);
+}
+
+#[test]
+fn test_email_goes_through_the_engine() {
+    let smtp = SmtpServer::start();
+    let env = TestEnv::new(smtp.port, "");
+    env.run(&["test-email", "--to", "ops@example.com"], NOW).success();
+    let mail = smtp.mail_to("ops@example.com");
+    assert_eq!(mail.header("Subject").as_deref(), Some("rappel: test message"));
+    assert_eq!(env.deliveries(), vec![("ops@example.com".into(), "sent".into(), 1)]);
+    let kind: String = env
+        .db()
+        .query_row("SELECT kind FROM deliveries", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(kind, "test");
+    env.run(&["test-email", "--to", "not an address"], NOW).code(64);
+}
+
+#[test]
+fn redirect_to_diverts_every_email() {
+    let smtp = SmtpServer::start();
+    let env = TestEnv::new(smtp.port, "");
+    let text = std::fs::read_to_string(env.config_path())
+        .unwrap()
+        .replace("[delivery]\n", "[delivery]\nredirect_to = \"staging@example.com\"\n");
+    env.write_config(&text);
+    env.run(&["test-email", "--to", "customer@example.com"], NOW).success();
+    let mail = smtp.mail_to("staging@example.com");
+    assert_eq!(
+        mail.header("X-Rappel-Original-To").as_deref(),
+        Some("customer@example.com")
+    );
+    assert_eq!(
+        env.deliveries()[0].0,
+        "customer@example.com",
+        "the log keeps the real recipient"
+    );
+}
+
+#[test]
+fn config_check_renders_templates_and_reports_errors() {
+    let smtp = SmtpServer::start();
+    let env = TestEnv::new(smtp.port, "");
+    let out = env.run(&["config", "check", "--connect"], NOW).success();
+    assert!(out.stdout.contains("configuration OK"), "{}", out.stdout);
+
+    let templates = env.dir.path().join("templates/en");
+    std::fs::create_dir_all(&templates).unwrap();
+    std::fs::write(templates.join("delay_alert.subject.txt"), "{{ no_such_variable }}").unwrap();
+    let text = std::fs::read_to_string(env.config_path())
+        .unwrap()
+        .replace("locale = \"en\"", "locale = \"en\"\ntemplates_dir = \"templates\"");
+    env.write_config(&text);
+    let out = env.run(&["config", "check"], NOW).code(78);
+    assert!(out.stderr.contains("en/delay_alert.subject.txt"), "{}", out.stderr);
+    assert!(out.stderr.contains("undefined"), "{}", out.stderr);
+}
+
+#[test]
+fn file_transport_writes_one_eml_per_message() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("rappel.toml"),
+        "[email]\nfrom = \"a@example.com\"\ntransport = \"file\"\noutbox_dir = \"out\"\n",
+    )
+    .unwrap();
+    rappel(dir.path(), &["--now", NOW, "test-email", "--to", "x@example.com"]).success();
+    rappel(
+        dir.path(),
+        &["--now", "2026-03-10T08:00:00Z", "test-email", "--to", "x@example.com"],
+    )
+    .success();
+    let files: Vec<_> = std::fs::read_dir(dir.path().join("out")).unwrap().flatten().collect();
+    assert_eq!(files.len(), 2);
+}

@@ -1,0 +1,217 @@
+//! The delivery engine end to end: failures of the SMTP server, retries,
+//! overlapping runs and a run killed mid-send.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{Mode, SmtpServer, TestEnv, free_port};
+
+const NOW: &str = "2026-03-10T07:00:00Z";
+
+/// One overdue ticket and `n` recipients `r0@example.com`...
+fn with_recipients(port: u16, n: usize) -> TestEnv {
+    let env = TestEnv::new(port, "");
+    for i in 0..n {
+        let c = env.contact(&format!("R{i}"), &format!("r{i}@example.com"));
+        env.recipient(c, None);
+    }
+    env.ticket("T-1", &[("Diagnostic", "2026-02-01T07:00:00Z")]);
+    env
+}
+
+#[test]
+fn unreachable_server_retries_later_and_delivers() {
+    let port = free_port();
+    let env = with_recipients(port, 1);
+
+    env.run(&["check-delay-alerts"], NOW).code(75);
+    assert_eq!(env.deliveries(), vec![("r0@example.com".into(), "pending".into(), 1)]);
+    let (class, next): (String, String) = env
+        .db()
+        .query_row("SELECT error_class, next_attempt_at FROM deliveries", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(class, "temporary");
+    assert!(
+        next.as_str() >= "2026-03-10T07:00:54Z" && next.as_str() <= "2026-03-10T07:01:06Z",
+        "backoff from --now: {next}"
+    );
+
+    let smtp = SmtpServer::start_on(port);
+    env.run(&["deliver"], "2026-03-10T07:00:30Z").success();
+    assert!(smtp.mails().is_empty(), "not before next_attempt_at");
+    env.run(&["check-delay-alerts"], "2026-03-10T07:00:40Z").success();
+    assert!(
+        smtp.mails().is_empty(),
+        "re-running the job neither re-plans nor retries early"
+    );
+
+    env.run(&["deliver"], "2026-03-10T07:10:00Z").success();
+    assert_eq!(smtp.recipients(), vec!["r0@example.com"]);
+    assert_eq!(env.deliveries(), vec![("r0@example.com".into(), "sent".into(), 2)]);
+    env.run(&["deliver"], "2026-03-10T08:00:00Z").success();
+    assert_eq!(smtp.mails().len(), 1, "sent once");
+}
+
+#[test]
+fn rejected_recipient_fails_permanently_others_go_out() {
+    let smtp = SmtpServer::start();
+    let env = with_recipients(smtp.port, 3);
+    smtp.set_mode(Mode::RejectRcpt("r1@".into()));
+
+    env.run(&["check-delay-alerts"], NOW).code(65);
+    assert_eq!(smtp.recipients(), vec!["r0@example.com", "r2@example.com"]);
+    let (status, class, error): (String, String, String) = env
+        .db()
+        .query_row(
+            "SELECT status, error_class, last_error FROM deliveries WHERE recipient = 'r1@example.com'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!((status.as_str(), class.as_str()), ("failed", "permanent"));
+    assert!(error.contains("550"), "{error}");
+
+    smtp.set_mode(Mode::Accept);
+    env.run(&["deliver", "--dry-run"], "2026-03-11T07:00:00Z").success();
+    env.run(&["deliver"], "2026-03-11T07:00:00Z").success();
+    assert_eq!(
+        smtp.mails().len(),
+        2,
+        "a permanent failure is never retried, even later"
+    );
+}
+
+#[test]
+fn rejected_credentials_stop_the_run_without_counting_the_attempt() {
+    let smtp = SmtpServer::start();
+    let env = with_recipients(smtp.port, 3);
+    smtp.set_mode(Mode::BadCredentials);
+
+    let out = env.run(&["check-delay-alerts"], NOW).code(78);
+    assert!(out.stderr.contains("credentials"), "{}", out.stderr);
+    for (_, status, attempts) in env.deliveries() {
+        assert_eq!((status.as_str(), attempts), ("pending", 0));
+    }
+
+    smtp.set_mode(Mode::Accept);
+    env.run(&["deliver"], NOW).success();
+    assert_eq!(smtp.recipients().len(), 3);
+}
+
+#[test]
+fn deferred_message_backs_off_gives_up_then_force_retries() {
+    let smtp = SmtpServer::start();
+    let env = with_recipients(smtp.port, 1);
+    smtp.set_mode(Mode::Defer);
+
+    env.run(&["check-delay-alerts"], NOW).code(75);
+    env.run(&["deliver"], "2026-03-10T09:00:00Z").code(75);
+    env.run(&["deliver"], "2026-03-10T12:00:00Z").code(75);
+    assert_eq!(
+        env.deliveries(),
+        vec![("r0@example.com".into(), "failed".into(), 3)],
+        "max_attempts = 3"
+    );
+    env.run(&["deliver"], "2026-03-11T12:00:00Z").success();
+    assert_eq!(env.deliveries()[0].2, 3, "an exhausted message waits for --force");
+
+    smtp.set_mode(Mode::Accept);
+    env.run(&["check-delay-alerts", "--force"], "2026-03-10T12:00:00Z")
+        .success();
+    assert_eq!(
+        smtp.recipients().iter().filter(|r| *r == "r0@example.com").count(),
+        2,
+        "--force re-plans the digest (new key) and retries the exhausted one"
+    );
+    assert!(env.deliveries().iter().all(|(_, s, _)| s == "sent"));
+}
+
+#[test]
+fn overlapping_runs_send_each_digest_once() {
+    let smtp = SmtpServer::start();
+    let env = with_recipients(smtp.port, 12);
+    let children: Vec<_> = (0..6)
+        .map(|i| {
+            let args: &[&str] = if i % 2 == 0 {
+                &["check-delay-alerts"]
+            } else {
+                &["deliver"]
+            };
+            env.command(args, NOW)
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    env.run(&["deliver"], NOW).success();
+    let expected: Vec<String> = {
+        let mut v: Vec<String> = (0..12).map(|i| format!("r{i}@example.com")).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(smtp.recipients(), expected, "every digest exactly once");
+}
+
+#[test]
+fn a_run_killed_mid_send_is_resent_after_its_lease() {
+    let smtp = SmtpServer::start();
+    let env = with_recipients(smtp.port, 1);
+    smtp.set_mode(Mode::Hang(30));
+
+    let mut child = env.command(&["check-delay-alerts"], NOW).spawn().unwrap();
+    assert!(
+        smtp.wait_data_started(Duration::from_secs(10)),
+        "the run reached the send"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(env.deliveries(), vec![("r0@example.com".into(), "sending".into(), 1)]);
+    smtp.set_mode(Mode::Accept);
+
+    env.run(&["deliver"], NOW).success();
+    assert!(smtp.mails().is_empty(), "the lease still holds: nobody else sends it");
+
+    std::thread::sleep(Duration::from_secs(11)); // lease_s = 10, in wall time
+    let out = env.run(&["deliver"], NOW).success();
+    assert!(out.stderr.contains("pending again"), "{}", out.stderr);
+    assert_eq!(smtp.recipients(), vec!["r0@example.com"]);
+    assert_eq!(env.deliveries(), vec![("r0@example.com".into(), "sent".into(), 2)]);
+}
+
+#[test]
+fn job_runs_records_each_run_and_lock_blocks_overlap() {
+    let smtp = SmtpServer::start();
+    let env = with_recipients(smtp.port, 1);
+    env.run(&["check-delay-alerts"], NOW).success();
+    let (job, sent, code, finished): (String, i64, i64, Option<String>) = env
+        .db()
+        .query_row("SELECT job, sent, exit_code, finished_at FROM job_runs", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .unwrap();
+    assert_eq!((job.as_str(), sent, code), ("check-delay-alerts", 1, 0));
+    assert!(finished.is_some());
+
+    // Hold the job's lock as another run would.
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(env.dir.path().join("rappel.db.check-delay-alerts.lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    let out = env.run(&["check-delay-alerts", "--force"], NOW).success();
+    assert!(out.stderr.contains("holds its lock"), "{}", out.stderr);
+    let runs: i64 = env
+        .db()
+        .query_row("SELECT count(*) FROM job_runs", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(runs, 1, "a locked-out run records nothing");
+    assert_eq!(smtp.mails().len(), 1);
+}
