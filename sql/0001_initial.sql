@@ -123,7 +123,8 @@ CREATE TABLE IF NOT EXISTS attendance_logs (
 );
 
 -- Indexes rappel's queries need on the input tables (harmless to the host).
-CREATE INDEX IF NOT EXISTS rappel_ticket_events_ticket ON ticket_events (ticket_id);
+-- Covering: the delay-alert scan reads events without visiting the table.
+CREATE INDEX IF NOT EXISTS rappel_ticket_events_ticket ON ticket_events (ticket_id, entered_at, stage);
 CREATE INDEX IF NOT EXISTS rappel_tickets_active ON tickets (id) WHERE closed_at IS NULL;
 
 -- Tables rappel owns ---------------------------------------------------------

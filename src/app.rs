@@ -134,7 +134,7 @@ pub fn run_job(
             dry_run: false,
             tally,
             duration: started.elapsed(),
-            messages: &report.planned,
+            messages: &[],
             retries: &[],
             skipped: &report.skipped,
         },
@@ -159,7 +159,7 @@ fn job_body(
         let templates = Templates::new(ctx.config.templates_dir.clone()).or_exit(Exit::Config)?;
         let mut conn = db.connect()?;
         *report = plan(&mut conn, &plan_ctx(ctx, &templates, false, scope.force))?;
-        tally.counts.planned = report.planned.len() as u64;
+        tally.counts.planned = report.planned;
         tally.counts.skipped = report.skipped.len() as u64;
         if report.data_errors > 0 {
             tally.raise(Exit::DataErr);
@@ -221,7 +221,7 @@ fn dry_run_job(
             },
         })
         .collect();
-    tally.counts.planned = (report.planned.len() + retries.len()) as u64;
+    tally.counts.planned = report.planned + retries.len() as u64;
     tally.counts.skipped = report.skipped.len() as u64;
     output::print_report(
         &Report {
@@ -229,7 +229,7 @@ fn dry_run_job(
             dry_run: true,
             tally,
             duration: started.elapsed(),
-            messages: &report.planned,
+            messages: &report.messages,
             retries: &retries,
             skipped: &report.skipped,
         },

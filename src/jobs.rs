@@ -24,8 +24,10 @@ pub struct PlanCtx<'a> {
 /// What planning produced.
 #[derive(Debug, Default)]
 pub struct PlanReport {
-    /// Messages newly planned (or, in a dry run, that would be).
-    pub planned: Vec<Planned>,
+    /// How many messages were newly planned (or, in a dry run, would be).
+    pub planned: u64,
+    /// In a dry run, the messages that would be sent (for printing).
+    pub messages: Vec<Planned>,
     /// Items not due a message, with their reason (not failures).
     pub skipped: Vec<String>,
     /// Rows that could not be read (exit 65).

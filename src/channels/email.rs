@@ -118,22 +118,34 @@ impl EmailChannel {
                 .header(OriginalTo(to.to_string())),
             None => builder.to(Mailbox::new(None, to)),
         };
-        let text = SinglePart::builder()
-            .header(ContentType::TEXT_PLAIN)
-            .body(m.body.to_string());
+        let text = SinglePart::builder().header(ContentType::TEXT_PLAIN).body(crlf(m.body));
         let message = match m.html {
             Some(html) => builder.multipart(
-                MultiPart::alternative().singlepart(text).singlepart(
-                    SinglePart::builder()
-                        .header(ContentType::TEXT_HTML)
-                        .body(html.to_string()),
-                ),
+                MultiPart::alternative()
+                    .singlepart(text)
+                    .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(crlf(html))),
             ),
             None => builder.singlepart(text),
         }
         .map_err(|e| SendError::Permanent(format!("cannot build the message: {e}")))?;
         Ok((message, message_id))
     }
+}
+
+/// CRLF line endings, in one pass. lettre converts bare LF itself, but by
+/// inserting into the string once per line, which is quadratic: a digest of
+/// thousands of lines would take most of a run.
+fn crlf(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + s.len() / 32);
+    let mut prev = '\0';
+    for c in s.chars() {
+        if c == '\n' && prev != '\r' {
+            out.push('\r');
+        }
+        out.push(c);
+        prev = c;
+    }
+    out
 }
 
 fn smtp_transport(cfg: &SmtpConfig) -> anyhow::Result<SmtpTransport> {
@@ -248,6 +260,12 @@ text_header!(OriginalTo, "X-Rappel-Original-To");
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn crlf_converts_bare_line_feeds_only() {
+        assert_eq!(crlf("a\nb\r\nc\n\n"), "a\r\nb\r\nc\r\n\r\n");
+        assert_eq!(crlf("\nx"), "\r\nx");
+    }
 
     #[test]
     fn message_id_is_stable_and_per_key() {

@@ -56,13 +56,9 @@ pub fn run(ctx: &Ctx<'_>, to: &str) -> anyhow::Result<Exit> {
                 detail: vec![],
             };
             let mut report = PlanReport::default();
-            if plan_ctx.dry_run {
-                report.planned.push(message);
-                return Ok(report);
-            }
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             if plan::insert(&tx, &message, plan_ctx.now)?.is_some() {
-                report.planned.push(message);
+                report.planned += 1;
             }
             tx.commit()?;
             Ok(report)

@@ -52,13 +52,16 @@ pub fn plan(conn: &mut Connection, cfg: &DelayAlertsConfig, ctx: &PlanCtx<'_>) -
         return Ok(report);
     }
     let recipients = recipients(conn, cfg, &mut report)?;
+    let mut skipped = Vec::new();
     if ctx.dry_run {
         retain_unalerted(conn, cfg, ctx, &mut due)?;
         fill_details(conn, &mut due)?;
-        report.planned = digests(&recipients, &due, ctx, &mut report.skipped)?
-            .into_iter()
-            .map(|(p, _)| p)
-            .collect();
+        each_digest(&recipients, &due, ctx, &mut skipped, |message, _| {
+            report.messages.push(message);
+            Ok(())
+        })?;
+        report.planned = report.messages.len() as u64;
+        report.skipped.append(&mut skipped);
         return Ok(report);
     }
     // The rearm check and the writes share one write transaction, so two runs
@@ -66,9 +69,10 @@ pub fn plan(conn: &mut Connection, cfg: &DelayAlertsConfig, ctx: &PlanCtx<'_>) -
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     retain_unalerted(&tx, cfg, ctx, &mut due)?;
     fill_details(&tx, &mut due)?;
-    for (message, entries) in digests(&recipients, &due, ctx, &mut report.skipped)? {
+    let alerted_at = instant::format(ctx.now);
+    each_digest(&recipients, &due, ctx, &mut skipped, |message, entries| {
         let Some(delivery_id) = plan::insert(&tx, &message, ctx.now)? else {
-            continue;
+            return Ok(());
         };
         let mut log = tx.prepare_cached(
             "INSERT INTO delay_alert_log (event_id, ticket_id, stage, days_in_stage, alerted_at, delivery_id)
@@ -80,13 +84,15 @@ pub fn plan(conn: &mut Connection, cfg: &DelayAlertsConfig, ctx: &PlanCtx<'_>) -
                 e.ticket_id,
                 e.stage,
                 e.days,
-                instant::format(ctx.now),
+                alerted_at,
                 delivery_id
             ])?;
         }
-        report.planned.push(message);
-    }
+        report.planned += 1;
+        Ok(())
+    })?;
     tx.commit()?;
+    report.skipped.append(&mut skipped);
     Ok(report)
 }
 
@@ -329,21 +335,38 @@ fn recipients(conn: &Connection, cfg: &DelayAlertsConfig, report: &mut PlanRepor
     Ok(list)
 }
 
-/// One digest per recipient with at least one due entry of its stages.
-fn digests(
+/// The template data of one digest; borrowed, so a large digest is not copied.
+#[derive(Serialize)]
+struct DigestCtx<'a> {
+    recipient: RecipientCtx<'a>,
+    entries: &'a [&'a Entry],
+    count: usize,
+    now_local: &'a str,
+    site_url: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct RecipientCtx<'a> {
+    name: &'a str,
+    email: &'a str,
+}
+
+/// Renders one digest per recipient with at least one due entry of its stages
+/// and hands each to `emit` in turn, so only one is in memory at a time.
+fn each_digest(
     recipients: &[Recipient],
     due: &[Entry],
     ctx: &PlanCtx<'_>,
     skipped: &mut Vec<String>,
-) -> anyhow::Result<Vec<(Planned, Vec<Entry>)>> {
-    let mut out = Vec::new();
+    mut emit: impl FnMut(Planned, &[&Entry]) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let mut covered = vec![false; due.len()];
     for r in recipients {
-        let mut mine: Vec<Entry> = Vec::new();
+        let mut mine: Vec<&Entry> = Vec::new();
         for (i, e) in due.iter().enumerate() {
             if r.stages.as_ref().is_none_or(|s| s.iter().any(|st| st == &e.stage)) {
                 covered[i] = true;
-                mine.push(e.clone());
+                mine.push(e);
             }
         }
         if mine.is_empty() {
@@ -351,45 +374,50 @@ fn digests(
         }
         mine.sort_by(|a, b| a.entered.cmp(&b.entered).then_with(|| a.reference.cmp(&b.reference)));
         let locale = r.locale.unwrap_or(ctx.locale);
-        let context = serde_json::json!({
-            "recipient": { "name": r.name, "email": r.email },
-            "entries": mine,
-            "count": mine.len(),
-            "now_local": crate::templates::local_datetime(ctx.now, ctx.zone, locale),
-            "site_url": ctx.site_url,
-        });
+        let now_local = crate::templates::local_datetime(ctx.now, ctx.zone, locale);
+        let context = DigestCtx {
+            recipient: RecipientCtx {
+                name: &r.name,
+                email: &r.email,
+            },
+            entries: &mine,
+            count: mine.len(),
+            now_local: &now_local,
+            site_url: ctx.site_url,
+        };
         let rendered = ctx
             .templates
             .render(locale, KIND, &context)
             .with_context(|| format!("delay alert for {}", r.email))
             .or_exit(Exit::Config)?;
-        let detail = mine
-            .iter()
-            .map(|e| {
-                format!(
-                    "{} {} ({}): {} for {} days, threshold {}",
-                    e.reference, e.device, e.customer, e.stage, e.days, e.threshold
-                )
-            })
-            .collect();
-        out.push((
-            Planned {
-                job: JOB,
-                kind: KIND.into(),
-                dedupe_key: format!("{KIND}:{}:{}", r.email.to_lowercase(), instant::format(ctx.now)),
-                source_table: None,
-                source_id: None,
-                contact_id: r.contact_id,
-                channel: "email",
-                recipient: r.email.clone(),
-                subject: rendered.subject,
-                body: rendered.text,
-                html: rendered.html,
-                valid_until: None,
-                detail,
-            },
-            mine,
-        ));
+        let detail = if ctx.dry_run {
+            mine.iter()
+                .map(|e| {
+                    format!(
+                        "{} {} ({}): {} for {} days, threshold {}",
+                        e.reference, e.device, e.customer, e.stage, e.days, e.threshold
+                    )
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let message = Planned {
+            job: JOB,
+            kind: KIND.into(),
+            dedupe_key: format!("{KIND}:{}:{}", r.email.to_lowercase(), instant::format(ctx.now)),
+            source_table: None,
+            source_id: None,
+            contact_id: r.contact_id,
+            channel: "email",
+            recipient: r.email.clone(),
+            subject: rendered.subject,
+            body: rendered.text,
+            html: rendered.html,
+            valid_until: None,
+            detail,
+        };
+        emit(message, &mine)?;
     }
     for (e, _) in due.iter().zip(&covered).filter(|(_, c)| !**c) {
         log::warn!(
@@ -399,7 +427,7 @@ fn digests(
         );
         skipped.push(format!("ticket {}: no recipient for stage {:?}", e.reference, e.stage));
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Template data for `config check`: two entries, with optional values present or absent.

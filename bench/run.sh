@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# rappel's benchmarks. Prints its figures; nothing here is a pass/fail test.
+#
+#   bench/run.sh            all three
+#   bench/run.sh idle|scan|send
+#
+# Needs: hyperfine, GNU time (/usr/bin/time), sqlite3, and postfix's smtp-sink
+#   apt-get install hyperfine time sqlite3 postfix   (postfix: "No configuration")
+#
+# 1. idle: a run with nothing due on a `demo --scale 100000` database (target <= 20 ms)
+# 2. scan: check-delay-alerts on `demo --scale 1000000` (targets <= 2 s, <= 64 MB),
+#    beside the time the sqlite3 CLI takes for the bare due query
+# 3. send: 10,000 digests (10,000 alert recipients) delivered to smtp-sink on
+#    127.0.0.1 with each message's state committed (target >= 3,000 messages/s)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+what="${1:-all}"
+NOW=2026-11-21T07:00:00Z
+WORK="${BENCH_DIR:-/tmp/rappel-bench}"
+mkdir -p "$WORK"
+cargo build --release --quiet
+B="$PWD/target/release/rappel"
+for tool in hyperfine sqlite3 /usr/bin/time; do
+    command -v "$tool" >/dev/null || { echo "missing $tool (see the header of $0)"; exit 1; }
+done
+
+idle() {
+    echo "== idle: nothing due, demo --scale 100000"
+    rm -rf "$WORK/s100k"
+    "$B" --now "$NOW" demo --dir "$WORK/s100k" --scale 100000 --no-run >/dev/null
+    "$B" --config "$WORK/s100k/rappel.toml" --now "$NOW" -q check-delay-alerts   # alerts what is due
+    hyperfine -N --warmup 5 --runs 50 \
+        "$B --config $WORK/s100k/rappel.toml --now $NOW check-delay-alerts" 2>&1 | grep -E "Time|Range"
+}
+
+scan() {
+    echo "== scan: check-delay-alerts, demo --scale 1000000"
+    if [ ! -f "$WORK/s1m.db" ]; then
+        rm -rf "$WORK/s1m"
+        "$B" --now "$NOW" demo --dir "$WORK/s1m" --scale 1000000 --no-run >/dev/null
+        cp "$WORK/s1m/rappel.db" "$WORK/s1m.db"
+    fi
+    rm -rf "$WORK/s1m/outbox/email"/* "$WORK/s1m/rappel.db-wal" "$WORK/s1m/rappel.db-shm"
+    cp "$WORK/s1m.db" "$WORK/s1m/rappel.db"
+    echo "tickets: $(sqlite3 "$WORK/s1m/rappel.db" 'SELECT count(*) FROM tickets'), active: $(sqlite3 "$WORK/s1m/rappel.db" 'SELECT count(*) FROM tickets WHERE closed_at IS NULL'), events: $(sqlite3 "$WORK/s1m/rappel.db" 'SELECT count(*) FROM ticket_events')"
+    /usr/bin/time -f "rappel check-delay-alerts: wall %e s, peak RSS %M KB" \
+        "$B" --config "$WORK/s1m/rappel.toml" --now "$NOW" check-delay-alerts
+    echo "sqlite3 CLI, bare due query (current stage per active ticket past its threshold):"
+    sqlite3 "$WORK/s1m/rappel.db" <<SQL
+.timer on
+SELECT count(*) AS due FROM (
+  SELECT e.stage, e.entered_at,
+         row_number() OVER (PARTITION BY t.id ORDER BY unixepoch(e.entered_at) DESC, e.id DESC) AS rn
+  FROM tickets t JOIN ticket_events e ON e.ticket_id = t.id
+  WHERE t.closed_at IS NULL
+) WHERE rn = 1
+  AND unixepoch('$NOW') - unixepoch(entered_at) > 86400 * (CASE stage WHEN 'Attente pièce' THEN 21 ELSE 14 END);
+SQL
+}
+
+send() {
+    echo "== send: 10,000 emails to smtp-sink with connections = ${CONNECTIONS:-8}"
+    command -v smtp-sink >/dev/null || { echo "missing smtp-sink (apt-get install postfix)"; exit 1; }
+    local dir="$WORK/send" port=2525
+    rm -rf "$dir" && mkdir -p "$dir"
+    cat > "$dir/plan.toml" <<TOML
+database = "rappel.db"
+[delay_alerts]
+threshold_days = 14
+TOML
+    cat > "$dir/rappel.toml" <<TOML
+database = "rappel.db"
+[email]
+from = "Bench <bench@example.com>"
+[email.smtp]
+host = "127.0.0.1"
+port = $port
+security = "none"
+connections = ${CONNECTIONS:-8}
+TOML
+    "$B" --config "$dir/plan.toml" db migrate >/dev/null
+    sqlite3 "$dir/rappel.db" <<SQL
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000)
+INSERT INTO contacts (id, name, email) SELECT i, 'Staff ' || i, 'staff' || i || '@example.com' FROM n;
+INSERT INTO alert_recipients (contact_id) SELECT id FROM contacts;
+INSERT INTO tickets (id, reference, device, customer, created_at) VALUES (1, 'T-1', 'Phone', 'Customer', '2026-10-01T00:00:00Z');
+INSERT INTO ticket_events (ticket_id, stage, entered_at) VALUES (1, 'Diagnostic', '2026-10-01T00:00:00Z');
+SQL
+    # Plan with no transport configured: the 10,000 digests wait as pending rows.
+    "$B" --config "$dir/plan.toml" --now "$NOW" -q check-delay-alerts || true
+    local as_root=(); [ "$(id -u)" = 0 ] && as_root=(-u postfix)
+    smtp-sink "${as_root[@]}" 127.0.0.1:$port 1000 &
+    local sink=$!
+    trap "kill $sink 2>/dev/null" RETURN
+    sleep 0.3
+    local start end
+    start=$(date +%s.%N)
+    "$B" --config "$dir/rappel.toml" --now "$NOW" deliver
+    end=$(date +%s.%N)
+    echo "sent: $(sqlite3 "$dir/rappel.db" "SELECT count(*) FROM deliveries WHERE status = 'sent'") of 10000"
+    python3 -c "import sys; s, e = float(sys.argv[1]), float(sys.argv[2]); print(f'wall {e - s:.2f} s: {10000 / (e - s):.0f} messages/s')" "$start" "$end"
+}
+
+case "$what" in
+    idle) idle ;;
+    scan) scan ;;
+    send) send ;;
+    all) idle; scan; send ;;
+    *) echo "usage: $0 [idle|scan|send]"; exit 64 ;;
+esac
