@@ -332,9 +332,17 @@ fn convert_email(e: raw::RawEmail, path: &Path, dir: &Path, warnings: &mut Vec<S
                 extra_ca_file,
             })
         }
-        "sendmail" => EmailTransport::Sendmail {
-            command: PathBuf::from(e.sendmail_command.as_deref().unwrap_or("/usr/sbin/sendmail")),
-        },
+        "sendmail" => {
+            // A bare name is looked up on PATH; a path is relative to this file.
+            let command = e.sendmail_command.as_deref().unwrap_or("/usr/sbin/sendmail");
+            EmailTransport::Sendmail {
+                command: if command.contains(['/', '\\']) {
+                    dir.join(command)
+                } else {
+                    PathBuf::from(command)
+                },
+            }
+        }
         "file" => EmailTransport::File {
             dir: dir.join(e.outbox_dir.as_deref().unwrap_or("outbox/email")),
         },

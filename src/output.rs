@@ -136,12 +136,8 @@ pub fn print_report(r: &Report<'_>, verbosity: Verbosity, json: bool) {
         let _ = writeln!(out, "{}", serde_json::to_string(&summary).unwrap_or_default());
         return;
     }
-    let quiet_ok = c.is_empty() && r.tally.exit == crate::exit::Exit::Ok;
-    if verbosity == Verbosity::Quiet || (quiet_ok && verbosity == Verbosity::Normal) {
-        return;
-    }
-    let _ = writeln!(
-        out,
+    let ok = r.tally.exit == crate::exit::Exit::Ok;
+    let line = format!(
         "{}{}: {} planned, {} sent, {} failed, {} skipped, {} retrying ({} ms)",
         r.job,
         if r.dry_run { " (dry run)" } else { "" },
@@ -152,4 +148,20 @@ pub fn print_report(r: &Report<'_>, verbosity: Verbosity, json: bool) {
         c.retrying,
         r.duration.as_millis()
     );
+    match verbosity {
+        // -q: errors only, but a run that did not fully succeed says so, so
+        // that cron mails the operator.
+        Verbosity::Quiet if !ok => {
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "rappel: error: {line} (exit {})",
+                r.tally.exit.code()
+            );
+        }
+        Verbosity::Quiet => {}
+        Verbosity::Normal if c.is_empty() && ok => {}
+        _ => {
+            let _ = writeln!(out, "{line}");
+        }
+    }
 }

@@ -215,3 +215,95 @@ fn job_runs_records_each_run_and_lock_blocks_overlap() {
     assert_eq!(runs, 1, "a locked-out run records nothing");
     assert_eq!(smtp.mails().len(), 1);
 }
+
+#[test]
+fn sendmail_transport_pipes_each_message_to_the_command() {
+    let env = TestEnv::new(free_port(), "");
+    let script = env.dir.path().join("fake-sendmail");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\nout=\"$(dirname \"$0\")/sent\"\nmkdir -p \"$out\"\n{ echo \"ARGS: $*\"; cat; } > \"$out/$$.eml\"\n",
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let text = std::fs::read_to_string(env.config_path()).unwrap().replace(
+        "transport = \"smtp\"",
+        "transport = \"sendmail\"\nsendmail_command = \"./fake-sendmail\"",
+    );
+    env.write_config(&text);
+    let c = env.contact("R0", "r0@example.com");
+    env.recipient(c, None);
+    env.ticket("T-1", &[("Diagnostic", "2026-02-01T07:00:00Z")]);
+
+    env.run(&["check-delay-alerts"], NOW).success();
+    let sent: Vec<_> = std::fs::read_dir(env.dir.path().join("sent"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(sent.len(), 1);
+    let message = std::fs::read_to_string(sent[0].path()).unwrap();
+    assert!(
+        message.starts_with("ARGS: ") && message.lines().next().unwrap().contains("r0@example.com"),
+        "{message}"
+    );
+    assert!(message.contains("X-Rappel-Kind: delay_alert"), "{message}");
+    assert_eq!(env.deliveries(), vec![("r0@example.com".into(), "sent".into(), 1)]);
+}
+
+#[test]
+fn rate_per_s_spaces_the_sends() {
+    let smtp = SmtpServer::start();
+    let env = TestEnv::new(smtp.port, "rate_per_s = 5\n");
+    for i in 0..6 {
+        let c = env.contact(&format!("R{i}"), &format!("r{i}@example.com"));
+        env.recipient(c, None);
+    }
+    env.ticket("T-1", &[("Diagnostic", "2026-02-01T07:00:00Z")]);
+    let start = std::time::Instant::now();
+    env.run(&["check-delay-alerts"], NOW).success();
+    let elapsed = start.elapsed();
+    assert_eq!(smtp.mails().len(), 6);
+    assert!(
+        elapsed >= Duration::from_millis(950),
+        "6 messages at 5/s take at least 1 s, took {elapsed:?}"
+    );
+}
+
+#[test]
+fn dry_run_marks_retries_and_quiet_prints_only_errors() {
+    let port = free_port();
+    let env = with_recipients(port, 1);
+    let out = env.run(&["-q", "check-delay-alerts"], NOW).code(75);
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    assert!(
+        out.stderr
+            .contains("check-delay-alerts: 1 planned, 0 sent, 0 failed, 0 skipped, 1 retrying")
+            && out.stderr.contains("(exit 75)"),
+        "-q still reports a run that did not fully succeed: {}",
+        out.stderr
+    );
+
+    let dry = env.run(&["deliver", "--dry-run"], "2026-03-10T08:00:00Z").success();
+    assert!(
+        dry.stdout
+            .contains("would send delay_alert via email to r0@example.com: ")
+            && dry.stdout.contains("(retry)"),
+        "{}",
+        dry.stdout
+    );
+    let early = env.run(&["deliver", "--dry-run"], "2026-03-10T07:00:10Z").success();
+    assert!(
+        !early.stdout.contains("would send"),
+        "not due before its backoff: {}",
+        early.stdout
+    );
+    let quiet = env.run(&["-q", "deliver"], "2026-03-10T07:00:10Z").success();
+    assert!(
+        quiet.stdout.is_empty() && quiet.stderr.is_empty(),
+        "nothing to do prints nothing"
+    );
+}

@@ -42,7 +42,7 @@ impl EmailChannel {
                 smtp.connections as usize,
             ),
             EmailTransport::Sendmail { command } => {
-                if !command.is_file() {
+                if command.components().count() > 1 && !command.is_file() {
                     return Err(crate::exit::fail(
                         Exit::Config,
                         format!("email.sendmail_command: {} does not exist", command.display()),
