@@ -307,3 +307,38 @@ fn dry_run_marks_retries_and_quiet_prints_only_errors() {
         "nothing to do prints nothing"
     );
 }
+
+#[test]
+fn starttls_with_a_private_ca_and_untrusted_certificates_refused() {
+    let certs = tempfile::tempdir().unwrap();
+    let tls = support::TlsFiles::generate(certs.path());
+    let smtp = SmtpServer::start_starttls(&tls);
+    let env = TestEnv::new(smtp.port, "");
+    let base = std::fs::read_to_string(env.config_path()).unwrap();
+    let starttls = base
+        .replace("host = \"127.0.0.1\"", "host = \"localhost\"")
+        .replace("security = \"none\"", "security = \"starttls\"");
+
+    // The server's certificate is signed by a CA the system does not know.
+    env.write_config(&starttls);
+    let out = env.run(&["test-email", "--to", "ops@example.com"], NOW).code(78);
+    assert!(
+        out.stderr.contains("extra_ca_file"),
+        "the error says how to fix it: {}",
+        out.stderr
+    );
+    assert!(smtp.mails().is_empty());
+    assert_eq!(env.deliveries(), vec![("ops@example.com".into(), "pending".into(), 0)]);
+
+    let trusted = starttls.replace(
+        "[email]\n",
+        &format!("[email]\nextra_ca_file = {:?}\n", tls.ca.to_str().unwrap()),
+    );
+    env.write_config(&trusted);
+    env.run(&["deliver"], NOW).success();
+    assert_eq!(
+        smtp.recipients(),
+        vec!["ops@example.com"],
+        "sent over TLS once the CA is trusted"
+    );
+}

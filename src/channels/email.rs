@@ -192,6 +192,17 @@ fn classify_smtp(e: &lettre::transport::smtp::Error) -> SendError {
         }
         return SendError::temporary(format!("SMTP server deferred the message: {text}"));
     }
+    // A certificate we do not trust, a server without STARTTLS, or no AUTH
+    // mechanism in common: the configuration must change, retrying will not help.
+    // lettre surfaces rustls' certificate errors as network errors.
+    if e.is_tls() || text.contains("invalid peer certificate") {
+        return SendError::Credentials(format!(
+            "TLS with the SMTP server failed: {text} (for a private CA, set email.extra_ca_file)"
+        ));
+    }
+    if e.is_client() && (text.contains("STARTTLS") || text.contains("authentication mechanism")) {
+        return SendError::Credentials(format!("SMTP server cannot be used as configured: {text}"));
+    }
     if e.is_client() {
         return SendError::Permanent(format!("SMTP client error: {text}"));
     }

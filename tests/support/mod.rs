@@ -140,15 +140,29 @@ pub struct SmtpServer {
 impl SmtpServer {
     pub fn start() -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        Self::serve(listener)
+        Self::serve(listener, SslConfig::None)
+    }
+
+    /// A server offering STARTTLS with the certificate of [`TlsFiles`].
+    pub fn start_starttls(tls: &TlsFiles) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Self::serve(
+            listener,
+            SslConfig::SelfSigned {
+                cert_path: tls.cert.to_string_lossy().into_owned(),
+                key_path: tls.key.to_string_lossy().into_owned(),
+            },
+        )
     }
 
     /// A server on a port chosen earlier (for "unreachable, then back").
     pub fn start_on(port: u16) -> Self {
-        Self::serve(TcpListener::bind(("127.0.0.1", port)).unwrap())
+        Self::serve(TcpListener::bind(("127.0.0.1", port)).unwrap(), SslConfig::None)
     }
 
-    fn serve(listener: TcpListener) -> Self {
+    fn serve(listener: TcpListener, ssl: SslConfig) -> Self {
+        // The test server's TLS uses ring, as rappel does.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let port = listener.local_addr().unwrap().port();
         let state = Arc::new(Mutex::new(State::default()));
         let mode = Arc::new(Mutex::new(Mode::Accept));
@@ -161,7 +175,7 @@ impl SmtpServer {
         let mut server = Server::new(handler);
         server
             .with_name("test.local")
-            .with_ssl(SslConfig::None)
+            .with_ssl(ssl)
             .unwrap()
             .with_num_threads(16)
             .with_tcp_listener(listener);
@@ -203,6 +217,37 @@ impl SmtpServer {
             std::thread::sleep(Duration::from_millis(10));
         }
         false
+    }
+}
+
+/// A private CA and a certificate it signed for `localhost`, as PEM files.
+pub struct TlsFiles {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl TlsFiles {
+    pub fn generate(dir: &std::path::Path) -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .signed_by(&key, &Issuer::from_params(&ca_params, &ca_key))
+            .unwrap();
+        let files = TlsFiles {
+            ca: dir.join("ca.pem"),
+            cert: dir.join("cert.pem"),
+            key: dir.join("key.pem"),
+        };
+        std::fs::write(&files.ca, ca_cert.pem()).unwrap();
+        std::fs::write(&files.cert, cert.pem()).unwrap();
+        std::fs::write(&files.key, key.serialize_pem()).unwrap();
+        files
     }
 }
 
