@@ -142,7 +142,6 @@ CREATE TABLE IF NOT EXISTS deliveries (
     subject TEXT NOT NULL DEFAULT '',
     body TEXT NOT NULL DEFAULT '',     -- text part, as sent
     html_body TEXT,                    -- HTML part of an email, if any
-    payload TEXT,                      -- channel extras as JSON (attachments, template SIDs)
     status TEXT NOT NULL DEFAULT 'pending',   -- pending | sending | sent | failed
     error_class TEXT,                  -- temporary | permanent | credentials
     attempts INTEGER NOT NULL DEFAULT 0,

@@ -3,25 +3,9 @@
 
 mod support;
 
-use support::{BIN, Output, SmtpServer, TestEnv};
+use support::{BIN, SmtpServer, TestEnv, rappel_in};
 
 const NOW: &str = "2026-03-10T07:00:00Z";
-
-fn rappel(dir: &std::path::Path, args: &[&str]) -> Output {
-    let out = std::process::Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .env_remove("RAPPEL_CONFIG")
-        .env_remove("RAPPEL_NOW")
-        .env("XDG_CONFIG_HOME", dir.join("no-such-xdg"))
-        .output()
-        .unwrap();
-    Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
 
 #[test]
 fn unknown_key_is_a_config_error_naming_file_and_key() {
@@ -55,9 +39,9 @@ fn unknown_time_zone_is_a_config_error() {
 #[test]
 fn missing_files_are_named() {
     let dir = tempfile::tempdir().unwrap();
-    let out = rappel(dir.path(), &["--config", "nope.toml", "check-delay-alerts"]).code(78);
+    let out = rappel_in(dir.path(), &["--config", "nope.toml", "check-delay-alerts"]).code(78);
     assert!(out.stderr.contains("nope.toml"), "{}", out.stderr);
-    let out = rappel(dir.path(), &["check-delay-alerts"]).code(78);
+    let out = rappel_in(dir.path(), &["check-delay-alerts"]).code(78);
     assert!(
         out.stderr.contains("rappel.toml") && out.stderr.contains("rappel init"),
         "{}",
@@ -69,7 +53,7 @@ fn missing_files_are_named() {
         "[email]\nfrom = \"a@example.com\"\n[email.smtp]\nhost = \"localhost\"\npassword_file = \"missing-secret\"\nusername = \"u\"\n",
     )
     .unwrap();
-    let out = rappel(dir.path(), &["config", "check"]).code(78);
+    let out = rappel_in(dir.path(), &["config", "check"]).code(78);
     assert!(
         out.stderr.contains("email.smtp.password_file") && out.stderr.contains("missing-secret"),
         "{}",
@@ -98,7 +82,7 @@ fn secrets_from_env_never_printed() {
     );
     assert!(out.status.success(), "{all}");
     assert!(!all.contains("hunter2-secret"), "{all}");
-    let out = rappel(dir.path(), &["config", "check"]).code(78);
+    let out = rappel_in(dir.path(), &["config", "check"]).code(78);
     assert!(out.stderr.contains("RAPPEL_TEST_PW"), "{}", out.stderr);
 }
 
@@ -109,18 +93,18 @@ fn bad_now_and_unknown_flags_are_usage_errors() {
     let out = env.run(&["check-delay-alerts"], "next tuesday").code(64);
     assert!(out.stderr.contains("RFC 3339"), "{}", out.stderr);
     env.run(&["check-delay-alerts", "--frobnicate"], NOW).code(64);
-    rappel(env.dir.path(), &["--help"]).success();
+    rappel_in(env.dir.path(), &["--help"]).success();
 }
 
 #[test]
 fn init_writes_config_and_database_and_never_overwrites() {
     let dir = tempfile::tempdir().unwrap();
-    rappel(dir.path(), &["init"]).success();
+    rappel_in(dir.path(), &["init"]).success();
     let written = std::fs::read_to_string(dir.path().join("rappel.toml")).unwrap();
     assert_eq!(written, include_str!("../examples/rappel.toml"));
     assert!(dir.path().join("rappel.db").exists());
-    rappel(dir.path(), &["config", "check"]).success();
-    let out = rappel(dir.path(), &["init"]).code(64);
+    rappel_in(dir.path(), &["config", "check"]).success();
+    let out = rappel_in(dir.path(), &["init"]).code(64);
     assert!(out.stderr.contains("already exists"), "{}", out.stderr);
     assert_eq!(
         std::fs::read_to_string(dir.path().join("rappel.toml")).unwrap(),
@@ -131,7 +115,7 @@ fn init_writes_config_and_database_and_never_overwrites() {
 #[test]
 fn demo_builds_a_folder_sends_and_resets_only_its_own() {
     let dir = tempfile::tempdir().unwrap();
-    let out = rappel(dir.path(), &["demo", "--dir", "d"]).success();
+    let out = rappel_in(dir.path(), &["demo", "--dir", "d"]).success();
     let eml: Vec<_> = std::fs::read_dir(dir.path().join("d/outbox/email"))
         .unwrap()
         .flatten()
@@ -144,7 +128,7 @@ fn demo_builds_a_folder_sends_and_resets_only_its_own() {
         assert!(dir.path().join("d").join(sub).is_dir(), "{sub}");
     }
 
-    rappel(dir.path(), &["demo", "--dir", "d", "--no-run"]).success();
+    rappel_in(dir.path(), &["demo", "--dir", "d", "--no-run"]).success();
     assert_eq!(
         std::fs::read_dir(dir.path().join("d/outbox/email")).unwrap().count(),
         0,
@@ -153,14 +137,14 @@ fn demo_builds_a_folder_sends_and_resets_only_its_own() {
 
     std::fs::create_dir(dir.path().join("mine")).unwrap();
     std::fs::write(dir.path().join("mine/keep.txt"), "x").unwrap();
-    rappel(dir.path(), &["demo", "--dir", "mine"]).code(64);
+    rappel_in(dir.path(), &["demo", "--dir", "mine"]).code(64);
     assert!(dir.path().join("mine/keep.txt").exists());
 }
 
 #[test]
 fn demo_scale_generates_tickets() {
     let dir = tempfile::tempdir().unwrap();
-    rappel(dir.path(), &["demo", "--dir", "d", "--scale", "2000", "--no-run"]).success();
+    rappel_in(dir.path(), &["demo", "--dir", "d", "--scale", "2000", "--no-run"]).success();
     let conn = rusqlite_open(&dir.path().join("d/rappel.db"));
     let tickets: i64 = conn
         .query_row("SELECT count(*) FROM tickets", [], |r| r.get(0))
@@ -303,8 +287,8 @@ fn file_transport_writes_one_eml_per_message() {
         "[email]\nfrom = \"a@example.com\"\ntransport = \"file\"\noutbox_dir = \"out\"\n",
     )
     .unwrap();
-    rappel(dir.path(), &["--now", NOW, "test-email", "--to", "x@example.com"]).success();
-    rappel(
+    rappel_in(dir.path(), &["--now", NOW, "test-email", "--to", "x@example.com"]).success();
+    rappel_in(
         dir.path(),
         &["--now", "2026-03-10T08:00:00Z", "test-email", "--to", "x@example.com"],
     )

@@ -342,3 +342,39 @@ fn starttls_with_a_private_ca_and_untrusted_certificates_refused() {
         "sent over TLS once the CA is trusted"
     );
 }
+
+#[test]
+fn a_server_that_stops_answering_times_out_and_is_retried() {
+    let smtp = SmtpServer::start();
+    let env = with_recipients(smtp.port, 1);
+    smtp.set_mode(Mode::Hang(6));
+    let start = std::time::Instant::now();
+    let out = env.run(&["check-delay-alerts"], NOW).code(75);
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "timeout_s = 2 bounds the wait: {:?}",
+        start.elapsed()
+    );
+    assert!(
+        out.stderr.to_lowercase().contains("timed out") || out.stderr.contains("timeout"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(env.deliveries(), vec![("r0@example.com".into(), "pending".into(), 1)]);
+}
+
+#[test]
+fn json_log_format_writes_one_object_per_line() {
+    let env = TestEnv::new(free_port(), "[monitoring]\nlog_format = \"json\"\n");
+    let c = env.contact("R0", "r0@example.com");
+    env.recipient(c, None);
+    env.ticket("T-1", &[("Diagnostic", "2026-02-01T07:00:00Z")]);
+    let out = env.run(&["check-delay-alerts"], NOW).code(75);
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert!(!lines.is_empty());
+    for line in lines {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+        assert_eq!(v["level"], "warning", "{line}");
+        assert!(v["message"].as_str().unwrap().contains("r0@example.com"), "{line}");
+    }
+}

@@ -206,7 +206,26 @@ fn classify_smtp(e: &lettre::transport::smtp::Error) -> SendError {
     if e.is_client() {
         return SendError::Permanent(format!("SMTP client error: {text}"));
     }
+    if timed_out(e) {
+        return SendError::temporary(format!(
+            "SMTP server did not answer in time (email.smtp.timeout_s): {text}"
+        ));
+    }
     SendError::temporary(format!("SMTP connection failed: {text}"))
+}
+
+/// A socket timeout: `TimedOut`, or `WouldBlock` as Unix reports a read timeout.
+fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(e);
+    while let Some(err) = source {
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && matches!(io.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock)
+        {
+            return true;
+        }
+        source = err.source();
+    }
+    false
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

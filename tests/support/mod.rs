@@ -331,12 +331,7 @@ max_attempts = 3
     }
 
     pub fn run(&self, args: &[&str], now: &str) -> Output {
-        let out = self.command(args, now).output().unwrap();
-        Output {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        Output::of(self.command(args, now))
     }
 
     pub fn contact(&self, name: &str, email: &str) -> i64 {
@@ -425,7 +420,27 @@ max_attempts = 3
     }
 }
 
+/// Runs rappel in `dir` with no configuration from the environment.
+pub fn rappel_in(dir: &std::path::Path, args: &[&str]) -> Output {
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.args(args)
+        .current_dir(dir)
+        .env_remove("RAPPEL_CONFIG")
+        .env_remove("RAPPEL_NOW")
+        .env("XDG_CONFIG_HOME", dir.join("no-such-xdg"));
+    Output::of(cmd)
+}
+
 impl Output {
+    pub fn of(mut cmd: std::process::Command) -> Self {
+        let out = cmd.output().unwrap();
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
     pub fn success(self) -> Self {
         assert_eq!(self.code, 0, "stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
         self
