@@ -13,9 +13,6 @@ use crate::exit::{Exit, OrExit, fail};
 /// How long a statement waits for another writer before giving up (exit 74).
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Bytes of the database file read through a memory map.
-const MMAP_SIZE: i64 = 256 * 1024 * 1024;
-
 struct Migration {
     version: u32,
     name: &'static str,
@@ -87,9 +84,6 @@ impl Database {
         let conn = Connection::open_with_flags(&self.path, flags)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        // Reads through a memory map instead of one syscall per page: the scan
-        // of active tickets touches thousands of pages on every run.
-        conn.pragma_update(None, "mmap_size", MMAP_SIZE)?;
         if self.read_only {
             conn.pragma_update(None, "query_only", "ON")?;
         } else {
