@@ -149,16 +149,33 @@ pub fn load_file(path: &Path) -> anyhow::Result<Config> {
 }
 
 fn parse_toml(text: &str) -> Result<RawConfig, String> {
-    let de = toml::Deserializer::parse(text).map_err(|e| e.to_string())?;
+    let de = toml::Deserializer::parse(text).map_err(|e| describe_toml_error(&e, text, ""))?;
     serde_path_to_error::deserialize(de).map_err(|e| {
         let key = e.path().to_string();
-        let inner = e.into_inner().to_string();
-        if key.is_empty() || key == "." {
-            inner
-        } else {
-            format!("key `{key}`: {inner}")
-        }
+        describe_toml_error(&e.into_inner(), text, &key)
     })
+}
+
+/// `line L, column C: key `k`: message`, without quoting the file: the line
+/// may hold a secret. A bad value under a secret key is not described at all.
+fn describe_toml_error(e: &toml::de::Error, text: &str, key: &str) -> String {
+    let mut out = String::new();
+    if let Some(span) = e.span() {
+        let before = &text.as_bytes()[..span.start.min(text.len())];
+        let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+        let column = before.iter().rev().take_while(|b| **b != b'\n').count() + 1;
+        out.push_str(&format!("line {line}, column {column}: "));
+    }
+    if !key.is_empty() && key != "." {
+        out.push_str(&format!("key `{key}`: "));
+    }
+    let last = key.rsplit('.').next().unwrap_or("");
+    if matches!(last, "password" | "token" | "auth_token") {
+        out.push_str("invalid value (not shown: it is a secret)");
+    } else {
+        out.push_str(e.message().trim());
+    }
+    out
 }
 
 fn convert(raw: RawConfig, path: &Path) -> Result<Config, String> {
@@ -192,15 +209,25 @@ fn convert(raw: RawConfig, path: &Path) -> Result<Config, String> {
     };
     let d = raw.delivery;
     let delivery = DeliveryConfig {
-        max_attempts: positive(d.max_attempts.unwrap_or(5), "delivery.max_attempts")?,
-        retry_base: Duration::from_secs(positive(d.retry_base_s.unwrap_or(60), "delivery.retry_base_s")?),
-        retry_cap: Duration::from_secs(positive(d.retry_cap_s.unwrap_or(21_600), "delivery.retry_cap_s")?),
-        lease: Duration::from_secs(positive(d.lease_s.unwrap_or(600), "delivery.lease_s")?),
+        max_attempts: within(d.max_attempts.unwrap_or(5), 1, 1_000, "delivery.max_attempts")?,
+        retry_base: Duration::from_secs(within(
+            d.retry_base_s.unwrap_or(60),
+            1,
+            MONTH_S,
+            "delivery.retry_base_s",
+        )?),
+        retry_cap: Duration::from_secs(within(
+            d.retry_cap_s.unwrap_or(21_600),
+            1,
+            MONTH_S,
+            "delivery.retry_cap_s",
+        )?),
+        lease: Duration::from_secs(within(d.lease_s.unwrap_or(600), 1, MONTH_S, "delivery.lease_s")?),
         rate_per_s: match d.rate_per_s.unwrap_or(0.0) {
-            r if r.is_finite() && r >= 0.0 => r,
+            r if r == 0.0 || (0.001..=1_000_000.0).contains(&r) => r,
             r => {
                 return Err(format!(
-                    "delivery.rate_per_s: {r} (expected 0 for unlimited, or a positive number)"
+                    "delivery.rate_per_s: {r} (expected 0 for unlimited, or 0.001 to 1000000 a second)"
                 ));
             }
         },
@@ -223,8 +250,18 @@ fn convert(raw: RawConfig, path: &Path) -> Result<Config, String> {
     }
     let a = raw.delay_alerts;
     let delay_alerts = DelayAlertsConfig {
-        threshold_days: positive(a.threshold_days.unwrap_or(14), "delay_alerts.threshold_days")?,
-        rearm_hours: a.rearm_hours.unwrap_or(24),
+        threshold_days: within(
+            a.threshold_days.unwrap_or(14),
+            1,
+            CENTURY_DAYS,
+            "delay_alerts.threshold_days",
+        )?,
+        rearm_hours: within(
+            a.rearm_hours.unwrap_or(24),
+            0,
+            CENTURY_DAYS * 24,
+            "delay_alerts.rearm_hours",
+        )?,
         recipients: a
             .recipients
             .unwrap_or_default()
@@ -232,7 +269,20 @@ fn convert(raw: RawConfig, path: &Path) -> Result<Config, String> {
             .enumerate()
             .map(|(i, r)| parse_address(r).map_err(|e| format!("delay_alerts.recipients[{i}]: {e}")))
             .collect::<Result<_, _>>()?,
-        stage_threshold_days: a.stage_threshold_days.unwrap_or_default(),
+        stage_threshold_days: a
+            .stage_threshold_days
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(stage, days)| {
+                within(
+                    days,
+                    1,
+                    CENTURY_DAYS,
+                    &format!("delay_alerts.stage_threshold_days.{stage:?}"),
+                )
+                .map(|d| (stage, d))
+            })
+            .collect::<Result<_, _>>()?,
     };
     let json_logs = match raw.monitoring.log_format.as_deref() {
         None | Some("text") => false,
@@ -327,8 +377,8 @@ fn convert_email(e: raw::RawEmail, path: &Path, dir: &Path, warnings: &mut Vec<S
                 security,
                 username: s.username,
                 password,
-                timeout: Duration::from_secs(positive(s.timeout_s.unwrap_or(30), "email.smtp.timeout_s")?),
-                connections: positive(s.connections.unwrap_or(4), "email.smtp.connections")?,
+                timeout: Duration::from_secs(within(s.timeout_s.unwrap_or(30), 1, 3_600, "email.smtp.timeout_s")?),
+                connections: within(s.connections.unwrap_or(4), 1, 64, "email.smtp.connections")?,
                 extra_ca_file,
             })
         }
@@ -368,11 +418,15 @@ pub fn parse_address(a: &str) -> Result<Address, String> {
         .map_err(|e| format!("{a:?} is not a valid email address ({e})"))
 }
 
-fn positive<T: PartialOrd + Default + std::fmt::Display + Copy>(v: T, key: &str) -> Result<T, String> {
-    if v > T::default() {
+const MONTH_S: u64 = 31 * 24 * 3_600;
+const CENTURY_DAYS: u32 = 36_525;
+
+/// A number in `[min, max]`; the bounds keep time arithmetic far from overflow.
+fn within<T: PartialOrd + std::fmt::Display + Copy>(v: T, min: T, max: T, key: &str) -> Result<T, String> {
+    if v >= min && v <= max {
         Ok(v)
     } else {
-        Err(format!("{key}: {v} (expected a number above 0)"))
+        Err(format!("{key}: {v} (expected a number from {min} to {max})"))
     }
 }
 
@@ -401,6 +455,19 @@ mod tests {
     }
 
     #[test]
+    fn errors_never_quote_a_secret() {
+        for text in [
+            "[email.smtp]\npassword = 123456\n",
+            "[email.smtp]\npasword = \"123456\"\n",
+            "[email.smtp]\npassword = \"12\\q3456\"\n",
+        ] {
+            let err = convert_text(text).unwrap_err();
+            assert!(!err.contains("123456") && !err.contains("3456"), "{text:?} gave {err}");
+            assert!(err.contains("line 2"), "{err}");
+        }
+    }
+
+    #[test]
     fn relative_paths_are_resolved_from_the_config_folder() {
         let c = convert_text("database = \"data/r.db\"\n").unwrap();
         assert_eq!(c.database, Path::new("/srv/app/data/r.db"));
@@ -419,6 +486,22 @@ mod tests {
         let text = "[email]\nfrom = \"a@example.com\"\n[email.smtp]\nhost = \"localhost\"\ntimeout_s = 200\n";
         let err = convert_text(text).unwrap_err();
         assert!(err.contains("delivery.lease_s"), "{err}");
+    }
+
+    #[test]
+    fn absurd_numbers_are_errors_not_panics() {
+        for (text, key) in [
+            (
+                "[email]\nfrom = \"a@example.com\"\n[email.smtp]\nhost = \"localhost\"\ntimeout_s = 9223372036854775807\n",
+                "email.smtp.timeout_s",
+            ),
+            ("[delivery]\nrate_per_s = 1e-20\n", "delivery.rate_per_s"),
+            ("[delay_alerts]\nrearm_hours = 4294967295\n", "delay_alerts.rearm_hours"),
+            ("[delay_alerts.stage_threshold_days]\nX = 0\n", "stage_threshold_days"),
+        ] {
+            let err = convert_text(text).unwrap_err();
+            assert!(err.contains(key), "{text:?} gave {err}");
+        }
     }
 
     #[test]

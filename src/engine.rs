@@ -117,11 +117,15 @@ impl Engine<'_> {
                     recorder.release(&mut conn, row, None)?
                 } else if is_expired(row, now) {
                     recorder.expired(&mut conn, row)?
-                } else if self.clock.wall() + margin >= row.lease_until {
-                    recorder.release(&mut conn, row, None)?
                 } else {
+                    // The lease is checked after the rate limiter's wait, right
+                    // before the send, never before a sleep.
                     shared.rate.wait();
-                    self.send_one(&mut conn, &recorder, row, shared)?
+                    if self.clock.wall() + margin >= row.lease_until {
+                        recorder.release(&mut conn, row, None)?
+                    } else {
+                        self.send_one(&mut conn, &recorder, row, shared)?
+                    }
                 };
                 count(&mut tally, effect, row);
             }
@@ -147,7 +151,7 @@ impl Engine<'_> {
         let effect = match self.channels.send(&row.channel, &outgoing, self.clock.wall()) {
             Ok(sent) => {
                 log::info!("sent {} via {} to {}", row.kind, row.channel, row.recipient);
-                recorder.sent(conn, row, &sent)?
+                record_with_retries(row, || recorder.sent(conn, row, &sent))?
             }
             Err(err) => {
                 if matches!(err, SendError::Credentials(_)) {
@@ -157,10 +161,36 @@ impl Engine<'_> {
                 } else {
                     log::warn!("{} via {} to {}: {err}", row.kind, row.channel, row.recipient);
                 }
-                recorder.failed(conn, row, &err)?
+                record_with_retries(row, || recorder.failed(conn, row, &err))?
             }
         };
         Ok(effect)
+    }
+}
+
+/// Records a send's outcome, trying again while the database stays locked
+/// (each try already waits the busy timeout): the message has gone, and a row
+/// left `sending` would be sent again once its lease expires.
+fn record_with_retries(row: &Claimed, mut record: impl FnMut() -> rusqlite::Result<Effect>) -> anyhow::Result<Effect> {
+    const TRIES: u32 = 3;
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match record() {
+            Ok(effect) => return Ok(effect),
+            Err(e) if crate::db::is_busy(&e) && tries < TRIES => {
+                log::warn!(
+                    "delivery {}: database locked while recording its outcome; trying again",
+                    row.id
+                );
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(format!(
+                    "delivery {} ({} to {}) was sent but its outcome could not be recorded",
+                    row.id, row.kind, row.recipient
+                )));
+            }
+        }
     }
 }
 

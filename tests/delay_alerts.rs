@@ -217,3 +217,34 @@ fn dry_run_prints_and_changes_nothing() {
 fn support_lock_exists(env: &TestEnv) -> bool {
     env.dir.path().join("rappel.db.check-delay-alerts.lock").exists()
 }
+
+#[test]
+fn digest_shows_the_time_in_the_contact_zone() {
+    let smtp = SmtpServer::start();
+    let env = env_with(&smtp, DEFAULTS);
+    let sam = env.contact("Sam", "sam@example.com");
+    env.recipient(sam, None);
+    let bad = env.contact("Bad Zone", "bad@example.com");
+    env.recipient(bad, None);
+    let db = env.db();
+    db.execute("UPDATE contacts SET timezone = 'America/New_York' WHERE id = ?1", [sam])
+        .unwrap();
+    db.execute("UPDATE contacts SET timezone = 'Mars/Olympus' WHERE id = ?1", [bad])
+        .unwrap();
+    env.ticket("T-1", &[("Diagnostic", "2026-02-20T07:00:00Z")]);
+
+    let out = env.run(&["check-delay-alerts"], NOW).code(65);
+    assert!(
+        out.stderr.contains(&format!("contacts id {bad}: timezone")),
+        "{}",
+        out.stderr
+    );
+    // 07:00 UTC on 10 March 2026 is 03:00 in New York (daylight time since 8 March).
+    let mail = smtp.mail_to("sam@example.com").decoded();
+    assert!(mail.contains("(as of 2026-03-10 03:00)"), "{mail}");
+    assert_eq!(
+        smtp.recipients(),
+        vec!["sam@example.com"],
+        "the contact with a bad zone is skipped"
+    );
+}

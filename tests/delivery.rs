@@ -378,3 +378,24 @@ fn json_log_format_writes_one_object_per_line() {
         assert!(v["message"].as_str().unwrap().contains("r0@example.com"), "{line}");
     }
 }
+
+#[test]
+fn force_gives_one_more_try_not_a_burst() {
+    let smtp = SmtpServer::start();
+    let env = with_recipients(smtp.port, 1);
+    smtp.set_mode(Mode::Defer);
+    env.run(&["check-delay-alerts"], NOW).code(75);
+    assert_eq!(env.deliveries(), vec![("r0@example.com".into(), "pending".into(), 1)]);
+
+    // --force re-plans (a new digest) and retries the waiting one, each once.
+    env.run(&["check-delay-alerts", "--force"], "2026-03-10T07:00:05Z")
+        .code(75);
+    assert_eq!(
+        env.deliveries(),
+        vec![
+            ("r0@example.com".into(), "pending".into(), 2),
+            ("r0@example.com".into(), "pending".into(), 1),
+        ],
+        "one try each in a forced run, not max_attempts in a loop"
+    );
+}

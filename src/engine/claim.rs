@@ -91,7 +91,11 @@ pub fn claim(
              WHERE id IN (
                  SELECT id FROM deliveries
                  WHERE status = 'pending'
-                   AND (?3 OR next_attempt_at IS NULL OR next_attempt_at <= ?4)
+                   AND (CASE WHEN ?3
+                        -- --force: one more try now, but only one per run: a row this
+                        -- run already tried waits for its backoff like any other.
+                        THEN claimed_by IS NOT ?1
+                        ELSE next_attempt_at IS NULL OR next_attempt_at <= ?4 END)
                    AND (?5 IS NULL OR job = ?5)
                    AND channel IN (SELECT value FROM json_each(?6))
                  ORDER BY id

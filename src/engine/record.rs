@@ -89,8 +89,9 @@ impl Recorder<'_> {
                 self.update(
                     conn,
                     row,
+                    // claimed_by stays: it tells a --force run that it already tried this row.
                     "status = 'pending', error_class = 'temporary', last_error = ?3, next_attempt_at = ?4,
-                     claimed_by = NULL, lease_until = NULL",
+                     lease_until = NULL",
                     params![row.id, self.run_id, reason, instant::format(next)],
                     Effect::Retrying,
                 )

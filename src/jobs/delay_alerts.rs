@@ -6,8 +6,9 @@ use std::collections::HashMap;
 
 use anyhow::Context;
 use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Tz;
 use rusqlite::types::ValueRef;
-use rusqlite::{Connection, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 
 use super::{PlanCtx, PlanReport};
@@ -41,6 +42,8 @@ struct Recipient {
     name: String,
     email: String,
     locale: Option<Locale>,
+    /// `None`: the configured zone.
+    zone: Option<Tz>,
     /// `None`: every stage.
     stages: Option<Vec<String>>,
 }
@@ -225,13 +228,26 @@ fn retain_unalerted(
     Ok(())
 }
 
-fn fill_details(conn: &Connection, due: &mut [Entry]) -> anyhow::Result<()> {
+/// Reads reference, device and customer of each due entry; an entry whose
+/// ticket was deleted since the scan is dropped.
+fn fill_details(conn: &Connection, due: &mut Vec<Entry>) -> anyhow::Result<()> {
     let mut stmt = conn.prepare_cached("SELECT reference, device, customer FROM tickets WHERE id = ?1")?;
-    for e in due.iter_mut() {
-        (e.reference, e.device, e.customer) = stmt.query_row([e.ticket_id], |r| {
-            Ok((text(r.get_ref(0)?), text(r.get_ref(1)?), text(r.get_ref(2)?)))
-        })?;
+    let mut kept = Vec::with_capacity(due.len());
+    for mut e in due.drain(..) {
+        let details = stmt
+            .query_row([e.ticket_id], |r| {
+                Ok((text(r.get_ref(0)?), text(r.get_ref(1)?), text(r.get_ref(2)?)))
+            })
+            .optional()?;
+        match details {
+            Some(d) => {
+                (e.reference, e.device, e.customer) = d;
+                kept.push(e);
+            }
+            None => log::info!("ticket id {} was deleted during the run; not alerted", e.ticket_id),
+        }
     }
+    *due = kept;
     Ok(())
 }
 
@@ -248,7 +264,7 @@ fn text(v: ValueRef<'_>) -> String {
 /// (case-insensitively); a contact without a usable address is skipped.
 fn recipients(conn: &Connection, cfg: &DelayAlertsConfig, report: &mut PlanReport) -> anyhow::Result<Vec<Recipient>> {
     let mut stmt = conn.prepare(
-        "SELECT c.id, c.name, c.email, c.locale, c.email_enabled, c.muted_kinds, ar.stages
+        "SELECT c.id, c.name, c.email, c.locale, c.email_enabled, c.muted_kinds, ar.stages, c.timezone
          FROM alert_recipients ar JOIN contacts c ON c.id = ar.contact_id
          WHERE ar.active = 1
          ORDER BY ar.id",
@@ -308,12 +324,27 @@ fn recipients(conn: &Connection, cfg: &DelayAlertsConfig, report: &mut PlanRepor
             ValueRef::Text(l) => Locale::parse(&String::from_utf8_lossy(l)),
             _ => None,
         };
+        let zone = match row.get_ref(7)? {
+            ValueRef::Null => None,
+            v => match text(v).trim() {
+                "" => None,
+                name => match crate::config::parse_zone(name) {
+                    Ok(zone) => Some(zone),
+                    Err(why) => {
+                        log::warn!("contacts id {contact_id}: timezone: {why}; recipient skipped");
+                        report.data_errors += 1;
+                        continue;
+                    }
+                },
+            },
+        };
         add(
             Recipient {
                 contact_id: Some(contact_id),
                 name,
                 email,
                 locale,
+                zone,
                 stages,
             },
             &mut list,
@@ -327,6 +358,7 @@ fn recipients(conn: &Connection, cfg: &DelayAlertsConfig, report: &mut PlanRepor
                 name: email.clone(),
                 email,
                 locale: None,
+                zone: None,
                 stages: None,
             },
             &mut list,
@@ -374,7 +406,7 @@ fn each_digest(
         }
         mine.sort_by(|a, b| a.entered.cmp(&b.entered).then_with(|| a.reference.cmp(&b.reference)));
         let locale = r.locale.unwrap_or(ctx.locale);
-        let now_local = crate::templates::local_datetime(ctx.now, ctx.zone, locale);
+        let now_local = crate::templates::local_datetime(ctx.now, r.zone.unwrap_or(ctx.zone), locale);
         let context = DigestCtx {
             recipient: RecipientCtx {
                 name: &r.name,
