@@ -1,0 +1,258 @@
+//! Who receives delay alerts, and the one digest each gets: recipients from
+//! `alert_recipients` and the configuration, merged by address; entries
+//! filtered by stage, longest in stage first.
+
+use std::collections::HashMap;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use rusqlite::Connection;
+use rusqlite::types::ValueRef;
+use serde::Serialize;
+
+use super::{Entry, JOB, KIND, text};
+use crate::config::{DelayAlertsConfig, Locale};
+use crate::engine::plan::Planned;
+use crate::exit::{Exit, OrExit};
+use crate::instant;
+use crate::jobs::{PlanCtx, PlanReport};
+
+pub(super) struct Recipient {
+    contact_id: Option<i64>,
+    name: String,
+    email: String,
+    locale: Option<Locale>,
+    /// `None`: the configured zone.
+    zone: Option<Tz>,
+    /// `None`: every stage.
+    stages: Option<Vec<String>>,
+}
+
+/// Active `alert_recipients` plus config `recipients`, merged by address
+/// (case-insensitively); a contact without a usable address is skipped.
+pub(super) fn recipients(
+    conn: &Connection,
+    cfg: &DelayAlertsConfig,
+    report: &mut PlanReport,
+) -> anyhow::Result<Vec<Recipient>> {
+    let mut stmt = conn.prepare(
+        "SELECT c.id, c.name, c.email, c.locale, c.email_enabled, c.muted_kinds, ar.stages, c.timezone
+         FROM alert_recipients ar JOIN contacts c ON c.id = ar.contact_id
+         WHERE ar.active = 1
+         ORDER BY ar.id",
+    )?;
+    let mut rows = stmt.query([])?;
+    let mut list: Vec<Recipient> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut add = |r: Recipient, list: &mut Vec<Recipient>| {
+        let key = r.email.to_lowercase();
+        match index.get(&key) {
+            Some(&i) => {
+                let existing = &mut list[i];
+                existing.stages = match (existing.stages.take(), r.stages) {
+                    (Some(mut a), Some(b)) => {
+                        a.extend(b);
+                        Some(a)
+                    }
+                    _ => None,
+                };
+            }
+            None => {
+                index.insert(key, list.len());
+                list.push(r);
+            }
+        }
+    };
+    while let Some(row) = rows.next()? {
+        let contact_id: i64 = row.get(0)?;
+        let name = text(row.get_ref(1)?);
+        let email = text(row.get_ref(2)?).trim().to_string();
+        let enabled = !matches!(row.get_ref(4)?, ValueRef::Integer(0));
+        let muted = text(row.get_ref(5)?);
+        let skip = if email.is_empty() {
+            Some("has no email address")
+        } else if !enabled {
+            Some("has email disabled")
+        } else if muted.split(',').any(|k| k.trim() == KIND) {
+            Some("muted delay_alert")
+        } else {
+            None
+        };
+        if let Some(why) = skip {
+            report.skipped.push(format!("contact {contact_id} ({name}) {why}"));
+            continue;
+        }
+        let stages = match row.get_ref(6)? {
+            ValueRef::Null => None,
+            v => Some(
+                text(v)
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect(),
+            ),
+        };
+        let locale = match row.get_ref(3)? {
+            ValueRef::Text(l) => Locale::parse(&String::from_utf8_lossy(l)),
+            _ => None,
+        };
+        let zone = match row.get_ref(7)? {
+            ValueRef::Null => None,
+            v => match text(v).trim() {
+                "" => None,
+                name => match crate::config::parse_zone(name) {
+                    Ok(zone) => Some(zone),
+                    Err(why) => {
+                        log::warn!("contacts id {contact_id}: timezone: {why}; recipient skipped");
+                        report.data_errors += 1;
+                        continue;
+                    }
+                },
+            },
+        };
+        add(
+            Recipient {
+                contact_id: Some(contact_id),
+                name,
+                email,
+                locale,
+                zone,
+                stages,
+            },
+            &mut list,
+        );
+    }
+    for address in &cfg.recipients {
+        let email = address.to_string();
+        add(
+            Recipient {
+                contact_id: None,
+                name: email.clone(),
+                email,
+                locale: None,
+                zone: None,
+                stages: None,
+            },
+            &mut list,
+        );
+    }
+    Ok(list)
+}
+
+/// The template data of one digest; borrowed, so a large digest is not copied.
+#[derive(Serialize)]
+struct DigestCtx<'a> {
+    recipient: RecipientCtx<'a>,
+    entries: &'a [&'a Entry],
+    count: usize,
+    now_local: &'a str,
+    site_url: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct RecipientCtx<'a> {
+    name: &'a str,
+    email: &'a str,
+}
+
+/// Renders one digest per recipient with at least one due entry of its stages
+/// and hands each to `emit` in turn, so only one is in memory at a time.
+pub(super) fn each_digest(
+    recipients: &[Recipient],
+    due: &[Entry],
+    ctx: &PlanCtx<'_>,
+    skipped: &mut Vec<String>,
+    mut emit: impl FnMut(Planned, &[&Entry]) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let mut covered = vec![false; due.len()];
+    for r in recipients {
+        let mut mine: Vec<&Entry> = Vec::new();
+        for (i, e) in due.iter().enumerate() {
+            if r.stages.as_ref().is_none_or(|s| s.iter().any(|st| st == &e.stage)) {
+                covered[i] = true;
+                mine.push(e);
+            }
+        }
+        if mine.is_empty() {
+            continue;
+        }
+        mine.sort_by(|a, b| a.entered.cmp(&b.entered).then_with(|| a.reference.cmp(&b.reference)));
+        let locale = r.locale.unwrap_or(ctx.locale);
+        let now_local = crate::templates::local_datetime(ctx.now, r.zone.unwrap_or(ctx.zone), locale);
+        let context = DigestCtx {
+            recipient: RecipientCtx {
+                name: &r.name,
+                email: &r.email,
+            },
+            entries: &mine,
+            count: mine.len(),
+            now_local: &now_local,
+            site_url: ctx.site_url,
+        };
+        let rendered = ctx
+            .templates
+            .render(locale, KIND, &context)
+            .with_context(|| format!("delay alert for {}", r.email))
+            .or_exit(Exit::Config)?;
+        let detail = if ctx.dry_run {
+            mine.iter()
+                .map(|e| {
+                    format!(
+                        "{} {} ({}): {} for {} days, threshold {}",
+                        e.reference, e.device, e.customer, e.stage, e.days, e.threshold
+                    )
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let message = Planned {
+            job: JOB,
+            kind: KIND.into(),
+            dedupe_key: format!("{KIND}:{}:{}", r.email.to_lowercase(), instant::format(ctx.now)),
+            source_table: None,
+            source_id: None,
+            contact_id: r.contact_id,
+            channel: "email",
+            recipient: r.email.clone(),
+            subject: rendered.subject,
+            body: rendered.text,
+            html: rendered.html,
+            valid_until: None,
+            detail,
+        };
+        emit(message, &mine)?;
+    }
+    for (e, _) in due.iter().zip(&covered).filter(|(_, c)| !**c) {
+        log::warn!(
+            "ticket {} is overdue in stage {:?} but no recipient covers that stage",
+            e.reference,
+            e.stage
+        );
+        skipped.push(format!("ticket {}: no recipient for stage {:?}", e.reference, e.stage));
+    }
+    Ok(())
+}
+
+/// Template data for `config check`: two entries, with optional values present or absent.
+pub fn sample_context(optional_present: bool) -> serde_json::Value {
+    let entry = |reference: &str, days: i64| Entry {
+        event_id: 0,
+        ticket_id: 0,
+        entered: DateTime::<Utc>::UNIX_EPOCH,
+        reference: reference.into(),
+        device: "iPhone 13".into(),
+        customer: "Marie <Ndong>".into(),
+        stage: "Attente pièce".into(),
+        days,
+        threshold: 14,
+    };
+    serde_json::json!({
+        "recipient": { "name": "Atelier", "email": "atelier@example.com" },
+        "entries": [entry("R-0001", 30), entry("R-0002", 15)],
+        "count": 2,
+        "now_local": "21/11/2026 07:00",
+        "site_url": optional_present.then_some("https://example.com"),
+    })
+}
