@@ -214,6 +214,8 @@ fn dry_run_job(
             body: String::new(),
             html: None,
             valid_until: None,
+            attachment: None,
+            failed: None,
             detail: if p.attempts > 0 {
                 vec![format!("attempt {}", p.attempts + 1)]
             } else {

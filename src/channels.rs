@@ -66,6 +66,15 @@ pub struct Outgoing<'a> {
     pub subject: &'a str,
     pub body: &'a str,
     pub html: Option<&'a str>,
+    pub attachment: Option<OutgoingAttachment<'a>>,
+}
+
+/// A file to attach, read at send time.
+#[derive(Debug)]
+pub struct OutgoingAttachment<'a> {
+    pub path: &'a str,
+    pub name: &'a str,
+    pub mime: &'a str,
 }
 
 /// Every channel this run can use; `None` where the configuration has none.

@@ -5,6 +5,7 @@
 mod discover;
 mod email;
 mod raw;
+mod reports;
 mod secret;
 
 use std::collections::BTreeMap;
@@ -19,6 +20,7 @@ use crate::exit::{Exit, fail};
 pub use discover::candidates as discovery_paths;
 pub use email::{EmailConfig, EmailTransport, Security, SmtpConfig};
 pub use raw::RawConfig;
+pub use reports::{ReportDefinition, ReportsConfig};
 pub use secret::Secret;
 
 /// Template language.
@@ -59,6 +61,7 @@ pub struct Config {
     pub email: Option<EmailConfig>,
     pub delivery: DeliveryConfig,
     pub delay_alerts: DelayAlertsConfig,
+    pub reports: ReportsConfig,
     /// `[monitoring] log_format = "json"`.
     pub json_logs: bool,
     /// Notices found while converting (plain secrets in a readable file).
@@ -272,6 +275,7 @@ fn convert(raw: RawConfig, path: &Path) -> Result<Config, String> {
         email,
         delivery,
         delay_alerts,
+        reports: reports::convert(raw.reports, &dir)?,
         json_logs,
         warnings,
     })

@@ -19,14 +19,21 @@ struct Migration {
     sql: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "0001_initial.sql",
-    sql: include_str!("../sql/0001_initial.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "0001_initial.sql",
+        sql: include_str!("../sql/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "0002_reports.sql",
+        sql: include_str!("../sql/0002_reports.sql"),
+    },
+];
 
 /// The schema version this binary writes.
-pub const LATEST: u32 = 1;
+pub const LATEST: u32 = 2;
 
 /// Tables host applications write; `db status` checks their columns.
 pub const INPUT_TABLES: &[&str] = &[

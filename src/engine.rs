@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 
-use crate::channels::{Channels, Outgoing, SendError};
+use crate::channels::{Channels, Outgoing, OutgoingAttachment, SendError};
 use crate::clock::Clock;
 use crate::config::DeliveryConfig;
 use crate::db::Database;
@@ -147,6 +147,10 @@ impl Engine<'_> {
             subject: &row.subject,
             body: &row.body,
             html: row.html.as_deref(),
+            attachment: row
+                .attachment
+                .as_ref()
+                .map(|(path, name, mime)| OutgoingAttachment { path, name, mime }),
         };
         let effect = match self.channels.send(&row.channel, &outgoing, self.clock.wall()) {
             Ok(sent) => {

@@ -2,6 +2,7 @@
 //! job plans; it never sends, and never imports another job.
 
 pub mod delay_alerts;
+pub mod reports;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -32,4 +33,6 @@ pub struct PlanReport {
     pub skipped: Vec<String>,
     /// Rows that could not be read (exit 65).
     pub data_errors: u64,
+    /// Items that failed at planning, with the reason (counted failed, exit 65).
+    pub failures: Vec<String>,
 }

@@ -1,24 +1,24 @@
 //! Email through lettre: SMTP (pooled, `connections` used in parallel),
-//! sendmail, or a folder of `.eml` files. The MIME is built once per message and
-//! its Message-ID derives from the de-duplication key, so a retry carries the
-//! same Message-ID.
+//! sendmail, or a folder of `.eml` files; and how SMTP failures classify.
+
+mod message;
 
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::sync::Mutex;
+use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::message::Mailbox;
 use lettre::transport::smtp::PoolConfig;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::{Address, Message, SendmailTransport, SmtpTransport, Transport};
-use sha2::{Digest, Sha256};
+use lettre::{Address, SendmailTransport, SmtpTransport, Transport};
 
 use super::{Outgoing, SendError, Sent};
 use crate::config::{EmailConfig, EmailTransport, Security, SmtpConfig};
 use crate::exit::{Exit, OrExit};
+use message::{Bodies, Built};
 
 enum Carrier {
     Smtp(Box<SmtpTransport>),
@@ -31,7 +31,12 @@ pub struct EmailChannel {
     carrier: Carrier,
     redirect_to: Option<Address>,
     parallelism: usize,
+    bodies: Bodies,
+    large: Mutex<()>,
 }
+
+/// Attachments above this size are sent one at a time.
+const LARGE_ATTACHMENT: u64 = 2 * 1024 * 1024;
 
 impl EmailChannel {
     /// Builds the transport; a transport that cannot be built is a configuration error.
@@ -62,6 +67,8 @@ impl EmailChannel {
             carrier,
             redirect_to,
             parallelism,
+            bodies: Bodies::default(),
+            large: Mutex::new(()),
         })
     }
 
@@ -83,14 +90,25 @@ impl EmailChannel {
     }
 
     pub fn send(&self, m: &Outgoing<'_>, wall: DateTime<Utc>) -> Result<Sent, SendError> {
-        let (message, message_id) = self.build(m, wall)?;
-        let bytes = message.formatted();
+        // Large attachments go one at a time: each send holds its own copy
+        // of the message, so parallel ones would multiply the memory.
+        let large = m.attachment.as_ref().is_some_and(|a| {
+            std::fs::metadata(a.path)
+                .map(|meta| meta.len() > LARGE_ATTACHMENT)
+                .unwrap_or(false)
+        });
+        let _one_at_a_time = large.then(|| self.large.lock().unwrap_or_else(|e| e.into_inner()));
+        let Built {
+            envelope,
+            bytes,
+            message_id,
+        } = message::build(&self.from, self.redirect_to.as_ref(), m, wall, &self.bodies)?;
         match &self.carrier {
             Carrier::Smtp(t) => {
-                t.send_raw(message.envelope(), &bytes).map_err(|e| classify_smtp(&e))?;
+                t.send_raw(&envelope, &bytes).map_err(|e| classify_smtp(&e))?;
             }
             Carrier::Sendmail(t) => t
-                .send_raw(message.envelope(), &bytes)
+                .send_raw(&envelope, &bytes)
                 .map_err(|e| SendError::temporary(format!("sendmail failed: {e}")))?,
             Carrier::File(dir) => write_eml(dir, m, &message_id, &bytes)?,
         }
@@ -98,54 +116,6 @@ impl EmailChannel {
             provider_ref: Some(message_id),
         })
     }
-
-    fn build(&self, m: &Outgoing<'_>, wall: DateTime<Utc>) -> Result<(Message, String), SendError> {
-        let to: Address = m
-            .recipient
-            .trim()
-            .parse()
-            .map_err(|e| SendError::Permanent(format!("invalid email address {:?}: {e}", m.recipient)))?;
-        let message_id = message_id(m.dedupe_key, self.from.email.domain());
-        let mut builder = Message::builder()
-            .from(self.from.clone())
-            .subject(m.subject)
-            .message_id(Some(message_id.clone()))
-            .date(SystemTime::from(wall))
-            .header(RappelKind(m.kind.to_string()));
-        builder = match &self.redirect_to {
-            Some(redirect) => builder
-                .to(Mailbox::new(None, redirect.clone()))
-                .header(OriginalTo(to.to_string())),
-            None => builder.to(Mailbox::new(None, to)),
-        };
-        let text = SinglePart::builder().header(ContentType::TEXT_PLAIN).body(crlf(m.body));
-        let message = match m.html {
-            Some(html) => builder.multipart(
-                MultiPart::alternative()
-                    .singlepart(text)
-                    .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(crlf(html))),
-            ),
-            None => builder.singlepart(text),
-        }
-        .map_err(|e| SendError::Permanent(format!("cannot build the message: {e}")))?;
-        Ok((message, message_id))
-    }
-}
-
-/// CRLF line endings, in one pass. lettre converts bare LF itself, but by
-/// inserting into the string once per line, which is quadratic: a digest of
-/// thousands of lines would take most of a run.
-fn crlf(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + s.len() / 32);
-    let mut prev = '\0';
-    for c in s.chars() {
-        if c == '\n' && prev != '\r' {
-            out.push('\r');
-        }
-        out.push(c);
-        prev = c;
-    }
-    out
 }
 
 fn smtp_transport(cfg: &SmtpConfig) -> anyhow::Result<SmtpTransport> {
@@ -242,65 +212,11 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
-/// `<hash of the dedupe key@sender domain>`: stable across retries.
-fn message_id(dedupe_key: &str, domain: &str) -> String {
-    format!("<{}@{domain}>", short_hash(dedupe_key))
-}
-
-fn short_hash(s: &str) -> String {
-    let digest = Sha256::digest(s.as_bytes());
-    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn write_eml(dir: &std::path::Path, m: &Outgoing<'_>, message_id: &str, bytes: &[u8]) -> Result<(), SendError> {
-    let name = format!("{}-{}.eml", m.kind, short_hash(m.dedupe_key));
+    let name = format!("{}-{}.eml", m.kind, message::short_hash(m.dedupe_key));
     let tmp = dir.join(format!(".{name}.tmp"));
     let dest = dir.join(&name);
     std::fs::write(&tmp, bytes)
         .and_then(|_| std::fs::rename(&tmp, &dest))
         .map_err(|e| SendError::temporary(format!("cannot write {} for {message_id}: {e}", dest.display())))
-}
-
-/// `X-Rappel-Kind`, so filters and support can tell messages apart.
-#[derive(Clone)]
-struct RappelKind(String);
-
-/// `X-Rappel-Original-To`, set when `redirect_to` diverts a message.
-#[derive(Clone)]
-struct OriginalTo(String);
-
-macro_rules! text_header {
-    ($ty:ident, $name:literal) => {
-        impl Header for $ty {
-            fn name() -> HeaderName {
-                HeaderName::new_from_ascii_str($name)
-            }
-            fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
-                Ok($ty(s.to_string()))
-            }
-            fn display(&self) -> HeaderValue {
-                HeaderValue::new(Self::name(), self.0.clone())
-            }
-        }
-    };
-}
-text_header!(RappelKind, "X-Rappel-Kind");
-text_header!(OriginalTo, "X-Rappel-Original-To");
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn crlf_converts_bare_line_feeds_only() {
-        assert_eq!(crlf("a\nb\r\nc\n\n"), "a\r\nb\r\nc\r\n\r\n");
-        assert_eq!(crlf("\nx"), "\r\nx");
-    }
-
-    #[test]
-    fn message_id_is_stable_and_per_key() {
-        assert_eq!(message_id("k1", "example.com"), message_id("k1", "example.com"));
-        assert_ne!(message_id("k1", "example.com"), message_id("k2", "example.com"));
-        assert!(message_id("k1", "example.com").ends_with("@example.com>"));
-    }
 }

@@ -53,6 +53,8 @@ pub fn run(ctx: &Ctx<'_>, to: &str) -> anyhow::Result<Exit> {
                 body: rendered.text,
                 html: rendered.html,
                 valid_until: None,
+                attachment: None,
+                failed: None,
                 detail: vec![],
             };
             let mut report = PlanReport::default();

@@ -107,7 +107,6 @@ pub struct RawContentSid {
     pub variables: Vec<String>,
 }
 
-#[allow(dead_code, reason = "read by send-reports")]
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawReports {
@@ -115,7 +114,6 @@ pub struct RawReports {
     pub definitions: Option<BTreeMap<String, RawReportDefinition>>,
 }
 
-#[allow(dead_code, reason = "read by send-reports")]
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawReportDefinition {

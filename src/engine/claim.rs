@@ -24,6 +24,8 @@ pub struct Claimed {
     pub attempts: u32,
     pub valid_until: Option<String>,
     pub lease_until: DateTime<Utc>,
+    /// (path, name, MIME type) of a file to attach.
+    pub attachment: Option<(String, String, String)>,
 }
 
 /// Which rows a run may take.
@@ -101,7 +103,8 @@ pub fn claim(
                  ORDER BY id
                  LIMIT ?7)
              RETURNING id, job, kind, dedupe_key, source_table, source_id, channel, recipient,
-                       subject, body, html_body, attempts, valid_until",
+                       subject, body, html_body, attempts, valid_until,
+                       attachment_path, attachment_name, attachment_type",
         )?;
         let mapped = stmt.query_map(
             params![
@@ -129,6 +132,10 @@ pub fn claim(
                     attempts: r.get(11)?,
                     valid_until: r.get(12)?,
                     lease_until,
+                    attachment: match (r.get(13)?, r.get(14)?, r.get(15)?) {
+                        (Some(path), Some(name), Some(mime)) => Some((path, name, mime)),
+                        _ => None,
+                    },
                 })
             },
         )?;

@@ -22,17 +22,37 @@ pub struct Planned {
     pub body: String,
     pub html: Option<String>,
     pub valid_until: Option<DateTime<Utc>>,
+    /// A file sent with the message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attachment: Option<AttachmentSpec>,
+    /// Known at planning to be undeliverable (invalid address): recorded as
+    /// failed, never sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
     /// Indented lines a dry run prints under the message (tickets of a digest...).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub detail: Vec<String>,
 }
 
+/// A file attached to a message, read when the message is sent.
+#[derive(Clone, Debug, Serialize)]
+pub struct AttachmentSpec {
+    pub path: String,
+    pub name: String,
+    pub mime: String,
+}
+
 /// Inserts the message unless its dedupe key exists; returns its id when new.
 pub fn insert(tx: &Transaction<'_>, p: &Planned, now: DateTime<Utc>) -> rusqlite::Result<Option<i64>> {
+    let attachment = p.attachment.as_ref();
     tx.prepare_cached(
         "INSERT INTO deliveries (job, kind, dedupe_key, source_table, source_id, contact_id, channel,
-                                 recipient, subject, body, html_body, valid_until, status, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'pending', ?13)
+                                 recipient, subject, body, html_body, valid_until, created_at,
+                                 attachment_path, attachment_name, attachment_type,
+                                 status, error_class, last_error)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                 CASE WHEN ?17 IS NULL THEN 'pending' ELSE 'failed' END,
+                 CASE WHEN ?17 IS NULL THEN NULL ELSE 'permanent' END, ?17)
          ON CONFLICT (dedupe_key) DO NOTHING
          RETURNING id",
     )?
@@ -51,8 +71,37 @@ pub fn insert(tx: &Transaction<'_>, p: &Planned, now: DateTime<Utc>) -> rusqlite
             p.html,
             p.valid_until.map(instant::format),
             instant::format(now),
+            attachment.map(|a| &a.path),
+            attachment.map(|a| &a.name),
+            attachment.map(|a| &a.mime),
+            p.failed,
         ],
         |r| r.get(0),
     )
     .optional()
+}
+
+/// Plans a message again under its existing key (its source was set back to
+/// pending by the operator): fresh content, attempts from zero.
+pub fn rearm(tx: &Transaction<'_>, p: &Planned) -> rusqlite::Result<usize> {
+    let attachment = p.attachment.as_ref();
+    tx.prepare_cached(
+        "UPDATE deliveries
+         SET subject = ?2, body = ?3, html_body = ?4, attachment_path = ?5, attachment_name = ?6,
+             attachment_type = ?7, attempts = 0, next_attempt_at = NULL, claimed_by = NULL, lease_until = NULL,
+             status = CASE WHEN ?8 IS NULL THEN 'pending' ELSE 'failed' END,
+             error_class = CASE WHEN ?8 IS NULL THEN NULL ELSE 'permanent' END,
+             last_error = ?8
+         WHERE dedupe_key = ?1 AND status = 'failed'",
+    )?
+    .execute(params![
+        p.dedupe_key,
+        p.subject,
+        p.body,
+        p.html,
+        attachment.map(|a| &a.path),
+        attachment.map(|a| &a.name),
+        attachment.map(|a| &a.mime),
+        p.failed,
+    ])
 }

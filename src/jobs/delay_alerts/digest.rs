@@ -220,6 +220,8 @@ pub(super) fn each_digest(
             body: rendered.text,
             html: rendered.html,
             valid_until: None,
+            attachment: None,
+            failed: None,
             detail,
         };
         emit(message, &mine)?;

@@ -1,0 +1,243 @@
+//! Building an email: headers for each recipient, and a MIME body (text, HTML,
+//! attachment) made once. A body with an attachment is shared by every
+//! recipient of the same content, so a large file is read and encoded once.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use chrono::{DateTime, Utc};
+use lettre::address::Envelope;
+use lettre::message::header::{self, ContentTransferEncoding, ContentType, Header, HeaderName, HeaderValue};
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+use lettre::{Address, Message};
+use sha2::{Digest, Sha256};
+
+use crate::channels::{Outgoing, SendError};
+
+/// Shared bodies kept at most this large in total (the newest always stays).
+const CACHE_BYTES: usize = 48 * 1024 * 1024;
+
+/// One message ready for a transport.
+pub struct Built {
+    pub envelope: Envelope,
+    pub bytes: Vec<u8>,
+    pub message_id: String,
+}
+
+/// Formatted MIME bodies with attachments, by content.
+#[derive(Default)]
+pub struct Bodies {
+    cache: Mutex<VecDeque<([u8; 32], Arc<Vec<u8>>)>>,
+}
+
+impl Bodies {
+    fn get_or_build(&self, m: &Outgoing<'_>) -> Result<Arc<Vec<u8>>, SendError> {
+        let key = content_key(m);
+        if let Some((_, body)) = self.lock().iter().find(|(k, _)| *k == key) {
+            return Ok(body.clone());
+        }
+        let body = Arc::new(mime_body(m)?);
+        let mut cache = self.lock();
+        cache.push_back((key, body.clone()));
+        while cache.len() > 1 && cache.iter().map(|(_, b)| b.len()).sum::<usize>() > CACHE_BYTES {
+            cache.pop_front();
+        }
+        Ok(body)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<([u8; 32], Arc<Vec<u8>>)>> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+pub fn build(
+    from: &Mailbox,
+    redirect_to: Option<&Address>,
+    m: &Outgoing<'_>,
+    wall: DateTime<Utc>,
+    bodies: &Bodies,
+) -> Result<Built, SendError> {
+    let to: Address = m
+        .recipient
+        .trim()
+        .parse()
+        .map_err(|e| SendError::Permanent(format!("invalid email address {:?}: {e}", m.recipient)))?;
+    let message_id = message_id(m.dedupe_key, from.email.domain());
+    let mut builder = Message::builder()
+        .from(from.clone())
+        .subject(m.subject)
+        .message_id(Some(message_id.clone()))
+        .date(SystemTime::from(wall))
+        .header(RappelKind(m.kind.to_string()))
+        .header(header::MIME_VERSION_1_0);
+    builder = match redirect_to {
+        Some(redirect) => builder
+            .to(Mailbox::new(None, redirect.clone()))
+            .header(OriginalTo(to.to_string())),
+        None => builder.to(Mailbox::new(None, to)),
+    };
+    let headers_only = builder
+        .body(Vec::new())
+        .map_err(|e| SendError::Permanent(format!("cannot build the message: {e}")))?;
+    let mut headers = headers_only.headers().clone();
+    headers.remove::<ContentTransferEncoding>();
+    headers.remove::<ContentType>();
+    let head = headers.to_string();
+    let body = match m.attachment {
+        Some(_) => bodies.get_or_build(m)?,
+        None => Arc::new(mime_body(m)?),
+    };
+    let mut bytes = Vec::with_capacity(head.len() + body.len());
+    bytes.extend_from_slice(head.as_bytes());
+    bytes.extend_from_slice(&body);
+    Ok(Built {
+        envelope: headers_only.envelope().clone(),
+        bytes,
+        message_id,
+    })
+}
+
+/// The MIME part: text (and HTML) alternatives, plus the attachment.
+fn mime_body(m: &Outgoing<'_>) -> Result<Vec<u8>, SendError> {
+    let text = SinglePart::builder().header(ContentType::TEXT_PLAIN).body(crlf(m.body));
+    let html = m
+        .html
+        .map(|h| SinglePart::builder().header(ContentType::TEXT_HTML).body(crlf(h)));
+    let Some(a) = &m.attachment else {
+        return Ok(match html {
+            Some(html) => MultiPart::alternative().singlepart(text).singlepart(html).formatted(),
+            None => text.formatted(),
+        });
+    };
+    let content = std::fs::read(a.path)
+        .map_err(|e| SendError::Permanent(format!("attachment {} cannot be read: {e}", a.path)))?;
+    let mime = ContentType::parse(a.mime).unwrap_or(
+        ContentType::parse("application/octet-stream")
+            .map_err(|e| SendError::Permanent(format!("attachment type: {e}")))?,
+    );
+    let file = Attachment::new(a.name.to_string()).body(content, mime);
+    let mixed = match html {
+        Some(html) => MultiPart::mixed().multipart(MultiPart::alternative().singlepart(text).singlepart(html)),
+        None => MultiPart::mixed().singlepart(text),
+    };
+    Ok(mixed.singlepart(file).formatted())
+}
+
+fn content_key(m: &Outgoing<'_>) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for part in [
+        m.body,
+        m.html.unwrap_or(""),
+        m.attachment.as_ref().map_or("", |a| a.path),
+    ] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    h.finalize().into()
+}
+
+/// CRLF line endings, in one pass. lettre converts bare LF itself, but by
+/// inserting into the string once per line, which is quadratic: a digest of
+/// thousands of lines would take most of a run.
+fn crlf(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + s.len() / 32);
+    let mut prev = '\0';
+    for c in s.chars() {
+        if c == '\n' && prev != '\r' {
+            out.push('\r');
+        }
+        out.push(c);
+        prev = c;
+    }
+    out
+}
+
+/// `<hash of the dedupe key@sender domain>`: stable across retries.
+fn message_id(dedupe_key: &str, domain: &str) -> String {
+    format!("<{}@{domain}>", short_hash(dedupe_key))
+}
+
+pub fn short_hash(s: &str) -> String {
+    let digest = Sha256::digest(s.as_bytes());
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `X-Rappel-Kind`, so filters and support can tell messages apart.
+#[derive(Clone)]
+struct RappelKind(String);
+
+/// `X-Rappel-Original-To`, set when `redirect_to` diverts a message.
+#[derive(Clone)]
+struct OriginalTo(String);
+
+macro_rules! text_header {
+    ($ty:ident, $name:literal) => {
+        impl Header for $ty {
+            fn name() -> HeaderName {
+                HeaderName::new_from_ascii_str($name)
+            }
+            fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+                Ok($ty(s.to_string()))
+            }
+            fn display(&self) -> HeaderValue {
+                HeaderValue::new(Self::name(), self.0.clone())
+            }
+        }
+    };
+}
+text_header!(RappelKind, "X-Rappel-Kind");
+text_header!(OriginalTo, "X-Rappel-Original-To");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crlf_converts_bare_line_feeds_only() {
+        assert_eq!(crlf("a\nb\r\nc\n\n"), "a\r\nb\r\nc\r\n\r\n");
+        assert_eq!(crlf("\nx"), "\r\nx");
+    }
+
+    #[test]
+    fn message_id_is_stable_and_per_key() {
+        assert_eq!(message_id("k1", "example.com"), message_id("k1", "example.com"));
+        assert_ne!(message_id("k1", "example.com"), message_id("k2", "example.com"));
+        assert!(message_id("k1", "example.com").ends_with("@example.com>"));
+    }
+
+    #[test]
+    fn spliced_message_matches_what_lettre_writes() {
+        let from: Mailbox = "Rappel <r@example.com>".parse().unwrap();
+        let m = Outgoing {
+            kind: "test",
+            dedupe_key: "k",
+            recipient: "a@example.com",
+            subject: "Sujet accentué",
+            body: "ligne 1\nligne 2\n",
+            html: Some("<p>x</p>"),
+            attachment: None,
+        };
+        let wall = DateTime::parse_from_rfc3339("2026-03-10T07:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let built = build(&from, None, &m, wall, &Bodies::default()).unwrap();
+        let text = String::from_utf8(built.bytes).unwrap();
+        let (head, _) = text
+            .split_once("Content-Type: multipart/alternative;")
+            .expect("the body's type");
+        assert!(
+            head.contains("MIME-Version: 1.0\r\n") && head.contains("To: a@example.com\r\n"),
+            "{text}"
+        );
+        assert!(
+            !head.contains("Content-Transfer-Encoding"),
+            "only the parts have one: {text}"
+        );
+        assert!(head.contains("Subject: Sujet =?utf-8?"), "{text}");
+        assert!(
+            !head.contains("\r\n\r\n"),
+            "no blank line before the body's headers: {text}"
+        );
+    }
+}

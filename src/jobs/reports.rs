@@ -1,0 +1,319 @@
+//! send-reports: every pending report whose `scheduled_at` has come gets one
+//! email per recipient with its content (stored file or generated rows). The
+//! report row follows its deliveries, and a recurring report gets its next
+//! occurrence once it leaves `pending`.
+
+mod content;
+mod recurrence;
+mod status;
+
+use std::collections::HashMap;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use rusqlite::{Connection, TransactionBehavior, params};
+use serde::Serialize;
+
+use super::{PlanCtx, PlanReport};
+use crate::config::{ReportsConfig, parse_address};
+use crate::db::Database;
+use crate::engine::plan::{self, AttachmentSpec, Planned};
+use crate::exit::{Exit, OrExit};
+use crate::instant;
+pub use status::ReportsHook;
+
+pub const JOB: &str = "send-reports";
+pub const KIND: &str = "report";
+pub const TABLE: &str = "scheduled_reports";
+
+struct Row {
+    id: i64,
+    title: String,
+    recipients: String,
+    scheduled_at: DateTime<Utc>,
+    attachment_path: Option<String>,
+    report: Option<String>,
+    zone: Tz,
+}
+
+pub fn plan(
+    conn: &mut Connection,
+    cfg: &ReportsConfig,
+    db: &Database,
+    ctx: &PlanCtx<'_>,
+) -> anyhow::Result<PlanReport> {
+    let mut report = PlanReport::default();
+    let files_dir = db.path().parent().map(|d| d.join("rappel-files"));
+    let recur = status::Recur { cfg, zone: ctx.zone };
+    for row in due_rows(conn, ctx, &mut report)? {
+        plan_one(conn, &row, &recur, db, files_dir.as_deref(), ctx, &mut report)
+            .with_context(|| format!("scheduled_reports id {}", row.id))?;
+    }
+    Ok(report)
+}
+
+/// Pending rows whose time has come, oldest first. A row whose columns do not
+/// parse is skipped with a warning naming it.
+fn due_rows(conn: &Connection, ctx: &PlanCtx<'_>, report: &mut PlanReport) -> anyhow::Result<Vec<Row>> {
+    let mut stmt = conn.prepare(
+        "SELECT id, title, recipients, scheduled_at, attachment_path, report, timezone, next_attempt_at
+         FROM scheduled_reports WHERE status = 'pending' ORDER BY id",
+    )?;
+    let mut rows = stmt.query([])?;
+    let mut due = Vec::new();
+    while let Some(r) = rows.next()? {
+        let id: i64 = r.get(0)?;
+        let text = |i: usize| -> rusqlite::Result<Option<String>> {
+            Ok(match r.get_ref(i)? {
+                rusqlite::types::ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
+                rusqlite::types::ValueRef::Null => None,
+                other => Some(format!("{other:?}")),
+            })
+        };
+        let mut bad = |column: &str, why: String| {
+            log::warn!("scheduled_reports id {id}: {column}: {why}; row skipped");
+            report.data_errors += 1;
+        };
+        let raw_at = text(3)?.unwrap_or_default();
+        let Some(scheduled_at) = instant::parse(&raw_at) else {
+            bad("scheduled_at", format!("{raw_at:?} is not a timestamp"));
+            continue;
+        };
+        let zone = match text(6)?.as_deref().map(str::trim).filter(|z| !z.is_empty()) {
+            None => ctx.zone,
+            Some(z) => match crate::config::parse_zone(z) {
+                Ok(zone) => zone,
+                Err(why) => {
+                    bad("timezone", why);
+                    continue;
+                }
+            },
+        };
+        if scheduled_at > ctx.now {
+            continue;
+        }
+        if let Some(next) = text(7)?.filter(|n| !n.trim().is_empty()) {
+            match instant::parse(&next) {
+                Some(next) if next > ctx.now && !ctx.force => continue,
+                Some(_) => {}
+                None => {
+                    bad("next_attempt_at", format!("{next:?} is not a timestamp"));
+                    continue;
+                }
+            }
+        }
+        due.push(Row {
+            id,
+            title: text(1)?.unwrap_or_default(),
+            recipients: text(2)?.unwrap_or_default(),
+            scheduled_at,
+            attachment_path: text(4)?,
+            report: text(5)?,
+            zone,
+        });
+    }
+    due.sort_by_key(|r| (r.scheduled_at, r.id));
+    Ok(due)
+}
+
+/// The recipients of a row: split on `,` or `;`, trimmed, de-duplicated
+/// case-insensitively, in order.
+fn addresses(list: &str) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    list.split([',', ';'])
+        .map(str::trim)
+        .filter(|a| !a.is_empty() && seen.insert(a.to_lowercase()))
+        .map(str::to_string)
+        .collect()
+}
+
+#[derive(Serialize)]
+struct ReportCtx<'a> {
+    title: &'a str,
+    scheduled_local: String,
+    generated: bool,
+    attachment_name: Option<&'a str>,
+    table: Option<&'a content::Table>,
+    site_url: Option<&'a str>,
+}
+
+fn plan_one(
+    conn: &mut Connection,
+    row: &Row,
+    recur: &status::Recur<'_>,
+    db: &Database,
+    files_dir: Option<&std::path::Path>,
+    ctx: &PlanCtx<'_>,
+    report: &mut PlanReport,
+) -> anyhow::Result<()> {
+    let existing = existing_deliveries(conn, row.id)?;
+    if existing.values().any(|s| s == "pending" || s == "sending") {
+        return Ok(()); // planned earlier; the engine is on it
+    }
+    let to_send: Vec<String> = addresses(&row.recipients)
+        .into_iter()
+        .filter(|a| existing.get(&a.to_lowercase()).is_none_or(|s| s != "sent"))
+        .collect();
+    let local = row.scheduled_at.with_timezone(&row.zone);
+    let source = content::Source {
+        id: row.id,
+        attachment_path: row.attachment_path.as_deref(),
+        report: row.report.as_deref(),
+        local_date: local.format("%Y-%m-%d").to_string(),
+    };
+    let resolved = if to_send.is_empty() {
+        None
+    } else {
+        Some(content::resolve(
+            &source,
+            recur.cfg,
+            db,
+            if ctx.dry_run { None } else { files_dir },
+        ))
+    };
+    let content = match resolved {
+        None if addresses(&row.recipients).is_empty() => Err("no recipients".to_string()),
+        None => return finish(conn, row, ctx, recur, status::Done::Refresh),
+        Some(r) => r,
+    };
+    let content = match content {
+        Err(reason) => {
+            log::warn!("scheduled_reports id {} ({}): {reason}", row.id, row.title);
+            report
+                .failures
+                .push(format!("scheduled_reports id {} ({}): {reason}", row.id, row.title));
+            return finish(conn, row, ctx, recur, status::Done::Failed(reason));
+        }
+        Ok(content::Content::Empty { definition }) => {
+            report.skipped.push(format!(
+                "scheduled_reports id {}: {definition} returned no rows",
+                row.id
+            ));
+            return finish(conn, row, ctx, recur, status::Done::Empty);
+        }
+        Ok(c) => c,
+    };
+    let (table, attachment) = match &content {
+        content::Content::Stored(a) => (None, a),
+        content::Content::Generated { table, attachment, .. } => (Some(table), attachment),
+        content::Content::Empty { .. } => unreachable!("handled above"),
+    };
+    let context = ReportCtx {
+        title: &row.title,
+        scheduled_local: crate::templates::local_datetime(row.scheduled_at, row.zone, ctx.locale),
+        generated: table.is_some(),
+        attachment_name: Some(&attachment.name),
+        table,
+        site_url: ctx.site_url,
+    };
+    let rendered = ctx
+        .templates
+        .render(ctx.locale, KIND, &context)
+        .with_context(|| format!("report template for scheduled_reports id {}", row.id))
+        .or_exit(Exit::Config)?;
+    let messages: Vec<Planned> = to_send
+        .iter()
+        .map(|address| Planned {
+            job: JOB,
+            kind: KIND.into(),
+            dedupe_key: format!("{KIND}:{}:{}", row.id, address.to_lowercase()),
+            source_table: Some(TABLE),
+            source_id: Some(row.id),
+            contact_id: None,
+            channel: "email",
+            recipient: address.clone(),
+            subject: rendered.subject.clone(),
+            body: rendered.text.clone(),
+            html: rendered.html.clone(),
+            valid_until: None,
+            attachment: Some(AttachmentSpec {
+                path: attachment.path.to_string_lossy().into_owned(),
+                name: attachment.name.clone(),
+                mime: attachment.mime.to_string(),
+            }),
+            failed: parse_address(address).err().map(|e| format!("invalid recipient: {e}")),
+            detail: if ctx.dry_run {
+                vec![format!("{}: {}", row.title, content.describe())]
+            } else {
+                vec![]
+            },
+        })
+        .collect();
+    if ctx.dry_run {
+        report.planned += messages.len() as u64;
+        report.messages.extend(messages);
+        return Ok(());
+    }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    // Under the write lock, look again: an overlapping run may have planned it.
+    let existing = existing_deliveries(&tx, row.id)?;
+    if existing.values().any(|s| s == "pending" || s == "sending") {
+        return Ok(());
+    }
+    for message in &messages {
+        match existing.get(&message.recipient.to_lowercase()).map(String::as_str) {
+            Some("sent") => {}
+            // The operator set a failed report back to pending: try its failed
+            // recipients again, with the content as it is now.
+            Some(_) => {
+                plan::rearm(&tx, message)?;
+            }
+            None => {
+                if plan::insert(&tx, message, ctx.now)?.is_none() {
+                    continue;
+                }
+            }
+        }
+        if let Some(why) = &message.failed {
+            log::warn!("scheduled_reports id {}: {}: {why}", row.id, message.recipient);
+        } else {
+            report.planned += 1;
+        }
+    }
+    status::refresh(&tx, row.id, ctx.now, recur)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Ends a row that sends nothing this run: failed with a reason, done because
+/// empty, or brought up to date with deliveries that already went.
+fn finish(
+    conn: &mut Connection,
+    row: &Row,
+    ctx: &PlanCtx<'_>,
+    recur: &status::Recur<'_>,
+    done: status::Done,
+) -> anyhow::Result<()> {
+    if ctx.dry_run {
+        return Ok(());
+    }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    status::finish(&tx, row.id, ctx.now, done, recur)?;
+    tx.commit()?;
+    Ok(())
+}
+
+fn existing_deliveries(conn: &Connection, id: i64) -> rusqlite::Result<HashMap<String, String>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT lower(recipient), status FROM deliveries WHERE source_table = ?1 AND source_id = ?2")?;
+    let rows = stmt.query_map(params![TABLE, id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    rows.collect()
+}
+
+/// Template data for `config check`.
+pub fn sample_context(optional_present: bool) -> serde_json::Value {
+    serde_json::json!({
+        "title": "Tickets ouverts <semaine 12>",
+        "scheduled_local": "21/11/2026 07:00",
+        "generated": optional_present,
+        "attachment_name": "weekly_tickets-2026-11-21.csv",
+        "table": optional_present.then(|| serde_json::json!({
+            "columns": ["reference", "customer"],
+            "rows": [["R-1", "Marie <Ndong>"], ["R-2", "Paul, \"Mba\""]],
+            "row_count": 2,
+            "truncated": false,
+        })),
+        "site_url": optional_present.then_some("https://example.com"),
+    })
+}

@@ -1,0 +1,317 @@
+//! What a report sends: its stored file (inside `attachments_dir`), or, when
+//! the file is missing, rows generated from its definition's read-only query
+//! (an HTML table in the body and a CSV attachment). Never nothing: a report
+//! without content fails with the reason.
+
+use std::path::{Component, Path, PathBuf};
+
+use rusqlite::types::ValueRef;
+use serde::Serialize;
+
+use crate::config::ReportsConfig;
+use crate::db::Database;
+
+/// Rows shown in the email body; the attachment always has them all.
+const TABLE_ROWS_IN_BODY: usize = 200;
+
+/// The file sent with a report.
+#[derive(Clone, Debug)]
+pub struct Attachment {
+    pub path: PathBuf,
+    pub name: String,
+    pub mime: &'static str,
+    pub size: u64,
+}
+
+/// Generated rows, for the body's table.
+#[derive(Clone, Debug, Serialize)]
+pub struct Table {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+    pub row_count: usize,
+    pub truncated: bool,
+}
+
+pub enum Content {
+    Stored(Attachment),
+    Generated {
+        definition: String,
+        table: Table,
+        attachment: Attachment,
+    },
+    /// The definition returned no rows and says `skip_if_empty`.
+    Empty {
+        definition: String,
+    },
+}
+
+impl Content {
+    /// Where the content comes from, for dry runs and logs.
+    pub fn describe(&self) -> String {
+        match self {
+            Content::Stored(a) => format!("stored file {} ({}, {} bytes)", a.path.display(), a.mime, a.size),
+            Content::Generated { definition, table, .. } => {
+                format!(
+                    "generated from [reports.definitions.{definition}] ({} rows, CSV)",
+                    table.row_count
+                )
+            }
+            Content::Empty { definition } => format!("[reports.definitions.{definition}] returned no rows"),
+        }
+    }
+}
+
+/// The report row fields content depends on.
+pub struct Source<'a> {
+    pub id: i64,
+    pub attachment_path: Option<&'a str>,
+    pub report: Option<&'a str>,
+    /// Used in the generated file's name.
+    pub local_date: String,
+}
+
+/// Finds or makes the content. `Err` is the reason the report cannot go.
+/// `out_dir` receives generated CSV files (nothing is written when `None`: dry runs).
+pub fn resolve(
+    src: &Source<'_>,
+    cfg: &ReportsConfig,
+    db: &Database,
+    out_dir: Option<&Path>,
+) -> Result<Content, String> {
+    let mut missing = None;
+    if let Some(rel) = src.attachment_path.map(str::trim).filter(|p| !p.is_empty()) {
+        match stored_file(rel, &cfg.attachments_dir)? {
+            Some(attachment) => return Ok(Content::Stored(attachment)),
+            None => missing = Some(rel),
+        }
+    }
+    let Some(name) = src.report.map(str::trim).filter(|r| !r.is_empty()) else {
+        return Err(match missing {
+            Some(rel) => format!(
+                "attachment {rel:?} not found in {} and no report definition to generate it",
+                cfg.attachments_dir.display()
+            ),
+            None => "no attachment_path and no report definition: nothing to send".into(),
+        });
+    };
+    let Some(definition) = cfg.definitions.get(name) else {
+        return Err(format!(
+            "report {name:?} is not defined under [reports.definitions]{}",
+            missing
+                .map(|m| format!(" (and attachment {m:?} was not found)"))
+                .unwrap_or_default()
+        ));
+    };
+    let (columns, rows) =
+        run_query(db, &definition.query).map_err(|e| format!("report {name:?}: the query failed: {e}"))?;
+    if rows.is_empty() && definition.skip_if_empty {
+        return Ok(Content::Empty {
+            definition: name.to_string(),
+        });
+    }
+    let file_name = format!("{name}-{}.csv", src.local_date);
+    let csv = to_csv(&columns, &rows);
+    let path = match out_dir {
+        Some(dir) => {
+            let path = dir.join(format!("report-{}-{file_name}", src.id));
+            write_atomically(&path, csv.as_bytes()).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            path
+        }
+        None => PathBuf::new(),
+    };
+    let row_count = rows.len();
+    let truncated = row_count > TABLE_ROWS_IN_BODY;
+    let mut rows = rows;
+    rows.truncate(TABLE_ROWS_IN_BODY);
+    Ok(Content::Generated {
+        definition: name.to_string(),
+        table: Table {
+            columns,
+            rows,
+            row_count,
+            truncated,
+        },
+        attachment: Attachment {
+            path,
+            name: file_name,
+            mime: "text/csv",
+            size: csv.len() as u64,
+        },
+    })
+}
+
+/// The stored file, `None` when it does not exist; `Err` when the path
+/// leaves `attachments_dir` (directly, through `..` or through a link).
+fn stored_file(rel: &str, dir: &Path) -> Result<Option<Attachment>, String> {
+    let escapes = || format!("attachment_path {rel:?} is outside attachments_dir {}", dir.display());
+    let candidate = dir.join(rel);
+    if !candidate.exists() {
+        // Judge the path as written: `..` that climbs out of the folder is refused.
+        let mut depth: i64 = 0;
+        for c in Path::new(rel).components() {
+            match c {
+                Component::Normal(_) => depth += 1,
+                Component::ParentDir => depth -= 1,
+                Component::CurDir => {}
+                Component::RootDir | Component::Prefix(_) => {
+                    if !candidate.starts_with(dir) {
+                        return Err(escapes());
+                    }
+                }
+            }
+            if depth < 0 {
+                return Err(escapes());
+            }
+        }
+        return Ok(None);
+    }
+    let real_dir = dir
+        .canonicalize()
+        .map_err(|e| format!("attachments_dir {}: {e}", dir.display()))?;
+    let real = candidate
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", candidate.display()))?;
+    if !real.starts_with(&real_dir) {
+        return Err(escapes());
+    }
+    let meta = std::fs::metadata(&real).map_err(|e| format!("{}: {e}", real.display()))?;
+    if !meta.is_file() {
+        return Err(format!("attachment_path {rel:?} is not a file"));
+    }
+    let name = real
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "report".into());
+    Ok(Some(Attachment {
+        mime: mime_type(&name),
+        name,
+        size: meta.len(),
+        path: real,
+    }))
+}
+
+/// Runs a definition's query on a read-only connection; a statement that
+/// would write is refused before it runs.
+fn run_query(db: &Database, query: &str) -> anyhow::Result<(Vec<String>, Vec<Vec<String>>)> {
+    let read_only = Database::new(db.path().to_path_buf(), true);
+    let conn = read_only.connect()?;
+    let mut stmt = conn.prepare(query)?;
+    if !stmt.readonly() {
+        anyhow::bail!("it would write to the database; report queries must only read");
+    }
+    let columns: Vec<String> = stmt.column_names().map(str::to_string).collect();
+    let n = columns.len();
+    let mut rows = Vec::new();
+    let mut result = stmt.query([])?;
+    while let Some(row) = result.next()? {
+        let mut cells = Vec::with_capacity(n);
+        for i in 0..n {
+            cells.push(match row.get_ref(i)? {
+                ValueRef::Null => String::new(),
+                ValueRef::Integer(v) => v.to_string(),
+                ValueRef::Real(v) => v.to_string(),
+                ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+                ValueRef::Blob(b) => format!("<{} bytes>", b.len()),
+            });
+        }
+        rows.push(cells);
+    }
+    Ok((columns, rows))
+}
+
+/// RFC 4180 CSV, UTF-8 with a byte-order mark so spreadsheet programs read
+/// accents correctly.
+pub fn to_csv(columns: &[String], rows: &[Vec<String>]) -> String {
+    fn field(out: &mut String, v: &str) {
+        if v.contains([',', '"', '\n', '\r', ';']) {
+            out.push('"');
+            out.push_str(&v.replace('"', "\"\""));
+            out.push('"');
+        } else {
+            out.push_str(v);
+        }
+    }
+    let mut out = String::from("\u{feff}");
+    for line in std::iter::once(columns).chain(rows.iter().map(Vec::as_slice)) {
+        for (i, v) in line.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            field(&mut out, v);
+        }
+        out.push_str("\r\n");
+    }
+    out
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// The MIME type of a report file, by extension.
+pub fn mime_type(name: &str) -> &'static str {
+    let ext = name
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
+    match ext.as_str() {
+        "pdf" => "application/pdf",
+        "csv" => "text/csv",
+        "xlsx" => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "xls" => "application/vnd.ms-excel",
+        "ods" => "application/vnd.oasis.opendocument.spreadsheet",
+        "docx" => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "odt" => "application/vnd.oasis.opendocument.text",
+        "html" | "htm" => "text/html",
+        "txt" => "text/plain",
+        "json" => "application/json",
+        "zip" => "application/zip",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        _ => "application/octet-stream",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_quotes_what_needs_quoting() {
+        let csv = to_csv(
+            &["ref".into(), "note".into()],
+            &[
+                vec!["A,1".into(), "il a dit \"oui\"".into()],
+                vec!["é".into(), "x\ny".into()],
+            ],
+        );
+        assert_eq!(
+            csv,
+            "\u{feff}ref,note\r\n\"A,1\",\"il a dit \"\"oui\"\"\"\r\né,\"x\ny\"\r\n"
+        );
+    }
+
+    #[test]
+    fn paths_that_climb_out_are_refused_even_when_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(stored_file("../secret.pdf", dir.path()).is_err());
+        assert!(stored_file("a/../../secret.pdf", dir.path()).is_err());
+        assert!(stored_file("/etc/passwd", dir.path()).is_err());
+        assert!(stored_file("a/../missing.pdf", dir.path()).unwrap().is_none());
+    }
+
+    #[test]
+    fn mime_types() {
+        assert_eq!(mime_type("Rapport.PDF"), "application/pdf");
+        assert_eq!(
+            mime_type("x.xlsx"),
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        );
+        assert_eq!(mime_type("noext"), "application/octet-stream");
+    }
+}
