@@ -17,6 +17,7 @@ use crate::engine::plan::Planned;
 use crate::engine::tally::{self, Tally};
 use crate::engine::{Engine, lock};
 use crate::exit::{Exit, OrExit};
+use crate::jobs::reports::ReportsHook;
 use crate::jobs::{self, PlanCtx, PlanReport};
 use crate::output::{self, Report, Verbosity};
 use crate::templates::Templates;
@@ -69,6 +70,16 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
                 args.dry_run,
                 args.force,
                 Some(&|conn, plan_ctx| jobs::delay_alerts::plan(conn, cfg, plan_ctx)),
+            )
+        }
+        Command::SendReports(args) => {
+            let cfg = &config.reports;
+            run_job(
+                &ctx,
+                jobs::reports::JOB,
+                args.dry_run,
+                args.force,
+                Some(&|conn, plan_ctx| jobs::reports::plan(conn, cfg, plan_ctx)),
             )
         }
         Command::Deliver(args) => run_job(&ctx, "deliver", args.dry_run, false, None),
@@ -137,6 +148,7 @@ pub fn run_job(
             messages: &[],
             retries: &[],
             skipped: &report.skipped,
+            failures: &report.failures,
         },
         ctx.verbosity,
         ctx.json,
@@ -158,19 +170,16 @@ fn job_body(
     if let Some(plan) = planner {
         let templates = Templates::new(ctx.config.templates_dir.clone()).or_exit(Exit::Config)?;
         let mut conn = db.connect()?;
-        *report = plan(&mut conn, &plan_ctx(ctx, &templates, false, scope.force))?;
-        tally.counts.planned = report.planned;
-        tally.counts.skipped = report.skipped.len() as u64;
-        if report.data_errors > 0 {
-            tally.raise(Exit::DataErr);
-        }
+        *report = plan(&mut conn, &plan_ctx(ctx, &templates, db, false, scope.force))?;
+        count_plan(&mut tally, report);
     }
+    let reports_hook = ReportsHook::new(&ctx.config.reports, ctx.config.timezone);
     let engine = Engine {
         db,
         clock: ctx.clock,
         delivery: &ctx.config.delivery,
         channels: &channels,
-        hooks: &[],
+        hooks: &[&reports_hook],
         run_id: format!("{job}:{}:{run_id}", std::process::id()),
     };
     tally.merge(engine.deliver(scope)?);
@@ -190,10 +199,8 @@ fn dry_run_job(
     let mut report = PlanReport::default();
     if let Some(plan) = planner {
         let templates = Templates::new(ctx.config.templates_dir.clone()).or_exit(Exit::Config)?;
-        report = plan(&mut conn, &plan_ctx(ctx, &templates, true, scope.force))?;
-        if report.data_errors > 0 {
-            tally.raise(Exit::DataErr);
-        }
+        report = plan(&mut conn, &plan_ctx(ctx, &templates, &db, true, scope.force))?;
+        count_plan(&mut tally, &report);
     }
     let retries: Vec<Planned> = claim::preview(&conn, scope, ctx.clock.now())?
         .into_iter()
@@ -223,8 +230,7 @@ fn dry_run_job(
             },
         })
         .collect();
-    tally.counts.planned = report.planned + retries.len() as u64;
-    tally.counts.skipped = report.skipped.len() as u64;
+    tally.counts.planned += retries.len() as u64;
     output::print_report(
         &Report {
             job,
@@ -234,6 +240,7 @@ fn dry_run_job(
             messages: &report.messages,
             retries: &retries,
             skipped: &report.skipped,
+            failures: &report.failures,
         },
         ctx.verbosity,
         ctx.json,
@@ -241,13 +248,30 @@ fn dry_run_job(
     Ok(tally.exit)
 }
 
-fn plan_ctx<'a>(ctx: &'a Ctx<'_>, templates: &'a Templates, dry_run: bool, force: bool) -> PlanCtx<'a> {
+/// Planning's counts: planned, skipped, failed with a reason, unreadable rows.
+fn count_plan(tally: &mut Tally, report: &PlanReport) {
+    tally.counts.planned += report.planned;
+    tally.counts.skipped += report.skipped.len() as u64;
+    tally.counts.failed += report.failures.len() as u64;
+    if report.data_errors > 0 || !report.failures.is_empty() {
+        tally.raise(Exit::DataErr);
+    }
+}
+
+fn plan_ctx<'a>(
+    ctx: &'a Ctx<'_>,
+    templates: &'a Templates,
+    db: &'a Database,
+    dry_run: bool,
+    force: bool,
+) -> PlanCtx<'a> {
     PlanCtx {
         now: ctx.clock.now(),
         zone: ctx.config.timezone,
         locale: ctx.config.locale,
         site_url: ctx.config.site_url.as_deref(),
         templates,
+        db,
         dry_run,
         force,
     }

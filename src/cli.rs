@@ -41,6 +41,8 @@ pub struct Cli {
 pub enum Command {
     /// Email staff about repair tickets that sat too long in one stage
     CheckDelayAlerts(JobArgs),
+    /// Email reports whose scheduled time has come, with their file or generated data
+    SendReports(JobArgs),
     /// Send every job's pending messages whose retry time has come
     Deliver(DryRun),
     /// Database schema: migrate or show status

@@ -46,13 +46,20 @@ impl Engine<'_> {
     /// Sends every due row in `scope`, with as many workers as the channels allow.
     pub fn deliver(&self, scope: &Scope) -> anyhow::Result<Tally> {
         let mut tally = Tally::default();
-        let conn = self.db.connect()?;
+        let mut conn = self.db.connect()?;
         let reclaimed = claim::reclaim_expired(&conn, self.clock.wall())?;
         if reclaimed > 0 {
             log::warn!("{reclaimed} message(s) whose sender stopped mid-send are pending again");
         }
         if scope.force {
-            claim::rearm_exhausted(&conn, scope)?;
+            // One transaction: the re-armed rows and their sources' status change together.
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            for (table, id) in claim::rearm_exhausted(&tx, scope)? {
+                if let Some(hook) = self.hooks.iter().find(|h| h.table() == table) {
+                    hook.after_outcome(&tx, id, self.clock.now())?;
+                }
+            }
+            tx.commit()?;
         }
         let channels = self.channels.configured();
         for (channel, count) in claim::stranded(&conn, scope, &channels, self.clock.now())? {

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use crate::config::Locale;
+use crate::db::Database;
 use crate::engine::plan::Planned;
 use crate::templates::Templates;
 
@@ -18,6 +19,8 @@ pub struct PlanCtx<'a> {
     pub locale: Locale,
     pub site_url: Option<&'a str>,
     pub templates: &'a Templates,
+    /// For jobs that read the database beyond their connection (report queries).
+    pub db: &'a Database,
     pub dry_run: bool,
     pub force: bool,
 }

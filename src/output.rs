@@ -74,6 +74,8 @@ pub struct Report<'a> {
     pub messages: &'a [Planned],
     pub retries: &'a [Planned],
     pub skipped: &'a [String],
+    /// Items planning could not send, with the reason.
+    pub failures: &'a [String],
 }
 
 #[derive(Serialize)]
@@ -112,6 +114,9 @@ pub fn print_report(r: &Report<'_>, verbosity: Verbosity, json: bool) {
             for line in &m.detail {
                 let _ = writeln!(out, "    {line}");
             }
+        }
+        for f in r.failures {
+            let _ = writeln!(out, "would fail {f}");
         }
     }
     if verbosity == Verbosity::Verbose {

@@ -6,7 +6,7 @@ use crate::app::{self, Ctx};
 use crate::channels::SendError;
 use crate::config::Locale;
 use crate::exit::{Exit, OrExit, fail};
-use crate::jobs::delay_alerts;
+use crate::jobs::{delay_alerts, reports};
 use crate::templates::{self, Templates};
 
 use super::test_email;
@@ -17,6 +17,7 @@ type Sample = fn(bool) -> serde_json::Value;
 const SAMPLES: &[(&str, Sample)] = &[
     (delay_alerts::KIND, delay_alerts::sample_context),
     (test_email::KIND, test_email::sample_context),
+    (reports::KIND, reports::sample_context),
 ];
 
 pub fn run(ctx: &Ctx<'_>, connect: bool) -> anyhow::Result<Exit> {

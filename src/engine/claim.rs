@@ -48,12 +48,25 @@ pub fn reclaim_expired(conn: &Connection, wall: DateTime<Utc>) -> rusqlite::Resu
 }
 
 /// `--force`: temporarily failed rows (attempts exhausted) get one more try.
-pub fn rearm_exhausted(conn: &Connection, scope: &Scope) -> rusqlite::Result<usize> {
-    conn.execute(
+/// Returns the sources of the rows re-armed, so their status can follow.
+pub fn rearm_exhausted(conn: &Connection, scope: &Scope) -> rusqlite::Result<Vec<(String, i64)>> {
+    let mut stmt = conn.prepare(
         "UPDATE deliveries SET status = 'pending', next_attempt_at = NULL
-         WHERE status = 'failed' AND error_class = 'temporary' AND (?1 IS NULL OR job = ?1)",
-        [scope.job],
-    )
+         WHERE status = 'failed' AND error_class = 'temporary' AND (?1 IS NULL OR job = ?1)
+         RETURNING source_table, source_id",
+    )?;
+    let rows = stmt.query_map([scope.job], |r| {
+        Ok((r.get::<_, Option<String>>(0)?, r.get::<_, Option<i64>>(1)?))
+    })?;
+    let mut sources = Vec::new();
+    for row in rows {
+        if let (Some(table), Some(id)) = row? {
+            sources.push((table, id));
+        }
+    }
+    sources.sort();
+    sources.dedup();
+    Ok(sources)
 }
 
 /// What a run may claim: its id, scope and usable channels.

@@ -37,12 +37,8 @@ struct Row {
     zone: Tz,
 }
 
-pub fn plan(
-    conn: &mut Connection,
-    cfg: &ReportsConfig,
-    db: &Database,
-    ctx: &PlanCtx<'_>,
-) -> anyhow::Result<PlanReport> {
+pub fn plan(conn: &mut Connection, cfg: &ReportsConfig, ctx: &PlanCtx<'_>) -> anyhow::Result<PlanReport> {
+    let db = ctx.db;
     let mut report = PlanReport::default();
     let files_dir = db.path().parent().map(|d| d.join("rappel-files"));
     let recur = status::Recur { cfg, zone: ctx.zone };

@@ -206,7 +206,15 @@ fn bounded(s: &str) -> String {
 
 /// The engine's hook: after each delivery outcome of a report, refresh its row.
 pub struct ReportsHook<'a> {
-    pub recur: Recur<'a>,
+    recur: Recur<'a>,
+}
+
+impl<'a> ReportsHook<'a> {
+    pub fn new(cfg: &'a ReportsConfig, zone: Tz) -> Self {
+        ReportsHook {
+            recur: Recur { cfg, zone },
+        }
+    }
 }
 
 impl SourceHook for ReportsHook<'_> {
