@@ -25,10 +25,13 @@ pub struct Built {
     pub message_id: String,
 }
 
+/// A formatted MIME body and the hash of the content it was made from.
+type Cached = ([u8; 32], Arc<Vec<u8>>);
+
 /// Formatted MIME bodies with attachments, by content.
 #[derive(Default)]
 pub struct Bodies {
-    cache: Mutex<VecDeque<([u8; 32], Arc<Vec<u8>>)>>,
+    cache: Mutex<VecDeque<Cached>>,
 }
 
 impl Bodies {
@@ -46,7 +49,7 @@ impl Bodies {
         Ok(body)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<([u8; 32], Arc<Vec<u8>>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Cached>> {
         self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
