@@ -236,9 +236,21 @@ fn plan_one(
             },
         })
         .collect();
+    let invalid = |m: &Planned| {
+        m.failed
+            .as_ref()
+            .map(|why| format!("scheduled_reports id {}: {why}", row.id))
+    };
     if ctx.dry_run {
-        report.planned += messages.len() as u64;
-        report.messages.extend(messages);
+        for m in messages {
+            match invalid(&m) {
+                Some(failure) => report.failures.push(failure),
+                None => {
+                    report.planned += 1;
+                    report.messages.push(m);
+                }
+            }
+        }
         return Ok(());
     }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -261,10 +273,12 @@ fn plan_one(
                 }
             }
         }
-        if let Some(why) = &message.failed {
-            log::warn!("scheduled_reports id {}: {}: {why}", row.id, message.recipient);
-        } else {
-            report.planned += 1;
+        match invalid(message) {
+            Some(failure) => {
+                log::warn!("{failure}");
+                report.failures.push(failure);
+            }
+            None => report.planned += 1,
         }
     }
     status::refresh(&tx, row.id, ctx.now, recur)?;
