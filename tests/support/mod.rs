@@ -60,6 +60,24 @@ impl Mail {
         String::from_utf8_lossy(&out).into_owned()
     }
 
+    /// The bytes of the attached file named `name`.
+    pub fn attachment(&self, name: &str) -> Option<Vec<u8>> {
+        let parsed = mailparse::parse_mail(self.data.as_bytes()).expect("a MIME message");
+        parsed.parts().find_map(|p| {
+            let disposition = p.get_content_disposition();
+            (disposition.params.get("filename").map(String::as_str) == Some(name)).then(|| p.get_body_raw().unwrap())
+        })
+    }
+
+    /// The decoded text of the first part of this MIME type.
+    pub fn part(&self, mime: &str) -> Option<String> {
+        let parsed = mailparse::parse_mail(self.data.as_bytes()).expect("a MIME message");
+        parsed
+            .parts()
+            .find(|p| p.ctype.mimetype == mime)
+            .map(|p| p.get_body().unwrap())
+    }
+
     pub fn header(&self, name: &str) -> Option<String> {
         let prefix = format!("{name}: ");
         self.data
@@ -375,6 +393,35 @@ max_attempts = 3
                 params![ticket_id, stage, at],
             )
             .unwrap();
+    }
+
+    /// A `scheduled_reports` row; returns its id.
+    pub fn report(
+        &self,
+        title: &str,
+        recipients: &str,
+        scheduled_at: &str,
+        attachment: Option<&str>,
+        report: Option<&str>,
+    ) -> i64 {
+        let db = self.db();
+        db.execute(
+            "INSERT INTO scheduled_reports (title, recipients, scheduled_at, attachment_path, report) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![title, recipients, scheduled_at, attachment, report],
+        )
+        .unwrap();
+        db.last_insert_rowid()
+    }
+
+    /// `(status, attempts, last_error)` of a report row.
+    pub fn report_status(&self, id: i64) -> (String, i64, Option<String>) {
+        self.db()
+            .query_row(
+                "SELECT status, attempts, last_error FROM scheduled_reports WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap()
     }
 
     /// `(recipient, status, attempts)` of every delivery, by id.

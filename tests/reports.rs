@@ -1,0 +1,372 @@
+//! send-reports end to end: the real binary, a real SMTP server, real files.
+
+mod support;
+
+use support::{Mode, SmtpServer, TestEnv, free_port};
+
+const NOW: &str = "2026-03-10T07:00:00Z";
+
+const REPORTS: &str = r#"
+[reports]
+attachments_dir = "reports"
+[reports.definitions.open_tickets]
+query = "SELECT reference, customer FROM tickets WHERE closed_at IS NULL ORDER BY reference"
+[reports.definitions.broken]
+query = "SELECT nope FROM no_such_table"
+[reports.definitions.writes]
+query = "DELETE FROM tickets"
+[reports.definitions.kept]
+query = "SELECT 1 AS one"
+keep_attachment = true
+[reports.definitions.empty]
+query = "SELECT reference FROM tickets WHERE 0"
+skip_if_empty = true
+"#;
+
+fn env(port: u16) -> TestEnv {
+    let env = TestEnv::new(port, REPORTS);
+    std::fs::create_dir_all(env.dir.path().join("reports")).unwrap();
+    env
+}
+
+fn pdf(env: &TestEnv, name: &str, len: usize) -> Vec<u8> {
+    let bytes: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(env.dir.path().join("reports").join(name), &bytes).unwrap();
+    bytes
+}
+
+#[test]
+fn stored_pdf_is_attached_byte_identical_to_each_recipient() {
+    let smtp = SmtpServer::start();
+    let env = env(smtp.port);
+    let bytes = pdf(&env, "weekly.pdf", 300_000);
+    let id = env.report(
+        "Weekly",
+        "a@example.com; B@example.com , a@example.com",
+        "2026-03-10 06:30:00",
+        Some("weekly.pdf"),
+        None,
+    );
+
+    env.run(&["send-reports"], NOW).success();
+    assert_eq!(
+        smtp.recipients(),
+        vec!["B@example.com", "a@example.com"],
+        "one each, duplicates merged"
+    );
+    for to in ["a@example.com", "B@example.com"] {
+        let mail = smtp.mail_to(to);
+        assert_eq!(
+            mail.attachment("weekly.pdf").as_deref(),
+            Some(bytes.as_slice()),
+            "byte-identical"
+        );
+        assert!(mail.data.contains("Content-Type: application/pdf"), "PDF type");
+        assert!(
+            mail.header("Subject").unwrap().starts_with("Weekly (2026-03-10 07:30)"),
+            "in the config zone"
+        );
+    }
+    let (status, attempts, error) = env.report_status(id);
+    assert_eq!((status.as_str(), attempts, error), ("sent", 1, None));
+    env.run(&["send-reports"], "2026-03-10T08:00:00Z").success();
+    assert_eq!(smtp.mails().len(), 2, "never sent twice");
+}
+
+#[test]
+fn missing_file_falls_back_to_the_definition() {
+    let smtp = SmtpServer::start();
+    let env = env(smtp.port);
+    env.ticket("R-1", &[("Diagnostic", "2026-03-01T00:00:00Z")]);
+    env.ticket("R-2", &[("Diagnostic", "2026-03-01T00:00:00Z")]);
+    env.db()
+        .execute(
+            "UPDATE tickets SET customer = 'Marie, \"la\" Ndongô <b>' WHERE reference = 'R-1'",
+            [],
+        )
+        .unwrap();
+    let id = env.report(
+        "Open tickets",
+        "ops@example.com",
+        NOW,
+        Some("gone.pdf"),
+        Some("open_tickets"),
+    );
+
+    env.run(&["send-reports"], NOW).success();
+    let mail = smtp.mail_to("ops@example.com");
+    let csv = String::from_utf8(mail.attachment("open_tickets-2026-03-10.csv").expect("a CSV")).unwrap();
+    assert_eq!(
+        csv,
+        "\u{feff}reference,customer\r\nR-1,\"Marie, \"\"la\"\" Ndongô <b>\"\r\nR-2,Customer\r\n"
+    );
+    let html = mail.part("text/html").unwrap();
+    assert!(
+        html.contains("<td>Marie, &quot;la&quot; Ndongô &lt;b&gt;</td>"),
+        "escaped table: {html}"
+    );
+    assert_eq!(env.report_status(id).0, "sent");
+}
+
+#[test]
+fn reports_without_content_fail_with_a_reason_and_send_nothing() {
+    let smtp = SmtpServer::start();
+    let env = env(smtp.port);
+    let missing = env.report("Missing", "a@example.com", NOW, Some("nope.pdf"), None);
+    let broken = env.report("Broken", "a@example.com", NOW, None, Some("broken"));
+    let writes = env.report("Writes", "a@example.com", NOW, None, Some("writes"));
+    let escape = env.report("Escape", "a@example.com", NOW, Some("../rappel.toml"), None);
+    let undefined = env.report("Undefined", "a@example.com", NOW, None, Some("no_such_definition"));
+    env.ticket("R-1", &[("Diagnostic", "2026-03-01T00:00:00Z")]);
+
+    let out = env.run(&["send-reports"], NOW).code(65);
+    assert!(smtp.mails().is_empty(), "never sent without content");
+    for (id, reason) in [
+        (missing, "\"nope.pdf\" not found"),
+        (broken, "the query failed"),
+        (writes, "would write to the database"),
+        (escape, "outside attachments_dir"),
+        (undefined, "not defined under [reports.definitions]"),
+    ] {
+        let (status, _, error) = env.report_status(id);
+        assert_eq!(status, "failed", "{reason}");
+        assert!(error.as_deref().unwrap_or("").contains(reason), "{reason}: {error:?}");
+        assert!(
+            out.stderr.contains(&format!("scheduled_reports id {id}")),
+            "{}",
+            out.stderr
+        );
+    }
+    let tickets: i64 = env
+        .db()
+        .query_row("SELECT count(*) FROM tickets", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(tickets, 1, "the writing query never ran");
+}
+
+#[test]
+fn future_rows_wait_and_empty_reports_can_be_skipped() {
+    let smtp = SmtpServer::start();
+    let env = env(smtp.port);
+    pdf(&env, "x.pdf", 10);
+    let future = env.report("Later", "a@example.com", "2026-03-10T08:00:00Z", Some("x.pdf"), None);
+    let empty = env.report("Empty", "a@example.com", NOW, None, Some("empty"));
+    env.run(&["send-reports"], NOW).success();
+    assert!(smtp.mails().is_empty());
+    assert_eq!(env.report_status(future).0, "pending");
+    let (status, _, note) = env.report_status(empty);
+    assert_eq!(status, "sent");
+    assert!(note.unwrap().contains("no rows"));
+    env.run(&["send-reports"], "2026-03-10T08:00:00Z").success();
+    assert_eq!(smtp.recipients(), vec!["a@example.com"]);
+}
+
+#[test]
+fn an_invalid_address_fails_only_itself() {
+    let smtp = SmtpServer::start();
+    let env = env(smtp.port);
+    pdf(&env, "x.pdf", 10);
+    let id = env.report(
+        "R",
+        "good@example.com, not an address; other@example.com",
+        NOW,
+        Some("x.pdf"),
+        None,
+    );
+    env.run(&["send-reports"], NOW).code(65);
+    assert_eq!(smtp.recipients(), vec!["good@example.com", "other@example.com"]);
+    let (status, _, error) = env.report_status(id);
+    assert_eq!(status, "failed");
+    assert!(
+        error.unwrap().starts_with("not an address: invalid recipient"),
+        "names the address"
+    );
+}
+
+#[test]
+fn smtp_down_then_back_serves_each_recipient_once() {
+    let port = free_port();
+    let env = env(port);
+    pdf(&env, "x.pdf", 10);
+    let id = env.report("R", "a@example.com, b@example.com", NOW, Some("x.pdf"), None);
+    env.run(&["send-reports"], NOW).code(75);
+    let (status, attempts, _) = env.report_status(id);
+    assert_eq!(
+        (status.as_str(), attempts),
+        ("pending", 1),
+        "pending while deliveries retry"
+    );
+
+    let smtp = SmtpServer::start_on(port);
+    smtp.set_mode(Mode::RejectRcpt("b@".into()));
+    env.run(&["send-reports"], "2026-03-10T07:10:00Z").code(65);
+    assert_eq!(smtp.recipients(), vec!["a@example.com"]);
+    let (status, attempts, error) = env.report_status(id);
+    assert_eq!((status.as_str(), attempts), ("failed", 2));
+    assert!(
+        error.unwrap().starts_with("b@example.com: SMTP server refused"),
+        "names b and why"
+    );
+
+    // The operator fixes the address problem and sets the row back to pending:
+    // only the failed recipient is tried again.
+    smtp.set_mode(Mode::Accept);
+    env.db()
+        .execute("UPDATE scheduled_reports SET status = 'pending' WHERE id = ?1", [id])
+        .unwrap();
+    env.run(&["send-reports"], "2026-03-10T08:00:00Z").success();
+    assert_eq!(
+        smtp.recipients(),
+        vec!["a@example.com", "b@example.com"],
+        "a is never sent twice"
+    );
+    assert_eq!(env.report_status(id).0, "sent");
+}
+
+#[test]
+fn force_retries_an_exhausted_row_once() {
+    let smtp = SmtpServer::start();
+    let env = env(smtp.port);
+    pdf(&env, "x.pdf", 10);
+    let id = env.report("R", "a@example.com", NOW, Some("x.pdf"), None);
+    smtp.set_mode(Mode::Defer);
+    env.run(&["send-reports"], NOW).code(75);
+    env.run(&["deliver"], "2026-03-10T09:00:00Z").code(75);
+    env.run(&["deliver"], "2026-03-10T12:00:00Z").code(75);
+    assert_eq!(env.report_status(id).0, "failed", "max_attempts = 3");
+    env.run(&["send-reports"], "2026-03-11T12:00:00Z").success();
+    assert!(smtp.mails().is_empty(), "without --force an exhausted row waits");
+
+    smtp.set_mode(Mode::Accept);
+    env.run(&["send-reports", "--force"], "2026-03-11T12:00:00Z").success();
+    assert_eq!(smtp.recipients(), vec!["a@example.com"]);
+    assert_eq!(env.report_status(id).0, "sent");
+    env.run(&["send-reports", "--force"], "2026-03-11T12:05:00Z").success();
+    assert_eq!(smtp.mails().len(), 1, "--force never re-sends a sent report");
+}
+
+#[test]
+fn recurrence_survives_a_dst_change_and_a_three_day_gap() {
+    let smtp = SmtpServer::start();
+    let env = env(smtp.port);
+    pdf(&env, "x.pdf", 10);
+    let db = env.db();
+    // Daily at 02:30 in Paris; the night of 29 March 2026 has no 02:30.
+    db.execute(
+        "INSERT INTO scheduled_reports (title, recipients, scheduled_at, attachment_path, report, recurrence, timezone)
+         VALUES ('Nightly', 'a@example.com', '2026-03-28T01:30:00Z', 'x.pdf', 'kept', '30 2 * * *', 'Europe/Paris')",
+        [],
+    )
+    .unwrap();
+    let next = |after: i64| -> (i64, String) {
+        env.db()
+            .query_row(
+                "SELECT id, scheduled_at FROM scheduled_reports WHERE id > ?1 ORDER BY id LIMIT 1",
+                [after],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap()
+    };
+    env.run(&["send-reports"], "2026-03-28T01:31:00Z").success();
+    let (second, at) = next(1);
+    assert_eq!(
+        at, "2026-03-29T01:00:00Z",
+        "02:30 does not exist that night: 03:00 local, once"
+    );
+    env.run(&["send-reports"], "2026-03-29T01:00:30Z").success();
+    let (third, at) = next(second);
+    assert_eq!(at, "2026-03-30T00:30:00Z", "back to 02:30, now summer time");
+
+    // The machine is off for three days: one catch-up mailing, then the schedule resumes.
+    env.run(&["send-reports"], "2026-04-02T09:00:00Z").success();
+    assert_eq!(smtp.mails().len(), 3);
+    assert!(
+        smtp.mails().iter().all(|m| m.attachment("x.pdf").is_some()),
+        "keep_attachment carries the file on"
+    );
+    let (fourth, at) = next(third);
+    assert_eq!(
+        at, "2026-04-03T00:30:00Z",
+        "the next one after now, not the missed ones"
+    );
+    env.run(&["send-reports"], "2026-04-02T09:05:00Z").success();
+    assert_eq!(smtp.mails().len(), 3);
+    let later: i64 = env
+        .db()
+        .query_row("SELECT count(*) FROM scheduled_reports WHERE id > ?1", [fourth], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(later, 0, "one occurrence at a time");
+}
+
+#[test]
+fn dry_run_lists_and_writes_nothing() {
+    let smtp = SmtpServer::start();
+    let env = env(smtp.port);
+    pdf(&env, "x.pdf", 10);
+    env.report("Stored", "a@example.com", NOW, Some("x.pdf"), None);
+    env.report("Generated", "b@example.com", NOW, None, Some("open_tickets"));
+    env.report("Missing", "c@example.com", NOW, None, None);
+    let before = env.dump();
+    let out = env.run(&["send-reports", "--dry-run"], NOW).code(65);
+    assert!(
+        out.stdout
+            .contains("would send report via email to a@example.com: Stored"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("stored file "), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("generated from [reports.definitions.open_tickets] (0 rows, CSV)"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("would fail scheduled_reports id 3 (Missing): no attachment_path and no report definition"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(env.dump(), before);
+    assert!(
+        !env.dir.path().join("rappel-files").exists(),
+        "no generated file either"
+    );
+    assert!(smtp.mails().is_empty());
+}
+
+#[test]
+fn overlapping_runs_serve_each_recipient_once() {
+    let smtp = SmtpServer::start();
+    let env = env(smtp.port);
+    pdf(&env, "x.pdf", 50_000);
+    let recipients: Vec<String> = (0..8).map(|i| format!("r{i}@example.com")).collect();
+    for i in 0..5 {
+        env.report(&format!("R{i}"), &recipients.join(","), NOW, Some("x.pdf"), None);
+    }
+    let children: Vec<_> = (0..4)
+        .map(|i| {
+            let args: &[&str] = if i % 2 == 0 { &["send-reports"] } else { &["deliver"] };
+            env.command(args, NOW)
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    env.run(&["send-reports"], NOW).success();
+    assert_eq!(smtp.mails().len(), 40, "5 reports x 8 recipients, each once");
+    let sent: i64 = env
+        .db()
+        .query_row(
+            "SELECT count(*) FROM scheduled_reports WHERE status = 'sent'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(sent, 5);
+}
