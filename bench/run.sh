@@ -2,7 +2,7 @@
 # rappel's benchmarks. Prints its figures; nothing here is a pass/fail test.
 #
 #   bench/run.sh            all three
-#   bench/run.sh idle|scan|send
+#   bench/run.sh idle|scan|send|reports
 #
 # Needs: hyperfine, GNU time (/usr/bin/time), sqlite3, and postfix's smtp-sink
 #   apt-get install hyperfine time sqlite3 postfix   (postfix: "No configuration")
@@ -12,6 +12,9 @@
 #    beside the time the sqlite3 CLI takes for the bare due query
 # 3. send: 10,000 digests (10,000 alert recipients) delivered to smtp-sink on
 #    127.0.0.1 with each message's state committed (target >= 3,000 messages/s)
+# 4. reports: 1,000 due reports x 3 recipients with a 200 KB PDF each to
+#    smtp-sink (messages/s, peak memory), and one 20 MB PDF to 10 recipients
+#    (target < 100 MB peak)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what="${1:-all}"
@@ -101,10 +104,60 @@ SQL
     python3 -c "import sys; s, e = float(sys.argv[1]), float(sys.argv[2]); print(f'wall {e - s:.2f} s: {10000 / (e - s):.0f} messages/s')" "$start" "$end"
 }
 
+start_sink() {
+    local as_root=(); [ "$(id -u)" = 0 ] && as_root=(-u postfix)
+    smtp-sink "${as_root[@]}" 127.0.0.1:2525 1000 &
+    SINK=$!
+    sleep 0.3
+}
+
+reports() {
+    command -v smtp-sink >/dev/null || { echo "missing smtp-sink (apt-get install postfix)"; exit 1; }
+    local dir="$WORK/reports"
+    rm -rf "$dir" && mkdir -p "$dir/reports"
+    cat > "$dir/rappel.toml" <<TOML
+database = "rappel.db"
+[email]
+from = "Bench <bench@example.com>"
+[email.smtp]
+host = "127.0.0.1"
+port = 2525
+security = "none"
+connections = ${CONNECTIONS:-4}
+[reports]
+attachments_dir = "reports"
+TOML
+    "$B" --config "$dir/rappel.toml" db migrate >/dev/null
+    head -c 204800 /dev/urandom > "$dir/reports/r200k.pdf"
+    head -c 20971520 /dev/urandom > "$dir/reports/r20m.pdf"
+    sqlite3 "$dir/rappel.db" <<SQL
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000)
+INSERT INTO scheduled_reports (title, recipients, scheduled_at, attachment_path)
+SELECT 'Report ' || i, 'a' || i || '@example.com, b' || i || '@example.com, c' || i || '@example.com',
+       '2026-11-21T06:00:00Z', 'r200k.pdf' FROM n;
+SQL
+    start_sink
+    trap "kill $SINK 2>/dev/null" RETURN
+    echo "== reports: 1,000 reports x 3 recipients, 200 KB PDF, connections = ${CONNECTIONS:-4}"
+    local start end
+    start=$(date +%s.%N)
+    /usr/bin/time -f "peak RSS %M KB" "$B" --config "$dir/rappel.toml" --now "$NOW" send-reports
+    end=$(date +%s.%N)
+    echo "sent: $(sqlite3 "$dir/rappel.db" "SELECT count(*) FROM deliveries WHERE status = 'sent'") of 3000"
+    python3 -c "import sys; s, e = float(sys.argv[1]), float(sys.argv[2]); print(f'wall {e - s:.2f} s: {3000 / (e - s):.0f} messages/s')" "$start" "$end"
+
+    echo "== reports: one 20 MB PDF to 10 recipients"
+    sqlite3 "$dir/rappel.db" "INSERT INTO scheduled_reports (title, recipients, scheduled_at, attachment_path)
+        VALUES ('Big', 'r1@example.com,r2@example.com,r3@example.com,r4@example.com,r5@example.com,r6@example.com,r7@example.com,r8@example.com,r9@example.com,r10@example.com', '2026-11-21T06:00:00Z', 'r20m.pdf')"
+    /usr/bin/time -f "wall %e s, peak RSS %M KB" "$B" --config "$dir/rappel.toml" --now "$NOW" send-reports
+    echo "sent: $(sqlite3 "$dir/rappel.db" "SELECT count(*) FROM deliveries WHERE status = 'sent' AND recipient LIKE 'r%'") of 10"
+}
+
 case "$what" in
     idle) idle ;;
     scan) scan ;;
     send) send ;;
-    all) idle; scan; send ;;
-    *) echo "usage: $0 [idle|scan|send]"; exit 64 ;;
+    reports) reports ;;
+    all) idle; scan; send; reports ;;
+    *) echo "usage: $0 [idle|scan|send|reports]"; exit 64 ;;
 esac

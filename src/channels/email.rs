@@ -18,7 +18,7 @@ use lettre::{Address, SendmailTransport, SmtpTransport, Transport};
 use super::{Outgoing, SendError, Sent};
 use crate::config::{EmailConfig, EmailTransport, Security, SmtpConfig};
 use crate::exit::{Exit, OrExit};
-use message::{Bodies, Built};
+use message::Bodies;
 
 enum Carrier {
     Smtp(Box<SmtpTransport>),
@@ -90,31 +90,51 @@ impl EmailChannel {
     }
 
     pub fn send(&self, m: &Outgoing<'_>, wall: DateTime<Utc>) -> Result<Sent, SendError> {
-        // Large attachments go one at a time: each send holds its own copy
-        // of the message, so parallel ones would multiply the memory.
         let large = m.attachment.as_ref().is_some_and(|a| {
             std::fs::metadata(a.path)
                 .map(|meta| meta.len() > LARGE_ATTACHMENT)
                 .unwrap_or(false)
         });
-        let _one_at_a_time = large.then(|| self.large.lock().unwrap_or_else(|e| e.into_inner()));
-        let Built {
-            envelope,
-            bytes,
-            message_id,
-        } = message::build(&self.from, self.redirect_to.as_ref(), m, wall, &self.bodies)?;
-        match &self.carrier {
-            Carrier::Smtp(t) => {
-                t.send_raw(&envelope, &bytes).map_err(|e| classify_smtp(&e))?;
-            }
-            Carrier::Sendmail(t) => t
-                .send_raw(&envelope, &bytes)
-                .map_err(|e| SendError::temporary(format!("sendmail failed: {e}")))?,
-            Carrier::File(dir) => write_eml(dir, m, &message_id, &bytes)?,
+        if !large {
+            return self.build_and_send(m, wall, false);
         }
-        Ok(Sent {
-            provider_ref: Some(message_id),
+        // Large attachments go one at a time, each on a short-lived thread of
+        // its own: every send holds a copy of the message, and the allocator
+        // keeps freed memory per thread, so sends spread over the workers
+        // would each keep their own copy. A fresh thread reuses the arena of
+        // the one before it.
+        let _one_at_a_time = self.large.lock().unwrap_or_else(|e| e.into_inner());
+        std::thread::scope(|s| {
+            s.spawn(|| self.build_and_send(m, wall, true))
+                .join()
+                .unwrap_or_else(|_| Err(SendError::temporary("sending a large message failed unexpectedly")))
         })
+    }
+
+    fn build_and_send(&self, m: &Outgoing<'_>, wall: DateTime<Utc>, large: bool) -> Result<Sent, SendError> {
+        let from = &self.from;
+        message::build_and(
+            from,
+            self.redirect_to.as_ref(),
+            m,
+            wall,
+            &self.bodies,
+            large,
+            |envelope, bytes, id| {
+                match &self.carrier {
+                    Carrier::Smtp(t) => {
+                        t.send_raw(envelope, bytes).map_err(|e| classify_smtp(&e))?;
+                    }
+                    Carrier::Sendmail(t) => t
+                        .send_raw(envelope, bytes)
+                        .map_err(|e| SendError::temporary(format!("sendmail failed: {e}")))?,
+                    Carrier::File(dir) => write_eml(dir, m, id, bytes)?,
+                }
+                Ok(Sent {
+                    provider_ref: Some(id.to_string()),
+                })
+            },
+        )
     }
 }
 

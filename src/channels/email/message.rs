@@ -4,6 +4,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
+
 use std::time::SystemTime;
 
 use chrono::{DateTime, Utc};
@@ -18,15 +19,12 @@ use crate::channels::{Outgoing, SendError};
 /// Shared bodies kept at most this large in total (the newest always stays).
 const CACHE_BYTES: usize = 48 * 1024 * 1024;
 
-/// One message ready for a transport.
-pub struct Built {
-    pub envelope: Envelope,
-    pub bytes: Vec<u8>,
-    pub message_id: String,
-}
+/// Room kept before a shared body for one recipient's headers, so a large
+/// message is sent without copying its body.
+const HEADROOM: usize = 16 * 1024;
 
-/// A formatted MIME body and the hash of the content it was made from.
-type Cached = ([u8; 32], Arc<Vec<u8>>);
+/// The hash of a content, its size, and its formatted MIME body (after `HEADROOM` bytes).
+type Cached = ([u8; 32], usize, Arc<Mutex<Vec<u8>>>);
 
 /// Formatted MIME bodies with attachments, by content.
 #[derive(Default)]
@@ -35,15 +33,18 @@ pub struct Bodies {
 }
 
 impl Bodies {
-    fn get_or_build(&self, m: &Outgoing<'_>) -> Result<Arc<Vec<u8>>, SendError> {
+    fn get_or_build(&self, m: &Outgoing<'_>) -> Result<Arc<Mutex<Vec<u8>>>, SendError> {
         let key = content_key(m);
-        if let Some((_, body)) = self.lock().iter().find(|(k, _)| *k == key) {
+        if let Some((_, _, body)) = self.lock().iter().find(|(k, _, _)| *k == key) {
             return Ok(body.clone());
         }
-        let body = Arc::new(mime_body(m)?);
+        let mut padded = vec![0u8; HEADROOM];
+        padded.extend_from_slice(&mime_body(m)?);
+        let size = padded.len();
+        let body = Arc::new(Mutex::new(padded));
         let mut cache = self.lock();
-        cache.push_back((key, body.clone()));
-        while cache.len() > 1 && cache.iter().map(|(_, b)| b.len()).sum::<usize>() > CACHE_BYTES {
+        cache.push_back((key, size, body.clone()));
+        while cache.len() > 1 && cache.iter().map(|(_, size, _)| size).sum::<usize>() > CACHE_BYTES {
             cache.pop_front();
         }
         Ok(body)
@@ -54,13 +55,19 @@ impl Bodies {
     }
 }
 
-pub fn build(
+/// Builds the message for one recipient and hands it to `send` with its
+/// envelope and Message-ID. `large`: sends are serialised by the caller, so
+/// the shared body is sent in place, its headroom holding this recipient's
+/// headers.
+pub fn build_and<T>(
     from: &Mailbox,
     redirect_to: Option<&Address>,
     m: &Outgoing<'_>,
     wall: DateTime<Utc>,
     bodies: &Bodies,
-) -> Result<Built, SendError> {
+    large: bool,
+    send: impl FnOnce(&Envelope, &[u8], &str) -> Result<T, SendError>,
+) -> Result<T, SendError> {
     let to: Address = m
         .recipient
         .trim()
@@ -87,18 +94,28 @@ pub fn build(
     headers.remove::<ContentTransferEncoding>();
     headers.remove::<ContentType>();
     let head = headers.to_string();
-    let body = match m.attachment {
-        Some(_) => bodies.get_or_build(m)?,
-        None => Arc::new(mime_body(m)?),
-    };
+    let envelope = headers_only.envelope();
+    if m.attachment.is_none() {
+        let body = mime_body(m)?;
+        return send(envelope, &concat(head.as_bytes(), &body), &message_id);
+    }
+    let shared = bodies.get_or_build(m)?;
+    let mut buf = shared.lock().unwrap_or_else(|e| e.into_inner());
+    if large && head.len() <= HEADROOM {
+        let start = HEADROOM - head.len();
+        buf[start..HEADROOM].copy_from_slice(head.as_bytes());
+        return send(envelope, &buf[start..], &message_id);
+    }
+    let bytes = concat(head.as_bytes(), &buf[HEADROOM..]);
+    drop(buf);
+    send(envelope, &bytes, &message_id)
+}
+
+fn concat(head: &[u8], body: &[u8]) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(head.len() + body.len());
-    bytes.extend_from_slice(head.as_bytes());
-    bytes.extend_from_slice(&body);
-    Ok(Built {
-        envelope: headers_only.envelope().clone(),
-        bytes,
-        message_id,
-    })
+    bytes.extend_from_slice(head);
+    bytes.extend_from_slice(body);
+    bytes
 }
 
 /// The MIME part: text (and HTML) alternatives, plus the attachment.
@@ -224,8 +241,11 @@ mod tests {
         let wall = DateTime::parse_from_rfc3339("2026-03-10T07:00:00Z")
             .unwrap()
             .with_timezone(&Utc);
-        let built = build(&from, None, &m, wall, &Bodies::default()).unwrap();
-        let text = String::from_utf8(built.bytes).unwrap();
+        let bytes = build_and(&from, None, &m, wall, &Bodies::default(), false, |_, b, _| {
+            Ok(b.to_vec())
+        })
+        .unwrap();
+        let text = String::from_utf8(bytes).unwrap();
         let (head, _) = text
             .split_once("Content-Type: multipart/alternative;")
             .expect("the body's type");
