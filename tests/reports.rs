@@ -370,3 +370,29 @@ fn overlapping_runs_serve_each_recipient_once() {
         .unwrap();
     assert_eq!(sent, 5);
 }
+
+#[test]
+fn a_large_attachment_reaches_every_recipient_intact() {
+    let smtp = SmtpServer::start();
+    let env = env(smtp.port);
+    // Over the size sent in place from one shared body: each recipient's
+    // headers are written in front of it in turn.
+    let bytes = pdf(&env, "big.pdf", 3 * 1024 * 1024);
+    let recipients = ["a@example.com", "a.much.longer.address@example.com", "b@example.com"];
+    env.report("Big", &recipients.join(","), NOW, Some("big.pdf"), None);
+    env.run(&["send-reports"], NOW).success();
+    for to in recipients {
+        let mail = smtp.mail_to(to);
+        assert_eq!(mail.header("To").as_deref(), Some(to), "its own headers");
+        assert_eq!(
+            mail.data.matches("\r\nTo: ").count() + usize::from(mail.data.starts_with("To: ")),
+            1,
+            "one To header"
+        );
+        assert_eq!(
+            mail.attachment("big.pdf").as_deref(),
+            Some(bytes.as_slice()),
+            "{to}: byte-identical"
+        );
+    }
+}

@@ -14,7 +14,7 @@ use crate::config;
 use crate::db::Database;
 use crate::exit::{Exit, OrExit, fail};
 use crate::instant;
-use crate::jobs::delay_alerts;
+use crate::jobs::{self, delay_alerts};
 use crate::output::Verbosity;
 
 const MARKER: &str = ".rappel-demo";
@@ -53,7 +53,15 @@ rearm_hours = 24
 recipients = ["atelier@example.com"]
 [delay_alerts.stage_threshold_days]
 "Attente pièce" = 21
+
+[reports]
+attachments_dir = "reports"
+[reports.definitions.open_tickets]
+query = "SELECT reference AS \"Référence\", device AS \"Appareil\", customer AS \"Client\" FROM tickets WHERE closed_at IS NULL ORDER BY reference"
 "#;
+
+/// A one-page PDF for the demo's stored report.
+const SAMPLE_PDF: &str = "%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 595 842]/Contents 4 0 R/Resources<</Font<</F1 5 0 R>>>>>>endobj\n4 0 obj<</Length 52>>stream\nBT /F1 24 Tf 72 760 Td (Rapport hebdomadaire) Tj ET\nendstream endobj\n5 0 obj<</Type/Font/Subtype/Type1/BaseFont/Helvetica>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n";
 
 pub fn run(
     dir: &Path,
@@ -81,7 +89,10 @@ pub fn run(
     let now = clock.now();
     match scale {
         Some(n) => generate(&mut conn, n, now)?,
-        None => sample(&mut conn, now)?,
+        None => {
+            sample(&mut conn, now)?;
+            sample_reports(&conn, dir, now)?;
+        }
     }
     drop(conn);
     println!("demo folder: {}", dir.display());
@@ -96,14 +107,22 @@ pub fn run(
         verbosity: verbosity.max(Verbosity::Verbose),
         json,
     };
-    let cfg = &config.delay_alerts;
-    let exit = app::run_job(
+    let alerts = &config.delay_alerts;
+    let mut exit = app::run_job(
         &ctx,
         delay_alerts::JOB,
         false,
         false,
-        Some(&|conn, plan_ctx| delay_alerts::plan(conn, cfg, plan_ctx)),
+        Some(&|conn, plan_ctx| delay_alerts::plan(conn, alerts, plan_ctx)),
     )?;
+    let reports = &config.reports;
+    exit = exit.max(app::run_job(
+        &ctx,
+        jobs::reports::JOB,
+        false,
+        false,
+        Some(&|conn, plan_ctx| jobs::reports::plan(conn, reports, plan_ctx)),
+    )?);
     let outbox = dir.join("outbox/email");
     let mut files: Vec<_> = std::fs::read_dir(&outbox)?.flatten().map(|e| e.path()).collect();
     files.sort();
@@ -223,6 +242,20 @@ fn sample(conn: &mut Connection, now: DateTime<Utc>) -> anyhow::Result<()> {
         }
     }
     tx.commit()?;
+    Ok(())
+}
+
+/// Three report mailings: a stored PDF (weekly, recurring), a report generated
+/// from its definition, and one not due yet.
+fn sample_reports(conn: &Connection, dir: &Path, now: DateTime<Utc>) -> anyhow::Result<()> {
+    std::fs::write(dir.join("reports/hebdo.pdf"), SAMPLE_PDF)?;
+    conn.execute(
+        "INSERT INTO scheduled_reports (title, recipients, scheduled_at, attachment_path, report, recurrence) VALUES
+           ('Rapport hebdomadaire', 'direction@example.com; atelier@example.com', ?1, 'hebdo.pdf', NULL, '0 8 * * 1'),
+           ('Tickets ouverts', 'atelier@example.com', ?2, NULL, 'open_tickets', NULL),
+           ('Bilan mensuel', 'direction@example.com', ?3, 'mensuel.pdf', NULL, NULL)",
+        params![ago(now, 0, 1), ago(now, 0, 0), instant::format(now + Duration::days(1))],
+    )?;
     Ok(())
 }
 
