@@ -396,3 +396,30 @@ fn a_large_attachment_reaches_every_recipient_intact() {
         );
     }
 }
+
+#[test]
+fn the_next_occurrence_drops_the_stored_file_unless_kept() {
+    let smtp = SmtpServer::start();
+    let env = env(smtp.port);
+    pdf(&env, "x.pdf", 10);
+    env.db()
+        .execute(
+            "INSERT INTO scheduled_reports (title, recipients, scheduled_at, attachment_path, report, recurrence)
+             VALUES ('Weekly', 'a@example.com', ?1, 'x.pdf', 'open_tickets', '0 8 * * 1')",
+            [NOW],
+        )
+        .unwrap();
+    env.run(&["send-reports"], NOW).success();
+    let (at, attachment, report): (String, Option<String>, Option<String>) = env
+        .db()
+        .query_row(
+            "SELECT scheduled_at, attachment_path, report FROM scheduled_reports WHERE id = 2",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    // Next Monday 08:00 in Paris (the config zone), winter time.
+    assert_eq!(at, "2026-03-16T07:00:00Z");
+    assert_eq!(attachment, None, "a new occurrence needs a new file, or is generated");
+    assert_eq!(report.as_deref(), Some("open_tickets"));
+}
