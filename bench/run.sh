@@ -61,10 +61,17 @@ SELECT count(*) AS due FROM (
 SQL
 }
 
+start_sink() {
+    local as_root=(); [ "$(id -u)" = 0 ] && as_root=(-u postfix)
+    smtp-sink "${as_root[@]}" 127.0.0.1:2525 1000 &
+    SINK=$!
+    sleep 0.3
+}
+
 send() {
     echo "== send: 10,000 emails to smtp-sink with connections = ${CONNECTIONS:-8}"
     command -v smtp-sink >/dev/null || { echo "missing smtp-sink (apt-get install postfix)"; exit 1; }
-    local dir="$WORK/send" port=2525
+    local dir="$WORK/send"
     rm -rf "$dir" && mkdir -p "$dir"
     cat > "$dir/plan.toml" <<TOML
 database = "rappel.db"
@@ -77,7 +84,7 @@ database = "rappel.db"
 from = "Bench <bench@example.com>"
 [email.smtp]
 host = "127.0.0.1"
-port = $port
+port = 2525
 security = "none"
 connections = ${CONNECTIONS:-8}
 TOML
@@ -91,11 +98,8 @@ INSERT INTO ticket_events (ticket_id, stage, entered_at) VALUES (1, 'Diagnostic'
 SQL
     # Plan with no transport configured: the 10,000 digests wait as pending rows.
     "$B" --config "$dir/plan.toml" --now "$NOW" -q check-delay-alerts || true
-    local as_root=(); [ "$(id -u)" = 0 ] && as_root=(-u postfix)
-    smtp-sink "${as_root[@]}" 127.0.0.1:$port 1000 &
-    local sink=$!
-    trap "kill $sink 2>/dev/null" RETURN
-    sleep 0.3
+    start_sink
+    trap "kill $SINK 2>/dev/null" RETURN
     local start end
     start=$(date +%s.%N)
     "$B" --config "$dir/rappel.toml" --now "$NOW" deliver
@@ -104,12 +108,6 @@ SQL
     python3 -c "import sys; s, e = float(sys.argv[1]), float(sys.argv[2]); print(f'wall {e - s:.2f} s: {10000 / (e - s):.0f} messages/s')" "$start" "$end"
 }
 
-start_sink() {
-    local as_root=(); [ "$(id -u)" = 0 ] && as_root=(-u postfix)
-    smtp-sink "${as_root[@]}" 127.0.0.1:2525 1000 &
-    SINK=$!
-    sleep 0.3
-}
 
 reports() {
     command -v smtp-sink >/dev/null || { echo "missing smtp-sink (apt-get install postfix)"; exit 1; }

@@ -133,22 +133,7 @@ fn deferred_message_backs_off_gives_up_then_force_retries() {
 fn overlapping_runs_send_each_digest_once() {
     let smtp = SmtpServer::start();
     let env = with_recipients(smtp.port, 12);
-    let children: Vec<_> = (0..6)
-        .map(|i| {
-            let args: &[&str] = if i % 2 == 0 {
-                &["check-delay-alerts"]
-            } else {
-                &["deliver"]
-            };
-            env.command(args, NOW)
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for mut child in children {
-        assert!(child.wait().unwrap().success());
-    }
+    env.run_concurrently(6, &["check-delay-alerts"], &["deliver"], NOW);
     env.run(&["deliver"], NOW).success();
     let expected: Vec<String> = {
         let mut v: Vec<String> = (0..12).map(|i| format!("r{i}@example.com")).collect();

@@ -346,18 +346,7 @@ fn overlapping_runs_serve_each_recipient_once() {
     for i in 0..5 {
         env.report(&format!("R{i}"), &recipients.join(","), NOW, Some("x.pdf"), None);
     }
-    let children: Vec<_> = (0..4)
-        .map(|i| {
-            let args: &[&str] = if i % 2 == 0 { &["send-reports"] } else { &["deliver"] };
-            env.command(args, NOW)
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for mut child in children {
-        assert!(child.wait().unwrap().success());
-    }
+    env.run_concurrently(4, &["send-reports"], &["deliver"], NOW);
     env.run(&["send-reports"], NOW).success();
     assert_eq!(smtp.mails().len(), 40, "5 reports x 8 recipients, each once");
     let sent: i64 = env

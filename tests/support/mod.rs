@@ -348,6 +348,23 @@ max_attempts = 3
         cmd
     }
 
+    /// Starts `n` runs at once, alternating between the two commands, and
+    /// checks that each exits 0.
+    pub fn run_concurrently(&self, n: usize, a: &[&str], b: &[&str], now: &str) {
+        let children: Vec<_> = (0..n)
+            .map(|i| {
+                let args = if i % 2 == 0 { a } else { b };
+                self.command(args, now)
+                    .stdout(std::process::Stdio::null())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for mut child in children {
+            assert!(child.wait().unwrap().success());
+        }
+    }
+
     pub fn run(&self, args: &[&str], now: &str) -> Output {
         Output::of(self.command(args, now))
     }
