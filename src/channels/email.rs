@@ -35,9 +35,6 @@ pub struct EmailChannel {
     large: Mutex<()>,
 }
 
-/// Attachments above this size are sent one at a time.
-const LARGE_ATTACHMENT: u64 = 2 * 1024 * 1024;
-
 impl EmailChannel {
     /// Builds the transport; a transport that cannot be built is a configuration error.
     pub fn new(cfg: &EmailConfig, redirect_to: Option<Address>) -> anyhow::Result<Self> {
@@ -92,7 +89,7 @@ impl EmailChannel {
     pub fn send(&self, m: &Outgoing<'_>, wall: DateTime<Utc>) -> Result<Sent, SendError> {
         let large = m.attachment.as_ref().is_some_and(|a| {
             std::fs::metadata(a.path)
-                .map(|meta| meta.len() > LARGE_ATTACHMENT)
+                .map(|meta| meta.len() > message::LARGE)
                 .unwrap_or(false)
         });
         if !large {

@@ -299,15 +299,25 @@ fn finish(
         return Ok(());
     }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    // Under the write lock: an overlapping run may have planned this row.
+    if existing_deliveries(&tx, row.id)?
+        .values()
+        .any(|s| s == "pending" || s == "sending")
+    {
+        return Ok(());
+    }
     status::finish(&tx, row.id, ctx.now, done, recur)?;
     tx.commit()?;
     Ok(())
 }
 
 fn existing_deliveries(conn: &Connection, id: i64) -> rusqlite::Result<HashMap<String, String>> {
-    let mut stmt = conn
-        .prepare_cached("SELECT lower(recipient), status FROM deliveries WHERE source_table = ?1 AND source_id = ?2")?;
-    let rows = stmt.query_map(params![TABLE, id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let mut stmt =
+        conn.prepare_cached("SELECT recipient, status FROM deliveries WHERE source_table = ?1 AND source_id = ?2")?;
+    // Lower-cased here, as the dedupe key is: SQLite's lower() knows only ASCII.
+    let rows = stmt.query_map(params![TABLE, id], |r| {
+        Ok((r.get::<_, String>(0)?.to_lowercase(), r.get(1)?))
+    })?;
     rows.collect()
 }
 

@@ -19,6 +19,9 @@ use crate::channels::{Outgoing, SendError};
 /// Shared bodies kept at most this large in total (the newest always stays).
 const CACHE_BYTES: usize = 48 * 1024 * 1024;
 
+/// Attachments above this size are built with nothing else cached.
+pub const LARGE: u64 = 2 * 1024 * 1024;
+
 /// Room kept before a shared body for one recipient's headers, so a large
 /// message is sent without copying its body.
 const HEADROOM: usize = 16 * 1024;
@@ -37,6 +40,13 @@ impl Bodies {
         let key = content_key(m);
         if let Some((_, _, body)) = self.lock().iter().find(|(k, _, _)| *k == key) {
             return Ok(body.clone());
+        }
+        if m.attachment
+            .as_ref()
+            .is_some_and(|a| std::fs::metadata(a.path).is_ok_and(|meta| meta.len() > LARGE))
+        {
+            // Room for the large body first: never hold two at once.
+            self.lock().clear();
         }
         let mut padded = vec![0u8; HEADROOM];
         padded.extend_from_slice(&mime_body(m)?);

@@ -113,7 +113,9 @@ pub fn resolve(
     let csv = to_csv(&columns, &rows);
     let path = match out_dir {
         Some(dir) => {
-            let path = dir.join(format!("report-{}-{file_name}", src.id));
+            // Per process: an overlapping run never overwrites a file whose
+            // deliveries another run planned.
+            let path = dir.join(format!("report-{}-{}-{file_name}", src.id, std::process::id()));
             write_atomically(&path, csv.as_bytes()).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
             path
         }
@@ -134,7 +136,7 @@ pub fn resolve(
         attachment: Attachment {
             path,
             name: file_name,
-            mime: "text/csv",
+            mime: "text/csv; charset=utf-8",
             size: csv.len() as u64,
         },
     })
@@ -248,7 +250,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let tmp = path.with_extension("tmp");
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)
 }
@@ -303,6 +305,17 @@ mod tests {
         assert!(stored_file("a/../../secret.pdf", dir.path()).is_err());
         assert!(stored_file("/etc/passwd", dir.path()).is_err());
         assert!(stored_file("a/../missing.pdf", dir.path()).unwrap().is_none());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_link_out_of_the_folder_is_refused() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret.pdf"), "x").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret.pdf"), dir.path().join("report.pdf")).unwrap();
+        let err = stored_file("report.pdf", dir.path()).unwrap_err();
+        assert!(err.contains("outside attachments_dir"), "{err}");
     }
 
     #[test]

@@ -32,9 +32,9 @@ impl Recurrence {
     /// The first occurrence strictly after `after`, in `zone`.
     pub fn next_after(&self, after: DateTime<Utc>, zone: Tz) -> Option<DateTime<Utc>> {
         let mut local = after.with_timezone(&zone).naive_local();
-        // A few steps at most: an occurrence inside a fall-back hour can map to
-        // an instant at or before `after`; look further then.
-        for _ in 0..8 {
+        // An occurrence inside a fall-back hour can map to an instant at or
+        // before `after`; look further then (an hour of minutes at most).
+        for _ in 0..120 {
             let next_local = self.0.find_next_occurrence(&local, false).ok()?;
             let next = instant::local_to_utc(next_local, zone);
             if next > after {
@@ -89,6 +89,18 @@ mod tests {
             second,
             utc("2026-10-26T01:30:00Z"),
             "not the second 02:30 the same night"
+        );
+    }
+
+    #[test]
+    fn a_frequent_schedule_crosses_the_repeated_hour() {
+        let r = Recurrence::parse("*/5 * * * *").unwrap();
+        // 02:55 summer time, just before the clocks go back to 02:00.
+        let next = r.next_after(utc("2026-10-25T00:55:00Z"), PARIS).unwrap();
+        assert_eq!(
+            next,
+            utc("2026-10-25T02:00:00Z"),
+            "03:00 winter time, after the repeated hour"
         );
     }
 

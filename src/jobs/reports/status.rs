@@ -14,7 +14,7 @@ use crate::engine::record::SourceHook;
 use crate::instant;
 
 /// `last_error` is kept readable: at most this many characters.
-const MAX_ERROR: usize = 2_000;
+const MAX_ERROR: usize = 20_000;
 
 /// What recurrence needs to know.
 pub struct Recur<'a> {
@@ -111,7 +111,18 @@ pub fn refresh(tx: &Transaction<'_>, id: i64, now: DateTime<Utc>, recur: &Recur<
 /// after max(now, scheduled_at), so a machine that was off sends one catch-up
 /// mailing. Problems are logged, never allowed to undo the outcome being recorded.
 fn schedule_next(tx: &Transaction<'_>, id: i64, now: DateTime<Utc>, recur: &Recur<'_>) {
-    if let Err(e) = try_schedule_next(tx, id, now, recur) {
+    // A savepoint: the new row and its guard are written together or not at all.
+    let result = tx
+        .execute_batch("SAVEPOINT next_occurrence")
+        .map_err(anyhow::Error::from)
+        .and_then(|()| match try_schedule_next(tx, id, now, recur) {
+            Ok(()) => Ok(tx.execute_batch("RELEASE next_occurrence")?),
+            Err(e) => {
+                tx.execute_batch("ROLLBACK TO next_occurrence; RELEASE next_occurrence")?;
+                Err(e)
+            }
+        });
+    if let Err(e) = result {
         log::warn!("scheduled_reports id {id}: no next occurrence: {e}");
     }
 }
