@@ -122,8 +122,16 @@ fn demo_builds_a_folder_sends_and_resets_only_its_own() {
         .collect();
     assert!(eml.len() >= 3, "{}", out.stdout);
     assert!(out.stdout.contains("outbox/email"), "{}", out.stdout);
-    let body = std::fs::read_to_string(eml[0].path()).unwrap();
-    assert!(body.contains("X-Rappel-Kind: delay_alert"), "{body}");
+    let kinds: Vec<String> = eml
+        .iter()
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .filter_map(|body| {
+            body.lines()
+                .find_map(|l| l.strip_prefix("X-Rappel-Kind: ").map(str::to_string))
+        })
+        .collect();
+    assert!(kinds.iter().any(|k| k == "delay_alert"), "{kinds:?}");
+    assert!(kinds.iter().any(|k| k == "report"), "{kinds:?}");
     for sub in ["reports", "outbox/whatsapp", "outbox/sms", "outbox/attendance"] {
         assert!(dir.path().join("d").join(sub).is_dir(), "{sub}");
     }
