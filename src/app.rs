@@ -97,7 +97,13 @@ pub fn channels(config: &Config) -> anyhow::Result<Channels> {
         Some(e) => Some(EmailChannel::new(e, config.delivery.redirect_to.clone())?),
         None => None,
     };
-    Ok(Channels { email })
+    Ok(Channels {
+        email,
+        twilio: config
+            .whatsapp
+            .as_ref()
+            .map(crate::channels::twilio::TwilioChannel::new),
+    })
 }
 
 /// Runs one job: lock, migrate, plan, deliver, record the run, report.
@@ -223,6 +229,7 @@ fn dry_run_job(
             valid_until: None,
             attachment: None,
             failed: None,
+            payload: None,
             detail: if p.attempts > 0 {
                 vec![format!("attempt {}", p.attempts + 1)]
             } else {

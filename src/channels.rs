@@ -2,6 +2,7 @@
 //! protocol and how its failures classify; it knows nothing about jobs.
 
 pub mod email;
+pub mod twilio;
 
 use std::fmt;
 use std::time::Duration;
@@ -67,6 +68,8 @@ pub struct Outgoing<'a> {
     pub body: &'a str,
     pub html: Option<&'a str>,
     pub attachment: Option<OutgoingAttachment<'a>>,
+    /// Channel extras (JSON), such as a WhatsApp template.
+    pub payload: Option<&'a str>,
 }
 
 /// A file to attach, read at send time.
@@ -80,6 +83,8 @@ pub struct OutgoingAttachment<'a> {
 /// Every channel this run can use; `None` where the configuration has none.
 pub struct Channels {
     pub email: Option<email::EmailChannel>,
+    /// WhatsApp and SMS.
+    pub twilio: Option<twilio::TwilioChannel>,
 }
 
 impl Channels {
@@ -89,12 +94,18 @@ impl Channels {
         if self.email.is_some() {
             names.push("email");
         }
+        if self.twilio.is_some() {
+            names.extend(["whatsapp", "sms"]);
+        }
         names
     }
 
     /// How many messages may be in flight at once across the run.
     pub fn parallelism(&self) -> usize {
-        self.email.as_ref().map_or(1, |e| e.parallelism())
+        self.email
+            .as_ref()
+            .map_or(1, |e| e.parallelism())
+            .max(if self.twilio.is_some() { 4 } else { 1 })
     }
 
     pub fn send(
@@ -103,9 +114,19 @@ impl Channels {
         m: &Outgoing<'_>,
         wall: chrono::DateTime<chrono::Utc>,
     ) -> Result<Sent, SendError> {
-        match (channel, &self.email) {
-            ("email", Some(email)) => email.send(m, wall),
+        match (channel, &self.email, &self.twilio) {
+            ("email", Some(email), _) => email.send(m, wall),
+            ("whatsapp" | "sms", _, Some(twilio)) => twilio.send(channel, m),
             _ => Err(SendError::Credentials(format!("channel {channel} is not configured"))),
+        }
+    }
+
+    /// The transport a channel goes through: a credentials problem stops
+    /// every channel sharing it (WhatsApp and SMS share Twilio).
+    pub fn transport_of(channel: &str) -> &'static str {
+        match channel {
+            "whatsapp" | "sms" => "twilio",
+            _ => "email",
         }
     }
 }

@@ -5,6 +5,7 @@
 mod discover;
 mod email;
 mod raw;
+mod reminders;
 mod reports;
 mod secret;
 
@@ -20,6 +21,7 @@ use crate::exit::{Exit, fail};
 pub use discover::candidates as discovery_paths;
 pub use email::{EmailConfig, EmailTransport, Security, SmtpConfig};
 pub use raw::RawConfig;
+pub use reminders::{ContentTemplate, KINDS, RemindersConfig, WhatsappConfig, WhatsappTransport};
 pub use reports::{ReportDefinition, ReportsConfig};
 pub use secret::Secret;
 
@@ -62,6 +64,8 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     pub delay_alerts: DelayAlertsConfig,
     pub reports: ReportsConfig,
+    pub reminders: RemindersConfig,
+    pub whatsapp: Option<WhatsappConfig>,
     /// `[monitoring] log_format = "json"`.
     pub json_logs: bool,
     /// Notices found while converting (plain secrets in a readable file).
@@ -276,6 +280,8 @@ fn convert(raw: RawConfig, path: &Path) -> Result<Config, String> {
         delivery,
         delay_alerts,
         reports: reports::convert(raw.reports, &dir)?,
+        reminders: reminders::convert_reminders(raw.reminders)?,
+        whatsapp: reminders::convert_whatsapp(raw.whatsapp, path, &dir, &mut warnings)?,
         json_logs,
         warnings,
     })

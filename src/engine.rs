@@ -10,7 +10,6 @@ pub mod record;
 pub mod tally;
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
@@ -38,7 +37,8 @@ pub struct Engine<'a> {
 
 /// State the workers of one run share.
 struct Shared {
-    stopped: AtomicBool,
+    /// Transports whose credentials were rejected this run ("email", "twilio").
+    stopped: Mutex<Vec<&'static str>>,
     rate: RateLimiter,
 }
 
@@ -69,7 +69,7 @@ impl Engine<'_> {
         drop(conn);
 
         let shared = Shared {
-            stopped: AtomicBool::new(false),
+            stopped: Mutex::new(Vec::new()),
             rate: RateLimiter::new(self.delivery.rate_per_s),
         };
         let workers = self.channels.parallelism().max(1);
@@ -101,26 +101,32 @@ impl Engine<'_> {
             now: self.clock.now(),
         };
         let now = self.clock.now();
-        let claimer = claim::Claimer {
-            run_id: &self.run_id,
-            scope,
-            channels,
-            now,
-            lease: self.delivery.lease,
-        };
         // A row is only sent while a quarter of its lease remains: the lease
         // exceeds four send timeouts, so the send ends before the lease does.
         let margin = ChronoDuration::from_std(self.delivery.lease / 4).unwrap_or(ChronoDuration::minutes(2));
         loop {
-            if shared.stopped.load(Ordering::SeqCst) {
+            // Channels whose transport rejected our credentials are not claimed again.
+            let open: Vec<&str> = channels
+                .iter()
+                .copied()
+                .filter(|c| !shared.is_stopped(Channels::transport_of(c)))
+                .collect();
+            if open.is_empty() {
                 break;
             }
+            let claimer = claim::Claimer {
+                run_id: &self.run_id,
+                scope,
+                channels: &open,
+                now,
+                lease: self.delivery.lease,
+            };
             let batch = claim::claim(&mut conn, &claimer, self.clock.wall(), CLAIM_BATCH)?;
             if batch.is_empty() {
                 break;
             }
             for row in &batch {
-                let effect = if shared.stopped.load(Ordering::SeqCst) {
+                let effect = if shared.is_stopped(Channels::transport_of(&row.channel)) {
                     recorder.release(&mut conn, row, None)?
                 } else if is_expired(row, now) {
                     recorder.expired(&mut conn, row)?
@@ -158,6 +164,7 @@ impl Engine<'_> {
                 .attachment
                 .as_ref()
                 .map(|(path, name, mime)| OutgoingAttachment { path, name, mime }),
+            payload: row.payload.as_deref(),
         };
         let effect = match self.channels.send(&row.channel, &outgoing, self.clock.wall()) {
             Ok(sent) => {
@@ -166,7 +173,7 @@ impl Engine<'_> {
             }
             Err(err) => {
                 if matches!(err, SendError::Credentials(_)) {
-                    if !shared.stopped.swap(true, Ordering::SeqCst) {
+                    if shared.stop(Channels::transport_of(&row.channel)) {
                         log::error!("{}: stopping {} delivery for this run", err.reason(), row.channel);
                     }
                 } else {
@@ -237,6 +244,25 @@ fn count(tally: &mut Tally, effect: Effect, row: &Claimed) {
             row.kind,
             row.recipient
         ),
+    }
+}
+
+impl Shared {
+    fn is_stopped(&self, transport: &str) -> bool {
+        self.stopped
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&transport)
+    }
+
+    /// Marks a transport stopped; true the first time.
+    fn stop(&self, transport: &'static str) -> bool {
+        let mut stopped = self.stopped.lock().unwrap_or_else(|e| e.into_inner());
+        if stopped.contains(&transport) {
+            return false;
+        }
+        stopped.push(transport);
+        true
     }
 }
 

@@ -3,6 +3,8 @@
 
 mod message;
 
+pub use message::short_hash;
+
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;

@@ -55,6 +55,7 @@ pub fn run(ctx: &Ctx<'_>, to: &str) -> anyhow::Result<Exit> {
                 valid_until: None,
                 attachment: None,
                 failed: None,
+                payload: None,
                 detail: vec![],
             };
             let mut report = PlanReport::default();

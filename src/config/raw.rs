@@ -82,7 +82,6 @@ pub struct RawMonitoring {
 // The sections below belong to jobs that validate them when they land; they
 // are parsed now so that a complete file is accepted and typos are caught.
 
-#[allow(dead_code, reason = "read by send-reminders (WhatsApp / SMS)")]
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawWhatsapp {
@@ -98,7 +97,6 @@ pub struct RawWhatsapp {
     pub content_sids: Option<BTreeMap<String, RawContentSid>>,
 }
 
-#[allow(dead_code, reason = "read by send-reminders (WhatsApp templates)")]
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawContentSid {
@@ -122,7 +120,6 @@ pub struct RawReportDefinition {
     pub keep_attachment: Option<bool>,
 }
 
-#[allow(dead_code, reason = "read by send-reminders")]
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawReminders {

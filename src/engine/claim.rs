@@ -26,6 +26,7 @@ pub struct Claimed {
     pub lease_until: DateTime<Utc>,
     /// (path, name, MIME type) of a file to attach.
     pub attachment: Option<(String, String, String)>,
+    pub payload: Option<String>,
 }
 
 /// Which rows a run may take.
@@ -117,7 +118,7 @@ pub fn claim(
                  LIMIT ?7)
              RETURNING id, job, kind, dedupe_key, source_table, source_id, channel, recipient,
                        subject, body, html_body, attempts, valid_until,
-                       attachment_path, attachment_name, attachment_type",
+                       attachment_path, attachment_name, attachment_type, payload",
         )?;
         let mapped = stmt.query_map(
             params![
@@ -149,6 +150,7 @@ pub fn claim(
                         (Some(path), Some(name), Some(mime)) => Some((path, name, mime)),
                         _ => None,
                     },
+                    payload: r.get(16)?,
                 })
             },
         )?;

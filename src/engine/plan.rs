@@ -25,6 +25,9 @@ pub struct Planned {
     /// A file sent with the message.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attachment: Option<AttachmentSpec>,
+    /// Channel extras (JSON), such as a WhatsApp template.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload: Option<String>,
     /// Known at planning to be undeliverable (invalid address): recorded as
     /// failed, never sent.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -49,10 +52,10 @@ pub fn insert(tx: &Transaction<'_>, p: &Planned, now: DateTime<Utc>) -> rusqlite
         "INSERT INTO deliveries (job, kind, dedupe_key, source_table, source_id, contact_id, channel,
                                  recipient, subject, body, html_body, valid_until, created_at,
                                  attachment_path, attachment_name, attachment_type,
-                                 status, error_class, last_error)
+                                 status, error_class, last_error, payload)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
                  CASE WHEN ?17 IS NULL THEN 'pending' ELSE 'failed' END,
-                 CASE WHEN ?17 IS NULL THEN NULL ELSE 'permanent' END, ?17)
+                 CASE WHEN ?17 IS NULL THEN NULL ELSE 'permanent' END, ?17, ?18)
          ON CONFLICT (dedupe_key) DO NOTHING
          RETURNING id",
     )?
@@ -75,6 +78,7 @@ pub fn insert(tx: &Transaction<'_>, p: &Planned, now: DateTime<Utc>) -> rusqlite
             attachment.map(|a| &a.name),
             attachment.map(|a| &a.mime),
             p.failed,
+            p.payload,
         ],
         |r| r.get(0),
     )

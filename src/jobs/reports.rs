@@ -229,6 +229,7 @@ fn plan_one(
                 mime: attachment.mime.to_string(),
             }),
             failed: parse_address(address).err().map(|e| format!("invalid recipient: {e}")),
+            payload: None,
             detail: if ctx.dry_run {
                 vec![format!("{}: {}", row.title, content.describe())]
             } else {

@@ -247,6 +247,7 @@ mod tests {
             body: "ligne 1\nligne 2\n",
             html: Some("<p>x</p>"),
             attachment: None,
+            payload: None,
         };
         let wall = DateTime::parse_from_rfc3339("2026-03-10T07:00:00Z")
             .unwrap()

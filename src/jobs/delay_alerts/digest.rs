@@ -222,6 +222,7 @@ pub(super) fn each_digest(
             valid_until: None,
             attachment: None,
             failed: None,
+            payload: None,
             detail,
         };
         emit(message, &mine)?;

@@ -1,0 +1,220 @@
+//! The `[reminders]` and `[whatsapp]` sections: when each reminder kind is due
+//! (local times), which kinds are off, and the Twilio account that carries
+//! WhatsApp and SMS.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use chrono::{NaiveTime, Weekday};
+
+use super::raw::{RawReminders, RawWhatsapp};
+use super::{Secret, is_loopback, secret, within};
+
+/// Every reminder kind, by its stable name.
+pub const KINDS: &[&str] = &[
+    "loan_created",
+    "loan_d2",
+    "loan_d1",
+    "loan_due",
+    "loan_short_notice",
+    "loan_overdue",
+    "loan_returned",
+    "session_eve",
+    "session_day",
+    "inactivity",
+    "weekly_digest",
+    "manual",
+];
+
+#[derive(Debug)]
+pub struct RemindersConfig {
+    pub loan_d2_at: NaiveTime,
+    pub loan_d1_at: NaiveTime,
+    pub loan_due_at: NaiveTime,
+    pub loan_short_notice_hours: u32,
+    pub loan_short_notice_terms: Vec<String>,
+    pub loan_overdue_at: NaiveTime,
+    pub loan_overdue_max: u32,
+    pub session_eve_at: NaiveTime,
+    pub session_day_at: NaiveTime,
+    pub inactivity_days: u32,
+    pub inactivity_at: NaiveTime,
+    pub weekly_digest_at: (Weekday, NaiveTime),
+    pub disabled_kinds: Vec<String>,
+}
+
+#[derive(Debug)]
+pub enum WhatsappTransport {
+    Twilio {
+        account_sid: String,
+        auth_token: Secret,
+        api_base: String,
+    },
+    File {
+        dir: std::path::PathBuf,
+    },
+}
+
+#[derive(Debug)]
+pub struct WhatsappConfig {
+    pub transport: WhatsappTransport,
+    /// `whatsapp:+14155238886`
+    pub from: Option<String>,
+    /// `+15005550006`
+    pub sms_from: Option<String>,
+    pub content_sids: BTreeMap<String, ContentTemplate>,
+    pub timeout: std::time::Duration,
+}
+
+/// An approved WhatsApp template and the context paths of its variables.
+#[derive(Clone, Debug)]
+pub struct ContentTemplate {
+    pub sid: String,
+    pub variables: Vec<String>,
+}
+
+fn time(value: Option<&str>, default: &str, key: &str) -> Result<NaiveTime, String> {
+    let v = value.unwrap_or(default);
+    NaiveTime::parse_from_str(v.trim(), "%H:%M")
+        .map_err(|_| format!("reminders.{key}: {v:?} (expected HH:MM on a 24-hour clock, such as \"09:00\")"))
+}
+
+fn weekly(value: Option<&str>) -> Result<(Weekday, NaiveTime), String> {
+    let v = value.unwrap_or("sun 20:00");
+    let expected = || format!("reminders.weekly_digest_at: {v:?} (expected a day and a time, such as \"sun 20:00\")");
+    let (day, at) = v.trim().split_once(' ').ok_or_else(expected)?;
+    let day: Weekday = day.trim().parse().map_err(|_| expected())?;
+    let at = NaiveTime::parse_from_str(at.trim(), "%H:%M").map_err(|_| expected())?;
+    Ok((day, at))
+}
+
+fn kinds(list: Vec<String>, key: &str) -> Result<Vec<String>, String> {
+    for k in &list {
+        if !KINDS.contains(&k.as_str()) {
+            return Err(format!(
+                "{key}: unknown kind {k:?} (expected one of {})",
+                KINDS.join(", ")
+            ));
+        }
+    }
+    Ok(list)
+}
+
+pub(super) fn convert_reminders(raw: Option<RawReminders>) -> Result<RemindersConfig, String> {
+    let r = raw.unwrap_or_default();
+    Ok(RemindersConfig {
+        loan_d2_at: time(r.loan_d2_at.as_deref(), "09:00", "loan_d2_at")?,
+        loan_d1_at: time(r.loan_d1_at.as_deref(), "09:00", "loan_d1_at")?,
+        loan_due_at: time(r.loan_due_at.as_deref(), "08:00", "loan_due_at")?,
+        loan_short_notice_hours: within(
+            r.loan_short_notice_hours.unwrap_or(2),
+            1,
+            72,
+            "reminders.loan_short_notice_hours",
+        )?,
+        loan_short_notice_terms: r
+            .loan_short_notice_terms
+            .unwrap_or_else(|| vec!["short".into(), "medium".into()]),
+        loan_overdue_at: time(r.loan_overdue_at.as_deref(), "10:00", "loan_overdue_at")?,
+        loan_overdue_max: within(r.loan_overdue_max.unwrap_or(14), 0, 365, "reminders.loan_overdue_max")?,
+        session_eve_at: time(r.session_eve_at.as_deref(), "18:30", "session_eve_at")?,
+        session_day_at: time(r.session_day_at.as_deref(), "08:00", "session_day_at")?,
+        inactivity_days: within(r.inactivity_days.unwrap_or(3), 1, 365, "reminders.inactivity_days")?,
+        inactivity_at: time(r.inactivity_at.as_deref(), "10:00", "inactivity_at")?,
+        weekly_digest_at: weekly(r.weekly_digest_at.as_deref())?,
+        disabled_kinds: kinds(r.disabled_kinds.unwrap_or_default(), "reminders.disabled_kinds")?,
+    })
+}
+
+pub(super) fn convert_whatsapp(
+    raw: Option<RawWhatsapp>,
+    path: &Path,
+    dir: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<Option<WhatsappConfig>, String> {
+    let Some(w) = raw else { return Ok(None) };
+    let transport = match w.transport.as_deref().unwrap_or("twilio") {
+        "twilio" => {
+            let account_sid = w
+                .account_sid
+                .filter(|s| s.starts_with("AC") && s.len() > 2)
+                .ok_or("whatsapp.account_sid: missing (expected the Twilio account SID, starting with \"AC\")")?;
+            let auth_token = secret::read(
+                &secret::SecretSource {
+                    key: "whatsapp.auth_token",
+                    plain: w.auth_token.as_deref(),
+                    env: w.auth_token_env.as_deref(),
+                    file: w.auth_token_file.as_deref(),
+                },
+                path,
+                dir,
+                warnings,
+            )?
+            .ok_or("whatsapp.auth_token_env: missing (set auth_token_env or auth_token_file)")?;
+            let api_base = w
+                .api_base
+                .unwrap_or_else(|| "https://api.twilio.com".into())
+                .trim_end_matches('/')
+                .to_string();
+            let host = api_base
+                .strip_prefix("https://")
+                .or_else(|| api_base.strip_prefix("http://"))
+                .ok_or_else(|| format!("whatsapp.api_base: {api_base:?} is not an http(s) URL"))?
+                .split(['/', ':'])
+                .next()
+                .unwrap_or("");
+            if api_base.starts_with("http://") && !is_loopback(host) {
+                return Err(format!(
+                    "whatsapp.api_base: {api_base:?} must use https (plain http only to a loopback host)"
+                ));
+            }
+            WhatsappTransport::Twilio {
+                account_sid,
+                auth_token,
+                api_base,
+            }
+        }
+        "file" => WhatsappTransport::File {
+            dir: dir.join(w.outbox_dir.as_deref().unwrap_or("outbox")),
+        },
+        other => {
+            return Err(format!(
+                "whatsapp.transport: {other:?} (expected \"twilio\" or \"file\")"
+            ));
+        }
+    };
+    if let Some(from) = &w.from
+        && !from.starts_with("whatsapp:+")
+    {
+        return Err(format!("whatsapp.from: {from:?} (expected \"whatsapp:+<number>\")"));
+    }
+    let mut content_sids = BTreeMap::new();
+    for (kind, t) in w.content_sids.unwrap_or_default() {
+        if !KINDS.contains(&kind.as_str()) {
+            return Err(format!(
+                "whatsapp.content_sids.{kind}: unknown kind (expected one of {})",
+                KINDS.join(", ")
+            ));
+        }
+        if !t.sid.starts_with("HX") {
+            return Err(format!(
+                "whatsapp.content_sids.{kind}.sid: {:?} (expected a Content SID starting with \"HX\")",
+                t.sid
+            ));
+        }
+        content_sids.insert(
+            kind,
+            ContentTemplate {
+                sid: t.sid,
+                variables: t.variables,
+            },
+        );
+    }
+    Ok(Some(WhatsappConfig {
+        transport,
+        from: w.from,
+        sms_from: w.sms_from,
+        content_sids,
+        timeout: std::time::Duration::from_secs(30),
+    }))
+}
