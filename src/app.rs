@@ -82,6 +82,20 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
                 Some(&|conn, plan_ctx| jobs::reports::plan(conn, cfg, plan_ctx)),
             )
         }
+        Command::SendReminders { job, kinds } => {
+            let reminders = jobs::reminders::Reminders {
+                cfg: &config.reminders,
+                whatsapp: config.whatsapp.as_ref(),
+                kinds: &kinds,
+            };
+            run_job(
+                &ctx,
+                jobs::reminders::JOB,
+                job.dry_run,
+                job.force,
+                Some(&|conn, plan_ctx| jobs::reminders::plan(conn, &reminders, plan_ctx)),
+            )
+        }
         Command::Deliver(args) => run_job(&ctx, "deliver", args.dry_run, false, None),
         Command::Db(DbCommand::Migrate) => cmd::db::migrate(&ctx),
         Command::Db(DbCommand::Status) => cmd::db::status(&ctx),

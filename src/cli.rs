@@ -43,6 +43,14 @@ pub enum Command {
     CheckDelayAlerts(JobArgs),
     /// Email reports whose scheduled time has come, with their file or generated data
     SendReports(JobArgs),
+    /// Send due reminders and confirmations by email, WhatsApp and SMS
+    SendReminders {
+        #[command(flatten)]
+        job: JobArgs,
+        /// Only this kind (repeatable), e.g. --kind loan_created --kind loan_returned
+        #[arg(long = "kind", value_name = "KIND", value_parser = parse_kind)]
+        kinds: Vec<String>,
+    },
     /// Send every job's pending messages whose retry time has come
     Deliver(DryRun),
     /// Database schema: migrate or show status
@@ -110,6 +118,14 @@ pub enum ConfigCommand {
         #[arg(long)]
         connect: bool,
     },
+}
+
+fn parse_kind(s: &str) -> Result<String, String> {
+    if crate::config::KINDS.contains(&s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!("expected one of {}", crate::config::KINDS.join(", ")))
+    }
 }
 
 fn parse_now(s: &str) -> Result<DateTime<Utc>, String> {

@@ -287,6 +287,12 @@ fn convert(raw: RawConfig, path: &Path) -> Result<Config, String> {
     })
 }
 
+/// The `[reminders]` defaults, for unit tests elsewhere.
+#[cfg(test)]
+pub fn reminders_for_tests() -> RemindersConfig {
+    reminders::convert_reminders(None).expect("defaults are valid")
+}
+
 /// An IANA zone name as a `Tz`.
 pub fn parse_zone(z: &str) -> Result<Tz, String> {
     z.parse::<Tz>()

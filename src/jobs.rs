@@ -2,6 +2,7 @@
 //! job plans; it never sends, and never imports another job.
 
 pub mod delay_alerts;
+pub mod reminders;
 pub mod reports;
 
 use chrono::{DateTime, Utc};

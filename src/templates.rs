@@ -128,6 +128,15 @@ pub fn local_datetime(t: DateTime<Utc>, zone: Tz, locale: Locale) -> String {
     }
 }
 
+/// A date as a person reads it in their zone and language.
+pub fn local_date(t: DateTime<Utc>, zone: Tz, locale: Locale) -> String {
+    let local = t.with_timezone(&zone);
+    match locale {
+        Locale::Fr => local.format("%d/%m/%Y").to_string(),
+        Locale::En => local.format("%Y-%m-%d").to_string(),
+    }
+}
+
 /// The kinds that have built-in templates, for `config check`.
 pub fn builtin_kinds() -> Vec<&'static str> {
     let mut kinds: Vec<&str> = BUILTIN

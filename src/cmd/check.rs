@@ -6,7 +6,7 @@ use crate::app::{self, Ctx};
 use crate::channels::SendError;
 use crate::config::Locale;
 use crate::exit::{Exit, OrExit, fail};
-use crate::jobs::{delay_alerts, reports};
+use crate::jobs::{delay_alerts, reminders, reports};
 use crate::templates::{self, Templates};
 
 use super::test_email;
@@ -18,6 +18,13 @@ const SAMPLES: &[(&str, Sample)] = &[
     (delay_alerts::KIND, delay_alerts::sample_context),
     (test_email::KIND, test_email::sample_context),
     (reports::KIND, reports::sample_context),
+    ("loan_created", reminders::sample_context),
+    ("loan_d2", reminders::sample_context),
+    ("loan_d1", reminders::sample_context),
+    ("loan_due", reminders::sample_context),
+    ("loan_short_notice", reminders::sample_context),
+    ("loan_overdue", reminders::sample_context),
+    ("loan_returned", reminders::sample_context),
 ];
 
 pub fn run(ctx: &Ctx<'_>, connect: bool) -> anyhow::Result<Exit> {

@@ -1,0 +1,117 @@
+//! A person reminders go to: zone, language, and the channels they enabled
+//! with a usable address or phone.
+
+use chrono_tz::Tz;
+use rusqlite::Row;
+use rusqlite::types::ValueRef;
+
+use crate::channels::twilio::is_e164;
+use crate::config::Locale;
+use crate::jobs::{PlanCtx, PlanReport};
+
+pub struct Contact {
+    pub id: i64,
+    pub name: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub locale: Option<Locale>,
+    pub zone: Tz,
+    pub email_enabled: bool,
+    pub whatsapp_enabled: bool,
+    pub sms_enabled: bool,
+    muted: Vec<String>,
+}
+
+pub fn text(v: ValueRef<'_>) -> rusqlite::Result<Option<String>> {
+    Ok(match v {
+        ValueRef::Null => None,
+        ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Integer(i) => Some(i.to_string()),
+        ValueRef::Real(f) => Some(f.to_string()),
+        ValueRef::Blob(_) => None,
+    })
+}
+
+fn flag(v: ValueRef<'_>, default: bool) -> bool {
+    match v {
+        ValueRef::Integer(i) => i != 0,
+        ValueRef::Null => default,
+        ValueRef::Text(t) => matches!(t, b"1" | b"true" | b"t" | b"yes"),
+        _ => default,
+    }
+}
+
+impl Contact {
+    /// The contact in columns `at..at + 10` (id, name, email, phone, locale,
+    /// timezone, email_enabled, whatsapp_enabled, sms_enabled, muted_kinds).
+    /// `None` (with a warning) when its zone is not one.
+    pub fn from_row(
+        row: &Row<'_>,
+        at: usize,
+        ctx: &PlanCtx<'_>,
+        report: &mut PlanReport,
+    ) -> rusqlite::Result<Option<Contact>> {
+        let id: i64 = row.get(at)?;
+        let zone = match text(row.get_ref(at + 5)?)?
+            .as_deref()
+            .map(str::trim)
+            .filter(|z| !z.is_empty())
+        {
+            None => ctx.zone,
+            Some(z) => match crate::config::parse_zone(z) {
+                Ok(zone) => zone,
+                Err(why) => {
+                    log::warn!("contacts id {id}: timezone: {why}; skipped");
+                    report.data_errors += 1;
+                    return Ok(None);
+                }
+            },
+        };
+        Ok(Some(Contact {
+            id,
+            name: text(row.get_ref(at + 1)?)?.unwrap_or_default(),
+            email: text(row.get_ref(at + 2)?)?
+                .map(|e| e.trim().to_string())
+                .filter(|e| !e.is_empty()),
+            phone: text(row.get_ref(at + 3)?)?
+                .map(|p| p.trim().to_string())
+                .filter(|p| !p.is_empty()),
+            locale: text(row.get_ref(at + 4)?)?.as_deref().and_then(Locale::parse),
+            zone,
+            email_enabled: flag(row.get_ref(at + 6)?, true),
+            whatsapp_enabled: flag(row.get_ref(at + 7)?, false),
+            sms_enabled: flag(row.get_ref(at + 8)?, false),
+            muted: text(row.get_ref(at + 9)?)?
+                .unwrap_or_default()
+                .split(',')
+                .map(|k| k.trim().to_string())
+                .filter(|k| !k.is_empty())
+                .collect(),
+        }))
+    }
+
+    pub fn muted(&self, kind: &str) -> bool {
+        self.muted.iter().any(|k| k == kind)
+    }
+
+    /// `(channel, recipient)` for each enabled channel with a usable
+    /// address or E.164 phone.
+    pub fn channels(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if self.email_enabled
+            && let Some(email) = &self.email
+        {
+            out.push(("email", email.clone()));
+        }
+        let phone = self.phone.as_deref().filter(|p| is_e164(p));
+        if let Some(phone) = phone {
+            if self.whatsapp_enabled {
+                out.push(("whatsapp", phone.to_string()));
+            }
+            if self.sms_enabled {
+                out.push(("sms", phone.to_string()));
+            }
+        }
+        out
+    }
+}
