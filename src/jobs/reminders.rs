@@ -4,6 +4,7 @@
 
 mod contact;
 mod loans;
+mod refresh;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -73,6 +74,11 @@ struct LoanInfo<'a> {
 
 pub fn plan(conn: &mut Connection, r: &Reminders<'_>, ctx: &PlanCtx<'_>) -> anyhow::Result<PlanReport> {
     let mut report = PlanReport::default();
+    if !ctx.dry_run
+        && let Some(w) = r.whatsapp
+    {
+        refresh::refresh(conn, &crate::channels::twilio::TwilioChannel::new(w), ctx.now)?;
+    }
     if !LOAN_KINDS.iter().any(|k| r.wanted(k)) {
         return Ok(report);
     }

@@ -16,6 +16,8 @@ use mailin_embedded::response::{self, Response};
 use mailin_embedded::{Handler, Server, SslConfig};
 use rusqlite::{Connection, params};
 
+pub mod twilio;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_rappel");
 
 /// How the SMTP server answers.

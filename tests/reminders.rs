@@ -1,0 +1,334 @@
+//! send-reminders for loans end to end: the real binary, a real SMTP server,
+//! and an HTTP server on 127.0.0.1 standing in for Twilio.
+
+mod support;
+
+use support::twilio::FakeTwilio;
+use support::{SmtpServer, TestEnv};
+
+/// Config zone Libreville (UTC+1, no DST); Twilio at the fake server.
+fn env(smtp: &SmtpServer, twilio: &FakeTwilio, extra: &str) -> TestEnv {
+    let env = TestEnv::new(smtp.port, "");
+    std::fs::write(env.dir.path().join("twilio-token"), "s3cret-token\n").unwrap();
+    let base = std::fs::read_to_string(env.config_path())
+        .unwrap()
+        .replace("Europe/Paris", "Africa/Libreville");
+    env.write_config(&format!(
+        r#"{base}
+[whatsapp]
+account_sid = "ACtest"
+auth_token_file = "twilio-token"
+from = "whatsapp:+14155238886"
+sms_from = "+15005550006"
+api_base = "http://127.0.0.1:{}"
+[whatsapp.content_sids]
+loan_d1 = {{ sid = "HX0123456789abcdef0123456789abcdef", variables = ["contact.name", "loan.item", "due_local"] }}
+{extra}"#,
+        twilio.port
+    ));
+    env
+}
+
+/// A contact with email only, or with WhatsApp and SMS on `phone`.
+fn contact(env: &TestEnv, name: &str, phone: Option<&str>, zone: Option<&str>) -> i64 {
+    let db = env.db();
+    db.execute(
+        "INSERT INTO contacts (name, email, phone, timezone, whatsapp_enabled, sms_enabled) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+        rusqlite::params![name, format!("{}@example.com", name.to_lowercase()), phone, zone, phone.is_some()],
+    )
+    .unwrap();
+    db.last_insert_rowid()
+}
+
+fn loan(env: &TestEnv, contact: i64, term: &str, lent_at: &str, due_at: &str) -> i64 {
+    let db = env.db();
+    db.execute(
+        "INSERT INTO loans (contact_id, item, term, lent_at, due_at) VALUES (?1, 'Drill', ?2, ?3, ?4)",
+        rusqlite::params![contact, term, lent_at, due_at],
+    )
+    .unwrap();
+    db.last_insert_rowid()
+}
+
+/// The kinds received by email, in order.
+fn kinds(smtp: &SmtpServer) -> Vec<String> {
+    smtp.mails().iter().filter_map(|m| m.header("X-Rappel-Kind")).collect()
+}
+
+// Loan A: lent Monday 2 March, due Friday 13 March 18:00 Libreville (17:00Z).
+const LENT: &str = "2026-03-02T10:00:00Z";
+const DUE: &str = "2026-03-13T17:00:00Z";
+
+#[test]
+fn each_kind_goes_at_its_local_time_and_not_a_minute_before() {
+    let (smtp, twilio) = (SmtpServer::start(), FakeTwilio::start());
+    let env = env(&smtp, &twilio, "");
+    let c = contact(&env, "Awa", None, None);
+    loan(&env, c, "long", LENT, DUE);
+    let steps = [
+        ("2026-03-02T10:00:00Z", "loan_created"),
+        ("2026-03-11T08:00:00Z", "loan_d2"),      // 09:00 local
+        ("2026-03-12T08:00:00Z", "loan_d1"),      // 09:00 local
+        ("2026-03-13T07:00:00Z", "loan_due"),     // 08:00 local
+        ("2026-03-14T09:00:00Z", "loan_overdue"), // 10:00 local, the day after
+    ];
+    for (i, (at, kind)) in steps.iter().enumerate() {
+        let minute_before = chrono::DateTime::parse_from_rfc3339(at).unwrap() - chrono::Duration::minutes(1);
+        env.run(&["send-reminders"], &minute_before.to_rfc3339()).success();
+        assert_eq!(kinds(&smtp).len(), i, "nothing new a minute before {kind}");
+        env.run(&["send-reminders"], at).success();
+        assert_eq!(kinds(&smtp).last().map(String::as_str), Some(*kind), "{kind} at {at}");
+    }
+    env.run(&["send-reminders"], "2026-03-14T09:30:00Z").success();
+    assert_eq!(kinds(&smtp).len(), 5, "never twice");
+}
+
+#[test]
+fn after_three_days_off_only_what_is_still_valid_goes() {
+    let (smtp, twilio) = (SmtpServer::start(), FakeTwilio::start());
+    let env = env(&smtp, &twilio, "");
+    let c = contact(&env, "Awa", None, None);
+    loan(&env, c, "long", LENT, DUE);
+    env.run(&["send-reminders"], "2026-03-10T12:00:00Z").success(); // created expired: skipped
+    let out = env.run(&["send-reminders"], "2026-03-14T09:30:00Z").success();
+    assert_eq!(kinds(&smtp), vec!["loan_overdue"], "not D-2, D-1 and due-day at once");
+    assert!(
+        out.stdout.contains("1 planned, 1 sent, 0 failed, 3 skipped"),
+        "{}",
+        out.stdout
+    );
+    let again = env.run(&["send-reminders"], "2026-03-14T09:35:00Z").success();
+    assert!(
+        again.stdout.is_empty(),
+        "expired reminders are counted once: {}",
+        again.stdout
+    );
+}
+
+#[test]
+fn the_contact_zone_wins_over_the_config() {
+    let (smtp, twilio) = (SmtpServer::start(), FakeTwilio::start());
+    let env = env(&smtp, &twilio, "");
+    let c = contact(&env, "Ny", None, Some("America/New_York"));
+    loan(&env, c, "long", LENT, "2026-03-13T22:00:00Z"); // 18:00 in New York (EDT)
+    // D-1 09:00 in New York is 13:00Z; in Libreville it would be 08:00Z.
+    env.run(&["send-reminders", "--kind", "loan_d1"], "2026-03-12T12:59:00Z")
+        .success();
+    assert!(smtp.mails().is_empty());
+    env.run(&["send-reminders", "--kind", "loan_d1"], "2026-03-12T13:00:00Z")
+        .success();
+    let mail = smtp.mail_to("ny@example.com").decoded();
+    assert!(
+        mail.contains("13/03/2026 18:00") || mail.contains("2026-03-13 18:00"),
+        "due time in New York: {mail}"
+    );
+}
+
+#[test]
+fn dst_nights_move_nothing_and_send_once() {
+    let (smtp, twilio) = (SmtpServer::start(), FakeTwilio::start());
+    let env = env(&smtp, &twilio, "[reminders]\nloan_overdue_at = \"02:30\"\n");
+    let paris = contact(&env, "Pia", None, Some("Europe/Paris"));
+    // D-1 on Monday 30 March, the day after the spring change: 09:00 is 07:00Z.
+    loan(&env, paris, "long", "2026-03-20T10:00:00Z", "2026-03-31T16:00:00Z");
+    env.run(&["send-reminders", "--kind", "loan_d1"], "2026-03-30T06:59:00Z")
+        .success();
+    assert!(smtp.mails().is_empty());
+    env.run(&["send-reminders", "--kind", "loan_d1"], "2026-03-30T07:00:00Z")
+        .success();
+    assert_eq!(kinds(&smtp), vec!["loan_d1"]);
+
+    // Overdue at 02:30 on the autumn night that has two: sent at the first, once.
+    loan(&env, paris, "long", "2026-10-01T10:00:00Z", "2026-10-24T16:00:00Z");
+    env.run(&["send-reminders", "--kind", "loan_overdue"], "2026-10-25T00:30:00Z")
+        .success();
+    env.run(&["send-reminders", "--kind", "loan_overdue"], "2026-10-25T01:30:00Z")
+        .success();
+    assert_eq!(kinds(&smtp), vec!["loan_d1", "loan_overdue"]);
+}
+
+#[test]
+fn muted_and_disabled_kinds_are_not_sent() {
+    let (smtp, twilio) = (SmtpServer::start(), FakeTwilio::start());
+    let env = env(&smtp, &twilio, "[reminders]\ndisabled_kinds = [\"loan_d2\"]\n");
+    let c = contact(&env, "Awa", None, None);
+    env.db()
+        .execute(
+            "UPDATE contacts SET muted_kinds = 'loan_created, loan_due' WHERE id = ?1",
+            [c],
+        )
+        .unwrap();
+    loan(&env, c, "long", LENT, DUE);
+    for at in [
+        "2026-03-02T10:00:00Z",
+        "2026-03-11T08:00:00Z",
+        "2026-03-12T08:00:00Z",
+        "2026-03-13T07:00:00Z",
+    ] {
+        env.run(&["send-reminders"], at).success();
+    }
+    assert_eq!(kinds(&smtp), vec!["loan_d1"]);
+}
+
+#[test]
+fn whatsapp_with_an_approved_template_and_sms_with_text() {
+    let (smtp, twilio) = (SmtpServer::start(), FakeTwilio::start());
+    let env = env(&smtp, &twilio, "");
+    let c = contact(&env, "Awa", Some("+24107123456"), None);
+    let id = loan(&env, c, "long", LENT, DUE);
+    env.run(&["send-reminders", "--kind", "loan_d1"], "2026-03-12T08:00:00Z")
+        .success();
+    let requests = twilio.accepted();
+    assert_eq!(requests.len(), 2, "WhatsApp and SMS");
+    let wa = requests.iter().find(|r| r.form["To"].starts_with("whatsapp:")).unwrap();
+    assert_eq!(wa.url, "/2010-04-01/Accounts/ACtest/Messages.json");
+    assert_eq!(wa.form["To"], "whatsapp:+24107123456");
+    assert_eq!(wa.form["From"], "whatsapp:+14155238886");
+    assert_eq!(wa.form["ContentSid"], "HX0123456789abcdef0123456789abcdef");
+    let vars: serde_json::Value = serde_json::from_str(&wa.form["ContentVariables"]).unwrap();
+    assert_eq!(
+        vars,
+        serde_json::json!({"1": "Awa", "2": "Drill", "3": "2026-03-13 18:00"})
+    );
+    assert!(!wa.form.contains_key("Body"));
+    // Basic auth: account SID and token.
+    assert_eq!(wa.authorization.as_deref(), Some("Basic QUN0ZXN0OnMzY3JldC10b2tlbg=="));
+    let sms = requests.iter().find(|r| r.form["To"] == "+24107123456").unwrap();
+    assert_eq!(sms.form["From"], "+15005550006");
+    assert!(sms.form["Body"].contains("Drill"), "{:?}", sms.form);
+    let refs: Vec<String> = env
+        .db()
+        .prepare("SELECT provider_ref FROM deliveries WHERE source_id = ?1 AND channel <> 'email' ORDER BY id")
+        .unwrap()
+        .query_map([id], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(refs.iter().all(|r| r.starts_with("SM")), "the SID is kept: {refs:?}");
+}
+
+#[test]
+fn twilio_errors_by_class() {
+    let (smtp, twilio) = (SmtpServer::start(), FakeTwilio::start());
+    let env = env(&smtp, &twilio, "");
+    let c = contact(&env, "Awa", Some("+24107123456"), None);
+    env.db()
+        .execute(
+            "UPDATE contacts SET sms_enabled = 0, email_enabled = 0 WHERE id = ?1",
+            [c],
+        )
+        .unwrap();
+    loan(&env, c, "long", LENT, DUE);
+    let status = || -> (String, Option<String>, i64, Option<String>) {
+        env.db()
+            .query_row(
+                "SELECT status, error_class, attempts, next_attempt_at FROM deliveries ORDER BY id DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap()
+    };
+
+    // 21211: invalid number, failed at once, never retried.
+    twilio.answer_next(
+        400,
+        r#"{"code": 21211, "message": "Invalid 'To' Phone Number", "status": 400}"#,
+        &[],
+    );
+    env.run(&["send-reminders", "--kind", "loan_created"], "2026-03-02T10:00:00Z")
+        .code(65);
+    let (s, class, _, _) = status();
+    assert_eq!((s.as_str(), class.as_deref()), ("failed", Some("permanent")));
+    env.run(&["deliver"], "2026-03-02T12:00:00Z").success();
+    assert_eq!(twilio.requests().len(), 1, "no retry");
+
+    // 429 with Retry-After: retried no sooner.
+    twilio.answer_next(
+        429,
+        r#"{"code": 20429, "message": "Too Many Requests", "status": 429}"#,
+        &[("Retry-After", "3600")],
+    );
+    env.run(&["send-reminders", "--kind", "loan_d2"], "2026-03-11T08:00:00Z")
+        .code(75);
+    let (s, _, attempts, next) = status();
+    assert_eq!((s.as_str(), attempts), ("pending", 1));
+    assert!(next.unwrap().as_str() >= "2026-03-11T09:00:00Z", "honours Retry-After");
+    env.run(&["deliver"], "2026-03-11T08:30:00Z").success();
+    assert_eq!(twilio.accepted().len(), 0);
+    env.run(&["deliver"], "2026-03-11T09:01:00Z").success();
+    assert_eq!(twilio.accepted().len(), 1);
+
+    // 401: credentials, exit 78, the attempt not counted.
+    twilio.answer_next(401, r#"{"code": 20003, "message": "Authenticate", "status": 401}"#, &[]);
+    env.run(&["send-reminders", "--kind", "loan_d1"], "2026-03-12T08:00:00Z")
+        .code(78);
+    let (s, class, attempts, _) = status();
+    assert_eq!(
+        (s.as_str(), class.as_deref(), attempts),
+        ("pending", Some("credentials"), 0)
+    );
+}
+
+#[test]
+fn status_refresh_records_undelivered_with_63016() {
+    let (smtp, twilio) = (SmtpServer::start(), FakeTwilio::start());
+    let env = env(&smtp, &twilio, "");
+    let c = contact(&env, "Awa", Some("+24107123456"), None);
+    env.db()
+        .execute("UPDATE contacts SET sms_enabled = 0 WHERE id = ?1", [c])
+        .unwrap();
+    loan(&env, c, "long", LENT, DUE);
+    env.run(&["send-reminders", "--kind", "loan_d2"], "2026-03-11T08:00:00Z")
+        .success();
+    let sid: String = env
+        .db()
+        .query_row(
+            "SELECT provider_ref FROM deliveries WHERE channel = 'whatsapp'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    twilio.set_status(&sid, "undelivered", Some(63016));
+    env.run(&["send-reminders"], "2026-03-11T08:10:00Z").success();
+    let (status, provider, error): (String, Option<String>, Option<String>) = env
+        .db()
+        .query_row(
+            "SELECT status, provider_status, last_error FROM deliveries WHERE channel = 'whatsapp'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(status, "sent", "status never changes");
+    assert_eq!(provider.as_deref(), Some("undelivered"));
+    assert!(error.unwrap().contains("24-hour window"));
+}
+
+#[test]
+fn dry_run_writes_nothing_and_overlapping_runs_send_once() {
+    let (smtp, twilio) = (SmtpServer::start(), FakeTwilio::start());
+    let env = env(&smtp, &twilio, "");
+    for i in 0..6 {
+        let c = contact(&env, &format!("P{i}"), Some(&format!("+2410712345{i}")), None);
+        loan(&env, c, "long", LENT, DUE);
+    }
+    let before = env.dump();
+    let out = env
+        .run(
+            &["send-reminders", "--dry-run", "--kind", "loan_d1"],
+            "2026-03-12T08:00:00Z",
+        )
+        .success();
+    assert_eq!(out.stdout.matches("would send loan_d1").count(), 18, "{}", out.stdout);
+    assert_eq!(env.dump(), before);
+    assert!(twilio.requests().is_empty() && smtp.mails().is_empty());
+
+    env.run_concurrently(
+        4,
+        &["send-reminders", "--kind", "loan_d1"],
+        &["deliver"],
+        "2026-03-12T08:00:00Z",
+    );
+    env.run(&["deliver"], "2026-03-12T08:00:00Z").success();
+    assert_eq!(smtp.mails().len(), 6);
+    assert_eq!(twilio.accepted().len(), 12, "6 WhatsApp + 6 SMS, each once");
+}

@@ -1,0 +1,157 @@
+//! A stand-in for Twilio's Messages API on 127.0.0.1: records each request and
+//! answers with Twilio's documented shapes, or with what the test queued.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub method: String,
+    pub url: String,
+    pub authorization: Option<String>,
+    pub form: HashMap<String, String>,
+}
+
+/// A queued answer: HTTP status, body and headers.
+type Answer = (u16, String, Vec<(String, String)>);
+
+#[derive(Default)]
+struct State {
+    requests: Vec<Request>,
+    /// One-shot answers to the next POSTs: (status, body, headers).
+    queued: VecDeque<Answer>,
+    /// Message SID -> (status, error code) for GETs.
+    statuses: HashMap<String, (String, Option<i64>)>,
+    accepted: Vec<Request>,
+}
+
+pub struct FakeTwilio {
+    pub port: u16,
+    state: Arc<Mutex<State>>,
+}
+
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap_or(b'?'));
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl FakeTwilio {
+    pub fn start() -> Self {
+        let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+        let port = server.server_addr().to_ip().unwrap().port();
+        let state = Arc::new(Mutex::new(State::default()));
+        let shared = state.clone();
+        std::thread::spawn(move || {
+            for mut req in server.incoming_requests() {
+                let mut body = String::new();
+                let _ = req.as_reader().read_to_string(&mut body);
+                let form: HashMap<String, String> = body
+                    .split('&')
+                    .filter_map(|kv| kv.split_once('='))
+                    .map(|(k, v)| (decode(k), decode(v)))
+                    .collect();
+                let record = Request {
+                    method: req.method().to_string(),
+                    url: req.url().to_string(),
+                    authorization: req
+                        .headers()
+                        .iter()
+                        .find(|h| h.field.equiv("Authorization"))
+                        .map(|h| h.value.to_string()),
+                    form,
+                };
+                let mut st = shared.lock().unwrap();
+                st.requests.push(record.clone());
+                let (status, body, headers) = if record.method == "POST" {
+                    match st.queued.pop_front() {
+                        Some(answer) => answer,
+                        None => {
+                            let sid = format!("SM{:032}", st.accepted.len() + 1);
+                            st.accepted.push(record);
+                            (
+                                201,
+                                format!("{{\"sid\": \"{sid}\", \"status\": \"queued\", \"error_code\": null}}"),
+                                vec![],
+                            )
+                        }
+                    }
+                } else {
+                    let sid = record
+                        .url
+                        .rsplit('/')
+                        .next()
+                        .unwrap_or("")
+                        .trim_end_matches(".json")
+                        .to_string();
+                    let (status, code) = st.statuses.get(&sid).cloned().unwrap_or(("sent".into(), None));
+                    let code = code.map_or("null".into(), |c| c.to_string());
+                    (
+                        200,
+                        format!("{{\"sid\": \"{sid}\", \"status\": \"{status}\", \"error_code\": {code}}}"),
+                        vec![],
+                    )
+                };
+                drop(st);
+                let mut response = tiny_http::Response::from_string(body).with_status_code(status);
+                response.add_header(tiny_http::Header::from_bytes("Content-Type", "application/json").unwrap());
+                for (k, v) in headers {
+                    response.add_header(tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()).unwrap());
+                }
+                let _ = req.respond(response);
+            }
+        });
+        FakeTwilio { port, state }
+    }
+
+    /// Answers the next POST with this status, body and headers.
+    pub fn answer_next(&self, status: u16, body: &str, headers: &[(&str, &str)]) {
+        let headers = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        self.state
+            .lock()
+            .unwrap()
+            .queued
+            .push_back((status, body.to_string(), headers));
+    }
+
+    /// What a status GET for `sid` will say.
+    pub fn set_status(&self, sid: &str, status: &str, error_code: Option<i64>) {
+        self.state
+            .lock()
+            .unwrap()
+            .statuses
+            .insert(sid.to_string(), (status.to_string(), error_code));
+    }
+
+    pub fn requests(&self) -> Vec<Request> {
+        self.state.lock().unwrap().requests.clone()
+    }
+
+    /// Messages accepted (201), in order.
+    pub fn accepted(&self) -> Vec<Request> {
+        self.state.lock().unwrap().accepted.clone()
+    }
+
+    /// The `To` of every accepted message, sorted.
+    pub fn accepted_to(&self) -> Vec<String> {
+        let mut to: Vec<String> = self
+            .accepted()
+            .into_iter()
+            .filter_map(|r| r.form.get("To").cloned())
+            .collect();
+        to.sort();
+        to
+    }
+}
