@@ -332,3 +332,77 @@ fn dry_run_writes_nothing_and_overlapping_runs_send_once() {
     assert_eq!(smtp.mails().len(), 6);
     assert_eq!(twilio.accepted().len(), 12, "6 WhatsApp + 6 SMS, each once");
 }
+
+#[test]
+fn an_extended_loan_gets_the_reminders_of_its_new_date() {
+    let (smtp, twilio) = (SmtpServer::start(), FakeTwilio::start());
+    let env = env(&smtp, &twilio, "");
+    let c = contact(&env, "Awa", None, None);
+    let id = loan(&env, c, "long", LENT, DUE);
+    env.run(&["send-reminders", "--kind", "loan_d1"], "2026-03-12T08:00:00Z")
+        .success();
+    // Extended by a week: a new D-1, on the new date.
+    env.db()
+        .execute("UPDATE loans SET due_at = '2026-03-20T17:00:00Z' WHERE id = ?1", [id])
+        .unwrap();
+    env.run(&["send-reminders"], "2026-03-13T07:00:00Z").success();
+    assert_eq!(kinds(&smtp), vec!["loan_d1"], "no due-day or overdue for the old date");
+    env.run(&["send-reminders", "--kind", "loan_d1"], "2026-03-19T08:00:00Z")
+        .success();
+    assert_eq!(kinds(&smtp), vec!["loan_d1", "loan_d1"]);
+}
+
+#[test]
+fn no_usable_channel_is_a_skip_with_its_reason_and_unparsable_rows_are_named() {
+    let (smtp, twilio) = (SmtpServer::start(), FakeTwilio::start());
+    let env = env(&smtp, &twilio, "");
+    let c = contact(&env, "Nobody", Some("0612345678"), None); // not E.164
+    env.db()
+        .execute("UPDATE contacts SET email_enabled = 0 WHERE id = ?1", [c])
+        .unwrap();
+    loan(&env, c, "long", LENT, DUE);
+    let ok = contact(&env, "Awa", None, None);
+    let bad = loan(&env, ok, "long", LENT, "next friday");
+    loan(&env, ok, "long", LENT, DUE);
+    let out = env.run(&["-v", "send-reminders"], "2026-03-02T10:00:00Z").code(65);
+    assert!(
+        out.stderr.contains(&format!("contact {c} has no usable channel")),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains(&format!("loans id {bad}: due_at \"next friday\"")),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(smtp.recipients(), vec!["awa@example.com"], "the other loans go on");
+    assert!(twilio.requests().is_empty());
+}
+
+#[test]
+fn twilio_unreachable_is_retried() {
+    let smtp = SmtpServer::start();
+    let twilio = FakeTwilio::start();
+    let env = env(&smtp, &twilio, "");
+    let dead = support::free_port();
+    let text = std::fs::read_to_string(env.config_path())
+        .unwrap()
+        .replace(&format!("127.0.0.1:{}", twilio.port), &format!("127.0.0.1:{dead}"));
+    env.write_config(&text);
+    let c = contact(&env, "Awa", Some("+24107123456"), None);
+    env.db()
+        .execute(
+            "UPDATE contacts SET email_enabled = 0, sms_enabled = 0 WHERE id = ?1",
+            [c],
+        )
+        .unwrap();
+    loan(&env, c, "long", LENT, DUE);
+    env.run(&["send-reminders", "--kind", "loan_created"], LENT).code(75);
+    let (status, attempts): (String, i64) = env
+        .db()
+        .query_row("SELECT status, attempts FROM deliveries", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!((status.as_str(), attempts), ("pending", 1));
+}

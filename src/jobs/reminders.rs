@@ -104,7 +104,10 @@ pub fn plan(conn: &mut Connection, r: &Reminders<'_>, ctx: &PlanCtx<'_>) -> anyh
         };
         let text = |i: usize| -> rusqlite::Result<Option<String>> { contact::text(row.get_ref(i)?) };
         let mut bad = |column: &str, value: Option<String>| {
-            log::warn!("loans id {loan_id}: {column} {value:?} is not a timestamp; loan skipped");
+            match value {
+                Some(v) => log::warn!("loans id {loan_id}: {column} {v:?} is not a timestamp; loan skipped"),
+                None => log::warn!("loans id {loan_id}: {column} is empty; loan skipped"),
+            }
             report.data_errors += 1;
         };
         let lent_raw = text(3)?;
