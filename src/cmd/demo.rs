@@ -54,6 +54,15 @@ recipients = ["atelier@example.com"]
 [delay_alerts.stage_threshold_days]
 "Attente pièce" = 21
 
+[whatsapp]
+transport = "file"
+outbox_dir = "outbox"
+from = "whatsapp:+14155238886"
+sms_from = "+15005550006"
+
+[reminders]
+loan_short_notice_terms = ["short"]
+
 [reports]
 attachments_dir = "reports"
 [reports.definitions.open_tickets]
@@ -92,6 +101,7 @@ pub fn run(
         None => {
             sample(&mut conn, now)?;
             sample_reports(&conn, dir, now)?;
+            sample_loans(&conn, now)?;
         }
     }
     drop(conn);
@@ -123,12 +133,30 @@ pub fn run(
         false,
         Some(&|conn, plan_ctx| jobs::reports::plan(conn, reports, plan_ctx)),
     )?);
-    let outbox = dir.join("outbox/email");
-    let mut files: Vec<_> = std::fs::read_dir(&outbox)?.flatten().map(|e| e.path()).collect();
-    files.sort();
-    println!("emails written to {}:", outbox.display());
-    for f in files {
-        println!("  {}", f.display());
+    let reminders = jobs::reminders::Reminders {
+        cfg: &config.reminders,
+        whatsapp: config.whatsapp.as_ref(),
+        kinds: &[],
+    };
+    exit = exit.max(app::run_job(
+        &ctx,
+        jobs::reminders::JOB,
+        false,
+        false,
+        Some(&|conn, plan_ctx| jobs::reminders::plan(conn, &reminders, plan_ctx)),
+    )?);
+    for (what, folder) in [
+        ("emails", "outbox/email"),
+        ("WhatsApp messages", "outbox/whatsapp"),
+        ("SMS", "outbox/sms"),
+    ] {
+        let outbox = dir.join(folder);
+        let mut files: Vec<_> = std::fs::read_dir(&outbox)?.flatten().map(|e| e.path()).collect();
+        files.sort();
+        println!("{what} written to {}:", outbox.display());
+        for f in files {
+            println!("  {}", f.display());
+        }
     }
     Ok(exit)
 }
@@ -256,6 +284,54 @@ fn sample_reports(conn: &Connection, dir: &Path, now: DateTime<Utc>) -> anyhow::
            ('Bilan mensuel', 'direction@example.com', ?3, 'mensuel.pdf', NULL, NULL)",
         params![ago(now, 0, 1), ago(now, 0, 0), instant::format(now + Duration::days(1))],
     )?;
+    Ok(())
+}
+
+/// Loans around now, so reminders are always due: one just lent, one due
+/// within the hour (short notice), one two days late, one just returned.
+fn sample_loans(conn: &Connection, now: DateTime<Utc>) -> anyhow::Result<()> {
+    conn.execute_batch(
+        "INSERT INTO contacts (id, name, email, phone, locale, whatsapp_enabled, sms_enabled) VALUES
+           (10, 'Léa Essono', 'lea.essono@example.com', '+24107123456', 'fr', 1, 0),
+           (11, 'Yann Bivigou', 'yann.bivigou@example.com', '+24106654321', 'fr', 0, 1),
+           (12, 'Sam Carter', 'sam.carter@example.com', NULL, 'en', 0, 0);",
+    )?;
+    let at = |minutes: i64| instant::format(now + Duration::minutes(minutes));
+    let mut insert = conn.prepare(
+        "INSERT INTO loans (contact_id, item, term, lent_at, due_at, returned_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    insert.execute(params![
+        10,
+        "Perceuse Bosch",
+        "long",
+        at(-30),
+        at(6 * 24 * 60),
+        None::<String>
+    ])?;
+    insert.execute(params![
+        11,
+        "Vidéoprojecteur",
+        "short",
+        at(-5 * 60),
+        at(60),
+        None::<String>
+    ])?;
+    insert.execute(params![
+        12,
+        "Ladder",
+        "long",
+        at(-20 * 24 * 60),
+        at(-2 * 24 * 60 - 120),
+        None::<String>
+    ])?;
+    insert.execute(params![
+        10,
+        "Scie sauteuse",
+        "long",
+        at(-4 * 24 * 60),
+        at(24 * 60),
+        Some(at(-60))
+    ])?;
     Ok(())
 }
 
