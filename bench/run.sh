@@ -2,7 +2,7 @@
 # rappel's benchmarks. Prints its figures; nothing here is a pass/fail test.
 #
 #   bench/run.sh            all three
-#   bench/run.sh idle|scan|send|reports
+#   bench/run.sh idle|scan|send|reports|reminders
 #
 # Needs: hyperfine, GNU time (/usr/bin/time), sqlite3, and postfix's smtp-sink
 #   apt-get install hyperfine time sqlite3 postfix   (postfix: "No configuration")
@@ -15,6 +15,9 @@
 # 4. reports: 1,000 due reports x 3 recipients with a 200 KB PDF each to
 #    smtp-sink (messages/s, peak memory), and one 20 MB PDF to 10 recipients
 #    (target < 100 MB peak)
+# 5. reminders: planning send-reminders over 100,000 loans with 10 % due
+#    (time, peak memory), and 10,000 WhatsApp messages to a local HTTP server
+#    standing in for Twilio (bench/fake_twilio.py): messages/s
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what="${1:-all}"
@@ -151,11 +154,54 @@ SQL
     echo "sent: $(sqlite3 "$dir/rappel.db" "SELECT count(*) FROM deliveries WHERE status = 'sent' AND recipient LIKE 'r%'") of 10"
 }
 
+reminders() {
+    local dir="$WORK/reminders"
+    rm -rf "$dir" && mkdir -p "$dir"
+    echo "x" > "$dir/token"
+    cat > "$dir/rappel.toml" <<TOML
+database = "rappel.db"
+timezone = "Africa/Libreville"
+[whatsapp]
+account_sid = "ACbench"
+auth_token_file = "token"
+from = "whatsapp:+14155238886"
+api_base = "http://127.0.0.1:2526"
+TOML
+    # Planning only: no [email], WhatsApp off; 100,000 loans, one in ten due for a reminder.
+    "$B" --config "$dir/rappel.toml" db migrate >/dev/null
+    sqlite3 "$dir/rappel.db" <<SQL
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000)
+INSERT INTO contacts (id, name, email, email_enabled) SELECT i, 'P' || i, 'p' || i || '@example.com', 1 FROM n;
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000)
+INSERT INTO loans (contact_id, item, term, lent_at, due_at)
+SELECT i, 'Item ' || i, 'long', '2026-10-01T08:00:00Z',
+       CASE WHEN i % 10 = 0 THEN '2026-11-20T17:00:00Z' ELSE '2026-12-20T17:00:00Z' END FROM n;
+SQL
+    echo "== reminders: planning over 100,000 loans, 10 % due"
+    /usr/bin/time -f "wall %e s, peak RSS %M KB" "$B" --config "$dir/rappel.toml" --now "$NOW" send-reminders --dry-run | tail -1
+
+    echo "== reminders: 10,000 WhatsApp messages to a local HTTP server"
+    sqlite3 "$dir/rappel.db" "UPDATE contacts SET email_enabled = 0, whatsapp_enabled = 1, phone = '+241' || printf('%08d', id) WHERE id % 10 = 0"
+    python3 "$(dirname "$0")/fake_twilio.py" 2526 &
+    local server=$!
+    trap "kill $server 2>/dev/null" RETURN
+    sleep 0.5
+    local start end
+    start=$(date +%s.%N)
+    "$B" --config "$dir/rappel.toml" --now "$NOW" send-reminders | tail -1
+    end=$(date +%s.%N)
+    local sent
+    sent=$(sqlite3 "$dir/rappel.db" "SELECT count(*) FROM deliveries WHERE status = 'sent' AND channel = 'whatsapp'")
+    echo "sent: $sent"
+    python3 -c "import sys; s, e, n = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]); print(f'wall {e - s:.2f} s: {n / (e - s):.0f} messages/s')" "$start" "$end" "$sent"
+}
+
 case "$what" in
     idle) idle ;;
     scan) scan ;;
     send) send ;;
     reports) reports ;;
-    all) idle; scan; send; reports ;;
-    *) echo "usage: $0 [idle|scan|send|reports]"; exit 64 ;;
+    reminders) reminders ;;
+    all) idle; scan; send; reports; reminders ;;
+    *) echo "usage: $0 [idle|scan|send|reports|reminders]"; exit 64 ;;
 esac
