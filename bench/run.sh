@@ -175,7 +175,7 @@ INSERT INTO contacts (id, name, email, email_enabled) SELECT i, 'P' || i, 'p' ||
 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000)
 INSERT INTO loans (contact_id, item, term, lent_at, due_at)
 SELECT i, 'Item ' || i, 'long', '2026-10-01T08:00:00Z',
-       CASE WHEN i % 10 = 0 THEN '2026-11-20T17:00:00Z' ELSE '2026-12-20T17:00:00Z' END FROM n;
+       CASE WHEN i % 10 = 0 THEN '2026-11-22T17:00:00Z' ELSE '2026-12-20T17:00:00Z' END FROM n;
 SQL
     echo "== reminders: planning over 100,000 loans, 10 % due"
     /usr/bin/time -f "wall %e s, peak RSS %M KB" "$B" --config "$dir/rappel.toml" --now "$NOW" send-reminders --dry-run | tail -1
