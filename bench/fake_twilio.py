@@ -10,6 +10,7 @@ counter = itertools.count(1)
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are separate writes
 
     def do_POST(self):
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
