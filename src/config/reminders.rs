@@ -10,7 +10,7 @@ use chrono::{NaiveTime, Weekday};
 use super::raw::{RawReminders, RawWhatsapp};
 use super::{Secret, is_loopback, secret, within};
 
-/// Every reminder kind, by its stable name.
+/// Every reminder kind, by its stable name: the seven loan kinds first.
 pub const KINDS: &[&str] = &[
     "loan_created",
     "loan_d2",

@@ -20,16 +20,8 @@ use contact::Contact;
 
 pub const JOB: &str = "send-reminders";
 
-/// The loan kinds, in the order a loan meets them.
-pub const LOAN_KINDS: &[&str] = &[
-    "loan_created",
-    "loan_d2",
-    "loan_d1",
-    "loan_due",
-    "loan_short_notice",
-    "loan_overdue",
-    "loan_returned",
-];
+/// The loan kinds, in the order a loan meets them: the first seven kinds.
+pub const LOAN_KINDS: &[&str] = crate::config::KINDS.split_at(7).0;
 
 /// What send-reminders needs beyond the planning context.
 pub struct Reminders<'a> {
@@ -320,4 +312,14 @@ pub fn sample_context(optional_present: bool) -> serde_json::Value {
         "hours_left": optional_present.then_some(2),
         "site_url": optional_present.then_some("https://example.com"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn loan_kinds_are_the_loan_prefixed_kinds() {
+        assert_eq!(super::LOAN_KINDS.len(), 7);
+        assert!(super::LOAN_KINDS.iter().all(|k| k.starts_with("loan_")));
+        assert!(!crate::config::KINDS[7..].iter().any(|k| k.starts_with("loan_")));
+    }
 }
