@@ -13,6 +13,18 @@ use crate::db::Database;
 use crate::engine::plan::Planned;
 use crate::templates::Templates;
 
+/// A host column as text: `None` for NULL (and blobs), numbers written out.
+/// Host tables are not typed strictly, so rows are read through this.
+pub fn column_text(v: rusqlite::types::ValueRef<'_>) -> Option<String> {
+    use rusqlite::types::ValueRef;
+    match v {
+        ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Integer(i) => Some(i.to_string()),
+        ValueRef::Real(f) => Some(f.to_string()),
+        ValueRef::Null | ValueRef::Blob(_) => None,
+    }
+}
+
 /// What every job's planning needs besides its own configuration.
 pub struct PlanCtx<'a> {
     pub now: DateTime<Utc>,

@@ -240,10 +240,5 @@ fn fill_details(conn: &Connection, due: &mut Vec<Entry>) -> anyhow::Result<()> {
 }
 
 pub(super) fn text(v: ValueRef<'_>) -> String {
-    match v {
-        ValueRef::Text(s) => String::from_utf8_lossy(s).into_owned(),
-        ValueRef::Integer(i) => i.to_string(),
-        ValueRef::Real(f) => f.to_string(),
-        _ => String::new(),
-    }
+    super::column_text(v).unwrap_or_default()
 }

@@ -94,7 +94,7 @@ pub fn plan(conn: &mut Connection, r: &Reminders<'_>, ctx: &PlanCtx<'_>) -> anyh
         let Some(contact) = Contact::from_row(row, 6, ctx, &mut report)? else {
             continue;
         };
-        let text = |i: usize| -> rusqlite::Result<Option<String>> { contact::text(row.get_ref(i)?) };
+        let text = |i: usize| -> rusqlite::Result<Option<String>> { Ok(super::column_text(row.get_ref(i)?)) };
         let mut bad = |column: &str, value: Option<String>| {
             match value {
                 Some(v) => log::warn!("loans id {loan_id}: {column} {v:?} is not a timestamp; loan skipped"),

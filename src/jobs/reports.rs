@@ -60,13 +60,7 @@ fn due_rows(conn: &Connection, ctx: &PlanCtx<'_>, report: &mut PlanReport) -> an
     let mut due = Vec::new();
     while let Some(r) = rows.next()? {
         let id: i64 = r.get(0)?;
-        let text = |i: usize| -> rusqlite::Result<Option<String>> {
-            Ok(match r.get_ref(i)? {
-                rusqlite::types::ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
-                rusqlite::types::ValueRef::Null => None,
-                other => Some(format!("{other:?}")),
-            })
-        };
+        let text = |i: usize| -> rusqlite::Result<Option<String>> { Ok(super::column_text(r.get_ref(i)?)) };
         let mut bad = |column: &str, why: String| {
             log::warn!("scheduled_reports id {id}: {column}: {why}; row skipped");
             report.data_errors += 1;
@@ -147,9 +141,11 @@ fn plan_one(
     if existing.values().any(|s| s == "pending" || s == "sending") {
         return Ok(()); // planned earlier; the engine is on it
     }
-    let to_send: Vec<String> = addresses(&row.recipients)
-        .into_iter()
+    let all = addresses(&row.recipients);
+    let to_send: Vec<String> = all
+        .iter()
         .filter(|a| existing.get(&a.to_lowercase()).is_none_or(|s| s != "sent"))
+        .cloned()
         .collect();
     let local = row.scheduled_at.with_timezone(&row.zone);
     let source = content::Source {
@@ -169,7 +165,7 @@ fn plan_one(
         ))
     };
     let content = match resolved {
-        None if addresses(&row.recipients).is_empty() => Err("no recipients".to_string()),
+        None if all.is_empty() => Err("no recipients".to_string()),
         None => return finish(conn, row, ctx, recur, status::Done::Refresh),
         Some(r) => r,
     };

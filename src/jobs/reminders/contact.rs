@@ -7,7 +7,7 @@ use rusqlite::types::ValueRef;
 
 use crate::channels::twilio::is_e164;
 use crate::config::Locale;
-use crate::jobs::{PlanCtx, PlanReport};
+use crate::jobs::{PlanCtx, PlanReport, column_text};
 
 pub struct Contact {
     pub id: i64,
@@ -20,16 +20,6 @@ pub struct Contact {
     pub whatsapp_enabled: bool,
     pub sms_enabled: bool,
     muted: Vec<String>,
-}
-
-pub fn text(v: ValueRef<'_>) -> rusqlite::Result<Option<String>> {
-    Ok(match v {
-        ValueRef::Null => None,
-        ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
-        ValueRef::Integer(i) => Some(i.to_string()),
-        ValueRef::Real(f) => Some(f.to_string()),
-        ValueRef::Blob(_) => None,
-    })
 }
 
 fn flag(v: ValueRef<'_>, default: bool) -> bool {
@@ -52,7 +42,7 @@ impl Contact {
         report: &mut PlanReport,
     ) -> rusqlite::Result<Option<Contact>> {
         let id: i64 = row.get(at)?;
-        let zone = match text(row.get_ref(at + 5)?)?
+        let zone = match column_text(row.get_ref(at + 5)?)
             .as_deref()
             .map(str::trim)
             .filter(|z| !z.is_empty())
@@ -69,19 +59,19 @@ impl Contact {
         };
         Ok(Some(Contact {
             id,
-            name: text(row.get_ref(at + 1)?)?.unwrap_or_default(),
-            email: text(row.get_ref(at + 2)?)?
+            name: column_text(row.get_ref(at + 1)?).unwrap_or_default(),
+            email: column_text(row.get_ref(at + 2)?)
                 .map(|e| e.trim().to_string())
                 .filter(|e| !e.is_empty()),
-            phone: text(row.get_ref(at + 3)?)?
+            phone: column_text(row.get_ref(at + 3)?)
                 .map(|p| p.trim().to_string())
                 .filter(|p| !p.is_empty()),
-            locale: text(row.get_ref(at + 4)?)?.as_deref().and_then(Locale::parse),
+            locale: column_text(row.get_ref(at + 4)?).as_deref().and_then(Locale::parse),
             zone,
             email_enabled: flag(row.get_ref(at + 6)?, true),
             whatsapp_enabled: flag(row.get_ref(at + 7)?, false),
             sms_enabled: flag(row.get_ref(at + 8)?, false),
-            muted: text(row.get_ref(at + 9)?)?
+            muted: column_text(row.get_ref(at + 9)?)
                 .unwrap_or_default()
                 .split(',')
                 .map(|k| k.trim().to_string())
