@@ -101,6 +101,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Db(DbCommand::Status) => cmd::db::status(&ctx),
         Command::Config(ConfigCommand::Check { connect }) => cmd::check::run(&ctx, connect),
         Command::TestEmail { to } => cmd::test_email::run(&ctx, &to),
+        Command::Log(args) => cmd::log::run(&ctx, &args),
         Command::Init { .. } | Command::Demo { .. } => unreachable!("handled above"),
     }
 }

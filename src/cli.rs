@@ -83,6 +83,87 @@ pub enum Command {
         #[arg(long, value_name = "ADDR")]
         to: String,
     },
+    /// List deliveries, newest first (times in the config's zone)
+    Log(LogArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Only this status
+    #[arg(long, value_name = "S", value_parser = ["pending", "sending", "sent", "failed"])]
+    pub status: Option<String>,
+    /// Only this kind (a reminder kind, delay_alert, report or test)
+    #[arg(long, value_name = "K", value_parser = parse_any_kind)]
+    pub kind: Option<String>,
+    /// Only this channel
+    #[arg(long, value_name = "C", value_parser = ["email", "whatsapp", "sms"])]
+    pub channel: Option<String>,
+    /// Only deliveries created since: an age (90m, 12h, 30d, 2w) or a date or instant
+    #[arg(long, value_name = "D", value_parser = parse_since)]
+    pub since: Option<Since>,
+    /// At most this many rows (0: all)
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub limit: u64,
+}
+
+/// A point in the past given on the command line, resolved against `--now`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Since {
+    /// This long before now.
+    Ago(chrono::Duration),
+    /// The start of this day in the config's zone.
+    Day(chrono::NaiveDate),
+    /// This instant.
+    At(DateTime<Utc>),
+}
+
+impl Since {
+    pub fn resolve(&self, now: DateTime<Utc>, zone: chrono_tz::Tz) -> DateTime<Utc> {
+        match self {
+            Since::Ago(age) => now - *age,
+            Since::Day(day) => crate::instant::local_to_utc(day.and_time(chrono::NaiveTime::MIN), zone),
+            Since::At(at) => *at,
+        }
+    }
+}
+
+/// An age such as `90m`, `12h`, `30d` or `2w`.
+pub fn parse_age(s: &str) -> Result<chrono::Duration, String> {
+    let usage = || format!("expected an age such as 90m, 12h, 30d or 2w, not {s:?}");
+    let s = s.trim();
+    let unit = s.chars().last().ok_or_else(usage)?;
+    let n: i64 = s[..s.len() - unit.len_utf8()].parse().map_err(|_| usage())?;
+    let minutes = match unit {
+        'm' => 1,
+        'h' => 60,
+        'd' => 24 * 60,
+        'w' => 7 * 24 * 60,
+        _ => return Err(usage()),
+    };
+    n.checked_mul(minutes)
+        .filter(|m| *m >= 0 && *m <= 100 * 366 * 24 * 60)
+        .map(chrono::Duration::minutes)
+        .ok_or_else(usage)
+}
+
+fn parse_since(s: &str) -> Result<Since, String> {
+    if let Ok(age) = parse_age(s) {
+        return Ok(Since::Ago(age));
+    }
+    if let Ok(day) = chrono::NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d") {
+        return Ok(Since::Day(day));
+    }
+    crate::instant::parse(s)
+        .map(Since::At)
+        .ok_or_else(|| format!("expected an age (90m, 12h, 30d, 2w), a date (2026-11-01) or an instant, not {s:?}"))
+}
+
+fn parse_any_kind(s: &str) -> Result<String, String> {
+    if ["delay_alert", "report", "test"].contains(&s) {
+        Ok(s.to_string())
+    } else {
+        parse_kind(s).map_err(|e| format!("{e}, delay_alert, report, test"))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -132,4 +213,33 @@ fn parse_now(s: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| format!("expected an RFC 3339 instant such as 2026-03-01T07:00:00Z ({e})"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_and_their_errors() {
+        assert_eq!(parse_age("90m"), Ok(chrono::Duration::minutes(90)));
+        assert_eq!(parse_age("30d"), Ok(chrono::Duration::days(30)));
+        assert_eq!(parse_age("2w"), Ok(chrono::Duration::days(14)));
+        for bad in ["", "d", "30", "30x", "-3d", "99999999999999d", "3é"] {
+            assert!(parse_age(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn since_is_an_age_a_local_day_or_an_instant() {
+        let now = crate::instant::parse("2026-11-21T12:00:00Z").unwrap();
+        let paris: chrono_tz::Tz = "Europe/Paris".parse().unwrap();
+        let at = |s: &str| parse_since(s).unwrap().resolve(now, paris);
+        assert_eq!(at("12h"), crate::instant::parse("2026-11-21T00:00:00Z").unwrap());
+        assert_eq!(at("2026-11-01"), crate::instant::parse("2026-10-31T23:00:00Z").unwrap());
+        assert_eq!(
+            at("2026-11-20T08:00:00Z"),
+            crate::instant::parse("2026-11-20T08:00:00Z").unwrap()
+        );
+        assert!(parse_since("last week").is_err());
+    }
 }

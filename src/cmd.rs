@@ -4,4 +4,5 @@ pub mod check;
 pub mod db;
 pub mod demo;
 pub mod init;
+pub mod log;
 pub mod test_email;

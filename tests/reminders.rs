@@ -301,6 +301,22 @@ fn status_refresh_records_undelivered_with_63016() {
     assert_eq!(status, "sent", "status never changes");
     assert_eq!(provider.as_deref(), Some("undelivered"));
     assert!(error.unwrap().contains("24-hour window"));
+
+    // `rappel log` shows Twilio's later word next to the status, with the SID.
+    let out = env
+        .run(&["log", "--channel", "whatsapp"], "2026-03-11T08:20:00Z")
+        .success();
+    let line = out.stdout.lines().nth(1).expect("one delivery under the header");
+    assert!(line.contains("sent (undelivered)"), "{line}");
+    assert!(line.contains(&sid), "{line}");
+    assert!(line.contains("24-hour window"), "{line}");
+    let json = env
+        .run(&["--json", "log", "--channel", "whatsapp"], "2026-03-11T08:20:00Z")
+        .success();
+    let rows: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(rows[0]["provider_status"], "undelivered");
+    assert_eq!(rows[0]["provider_ref"], sid.as_str());
+    assert_eq!(rows.as_array().unwrap().len(), 1);
 }
 
 #[test]
