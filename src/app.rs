@@ -195,12 +195,13 @@ fn job_body(
         count_plan(&mut tally, report);
     }
     let reports_hook = ReportsHook::new(&ctx.config.reports, ctx.config.timezone);
+    let manual_hook = jobs::reminders::ManualHook;
     let engine = Engine {
         db,
         clock: ctx.clock,
         delivery: &ctx.config.delivery,
         channels: &channels,
-        hooks: &[&reports_hook],
+        hooks: &[&reports_hook, &manual_hook],
         run_id: format!("{job}:{}:{run_id}", std::process::id()),
     };
     tally.merge(engine.deliver(scope)?);

@@ -30,10 +30,15 @@ const MIGRATIONS: &[Migration] = &[
         name: "0002_reports.sql",
         sql: include_str!("../sql/0002_reports.sql"),
     },
+    Migration {
+        version: 3,
+        name: "0003_sessions.sql",
+        sql: include_str!("../sql/0003_sessions.sql"),
+    },
 ];
 
 /// The schema version this binary writes.
-pub const LATEST: u32 = 2;
+pub const LATEST: u32 = 3;
 
 /// Tables host applications write; `db status` checks their columns.
 pub const INPUT_TABLES: &[&str] = &[

@@ -137,6 +137,41 @@ pub fn local_date(t: DateTime<Utc>, zone: Tz, locale: Locale) -> String {
     }
 }
 
+/// A day as a person says it: "mardi 10 mars", "Tuesday 10 March".
+pub fn local_day(t: DateTime<Utc>, zone: Tz, locale: Locale) -> String {
+    use chrono::Datelike;
+    const FR_DAYS: [&str; 7] = ["lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"];
+    const FR_MONTHS: [&str; 12] = [
+        "janvier",
+        "février",
+        "mars",
+        "avril",
+        "mai",
+        "juin",
+        "juillet",
+        "août",
+        "septembre",
+        "octobre",
+        "novembre",
+        "décembre",
+    ];
+    let local = t.with_timezone(&zone);
+    match locale {
+        Locale::Fr => format!(
+            "{} {} {}",
+            FR_DAYS[local.weekday().num_days_from_monday() as usize],
+            local.day(),
+            FR_MONTHS[local.month0() as usize]
+        ),
+        Locale::En => local.format("%A %-d %B").to_string(),
+    }
+}
+
+/// A time of day on the 24-hour clock: "18:30".
+pub fn local_time(t: DateTime<Utc>, zone: Tz) -> String {
+    t.with_timezone(&zone).format("%H:%M").to_string()
+}
+
 /// The kinds that have built-in templates, for `config check`.
 pub fn builtin_kinds() -> Vec<&'static str> {
     let mut kinds: Vec<&str> = BUILTIN
@@ -169,6 +204,15 @@ mod tests {
         let r = t.render(Locale::En, "test", &ctx).unwrap();
         assert_eq!(r.subject, "Custom <b>x</b>");
         assert_eq!(r.html.as_deref(), Some("<p>&lt;b&gt;x&lt;&#x2f;b&gt;</p>"));
+    }
+
+    #[test]
+    fn days_read_as_people_say_them() {
+        let t = crate::instant::parse("2026-03-09T23:30:00Z").unwrap();
+        let paris = chrono_tz::Europe::Paris;
+        assert_eq!(local_day(t, paris, Locale::Fr), "mardi 10 mars");
+        assert_eq!(local_day(t, paris, Locale::En), "Tuesday 10 March");
+        assert_eq!(local_time(t, paris), "00:30");
     }
 
     #[test]

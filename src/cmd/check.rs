@@ -25,6 +25,11 @@ const SAMPLES: &[(&str, Sample)] = &[
     ("loan_short_notice", reminders::sample_context),
     ("loan_overdue", reminders::sample_context),
     ("loan_returned", reminders::sample_context),
+    ("session_eve", reminders::session_sample),
+    ("session_day", reminders::session_sample),
+    ("inactivity", reminders::inactivity_sample),
+    ("weekly_digest", reminders::digest_sample),
+    ("manual", reminders::manual_sample),
 ];
 
 pub fn run(ctx: &Ctx<'_>, connect: bool) -> anyhow::Result<Exit> {

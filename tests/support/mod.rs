@@ -80,6 +80,14 @@ impl Mail {
             .map(|p| p.get_body().unwrap())
     }
 
+    /// The Subject header, decoded.
+    #[allow(dead_code)]
+    pub fn subject(&self) -> String {
+        use mailparse::MailHeaderMap;
+        let parsed = mailparse::parse_mail(self.data.as_bytes()).expect("a MIME message");
+        parsed.headers.get_first_value("Subject").unwrap_or_default()
+    }
+
     pub fn header(&self, name: &str) -> Option<String> {
         let prefix = format!("{name}: ");
         self.data

@@ -22,7 +22,8 @@ pub struct Contact {
     muted: Vec<String>,
 }
 
-fn flag(v: ValueRef<'_>, default: bool) -> bool {
+/// A host's boolean column: 0/1, or text such as "true"; NULL is `default`.
+pub fn flag(v: ValueRef<'_>, default: bool) -> bool {
     match v {
         ValueRef::Integer(i) => i != 0,
         ValueRef::Null => default,

@@ -3,9 +3,122 @@
 
 use chrono::{DateTime, Days, Duration, NaiveDate, NaiveTime, Utc};
 use chrono_tz::Tz;
+use rusqlite::params;
+use serde::Serialize;
 
+use super::contact::Contact;
+use super::emit::{Due, Emitter};
+use super::{ContactCtx, LOAN_KINDS};
 use crate::config::RemindersConfig;
-use crate::instant::local_to_utc;
+use crate::instant::{self, local_to_utc};
+use crate::templates::{local_date, local_datetime};
+
+#[derive(Serialize)]
+struct LoanCtx<'a> {
+    kind: &'a str,
+    contact: ContactCtx<'a>,
+    loan: LoanInfo<'a>,
+    due_local: String,
+    due_date_local: String,
+    lent_local: String,
+    returned_local: Option<String>,
+    overdue_days: Option<u32>,
+    hours_left: Option<i64>,
+    site_url: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct LoanInfo<'a> {
+    id: i64,
+    item: &'a str,
+    term: &'a str,
+}
+
+/// Plans the due loan reminders.
+pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
+    if !LOAN_KINDS.iter().any(|k| em.r.wanted(k)) {
+        return Ok(());
+    }
+    let (conn, ctx, cfg) = (em.conn, em.ctx, em.r.cfg);
+    let mut stmt = conn.prepare(
+        "SELECT l.id, l.item, l.term, l.lent_at, l.due_at, l.returned_at, c.id, c.name, c.email, c.phone,
+                c.locale, c.timezone, c.email_enabled, c.whatsapp_enabled, c.sms_enabled, c.muted_kinds
+         FROM loans l JOIN contacts c ON c.id = l.contact_id
+         WHERE l.returned_at IS NOT NULL AND (unixepoch(l.returned_at) IS NULL OR unixepoch(l.returned_at) > ?1)
+            OR l.returned_at IS NULL AND (unixepoch(l.due_at) IS NULL OR unixepoch(l.due_at) > ?2)
+         ORDER BY l.id",
+    )?;
+    // Loans returned more than 8 days ago, or overdue past every reminder, have nothing left.
+    let returned_horizon = ctx.now.timestamp() - 8 * 86_400;
+    let due_horizon = ctx.now.timestamp() - (i64::from(cfg.loan_overdue_max) + 3) * 86_400;
+    let mut rows = stmt.query(params![returned_horizon, due_horizon])?;
+    while let Some(row) = rows.next()? {
+        let loan_id: i64 = row.get(0)?;
+        let Some(contact) = Contact::from_row(row, 6, ctx, &mut em.report)? else {
+            continue;
+        };
+        let text = |i: usize| -> rusqlite::Result<Option<String>> { Ok(crate::jobs::column_text(row.get_ref(i)?)) };
+        let mut bad = |column: &str, value: Option<String>| {
+            em.bad_instant("loans", loan_id, column, value.as_deref(), "loan skipped");
+        };
+        let lent_raw = text(3)?;
+        let Some(lent_at) = lent_raw.as_deref().and_then(instant::parse) else {
+            bad("lent_at", lent_raw);
+            continue;
+        };
+        let due_raw = text(4)?;
+        let Some(due_at) = due_raw.as_deref().and_then(|d| instant::parse_due(d, contact.zone)) else {
+            bad("due_at", due_raw);
+            continue;
+        };
+        let returned_raw = text(5)?;
+        let returned_at = match returned_raw.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
+            None => None,
+            Some(v) => match instant::parse(v) {
+                Some(t) => Some(t),
+                None => {
+                    bad("returned_at", returned_raw);
+                    continue;
+                }
+            },
+        };
+        let item = text(1)?.unwrap_or_default();
+        let term = text(2)?.unwrap_or_else(|| "long".into());
+        let loan = Loan {
+            term: &term,
+            lent_at,
+            due_at,
+            returned_at,
+        };
+        for slot in slots(&loan, contact.zone, cfg) {
+            let due = Due {
+                kind: slot.kind,
+                source_table: "loans",
+                source_id: loan_id,
+                at: slot.at,
+                valid_until: slot.valid_until,
+            };
+            let zone = contact.zone;
+            em.emit(&due, &contact, |locale| LoanCtx {
+                kind: slot.kind,
+                contact: ContactCtx { name: &contact.name },
+                loan: LoanInfo {
+                    id: loan_id,
+                    item: &item,
+                    term: &term,
+                },
+                due_local: local_datetime(due_at, zone, locale),
+                due_date_local: local_date(due_at, zone, locale),
+                lent_local: local_datetime(lent_at, zone, locale),
+                returned_local: returned_at.map(|t| local_datetime(t, zone, locale)),
+                overdue_days: slot.overdue_day,
+                hours_left: (slot.kind == "loan_short_notice").then(|| (due_at - slot.at).num_hours()),
+                site_url: ctx.site_url,
+            })?;
+        }
+    }
+    Ok(())
+}
 
 /// A loan as the slots need it.
 pub struct Loan<'a> {

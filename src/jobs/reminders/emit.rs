@@ -1,0 +1,221 @@
+//! Turning one due reminder into messages: the checks every kind shares
+//! (wanted, muted, due, still valid, already planned, a usable channel), one
+//! rendering, then one message per channel, written as it is made.
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, Transaction};
+use serde::Serialize;
+
+use super::contact::Contact;
+use super::{JOB, Reminders, content_payload};
+use crate::config::Locale;
+use crate::engine::plan::{self, Planned};
+use crate::exit::{Exit, OrExit};
+use crate::instant;
+use crate::jobs::{PlanCtx, PlanReport};
+
+/// One reminder of one source row: due at `at`, not sent at or after `valid_until`.
+pub struct Due {
+    pub kind: &'static str,
+    pub source_table: &'static str,
+    pub source_id: i64,
+    pub at: DateTime<Utc>,
+    pub valid_until: DateTime<Utc>,
+}
+
+impl Due {
+    /// `<kind>:<source id>:<local slot date>:<channel>` (DESIGN §6).
+    fn key(&self, zone: chrono_tz::Tz, channel: &str) -> String {
+        let local_date = self.at.with_timezone(&zone).date_naive();
+        format!("{}:{}:{local_date}:{channel}", self.kind, self.source_id)
+    }
+}
+
+/// Where planned messages go: straight into the planning transaction, or,
+/// in a dry run, into a list to print.
+enum Sink<'t> {
+    Tx(&'t Transaction<'t>),
+    Dry(Vec<Planned>),
+}
+
+pub struct Emitter<'a> {
+    /// For reading: the planning transaction, or the read-only connection.
+    pub conn: &'a Connection,
+    pub r: &'a Reminders<'a>,
+    pub ctx: &'a PlanCtx<'a>,
+    /// When this job last ran: a reminder that expired since is counted once as skipped.
+    since: DateTime<Utc>,
+    sink: Sink<'a>,
+    pub report: PlanReport,
+}
+
+impl<'a> Emitter<'a> {
+    /// Writes into `tx`.
+    pub fn writing(tx: &'a Transaction<'a>, r: &'a Reminders<'a>, ctx: &'a PlanCtx<'a>, since: DateTime<Utc>) -> Self {
+        Emitter {
+            conn: tx,
+            r,
+            ctx,
+            since,
+            sink: Sink::Tx(tx),
+            report: PlanReport::default(),
+        }
+    }
+
+    /// Collects the messages (dry run).
+    pub fn collecting(conn: &'a Connection, r: &'a Reminders<'a>, ctx: &'a PlanCtx<'a>, since: DateTime<Utc>) -> Self {
+        Emitter {
+            conn,
+            r,
+            ctx,
+            since,
+            sink: Sink::Dry(Vec::new()),
+            report: PlanReport::default(),
+        }
+    }
+
+    /// When this job last ran (or a week ago).
+    pub fn since(&self) -> DateTime<Utc> {
+        self.since
+    }
+
+    pub fn finish(self) -> PlanReport {
+        let mut report = self.report;
+        if let Sink::Dry(messages) = self.sink {
+            report.planned = messages.len() as u64;
+            report.messages = messages;
+        }
+        report
+    }
+
+    /// Reports a row whose `column` is not a timestamp (exit 65); `what` says
+    /// what is left out ("loan skipped").
+    pub fn bad_instant(&mut self, table: &str, id: i64, column: &str, raw: Option<&str>, what: &str) {
+        match raw {
+            Some(v) => log::warn!("{table} id {id}: {column} {v:?} is not a timestamp; {what}"),
+            None => log::warn!("{table} id {id}: {column} is empty; {what}"),
+        }
+        self.report.data_errors += 1;
+    }
+
+    /// Whether `kind` is worth computing for `contact`: not filtered out by
+    /// `--kind`, not disabled, not muted.
+    pub fn wants(&self, kind: &str, contact: &Contact) -> bool {
+        self.r.wanted(kind) && !contact.muted(kind)
+    }
+
+    /// Plans `due` for `contact` on each of their channels, unless it is not
+    /// due yet, expired (counted skipped once), or already planned.
+    /// `context` builds the template data in the contact's language.
+    pub fn emit<C: Serialize>(
+        &mut self,
+        due: &Due,
+        contact: &Contact,
+        context: impl FnOnce(Locale) -> C,
+    ) -> anyhow::Result<()> {
+        let now = self.ctx.now;
+        if !self.wants(due.kind, contact) || due.at > now {
+            return Ok(());
+        }
+        let key = |channel: &str| due.key(contact.zone, channel);
+        let what = || format!("{} for {} id {}", due.kind, due.source_table, due.source_id);
+        let channels = contact.channels();
+        if now >= due.valid_until {
+            if due.valid_until > self.since && !self.any_planned(channels.iter().map(|(c, _)| key(c)))? {
+                self.report
+                    .skipped
+                    .push(format!("{}: expired at {}", what(), instant::format(due.valid_until)));
+            }
+            return Ok(());
+        }
+        if channels.is_empty() {
+            if due.at > self.since {
+                self.report
+                    .skipped
+                    .push(format!("{}: contact {} has no usable channel", what(), contact.id));
+            }
+            return Ok(());
+        }
+        let mut fresh = Vec::with_capacity(channels.len());
+        for channel in &channels {
+            if !planned_already(self.conn, &key(channel.0))? {
+                fresh.push(channel);
+            }
+        }
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        let locale = contact.locale.unwrap_or(self.ctx.locale);
+        let context = context(locale);
+        let rendered = self
+            .ctx
+            .templates
+            .render(locale, due.kind, &context)
+            .with_context(|| format!("{} templates", due.kind))
+            .or_exit(Exit::Config)?;
+        for (channel, recipient) in fresh {
+            let email = *channel == "email";
+            let message = Planned {
+                job: JOB,
+                kind: due.kind.to_string(),
+                dedupe_key: key(channel),
+                source_table: Some(due.source_table),
+                source_id: Some(due.source_id),
+                contact_id: Some(contact.id),
+                channel,
+                recipient: recipient.clone(),
+                subject: rendered.subject.clone(),
+                body: if email {
+                    rendered.text.clone()
+                } else {
+                    rendered.short.clone().unwrap_or_else(|| rendered.text.clone())
+                },
+                html: if email { rendered.html.clone() } else { None },
+                valid_until: Some(due.valid_until),
+                attachment: None,
+                payload: if *channel == "whatsapp" {
+                    content_payload(self.r.whatsapp, due.kind, &context)?
+                } else {
+                    None
+                },
+                failed: None,
+                detail: vec![],
+            };
+            match &mut self.sink {
+                Sink::Tx(tx) => {
+                    if plan::insert(tx, &message, now)?.is_some() {
+                        self.report.planned += 1;
+                    }
+                }
+                Sink::Dry(messages) => messages.push(message),
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `emit` would make messages for `due` now: wanted, due, still
+    /// valid, and a usable channel not yet planned. Lets a kind whose data is
+    /// costly to gather (the weekly digest) gather it only when needed.
+    pub fn would_emit(&self, due: &Due, contact: &Contact) -> rusqlite::Result<bool> {
+        let now = self.ctx.now;
+        if !self.wants(due.kind, contact) || due.at > now || now >= due.valid_until {
+            return Ok(false);
+        }
+        for (channel, _) in contact.channels() {
+            if !planned_already(self.conn, &due.key(contact.zone, channel))? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    fn any_planned(&self, mut keys: impl Iterator<Item = String>) -> rusqlite::Result<bool> {
+        keys.try_fold(false, |found, k| Ok(found || planned_already(self.conn, &k)?))
+    }
+}
+
+fn planned_already(conn: &Connection, key: &str) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM deliveries WHERE dedupe_key = ?1)")?
+        .query_row([key], |r| r.get(0))
+}

@@ -1,0 +1,174 @@
+//! `manual` reminders: a message a parent (or anyone) wrote to a student in
+//! `manual_reminders`, sent at the next run with its author named, valid a
+//! week. `sent_at` is set in the transaction that records the first delivery
+//! that went out.
+
+use chrono::{DateTime, Duration, Utc};
+use rusqlite::Transaction;
+use serde::Serialize;
+
+use super::ContactCtx;
+use super::contact::Contact;
+use super::emit::{Due, Emitter};
+use crate::engine::record::SourceHook;
+use crate::instant;
+use crate::jobs::column_text;
+use crate::templates::local_datetime;
+
+pub const TABLE: &str = "manual_reminders";
+
+/// WhatsApp and SMS carry at most this many characters of the author's text;
+/// Twilio refuses bodies over 1,600 and the template needs room around it.
+pub const SHORT_MAX: usize = 1000;
+
+#[derive(Serialize)]
+struct Author<'a> {
+    name: &'a str,
+    /// The student's parent (`students.parent_contact_id`).
+    parent: bool,
+}
+
+#[derive(Serialize)]
+struct ManualCtx<'a> {
+    kind: &'a str,
+    contact: ContactCtx<'a>,
+    /// `none` when the row names no author.
+    author: Option<Author<'a>>,
+    /// The author's text, whole (email; escaped in HTML like all data).
+    message: &'a str,
+    /// At most `SHORT_MAX` characters, for WhatsApp and SMS.
+    message_short: String,
+    /// Whether `message_short` was cut.
+    truncated: bool,
+    created_local: String,
+    site_url: Option<&'a str>,
+}
+
+/// The first `max` characters, cut at a word when one is near, marked `…`.
+fn shorten(text: &str, max: usize) -> (String, bool) {
+    let text = text.trim();
+    if text.chars().count() <= max {
+        return (text.to_string(), false);
+    }
+    let cut: String = text.chars().take(max - 1).collect();
+    let at_word = match cut.rfind(char::is_whitespace) {
+        Some(i) if cut[..i].chars().count() > max * 4 / 5 => &cut[..i],
+        _ => cut.as_str(),
+    };
+    (format!("{}…", at_word.trim_end()), true)
+}
+
+pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
+    if !em.r.wanted("manual") {
+        return Ok(());
+    }
+    let (conn, ctx) = (em.conn, em.ctx);
+    let mut stmt = conn.prepare(
+        "SELECT m.id, m.message, m.created_at, m.author_contact_id, s.parent_contact_id, a.name,
+                c.id, c.name, c.email, c.phone, c.locale, c.timezone, c.email_enabled, c.whatsapp_enabled,
+                c.sms_enabled, c.muted_kinds
+         FROM manual_reminders m JOIN students s ON s.id = m.student_id JOIN contacts c ON c.id = s.contact_id
+              LEFT JOIN contacts a ON a.id = m.author_contact_id
+         WHERE m.sent_at IS NULL
+         ORDER BY m.id",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let id: i64 = row.get(0)?;
+        let raw = column_text(row.get_ref(2)?);
+        let Some(created) = raw.as_deref().and_then(instant::parse) else {
+            em.bad_instant(TABLE, id, "created_at", raw.as_deref(), "reminder skipped");
+            continue;
+        };
+        // Older than its week: expired long ago, counted when it expired.
+        if created + Duration::days(8) < em.since().min(ctx.now) {
+            continue;
+        }
+        let Some(contact) = Contact::from_row(row, 6, ctx, &mut em.report)? else {
+            continue;
+        };
+        let message = column_text(row.get_ref(1)?).unwrap_or_default();
+        let author_id: Option<i64> = row.get(3)?;
+        let parent_id: Option<i64> = row.get(4)?;
+        let author_name = column_text(row.get_ref(5)?);
+        let due = Due {
+            kind: "manual",
+            source_table: TABLE,
+            source_id: id,
+            at: created,
+            valid_until: created + Duration::days(7),
+        };
+        em.emit(&due, &contact, |locale| {
+            let (message_short, truncated) = shorten(&message, SHORT_MAX);
+            ManualCtx {
+                kind: "manual",
+                contact: ContactCtx { name: &contact.name },
+                author: author_name.as_deref().map(|name| Author {
+                    name,
+                    parent: author_id.is_some() && author_id == parent_id,
+                }),
+                message: &message,
+                message_short,
+                truncated,
+                created_local: local_datetime(created, contact.zone, locale),
+                site_url: ctx.site_url,
+            }
+        })?;
+    }
+    Ok(())
+}
+
+/// Sets `manual_reminders.sent_at` once one of its messages went out.
+pub struct ManualHook;
+
+impl SourceHook for ManualHook {
+    fn table(&self) -> &'static str {
+        TABLE
+    }
+
+    fn after_outcome(&self, tx: &Transaction<'_>, source_id: i64, now: DateTime<Utc>) -> rusqlite::Result<()> {
+        tx.prepare_cached(
+            "UPDATE manual_reminders SET sent_at = ?2
+             WHERE id = ?1 AND sent_at IS NULL
+               AND EXISTS (SELECT 1 FROM deliveries
+                           WHERE source_table = 'manual_reminders' AND source_id = ?1 AND status = 'sent')",
+        )?
+        .execute(rusqlite::params![source_id, instant::format(now)])?;
+        Ok(())
+    }
+}
+
+/// Template data for `config check`.
+pub fn sample(optional_present: bool) -> serde_json::Value {
+    let message = "N'oublie pas <b>ton</b> cahier & ta calculatrice !\nBisous";
+    let (message_short, truncated) = shorten(message, 30);
+    serde_json::to_value(ManualCtx {
+        kind: "manual",
+        contact: ContactCtx { name: "Léa <Mba>" },
+        author: optional_present.then_some(Author {
+            name: "Marie \"Maman\" Mba",
+            parent: true,
+        }),
+        message,
+        message_short,
+        truncated,
+        created_local: "09/03/2026 19:12".into(),
+        site_url: optional_present.then_some("https://example.com"),
+    })
+    .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_text_is_cut_at_a_word_and_marked() {
+        assert_eq!(shorten("  hello  ", 10), ("hello".into(), false));
+        let (cut, truncated) = shorten(&"mot ".repeat(400), 1000);
+        assert!(truncated && cut.ends_with("mot…"), "{cut}");
+        assert!(cut.chars().count() <= 1000);
+        let (cut, _) = shorten(&"é".repeat(2000), 1000);
+        assert_eq!(cut.chars().count(), 1000);
+    }
+}
