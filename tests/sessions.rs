@@ -127,6 +127,7 @@ fn eve_and_day_of_at_local_times_across_both_dst_changes() {
     expect(8, &[]);
     expect(9, &["session_day"]);
 
+    assert_eq!(smtp.mails()[1].subject(), "Today: Maths at 14:00");
     let eve = &smtp.mails()[0];
     assert_eq!(eve.subject(), "Tomorrow: Maths at 14:00");
     let text = eve.decoded();
@@ -181,6 +182,26 @@ fn cancelled_sessions_get_nothing_and_moved_ones_follow_their_new_day() {
     run("2026-03-12T07:00:00Z"); // Thursday 08:00
     assert_eq!(kinds(&smtp), ["session_eve", "session_eve", "session_day"]);
     assert!(smtp.mails()[1].decoded().contains("Thursday 12 March at 14:00"));
+}
+
+#[test]
+fn an_eve_reminder_caught_up_in_the_morning_says_today() {
+    let (smtp, twilio) = (SmtpServer::start(), FakeTwilio::start());
+    let env = env(&smtp, &twilio, "");
+    let s = student(&env, "Lea", None, "2026-03-09T10:00:00Z");
+    session(&env, s, "Maths", "2026-03-10T13:00:00Z"); // Tuesday 14:00
+    // Off from Monday afternoon until Tuesday 07:30: the eve reminder is still
+    // valid (until the session starts) and no longer says "tomorrow".
+    env.run(&["send-reminders"], "2026-03-10T06:30:00Z").success();
+    env.run(&["send-reminders"], "2026-03-10T07:00:00Z").success();
+    assert_eq!(kinds(&smtp), ["session_eve", "session_day"]);
+    let late = &smtp.mails()[0];
+    assert_eq!(late.subject(), "Today: Maths at 14:00");
+    assert!(
+        late.decoded().contains("Today, Tuesday 10 March at 14:00"),
+        "{}",
+        late.decoded()
+    );
 }
 
 #[test]

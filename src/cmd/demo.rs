@@ -102,6 +102,7 @@ pub fn run(
             sample(&mut conn, now)?;
             sample_reports(&conn, dir, now)?;
             sample_loans(&conn, now)?;
+            sample_students(&conn, now)?;
         }
     }
     drop(conn);
@@ -332,6 +333,69 @@ fn sample_loans(conn: &Connection, now: DateTime<Utc>) -> anyhow::Result<()> {
         at(24 * 60),
         Some(at(-60))
     ])?;
+    Ok(())
+}
+
+/// Students around now: a parent's message (always due), a session in two
+/// hours (its morning reminder is due once `session_day_at` has passed), one
+/// tomorrow (its eve reminder after `session_eve_at`), and a student away
+/// for five days (after `inactivity_at`).
+fn sample_students(conn: &Connection, now: DateTime<Utc>) -> anyhow::Result<()> {
+    conn.execute_batch(
+        "INSERT INTO contacts (id, name, email, phone, locale, whatsapp_enabled, sms_enabled) VALUES
+           (20, 'Inès Moussavou', 'ines.moussavou@example.com', '+24107111222', 'fr', 1, 0),
+           (21, 'Marie Moussavou', 'marie.moussavou@example.com', NULL, 'fr', 0, 0),
+           (22, 'Tom Reed', 'tom.reed@example.com', NULL, 'en', 0, 0);",
+    )?;
+    let at = |minutes: i64| instant::format(now + Duration::minutes(minutes));
+    conn.execute(
+        "INSERT INTO students (id, contact_id, parent_contact_id, subscribed_at, last_active_at) VALUES
+           (1, 20, 21, ?1, ?2), (2, 22, NULL, ?1, ?3)",
+        params![at(-90 * 24 * 60), at(-60), at(-5 * 24 * 60)],
+    )?;
+    let mut session = conn.prepare(
+        "INSERT INTO revision_sessions (student_id, subject, starts_at, objective, link, completed_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    session.execute(params![
+        1,
+        "Mathématiques",
+        at(120),
+        "Fractions : exercices 4 à 9",
+        "sessions/1",
+        None::<String>
+    ])?;
+    session.execute(params![
+        1,
+        "Physique",
+        at(26 * 60),
+        "Optique",
+        "sessions/2",
+        None::<String>
+    ])?;
+    session.execute(params![
+        2,
+        "History",
+        at(-3 * 24 * 60),
+        "",
+        None::<String>,
+        Some(at(-3 * 24 * 60 + 60))
+    ])?;
+    session.execute(params![
+        2,
+        "English",
+        at(2 * 24 * 60),
+        "Essay plan",
+        "https://meet.example.com/tom",
+        None::<String>
+    ])?;
+    conn.execute(
+        "INSERT INTO manual_reminders (student_id, author_contact_id, message, created_at) VALUES (1, 21, ?1, ?2)",
+        params![
+            "N'oublie pas ta calculatrice pour la séance de maths. Bon courage !",
+            at(-5)
+        ],
+    )?;
     Ok(())
 }
 

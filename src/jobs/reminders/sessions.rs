@@ -38,6 +38,10 @@ struct SessionCtx<'a> {
     day_local: String,
     /// "14:00"
     time_local: String,
+    /// Whether the session is today, or tomorrow, on the student's clock when
+    /// the message is written (a late eve reminder must not say "tomorrow").
+    today: bool,
+    tomorrow: bool,
     site_url: Option<&'a str>,
 }
 
@@ -95,6 +99,8 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
         let subject = column_text(row.get_ref(1)?).unwrap_or_default();
         let objective = column_text(row.get_ref(3)?);
         let link = column_text(row.get_ref(4)?);
+        let local_date = |t: DateTime<Utc>| t.with_timezone(&contact.zone).date_naive();
+        let days_ahead = (local_date(start) - local_date(ctx.now)).num_days();
         for (kind, at) in slots(start, contact.zone, cfg) {
             let due = Due {
                 kind,
@@ -114,6 +120,8 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
                 },
                 day_local: local_day(start, contact.zone, locale),
                 time_local: local_time(start, contact.zone),
+                today: days_ahead == 0,
+                tomorrow: days_ahead == 1,
                 site_url: ctx.site_url,
             })?;
         }
@@ -136,6 +144,8 @@ pub fn sample(kind: &str, optional_present: bool) -> serde_json::Value {
         },
         day_local: local_day(start, zone, Locale::Fr),
         time_local: local_time(start, zone),
+        today: !optional_present,
+        tomorrow: optional_present,
         site_url: optional_present.then_some("https://example.com"),
     };
     serde_json::to_value(ctx).unwrap_or_default()
