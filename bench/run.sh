@@ -2,7 +2,7 @@
 # rappel's benchmarks. Prints its figures; nothing here is a pass/fail test.
 #
 #   bench/run.sh            all three
-#   bench/run.sh idle|scan|send|reports|reminders
+#   bench/run.sh idle|scan|send|reports|reminders|sessions
 #
 # Needs: hyperfine, GNU time (/usr/bin/time), sqlite3, and postfix's smtp-sink
 #   apt-get install hyperfine time sqlite3 postfix   (postfix: "No configuration")
@@ -18,6 +18,12 @@
 # 5. reminders: planning send-reminders over 100,000 loans with 10 % due
 #    (time, peak memory), and 10,000 WhatsApp messages to a local HTTP server
 #    standing in for Twilio (bench/fake_twilio.py): messages/s
+# 6. sessions: 50,000 students with 4 revision sessions a week (10 weeks, 2M
+#    sessions): planning time and peak memory of send-reminders (target <= 1 s,
+#    <= 64 MB) on a weekday evening (session_eve for the next day's sessions),
+#    on Sunday 20:00 (every student's weekly digest as well), and a run right
+#    after with everything already planned. Planning only: no transport is
+#    configured, so the run ends with exit 78 once it has planned.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what="${1:-all}"
@@ -196,12 +202,54 @@ SQL
     python3 -c "import sys; s, e, n = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]); print(f'wall {e - s:.2f} s: {n / (e - s):.0f} messages/s')" "$start" "$end" "$sent"
 }
 
+sessions() {
+    local dir="$WORK/sessions"
+    rm -rf "$dir" && mkdir -p "$dir"
+    printf 'database = "rappel.db"\ntimezone = "Europe/Paris"\nsite_url = "https://tutor.example.com"\n' > "$dir/rappel.toml"
+    "$B" --config "$dir/rappel.toml" db migrate >/dev/null
+    # Weeks -8..+1 around Monday 23 November 2026; session k of student i on
+    # day (i + 2k) % 7 at 14:00 + i % 6 (Paris); past sessions 70 % completed;
+    # one student in ten last seen five days ago.
+    sqlite3 "$dir/rappel.db" <<SQL
+PRAGMA journal_mode = WAL;
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50000)
+INSERT INTO contacts (id, name, email, locale) SELECT i, 'Student ' || i, 's' || i || '@example.com',
+       CASE WHEN i % 2 = 0 THEN 'fr' ELSE 'en' END FROM n;
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50000)
+INSERT INTO students (id, contact_id, subscribed_at, last_active_at) SELECT i, i, '2026-09-01 08:00:00',
+       CASE WHEN i % 10 = 0 THEN '2026-11-17T12:00:00Z' ELSE '2026-11-22T12:00:00Z' END FROM n;
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50000),
+     w(w) AS (SELECT -8 UNION ALL SELECT w + 1 FROM w WHERE w < 1),
+     k(k) AS (VALUES (0), (1), (2), (3))
+INSERT INTO revision_sessions (student_id, subject, starts_at, objective, link, completed_at)
+SELECT i, 'Subject ' || k, t, 'Objective ' || k, 'sessions/' || i || '/' || w || '/' || k,
+       CASE WHEN w < 0 AND (i + k) % 10 < 7 THEN t END
+FROM (SELECT i, w, k, strftime('%Y-%m-%dT%H:%M:%SZ', '2026-11-23T00:00:00Z',
+             (w * 7 + (i + 2 * k) % 7) || ' days', (13 + i % 6) || ' hours') AS t FROM n, w, k);
+SQL
+    echo "sessions: $(sqlite3 "$dir/rappel.db" "SELECT count(*) FROM revision_sessions")"
+    # As if cron had run five minutes earlier (else a first run looks back a week).
+    sqlite3 "$dir/rappel.db" "INSERT INTO job_runs (job, started_at, finished_at)
+        VALUES ('send-reminders', '2026-11-21T17:30:00Z', '2026-11-21T17:30:01Z')"
+    local run
+    run() {
+        echo "== sessions: $1"
+        /usr/bin/time -f "wall %e s, peak RSS %M KB" "$B" --config "$dir/rappel.toml" --now "$2" -v send-reminders 2>&1 \
+            | grep -E "planned .* in|peak RSS" || true
+    }
+    run "Saturday 18:35, eve reminders for Sunday's sessions" 2026-11-21T17:35:00Z
+    run "Sunday 20:00, weekly digests and eve reminders for Monday" 2026-11-22T19:00:00Z
+    run "Sunday 20:05, everything already planned" 2026-11-22T19:05:00Z
+    echo "planned: $(sqlite3 "$dir/rappel.db" "SELECT kind || ' ' || count(*) FROM deliveries GROUP BY kind" | tr '\n' ' ')"
+}
+
 case "$what" in
     idle) idle ;;
     scan) scan ;;
     send) send ;;
     reports) reports ;;
     reminders) reminders ;;
-    all) idle; scan; send; reports; reminders ;;
-    *) echo "usage: $0 [idle|scan|send|reports|reminders]"; exit 64 ;;
+    sessions) sessions ;;
+    all) idle; scan; send; reports; reminders; sessions ;;
+    *) echo "usage: $0 [idle|scan|send|reports|reminders|sessions]"; exit 64 ;;
 esac

@@ -191,7 +191,13 @@ fn job_body(
     if let Some(plan) = planner {
         let templates = Templates::new(ctx.config.templates_dir.clone()).or_exit(Exit::Config)?;
         let mut conn = db.connect()?;
+        let started = Instant::now();
         *report = plan(&mut conn, &plan_ctx(ctx, &templates, db, false, scope.force))?;
+        log::info!(
+            "{job}: planned {} message(s) in {} ms",
+            report.planned,
+            started.elapsed().as_millis()
+        );
         count_plan(&mut tally, report);
     }
     let reports_hook = ReportsHook::new(&ctx.config.reports, ctx.config.timezone);

@@ -280,7 +280,7 @@ fn convert(raw: RawConfig, path: &Path) -> Result<Config, String> {
         delivery,
         delay_alerts,
         reports: reports::convert(raw.reports, &dir)?,
-        reminders: reminders::convert_reminders(raw.reminders)?,
+        reminders: reminders::convert_reminders(raw.reminders, &mut warnings)?,
         whatsapp: reminders::convert_whatsapp(raw.whatsapp, path, &dir, &mut warnings)?,
         json_logs,
         warnings,
@@ -290,7 +290,7 @@ fn convert(raw: RawConfig, path: &Path) -> Result<Config, String> {
 /// The `[reminders]` defaults, for unit tests elsewhere.
 #[cfg(test)]
 pub fn reminders_for_tests() -> RemindersConfig {
-    reminders::convert_reminders(None).expect("defaults are valid")
+    reminders::convert_reminders(None, &mut Vec::new()).expect("defaults are valid")
 }
 
 /// An IANA zone name as a `Tz`.

@@ -25,6 +25,17 @@ pub fn column_text(v: rusqlite::types::ValueRef<'_>) -> Option<String> {
     }
 }
 
+/// A host column holding a row id: an integer (or integer text); `None`
+/// for NULL or anything else, so one odd value never stops a run.
+pub fn column_id(v: rusqlite::types::ValueRef<'_>) -> Option<i64> {
+    use rusqlite::types::ValueRef;
+    match v {
+        ValueRef::Integer(i) => Some(i),
+        ValueRef::Text(t) => std::str::from_utf8(t).ok()?.trim().parse().ok(),
+        _ => None,
+    }
+}
+
 /// What every job's planning needs besides its own configuration.
 pub struct PlanCtx<'a> {
     pub now: DateTime<Utc>,

@@ -8,7 +8,6 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use minijinja::syntax::SyntaxConfig;
-use minijinja::value::Serde;
 use minijinja::{Environment, ErrorKind, UndefinedBehavior};
 use serde::Serialize;
 
@@ -60,6 +59,8 @@ impl Templates {
     /// Renders `<locale>/<kind>.subject.txt`, `.txt`, and, where they exist,
     /// `.html` and `.short.txt`.
     pub fn render(&self, locale: Locale, kind: &str, ctx: &impl Serialize) -> anyhow::Result<Rendered> {
+        // Converted once, shared by the four parts.
+        let ctx = &minijinja::Value::from(minijinja::value::Serde(ctx));
         let subject = self
             .part(locale, kind, "subject.txt", ctx)?
             .with_context(|| format!("template {}/{kind}.subject.txt is missing", locale.as_str()))?;
@@ -74,7 +75,7 @@ impl Templates {
         })
     }
 
-    fn part(&self, locale: Locale, kind: &str, ext: &str, ctx: &impl Serialize) -> anyhow::Result<Option<String>> {
+    fn part(&self, locale: Locale, kind: &str, ext: &str, ctx: &minijinja::Value) -> anyhow::Result<Option<String>> {
         let name = format!("{}/{kind}.{ext}", locale.as_str());
         let template = match self.env.get_template(&name) {
             Ok(t) => t,
@@ -82,7 +83,7 @@ impl Templates {
             Err(e) => return Err(anyhow::Error::new(e).context(format!("template {name}"))),
         };
         let out = template
-            .render(Serde(ctx))
+            .render(ctx)
             .map_err(|e| anyhow::anyhow!("{}", describe(&e)))
             .with_context(|| format!("cannot render template {name}"))?;
         Ok(Some(out))
@@ -158,9 +159,10 @@ pub fn local_day(t: DateTime<Utc>, zone: Tz, locale: Locale) -> String {
     let local = t.with_timezone(&zone);
     match locale {
         Locale::Fr => format!(
-            "{} {} {}",
+            "{} {}{} {}",
             FR_DAYS[local.weekday().num_days_from_monday() as usize],
             local.day(),
+            if local.day() == 1 { "er" } else { "" },
             FR_MONTHS[local.month0() as usize]
         ),
         Locale::En => local.format("%A %-d %B").to_string(),
@@ -213,6 +215,8 @@ mod tests {
         assert_eq!(local_day(t, paris, Locale::Fr), "mardi 10 mars");
         assert_eq!(local_day(t, paris, Locale::En), "Tuesday 10 March");
         assert_eq!(local_time(t, paris), "00:30");
+        let first = crate::instant::parse("2026-04-01T10:00:00Z").unwrap();
+        assert_eq!(local_day(first, paris, Locale::Fr), "mercredi 1er avril");
     }
 
     #[test]

@@ -202,6 +202,17 @@ fn an_eve_reminder_caught_up_in_the_morning_says_today() {
         "{}",
         late.decoded()
     );
+
+    // Off until after the morning reminder: that one alone, not two saying the same.
+    session(&env, s, "Physics", "2026-03-11T13:00:00Z"); // Wednesday 14:00
+    let out = env.run(&["-v", "send-reminders"], "2026-03-11T08:00:00Z").success();
+    assert_eq!(kinds(&smtp), ["session_eve", "session_day", "session_day"]);
+    assert!(
+        out.stderr
+            .contains("session_eve for revision_sessions id 2: expired at 2026-03-11T07:00:00Z"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]

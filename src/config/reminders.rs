@@ -100,9 +100,12 @@ fn kinds(list: Vec<String>, key: &str) -> Result<Vec<String>, String> {
     Ok(list)
 }
 
-pub(super) fn convert_reminders(raw: Option<RawReminders>) -> Result<RemindersConfig, String> {
+pub(super) fn convert_reminders(
+    raw: Option<RawReminders>,
+    warnings: &mut Vec<String>,
+) -> Result<RemindersConfig, String> {
     let r = raw.unwrap_or_default();
-    Ok(RemindersConfig {
+    let cfg = RemindersConfig {
         loan_d2_at: time(r.loan_d2_at.as_deref(), "09:00", "loan_d2_at")?,
         loan_d1_at: time(r.loan_d1_at.as_deref(), "09:00", "loan_d1_at")?,
         loan_due_at: time(r.loan_due_at.as_deref(), "08:00", "loan_due_at")?,
@@ -123,7 +126,21 @@ pub(super) fn convert_reminders(raw: Option<RawReminders>) -> Result<RemindersCo
         inactivity_at: time(r.inactivity_at.as_deref(), "10:00", "inactivity_at")?,
         weekly_digest_at: weekly(r.weekly_digest_at.as_deref())?,
         disabled_kinds: kinds(r.disabled_kinds.unwrap_or_default(), "reminders.disabled_kinds")?,
-    })
+    };
+    // Valid until local midnight: a slot late in the evening leaves cron little time.
+    for (key, at) in [
+        ("inactivity_at", cfg.inactivity_at),
+        ("weekly_digest_at", cfg.weekly_digest_at.1),
+    ] {
+        if at >= NaiveTime::from_hms_opt(23, 0, 0).unwrap_or(NaiveTime::MIN) {
+            warnings.push(format!(
+                "reminders.{key} is {}: its reminder is valid only until local midnight, so a run must \
+                 come before then or it is skipped",
+                at.format("%H:%M")
+            ));
+        }
+    }
+    Ok(cfg)
 }
 
 pub(super) fn convert_whatsapp(

@@ -2,7 +2,7 @@
 //! de-duplication key in the job's own transaction.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::Serialize;
 
 use crate::instant;
@@ -46,7 +46,8 @@ pub struct AttachmentSpec {
 }
 
 /// Inserts the message unless its dedupe key exists; returns its id when new.
-pub fn insert(tx: &Transaction<'_>, p: &Planned, now: DateTime<Utc>) -> rusqlite::Result<Option<i64>> {
+/// Called inside the job's write transaction.
+pub fn insert(tx: &Connection, p: &Planned, now: DateTime<Utc>) -> rusqlite::Result<Option<i64>> {
     let attachment = p.attachment.as_ref();
     tx.prepare_cached(
         "INSERT INTO deliveries (job, kind, dedupe_key, source_table, source_id, contact_id, channel,

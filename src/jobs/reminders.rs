@@ -12,7 +12,7 @@ mod sessions;
 mod students;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use super::{PlanCtx, PlanReport};
@@ -57,23 +57,20 @@ pub fn plan(conn: &mut Connection, r: &Reminders<'_>, ctx: &PlanCtx<'_>) -> anyh
     if !KINDS.iter().any(|k| r.wanted(k)) {
         return Ok(PlanReport::default());
     }
-    if ctx.dry_run {
-        let since = last_run(conn, ctx.now)?;
-        let mut em = Emitter::collecting(conn, r, ctx, since);
+    let since = last_run(conn, ctx.now)?;
+    let mut em = if ctx.dry_run {
+        Emitter::collecting(conn, r, ctx, since)
+    } else {
+        // Rows are read on a second connection while messages are written,
+        // as they are made, in short transactions: memory stays flat and the
+        // host's writes never wait long, however many reminders are due.
+        let reader = ctx.db.connect()?;
+        let mut em = Emitter::writing(&reader, conn, r, ctx, since);
         plan_all(&mut em)?;
-        return Ok(em.finish());
-    }
-    // One write transaction: each message is inserted as it is made, so
-    // memory stays flat however many are due.
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let since = last_run(&tx, ctx.now)?;
-    let report = {
-        let mut em = Emitter::writing(&tx, r, ctx, since);
-        plan_all(&mut em)?;
-        em.finish()
+        return em.finish();
     };
-    tx.commit()?;
-    Ok(report)
+    plan_all(&mut em)?;
+    em.finish()
 }
 
 fn plan_all(em: &mut Emitter<'_>) -> anyhow::Result<()> {

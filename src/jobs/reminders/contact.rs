@@ -27,8 +27,13 @@ pub fn flag(v: ValueRef<'_>, default: bool) -> bool {
     match v {
         ValueRef::Integer(i) => i != 0,
         ValueRef::Null => default,
-        ValueRef::Text(t) => matches!(t, b"1" | b"true" | b"t" | b"yes"),
-        _ => default,
+        ValueRef::Real(f) => f != 0.0,
+        ValueRef::Text(t) => match t.trim_ascii().to_ascii_lowercase().as_slice() {
+            b"1" | b"true" | b"t" | b"yes" | b"y" | b"on" => true,
+            b"0" | b"false" | b"f" | b"no" | b"n" | b"off" | b"" => false,
+            _ => default,
+        },
+        ValueRef::Blob(_) => default,
     }
 }
 

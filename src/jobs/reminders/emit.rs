@@ -4,7 +4,7 @@
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, Transaction};
+use rusqlite::Connection;
 use serde::Serialize;
 
 use super::contact::Contact;
@@ -32,15 +32,19 @@ impl Due {
     }
 }
 
-/// Where planned messages go: straight into the planning transaction, or,
-/// in a dry run, into a list to print.
-enum Sink<'t> {
-    Tx(&'t Transaction<'t>),
+/// Where planned messages go: into the database in short write transactions
+/// (the host's writes wait at most one batch), or, in a dry run, into a list
+/// to print.
+enum Sink<'a> {
+    Db { writer: &'a Connection, in_batch: usize },
     Dry(Vec<Planned>),
 }
 
+/// Messages written per transaction.
+const BATCH: usize = 500;
+
 pub struct Emitter<'a> {
-    /// For reading: the planning transaction, or the read-only connection.
+    /// For the planners' reads (its own snapshot per query).
     pub conn: &'a Connection,
     pub r: &'a Reminders<'a>,
     pub ctx: &'a PlanCtx<'a>,
@@ -51,14 +55,20 @@ pub struct Emitter<'a> {
 }
 
 impl<'a> Emitter<'a> {
-    /// Writes into `tx`.
-    pub fn writing(tx: &'a Transaction<'a>, r: &'a Reminders<'a>, ctx: &'a PlanCtx<'a>, since: DateTime<Utc>) -> Self {
+    /// Reads through `reader`, writes through `writer` in batches.
+    pub fn writing(
+        reader: &'a Connection,
+        writer: &'a Connection,
+        r: &'a Reminders<'a>,
+        ctx: &'a PlanCtx<'a>,
+        since: DateTime<Utc>,
+    ) -> Self {
         Emitter {
-            conn: tx,
+            conn: reader,
             r,
             ctx,
             since,
-            sink: Sink::Tx(tx),
+            sink: Sink::Db { writer, in_batch: 0 },
             report: PlanReport::default(),
         }
     }
@@ -75,18 +85,54 @@ impl<'a> Emitter<'a> {
         }
     }
 
+    /// Commits the last batch; in a dry run, hands over the messages.
+    pub fn finish(self) -> anyhow::Result<PlanReport> {
+        let mut report = self.report;
+        match self.sink {
+            Sink::Db { writer, in_batch } => {
+                if in_batch > 0 {
+                    writer.execute_batch("COMMIT")?;
+                }
+            }
+            Sink::Dry(messages) => {
+                report.planned = messages.len() as u64;
+                report.messages = messages;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Where "already planned?" is asked: the writer sees its own batch.
+    fn ledger(&self) -> &Connection {
+        match &self.sink {
+            Sink::Db { writer, .. } => writer,
+            Sink::Dry(_) => self.conn,
+        }
+    }
+
+    fn write(&mut self, message: Planned) -> anyhow::Result<()> {
+        match &mut self.sink {
+            Sink::Db { writer, in_batch } => {
+                if *in_batch == 0 {
+                    writer.execute_batch("BEGIN IMMEDIATE")?;
+                }
+                if plan::insert(writer, &message, self.ctx.now)?.is_some() {
+                    self.report.planned += 1;
+                }
+                *in_batch += 1;
+                if *in_batch >= BATCH {
+                    writer.execute_batch("COMMIT")?;
+                    *in_batch = 0;
+                }
+            }
+            Sink::Dry(messages) => messages.push(message),
+        }
+        Ok(())
+    }
+
     /// When this job last ran (or a week ago).
     pub fn since(&self) -> DateTime<Utc> {
         self.since
-    }
-
-    pub fn finish(self) -> PlanReport {
-        let mut report = self.report;
-        if let Sink::Dry(messages) = self.sink {
-            report.planned = messages.len() as u64;
-            report.messages = messages;
-        }
-        report
     }
 
     /// Reports a row whose `column` is not a timestamp (exit 65); `what` says
@@ -139,7 +185,7 @@ impl<'a> Emitter<'a> {
         }
         let mut fresh = Vec::with_capacity(channels.len());
         for channel in &channels {
-            if !planned_already(self.conn, &key(channel.0))? {
+            if !planned_already(self.ledger(), &key(channel.0))? {
                 fresh.push(channel);
             }
         }
@@ -182,14 +228,7 @@ impl<'a> Emitter<'a> {
                 failed: None,
                 detail: vec![],
             };
-            match &mut self.sink {
-                Sink::Tx(tx) => {
-                    if plan::insert(tx, &message, now)?.is_some() {
-                        self.report.planned += 1;
-                    }
-                }
-                Sink::Dry(messages) => messages.push(message),
-            }
+            self.write(message)?;
         }
         Ok(())
     }
@@ -203,7 +242,7 @@ impl<'a> Emitter<'a> {
             return Ok(false);
         }
         for (channel, _) in contact.channels() {
-            if !planned_already(self.conn, &due.key(contact.zone, channel))? {
+            if !planned_already(self.ledger(), &due.key(contact.zone, channel))? {
                 return Ok(true);
             }
         }
@@ -211,7 +250,7 @@ impl<'a> Emitter<'a> {
     }
 
     fn any_planned(&self, mut keys: impl Iterator<Item = String>) -> rusqlite::Result<bool> {
-        keys.try_fold(false, |found, k| Ok(found || planned_already(self.conn, &k)?))
+        keys.try_fold(false, |found, k| Ok(found || planned_already(self.ledger(), &k)?))
     }
 }
 

@@ -12,7 +12,7 @@ use super::contact::Contact;
 use super::emit::{Due, Emitter};
 use crate::engine::record::SourceHook;
 use crate::instant;
-use crate::jobs::column_text;
+use crate::jobs::{column_id, column_text};
 use crate::templates::local_datetime;
 
 pub const TABLE: &str = "manual_reminders";
@@ -88,8 +88,8 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
             continue;
         };
         let message = column_text(row.get_ref(1)?).unwrap_or_default();
-        let author_id: Option<i64> = row.get(3)?;
-        let parent_id: Option<i64> = row.get(4)?;
+        let author_id = column_id(row.get_ref(3)?);
+        let parent_id = column_id(row.get_ref(4)?);
         let author_name = column_text(row.get_ref(5)?);
         let due = Due {
             kind: "manual",

@@ -45,23 +45,40 @@ struct SessionCtx<'a> {
     site_url: Option<&'a str>,
 }
 
-/// The slots of a session starting at `start`: `(kind, at)`, each valid until `start`.
-pub fn slots(start: DateTime<Utc>, zone: Tz, cfg: &RemindersConfig) -> Vec<(&'static str, DateTime<Utc>)> {
+/// The slots of a session starting at `start`: `(kind, at, valid_until)`.
+/// The morning reminder comes only when it is before the start; the eve
+/// reminder is valid until the morning one (or the start): a run after a
+/// night off sends one reminder, not two saying the same.
+pub fn slots(
+    start: DateTime<Utc>,
+    zone: Tz,
+    cfg: &RemindersConfig,
+) -> Vec<(&'static str, DateTime<Utc>, DateTime<Utc>)> {
     let day = start.with_timezone(&zone).date_naive();
     let at = |date: chrono::NaiveDate, time: NaiveTime| local_to_utc(date.and_time(time), zone);
+    let morning = Some(at(day, cfg.session_day_at)).filter(|m| *m < start);
     let mut out = Vec::with_capacity(2);
-    if let Some(eve) = day.pred_opt() {
-        out.push(("session_eve", at(eve, cfg.session_eve_at)));
+    if let Some(eve) = day.pred_opt().map(|d| at(d, cfg.session_eve_at)) {
+        let until = morning.filter(|m| *m > eve).unwrap_or(start);
+        if eve < until {
+            out.push(("session_eve", eve, until));
+        }
     }
-    // Only when the morning reminder comes before the session.
-    out.push(("session_day", at(day, cfg.session_day_at)));
-    out.retain(|(_, when)| *when < start);
+    if let Some(morning) = morning {
+        out.push(("session_day", morning, start));
+    }
     out
 }
 
-/// Julian day number of an instant, as SQLite's `julianday()` gives it.
-pub fn julian(t: DateTime<Utc>) -> f64 {
-    t.timestamp() as f64 / 86_400.0 + 2_440_587.5
+/// Start times that do not begin with a date (the text prefilter cannot find
+/// them; they are read to be reported).
+pub const NOT_A_DATE: &str = "starts_at NOT GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*'";
+
+/// Bounds for a text prefilter on instants a host wrote: every accepted form
+/// begins with its date, which is at most a day away from the UTC date.
+pub fn date_bounds(from: DateTime<Utc>, to: DateTime<Utc>) -> (String, String) {
+    let day = |t: DateTime<Utc>| t.date_naive().format("%Y-%m-%d").to_string();
+    (day(from - Duration::days(1)), day(to + Duration::days(2)))
 }
 
 pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
@@ -69,20 +86,22 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
         return Ok(());
     }
     let (conn, ctx, cfg) = (em.conn, em.ctx, em.r.cfg);
-    // A session's slots are at most two days before it and valid until it
-    // starts: sessions starting after the last run (to count the expired ones)
-    // and within the next 49 hours. Start times that do not parse are read too,
-    // to be reported.
-    let mut stmt = conn.prepare(
-        "SELECT r.id, r.subject, r.starts_at, r.objective, r.link, r.cancelled, r.completed_at,
-                c.id, c.name, c.email, c.phone, c.locale, c.timezone, c.email_enabled, c.whatsapp_enabled,
-                c.sms_enabled, c.muted_kinds
-         FROM revision_sessions r JOIN students s ON s.id = r.student_id JOIN contacts c ON c.id = s.contact_id
-         WHERE julianday(r.starts_at) > ?1 AND julianday(r.starts_at) <= ?2 OR julianday(r.starts_at) IS NULL
-         ORDER BY julianday(r.starts_at), r.id",
-    )?;
-    let from = em.since().min(ctx.now);
-    let mut rows = stmt.query(params![julian(from), julian(ctx.now + Duration::hours(49))])?;
+    // A session's slots are at most two days before it, and valid at most
+    // until it starts: sessions starting after the last run (to count the
+    // expired ones) and within the next three days, found by date through the
+    // index, then compared as instants.
+    let columns = "r.id, r.subject, r.starts_at, r.objective, r.link, r.cancelled, r.completed_at,
+                   c.id, c.name, c.email, c.phone, c.locale, c.timezone, c.email_enabled, c.whatsapp_enabled,
+                   c.sms_enabled, c.muted_kinds
+                   FROM revision_sessions r JOIN students s ON s.id = r.student_id
+                   JOIN contacts c ON c.id = s.contact_id";
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {columns} WHERE r.starts_at >= ?1 AND r.starts_at < ?2
+         UNION ALL SELECT {columns} WHERE r.{NOT_A_DATE}"
+    ))?;
+    let (from, to) = (em.since().min(ctx.now), ctx.now + Duration::hours(72));
+    let (lo, hi) = date_bounds(from, to);
+    let mut rows = stmt.query(params![lo, hi])?;
     while let Some(row) = rows.next()? {
         let id: i64 = row.get(0)?;
         let raw = column_text(row.get_ref(2)?);
@@ -101,13 +120,16 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
         let link = column_text(row.get_ref(4)?);
         let local_date = |t: DateTime<Utc>| t.with_timezone(&contact.zone).date_naive();
         let days_ahead = (local_date(start) - local_date(ctx.now)).num_days();
-        for (kind, at) in slots(start, contact.zone, cfg) {
+        if start <= from || start > to {
+            continue;
+        }
+        for (kind, at, valid_until) in slots(start, contact.zone, cfg) {
             let due = Due {
                 kind,
                 source_table: "revision_sessions",
                 source_id: id,
                 at,
-                valid_until: start,
+                valid_until,
             };
             em.emit(&due, &contact, |locale| SessionCtx {
                 kind,
@@ -172,8 +194,9 @@ mod tests {
         assert_eq!(
             s,
             vec![
-                ("session_eve", utc("2026-03-29T16:30:00Z")), // Sunday 18:30 CEST
-                ("session_day", utc("2026-03-30T06:00:00Z")), // Monday 08:00 CEST
+                // Sunday 18:30 CEST, until Monday 08:00 CEST
+                ("session_eve", utc("2026-03-29T16:30:00Z"), utc("2026-03-30T06:00:00Z")),
+                ("session_day", utc("2026-03-30T06:00:00Z"), utc("2026-03-30T12:00:00Z")),
             ]
         );
     }
@@ -186,17 +209,7 @@ mod tests {
             PARIS,
             &crate::config::reminders_for_tests(),
         );
-        assert_eq!(s, vec![("session_eve", utc("2026-11-09T17:30:00Z"))]);
-    }
-
-    #[test]
-    #[allow(clippy::disallowed_methods)] // a scratch database, only to ask SQLite's julianday()
-    fn julian_matches_sqlite() {
-        let conn = rusqlite::Connection::open_in_memory().unwrap();
-        let t = utc("2026-03-29T01:30:00Z");
-        let jd: f64 = conn
-            .query_row("SELECT julianday('2026-03-29 03:30:00+02:00')", [], |r| r.get(0))
-            .unwrap();
-        assert!((julian(t) - jd).abs() < 1e-6, "{} vs {jd}", julian(t));
+        let start = utc("2026-11-10T06:30:00Z");
+        assert_eq!(s, vec![("session_eve", utc("2026-11-09T17:30:00Z"), start)]);
     }
 }

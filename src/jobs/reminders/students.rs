@@ -11,11 +11,11 @@ use serde::Serialize;
 
 use super::contact::{Contact, flag};
 use super::emit::{Due, Emitter};
-use super::sessions::julian;
+use super::sessions::date_bounds;
 use super::{ContactCtx, absolute_link};
 use crate::config::{Locale, RemindersConfig};
 use crate::instant::{self, local_to_utc};
-use crate::jobs::column_text;
+use crate::jobs::{column_id, column_text};
 use crate::templates::{local_date, local_day, local_time};
 
 /// Today's inactivity slot, when the student has been away long enough:
@@ -71,8 +71,11 @@ struct InactivityCtx<'a> {
     kind: &'a str,
     contact: ContactCtx<'a>,
     days_inactive: i64,
-    /// The local date of the last activity (or of the subscription).
+    /// The local date of the last activity, or of the subscription when
+    /// that is later (or the student was never active).
     last_active_local: String,
+    /// Whether `last_active_local` is an activity, not the subscription.
+    ever_active: bool,
     site_url: Option<&'a str>,
 }
 
@@ -143,18 +146,25 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
             continue;
         };
         if inactivity && em.wants("inactivity", &contact) {
-            let mut seen = None;
-            for (i, column) in [(3, "last_active_at"), (2, "subscribed_at")] {
-                let raw = column_text(row.get_ref(i)?).filter(|v| !v.trim().is_empty());
-                if let Some(v) = raw {
-                    seen = instant::parse(&v);
-                    if seen.is_none() {
+            // The later of the last activity and the subscription: a student
+            // who subscribes again starts afresh.
+            let mut seen: Option<(DateTime<Utc>, bool)> = None;
+            let mut readable = true;
+            for (i, column, active) in [(3, "last_active_at", true), (2, "subscribed_at", false)] {
+                let Some(v) = column_text(row.get_ref(i)?).filter(|v| !v.trim().is_empty()) else {
+                    continue;
+                };
+                match instant::parse(&v) {
+                    Some(t) if seen.is_none_or(|(s, _)| t > s) => seen = Some((t, active)),
+                    Some(_) => {}
+                    None => {
                         em.bad_instant("students", id, column, Some(&v), "no inactivity reminder");
+                        readable = false;
                     }
-                    break;
                 }
             }
-            if let Some(seen) = seen
+            if readable
+                && let Some((seen, ever_active)) = seen
                 && let Some((at, valid_until, days)) = inactivity_slot(ctx.now, seen, contact.zone, cfg)
             {
                 let due = Due {
@@ -169,6 +179,7 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
                     contact: ContactCtx { name: &contact.name },
                     days_inactive: days,
                     last_active_local: local_date(seen, contact.zone, locale),
+                    ever_active,
                     site_url: ctx.site_url,
                 })?;
             }
@@ -213,16 +224,20 @@ fn plan_digests(em: &mut Emitter<'_>, digests: Vec<Digest>) -> anyhow::Result<()
         return Ok(());
     };
     let (conn, ctx) = (em.conn, em.ctx);
+    // Found by date through the index (a day of margin), compared as instants
+    // below; start times that are not dates are reported by the session kinds.
     let mut stmt = conn.prepare(
         "SELECT student_id, subject, starts_at, objective, link, cancelled, completed_at
          FROM revision_sessions
-         WHERE julianday(starts_at) >= ?1 AND julianday(starts_at) < ?2
-         ORDER BY student_id, julianday(starts_at), id",
+         WHERE starts_at >= ?1 AND starts_at < ?2
+         ORDER BY student_id, starts_at, id",
     )?;
+    let (lo, hi) = date_bounds(from, to);
     let mut rows = stmt
-        .query_map(params![julian(from), julian(to)], |r| {
+        .query_map(params![lo, hi], |r| {
             Ok(SessionRow {
-                student_id: r.get(0)?,
+                // Not an id (a host's loose column): matches no student.
+                student_id: column_id(r.get_ref(0)?).unwrap_or(i64::MIN),
                 subject: column_text(r.get_ref(1)?).unwrap_or_default(),
                 start: column_text(r.get_ref(2)?).as_deref().and_then(instant::parse),
                 objective: column_text(r.get_ref(3)?)
@@ -297,6 +312,7 @@ pub fn inactivity_sample(optional_present: bool) -> serde_json::Value {
         contact: ContactCtx { name: "Léa <Mba>" },
         days_inactive: 4,
         last_active_local: "06/03/2026".into(),
+        ever_active: optional_present,
         site_url: optional_present.then_some("https://example.com"),
     })
     .unwrap_or_default()
