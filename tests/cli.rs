@@ -304,3 +304,15 @@ fn file_transport_writes_one_eml_per_message() {
     let files: Vec<_> = std::fs::read_dir(dir.path().join("out")).unwrap().flatten().collect();
     assert_eq!(files.len(), 2);
 }
+
+#[test]
+fn a_reminder_slot_late_in_the_evening_is_warned_about() {
+    let smtp = SmtpServer::start();
+    let env = TestEnv::new(smtp.port, "[reminders]\nweekly_digest_at = \"sun 23:30\"\n");
+    let out = env.run(&["config", "check"], NOW).success();
+    assert!(
+        out.stderr.contains("reminders.weekly_digest_at is 23:30") && out.stderr.contains("midnight"),
+        "{}",
+        out.stderr
+    );
+}

@@ -346,7 +346,7 @@ fn weekly_digest_once_under_a_run_every_ten_minutes_for_a_week() {
     assert!(text.contains("Friday 13 March 17:00  Probability"), "{text}");
     let html = digest.part("text/html").unwrap();
     assert!(
-        html.contains(">Statistics</a>") && html.contains("href=\"https:"),
+        html.contains(r#"<a href="https:&#x2f;&#x2f;tutor.example.com&#x2f;sessions&#x2f;Statistics">Statistics</a>"#),
         "{html}"
     );
 }
@@ -431,6 +431,24 @@ fn a_parent_message_is_escaped_in_html_and_shortened_on_whatsapp_and_sms() {
 
     env.run(&["send-reminders"], "2026-03-10T18:10:00Z").success();
     assert_eq!((smtp.mails().len(), twilio.accepted().len()), (1, 2), "sent once");
+
+    // Another author, then none: named as such.
+    db.execute(
+        "INSERT INTO contacts (name, email) VALUES ('Mr Obame', 'obame@example.com')",
+        [],
+    )
+    .unwrap();
+    let tutor = db.last_insert_rowid();
+    db.execute(
+        "INSERT INTO manual_reminders (student_id, author_contact_id, message, created_at)
+         VALUES (?1, ?2, 'See you Thursday', '2026-03-11T08:00:00Z'), (?1, NULL, 'Hello', '2026-03-11T08:00:00Z')",
+        rusqlite::params![lea, tutor],
+    )
+    .unwrap();
+    env.run(&["send-reminders", "--kind", "manual"], "2026-03-11T08:05:00Z")
+        .success();
+    let subjects: Vec<String> = smtp.mails()[1..].iter().map(|m| m.subject()).collect();
+    assert_eq!(subjects, ["A message from Mr Obame", "A message for you"]);
 }
 
 #[test]
@@ -494,4 +512,110 @@ fn dry_run_writes_nothing_and_bad_rows_are_named() {
         "the bad row held nothing back: {:?}",
         kinds(&smtp)
     );
+}
+
+#[test]
+fn each_student_gets_a_digest_of_their_own_sessions() {
+    let (smtp, twilio) = (SmtpServer::start(), FakeTwilio::start());
+    let env = env(&smtp, &twilio, "");
+    let ids: Vec<i64> = ["Ana", "Ben", "Cleo"]
+        .iter()
+        .map(|n| student(&env, n, None, "2026-03-08T10:00:00Z"))
+        .collect();
+    for (i, id) in ids.iter().enumerate() {
+        session(&env, *id, &format!("Past{i}"), "2026-03-04T16:00:00Z");
+        session(&env, *id, &format!("Next{i}"), "2026-03-10T16:00:00Z");
+    }
+    // Ben muted the digest: the sessions read for him must not leak into Cleo's.
+    env.db()
+        .execute(
+            "UPDATE contacts SET muted_kinds = 'weekly_digest' WHERE name = 'Ben'",
+            [],
+        )
+        .unwrap();
+    env.run(&["send-reminders", "--kind", "weekly_digest"], "2026-03-08T19:00:00Z")
+        .success();
+    assert_eq!(smtp.recipients(), ["ana@example.com", "cleo@example.com"]);
+    for (to, mine) in [("ana@example.com", 0), ("cleo@example.com", 2)] {
+        let text = smtp.mail_to(to).decoded();
+        assert!(
+            text.contains(&format!("Past{mine}")) && text.contains(&format!("Next{mine}")),
+            "{text}"
+        );
+        for other in (0..3).filter(|i| *i != mine) {
+            assert!(
+                !text.contains(&format!("Past{other}")),
+                "{to} has only their sessions: {text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn students_follow_their_channels_language_and_zone() {
+    let (smtp, twilio) = (SmtpServer::start(), FakeTwilio::start());
+    let env = env(
+        &smtp,
+        &twilio,
+        "[reminders]\nweekly_digest_at = \"mon 07:00\"\ndisabled_kinds = [\"session_day\"]\n",
+    );
+    // Awa, in New York, reads French and wants WhatsApp only.
+    let awa = student(&env, "Awa", Some("+12125550123"), "2026-03-06T10:00:00Z");
+    env.db()
+        .execute(
+            "UPDATE contacts SET locale = 'fr', timezone = 'America/New_York', email_enabled = 0, sms_enabled = 0
+             WHERE name = 'Awa'",
+            [],
+        )
+        .unwrap();
+    session(&env, awa, "Chimie", "2026-03-10T14:00:00Z"); // Tuesday 10:00 in New York (EDT)
+    // Monday 9 March 18:30 EDT is 22:30Z; on Paris time it would be 17:30Z.
+    env.run(&["send-reminders", "--kind", "session_eve"], "2026-03-09T17:30:00Z")
+        .success();
+    assert!(twilio.accepted().is_empty(), "not on Paris time");
+    env.run(&["send-reminders"], "2026-03-09T22:30:00Z").success();
+    let sent = twilio.accepted();
+    let bodies: Vec<&str> = sent.iter().map(|r| r.form["Body"].as_str()).collect();
+    assert_eq!(sent.len(), 3, "eve, digest, inactivity: {bodies:?}");
+    assert!(sent.iter().all(|r| r.form["To"] == "whatsapp:+12125550123"));
+    // Last seen Friday: Monday is day 3 in New York too.
+    assert!(
+        bodies.iter().any(|b| b.starts_with("3 jours sans réviser, Awa")),
+        "{bodies:?}"
+    );
+    assert!(
+        bodies.contains(
+            &"Demain 10:00 : séance de révision, Chimie. Objectif : Chapter 4 exercises. https://tutor.example.com/sessions/Chimie"
+        ),
+        "{bodies:?}"
+    );
+    // Monday's 07:00 digest (New York) is valid until midnight there.
+    assert!(
+        bodies
+            .iter()
+            .any(|b| b.starts_with("Ta semaine : 0 faite(s), 0 manquée(s). À venir : mardi 10 mars 10:00 Chimie")),
+        "{bodies:?}"
+    );
+    assert!(smtp.mails().is_empty(), "email is off");
+    // session_day is disabled in the config.
+    env.run(&["send-reminders"], "2026-03-10T12:30:00Z").success();
+    assert_eq!(twilio.accepted().len(), 3);
+}
+
+#[test]
+fn a_student_who_subscribed_again_counts_from_the_subscription() {
+    let (smtp, twilio) = (SmtpServer::start(), FakeTwilio::start());
+    let env = env(&smtp, &twilio, "");
+    let s = student(&env, "Lea", None, "2026-03-01T10:00:00Z");
+    // Subscribed again on Thursday, not seen since: four days on Monday, not eight.
+    env.db()
+        .execute(
+            "UPDATE students SET subscribed_at = '2026-03-05 10:00:00' WHERE id = ?1",
+            [s],
+        )
+        .unwrap();
+    env.run(&["send-reminders", "--kind", "inactivity"], "2026-03-09T09:00:00Z")
+        .success();
+    let text = smtp.mails()[0].decoded();
+    assert!(text.contains("You subscribed 4 days ago (2026-03-05)"), "{text}");
 }

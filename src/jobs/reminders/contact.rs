@@ -111,3 +111,24 @@ impl Contact {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::flag;
+    use rusqlite::types::ValueRef;
+
+    #[test]
+    fn host_booleans_in_their_usual_spellings() {
+        for yes in [&b"1"[..], b"TRUE", b"True", b" yes ", b"on", b"t"] {
+            assert!(flag(ValueRef::Text(yes), false), "{:?}", String::from_utf8_lossy(yes));
+        }
+        for no in [&b"0"[..], b"FALSE", b"No", b"off", b""] {
+            assert!(!flag(ValueRef::Text(no), true), "{:?}", String::from_utf8_lossy(no));
+        }
+        assert!(flag(ValueRef::Integer(2), false));
+        assert!(flag(ValueRef::Real(1.0), false));
+        assert!(!flag(ValueRef::Integer(0), true));
+        assert!(flag(ValueRef::Null, true) && !flag(ValueRef::Null, false));
+        assert!(flag(ValueRef::Text(b"maybe"), true), "unknown text keeps the default");
+    }
+}
