@@ -74,12 +74,19 @@ pub fn slots(
 /// them; they are read to be reported).
 pub const NOT_A_DATE: &str = "starts_at NOT GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*'";
 
-/// Bounds for a text prefilter on instants a host wrote: every accepted form
-/// begins with its date, which is at most a day away from the UTC date.
+/// Bounds `[lo, hi)` for a text prefilter on instants a host wrote: every
+/// accepted form begins with its date in its own offset (UTC-12 to UTC+14).
 pub fn date_bounds(from: DateTime<Utc>, to: DateTime<Utc>) -> (String, String) {
     let day = |t: DateTime<Utc>| t.date_naive().format("%Y-%m-%d").to_string();
-    (day(from - Duration::days(1)), day(to + Duration::days(2)))
+    (
+        day(from - Duration::hours(12)),
+        day(to + Duration::hours(14) + Duration::days(1)),
+    )
 }
+
+/// How far ahead a session can have a due reminder: the eve slot is at most
+/// 48 hours before the start, plus a DST change (up to 2 hours in some zones).
+const LOOK_AHEAD_H: i64 = 51;
 
 pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
     if !KINDS.iter().any(|k| em.r.wanted(k)) {
@@ -88,7 +95,7 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
     let (conn, ctx, cfg) = (em.conn, em.ctx, em.r.cfg);
     // A session's slots are at most two days before it, and valid at most
     // until it starts: sessions starting after the last run (to count the
-    // expired ones) and within the next three days, found by date through the
+    // expired ones) and within LOOK_AHEAD_H hours, found by date through the
     // index, then compared as instants.
     let columns = "r.id, r.subject, r.starts_at, r.objective, r.link, r.cancelled, r.completed_at,
                    c.id, c.name, c.email, c.phone, c.locale, c.timezone, c.email_enabled, c.whatsapp_enabled,
@@ -99,7 +106,7 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
         "SELECT {columns} WHERE r.starts_at >= ?1 AND r.starts_at < ?2
          UNION ALL SELECT {columns} WHERE r.{NOT_A_DATE}"
     ))?;
-    let (from, to) = (em.since().min(ctx.now), ctx.now + Duration::hours(72));
+    let (from, to) = (em.since().min(ctx.now), ctx.now + Duration::hours(LOOK_AHEAD_H));
     let (lo, hi) = date_bounds(from, to);
     let mut rows = stmt.query(params![lo, hi])?;
     while let Some(row) = rows.next()? {
@@ -109,6 +116,10 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
             em.bad_instant("revision_sessions", id, "starts_at", raw.as_deref(), "session skipped");
             continue;
         };
+        // The date prefilter's margin: outside the window, nothing to do.
+        if start <= from || start > to {
+            continue;
+        }
         if flag(row.get_ref(5)?, false) || column_text(row.get_ref(6)?).is_some_and(|c| !c.trim().is_empty()) {
             continue;
         }
@@ -120,9 +131,6 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
         let link = column_text(row.get_ref(4)?);
         let local_date = |t: DateTime<Utc>| t.with_timezone(&contact.zone).date_naive();
         let days_ahead = (local_date(start) - local_date(ctx.now)).num_days();
-        if start <= from || start > to {
-            continue;
-        }
         for (kind, at, valid_until) in slots(start, contact.zone, cfg) {
             let due = Due {
                 kind,
@@ -211,5 +219,18 @@ mod tests {
         );
         let start = utc("2026-11-10T06:30:00Z");
         assert_eq!(s, vec![("session_eve", utc("2026-11-09T17:30:00Z"), start)]);
+    }
+
+    #[test]
+    fn the_date_prefilter_keeps_every_offset() {
+        let (from, to) = (utc("2026-03-10T05:00:00Z"), utc("2026-03-12T20:00:00Z"));
+        let (lo, hi) = date_bounds(from, to);
+        // Just after `from` written at UTC-12, just before `to` at UTC+14.
+        for written in ["2026-03-09T17:01:00-12:00", "2026-03-13 10:00:00+14:00"] {
+            assert!(
+                written >= lo.as_str() && written < hi.as_str(),
+                "{written} in [{lo}, {hi})"
+            );
+        }
     }
 }
