@@ -9,22 +9,15 @@ use support::{SmtpServer, TestEnv};
 /// Config zone Libreville (UTC+1, no DST); Twilio at the fake server.
 fn env(smtp: &SmtpServer, twilio: &FakeTwilio, extra: &str) -> TestEnv {
     let env = TestEnv::new(smtp.port, "");
-    std::fs::write(env.dir.path().join("twilio-token"), "s3cret-token\n").unwrap();
     let base = std::fs::read_to_string(env.config_path())
         .unwrap()
         .replace("Europe/Paris", "Africa/Libreville");
     env.write_config(&format!(
         r#"{base}
-[whatsapp]
-account_sid = "ACtest"
-auth_token_file = "twilio-token"
-from = "whatsapp:+14155238886"
-sms_from = "+15005550006"
-api_base = "http://127.0.0.1:{}"
-[whatsapp.content_sids]
+{}[whatsapp.content_sids]
 loan_d1 = {{ sid = "HX0123456789abcdef0123456789abcdef", variables = ["contact.name", "loan.item", "due_local"] }}
 {extra}"#,
-        twilio.port
+        twilio.config(env.dir.path())
     ));
     env
 }

@@ -10,19 +10,13 @@ use support::{SmtpServer, TestEnv};
 
 fn env(smtp: &SmtpServer, twilio: &FakeTwilio, extra: &str) -> TestEnv {
     let env = TestEnv::new(smtp.port, "");
-    std::fs::write(env.dir.path().join("twilio-token"), "s3cret-token\n").unwrap();
     let base = std::fs::read_to_string(env.config_path()).unwrap();
     env.write_config(&format!(
         r#"site_url = "https://tutor.example.com/"
 {base}
-[whatsapp]
-account_sid = "ACtest"
-auth_token_file = "twilio-token"
-from = "whatsapp:+14155238886"
-sms_from = "+15005550006"
-api_base = "http://127.0.0.1:{}"
+{}
 {extra}"#,
-        twilio.port
+        twilio.config(env.dir.path())
     ));
     env
 }

@@ -49,6 +49,23 @@ fn decode(s: &str) -> String {
 }
 
 impl FakeTwilio {
+    /// The `[whatsapp]` section that sends to this server, its token written
+    /// into `dir` (account ACtest, token s3cret-token).
+    #[allow(dead_code)]
+    pub fn config(&self, dir: &std::path::Path) -> String {
+        std::fs::write(dir.join("twilio-token"), "s3cret-token\n").unwrap();
+        format!(
+            r#"[whatsapp]
+account_sid = "ACtest"
+auth_token_file = "twilio-token"
+from = "whatsapp:+14155238886"
+sms_from = "+15005550006"
+api_base = "http://127.0.0.1:{}"
+"#,
+            self.port
+        )
+    }
+
     pub fn start() -> Self {
         let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
         let port = server.server_addr().to_ip().unwrap().port();
