@@ -58,16 +58,15 @@ pub fn plan(conn: &mut Connection, r: &Reminders<'_>, ctx: &PlanCtx<'_>) -> anyh
         return Ok(PlanReport::default());
     }
     let since = last_run(conn, ctx.now)?;
+    let reader;
     let mut em = if ctx.dry_run {
         Emitter::collecting(conn, r, ctx, since)
     } else {
         // Rows are read on a second connection while messages are written,
         // as they are made, in short transactions: memory stays flat and the
         // host's writes never wait long, however many reminders are due.
-        let reader = ctx.db.connect()?;
-        let mut em = Emitter::writing(&reader, conn, r, ctx, since);
-        plan_all(&mut em)?;
-        return em.finish();
+        reader = ctx.db.connect()?;
+        Emitter::writing(&reader, conn, r, ctx, since)
     };
     plan_all(&mut em)?;
     em.finish()

@@ -167,8 +167,10 @@ impl<'a> Emitter<'a> {
         let key = |channel: &str| due.key(contact.zone, channel);
         let what = || format!("{} for {} id {}", due.kind, due.source_table, due.source_id);
         let channels = contact.channels();
+        let fresh = self.unplanned(due, contact.zone, &channels)?;
         if now >= due.valid_until {
-            if due.valid_until > self.since && !self.any_planned(channels.iter().map(|(c, _)| key(c)))? {
+            // Counted once: not when any of its messages was planned before it expired.
+            if due.valid_until > self.since && fresh.len() == channels.len() {
                 self.report
                     .skipped
                     .push(format!("{}: expired at {}", what(), instant::format(due.valid_until)));
@@ -182,12 +184,6 @@ impl<'a> Emitter<'a> {
                     .push(format!("{}: contact {} has no usable channel", what(), contact.id));
             }
             return Ok(());
-        }
-        let mut fresh = Vec::with_capacity(channels.len());
-        for channel in &channels {
-            if !planned_already(self.ledger(), &key(channel.0))? {
-                fresh.push(channel);
-            }
         }
         if fresh.is_empty() {
             return Ok(());
@@ -241,16 +237,23 @@ impl<'a> Emitter<'a> {
         if !self.wants(due.kind, contact) || due.at > now || now >= due.valid_until {
             return Ok(false);
         }
-        for (channel, _) in contact.channels() {
-            if !planned_already(self.ledger(), &due.key(contact.zone, channel))? {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+        Ok(!self.unplanned(due, contact.zone, &contact.channels())?.is_empty())
     }
 
-    fn any_planned(&self, mut keys: impl Iterator<Item = String>) -> rusqlite::Result<bool> {
-        keys.try_fold(false, |found, k| Ok(found || planned_already(self.ledger(), &k)?))
+    /// The channels whose message for `due` is not planned yet.
+    fn unplanned<'c>(
+        &self,
+        due: &Due,
+        zone: chrono_tz::Tz,
+        channels: &'c [(&'static str, String)],
+    ) -> rusqlite::Result<Vec<&'c (&'static str, String)>> {
+        let mut out = Vec::with_capacity(channels.len());
+        for channel in channels {
+            if !planned_already(self.ledger(), &due.key(zone, channel.0))? {
+                out.push(channel);
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -224,7 +224,7 @@ fn plan_digests(em: &mut Emitter<'_>, digests: Vec<Digest>) -> anyhow::Result<()
         return Ok(());
     };
     let (conn, ctx) = (em.conn, em.ctx);
-    // Found by date through the index (a day of margin), compared as instants
+    // Found by date through the index (`date_bounds`), compared as instants
     // below; start times that are not dates are reported by the session kinds.
     let mut stmt = conn.prepare(
         "SELECT student_id, subject, starts_at, objective, link, cancelled, completed_at
