@@ -96,6 +96,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
                 Some(&|conn, plan_ctx| jobs::reminders::plan(conn, &reminders, plan_ctx)),
             )
         }
+        Command::SyncAttendance { job, service } => cmd::sync::run(&ctx, job.dry_run, job.force, service.as_deref()),
         Command::Deliver(args) => run_job(&ctx, "deliver", args.dry_run, false, None),
         Command::Db(DbCommand::Migrate) => cmd::db::migrate(&ctx),
         Command::Db(DbCommand::Status) => cmd::db::status(&ctx),

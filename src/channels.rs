@@ -2,6 +2,7 @@
 //! protocol and how its failures classify; it knows nothing about jobs.
 
 pub mod email;
+pub mod http;
 pub mod twilio;
 
 use std::fmt;

@@ -51,6 +51,14 @@ pub enum Command {
         #[arg(long = "kind", value_name = "KIND", value_parser = parse_kind)]
         kinds: Vec<String>,
     },
+    /// Pull users from, and push time-clock punches in batches to, the HR APIs
+    SyncAttendance {
+        #[command(flatten)]
+        job: JobArgs,
+        /// Only this service of [attendance.services]
+        #[arg(long, value_name = "NAME")]
+        service: Option<String>,
+    },
     /// Send every job's pending messages whose retry time has come
     Deliver(DryRun),
     /// Database schema: migrate or show status

@@ -5,4 +5,5 @@ pub mod db;
 pub mod demo;
 pub mod init;
 pub mod log;
+pub mod sync;
 pub mod test_email;

@@ -2,6 +2,7 @@
 //! one conversion, where zones, addresses, paths and secrets are checked. Every
 //! error names the file, the key and what was expected (exit 78).
 
+mod attendance;
 mod discover;
 mod email;
 mod raw;
@@ -18,6 +19,7 @@ use chrono_tz::Tz;
 use lettre::Address;
 
 use crate::exit::{Exit, fail};
+pub use attendance::{AttendanceConfig, HrAuth, HrTransport, ServiceConfig};
 pub use discover::candidates as discovery_paths;
 pub use email::{EmailConfig, EmailTransport, Security, SmtpConfig};
 pub use raw::RawConfig;
@@ -66,6 +68,7 @@ pub struct Config {
     pub reports: ReportsConfig,
     pub reminders: RemindersConfig,
     pub whatsapp: Option<WhatsappConfig>,
+    pub attendance: AttendanceConfig,
     /// `[monitoring] log_format = "json"`.
     pub json_logs: bool,
     /// Notices found while converting (plain secrets in a readable file).
@@ -269,6 +272,7 @@ fn convert(raw: RawConfig, path: &Path) -> Result<Config, String> {
             ));
         }
     };
+    let attendance = attendance::convert(raw.attendance, path, &dir, delivery.lease, &mut warnings)?;
     Ok(Config {
         path: path.to_path_buf(),
         database: resolve(raw.database.as_deref().unwrap_or("rappel.db")),
@@ -282,6 +286,7 @@ fn convert(raw: RawConfig, path: &Path) -> Result<Config, String> {
         reports: reports::convert(raw.reports, &dir)?,
         reminders: reminders::convert_reminders(raw.reminders, &mut warnings)?,
         whatsapp: reminders::convert_whatsapp(raw.whatsapp, path, &dir, &mut warnings)?,
+        attendance,
         json_logs,
         warnings,
     })
@@ -316,6 +321,34 @@ pub(crate) fn within<T: PartialOrd + std::fmt::Display + Copy>(v: T, min: T, max
     } else {
         Err(format!("{key}: {v} (expected a number from {min} to {max})"))
     }
+}
+
+/// An API's base URL: http(s), no trailing slash, https unless the host is this machine.
+pub(crate) fn http_base(key: &str, url: &str) -> Result<String, String> {
+    let url = url.trim().trim_end_matches('/');
+    let host = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| format!("{key}: {url:?} is not an http(s) URL"))?;
+    let authority = host.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.contains('@') {
+        return Err(format!(
+            "{key}: the URL holds credentials; give them in the service's own keys, from env or a file"
+        ));
+    }
+    let name = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.split(':').next().unwrap_or(""),
+    };
+    if name.is_empty() {
+        return Err(format!("{key}: {url:?} has no host"));
+    }
+    if url.starts_with("http://") && !is_loopback(name) {
+        return Err(format!(
+            "{key}: {url:?} must use https (plain http only to a loopback host such as 127.0.0.1)"
+        ));
+    }
+    Ok(url.to_string())
 }
 
 /// Whether a host name is this machine (plain-text protocols are allowed only there).

@@ -35,10 +35,15 @@ const MIGRATIONS: &[Migration] = &[
         name: "0003_sessions.sql",
         sql: include_str!("../sql/0003_sessions.sql"),
     },
+    Migration {
+        version: 4,
+        name: "0004_attendance.sql",
+        sql: include_str!("../sql/0004_attendance.sql"),
+    },
 ];
 
 /// The schema version this binary writes.
-pub const LATEST: u32 = 3;
+pub const LATEST: u32 = 4;
 
 /// Tables host applications write; `db status` checks their columns.
 pub const INPUT_TABLES: &[&str] = &[

@@ -1,6 +1,7 @@
 //! The jobs: each turns stored rows into planned messages for the engine. A
 //! job plans; it never sends, and never imports another job.
 
+pub mod attendance;
 pub mod delay_alerts;
 pub mod reminders;
 pub mod reports;
@@ -33,6 +34,22 @@ pub fn column_id(v: rusqlite::types::ValueRef<'_>) -> Option<i64> {
         ValueRef::Integer(i) => Some(i),
         ValueRef::Text(t) => std::str::from_utf8(t).ok()?.trim().parse().ok(),
         _ => None,
+    }
+}
+
+/// A host's boolean column: 0/1 (any non-zero number is true), or text such
+/// as "true", "yes", "off"; `None` for NULL, blobs and other text.
+pub fn column_flag(v: rusqlite::types::ValueRef<'_>) -> Option<bool> {
+    use rusqlite::types::ValueRef;
+    match v {
+        ValueRef::Integer(i) => Some(i != 0),
+        ValueRef::Real(f) => Some(f != 0.0),
+        ValueRef::Text(t) => match t.trim_ascii().to_ascii_lowercase().as_slice() {
+            b"1" | b"true" | b"t" | b"yes" | b"y" | b"on" => Some(true),
+            b"0" | b"false" | b"f" | b"no" | b"n" | b"off" | b"" => Some(false),
+            _ => None,
+        },
+        ValueRef::Null | ValueRef::Blob(_) => None,
     }
 }
 

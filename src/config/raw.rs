@@ -138,7 +138,6 @@ pub struct RawReminders {
     pub disabled_kinds: Option<Vec<String>>,
 }
 
-#[allow(dead_code, reason = "read by sync-attendance")]
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAttendance {
@@ -146,11 +145,10 @@ pub struct RawAttendance {
     pub services: Option<BTreeMap<String, RawService>>,
 }
 
-#[allow(dead_code, reason = "read by sync-attendance")]
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawService {
-    pub base_url: String,
+    pub base_url: Option<String>,
     pub users_endpoint: Option<String>,
     pub attendance_endpoint: Option<String>,
     pub auth: Option<String>,

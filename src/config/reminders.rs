@@ -8,7 +8,7 @@ use std::path::Path;
 use chrono::{NaiveTime, Weekday};
 
 use super::raw::{RawReminders, RawWhatsapp};
-use super::{Secret, is_loopback, secret, within};
+use super::{Secret, http_base, secret, within};
 
 /// Every reminder kind, by its stable name: the seven loan kinds first.
 pub const KINDS: &[&str] = &[
@@ -168,23 +168,10 @@ pub(super) fn convert_whatsapp(
                 warnings,
             )?
             .ok_or("whatsapp.auth_token_env: missing (set auth_token_env or auth_token_file)")?;
-            let api_base = w
-                .api_base
-                .unwrap_or_else(|| "https://api.twilio.com".into())
-                .trim_end_matches('/')
-                .to_string();
-            let host = api_base
-                .strip_prefix("https://")
-                .or_else(|| api_base.strip_prefix("http://"))
-                .ok_or_else(|| format!("whatsapp.api_base: {api_base:?} is not an http(s) URL"))?
-                .split(['/', ':'])
-                .next()
-                .unwrap_or("");
-            if api_base.starts_with("http://") && !is_loopback(host) {
-                return Err(format!(
-                    "whatsapp.api_base: {api_base:?} must use https (plain http only to a loopback host)"
-                ));
-            }
+            let api_base = http_base(
+                "whatsapp.api_base",
+                w.api_base.as_deref().unwrap_or("https://api.twilio.com"),
+            )?;
             WhatsappTransport::Twilio {
                 account_sid,
                 auth_token,

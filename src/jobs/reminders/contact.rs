@@ -7,7 +7,7 @@ use rusqlite::types::ValueRef;
 
 use crate::channels::twilio::is_e164;
 use crate::config::Locale;
-use crate::jobs::{PlanCtx, PlanReport, column_text};
+use crate::jobs::{PlanCtx, PlanReport, column_flag, column_text};
 
 pub struct Contact {
     pub id: i64,
@@ -24,17 +24,7 @@ pub struct Contact {
 
 /// A host's boolean column: 0/1, or text such as "true"; NULL is `default`.
 pub fn flag(v: ValueRef<'_>, default: bool) -> bool {
-    match v {
-        ValueRef::Integer(i) => i != 0,
-        ValueRef::Null => default,
-        ValueRef::Real(f) => f != 0.0,
-        ValueRef::Text(t) => match t.trim_ascii().to_ascii_lowercase().as_slice() {
-            b"1" | b"true" | b"t" | b"yes" | b"y" | b"on" => true,
-            b"0" | b"false" | b"f" | b"no" | b"n" | b"off" | b"" => false,
-            _ => default,
-        },
-        ValueRef::Blob(_) => default,
-    }
+    column_flag(v).unwrap_or(default)
 }
 
 impl Contact {

@@ -1,0 +1,253 @@
+//! The HR APIs sync-attendance talks to: one ureq agent per service (keep-alive,
+//! no redirects, error bodies read), or a folder of JSON batches. Knows how
+//! HTTP answers classify, and masks the service's secrets in all it reports.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+
+use super::SendError;
+use crate::config::{HrAuth, HrTransport, ServiceConfig};
+
+/// The longest `Retry-After` honoured; a larger one is read as this.
+const RETRY_AFTER_MAX: Duration = Duration::from_secs(7 * 24 * 3_600);
+/// How much of an answer is read (results of a 10,000-log batch fit).
+const BODY_LIMIT: u64 = 16 * 1024 * 1024;
+
+enum Carrier {
+    Http {
+        agent: ureq::Agent,
+        users_url: Option<String>,
+        attendance_url: String,
+        authorization: Option<String>,
+    },
+    File(PathBuf),
+}
+
+pub struct HrApi {
+    carrier: Carrier,
+    /// Strings never to show: the secret and the header built from it.
+    masked: Vec<String>,
+}
+
+impl HrApi {
+    pub fn new(cfg: &ServiceConfig) -> Self {
+        match &cfg.transport {
+            HrTransport::Http {
+                base_url,
+                users_endpoint,
+                attendance_endpoint,
+                auth,
+            } => {
+                let config = ureq::config::Config::builder()
+                    .http_status_as_error(false)
+                    .max_redirects(0)
+                    .timeout_global(Some(cfg.timeout))
+                    .user_agent(concat!("rappel/", env!("CARGO_PKG_VERSION")))
+                    .build();
+                let authorization = match auth {
+                    HrAuth::Bearer(token) => Some(format!("Bearer {}", token.expose())),
+                    HrAuth::Basic { username, password } => Some(format!(
+                        "Basic {}",
+                        base64::engine::general_purpose::STANDARD.encode(format!("{username}:{}", password.expose()))
+                    )),
+                    HrAuth::None => None,
+                };
+                let mut masked: Vec<String> = auth.secrets().into_iter().map(str::to_string).collect();
+                masked.extend(
+                    authorization
+                        .iter()
+                        .filter_map(|a| a.split_once(' '))
+                        .map(|(_, v)| v.to_string()),
+                );
+                masked.retain(|s| !s.is_empty());
+                HrApi {
+                    carrier: Carrier::Http {
+                        agent: ureq::Agent::new_with_config(config),
+                        users_url: users_endpoint.as_ref().map(|e| format!("{base_url}{e}")),
+                        attendance_url: format!("{base_url}{attendance_endpoint}"),
+                        authorization,
+                    },
+                    masked,
+                }
+            }
+            HrTransport::File { dir } => HrApi {
+                carrier: Carrier::File(dir.clone()),
+                masked: Vec::new(),
+            },
+        }
+    }
+
+    /// Where batches go: the attendance URL, or the outbox folder.
+    pub fn destination(&self) -> String {
+        match &self.carrier {
+            Carrier::Http { attendance_url, .. } => attendance_url.clone(),
+            Carrier::File(dir) => dir.display().to_string(),
+        }
+    }
+
+    /// Where users come from; `None` when this service has none to pull.
+    pub fn users_url(&self) -> Option<&str> {
+        match &self.carrier {
+            Carrier::Http { users_url, .. } => users_url.as_deref(),
+            Carrier::File(_) => None,
+        }
+    }
+
+    /// The users list's body; `Ok(None)` when this service has none to pull.
+    pub fn users(&self, now: DateTime<Utc>) -> Result<Option<String>, SendError> {
+        let Carrier::Http {
+            agent, authorization, ..
+        } = &self.carrier
+        else {
+            return Ok(None);
+        };
+        let Some(url) = self.users_url() else {
+            return Ok(None);
+        };
+        let mut request = agent.get(url).header("Accept", "application/json");
+        if let Some(a) = authorization {
+            request = request.header("Authorization", a);
+        }
+        self.answer(url, request.call(), now).map(Some)
+    }
+
+    /// Posts one batch under its Idempotency-Key; the body of a 2xx answer.
+    pub fn push(&self, key: &str, body: &[u8], now: DateTime<Utc>) -> Result<String, SendError> {
+        match &self.carrier {
+            Carrier::File(dir) => write_batch(dir, key, body).map(|()| String::new()),
+            Carrier::Http {
+                agent,
+                attendance_url,
+                authorization,
+                ..
+            } => {
+                let mut request = agent
+                    .post(attendance_url)
+                    .header("Content-Type", "application/json")
+                    .header("Accept", "application/json")
+                    .header("Idempotency-Key", key);
+                if let Some(a) = authorization {
+                    request = request.header("Authorization", a);
+                }
+                self.answer(attendance_url, request.send(body), now)
+            }
+        }
+    }
+
+    fn answer(
+        &self,
+        url: &str,
+        response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+        now: DateTime<Utc>,
+    ) -> Result<String, SendError> {
+        let mut response = response.map_err(|e| SendError::temporary(self.mask(&format!("{url}: {e}"))))?;
+        let status = response.status().as_u16();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let retry_after = header("retry-after").and_then(|v| retry_after(&v, now));
+        let location = header("location");
+        let body = response.body_mut().with_config().limit(BODY_LIMIT).read_to_string();
+        if (200..300).contains(&status) {
+            return body.map_err(|e| SendError::temporary(format!("{url} answered {status}, then: {e}")));
+        }
+        let what = format!(
+            "HTTP {status} from {url}: {}",
+            excerpt(&self.mask(&body.unwrap_or_default()))
+        );
+        Err(match status {
+            401 | 403 => SendError::Credentials(format!("{what} (check the service's token or password)")),
+            300..=399 => SendError::Credentials(format!(
+                "{what} (a redirect to {}; redirects are not followed: correct base_url)",
+                location.as_deref().unwrap_or("nowhere")
+            )),
+            408 | 429 | 500..=599 => SendError::Temporary {
+                reason: what,
+                retry_after,
+            },
+            _ => SendError::Permanent(what),
+        })
+    }
+
+    /// `text` with every secret replaced by `***`.
+    fn mask(&self, text: &str) -> String {
+        self.masked
+            .iter()
+            .fold(text.to_string(), |acc, secret| acc.replace(secret.as_str(), "***"))
+    }
+}
+
+/// `Retry-After`: seconds, or an HTTP date (read against the run's `now`).
+pub fn retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
+    let value = value.trim();
+    let wait = match value.parse::<u64>() {
+        Ok(s) => Duration::from_secs(s),
+        Err(_) => {
+            let at = DateTime::parse_from_rfc2822(value).ok()?.with_timezone(&Utc);
+            (at - now).to_std().unwrap_or(Duration::ZERO)
+        }
+    };
+    Some(wait.min(RETRY_AFTER_MAX))
+}
+
+/// The first 300 characters of a body, on one line.
+pub fn excerpt(body: &str) -> String {
+    let flat: String = body
+        .trim()
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    match flat.char_indices().nth(300) {
+        Some((i, _)) => format!("{}…", &flat[..i]),
+        None if flat.is_empty() => "(empty body)".to_string(),
+        None => flat,
+    }
+}
+
+/// `<dir>/<key>.json`, written whole (a temporary file renamed) so a reader
+/// never sees half a batch; the same batch again overwrites its own file.
+fn write_batch(dir: &std::path::Path, key: &str, body: &[u8]) -> Result<(), SendError> {
+    let path = dir.join(format!("{key}.json"));
+    let temporary = dir.join(format!(".{key}.json.tmp"));
+    std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::write(&temporary, body))
+        .and_then(|()| std::fs::rename(&temporary, &path))
+        .map_err(|e| SendError::temporary(format!("cannot write {}: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn retry_after_in_seconds_or_as_a_date() {
+        let now = at("2026-03-10T09:00:00Z");
+        assert_eq!(retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(
+            retry_after("Tue, 10 Mar 2026 09:05:00 GMT", now),
+            Some(Duration::from_secs(300))
+        );
+        assert_eq!(retry_after("Tue, 10 Mar 2026 08:00:00 GMT", now), Some(Duration::ZERO));
+        assert_eq!(retry_after("99999999999", now), Some(RETRY_AFTER_MAX));
+        assert_eq!(retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn excerpt_is_bounded_and_on_one_line() {
+        let long = "x".repeat(1_000);
+        assert_eq!(excerpt(&long).chars().count(), 301);
+        assert_eq!(excerpt("a\nb"), "a b");
+        assert_eq!(excerpt("  "), "(empty body)");
+    }
+}

@@ -1,0 +1,135 @@
+//! `rappel sync-attendance [--service NAME]`: one lock per service (a service
+//! whose lock another run holds is left to it), expired claims returned,
+//! then each service synced in turn; one `job_runs` row and one summary.
+
+use std::time::Instant;
+
+use crate::app::Ctx;
+use crate::channels::http::HrApi;
+use crate::config::ServiceConfig;
+use crate::db::Database;
+use crate::engine::lock;
+use crate::engine::tally::{self, Tally};
+use crate::exit::{Exit, OrExit, fail};
+use crate::jobs::attendance::{self, JOB, Sync, ledger};
+use crate::output::{self, Report};
+
+pub fn run(ctx: &Ctx<'_>, dry_run: bool, force: bool, only: Option<&str>) -> anyhow::Result<Exit> {
+    let started = Instant::now();
+    let cfg = &ctx.config.attendance;
+    if cfg.services.is_empty() {
+        return Err(fail(
+            Exit::Config,
+            format!(
+                "{}: no [attendance.services.NAME] section, so sync-attendance has nowhere to push",
+                ctx.config.path.display()
+            ),
+        ));
+    }
+    let chosen: Vec<(usize, &ServiceConfig)> = cfg
+        .services
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| only.is_none_or(|o| o == s.name))
+        .collect();
+    if chosen.is_empty() {
+        let names: Vec<&str> = cfg.services.iter().map(|s| s.name.as_str()).collect();
+        return Err(fail(
+            Exit::Usage,
+            format!(
+                "--service {}: no such service (configured: {})",
+                only.unwrap_or_default(),
+                names.join(", ")
+            ),
+        ));
+    }
+    let sync = Sync {
+        clock: ctx.clock,
+        max_attempts: cfg.max_attempts,
+        retry_base: ctx.config.delivery.retry_base,
+        retry_cap: ctx.config.delivery.retry_cap,
+        lease: ctx.config.delivery.lease,
+        force,
+    };
+    if dry_run {
+        let db = Database::new(ctx.config.database.clone(), true);
+        let conn = db.connect_current()?;
+        let (terminals, unknown) = ledger::terminals(&conn, &cfg.services)?;
+        warn_unknown(&unknown);
+        let mut tally = Tally::default();
+        let mut out = std::io::stdout().lock();
+        for (i, service) in chosen {
+            let api = HrApi::new(service);
+            let t = attendance::dry_run(&conn, &sync, service, &terminals[i], &api, &mut out)?;
+            tally.merge(t);
+        }
+        drop(out);
+        report(ctx, true, tally, started);
+        return Ok(tally.exit);
+    }
+
+    let mut locked = Vec::new();
+    for (i, service) in chosen {
+        match lock::try_lock(&ctx.config.database, &format!("{JOB}.{}", service.name)).or_exit(Exit::IoErr)? {
+            Some(l) => locked.push((i, service, l)),
+            None => log::warn!(
+                "another {JOB} run holds the lock of service {}; this run leaves it alone",
+                service.name
+            ),
+        }
+    }
+    if locked.is_empty() {
+        return Ok(Exit::Ok);
+    }
+    let db = Database::new(ctx.config.database.clone(), false);
+    let mut conn = db.connect_current()?;
+    let run_id = tally::start_run(&conn, JOB, ctx.clock.now())?;
+    let mut tally = Tally::default();
+    let result = (|| -> anyhow::Result<()> {
+        let reclaimed = ledger::reclaim_expired(&conn, ctx.clock.wall())?;
+        if reclaimed > 0 {
+            log::warn!("{reclaimed} log(s) claimed by a run that stopped are pending again");
+        }
+        let (terminals, unknown) = ledger::terminals(&conn, &cfg.services)?;
+        warn_unknown(&unknown);
+        for (i, service, _lock) in &locked {
+            let api = HrApi::new(service);
+            attendance::sync_service(&mut conn, &sync, service, &terminals[*i], &api, &mut tally)?;
+        }
+        Ok(())
+    })();
+    let error = result.as_ref().err().map(|e| {
+        tally.raise(crate::exit::of_error(e));
+        format!("{e:#}")
+    });
+    let finished = ctx.clock.now() + chrono::Duration::from_std(started.elapsed()).unwrap_or_default();
+    if let Err(e) = tally::finish_run(&conn, run_id, finished, &tally, error.as_deref()) {
+        log::error!("cannot record the end of this run in job_runs: {e}");
+    }
+    result?;
+    report(ctx, false, tally, started);
+    Ok(tally.exit)
+}
+
+fn warn_unknown(unknown: &[String]) {
+    for serial in unknown {
+        log::info!("terminal {serial:?} is named in [attendance.services] but not in the terminals table yet");
+    }
+}
+
+fn report(ctx: &Ctx<'_>, dry_run: bool, tally: Tally, started: Instant) {
+    output::print_report(
+        &Report {
+            job: JOB,
+            dry_run,
+            tally,
+            duration: started.elapsed(),
+            messages: &[],
+            retries: &[],
+            skipped: &[],
+            failures: &[],
+        },
+        ctx.verbosity,
+        ctx.json,
+    );
+}

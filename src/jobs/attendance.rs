@@ -1,0 +1,315 @@
+//! sync-attendance: for each HR service, pull its users, then push the due
+//! punches of its terminals in batches, each batch's outcome committed before
+//! the next request. `attendance_logs` is its own ledger (no `deliveries`).
+
+pub mod batch;
+pub mod ledger;
+pub mod users;
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use rusqlite::Connection;
+
+use crate::channels::SendError;
+use crate::channels::http::HrApi;
+use crate::clock::Clock;
+use crate::config::ServiceConfig;
+use crate::engine::backoff;
+use crate::engine::tally::Tally;
+use crate::exit::Exit;
+use batch::Verdict;
+use ledger::{Claimed, Cursor, Due, Outcome, Terminal};
+
+pub const JOB: &str = "sync-attendance";
+
+/// At most this many rejected logs are named one by one per batch.
+const NAMED_PER_BATCH: usize = 5;
+
+/// What every service's sync needs besides its own configuration.
+pub struct Sync {
+    pub clock: Clock,
+    pub max_attempts: u32,
+    pub retry_base: Duration,
+    pub retry_cap: Duration,
+    pub lease: Duration,
+    pub force: bool,
+}
+
+impl Sync {
+    fn due<'a>(&self, service: &'a ServiceConfig, terminals: &[Terminal]) -> Due<'a> {
+        Due::new(
+            service,
+            terminals,
+            self.clock.now(),
+            self.clock.wall(),
+            self.max_attempts,
+            self.force,
+        )
+    }
+}
+
+/// Pulls the service's users, then pushes its due logs until none is left, a
+/// temporary failure says to wait, or its credentials are refused.
+pub fn sync_service(
+    conn: &mut Connection,
+    s: &Sync,
+    service: &ServiceConfig,
+    terminals: &[Terminal],
+    api: &HrApi,
+    tally: &mut Tally,
+) -> anyhow::Result<()> {
+    let name = &service.name;
+    let now = s.clock.now();
+    match api.users(now) {
+        Ok(None) => {}
+        Ok(Some(body)) => match users::parse(&body) {
+            Ok((list, skipped)) => {
+                for why in &skipped {
+                    log::warn!("{name}: {why}");
+                }
+                if !skipped.is_empty() {
+                    tally.raise(Exit::DataErr);
+                }
+                let ids: Vec<i64> = terminals.iter().map(|t| t.id).collect();
+                users::store(conn, name, &list, &ids, now)?;
+                log::info!("{name}: {} user(s) pulled", list.len());
+            }
+            Err(why) => {
+                log::error!("{name}: users not updated: {why}");
+                tally.raise(Exit::DataErr);
+            }
+        },
+        Err(SendError::Credentials(why)) => {
+            log::error!("{name}: {why}; this service is skipped this run, its logs stay pending");
+            tally.raise(Exit::Config);
+            return Ok(());
+        }
+        Err(e) => {
+            log::warn!("{name}: users not updated: {e}");
+            tally.raise(if matches!(e, SendError::Temporary { .. }) {
+                Exit::TempFail
+            } else {
+                Exit::DataErr
+            });
+        }
+    }
+
+    let due = s.due(service, terminals);
+    let mut cursor = Cursor::default();
+    loop {
+        let lease_until = s.clock.wall() + chrono::Duration::from_std(s.lease).unwrap_or(chrono::Duration::MAX);
+        let Some(claimed) = ledger::claim(conn, &due, &mut cursor, lease_until)? else {
+            break;
+        };
+        tally.counts.planned += (claimed.logs.len() + claimed.unreadable.len()) as u64;
+        for (id, why) in &claimed.unreadable {
+            log::warn!("{name}: log {id} cannot be sent: {why}");
+            tally.counts.failed += 1;
+            tally.raise(Exit::DataErr);
+        }
+        if claimed.logs.is_empty() {
+            continue;
+        }
+        let items: Vec<&batch::Item> = claimed.logs.iter().filter_map(|l| l.item.as_ref().ok()).collect();
+        let started = Instant::now();
+        let answer = api.push(&claimed.key, &batch::body(&items), now);
+        log::info!(
+            "{name}: batch of {} ({}) answered in {} ms",
+            items.len(),
+            claimed.key,
+            started.elapsed().as_millis()
+        );
+        let stop = match &answer {
+            Ok(_) | Err(SendError::Permanent(_)) => false,
+            Err(SendError::Temporary { .. } | SendError::Credentials(_)) => true,
+        };
+        let outcomes = outcomes(s, &claimed, answer, now, name, tally);
+        let recorded = ledger::record(conn, name, &claimed, &outcomes, now)?;
+        if recorded.stolen > 0 {
+            log::warn!(
+                "{name}: {} log(s) of batch {} were taken over by another run after this run's lease passed",
+                recorded.stolen,
+                claimed.key
+            );
+        }
+        tally.counts.sent += recorded.sent;
+        tally.counts.failed += recorded.failed;
+        tally.counts.retrying += recorded.retrying;
+        if stop {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Each log's outcome from the answer to its batch; says what went wrong.
+fn outcomes(
+    s: &Sync,
+    claimed: &Claimed,
+    answer: Result<String, SendError>,
+    now: DateTime<Utc>,
+    name: &str,
+    tally: &mut Tally,
+) -> Vec<Outcome> {
+    let n = claimed.logs.len();
+    let attempts = claimed
+        .logs
+        .iter()
+        .map(|l| l.attempts)
+        .max()
+        .unwrap_or(0)
+        .saturating_add(1);
+    let retry = |reason: &str, retry_after: Option<Duration>| {
+        let wait = backoff::delay(attempts, s.retry_base, s.retry_cap, retry_after);
+        Outcome::Retry {
+            reason: reason.to_string(),
+            next: now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX),
+            last: attempts >= s.max_attempts,
+        }
+    };
+    match answer {
+        Ok(body) => {
+            let ids: Vec<i64> = claimed.logs.iter().map(|l| l.id).collect();
+            let verdicts = batch::verdicts(&body, &ids);
+            let mut named = 0;
+            let mut unclear = 0;
+            let outcomes: Vec<Outcome> = claimed
+                .logs
+                .iter()
+                .zip(verdicts)
+                .map(|(log, verdict)| match verdict {
+                    Verdict::Sent => Outcome::Sent,
+                    Verdict::Rejected(why) => {
+                        named += 1;
+                        if named <= NAMED_PER_BATCH {
+                            log::warn!("{name}: log {}: {why}", log.id);
+                        }
+                        tally.raise(Exit::DataErr);
+                        Outcome::Failed(why)
+                    }
+                    Verdict::Unclear(why) => {
+                        unclear += 1;
+                        tally.raise(Exit::TempFail);
+                        retry(&why, None)
+                    }
+                })
+                .collect();
+            if named > NAMED_PER_BATCH {
+                log::warn!(
+                    "{name}: and {} more log(s) of batch {} rejected (see attendance_logs.sync_error)",
+                    named - NAMED_PER_BATCH,
+                    claimed.key
+                );
+            }
+            if unclear > 0 {
+                log::warn!(
+                    "{name}: the answer to batch {} gave no clear result for {unclear} log(s); they will be posted again",
+                    claimed.key
+                );
+            }
+            outcomes
+        }
+        Err(SendError::Permanent(why)) => {
+            log::warn!("{name}: batch of {n} log(s) refused for good: {why}");
+            tally.raise(Exit::DataErr);
+            (0..n).map(|_| Outcome::Failed(why.clone())).collect()
+        }
+        Err(SendError::Temporary { reason, retry_after }) => {
+            let outcome = retry(&reason, retry_after);
+            if let Outcome::Retry { next, last, .. } = &outcome {
+                log::warn!(
+                    "{name}: {reason}; {n} log(s) {}; no more batches to this service this run",
+                    if *last {
+                        format!("gave up after {attempts} attempts (--force tries again)")
+                    } else {
+                        format!("will be tried again from {}", crate::instant::format(*next))
+                    }
+                );
+            }
+            tally.raise(Exit::TempFail);
+            vec![outcome; n]
+        }
+        Err(SendError::Credentials(why)) => {
+            log::error!("{name}: {why}; this service stops for this run, its logs stay pending");
+            tally.raise(Exit::Config);
+            (0..n).map(|_| Outcome::Back).collect()
+        }
+    }
+}
+
+/// `--dry-run`: how many logs of each terminal would go in how many batches,
+/// and the first batch as it would be posted. Reads only.
+pub fn dry_run(
+    conn: &Connection,
+    s: &Sync,
+    service: &ServiceConfig,
+    terminals: &[Terminal],
+    api: &HrApi,
+    out: &mut impl Write,
+) -> anyhow::Result<Tally> {
+    let mut tally = Tally::default();
+    let due = s.due(service, terminals);
+    let mut cursor = Cursor::default();
+    let mut per_terminal: Vec<(String, u64)> = Vec::new();
+    let mut batches = 0u64;
+    let mut first: Option<String> = None;
+    let mut unreadable = Vec::new();
+    loop {
+        let reads = ledger::next(conn, &due, &mut cursor)?;
+        if reads.is_empty() {
+            break;
+        }
+        let mut items = Vec::new();
+        for read in &reads {
+            match &read.item {
+                Ok(item) => {
+                    match per_terminal.iter_mut().find(|(serial, _)| *serial == item.terminal_sn) {
+                        Some((_, n)) => *n += 1,
+                        None => per_terminal.push((item.terminal_sn.clone(), 1)),
+                    }
+                    items.push(item);
+                }
+                Err(why) => unreadable.push(format!("log {}: {why}", read.id)),
+            }
+        }
+        tally.counts.planned += reads.len() as u64;
+        if items.is_empty() {
+            continue;
+        }
+        batches += 1;
+        if first.is_none() {
+            let ids: Vec<i64> = items.iter().map(|i| i.log_id).collect();
+            first = Some(format!(
+                "    first batch, Idempotency-Key: {}\n{}",
+                batch::idempotency_key(&service.name, &ids),
+                batch::body_pretty(&items)
+            ));
+        }
+    }
+    let logs: u64 = per_terminal.iter().map(|(_, n)| n).sum();
+    writeln!(
+        out,
+        "{}: would push {logs} log(s) in {batches} batch(es) of up to {} to {}",
+        service.name,
+        service.batch_size,
+        api.destination()
+    )?;
+    per_terminal.sort();
+    for (serial, n) in &per_terminal {
+        writeln!(out, "    {serial}: {n} log(s)")?;
+    }
+    if let Some(url) = api.users_url() {
+        writeln!(out, "    would pull users from {url}")?;
+    }
+    for why in &unreadable {
+        writeln!(out, "    would fail {why}")?;
+        tally.counts.failed += 1;
+        tally.raise(Exit::DataErr);
+    }
+    if let Some(first) = first {
+        writeln!(out, "{first}")?;
+    }
+    Ok(tally)
+}

@@ -1,0 +1,375 @@
+//! `attendance_logs` as sync-attendance's ledger: which logs are due, claiming
+//! a batch (`sending` under a wall-clock lease, inside `BEGIN IMMEDIATE`),
+//! recording each batch's outcome, and the batches still open for a retry.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, named_params, params};
+
+use super::batch::{self, COLUMNS, Read};
+use crate::config::ServiceConfig;
+use crate::instant;
+
+/// A row of `terminals`.
+#[derive(Clone, Debug)]
+pub struct Terminal {
+    pub id: i64,
+    pub serial: String,
+}
+
+/// Each service's terminals (in the order of `services`): the serials it
+/// names, or for the one service naming none, every terminal no other names.
+/// Also the serials named that no terminal has.
+pub fn terminals(conn: &Connection, services: &[ServiceConfig]) -> rusqlite::Result<(Vec<Vec<Terminal>>, Vec<String>)> {
+    let mut stmt = conn.prepare("SELECT id, serial FROM terminals ORDER BY serial")?;
+    let all: Vec<Terminal> = stmt
+        .query_map([], |r| {
+            Ok(Terminal {
+                id: r.get(0)?,
+                serial: crate::jobs::column_text(r.get_ref(1)?).unwrap_or_default(),
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    let named = |serial: &str| services.iter().any(|s| s.terminals.iter().any(|t| t == serial));
+    let per_service = services
+        .iter()
+        .map(|s| {
+            all.iter()
+                .filter(|t| {
+                    if s.terminals.is_empty() {
+                        !named(&t.serial)
+                    } else {
+                        s.terminals.contains(&t.serial)
+                    }
+                })
+                .cloned()
+                .collect()
+        })
+        .collect();
+    let unknown = services
+        .iter()
+        .flat_map(|s| &s.terminals)
+        .filter(|serial| !all.iter().any(|t| &t.serial == *serial))
+        .cloned()
+        .collect();
+    Ok((per_service, unknown))
+}
+
+/// Claims whose lease passed (their run died) go back to `pending`, keeping
+/// their attempts; they stay in their open batch, so they go out together again.
+pub fn reclaim_expired(conn: &Connection, wall: DateTime<Utc>) -> rusqlite::Result<usize> {
+    conn.execute(
+        "UPDATE attendance_logs SET sync_status = 'pending', sync_lease_until = NULL
+         WHERE sync_status IN ('pending', 'failed', 'sending')
+           AND sync_status = 'sending' AND sync_lease_until < ?1",
+        [instant::format(wall)],
+    )
+}
+
+/// Which logs one service may take now.
+pub struct Due<'a> {
+    pub service: &'a str,
+    /// JSON array of the service's terminal ids.
+    pub terminals: String,
+    pub now: DateTime<Utc>,
+    pub wall: DateTime<Utc>,
+    pub max_attempts: u32,
+    /// Failed logs are due at once, whatever their attempts.
+    pub force: bool,
+    pub batch_size: u32,
+}
+
+impl Due<'_> {
+    pub fn new<'a>(
+        service: &'a ServiceConfig,
+        terminals: &[Terminal],
+        now: DateTime<Utc>,
+        wall: DateTime<Utc>,
+        max_attempts: u32,
+        force: bool,
+    ) -> Due<'a> {
+        Due {
+            service: &service.name,
+            terminals: serde_json::to_string(&terminals.iter().map(|t| t.id).collect::<Vec<_>>())
+                .unwrap_or_else(|_| "[]".into()),
+            now,
+            wall,
+            max_attempts,
+            force,
+            batch_size: service.batch_size,
+        }
+    }
+}
+
+/// Due: pending; failed for a reason that passes (`next_attempt_at` set) once
+/// its time came, attempts left (or `--force`); or held by a claim that
+/// expired. The first term lets SQLite use the partial index of unsent logs.
+const DUE: &str = "l.sync_status IN ('pending', 'failed', 'sending')
+    AND (l.sync_status = 'pending'
+         OR (l.sync_status = 'failed' AND l.next_attempt_at IS NOT NULL
+             AND (:force OR (l.next_attempt_at <= :now AND l.sync_attempts < :max)))
+         OR (l.sync_status = 'sending' AND l.sync_lease_until < :wall))
+    AND l.terminal_id IN (SELECT value FROM json_each(:terminals))";
+
+/// Where a run's walk through one service's logs has got to: open batches
+/// by key, then fresh logs by punch time. Each log is looked at once a run.
+#[derive(Default)]
+pub struct Cursor {
+    open_key: String,
+    fresh: Option<(String, i64)>,
+}
+
+/// The next batch: an open batch whose logs are due again (so a retry goes
+/// out whole, under the same key), else the oldest due logs not in one.
+pub fn next(conn: &Connection, due: &Due<'_>, cursor: &mut Cursor) -> rusqlite::Result<Vec<Read>> {
+    let now = instant::format(due.now);
+    let wall = instant::format(due.wall);
+    let open: Option<String> = conn
+        .prepare_cached(&format!(
+            "SELECT b.batch_key FROM rappel_attendance_batches b JOIN attendance_logs l ON l.id = b.log_id
+             WHERE b.service = :service AND b.batch_key > :after AND {DUE}
+             ORDER BY b.batch_key LIMIT 1"
+        ))?
+        .query_row(
+            named_params! {
+                ":force": due.force, ":now": now, ":max": due.max_attempts, ":wall": wall,
+                ":terminals": due.terminals, ":service": due.service, ":after": cursor.open_key,
+            },
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(key) = open {
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM rappel_attendance_batches b JOIN attendance_logs l ON l.id = b.log_id
+             JOIN terminals t ON t.id = l.terminal_id
+             WHERE b.service = :service AND b.batch_key = :key AND {DUE}
+             ORDER BY l.id LIMIT :limit"
+        ))?;
+        let rows = stmt
+            .query_map(
+                named_params! {
+                    ":force": due.force, ":now": now, ":max": due.max_attempts, ":wall": wall,
+                    ":terminals": due.terminals, ":service": due.service, ":key": key,
+                    ":limit": due.batch_size,
+                },
+                batch::read,
+            )?
+            .collect();
+        cursor.open_key = key;
+        return rows;
+    }
+    let (after_at, after_id) = cursor.fresh.clone().unwrap_or_default();
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM attendance_logs l JOIN terminals t ON t.id = l.terminal_id
+         WHERE {DUE} AND (l.punched_at, l.id) > (:after_at, :after_id)
+           AND NOT EXISTS (SELECT 1 FROM rappel_attendance_batches b
+                           WHERE b.log_id = l.id AND b.service = :service)
+         ORDER BY l.punched_at, l.id LIMIT :limit"
+    ))?;
+    let rows: Vec<Read> = stmt
+        .query_map(
+            named_params! {
+                ":force": due.force, ":now": now, ":max": due.max_attempts, ":wall": wall,
+                ":terminals": due.terminals, ":service": due.service, ":after_at": after_at,
+                ":after_id": after_id, ":limit": due.batch_size,
+            },
+            batch::read,
+        )?
+        .collect::<Result<_, _>>()?;
+    if let Some(last) = rows.last() {
+        cursor.fresh = Some((last.punched_at.clone(), last.id));
+    }
+    Ok(rows)
+}
+
+/// A batch this run holds until `lease` (wall time).
+pub struct Claimed {
+    pub key: String,
+    pub lease: String,
+    /// The logs to post (each with a sound item).
+    pub logs: Vec<Read>,
+    /// Logs that cannot be sent as they are: failed for good, with the reason.
+    pub unreadable: Vec<(i64, String)>,
+}
+
+/// Takes the next batch in one write transaction: its logs become `sending`
+/// until `lease_until`, its membership is remembered under its key, and rows
+/// that cannot be read fail for good with the reason. `None`: nothing left.
+pub fn claim(
+    conn: &mut Connection,
+    due: &Due<'_>,
+    cursor: &mut Cursor,
+    lease_until: DateTime<Utc>,
+) -> rusqlite::Result<Option<Claimed>> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let reads = next(&tx, due, cursor)?;
+    if reads.is_empty() {
+        return Ok(None);
+    }
+    let lease = instant::format(lease_until);
+    let mut logs = Vec::with_capacity(reads.len());
+    let mut unreadable = Vec::new();
+    for read in reads {
+        match &read.item {
+            Ok(_) => logs.push(read),
+            Err(why) => unreadable.push((read.id, why.clone())),
+        }
+    }
+    for (id, why) in &unreadable {
+        tx.prepare_cached(
+            "UPDATE attendance_logs SET sync_status = 'failed', next_attempt_at = NULL,
+                    sync_lease_until = NULL, sync_error = ?2
+             WHERE id = ?1",
+        )?
+        .execute(params![id, why])?;
+        forget(&tx, *id)?;
+    }
+    let ids: Vec<i64> = logs.iter().map(|l| l.id).collect();
+    let key = batch::idempotency_key(due.service, &ids);
+    for id in &ids {
+        tx.prepare_cached("UPDATE attendance_logs SET sync_status = 'sending', sync_lease_until = ?2 WHERE id = ?1")?
+            .execute(params![id, lease])?;
+        tx.prepare_cached(
+            "INSERT INTO rappel_attendance_batches (log_id, service, batch_key) VALUES (?1, ?2, ?3)
+             ON CONFLICT (log_id) DO UPDATE SET service = excluded.service, batch_key = excluded.batch_key",
+        )?
+        .execute(params![id, due.service, key])?;
+    }
+    tx.commit()?;
+    Ok(Some(Claimed {
+        key,
+        lease,
+        logs,
+        unreadable,
+    }))
+}
+
+fn forget(tx: &Transaction<'_>, id: i64) -> rusqlite::Result<()> {
+    tx.prepare_cached("DELETE FROM rappel_attendance_batches WHERE log_id = ?1")?
+        .execute([id])?;
+    Ok(())
+}
+
+/// What became of one log of a posted batch.
+#[derive(Clone, Debug)]
+pub enum Outcome {
+    Sent,
+    /// Failed for good (`next_attempt_at` NULL).
+    Failed(String),
+    /// Tried again from `next` on; `last`: the attempts are used up
+    /// (only `--force` tries again), counted failed.
+    Retry {
+        reason: String,
+        next: DateTime<Utc>,
+        last: bool,
+    },
+    /// Not tried after all (credentials refused): pending, attempts unchanged.
+    Back,
+}
+
+/// How many logs of a batch ended each way; `stolen` were no longer this
+/// run's (their lease passed and another run took them) and were left alone.
+#[derive(Debug, Default)]
+pub struct Recorded {
+    pub sent: u64,
+    pub failed: u64,
+    pub retrying: u64,
+    pub stolen: u64,
+}
+
+/// Records a posted batch's outcome, log by log, in one transaction, and the
+/// sync time of each terminal that had a log sent.
+pub fn record(
+    conn: &mut Connection,
+    service: &str,
+    claimed: &Claimed,
+    outcomes: &[Outcome],
+    now: DateTime<Utc>,
+) -> rusqlite::Result<Recorded> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let at = instant::format(now);
+    let mut done = Recorded::default();
+    let mut synced_terminals = Vec::new();
+    for (log, outcome) in claimed.logs.iter().zip(outcomes) {
+        let mine = "id = ?1 AND sync_status = 'sending' AND sync_lease_until = ?2";
+        let changed = match outcome {
+            Outcome::Sent => tx
+                .prepare_cached(&format!(
+                    "UPDATE attendance_logs SET sync_status = 'sent', synced_at = ?3, sync_error = NULL,
+                            next_attempt_at = NULL, sync_lease_until = NULL, sync_attempts = sync_attempts + 1
+                     WHERE {mine}"
+                ))?
+                .execute(params![log.id, claimed.lease, at])?,
+            Outcome::Failed(why) => tx
+                .prepare_cached(&format!(
+                    "UPDATE attendance_logs SET sync_status = 'failed', sync_error = ?3, next_attempt_at = NULL,
+                            sync_lease_until = NULL, sync_attempts = sync_attempts + 1
+                     WHERE {mine}"
+                ))?
+                .execute(params![log.id, claimed.lease, why])?,
+            Outcome::Retry { reason, next, .. } => tx
+                .prepare_cached(&format!(
+                    "UPDATE attendance_logs SET sync_status = 'failed', sync_error = ?3, next_attempt_at = ?4,
+                            sync_lease_until = NULL, sync_attempts = sync_attempts + 1
+                     WHERE {mine}"
+                ))?
+                .execute(params![log.id, claimed.lease, reason, instant::format(*next)])?,
+            Outcome::Back => tx
+                .prepare_cached(&format!(
+                    "UPDATE attendance_logs SET sync_status = 'pending', sync_lease_until = NULL WHERE {mine}"
+                ))?
+                .execute(params![log.id, claimed.lease])?,
+        };
+        if changed == 0 {
+            done.stolen += 1;
+            continue;
+        }
+        match outcome {
+            Outcome::Sent => {
+                done.sent += 1;
+                forget(&tx, log.id)?;
+                if !synced_terminals.contains(&log.terminal_id) {
+                    synced_terminals.push(log.terminal_id);
+                }
+            }
+            Outcome::Failed(_) => {
+                done.failed += 1;
+                forget(&tx, log.id)?;
+            }
+            Outcome::Retry { last: true, .. } => done.failed += 1,
+            Outcome::Retry { .. } => done.retrying += 1,
+            Outcome::Back => {}
+        }
+    }
+    for terminal in synced_terminals {
+        tx.prepare_cached(
+            "INSERT INTO terminal_sync_state (terminal_id, service, last_attendance_sync) VALUES (?1, ?2, ?3)
+             ON CONFLICT (terminal_id, service) DO UPDATE SET last_attendance_sync = excluded.last_attendance_sync",
+        )?
+        .execute(params![terminal, service, at])?;
+    }
+    tx.commit()?;
+    Ok(done)
+}
+
+/// How many logs are due per terminal serial (for `--dry-run`).
+pub fn count_due(conn: &Connection, due: &Due<'_>) -> rusqlite::Result<Vec<(String, u64)>> {
+    let now = instant::format(due.now);
+    let wall = instant::format(due.wall);
+    let mut stmt = conn.prepare(&format!(
+        "SELECT t.serial, count(*) FROM attendance_logs l JOIN terminals t ON t.id = l.terminal_id
+         WHERE {DUE} GROUP BY t.serial ORDER BY t.serial"
+    ))?;
+    let rows = stmt.query_map(
+        named_params! {
+            ":force": due.force, ":now": now, ":max": due.max_attempts, ":wall": wall,
+            ":terminals": due.terminals,
+        },
+        |r| {
+            Ok((
+                crate::jobs::column_text(r.get_ref(0)?).unwrap_or_default(),
+                r.get::<_, i64>(1)? as u64,
+            ))
+        },
+    )?;
+    rows.collect()
+}
