@@ -2,7 +2,7 @@
 # rappel's benchmarks. Prints its figures; nothing here is a pass/fail test.
 #
 #   bench/run.sh            all three
-#   bench/run.sh idle|scan|send|reports|reminders|sessions
+#   bench/run.sh idle|scan|send|reports|reminders|sessions|attendance
 #
 # Needs: hyperfine, GNU time (/usr/bin/time), sqlite3, and postfix's smtp-sink
 #   apt-get install hyperfine time sqlite3 postfix   (postfix: "No configuration")
@@ -24,6 +24,10 @@
 #    on Sunday 20:00 (every student's weekly digest as well), and a run right
 #    after with everything already planned. Planning only: no transport is
 #    configured, so the run ends with exit 78 once it has planned.
+# 7. attendance: sync-attendance pushing 100,000 pending punches in batches of
+#    100 to a local HTTP server standing in for the HR API (bench/fake_hr.py):
+#    wall time (target <= 5 s) and peak memory, beside the same run over
+#    10,000 punches (flat memory: the peaks should match)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what="${1:-all}"
@@ -243,6 +247,42 @@ SQL
     echo "planned: $(sqlite3 "$dir/rappel.db" "SELECT kind || ' ' || count(*) FROM deliveries GROUP BY kind" | tr '\n' ' ')"
 }
 
+attendance() {
+    local dir="$WORK/attendance"
+    rm -rf "$dir" && mkdir -p "$dir"
+    echo "bench-token" > "$dir/token"
+    cat > "$dir/rappel.toml" <<TOML
+database = "rappel.db"
+[attendance.services.rh]
+base_url = "http://127.0.0.1:2527"
+users_endpoint = "/api/v1/employees"
+attendance_endpoint = "/api/v1/attendance"
+token_file = "token"
+batch_size = 100
+TOML
+    "$B" --config "$dir/rappel.toml" db migrate >/dev/null
+    python3 "$(dirname "$0")/fake_hr.py" 2527 &
+    local server=$!
+    trap "kill $server 2>/dev/null" RETURN
+    sleep 0.5
+    local n
+    for n in 10000 100000; do
+        sqlite3 "$dir/rappel.db" <<SQL
+INSERT OR IGNORE INTO terminals (id, serial, name) VALUES (1, 'TM20-001', 'Entrance'), (2, 'TM20-002', 'Workshop'),
+       (3, 'TM20-003', 'Office'), (4, 'TM20-004', 'Store');
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $n)
+INSERT INTO attendance_logs (terminal_id, enroll_id, user_name, punched_at, mode, inout, temperature)
+SELECT 1 + i % 4, 1 + i % 500, 'User ' || (1 + i % 500),
+       strftime('%Y-%m-%dT%H:%M:%SZ', '2026-11-01T06:00:00Z', (i * 7) || ' seconds', '$n minutes'),
+       1, i % 2, CASE WHEN i % 3 = 0 THEN 36.5 END FROM n;
+SQL
+        echo "== attendance: $n pending punches in batches of 100"
+        /usr/bin/time -f "wall %e s, peak RSS %M KB" "$B" --config "$dir/rappel.toml" --now "$NOW" sync-attendance 2>&1 | tail -2
+    done
+    echo "sent: $(sqlite3 "$dir/rappel.db" "SELECT count(*) FROM attendance_logs WHERE sync_status = 'sent'") of $(sqlite3 "$dir/rappel.db" "SELECT count(*) FROM attendance_logs")"
+    echo "server: $(curl -s http://127.0.0.1:2527/count 2>/dev/null || python3 -c 'import urllib.request; print(urllib.request.urlopen("http://127.0.0.1:2527/count").read().decode())')"
+}
+
 case "$what" in
     idle) idle ;;
     scan) scan ;;
@@ -250,6 +290,7 @@ case "$what" in
     reports) reports ;;
     reminders) reminders ;;
     sessions) sessions ;;
-    all) idle; scan; send; reports; reminders; sessions ;;
-    *) echo "usage: $0 [idle|scan|send|reports|reminders|sessions]"; exit 64 ;;
+    attendance) attendance ;;
+    all) idle; scan; send; reports; reminders; sessions; attendance ;;
+    *) echo "usage: $0 [idle|scan|send|reports|reminders|sessions|attendance]"; exit 64 ;;
 esac

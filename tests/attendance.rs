@@ -733,3 +733,34 @@ fn an_unreadable_row_fails_alone_and_timeouts_and_refusals_are_temporary() {
     assert_eq!((status.as_str(), attempts), ("failed", 2));
     assert!(next.is_some());
 }
+
+#[test]
+fn config_check_connect_reads_each_users_list() {
+    let hr = FakeHr::start();
+    let env = setup(&service("rh", &hr, &["TM20-001"]));
+    hr.set_users(r#"{"users":[{"enrollid":1,"name":"A"},{"enrollid":2,"name":"B"}]}"#);
+    let out = env.run(&["config", "check", "--connect"], NOW).success();
+    assert!(
+        out.stdout
+            .contains("attendance.services.rh: connected, 2 user(s) listed"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        hr.requests()[0].authorization.as_deref(),
+        Some(format!("Bearer {TOKEN}").as_str())
+    );
+    let count: i64 = env
+        .db()
+        .query_row("SELECT count(*) FROM attendance_users", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(count, 0, "a check stores nothing");
+
+    write(
+        &env,
+        &service("rh", &hr, &["TM20-001"]).replace(&hr.base_url(), &format!("http://127.0.0.1:{}", free_port())),
+    );
+    let out = env.run(&["config", "check", "--connect"], NOW).code(75);
+    assert!(out.stderr.contains("attendance.services.rh"), "{}", out.stderr);
+    env.run(&["config", "check"], NOW).success();
+}

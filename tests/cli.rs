@@ -135,6 +135,16 @@ fn demo_builds_a_folder_sends_and_resets_only_its_own() {
     for sub in ["reports", "outbox/whatsapp", "outbox/sms", "outbox/attendance"] {
         assert!(dir.path().join("d").join(sub).is_dir(), "{sub}");
     }
+    let batches: Vec<_> = std::fs::read_dir(dir.path().join("d/outbox/attendance/rh"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(batches.len(), 1, "{}", out.stdout);
+    let name = batches[0].file_name().into_string().unwrap();
+    assert!(name.starts_with("rappel-rh-") && name.ends_with(".json"), "{name}");
+    let batch: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(batches[0].path()).unwrap()).unwrap();
+    assert_eq!(batch["attendance"].as_array().unwrap().len(), 10);
+    assert_eq!(batch["attendance"][0]["terminal_sn"], "TM20-001");
 
     rappel_in(dir.path(), &["demo", "--dir", "d", "--no-run"]).success();
     assert_eq!(

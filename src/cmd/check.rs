@@ -1,12 +1,14 @@
 //! `rappel config check [--connect]`: the configuration is already validated by
 //! loading it; this renders every template with sample data (optional values
-//! present, then absent) and, with `--connect`, reaches the SMTP server.
+//! present, then absent) and, with `--connect`, reaches the SMTP server and
+//! reads each HR service's users list.
 
 use crate::app::{self, Ctx};
 use crate::channels::SendError;
+use crate::channels::http::HrApi;
 use crate::config::Locale;
 use crate::exit::{Exit, OrExit, fail};
-use crate::jobs::{delay_alerts, reminders, reports};
+use crate::jobs::{attendance, delay_alerts, reminders, reports};
 use crate::templates::{self, Templates};
 
 use super::test_email;
@@ -65,6 +67,55 @@ pub fn run(ctx: &Ctx<'_>, connect: bool) -> anyhow::Result<Exit> {
             Err(e) => return Err(fail(Exit::TempFail, e)),
         }
     }
+    let mut exit = Exit::Ok;
+    if connect {
+        for service in &config.attendance.services {
+            exit = exit.max(connect_hr(service, ctx.clock.now()));
+        }
+    }
+    if exit != Exit::Ok {
+        return Err(fail(exit, "an HR service could not be reached as configured"));
+    }
     println!("configuration OK: {}", config.path.display());
     Ok(Exit::Ok)
+}
+
+/// Reads the service's users list, as the next sync would, and stores nothing.
+fn connect_hr(service: &crate::config::ServiceConfig, now: chrono::DateTime<chrono::Utc>) -> Exit {
+    let name = &service.name;
+    let api = HrApi::new(service);
+    match api.users(now) {
+        Ok(None) => {
+            println!(
+                "attendance.services.{name}: nothing to read without posting (no users_endpoint, or file transport)"
+            );
+            Exit::Ok
+        }
+        Ok(Some(body)) => match attendance::users::parse(&body) {
+            Ok((users, skipped)) => {
+                println!(
+                    "attendance.services.{name}: connected, {} user(s) listed{}",
+                    users.len(),
+                    if skipped.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", {} unreadable", skipped.len())
+                    }
+                );
+                Exit::Ok
+            }
+            Err(why) => {
+                log::error!("attendance.services.{name}: {why}");
+                Exit::DataErr
+            }
+        },
+        Err(e) => {
+            log::error!("attendance.services.{name}: {e}");
+            match e {
+                SendError::Credentials(_) => Exit::Config,
+                SendError::Temporary { .. } => Exit::TempFail,
+                SendError::Permanent(_) => Exit::DataErr,
+            }
+        }
+    }
 }

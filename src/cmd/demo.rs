@@ -63,6 +63,13 @@ sms_from = "+15005550006"
 [reminders]
 loan_short_notice_terms = ["short"]
 
+[attendance]
+max_attempts = 10
+[attendance.services.rh]
+transport = "file"                        # batches written to outbox/attendance/rh/
+batch_size = 100
+terminals = ["TM20-001", "TM20-002"]
+
 [reports]
 attachments_dir = "reports"
 [reports.definitions.open_tickets]
@@ -103,6 +110,7 @@ pub fn run(
             sample_reports(&conn, dir, now)?;
             sample_loans(&conn, now)?;
             sample_students(&conn, now)?;
+            sample_attendance(&mut conn, now)?;
         }
     }
     drop(conn);
@@ -146,13 +154,18 @@ pub fn run(
         false,
         Some(&|conn, plan_ctx| jobs::reminders::plan(conn, &reminders, plan_ctx)),
     )?);
+    exit = exit.max(crate::cmd::sync::run(&ctx, false, false, None)?);
     for (what, folder) in [
         ("emails", "outbox/email"),
         ("WhatsApp messages", "outbox/whatsapp"),
         ("SMS", "outbox/sms"),
+        ("attendance batches", "outbox/attendance/rh"),
     ] {
         let outbox = dir.join(folder);
-        let mut files: Vec<_> = std::fs::read_dir(&outbox)?.flatten().map(|e| e.path()).collect();
+        let mut files: Vec<_> = match std::fs::read_dir(&outbox) {
+            Ok(entries) => entries.flatten().map(|e| e.path()).collect(),
+            Err(_) => Vec::new(),
+        };
         files.sort();
         println!("{what} written to {}:", outbox.display());
         for f in files {
@@ -193,6 +206,48 @@ fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
 
 fn ago(now: DateTime<Utc>, days: i64, hours: i64) -> String {
     instant::format(now - Duration::days(days) - Duration::hours(hours))
+}
+
+/// Two time clocks at the entrance and the workshop, and the last day's punches
+/// of five employees (in and out, one reading without a temperature).
+fn sample_attendance(conn: &mut Connection, now: DateTime<Utc>) -> anyhow::Result<()> {
+    let tx = conn.transaction()?;
+    tx.execute_batch(
+        "INSERT INTO terminals (id, serial, name, timezone) VALUES
+           (1, 'TM20-001', 'Entrée', 'Africa/Libreville'),
+           (2, 'TM20-002', 'Atelier', 'Africa/Libreville');",
+    )?;
+    {
+        let mut punch = tx.prepare(
+            "INSERT INTO attendance_logs (terminal_id, enroll_id, user_name, punched_at, mode, inout, temperature)
+             VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6)",
+        )?;
+        for (i, name) in CUSTOMERS.iter().take(5).enumerate() {
+            let i = i as i64;
+            let terminal = 1 + i % 2;
+            let arrival = now - Duration::hours(10) + Duration::minutes(7 * i);
+            let departure = arrival + Duration::hours(8) + Duration::minutes(13 * i);
+            let temperature = (i != 3).then_some(36.4 + 0.1 * i as f64);
+            punch.execute(params![
+                terminal,
+                100 + i,
+                name,
+                instant::format(arrival),
+                0,
+                temperature
+            ])?;
+            punch.execute(params![
+                terminal,
+                100 + i,
+                name,
+                instant::format(departure),
+                1,
+                temperature
+            ])?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
 }
 
 /// A handful of tickets in several stages, some overdue, and their recipients.

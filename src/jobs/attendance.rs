@@ -289,13 +289,17 @@ pub fn dry_run(
         }
     }
     let logs: u64 = per_terminal.iter().map(|(_, n)| n).sum();
-    writeln!(
-        out,
-        "{}: would push {logs} log(s) in {batches} batch(es) of up to {} to {}",
-        service.name,
-        service.batch_size,
-        api.destination()
-    )?;
+    if logs == 0 {
+        writeln!(out, "{}: nothing to push to {}", service.name, api.destination())?;
+    } else {
+        writeln!(
+            out,
+            "{}: would push {logs} log(s) in {batches} batch(es) of up to {} to {}",
+            service.name,
+            service.batch_size,
+            api.destination()
+        )?;
+    }
     per_terminal.sort();
     for (serial, n) in &per_terminal {
         writeln!(out, "    {serial}: {n} log(s)")?;

@@ -102,13 +102,14 @@ impl Due<'_> {
 
 /// Due: pending; failed for a reason that passes (`next_attempt_at` set) once
 /// its time came, attempts left (or `--force`); or held by a claim that
-/// expired. The first term lets SQLite use the partial index of unsent logs.
+/// expired. The first term lets SQLite use the partial index of unsent logs;
+/// the `+` keeps it from walking a terminal's every log, sent ones included.
 const DUE: &str = "l.sync_status IN ('pending', 'failed', 'sending')
     AND (l.sync_status = 'pending'
          OR (l.sync_status = 'failed' AND l.next_attempt_at IS NOT NULL
              AND (:force OR (l.next_attempt_at <= :now AND l.sync_attempts < :max)))
          OR (l.sync_status = 'sending' AND l.sync_lease_until < :wall))
-    AND l.terminal_id IN (SELECT value FROM json_each(:terminals))";
+    AND +l.terminal_id IN (SELECT value FROM json_each(:terminals))";
 
 /// Where a run's walk through one service's logs has got to: open batches
 /// by key, then fresh logs by punch time. Each log is looked at once a run.
@@ -372,4 +373,98 @@ pub fn count_due(conn: &Connection, due: &Due<'_>) -> rusqlite::Result<Vec<(Stri
         },
     )?;
     rows.collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+    use crate::db::Database;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    /// A fresh database with terminal 1 and `n` pending punches on it.
+    fn database(dir: &std::path::Path, n: i64) -> Database {
+        let db = Database::new(dir.join("r.db"), false);
+        let conn = db.connect_current().unwrap();
+        conn.execute_batch(&format!(
+            "INSERT INTO terminals (id, serial) VALUES (1, 'TM20-001');
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {n})
+             INSERT INTO attendance_logs (terminal_id, enroll_id, punched_at)
+             SELECT 1, i, strftime('%Y-%m-%dT%H:%M:%SZ', '2026-03-09T07:00:00Z', i || ' minutes') FROM n;"
+        ))
+        .unwrap();
+        db
+    }
+
+    fn due(now: &str, wall: &str) -> Due<'static> {
+        Due {
+            service: "rh",
+            terminals: "[1]".into(),
+            now: at(now),
+            wall: at(wall),
+            max_attempts: 3,
+            force: false,
+            batch_size: 7,
+        }
+    }
+
+    #[test]
+    fn concurrent_claimers_never_share_a_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = database(dir.path(), 200);
+        let claimers: Vec<_> = (0..4)
+            .map(|_| {
+                let mut conn = db.connect().unwrap();
+                std::thread::spawn(move || {
+                    let due = due("2026-03-10T09:00:00Z", "2026-03-10T09:00:00Z");
+                    let mut cursor = Cursor::default();
+                    let mut mine = Vec::new();
+                    while let Some(claimed) = claim(&mut conn, &due, &mut cursor, at("2026-03-10T09:10:00Z")).unwrap() {
+                        mine.extend(claimed.logs.iter().map(|l| l.id));
+                        let sent = vec![Outcome::Sent; claimed.logs.len()];
+                        let done = record(&mut conn, "rh", &claimed, &sent, due.now).unwrap();
+                        assert_eq!(done.sent as usize, claimed.logs.len());
+                    }
+                    mine
+                })
+            })
+            .collect();
+        let all: Vec<i64> = claimers.into_iter().flat_map(|c| c.join().unwrap()).collect();
+        let distinct: HashSet<i64> = all.iter().copied().collect();
+        assert_eq!(all.len(), distinct.len(), "a log was claimed twice");
+        assert_eq!(distinct.len(), 200);
+    }
+
+    #[test]
+    fn an_expired_claim_comes_back_as_the_same_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = database(dir.path(), 10);
+        let mut conn = db.connect().unwrap();
+        let first = due("2026-03-10T09:00:00Z", "2026-03-10T09:00:00Z");
+        let held = claim(&mut conn, &first, &mut Cursor::default(), at("2026-03-10T09:10:00Z"))
+            .unwrap()
+            .unwrap();
+        // Newer punches arrive; the claim's run dies.
+        conn.execute_batch(
+            "INSERT INTO attendance_logs (terminal_id, enroll_id, punched_at) VALUES (1, 99, '2026-03-09T06:00:00Z')",
+        )
+        .unwrap();
+        let early = due("2026-03-10T09:05:00Z", "2026-03-10T09:05:00Z");
+        assert_eq!(reclaim_expired(&conn, early.wall).unwrap(), 0, "the lease still holds");
+        let late = due("2026-03-10T09:05:00Z", "2026-03-10T09:11:00Z");
+        assert_eq!(reclaim_expired(&conn, late.wall).unwrap(), 7);
+        let again = claim(&mut conn, &late, &mut Cursor::default(), at("2026-03-10T09:21:00Z"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(again.key, held.key, "the same logs, the same Idempotency-Key");
+        let ids = |c: &Claimed| c.logs.iter().map(|l| l.id).collect::<Vec<_>>();
+        assert_eq!(ids(&again), ids(&held));
+        // Recording under the old lease changes nothing: the logs are the new claim's.
+        let stale = record(&mut conn, "rh", &held, &vec![Outcome::Sent; 7], late.now).unwrap();
+        assert_eq!((stale.sent, stale.stolen), (0, 7));
+    }
 }
