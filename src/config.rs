@@ -434,4 +434,58 @@ mod tests {
         assert_eq!(c.delay_alerts.threshold_for("Attente pièce"), 21);
         assert_eq!(c.delay_alerts.threshold_for("Diagnostic"), 14);
     }
+
+    #[test]
+    fn attendance_services_are_checked() {
+        let service = |extra: &str| {
+            format!(
+                "[attendance.services.rh]\nbase_url = \"https://hr.example.com/\"\nattendance_endpoint = \"/att\"\nauth = \"none\"\n{extra}"
+            )
+        };
+        let c = convert_text(&service("terminals = [\"A\"]\n")).unwrap();
+        let rh = &c.attendance.services[0];
+        assert_eq!(
+            (rh.batch_size, rh.timeout.as_secs(), c.attendance.max_attempts),
+            (100, 30, 10)
+        );
+        assert!(matches!(&rh.transport, HrTransport::Http { base_url, .. } if base_url == "https://hr.example.com"));
+        for (text, key) in [
+            (
+                service("").replace("https://hr.example.com/", "http://hr.example.com"),
+                "base_url",
+            ),
+            (
+                service("").replace("https://hr.example.com/", "https://u:p@hr.example.com"),
+                "base_url",
+            ),
+            (
+                service("").replace("auth = \"none\"", "auth = \"basic\"\npassword = \"x\""),
+                "username",
+            ),
+            (service("").replace("auth = \"none\"\n", ""), "token_env"),
+            (service("").replace("/att", "att"), "attendance_endpoint"),
+            (service("batch_size = 0\n"), "batch_size"),
+            (service("timeout_s = 400\n"), "lease_s"),
+            (service("").replace("services.rh]", "services.\"r h\"]"), "service name"),
+            (
+                format!(
+                    "{}[attendance.services.paie]\ntransport = \"file\"\nterminals = [\"B\", \"A\"]\n",
+                    service("terminals = [\"A\"]\n")
+                ),
+                "\"A\" is listed also in attendance.services.",
+            ),
+            (
+                format!("{}[attendance.services.paie]\ntransport = \"file\"\n", service("")),
+                "like attendance.services",
+            ),
+        ] {
+            let err = convert_text(&text).unwrap_err();
+            assert!(err.contains(key), "{text:?} gave {err}");
+        }
+        assert!(convert_text(&service("").replace("https://hr.example.com/", "http://127.0.0.1:8080")).is_ok());
+        let file = convert_text("[attendance.services.local]\ntransport = \"file\"\n").unwrap();
+        assert!(
+            matches!(&file.attendance.services[0].transport, HrTransport::File { dir } if dir.ends_with("outbox/attendance/local"))
+        );
+    }
 }
