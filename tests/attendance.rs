@@ -562,12 +562,28 @@ fn two_services_push_their_own_terminals() {
             .starts_with("rappel-paie-")
     );
 
+    // With rh alone, punches of the other terminals are pointed out, not lost.
+    write(&env, &service("rh", &rh, &["TM20-001"]));
+    let stray = punches(&env, t2, 1);
+    let out = env.run(&["sync-attendance"], &at(30)).success();
+    assert!(
+        out.stderr.contains("no [attendance.services] entry takes") && out.stderr.contains("TM20-002 (1)"),
+        "{}",
+        out.stderr
+    );
+    write(
+        &env,
+        &format!("{}\n{}", service("rh", &rh, &["TM20-001"]), service("paie", &paie, &[])),
+    );
+    env.run(&["sync-attendance"], &at(30)).success();
+    assert_eq!(paie.posts()[1].log_ids(), stray);
+
     // --service runs one of them.
     let more_a = punches(&env, t1, 1);
     let more_b = punches(&env, t2, 1);
     env.run(&["sync-attendance", "--service", "paie"], &at(60)).success();
     assert_eq!(rh.posts().len(), 1);
-    assert_eq!(paie.posts()[1].log_ids(), more_b);
+    assert_eq!(paie.posts()[2].log_ids(), more_b);
     assert_eq!(log_state(&env, more_a[0]).0, "pending");
     env.run(&["sync-attendance", "--service", "nope"], NOW).code(64);
 }
@@ -602,6 +618,12 @@ fn dry_run_prints_counts_and_the_first_batch_and_writes_nothing() {
     assert!(out.stdout.contains(&key("rh", &first)), "{}", out.stdout);
     assert!(out.stdout.contains("\"terminal_sn\": \"TM20-001\""), "{}", out.stdout);
     assert!(out.stdout.contains("would pull users from"), "{}", out.stdout);
+    let json = env.run(&["--json", "sync-attendance", "--dry-run"], NOW).success();
+    let summary: serde_json::Value = serde_json::from_str(json.stdout.trim()).unwrap();
+    assert_eq!(
+        (summary["planned"].as_u64(), summary["dry_run"].as_bool()),
+        (Some(75), Some(true))
+    );
     assert!(hr.requests().is_empty(), "a dry run neither pulls nor pushes");
     assert_eq!(format!("{}{}", logs_dump(&env), env.dump()), before);
 }

@@ -55,9 +55,14 @@ pub fn run(ctx: &Ctx<'_>, dry_run: bool, force: bool, only: Option<&str>) -> any
         let db = Database::new(ctx.config.database.clone(), true);
         let conn = db.connect_current()?;
         let (terminals, unknown) = ledger::terminals(&conn, &cfg.services)?;
-        warn_unknown(&unknown);
+        warn_unknown(&conn, &terminals, &unknown)?;
         let mut tally = Tally::default();
-        let mut out = std::io::stdout().lock();
+        // With --json, stdout carries the summary alone.
+        let mut out: Box<dyn std::io::Write> = if ctx.json {
+            Box::new(std::io::sink())
+        } else {
+            Box::new(std::io::stdout().lock())
+        };
         for (i, service) in chosen {
             let api = HrApi::new(service);
             let t = attendance::dry_run(&conn, &sync, service, &terminals[i], &api, &mut out)?;
@@ -91,7 +96,7 @@ pub fn run(ctx: &Ctx<'_>, dry_run: bool, force: bool, only: Option<&str>) -> any
             log::warn!("{reclaimed} log(s) claimed by a run that stopped are pending again");
         }
         let (terminals, unknown) = ledger::terminals(&conn, &cfg.services)?;
-        warn_unknown(&unknown);
+        warn_unknown(&conn, &terminals, &unknown)?;
         for (i, service, _lock) in &locked {
             let api = HrApi::new(service);
             attendance::sync_service(&mut conn, &sync, service, &terminals[*i], &api, &mut tally)?;
@@ -111,10 +116,27 @@ pub fn run(ctx: &Ctx<'_>, dry_run: bool, force: bool, only: Option<&str>) -> any
     Ok(tally.exit)
 }
 
-fn warn_unknown(unknown: &[String]) {
+/// Says which configured serials have no terminal yet (-v), and warns of
+/// pending punches on terminals no service takes: they would never be sent.
+fn warn_unknown(
+    conn: &rusqlite::Connection,
+    terminals: &[Vec<ledger::Terminal>],
+    unknown: &[String],
+) -> anyhow::Result<()> {
     for serial in unknown {
         log::info!("terminal {serial:?} is named in [attendance.services] but not in the terminals table yet");
     }
+    let owned: Vec<i64> = terminals.iter().flatten().map(|t| t.id).collect();
+    let stray = ledger::unowned_pending(conn, &serde_json::to_string(&owned)?)?;
+    if !stray.is_empty() {
+        let list: Vec<String> = stray.iter().map(|(serial, n)| format!("{serial} ({n})")).collect();
+        log::warn!(
+            "pending punches of terminals no [attendance.services] entry takes, never sent until one does \
+             (add them to a service's terminals, or leave one service's terminals empty): {}",
+            list.join(", ")
+        );
+    }
+    Ok(())
 }
 
 fn report(ctx: &Ctx<'_>, dry_run: bool, tally: Tally, started: Instant) {

@@ -352,6 +352,24 @@ pub fn record(
     Ok(done)
 }
 
+/// Pending logs of terminals outside `owned` (a JSON array of ids), per serial.
+pub fn unowned_pending(conn: &Connection, owned: &str) -> rusqlite::Result<Vec<(String, u64)>> {
+    let mut stmt = conn.prepare(
+        "SELECT coalesce(t.serial, '#' || l.terminal_id), count(*)
+         FROM attendance_logs l LEFT JOIN terminals t ON t.id = l.terminal_id
+         WHERE l.sync_status IN ('pending', 'failed', 'sending') AND l.sync_status = 'pending'
+           AND +l.terminal_id NOT IN (SELECT value FROM json_each(?1))
+         GROUP BY 1 ORDER BY 1",
+    )?;
+    let rows = stmt.query_map([owned], |r| {
+        Ok((
+            crate::jobs::column_text(r.get_ref(0)?).unwrap_or_default(),
+            r.get::<_, i64>(1)? as u64,
+        ))
+    })?;
+    rows.collect()
+}
+
 /// How many logs are due per terminal serial (for `--dry-run`).
 pub fn count_due(conn: &Connection, due: &Due<'_>) -> rusqlite::Result<Vec<(String, u64)>> {
     let now = instant::format(due.now);
