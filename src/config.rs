@@ -326,16 +326,16 @@ pub(crate) fn within<T: PartialOrd + std::fmt::Display + Copy>(v: T, min: T, max
 /// An API's base URL: http(s), no trailing slash, https unless the host is this machine.
 pub(crate) fn http_base(key: &str, url: &str) -> Result<String, String> {
     let url = url.trim().trim_end_matches('/');
+    if url.contains('@') {
+        return Err(format!(
+            "{key}: the URL holds credentials (not shown); give them in the service's own keys, from env or a file"
+        ));
+    }
     let host = url
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"))
         .ok_or_else(|| format!("{key}: {url:?} is not an http(s) URL"))?;
     let authority = host.split(['/', '?', '#']).next().unwrap_or("");
-    if authority.contains('@') {
-        return Err(format!(
-            "{key}: the URL holds credentials; give them in the service's own keys, from env or a file"
-        ));
-    }
     let name = match authority.strip_prefix('[') {
         Some(v6) => v6.split(']').next().unwrap_or(""),
         None => authority.split(':').next().unwrap_or(""),

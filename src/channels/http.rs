@@ -26,6 +26,28 @@ enum Carrier {
     File(PathBuf),
 }
 
+/// A request that did not succeed: how to act on it, and the HTTP status if
+/// the server answered.
+#[derive(Debug)]
+pub struct Refused {
+    pub status: Option<u16>,
+    pub error: SendError,
+}
+
+impl Refused {
+    /// The endpoint itself is wrong (not found, method not allowed, gone) or
+    /// refuses the batch's size: every further batch would fail the same way.
+    pub fn endpoint_wrong(&self) -> bool {
+        matches!(self.status, Some(404 | 405 | 410 | 413 | 414 | 415))
+    }
+}
+
+impl From<SendError> for Refused {
+    fn from(error: SendError) -> Self {
+        Refused { status: None, error }
+    }
+}
+
 pub struct HrApi {
     carrier: Carrier,
     /// Strings never to show: the secret and the header built from it.
@@ -97,7 +119,7 @@ impl HrApi {
     }
 
     /// The users list's body; `Ok(None)` when this service has none to pull.
-    pub fn users(&self, now: DateTime<Utc>) -> Result<Option<String>, SendError> {
+    pub fn users(&self, now: DateTime<Utc>) -> Result<Option<String>, Refused> {
         let Carrier::Http {
             agent, authorization, ..
         } = &self.carrier
@@ -115,9 +137,11 @@ impl HrApi {
     }
 
     /// Posts one batch under its Idempotency-Key; the body of a 2xx answer.
-    pub fn push(&self, key: &str, body: &[u8], now: DateTime<Utc>) -> Result<String, SendError> {
+    pub fn push(&self, key: &str, body: &[u8], now: DateTime<Utc>) -> Result<String, Refused> {
         match &self.carrier {
-            Carrier::File(dir) => write_batch(dir, key, body).map(|()| String::new()),
+            Carrier::File(dir) => write_batch(dir, key, body)
+                .map(|()| String::new())
+                .map_err(Refused::from),
             Carrier::Http {
                 agent,
                 attendance_url,
@@ -137,12 +161,13 @@ impl HrApi {
         }
     }
 
+    /// The body of a 2xx answer, secrets masked; anything else classified.
     fn answer(
         &self,
         url: &str,
         response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
         now: DateTime<Utc>,
-    ) -> Result<String, SendError> {
+    ) -> Result<String, Refused> {
         let mut response = response.map_err(|e| SendError::temporary(self.mask(&format!("{url}: {e}"))))?;
         let status = response.status().as_u16();
         let header = |name: &str| {
@@ -156,23 +181,29 @@ impl HrApi {
         let location = header("location");
         let body = response.body_mut().with_config().limit(BODY_LIMIT).read_to_string();
         if (200..300).contains(&status) {
-            return body.map_err(|e| SendError::temporary(format!("{url} answered {status}, then: {e}")));
+            return body
+                .map(|b| self.mask(&b))
+                .map_err(|e| SendError::temporary(format!("{url} answered {status}, then: {e}")).into());
         }
         let what = format!(
             "HTTP {status} from {url}: {}",
             excerpt(&self.mask(&body.unwrap_or_default()))
         );
-        Err(match status {
+        let error = match status {
             401 | 403 => SendError::Credentials(format!("{what} (check the service's token or password)")),
             300..=399 => SendError::Credentials(format!(
                 "{what} (a redirect to {}; redirects are not followed: correct base_url)",
-                location.as_deref().unwrap_or("nowhere")
+                self.mask(location.as_deref().unwrap_or("nowhere"))
             )),
             408 | 429 | 500..=599 => SendError::Temporary {
                 reason: what,
                 retry_after,
             },
             _ => SendError::Permanent(what),
+        };
+        Err(Refused {
+            status: Some(status),
+            error,
         })
     }
 

@@ -109,7 +109,8 @@ fn connect_hr(service: &crate::config::ServiceConfig, now: chrono::DateTime<chro
                 Exit::DataErr
             }
         },
-        Err(e) => {
+        Err(refused) => {
+            let e = refused.error;
             log::error!("attendance.services.{name}: {e}");
             match e {
                 SendError::Credentials(_) => Exit::Config,

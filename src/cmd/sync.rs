@@ -50,6 +50,7 @@ pub fn run(ctx: &Ctx<'_>, dry_run: bool, force: bool, only: Option<&str>) -> any
         retry_cap: ctx.config.delivery.retry_cap,
         lease: ctx.config.delivery.lease,
         force,
+        started,
     };
     if dry_run {
         let db = Database::new(ctx.config.database.clone(), true);

@@ -75,10 +75,10 @@ pub(super) fn convert(
     for (name, s) in raw.services.unwrap_or_default() {
         let service = convert_service(&name, s, path, dir, warnings)?;
         if let HrTransport::Http { .. } = service.transport
-            && lease <= service.timeout * 2
+            && lease <= service.timeout * 4
         {
             return Err(format!(
-                "delivery.lease_s: {} s must exceed 2 x attendance.services.{name}.timeout_s ({} s): a batch is held for one lease",
+                "delivery.lease_s: {} s must exceed 4 x attendance.services.{name}.timeout_s ({} s): a batch is held for one lease",
                 lease.as_secs(),
                 service.timeout.as_secs()
             ));

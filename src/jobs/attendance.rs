@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 
 use crate::channels::SendError;
-use crate::channels::http::HrApi;
+use crate::channels::http::{HrApi, Refused};
 use crate::clock::Clock;
 use crate::config::ServiceConfig;
 use crate::engine::backoff;
@@ -35,9 +35,17 @@ pub struct Sync {
     pub retry_cap: Duration,
     pub lease: Duration,
     pub force: bool,
+    /// When the run began, so that a wait an answer asks for counts from the
+    /// answer, not from the run's `now`.
+    pub started: Instant,
 }
 
 impl Sync {
+    /// The run's `now`, moved on by the time the run has taken so far.
+    fn at(&self) -> DateTime<Utc> {
+        self.clock.now() + chrono::Duration::from_std(self.started.elapsed()).unwrap_or_default()
+    }
+
     fn due<'a>(&self, service: &'a ServiceConfig, terminals: &[Terminal]) -> Due<'a> {
         Due::new(
             service,
@@ -81,14 +89,17 @@ pub fn sync_service(
                 tally.raise(Exit::DataErr);
             }
         },
-        Err(SendError::Credentials(why)) => {
+        Err(Refused {
+            error: SendError::Credentials(why),
+            ..
+        }) => {
             log::error!("{name}: {why}; this service is skipped this run, its logs stay pending");
             tally.raise(Exit::Config);
             return Ok(());
         }
-        Err(e) => {
-            log::warn!("{name}: users not updated: {e}");
-            tally.raise(if matches!(e, SendError::Temporary { .. }) {
+        Err(Refused { error, .. }) => {
+            log::warn!("{name}: users not updated: {error}");
+            tally.raise(if matches!(error, SendError::Temporary { .. }) {
                 Exit::TempFail
             } else {
                 Exit::DataErr
@@ -114,7 +125,7 @@ pub fn sync_service(
         }
         let items: Vec<&batch::Item> = claimed.logs.iter().filter_map(|l| l.item.as_ref().ok()).collect();
         let started = Instant::now();
-        let answer = api.push(&claimed.key, &batch::body(&items), now);
+        let answer = api.push(&claimed.key, &batch::body(&items), s.at());
         log::info!(
             "{name}: batch of {} ({}) answered in {} ms",
             items.len(),
@@ -122,10 +133,27 @@ pub fn sync_service(
             started.elapsed().as_millis()
         );
         let stop = match &answer {
-            Ok(_) | Err(SendError::Permanent(_)) => false,
-            Err(SendError::Temporary { .. } | SendError::Credentials(_)) => true,
+            Ok(_) => false,
+            Err(
+                r @ Refused {
+                    error: SendError::Permanent(_),
+                    ..
+                },
+            ) => {
+                if r.endpoint_wrong() {
+                    log::error!(
+                        "{name}: {} is not an endpoint that takes batches of {} (HTTP {}); \
+                         no more batches to this service this run: check attendance_endpoint and batch_size",
+                        api.destination(),
+                        items.len(),
+                        r.status.unwrap_or_default()
+                    );
+                }
+                r.endpoint_wrong()
+            }
+            Err(_) => true,
         };
-        let outcomes = outcomes(s, &claimed, answer, now, name, tally);
+        let outcomes = outcomes(s, &claimed, answer.map_err(|r| r.error), s.at(), name, tally);
         let recorded = ledger::record(conn, name, &claimed, &outcomes, now)?;
         if recorded.stolen > 0 {
             log::warn!(

@@ -9,6 +9,14 @@ use super::batch::{self, COLUMNS, Read};
 use crate::config::ServiceConfig;
 use crate::instant;
 
+/// The logs that may still go: the partial index's own condition, which a
+/// query must repeat word for word for SQLite to use the index.
+macro_rules! unsent {
+    () => {
+        "(l.sync_status IN ('pending', 'sending') OR (l.sync_status = 'failed' AND l.next_attempt_at IS NOT NULL))"
+    };
+}
+
 /// A row of `terminals`.
 #[derive(Clone, Debug)]
 pub struct Terminal {
@@ -54,13 +62,16 @@ pub fn terminals(conn: &Connection, services: &[ServiceConfig]) -> rusqlite::Res
     Ok((per_service, unknown))
 }
 
-/// Claims whose lease passed (their run died) go back to `pending`, keeping
-/// their attempts; they stay in their open batch, so they go out together again.
+/// Claims whose lease passed (their run died) are given back, attempts and
+/// retry time unchanged; they stay in their open batch, so they go out
+/// together again.
 pub fn reclaim_expired(conn: &Connection, wall: DateTime<Utc>) -> rusqlite::Result<usize> {
     conn.execute(
-        "UPDATE attendance_logs SET sync_status = 'pending', sync_lease_until = NULL
-         WHERE sync_status IN ('pending', 'failed', 'sending')
-           AND sync_status = 'sending' AND sync_lease_until < ?1",
+        &format!(
+            "UPDATE attendance_logs AS l SET sync_status = {GIVEN_BACK}, sync_lease_until = NULL
+             WHERE {} AND l.sync_status = 'sending' AND l.sync_lease_until < ?1",
+            unsent!()
+        ),
         [instant::format(wall)],
     )
 }
@@ -102,20 +113,28 @@ impl Due<'_> {
 
 /// Due: pending; failed for a reason that passes (`next_attempt_at` set) once
 /// its time came, attempts left (or `--force`); or held by a claim that
-/// expired. The first term lets SQLite use the partial index of unsent logs;
-/// the `+` keeps it from walking a terminal's every log, sent ones included.
-const DUE: &str = "l.sync_status IN ('pending', 'failed', 'sending')
-    AND (l.sync_status = 'pending'
-         OR (l.sync_status = 'failed' AND l.next_attempt_at IS NOT NULL
-             AND (:force OR (l.next_attempt_at <= :now AND l.sync_attempts < :max)))
+/// expired. The `+` keeps SQLite from walking a terminal's every log instead
+/// of the index of unsent ones.
+const DUE: &str = concat!(
+    unsent!(),
+    " AND (l.sync_status = 'pending'
+         OR (l.sync_status = 'failed' AND (:force OR (l.next_attempt_at <= :now AND l.sync_attempts < :max)))
          OR (l.sync_status = 'sending' AND l.sync_lease_until < :wall))
-    AND +l.terminal_id IN (SELECT value FROM json_each(:terminals))";
+    AND +l.terminal_id IN (SELECT value FROM json_each(:terminals))"
+);
+
+/// A log given back untried returns to what it was: `failed` with its retry
+/// time if it had one, else `pending`.
+const GIVEN_BACK: &str = "CASE WHEN next_attempt_at IS NOT NULL THEN 'failed' ELSE 'pending' END";
 
 /// Where a run's walk through one service's logs has got to: open batches
 /// by key, then fresh logs by punch time. Each log is looked at once a run.
 #[derive(Default)]
 pub struct Cursor {
     open_key: String,
+    /// No open batch is left: the walk is on fresh logs, never back (so a
+    /// batch that failed this run is not tried again this run).
+    open_done: bool,
     fresh: Option<(String, i64)>,
 }
 
@@ -124,39 +143,12 @@ pub struct Cursor {
 pub fn next(conn: &Connection, due: &Due<'_>, cursor: &mut Cursor) -> rusqlite::Result<Vec<Read>> {
     let now = instant::format(due.now);
     let wall = instant::format(due.wall);
-    let open: Option<String> = conn
-        .prepare_cached(&format!(
-            "SELECT b.batch_key FROM rappel_attendance_batches b JOIN attendance_logs l ON l.id = b.log_id
-             WHERE b.service = :service AND b.batch_key > :after AND {DUE}
-             ORDER BY b.batch_key LIMIT 1"
-        ))?
-        .query_row(
-            named_params! {
-                ":force": due.force, ":now": now, ":max": due.max_attempts, ":wall": wall,
-                ":terminals": due.terminals, ":service": due.service, ":after": cursor.open_key,
-            },
-            |r| r.get(0),
-        )
-        .optional()?;
-    if let Some(key) = open {
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM rappel_attendance_batches b JOIN attendance_logs l ON l.id = b.log_id
-             JOIN terminals t ON t.id = l.terminal_id
-             WHERE b.service = :service AND b.batch_key = :key AND {DUE}
-             ORDER BY l.id LIMIT :limit"
-        ))?;
-        let rows = stmt
-            .query_map(
-                named_params! {
-                    ":force": due.force, ":now": now, ":max": due.max_attempts, ":wall": wall,
-                    ":terminals": due.terminals, ":service": due.service, ":key": key,
-                    ":limit": due.batch_size,
-                },
-                batch::read,
-            )?
-            .collect();
-        cursor.open_key = key;
-        return rows;
+    if !cursor.open_done {
+        let rows = next_open(conn, due, cursor, &now, &wall)?;
+        if !rows.is_empty() {
+            return Ok(rows);
+        }
+        cursor.open_done = true;
     }
     let (after_at, after_id) = cursor.fresh.clone().unwrap_or_default();
     let mut stmt = conn.prepare_cached(&format!(
@@ -180,6 +172,52 @@ pub fn next(conn: &Connection, due: &Due<'_>, cursor: &mut Cursor) -> rusqlite::
         cursor.fresh = Some((last.punched_at.clone(), last.id));
     }
     Ok(rows)
+}
+
+/// The next open batch (by key, after the cursor) with due logs: those logs,
+/// in the order they were first posted.
+fn next_open(
+    conn: &Connection,
+    due: &Due<'_>,
+    cursor: &mut Cursor,
+    now: &str,
+    wall: &str,
+) -> rusqlite::Result<Vec<Read>> {
+    let open: Option<String> = conn
+        .prepare_cached(&format!(
+            "SELECT b.batch_key FROM rappel_attendance_batches b JOIN attendance_logs l ON l.id = b.log_id
+             WHERE b.service = :service AND b.batch_key > :after AND {DUE}
+             ORDER BY b.batch_key LIMIT 1"
+        ))?
+        .query_row(
+            named_params! {
+                ":force": due.force, ":now": now, ":max": due.max_attempts, ":wall": wall,
+                ":terminals": due.terminals, ":service": due.service, ":after": cursor.open_key,
+            },
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(key) = open {
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM rappel_attendance_batches b JOIN attendance_logs l ON l.id = b.log_id
+             JOIN terminals t ON t.id = l.terminal_id
+             WHERE b.service = :service AND b.batch_key = :key AND {DUE}
+             ORDER BY l.punched_at, l.id LIMIT :limit"
+        ))?;
+        let rows = stmt
+            .query_map(
+                named_params! {
+                    ":force": due.force, ":now": now, ":max": due.max_attempts, ":wall": wall,
+                    ":terminals": due.terminals, ":service": due.service, ":key": key,
+                    ":limit": due.batch_size,
+                },
+                batch::read,
+            )?
+            .collect();
+        cursor.open_key = key;
+        return rows;
+    }
+    Ok(Vec::new())
 }
 
 /// A batch this run holds until `lease` (wall time).
@@ -316,7 +354,7 @@ pub fn record(
                 .execute(params![log.id, claimed.lease, reason, instant::format(*next)])?,
             Outcome::Back => tx
                 .prepare_cached(&format!(
-                    "UPDATE attendance_logs SET sync_status = 'pending', sync_lease_until = NULL WHERE {mine}"
+                    "UPDATE attendance_logs SET sync_status = {GIVEN_BACK}, sync_lease_until = NULL WHERE {mine}"
                 ))?
                 .execute(params![log.id, claimed.lease])?,
         };
@@ -336,7 +374,11 @@ pub fn record(
                 done.failed += 1;
                 forget(&tx, log.id)?;
             }
-            Outcome::Retry { last: true, .. } => done.failed += 1,
+            Outcome::Retry { last: true, .. } => {
+                // Only --force sends it again, as a batch of its own run.
+                done.failed += 1;
+                forget(&tx, log.id)?;
+            }
             Outcome::Retry { .. } => done.retrying += 1,
             Outcome::Back => {}
         }
@@ -354,13 +396,14 @@ pub fn record(
 
 /// Pending logs of terminals outside `owned` (a JSON array of ids), per serial.
 pub fn unowned_pending(conn: &Connection, owned: &str) -> rusqlite::Result<Vec<(String, u64)>> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare(&format!(
         "SELECT coalesce(t.serial, '#' || l.terminal_id), count(*)
          FROM attendance_logs l LEFT JOIN terminals t ON t.id = l.terminal_id
-         WHERE l.sync_status IN ('pending', 'failed', 'sending') AND l.sync_status = 'pending'
+         WHERE {} AND l.sync_status = 'pending'
            AND +l.terminal_id NOT IN (SELECT value FROM json_each(?1))
          GROUP BY 1 ORDER BY 1",
-    )?;
+        unsent!()
+    ))?;
     let rows = stmt.query_map([owned], |r| {
         Ok((
             crate::jobs::column_text(r.get_ref(0)?).unwrap_or_default(),
@@ -484,5 +527,39 @@ mod tests {
         // Recording under the old lease changes nothing: the logs are the new claim's.
         let stale = record(&mut conn, "rh", &held, &vec![Outcome::Sent; 7], late.now).unwrap();
         assert_eq!((stale.sent, stale.stolen), (0, 7));
+    }
+
+    #[test]
+    fn a_failed_log_given_back_stays_failed_with_its_attempts() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = database(dir.path(), 2);
+        let mut conn = db.connect().unwrap();
+        conn.execute_batch(
+            "UPDATE attendance_logs SET sync_status = 'failed', sync_attempts = 3,
+                    next_attempt_at = '2026-03-10T08:00:00Z' WHERE id = 1",
+        )
+        .unwrap();
+        let mut forced = due("2026-03-10T09:00:00Z", "2026-03-10T09:00:00Z");
+        forced.force = true;
+        let held = claim(&mut conn, &forced, &mut Cursor::default(), at("2026-03-10T09:10:00Z"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(held.logs.len(), 2, "--force takes the used-up log too");
+        assert_eq!(reclaim_expired(&conn, at("2026-03-10T09:11:00Z")).unwrap(), 2);
+        let state = |id: i64| -> (String, i64) {
+            conn.query_row(
+                "SELECT sync_status, sync_attempts FROM attendance_logs WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap()
+        };
+        assert_eq!(state(1), ("failed".into(), 3), "not pending: its attempts are used up");
+        assert_eq!(state(2), ("pending".into(), 0));
+        let plain = due("2026-03-10T09:12:00Z", "2026-03-10T09:12:00Z");
+        let next = claim(&mut conn, &plain, &mut Cursor::default(), at("2026-03-10T09:22:00Z"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(next.logs.iter().map(|l| l.id).collect::<Vec<_>>(), vec![2]);
     }
 }
