@@ -27,7 +27,8 @@
 # 7. attendance: sync-attendance pushing 100,000 pending punches in batches of
 #    100 to a local HTTP server standing in for the HR API (bench/fake_hr.py):
 #    wall time (target <= 5 s) and peak memory, beside the same run over
-#    10,000 punches (flat memory: the peaks should match)
+#    10,000 punches (flat memory: the peaks should match), then a run with
+#    nothing due over the 110,000 sent punches
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what="${1:-all}"
@@ -280,6 +281,8 @@ SQL
         /usr/bin/time -f "wall %e s, peak RSS %M KB" "$B" --config "$dir/rappel.toml" --now "$NOW" sync-attendance 2>&1 | tail -2
     done
     echo "sent: $(sqlite3 "$dir/rappel.db" "SELECT count(*) FROM attendance_logs WHERE sync_status = 'sent'") of $(sqlite3 "$dir/rappel.db" "SELECT count(*) FROM attendance_logs")"
+    echo "== attendance: a run with nothing due over 110,000 sent punches (users pull included)"
+    hyperfine -N --warmup 3 --runs 30 "$B --config $dir/rappel.toml --now $NOW sync-attendance" 2>/dev/null | grep -E "Time|Range"
     echo "server: $(curl -s http://127.0.0.1:2527/count 2>/dev/null || python3 -c 'import urllib.request; print(urllib.request.urlopen("http://127.0.0.1:2527/count").read().decode())')"
 }
 
