@@ -7,6 +7,7 @@ use rusqlite::Connection;
 
 use crate::channels::Channels;
 use crate::channels::email::EmailChannel;
+use crate::channels::ping::Ping;
 use crate::cli::{Cli, Command, ConfigCommand, DbCommand};
 use crate::clock::Clock;
 use crate::cmd;
@@ -48,6 +49,17 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Demo { dir, scale, no_run } => {
             return cmd::demo::run(dir, *scale, *no_run, clock, verbosity, cli.json);
         }
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut command, "rappel", &mut std::io::stdout());
+            return Ok(Exit::Ok);
+        }
+        Command::Man => {
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
+                .render(&mut std::io::stdout())
+                .or_exit(Exit::IoErr)?;
+            return Ok(Exit::Ok);
+        }
         _ => {}
     }
     let config = config::load(cli.config.as_deref())?;
@@ -62,49 +74,101 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         json: cli.json,
     };
     match cli.command {
-        Command::CheckDelayAlerts(args) => {
-            let cfg = &config.delay_alerts;
-            run_job(
-                &ctx,
-                jobs::delay_alerts::JOB,
-                args.dry_run,
-                args.force,
-                Some(&|conn, plan_ctx| jobs::delay_alerts::plan(conn, cfg, plan_ctx)),
-            )
-        }
-        Command::SendReports(args) => {
-            let cfg = &config.reports;
-            run_job(
-                &ctx,
-                jobs::reports::JOB,
-                args.dry_run,
-                args.force,
-                Some(&|conn, plan_ctx| jobs::reports::plan(conn, cfg, plan_ctx)),
-            )
-        }
-        Command::SendReminders { job, kinds } => {
-            let reminders = jobs::reminders::Reminders {
-                cfg: &config.reminders,
-                whatsapp: config.whatsapp.as_ref(),
-                kinds: &kinds,
-            };
-            run_job(
-                &ctx,
-                jobs::reminders::JOB,
-                job.dry_run,
-                job.force,
-                Some(&|conn, plan_ctx| jobs::reminders::plan(conn, &reminders, plan_ctx)),
-            )
-        }
+        Command::CheckDelayAlerts(args) => delay_alerts(&ctx, args.dry_run, args.force),
+        Command::SendReports(args) => reports(&ctx, args.dry_run, args.force),
+        Command::SendReminders { job, kinds } => reminders(&ctx, job.dry_run, job.force, &kinds),
         Command::SyncAttendance { job, service } => cmd::sync::run(&ctx, job.dry_run, job.force, service.as_deref()),
+        Command::RunAll(args) => run_all(&ctx, args.dry_run, args.force),
+        Command::Purge(args) => cmd::purge::run(&ctx, &args),
         Command::Deliver(args) => run_job(&ctx, "deliver", args.dry_run, false, None),
         Command::Db(DbCommand::Migrate) => cmd::db::migrate(&ctx),
         Command::Db(DbCommand::Status) => cmd::db::status(&ctx),
         Command::Config(ConfigCommand::Check { connect }) => cmd::check::run(&ctx, connect),
         Command::TestEmail { to } => cmd::test_email::run(&ctx, &to),
         Command::Log(args) => cmd::log::run(&ctx, &args),
-        Command::Init { .. } | Command::Demo { .. } => unreachable!("handled above"),
+        Command::Init { .. } | Command::Demo { .. } | Command::Completions { .. } | Command::Man => {
+            unreachable!("handled above")
+        }
     }
+}
+
+pub fn delay_alerts(ctx: &Ctx<'_>, dry_run: bool, force: bool) -> anyhow::Result<Exit> {
+    let cfg = &ctx.config.delay_alerts;
+    run_job(
+        ctx,
+        jobs::delay_alerts::JOB,
+        dry_run,
+        force,
+        Some(&|conn, plan_ctx| jobs::delay_alerts::plan(conn, cfg, plan_ctx)),
+    )
+}
+
+pub fn reports(ctx: &Ctx<'_>, dry_run: bool, force: bool) -> anyhow::Result<Exit> {
+    let cfg = &ctx.config.reports;
+    run_job(
+        ctx,
+        jobs::reports::JOB,
+        dry_run,
+        force,
+        Some(&|conn, plan_ctx| jobs::reports::plan(conn, cfg, plan_ctx)),
+    )
+}
+
+pub fn reminders(ctx: &Ctx<'_>, dry_run: bool, force: bool, kinds: &[String]) -> anyhow::Result<Exit> {
+    let reminders = jobs::reminders::Reminders {
+        cfg: &ctx.config.reminders,
+        whatsapp: ctx.config.whatsapp.as_ref(),
+        kinds,
+    };
+    run_job(
+        ctx,
+        jobs::reminders::JOB,
+        dry_run,
+        force,
+        Some(&|conn, plan_ctx| jobs::reminders::plan(conn, &reminders, plan_ctx)),
+    )
+}
+
+/// Every job the configuration gives something to do, in turn, then
+/// `deliver`; one job's failure never stops the next. The most serious exit wins.
+pub fn run_all(ctx: &Ctx<'_>, dry_run: bool, force: bool) -> anyhow::Result<Exit> {
+    let config = ctx.config;
+    let messages = config.email.is_some() || config.whatsapp.is_some();
+    if !messages && config.attendance.services.is_empty() {
+        return Err(crate::exit::fail(
+            Exit::Config,
+            format!(
+                "{}: no [email], [whatsapp] or [attendance.services] section, so no job has anything to do",
+                config.path.display()
+            ),
+        ));
+    }
+    let ping = if dry_run { None } else { Ping::start(config, "run-all") };
+    let mut exit = Exit::Ok;
+    let mut step = |job: &str, result: anyhow::Result<Exit>| match result {
+        Ok(e) => exit = exit.max(e),
+        Err(e) => {
+            log::error!("{job}: {e:#}");
+            exit = exit.max(crate::exit::of_error(&e));
+        }
+    };
+    if config.email.is_some() {
+        step(jobs::delay_alerts::JOB, delay_alerts(ctx, dry_run, force));
+        step(jobs::reports::JOB, reports(ctx, dry_run, force));
+    }
+    if messages {
+        step(jobs::reminders::JOB, reminders(ctx, dry_run, force, &[]));
+    }
+    if !config.attendance.services.is_empty() {
+        step(jobs::attendance::JOB, cmd::sync::run(ctx, dry_run, force, None));
+    }
+    if messages {
+        step("deliver", run_job(ctx, "deliver", dry_run, false, None));
+    }
+    if let Some(p) = ping {
+        p.finish(exit);
+    }
+    Ok(exit)
 }
 
 /// Builds the channels the configuration describes.
@@ -143,8 +207,17 @@ pub fn run_job(
         log::warn!("another {job} run holds its lock; this one exits without doing anything");
         return Ok(Exit::Ok);
     };
+    let ping = Ping::start(ctx.config, job);
     let db = Database::new(ctx.config.database.clone(), false);
-    let conn = db.connect_current()?;
+    let conn = match db.connect_current() {
+        Ok(c) => c,
+        Err(e) => {
+            if let Some(p) = ping {
+                p.finish(crate::exit::of_error(&e));
+            }
+            return Err(e);
+        }
+    };
     let run_id = tally::start_run(&conn, job, ctx.clock.now())?;
     let mut report = PlanReport::default();
     let result = job_body(ctx, job, &db, &scope, planner, &mut report, run_id);
@@ -159,6 +232,9 @@ pub fn run_job(
     let finished = ctx.clock.now() + chrono::Duration::from_std(started.elapsed()).unwrap_or_default();
     if let Err(e) = tally::finish_run(&conn, run_id, finished, &tally, error.as_deref()) {
         log::error!("cannot record the end of this run in job_runs: {e}");
+    }
+    if let Some(p) = ping {
+        p.finish(tally.exit);
     }
     let tally = result?;
     output::print_report(

@@ -3,6 +3,7 @@
 
 pub mod email;
 pub mod http;
+pub mod ping;
 pub mod twilio;
 
 use std::fmt;

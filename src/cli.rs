@@ -61,6 +61,17 @@ pub enum Command {
     },
     /// Send every job's pending messages whose retry time has come
     Deliver(DryRun),
+    /// Every configured job in turn, then deliver; exits with the most serious code
+    RunAll(JobArgs),
+    /// Delete finished deliveries, delay-alert history and job runs older than an age
+    Purge(PurgeArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
+    Completions {
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff)
+    Man,
     /// Database schema: migrate or show status
     #[command(subcommand)]
     Db(DbCommand),
@@ -93,6 +104,22 @@ pub enum Command {
     },
     /// List deliveries, newest first (times in the config's zone)
     Log(LogArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PurgeArgs {
+    /// Rows older than this age: 90d, 12w (at least a week)
+    #[arg(long, value_name = "AGE", value_parser = parse_age)]
+    pub older_than: chrono::Duration,
+    /// Count what would go; delete nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Then give the freed space back to the file system (VACUUM)
+    #[arg(long)]
+    pub vacuum: bool,
+    /// Also delete synced attendance logs (the host's data)
+    #[arg(long)]
+    pub include_attendance: bool,
 }
 
 #[derive(Debug, Args)]

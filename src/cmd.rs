@@ -5,5 +5,6 @@ pub mod db;
 pub mod demo;
 pub mod init;
 pub mod log;
+pub mod purge;
 pub mod sync;
 pub mod test_email;

@@ -71,6 +71,10 @@ pub struct Config {
     pub attendance: AttendanceConfig,
     /// `[monitoring] log_format = "json"`.
     pub json_logs: bool,
+    /// `[monitoring.ping_urls]`: job (or `run-all`, `purge`) -> check URL.
+    pub ping_urls: BTreeMap<String, String>,
+    /// How long a ping may take before it is given up (never failing the job).
+    pub ping_timeout: Duration,
     /// Notices found while converting (plain secrets in a readable file).
     pub warnings: Vec<String>,
 }
@@ -273,6 +277,23 @@ fn convert(raw: RawConfig, path: &Path) -> Result<Config, String> {
         }
     };
     let attendance = attendance::convert(raw.attendance, path, &dir, delivery.lease, &mut warnings)?;
+    let mut ping_urls = BTreeMap::new();
+    for (job, url) in raw.monitoring.ping_urls.unwrap_or_default() {
+        if !PINGED.contains(&job.as_str()) {
+            return Err(format!(
+                "monitoring.ping_urls.{job}: not a job (expected one of {})",
+                PINGED.join(", ")
+            ));
+        }
+        let url = http_base(&format!("monitoring.ping_urls.{job}"), &url)?;
+        ping_urls.insert(job, url);
+    }
+    let ping_timeout = Duration::from_secs(within(
+        raw.monitoring.ping_timeout_s.unwrap_or(5),
+        1,
+        60,
+        "monitoring.ping_timeout_s",
+    )?);
     Ok(Config {
         path: path.to_path_buf(),
         database: resolve(raw.database.as_deref().unwrap_or("rappel.db")),
@@ -288,6 +309,8 @@ fn convert(raw: RawConfig, path: &Path) -> Result<Config, String> {
         whatsapp: reminders::convert_whatsapp(raw.whatsapp, path, &dir, &mut warnings)?,
         attendance,
         json_logs,
+        ping_urls,
+        ping_timeout,
         warnings,
     })
 }
@@ -310,6 +333,17 @@ pub fn parse_address(a: &str) -> Result<Address, String> {
         .parse::<Address>()
         .map_err(|e| format!("{a:?} is not a valid email address ({e})"))
 }
+
+/// The runs `[monitoring.ping_urls]` may name.
+pub const PINGED: &[&str] = &[
+    "check-delay-alerts",
+    "send-reports",
+    "send-reminders",
+    "sync-attendance",
+    "deliver",
+    "run-all",
+    "purge",
+];
 
 pub(crate) const MONTH_S: u64 = 31 * 24 * 3_600;
 const CENTURY_DAYS: u32 = 36_525;

@@ -1,8 +1,10 @@
 //! Operating rappel end to end: `log` over deliveries made by real runs
-//! against a real SMTP server.
+//! against a real SMTP server, `run-all`, monitoring pings received by an
+//! HTTP server on 127.0.0.1, `purge`, completions and the man page.
 
 mod support;
 
+use support::hr::FakeHr;
 use support::{Mode, SmtpServer, TestEnv};
 
 const NOW: &str = "2026-03-10T07:00:00Z";
@@ -107,4 +109,240 @@ fn log_refuses_unknown_filters_as_usage_errors() {
         let out = env.run(args, NOW).code(64);
         assert!(out.stderr.contains(args[2]), "{args:?}: {}", out.stderr);
     }
+}
+
+/// A config with an HR service on `hr` (token in a file) besides email.
+fn with_attendance(smtp: &SmtpServer, hr: &FakeHr, extra: &str) -> TestEnv {
+    let env = TestEnv::new(smtp.port, extra);
+    std::fs::write(env.dir.path().join("hr-token"), "tok\n").unwrap();
+    let config = std::fs::read_to_string(env.config_path()).unwrap();
+    env.write_config(&format!(
+        r#"{config}
+[attendance.services.rh]
+base_url = "{}"
+attendance_endpoint = "/att"
+token_file = "hr-token"
+timeout_s = 2
+terminals = ["TM20-001"]
+"#,
+        hr.base_url()
+    ));
+    let db = env.db();
+    db.execute("INSERT INTO terminals (id, serial) VALUES (1, 'TM20-001')", [])
+        .unwrap();
+    db.execute(
+        "INSERT INTO attendance_logs (terminal_id, enroll_id, punched_at) VALUES (1, 7, '2026-03-10T06:00:00Z')",
+        [],
+    )
+    .unwrap();
+    env
+}
+
+#[test]
+fn run_all_runs_every_job_and_exits_with_the_most_serious_code() {
+    let smtp = SmtpServer::start();
+    let hr = FakeHr::start();
+    let env = with_attendance(&smtp, &hr, "");
+    for i in 0..2 {
+        let c = env.contact(&format!("R{i}"), &format!("r{i}@example.com"));
+        env.recipient(c, None);
+    }
+    env.ticket("T-1", &[("Diagnostic", "2026-02-01T07:00:00Z")]);
+    smtp.set_mode(Mode::RejectRcpt("r1@".into()));
+    hr.answer_next(503, "busy", &[]);
+    // 65 (a refused address) outranks 75 (the HR API to try again).
+    let out = env.run(&["run-all"], NOW).code(65);
+    assert!(out.stdout.contains("check-delay-alerts:"), "{}", out.stdout);
+    assert!(out.stdout.contains("sync-attendance:"), "{}", out.stdout);
+    assert_eq!(smtp.recipients(), vec!["r0@example.com"]);
+    assert_eq!(hr.posts().len(), 1);
+    let jobs: Vec<String> = {
+        let db = env.db();
+        let mut stmt = db.prepare("SELECT job FROM job_runs ORDER BY id").unwrap();
+        stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+    };
+    assert_eq!(
+        jobs,
+        [
+            "check-delay-alerts",
+            "send-reports",
+            "send-reminders",
+            "sync-attendance",
+            "deliver"
+        ]
+    );
+
+    // Credentials refused by the HR API: 78 outranks 65, and the rest still ran.
+    hr.answer_next(401, "no", &[]);
+    env.run(&["run-all"], "2026-03-10T09:00:00Z").code(78);
+    assert_eq!(hr.posts().len(), 2);
+    let dry = env.run(&["--json", "run-all", "--dry-run"], NOW).success();
+    let jobs: Vec<String> = dry
+        .stdout
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["job"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        jobs,
+        [
+            "check-delay-alerts",
+            "send-reports",
+            "send-reminders",
+            "sync-attendance",
+            "deliver"
+        ],
+        "one JSON summary per job"
+    );
+}
+
+#[test]
+fn monitoring_pings_start_and_end_with_one_run_id_and_never_hold_a_run_up() {
+    let smtp = SmtpServer::start();
+    let pings = FakeHr::start();
+    let env = TestEnv::new(
+        smtp.port,
+        &format!(
+            "[monitoring]\nping_timeout_s = 1\n[monitoring.ping_urls]\ncheck-delay-alerts = \"{}/ping/abc\"\n",
+            pings.base_url()
+        ),
+    );
+    let c = env.contact("R0", "r0@example.com");
+    env.recipient(c, None);
+    env.ticket("T-1", &[("Diagnostic", "2026-02-01T07:00:00Z")]);
+    smtp.set_mode(Mode::RejectRcpt("r0@".into()));
+    env.run(&["check-delay-alerts"], NOW).code(65);
+    smtp.set_mode(Mode::Accept);
+    env.run(&["check-delay-alerts", "--dry-run"], NOW).success();
+    env.run(&["send-reports"], NOW).success();
+    env.run(&["check-delay-alerts", "--force"], NOW).success();
+    let urls: Vec<String> = pings.requests().iter().map(|r| r.url.clone()).collect();
+    assert_eq!(
+        urls.len(),
+        4,
+        "two runs, two pings each; none for a dry run or an unpinged job: {urls:?}"
+    );
+    let rid = |u: &str| u.split_once("?rid=").unwrap().1.to_string();
+    assert!(urls[0].starts_with("/ping/abc/start?rid="), "{urls:?}");
+    assert!(urls[1].starts_with("/ping/abc/65?rid="), "{urls:?}");
+    assert_eq!(rid(&urls[0]), rid(&urls[1]));
+    assert!(urls[2].starts_with("/ping/abc/start?rid=") && urls[3].starts_with("/ping/abc?rid="));
+    assert_eq!(rid(&urls[2]), rid(&urls[3]));
+    assert_ne!(rid(&urls[0]), rid(&urls[2]));
+
+    // A ping endpoint that accepts and never answers costs at most its timeout.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let config = std::fs::read_to_string(env.config_path())
+        .unwrap()
+        .replace(&pings.base_url(), &format!("http://127.0.0.1:{port}"));
+    env.write_config(&config);
+    let started = std::time::Instant::now();
+    let out = env.run(&["check-delay-alerts"], "2026-03-12T07:00:00Z").success();
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_millis(4_000), "{took:?}");
+    assert!(out.stderr.contains("monitoring ping failed"), "{}", out.stderr);
+    drop(silent);
+}
+
+#[test]
+fn purge_removes_only_old_finished_rows() {
+    let smtp = SmtpServer::start();
+    let env = TestEnv::new(smtp.port, "");
+    let db = env.db();
+    db.execute_batch(
+        "INSERT INTO deliveries (id, job, kind, dedupe_key, channel, recipient, status, created_at, sent_at) VALUES
+           (1, 'check-delay-alerts', 'delay_alert', 'k1', 'email', 'a@x', 'sent', '2025-09-01T07:00:00Z', '2025-09-01T07:00:01Z'),
+           (2, 'check-delay-alerts', 'delay_alert', 'k2', 'email', 'a@x', 'sent', '2025-09-02T07:00:00Z', '2025-09-02T07:00:01Z'),
+           (3, 'send-reminders', 'loan_d1', 'k3', 'email', 'b@x', 'failed', '2025-09-03T07:00:00Z', NULL),
+           (4, 'send-reminders', 'loan_d1', 'k4', 'email', 'b@x', 'pending', '2025-09-04T07:00:00Z', NULL),
+           (5, 'send-reminders', 'loan_d1', 'k5', 'email', 'b@x', 'sending', '2025-09-05T07:00:00Z', NULL),
+           (6, 'send-reminders', 'loan_d1', 'k6', 'email', 'b@x', 'sent', '2026-03-01T07:00:00Z', '2026-03-01T07:00:00Z');
+         INSERT INTO delay_alert_log (id, event_id, ticket_id, stage, days_in_stage, alerted_at, delivery_id) VALUES
+           (1, 10, 1, 'Diagnostic', 20, '2025-09-01T07:00:00Z', 1),
+           (2, 10, 1, 'Diagnostic', 21, '2025-09-02T07:00:00Z', 2),
+           (3, 11, 2, 'Diagnostic', 30, '2025-09-01T07:00:00Z', NULL);
+         INSERT INTO job_runs (job, started_at, finished_at) VALUES
+           ('deliver', '2025-09-01T07:00:00Z', '2025-09-01T07:00:01Z'),
+           ('deliver', '2025-09-02T07:00:00Z', NULL),
+           ('deliver', '2026-03-09T07:00:00Z', '2026-03-09T07:00:01Z');
+         INSERT INTO terminals (id, serial) VALUES (1, 'TM20-001');
+         INSERT INTO attendance_logs (terminal_id, enroll_id, punched_at, sync_status, synced_at) VALUES
+           (1, 1, '2025-09-01T07:00:00Z', 'sent', '2025-09-01T07:15:00Z'),
+           (1, 2, '2025-09-01T07:00:00Z', 'pending', NULL),
+           (1, 3, '2026-03-01T07:00:00Z', 'sent', '2026-03-01T07:15:00Z');",
+    )
+    .unwrap();
+    let rows = |table: &str| -> Vec<i64> {
+        let mut stmt = db
+            .prepare(&format!("SELECT rowid FROM {table} ORDER BY rowid"))
+            .unwrap();
+        stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+    };
+    let before = env.dump();
+
+    let dry = env
+        .run(&["--json", "purge", "--older-than", "90d", "--dry-run"], NOW)
+        .success();
+    let counts: serde_json::Value = serde_json::from_str(dry.stdout.trim()).unwrap();
+    assert_eq!(
+        counts["deleted"],
+        serde_json::json!({"delay-alert_history": 1, "deliveries": 2, "job_runs": 1}),
+        "{}",
+        dry.stdout
+    );
+    assert_eq!(env.dump(), before, "a dry run deletes nothing");
+
+    let out = env.run(&["purge", "--older-than", "90d"], NOW).success();
+    assert!(
+        out.stdout
+            .contains("deleted 2 deliveries older than 2025-12-10T07:00:00Z"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        rows("deliveries"),
+        vec![2, 4, 5, 6],
+        "pending, sending, recent and still-referenced rows stay"
+    );
+    assert_eq!(rows("delay_alert_log"), vec![2, 3], "each event keeps its latest alert");
+    assert_eq!(rows("job_runs").len(), 2);
+    assert_eq!(
+        rows("attendance_logs"),
+        vec![1, 2, 3],
+        "the host's logs stay without the flag"
+    );
+
+    let out = env
+        .run(
+            &["-q", "purge", "--older-than", "12w", "--include-attendance", "--vacuum"],
+            NOW,
+        )
+        .success();
+    assert_eq!(out.stdout, "", "-q: nothing to say");
+    assert_eq!(rows("attendance_logs"), vec![2, 3], "only old synced logs go");
+
+    env.run(&["purge", "--older-than", "3d"], NOW).code(64);
+    env.run(&["purge"], NOW).code(64);
+}
+
+#[test]
+fn completions_and_man_page_are_generated() {
+    let dir = tempfile::tempdir().unwrap();
+    for shell in ["bash", "zsh", "fish", "powershell"] {
+        let out = support::rappel_in(dir.path(), &["completions", shell]).success();
+        assert!(out.stdout.contains("sync-attendance"), "{shell}: {}", out.stdout.len());
+    }
+    let man = support::rappel_in(dir.path(), &["man"]).success();
+    assert!(
+        man.stdout.starts_with(".ie") || man.stdout.contains(".TH rappel"),
+        "{}",
+        &man.stdout[..200]
+    );
+    assert!(man.stdout.contains("run\\-all") || man.stdout.contains("run-all"));
+    support::rappel_in(dir.path(), &["completions", "tcsh"]).code(64);
 }

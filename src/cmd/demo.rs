@@ -14,7 +14,6 @@ use crate::config;
 use crate::db::Database;
 use crate::exit::{Exit, OrExit, fail};
 use crate::instant;
-use crate::jobs::{self, delay_alerts};
 use crate::output::Verbosity;
 
 const MARKER: &str = ".rappel-demo";
@@ -126,34 +125,9 @@ pub fn run(
         verbosity: verbosity.max(Verbosity::Verbose),
         json,
     };
-    let alerts = &config.delay_alerts;
-    let mut exit = app::run_job(
-        &ctx,
-        delay_alerts::JOB,
-        false,
-        false,
-        Some(&|conn, plan_ctx| delay_alerts::plan(conn, alerts, plan_ctx)),
-    )?;
-    let reports = &config.reports;
-    exit = exit.max(app::run_job(
-        &ctx,
-        jobs::reports::JOB,
-        false,
-        false,
-        Some(&|conn, plan_ctx| jobs::reports::plan(conn, reports, plan_ctx)),
-    )?);
-    let reminders = jobs::reminders::Reminders {
-        cfg: &config.reminders,
-        whatsapp: config.whatsapp.as_ref(),
-        kinds: &[],
-    };
-    exit = exit.max(app::run_job(
-        &ctx,
-        jobs::reminders::JOB,
-        false,
-        false,
-        Some(&|conn, plan_ctx| jobs::reminders::plan(conn, &reminders, plan_ctx)),
-    )?);
+    let mut exit = app::delay_alerts(&ctx, false, false)?;
+    exit = exit.max(app::reports(&ctx, false, false)?);
+    exit = exit.max(app::reminders(&ctx, false, false, &[])?);
     exit = exit.max(crate::cmd::sync::run(&ctx, false, false, None)?);
     for (what, folder) in [
         ("emails", "outbox/email"),

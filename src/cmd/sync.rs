@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use crate::app::Ctx;
 use crate::channels::http::HrApi;
+use crate::channels::ping::Ping;
 use crate::config::ServiceConfig;
 use crate::db::Database;
 use crate::engine::lock;
@@ -87,8 +88,17 @@ pub fn run(ctx: &Ctx<'_>, dry_run: bool, force: bool, only: Option<&str>) -> any
     if locked.is_empty() {
         return Ok(Exit::Ok);
     }
+    let ping = Ping::start(ctx.config, JOB);
     let db = Database::new(ctx.config.database.clone(), false);
-    let mut conn = db.connect_current()?;
+    let mut conn = match db.connect_current() {
+        Ok(c) => c,
+        Err(e) => {
+            if let Some(p) = ping {
+                p.finish(crate::exit::of_error(&e));
+            }
+            return Err(e);
+        }
+    };
     let run_id = tally::start_run(&conn, JOB, ctx.clock.now())?;
     let mut tally = Tally::default();
     let result = (|| -> anyhow::Result<()> {
@@ -111,6 +121,9 @@ pub fn run(ctx: &Ctx<'_>, dry_run: bool, force: bool, only: Option<&str>) -> any
     let finished = ctx.clock.now() + chrono::Duration::from_std(started.elapsed()).unwrap_or_default();
     if let Err(e) = tally::finish_run(&conn, run_id, finished, &tally, error.as_deref()) {
         log::error!("cannot record the end of this run in job_runs: {e}");
+    }
+    if let Some(p) = ping {
+        p.finish(tally.exit);
     }
     result?;
     report(ctx, false, tally, started);

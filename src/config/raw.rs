@@ -77,6 +77,7 @@ pub struct RawDelayAlerts {
 pub struct RawMonitoring {
     pub log_format: Option<String>,
     pub ping_urls: Option<BTreeMap<String, String>>,
+    pub ping_timeout_s: Option<u64>,
 }
 
 // The sections below belong to jobs that validate them when they land; they

@@ -1,0 +1,129 @@
+//! `rappel purge --older-than 90d [--dry-run] [--vacuum] [--include-attendance]`:
+//! deletes what rappel no longer needs: finished deliveries, delay-alert
+//! history and job runs older than the age, and with `--include-attendance`
+//! the synced attendance logs. Never a pending or sending row.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, TransactionBehavior, params};
+
+use crate::app::Ctx;
+use crate::channels::ping::Ping;
+use crate::cli::PurgeArgs;
+use crate::db::Database;
+use crate::exit::{Exit, fail};
+use crate::instant;
+
+/// Younger rows may still be what stops a message going twice (the longest
+/// validity of a planned message is a week).
+const MIN_AGE_DAYS: i64 = 7;
+
+/// What goes, and the statement that counts or deletes it (`?1` the cutoff).
+/// A delivery goes only when no alert that stays points at it, so a dry run
+/// counts exactly what a real one deletes.
+const TARGETS: &[(&str, &str)] = &[
+    (
+        "delay-alert history",
+        // Each event keeps its latest alert: it is what re-arming counts from.
+        "FROM delay_alert_log WHERE alerted_at < ?1
+           AND id NOT IN (SELECT max(id) FROM delay_alert_log GROUP BY event_id)",
+    ),
+    (
+        "deliveries",
+        "FROM deliveries WHERE status IN ('sent', 'failed') AND created_at < ?1
+           AND (sent_at IS NULL OR sent_at < ?1)
+           AND id NOT IN (SELECT delivery_id FROM delay_alert_log WHERE delivery_id IS NOT NULL
+                            AND (alerted_at >= ?1 OR id IN (SELECT max(id) FROM delay_alert_log GROUP BY event_id)))",
+    ),
+    (
+        "job runs",
+        "FROM job_runs WHERE finished_at IS NOT NULL AND started_at < ?1",
+    ),
+];
+
+const ATTENDANCE: (&str, &str) = (
+    "synced attendance logs",
+    "FROM attendance_logs WHERE sync_status = 'sent' AND synced_at < ?1",
+);
+
+pub fn run(ctx: &Ctx<'_>, args: &PurgeArgs) -> anyhow::Result<Exit> {
+    if args.older_than < chrono::Duration::days(MIN_AGE_DAYS) {
+        return Err(fail(
+            Exit::Usage,
+            format!(
+                "--older-than: at least {MIN_AGE_DAYS}d; younger deliveries may still keep a message from going twice"
+            ),
+        ));
+    }
+    let cutoff = ctx.clock.now() - args.older_than;
+    let db = Database::new(ctx.config.database.clone(), args.dry_run);
+    let mut conn = db.connect_current()?;
+    let ping = if args.dry_run {
+        None
+    } else {
+        Ping::start(ctx.config, "purge")
+    };
+    let result = purge(&mut conn, cutoff, args, ctx);
+    if let Some(p) = ping {
+        p.finish(match &result {
+            Ok(()) => Exit::Ok,
+            Err(e) => crate::exit::of_error(e),
+        });
+    }
+    result?;
+    Ok(Exit::Ok)
+}
+
+fn purge(conn: &mut Connection, cutoff: DateTime<Utc>, args: &PurgeArgs, ctx: &Ctx<'_>) -> anyhow::Result<()> {
+    let cutoff_text = instant::format(cutoff);
+    let mut targets: Vec<(&str, &str)> = TARGETS.to_vec();
+    if args.include_attendance {
+        targets.push(ATTENDANCE);
+    }
+    let verb = if args.dry_run { "would delete" } else { "deleted" };
+    let tx = conn.transaction_with_behavior(if args.dry_run {
+        TransactionBehavior::Deferred
+    } else {
+        TransactionBehavior::Immediate
+    })?;
+    let mut counts = Vec::new();
+    for (what, from) in targets {
+        let n: i64 = if args.dry_run {
+            tx.query_row(&format!("SELECT count(*) {from}"), params![cutoff_text], |r| r.get(0))?
+        } else {
+            tx.execute(&format!("DELETE {from}"), params![cutoff_text])? as i64
+        };
+        counts.push((what, n));
+    }
+    if args.dry_run {
+        drop(tx);
+    } else {
+        tx.commit()?;
+    }
+    if args.vacuum && !args.dry_run {
+        conn.execute_batch("VACUUM")?;
+    }
+    if ctx.json {
+        let counts: serde_json::Map<String, serde_json::Value> = counts
+            .iter()
+            .map(|(what, n)| (what.replace(' ', "_"), (*n).into()))
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({
+                "job": "purge", "dry_run": args.dry_run, "older_than": cutoff_text,
+                "deleted": counts, "vacuumed": args.vacuum && !args.dry_run,
+            })
+        );
+    } else if ctx.verbosity != crate::output::Verbosity::Quiet {
+        for (what, n) in &counts {
+            println!("{verb} {n} {what} older than {cutoff_text}");
+        }
+        if !args.include_attendance {
+            println!("attendance logs kept (they are the host's data; --include-attendance deletes the synced ones)");
+        }
+        if args.vacuum && !args.dry_run {
+            println!("vacuumed");
+        }
+    }
+    Ok(())
+}
