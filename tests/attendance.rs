@@ -793,7 +793,7 @@ fn config_check_connect_reads_each_users_list() {
     let out = env.run(&["config", "check", "--connect"], NOW).success();
     assert!(
         out.stdout
-            .contains("attendance.services.rh: connected, 2 user(s) listed"),
+            .contains("attendance.services.rh: ok (connected, 2 user(s) listed)"),
         "{}",
         out.stdout
     );
@@ -811,8 +811,8 @@ fn config_check_connect_reads_each_users_list() {
         &env,
         &service("rh", &hr, &["TM20-001"]).replace(&hr.base_url(), &format!("http://127.0.0.1:{}", free_port())),
     );
-    let out = env.run(&["config", "check", "--connect"], NOW).code(75);
-    assert!(out.stderr.contains("attendance.services.rh"), "{}", out.stderr);
+    let out = env.run(&["config", "check", "--connect"], NOW).code(78);
+    assert!(out.stdout.contains("attendance.services.rh: failed:"), "{}", out.stdout);
     env.run(&["config", "check"], NOW).success();
 }
 

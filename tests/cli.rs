@@ -284,6 +284,23 @@ fn config_check_renders_templates_and_reports_errors() {
     let env = TestEnv::new(smtp.port, "");
     let out = env.run(&["config", "check", "--connect"], NOW).success();
     assert!(out.stdout.contains("configuration OK"), "{}", out.stdout);
+    assert!(out.stdout.contains("email: ok"), "{}", out.stdout);
+
+    // Each target says ok or failed; any failure is exit 78.
+    let twilio = support::twilio::FakeTwilio::start();
+    let down = TestEnv::new(support::free_port(), "");
+    let config = std::fs::read_to_string(down.config_path()).unwrap();
+    down.write_config(&format!("{config}\n{}", twilio.config(down.dir.path())));
+    let out = down.run(&["config", "check", "--connect"], NOW).code(78);
+    assert!(out.stdout.contains("email: failed:"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("whatsapp: ok (Twilio account read)"),
+        "{}",
+        out.stdout
+    );
+    let account = twilio.requests().into_iter().find(|r| r.method == "GET").unwrap();
+    assert_eq!(account.url, "/2010-04-01/Accounts/ACtest.json");
+    assert!(account.authorization.is_some_and(|a| a.starts_with("Basic ")));
 
     let templates = env.dir.path().join("templates/en");
     std::fs::create_dir_all(&templates).unwrap();

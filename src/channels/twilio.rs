@@ -153,6 +153,30 @@ impl TwilioChannel {
         }
     }
 
+    /// Reads the account (`GET .../Accounts/<sid>.json`) to check the
+    /// credentials; `Ok(false)` for the file transport, which has none.
+    pub fn check_account(&self) -> Result<bool, SendError> {
+        let Carrier::Api {
+            agent,
+            messages_url,
+            authorization,
+        } = &self.carrier
+        else {
+            return Ok(false);
+        };
+        let account_url = messages_url.trim_end_matches("/Messages");
+        let response = agent
+            .get(format!("{account_url}.json"))
+            .header("Authorization", authorization)
+            .call();
+        let (status, retry_after, body) = read(response)?;
+        if (200..300).contains(&status) {
+            Ok(true)
+        } else {
+            Err(classify(status, retry_after, &body))
+        }
+    }
+
     /// Asks Twilio for a message's current status; `None` for the file transport.
     pub fn status(&self, sid: &str) -> Result<Option<Status>, SendError> {
         let Carrier::Api {

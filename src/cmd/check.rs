@@ -1,10 +1,10 @@
 //! `rappel config check [--connect]`: the configuration is already validated by
 //! loading it; this renders every template with sample data (optional values
-//! present, then absent) and, with `--connect`, reaches the SMTP server and
-//! reads each HR service's users list.
+//! present, then absent) and, with `--connect`, reaches the SMTP server (EHLO,
+//! STARTTLS, AUTH, no message), reads the Twilio account and each HR
+//! service's users list, and says ok or failed for each (exit 78 on a failure).
 
 use crate::app::{self, Ctx};
-use crate::channels::SendError;
 use crate::channels::http::HrApi;
 use crate::config::Locale;
 use crate::exit::{Exit, OrExit, fail};
@@ -59,64 +59,68 @@ pub fn run(ctx: &Ctx<'_>, connect: bool) -> anyhow::Result<Exit> {
         }
         return Err(fail(Exit::Config, format!("{} template error(s)", errors.len())));
     }
+    if !connect {
+        println!("configuration OK: {}", config.path.display());
+        return Ok(Exit::Ok);
+    }
     let channels = app::channels(config)?;
-    if connect && let Some(email) = &channels.email {
-        match email.test_connection() {
-            Ok(()) => println!("email: connected"),
-            Err(e @ SendError::Credentials(_)) => return Err(fail(Exit::Config, e)),
-            Err(e) => return Err(fail(Exit::TempFail, e)),
+    let mut failed = 0;
+    let mut report = |what: &str, outcome: Result<String, String>| match outcome {
+        Ok(detail) => println!("{what}: ok ({detail})"),
+        Err(why) => {
+            println!("{what}: failed: {why}");
+            failed += 1;
         }
+    };
+    if let Some(email) = &channels.email {
+        report(
+            "email",
+            email
+                .test_connection()
+                .map(|()| "connected, greeted and authenticated".into())
+                .map_err(|e| e.to_string()),
+        );
     }
-    let mut exit = Exit::Ok;
-    if connect {
-        for service in &config.attendance.services {
-            exit = exit.max(connect_hr(service, ctx.clock.now()));
-        }
+    if let Some(twilio) = &channels.twilio {
+        report(
+            "whatsapp",
+            match twilio.check_account() {
+                Ok(true) => Ok("Twilio account read".into()),
+                Ok(false) => Ok("file transport, nothing to connect to".into()),
+                Err(e) => Err(e.to_string()),
+            },
+        );
     }
-    if exit != Exit::Ok {
-        return Err(fail(exit, "an HR service could not be reached as configured"));
+    for service in &config.attendance.services {
+        report(
+            &format!("attendance.services.{}", service.name),
+            connect_hr(service, ctx.clock.now()),
+        );
+    }
+    if failed > 0 {
+        return Err(fail(Exit::Config, format!("{failed} connection check(s) failed")));
     }
     println!("configuration OK: {}", config.path.display());
     Ok(Exit::Ok)
 }
 
 /// Reads the service's users list, as the next sync would, and stores nothing.
-fn connect_hr(service: &crate::config::ServiceConfig, now: chrono::DateTime<chrono::Utc>) -> Exit {
-    let name = &service.name;
+fn connect_hr(service: &crate::config::ServiceConfig, now: chrono::DateTime<chrono::Utc>) -> Result<String, String> {
     let api = HrApi::new(service);
     match api.users(now) {
-        Ok(None) => {
-            println!(
-                "attendance.services.{name}: nothing to read without posting (no users_endpoint, or file transport)"
-            );
-            Exit::Ok
+        Ok(None) => Ok("nothing to read without posting (no users_endpoint, or file transport)".into()),
+        Ok(Some(body)) => {
+            let (users, skipped) = attendance::users::parse(&body)?;
+            Ok(format!(
+                "connected, {} user(s) listed{}",
+                users.len(),
+                if skipped.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {} unreadable", skipped.len())
+                }
+            ))
         }
-        Ok(Some(body)) => match attendance::users::parse(&body) {
-            Ok((users, skipped)) => {
-                println!(
-                    "attendance.services.{name}: connected, {} user(s) listed{}",
-                    users.len(),
-                    if skipped.is_empty() {
-                        String::new()
-                    } else {
-                        format!(", {} unreadable", skipped.len())
-                    }
-                );
-                Exit::Ok
-            }
-            Err(why) => {
-                log::error!("attendance.services.{name}: {why}");
-                Exit::DataErr
-            }
-        },
-        Err(refused) => {
-            let e = refused.error;
-            log::error!("attendance.services.{name}: {e}");
-            match e {
-                SendError::Credentials(_) => Exit::Config,
-                SendError::Temporary { .. } => Exit::TempFail,
-                SendError::Permanent(_) => Exit::DataErr,
-            }
-        }
+        Err(refused) => Err(refused.error.to_string()),
     }
 }
