@@ -86,6 +86,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Config(ConfigCommand::Check { connect }) => cmd::check::run(&ctx, connect),
         Command::TestEmail { to } => cmd::test_email::run(&ctx, &to),
         Command::Log(args) => cmd::log::run(&ctx, &args),
+        Command::Stats(args) => cmd::stats::run(&ctx, &args),
         Command::Init { .. } | Command::Demo { .. } | Command::Completions { .. } | Command::Man => {
             unreachable!("handled above")
         }

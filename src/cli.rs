@@ -104,6 +104,25 @@ pub enum Command {
     },
     /// List deliveries, newest first (times in the config's zone)
     Log(LogArgs),
+    /// The notification dashboard: totals, rates, channels, kinds, failures, attendance
+    Stats(StatsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Deliveries created since: an age (30d, 12h), a date or an instant
+    #[arg(long, value_name = "D", value_parser = parse_since, default_value = "30d")]
+    pub since: Since,
+    /// Exit 1 when more than this percentage of finished deliveries failed
+    #[arg(long, value_name = "PCT", value_parser = parse_percent)]
+    pub fail_above: Option<f64>,
+}
+
+fn parse_percent(s: &str) -> Result<f64, String> {
+    match s.trim().trim_end_matches('%').parse::<f64>() {
+        Ok(p) if (0.0..=100.0).contains(&p) => Ok(p),
+        _ => Err(format!("expected a percentage from 0 to 100, not {s:?}")),
+    }
 }
 
 #[derive(Debug, Args)]

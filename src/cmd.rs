@@ -6,5 +6,6 @@ pub mod demo;
 pub mod init;
 pub mod log;
 pub mod purge;
+pub mod stats;
 pub mod sync;
 pub mod test_email;

@@ -6,6 +6,8 @@ use std::fmt;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exit {
     Ok,
+    /// `stats --fail-above`: the failure rate is above the threshold.
+    Threshold,
     Usage,
     DataErr,
     Software,
@@ -18,6 +20,7 @@ impl Exit {
     pub fn code(self) -> u8 {
         match self {
             Exit::Ok => 0,
+            Exit::Threshold => 1,
             Exit::Usage => 64,
             Exit::DataErr => 65,
             Exit::Software => 70,
@@ -30,6 +33,7 @@ impl Exit {
     fn rank(self) -> u8 {
         match self {
             Exit::Ok => 0,
+            Exit::Threshold => 1,
             Exit::TempFail => 1,
             Exit::DataErr => 2,
             Exit::Config => 3,

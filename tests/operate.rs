@@ -346,3 +346,71 @@ fn completions_and_man_page_are_generated() {
     assert!(man.stdout.contains("run\\-all") || man.stdout.contains("run-all"));
     support::rappel_in(dir.path(), &["completions", "tcsh"]).code(64);
 }
+
+#[test]
+fn stats_sums_deliveries_and_attendance_and_alerts_above_a_failure_rate() {
+    let smtp = SmtpServer::start();
+    let env = TestEnv::new(smtp.port, "");
+    env.db()
+        .execute_batch(
+            "INSERT INTO deliveries (job, kind, dedupe_key, channel, recipient, status, last_error, created_at, sent_at) VALUES
+               ('j', 'loan_d1', 'a', 'email', 'a@x', 'sent', NULL, '2026-03-09T07:00:00Z', '2026-03-09T07:01:00Z'),
+               ('j', 'loan_d1', 'b', 'email', 'b@x', 'sent', NULL, '2026-03-09T07:00:00Z', '2026-03-09T07:02:00Z'),
+               ('j', 'delay_alert', 'c', 'email', 'c@x', 'sent', NULL, '2026-03-09T07:00:00Z', '2026-03-09T07:10:00Z'),
+               ('j', 'loan_d1', 'd', 'email', 'd@x', 'failed', 'mailbox unavailable', '2026-03-09T08:00:00Z', NULL),
+               ('j', 'loan_d1', 'e', 'whatsapp', '+24107000000', 'failed', 'mailbox unavailable', '2026-03-09T08:00:00Z', NULL),
+               ('j', 'loan_d1', 'f', 'sms', '+24107000001', 'pending', NULL, '2026-03-09T09:00:00Z', NULL),
+               ('j', 'loan_d1', 'g', 'email', 'old@x', 'failed', 'long ago', '2025-01-01T07:00:00Z', NULL);
+             INSERT INTO terminals (id, serial) VALUES (1, 'TM20-001');
+             INSERT INTO attendance_logs (terminal_id, enroll_id, punched_at, sync_status, next_attempt_at) VALUES
+               (1, 1, '2026-03-09T07:00:00Z', 'pending', NULL), (1, 2, '2026-03-09T07:01:00Z', 'pending', NULL),
+               (1, 3, '2026-03-09T07:02:00Z', 'failed', NULL), (1, 4, '2026-03-09T07:03:00Z', 'sent', NULL),
+               (1, 5, '2026-03-09T07:04:00Z', 'failed', '2026-03-10T08:00:00Z');
+             INSERT INTO terminal_sync_state (terminal_id, service, last_attendance_sync, last_users_sync)
+               VALUES (1, 'rh', '2026-03-10T06:45:00Z', NULL);",
+        )
+        .unwrap();
+    let out = env.run(&["--json", "stats"], NOW).success();
+    let s: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        s["totals"],
+        serde_json::json!({"total": 6, "sent": 3, "failed": 2, "open": 1})
+    );
+    assert_eq!(s["success_rate"], 60.0);
+    assert_eq!(s["median_seconds_to_send"].as_f64().map(f64::round), Some(120.0));
+    assert_eq!(
+        s["by_channel"][0],
+        serde_json::json!({"name": "email", "total": 4, "sent": 3, "failed": 1, "open": 0})
+    );
+    assert_eq!(s["by_kind"][1]["name"], "delay_alert");
+    assert_eq!(
+        s["failures_by_reason"],
+        serde_json::json!([{"reason": "mailbox unavailable", "count": 2}])
+    );
+    assert_eq!(
+        s["attendance"],
+        serde_json::json!({"pending": 2, "sending": 0, "retrying": 1, "failed": 1, "sent": 1,
+            "services": [{"service": "rh", "last_attendance_sync": "2026-03-10T06:45:00Z", "last_users_sync": null}]})
+    );
+    assert_eq!(
+        s["last"].as_array().unwrap().len(),
+        6,
+        "the last deliveries since the start"
+    );
+
+    let table = env.run(&["stats", "--since", "2w"], NOW).success();
+    for part in [
+        "6 planned: 3 sent, 2 failed, 1 pending; success 60.0 %",
+        "By channel",
+        "Failures by reason",
+        "rh: last push 2026-03-10 07:45 CET",
+    ] {
+        assert!(table.stdout.contains(part), "{part}:\n{}", table.stdout);
+    }
+    let out = env.run(&["stats", "--fail-above", "30"], NOW).code(1);
+    assert!(out.stderr.contains("40.0 % is above 30.0 %"), "{}", out.stderr);
+    env.run(&["stats", "--fail-above", "50"], NOW).success();
+    env.run(&["stats", "--since", "500d", "--fail-above", "45"], NOW)
+        .code(1);
+    env.run(&["stats", "--fail-above", "120"], NOW).code(64);
+}

@@ -11,7 +11,7 @@ use crate::instant;
 
 /// One row of the log, as `--json` prints it.
 #[derive(Debug, Serialize)]
-struct Entry {
+pub struct Entry {
     id: i64,
     job: String,
     kind: String,
@@ -41,7 +41,7 @@ pub fn run(ctx: &Ctx<'_>, args: &LogArgs) -> anyhow::Result<Exit> {
     Ok(Exit::Ok)
 }
 
-fn query(ctx: &Ctx<'_>, args: &LogArgs) -> anyhow::Result<Vec<Entry>> {
+pub fn query(ctx: &Ctx<'_>, args: &LogArgs) -> anyhow::Result<Vec<Entry>> {
     let conn = Database::new(ctx.config.database.clone(), true).connect_current()?;
     let mut filters = Vec::new();
     let mut params: Vec<Value> = Vec::new();
@@ -104,7 +104,7 @@ fn query(ctx: &Ctx<'_>, args: &LogArgs) -> anyhow::Result<Vec<Entry>> {
 }
 
 /// The human table: one line per delivery, long values shortened.
-fn table(entries: &[Entry], zone: chrono_tz::Tz) -> String {
+pub fn table(entries: &[Entry], zone: chrono_tz::Tz) -> String {
     let local = |s: &str| match instant::parse(s) {
         Some(t) => t.with_timezone(&zone).format("%Y-%m-%d %H:%M %Z").to_string(),
         None => s.to_string(),
