@@ -51,13 +51,17 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         }
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(*shell, &mut command, "rappel", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut command, "rappel", &mut script);
+            std::io::Write::write_all(&mut std::io::stdout(), &script).or_exit(Exit::IoErr)?;
             return Ok(Exit::Ok);
         }
         Command::Man => {
+            let mut page = Vec::new();
             clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
-                .render(&mut std::io::stdout())
-                .or_exit(Exit::IoErr)?;
+                .render(&mut page)
+                .or_exit(Exit::Software)?;
+            std::io::Write::write_all(&mut std::io::stdout(), &page).or_exit(Exit::IoErr)?;
             return Ok(Exit::Ok);
         }
         _ => {}
@@ -144,6 +148,17 @@ pub fn run_all(ctx: &Ctx<'_>, dry_run: bool, force: bool) -> anyhow::Result<Exit
             ),
         ));
     }
+    let _lock = if dry_run {
+        None
+    } else {
+        match lock::try_lock(&config.database, "run-all").or_exit(Exit::IoErr)? {
+            Some(l) => Some(l),
+            None => {
+                log::warn!("another run-all holds its lock; this one exits without doing anything");
+                return Ok(Exit::Ok);
+            }
+        }
+    };
     let ping = if dry_run { None } else { Ping::start(config, "run-all") };
     let mut exit = Exit::Ok;
     let mut step = |job: &str, result: anyhow::Result<Exit>| match result {
@@ -219,7 +234,15 @@ pub fn run_job(
             return Err(e);
         }
     };
-    let run_id = tally::start_run(&conn, job, ctx.clock.now())?;
+    let run_id = match tally::start_run(&conn, job, ctx.clock.now()) {
+        Ok(id) => id,
+        Err(e) => {
+            if let Some(p) = ping {
+                p.finish(Exit::IoErr);
+            }
+            return Err(e.into());
+        }
+    };
     let mut report = PlanReport::default();
     let result = job_body(ctx, job, &db, &scope, planner, &mut report, run_id);
     let (tally, error) = match &result {

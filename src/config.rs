@@ -285,7 +285,16 @@ fn convert(raw: RawConfig, path: &Path) -> Result<Config, String> {
                 PINGED.join(", ")
             ));
         }
-        let url = http_base(&format!("monitoring.ping_urls.{job}"), &url)?;
+        // The URL holds the check's secret: errors never show it.
+        let url = http_base(&format!("monitoring.ping_urls.{job}"), &url)
+            .ok()
+            .filter(|u| !u.contains(['?', '#']))
+            .ok_or_else(|| {
+                format!(
+                    "monitoring.ping_urls.{job}: expected an https URL (http only to a loopback host) \
+                     without credentials, query or fragment (not shown: it holds the check's secret)"
+                )
+            })?;
         ping_urls.insert(job, url);
     }
     let ping_timeout = Duration::from_secs(within(

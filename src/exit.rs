@@ -34,12 +34,12 @@ impl Exit {
         match self {
             Exit::Ok => 0,
             Exit::Threshold => 1,
-            Exit::TempFail => 1,
-            Exit::DataErr => 2,
-            Exit::Config => 3,
-            Exit::IoErr => 4,
-            Exit::Software => 5,
-            Exit::Usage => 6,
+            Exit::TempFail => 2,
+            Exit::DataErr => 3,
+            Exit::Config => 4,
+            Exit::IoErr => 5,
+            Exit::Software => 6,
+            Exit::Usage => 7,
         }
     }
 

@@ -234,7 +234,30 @@ fn monitoring_pings_start_and_end_with_one_run_id_and_never_hold_a_run_up() {
     assert_eq!(rid(&urls[2]), rid(&urls[3]));
     assert_ne!(rid(&urls[0]), rid(&urls[2]));
 
-    // A ping endpoint that accepts and never answers costs at most its timeout.
+    // A run that finds its lock held sends no ping.
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(env.dir.path().join("rappel.db.check-delay-alerts.lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    env.run(&["check-delay-alerts"], NOW).success();
+    assert_eq!(pings.requests().len(), 4);
+    drop(lock);
+
+    // A ping URL holds its check's secret: a bad one is refused unshown.
+    let config = std::fs::read_to_string(env.config_path()).unwrap();
+    env.write_config(&config.replace(&pings.base_url(), "http://hc.example.com"));
+    let out = env.run(&["check-delay-alerts"], NOW).code(78);
+    assert!(
+        out.stderr.contains("monitoring.ping_urls.check-delay-alerts") && !out.stderr.contains("/ping/abc"),
+        "{}",
+        out.stderr
+    );
+    env.write_config(&config);
+
+    // A ping endpoint that accepts and never answers costs at most its timeout, twice.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = silent.local_addr().unwrap().port();
     let config = std::fs::read_to_string(env.config_path())
@@ -262,10 +285,21 @@ fn purge_removes_only_old_finished_rows() {
            (4, 'send-reminders', 'loan_d1', 'k4', 'email', 'b@x', 'pending', '2025-09-04T07:00:00Z', NULL),
            (5, 'send-reminders', 'loan_d1', 'k5', 'email', 'b@x', 'sending', '2025-09-05T07:00:00Z', NULL),
            (6, 'send-reminders', 'loan_d1', 'k6', 'email', 'b@x', 'sent', '2026-03-01T07:00:00Z', '2026-03-01T07:00:00Z');
+         INSERT INTO scheduled_reports (id, title, recipients, scheduled_at, status) VALUES
+           (1, 'Weekly', 'a@x, c@x', '2025-09-01T07:00:00Z', 'failed'),
+           (2, 'Monthly', 'a@x', '2025-09-01T07:00:00Z', 'sent');
+         INSERT INTO deliveries (id, job, kind, dedupe_key, channel, recipient, status, created_at, sent_at,
+                                 source_table, source_id) VALUES
+           (7, 'send-reports', 'report', 'k7', 'email', 'a@x', 'sent', '2025-09-01T07:00:00Z', '2025-09-01T07:00:01Z',
+            'scheduled_reports', 1),
+           (8, 'send-reports', 'report', 'k8', 'email', 'a@x', 'sent', '2025-09-01T07:00:00Z', '2025-09-01T07:00:01Z',
+            'scheduled_reports', 2);
          INSERT INTO delay_alert_log (id, event_id, ticket_id, stage, days_in_stage, alerted_at, delivery_id) VALUES
            (1, 10, 1, 'Diagnostic', 20, '2025-09-01T07:00:00Z', 1),
            (2, 10, 1, 'Diagnostic', 21, '2025-09-02T07:00:00Z', 2),
-           (3, 11, 2, 'Diagnostic', 30, '2025-09-01T07:00:00Z', NULL);
+           (3, 11, 2, 'Diagnostic', 30, '2025-09-01T07:00:00Z', NULL),
+           -- Replayed with --now in the past: a higher id, an older alert.
+           (4, 11, 2, 'Diagnostic', 25, '2025-08-20T07:00:00Z', NULL);
          INSERT INTO job_runs (job, started_at, finished_at) VALUES
            ('deliver', '2025-09-01T07:00:00Z', '2025-09-01T07:00:01Z'),
            ('deliver', '2025-09-02T07:00:00Z', NULL),
@@ -291,7 +325,7 @@ fn purge_removes_only_old_finished_rows() {
     let counts: serde_json::Value = serde_json::from_str(dry.stdout.trim()).unwrap();
     assert_eq!(
         counts["deleted"],
-        serde_json::json!({"delay-alert_history": 1, "deliveries": 2, "job_runs": 1}),
+        serde_json::json!({"delay-alert_history": 2, "deliveries": 3, "job_runs": 1}),
         "{}",
         dry.stdout
     );
@@ -300,16 +334,20 @@ fn purge_removes_only_old_finished_rows() {
     let out = env.run(&["purge", "--older-than", "90d"], NOW).success();
     assert!(
         out.stdout
-            .contains("deleted 2 deliveries older than 2025-12-10T07:00:00Z"),
+            .contains("deleted 3 deliveries older than 2025-12-10T07:00:00Z"),
         "{}",
         out.stdout
     );
     assert_eq!(
         rows("deliveries"),
-        vec![2, 4, 5, 6],
-        "pending, sending, recent and still-referenced rows stay"
+        vec![2, 4, 5, 6, 7],
+        "pending, sending, recent, still-referenced rows and those of a report not yet sent to all stay"
     );
-    assert_eq!(rows("delay_alert_log"), vec![2, 3], "each event keeps its latest alert");
+    assert_eq!(
+        rows("delay_alert_log"),
+        vec![2, 3],
+        "each event keeps its latest alert, by time"
+    );
     assert_eq!(rows("job_runs").len(), 2);
     assert_eq!(
         rows("attendance_logs"),
@@ -357,6 +395,7 @@ fn stats_sums_deliveries_and_attendance_and_alerts_above_a_failure_rate() {
                ('j', 'loan_d1', 'a', 'email', 'a@x', 'sent', NULL, '2026-03-09T07:00:00Z', '2026-03-09T07:01:00Z'),
                ('j', 'loan_d1', 'b', 'email', 'b@x', 'sent', NULL, '2026-03-09T07:00:00Z', '2026-03-09T07:02:00Z'),
                ('j', 'delay_alert', 'c', 'email', 'c@x', 'sent', NULL, '2026-03-09T07:00:00Z', '2026-03-09T07:10:00Z'),
+               ('j', 'loan_d1', 'h', 'email', 'h@x', 'sent', NULL, '2026-03-09T07:00:00Z', '2026-03-09T07:00:30Z'),
                ('j', 'loan_d1', 'd', 'email', 'd@x', 'failed', 'mailbox unavailable', '2026-03-09T08:00:00Z', NULL),
                ('j', 'loan_d1', 'e', 'whatsapp', '+24107000000', 'failed', 'mailbox unavailable', '2026-03-09T08:00:00Z', NULL),
                ('j', 'loan_d1', 'f', 'sms', '+24107000001', 'pending', NULL, '2026-03-09T09:00:00Z', NULL),
@@ -374,13 +413,18 @@ fn stats_sums_deliveries_and_attendance_and_alerts_above_a_failure_rate() {
     let s: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(
         s["totals"],
-        serde_json::json!({"total": 6, "sent": 3, "failed": 2, "open": 1})
+        serde_json::json!({"total": 7, "sent": 4, "failed": 2, "open": 1})
     );
-    assert_eq!(s["success_rate"], 60.0);
-    assert_eq!(s["median_seconds_to_send"].as_f64().map(f64::round), Some(120.0));
+    assert!(
+        (s["success_rate"].as_f64().unwrap() - 66.666).abs() < 0.01,
+        "{}",
+        s["success_rate"]
+    );
+    // 60, 120, 600 and 30 s, not in that order: the mean of the two middle ones.
+    assert_eq!(s["median_seconds_to_send"].as_f64().map(f64::round), Some(90.0));
     assert_eq!(
         s["by_channel"][0],
-        serde_json::json!({"name": "email", "total": 4, "sent": 3, "failed": 1, "open": 0})
+        serde_json::json!({"name": "email", "total": 5, "sent": 4, "failed": 1, "open": 0})
     );
     assert_eq!(s["by_kind"][1]["name"], "delay_alert");
     assert_eq!(
@@ -394,13 +438,13 @@ fn stats_sums_deliveries_and_attendance_and_alerts_above_a_failure_rate() {
     );
     assert_eq!(
         s["last"].as_array().unwrap().len(),
-        6,
+        7,
         "the last deliveries since the start"
     );
 
     let table = env.run(&["stats", "--since", "2w"], NOW).success();
     for part in [
-        "6 planned: 3 sent, 2 failed, 1 pending; success 60.0 %",
+        "7 planned: 4 sent, 2 failed, 1 pending; success 66.7 %",
         "By channel",
         "Failures by reason",
         "rh: last push 2026-03-10 07:45 CET",
@@ -408,9 +452,10 @@ fn stats_sums_deliveries_and_attendance_and_alerts_above_a_failure_rate() {
         assert!(table.stdout.contains(part), "{part}:\n{}", table.stdout);
     }
     let out = env.run(&["stats", "--fail-above", "30"], NOW).code(1);
-    assert!(out.stderr.contains("40.0 % is above 30.0 %"), "{}", out.stderr);
-    env.run(&["stats", "--fail-above", "50"], NOW).success();
-    env.run(&["stats", "--since", "500d", "--fail-above", "45"], NOW)
+    assert!(out.stderr.contains("33.3 % is above 30.0 %"), "{}", out.stderr);
+    env.run(&["stats", "--fail-above", "34"], NOW).success();
+    // Over 500 days, one more failure: 3 of 7.
+    env.run(&["stats", "--since", "500d", "--fail-above", "40"], NOW)
         .code(1);
     env.run(&["stats", "--fail-above", "120"], NOW).code(64);
 }

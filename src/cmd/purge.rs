@@ -24,20 +24,23 @@ const TARGETS: &[(&str, &str)] = &[
     (
         "delay-alert history",
         // Each event keeps its latest alert: it is what re-arming counts from.
-        "FROM delay_alert_log WHERE alerted_at < ?1
-           AND id NOT IN (SELECT max(id) FROM delay_alert_log GROUP BY event_id)",
+        "FROM delay_alert_log AS a WHERE a.alerted_at < ?1 AND EXISTS (SELECT 1 FROM delay_alert_log AS n
+           WHERE n.event_id = a.event_id AND (n.alerted_at > a.alerted_at OR (n.alerted_at = a.alerted_at AND n.id > a.id)))",
     ),
     (
         "deliveries",
         "FROM deliveries WHERE status IN ('sent', 'failed') AND created_at < ?1
            AND (sent_at IS NULL OR sent_at < ?1)
-           AND id NOT IN (SELECT delivery_id FROM delay_alert_log WHERE delivery_id IS NOT NULL
-                            AND (alerted_at >= ?1 OR id IN (SELECT max(id) FROM delay_alert_log GROUP BY event_id)))",
+           -- An alert that stays points at it.
+           AND id NOT IN (SELECT a.delivery_id FROM delay_alert_log AS a WHERE a.delivery_id IS NOT NULL
+                AND NOT (a.alerted_at < ?1 AND EXISTS (SELECT 1 FROM delay_alert_log AS n
+                    WHERE n.event_id = a.event_id
+                      AND (n.alerted_at > a.alerted_at OR (n.alerted_at = a.alerted_at AND n.id > a.id)))))
+           -- A report not yet sent to all: its sent rows are who not to send it to again.
+           AND NOT (source_table IS 'scheduled_reports'
+                    AND source_id IN (SELECT id FROM scheduled_reports WHERE status <> 'sent'))",
     ),
-    (
-        "job runs",
-        "FROM job_runs WHERE finished_at IS NOT NULL AND started_at < ?1",
-    ),
+    ("job runs", "FROM job_runs WHERE finished_at IS NOT NULL AND started_at < ?1"),
 ];
 
 const ATTENDANCE: (&str, &str) = (
@@ -55,14 +58,15 @@ pub fn run(ctx: &Ctx<'_>, args: &PurgeArgs) -> anyhow::Result<Exit> {
         ));
     }
     let cutoff = ctx.clock.now() - args.older_than;
-    let db = Database::new(ctx.config.database.clone(), args.dry_run);
-    let mut conn = db.connect_current()?;
     let ping = if args.dry_run {
         None
     } else {
         Ping::start(ctx.config, "purge")
     };
-    let result = purge(&mut conn, cutoff, args, ctx);
+    let db = Database::new(ctx.config.database.clone(), args.dry_run);
+    let result = db
+        .connect_current()
+        .and_then(|mut conn| purge(&mut conn, cutoff, args, ctx));
     if let Some(p) = ping {
         p.finish(match &result {
             Ok(()) => Exit::Ok,
@@ -99,9 +103,7 @@ fn purge(conn: &mut Connection, cutoff: DateTime<Utc>, args: &PurgeArgs, ctx: &C
     } else {
         tx.commit()?;
     }
-    if args.vacuum && !args.dry_run {
-        conn.execute_batch("VACUUM")?;
-    }
+    let vacuum = args.vacuum && !args.dry_run;
     if ctx.json {
         let counts: serde_json::Map<String, serde_json::Value> = counts
             .iter()
@@ -111,7 +113,7 @@ fn purge(conn: &mut Connection, cutoff: DateTime<Utc>, args: &PurgeArgs, ctx: &C
             "{}",
             serde_json::json!({
                 "job": "purge", "dry_run": args.dry_run, "older_than": cutoff_text,
-                "deleted": counts, "vacuumed": args.vacuum && !args.dry_run,
+                "deleted": counts, "vacuum": vacuum,
             })
         );
     } else if ctx.verbosity != crate::output::Verbosity::Quiet {
@@ -121,7 +123,11 @@ fn purge(conn: &mut Connection, cutoff: DateTime<Utc>, args: &PurgeArgs, ctx: &C
         if !args.include_attendance {
             println!("attendance logs kept (they are the host's data; --include-attendance deletes the synced ones)");
         }
-        if args.vacuum && !args.dry_run {
+    }
+    // After the counts: what was deleted stays deleted if VACUUM cannot run.
+    if vacuum {
+        conn.execute_batch("VACUUM")?;
+        if !ctx.json && ctx.verbosity != crate::output::Verbosity::Quiet {
             println!("vacuumed");
         }
     }

@@ -141,18 +141,7 @@ fn gather(conn: &Connection, since: DateTime<Utc>) -> anyhow::Result<Stats> {
         totals.failed += g.counts.failed;
         totals.open += g.counts.open;
     }
-    let median_seconds_to_send: Option<f64> = if totals.sent == 0 {
-        None
-    } else {
-        conn.query_row(
-            "SELECT (julianday(sent_at) - julianday(created_at)) * 86400.0 AS d FROM deliveries
-             WHERE created_at >= ?1 AND status = 'sent' AND sent_at IS NOT NULL
-             ORDER BY d LIMIT 1 OFFSET ?2",
-            params![from, (totals.sent - 1) / 2],
-            |r| r.get(0),
-        )
-        .ok()
-    };
+    let median_seconds_to_send = median_to_send(conn, &from)?;
     let mut stmt = conn.prepare(
         "SELECT coalesce(substr(last_error, 1, 120), 'no reason recorded'), count(*) FROM deliveries
          WHERE created_at >= ?1 AND status = 'failed' GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10",
@@ -176,6 +165,25 @@ fn gather(conn: &Connection, since: DateTime<Utc>) -> anyhow::Result<Stats> {
         attendance: attendance(conn)?,
         last: Vec::new(),
     })
+}
+
+/// The median of sent_at - created_at over sent deliveries since `from`.
+fn median_to_send(conn: &Connection, from: &str) -> rusqlite::Result<Option<f64>> {
+    const SENT: &str = "FROM deliveries WHERE created_at >= ?1 AND status = 'sent' AND sent_at IS NOT NULL";
+    let n: i64 = conn.query_row(&format!("SELECT count(*) {SENT}"), [from], |r| r.get(0))?;
+    if n == 0 {
+        return Ok(None);
+    }
+    let at = |offset: i64| -> rusqlite::Result<f64> {
+        conn.query_row(
+            &format!(
+                "SELECT (julianday(sent_at) - julianday(created_at)) * 86400.0 AS d {SENT} ORDER BY d LIMIT 1 OFFSET ?2"
+            ),
+            params![from, offset],
+            |r| r.get(0),
+        )
+    };
+    Ok(Some((at((n - 1) / 2)? + at(n / 2)?) / 2.0))
 }
 
 /// The attendance ledger now (not limited by `--since`: pending is pending).

@@ -99,7 +99,15 @@ pub fn run(ctx: &Ctx<'_>, dry_run: bool, force: bool, only: Option<&str>) -> any
             return Err(e);
         }
     };
-    let run_id = tally::start_run(&conn, JOB, ctx.clock.now())?;
+    let run_id = match tally::start_run(&conn, JOB, ctx.clock.now()) {
+        Ok(id) => id,
+        Err(e) => {
+            if let Some(p) = ping {
+                p.finish(Exit::IoErr);
+            }
+            return Err(e.into());
+        }
+    };
     let mut tally = Tally::default();
     let result = (|| -> anyhow::Result<()> {
         let reclaimed = ledger::reclaim_expired(&conn, ctx.clock.wall())?;
