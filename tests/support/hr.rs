@@ -6,6 +6,8 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::Answer;
+
 #[derive(Clone, Debug)]
 pub struct Request {
     pub method: String,
@@ -28,9 +30,6 @@ impl Request {
             .collect()
     }
 }
-
-/// A queued answer: HTTP status, body and headers.
-type Answer = (u16, String, Vec<(String, String)>);
 
 struct State {
     requests: Vec<Request>,
@@ -102,12 +101,7 @@ impl FakeHr {
                 if record.method == "POST" && !delay.is_zero() {
                     std::thread::sleep(delay);
                 }
-                let mut response = tiny_http::Response::from_string(body).with_status_code(status);
-                response.add_header(tiny_http::Header::from_bytes("Content-Type", "application/json").unwrap());
-                for (k, v) in headers {
-                    response.add_header(tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()).unwrap());
-                }
-                let _ = req.respond(response);
+                super::respond(req, (status, body, headers));
             }
         });
         FakeHr { port, state }
@@ -120,12 +114,11 @@ impl FakeHr {
 
     /// Answers the next POST with this status, body and headers.
     pub fn answer_next(&self, status: u16, body: &str, headers: &[(&str, &str)]) {
-        let headers = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         self.state
             .lock()
             .unwrap()
             .queued
-            .push_back((status, body.to_string(), headers));
+            .push_back(super::answer(status, body, headers));
     }
 
     /// What the users list answers.

@@ -19,6 +19,25 @@ use rusqlite::{Connection, params};
 pub mod hr;
 pub mod twilio;
 
+/// An HTTP stand-in's answer: status, JSON body and extra headers.
+pub type Answer = (u16, String, Vec<(String, String)>);
+
+/// The answer a test queues, as the stand-ins store it.
+pub fn answer(status: u16, body: &str, headers: &[(&str, &str)]) -> Answer {
+    let headers = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    (status, body.to_string(), headers)
+}
+
+/// Sends `answer` as a JSON response to `req`.
+pub fn respond(req: tiny_http::Request, (status, body, headers): Answer) {
+    let mut response = tiny_http::Response::from_string(body).with_status_code(status);
+    response.add_header(tiny_http::Header::from_bytes("Content-Type", "application/json").unwrap());
+    for (k, v) in headers {
+        response.add_header(tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()).unwrap());
+    }
+    let _ = req.respond(response);
+}
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_rappel");
 
 /// How the SMTP server answers.

@@ -4,6 +4,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
+use super::Answer;
+
 #[derive(Clone, Debug)]
 pub struct Request {
     pub method: String,
@@ -11,9 +13,6 @@ pub struct Request {
     pub authorization: Option<String>,
     pub form: HashMap<String, String>,
 }
-
-/// A queued answer: HTTP status, body and headers.
-type Answer = (u16, String, Vec<(String, String)>);
 
 #[derive(Default)]
 struct State {
@@ -122,12 +121,7 @@ api_base = "http://127.0.0.1:{}"
                     )
                 };
                 drop(st);
-                let mut response = tiny_http::Response::from_string(body).with_status_code(status);
-                response.add_header(tiny_http::Header::from_bytes("Content-Type", "application/json").unwrap());
-                for (k, v) in headers {
-                    response.add_header(tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()).unwrap());
-                }
-                let _ = req.respond(response);
+                super::respond(req, (status, body, headers));
             }
         });
         FakeTwilio { port, state }
@@ -135,12 +129,11 @@ api_base = "http://127.0.0.1:{}"
 
     /// Answers the next POST with this status, body and headers.
     pub fn answer_next(&self, status: u16, body: &str, headers: &[(&str, &str)]) {
-        let headers = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         self.state
             .lock()
             .unwrap()
             .queued
-            .push_back((status, body.to_string(), headers));
+            .push_back(super::answer(status, body, headers));
     }
 
     /// What a status GET for `sid` will say.
