@@ -176,6 +176,10 @@ fn run_all_runs_every_job_and_exits_with_the_most_serious_code() {
     hr.answer_next(401, "no", &[]);
     env.run(&["run-all"], "2026-03-10T09:00:00Z").code(78);
     assert_eq!(hr.posts().len(), 2);
+    // -q: a run that went well says nothing, whatever it did.
+    let quiet = env.run(&["-q", "run-all"], "2026-03-10T09:30:00Z").success();
+    assert_eq!((quiet.stdout.as_str(), quiet.stderr.as_str()), ("", ""));
+    assert_eq!(hr.posts().len(), 3, "the logs the 401 left went now");
     let dry = env.run(&["--json", "run-all", "--dry-run"], NOW).success();
     let jobs: Vec<String> = dry
         .stdout
