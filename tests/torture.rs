@@ -1,0 +1,189 @@
+//! Overlap torture: every round, new work for all four jobs, then 8 processes
+//! of each job and of `deliver` started at once on the same database, against
+//! a real SMTP server and HTTP servers standing in for Twilio and the HR API.
+//! Nothing may be sent twice, nothing lost, and no run may fail on a locked
+//! database. 20 rounds; `RAPPEL_TORTURE_ROUNDS` sets another number.
+
+mod support;
+
+use std::collections::HashMap;
+
+use support::hr::FakeHr;
+use support::twilio::FakeTwilio;
+use support::{SmtpServer, TestEnv};
+
+const PROCESSES: usize = 8;
+const JOBS: [&str; 5] = [
+    "check-delay-alerts",
+    "send-reports",
+    "send-reminders",
+    "sync-attendance",
+    "deliver",
+];
+
+/// Round `r` runs at 07:00Z on 10 March plus `r` times 25 hours, so each
+/// round re-arms the delay alerts (24 h) and makes the new loans due.
+fn round_time(r: usize) -> String {
+    (chrono::DateTime::parse_from_rfc3339("2026-03-10T07:00:00Z").unwrap() + chrono::Duration::hours(25 * r as i64))
+        .with_timezone(&chrono::Utc)
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+fn count_by<T: std::hash::Hash + Eq + Clone + std::fmt::Debug>(items: &[T]) -> Vec<(T, usize)> {
+    let mut counts: HashMap<T, usize> = HashMap::new();
+    for i in items {
+        *counts.entry(i.clone()).or_default() += 1;
+    }
+    counts.into_iter().filter(|(_, n)| *n > 1).collect()
+}
+
+#[test]
+fn eight_processes_of_every_job_at_once_send_everything_exactly_once() {
+    let rounds: usize = std::env::var("RAPPEL_TORTURE_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let smtp = SmtpServer::start();
+    let twilio = FakeTwilio::start();
+    let hr = FakeHr::start();
+    let env = TestEnv::new(smtp.port, "");
+    std::fs::write(env.dir.path().join("hr-token"), "tok\n").unwrap();
+    let base = std::fs::read_to_string(env.config_path()).unwrap();
+    env.write_config(&format!(
+        r#"{base}
+[reports.definitions.open]
+query = "SELECT 1 AS one"
+
+{}
+[attendance.services.rh]
+base_url = "{}"
+attendance_endpoint = "/att"
+token_file = "hr-token"
+timeout_s = 2
+batch_size = 25
+"#,
+        twilio.config(env.dir.path()),
+        hr.base_url()
+    ));
+    // Standing work: a ticket stuck for a month, alerted to 4 recipients.
+    for i in 0..4 {
+        let c = env.contact(&format!("Staff {i}"), &format!("staff{i}@example.com"));
+        env.recipient(c, None);
+    }
+    env.ticket("T-1", &[("Diagnostic", "2026-02-01T07:00:00Z")]);
+    env.db()
+        .execute("INSERT INTO terminals (id, serial) VALUES (1, 'TM20-001')", [])
+        .unwrap();
+
+    let (mut loans, mut reports, mut punches) = (0, 0, 0);
+    for r in 0..rounds {
+        let now = round_time(r);
+        let db = env.db();
+        // New this round: 6 loans (half also by WhatsApp), 2 reports to 2
+        // recipients each, 40 punches.
+        for i in 0..6 {
+            let phone = (i % 2 == 0).then(|| format!("+2410700{r:02}{i:02}"));
+            db.execute(
+                "INSERT INTO contacts (name, email, phone, whatsapp_enabled) VALUES (?1, ?2, ?3, ?4)",
+                rusqlite::params![
+                    format!("Borrower {r}-{i}"),
+                    format!("b{r}-{i}@example.com"),
+                    phone,
+                    phone.is_some()
+                ],
+            )
+            .unwrap();
+            let contact = db.last_insert_rowid();
+            db.execute(
+                "INSERT INTO loans (contact_id, item, lent_at, due_at) VALUES (?1, ?2, ?3, '2026-05-01T12:00:00Z')",
+                rusqlite::params![contact, format!("Item {r}-{i}"), now],
+            )
+            .unwrap();
+            loans += 1 + usize::from(i % 2 == 0);
+        }
+        for i in 0..2 {
+            env.report(
+                &format!("Report {r}-{i}"),
+                &format!("r{r}-{i}a@example.com, r{r}-{i}b@example.com"),
+                &now,
+                None,
+                Some("open"),
+            );
+            reports += 2;
+        }
+        for i in 0..40 {
+            db.execute(
+                "INSERT INTO attendance_logs (terminal_id, enroll_id, punched_at) VALUES (1, ?1, ?2)",
+                rusqlite::params![(r * 100 + i) as i64, now],
+            )
+            .unwrap();
+            punches += 1;
+        }
+        drop(db);
+
+        let children: Vec<_> = (0..PROCESSES)
+            .flat_map(|_| JOBS)
+            .map(|job| {
+                env.command(&[job], &now)
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                !stderr.contains("locked") || stderr.contains("holds"),
+                "a run failed on a locked database: {stderr}"
+            );
+            assert!(out.status.success(), "exit {:?}: {stderr}", out.status.code());
+        }
+    }
+    // One last deliver for anything a locked-out run left to retry.
+    env.run(&["deliver"], &round_time(rounds)).success();
+
+    let mails: Vec<(String, String, String)> = smtp
+        .mails()
+        .iter()
+        .map(|m| {
+            (
+                m.header("X-Rappel-Kind").unwrap_or_default(),
+                m.to.join(","),
+                m.subject(),
+            )
+        })
+        .collect();
+    assert_eq!(count_by(&mails), vec![], "emails sent twice");
+    let alerts = mails.iter().filter(|m| m.0 == "delay_alert").count();
+    let loan_mails = mails.iter().filter(|m| m.0 == "loan_created").count();
+    let report_mails = mails.iter().filter(|m| m.0 == "report").count();
+    assert_eq!(alerts, 4 * rounds, "one digest per recipient per round");
+    assert_eq!(report_mails, reports, "every report recipient once");
+    let texts: Vec<(String, String)> = twilio
+        .accepted()
+        .iter()
+        .map(|r| (r.form["To"].clone(), r.form["Body"].clone()))
+        .collect();
+    assert_eq!(count_by(&texts), vec![], "WhatsApp messages sent twice");
+    assert_eq!(
+        loan_mails + texts.len(),
+        loans,
+        "every loan confirmation on each channel once"
+    );
+    let mut posted: Vec<i64> = hr.posts().iter().flat_map(|p| p.log_ids()).collect();
+    let total = posted.len();
+    posted.sort();
+    posted.dedup();
+    assert_eq!(total, posted.len(), "punches posted twice");
+    assert_eq!(posted.len(), punches, "every punch posted");
+    eprintln!(
+        "{rounds} rounds x {} processes: {alerts} delay digests, {report_mails} report emails, \
+         {loan_mails} loan emails and {} WhatsApp messages, {} punches; none twice",
+        PROCESSES * JOBS.len(),
+        texts.len(),
+        posted.len()
+    );
+}
