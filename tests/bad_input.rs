@@ -5,35 +5,11 @@
 
 mod support;
 
-use support::hr::FakeHr;
-use support::twilio::FakeTwilio;
-use support::{SmtpServer, TestEnv};
-
 const NOW: &str = "2026-03-10T07:00:00Z";
 
 #[test]
 fn every_bad_row_is_named_and_skipped_and_the_good_ones_go() {
-    let smtp = SmtpServer::start();
-    let twilio = FakeTwilio::start();
-    let hr = FakeHr::start();
-    let env = TestEnv::new(smtp.port, "");
-    std::fs::write(env.dir.path().join("hr-token"), "tok\n").unwrap();
-    let base = std::fs::read_to_string(env.config_path()).unwrap();
-    env.write_config(&format!(
-        r#"{base}
-[reports.definitions.open]
-query = "SELECT 1 AS one"
-
-{}
-[attendance.services.rh]
-base_url = "{}"
-attendance_endpoint = "/att"
-token_file = "hr-token"
-timeout_s = 2
-"#,
-        twilio.config(env.dir.path()),
-        hr.base_url()
-    ));
+    let (smtp, twilio, hr, env) = support::every_transport("");
     let huge = "x".repeat(200_000);
     let db = env.db();
     // A host that does not enforce foreign keys can write a loan of contact 'abc'.

@@ -10,10 +10,6 @@ mod support;
 
 use std::collections::HashMap;
 
-use support::hr::FakeHr;
-use support::twilio::FakeTwilio;
-use support::{SmtpServer, TestEnv};
-
 const PROCESSES: usize = 8;
 const JOBS: [&str; 5] = [
     "check-delay-alerts",
@@ -46,28 +42,7 @@ fn eight_processes_of_every_job_at_once_send_everything_exactly_once() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20);
-    let smtp = SmtpServer::start();
-    let twilio = FakeTwilio::start();
-    let hr = FakeHr::start();
-    let env = TestEnv::new(smtp.port, "");
-    std::fs::write(env.dir.path().join("hr-token"), "tok\n").unwrap();
-    let base = std::fs::read_to_string(env.config_path()).unwrap();
-    env.write_config(&format!(
-        r#"{base}
-[reports.definitions.open]
-query = "SELECT 1 AS one"
-
-{}
-[attendance.services.rh]
-base_url = "{}"
-attendance_endpoint = "/att"
-token_file = "hr-token"
-timeout_s = 2
-batch_size = 25
-"#,
-        twilio.config(env.dir.path()),
-        hr.base_url()
-    ));
+    let (smtp, twilio, hr, env) = support::every_transport("batch_size = 25");
     // Standing work: a ticket stuck for a month, alerted to 4 recipients.
     for i in 0..4 {
         let c = env.contact(&format!("Staff {i}"), &format!("staff{i}@example.com"));
@@ -197,30 +172,9 @@ batch_size = 25
 #[test]
 fn run_all_killed_a_hundred_times_loses_nothing() {
     const NOW: &str = "2026-03-10T07:00:00Z";
-    let smtp = SmtpServer::start();
-    let twilio = FakeTwilio::start();
-    let hr = FakeHr::start();
-    let env = TestEnv::new(smtp.port, "");
-    std::fs::write(env.dir.path().join("hr-token"), "tok\n").unwrap();
-    let base = std::fs::read_to_string(env.config_path())
-        .unwrap()
-        .replace("lease_s = 10", "lease_s = 9");
-    env.write_config(&format!(
-        r#"{base}
-[reports.definitions.open]
-query = "SELECT 1 AS one"
-
-{}
-[attendance.services.rh]
-base_url = "{}"
-attendance_endpoint = "/att"
-token_file = "hr-token"
-timeout_s = 2
-batch_size = 20
-"#,
-        twilio.config(env.dir.path()),
-        hr.base_url()
-    ));
+    let (smtp, twilio, hr, env) = support::every_transport("batch_size = 20");
+    let config = std::fs::read_to_string(env.config_path()).unwrap();
+    env.write_config(&config.replace("lease_s = 10", "lease_s = 9"));
     // 100 delay digests, 100 reports x 2 recipients, 250 loans (50 also by
     // WhatsApp) and 300 punches: 1,000 messages and punches.
     let mut db = env.db();

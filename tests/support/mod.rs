@@ -514,6 +514,35 @@ max_attempts = 3
     }
 }
 
+/// Every transport at once: email to a real SMTP server, WhatsApp and SMS to
+/// the Twilio stand-in, an HR service `rh` (every terminal) on the HR
+/// stand-in, and a report definition `open`. `rh_extra` ends the `rh` section.
+pub fn every_transport(rh_extra: &str) -> (SmtpServer, twilio::FakeTwilio, hr::FakeHr, TestEnv) {
+    let smtp = SmtpServer::start();
+    let twilio = twilio::FakeTwilio::start();
+    let hr = hr::FakeHr::start();
+    let env = TestEnv::new(smtp.port, "");
+    std::fs::write(env.dir.path().join("hr-token"), "tok\n").unwrap();
+    let base = std::fs::read_to_string(env.config_path()).unwrap();
+    env.write_config(&format!(
+        r#"{base}
+[reports.definitions.open]
+query = "SELECT 1 AS one"
+
+{}
+[attendance.services.rh]
+base_url = "{}"
+attendance_endpoint = "/att"
+token_file = "hr-token"
+timeout_s = 2
+{rh_extra}
+"#,
+        twilio.config(env.dir.path()),
+        hr.base_url()
+    ));
+    (smtp, twilio, hr, env)
+}
+
 /// Runs rappel in `dir` with no configuration from the environment.
 pub fn rappel_in(dir: &std::path::Path, args: &[&str]) -> Output {
     let mut cmd = std::process::Command::new(BIN);

@@ -413,29 +413,6 @@ pub fn unowned_pending(conn: &Connection, owned: &str) -> rusqlite::Result<Vec<(
     rows.collect()
 }
 
-/// How many logs are due per terminal serial (for `--dry-run`).
-pub fn count_due(conn: &Connection, due: &Due<'_>) -> rusqlite::Result<Vec<(String, u64)>> {
-    let now = instant::format(due.now);
-    let wall = instant::format(due.wall);
-    let mut stmt = conn.prepare(&format!(
-        "SELECT t.serial, count(*) FROM attendance_logs l JOIN terminals t ON t.id = l.terminal_id
-         WHERE {DUE} GROUP BY t.serial ORDER BY t.serial"
-    ))?;
-    let rows = stmt.query_map(
-        named_params! {
-            ":force": due.force, ":now": now, ":max": due.max_attempts, ":wall": wall,
-            ":terminals": due.terminals,
-        },
-        |r| {
-            Ok((
-                crate::jobs::column_text(r.get_ref(0)?).unwrap_or_default(),
-                r.get::<_, i64>(1)? as u64,
-            ))
-        },
-    )?;
-    rows.collect()
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;
