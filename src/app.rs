@@ -223,26 +223,8 @@ pub fn run_job(
         log::warn!("another {job} run holds its lock; this one exits without doing anything");
         return Ok(Exit::Ok);
     };
-    let ping = Ping::start(ctx.config, job);
     let db = Database::new(ctx.config.database.clone(), false);
-    let conn = match db.connect_current() {
-        Ok(c) => c,
-        Err(e) => {
-            if let Some(p) = ping {
-                p.finish(crate::exit::of_error(&e));
-            }
-            return Err(e);
-        }
-    };
-    let run_id = match tally::start_run(&conn, job, ctx.clock.now()) {
-        Ok(id) => id,
-        Err(e) => {
-            if let Some(p) = ping {
-                p.finish(Exit::IoErr);
-            }
-            return Err(e.into());
-        }
-    };
+    let Started { conn, run_id, ping } = begin_run(ctx, job, &db)?;
     let mut report = PlanReport::default();
     let result = job_body(ctx, job, &db, &scope, planner, &mut report, run_id);
     let (tally, error) = match &result {
@@ -276,6 +258,32 @@ pub fn run_job(
         ctx.json,
     );
     Ok(tally.exit)
+}
+
+/// A run under way: its connection, `job_runs` row and monitoring ping.
+pub struct Started {
+    pub conn: Connection,
+    pub run_id: i64,
+    pub ping: Option<Ping>,
+}
+
+/// Pings the start, opens the database (migrating it) and opens the run's
+/// `job_runs` row; a failure on the way still ends the ping with its code.
+pub fn begin_run(ctx: &Ctx<'_>, job: &str, db: &Database) -> anyhow::Result<Started> {
+    let ping = Ping::start(ctx.config, job);
+    let opened = db.connect_current().and_then(|conn| {
+        let run_id = tally::start_run(&conn, job, ctx.clock.now())?;
+        Ok((conn, run_id))
+    });
+    match opened {
+        Ok((conn, run_id)) => Ok(Started { conn, run_id, ping }),
+        Err(e) => {
+            if let Some(p) = ping {
+                p.finish(crate::exit::of_error(&e));
+            }
+            Err(e)
+        }
+    }
 }
 
 fn job_body(

@@ -4,9 +4,8 @@
 
 use std::time::Instant;
 
-use crate::app::Ctx;
+use crate::app::{self, Ctx, Started};
 use crate::channels::http::HrApi;
-use crate::channels::ping::Ping;
 use crate::config::ServiceConfig;
 use crate::db::Database;
 use crate::engine::lock;
@@ -88,26 +87,8 @@ pub fn run(ctx: &Ctx<'_>, dry_run: bool, force: bool, only: Option<&str>) -> any
     if locked.is_empty() {
         return Ok(Exit::Ok);
     }
-    let ping = Ping::start(ctx.config, JOB);
     let db = Database::new(ctx.config.database.clone(), false);
-    let mut conn = match db.connect_current() {
-        Ok(c) => c,
-        Err(e) => {
-            if let Some(p) = ping {
-                p.finish(crate::exit::of_error(&e));
-            }
-            return Err(e);
-        }
-    };
-    let run_id = match tally::start_run(&conn, JOB, ctx.clock.now()) {
-        Ok(id) => id,
-        Err(e) => {
-            if let Some(p) = ping {
-                p.finish(Exit::IoErr);
-            }
-            return Err(e.into());
-        }
-    };
+    let Started { mut conn, run_id, ping } = app::begin_run(ctx, JOB, &db)?;
     let mut tally = Tally::default();
     let result = (|| -> anyhow::Result<()> {
         let reclaimed = ledger::reclaim_expired(&conn, ctx.clock.wall())?;
