@@ -127,7 +127,13 @@ pub fn load_file(path: &Path) -> anyhow::Result<Config> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read configuration file {}", path.display()))
         .map_err(|e| crate::exit::Fatal(Exit::Config, e))?;
-    let raw = parse_toml(&text).map_err(|msg| fail(Exit::Config, format!("{}: {msg}", path.display())))?;
+    load_str(&text, path)
+}
+
+/// Validates configuration text as if read from `path`: relative paths resolve
+/// from its folder and errors name it (the file itself need not exist).
+pub fn load_str(text: &str, path: &Path) -> anyhow::Result<Config> {
+    let raw = parse_toml(text).map_err(|msg| fail(Exit::Config, format!("{}: {msg}", path.display())))?;
     convert(raw, path).map_err(|msg| fail(Exit::Config, format!("{}: {msg}", path.display())))
 }
 
@@ -231,6 +237,17 @@ fn convert(raw: RawConfig, path: &Path) -> Result<Config, String> {
             smtp.timeout.as_secs()
         ));
     }
+    let whatsapp = reminders::convert_whatsapp(raw.whatsapp, path, &dir, &mut warnings)?;
+    if let Some(w) = &whatsapp
+        && matches!(w.transport, WhatsappTransport::Twilio { .. })
+        && delivery.lease <= w.timeout * 4
+    {
+        return Err(format!(
+            "delivery.lease_s: {} s must exceed 4 x whatsapp.timeout_s ({} s)",
+            delivery.lease.as_secs(),
+            w.timeout.as_secs()
+        ));
+    }
     let a = raw.delay_alerts;
     let delay_alerts = DelayAlertsConfig {
         threshold_days: within(
@@ -315,7 +332,7 @@ fn convert(raw: RawConfig, path: &Path) -> Result<Config, String> {
         delay_alerts,
         reports: reports::convert(raw.reports, &dir)?,
         reminders: reminders::convert_reminders(raw.reminders, &mut warnings)?,
-        whatsapp: reminders::convert_whatsapp(raw.whatsapp, path, &dir, &mut warnings)?,
+        whatsapp,
         attendance,
         json_logs,
         ping_urls,
@@ -450,6 +467,19 @@ mod tests {
         let text = "[email]\nfrom = \"a@example.com\"\n[email.smtp]\nhost = \"localhost\"\ntimeout_s = 200\n";
         let err = convert_text(text).unwrap_err();
         assert!(err.contains("delivery.lease_s"), "{err}");
+    }
+
+    #[test]
+    fn twilio_timeout_is_checked_against_the_lease() {
+        let twilio = "[whatsapp]\naccount_sid = \"ACx\"\nauth_token = \"t\"\n";
+        let err = convert_text(&format!("{twilio}timeout_s = 150\n")).unwrap_err();
+        assert!(err.contains("4 x whatsapp.timeout_s (150 s)"), "{err}");
+        let err = convert_text(&format!("{twilio}timeout_s = 0\n")).unwrap_err();
+        assert!(err.contains("whatsapp.timeout_s"), "{err}");
+        let cfg = convert_text(&format!("{twilio}timeout_s = 149\n")).unwrap();
+        assert_eq!(cfg.whatsapp.map(|w| w.timeout.as_secs()), Some(149));
+        let cfg = convert_text(twilio).unwrap();
+        assert_eq!(cfg.whatsapp.map(|w| w.timeout.as_secs()), Some(30), "the default");
     }
 
     #[test]

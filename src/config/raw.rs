@@ -95,6 +95,7 @@ pub struct RawWhatsapp {
     pub from: Option<String>,
     pub sms_from: Option<String>,
     pub api_base: Option<String>,
+    pub timeout_s: Option<u64>,
     pub content_sids: Option<BTreeMap<String, RawContentSid>>,
 }
 

@@ -150,6 +150,7 @@ pub(super) fn convert_whatsapp(
     warnings: &mut Vec<String>,
 ) -> Result<Option<WhatsappConfig>, String> {
     let Some(w) = raw else { return Ok(None) };
+    let timeout_s = super::within(w.timeout_s.unwrap_or(30), 1, 3_600, "whatsapp.timeout_s")?;
     let transport = match w.transport.as_deref().unwrap_or("twilio") {
         "twilio" => {
             let account_sid = w
@@ -219,6 +220,6 @@ pub(super) fn convert_whatsapp(
         from: w.from,
         sms_from: w.sms_from,
         content_sids,
-        timeout: std::time::Duration::from_secs(30),
+        timeout: std::time::Duration::from_secs(timeout_s),
     }))
 }

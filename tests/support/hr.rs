@@ -16,6 +16,8 @@ pub struct Request {
     pub idempotency_key: Option<String>,
     pub content_type: Option<String>,
     pub body: String,
+    /// The status it was answered with.
+    pub status: u16,
 }
 
 impl Request {
@@ -77,6 +79,7 @@ impl FakeHr {
                     idempotency_key: header("Idempotency-Key"),
                     content_type: header("Content-Type"),
                     body,
+                    status: 0,
                 };
                 let mut st = shared.lock().unwrap();
                 st.requests.push(record.clone());
@@ -89,6 +92,9 @@ impl FakeHr {
                 } else {
                     (200, st.users.clone(), vec![])
                 };
+                if let Some(last) = st.requests.last_mut() {
+                    last.status = status;
+                }
                 let delay = st.delay;
                 let held = record.method == "POST" && st.hold == Some(posts);
                 drop(st);

@@ -16,6 +16,7 @@ use mailin_embedded::response::{self, Response};
 use mailin_embedded::{Handler, Server, SslConfig};
 use rusqlite::{Connection, params};
 
+pub mod faulty_smtp;
 pub mod hr;
 pub mod twilio;
 

@@ -22,6 +22,8 @@ struct State {
     /// Message SID -> (status, error code) for GETs.
     statuses: HashMap<String, (String, Option<i64>)>,
     accepted: Vec<Request>,
+    /// How long each POST waits before its answer.
+    delay: std::time::Duration,
 }
 
 pub struct FakeTwilio {
@@ -59,6 +61,7 @@ account_sid = "ACtest"
 auth_token_file = "twilio-token"
 from = "whatsapp:+14155238886"
 sms_from = "+15005550006"
+timeout_s = 2
 api_base = "http://127.0.0.1:{}"
 "#,
             self.port
@@ -91,7 +94,8 @@ api_base = "http://127.0.0.1:{}"
                 };
                 let mut st = shared.lock().unwrap();
                 st.requests.push(record.clone());
-                let (status, body, headers) = if record.method == "POST" {
+                let is_post = record.method == "POST";
+                let (status, body, headers) = if is_post {
                     match st.queued.pop_front() {
                         Some(answer) => answer,
                         None => {
@@ -120,7 +124,9 @@ api_base = "http://127.0.0.1:{}"
                         vec![],
                     )
                 };
+                let delay = if is_post { st.delay } else { Default::default() };
                 drop(st);
+                std::thread::sleep(delay);
                 super::respond(req, (status, body, headers));
             }
         });
@@ -134,6 +140,11 @@ api_base = "http://127.0.0.1:{}"
             .unwrap()
             .queued
             .push_back(super::answer(status, body, headers));
+    }
+
+    /// Makes every POST wait this long before its answer.
+    pub fn set_delay(&self, delay: std::time::Duration) {
+        self.state.lock().unwrap().delay = delay;
     }
 
     /// What a status GET for `sid` will say.

@@ -1,0 +1,152 @@
+//! An SMTP server on 127.0.0.1 that speaks just enough of the protocol to fail
+//! where a test tells it to: at the greeting, at AUTH, at RCPT, at the end of
+//! DATA, by going silent, or by dropping the connection in the middle of DATA.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Where and how the server fails.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Fault {
+    /// Accepts every message.
+    None,
+    /// `421` instead of the greeting, then hangs up (too many connections).
+    Greeting421,
+    /// `535` to AUTH (credentials rejected).
+    Auth535,
+    /// `550` to every RCPT (no such mailbox).
+    Rcpt550,
+    /// `451` at the end of DATA (try later).
+    Data451,
+    /// Never answers the end of DATA (hangs up after this long).
+    Silent(Duration),
+    /// Hangs up after the first line of the message, before its end.
+    DropMidData,
+}
+
+#[derive(Default)]
+struct State {
+    /// Messages accepted (250 to the end of DATA), with their recipients.
+    accepted: Vec<Vec<String>>,
+    /// DATA commands answered with 354.
+    data_started: usize,
+}
+
+pub struct FaultySmtp {
+    pub port: u16,
+    fault: Arc<Mutex<Fault>>,
+    state: Arc<Mutex<State>>,
+}
+
+impl FaultySmtp {
+    pub fn start(fault: Fault) -> Self {
+        Self::start_on(0, fault)
+    }
+
+    /// A server on a port chosen earlier (for "refused, then back").
+    pub fn start_on(port: u16, fault: Fault) -> Self {
+        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let fault = Arc::new(Mutex::new(fault));
+        let state = Arc::new(Mutex::new(State::default()));
+        let (f, s) = (fault.clone(), state.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (f, s) = (f.clone(), s.clone());
+                std::thread::spawn(move || {
+                    let _ = session(stream, &f, &s);
+                });
+            }
+        });
+        FaultySmtp { port, fault, state }
+    }
+
+    /// From now on, fail this way (`Fault::None` to heal).
+    pub fn set(&self, fault: Fault) {
+        *self.fault.lock().unwrap() = fault;
+    }
+
+    /// The recipients of each accepted message.
+    pub fn accepted(&self) -> Vec<Vec<String>> {
+        self.state.lock().unwrap().accepted.clone()
+    }
+
+    pub fn data_started(&self) -> usize {
+        self.state.lock().unwrap().data_started
+    }
+}
+
+fn session(stream: TcpStream, fault: &Mutex<Fault>, state: &Mutex<State>) -> std::io::Result<()> {
+    let mut out = stream.try_clone()?;
+    let mut lines = BufReader::new(stream);
+    let now = || *fault.lock().unwrap();
+    if now() == Fault::Greeting421 {
+        out.write_all(b"421 4.3.2 faults.test too many connections, try later\r\n")?;
+        return Ok(());
+    }
+    out.write_all(b"220 faults.test ESMTP\r\n")?;
+    let mut to = Vec::new();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if lines.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+        let reply: &[u8] = match verb.as_str() {
+            "EHLO" => b"250-faults.test\r\n250-AUTH PLAIN LOGIN\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n",
+            "HELO" => b"250 faults.test\r\n",
+            "AUTH" if now() == Fault::Auth535 => b"535 5.7.8 authentication credentials invalid\r\n",
+            "AUTH" => b"235 2.7.0 authenticated\r\n",
+            "MAIL" => {
+                to.clear();
+                b"250 2.1.0 ok\r\n"
+            }
+            "RCPT" if now() == Fault::Rcpt550 => b"550 5.1.1 no such mailbox\r\n",
+            "RCPT" => {
+                let addr = line.split(['<', '>']).nth(1).unwrap_or("").to_string();
+                to.push(addr);
+                b"250 2.1.5 ok\r\n"
+            }
+            "DATA" => {
+                out.write_all(b"354 end with <CRLF>.<CRLF>\r\n")?;
+                state.lock().unwrap().data_started += 1;
+                if now() == Fault::DropMidData {
+                    line.clear();
+                    lines.read_line(&mut line)?;
+                    out.shutdown(std::net::Shutdown::Both)?;
+                    return Ok(());
+                }
+                loop {
+                    line.clear();
+                    if lines.read_line(&mut line)? == 0 {
+                        return Ok(());
+                    }
+                    if line == ".\r\n" {
+                        break;
+                    }
+                }
+                match now() {
+                    Fault::Silent(d) => {
+                        std::thread::sleep(d);
+                        return Ok(());
+                    }
+                    Fault::Data451 => b"451 4.3.0 temporary local problem, try later\r\n",
+                    _ => {
+                        state.lock().unwrap().accepted.push(std::mem::take(&mut to));
+                        b"250 2.0.0 queued\r\n"
+                    }
+                }
+            }
+            "RSET" | "NOOP" => b"250 2.0.0 ok\r\n",
+            "QUIT" => {
+                out.write_all(b"221 2.0.0 bye\r\n")?;
+                return Ok(());
+            }
+            _ => b"502 5.5.2 command not recognised\r\n",
+        };
+        out.write_all(reply)?;
+    }
+}
