@@ -12,7 +12,8 @@ fn every_bad_row_is_named_and_skipped_and_the_good_ones_go() {
     let (smtp, twilio, hr, env) = support::every_transport("");
     let huge = "x".repeat(200_000);
     let db = env.db();
-    // A host that does not enforce foreign keys can write a loan of contact 'abc'.
+    // A host that does not enforce foreign keys can write a loan of contact 'abc',
+    // a student of a contact that is not there, a session of no student.
     db.pragma_update(None, "foreign_keys", "OFF").unwrap();
     db.execute_batch(
         "INSERT INTO contacts (id, name, email, phone, whatsapp_enabled, timezone) VALUES
@@ -44,6 +45,9 @@ fn every_bad_row_is_named_and_skipped_and_the_good_ones_go() {
            ('Good report', 'good@example.com', '2026-03-10T06:00:00Z', 'open'),
            ('Nobody', 'nobody', '2026-03-10T06:00:00Z', 'open'),
            ('Whenever', 'good@example.com', 'whenever', 'open');
+         INSERT INTO students (id, contact_id) VALUES (1, 99);
+         INSERT INTO revision_sessions (id, student_id, subject, starts_at) VALUES (5, 42, 'Maths', '2026-03-11T10:00:00Z');
+         INSERT INTO manual_reminders (id, student_id, message, created_at) VALUES (3, 42, 'Hi', '2026-03-10T06:00:00Z');
          INSERT INTO terminals (id, serial, timezone) VALUES (1, 'TM20-001', 'Nowhere/Zone');
          INSERT INTO attendance_logs (terminal_id, enroll_id, punched_at) VALUES
            (1, 1, '2026-03-10T06:00:00Z'),
@@ -98,6 +102,10 @@ fn every_bad_row_is_named_and_skipped_and_the_good_ones_go() {
         "whenever",
         "enroll_id",
         "punched_at",
+        "loans id 8: contact_id matches no row",
+        "students id 1: contact_id matches no row",
+        "revision_sessions id 5: student_id (or its student's contact_id) matches no row",
+        "manual_reminders id 3: student_id (or its student's contact_id) matches no row",
     ] {
         assert!(out.stderr.contains(named), "{named} not named:\n{}", out.stderr);
     }

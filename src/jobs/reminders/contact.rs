@@ -30,14 +30,21 @@ pub fn flag(v: ValueRef<'_>, default: bool) -> bool {
 impl Contact {
     /// The contact in columns `at..at + 10` (id, name, email, phone, locale,
     /// timezone, email_enabled, whatsapp_enabled, sms_enabled, muted_kinds).
-    /// `None` (with a warning) when its zone is not one.
+    /// `None` (with a warning naming `source`, the row that refers to the
+    /// contact through `link`) when there is no such contact or its zone is
+    /// not one.
     pub fn from_row(
         row: &Row<'_>,
         at: usize,
+        (source, link): ((&str, i64), &str),
         ctx: &PlanCtx<'_>,
         report: &mut PlanReport,
     ) -> rusqlite::Result<Option<Contact>> {
-        let id: i64 = row.get(at)?;
+        let Some(id) = row.get::<_, Option<i64>>(at)? else {
+            log::warn!("{} id {}: {link} matches no row; skipped", source.0, source.1);
+            report.data_errors += 1;
+            return Ok(None);
+        };
         let zone = match column_text(row.get_ref(at + 5)?)
             .as_deref()
             .map(str::trim)

@@ -43,7 +43,7 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
     let mut stmt = conn.prepare(
         "SELECT l.id, l.item, l.term, l.lent_at, l.due_at, l.returned_at, c.id, c.name, c.email, c.phone,
                 c.locale, c.timezone, c.email_enabled, c.whatsapp_enabled, c.sms_enabled, c.muted_kinds
-         FROM loans l JOIN contacts c ON c.id = l.contact_id
+         FROM loans l LEFT JOIN contacts c ON c.id = l.contact_id
          WHERE l.returned_at IS NOT NULL AND (unixepoch(l.returned_at) IS NULL OR unixepoch(l.returned_at) > ?1)
             OR l.returned_at IS NULL AND (unixepoch(l.due_at) IS NULL OR unixepoch(l.due_at) > ?2)
          ORDER BY l.id",
@@ -54,7 +54,7 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
     let mut rows = stmt.query(params![returned_horizon, due_horizon])?;
     while let Some(row) = rows.next()? {
         let loan_id: i64 = row.get(0)?;
-        let Some(contact) = Contact::from_row(row, 6, ctx, &mut em.report)? else {
+        let Some(contact) = Contact::from_row(row, 6, (("loans", loan_id), "contact_id"), ctx, &mut em.report)? else {
             continue;
         };
         let text = |i: usize| -> rusqlite::Result<Option<String>> { Ok(crate::jobs::column_text(row.get_ref(i)?)) };

@@ -67,7 +67,7 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
         "SELECT m.id, m.message, m.created_at, m.author_contact_id, s.parent_contact_id, a.name,
                 c.id, c.name, c.email, c.phone, c.locale, c.timezone, c.email_enabled, c.whatsapp_enabled,
                 c.sms_enabled, c.muted_kinds
-         FROM manual_reminders m JOIN students s ON s.id = m.student_id JOIN contacts c ON c.id = s.contact_id
+         FROM manual_reminders m LEFT JOIN students s ON s.id = m.student_id LEFT JOIN contacts c ON c.id = s.contact_id
               LEFT JOIN contacts a ON a.id = m.author_contact_id
          WHERE m.sent_at IS NULL
          ORDER BY m.id",
@@ -84,7 +84,14 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
         if created + Duration::days(8) < em.since().min(ctx.now) {
             continue;
         }
-        let Some(contact) = Contact::from_row(row, 6, ctx, &mut em.report)? else {
+        let Some(contact) = Contact::from_row(
+            row,
+            6,
+            ((TABLE, id), "student_id (or its student's contact_id)"),
+            ctx,
+            &mut em.report,
+        )?
+        else {
             continue;
         };
         let message = column_text(row.get_ref(1)?).unwrap_or_default();

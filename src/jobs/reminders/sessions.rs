@@ -100,8 +100,8 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
     let columns = "r.id, r.subject, r.starts_at, r.objective, r.link, r.cancelled, r.completed_at,
                    c.id, c.name, c.email, c.phone, c.locale, c.timezone, c.email_enabled, c.whatsapp_enabled,
                    c.sms_enabled, c.muted_kinds
-                   FROM revision_sessions r JOIN students s ON s.id = r.student_id
-                   JOIN contacts c ON c.id = s.contact_id";
+                   FROM revision_sessions r LEFT JOIN students s ON s.id = r.student_id
+                   LEFT JOIN contacts c ON c.id = s.contact_id";
     let mut stmt = conn.prepare(&format!(
         "SELECT {columns} WHERE r.starts_at >= ?1 AND r.starts_at < ?2
          UNION ALL SELECT {columns} WHERE r.{NOT_A_DATE}"
@@ -123,7 +123,14 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
         if flag(row.get_ref(5)?, false) || column_text(row.get_ref(6)?).is_some_and(|c| !c.trim().is_empty()) {
             continue;
         }
-        let Some(contact) = Contact::from_row(row, 7, ctx, &mut em.report)? else {
+        let Some(contact) = Contact::from_row(
+            row,
+            7,
+            (("revision_sessions", id), "student_id (or its student's contact_id)"),
+            ctx,
+            &mut em.report,
+        )?
+        else {
             continue;
         };
         let subject = column_text(row.get_ref(1)?).unwrap_or_default();

@@ -133,7 +133,7 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
         "SELECT s.id, s.subscription_active, s.subscribed_at, s.last_active_at,
                 c.id, c.name, c.email, c.phone, c.locale, c.timezone, c.email_enabled, c.whatsapp_enabled,
                 c.sms_enabled, c.muted_kinds
-         FROM students s JOIN contacts c ON c.id = s.contact_id
+         FROM students s LEFT JOIN contacts c ON c.id = s.contact_id
          ORDER BY s.id",
     )?;
     let mut rows = stmt.query([])?;
@@ -142,7 +142,7 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
         if !flag(row.get_ref(1)?, true) {
             continue;
         }
-        let Some(contact) = Contact::from_row(row, 4, ctx, &mut em.report)? else {
+        let Some(contact) = Contact::from_row(row, 4, (("students", id), "contact_id"), ctx, &mut em.report)? else {
             continue;
         };
         if inactivity && em.wants("inactivity", &contact) {
