@@ -1,23 +1,34 @@
 #!/usr/bin/env bash
 # rappel's benchmarks. Prints its figures; nothing here is a pass/fail test.
 #
-#   bench/run.sh            all three
+#   bench/run.sh            everything, then one summary table of every figure
 #   bench/run.sh idle|scan|send|reports|reminders|sessions|attendance
+#                           one section, then the table of its figures
+#   bench/run.sh summary    re-print the table of the last run (no build, no run)
 #
 # Needs: hyperfine, GNU time (/usr/bin/time), sqlite3, and postfix's smtp-sink
-#   apt-get install hyperfine time sqlite3 postfix   (postfix: "No configuration")
+# and smtp-source; curl for the WhatsApp baseline
+#   apt-get install hyperfine time sqlite3 postfix curl   (postfix: "No configuration")
+# The binary is built into ${CARGO_TARGET_DIR:-target}/release/rappel; scratch
+# files go to ${BENCH_DIR:-/tmp/rappel-bench}.
 #
 # 1. idle: a run with nothing due on a `demo --scale 100000` database (target <= 20 ms)
 # 2. scan: check-delay-alerts on `demo --scale 1000000` (targets <= 2 s, <= 64 MB),
 #    beside the time the sqlite3 CLI takes for the bare due query
 # 3. send: 10,000 digests (10,000 alert recipients) delivered to smtp-sink on
-#    127.0.0.1 with each message's state committed (target >= 3,000 messages/s)
+#    127.0.0.1 with each message's state committed (target >= 3,000 messages/s),
+#    then postfix's smtp-source sending 10,000 copies of one of those digests
+#    (saved through the file transport) into the same smtp-sink over as many
+#    sessions as rappel has connections: the sink's own limit, the baseline
 # 4. reports: 1,000 due reports x 3 recipients with a 200 KB PDF each to
-#    smtp-sink (messages/s, peak memory), and one 20 MB PDF to 10 recipients
-#    (target < 100 MB peak)
+#    smtp-sink (messages/s, peak memory), beside smtp-source sending 3,000
+#    copies of one of those messages into the same sink; and one 20 MB PDF to
+#    10 recipients (target < 100 MB peak)
 # 5. reminders: planning send-reminders over 100,000 loans with 10 % due
 #    (time, peak memory), and 10,000 WhatsApp messages to a local HTTP server
-#    standing in for Twilio (bench/fake_twilio.py): messages/s
+#    standing in for Twilio (bench/fake_twilio.py): messages/s, beside one curl
+#    process posting 10,000 such messages over 4 keep-alive connections (as
+#    many as rappel's workers) to the same server: the server's own limit
 # 6. sessions: 50,000 students with 4 revision sessions a week (10 weeks, 2M
 #    sessions): planning time and peak memory of send-reminders (target <= 1 s,
 #    <= 64 MB) on a weekday evening (session_eve for the next day's sessions),
@@ -29,25 +40,103 @@
 #    wall time (target <= 5 s) and peak memory, beside the same run over
 #    10,000 punches (flat memory: the peaks should match), then a run with
 #    nothing due over the 110,000 sent punches
+#
+# Summary table: each section prints what it measures as it goes and appends
+# one row per figure to $BENCH_DIR/figures.tsv (emptied when a run starts);
+# the run ends with the table of those rows:
+#   figure | value | peak mem | target | vs target | vs baseline
+# Peak memory is GNU time's maximum RSS of the rappel process (one extra run
+# under /usr/bin/time where hyperfine gives the time). "vs target" is how far
+# under (or OVER) a ceiling, or the multiple of a floor ("BELOW" when short).
+# "vs baseline": scan time / the sqlite3 CLI's bare due query; send and reports
+# rates as a share of smtp-source's rate into the same sink; WhatsApp rate as
+# a share of curl's rate into the same server; attendance 100k time and peak
+# over the 10k run's (time should scale ~10x, memory stay ~1.0x).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what="${1:-all}"
 NOW=2026-11-21T07:00:00Z
 WORK="${BENCH_DIR:-/tmp/rappel-bench}"
 mkdir -p "$WORK"
+FIGURES="$WORK/figures.tsv"   # figure, value, peak KB, target, vs target, vs baseline
+TIMES="$WORK/time.out"        # GNU time's "wall peak" for the last timed command
+
+# Prints the figures file as one aligned table.
+summary() {
+    [ -s "$FIGURES" ] || { echo "no figures in $FIGURES (run $0 first)"; return 0; }
+    echo
+    echo "== summary ($FIGURES)"
+    awk -F '\t' '
+        function mb(kb) { return kb ~ /^[0-9]+$/ ? sprintf("%.1f MB", kb / 1024) : "-" }
+        BEGIN { n = 1; split("figure|value|peak mem|target|vs target|vs baseline", cell, "|")
+                for (j = 1; j <= 6; j++) { t[1, j] = cell[j]; w[j] = length(cell[j]) } }
+        NF >= 6 { n++
+                  for (j = 1; j <= 6; j++) t[n, j] = (j == 3 ? mb($3) : ($j == "" ? "-" : $j))
+                  for (j = 1; j <= 6; j++) if (length(t[n, j]) > w[j]) w[j] = length(t[n, j]) }
+        END { for (i = 1; i <= n; i++) {
+                  line = "|"
+                  for (j = 1; j <= 6; j++) line = line sprintf(" %-" w[j] "s |", t[i, j])
+                  print line
+                  if (i == 1) { line = "|"; for (j = 1; j <= 6; j++) { d = ""; for (k = 0; k < w[j] + 2; k++) d = d "-"; line = line d "|" } print line }
+              } }' "$FIGURES"
+}
+
+case "$what" in
+    summary) summary; exit 0 ;;
+    all|idle|scan|send|reports|reminders|sessions|attendance) ;;
+    *) echo "usage: $0 [idle|scan|send|reports|reminders|sessions|attendance|summary]"; exit 64 ;;
+esac
+
 cargo build --release --quiet
-B="$PWD/target/release/rappel"
-for tool in hyperfine sqlite3 /usr/bin/time; do
+B="${CARGO_TARGET_DIR:-$PWD/target}/release/rappel"
+for tool in hyperfine sqlite3 /usr/bin/time python3; do
     command -v "$tool" >/dev/null || { echo "missing $tool (see the header of $0)"; exit 1; }
 done
+: > "$FIGURES"
+
+# Runs a command under GNU time, its wall time and peak RSS going to $TIMES
+# (not into the command's output); the command's exit status is kept.
+timed() { /usr/bin/time -f "%e %M" -o "$TIMES" "$@"; }
+# Sets WALL (s) and PEAK (KB) from the last `timed` (GNU time writes a
+# "Command exited with non-zero status" line first when the command failed).
+read_times() { read -r WALL PEAK < <(tail -n 1 "$TIMES"); }
+# Appends a row to the figures file: figure, value, peak KB, target, vs target, vs baseline.
+row() { printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "${3:--}" "${4:--}" "${5:--}" "${6:--}" >> "$FIGURES"; }
+# Floating point in one place: `calc 'expr'` prints awk's value of expr.
+calc() { awk "BEGIN { print $1 }"; }
+# Against a ceiling: "4.2x under" or "1.05x OVER" (two decimals below 2x).
+under() {
+    awk -v v="$1" -v l="$2" 'function x(r) { return sprintf(r < 2 ? "%.2fx" : "%.1fx", r) }
+        BEGIN { if (v <= 0) print "n/a"; else if (v <= l) print x(l / v) " under"; else print x(v / l) " OVER" }'
+}
+# Against a floor: "1.4x target" or "0.71x target, BELOW".
+above() {
+    awk -v v="$1" -v t="$2" 'BEGIN { if (v >= t) printf "%.1fx target\n", v / t; else printf "%.2fx target, BELOW\n", v / t }'
+}
+# A rate as a share of a baseline rate: "62% of smtp-source (4800/s)".
+share() {
+    awk -v v="$1" -v b="$2" -v name="$3" 'BEGIN { if (b <= 0) print "n/a"; else printf "%.0f%% of %s (%.0f/s)\n", 100 * v / b, name, b }'
+}
+# Seconds between two `date +%s.%N` stamps.
+elapsed() { calc "$2 - $1"; }
+# Mean and standard deviation (ms) of the first command in a hyperfine JSON export.
+hyperfine_ms() {
+    python3 -c 'import json, sys; r = json.load(open(sys.argv[1]))["results"][0]; print("%.1f %.1f" % (r["mean"] * 1000, r["stddev"] * 1000))' "$1"
+}
 
 idle() {
     echo "== idle: nothing due, demo --scale 100000"
     rm -rf "$WORK/s100k"
     "$B" --now "$NOW" demo --dir "$WORK/s100k" --scale 100000 --no-run >/dev/null
     "$B" --config "$WORK/s100k/rappel.toml" --now "$NOW" -q check-delay-alerts   # alerts what is due
-    hyperfine -N --warmup 5 --runs 50 \
+    hyperfine -N --warmup 5 --runs 50 --export-json "$WORK/idle.json" \
         "$B --config $WORK/s100k/rappel.toml --now $NOW check-delay-alerts" 2>&1 | grep -E "Time|Range"
+    timed "$B" --config "$WORK/s100k/rappel.toml" --now "$NOW" check-delay-alerts
+    read_times
+    echo "one run under GNU time: wall $WALL s, peak RSS $PEAK KB"
+    local mean sd
+    read -r mean sd < <(hyperfine_ms "$WORK/idle.json")
+    row "idle: no-op run (demo 100k)" "$mean +- $sd ms" "$PEAK" "<= 20 ms" "$(under "$mean" 20)"
 }
 
 scan() {
@@ -60,10 +149,12 @@ scan() {
     rm -rf "$WORK/s1m/outbox/email"/* "$WORK/s1m/rappel.db-wal" "$WORK/s1m/rappel.db-shm"
     cp "$WORK/s1m.db" "$WORK/s1m/rappel.db"
     echo "tickets: $(sqlite3 "$WORK/s1m/rappel.db" 'SELECT count(*) FROM tickets'), active: $(sqlite3 "$WORK/s1m/rappel.db" 'SELECT count(*) FROM tickets WHERE closed_at IS NULL'), events: $(sqlite3 "$WORK/s1m/rappel.db" 'SELECT count(*) FROM ticket_events')"
-    /usr/bin/time -f "rappel check-delay-alerts: wall %e s, peak RSS %M KB" \
-        "$B" --config "$WORK/s1m/rappel.toml" --now "$NOW" check-delay-alerts
+    timed "$B" --config "$WORK/s1m/rappel.toml" --now "$NOW" check-delay-alerts
+    read_times
+    local wall=$WALL peak=$PEAK
+    echo "rappel check-delay-alerts: wall $wall s, peak RSS $peak KB"
     echo "sqlite3 CLI, bare due query (current stage per active ticket past its threshold):"
-    sqlite3 "$WORK/s1m/rappel.db" <<SQL
+    timed sqlite3 "$WORK/s1m/rappel.db" <<SQL | tee "$WORK/scan-sqlite3.out"
 .timer on
 SELECT count(*) AS due FROM (
   SELECT e.stage, e.entered_at,
@@ -73,6 +164,16 @@ SELECT count(*) AS due FROM (
 ) WHERE rn = 1
   AND unixepoch('$NOW') - unixepoch(entered_at) > 86400 * (CASE stage WHEN 'Attente pièce' THEN 21 ELSE 14 END);
 SQL
+    read_times
+    # The query's own time (.timer), else the whole sqlite3 process's.
+    local query
+    query=$(awk '/^Run Time: real/ { t = $4 } END { print t }' "$WORK/scan-sqlite3.out")
+    query=${query:-$WALL}
+    echo "sqlite3 process: wall $WALL s, peak RSS $PEAK KB"
+    row "scan: check-delay-alerts (1M tickets)" "$wall s" "$peak" "<= 2 s, <= 64 MB" \
+        "time $(under "$wall" 2); mem $(under "$peak" 65536)" \
+        "$(awk -v r="$wall" -v q="$query" 'BEGIN { if (q > 0) printf "%.1fx the sqlite3 query\n", r / q; else print "n/a" }')"
+    row "scan baseline: sqlite3 CLI bare due query" "$query s" "$PEAK" "-" "-" "(baseline)"
 }
 
 start_sink() {
@@ -112,14 +213,63 @@ INSERT INTO ticket_events (ticket_id, stage, entered_at) VALUES (1, 'Diagnostic'
 SQL
     # Plan with no transport configured: the 10,000 digests wait as pending rows.
     "$B" --config "$dir/plan.toml" --now "$NOW" -q check-delay-alerts || true
+    # One of those digests, as rappel formats it, for smtp-source to send.
+    local message
+    message=$(sample_message "$dir" deliver \
+        "DELETE FROM deliveries WHERE status = 'pending' AND id > (SELECT min(id) FROM deliveries WHERE status = 'pending')")
     start_sink
     trap "kill $SINK 2>/dev/null" RETURN
     local start end
     start=$(date +%s.%N)
-    "$B" --config "$dir/rappel.toml" --now "$NOW" deliver
+    timed "$B" --config "$dir/rappel.toml" --now "$NOW" deliver
     end=$(date +%s.%N)
+    read_times
     echo "sent: $(sqlite3 "$dir/rappel.db" "SELECT count(*) FROM deliveries WHERE status = 'sent'") of 10000"
     python3 -c "import sys; s, e = float(sys.argv[1]), float(sys.argv[2]); print(f'wall {e - s:.2f} s: {10000 / (e - s):.0f} messages/s')" "$start" "$end"
+    echo "peak RSS $PEAK KB"
+    local rate peak=$PEAK
+    rate=$(calc "10000 / $(elapsed "$start" "$end")")
+    local base
+    base=$(sink_limit "$message" "${CONNECTIONS:-8}" 10000)
+    row "send: 10k digests to smtp-sink (${CONNECTIONS:-8} conn.)" "$(printf '%.0f msg/s' "$rate")" "$peak" \
+        ">= 3000 msg/s" "$(above "$rate" 3000)" "$(share "$rate" "$base" smtp-source)"
+    row "send baseline: smtp-source, same sink" "$(printf '%.0f msg/s' "$base")" "-" "-" "-" "(sink's limit)"
+}
+
+# Saves one message as rappel formats it: a copy of $1/rappel.db trimmed by
+# the SQL in $3, run through the file transport with `rappel $2`. Prints the
+# message's path, with LF line ends (smtp-source -F adds the CRs back).
+sample_message() {
+    local dir="$1" job="$2" trim="$3" sample="$1/sample"
+    rm -rf "$sample" "$dir/sample.toml" && mkdir -p "$sample"
+    sqlite3 "$dir/rappel.db" ".backup '$sample/rappel.db'"
+    sqlite3 "$sample/rappel.db" "$trim"
+    # rappel.toml's [email] with the file transport; [reports] (last) as is.
+    { printf 'database = "sample/rappel.db"\n[email]\nfrom = "Bench <bench@example.com>"\n'
+      printf 'transport = "file"\noutbox_dir = "sample/outbox"\n'
+      sed -n '/^\[reports\]/,$p' "$dir/rappel.toml"; } > "$dir/sample.toml"
+    "$B" --config "$dir/sample.toml" --now "$NOW" -q "$job" >/dev/null || return 1
+    local eml
+    eml=$(find "$sample/outbox" -type f | head -n 1)
+    [ -n "$eml" ] || { echo "no message in $sample/outbox" >&2; return 1; }
+    tr -d '\r' < "$eml" > "$sample/message.txt"
+    echo "one message as rappel sends it: $(wc -c < "$eml") bytes" >&2
+    echo "$sample/message.txt"
+}
+
+# The sink's own limit: smtp-source sending $3 copies of the message in $1
+# over $2 parallel sessions that stay open (-d) to the running smtp-sink.
+# Prints messages/s.
+sink_limit() {
+    local start end
+    start=$(date +%s.%N)
+    smtp-source -d -s "$2" -m "$3" -f bench@example.com -t staff@example.com -F "$1" 127.0.0.1:2525 || return 1
+    end=$(date +%s.%N)
+    local rate
+    rate=$(calc "$3 / $(elapsed "$start" "$end")")
+    printf 'smtp-source, %s messages over %s sessions to the same sink: wall %.2f s: %.0f messages/s\n' \
+        "$3" "$2" "$(elapsed "$start" "$end")" "$rate" >&2
+    echo "$rate"
 }
 
 
@@ -148,21 +298,35 @@ INSERT INTO scheduled_reports (title, recipients, scheduled_at, attachment_path)
 SELECT 'Report ' || i, 'a' || i || '@example.com, b' || i || '@example.com, c' || i || '@example.com',
        '2026-11-21T06:00:00Z', 'r200k.pdf' FROM n;
 SQL
+    echo "== reports: 1,000 reports x 3 recipients, 200 KB PDF, connections = ${CONNECTIONS:-4}"
+    local message
+    message=$(sample_message "$dir" send-reports \
+        "DELETE FROM scheduled_reports WHERE id > (SELECT min(id) FROM scheduled_reports)")
     start_sink
     trap "kill $SINK 2>/dev/null" RETURN
-    echo "== reports: 1,000 reports x 3 recipients, 200 KB PDF, connections = ${CONNECTIONS:-4}"
     local start end
     start=$(date +%s.%N)
-    /usr/bin/time -f "peak RSS %M KB" "$B" --config "$dir/rappel.toml" --now "$NOW" send-reports
+    timed "$B" --config "$dir/rappel.toml" --now "$NOW" send-reports
     end=$(date +%s.%N)
+    read_times
+    echo "peak RSS $PEAK KB"
     echo "sent: $(sqlite3 "$dir/rappel.db" "SELECT count(*) FROM deliveries WHERE status = 'sent'") of 3000"
     python3 -c "import sys; s, e = float(sys.argv[1]), float(sys.argv[2]); print(f'wall {e - s:.2f} s: {3000 / (e - s):.0f} messages/s')" "$start" "$end"
+    local rate peak=$PEAK base
+    rate=$(calc "3000 / $(elapsed "$start" "$end")")
+    base=$(sink_limit "$message" "${CONNECTIONS:-4}" 3000)
+    row "reports: 3k mails, 200 KB PDF (${CONNECTIONS:-4} conn.)" "$(printf '%.0f msg/s' "$rate")" "$peak" \
+        "-" "-" "$(share "$rate" "$base" smtp-source)"
+    row "reports baseline: smtp-source, same sink" "$(printf '%.0f msg/s' "$base")" "-" "-" "-" "(sink's limit)"
 
     echo "== reports: one 20 MB PDF to 10 recipients"
     sqlite3 "$dir/rappel.db" "INSERT INTO scheduled_reports (title, recipients, scheduled_at, attachment_path)
         VALUES ('Big', 'r1@example.com,r2@example.com,r3@example.com,r4@example.com,r5@example.com,r6@example.com,r7@example.com,r8@example.com,r9@example.com,r10@example.com', '2026-11-21T06:00:00Z', 'r20m.pdf')"
-    /usr/bin/time -f "wall %e s, peak RSS %M KB" "$B" --config "$dir/rappel.toml" --now "$NOW" send-reports
+    timed "$B" --config "$dir/rappel.toml" --now "$NOW" send-reports
+    read_times
+    echo "wall $WALL s, peak RSS $PEAK KB"
     echo "sent: $(sqlite3 "$dir/rappel.db" "SELECT count(*) FROM deliveries WHERE status = 'sent' AND recipient LIKE 'r%'") of 10"
+    row "reports: one 20 MB PDF to 10 recipients" "$WALL s" "$PEAK" "< 100 MB peak" "mem $(under "$PEAK" 102400)"
 }
 
 reminders() {
@@ -189,7 +353,10 @@ SELECT i, 'Item ' || i, 'long', '2026-10-01T08:00:00Z',
        CASE WHEN i % 10 = 0 THEN '2026-11-22T17:00:00Z' ELSE '2026-12-20T17:00:00Z' END FROM n;
 SQL
     echo "== reminders: planning over 100,000 loans, 10 % due"
-    /usr/bin/time -f "wall %e s, peak RSS %M KB" "$B" --config "$dir/rappel.toml" --now "$NOW" send-reminders --dry-run | tail -1
+    timed "$B" --config "$dir/rappel.toml" --now "$NOW" send-reminders --dry-run | tail -1
+    read_times
+    echo "wall $WALL s, peak RSS $PEAK KB"
+    row "reminders: planning, 100k loans, 10% due" "$WALL s" "$PEAK"
 
     echo "== reminders: 10,000 WhatsApp messages to a local HTTP server"
     sqlite3 "$dir/rappel.db" "UPDATE contacts SET email_enabled = 0, whatsapp_enabled = 1, phone = '+241' || printf('%08d', id) WHERE id % 10 = 0"
@@ -199,12 +366,38 @@ SQL
     sleep 0.5
     local start end
     start=$(date +%s.%N)
-    "$B" --config "$dir/rappel.toml" --now "$NOW" send-reminders | tail -1
+    timed "$B" --config "$dir/rappel.toml" --now "$NOW" send-reminders | tail -1
     end=$(date +%s.%N)
+    read_times
     local sent
     sent=$(sqlite3 "$dir/rappel.db" "SELECT count(*) FROM deliveries WHERE status = 'sent' AND channel = 'whatsapp'")
     echo "sent: $sent"
     python3 -c "import sys; s, e, n = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]); print(f'wall {e - s:.2f} s: {n / (e - s):.0f} messages/s')" "$start" "$end" "$sent"
+    echo "peak RSS $PEAK KB"
+    local rate peak=$PEAK
+    rate=$(calc "$sent / $(elapsed "$start" "$end")")
+    # The server's own limit: one curl process (C, keep-alive) posting as many
+    # messages like the last one sent over 4 connections, rappel's workers.
+    local base="" vs="-"
+    if command -v curl >/dev/null && [ "$sent" -gt 0 ]; then
+        sqlite3 "$dir/rappel.db" "SELECT body FROM deliveries WHERE status = 'sent' AND channel = 'whatsapp' ORDER BY id DESC LIMIT 1" \
+            > "$dir/wa-body.txt"
+        { printf 'user = "ACbench:x"\ndata = "To=whatsapp%%3A%%2B24100000010&From=whatsapp%%3A%%2B14155238886"\n'
+          printf 'data-urlencode = "Body@%s"\n' "$dir/wa-body.txt"
+          local i
+          for ((i = 0; i < sent; i++)); do
+              printf 'url = "http://127.0.0.1:2526/2010-04-01/Accounts/ACbench/Messages.json"\noutput = "/dev/null"\n'
+          done; } > "$dir/curl.cfg"
+        start=$(date +%s.%N)
+        curl --no-progress-meter --parallel --parallel-max 4 --config "$dir/curl.cfg" || return 1
+        end=$(date +%s.%N)
+        base=$(calc "$sent / $(elapsed "$start" "$end")")
+        printf 'curl, %s posts over 4 keep-alive connections to the same server: wall %.2f s: %.0f messages/s\n' \
+            "$sent" "$(elapsed "$start" "$end")" "$base"
+        vs=$(share "$rate" "$base" curl)
+    fi
+    row "reminders: 10k WhatsApp to local HTTP (4 workers)" "$(printf '%.0f msg/s' "$rate")" "$peak" "-" "-" "$vs"
+    [ -z "$base" ] || row "WhatsApp baseline: curl, same server" "$(printf '%.0f msg/s' "$base")" "-" "-" "-" "(server's limit)"
 }
 
 sessions() {
@@ -239,12 +432,16 @@ SQL
     local run
     run() {
         echo "== sessions: $1"
-        /usr/bin/time -f "wall %e s, peak RSS %M KB" "$B" --config "$dir/rappel.toml" --now "$2" -v send-reminders 2>&1 \
-            | grep -E "planned .* in|peak RSS" || true
+        # Exits 78 once planned (no transport): the status is not the point.
+        timed "$B" --config "$dir/rappel.toml" --now "$2" -v send-reminders 2>&1 \
+            | grep -E "planned .* in" || true
+        read_times
+        echo "wall $WALL s, peak RSS $PEAK KB"
+        row "sessions: $3" "$WALL s" "$PEAK" "<= 1 s, <= 64 MB" "time $(under "$WALL" 1); mem $(under "$PEAK" 65536)"
     }
-    run "Saturday 18:35, eve reminders for Sunday's sessions" 2026-11-21T17:35:00Z
-    run "Sunday 20:00, weekly digests and eve reminders for Monday" 2026-11-22T19:00:00Z
-    run "Sunday 20:05, everything already planned" 2026-11-22T19:05:00Z
+    run "Saturday 18:35, eve reminders for Sunday's sessions" 2026-11-21T17:35:00Z "Sat 18:35, eve reminders"
+    run "Sunday 20:00, weekly digests and eve reminders for Monday" 2026-11-22T19:00:00Z "Sun 20:00, digests + eve"
+    run "Sunday 20:05, everything already planned" 2026-11-22T19:05:00Z "Sun 20:05, all planned"
     echo "planned: $(sqlite3 "$dir/rappel.db" "SELECT kind || ' ' || count(*) FROM deliveries GROUP BY kind" | tr '\n' ' ')"
 }
 
@@ -278,11 +475,25 @@ SELECT 1 + i % 4, 1 + i % 500, 'User ' || (1 + i % 500),
        1, i % 2, CASE WHEN i % 3 = 0 THEN 36.5 END FROM n;
 SQL
         echo "== attendance: $n pending punches in batches of 100"
-        /usr/bin/time -f "wall %e s, peak RSS %M KB" "$B" --config "$dir/rappel.toml" --now "$NOW" sync-attendance 2>&1 | tail -2
+        timed "$B" --config "$dir/rappel.toml" --now "$NOW" sync-attendance 2>&1 | tail -1
+        read_times
+        echo "wall $WALL s, peak RSS $PEAK KB"
+        local "wall_$n=$WALL" "peak_$n=$PEAK"
     done
     echo "sent: $(sqlite3 "$dir/rappel.db" "SELECT count(*) FROM attendance_logs WHERE sync_status = 'sent'") of $(sqlite3 "$dir/rappel.db" "SELECT count(*) FROM attendance_logs")"
+    row "attendance: 10k punches" "$wall_10000 s" "$peak_10000"
+    row "attendance: 100k punches" "$wall_100000 s" "$peak_100000" "<= 5 s" "$(under "$wall_100000" 5)" \
+        "$(awk -v t="$wall_100000" -v t0="$wall_10000" -v p="$peak_100000" -v p0="$peak_10000" \
+            'BEGIN { printf "vs 10k: time %s, mem %.2fx\n", (t0 > 0 ? sprintf("%.1fx", t / t0) : "n/a"), p / p0 }')"
     echo "== attendance: a run with nothing due over 110,000 sent punches (users pull included)"
-    hyperfine -N --warmup 3 --runs 30 "$B --config $dir/rappel.toml --now $NOW sync-attendance" 2>/dev/null | grep -E "Time|Range"
+    hyperfine -N --warmup 3 --runs 30 --export-json "$WORK/attendance-idle.json" \
+        "$B --config $dir/rappel.toml --now $NOW sync-attendance" 2>/dev/null | grep -E "Time|Range"
+    timed "$B" --config "$dir/rappel.toml" --now "$NOW" sync-attendance >/dev/null 2>&1
+    read_times
+    echo "one run under GNU time: wall $WALL s, peak RSS $PEAK KB"
+    local mean sd
+    read -r mean sd < <(hyperfine_ms "$WORK/attendance-idle.json")
+    row "attendance: nothing due (110k sent)" "$mean +- $sd ms" "$PEAK"
     echo "server: $(curl -s http://127.0.0.1:2527/count 2>/dev/null || python3 -c 'import urllib.request; print(urllib.request.urlopen("http://127.0.0.1:2527/count").read().decode())')"
 }
 
@@ -295,5 +506,5 @@ case "$what" in
     sessions) sessions ;;
     attendance) attendance ;;
     all) idle; scan; send; reports; reminders; sessions; attendance ;;
-    *) echo "usage: $0 [idle|scan|send|reports|reminders|sessions|attendance]"; exit 64 ;;
 esac
+summary
