@@ -12,6 +12,16 @@ pub fn format(t: DateTime<Utc>) -> String {
 
 /// Parses an instant written by a host application; `None` when it is not one.
 pub fn parse(s: &str) -> Option<DateTime<Utc>> {
+    parse_any_year(s).filter(storable)
+}
+
+/// Whether `format` writes `t` in its 20 characters, so that it reads back and
+/// sorts as text: years 0000 to 9999. chrono reads signed, longer years too.
+fn storable(t: &DateTime<Utc>) -> bool {
+    (0..=9999).contains(&chrono::Datelike::year(t))
+}
+
+fn parse_any_year(s: &str) -> Option<DateTime<Utc>> {
     let s = s.trim();
     if s.len() < 19 || !s.is_char_boundary(10) {
         return None;
@@ -38,9 +48,22 @@ pub fn parse(s: &str) -> Option<DateTime<Utc>> {
 pub fn parse_due(s: &str, zone: Tz) -> Option<DateTime<Utc>> {
     let trimmed = s.trim();
     if trimmed.len() == 10 {
+        // Digits where the form has them: chrono alone would also take a sign,
+        // a short year and spaces before the month or day ("-001- 7-01").
+        let shape = trimmed.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
+        if !shape {
+            return None;
+        }
         let date = NaiveDate::parse_from_str(trimmed, "%Y-%m-%d").ok()?;
         let end = date.and_time(NaiveTime::from_hms_opt(23, 59, 59)?);
-        return Some(local_to_utc(end, zone));
+        let t = local_to_utc(end, zone);
+        return storable(&t).then_some(t);
     }
     parse(trimmed)
 }
@@ -108,6 +131,35 @@ mod tests {
         for s in ["", "yesterday", "2026-13-05 10:00:00", "2026-01-05", "05/01/2026 10:00"] {
             assert!(parse(s).is_none(), "{s} should not parse");
         }
+    }
+
+    #[test]
+    fn instants_format_cannot_write_are_rejected() {
+        // Found by fuzzing (fuzz/seeds/instant/): chrono took this as year -1,
+        // which `format` writes in 21 characters that do not read back.
+        let zone: Tz = "Europe/Paris".parse().unwrap();
+        assert_eq!(parse_due("-001-\x0c7-01", zone), None);
+        for s in [
+            "+10000-01-01T00:00:00Z",
+            "-0001-07-02T05:39:23Z",
+            "0000-01-01T00:30:00+01:00",
+            "9999-12-31T23:00:00-01:00",
+            "+10000-01-01 00:00:00",
+        ] {
+            assert_eq!(parse(s), None, "{s}");
+            assert_eq!(parse_due(s, zone), None, "{s}");
+        }
+        for s in ["2026-7-01 ", " 2026-07-1", "+026-07-01", "2026-07-0a"] {
+            assert_eq!(parse_due(s, zone), None, "{s:?}");
+        }
+        for s in ["0000-01-01T00:00:00Z", "9999-12-31T23:59:59Z"] {
+            let t = parse(s).unwrap();
+            assert_eq!(format(t), s);
+        }
+        assert_eq!(
+            parse_due("9999-12-31", chrono_tz::UTC).map(format).as_deref(),
+            Some("9999-12-31T23:59:59Z")
+        );
     }
 
     #[test]

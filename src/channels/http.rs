@@ -12,7 +12,7 @@ use super::SendError;
 use crate::config::{HrAuth, HrTransport, ServiceConfig};
 
 /// The longest `Retry-After` honoured; a larger one is read as this.
-const RETRY_AFTER_MAX: Duration = Duration::from_secs(7 * 24 * 3_600);
+pub const RETRY_AFTER_MAX: Duration = Duration::from_secs(7 * 24 * 3_600);
 /// How much of an answer is read (results of a 10,000-log batch fit).
 const BODY_LIMIT: u64 = 16 * 1024 * 1024;
 
@@ -207,8 +207,9 @@ impl HrApi {
         })
     }
 
-    /// `text` with every secret replaced by `***`.
-    fn mask(&self, text: &str) -> String {
+    /// `text` with every secret replaced by `***` (the service's secret and
+    /// the credentials of its Authorization header).
+    pub fn mask(&self, text: &str) -> String {
         self.masked
             .iter()
             .fold(text.to_string(), |acc, secret| acc.replace(secret.as_str(), "***"))

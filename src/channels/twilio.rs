@@ -140,15 +140,7 @@ impl TwilioChannel {
                     .header("Authorization", authorization)
                     .send_form(form.iter().map(|(k, v)| (*k, v.as_str())));
                 let (status, retry_after, body) = read(response)?;
-                if (200..300).contains(&status) {
-                    let message: ApiMessage = serde_json::from_str(&body).map_err(|e| {
-                        SendError::temporary(format!("Twilio answered {status} with an unreadable body: {e}"))
-                    })?;
-                    return Ok(Sent {
-                        provider_ref: message.sid,
-                    });
-                }
-                Err(classify(status, retry_after, &body))
+                sent(status, retry_after, &body)
             }
         }
     }
@@ -192,16 +184,33 @@ impl TwilioChannel {
             .header("Authorization", authorization)
             .call();
         let (status, retry_after, body) = read(response)?;
-        if !(200..300).contains(&status) {
-            return Err(classify(status, retry_after, &body));
-        }
-        let message: ApiMessage =
-            serde_json::from_str(&body).map_err(|e| SendError::temporary(format!("unreadable status: {e}")))?;
-        Ok(Some(Status {
-            status: message.status.unwrap_or_default(),
-            error_code: message.error_code,
-        }))
+        message_status(status, retry_after, &body).map(Some)
     }
+}
+
+/// What an answer to a message's POST says: its SID on a 2xx, else its class.
+pub fn sent(status: u16, retry_after: Option<Duration>, body: &str) -> Result<Sent, SendError> {
+    if !(200..300).contains(&status) {
+        return Err(classify(status, retry_after, body));
+    }
+    let message: ApiMessage = serde_json::from_str(body)
+        .map_err(|e| SendError::temporary(format!("Twilio answered {status} with an unreadable body: {e}")))?;
+    Ok(Sent {
+        provider_ref: message.sid,
+    })
+}
+
+/// What an answer to a message's GET says: its status on a 2xx, else its class.
+pub fn message_status(status: u16, retry_after: Option<Duration>, body: &str) -> Result<Status, SendError> {
+    if !(200..300).contains(&status) {
+        return Err(classify(status, retry_after, body));
+    }
+    let message: ApiMessage =
+        serde_json::from_str(body).map_err(|e| SendError::temporary(format!("unreadable status: {e}")))?;
+    Ok(Status {
+        status: message.status.unwrap_or_default(),
+        error_code: message.error_code,
+    })
 }
 
 fn read(
@@ -213,8 +222,7 @@ fn read(
         .headers()
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+        .and_then(retry_after);
     let body = response
         .body_mut()
         .with_config()
@@ -224,8 +232,15 @@ fn read(
     Ok((status, retry_after, body))
 }
 
+/// Twilio's `Retry-After` header: whole seconds, at most a week (a wait
+/// beyond year 9999 could not be stored, nor added to now without overflow).
+pub fn retry_after(value: &str) -> Option<Duration> {
+    let seconds = value.trim().parse::<u64>().ok()?;
+    Some(Duration::from_secs(seconds).min(super::http::RETRY_AFTER_MAX))
+}
+
 /// Twilio's answers by class (DESIGN §5).
-fn classify(status: u16, retry_after: Option<Duration>, body: &str) -> SendError {
+pub fn classify(status: u16, retry_after: Option<Duration>, body: &str) -> SendError {
     let error: Option<ApiError> = serde_json::from_str(body).ok();
     let code = error.as_ref().and_then(|e| e.code);
     let message = error.and_then(|e| e.message).unwrap_or_else(|| excerpt(body));
@@ -310,5 +325,24 @@ mod tests {
             }
         ));
         assert!(matches!(classify(503, None, "oops"), SendError::Temporary { .. }));
+    }
+
+    #[test]
+    fn retry_after_is_capped_to_a_week() {
+        // Found by fuzzing (fuzz/seeds/twilio/): 999999999999 s put the next
+        // attempt in year 33715, which instant::format cannot write sortably;
+        // 9000000000000 s made the engine's `now + wait` overflow and panic.
+        let week = crate::channels::http::RETRY_AFTER_MAX;
+        assert_eq!(retry_after(" 120 "), Some(Duration::from_secs(120)));
+        assert_eq!(retry_after("999999999999"), Some(week));
+        assert_eq!(retry_after("9000000000000"), Some(week));
+        assert_eq!(retry_after(&u64::MAX.to_string()), Some(week));
+        assert_eq!(retry_after("soon"), None);
+        assert_eq!(retry_after("-1"), None);
+        let err = sent(429, retry_after("9000000000000"), "{}").unwrap_err();
+        assert!(
+            matches!(err, SendError::Temporary { retry_after: Some(w), .. } if w == week),
+            "{err:?}"
+        );
     }
 }
