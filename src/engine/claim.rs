@@ -161,25 +161,17 @@ pub fn claim(
     Ok(rows)
 }
 
-/// Due pending rows on channels this run cannot use, by channel.
-pub fn stranded(
-    conn: &Connection,
-    scope: &Scope,
-    channels: &[&str],
-    now: DateTime<Utc>,
-) -> rusqlite::Result<Vec<(String, i64)>> {
-    let channels_json = serde_json::to_string(channels).unwrap_or_else(|_| "[]".into());
+/// Due pending rows by channel (with `--force`, every pending row).
+pub fn due_by_channel(conn: &Connection, scope: &Scope, now: DateTime<Utc>) -> rusqlite::Result<Vec<(String, i64)>> {
     let mut stmt = conn.prepare(
         "SELECT channel, count(*) FROM deliveries
          WHERE status = 'pending' AND (?1 OR next_attempt_at IS NULL OR next_attempt_at <= ?2)
            AND (?3 IS NULL OR job = ?3)
-           AND channel NOT IN (SELECT value FROM json_each(?4))
          GROUP BY channel",
     )?;
-    let rows = stmt.query_map(
-        params![scope.force, instant::format(now), scope.job, channels_json],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
+    let rows = stmt.query_map(params![scope.force, instant::format(now), scope.job], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })?;
     rows.collect()
 }
 
