@@ -14,6 +14,18 @@ pub fn delay(attempt: u32, base: Duration, cap: Duration, retry_after: Option<Du
     }
 }
 
+/// When the next attempt may go: `now + wait`, or the latest instant that
+/// can be stored when that would pass year 9999.
+pub fn next_at(now: chrono::DateTime<chrono::Utc>, wait: Duration) -> chrono::DateTime<chrono::Utc> {
+    let last = chrono::NaiveDate::from_ymd_opt(9999, 12, 31)
+        .and_then(|d| d.and_hms_opt(23, 59, 59))
+        .map_or(now, |t| t.and_utc());
+    chrono::Duration::from_std(wait)
+        .ok()
+        .and_then(|w| now.checked_add_signed(w))
+        .map_or(last, |t| t.min(last))
+}
+
 /// A number in [0, 1): the hasher's random keys are enough for jitter.
 fn unit_random() -> f64 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
@@ -45,6 +57,21 @@ mod tests {
     fn never_exceeds_the_cap() {
         for attempt in [10, 20, 31, 100, u32::MAX] {
             assert!(delay(attempt, BASE, CAP, None) <= CAP);
+        }
+    }
+
+    #[test]
+    fn next_at_never_overflows_nor_passes_year_9999() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-03-10T07:00:00Z")
+            .unwrap()
+            .to_utc();
+        assert_eq!(next_at(now, BASE).to_rfc3339(), "2026-03-10T07:01:00+00:00");
+        for wait in [
+            Duration::MAX,
+            Duration::from_secs(9_000_000_000_000),
+            Duration::from_secs(u64::MAX / 2),
+        ] {
+            assert_eq!(next_at(now, wait).to_rfc3339(), "9999-12-31T23:59:59+00:00");
         }
     }
 

@@ -2,7 +2,7 @@
 //! transaction together with the source row's bookkeeping. A row whose lease
 //! this process no longer holds is left alone.
 
-use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 
 use super::backoff;
@@ -85,7 +85,7 @@ impl Recorder<'_> {
                     self.delivery.retry_cap,
                     *retry_after,
                 );
-                let next = self.now + ChronoDuration::from_std(wait).unwrap_or(ChronoDuration::hours(6));
+                let next = backoff::next_at(self.now, wait);
                 self.update(
                     conn,
                     row,

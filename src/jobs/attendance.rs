@@ -193,7 +193,7 @@ fn outcomes(
         let wait = backoff::delay(attempts, s.retry_base, s.retry_cap, retry_after);
         Outcome::Retry {
             reason: reason.to_string(),
-            next: now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX),
+            next: backoff::next_at(now, wait),
             last: attempts >= s.max_attempts,
         }
     };
