@@ -146,10 +146,7 @@ fn key(service: &str, ids: &[i64]) -> String {
 }
 
 fn at(offset_s: i64) -> String {
-    (chrono::DateTime::parse_from_rfc3339(NOW).unwrap() + chrono::Duration::seconds(offset_s))
-        .with_timezone(&chrono::Utc)
-        .format("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
+    support::plus(NOW, offset_s)
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use support::faulty_smtp::{Fault as Smtp, FaultySmtp};
-use support::{SmtpServer, TestEnv, every_transport, free_port, hr::FakeHr, twilio::FakeTwilio};
+use support::{SmtpServer, TestEnv, every_transport, free_port, hr::FakeHr, plus, twilio::FakeTwilio};
 
 const NOW: &str = "2026-03-10T07:00:00Z";
 /// `[delivery] retry_base_s` and `max_attempts` of the test config.
@@ -163,12 +163,6 @@ enum Servers {
 
 fn at(t: &str) -> DateTime<Utc> {
     t.parse().unwrap()
-}
-
-fn plus(t: &str, secs: i64) -> String {
-    (at(t) + chrono::Duration::seconds(secs))
-        .format("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
 }
 
 /// A config and database holding the one message the case's fault hits.

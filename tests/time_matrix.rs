@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use rusqlite::params;
-use support::{TestEnv, free_port};
+use support::{TestEnv, free_port, instant as text};
 
 /// A zone, the local date of a DST change (or, for a zone without DST, of
 /// Paris's) and a local time that change skips or repeats.
@@ -51,10 +51,6 @@ fn local(zone: Tz, day: NaiveDate, time: &str) -> DateTime<Utc> {
             .expect("gaps last less than three hours")
             .with_timezone(&Utc),
     }
-}
-
-fn text(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// A message as the matrix compares it: kind, source row (0 when the source

@@ -22,10 +22,7 @@ const JOBS: [&str; 5] = [
 /// Round `r` runs at 07:00Z on 10 March plus `r` times 25 hours, so each
 /// round re-arms the delay alerts (24 h) and makes the new loans due.
 fn round_time(r: usize) -> String {
-    (chrono::DateTime::parse_from_rfc3339("2026-03-10T07:00:00Z").unwrap() + chrono::Duration::hours(25 * r as i64))
-        .with_timezone(&chrono::Utc)
-        .format("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
+    support::plus("2026-03-10T07:00:00Z", 25 * 3_600 * r as i64)
 }
 
 fn count_by<T: std::hash::Hash + Eq + Clone + std::fmt::Debug>(items: &[T]) -> Vec<(T, usize)> {

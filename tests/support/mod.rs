@@ -300,6 +300,17 @@ impl TlsFiles {
     }
 }
 
+/// `t` as rappel writes instants: `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn instant(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// The instant `secs` seconds after `t`, both written as rappel writes them.
+pub fn plus(t: &str, secs: i64) -> String {
+    let t: chrono::DateTime<chrono::Utc> = t.parse().unwrap();
+    instant(t + chrono::Duration::seconds(secs))
+}
+
 /// A port nothing listens on.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
