@@ -229,24 +229,14 @@ fn convert(raw: RawConfig, path: &Path) -> Result<Config, String> {
         transport: EmailTransport::Smtp(smtp),
         ..
     }) = &email
-        && delivery.lease <= smtp.timeout * 4
     {
-        return Err(format!(
-            "delivery.lease_s: {} s must exceed 4 x email.smtp.timeout_s ({} s)",
-            delivery.lease.as_secs(),
-            smtp.timeout.as_secs()
-        ));
+        lease_covers(delivery.lease, smtp.timeout, "email.smtp.timeout_s")?;
     }
     let whatsapp = reminders::convert_whatsapp(raw.whatsapp, path, &dir, &mut warnings)?;
     if let Some(w) = &whatsapp
         && matches!(w.transport, WhatsappTransport::Twilio { .. })
-        && delivery.lease <= w.timeout * 4
     {
-        return Err(format!(
-            "delivery.lease_s: {} s must exceed 4 x whatsapp.timeout_s ({} s)",
-            delivery.lease.as_secs(),
-            w.timeout.as_secs()
-        ));
+        lease_covers(delivery.lease, w.timeout, "whatsapp.timeout_s")?;
     }
     let a = raw.delay_alerts;
     let delay_alerts = DelayAlertsConfig {
@@ -384,6 +374,19 @@ pub(crate) fn within<T: PartialOrd + std::fmt::Display + Copy>(v: T, min: T, max
 }
 
 /// An API's base URL: http(s), no trailing slash, https unless the host is this machine.
+/// A claim holds for one lease, which must outlast four of a transport's
+/// timeouts so that a send ends before its lease does.
+pub(crate) fn lease_covers(lease: Duration, timeout: Duration, key: &str) -> Result<(), String> {
+    if lease <= timeout * 4 {
+        return Err(format!(
+            "delivery.lease_s: {} s must exceed 4 x {key} ({} s)",
+            lease.as_secs(),
+            timeout.as_secs()
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn http_base(key: &str, url: &str) -> Result<String, String> {
     let url = url.trim().trim_end_matches('/');
     if url.contains('@') {

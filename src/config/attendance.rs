@@ -74,14 +74,9 @@ pub(super) fn convert(
     let mut catch_all: Option<String> = None;
     for (name, s) in raw.services.unwrap_or_default() {
         let service = convert_service(&name, s, path, dir, warnings)?;
-        if let HrTransport::Http { .. } = service.transport
-            && lease <= service.timeout * 4
-        {
-            return Err(format!(
-                "delivery.lease_s: {} s must exceed 4 x attendance.services.{name}.timeout_s ({} s): a batch is held for one lease",
-                lease.as_secs(),
-                service.timeout.as_secs()
-            ));
+        if let HrTransport::Http { .. } = service.transport {
+            super::lease_covers(lease, service.timeout, &format!("attendance.services.{name}.timeout_s"))
+                .map_err(|e| format!("{e}: a batch is held for one lease"))?;
         }
         if service.terminals.is_empty()
             && let Some(other) = catch_all.replace(name.clone())
