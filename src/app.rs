@@ -347,6 +347,7 @@ fn dry_run_job(
             dedupe_key: String::new(),
             source_table: None,
             source_id: None,
+            source_at: None,
             contact_id: None,
             channel: match p.channel.as_str() {
                 "whatsapp" => "whatsapp",

@@ -13,10 +13,14 @@ use crate::exit::{Exit, OrExit, fail};
 /// How long a statement waits for another writer before giving up (exit 74).
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+pub mod identity;
+
 struct Migration {
     version: u32,
     name: &'static str,
     sql: &'static str,
+    /// Work SQL alone cannot do (parsing host instants), in the same transaction.
+    then: Option<fn(&rusqlite::Transaction<'_>) -> rusqlite::Result<()>>,
 }
 
 const MIGRATIONS: &[Migration] = &[
@@ -24,26 +28,36 @@ const MIGRATIONS: &[Migration] = &[
         version: 1,
         name: "0001_initial.sql",
         sql: include_str!("../sql/0001_initial.sql"),
+        then: None,
     },
     Migration {
         version: 2,
         name: "0002_reports.sql",
         sql: include_str!("../sql/0002_reports.sql"),
+        then: None,
     },
     Migration {
         version: 3,
         name: "0003_sessions.sql",
         sql: include_str!("../sql/0003_sessions.sql"),
+        then: None,
     },
     Migration {
         version: 4,
         name: "0004_attendance.sql",
         sql: include_str!("../sql/0004_attendance.sql"),
+        then: None,
+    },
+    Migration {
+        version: 5,
+        name: "0005_row_identity.sql",
+        sql: include_str!("../sql/0005_row_identity.sql"),
+        then: Some(identity::backfill),
     },
 ];
 
 /// The schema version this binary writes.
-pub const LATEST: u32 = 4;
+pub const LATEST: u32 = 5;
 
 /// Tables host applications write; `db status` checks their columns.
 pub const INPUT_TABLES: &[&str] = &[
@@ -192,6 +206,11 @@ pub fn migrate(conn: &mut Connection) -> anyhow::Result<Vec<&'static str>> {
         tx.execute_batch(m.sql)
             .with_context(|| format!("migration {} failed", m.name))
             .or_exit(Exit::IoErr)?;
+        if let Some(then) = m.then {
+            then(&tx)
+                .with_context(|| format!("migration {} failed", m.name))
+                .or_exit(Exit::IoErr)?;
+        }
         tx.execute(
             "INSERT INTO rappel_meta (key, value) VALUES ('schema_version', ?1)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",

@@ -54,9 +54,9 @@ impl Engine<'_> {
         if scope.force {
             // One transaction: the re-armed rows and their sources' status change together.
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            for (table, id) in claim::rearm_exhausted(&tx, scope)? {
+            for (table, id, at) in claim::rearm_exhausted(&tx, scope)? {
                 if let Some(hook) = self.hooks.iter().find(|h| h.table() == table) {
-                    hook.after_outcome(&tx, id, self.clock.now())?;
+                    hook.after_outcome(&tx, (id, at.as_deref()), self.clock.now())?;
                 }
             }
             tx.commit()?;

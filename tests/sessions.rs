@@ -155,7 +155,8 @@ fn cancelled_sessions_get_nothing_and_moved_ones_follow_their_new_day() {
     assert_eq!(kinds(&smtp), ["session_eve"]);
     assert!(smtp.mails()[0].subject().contains("Maths"));
 
-    // Moved to the afternoon of the same day: no second eve reminder.
+    // Moved to the afternoon of the same day: a moved session gets the
+    // reminder of its new time (the start, with the id, names the session).
     let db = env.db();
     db.execute(
         "UPDATE revision_sessions SET starts_at = '2026-03-10T15:00:00Z' WHERE id = ?1",
@@ -163,7 +164,10 @@ fn cancelled_sessions_get_nothing_and_moved_ones_follow_their_new_day() {
     )
     .unwrap();
     run("2026-03-09T19:00:00Z");
-    assert_eq!(kinds(&smtp).len(), 1);
+    assert_eq!(kinds(&smtp), ["session_eve", "session_eve"]);
+    assert!(smtp.mails()[1].decoded().contains("16:00"), "the new time");
+    run("2026-03-09T19:30:00Z");
+    assert_eq!(kinds(&smtp).len(), 2, "once");
 
     // Moved to Thursday: the reminders of Thursday.
     db.execute(
@@ -174,8 +178,11 @@ fn cancelled_sessions_get_nothing_and_moved_ones_follow_their_new_day() {
     run("2026-03-10T07:00:00Z"); // Tuesday 08:00: nothing any more
     run("2026-03-11T17:30:00Z"); // Wednesday 18:30
     run("2026-03-12T07:00:00Z"); // Thursday 08:00
-    assert_eq!(kinds(&smtp), ["session_eve", "session_eve", "session_day"]);
-    assert!(smtp.mails()[1].decoded().contains("Thursday 12 March at 14:00"));
+    assert_eq!(
+        kinds(&smtp),
+        ["session_eve", "session_eve", "session_eve", "session_day"]
+    );
+    assert!(smtp.mails()[2].decoded().contains("Thursday 12 March at 14:00"));
 }
 
 #[test]

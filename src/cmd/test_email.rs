@@ -46,6 +46,7 @@ pub fn run(ctx: &Ctx<'_>, to: &str) -> anyhow::Result<Exit> {
                 ),
                 source_table: None,
                 source_id: None,
+                source_at: None,
                 contact_id: None,
                 channel: "email",
                 recipient: address.to_string(),

@@ -16,6 +16,9 @@ pub struct Claimed {
     pub dedupe_key: String,
     pub source_table: Option<String>,
     pub source_id: Option<i64>,
+    /// The source row's identifying instant, as stored (`db::identity`).
+    pub source_at: Option<String>,
+    pub contact_id: Option<i64>,
     pub channel: String,
     pub recipient: String,
     pub subject: String,
@@ -50,19 +53,24 @@ pub fn reclaim_expired(conn: &Connection, wall: DateTime<Utc>) -> rusqlite::Resu
 
 /// `--force`: temporarily failed rows (attempts exhausted) get one more try.
 /// Returns the sources of the rows re-armed, so their status can follow.
-pub fn rearm_exhausted(conn: &Connection, scope: &Scope) -> rusqlite::Result<Vec<(String, i64)>> {
+/// Each source is `(table, id, source_at)`.
+pub fn rearm_exhausted(conn: &Connection, scope: &Scope) -> rusqlite::Result<Vec<(String, i64, Option<String>)>> {
     let mut stmt = conn.prepare(
         "UPDATE deliveries SET status = 'pending', next_attempt_at = NULL
          WHERE status = 'failed' AND error_class = 'temporary' AND (?1 IS NULL OR job = ?1)
-         RETURNING source_table, source_id",
+         RETURNING source_table, source_id, source_at",
     )?;
     let rows = stmt.query_map([scope.job], |r| {
-        Ok((r.get::<_, Option<String>>(0)?, r.get::<_, Option<i64>>(1)?))
+        Ok((
+            r.get::<_, Option<String>>(0)?,
+            r.get::<_, Option<i64>>(1)?,
+            r.get::<_, Option<String>>(2)?,
+        ))
     })?;
     let mut sources = Vec::new();
     for row in rows {
-        if let (Some(table), Some(id)) = row? {
-            sources.push((table, id));
+        if let (Some(table), Some(id), at) = row? {
+            sources.push((table, id, at));
         }
     }
     sources.sort();
@@ -118,7 +126,7 @@ pub fn claim(
                  LIMIT ?7)
              RETURNING id, job, kind, dedupe_key, source_table, source_id, channel, recipient,
                        subject, body, html_body, attempts, valid_until,
-                       attachment_path, attachment_name, attachment_type, payload",
+                       attachment_path, attachment_name, attachment_type, payload, source_at, contact_id",
         )?;
         let mapped = stmt.query_map(
             params![
@@ -151,6 +159,8 @@ pub fn claim(
                         _ => None,
                     },
                     payload: r.get(16)?,
+                    source_at: r.get(17)?,
+                    contact_id: r.get(18)?,
                 })
             },
         )?;

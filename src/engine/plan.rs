@@ -15,6 +15,9 @@ pub struct Planned {
     pub dedupe_key: String,
     pub source_table: Option<&'static str>,
     pub source_id: Option<i64>,
+    /// With `source_id`, names the source row: its own creation or scheduling
+    /// instant (`db::identity`), as a host may reuse a deleted row's id.
+    pub source_at: Option<DateTime<Utc>>,
     pub contact_id: Option<i64>,
     pub channel: &'static str,
     pub recipient: String,
@@ -53,10 +56,10 @@ pub fn insert(tx: &Connection, p: &Planned, now: DateTime<Utc>) -> rusqlite::Res
         "INSERT INTO deliveries (job, kind, dedupe_key, source_table, source_id, contact_id, channel,
                                  recipient, subject, body, html_body, valid_until, created_at,
                                  attachment_path, attachment_name, attachment_type,
-                                 status, error_class, last_error, payload)
+                                 status, error_class, last_error, payload, source_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
                  CASE WHEN ?17 IS NULL THEN 'pending' ELSE 'failed' END,
-                 CASE WHEN ?17 IS NULL THEN NULL ELSE 'permanent' END, ?17, ?18)
+                 CASE WHEN ?17 IS NULL THEN NULL ELSE 'permanent' END, ?17, ?18, ?19)
          ON CONFLICT (dedupe_key) DO NOTHING
          RETURNING id",
     )?
@@ -80,6 +83,7 @@ pub fn insert(tx: &Connection, p: &Planned, now: DateTime<Utc>) -> rusqlite::Res
             attachment.map(|a| &a.mime),
             p.failed,
             p.payload,
+            p.source_at.map(instant::format),
         ],
         |r| r.get(0),
     )

@@ -16,8 +16,15 @@ use crate::instant;
 pub trait SourceHook: Sync {
     /// The `source_table` value this hook owns.
     fn table(&self) -> &'static str;
-    /// Called inside the transaction that recorded a delivery's new state.
-    fn after_outcome(&self, tx: &Transaction<'_>, source_id: i64, now: DateTime<Utc>) -> rusqlite::Result<()>;
+    /// Called inside the transaction that recorded a delivery's new state, with
+    /// the source row it was made for: its id and identifying instant
+    /// (`source_at`, as stored; a row with another instant is another row).
+    fn after_outcome(
+        &self,
+        tx: &Transaction<'_>,
+        source: (i64, Option<&str>),
+        now: DateTime<Utc>,
+    ) -> rusqlite::Result<()>;
 }
 
 /// What happened to a claimed row, for the run's counts.
@@ -145,7 +152,7 @@ impl Recorder<'_> {
         if let (Some(table), Some(source_id)) = (row.source_table.as_deref(), row.source_id)
             && let Some(hook) = self.hooks.iter().find(|h| h.table() == table)
         {
-            hook.after_outcome(&tx, source_id, self.now)?;
+            hook.after_outcome(&tx, (source_id, row.source_at.as_deref()), self.now)?;
         }
         tx.commit()?;
         Ok(effect)

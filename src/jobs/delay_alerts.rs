@@ -66,8 +66,8 @@ pub fn plan(conn: &mut Connection, cfg: &DelayAlertsConfig, ctx: &PlanCtx<'_>) -
             return Ok(());
         };
         let mut log = tx.prepare_cached(
-            "INSERT INTO delay_alert_log (event_id, ticket_id, stage, days_in_stage, alerted_at, delivery_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO delay_alert_log (event_id, ticket_id, stage, days_in_stage, alerted_at, delivery_id, entered_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
         for e in entries {
             log.execute(params![
@@ -76,7 +76,8 @@ pub fn plan(conn: &mut Connection, cfg: &DelayAlertsConfig, ctx: &PlanCtx<'_>) -
                 e.stage,
                 e.days,
                 alerted_at,
-                delivery_id
+                delivery_id,
+                instant::format(e.entered)
             ])?;
         }
         report.planned += 1;
@@ -203,11 +204,16 @@ fn retain_unalerted(
     }
     let cutoff = ctx.now - Duration::hours(i64::from(cfg.rearm_hours)) + Duration::minutes(30);
     let mut stmt =
-        conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM delay_alert_log WHERE event_id = ?1 AND alerted_at > ?2)")?;
+        // An entry is its event's id and entered_at: a new event under a
+        // deleted one's id is a new entry (rows from before schema 5 have none).
+        conn.prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM delay_alert_log WHERE event_id = ?1 AND alerted_at > ?2
+                            AND (entered_at IS NULL OR entered_at = ?3))",
+        )?;
     let cutoff = instant::format(cutoff);
     let mut keep = Vec::with_capacity(due.len());
     for e in due.drain(..) {
-        let alerted: bool = stmt.query_row(params![e.event_id, cutoff], |r| r.get(0))?;
+        let alerted: bool = stmt.query_row(params![e.event_id, cutoff, instant::format(e.entered)], |r| r.get(0))?;
         if !alerted {
             keep.push(e);
         }

@@ -18,6 +18,7 @@ use serde::Serialize;
 use super::{PlanCtx, PlanReport};
 use crate::config::{ReportsConfig, parse_address};
 use crate::db::Database;
+use crate::db::identity::source_ref;
 use crate::engine::plan::{self, AttachmentSpec, Planned};
 use crate::exit::{Exit, OrExit};
 use crate::instant;
@@ -137,7 +138,7 @@ fn plan_one(
     ctx: &PlanCtx<'_>,
     report: &mut PlanReport,
 ) -> anyhow::Result<()> {
-    let existing = existing_deliveries(conn, row.id)?;
+    let existing = existing_deliveries(conn, row)?;
     if existing.values().any(|s| s == "pending" || s == "sending") {
         return Ok(()); // planned earlier; the engine is on it
     }
@@ -209,9 +210,14 @@ fn plan_one(
         .map(|address| Planned {
             job: JOB,
             kind: KIND.into(),
-            dedupe_key: format!("{KIND}:{}:{}", row.id, address.to_lowercase()),
+            dedupe_key: format!(
+                "{KIND}:{}:{}",
+                source_ref(row.id, Some(row.scheduled_at)),
+                address.to_lowercase()
+            ),
             source_table: Some(TABLE),
             source_id: Some(row.id),
+            source_at: Some(row.scheduled_at),
             contact_id: None,
             channel: "email",
             recipient: address.clone(),
@@ -252,7 +258,7 @@ fn plan_one(
     }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     // Under the write lock, look again: an overlapping run may have planned it.
-    let existing = existing_deliveries(&tx, row.id)?;
+    let existing = existing_deliveries(&tx, row)?;
     if existing.values().any(|s| s == "pending" || s == "sending") {
         return Ok(());
     }
@@ -278,7 +284,7 @@ fn plan_one(
             None => report.planned += 1,
         }
     }
-    status::refresh(&tx, row.id, ctx.now, recur)?;
+    status::refresh(&tx, (row.id, &instant::format(row.scheduled_at)), ctx.now, recur)?;
     tx.commit()?;
     Ok(())
 }
@@ -297,22 +303,25 @@ fn finish(
     }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     // Under the write lock: an overlapping run may have planned this row.
-    if existing_deliveries(&tx, row.id)?
+    if existing_deliveries(&tx, row)?
         .values()
         .any(|s| s == "pending" || s == "sending")
     {
         return Ok(());
     }
-    status::finish(&tx, row.id, ctx.now, done, recur)?;
+    status::finish(&tx, (row.id, &instant::format(row.scheduled_at)), ctx.now, done, recur)?;
     tx.commit()?;
     Ok(())
 }
 
-fn existing_deliveries(conn: &Connection, id: i64) -> rusqlite::Result<HashMap<String, String>> {
-    let mut stmt =
-        conn.prepare_cached("SELECT recipient, status FROM deliveries WHERE source_table = ?1 AND source_id = ?2")?;
+/// The deliveries made for this row (not for an earlier row with its id), by
+/// lower-cased recipient.
+fn existing_deliveries(conn: &Connection, row: &Row) -> rusqlite::Result<HashMap<String, String>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT recipient, status FROM deliveries WHERE source_table = ?1 AND source_id = ?2 AND source_at = ?3",
+    )?;
     // Lower-cased here, as the dedupe key is: SQLite's lower() knows only ASCII.
-    let rows = stmt.query_map(params![TABLE, id], |r| {
+    let rows = stmt.query_map(params![TABLE, row.id, instant::format(row.scheduled_at)], |r| {
         Ok((r.get::<_, String>(0)?.to_lowercase(), r.get(1)?))
     })?;
     rows.collect()

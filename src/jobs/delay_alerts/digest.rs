@@ -213,6 +213,7 @@ pub(super) fn each_digest(
             dedupe_key: format!("{KIND}:{}:{}", r.email.to_lowercase(), instant::format(ctx.now)),
             source_table: None,
             source_id: None,
+            source_at: None,
             contact_id: r.contact_id,
             channel: "email",
             recipient: r.email.clone(),

@@ -20,15 +20,19 @@ pub struct Due {
     pub kind: &'static str,
     pub source_table: &'static str,
     pub source_id: i64,
+    /// The source row's own creation or scheduling instant (`db::identity`).
+    pub source_at: Option<DateTime<Utc>>,
     pub at: DateTime<Utc>,
     pub valid_until: DateTime<Utc>,
 }
 
 impl Due {
-    /// `<kind>:<source id>:<local slot date>:<channel>` (DESIGN §6).
-    fn key(&self, zone: chrono_tz::Tz, channel: &str) -> String {
+    /// `<kind>:<source id>@<source instant>:<local slot date>:<channel>`
+    /// (DESIGN §6 and §9: the instant names the row when an id is reused).
+    pub fn key(&self, zone: chrono_tz::Tz, channel: &str) -> String {
         let local_date = self.at.with_timezone(&zone).date_naive();
-        format!("{}:{}:{local_date}:{channel}", self.kind, self.source_id)
+        let source = crate::db::identity::source_ref(self.source_id, self.source_at);
+        format!("{}:{source}:{local_date}:{channel}", self.kind)
     }
 }
 
@@ -204,6 +208,7 @@ impl<'a> Emitter<'a> {
                 dedupe_key: key(channel),
                 source_table: Some(due.source_table),
                 source_id: Some(due.source_id),
+                source_at: due.source_at,
                 contact_id: Some(contact.id),
                 channel,
                 recipient: recipient.clone(),

@@ -95,6 +95,7 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
                 kind: slot.kind,
                 source_table: "loans",
                 source_id: loan_id,
+                source_at: Some(lent_at),
                 at: slot.at,
                 valid_until: slot.valid_until,
             };

@@ -102,6 +102,7 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
             kind: "manual",
             source_table: TABLE,
             source_id: id,
+            source_at: Some(created),
             at: created,
             valid_until: created + Duration::days(7),
         };
@@ -133,14 +134,27 @@ impl SourceHook for ManualHook {
         TABLE
     }
 
-    fn after_outcome(&self, tx: &Transaction<'_>, source_id: i64, now: DateTime<Utc>) -> rusqlite::Result<()> {
+    fn after_outcome(
+        &self,
+        tx: &Transaction<'_>,
+        (id, at): (i64, Option<&str>),
+        now: DateTime<Utc>,
+    ) -> rusqlite::Result<()> {
+        // Only the row the message was made for, not a new one under its id.
+        let current = crate::db::identity::current(tx, TABLE, id)?
+            .flatten()
+            .map(instant::format);
+        if at.is_none() || current.as_deref() != at {
+            return Ok(());
+        }
         tx.prepare_cached(
             "UPDATE manual_reminders SET sent_at = ?2
              WHERE id = ?1 AND sent_at IS NULL
                AND EXISTS (SELECT 1 FROM deliveries
-                           WHERE source_table = 'manual_reminders' AND source_id = ?1 AND status = 'sent')",
+                           WHERE source_table = 'manual_reminders' AND source_id = ?1 AND source_at = ?3
+                             AND status = 'sent')",
         )?
-        .execute(rusqlite::params![source_id, instant::format(now)])?;
+        .execute(rusqlite::params![id, instant::format(now), at])?;
         Ok(())
     }
 }

@@ -143,6 +143,7 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
                 kind,
                 source_table: "revision_sessions",
                 source_id: id,
+                source_at: Some(start),
                 at,
                 valid_until,
             };

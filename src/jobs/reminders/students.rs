@@ -107,6 +107,7 @@ struct DigestCtx<'a> {
 /// A student whose digest is due and not yet planned.
 struct Digest {
     student_id: i64,
+    subscribed: Option<DateTime<Utc>>,
     contact: Contact,
     week: Week,
 }
@@ -145,6 +146,8 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
         let Some(contact) = Contact::from_row(row, 4, (("students", id), "contact_id"), ctx, &mut em.report)? else {
             continue;
         };
+        // Names the student row with its id (db::identity).
+        let subscribed = column_text(row.get_ref(2)?).as_deref().and_then(instant::parse);
         if inactivity && em.wants("inactivity", &contact) {
             // The later of the last activity and the subscription: a student
             // who subscribes again starts afresh.
@@ -171,6 +174,7 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
                     kind: "inactivity",
                     source_table: "students",
                     source_id: id,
+                    source_at: subscribed,
                     at,
                     valid_until,
                 };
@@ -185,10 +189,11 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
             }
         }
         if weekly && let Some(week) = weekly_slot(ctx.now, contact.zone, cfg.weekly_digest_at) {
-            let due = digest_due(id, &week);
+            let due = digest_due(id, subscribed, &week);
             if em.would_emit(&due, &contact)? {
                 digests.push(Digest {
                     student_id: id,
+                    subscribed,
                     contact,
                     week,
                 });
@@ -204,11 +209,12 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
     plan_digests(em, digests)
 }
 
-fn digest_due(student_id: i64, week: &Week) -> Due {
+fn digest_due(student_id: i64, subscribed: Option<DateTime<Utc>>, week: &Week) -> Due {
     Due {
         kind: "weekly_digest",
         source_table: "students",
         source_id: student_id,
+        source_at: subscribed,
         at: week.at,
         valid_until: week.valid_until,
     }
@@ -271,36 +277,40 @@ fn plan_digests(em: &mut Emitter<'_>, digests: Vec<Digest>) -> anyhow::Result<()
         }
         let Digest { contact, week, .. } = &digest;
         let zone = contact.zone;
-        em.emit(&digest_due(digest.student_id, week), contact, |locale| {
-            let item = |s: &SessionRow, start: DateTime<Utc>| DigestItem {
-                subject: s.subject.clone(),
-                day_local: local_day(start, zone, locale),
-                time_local: local_time(start, zone),
-                objective: s.objective.clone(),
-                link: absolute_link(s.link.as_deref(), ctx.site_url),
-                done: s.done,
-            };
-            let (mut past, mut coming) = (Vec::new(), Vec::new());
-            for s in mine.iter().filter(|s| !s.cancelled) {
-                match s.start {
-                    Some(t) if t >= week.from && t < week.at => past.push(item(s, t)),
-                    Some(t) if t >= week.at && t < week.to => coming.push(item(s, t)),
-                    _ => {}
+        em.emit(
+            &digest_due(digest.student_id, digest.subscribed, week),
+            contact,
+            |locale| {
+                let item = |s: &SessionRow, start: DateTime<Utc>| DigestItem {
+                    subject: s.subject.clone(),
+                    day_local: local_day(start, zone, locale),
+                    time_local: local_time(start, zone),
+                    objective: s.objective.clone(),
+                    link: absolute_link(s.link.as_deref(), ctx.site_url),
+                    done: s.done,
+                };
+                let (mut past, mut coming) = (Vec::new(), Vec::new());
+                for s in mine.iter().filter(|s| !s.cancelled) {
+                    match s.start {
+                        Some(t) if t >= week.from && t < week.at => past.push(item(s, t)),
+                        Some(t) if t >= week.at && t < week.to => coming.push(item(s, t)),
+                        _ => {}
+                    }
                 }
-            }
-            let done_count = past.iter().filter(|i| i.done).count();
-            DigestCtx {
-                kind: "weekly_digest",
-                contact: ContactCtx { name: &contact.name },
-                week_from_local: local_date(week.from, zone, locale),
-                week_to_local: local_date(week.at, zone, locale),
-                missed_count: past.len() - done_count,
-                done_count,
-                past,
-                coming,
-                site_url: ctx.site_url,
-            }
-        })?;
+                let done_count = past.iter().filter(|i| i.done).count();
+                DigestCtx {
+                    kind: "weekly_digest",
+                    contact: ContactCtx { name: &contact.name },
+                    week_from_local: local_date(week.from, zone, locale),
+                    week_to_local: local_date(week.at, zone, locale),
+                    missed_count: past.len() - done_count,
+                    done_count,
+                    past,
+                    coming,
+                    site_url: ctx.site_url,
+                }
+            },
+        )?;
     }
     Ok(())
 }

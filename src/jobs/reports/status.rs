@@ -33,13 +33,30 @@ pub enum Done {
     Refresh,
 }
 
+/// A report row as its deliveries name it: id and `scheduled_at` in rappel's format.
+pub type Source<'a> = (i64, &'a str);
+
+/// Whether `scheduled_reports` row `id` is still the row scheduled at `at`
+/// (not deleted, nor replaced by a new row under the same id).
+fn is_row(tx: &Transaction<'_>, (id, at): Source<'_>) -> rusqlite::Result<bool> {
+    Ok(crate::db::identity::current(tx, TABLE, id)?
+        .flatten()
+        .map(instant::format)
+        .as_deref()
+        == Some(at))
+}
+
 pub fn finish(
     tx: &Transaction<'_>,
-    id: i64,
+    source: Source<'_>,
     now: DateTime<Utc>,
     done: Done,
     recur: &Recur<'_>,
 ) -> rusqlite::Result<()> {
+    if !is_row(tx, source)? {
+        return Ok(());
+    }
+    let id = source.0;
     let changed = match done {
         Done::Failed(reason) => tx.execute(
             "UPDATE scheduled_reports SET status = 'failed', attempts = attempts + 1, last_error = ?2,
@@ -53,16 +70,26 @@ pub fn finish(
              WHERE id = ?1 AND status = 'pending'",
             [id],
         )?,
-        Done::Refresh => return refresh(tx, id, now, recur),
+        Done::Refresh => return refresh(tx, source, now, recur),
     };
     if changed > 0 {
-        schedule_next(tx, id, now, recur);
+        schedule_next(tx, source, now, recur);
     }
     Ok(())
 }
 
-/// Recomputes the row from its deliveries.
-pub fn refresh(tx: &Transaction<'_>, id: i64, now: DateTime<Utc>, recur: &Recur<'_>) -> rusqlite::Result<()> {
+/// Recomputes the row from the deliveries made for it (not those of an
+/// earlier row that had its id).
+pub fn refresh(
+    tx: &Transaction<'_>,
+    source: Source<'_>,
+    now: DateTime<Utc>,
+    recur: &Recur<'_>,
+) -> rusqlite::Result<()> {
+    if !is_row(tx, source)? {
+        return Ok(());
+    }
+    let (id, at) = source;
     let summary: (i64, i64, i64, Option<i64>, Option<String>, Option<String>) = tx.query_row(
         "SELECT count(*),
                 coalesce(sum(status IN ('pending', 'sending')), 0),
@@ -71,8 +98,8 @@ pub fn refresh(tx: &Transaction<'_>, id: i64, now: DateTime<Utc>, recur: &Recur<
                 min(CASE WHEN status = 'pending' THEN next_attempt_at END),
                 group_concat(CASE WHEN status = 'failed'
                                   THEN recipient || ': ' || coalesce(last_error, 'failed') END, '; ')
-         FROM deliveries WHERE source_table = ?1 AND source_id = ?2",
-        params![TABLE, id],
+         FROM deliveries WHERE source_table = ?1 AND source_id = ?2 AND source_at = ?3",
+        params![TABLE, id, at],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
     )?;
     let (total, open, failed, attempts, next_attempt, errors) = summary;
@@ -102,7 +129,7 @@ pub fn refresh(tx: &Transaction<'_>, id: i64, now: DateTime<Utc>, recur: &Recur<
         params![id, status, attempts, errors, sent_at],
     )?;
     if changed > 0 {
-        schedule_next(tx, id, now, recur);
+        schedule_next(tx, source, now, recur);
     }
     Ok(())
 }
@@ -110,12 +137,13 @@ pub fn refresh(tx: &Transaction<'_>, id: i64, now: DateTime<Utc>, recur: &Recur<
 /// Inserts the next occurrence of a recurring row (once): the first cron time
 /// after max(now, scheduled_at), so a machine that was off sends one catch-up
 /// mailing. Problems are logged, never allowed to undo the outcome being recorded.
-fn schedule_next(tx: &Transaction<'_>, id: i64, now: DateTime<Utc>, recur: &Recur<'_>) {
+fn schedule_next(tx: &Transaction<'_>, source: Source<'_>, now: DateTime<Utc>, recur: &Recur<'_>) {
+    let id = source.0;
     // A savepoint: the new row and its guard are written together or not at all.
     let result = tx
         .execute_batch("SAVEPOINT next_occurrence")
         .map_err(anyhow::Error::from)
-        .and_then(|()| match try_schedule_next(tx, id, now, recur) {
+        .and_then(|()| match try_schedule_next(tx, source, now, recur) {
             Ok(()) => Ok(tx.execute_batch("RELEASE next_occurrence")?),
             Err(e) => {
                 tx.execute_batch("ROLLBACK TO next_occurrence; RELEASE next_occurrence")?;
@@ -127,7 +155,12 @@ fn schedule_next(tx: &Transaction<'_>, id: i64, now: DateTime<Utc>, recur: &Recu
     }
 }
 
-fn try_schedule_next(tx: &Transaction<'_>, id: i64, now: DateTime<Utc>, recur: &Recur<'_>) -> anyhow::Result<()> {
+fn try_schedule_next(
+    tx: &Transaction<'_>,
+    (id, at): Source<'_>,
+    now: DateTime<Utc>,
+    recur: &Recur<'_>,
+) -> anyhow::Result<()> {
     type Fields = (
         String,
         String,
@@ -162,8 +195,8 @@ fn try_schedule_next(tx: &Transaction<'_>, id: i64, now: DateTime<Utc>, recur: &
         return Ok(());
     };
     let done: bool = tx.query_row(
-        "SELECT EXISTS (SELECT 1 FROM report_recurrences WHERE report_id = ?1)",
-        [id],
+        "SELECT EXISTS (SELECT 1 FROM rappel_report_recurrences WHERE report_id = ?1 AND scheduled_at = ?2)",
+        params![id, at],
         |r| r.get(0),
     )?;
     if done {
@@ -198,8 +231,9 @@ fn try_schedule_next(tx: &Transaction<'_>, id: i64, now: DateTime<Utc>, recur: &
         |r| r.get(0),
     )?;
     tx.execute(
-        "INSERT INTO report_recurrences (report_id, next_report_id, created_at) VALUES (?1, ?2, ?3)",
-        params![id, next_id, instant::format(now)],
+        "INSERT INTO rappel_report_recurrences (report_id, scheduled_at, next_report_id, created_at)
+         VALUES (?1, ?2, ?3, ?4)",
+        params![id, at, next_id, instant::format(now)],
     )?;
     log::info!(
         "scheduled_reports id {id}: next occurrence is id {next_id} at {}",
@@ -233,7 +267,16 @@ impl SourceHook for ReportsHook<'_> {
         TABLE
     }
 
-    fn after_outcome(&self, tx: &Transaction<'_>, source_id: i64, now: DateTime<Utc>) -> rusqlite::Result<()> {
-        refresh(tx, source_id, now, &self.recur)
+    fn after_outcome(
+        &self,
+        tx: &Transaction<'_>,
+        (id, at): (i64, Option<&str>),
+        now: DateTime<Utc>,
+    ) -> rusqlite::Result<()> {
+        match at {
+            Some(at) => refresh(tx, (id, at), now, &self.recur),
+            // Made before rows were named by their instant, for a row gone since.
+            None => Ok(()),
+        }
     }
 }

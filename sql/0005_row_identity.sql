@@ -1,0 +1,23 @@
+-- rappel schema 5: a message belongs to one source row, not to a reused id.
+-- SQLite gives a new row the id of a deleted last row, so an id alone does
+-- not name a row: with it goes the row's own creation or scheduling instant
+-- (scheduled_reports.scheduled_at, loans.lent_at, revision_sessions.starts_at,
+-- students.subscribed_at, manual_reminders.created_at), in rappel's format.
+-- Existing rows get theirs, and their dedupe keys the same, in the step that
+-- follows this file (db/identity.rs), where host instants are parsed.
+ALTER TABLE deliveries ADD COLUMN source_at TEXT;
+DROP INDEX IF EXISTS deliveries_source;
+CREATE INDEX IF NOT EXISTS deliveries_source ON deliveries (source_table, source_id, source_at);
+
+-- A stage entry is its event's id and entered_at.
+ALTER TABLE delay_alert_log ADD COLUMN entered_at TEXT;
+
+-- The next occurrence of a recurring report, once per report row (id and
+-- scheduled_at), where report_recurrences keyed the id alone.
+CREATE TABLE IF NOT EXISTS rappel_report_recurrences (
+    report_id INTEGER NOT NULL,
+    scheduled_at TEXT NOT NULL,
+    next_report_id INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (report_id, scheduled_at)
+);
