@@ -7,7 +7,7 @@
 -- follows this file (db/identity.rs), where host instants are parsed.
 ALTER TABLE deliveries ADD COLUMN source_at TEXT;
 DROP INDEX IF EXISTS deliveries_source;
-CREATE INDEX IF NOT EXISTS deliveries_source ON deliveries (source_table, source_id, source_at);
+CREATE INDEX IF NOT EXISTS deliveries_source ON deliveries (source_table, source_id, source_at, status);
 
 -- A stage entry is its event's id and entered_at.
 ALTER TABLE delay_alert_log ADD COLUMN entered_at TEXT;
@@ -21,3 +21,7 @@ CREATE TABLE IF NOT EXISTS rappel_report_recurrences (
     created_at TEXT NOT NULL,
     PRIMARY KEY (report_id, scheduled_at)
 );
+
+-- A message whose source stopped wanting it before it went (loan returned,
+-- session cancelled, contact opted out...) ends `cancelled`: not a failure.
+ALTER TABLE job_runs ADD COLUMN cancelled INTEGER NOT NULL DEFAULT 0;

@@ -311,12 +311,24 @@ fn job_body(
     }
     let reports_hook = ReportsHook::new(&ctx.config.reports, ctx.config.timezone);
     let manual_hook = jobs::reminders::ManualHook;
+    let templates = Templates::new(ctx.config.templates_dir.clone()).or_exit(Exit::Config)?;
+    let reminders_recheck = jobs::reminders::RemindersRecheck {
+        cfg: &ctx.config.reminders,
+        zone: ctx.config.timezone,
+        locale: ctx.config.locale,
+        db,
+        templates: &templates,
+    };
+    let alerts_recheck = jobs::delay_alerts::DelayAlertsRecheck {
+        cfg: &ctx.config.delay_alerts,
+    };
     let engine = Engine {
         db,
         clock: ctx.clock,
         delivery: &ctx.config.delivery,
         channels: &channels,
         hooks: &[&reports_hook, &manual_hook],
+        rechecks: &[&reminders_recheck, &alerts_recheck, &jobs::reports::ReportsRecheck],
         run_id: format!("{job}:{}:{run_id}", std::process::id()),
     };
     tally.merge(engine.deliver(scope)?);

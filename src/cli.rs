@@ -144,7 +144,7 @@ pub struct PurgeArgs {
 #[derive(Debug, Args)]
 pub struct LogArgs {
     /// Only this status
-    #[arg(long, value_name = "S", value_parser = ["pending", "sending", "sent", "failed"])]
+    #[arg(long, value_name = "S", value_parser = ["pending", "sending", "sent", "failed", "cancelled"])]
     pub status: Option<String>,
     /// Only this kind (a reminder kind, delay_alert, report or test)
     #[arg(long, value_name = "K", value_parser = parse_any_kind)]

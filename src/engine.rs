@@ -6,6 +6,7 @@ pub mod backoff;
 pub mod claim;
 pub mod lock;
 pub mod plan;
+pub mod recheck;
 pub mod record;
 pub mod tally;
 
@@ -20,6 +21,7 @@ use crate::config::DeliveryConfig;
 use crate::db::Database;
 use crate::exit::Exit;
 use claim::{Claimed, Scope};
+use recheck::Recheck;
 use record::{Effect, Recorder, SourceHook};
 use tally::Tally;
 
@@ -32,6 +34,8 @@ pub struct Engine<'a> {
     pub delivery: &'a DeliveryConfig,
     pub channels: &'a Channels,
     pub hooks: &'a [&'a dyn SourceHook],
+    /// Each job's last look at a message's source before it goes.
+    pub rechecks: &'a [&'a dyn Recheck],
     pub run_id: String,
 }
 
@@ -56,7 +60,12 @@ impl Engine<'_> {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             for (table, id, at) in claim::rearm_exhausted(&tx, scope)? {
                 if let Some(hook) = self.hooks.iter().find(|h| h.table() == table) {
-                    hook.after_outcome(&tx, (id, at.as_deref()), self.clock.now())?;
+                    let outcome = record::Outcome {
+                        delivery_id: None,
+                        source_id: id,
+                        source_at: at.as_deref(),
+                    };
+                    hook.after_outcome(&tx, &outcome, self.clock.now())?;
                 }
             }
             tx.commit()?;
@@ -146,6 +155,14 @@ impl Engine<'_> {
                     shared.rate.wait();
                     if self.clock.wall() + margin >= row.lease_until {
                         recorder.release(&mut conn, row, None)?
+                    } else if let Some(reason) = self.recheck(&conn, row, now)? {
+                        log::info!(
+                            "{} via {} to {} not sent: {reason}",
+                            row.kind,
+                            row.channel,
+                            row.recipient
+                        );
+                        recorder.cancelled(&mut conn, row, &reason)?
                     } else {
                         self.send_one(&mut conn, &recorder, row, shared)?
                     }
@@ -154,6 +171,24 @@ impl Engine<'_> {
             }
         }
         Ok(tally)
+    }
+
+    /// Asks the row's job whether its source still wants it.
+    fn recheck(
+        &self,
+        conn: &rusqlite::Connection,
+        row: &Claimed,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Option<String>> {
+        let Some(check) = self.rechecks.iter().find(|r| r.job() == row.job) else {
+            return Ok(None);
+        };
+        check.recheck(conn, row, now).map_err(|e| {
+            anyhow::Error::new(e).context(format!(
+                "delivery {} ({} to {}): cannot read its source",
+                row.id, row.kind, row.recipient
+            ))
+        })
     }
 
     fn send_one(
@@ -246,6 +281,7 @@ fn count(tally: &mut Tally, effect: Effect, row: &Claimed) {
             tally.raise(Exit::TempFail);
         }
         Effect::Skipped => c.skipped += 1,
+        Effect::Cancelled => c.cancelled += 1,
         Effect::Released => {}
         Effect::Rejected => tally.raise(Exit::Config),
         Effect::LostLease => log::warn!(

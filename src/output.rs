@@ -87,6 +87,7 @@ struct JsonSummary<'a> {
     failed: u64,
     skipped: u64,
     retrying: u64,
+    cancelled: u64,
     duration_ms: u128,
     exit_code: u8,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -134,6 +135,7 @@ pub fn print_report(r: &Report<'_>, verbosity: Verbosity, json: bool) {
             failed: c.failed,
             skipped: c.skipped,
             retrying: c.retrying,
+            cancelled: c.cancelled,
             duration_ms: r.duration.as_millis(),
             exit_code: r.tally.exit.code(),
             messages: r.dry_run.then(|| r.messages.iter().chain(r.retries).collect()),
@@ -142,8 +144,13 @@ pub fn print_report(r: &Report<'_>, verbosity: Verbosity, json: bool) {
         return;
     }
     let ok = r.tally.exit == crate::exit::Exit::Ok;
+    let cancelled = if c.cancelled > 0 {
+        format!(", {} cancelled", c.cancelled)
+    } else {
+        String::new()
+    };
     let line = format!(
-        "{}{}: {} planned, {} sent, {} failed, {} skipped, {} retrying ({} ms)",
+        "{}{}: {} planned, {} sent, {} failed, {} skipped, {} retrying{cancelled} ({} ms)",
         r.job,
         if r.dry_run { " (dry run)" } else { "" },
         c.planned,

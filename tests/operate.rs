@@ -403,7 +403,9 @@ fn stats_sums_deliveries_and_attendance_and_alerts_above_a_failure_rate() {
                ('j', 'loan_d1', 'd', 'email', 'd@x', 'failed', 'mailbox unavailable', '2026-03-09T08:00:00Z', NULL),
                ('j', 'loan_d1', 'e', 'whatsapp', '+24107000000', 'failed', 'mailbox unavailable', '2026-03-09T08:00:00Z', NULL),
                ('j', 'loan_d1', 'f', 'sms', '+24107000001', 'pending', NULL, '2026-03-09T09:00:00Z', NULL),
-               ('j', 'loan_d1', 'g', 'email', 'old@x', 'failed', 'long ago', '2025-01-01T07:00:00Z', NULL);
+               ('j', 'loan_d1', 'g', 'email', 'old@x', 'failed', 'long ago', '2025-01-01T07:00:00Z', NULL),
+               ('j', 'loan_d1', 'i', 'email', 'i@x', 'cancelled', 'cancelled: the loan was returned (loans id 3)',
+                '2026-03-09T08:00:00Z', NULL);
              INSERT INTO terminals (id, serial) VALUES (1, 'TM20-001');
              INSERT INTO attendance_logs (terminal_id, enroll_id, punched_at, sync_status, next_attempt_at) VALUES
                (1, 1, '2026-03-09T07:00:00Z', 'pending', NULL), (1, 2, '2026-03-09T07:01:00Z', 'pending', NULL),
@@ -417,7 +419,8 @@ fn stats_sums_deliveries_and_attendance_and_alerts_above_a_failure_rate() {
     let s: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(
         s["totals"],
-        serde_json::json!({"total": 7, "sent": 4, "failed": 2, "open": 1})
+        serde_json::json!({"total": 8, "sent": 4, "failed": 2, "cancelled": 1, "open": 1}),
+        "a cancelled message is not a failure"
     );
     assert!(
         (s["success_rate"].as_f64().unwrap() - 66.666).abs() < 0.01,
@@ -428,12 +431,16 @@ fn stats_sums_deliveries_and_attendance_and_alerts_above_a_failure_rate() {
     assert_eq!(s["median_seconds_to_send"].as_f64().map(f64::round), Some(90.0));
     assert_eq!(
         s["by_channel"][0],
-        serde_json::json!({"name": "email", "total": 5, "sent": 4, "failed": 1, "open": 0})
+        serde_json::json!({"name": "email", "total": 6, "sent": 4, "failed": 1, "cancelled": 1, "open": 0})
     );
     assert_eq!(s["by_kind"][1]["name"], "delay_alert");
     assert_eq!(
         s["failures_by_reason"],
         serde_json::json!([{"reason": "mailbox unavailable", "count": 2}])
+    );
+    assert_eq!(
+        s["cancellations_by_reason"],
+        serde_json::json!([{"reason": "cancelled: the loan was returned (loans id 3)", "count": 1}])
     );
     assert_eq!(
         s["attendance"],
@@ -442,15 +449,16 @@ fn stats_sums_deliveries_and_attendance_and_alerts_above_a_failure_rate() {
     );
     assert_eq!(
         s["last"].as_array().unwrap().len(),
-        7,
+        8,
         "the last deliveries since the start"
     );
 
     let table = env.run(&["stats", "--since", "2w"], NOW).success();
     for part in [
-        "7 planned: 4 sent, 2 failed, 1 pending; success 66.7 %",
+        "8 planned: 4 sent, 2 failed, 1 cancelled, 1 pending; success 66.7 %",
         "By channel",
         "Failures by reason",
+        "Cancelled, by reason (not failures)",
         "rh: last push 2026-03-10 07:45 CET",
     ] {
         assert!(table.stdout.contains(part), "{part}:\n{}", table.stdout);

@@ -280,6 +280,12 @@ fn recurrence_survives_a_dst_change_and_a_three_day_gap() {
     // The machine is off for three days: one catch-up mailing, then the schedule resumes.
     env.run(&["send-reports"], "2026-04-02T09:00:00Z").success();
     assert_eq!(smtp.mails().len(), 3);
+    let subjects: Vec<String> = smtp.mails().iter().map(|m| m.subject()).collect();
+    assert_eq!(
+        subjects[1..],
+        ["Nightly (2026-03-29 03:00)", "Nightly (2026-04-02 11:00)"],
+        "on time: its slot; the catch-up: when it was made, not the oldest missed slot"
+    );
     assert!(
         smtp.mails().iter().all(|m| m.attachment("x.pdf").is_some()),
         "keep_attachment carries the file on"
@@ -411,4 +417,64 @@ fn the_next_occurrence_drops_the_stored_file_unless_kept() {
     assert_eq!(at, "2026-03-16T07:00:00Z");
     assert_eq!(attachment, None, "a new occurrence needs a new file, or is generated");
     assert_eq!(report.as_deref(), Some("open_tickets"));
+}
+
+/// README "Retrying by hand": fix the address, set the row back to pending.
+/// The row follows its current recipients: `sent` once each got it, the
+/// address that left the list no longer named nor failing it.
+#[test]
+fn a_report_reset_by_hand_ends_sent_once_every_current_recipient_got_it() {
+    let smtp = SmtpServer::start();
+    let env = env(smtp.port);
+    let id = env.report(
+        "Weekly",
+        "shop@example.com, boss@@example.com, other@example.com",
+        "2026-03-10 06:30:00",
+        None,
+        Some("open_tickets"),
+    );
+    env.run(&["send-reports"], NOW).code(65);
+    let (status, _, error) = env.report_status(id);
+    assert_eq!(status, "failed");
+    assert!(error.unwrap().contains("boss@@example.com"));
+    env.db()
+        .execute(
+            "UPDATE scheduled_reports SET recipients = 'shop@example.com, boss@example.com, other@@example.com',
+                    status = 'pending' WHERE id = ?1",
+            [id],
+        )
+        .unwrap();
+    env.run(&["send-reports"], "2026-03-10T08:00:00Z").code(65);
+    let (status, _, error) = env.report_status(id);
+    let error = error.unwrap_or_default();
+    assert_eq!(status, "failed", "other@@example.com, still listed, still fails");
+    assert!(
+        error.contains("other@@example.com") && !error.contains("boss@@example.com"),
+        "{error}"
+    );
+    env.db()
+        .execute(
+            "UPDATE scheduled_reports SET recipients = 'shop@example.com, boss@example.com', status = 'pending'
+             WHERE id = ?1",
+            [id],
+        )
+        .unwrap();
+    env.run(&["send-reports"], "2026-03-10T09:00:00Z").success();
+    let (status, sent_at, error): (String, Option<String>, Option<String>) = env
+        .db()
+        .query_row(
+            "SELECT status, sent_at, last_error FROM scheduled_reports WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (status.as_str(), sent_at.as_deref(), error),
+        ("sent", Some("2026-03-10T09:00:00Z"), None)
+    );
+    assert_eq!(
+        smtp.recipients(),
+        ["boss@example.com", "other@example.com", "shop@example.com"],
+        "each once, never again to those already served"
+    );
 }

@@ -222,3 +222,303 @@ fn column(env: &TestEnv, sql: &str) -> Vec<String> {
     let mut stmt = db.prepare(sql).unwrap();
     stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
 }
+
+/// One message left waiting for a retry, then its source changes.
+struct Stale {
+    name: &'static str,
+    /// Host rows (contact 1 is Awa, awa@example.com).
+    setup: &'static str,
+    /// The job that plans the message, at `at`, while the server defers it.
+    job: &'static [&'static str],
+    at: &'static str,
+    /// What the host (or the operator) does meanwhile.
+    change: &'static str,
+    /// Config appended for the retry.
+    config: &'static str,
+    /// Part of `last_error`.
+    reason: &'static str,
+}
+
+const LOAN: &str = "INSERT INTO loans (id, contact_id, item, lent_at, due_at) VALUES (1, 1, 'Drill', '2026-03-10T08:00:00Z', '2026-03-20T17:00:00Z');";
+const SESSION: &str = "INSERT INTO students (id, contact_id) VALUES (1, 1);
+    INSERT INTO revision_sessions (id, student_id, subject, starts_at) VALUES (1, 1, 'Maths', '2026-03-11T13:00:00Z');";
+const CREATED: &[&str] = &["send-reminders", "--kind", "loan_created"];
+
+const STALE: &[Stale] = &[
+    Stale {
+        name: "loan returned",
+        setup: LOAN,
+        job: CREATED,
+        at: "2026-03-10T08:05:00Z",
+        change: "UPDATE loans SET returned_at = '2026-03-10T08:10:00Z'",
+        config: "",
+        reason: "the loan was returned (loans id 1)",
+    },
+    Stale {
+        name: "loan due date moved",
+        setup: LOAN,
+        job: &["send-reminders", "--kind", "loan_d1"],
+        at: "2026-03-19T08:05:00Z",
+        change: "UPDATE loans SET due_at = '2026-03-25T17:00:00Z'",
+        config: "",
+        reason: "loans id 1 no longer has this loan_d1 reminder",
+    },
+    Stale {
+        name: "loan deleted",
+        setup: LOAN,
+        job: CREATED,
+        at: "2026-03-10T08:05:00Z",
+        change: "DELETE FROM loans",
+        config: "",
+        reason: "loans id 1 was deleted",
+    },
+    Stale {
+        name: "contact deleted",
+        setup: LOAN,
+        job: CREATED,
+        at: "2026-03-10T08:05:00Z",
+        change: "PRAGMA foreign_keys = OFF; DELETE FROM contacts",
+        config: "",
+        reason: "contact 1 was deleted",
+    },
+    Stale {
+        name: "contact opted out",
+        setup: LOAN,
+        job: CREATED,
+        at: "2026-03-10T08:05:00Z",
+        change: "UPDATE contacts SET muted_kinds = 'loan_created'",
+        config: "",
+        reason: "contact 1 opted out of loan_created",
+    },
+    Stale {
+        name: "channel disabled",
+        setup: LOAN,
+        job: CREATED,
+        at: "2026-03-10T08:05:00Z",
+        change: "UPDATE contacts SET email_enabled = 0",
+        config: "",
+        reason: "contact 1 no longer has email enabled",
+    },
+    Stale {
+        name: "kind disabled",
+        setup: LOAN,
+        job: CREATED,
+        at: "2026-03-10T08:05:00Z",
+        change: "",
+        config: "[reminders]\ndisabled_kinds = [\"loan_created\"]\n",
+        reason: "kind loan_created is disabled",
+    },
+    Stale {
+        name: "session cancelled",
+        setup: SESSION,
+        job: &["send-reminders", "--kind", "session_eve"],
+        at: "2026-03-10T17:35:00Z",
+        change: "UPDATE revision_sessions SET cancelled = 'true'",
+        config: "",
+        reason: "the session was cancelled",
+    },
+    Stale {
+        name: "session completed",
+        setup: SESSION,
+        job: &["send-reminders", "--kind", "session_eve"],
+        at: "2026-03-10T17:35:00Z",
+        change: "UPDATE revision_sessions SET completed_at = '2026-03-10T17:40:00Z'",
+        config: "",
+        reason: "the session was completed",
+    },
+    Stale {
+        name: "session moved",
+        setup: SESSION,
+        job: &["send-reminders", "--kind", "session_eve"],
+        at: "2026-03-10T17:35:00Z",
+        change: "UPDATE revision_sessions SET starts_at = '2026-03-11T15:00:00Z'",
+        config: "",
+        reason: "the session moved",
+    },
+    Stale {
+        name: "manual reminder deleted",
+        setup: "INSERT INTO students (id, contact_id) VALUES (1, 1);
+                INSERT INTO manual_reminders (id, student_id, message, created_at) VALUES (1, 1, 'Hi', '2026-03-10T08:00:00Z');",
+        job: &["send-reminders", "--kind", "manual"],
+        at: "2026-03-10T08:05:00Z",
+        change: "DELETE FROM manual_reminders",
+        config: "",
+        reason: "manual_reminders id 1 was deleted",
+    },
+    Stale {
+        name: "ticket closed",
+        setup: "INSERT INTO tickets (id, reference, created_at) VALUES (1, 'T-1', '2026-01-01T00:00:00Z');
+                INSERT INTO ticket_events (ticket_id, stage, entered_at) VALUES (1, 'Diagnostic', '2026-02-01T08:00:00Z');
+                INSERT INTO alert_recipients (contact_id) VALUES (1);",
+        job: &["check-delay-alerts"],
+        at: "2026-03-10T08:05:00Z",
+        change: "UPDATE tickets SET closed_at = '2026-03-10T08:10:00Z'",
+        config: "",
+        reason: "its ticket was closed or moved on",
+    },
+    Stale {
+        name: "ticket moved on",
+        setup: "INSERT INTO tickets (id, reference, created_at) VALUES (1, 'T-1', '2026-01-01T00:00:00Z');
+                INSERT INTO ticket_events (ticket_id, stage, entered_at) VALUES (1, 'Diagnostic', '2026-02-01T08:00:00Z');
+                INSERT INTO alert_recipients (contact_id) VALUES (1);",
+        job: &["check-delay-alerts"],
+        at: "2026-03-10T08:05:00Z",
+        change: "INSERT INTO ticket_events (ticket_id, stage, entered_at) VALUES (1, 'Repair', '2026-03-10 08:10:00')",
+        config: "",
+        reason: "its ticket was closed or moved on",
+    },
+    Stale {
+        name: "alert recipient deactivated",
+        setup: "INSERT INTO tickets (id, reference, created_at) VALUES (1, 'T-1', '2026-01-01T00:00:00Z');
+                INSERT INTO ticket_events (ticket_id, stage, entered_at) VALUES (1, 'Diagnostic', '2026-02-01T08:00:00Z');
+                INSERT INTO alert_recipients (contact_id) VALUES (1);",
+        job: &["check-delay-alerts"],
+        at: "2026-03-10T08:05:00Z",
+        change: "UPDATE alert_recipients SET active = 0",
+        config: "",
+        reason: "contact 1 is no longer an active alert recipient",
+    },
+    Stale {
+        name: "report row deleted",
+        setup: "INSERT INTO scheduled_reports (id, title, recipients, scheduled_at, report) VALUES (1, 'Week', 'awa@example.com', '2026-03-10T08:00:00Z', 'open');",
+        job: &["send-reports"],
+        at: "2026-03-10T08:05:00Z",
+        change: "DELETE FROM scheduled_reports",
+        config: "",
+        reason: "scheduled_reports id 1 was deleted",
+    },
+    Stale {
+        name: "report set aside by hand",
+        setup: "INSERT INTO scheduled_reports (id, title, recipients, scheduled_at, report) VALUES (1, 'Week', 'awa@example.com', '2026-03-10T08:00:00Z', 'open');",
+        job: &["send-reports"],
+        at: "2026-03-10T08:05:00Z",
+        change: "UPDATE scheduled_reports SET status = 'failed'",
+        config: "",
+        reason: "scheduled_reports id 1 was set to \"failed\" by hand",
+    },
+    Stale {
+        name: "report recipient removed",
+        setup: "INSERT INTO scheduled_reports (id, title, recipients, scheduled_at, report) VALUES (1, 'Week', 'awa@example.com', '2026-03-10T08:00:00Z', 'open');",
+        job: &["send-reports"],
+        at: "2026-03-10T08:05:00Z",
+        change: "UPDATE scheduled_reports SET recipients = 'ben@example.com'",
+        config: "",
+        reason: "awa@example.com is no longer among the recipients of scheduled_reports id 1",
+    },
+];
+
+/// DESIGN §9: a waiting message whose source no longer qualifies is not
+/// sent; it ends `cancelled` with the reason, and the run exits 0.
+#[test]
+fn a_waiting_message_whose_source_stopped_wanting_it_is_cancelled_not_sent() {
+    // Four at a time: each case has its own server and folder.
+    let wrong: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = STALE
+            .chunks(STALE.len().div_ceil(4))
+            .map(|cases| s.spawn(move || cases.iter().filter_map(stale_case).collect::<Vec<_>>()))
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// Runs one case; `Some` says what went wrong.
+fn stale_case(case: &Stale) -> Option<String> {
+    let smtp = SmtpServer::start();
+    let base = "[reports.definitions.open]\nquery = \"SELECT 1 AS one\"\n";
+    let env = TestEnv::new(smtp.port, base);
+    env.db()
+        .execute_batch(&format!(
+            "INSERT INTO contacts (id, name, email) VALUES (1, 'Awa', 'awa@example.com'); {}",
+            case.setup
+        ))
+        .unwrap();
+    smtp.set_mode(support::Mode::Defer);
+    let first = env.run(case.job, case.at);
+    let pending: Vec<String> = column(&env, "SELECT status FROM deliveries");
+    if first.code != 75 || pending != ["pending"] {
+        return Some(format!(
+            "{}: first run {} {pending:?}: {}",
+            case.name, first.code, first.stderr
+        ));
+    }
+    smtp.set_mode(support::Mode::Accept);
+    env.db().execute_batch(case.change).unwrap();
+    let config = std::fs::read_to_string(env.config_path()).unwrap();
+    env.write_config(&format!("{config}{}", case.config));
+    let retry = env.run(&["--json", "deliver"], &support::plus(case.at, 600));
+    let row: Vec<String> = column(
+        &env,
+        "SELECT status || '|' || attempts || '|' || coalesce(last_error, '') FROM deliveries",
+    );
+    let summary: serde_json::Value = serde_json::from_str(&retry.stdout).unwrap_or_default();
+    let ok = retry.code == 0
+        && smtp.mails().is_empty()
+        && summary["cancelled"] == 1
+        && summary["failed"] == 0
+        && row.len() == 1
+        && row[0].starts_with("cancelled|1|cancelled: ")
+        && row[0].contains(case.reason);
+    (!ok).then(|| {
+        format!(
+            "{}: exit {}, {} sent, {row:?}, summary {}, stderr {}",
+            case.name,
+            retry.code,
+            smtp.mails().len(),
+            retry.stdout.trim(),
+            retry.stderr
+        )
+    })
+}
+
+/// What still qualifies goes: a retry whose source is unchanged is sent.
+#[test]
+fn a_waiting_message_whose_source_still_wants_it_goes() {
+    let smtp = SmtpServer::start();
+    let env = TestEnv::new(smtp.port, "");
+    env.db()
+        .execute_batch(&format!(
+            "INSERT INTO contacts (id, name, email) VALUES (1, 'Awa', 'awa@example.com'); {SESSION}"
+        ))
+        .unwrap();
+    smtp.set_mode(support::Mode::Defer);
+    env.run(&["send-reminders", "--kind", "session_eve"], "2026-03-10T17:35:00Z")
+        .code(75);
+    smtp.set_mode(support::Mode::Accept);
+    // An unrelated change: the objective is edited.
+    env.db()
+        .execute_batch("UPDATE revision_sessions SET objective = 'Fractions'")
+        .unwrap();
+    env.run(&["deliver"], "2026-03-10T17:45:00Z").success();
+    assert_eq!(smtp.recipients(), ["awa@example.com"]);
+    let log = env
+        .run(&["log", "--status", "cancelled"], "2026-03-10T17:45:00Z")
+        .success();
+    assert!(!log.stdout.contains("session_eve"), "{}", log.stdout);
+}
+
+/// `log --status cancelled` lists the cancelled ones with their reason.
+#[test]
+fn log_lists_cancelled_messages_apart() {
+    let smtp = SmtpServer::start();
+    let env = TestEnv::new(smtp.port, "");
+    env.db()
+        .execute_batch(&format!(
+            "INSERT INTO contacts (id, name, email) VALUES (1, 'Awa', 'awa@example.com'); {LOAN}"
+        ))
+        .unwrap();
+    smtp.set_mode(support::Mode::Defer);
+    env.run(CREATED, "2026-03-10T08:05:00Z").code(75);
+    env.db()
+        .execute_batch("UPDATE loans SET returned_at = '2026-03-10T08:10:00Z'")
+        .unwrap();
+    env.run(&["deliver"], "2026-03-10T08:20:00Z").success();
+    let log = env
+        .run(&["--json", "log", "--status", "cancelled"], "2026-03-10T08:20:00Z")
+        .success();
+    let rows: serde_json::Value = serde_json::from_str(&log.stdout).unwrap();
+    assert_eq!(rows.as_array().map(Vec::len), Some(1), "{}", log.stdout);
+    assert_eq!(rows[0]["status"], "cancelled");
+    env.run(&["log", "--status", "failed"], "2026-03-10T08:20:00Z")
+        .success();
+}

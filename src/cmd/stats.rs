@@ -22,6 +22,8 @@ struct Counts {
     total: i64,
     sent: i64,
     failed: i64,
+    /// Not sent because its source stopped wanting it (DESIGN §9): not a failure.
+    cancelled: i64,
     /// Pending or being sent.
     open: i64,
 }
@@ -73,6 +75,8 @@ struct Stats {
     by_channel: Vec<Group>,
     by_kind: Vec<Group>,
     failures_by_reason: Vec<Reason>,
+    /// Not failures: messages whose source stopped wanting them.
+    cancellations_by_reason: Vec<Reason>,
     attendance: Attendance,
     last: Vec<log::Entry>,
 }
@@ -116,7 +120,7 @@ fn gather(conn: &Connection, since: DateTime<Utc>) -> anyhow::Result<Stats> {
     let grouped = |column: &str| -> rusqlite::Result<Vec<Group>> {
         let mut stmt = conn.prepare(&format!(
             "SELECT {column}, count(*), sum(status = 'sent'), sum(status = 'failed'),
-                    sum(status IN ('pending', 'sending'))
+                    sum(status IN ('pending', 'sending')), sum(status = 'cancelled')
              FROM deliveries WHERE created_at >= ?1 GROUP BY 1 ORDER BY 2 DESC, 1"
         ))?;
         let rows = stmt.query_map([&from], |r| {
@@ -127,6 +131,7 @@ fn gather(conn: &Connection, since: DateTime<Utc>) -> anyhow::Result<Stats> {
                     sent: r.get(2)?,
                     failed: r.get(3)?,
                     open: r.get(4)?,
+                    cancelled: r.get(5)?,
                 },
             })
         })?;
@@ -139,21 +144,25 @@ fn gather(conn: &Connection, since: DateTime<Utc>) -> anyhow::Result<Stats> {
         totals.total += g.counts.total;
         totals.sent += g.counts.sent;
         totals.failed += g.counts.failed;
+        totals.cancelled += g.counts.cancelled;
         totals.open += g.counts.open;
     }
     let median_seconds_to_send = median_to_send(conn, &from)?;
-    let mut stmt = conn.prepare(
-        "SELECT coalesce(substr(last_error, 1, 120), 'no reason recorded'), count(*) FROM deliveries
-         WHERE created_at >= ?1 AND status = 'failed' GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10",
-    )?;
-    let failures_by_reason = stmt
-        .query_map([&from], |r| {
+    let by_reason = |status: &str| -> rusqlite::Result<Vec<Reason>> {
+        let mut stmt = conn.prepare(
+            "SELECT coalesce(substr(last_error, 1, 120), 'no reason recorded'), count(*) FROM deliveries
+             WHERE created_at >= ?1 AND status = ?2 GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10",
+        )?;
+        let rows = stmt.query_map(params![from, status], |r| {
             Ok(Reason {
                 reason: r.get(0)?,
                 count: r.get(1)?,
             })
-        })?
-        .collect::<Result<_, _>>()?;
+        })?;
+        rows.collect()
+    };
+    let failures_by_reason = by_reason("failed")?;
+    let cancellations_by_reason = by_reason("cancelled")?;
     Ok(Stats {
         since: from,
         success_rate: totals.failure_rate().map(|f| 100.0 - f),
@@ -162,6 +171,7 @@ fn gather(conn: &Connection, since: DateTime<Utc>) -> anyhow::Result<Stats> {
         by_channel,
         by_kind,
         failures_by_reason,
+        cancellations_by_reason,
         attendance: attendance(conn)?,
         last: Vec::new(),
     })
@@ -234,10 +244,11 @@ fn render(s: &Stats, zone: chrono_tz::Tz) -> String {
     let _ = writeln!(out, "Deliveries since {}", local(&s.since));
     let _ = writeln!(
         out,
-        "  {} planned: {} sent, {} failed, {} pending; success {}; median planned to sent {}",
+        "  {} planned: {} sent, {} failed, {} cancelled, {} pending; success {}; median planned to sent {}",
         t.total,
         t.sent,
         t.failed,
+        t.cancelled,
         t.open,
         s.success_rate.map_or("n/a".into(), |r| format!("{r:.1} %")),
         s.median_seconds_to_send.map_or("n/a".into(), human_seconds)
@@ -249,22 +260,27 @@ fn render(s: &Stats, zone: chrono_tz::Tz) -> String {
         let _ = writeln!(out, "\n{title}");
         let _ = writeln!(
             out,
-            "  {:<20} {:>7} {:>7} {:>7} {:>7}",
-            "", "total", "sent", "failed", "pending"
+            "  {:<20} {:>7} {:>7} {:>7} {:>9} {:>7}",
+            "", "total", "sent", "failed", "cancelled", "pending"
         );
         for g in groups {
             let c = &g.counts;
             let _ = writeln!(
                 out,
-                "  {:<20} {:>7} {:>7} {:>7} {:>7}",
-                g.name, c.total, c.sent, c.failed, c.open
+                "  {:<20} {:>7} {:>7} {:>7} {:>9} {:>7}",
+                g.name, c.total, c.sent, c.failed, c.cancelled, c.open
             );
         }
     }
-    if !s.failures_by_reason.is_empty() {
-        let _ = writeln!(out, "\nFailures by reason");
-        for r in &s.failures_by_reason {
-            let _ = writeln!(out, "  {:>5}  {}", r.count, r.reason);
+    for (title, reasons) in [
+        ("Failures by reason", &s.failures_by_reason),
+        ("Cancelled, by reason (not failures)", &s.cancellations_by_reason),
+    ] {
+        if !reasons.is_empty() {
+            let _ = writeln!(out, "\n{title}");
+            for r in reasons {
+                let _ = writeln!(out, "  {:>5}  {}", r.count, r.reason);
+            }
         }
     }
     let a = &s.attendance;

@@ -16,15 +16,18 @@ use crate::instant;
 pub trait SourceHook: Sync {
     /// The `source_table` value this hook owns.
     fn table(&self) -> &'static str;
-    /// Called inside the transaction that recorded a delivery's new state, with
-    /// the source row it was made for: its id and identifying instant
-    /// (`source_at`, as stored; a row with another instant is another row).
-    fn after_outcome(
-        &self,
-        tx: &Transaction<'_>,
-        source: (i64, Option<&str>),
-        now: DateTime<Utc>,
-    ) -> rusqlite::Result<()>;
+    /// Called inside the transaction that recorded a delivery's new state.
+    fn after_outcome(&self, tx: &Transaction<'_>, outcome: &Outcome<'_>, now: DateTime<Utc>) -> rusqlite::Result<()>;
+}
+
+/// Whose state changed: the source row a delivery was made for, named by
+/// its id and identifying instant (`source_at` as stored; a row with another
+/// instant is another row), and the delivery, when one alone changed (`None`
+/// when several were re-armed at once).
+pub struct Outcome<'a> {
+    pub delivery_id: Option<i64>,
+    pub source_id: i64,
+    pub source_at: Option<&'a str>,
 }
 
 /// What happened to a claimed row, for the run's counts.
@@ -38,6 +41,8 @@ pub enum Effect {
     Retrying,
     /// Not attempted (expired validity).
     Skipped,
+    /// Not attempted: its source no longer wants it (not a failure).
+    Cancelled,
     /// Given back without counting the attempt (lease too short, run stopping).
     Released,
     /// Given back because the transport rejected our credentials (exit 78).
@@ -122,6 +127,19 @@ impl Recorder<'_> {
         )
     }
 
+    /// The source no longer wants the message: not sent, not counted as an
+    /// attempt, `cancelled` with the reason.
+    pub fn cancelled(&self, conn: &mut Connection, row: &Claimed, reason: &str) -> rusqlite::Result<Effect> {
+        self.update(
+            conn,
+            row,
+            "status = 'cancelled', attempts = max(attempts - 1, 0), error_class = NULL, last_error = ?3,
+             next_attempt_at = NULL, lease_until = NULL",
+            params![row.id, self.run_id, format!("cancelled: {reason}")],
+            Effect::Cancelled,
+        )
+    }
+
     /// Gives the row back to `pending` without counting the attempt.
     pub fn release(&self, conn: &mut Connection, row: &Claimed, why: Option<(&str, &str)>) -> rusqlite::Result<Effect> {
         let (class, reason) = why.unzip();
@@ -152,7 +170,12 @@ impl Recorder<'_> {
         if let (Some(table), Some(source_id)) = (row.source_table.as_deref(), row.source_id)
             && let Some(hook) = self.hooks.iter().find(|h| h.table() == table)
         {
-            hook.after_outcome(&tx, (source_id, row.source_at.as_deref()), self.now)?;
+            let outcome = Outcome {
+                delivery_id: Some(row.id),
+                source_id,
+                source_at: row.source_at.as_deref(),
+            };
+            hook.after_outcome(&tx, &outcome, self.now)?;
         }
         tx.commit()?;
         Ok(effect)

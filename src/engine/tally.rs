@@ -15,6 +15,8 @@ pub struct Counts {
     pub failed: u64,
     pub skipped: u64,
     pub retrying: u64,
+    /// Not sent: the source no longer wanted the message (not a failure).
+    pub cancelled: u64,
 }
 
 impl Counts {
@@ -24,10 +26,11 @@ impl Counts {
         self.failed += other.failed;
         self.skipped += other.skipped;
         self.retrying += other.retrying;
+        self.cancelled += other.cancelled;
     }
 
     pub fn is_empty(&self) -> bool {
-        self.planned + self.sent + self.failed + self.skipped + self.retrying == 0
+        self.planned + self.sent + self.failed + self.skipped + self.retrying + self.cancelled == 0
     }
 }
 
@@ -77,7 +80,7 @@ pub fn finish_run(
     let c = &tally.counts;
     conn.execute(
         "UPDATE job_runs SET finished_at = ?2, planned = ?3, sent = ?4, failed = ?5, skipped = ?6,
-                retrying = ?7, exit_code = ?8, error = ?9
+                retrying = ?7, exit_code = ?8, error = ?9, cancelled = ?10
          WHERE id = ?1",
         params![
             id,
@@ -88,7 +91,8 @@ pub fn finish_run(
             c.skipped as i64,
             c.retrying as i64,
             tally.exit.code(),
-            error
+            error,
+            c.cancelled as i64
         ],
     )?;
     Ok(())

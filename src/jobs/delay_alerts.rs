@@ -8,6 +8,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 
 mod digest;
+mod recheck;
 
 use super::{PlanCtx, PlanReport};
 use crate::config::DelayAlertsConfig;
@@ -15,6 +16,7 @@ use crate::engine::plan;
 use crate::instant;
 pub use digest::sample_context;
 use digest::{each_digest, recipients};
+pub use recheck::DelayAlertsRecheck;
 
 pub const JOB: &str = "check-delay-alerts";
 pub const KIND: &str = "delay_alert";

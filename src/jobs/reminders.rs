@@ -7,6 +7,7 @@ mod contact;
 mod emit;
 mod loans;
 mod manual;
+mod recheck;
 mod refresh;
 mod sessions;
 mod students;
@@ -21,6 +22,7 @@ use crate::exit::Exit;
 use crate::instant;
 use emit::Emitter;
 pub use manual::ManualHook;
+pub use recheck::RemindersRecheck;
 
 pub const JOB: &str = "send-reminders";
 

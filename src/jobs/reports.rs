@@ -4,6 +4,7 @@
 //! occurrence once it leaves `pending`.
 
 mod content;
+mod recheck;
 mod recurrence;
 mod status;
 
@@ -22,6 +23,7 @@ use crate::db::identity::source_ref;
 use crate::engine::plan::{self, AttachmentSpec, Planned};
 use crate::exit::{Exit, OrExit};
 use crate::instant;
+pub use recheck::ReportsRecheck;
 pub use status::ReportsHook;
 
 pub const JOB: &str = "send-reports";
@@ -35,7 +37,25 @@ struct Row {
     scheduled_at: DateTime<Utc>,
     attachment_path: Option<String>,
     report: Option<String>,
+    recurrence: Option<String>,
     zone: Tz,
+}
+
+impl Row {
+    /// The time a mailing is titled with: its slot, or, for a recurring row
+    /// sent after its next slot passed too (the machine was off), `now`: the
+    /// one catch-up mailing is made now, not at the oldest missed slot.
+    fn titled_at(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        let missed = self
+            .recurrence
+            .as_deref()
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+            .and_then(|r| recurrence::Recurrence::parse(r).ok())
+            .and_then(|r| r.next_after(self.scheduled_at, self.zone))
+            .is_some_and(|next| next <= now);
+        if missed { now } else { self.scheduled_at }
+    }
 }
 
 pub fn plan(conn: &mut Connection, cfg: &ReportsConfig, ctx: &PlanCtx<'_>) -> anyhow::Result<PlanReport> {
@@ -54,7 +74,7 @@ pub fn plan(conn: &mut Connection, cfg: &ReportsConfig, ctx: &PlanCtx<'_>) -> an
 /// parse is skipped with a warning naming it.
 fn due_rows(conn: &Connection, ctx: &PlanCtx<'_>, report: &mut PlanReport) -> anyhow::Result<Vec<Row>> {
     let mut stmt = conn.prepare(
-        "SELECT id, title, recipients, scheduled_at, attachment_path, report, timezone, next_attempt_at
+        "SELECT id, title, recipients, scheduled_at, attachment_path, report, timezone, next_attempt_at, recurrence
          FROM scheduled_reports WHERE status = 'pending' ORDER BY id",
     )?;
     let mut rows = stmt.query([])?;
@@ -101,6 +121,7 @@ fn due_rows(conn: &Connection, ctx: &PlanCtx<'_>, report: &mut PlanReport) -> an
             scheduled_at,
             attachment_path: text(4)?,
             report: text(5)?,
+            recurrence: text(8)?,
             zone,
         });
     }
@@ -194,7 +215,7 @@ fn plan_one(
     };
     let context = ReportCtx {
         title: &row.title,
-        scheduled_local: crate::templates::local_datetime(row.scheduled_at, row.zone, ctx.locale),
+        scheduled_local: crate::templates::local_datetime(row.titled_at(ctx.now), row.zone, ctx.locale),
         generated: table.is_some(),
         attachment_name: Some(&attachment.name),
         table,

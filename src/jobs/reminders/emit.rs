@@ -40,8 +40,14 @@ impl Due {
 /// (the host's writes wait at most one batch), or, in a dry run, into a list
 /// to print.
 enum Sink<'a> {
-    Db { writer: &'a Connection, in_batch: usize },
+    Db {
+        writer: &'a Connection,
+        in_batch: usize,
+    },
     Dry(Vec<Planned>),
+    /// The dedupe keys one source row gives now, whether planned or not, with
+    /// nothing rendered (the engine's last look before a send).
+    Probe(Vec<String>),
 }
 
 /// Messages written per transaction.
@@ -55,6 +61,8 @@ pub struct Emitter<'a> {
     /// When this job last ran: a reminder that expired since is counted once as skipped.
     since: DateTime<Utc>,
     sink: Sink<'a>,
+    /// Only this source row (`table`, id): the planners read just it.
+    only: Option<(&'static str, i64)>,
     pub report: PlanReport,
 }
 
@@ -73,8 +81,51 @@ impl<'a> Emitter<'a> {
             ctx,
             since,
             sink: Sink::Db { writer, in_batch: 0 },
+            only: None,
             report: PlanReport::default(),
         }
+    }
+
+    /// Gathers the keys source row `only` gives now (see [`Emitter::probed`]).
+    pub fn probing(
+        conn: &'a Connection,
+        r: &'a Reminders<'a>,
+        ctx: &'a PlanCtx<'a>,
+        only: (&'static str, i64),
+    ) -> Self {
+        Emitter {
+            conn,
+            r,
+            ctx,
+            since: ctx.now,
+            sink: Sink::Probe(Vec::new()),
+            only: Some(only),
+            report: PlanReport::default(),
+        }
+    }
+
+    /// The keys a probe gathered.
+    pub fn probed(self) -> Vec<String> {
+        match self.sink {
+            Sink::Probe(keys) => keys,
+            _ => Vec::new(),
+        }
+    }
+
+    /// Whether planning looks at `table` at all, and the SQL condition (on
+    /// `column`, the table's id) and parameter that narrow it to one row.
+    /// `None`: skip the table. The condition is `AND <column> = ?<n>`.
+    pub fn only(&self, table: &str, column: &str, n: usize) -> Option<(String, Option<i64>)> {
+        match self.only {
+            None => Some((String::new(), None)),
+            Some((t, id)) if t == table => Some((format!(" AND {column} = ?{n}"), Some(id))),
+            Some(_) => None,
+        }
+    }
+
+    /// Whether this emitter is a probe (it also reads rows already sent).
+    pub fn is_probe(&self) -> bool {
+        matches!(self.sink, Sink::Probe(_))
     }
 
     /// Collects the messages (dry run).
@@ -85,6 +136,7 @@ impl<'a> Emitter<'a> {
             ctx,
             since,
             sink: Sink::Dry(Vec::new()),
+            only: None,
             report: PlanReport::default(),
         }
     }
@@ -102,6 +154,7 @@ impl<'a> Emitter<'a> {
                 report.planned = messages.len() as u64;
                 report.messages = messages;
             }
+            Sink::Probe(_) => {}
         }
         Ok(report)
     }
@@ -110,7 +163,7 @@ impl<'a> Emitter<'a> {
     fn ledger(&self) -> &Connection {
         match &self.sink {
             Sink::Db { writer, .. } => writer,
-            Sink::Dry(_) => self.conn,
+            Sink::Dry(_) | Sink::Probe(_) => self.conn,
         }
     }
 
@@ -130,6 +183,7 @@ impl<'a> Emitter<'a> {
                 }
             }
             Sink::Dry(messages) => messages.push(message),
+            Sink::Probe(keys) => keys.push(message.dedupe_key),
         }
         Ok(())
     }
@@ -171,6 +225,11 @@ impl<'a> Emitter<'a> {
         let key = |channel: &str| due.key(contact.zone, channel);
         let what = || format!("{} for {} id {}", due.kind, due.source_table, due.source_id);
         let channels = contact.channels();
+        if let Sink::Probe(keys) = &mut self.sink {
+            // Validity and what was planned are the engine's to judge.
+            keys.extend(channels.iter().map(|(channel, _)| key(channel)));
+            return Ok(());
+        }
         let fresh = self.unplanned(due, contact.zone, &channels)?;
         if now >= due.valid_until {
             // Counted once: not when any of its messages was planned before it expired.
@@ -239,7 +298,7 @@ impl<'a> Emitter<'a> {
     /// costly to gather (the weekly digest) gather it only when needed.
     pub fn would_emit(&self, due: &Due, contact: &Contact) -> rusqlite::Result<bool> {
         let now = self.ctx.now;
-        if !self.wants(due.kind, contact) || due.at > now || now >= due.valid_until {
+        if self.is_probe() || !self.wants(due.kind, contact) || due.at > now || now >= due.valid_until {
             return Ok(false);
         }
         Ok(!self.unplanned(due, contact.zone, &contact.channels())?.is_empty())

@@ -40,18 +40,24 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
         return Ok(());
     }
     let (conn, ctx, cfg) = (em.conn, em.ctx, em.r.cfg);
-    let mut stmt = conn.prepare(
+    let Some((only, only_id)) = em.only("loans", "l.id", 3) else {
+        return Ok(());
+    };
+    let mut stmt = conn.prepare(&format!(
         "SELECT l.id, l.item, l.term, l.lent_at, l.due_at, l.returned_at, c.id, c.name, c.email, c.phone,
                 c.locale, c.timezone, c.email_enabled, c.whatsapp_enabled, c.sms_enabled, c.muted_kinds
          FROM loans l LEFT JOIN contacts c ON c.id = l.contact_id
-         WHERE l.returned_at IS NOT NULL AND (unixepoch(l.returned_at) IS NULL OR unixepoch(l.returned_at) > ?1)
-            OR l.returned_at IS NULL AND (unixepoch(l.due_at) IS NULL OR unixepoch(l.due_at) > ?2)
-         ORDER BY l.id",
-    )?;
+         WHERE (l.returned_at IS NOT NULL AND (unixepoch(l.returned_at) IS NULL OR unixepoch(l.returned_at) > ?1)
+                OR l.returned_at IS NULL AND (unixepoch(l.due_at) IS NULL OR unixepoch(l.due_at) > ?2)){only}
+         ORDER BY l.id"
+    ))?;
     // Loans returned more than 8 days ago, or overdue past every reminder, have nothing left.
     let returned_horizon = ctx.now.timestamp() - 8 * 86_400;
     let due_horizon = ctx.now.timestamp() - (i64::from(cfg.loan_overdue_max) + 3) * 86_400;
-    let mut rows = stmt.query(params![returned_horizon, due_horizon])?;
+    let mut rows = match only_id {
+        Some(id) => stmt.query(params![returned_horizon, due_horizon, id])?,
+        None => stmt.query(params![returned_horizon, due_horizon])?,
+    };
     while let Some(row) = rows.next()? {
         let loan_id: i64 = row.get(0)?;
         let Some(contact) = Contact::from_row(row, 6, (("loans", loan_id), "contact_id"), ctx, &mut em.report)? else {

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::ContactCtx;
 use super::contact::Contact;
 use super::emit::{Due, Emitter};
-use crate::engine::record::SourceHook;
+use crate::engine::record::{Outcome, SourceHook};
 use crate::instant;
 use crate::jobs::{column_id, column_text};
 use crate::templates::local_datetime;
@@ -63,16 +63,25 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
         return Ok(());
     }
     let (conn, ctx) = (em.conn, em.ctx);
-    let mut stmt = conn.prepare(
+    let Some((only, only_id)) = em.only(TABLE, "m.id", 1) else {
+        return Ok(());
+    };
+    // A probe also reads a reminder already sent on one channel: its other
+    // channels still go.
+    let unsent = if em.is_probe() { "1" } else { "m.sent_at IS NULL" };
+    let mut stmt = conn.prepare(&format!(
         "SELECT m.id, m.message, m.created_at, m.author_contact_id, s.parent_contact_id, a.name,
                 c.id, c.name, c.email, c.phone, c.locale, c.timezone, c.email_enabled, c.whatsapp_enabled,
                 c.sms_enabled, c.muted_kinds
          FROM manual_reminders m LEFT JOIN students s ON s.id = m.student_id LEFT JOIN contacts c ON c.id = s.contact_id
               LEFT JOIN contacts a ON a.id = m.author_contact_id
-         WHERE m.sent_at IS NULL
-         ORDER BY m.id",
-    )?;
-    let mut rows = stmt.query([])?;
+         WHERE {unsent}{only}
+         ORDER BY m.id"
+    ))?;
+    let mut rows = match only_id {
+        Some(id) => stmt.query([id])?,
+        None => stmt.query([])?,
+    };
     while let Some(row) = rows.next()? {
         let id: i64 = row.get(0)?;
         let raw = column_text(row.get_ref(2)?);
@@ -134,12 +143,8 @@ impl SourceHook for ManualHook {
         TABLE
     }
 
-    fn after_outcome(
-        &self,
-        tx: &Transaction<'_>,
-        (id, at): (i64, Option<&str>),
-        now: DateTime<Utc>,
-    ) -> rusqlite::Result<()> {
+    fn after_outcome(&self, tx: &Transaction<'_>, outcome: &Outcome<'_>, now: DateTime<Utc>) -> rusqlite::Result<()> {
+        let (id, at) = (outcome.source_id, outcome.source_at);
         // Only the row the message was made for, not a new one under its id.
         let current = crate::db::identity::current(tx, TABLE, id)?
             .flatten()

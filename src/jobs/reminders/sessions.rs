@@ -93,6 +93,9 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
         return Ok(());
     }
     let (conn, ctx, cfg) = (em.conn, em.ctx, em.r.cfg);
+    let Some((only, only_id)) = em.only("revision_sessions", "r.id", 3) else {
+        return Ok(());
+    };
     // A session's slots are at most two days before it, and valid at most
     // until it starts: sessions starting after the last run (to count the
     // expired ones) and within LOOK_AHEAD_H hours, found by date through the
@@ -103,12 +106,15 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
                    FROM revision_sessions r LEFT JOIN students s ON s.id = r.student_id
                    LEFT JOIN contacts c ON c.id = s.contact_id";
     let mut stmt = conn.prepare(&format!(
-        "SELECT {columns} WHERE r.starts_at >= ?1 AND r.starts_at < ?2
-         UNION ALL SELECT {columns} WHERE r.{NOT_A_DATE}"
+        "SELECT {columns} WHERE r.starts_at >= ?1 AND r.starts_at < ?2{only}
+         UNION ALL SELECT {columns} WHERE r.{NOT_A_DATE}{only}"
     ))?;
     let (from, to) = (em.since().min(ctx.now), ctx.now + Duration::hours(LOOK_AHEAD_H));
     let (lo, hi) = date_bounds(from, to);
-    let mut rows = stmt.query(params![lo, hi])?;
+    let mut rows = match only_id {
+        Some(id) => stmt.query(params![lo, hi, id])?,
+        None => stmt.query(params![lo, hi])?,
+    };
     while let Some(row) = rows.next()? {
         let id: i64 = row.get(0)?;
         let raw = column_text(row.get_ref(2)?);

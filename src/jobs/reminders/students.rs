@@ -129,15 +129,22 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
         return Ok(());
     }
     let (conn, ctx, cfg) = (em.conn, em.ctx, em.r.cfg);
+    let Some((only, only_id)) = em.only("students", "s.id", 1) else {
+        return Ok(());
+    };
     let mut digests = Vec::new();
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare(&format!(
         "SELECT s.id, s.subscription_active, s.subscribed_at, s.last_active_at,
                 c.id, c.name, c.email, c.phone, c.locale, c.timezone, c.email_enabled, c.whatsapp_enabled,
                 c.sms_enabled, c.muted_kinds
          FROM students s LEFT JOIN contacts c ON c.id = s.contact_id
-         ORDER BY s.id",
-    )?;
-    let mut rows = stmt.query([])?;
+         WHERE 1{only}
+         ORDER BY s.id"
+    ))?;
+    let mut rows = match only_id {
+        Some(id) => stmt.query([id])?,
+        None => stmt.query([])?,
+    };
     while let Some(row) = rows.next()? {
         let id: i64 = row.get(0)?;
         if !flag(row.get_ref(1)?, true) {

@@ -3,6 +3,8 @@
 //! failed address. A recurring row that leaves `pending` gets its next
 //! occurrence, once.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use rusqlite::{OptionalExtension, Transaction, params};
@@ -10,7 +12,7 @@ use rusqlite::{OptionalExtension, Transaction, params};
 use super::TABLE;
 use super::recurrence::Recurrence;
 use crate::config::ReportsConfig;
-use crate::engine::record::SourceHook;
+use crate::engine::record::{Outcome, SourceHook};
 use crate::instant;
 
 /// `last_error` is kept readable: at most this many characters.
@@ -79,7 +81,11 @@ pub fn finish(
 }
 
 /// Recomputes the row from the deliveries made for it (not those of an
-/// earlier row that had its id).
+/// earlier row that had its id), counting only its current recipients: an
+/// address taken out of the list after it failed no longer fails the row.
+/// `pending` while any is pending or sending; then `sent` (with `sent_at`)
+/// when none to a current recipient failed, else `failed` naming each. A
+/// row taken out of `pending` by hand is not finished again here.
 pub fn refresh(
     tx: &Transaction<'_>,
     source: Source<'_>,
@@ -90,24 +96,45 @@ pub fn refresh(
         return Ok(());
     }
     let (id, at) = source;
-    let summary: (i64, i64, i64, Option<i64>, Option<String>, Option<String>) = tx.query_row(
-        "SELECT count(*),
-                coalesce(sum(status IN ('pending', 'sending')), 0),
-                coalesce(sum(status = 'failed'), 0),
-                max(attempts),
-                min(CASE WHEN status = 'pending' THEN next_attempt_at END),
-                group_concat(CASE WHEN status = 'failed'
-                                  THEN recipient || ': ' || coalesce(last_error, 'failed') END, '; ')
-         FROM deliveries WHERE source_table = ?1 AND source_id = ?2 AND source_at = ?3",
-        params![TABLE, id, at],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+    let recipients: String = tx.query_row("SELECT recipients FROM scheduled_reports WHERE id = ?1", [id], |r| {
+        Ok(crate::jobs::column_text(r.get_ref(0)?).unwrap_or_default())
+    })?;
+    let current: HashSet<String> = super::addresses(&recipients).iter().map(|a| a.to_lowercase()).collect();
+    let mut stmt = tx.prepare_cached(
+        "SELECT recipient, status, attempts, next_attempt_at, last_error
+         FROM deliveries WHERE source_table = ?1 AND source_id = ?2 AND source_at = ?3 ORDER BY id",
     )?;
-    let (total, open, failed, attempts, next_attempt, errors) = summary;
+    let mut rows = stmt.query(params![TABLE, id, at])?;
+    let (mut total, mut open, mut attempts) = (0, 0, 0_i64);
+    let mut next_attempt: Option<String> = None;
+    let mut errors: Vec<String> = Vec::new();
+    while let Some(r) = rows.next()? {
+        let recipient: String = r.get(0)?;
+        let status: String = r.get(1)?;
+        let is_open = status == "pending" || status == "sending";
+        // In flight, whoever it is for, until the engine has had its say.
+        if !is_open && !current.contains(&recipient.to_lowercase()) {
+            continue;
+        }
+        total += 1;
+        attempts = attempts.max(r.get(2)?);
+        if is_open {
+            open += 1;
+            if status == "pending"
+                && let Some(next) = r.get::<_, Option<String>>(3)?
+                && next_attempt.as_ref().is_none_or(|n| next < *n)
+            {
+                next_attempt = Some(next);
+            }
+        } else if status == "failed" {
+            let why: Option<String> = r.get(4)?;
+            errors.push(format!("{recipient}: {}", why.as_deref().unwrap_or("failed")));
+        }
+    }
     if total == 0 {
         return Ok(());
     }
-    let attempts = attempts.unwrap_or(0);
-    let errors = errors.map(|e| bounded(&e));
+    let errors = (!errors.is_empty()).then(|| bounded(&errors.join("; ")));
     if open > 0 {
         tx.execute(
             "UPDATE scheduled_reports SET status = 'pending', attempts = ?2, next_attempt_at = ?3, last_error = ?4
@@ -116,7 +143,7 @@ pub fn refresh(
         )?;
         return Ok(());
     }
-    let (status, sent_at) = if failed == 0 {
+    let (status, sent_at) = if errors.is_none() {
         ("sent", Some(instant::format(now)))
     } else {
         ("failed", None)
@@ -125,12 +152,51 @@ pub fn refresh(
         "UPDATE scheduled_reports
          SET status = ?2, attempts = ?3, next_attempt_at = NULL, last_error = ?4,
              sent_at = coalesce(?5, sent_at)
-         WHERE id = ?1 AND (status <> ?2 OR attempts <> ?3 OR last_error IS NOT ?4)",
+         WHERE id = ?1 AND status = 'pending'",
         params![id, status, attempts, errors, sent_at],
     )?;
     if changed > 0 {
         schedule_next(tx, source, now, recur);
     }
+    Ok(())
+}
+
+/// After one delivery's outcome: while others of the row are still in
+/// flight, only that delivery's attempts and retry time are folded into the
+/// row (constant work, so a report to N addresses costs O(N), not O(N²));
+/// the last outcome recomputes the row.
+fn after_delivery(
+    tx: &Transaction<'_>,
+    source: Source<'_>,
+    delivery_id: i64,
+    now: DateTime<Utc>,
+    recur: &Recur<'_>,
+) -> rusqlite::Result<()> {
+    let (id, at) = source;
+    let open: bool = tx
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM deliveries
+                            WHERE source_table = ?1 AND source_id = ?2 AND source_at = ?3
+                              AND status IN ('pending', 'sending'))",
+        )?
+        .query_row(params![TABLE, id, at], |r| r.get(0))?;
+    if !open {
+        return refresh(tx, source, now, recur);
+    }
+    if !is_row(tx, source)? {
+        return Ok(());
+    }
+    tx.prepare_cached(
+        "UPDATE scheduled_reports
+         SET status = 'pending', attempts = max(scheduled_reports.attempts, d.attempts),
+             next_attempt_at = CASE WHEN d.status = 'pending' AND d.next_attempt_at IS NOT NULL
+                                     AND (scheduled_reports.next_attempt_at IS NULL
+                                          OR d.next_attempt_at < scheduled_reports.next_attempt_at)
+                                    THEN d.next_attempt_at ELSE scheduled_reports.next_attempt_at END
+         FROM (SELECT attempts, status, next_attempt_at FROM deliveries WHERE id = ?2) AS d
+         WHERE scheduled_reports.id = ?1",
+    )?
+    .execute(params![id, delivery_id])?;
     Ok(())
 }
 
@@ -267,16 +333,15 @@ impl SourceHook for ReportsHook<'_> {
         TABLE
     }
 
-    fn after_outcome(
-        &self,
-        tx: &Transaction<'_>,
-        (id, at): (i64, Option<&str>),
-        now: DateTime<Utc>,
-    ) -> rusqlite::Result<()> {
-        match at {
-            Some(at) => refresh(tx, (id, at), now, &self.recur),
-            // Made before rows were named by their instant, for a row gone since.
-            None => Ok(()),
+    fn after_outcome(&self, tx: &Transaction<'_>, outcome: &Outcome<'_>, now: DateTime<Utc>) -> rusqlite::Result<()> {
+        // Without an instant: made before rows were named by one, for a row gone since.
+        let Some(at) = outcome.source_at else {
+            return Ok(());
+        };
+        let source = (outcome.source_id, at);
+        match outcome.delivery_id {
+            Some(delivery_id) => after_delivery(tx, source, delivery_id, now, &self.recur),
+            None => refresh(tx, source, now, &self.recur),
         }
     }
 }

@@ -1,0 +1,104 @@
+//! The last look at a delay digest before it goes: it is cancelled when none
+//! of its tickets is still in the stage entry it was alerted for (closed,
+//! moved on, deleted), or when its recipient stopped receiving delay alerts.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension};
+
+use super::{JOB, KIND, text};
+use crate::config::DelayAlertsConfig;
+use crate::engine::claim::Claimed;
+use crate::engine::recheck::Recheck;
+use crate::instant;
+
+/// check-delay-alerts' [`Recheck`].
+pub struct DelayAlertsRecheck<'a> {
+    pub cfg: &'a DelayAlertsConfig,
+}
+
+impl Recheck for DelayAlertsRecheck<'_> {
+    fn job(&self) -> &'static str {
+        JOB
+    }
+
+    fn recheck(&self, conn: &Connection, row: &Claimed, _now: DateTime<Utc>) -> rusqlite::Result<Option<String>> {
+        if let Some(why) = recipient_left(conn, self.cfg, row)? {
+            return Ok(Some(why));
+        }
+        let entries: Vec<(i64, i64, Option<String>)> = {
+            let mut stmt = conn
+                .prepare_cached("SELECT event_id, ticket_id, entered_at FROM delay_alert_log WHERE delivery_id = ?1")?;
+            stmt.query_map([row.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<rusqlite::Result<_>>()?
+        };
+        if entries.is_empty() {
+            return Ok(None);
+        }
+        for (event_id, ticket_id, entered_at) in &entries {
+            if still_current(conn, *ticket_id, *event_id, entered_at.as_deref())? {
+                return Ok(None);
+            }
+        }
+        Ok(Some(if entries.len() == 1 {
+            "its ticket was closed or moved on to another stage".to_string()
+        } else {
+            format!("its {} tickets were closed or moved on to other stages", entries.len())
+        }))
+    }
+}
+
+/// Whether the ticket is active and its current stage entry (latest
+/// `entered_at`, then id, compared as instants) is still this event.
+fn still_current(conn: &Connection, ticket_id: i64, event_id: i64, entered_at: Option<&str>) -> rusqlite::Result<bool> {
+    let active: Option<bool> = conn
+        .prepare_cached("SELECT closed_at IS NULL FROM tickets WHERE id = ?1")?
+        .query_row([ticket_id], |r| r.get(0))
+        .optional()?;
+    if active != Some(true) {
+        return Ok(false);
+    }
+    let mut stmt = conn.prepare_cached("SELECT id, entered_at FROM ticket_events WHERE ticket_id = ?1")?;
+    let mut rows = stmt.query([ticket_id])?;
+    let mut current: Option<(DateTime<Utc>, i64)> = None;
+    while let Some(r) = rows.next()? {
+        let id: i64 = r.get(0)?;
+        let Some(at) = instant::parse(&text(r.get_ref(1)?)) else {
+            continue;
+        };
+        if current.is_none_or(|c| (at, id) > c) {
+            current = Some((at, id));
+        }
+    }
+    Ok(current.is_some_and(|(at, id)| id == event_id && entered_at.is_none_or(|e| instant::parse(e) == Some(at))))
+}
+
+/// Why a contact recipient no longer receives delay alerts, if so. An
+/// address also in `[delay_alerts] recipients` always does.
+fn recipient_left(conn: &Connection, cfg: &DelayAlertsConfig, row: &Claimed) -> rusqlite::Result<Option<String>> {
+    let Some(contact_id) = row.contact_id else {
+        return Ok(None);
+    };
+    let configured = cfg
+        .recipients
+        .iter()
+        .any(|a| a.to_string().eq_ignore_ascii_case(&row.recipient));
+    if configured {
+        return Ok(None);
+    }
+    let found: Option<(bool, String)> = conn
+        .prepare_cached(
+            "SELECT c.email_enabled IS NOT 0, c.muted_kinds
+             FROM alert_recipients ar JOIN contacts c ON c.id = ar.contact_id
+             WHERE ar.contact_id = ?1 AND ar.active = 1 LIMIT 1",
+        )?
+        .query_row([contact_id], |r| Ok((r.get(0)?, text(r.get_ref(1)?))))
+        .optional()?;
+    Ok(match found {
+        None => Some(format!("contact {contact_id} is no longer an active alert recipient")),
+        Some((false, _)) => Some(format!("contact {contact_id} has email disabled")),
+        Some((_, muted)) if muted.split(',').any(|k| k.trim() == KIND) => {
+            Some(format!("contact {contact_id} opted out of {KIND} (muted_kinds)"))
+        }
+        Some(_) => None,
+    })
+}

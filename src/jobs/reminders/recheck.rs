@@ -1,0 +1,173 @@
+//! The last look at a reminder before it goes: it still goes when planning
+//! its source row now would give the same message (same dedupe key: same
+//! row, kind, slot date and channel), whatever the row's validity or what was
+//! planned. Else it is cancelled with the first reason found: row gone or
+//! replaced, loan returned, session cancelled or completed, subscription
+//! ended, contact gone or opted out, kind disabled, channel off, slot moved.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension};
+
+use super::contact::{Contact, flag};
+use super::emit::Emitter;
+use super::{JOB, Reminders, loans, manual, sessions, students};
+use crate::config::{Locale, RemindersConfig};
+use crate::db::Database;
+use crate::db::identity;
+use crate::engine::claim::Claimed;
+use crate::engine::recheck::Recheck;
+use crate::instant;
+use crate::jobs::{PlanCtx, PlanReport, column_text};
+use crate::templates::Templates;
+
+/// send-reminders' [`Recheck`].
+pub struct RemindersRecheck<'a> {
+    pub cfg: &'a RemindersConfig,
+    pub zone: chrono_tz::Tz,
+    pub locale: Locale,
+    pub db: &'a Database,
+    pub templates: &'a Templates,
+}
+
+impl Recheck for RemindersRecheck<'_> {
+    fn job(&self) -> &'static str {
+        JOB
+    }
+
+    fn recheck(&self, conn: &Connection, row: &Claimed, now: DateTime<Utc>) -> rusqlite::Result<Option<String>> {
+        let (Some(table), Some(id)) = (row.source_table.as_deref(), row.source_id) else {
+            return Ok(None);
+        };
+        let Some(table) = ["loans", "revision_sessions", "students", manual::TABLE]
+            .into_iter()
+            .find(|t| *t == table)
+        else {
+            return Ok(None);
+        };
+        let r = Reminders {
+            cfg: self.cfg,
+            whatsapp: None,
+            kinds: &[],
+        };
+        let ctx = PlanCtx {
+            now,
+            zone: self.zone,
+            locale: self.locale,
+            site_url: None,
+            templates: self.templates,
+            db: self.db,
+            dry_run: true,
+            force: false,
+        };
+        let mut em = Emitter::probing(conn, &r, &ctx, (table, id));
+        let planned = match table {
+            "loans" => loans::plan(&mut em),
+            "revision_sessions" => sessions::plan(&mut em),
+            "students" => students::plan(&mut em),
+            _ => manual::plan(&mut em),
+        };
+        if let Err(e) = planned {
+            // A template or data problem is planning's to report; the message
+            // made earlier still goes.
+            log::warn!("{table} id {id}: cannot check the source of delivery {}: {e:#}", row.id);
+            return Ok(None);
+        }
+        if em.probed().contains(&row.dedupe_key) {
+            return Ok(None);
+        }
+        why_not(conn, table, id, row, self, &ctx).map(Some)
+    }
+}
+
+/// The first reason the source row no longer gives this message.
+fn why_not(
+    conn: &Connection,
+    table: &str,
+    id: i64,
+    row: &Claimed,
+    check: &RemindersRecheck<'_>,
+    ctx: &PlanCtx<'_>,
+) -> rusqlite::Result<String> {
+    let Some(current) = identity::current(conn, table, id)? else {
+        return Ok(format!("{table} id {id} was deleted"));
+    };
+    if current.map(instant::format) != row.source_at {
+        let column = identity::IDENTITY
+            .iter()
+            .find(|(t, _)| *t == table)
+            .map_or("its instant", |(_, c)| c);
+        return Ok(match table {
+            "revision_sessions" => format!("the session moved (revision_sessions id {id}, {column} changed)"),
+            _ => format!("{table} id {id} is another row now ({column} changed)"),
+        });
+    }
+    let filled = |v: Option<String>| v.is_some_and(|v| !v.trim().is_empty());
+    let ended: Option<String> = match table {
+        "loans" if row.kind != "loan_returned" => conn
+            .query_row("SELECT returned_at FROM loans WHERE id = ?1", [id], |r| {
+                Ok(filled(column_text(r.get_ref(0)?)).then(|| "the loan was returned".to_string()))
+            })
+            .optional()?
+            .flatten(),
+        "revision_sessions" => conn
+            .query_row(
+                "SELECT cancelled, completed_at FROM revision_sessions WHERE id = ?1",
+                [id],
+                |r| {
+                    Ok(if flag(r.get_ref(0)?, false) {
+                        Some("the session was cancelled".to_string())
+                    } else if filled(column_text(r.get_ref(1)?)) {
+                        Some("the session was completed".to_string())
+                    } else {
+                        None
+                    })
+                },
+            )
+            .optional()?
+            .flatten(),
+        "students" => conn
+            .query_row("SELECT subscription_active FROM students WHERE id = ?1", [id], |r| {
+                Ok((!flag(r.get_ref(0)?, true)).then(|| "the student's subscription ended".to_string()))
+            })
+            .optional()?
+            .flatten(),
+        _ => None,
+    };
+    if let Some(why) = ended {
+        return Ok(format!("{why} ({table} id {id})"));
+    }
+    if check.cfg.disabled_kinds.contains(&row.kind) {
+        return Ok(format!("kind {} is disabled ([reminders] disabled_kinds)", row.kind));
+    }
+    if let Some(contact_id) = row.contact_id {
+        match contact(conn, contact_id, ctx)? {
+            None => return Ok(format!("contact {contact_id} was deleted")),
+            Some(c) if c.muted(&row.kind) => {
+                return Ok(format!("contact {contact_id} opted out of {} (muted_kinds)", row.kind));
+            }
+            Some(c) if !c.channels().iter().any(|(ch, _)| *ch == row.channel) => {
+                return Ok(format!(
+                    "contact {contact_id} no longer has {} enabled with a usable address",
+                    row.channel
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(format!(
+        "{table} id {id} no longer has this {} reminder (its date or time changed)",
+        row.kind
+    ))
+}
+
+fn contact(conn: &Connection, id: i64, ctx: &PlanCtx<'_>) -> rusqlite::Result<Option<Contact>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, name, email, phone, locale, timezone, email_enabled, whatsapp_enabled, sms_enabled, muted_kinds
+         FROM contacts WHERE id = ?1",
+    )?;
+    let mut rows = stmt.query([id])?;
+    let Some(row) = rows.next()? else {
+        return Ok(None);
+    };
+    Contact::from_row(row, 0, (("contacts", id), "id"), ctx, &mut PlanReport::default())
+}
