@@ -94,6 +94,9 @@ pub struct DeliveryConfig {
 pub struct DelayAlertsConfig {
     pub threshold_days: u32,
     pub rearm_hours: u32,
+    /// A local time of day (configured zone) at which digests go, instead of
+    /// each entry's own time of day.
+    pub alert_at: Option<chrono::NaiveTime>,
     pub recipients: Vec<Address>,
     pub stage_threshold_days: BTreeMap<String, u32>,
 }
@@ -252,6 +255,15 @@ fn convert(raw: RawConfig, path: &Path) -> Result<Config, String> {
             CENTURY_DAYS * 24,
             "delay_alerts.rearm_hours",
         )?,
+        alert_at: a
+            .alert_at
+            .as_deref()
+            .map(|v| {
+                chrono::NaiveTime::parse_from_str(v.trim(), "%H:%M").map_err(|_| {
+                    format!("delay_alerts.alert_at: {v:?} (expected HH:MM on a 24-hour clock, such as \"07:00\")")
+                })
+            })
+            .transpose()?,
         recipients: a
             .recipients
             .unwrap_or_default()

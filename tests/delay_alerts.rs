@@ -248,3 +248,91 @@ fn digest_shows_the_time_in_the_contact_zone() {
         "the contact with a bad zone is skipped"
     );
 }
+
+/// The sent instants of the delay digests, in order.
+fn alert_times(env: &TestEnv) -> Vec<chrono::DateTime<chrono::Utc>> {
+    let db = env.db();
+    let mut stmt = db
+        .prepare("SELECT sent_at FROM deliveries WHERE kind = 'delay_alert' ORDER BY id")
+        .unwrap();
+    stmt.query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(|t| t.unwrap().parse().unwrap())
+        .collect()
+}
+
+/// grafana#47592's drift: with rearm_hours = 24 and a run every 5 minutes,
+/// each digest came 30 minutes earlier than the day before. It stays at its
+/// time of day, within the cron's interval, once a day.
+#[test]
+fn a_daily_alert_keeps_its_time_of_day_under_a_frequent_cron() {
+    let smtp = SmtpServer::start();
+    let env = env_with(
+        &smtp,
+        "[delay_alerts]\nthreshold_days = 14\nrearm_hours = 24\nrecipients = [\"lead@example.com\"]\n",
+    );
+    env.ticket("T-1", &[("Diagnostic", "2026-01-01 08:02:00")]);
+    let mut now: chrono::DateTime<chrono::Utc> = "2026-01-15T06:00:00Z".parse().unwrap();
+    let end: chrono::DateTime<chrono::Utc> = "2026-01-18T12:00:00Z".parse().unwrap();
+    while now < end {
+        env.run(&["-q", "check-delay-alerts"], &support::instant(now)).success();
+        now += chrono::Duration::minutes(5);
+    }
+    let times: Vec<String> = alert_times(&env).iter().map(|t| support::instant(*t)).collect();
+    assert_eq!(
+        times,
+        [
+            "2026-01-15T08:05:00Z",
+            "2026-01-16T08:00:00Z",
+            "2026-01-17T08:00:00Z",
+            "2026-01-18T08:00:00Z"
+        ],
+        "overdue from 08:02: the first run after, then each day the run nearest to 08:02"
+    );
+}
+
+/// `alert_at`: every digest at that local time, one digest with every entry
+/// overdue by then, and a daily cron that starts a few seconds early, or a
+/// minute late, neither skips a day nor sends twice, across the spring change.
+#[test]
+fn alert_at_gathers_the_entries_at_one_local_time_every_day_across_dst() {
+    let smtp = SmtpServer::start();
+    let env = env_with(
+        &smtp,
+        "[delay_alerts]\nthreshold_days = 14\nalert_at = \"07:00\"\nrecipients = [\"lead@example.com\"]\n",
+    );
+    env.ticket("T-1", &[("Diagnostic", "2026-03-12T09:13:00Z")]);
+    env.ticket("T-2", &[("Diagnostic", "2026-03-12T15:40:00Z")]);
+    // 07:00 Paris: 06:00Z until the 29th, 05:00Z after; the cron fires a
+    // little early or late.
+    let runs = [
+        "2026-03-26T20:00:00Z", // overdue, but not 07:00 yet
+        "2026-03-27T05:59:57Z",
+        "2026-03-27T06:10:00Z",
+        "2026-03-28T06:01:00Z",
+        "2026-03-29T04:59:50Z",
+        "2026-03-30T04:59:59Z",
+        "2026-03-30T05:00:30Z",
+    ];
+    for now in runs {
+        env.run(&["check-delay-alerts"], now).success();
+    }
+    let times: Vec<String> = alert_times(&env).iter().map(|t| support::instant(*t)).collect();
+    assert_eq!(
+        times,
+        [
+            "2026-03-27T05:59:57Z",
+            "2026-03-28T06:01:00Z",
+            "2026-03-29T04:59:50Z",
+            "2026-03-30T04:59:59Z"
+        ]
+    );
+    let first = smtp.mails()[0].decoded();
+    assert!(first.contains("T-1") && first.contains("T-2"), "one digest: {first}");
+    let bad = env.run(&["config", "check"], "2026-03-30T06:00:00Z");
+    assert_eq!(bad.code, 0, "{}", bad.stderr);
+    let config = std::fs::read_to_string(env.config_path()).unwrap();
+    env.write_config(&config.replace("\"07:00\"", "\"7h\""));
+    let bad = env.run(&["check-delay-alerts"], "2026-03-31T06:00:00Z").code(78);
+    assert!(bad.stderr.contains("delay_alerts.alert_at"), "{}", bad.stderr);
+}

@@ -68,6 +68,7 @@ pub struct RawDelivery {
 pub struct RawDelayAlerts {
     pub threshold_days: Option<u32>,
     pub rearm_hours: Option<u32>,
+    pub alert_at: Option<String>,
     pub recipients: Option<Vec<String>>,
     pub stage_threshold_days: Option<BTreeMap<String, u32>>,
 }

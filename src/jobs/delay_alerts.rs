@@ -1,6 +1,7 @@
 //! check-delay-alerts: a ticket's current stage entry is due when it has lasted
-//! longer than its threshold and was not alerted within `rearm_hours`; each
-//! recipient gets one digest of its due entries, longest in stage first.
+//! longer than its threshold and its current re-arm slot (`rearm.rs`) has no
+//! alert yet; each recipient gets one digest of its due entries, longest in
+//! stage first.
 
 use chrono::{DateTime, Duration, Utc};
 use rusqlite::types::ValueRef;
@@ -8,6 +9,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 
 mod digest;
+mod rearm;
 mod recheck;
 
 use super::{PlanCtx, PlanReport};
@@ -16,6 +18,7 @@ use crate::engine::plan;
 use crate::instant;
 pub use digest::sample_context;
 use digest::{each_digest, recipients};
+use rearm::Rearm;
 pub use recheck::DelayAlertsRecheck;
 
 pub const JOB: &str = "check-delay-alerts";
@@ -193,8 +196,8 @@ fn finish_ticket(
     }
 }
 
-/// Drops entries alerted less than `rearm_hours` ago (30 minutes of slack so a
-/// daily run that starts a little earlier does not skip a day). `--force` keeps all.
+/// Keeps the entries whose current re-arm slot no alert answered yet
+/// (`rearm.rs`); `--force` keeps all.
 fn retain_unalerted(
     conn: &Connection,
     cfg: &DelayAlertsConfig,
@@ -204,18 +207,36 @@ fn retain_unalerted(
     if ctx.force {
         return Ok(());
     }
-    let cutoff = ctx.now - Duration::hours(i64::from(cfg.rearm_hours)) + Duration::minutes(30);
-    let mut stmt =
-        // An entry is its event's id and entered_at: a new event under a
-        // deleted one's id is a new entry (rows from before schema 5 have none).
-        conn.prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM delay_alert_log WHERE event_id = ?1 AND alerted_at > ?2
-                            AND (entered_at IS NULL OR entered_at = ?3))",
-        )?;
-    let cutoff = instant::format(cutoff);
+    let previous: Option<String> = conn
+        .query_row(
+            "SELECT max(started_at) FROM job_runs WHERE job = ?1 AND started_at < ?2",
+            params![JOB, instant::format(ctx.now)],
+            |r| r.get(0),
+        )
+        .optional()?
+        .flatten();
+    let rearm = Rearm {
+        hours: cfg.rearm_hours,
+        alert_at: cfg.alert_at,
+        zone: ctx.zone,
+        tolerance: Rearm::tolerance(ctx.now, previous.as_deref().and_then(instant::parse)),
+    };
+    // An entry is its event's id and entered_at: a new event under a deleted
+    // one's id is a new entry (rows from before schema 5 have none).
+    let mut stmt = conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM delay_alert_log WHERE event_id = ?1 AND alerted_at >= ?2
+                        AND (entered_at IS NULL OR entered_at = ?3))",
+    )?;
     let mut keep = Vec::with_capacity(due.len());
     for e in due.drain(..) {
-        let alerted: bool = stmt.query_row(params![e.event_id, cutoff, instant::format(e.entered)], |r| r.get(0))?;
+        let anchor = e.entered + Duration::days(i64::from(e.threshold));
+        let Some((_, answered_from)) = rearm.slot(anchor, ctx.now) else {
+            continue;
+        };
+        let alerted: bool = stmt.query_row(
+            params![e.event_id, instant::format(answered_from), instant::format(e.entered)],
+            |r| r.get(0),
+        )?;
         if !alerted {
             keep.push(e);
         }

@@ -43,7 +43,7 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
     let Some((only, only_id)) = em.only("loans", "l.id", 3) else {
         return Ok(());
     };
-    let mut stmt = conn.prepare(&format!(
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT l.id, l.item, l.term, l.lent_at, l.due_at, l.returned_at, c.id, c.name, c.email, c.phone,
                 c.locale, c.timezone, c.email_enabled, c.whatsapp_enabled, c.sms_enabled, c.muted_kinds
          FROM loans l LEFT JOIN contacts c ON c.id = l.contact_id

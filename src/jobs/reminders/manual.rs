@@ -69,7 +69,7 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
     // A probe also reads a reminder already sent on one channel: its other
     // channels still go.
     let unsent = if em.is_probe() { "1" } else { "m.sent_at IS NULL" };
-    let mut stmt = conn.prepare(&format!(
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT m.id, m.message, m.created_at, m.author_contact_id, s.parent_contact_id, a.name,
                 c.id, c.name, c.email, c.phone, c.locale, c.timezone, c.email_enabled, c.whatsapp_enabled,
                 c.sms_enabled, c.muted_kinds

@@ -105,7 +105,7 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
                    c.sms_enabled, c.muted_kinds
                    FROM revision_sessions r LEFT JOIN students s ON s.id = r.student_id
                    LEFT JOIN contacts c ON c.id = s.contact_id";
-    let mut stmt = conn.prepare(&format!(
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT {columns} WHERE r.starts_at >= ?1 AND r.starts_at < ?2{only}
          UNION ALL SELECT {columns} WHERE r.{NOT_A_DATE}{only}"
     ))?;

@@ -133,7 +133,7 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
         return Ok(());
     };
     let mut digests = Vec::new();
-    let mut stmt = conn.prepare(&format!(
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT s.id, s.subscription_active, s.subscribed_at, s.last_active_at,
                 c.id, c.name, c.email, c.phone, c.locale, c.timezone, c.email_enabled, c.whatsapp_enabled,
                 c.sms_enabled, c.muted_kinds

@@ -1,0 +1,195 @@
+//! When an overdue stage entry is alerted again. Re-arm times are fixed
+//! slots, not "`rearm_hours` after the last alert": a run a little early
+//! would otherwise pull every later alert earlier, day after day (a digest
+//! at 09:05, 08:35, 08:05... under a cron every 5 minutes). The slots of an
+//! entry start when it became overdue (`entered_at` + threshold) and repeat
+//! every `rearm_hours`, on the local clock of the configured zone when that
+//! is whole days (so a daily alert keeps its time of day across DST
+//! changes); with `alert_at`, they are that local time of day, every
+//! `rearm_hours` rounded to days. A run alerts an entry when a slot came
+//! (up to a tolerance before the run) that no alert answered yet.
+
+use chrono::{DateTime, Days, Duration, NaiveDate, NaiveTime, Utc};
+use chrono_tz::Tz;
+
+use crate::instant::local_to_utc;
+
+/// How early a run may answer a slot: half the time since the previous run
+/// of the job, at most 30 minutes, so a daily cron that starts a few seconds
+/// earlier than yesterday never skips a day, and a frequent cron answers each
+/// slot with the run nearest to it (its time of day moves by less than the
+/// cron's interval).
+pub const MAX_TOLERANCE: Duration = Duration::minutes(30);
+
+/// The re-arm schedule of every entry of a run.
+#[derive(Clone, Copy, Debug)]
+pub struct Rearm {
+    pub hours: u32,
+    pub alert_at: Option<NaiveTime>,
+    pub zone: Tz,
+    pub tolerance: Duration,
+}
+
+impl Rearm {
+    /// The tolerance for a run at `now` whose job last ran at `previous`.
+    pub fn tolerance(now: DateTime<Utc>, previous: Option<DateTime<Utc>>) -> Duration {
+        match previous {
+            Some(p) if p < now => ((now - p) / 2).min(MAX_TOLERANCE),
+            _ => MAX_TOLERANCE,
+        }
+    }
+
+    /// The slot a run at `now` answers for an entry overdue since `anchor`,
+    /// and the instant from which an alert counts as its answer (30 minutes
+    /// before the slot, whatever this run's tolerance: an alert a daily run
+    /// made a little early is not answered again by a later run). `None`: no
+    /// slot has come (with `alert_at`, the first is that time of day, at or
+    /// after `anchor`).
+    pub fn slot(&self, anchor: DateTime<Utc>, now: DateTime<Utc>) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+        if self.hours == 0 {
+            // No re-arm wait: every run alerts.
+            return Some((now, now));
+        }
+        let before = now + self.tolerance;
+        let slot = match self.alert_at {
+            Some(at) => {
+                let mut first = anchor.with_timezone(&self.zone).date_naive();
+                if local_to_utc(first.and_time(at), self.zone) < anchor {
+                    first = first.succ_opt()?;
+                }
+                let days = u64::from(self.hours.div_ceil(24).max(1));
+                self.latest_daily(first, at, days, before)?
+            }
+            None if self.hours.is_multiple_of(24) => {
+                let local = anchor.with_timezone(&self.zone).naive_local();
+                self.latest_daily(local.date(), local.time(), u64::from(self.hours / 24), before)?
+            }
+            None => {
+                let period = Duration::hours(i64::from(self.hours));
+                if before <= anchor {
+                    return None;
+                }
+                let n = (before - anchor).num_seconds().saturating_sub(1) / period.num_seconds();
+                anchor + period * i32::try_from(n).ok()?
+            }
+        };
+        Some((slot, slot - MAX_TOLERANCE))
+    }
+
+    /// The latest of `time` on `first` + k × `days` days (local), strictly
+    /// before `before`.
+    fn latest_daily(
+        &self,
+        first: NaiveDate,
+        time: NaiveTime,
+        days: u64,
+        before: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        let at = |date: NaiveDate| local_to_utc(date.and_time(time), self.zone);
+        let today = before.with_timezone(&self.zone).date_naive();
+        let elapsed = u64::try_from((today - first).num_days()).ok()?;
+        let mut date = first.checked_add_days(Days::new(elapsed / days * days))?;
+        while at(date) >= before {
+            date = date.checked_sub_days(Days::new(days))?;
+            if date < first {
+                return None;
+            }
+        }
+        Some(at(date))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        crate::instant::parse(s).unwrap()
+    }
+
+    const PARIS: Tz = chrono_tz::Europe::Paris;
+
+    fn daily(tolerance_min: i64) -> Rearm {
+        Rearm {
+            hours: 24,
+            alert_at: None,
+            zone: PARIS,
+            tolerance: Duration::minutes(tolerance_min),
+        }
+    }
+
+    #[test]
+    fn daily_slots_keep_the_local_time_of_day_across_dst() {
+        let r = daily(5);
+        let anchor = utc("2026-03-27T08:00:00Z"); // 09:00 CET
+        assert_eq!(r.slot(anchor, utc("2026-03-27T07:50:00Z")).map(|s| s.0), None);
+        assert_eq!(r.slot(anchor, utc("2026-03-27T08:05:00Z")).map(|s| s.0), Some(anchor));
+        // 09:00 CEST after the change is 07:00 UTC.
+        assert_eq!(
+            r.slot(anchor, utc("2026-03-30T07:00:00Z")).map(|s| s.0),
+            Some(utc("2026-03-30T07:00:00Z"))
+        );
+        assert_eq!(
+            r.slot(anchor, utc("2026-03-30T06:50:00Z")).map(|s| s.0),
+            Some(utc("2026-03-29T07:00:00Z")),
+            "ten minutes before is still yesterday's"
+        );
+    }
+
+    #[test]
+    fn a_run_a_little_early_answers_the_coming_slot() {
+        let r = daily(30);
+        let anchor = utc("2026-01-15T06:00:00Z"); // 07:00 CET
+        let (slot, from) = r.slot(anchor, utc("2026-01-17T05:59:50Z")).unwrap();
+        assert_eq!(slot, utc("2026-01-17T06:00:00Z"));
+        assert_eq!(from, utc("2026-01-17T05:30:00Z"));
+    }
+
+    #[test]
+    fn alert_at_is_a_local_time_of_day_from_the_day_after_when_past() {
+        let r = Rearm {
+            alert_at: NaiveTime::from_hms_opt(7, 0, 0),
+            ..daily(5)
+        };
+        let anchor = utc("2026-01-15T08:13:00Z"); // 09:13 CET: first at 07:00 the next day
+        assert_eq!(r.slot(anchor, utc("2026-01-15T20:00:00Z")), None);
+        assert_eq!(
+            r.slot(anchor, utc("2026-01-16T06:00:00Z")).map(|s| s.0),
+            Some(utc("2026-01-16T06:00:00Z"))
+        );
+        let every_two_days = Rearm { hours: 48, ..r };
+        assert_eq!(
+            every_two_days.slot(anchor, utc("2026-01-17T12:00:00Z")).map(|s| s.0),
+            Some(utc("2026-01-16T06:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn hourly_slots_and_no_rearm() {
+        let r = Rearm { hours: 5, ..daily(0) };
+        let anchor = utc("2026-01-15T08:00:00Z");
+        assert_eq!(
+            r.slot(anchor, utc("2026-01-15T18:30:00Z")).map(|s| s.0),
+            Some(utc("2026-01-15T18:00:00Z"))
+        );
+        assert_eq!(
+            r.slot(anchor, utc("2026-01-15T18:00:00Z")).map(|s| s.0),
+            Some(utc("2026-01-15T13:00:00Z")),
+            "strictly before the run (and its tolerance)"
+        );
+        let never = Rearm { hours: 0, ..daily(5) };
+        let now = utc("2026-01-15T09:00:00Z");
+        assert_eq!(never.slot(anchor, now), Some((now, now)));
+    }
+
+    #[test]
+    fn tolerance_is_half_the_gap_at_most_thirty_minutes() {
+        let now = utc("2026-01-15T09:00:00Z");
+        assert_eq!(
+            Rearm::tolerance(now, Some(utc("2026-01-15T08:55:00Z"))),
+            Duration::seconds(150)
+        );
+        assert_eq!(Rearm::tolerance(now, Some(utc("2026-01-14T09:00:00Z"))), MAX_TOLERANCE);
+        assert_eq!(Rearm::tolerance(now, None), MAX_TOLERANCE);
+    }
+}
