@@ -314,6 +314,7 @@ fn job_body(
     let templates = Templates::new(ctx.config.templates_dir.clone()).or_exit(Exit::Config)?;
     let reminders_recheck = jobs::reminders::RemindersRecheck {
         cfg: &ctx.config.reminders,
+        phone_region: ctx.config.whatsapp.as_ref().and_then(|w| w.default_region),
         zone: ctx.config.timezone,
         locale: ctx.config.locale,
         db,
@@ -420,6 +421,7 @@ fn plan_ctx<'a>(
         now: ctx.clock.now(),
         zone: ctx.config.timezone,
         locale: ctx.config.locale,
+        phone_region: ctx.config.whatsapp.as_ref().and_then(|w| w.default_region),
         site_url: ctx.config.site_url.as_deref(),
         templates,
         db,

@@ -23,7 +23,7 @@ pub use attendance::{AttendanceConfig, HrAuth, HrTransport, ServiceConfig};
 pub use discover::candidates as discovery_paths;
 pub use email::{EmailConfig, EmailTransport, Security, SmtpConfig};
 pub use raw::RawConfig;
-pub use reminders::{ContentTemplate, KINDS, RemindersConfig, WhatsappConfig, WhatsappTransport};
+pub use reminders::{ContentTemplate, KINDS, RemindersConfig, WhatsappConfig, WhatsappTransport, kind_list};
 pub use reports::{ReportDefinition, ReportsConfig};
 pub use secret::Secret;
 
@@ -461,6 +461,21 @@ mod tests {
             assert!(!err.contains("123456") && !err.contains("3456"), "{text:?} gave {err}");
             assert!(err.contains("line 2"), "{err}");
         }
+    }
+
+    #[test]
+    fn kind_lists_in_any_case_and_separator_and_phone_regions() {
+        let c = convert_text("[reminders]\ndisabled_kinds = [\" Loan_D1 ; LOAN_D2\", \"manual\"]\n").unwrap();
+        assert_eq!(c.reminders.disabled_kinds, ["loan_d1", "loan_d2", "manual"]);
+        let err = convert_text("[reminders]\ndisabled_kinds = [\"loan_d1, loan_tomorrow\"]\n").unwrap_err();
+        assert!(err.contains("\"loan_tomorrow\""), "{err}");
+        let err = convert_text("[reminders]\ndisabled_kinds = [\"delay_alert\"]\n").unwrap_err();
+        assert!(err.contains("unknown kind \"delay_alert\""), "{err}");
+        let w = "[whatsapp]\ntransport = \"file\"\n";
+        let c = convert_text(&format!("{w}default_region = \"ga\"\n")).unwrap();
+        assert_eq!(c.whatsapp.and_then(|w| w.default_region), "GA".parse().ok());
+        let err = convert_text(&format!("{w}default_region = \"France\"\n")).unwrap_err();
+        assert!(err.contains("whatsapp.default_region"), "{err}");
     }
 
     #[test]

@@ -58,6 +58,8 @@ pub struct PlanCtx<'a> {
     pub now: DateTime<Utc>,
     pub zone: Tz,
     pub locale: Locale,
+    /// Where a phone written without its country code is read (`[whatsapp] default_region`).
+    pub phone_region: Option<crate::recipient::Region>,
     pub site_url: Option<&'a str>,
     pub templates: &'a Templates,
     /// For jobs that read the database beyond their connection (report queries).
@@ -79,4 +81,17 @@ pub struct PlanReport {
     pub data_errors: u64,
     /// Items that failed at planning, with the reason (counted failed, exit 65).
     pub failures: Vec<String>,
+    /// Warnings already printed this run, so a contact in a hundred rows is
+    /// named once.
+    pub warned: std::collections::HashSet<String>,
+}
+
+impl PlanReport {
+    /// Prints a warning once per run.
+    pub fn warn_once(&mut self, message: String) {
+        if !self.warned.contains(&message) {
+            log::warn!("{message}");
+            self.warned.insert(message);
+        }
+    }
 }

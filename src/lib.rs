@@ -13,4 +13,5 @@ pub mod exit;
 pub mod instant;
 pub mod jobs;
 pub mod output;
+pub mod recipient;
 pub mod templates;

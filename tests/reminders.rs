@@ -362,21 +362,33 @@ fn an_extended_loan_gets_the_reminders_of_its_new_date() {
 }
 
 #[test]
-fn no_usable_channel_is_a_skip_with_its_reason_and_unparsable_rows_are_named() {
+fn no_usable_channel_is_a_skip_an_unusable_phone_a_failure_and_unparsable_rows_are_named() {
     let (smtp, twilio) = (SmtpServer::start(), FakeTwilio::start());
     let env = env(&smtp, &twilio, "");
-    let c = contact(&env, "Nobody", Some("0612345678"), None); // not E.164
+    // Enabled WhatsApp and SMS, on a national number and no default_region.
+    let national = contact(&env, "National", Some("0612345678"), None);
+    let nobody = contact(&env, "Nobody", None, None);
     env.db()
-        .execute("UPDATE contacts SET email_enabled = 0 WHERE id = ?1", [c])
+        .execute(
+            "UPDATE contacts SET email_enabled = 0 WHERE id IN (?1, ?2)",
+            [national, nobody],
+        )
         .unwrap();
-    loan(&env, c, "long", LENT, DUE);
+    loan(&env, national, "long", LENT, DUE);
+    loan(&env, nobody, "long", LENT, DUE);
     let ok = contact(&env, "Awa", None, None);
     let bad = loan(&env, ok, "long", LENT, "next friday");
     loan(&env, ok, "long", LENT, DUE);
     let out = env.run(&["-v", "send-reminders"], "2026-03-02T10:00:00Z").code(65);
     assert!(
-        out.stderr.contains(&format!("contact {c} has no usable channel")),
+        out.stderr.contains(&format!("contact {nobody} has no usable channel")),
         "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("phone \"0612345678\" has no country code, and [whatsapp] default_region is not set"),
+        "an unusable phone is named, never dropped silently: {}",
         out.stderr
     );
     assert!(
@@ -384,8 +396,37 @@ fn no_usable_channel_is_a_skip_with_its_reason_and_unparsable_rows_are_named() {
         "{}",
         out.stderr
     );
+    let failed: Vec<(String, String, String)> = {
+        let db = env.db();
+        let mut stmt = db
+            .prepare("SELECT channel, status, last_error FROM deliveries WHERE contact_id = ?1 ORDER BY channel")
+            .unwrap();
+        stmt.query_map([national], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert!(
+        failed
+            .iter()
+            .all(|(_, status, why)| status == "failed" && why.contains("E.164")),
+        "{failed:?}"
+    );
     assert_eq!(smtp.recipients(), vec!["awa@example.com"], "the other loans go on");
     assert!(twilio.requests().is_empty());
+
+    // With the country set, the same number is sent, in E.164.
+    let config = std::fs::read_to_string(env.config_path()).unwrap();
+    env.write_config(&config.replace("[whatsapp]\n", "[whatsapp]\ndefault_region = \"fr\"\n"));
+    env.db()
+        .execute("DELETE FROM deliveries WHERE contact_id = ?1", [national])
+        .unwrap();
+    env.run(&["send-reminders", "--kind", "loan_created"], "2026-03-02T10:05:00Z")
+        .code(65); // the unreadable due_at is still there
+    let mut to = twilio.accepted_to();
+    to.sort();
+    assert_eq!(to, ["+33612345678", "whatsapp:+33612345678"]);
 }
 
 #[test]
@@ -414,4 +455,79 @@ fn twilio_unreachable_is_retried() {
         })
         .unwrap();
     assert_eq!((status.as_str(), attempts), ("pending", 1));
+}
+
+/// Phones and addresses as people type them reach them; what cannot be used
+/// is a failed delivery naming why; muted kinds in any spelling are obeyed,
+/// and an unknown one is named.
+#[test]
+fn phones_addresses_and_muted_kinds_as_hosts_write_them() {
+    let (smtp, twilio) = (SmtpServer::start(), FakeTwilio::start());
+    let env = env(&smtp, &twilio, "");
+    env.db()
+        .execute_batch(
+            "INSERT INTO contacts (id, name, email, phone, email_enabled, whatsapp_enabled, sms_enabled, muted_kinds) VALUES
+               (1, 'A', NULL, '+33 6 12 34 56 78', 0, 1, 1, ''),
+               (2, 'B', NULL, '+1 (415) 555-0100', 0, 0, 1, ''),
+               (3, 'C', NULL, '0033 6.12.34.56.79', 0, 1, 0, ''),
+               (4, 'D', 'Marie Curie <Marie@Example.COM>', NULL, 1, 0, 0, ''),
+               (5, 'E', ' jean@bücher.example ', NULL, 1, 0, 0, ''),
+               (6, 'F', 'lou@@example.com', '+33 6', 1, 1, 0, ''),
+               (7, 'G', 'g@example.com', NULL, 1, 0, 0, ' Loan_Created ; loan_d1'),
+               (8, 'H', 'h@example.com', NULL, 1, 0, 0, 'loan_created,loan_tomorrow');",
+        )
+        .unwrap();
+    for c in 1..=8 {
+        loan(&env, c, "long", LENT, DUE);
+    }
+    let out = env.run(&["send-reminders", "--kind", "loan_created"], LENT).code(65);
+    assert_eq!(
+        smtp.recipients(),
+        ["Marie@example.com", "jean@xn--bcher-kva.example"],
+        "display name dropped, domain lower-cased and in punycode; G and H muted"
+    );
+    let mut to = twilio.accepted_to();
+    to.sort();
+    assert_eq!(
+        to,
+        [
+            "+14155550100",
+            "+33612345678",
+            "whatsapp:+33612345678",
+            "whatsapp:+33612345679"
+        ]
+    );
+    let failed: Vec<(String, String)> = {
+        let db = env.db();
+        let mut stmt = db
+            .prepare("SELECT channel, last_error FROM deliveries WHERE status = 'failed' ORDER BY channel")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert!(
+        failed[0]
+            .1
+            .contains("\"lou@@example.com\" is not a valid email address"),
+        "{failed:?}"
+    );
+    assert!(
+        failed[1].1.contains("phone \"+33 6\" is not a phone number"),
+        "{failed:?}"
+    );
+    assert!(
+        out.stderr
+            .contains("contacts id 8: muted_kinds names \"loan_tomorrow\""),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        out.stderr.matches("loan_tomorrow").count(),
+        1,
+        "named once: {}",
+        out.stderr
+    );
 }

@@ -478,3 +478,24 @@ fn a_report_reset_by_hand_ends_sent_once_every_current_recipient_got_it() {
         "each once, never again to those already served"
     );
 }
+
+/// A recipients list as people write it: quoted names with commas, display
+/// names, `;` and `,` mixed, the same person twice in two spellings.
+#[test]
+fn recipients_with_quoted_names_and_display_names() {
+    let smtp = SmtpServer::start();
+    let env = env(smtp.port);
+    let id = env.report(
+        "Weekly",
+        "\"Dupont, Jean\" <jean@example.com>; Boss <BOSS@Example.com>, boss@example.com ; \"a;b\" <ab@example.com>",
+        "2026-03-10 06:30:00",
+        None,
+        Some("open_tickets"),
+    );
+    env.run(&["send-reports"], NOW).success();
+    assert_eq!(
+        smtp.recipients(),
+        ["BOSS@example.com", "ab@example.com", "jean@example.com"]
+    );
+    assert_eq!(env.report_status(id).0, "sent");
+}

@@ -97,6 +97,7 @@ pub struct RawWhatsapp {
     pub sms_from: Option<String>,
     pub api_base: Option<String>,
     pub timeout_s: Option<u64>,
+    pub default_region: Option<String>,
     pub content_sids: Option<BTreeMap<String, RawContentSid>>,
 }
 

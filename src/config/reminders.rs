@@ -64,6 +64,9 @@ pub struct WhatsappConfig {
     pub sms_from: Option<String>,
     pub content_sids: BTreeMap<String, ContentTemplate>,
     pub timeout: std::time::Duration,
+    /// The country a phone written without its country code is read in
+    /// (ISO 3166-1 alpha-2, such as `FR`); `None`: such phones are unusable.
+    pub default_region: Option<crate::recipient::Region>,
 }
 
 /// An approved WhatsApp template and the context paths of its variables.
@@ -89,15 +92,35 @@ fn weekly(value: Option<&str>) -> Result<(Weekday, NaiveTime), String> {
 }
 
 fn kinds(list: Vec<String>, key: &str) -> Result<Vec<String>, String> {
-    for k in &list {
-        if !KINDS.contains(&k.as_str()) {
-            return Err(format!(
-                "{key}: unknown kind {k:?} (expected one of {})",
-                KINDS.join(", ")
-            ));
+    let (known, unknown) = kind_list(&list.join(","));
+    let not_reminders = known.iter().filter(|k| !KINDS.contains(&k.as_str()));
+    match unknown.iter().chain(not_reminders).next() {
+        Some(k) => Err(format!(
+            "{key}: unknown kind {k:?} (expected one of {})",
+            KINDS.join(", ")
+        )),
+        None => Ok(known),
+    }
+}
+
+/// The kinds named in a list as people write it (`muted_kinds`,
+/// `disabled_kinds`): separated by `,` or `;`, in any case, with spaces.
+/// Returns the known kinds (reminder kinds, `delay_alert`, `report`) and,
+/// apart, the names that are not kinds.
+pub fn kind_list(text: &str) -> (Vec<String>, Vec<String>) {
+    let (mut known, mut unknown) = (Vec::new(), Vec::new());
+    for name in text
+        .split([',', ';'])
+        .map(|k| k.trim().to_lowercase())
+        .filter(|k| !k.is_empty())
+    {
+        if KINDS.contains(&name.as_str()) || ["delay_alert", "report"].contains(&name.as_str()) {
+            known.push(name);
+        } else {
+            unknown.push(name);
         }
     }
-    Ok(list)
+    (known, unknown)
 }
 
 pub(super) fn convert_reminders(
@@ -215,11 +238,21 @@ pub(super) fn convert_whatsapp(
             },
         );
     }
+    let default_region = w
+        .default_region
+        .as_deref()
+        .map(|r| {
+            r.trim().to_ascii_uppercase().parse().map_err(|_| {
+                format!("whatsapp.default_region: {r:?} (expected a country code such as \"FR\" or \"GA\")")
+            })
+        })
+        .transpose()?;
     Ok(Some(WhatsappConfig {
         transport,
         from: w.from,
         sms_from: w.sms_from,
         content_sids,
         timeout: std::time::Duration::from_secs(timeout_s),
+        default_region,
     }))
 }

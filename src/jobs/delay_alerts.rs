@@ -53,7 +53,12 @@ pub fn plan(conn: &mut Connection, cfg: &DelayAlertsConfig, ctx: &PlanCtx<'_>) -
         retain_unalerted(conn, cfg, ctx, &mut due)?;
         fill_details(conn, &mut due)?;
         each_digest(&recipients, &due, ctx, &mut skipped, |message, _| {
-            report.messages.push(message);
+            match &message.failed {
+                Some(why) => report
+                    .failures
+                    .push(format!("delay digest to {}: {why}", message.recipient)),
+                None => report.messages.push(message),
+            }
             Ok(())
         })?;
         report.planned = report.messages.len() as u64;
@@ -85,7 +90,14 @@ pub fn plan(conn: &mut Connection, cfg: &DelayAlertsConfig, ctx: &PlanCtx<'_>) -
                 instant::format(e.entered)
             ])?;
         }
-        report.planned += 1;
+        match &message.failed {
+            Some(why) => {
+                let failure = format!("delay digest to {}: {why}", message.recipient);
+                log::warn!("{failure}");
+                report.failures.push(failure);
+            }
+            None => report.planned += 1,
+        }
         Ok(())
     })?;
     tx.commit()?;

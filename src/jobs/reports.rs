@@ -17,7 +17,7 @@ use rusqlite::{Connection, TransactionBehavior, params};
 use serde::Serialize;
 
 use super::{PlanCtx, PlanReport};
-use crate::config::{ReportsConfig, parse_address};
+use crate::config::ReportsConfig;
 use crate::db::Database;
 use crate::db::identity::source_ref;
 use crate::engine::plan::{self, AttachmentSpec, Planned};
@@ -129,14 +129,16 @@ fn due_rows(conn: &Connection, ctx: &PlanCtx<'_>, report: &mut PlanReport) -> an
     Ok(due)
 }
 
-/// The recipients of a row: split on `,` or `;`, trimmed, de-duplicated
-/// case-insensitively, in order.
-fn addresses(list: &str) -> Vec<String> {
-    let mut seen = std::collections::HashSet::new();
-    list.split([',', ';'])
-        .map(str::trim)
-        .filter(|a| !a.is_empty() && seen.insert(a.to_lowercase()))
-        .map(str::to_string)
+/// The recipients of a row (`recipient::email_list`: `,` or `;`, quoted
+/// names, duplicates merged), each as its bare address, or as written with
+/// the reason it cannot be used.
+fn addresses(list: &str) -> Vec<(String, Option<String>)> {
+    crate::recipient::email_list(list)
+        .into_iter()
+        .map(|entry| match crate::recipient::email(&entry) {
+            Ok(address) => (address, None),
+            Err(why) => (entry, Some(format!("invalid recipient: {why}"))),
+        })
         .collect()
 }
 
@@ -164,10 +166,9 @@ fn plan_one(
         return Ok(()); // planned earlier; the engine is on it
     }
     let all = addresses(&row.recipients);
-    let to_send: Vec<String> = all
+    let to_send: Vec<&(String, Option<String>)> = all
         .iter()
-        .filter(|a| existing.get(&a.to_lowercase()).is_none_or(|s| s != "sent"))
-        .cloned()
+        .filter(|(a, _)| existing.get(&a.to_lowercase()).is_none_or(|s| s != "sent"))
         .collect();
     let local = row.scheduled_at.with_timezone(&row.zone);
     let source = content::Source {
@@ -228,7 +229,7 @@ fn plan_one(
         .or_exit(Exit::Config)?;
     let messages: Vec<Planned> = to_send
         .iter()
-        .map(|address| Planned {
+        .map(|(address, invalid)| Planned {
             job: JOB,
             kind: KIND.into(),
             dedupe_key: format!(
@@ -251,7 +252,7 @@ fn plan_one(
                 name: attachment.name.clone(),
                 mime: attachment.mime.to_string(),
             }),
-            failed: parse_address(address).err().map(|e| format!("invalid recipient: {e}")),
+            failed: invalid.clone(),
             payload: None,
             detail: if ctx.dry_run {
                 vec![format!("{}: {}", row.title, content.describe())]

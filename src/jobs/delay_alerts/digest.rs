@@ -22,6 +22,8 @@ pub(super) struct Recipient {
     contact_id: Option<i64>,
     name: String,
     email: String,
+    /// Why `email` (as written) cannot be used: the digest is recorded failed.
+    invalid: Option<String>,
     locale: Option<Locale>,
     /// `None`: the configured zone.
     zone: Option<Tz>,
@@ -67,14 +69,18 @@ pub(super) fn recipients(
     while let Some(row) = rows.next()? {
         let contact_id: i64 = row.get(0)?;
         let name = text(row.get_ref(1)?);
-        let email = text(row.get_ref(2)?).trim().to_string();
-        let enabled = !matches!(row.get_ref(4)?, ValueRef::Integer(0));
+        let raw = text(row.get_ref(2)?).trim().to_string();
+        let (email, invalid) = match crate::recipient::email(&raw) {
+            Ok(email) => (email, None),
+            Err(why) => (raw, Some(format!("contact {contact_id}: {why}"))),
+        };
+        let enabled = crate::jobs::column_flag(row.get_ref(4)?).unwrap_or(true);
         let muted = text(row.get_ref(5)?);
         let skip = if email.is_empty() {
             Some("has no email address")
         } else if !enabled {
             Some("has email disabled")
-        } else if muted.split(',').any(|k| k.trim() == KIND) {
+        } else if crate::config::kind_list(&muted).0.iter().any(|k| k == KIND) {
             Some("muted delay_alert")
         } else {
             None
@@ -116,6 +122,7 @@ pub(super) fn recipients(
                 contact_id: Some(contact_id),
                 name,
                 email,
+                invalid,
                 locale,
                 zone,
                 stages,
@@ -130,6 +137,7 @@ pub(super) fn recipients(
                 contact_id: None,
                 name: email.clone(),
                 email,
+                invalid: None,
                 locale: None,
                 zone: None,
                 stages: None,
@@ -222,7 +230,7 @@ pub(super) fn each_digest(
             html: rendered.html,
             valid_until: None,
             attachment: None,
-            failed: None,
+            failed: r.invalid.clone(),
             payload: None,
             detail,
         };

@@ -87,16 +87,21 @@ fn recipient_left(conn: &Connection, cfg: &DelayAlertsConfig, row: &Claimed) -> 
     }
     let found: Option<(bool, String)> = conn
         .prepare_cached(
-            "SELECT c.email_enabled IS NOT 0, c.muted_kinds
+            "SELECT c.email_enabled, c.muted_kinds
              FROM alert_recipients ar JOIN contacts c ON c.id = ar.contact_id
              WHERE ar.contact_id = ?1 AND ar.active = 1 LIMIT 1",
         )?
-        .query_row([contact_id], |r| Ok((r.get(0)?, text(r.get_ref(1)?))))
+        .query_row([contact_id], |r| {
+            Ok((
+                crate::jobs::column_flag(r.get_ref(0)?).unwrap_or(true),
+                text(r.get_ref(1)?),
+            ))
+        })
         .optional()?;
     Ok(match found {
         None => Some(format!("contact {contact_id} is no longer an active alert recipient")),
         Some((false, _)) => Some(format!("contact {contact_id} has email disabled")),
-        Some((_, muted)) if muted.split(',').any(|k| k.trim() == KIND) => {
+        Some((_, muted)) if crate::config::kind_list(&muted).0.iter().any(|k| k == KIND) => {
             Some(format!("contact {contact_id} opted out of {KIND} (muted_kinds)"))
         }
         Some(_) => None,

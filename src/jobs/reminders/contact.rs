@@ -1,13 +1,14 @@
-//! A person reminders go to: zone, language, and the channels they enabled
-//! with a usable address or phone.
+//! A person reminders go to: zone, language, the kinds they muted, and the
+//! channels they enabled, each with its address or E.164 phone, or why it
+//! cannot be used.
 
 use chrono_tz::Tz;
 use rusqlite::Row;
 use rusqlite::types::ValueRef;
 
-use crate::channels::twilio::is_e164;
 use crate::config::Locale;
 use crate::jobs::{PlanCtx, PlanReport, column_flag, column_text};
+use crate::recipient::{self, Region};
 
 pub struct Contact {
     pub id: i64,
@@ -20,6 +21,7 @@ pub struct Contact {
     pub whatsapp_enabled: bool,
     pub sms_enabled: bool,
     muted: Vec<String>,
+    region: Option<Region>,
 }
 
 /// A host's boolean column: 0/1, or text such as "true"; NULL is `default`.
@@ -74,12 +76,18 @@ impl Contact {
             email_enabled: flag(row.get_ref(at + 6)?, true),
             whatsapp_enabled: flag(row.get_ref(at + 7)?, false),
             sms_enabled: flag(row.get_ref(at + 8)?, false),
-            muted: column_text(row.get_ref(at + 9)?)
-                .unwrap_or_default()
-                .split(',')
-                .map(|k| k.trim().to_string())
-                .filter(|k| !k.is_empty())
-                .collect(),
+            muted: {
+                let (known, unknown) = crate::config::kind_list(&column_text(row.get_ref(at + 9)?).unwrap_or_default());
+                if !unknown.is_empty() {
+                    report.warn_once(format!(
+                        "contacts id {id}: muted_kinds names {} that rappel does not know ({}); ignored",
+                        unknown.iter().map(|k| format!("{k:?}")).collect::<Vec<_>>().join(", "),
+                        crate::config::KINDS.join(", ")
+                    ));
+                }
+                known
+            },
+            region: ctx.phone_region,
         }))
     }
 
@@ -87,22 +95,31 @@ impl Contact {
         self.muted.iter().any(|k| k == kind)
     }
 
-    /// `(channel, recipient)` for each enabled channel with a usable
-    /// address or E.164 phone.
-    pub fn channels(&self) -> Vec<(&'static str, String)> {
+    /// Each enabled channel with an address or phone: `(channel, Ok(the
+    /// address, or the phone in E.164))`, or `Err(why it cannot be used)`
+    /// (a failed delivery, DESIGN §9). A channel enabled without any value
+    /// is left out.
+    pub fn channels(&self) -> Vec<(&'static str, Result<String, String>)> {
         let mut out = Vec::new();
         if self.email_enabled
             && let Some(email) = &self.email
         {
-            out.push(("email", email.clone()));
+            out.push((
+                "email",
+                recipient::email(email).map_err(|why| format!("contact {}: {why}", self.id)),
+            ));
         }
-        let phone = self.phone.as_deref().filter(|p| is_e164(p));
-        if let Some(phone) = phone {
+        if let Some(phone) = self
+            .phone
+            .as_deref()
+            .filter(|_| self.whatsapp_enabled || self.sms_enabled)
+        {
+            let e164 = recipient::phone(phone, self.region).map_err(|why| format!("contact {}: {why}", self.id));
             if self.whatsapp_enabled {
-                out.push(("whatsapp", phone.to_string()));
+                out.push(("whatsapp", e164.clone()));
             }
             if self.sms_enabled {
-                out.push(("sms", phone.to_string()));
+                out.push(("sms", e164));
             }
         }
         out

@@ -167,14 +167,31 @@ impl<'a> Emitter<'a> {
         }
     }
 
+    /// Writes (or collects) one message. One whose address or phone cannot
+    /// be used is recorded `failed` with the reason and counted a failure.
     fn write(&mut self, message: Planned) -> anyhow::Result<()> {
+        let failure = message.failed.as_ref().map(|why| {
+            format!(
+                "{} via {} for {} id {}: {why}",
+                message.kind,
+                message.channel,
+                message.source_table.unwrap_or("?"),
+                message.source_id.unwrap_or_default()
+            )
+        });
         match &mut self.sink {
             Sink::Db { writer, in_batch } => {
                 if *in_batch == 0 {
                     writer.execute_batch("BEGIN IMMEDIATE")?;
                 }
                 if plan::insert(writer, &message, self.ctx.now)?.is_some() {
-                    self.report.planned += 1;
+                    match failure {
+                        Some(failure) => {
+                            log::warn!("{failure}");
+                            self.report.failures.push(failure);
+                        }
+                        None => self.report.planned += 1,
+                    }
                 }
                 *in_batch += 1;
                 if *in_batch >= BATCH {
@@ -182,7 +199,10 @@ impl<'a> Emitter<'a> {
                     *in_batch = 0;
                 }
             }
-            Sink::Dry(messages) => messages.push(message),
+            Sink::Dry(messages) => match failure {
+                Some(failure) => self.report.failures.push(failure),
+                None => messages.push(message),
+            },
             Sink::Probe(keys) => keys.push(message.dedupe_key),
         }
         Ok(())
@@ -259,8 +279,15 @@ impl<'a> Emitter<'a> {
             .render(locale, due.kind, &context)
             .with_context(|| format!("{} templates", due.kind))
             .or_exit(Exit::Config)?;
-        for (channel, recipient) in fresh {
+        for (channel, usable) in fresh {
             let email = *channel == "email";
+            let (recipient, failed) = match usable {
+                Ok(to) => (to.clone(), None),
+                Err(why) => {
+                    let raw = if email { &contact.email } else { &contact.phone };
+                    (raw.clone().unwrap_or_default(), Some(why.clone()))
+                }
+            };
             let message = Planned {
                 job: JOB,
                 kind: due.kind.to_string(),
@@ -270,7 +297,7 @@ impl<'a> Emitter<'a> {
                 source_at: due.source_at,
                 contact_id: Some(contact.id),
                 channel,
-                recipient: recipient.clone(),
+                recipient,
                 subject: rendered.subject.clone(),
                 body: if email {
                     rendered.text.clone()
@@ -285,7 +312,7 @@ impl<'a> Emitter<'a> {
                 } else {
                     None
                 },
-                failed: None,
+                failed,
                 detail: vec![],
             };
             self.write(message)?;
@@ -309,8 +336,8 @@ impl<'a> Emitter<'a> {
         &self,
         due: &Due,
         zone: chrono_tz::Tz,
-        channels: &'c [(&'static str, String)],
-    ) -> rusqlite::Result<Vec<&'c (&'static str, String)>> {
+        channels: &'c [(&'static str, Result<String, String>)],
+    ) -> rusqlite::Result<Vec<&'c (&'static str, Result<String, String>)>> {
         let mut out = Vec::with_capacity(channels.len());
         for channel in channels {
             if !planned_already(self.ledger(), &due.key(zone, channel.0))? {

@@ -23,6 +23,7 @@ use crate::templates::Templates;
 /// send-reminders' [`Recheck`].
 pub struct RemindersRecheck<'a> {
     pub cfg: &'a RemindersConfig,
+    pub phone_region: Option<crate::recipient::Region>,
     pub zone: chrono_tz::Tz,
     pub locale: Locale,
     pub db: &'a Database,
@@ -53,6 +54,7 @@ impl Recheck for RemindersRecheck<'_> {
             now,
             zone: self.zone,
             locale: self.locale,
+            phone_region: self.phone_region,
             site_url: None,
             templates: self.templates,
             db: self.db,

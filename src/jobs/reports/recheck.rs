@@ -45,7 +45,7 @@ impl Recheck for ReportsRecheck {
         }
         let listed = addresses(&recipients.unwrap_or_default())
             .iter()
-            .any(|a| a.to_lowercase() == row.recipient.to_lowercase());
+            .any(|(a, _)| a.to_lowercase() == row.recipient.to_lowercase());
         Ok((!listed).then(|| format!("{} is no longer among the recipients of {TABLE} id {id}", row.recipient)))
     }
 }

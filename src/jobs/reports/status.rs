@@ -99,7 +99,10 @@ pub fn refresh(
     let recipients: String = tx.query_row("SELECT recipients FROM scheduled_reports WHERE id = ?1", [id], |r| {
         Ok(crate::jobs::column_text(r.get_ref(0)?).unwrap_or_default())
     })?;
-    let current: HashSet<String> = super::addresses(&recipients).iter().map(|a| a.to_lowercase()).collect();
+    let current: HashSet<String> = super::addresses(&recipients)
+        .iter()
+        .map(|(a, _)| a.to_lowercase())
+        .collect();
     let mut stmt = tx.prepare_cached(
         "SELECT recipient, status, attempts, next_attempt_at, last_error
          FROM deliveries WHERE source_table = ?1 AND source_id = ?2 AND source_at = ?3 ORDER BY id",
