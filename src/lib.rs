@@ -14,4 +14,5 @@ pub mod instant;
 pub mod jobs;
 pub mod output;
 pub mod recipient;
+pub mod shorten;
 pub mod templates;

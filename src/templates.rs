@@ -68,7 +68,7 @@ impl Templates {
             .part(locale, kind, "txt", ctx)?
             .with_context(|| format!("template {}/{kind}.txt is missing", locale.as_str()))?;
         Ok(Rendered {
-            subject: one_line(&subject),
+            subject: crate::shorten::subject(&one_line(&subject)),
             text,
             html: self.part(locale, kind, "html", ctx)?,
             short: self.part(locale, kind, "short.txt", ctx)?,

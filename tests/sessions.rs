@@ -620,3 +620,44 @@ fn a_student_who_subscribed_again_counts_from_the_subscription() {
     let text = smtp.mails()[0].decoded();
     assert!(text.contains("You subscribed 4 days ago (2026-03-05)"), "{text}");
 }
+
+/// Twilio refuses bodies over 1,600 characters (21617). Whatever the data, a
+/// WhatsApp or SMS body fits, marked, its link kept, no emoji or flag split;
+/// and an email subject stays short whatever the title.
+#[test]
+fn every_message_fits_its_channel_whatever_the_data() {
+    let (smtp, twilio) = (SmtpServer::start(), FakeTwilio::start());
+    let env = env(&smtp, &twilio, "");
+    let s = student(&env, "Theo", Some("+33612340001"), "2026-03-09T10:00:00Z");
+    let objective = "Redo exercise 4 🇬🇦👨‍👩‍👧‍👦 of chapter 7, write the discriminant. ".repeat(40);
+    let subject = "Mathématiques ".repeat(60);
+    env.db()
+        .execute(
+            "INSERT INTO revision_sessions (student_id, subject, starts_at, objective, link)
+             VALUES (?1, ?2, '2026-03-10T15:00:00Z', ?3, 'sessions/1')",
+            rusqlite::params![s, subject, objective],
+        )
+        .unwrap();
+    env.run(&["send-reminders", "--kind", "session_eve"], "2026-03-09T17:35:00Z")
+        .success();
+    let bodies: Vec<String> = twilio.accepted().iter().map(|r| r.form["Body"].clone()).collect();
+    assert_eq!(bodies.len(), 2, "WhatsApp and SMS");
+    for body in &bodies {
+        let units: usize = body.chars().map(char::len_utf16).sum();
+        assert!(units <= 1600, "{units} UTF-16 units");
+        assert!(body.ends_with("… https://tutor.example.com/sessions/1"), "{body}");
+        assert!(!body.contains('\u{FFFD}'));
+        let flags = body.matches("🇬🇦").count();
+        assert_eq!(body.matches('🇬').count(), flags, "a flag was split");
+    }
+    let mail_subject = smtp.mails()[0].subject();
+    assert!(
+        mail_subject.chars().count() <= 250 && mail_subject.ends_with('…'),
+        "{mail_subject}"
+    );
+    let raw = &smtp.mails()[0].data;
+    assert!(
+        raw.lines().all(|l| l.len() <= 998),
+        "every header line within RFC 5322's limit"
+    );
+}

@@ -302,7 +302,8 @@ impl<'a> Emitter<'a> {
                 body: if email {
                     rendered.text.clone()
                 } else {
-                    rendered.short.clone().unwrap_or_else(|| rendered.text.clone())
+                    // Twilio refuses over 1,600 characters, whatever the data.
+                    crate::shorten::short_body(rendered.short.as_deref().unwrap_or(&rendered.text))
                 },
                 html: if email { rendered.html.clone() } else { None },
                 valid_until: Some(due.valid_until),

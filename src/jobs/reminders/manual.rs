@@ -44,20 +44,6 @@ struct ManualCtx<'a> {
     site_url: Option<&'a str>,
 }
 
-/// The first `max` characters, cut at a word when one is near, marked `…`.
-fn shorten(text: &str, max: usize) -> (String, bool) {
-    let text = text.trim();
-    if text.chars().count() <= max {
-        return (text.to_string(), false);
-    }
-    let cut: String = text.chars().take(max - 1).collect();
-    let at_word = match cut.rfind(char::is_whitespace) {
-        Some(i) if cut[..i].chars().count() > max * 4 / 5 => &cut[..i],
-        _ => cut.as_str(),
-    };
-    (format!("{}…", at_word.trim_end()), true)
-}
-
 pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
     if !em.r.wanted("manual") {
         return Ok(());
@@ -116,7 +102,7 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
             valid_until: created + Duration::days(7),
         };
         em.emit(&due, &contact, |locale| {
-            let (message_short, truncated) = shorten(&message, SHORT_MAX);
+            let (message_short, truncated) = crate::shorten::cut(&message, SHORT_MAX);
             ManualCtx {
                 kind: "manual",
                 contact: ContactCtx { name: &contact.name },
@@ -167,7 +153,7 @@ impl SourceHook for ManualHook {
 /// Template data for `config check`.
 pub fn sample(optional_present: bool) -> serde_json::Value {
     let message = "N'oublie pas <b>ton</b> cahier & ta calculatrice !\nBisous";
-    let (message_short, truncated) = shorten(message, 30);
+    let (message_short, truncated) = crate::shorten::cut(message, 30);
     serde_json::to_value(ManualCtx {
         kind: "manual",
         contact: ContactCtx { name: "Léa <Mba>" },
@@ -182,19 +168,4 @@ pub fn sample(optional_present: bool) -> serde_json::Value {
         site_url: optional_present.then_some("https://example.com"),
     })
     .unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn short_text_is_cut_at_a_word_and_marked() {
-        assert_eq!(shorten("  hello  ", 10), ("hello".into(), false));
-        let (cut, truncated) = shorten(&"mot ".repeat(400), 1000);
-        assert!(truncated && cut.ends_with("mot…"), "{cut}");
-        assert!(cut.chars().count() <= 1000);
-        let (cut, _) = shorten(&"é".repeat(2000), 1000);
-        assert_eq!(cut.chars().count(), 1000);
-    }
 }
