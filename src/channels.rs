@@ -19,6 +19,12 @@ pub enum SendError {
         reason: String,
         retry_after: Option<Duration>,
     },
+    /// The provider asked us to slow down (Twilio 429, error 20429): like
+    /// `Temporary`, and nothing more goes through that transport this run.
+    Throttled {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
     /// The server rejected our credentials: stop using the transport this run.
     Credentials(String),
 }
@@ -34,7 +40,7 @@ impl SendError {
     pub fn class(&self) -> &'static str {
         match self {
             SendError::Permanent(_) => "permanent",
-            SendError::Temporary { .. } => "temporary",
+            SendError::Temporary { .. } | SendError::Throttled { .. } => "temporary",
             SendError::Credentials(_) => "credentials",
         }
     }
@@ -42,7 +48,7 @@ impl SendError {
     pub fn reason(&self) -> &str {
         match self {
             SendError::Permanent(r) | SendError::Credentials(r) => r,
-            SendError::Temporary { reason, .. } => reason,
+            SendError::Temporary { reason, .. } | SendError::Throttled { reason, .. } => reason,
         }
     }
 }

@@ -39,10 +39,20 @@ pub struct Engine<'a> {
     pub run_id: String,
 }
 
+/// Consecutive temporary failures of a transport after which the run stops
+/// using it (a server down, or answering 5xx to everything): the messages
+/// left wait, their attempts not spent.
+const FAILURES_BEFORE_PAUSE: u32 = 3;
+
 /// State the workers of one run share.
 struct Shared {
     /// Transports whose credentials were rejected this run ("email", "twilio").
     stopped: Mutex<Vec<&'static str>>,
+    /// Transports that asked the run to wait (a 429, or repeated temporary
+    /// failures): until when (the run's clock), and why.
+    paused: Mutex<Vec<(&'static str, DateTime<Utc>, String)>>,
+    /// Consecutive temporary failures per transport.
+    streak: Mutex<Vec<(&'static str, u32)>>,
     rate: RateLimiter,
 }
 
@@ -89,6 +99,8 @@ impl Engine<'_> {
 
         let shared = Shared {
             stopped: Mutex::new(Vec::new()),
+            paused: Mutex::new(Vec::new()),
+            streak: Mutex::new(Vec::new()),
             rate: RateLimiter::new(self.delivery.rate_per_s),
         };
         let workers = self.channels.parallelism().max(1);
@@ -124,11 +136,15 @@ impl Engine<'_> {
         // exceeds four send timeouts, so the send ends before the lease does.
         let margin = ChronoDuration::from_std(self.delivery.lease / 4).unwrap_or(ChronoDuration::minutes(2));
         loop {
-            // Channels whose transport rejected our credentials are not claimed again.
+            // Channels whose transport rejected our credentials, or asked us
+            // to wait, are not claimed again.
             let open: Vec<&str> = channels
                 .iter()
                 .copied()
-                .filter(|c| !shared.is_stopped(Channels::transport_of(c)))
+                .filter(|c| {
+                    let transport = Channels::transport_of(c);
+                    !shared.is_stopped(transport) && shared.pause_of(transport).is_none()
+                })
                 .collect();
             if open.is_empty() {
                 break;
@@ -145,8 +161,11 @@ impl Engine<'_> {
                 break;
             }
             for row in &batch {
-                let effect = if shared.is_stopped(Channels::transport_of(&row.channel)) {
+                let transport = Channels::transport_of(&row.channel);
+                let effect = if shared.is_stopped(transport) {
                     recorder.release(&mut conn, row, None)?
+                } else if let Some((until, why)) = shared.pause_of(transport) {
+                    recorder.postpone(&mut conn, row, until, &why)?
                 } else if is_expired(row, now) {
                     recorder.expired(&mut conn, row)?
                 } else {
@@ -211,20 +230,43 @@ impl Engine<'_> {
                 .map(|(path, name, mime)| OutgoingAttachment { path, name, mime }),
             payload: row.payload.as_deref(),
         };
+        let transport = Channels::transport_of(&row.channel);
         let effect = match self.channels.send(&row.channel, &outgoing, self.clock.wall()) {
             Ok(sent) => {
                 log::info!("sent {} via {} to {}", row.kind, row.channel, row.recipient);
+                shared.count_failure(transport, false);
                 record_with_retries(row, || recorder.sent(conn, row, &sent))?
             }
             Err(err) => {
                 if matches!(err, SendError::Credentials(_)) {
-                    if shared.stop(Channels::transport_of(&row.channel)) {
+                    if shared.stop(transport) {
                         log::error!("{}: stopping {} delivery for this run", err.reason(), row.channel);
                     }
                 } else {
                     log::warn!("{} via {} to {}: {err}", row.kind, row.channel, row.recipient);
                 }
-                record_with_retries(row, || recorder.failed(conn, row, &err))?
+                let effect = record_with_retries(row, || recorder.failed(conn, row, &err))?;
+                let temporary = matches!(err, SendError::Temporary { .. } | SendError::Throttled { .. });
+                let repeated = shared.count_failure(transport, temporary) >= FAILURES_BEFORE_PAUSE;
+                if let Effect::Retrying { next } = effect
+                    && (matches!(err, SendError::Throttled { .. }) || repeated)
+                {
+                    let why = if repeated {
+                        format!(
+                            "{transport} failed {FAILURES_BEFORE_PAUSE} times in a row ({})",
+                            err.reason()
+                        )
+                    } else {
+                        format!("{transport} asked to slow down ({})", err.reason())
+                    };
+                    if shared.pause(transport, next, &why) {
+                        log::warn!(
+                            "{why}: nothing more goes through {transport} this run; the rest wait until {}",
+                            crate::instant::format(next)
+                        );
+                    }
+                }
+                effect
             }
         };
         Ok(effect)
@@ -276,7 +318,7 @@ fn count(tally: &mut Tally, effect: Effect, row: &Claimed) {
             c.failed += 1;
             tally.raise(Exit::TempFail);
         }
-        Effect::Retrying => {
+        Effect::Retrying { .. } => {
             c.retrying += 1;
             tally.raise(Exit::TempFail);
         }
@@ -299,6 +341,42 @@ impl Shared {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .contains(&transport)
+    }
+
+    /// Whether, and until when, `transport` asked the run to wait.
+    fn pause_of(&self, transport: &str) -> Option<(DateTime<Utc>, String)> {
+        self.paused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|(t, ..)| *t == transport)
+            .map(|(_, until, why)| (*until, why.clone()))
+    }
+
+    /// Pauses `transport` until `until`; true the first time.
+    fn pause(&self, transport: &'static str, until: DateTime<Utc>, why: &str) -> bool {
+        let mut paused = self.paused.lock().unwrap_or_else(|e| e.into_inner());
+        if paused.iter().any(|(t, ..)| *t == transport) {
+            return false;
+        }
+        paused.push((transport, until, why.to_string()));
+        true
+    }
+
+    /// Counts a temporary failure of `transport` (or, `false`, an answer
+    /// that was not one); returns how many came in a row.
+    fn count_failure(&self, transport: &'static str, temporary: bool) -> u32 {
+        let mut streak = self.streak.lock().unwrap_or_else(|e| e.into_inner());
+        let i = match streak.iter().position(|(t, _)| *t == transport) {
+            Some(i) => i,
+            None => {
+                streak.push((transport, 0));
+                streak.len() - 1
+            }
+        };
+        let n = &mut streak[i].1;
+        *n = if temporary { *n + 1 } else { 0 };
+        *n
     }
 
     /// Marks a transport stopped; true the first time.

@@ -30,7 +30,7 @@ fn check(status: u16, err: &SendError, attempt: u32) {
             !success && !matches!(status, 401 | 403 | 408 | 429 | 500..=599),
             "{status}: {err}"
         ),
-        SendError::Temporary { retry_after, .. } => {
+        SendError::Temporary { retry_after, .. } | SendError::Throttled { retry_after, .. } => {
             // What the engine does with it (engine::record): the next attempt's time, stored as text.
             let wait = backoff::delay(
                 attempt,

@@ -122,7 +122,15 @@ impl EmailChannel {
             |envelope, bytes, id| {
                 match &self.carrier {
                     Carrier::Smtp(t) => {
-                        t.send_raw(envelope, bytes).map_err(|e| classify_smtp(&e))?;
+                        // 421: the server is closing the session (RFC 5321
+                        // §3.8), a pooled connection it timed out or a
+                        // restart; the transaction was not accepted, so it is
+                        // tried once more, at once, on a fresh connection.
+                        match t.send_raw(envelope, bytes) {
+                            Err(e) if closing(&e) => t.send_raw(envelope, bytes),
+                            done => done,
+                        }
+                        .map_err(|e| classify_smtp(&e))?;
                     }
                     Carrier::Sendmail(t) => t
                         .send_raw(envelope, bytes)
@@ -201,6 +209,11 @@ fn classify_smtp(e: &lettre::transport::smtp::Error) -> SendError {
         ));
     }
     SendError::temporary(format!("SMTP connection failed: {text}"))
+}
+
+/// Whether the server answered 421, closing the session.
+fn closing(e: &lettre::transport::smtp::Error) -> bool {
+    e.status().is_some_and(|code| code.to_string() == "421")
 }
 
 /// A socket timeout: `TimedOut`, or `WouldBlock` as Unix reports a read timeout.

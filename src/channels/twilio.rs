@@ -252,7 +252,11 @@ pub fn classify(status: u16, retry_after: Option<Duration>, body: &str) -> SendE
         (401 | 403, _) | (_, Some(20003)) => {
             SendError::Credentials(format!("{what}: check account_sid and the auth token"))
         }
-        (429, _) | (_, Some(20429)) | (408, _) | (500..=599, _) => SendError::Temporary {
+        (429, _) | (_, Some(20429)) => SendError::Throttled {
+            reason: what,
+            retry_after,
+        },
+        (408, _) | (500..=599, _) => SendError::Temporary {
             reason: what,
             retry_after,
         },
@@ -319,11 +323,12 @@ mod tests {
         assert!(matches!(classify(401, None, &body(20003)), SendError::Credentials(_)));
         assert!(matches!(
             classify(429, Some(Duration::from_secs(30)), &body(20429)),
-            SendError::Temporary {
+            SendError::Throttled {
                 retry_after: Some(_),
                 ..
             }
         ));
+        assert!(matches!(classify(400, None, &body(20429)), SendError::Throttled { .. }));
         assert!(matches!(classify(503, None, "oops"), SendError::Temporary { .. }));
     }
 
@@ -341,7 +346,7 @@ mod tests {
         assert_eq!(retry_after("-1"), None);
         let err = sent(429, retry_after("9000000000000"), "{}").unwrap_err();
         assert!(
-            matches!(err, SendError::Temporary { retry_after: Some(w), .. } if w == week),
+            matches!(err, SendError::Throttled { retry_after: Some(w), .. } if w == week),
             "{err:?}"
         );
     }

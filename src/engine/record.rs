@@ -38,7 +38,10 @@ pub enum Effect {
     Failed {
         permanent: bool,
     },
-    Retrying,
+    /// Back to pending, next tried at `next` (the run's clock).
+    Retrying {
+        next: DateTime<Utc>,
+    },
     /// Not attempted (expired validity).
     Skipped,
     /// Not attempted: its source no longer wants it (not a failure).
@@ -79,7 +82,7 @@ impl Recorder<'_> {
                 params![row.id, self.run_id, reason],
                 Effect::Failed { permanent: true },
             ),
-            SendError::Temporary { reason, retry_after } => {
+            SendError::Temporary { reason, retry_after } | SendError::Throttled { reason, retry_after } => {
                 if row.attempts >= self.delivery.max_attempts {
                     let reason = format!("{reason} (gave up after {} attempts)", row.attempts);
                     return self.update(
@@ -105,7 +108,7 @@ impl Recorder<'_> {
                     "status = 'pending', error_class = 'temporary', last_error = ?3, next_attempt_at = ?4,
                      lease_until = NULL",
                     params![row.id, self.run_id, reason, instant::format(next)],
-                    Effect::Retrying,
+                    Effect::Retrying { next },
                 )
             }
             SendError::Credentials(reason) => Ok(match self.release(conn, row, Some(("credentials", reason)))? {
@@ -137,6 +140,30 @@ impl Recorder<'_> {
              next_attempt_at = NULL, lease_until = NULL",
             params![row.id, self.run_id, format!("cancelled: {reason}")],
             Effect::Cancelled,
+        )
+    }
+
+    /// Not tried: its transport asked the run to wait. Back to `pending`,
+    /// the attempt not counted, due again at `until` (the run's clock).
+    pub fn postpone(
+        &self,
+        conn: &mut Connection,
+        row: &Claimed,
+        until: DateTime<Utc>,
+        reason: &str,
+    ) -> rusqlite::Result<Effect> {
+        self.update(
+            conn,
+            row,
+            "status = 'pending', attempts = max(attempts - 1, 0), claimed_by = NULL, lease_until = NULL,
+             next_attempt_at = ?3, last_error = coalesce(last_error, ?4)",
+            params![
+                row.id,
+                self.run_id,
+                instant::format(until),
+                format!("not tried: {reason}")
+            ],
+            Effect::Retrying { next: until },
         )
     }
 

@@ -99,11 +99,13 @@ pub fn sync_service(
         }
         Err(Refused { error, .. }) => {
             log::warn!("{name}: users not updated: {error}");
-            tally.raise(if matches!(error, SendError::Temporary { .. }) {
-                Exit::TempFail
-            } else {
-                Exit::DataErr
-            });
+            tally.raise(
+                if matches!(error, SendError::Temporary { .. } | SendError::Throttled { .. }) {
+                    Exit::TempFail
+                } else {
+                    Exit::DataErr
+                },
+            );
         }
     }
 
@@ -244,7 +246,7 @@ fn outcomes(
             tally.raise(Exit::DataErr);
             (0..n).map(|_| Outcome::Failed(why.clone())).collect()
         }
-        Err(SendError::Temporary { reason, retry_after }) => {
+        Err(SendError::Temporary { reason, retry_after } | SendError::Throttled { reason, retry_after }) => {
             let outcome = retry(&reason, retry_after);
             if let Outcome::Retry { next, last, .. } = &outcome {
                 log::warn!(

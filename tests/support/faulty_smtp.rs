@@ -14,6 +14,9 @@ pub enum Fault {
     None,
     /// `421` instead of the greeting, then hangs up (too many connections).
     Greeting421,
+    /// `421` to the next MAIL FROM and hangs up (a server closing an idle
+    /// session), then accepts as `None`.
+    Mail421Once,
     /// `535` to AUTH (credentials rejected).
     Auth535,
     /// `550` to every RCPT (no such mailbox).
@@ -100,6 +103,11 @@ fn session(stream: TcpStream, fault: &Mutex<Fault>, state: &Mutex<State>) -> std
             "HELO" => b"250 faults.test\r\n",
             "AUTH" if now() == Fault::Auth535 => b"535 5.7.8 authentication credentials invalid\r\n",
             "AUTH" => b"235 2.7.0 authenticated\r\n",
+            "MAIL" if now() == Fault::Mail421Once => {
+                *fault.lock().unwrap() = Fault::None;
+                out.write_all(b"421 4.4.2 faults.test closing idle session\r\n")?;
+                return Ok(());
+            }
             "MAIL" => {
                 to.clear();
                 b"250 2.1.0 ok\r\n"

@@ -142,6 +142,11 @@ api_base = "http://127.0.0.1:{}"
             .push_back(super::answer(status, body, headers));
     }
 
+    /// Forgets the answers queued and not used yet.
+    pub fn clear_answers(&self) {
+        self.state.lock().unwrap().queued.clear();
+    }
+
     /// Makes every POST wait this long before its answer.
     pub fn set_delay(&self, delay: std::time::Duration) {
         self.state.lock().unwrap().delay = delay;

@@ -1,0 +1,136 @@
+//! A provider that says "slow down" is obeyed: after Twilio's 429, or a
+//! transport failing again and again, nothing more goes through it this run;
+//! the messages left wait, their attempts not spent. An SMTP server closing
+//! a session (421) gets the message again at once on a fresh connection.
+
+mod support;
+
+use support::faulty_smtp::{Fault, FaultySmtp};
+use support::twilio::FakeTwilio;
+use support::{SmtpServer, TestEnv};
+
+const NOW: &str = "2026-05-04T08:05:00Z";
+
+/// `n` contacts on WhatsApp only, each with a loan lent at 08:00.
+fn borrowers(env: &TestEnv, n: i64, email: bool) {
+    let db = env.db();
+    for i in 1..=n {
+        db.execute(
+            "INSERT INTO contacts (id, name, email, phone, email_enabled, whatsapp_enabled) VALUES (?1, 'M', ?2, ?3, ?4, ?5)",
+            rusqlite::params![i, format!("m{i}@example.com"), format!("+336110{i:05}"), email, !email],
+        )
+        .unwrap();
+        db.execute(
+            "INSERT INTO loans (contact_id, item, lent_at, due_at) VALUES (?1, 'Game', '2026-05-04T08:00:00Z', '2026-05-18T16:00:00Z')",
+            [i],
+        )
+        .unwrap();
+    }
+}
+
+/// `(attempts, next_attempt_at)` of each delivery.
+fn rows(env: &TestEnv) -> Vec<(i64, String)> {
+    let db = env.db();
+    let mut stmt = db
+        .prepare("SELECT attempts, coalesce(next_attempt_at, '') FROM deliveries WHERE status = 'pending' ORDER BY id")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[test]
+fn after_twilio_says_429_nothing_more_is_posted_this_run() {
+    let (smtp, twilio) = (SmtpServer::start(), FakeTwilio::start());
+    let env = TestEnv::new(smtp.port, "");
+    let base = std::fs::read_to_string(env.config_path()).unwrap();
+    env.write_config(&format!("{base}\n{}", twilio.config(env.dir.path())));
+    borrowers(&env, 20, false);
+    for _ in 0..20 {
+        twilio.answer_next(
+            429,
+            r#"{"code": 20429, "message": "Too Many Requests", "status": 429}"#,
+            &[("Retry-After", "300")],
+        );
+    }
+    let out = env.run(&["send-reminders", "--kind", "loan_created"], NOW).code(75);
+    let posted = twilio.requests().len();
+    assert!(
+        (1..=4).contains(&posted),
+        "at most one per worker: {posted}\n{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("asked to slow down"), "{}", out.stderr);
+    let rows = rows(&env);
+    assert_eq!(rows.len(), 20, "all wait");
+    assert_eq!(
+        rows.iter().filter(|(attempts, _)| *attempts == 0).count(),
+        20 - posted,
+        "the ones not posted keep their attempts: {rows:?}"
+    );
+    assert!(
+        rows.iter()
+            .all(|(_, next)| next.as_str() >= support::plus(NOW, 300).as_str()),
+        "every one waits as asked: {rows:?}"
+    );
+    twilio.clear_answers();
+    env.run(&["deliver"], &support::plus(NOW, 290)).success();
+    assert_eq!(twilio.requests().len(), posted, "not before the wait is over");
+    env.run(&["deliver"], &support::plus(NOW, 400)).success();
+    assert_eq!(twilio.accepted().len(), 20, "then each goes, once");
+}
+
+#[test]
+fn a_transport_failing_again_and_again_is_left_alone_for_the_run() {
+    let (smtp, twilio) = (SmtpServer::start(), FakeTwilio::start());
+    let env = TestEnv::new(smtp.port, "");
+    let base = std::fs::read_to_string(env.config_path()).unwrap();
+    env.write_config(&format!("{base}\n{}", twilio.config(env.dir.path())));
+    borrowers(&env, 30, false);
+    for _ in 0..30 {
+        twilio.answer_next(500, r#"{"code": 20500, "message": "Internal Server Error"}"#, &[]);
+    }
+    let out = env.run(&["send-reminders", "--kind", "loan_created"], NOW).code(75);
+    let posted = twilio.requests().len();
+    // Three in a row, plus what the other workers had in flight.
+    assert!((3..=6).contains(&posted), "{posted}\n{}", out.stderr);
+    assert!(out.stderr.contains("failed 3 times in a row"), "{}", out.stderr);
+    let rows = rows(&env);
+    assert_eq!(rows.iter().filter(|(a, _)| *a == 0).count(), 30 - posted, "{rows:?}");
+}
+
+#[test]
+fn an_smtp_server_that_is_down_is_not_knocked_on_for_every_message() {
+    let dead = support::free_port();
+    let env = TestEnv::new(dead, "");
+    borrowers(&env, 12, true);
+    env.run(&["send-reminders", "--kind", "loan_created"], NOW).code(75);
+    let rows = rows(&env);
+    assert_eq!(rows.len(), 12);
+    let tried = rows.iter().filter(|(a, _)| *a == 1).count();
+    assert!(
+        (3..=4).contains(&tried),
+        "three refused in a row, two connections: {rows:?}"
+    );
+    // Back up: each goes once it is due.
+    let server = FaultySmtp::start_on(dead, Fault::None);
+    env.run(&["deliver"], &support::plus(NOW, 3_600)).success();
+    assert_eq!(server.accepted().len(), 12);
+}
+
+#[test]
+fn an_smtp_server_closing_the_session_gets_the_message_again_at_once() {
+    let server = FaultySmtp::start(Fault::Mail421Once);
+    let env = TestEnv::new(server.port, "");
+    borrowers(&env, 1, true);
+    env.run(&["send-reminders", "--kind", "loan_created"], NOW).success();
+    assert_eq!(server.accepted(), [["m1@example.com"]]);
+    let attempts: i64 = env
+        .db()
+        .query_row("SELECT attempts FROM deliveries WHERE status = 'sent'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(attempts, 1, "one attempt, two connections");
+}
