@@ -828,3 +828,31 @@ fn an_endpoint_that_is_not_there_fails_one_batch_not_the_backlog() {
     assert!(error.unwrap().contains("HTTP 404"));
     assert_eq!(count(&env, "pending"), 150);
 }
+
+/// Punches written in mixed forms (Django's space, `T...Z`, an offset,
+/// fractions) go oldest first, across and within batches: compared as
+/// instants, never as text.
+#[test]
+fn punches_in_mixed_forms_go_oldest_first() {
+    let hr = FakeHr::start();
+    let env = setup(&service("rh", &hr, &[]).replace("timeout_s = 1", "timeout_s = 1\nbatch_size = 2"));
+    let t = terminal(&env, "GATE-01");
+    // As text: 3 < 4 < 1 < 2 < 5; as instants: 1 < 2 < 3 < 4 < 5.
+    for (id, at) in [
+        (1, "2026-03-09T07:58:00Z"),
+        (2, "2026-03-09T10:01:00.250+02:00"),
+        (3, "2026-03-09 12:01:00"),
+        (4, "2026-03-09 17:30:00+00:00"),
+        (5, "2026-03-09T19:00:00.5+01:00"),
+    ] {
+        env.db()
+            .execute(
+                "INSERT INTO attendance_logs (id, terminal_id, enroll_id, punched_at) VALUES (?1, ?2, 42, ?3)",
+                rusqlite::params![id, t, at],
+            )
+            .unwrap();
+    }
+    env.run(&["sync-attendance"], NOW).success();
+    let batches: Vec<Vec<i64>> = hr.posts().iter().map(|p| p.log_ids()).collect();
+    assert_eq!(batches, [vec![1, 2], vec![3, 4], vec![5]]);
+}

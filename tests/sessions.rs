@@ -661,3 +661,21 @@ fn every_message_fits_its_channel_whatever_the_data() {
         "every header line within RFC 5322's limit"
     );
 }
+
+/// The weekly digest lists sessions in time order, whatever form each start
+/// was written in ('2026-03-10 16:00:00' sorts before '2026-03-10T08:00:00Z'
+/// as text).
+#[test]
+fn the_weekly_digest_lists_sessions_in_time_order() {
+    let (smtp, twilio) = (SmtpServer::start(), FakeTwilio::start());
+    let env = env(&smtp, &twilio, "");
+    let s = student(&env, "Lea", None, "2026-03-08T10:00:00Z");
+    session(&env, s, "Late", "2026-03-10 16:00:00");
+    session(&env, s, "Early", "2026-03-10T08:00:00Z");
+    // Sunday 8 March, 20:00 Paris.
+    env.run(&["send-reminders", "--kind", "weekly_digest"], "2026-03-08T19:00:00Z")
+        .success();
+    let text = smtp.mails()[0].decoded();
+    let (early, late) = (text.find("Early").unwrap(), text.find("Late").unwrap());
+    assert!(early < late, "{text}");
+}

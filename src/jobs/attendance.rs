@@ -2,6 +2,16 @@
 //! punches of its terminals in batches, each batch's outcome committed before
 //! the next request. `attendance_logs` is its own ledger (no `deliveries`).
 
+/// A punch's instant as SQLite reads it, as a Julian day number with its
+/// fraction (`YYYY-MM-DD HH:MM:SS`, `...T...Z` and offsets alike), or
+/// `ledger::UNREADABLE_AT`: the expression `rappel_attendance_logs_unsent`
+/// indexes, which queries must repeat word for word to use it.
+macro_rules! punched {
+    () => {
+        "coalesce(julianday(l.punched_at), -1)"
+    };
+}
+
 pub mod batch;
 pub mod ledger;
 pub mod users;

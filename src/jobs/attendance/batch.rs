@@ -12,8 +12,11 @@ use crate::instant;
 use crate::jobs::{column_flag, column_id, column_text};
 
 /// The columns `item` reads, in order, from `attendance_logs l JOIN terminals t`.
-pub const COLUMNS: &str = "l.id, l.terminal_id, t.serial, l.enroll_id, l.user_name, l.punched_at, l.mode, \
-                           l.inout, l.event, l.temperature, l.access_granted, l.sync_attempts";
+pub const COLUMNS: &str = concat!(
+    "l.id, l.terminal_id, t.serial, l.enroll_id, l.user_name, l.punched_at, l.mode, \
+     l.inout, l.event, l.temperature, l.access_granted, l.sync_attempts, ",
+    punched!()
+);
 
 /// One punch in the body, fields in the documented order.
 #[derive(Debug, Clone, Serialize)]
@@ -35,8 +38,9 @@ pub struct Item {
 pub struct Read {
     pub id: i64,
     pub terminal_id: i64,
-    /// As stored, for the run's walk in punch order.
-    pub punched_at: String,
+    /// Its instant as a Julian day number (`punched!()`), for the run's
+    /// walk in punch order.
+    pub at: f64,
     pub attempts: u32,
     pub item: Result<Item, String>,
 }
@@ -47,12 +51,12 @@ pub fn read(row: &Row<'_>) -> rusqlite::Result<Read> {
     let id: i64 = row.get(0)?;
     let terminal_id = column_id(row.get_ref(1)?).unwrap_or(0);
     let attempts = column_id(row.get_ref(11)?).unwrap_or(0).clamp(0, u32::MAX as i64) as u32;
-    let punched_at = column_text(row.get_ref(5)?).unwrap_or_default();
+    let at = row.get::<_, Option<f64>>(12)?.unwrap_or(super::ledger::UNREADABLE_AT);
     let item = item(row, id);
     Ok(Read {
         id,
         terminal_id,
-        punched_at,
+        at,
         attempts,
         item,
     })

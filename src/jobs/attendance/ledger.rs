@@ -17,6 +17,9 @@ macro_rules! unsent {
     };
 }
 
+/// Where a punch whose `punched_at` SQLite cannot read sorts: first.
+pub const UNREADABLE_AT: f64 = -1.0;
+
 /// A row of `terminals`.
 #[derive(Clone, Debug)]
 pub struct Terminal {
@@ -135,7 +138,7 @@ pub struct Cursor {
     /// No open batch is left: the walk is on fresh logs, never back (so a
     /// batch that failed this run is not tried again this run).
     open_done: bool,
-    fresh: Option<(String, i64)>,
+    fresh: Option<(f64, i64)>,
 }
 
 /// The next batch: an open batch whose logs are due again (so a retry goes
@@ -150,13 +153,17 @@ pub fn next(conn: &Connection, due: &Due<'_>, cursor: &mut Cursor) -> rusqlite::
         }
         cursor.open_done = true;
     }
-    let (after_at, after_id) = cursor.fresh.clone().unwrap_or_default();
+    let (after_at, after_id) = cursor.fresh.unwrap_or((f64::MIN, i64::MIN));
+    // In time order, whatever form each punch was written in (DESIGN §4:
+    // host instants are compared as instants), through the index on it.
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM attendance_logs l JOIN terminals t ON t.id = l.terminal_id
-         WHERE {DUE} AND (l.punched_at, l.id) > (:after_at, :after_id)
+         WHERE {DUE} AND {at} >= :after_at AND ({at}, l.id) > (:after_at, :after_id)
            AND NOT EXISTS (SELECT 1 FROM rappel_attendance_batches b
                            WHERE b.log_id = l.id AND b.service = :service)
-         ORDER BY l.punched_at, l.id LIMIT :limit"
+         ORDER BY {at}, l.id LIMIT :limit",
+        // The first bound alone lets SQLite seek the index to the cursor.
+        at = punched!()
     ))?;
     let rows: Vec<Read> = stmt
         .query_map(
@@ -169,7 +176,7 @@ pub fn next(conn: &Connection, due: &Due<'_>, cursor: &mut Cursor) -> rusqlite::
         )?
         .collect::<Result<_, _>>()?;
     if let Some(last) = rows.last() {
-        cursor.fresh = Some((last.punched_at.clone(), last.id));
+        cursor.fresh = Some((last.at, last.id));
     }
     Ok(rows)
 }
@@ -202,7 +209,8 @@ fn next_open(
             "SELECT {COLUMNS} FROM rappel_attendance_batches b JOIN attendance_logs l ON l.id = b.log_id
              JOIN terminals t ON t.id = l.terminal_id
              WHERE b.service = :service AND b.batch_key = :key AND {DUE}
-             ORDER BY l.punched_at, l.id LIMIT :limit"
+             ORDER BY {}, l.id LIMIT :limit",
+            punched!()
         ))?;
         let rows = stmt
             .query_map(

@@ -282,6 +282,8 @@ fn plan_digests(em: &mut Emitter<'_>, digests: Vec<Digest>) -> anyhow::Result<()
                 _ => break,
             }
         }
+        // In time order, whatever form each start was written in.
+        mine.sort_by_key(|s| s.start);
         let Digest { contact, week, .. } = &digest;
         let zone = contact.zone;
         em.emit(
