@@ -499,3 +499,63 @@ fn recipients_with_quoted_names_and_display_names() {
     );
     assert_eq!(env.report_status(id).0, "sent");
 }
+
+/// A stored text file with bare LF line endings reaches the recipient byte
+/// for byte, and no bare LF goes inside DATA (Exchange refuses it with
+/// 550 5.6.11, qmail with 451).
+#[test]
+fn a_text_attachment_with_bare_lf_goes_intact_in_base64() {
+    let smtp = SmtpServer::start();
+    let env = env(smtp.port);
+    let text = b"reference,customer\nR-1,Awa\nR-2,Paul\n".repeat(50);
+    std::fs::write(env.dir.path().join("reports").join("open.csv"), &text).unwrap();
+    env.report("Open", "a@example.com", "2026-03-10 06:30:00", Some("open.csv"), None);
+    env.run(&["send-reports"], NOW).success();
+    let mail = smtp.mail_to("a@example.com");
+    assert_eq!(mail.attachment("open.csv").as_deref(), Some(&text[..]));
+    let bytes = mail.data.as_bytes();
+    let bare = bytes
+        .iter()
+        .enumerate()
+        .filter(|(i, b)| **b == b'\n' && (*i == 0 || bytes[i - 1] != b'\r'))
+        .count();
+    assert_eq!(bare, 0, "no bare LF in the message");
+    assert!(mail.data.contains("Content-Transfer-Encoding: base64"));
+}
+
+/// OWASP CSV injection: text cells a spreadsheet would run as formulas are
+/// neutralised in the generated CSV; numbers are not touched.
+#[test]
+fn generated_csv_cells_never_open_as_formulas() {
+    let smtp = SmtpServer::start();
+    let env = TestEnv::new(
+        smtp.port,
+        "[reports.definitions.odd]\nquery = \"SELECT customer, device, -2 AS n FROM tickets ORDER BY id\"\n",
+    );
+    env.db()
+        .execute_batch(
+            "INSERT INTO tickets (reference, device, customer, created_at) VALUES
+               ('R-1', 'Phone', '=HYPERLINK(\"http://attacker.invalid/\",\"x\")', '2026-01-01'),
+               ('R-2', '+1+1', '@SUM(1+1)', '2026-01-01'),
+               ('R-3', '-2+3', 'Paul', '2026-01-01');",
+        )
+        .unwrap();
+    env.report("Odd", "a@example.com", "2026-03-10 06:30:00", None, Some("odd"));
+    env.run(&["send-reports"], NOW).success();
+    let mail = smtp.mail_to("a@example.com");
+    let csv = String::from_utf8(mail.attachment("odd-2026-03-10.csv").unwrap()).unwrap();
+    let lines: Vec<&str> = csv.trim_start_matches('\u{feff}').lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "customer,device,n",
+            "\"'=HYPERLINK(\"\"http://attacker.invalid/\"\",\"\"x\"\")\",Phone,-2",
+            "'@SUM(1+1),'+1+1,-2",
+            "Paul,'-2+3,-2"
+        ]
+    );
+    assert!(
+        mail.decoded().contains("=HYPERLINK"),
+        "the email's own table shows the data as it is"
+    );
+}

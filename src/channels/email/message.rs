@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use chrono::{DateTime, Utc};
 use lettre::address::Envelope;
 use lettre::message::header::{self, ContentTransferEncoding, ContentType, Header, HeaderName, HeaderValue};
-use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+use lettre::message::{Attachment, Body, Mailbox, MultiPart, SinglePart};
 use lettre::{Address, Message};
 use sha2::{Digest, Sha256};
 
@@ -146,6 +146,12 @@ fn mime_body(m: &Outgoing<'_>) -> Result<Vec<u8>, SendError> {
         ContentType::parse("application/octet-stream")
             .map_err(|e| SendError::Permanent(format!("attachment type: {e}")))?,
     );
+    // Always base64, whatever the file holds: a text file may have bare LF
+    // line endings, which 7bit would put inside DATA as they are, and strict
+    // servers refuse them (Exchange 550 5.6.11, qmail 451); base64 carries
+    // every byte intact.
+    let content = Body::new_with_encoding(content, ContentTransferEncoding::Base64)
+        .map_err(|_| SendError::Permanent(format!("attachment {} cannot be encoded", a.path)))?;
     let file = Attachment::new(a.name.to_string()).body(content, mime);
     let mixed = match html {
         Some(html) => MultiPart::mixed().multipart(MultiPart::alternative().singlepart(text).singlepart(html)),

@@ -111,6 +111,10 @@ pub fn resolve(
     }
     let file_name = format!("{name}-{}.csv", src.local_date);
     let csv = to_csv(&columns, &rows);
+    let rows: Vec<Vec<String>> = rows
+        .into_iter()
+        .map(|r| r.into_iter().map(Cell::into_text).collect())
+        .collect();
     let path = match out_dir {
         Some(dir) => {
             // Per process: an overlapping run never overwrites a file whose
@@ -192,9 +196,26 @@ fn stored_file(rel: &str, dir: &Path) -> Result<Option<Attachment>, String> {
     }))
 }
 
+/// One value a definition's query returned.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Cell {
+    /// An integer or real, written as it is.
+    Number(String),
+    /// Anything else, as text (empty for NULL).
+    Text(String),
+}
+
+impl Cell {
+    fn into_text(self) -> String {
+        match self {
+            Cell::Number(t) | Cell::Text(t) => t,
+        }
+    }
+}
+
 /// Runs a definition's query on a read-only connection; a statement that
 /// would write is refused before it runs.
-fn run_query(db: &Database, query: &str) -> anyhow::Result<(Vec<String>, Vec<Vec<String>>)> {
+fn run_query(db: &Database, query: &str) -> anyhow::Result<(Vec<String>, Vec<Vec<Cell>>)> {
     let read_only = Database::new(db.path().to_path_buf(), true);
     let conn = read_only.connect()?;
     let mut stmt = conn.prepare(query)?;
@@ -209,11 +230,11 @@ fn run_query(db: &Database, query: &str) -> anyhow::Result<(Vec<String>, Vec<Vec
         let mut cells = Vec::with_capacity(n);
         for i in 0..n {
             cells.push(match row.get_ref(i)? {
-                ValueRef::Null => String::new(),
-                ValueRef::Integer(v) => v.to_string(),
-                ValueRef::Real(v) => v.to_string(),
-                ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
-                ValueRef::Blob(b) => format!("<{} bytes>", b.len()),
+                ValueRef::Null => Cell::Text(String::new()),
+                ValueRef::Integer(v) => Cell::Number(v.to_string()),
+                ValueRef::Real(v) => Cell::Number(v.to_string()),
+                ValueRef::Text(t) => Cell::Text(String::from_utf8_lossy(t).into_owned()),
+                ValueRef::Blob(b) => Cell::Text(format!("<{} bytes>", b.len())),
             });
         }
         rows.push(cells);
@@ -222,24 +243,39 @@ fn run_query(db: &Database, query: &str) -> anyhow::Result<(Vec<String>, Vec<Vec
 }
 
 /// RFC 4180 CSV, UTF-8 with a byte-order mark so spreadsheet programs read
-/// accents correctly.
-pub fn to_csv(columns: &[String], rows: &[Vec<String>]) -> String {
-    fn field(out: &mut String, v: &str) {
+/// accents correctly. A text cell a spreadsheet would run as a formula
+/// (starting with `=`, `+`, `-`, `@`, a tab or a carriage return) gets a `'`
+/// before it, as OWASP's CSV injection advice says; numbers, and text that
+/// is only a number, are left as they are.
+pub fn to_csv(columns: &[String], rows: &[Vec<Cell>]) -> String {
+    fn field(out: &mut String, v: &str, text: bool) {
+        let formula = text && v.starts_with(['=', '+', '-', '@', '\t', '\r']) && v.trim().parse::<f64>().is_err();
+        let v = if formula { format!("'{v}") } else { v.to_string() };
         if v.contains([',', '"', '\n', '\r', ';']) {
             out.push('"');
             out.push_str(&v.replace('"', "\"\""));
             out.push('"');
         } else {
-            out.push_str(v);
+            out.push_str(&v);
         }
     }
     let mut out = String::from("\u{feff}");
-    for line in std::iter::once(columns).chain(rows.iter().map(Vec::as_slice)) {
-        for (i, v) in line.iter().enumerate() {
+    for (i, name) in columns.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        field(&mut out, name, true);
+    }
+    out.push_str("\r\n");
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
             if i > 0 {
                 out.push(',');
             }
-            field(&mut out, v);
+            match cell {
+                Cell::Number(v) => field(&mut out, v, false),
+                Cell::Text(v) => field(&mut out, v, true),
+            }
         }
         out.push_str("\r\n");
     }
@@ -285,16 +321,51 @@ mod tests {
 
     #[test]
     fn csv_quotes_what_needs_quoting() {
+        let t = |s: &str| Cell::Text(s.into());
         let csv = to_csv(
             &["ref".into(), "note".into()],
-            &[
-                vec!["A,1".into(), "il a dit \"oui\"".into()],
-                vec!["é".into(), "x\ny".into()],
-            ],
+            &[vec![t("A,1"), t("il a dit \"oui\"")], vec![t("é"), t("x\ny")]],
         );
         assert_eq!(
             csv,
             "\u{feff}ref,note\r\n\"A,1\",\"il a dit \"\"oui\"\"\"\r\né,\"x\ny\"\r\n"
+        );
+    }
+
+    #[test]
+    fn csv_formulas_are_neutralised_and_numbers_left_alone() {
+        let t = |s: &str| Cell::Text(s.into());
+        let n = |s: &str| Cell::Number(s.into());
+        let csv = to_csv(
+            &["a".into()],
+            &[
+                vec![t("=HYPERLINK(\"http://x/\")")],
+                vec![t("+1+1")],
+                vec![t("-2+3")],
+                vec![t("@SUM(1)")],
+                vec![t("\tx")],
+                vec![n("-2")],
+                vec![n("-0.5")],
+                vec![t("-12.5")],
+                vec![t("+33612345678")],
+                vec![t("a=b")],
+            ],
+        );
+        let lines: Vec<&str> = csv.trim_start_matches('\u{feff}').split("\r\n").collect();
+        assert_eq!(
+            lines[1..11],
+            [
+                "\"'=HYPERLINK(\"\"http://x/\"\")\"",
+                "'+1+1",
+                "'-2+3",
+                "'@SUM(1)",
+                "'\tx",
+                "-2",
+                "-0.5",
+                "-12.5",
+                "+33612345678",
+                "a=b"
+            ]
         );
     }
 
