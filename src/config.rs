@@ -264,13 +264,7 @@ fn convert(raw: RawConfig, path: &Path) -> Result<Config, String> {
                 })
             })
             .transpose()?,
-        recipients: a
-            .recipients
-            .unwrap_or_default()
-            .iter()
-            .enumerate()
-            .map(|(i, r)| parse_address(r).map_err(|e| format!("delay_alerts.recipients[{i}]: {e}")))
-            .collect::<Result<_, _>>()?,
+        recipients: every_address(&a.recipients.unwrap_or_default(), "delay_alerts.recipients")?,
         stage_threshold_days: a
             .stage_threshold_days
             .unwrap_or_default()
@@ -360,6 +354,19 @@ pub fn parse_address(a: &str) -> Result<Address, String> {
     a.trim()
         .parse::<Address>()
         .map_err(|e| format!("{a:?} is not a valid email address ({e})"))
+}
+
+/// Every address of a list, or one error naming each invalid one (not only
+/// the first: an operator fixes them all in one go).
+fn every_address(list: &[String], key: &str) -> Result<Vec<Address>, String> {
+    let (mut ok, mut bad) = (Vec::new(), Vec::new());
+    for (i, raw) in list.iter().enumerate() {
+        match crate::recipient::email(raw).and_then(|a| parse_address(&a)) {
+            Ok(address) => ok.push(address),
+            Err(e) => bad.push(format!("{key}[{i}]: {e}")),
+        }
+    }
+    if bad.is_empty() { Ok(ok) } else { Err(bad.join("; ")) }
 }
 
 /// The runs `[monitoring.ping_urls]` may name.
@@ -476,6 +483,15 @@ mod tests {
         assert_eq!(c.whatsapp.and_then(|w| w.default_region), "GA".parse().ok());
         let err = convert_text(&format!("{w}default_region = \"France\"\n")).unwrap_err();
         assert!(err.contains("whatsapp.default_region"), "{err}");
+    }
+
+    #[test]
+    fn every_invalid_recipient_is_named_at_once() {
+        let err = convert_text("[delay_alerts]\nrecipients = [\"a@@x.com\", \"ok@x.com\", \"nobody\"]\n").unwrap_err();
+        assert!(err.contains("recipients[0]") && err.contains("recipients[2]"), "{err}");
+        assert!(!err.contains("recipients[1]"), "{err}");
+        let c = convert_text("[delay_alerts]\nrecipients = [\"Atelier <Lead@Example.COM>\"]\n").unwrap();
+        assert_eq!(c.delay_alerts.recipients[0].to_string(), "Lead@example.com");
     }
 
     #[test]

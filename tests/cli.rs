@@ -343,3 +343,51 @@ fn a_reminder_slot_late_in_the_evening_is_warned_about() {
         out.stderr
     );
 }
+
+/// `config check` finds what would fail later: a report query on a table
+/// that does not exist, or that writes; every invalid address at once; a
+/// pending report row whose recipients are not addresses.
+#[test]
+fn config_check_compiles_report_queries_and_names_every_bad_address() {
+    let env = support::TestEnv::new(support::free_port(), "");
+    let base = std::fs::read_to_string(env.config_path()).unwrap();
+    env.write_config(&format!(
+        "{base}\n[reports.definitions.ok]\nquery = \"SELECT reference FROM tickets\"\n\
+         [reports.definitions.gone]\nquery = \"SELECT x FROM no_such_table\"\n\
+         [reports.definitions.wipe]\nquery = \"DELETE FROM tickets\"\n"
+    ));
+    env.db()
+        .execute(
+            "INSERT INTO scheduled_reports (title, recipients, scheduled_at) VALUES ('W', 'ok@example.com, a@@b.com; nobody', '2026-03-10')",
+            [],
+        )
+        .unwrap();
+    let out = env.run(&["config", "check"], "2026-03-10T07:00:00Z").code(78);
+    assert!(
+        out.stderr
+            .contains("reports.definitions.gone.query: no such table: no_such_table"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("reports.definitions.wipe.query: it would write"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("definitions.ok"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("scheduled_reports id 1: not an email address, will fail: \"a@@b.com\", \"nobody\""),
+        "{}",
+        out.stderr
+    );
+    env.write_config(&format!(
+        "{base}\n[delay_alerts]\nrecipients = [\"a@@b.com\", \"ok@example.com\", \"nobody\"]\n"
+    ));
+    let out = env.run(&["config", "check"], "2026-03-10T07:00:00Z").code(78);
+    assert!(
+        out.stderr.contains("delay_alerts.recipients[0]") && out.stderr.contains("delay_alerts.recipients[2]"),
+        "every one, not only the first: {}",
+        out.stderr
+    );
+}

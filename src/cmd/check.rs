@@ -53,11 +53,15 @@ pub fn run(ctx: &Ctx<'_>, connect: bool) -> anyhow::Result<Exit> {
             }
         }
     }
+    errors.extend(report_queries(config)?);
     if !errors.is_empty() {
         for e in &errors {
             log::error!("{e}");
         }
-        return Err(fail(Exit::Config, format!("{} template error(s)", errors.len())));
+        return Err(fail(
+            Exit::Config,
+            format!("{} error(s) in templates or report queries", errors.len()),
+        ));
     }
     // Building the channels checks what loading cannot: CA files, folders.
     let channels = app::channels(config)?;
@@ -106,6 +110,43 @@ pub fn run(ctx: &Ctx<'_>, connect: bool) -> anyhow::Result<Exit> {
     }
     println!("configuration OK: {}", config.path.display());
     Ok(Exit::Ok)
+}
+
+/// Compiles each report definition's query against the database, as
+/// send-reports will run it: a missing table or column, or a query that
+/// would write, is an error now rather than a failed report later. Pending
+/// report rows whose recipients are not addresses are named as warnings.
+fn report_queries(config: &crate::config::Config) -> anyhow::Result<Vec<String>> {
+    if config.reports.definitions.is_empty() && config.email.is_none() {
+        return Ok(Vec::new());
+    }
+    let db = crate::db::Database::new(config.database.clone(), true);
+    if !db.path().exists() {
+        println!(
+            "report queries not checked: {} does not exist yet (rappel db migrate creates it)",
+            db.path().display()
+        );
+        return Ok(Vec::new());
+    }
+    let conn = db.connect()?;
+    if crate::db::schema_version(&conn)? < crate::db::LATEST {
+        println!("report queries not checked: the database needs `rappel db migrate` first");
+        return Ok(Vec::new());
+    }
+    let mut errors = Vec::new();
+    for (name, definition) in &config.reports.definitions {
+        match conn.prepare(&definition.query) {
+            Err(e) => errors.push(format!("reports.definitions.{name}.query: {e}")),
+            Ok(stmt) if !stmt.readonly() => errors.push(format!(
+                "reports.definitions.{name}.query: it would write to the database; report queries must only read"
+            )),
+            Ok(_) => {}
+        }
+    }
+    for problem in reports::invalid_recipients(&conn)? {
+        log::warn!("{problem}");
+    }
+    Ok(errors)
 }
 
 /// Reads the service's users list, as the next sync would, and stores nothing.

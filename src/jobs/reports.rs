@@ -142,6 +142,29 @@ fn addresses(list: &str) -> Vec<(String, Option<String>)> {
         .collect()
 }
 
+/// For `config check`: each pending report row's recipients that are not
+/// addresses, one line per row naming them all.
+pub fn invalid_recipients(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare("SELECT id, recipients FROM scheduled_reports WHERE status = 'pending' ORDER BY id")?;
+    let mut rows = stmt.query([])?;
+    let mut problems = Vec::new();
+    while let Some(r) = rows.next()? {
+        let id: i64 = r.get(0)?;
+        let list = super::column_text(r.get_ref(1)?).unwrap_or_default();
+        let bad: Vec<String> = addresses(&list)
+            .into_iter()
+            .filter_map(|(address, invalid)| invalid.map(|_| format!("{address:?}")))
+            .collect();
+        if !bad.is_empty() {
+            problems.push(format!(
+                "scheduled_reports id {id}: not an email address, will fail: {}",
+                bad.join(", ")
+            ));
+        }
+    }
+    Ok(problems)
+}
+
 #[derive(Serialize)]
 struct ReportCtx<'a> {
     title: &'a str,
