@@ -78,6 +78,10 @@ pub struct Outgoing<'a> {
     pub attachment: Option<OutgoingAttachment<'a>>,
     /// Channel extras (JSON), such as a WhatsApp template.
     pub payload: Option<&'a str>,
+    /// When the whole exchange must be over (the claim's lease, less a
+    /// margin), enforced by failing the connection; `None`: the channel's
+    /// own budget alone.
+    pub deadline: Option<std::time::Instant>,
 }
 
 /// A file to attach, read at send time.

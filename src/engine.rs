@@ -229,6 +229,14 @@ impl Engine<'_> {
                 .as_ref()
                 .map(|(path, name, mime)| OutgoingAttachment { path, name, mime }),
             payload: row.payload.as_deref(),
+            // The send ends before the lease does, so no other run can take
+            // the row while this one may still deliver it.
+            deadline: Some(
+                Instant::now()
+                    + (row.lease_until - self.clock.wall() - ChronoDuration::seconds(1))
+                        .to_std()
+                        .unwrap_or_default(),
+            ),
         };
         let transport = Channels::transport_of(&row.channel);
         let effect = match self.channels.send(&row.channel, &outgoing, self.clock.wall()) {

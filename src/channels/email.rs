@@ -7,14 +7,14 @@ pub use message::short_hash;
 
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use lettre::message::Mailbox;
 use lettre::transport::smtp::PoolConfig;
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters, set_deadline};
 use lettre::{Address, SendmailTransport, SmtpTransport, Transport};
 
 use super::{Outgoing, SendError, Sent};
@@ -23,7 +23,8 @@ use crate::exit::{Exit, OrExit};
 use message::Bodies;
 
 enum Carrier {
-    Smtp(Box<SmtpTransport>),
+    /// The transport and its per-read timeout.
+    Smtp(Box<SmtpTransport>, Duration),
     Sendmail(SendmailTransport),
     File(PathBuf),
 }
@@ -42,7 +43,7 @@ impl EmailChannel {
     pub fn new(cfg: &EmailConfig, redirect_to: Option<Address>) -> anyhow::Result<Self> {
         let (carrier, parallelism) = match &cfg.transport {
             EmailTransport::Smtp(smtp) => (
-                Carrier::Smtp(Box::new(smtp_transport(smtp).or_exit(Exit::Config)?)),
+                Carrier::Smtp(Box::new(smtp_transport(smtp).or_exit(Exit::Config)?), smtp.timeout),
                 smtp.connections as usize,
             ),
             EmailTransport::Sendmail { command } => {
@@ -79,11 +80,16 @@ impl EmailChannel {
     /// Connects to the SMTP server (and authenticates) without sending.
     pub fn test_connection(&self) -> Result<(), SendError> {
         match &self.carrier {
-            Carrier::Smtp(t) => match t.test_connection() {
-                Ok(true) => Ok(()),
-                Ok(false) => Err(SendError::temporary("the SMTP server did not answer NOOP")),
-                Err(e) => Err(classify_smtp(&e)),
-            },
+            Carrier::Smtp(t, timeout) => {
+                let previous = set_deadline(Some(exchange_deadline(*timeout, None)));
+                let result = match t.test_connection() {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err(SendError::temporary("the SMTP server did not answer NOOP")),
+                    Err(e) => Err(classify_smtp(&e)),
+                };
+                set_deadline(previous);
+                result
+            }
             _ => Ok(()),
         }
     }
@@ -121,16 +127,18 @@ impl EmailChannel {
             large,
             |envelope, bytes, id| {
                 match &self.carrier {
-                    Carrier::Smtp(t) => {
+                    Carrier::Smtp(t, timeout) => {
+                        let previous = set_deadline(Some(exchange_deadline(*timeout, m.deadline)));
                         // 421: the server is closing the session (RFC 5321
                         // §3.8), a pooled connection it timed out or a
                         // restart; the transaction was not accepted, so it is
                         // tried once more, at once, on a fresh connection.
-                        match t.send_raw(envelope, bytes) {
+                        let result = match t.send_raw(envelope, bytes) {
                             Err(e) if closing(&e) => t.send_raw(envelope, bytes),
                             done => done,
-                        }
-                        .map_err(|e| classify_smtp(&e))?;
+                        };
+                        set_deadline(previous);
+                        result.map_err(|e| classify_smtp(&e))?;
                     }
                     Carrier::Sendmail(t) => t
                         .send_raw(envelope, bytes)
@@ -209,6 +217,16 @@ fn classify_smtp(e: &lettre::transport::smtp::Error) -> SendError {
         ));
     }
     SendError::temporary(format!("SMTP connection failed: {text}"))
+}
+
+/// How long one SMTP exchange (connect, greet, TLS, AUTH, one message) may
+/// take in all: four read timeouts, the budget `[delivery] lease_s` is
+/// checked against (it must exceed 4 x `timeout_s`), and never past the
+/// claim's `deadline`. lettre's timeout bounds each read only; the deadline
+/// bounds them together (vendor/lettre/README.rappel.md).
+fn exchange_deadline(timeout: Duration, deadline: Option<Instant>) -> Instant {
+    let budget = Instant::now() + timeout * 4;
+    deadline.map_or(budget, |d| d.min(budget))
 }
 
 /// Whether the server answered 421, closing the session.

@@ -254,6 +254,7 @@ mod tests {
             html: Some("<p>x</p>"),
             attachment: None,
             payload: None,
+            deadline: None,
         };
         let wall = DateTime::parse_from_rfc3339("2026-03-10T07:00:00Z")
             .unwrap()

@@ -1,10 +1,11 @@
 #[cfg(feature = "rustls")]
 use std::sync::Arc;
 use std::{
+    cell::Cell,
     io::{self, Read, Write},
     mem,
     net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, SocketAddrV4, TcpStream, ToSocketAddrs},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 #[cfg(feature = "boring-tls")]
@@ -20,9 +21,33 @@ use super::InnerTlsParameters;
 use super::TlsParameters;
 use crate::transport::smtp::{Error, error};
 
+thread_local! {
+    /// rappel: the instant every SMTP exchange this thread makes must end by.
+    static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// rappel: bounds every read and write this thread makes on SMTP connections
+/// (connecting, greeting, TLS, AUTH, the message) by one total deadline, on
+/// top of the per-read timeout: a server that trickles its replies cannot
+/// hold a send past it. `None` lifts it. Returns the one it replaces.
+pub fn set_deadline(deadline: Option<Instant>) -> Option<Instant> {
+    DEADLINE.with(|d| d.replace(deadline))
+}
+
+fn deadline_passed() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        "the exchange's total deadline passed (the server answers too slowly)",
+    )
+}
+
 /// A network stream
 pub struct NetworkStream {
     inner: InnerNetworkStream,
+    /// rappel: the per-read and per-write timeout as configured.
+    timeout: Option<Duration>,
+    /// rappel: the timeout the socket holds now, when a deadline shortened it.
+    shortened: Option<Duration>,
 }
 
 /// Represents the different types of underlying network streams
@@ -50,7 +75,57 @@ impl NetworkStream {
             debug_assert!(false, "InnerNetworkStream::None must never be built");
         }
 
-        NetworkStream { inner }
+        NetworkStream {
+            inner,
+            timeout: None,
+            shortened: None,
+        }
+    }
+
+    /// rappel: before each read or write, the time left before the thread's
+    /// deadline: an error once it has passed, else the socket's timeouts
+    /// brought down to it when it is nearer than the configured one.
+    fn before_io(&mut self) -> io::Result<()> {
+        let Some(deadline) = DEADLINE.with(Cell::get) else {
+            return self.restore();
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(deadline_passed());
+        }
+        if self.timeout.is_some_and(|t| t <= left) {
+            return self.restore();
+        }
+        self.shortened = Some(left);
+        self.apply(Some(left))
+    }
+
+    /// rappel: an I/O error, named for the deadline when that is what ended it.
+    fn after_io<T>(&self, result: io::Result<T>) -> io::Result<T> {
+        match result {
+            Err(e) if matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock)
+                && self.shortened.is_some() =>
+            {
+                Err(deadline_passed())
+            }
+            other => other,
+        }
+    }
+
+    /// rappel: the configured timeouts again, after a deadline shortened them.
+    fn restore(&mut self) -> io::Result<()> {
+        if self.shortened.take().is_some() {
+            self.apply(self.timeout)?;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, duration: Option<Duration>) -> io::Result<()> {
+        let keep = self.timeout;
+        self.set_read_timeout(duration)?;
+        self.set_write_timeout(duration)?;
+        self.timeout = keep;
+        Ok(())
     }
 
     /// Returns peer's address
@@ -306,6 +381,7 @@ impl NetworkStream {
     }
 
     pub fn set_read_timeout(&mut self, duration: Option<Duration>) -> io::Result<()> {
+        self.timeout = duration;
         match &mut self.inner {
             InnerNetworkStream::Tcp(stream) => stream.set_read_timeout(duration),
             #[cfg(feature = "native-tls")]
@@ -342,7 +418,8 @@ impl NetworkStream {
 
 impl Read for NetworkStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match &mut self.inner {
+        self.before_io()?;
+        let result = match &mut self.inner {
             InnerNetworkStream::Tcp(s) => s.read(buf),
             #[cfg(feature = "native-tls")]
             InnerNetworkStream::NativeTls(s) => s.read(buf),
@@ -354,13 +431,15 @@ impl Read for NetworkStream {
                 debug_assert!(false, "InnerNetworkStream::None must never be built");
                 Ok(0)
             }
-        }
+        };
+        self.after_io(result)
     }
 }
 
 impl Write for NetworkStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match &mut self.inner {
+        self.before_io()?;
+        let result = match &mut self.inner {
             InnerNetworkStream::Tcp(s) => s.write(buf),
             #[cfg(feature = "native-tls")]
             InnerNetworkStream::NativeTls(s) => s.write(buf),
@@ -372,7 +451,8 @@ impl Write for NetworkStream {
                 debug_assert!(false, "InnerNetworkStream::None must never be built");
                 Ok(0)
             }
-        }
+        };
+        self.after_io(result)
     }
 
     fn flush(&mut self) -> io::Result<()> {
