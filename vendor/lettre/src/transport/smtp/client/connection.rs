@@ -286,7 +286,13 @@ impl SmtpConnection {
         let mut buffer = String::with_capacity(100);
         let mut pre = 0;
 
-        while self.stream.read_line(&mut buffer).map_err(error::network)? > 0 {
+        // rappel: each line is read with a bound, so a server that never ends
+        // a line cannot make the buffer grow past it (README.rappel.md).
+        while io::Read::take(&mut self.stream, MAX_RESPONSE_LINE_BYTES as u64 + 1)
+            .read_line(&mut buffer)
+            .map_err(error::network)?
+            > 0
+        {
             if buffer.len() - pre > MAX_RESPONSE_LINE_BYTES {
                 return Err(error::response("SMTP response line too long"));
             }
