@@ -21,7 +21,7 @@ use crate::config::DeliveryConfig;
 use crate::db::Database;
 use crate::exit::Exit;
 use claim::{Claimed, Scope};
-use recheck::Recheck;
+use recheck::{Recheck, Verdict};
 use record::{Effect, Recorder, SourceHook};
 use tally::Tally;
 
@@ -174,16 +174,31 @@ impl Engine<'_> {
                     shared.rate.wait();
                     if self.clock.wall() + margin >= row.lease_until {
                         recorder.release(&mut conn, row, None)?
-                    } else if let Some(reason) = self.recheck(&conn, row, now)? {
-                        log::info!(
-                            "{} via {} to {} not sent: {reason}",
-                            row.kind,
-                            row.channel,
-                            row.recipient
-                        );
-                        recorder.cancelled(&mut conn, row, &reason)?
                     } else {
-                        self.send_one(&mut conn, &recorder, row, shared)?
+                        match self.recheck(&conn, row, now)? {
+                            Verdict::Send => self.send_one(&mut conn, &recorder, row, &row.recipient, shared)?,
+                            Verdict::SendTo(to) => {
+                                log::info!(
+                                    "{} via {}: to {to}, the address it has now (was {})",
+                                    row.kind,
+                                    row.channel,
+                                    row.recipient
+                                );
+                                match recorder.readdress(&conn, row, &to)? {
+                                    Some(effect) => effect,
+                                    None => self.send_one(&mut conn, &recorder, row, &to, shared)?,
+                                }
+                            }
+                            Verdict::Cancel(reason) => {
+                                log::info!(
+                                    "{} via {} to {} not sent: {reason}",
+                                    row.kind,
+                                    row.channel,
+                                    row.recipient
+                                );
+                                recorder.cancelled(&mut conn, row, &reason)?
+                            }
+                        }
                     }
                 };
                 count(&mut tally, effect, row);
@@ -193,14 +208,9 @@ impl Engine<'_> {
     }
 
     /// Asks the row's job whether its source still wants it.
-    fn recheck(
-        &self,
-        conn: &rusqlite::Connection,
-        row: &Claimed,
-        now: DateTime<Utc>,
-    ) -> anyhow::Result<Option<String>> {
+    fn recheck(&self, conn: &rusqlite::Connection, row: &Claimed, now: DateTime<Utc>) -> anyhow::Result<Verdict> {
         let Some(check) = self.rechecks.iter().find(|r| r.job() == row.job) else {
-            return Ok(None);
+            return Ok(Verdict::Send);
         };
         check.recheck(conn, row, now).map_err(|e| {
             anyhow::Error::new(e).context(format!(
@@ -215,12 +225,13 @@ impl Engine<'_> {
         conn: &mut rusqlite::Connection,
         recorder: &Recorder<'_>,
         row: &Claimed,
+        recipient: &str,
         shared: &Shared,
     ) -> anyhow::Result<Effect> {
         let outgoing = Outgoing {
             kind: &row.kind,
             dedupe_key: &row.dedupe_key,
-            recipient: &row.recipient,
+            recipient,
             subject: &row.subject,
             body: &row.body,
             html: row.html.as_deref(),

@@ -63,6 +63,18 @@ pub fn phone(raw: &str, region: Option<Region>) -> Result<String, String> {
     if crate::channels::twilio::is_e164(trimmed) {
         return Ok(trimmed.to_string());
     }
+    // Full-width digits and plus (typed with an East Asian keyboard) and
+    // any Unicode space (French typography's narrow no-break space) as ASCII.
+    let ascii: String = trimmed
+        .chars()
+        .map(|c| match c {
+            '０'..='９' => char::from(b'0' + (c as u32 - '０' as u32) as u8),
+            '＋' => '+',
+            c if c.is_whitespace() => ' ',
+            c => c,
+        })
+        .collect();
+    let trimmed = ascii.as_str();
     let unusable = |why: &str| format!("phone {trimmed:?} {why} (E.164 expected, such as +33612345678)");
     let international = match trimmed.strip_prefix("00") {
         Some(rest) if region.is_none() => format!("+{rest}"),
@@ -130,6 +142,12 @@ mod tests {
             ("06 12 34 56 78", Some(fr), "+33612345678"),
             ("06.12.34.56.78", Some(fr), "+33612345678"),
             ("+24107123456", None, "+24107123456"),
+            (
+                "+33\u{202F}6\u{202F}12\u{202F}34\u{202F}56\u{202F}78",
+                None,
+                "+33612345678",
+            ),
+            ("＋３３ ６ １２ ３４ ５６ ７８", None, "+33612345678"),
         ] {
             assert_eq!(phone(raw, region).as_deref(), Ok(want), "{raw} in {region:?}");
         }

@@ -197,7 +197,9 @@ fn an_upgraded_database_sends_nothing_twice() {
          INSERT INTO loans (id, contact_id, item, lent_at, due_at) VALUES (7, 1, 'Drill', '2026-03-10 08:00:00', '2026-03-20T17:00:00Z');
          INSERT INTO deliveries (job, kind, dedupe_key, source_table, source_id, contact_id, channel, recipient, status, created_at, sent_at)
          VALUES ('send-reminders', 'loan_created', 'loan_created:7:2026-03-10:email', 'loans', 7, 1, 'email', 'awa@example.com', 'sent',
-                 '2026-03-10T08:05:00Z', '2026-03-10T08:05:00Z');
+                 '2026-03-10T08:05:00Z', '2026-03-10T08:05:00Z'),
+                ('send-reminders', 'loan_d1', 'loan_d1:7:2026-03-19:email', 'loans', 7, 1, 'email', 'awa@example.com', 'sent',
+                 '2026-03-19T08:05:00Z', '2026-03-19T08:05:00Z');
          INSERT INTO tickets (id, reference, created_at) VALUES (1, 'T-1', '2026-01-01T00:00:00Z');
          INSERT INTO ticket_events (id, ticket_id, stage, entered_at) VALUES (1, 1, 'Diagnostic', '2026-02-01 08:00:00');
          INSERT INTO delay_alert_log (event_id, ticket_id, stage, days_in_stage, alerted_at) VALUES (1, 1, 'Diagnostic', 37, '2026-03-10T08:00:00Z');",
@@ -205,16 +207,24 @@ fn an_upgraded_database_sends_nothing_twice() {
     .unwrap();
     drop(db);
     env.run(&["db", "migrate"], "2026-03-10T09:00:00Z").success();
-    let keys: Vec<String> = column(&env, "SELECT dedupe_key || ' ' || source_at FROM deliveries");
+    let keys: Vec<String> = column(
+        &env,
+        "SELECT dedupe_key || ' ' || source_at FROM deliveries ORDER BY id",
+    );
     assert_eq!(
         keys,
-        ["loan_created:7@2026-03-10T08:00:00Z:2026-03-10:email 2026-03-10T08:00:00Z"]
+        [
+            "loan_created:7@2026-03-10T08:00:00Z:2026-03-10:email:1 2026-03-10T08:00:00Z",
+            "loan_d1:7@2026-03-10T08:00:00Z:2026-03-19:email:1:2026-03-20T17:00:00Z 2026-03-10T08:00:00Z"
+        ]
     );
     let entered: Vec<String> = column(&env, "SELECT entered_at FROM delay_alert_log");
     assert_eq!(entered, ["2026-02-01T08:00:00Z"]);
     env.run(&["send-reminders", "--kind", "loan_created"], "2026-03-10T09:05:00Z")
         .success();
-    assert!(smtp.mails().is_empty(), "the confirmation went before the upgrade");
+    env.run(&["send-reminders", "--kind", "loan_d1"], "2026-03-19T08:10:00Z")
+        .success();
+    assert!(smtp.mails().is_empty(), "both went before the upgrade");
 }
 
 fn column(env: &TestEnv, sql: &str) -> Vec<String> {
@@ -262,6 +272,25 @@ const STALE: &[Stale] = &[
         change: "UPDATE loans SET due_at = '2026-03-25T17:00:00Z'",
         config: "",
         reason: "loans id 1 no longer has this loan_d1 reminder",
+    },
+    Stale {
+        name: "loan due time moved within the day",
+        setup: LOAN,
+        job: &["send-reminders", "--kind", "loan_d1"],
+        at: "2026-03-19T08:05:00Z",
+        change: "UPDATE loans SET due_at = '2026-03-20 15:00:00'",
+        config: "",
+        reason: "loans id 1 no longer has this loan_d1 reminder",
+    },
+    Stale {
+        name: "loan given to another borrower",
+        setup: "INSERT INTO contacts (id, name, email) VALUES (2, 'Ben', 'ben@example.com');
+                INSERT INTO loans (id, contact_id, item, lent_at, due_at) VALUES (1, 1, 'Drill', '2026-03-10T08:00:00Z', '2026-03-20T17:00:00Z');",
+        job: CREATED,
+        at: "2026-03-10T08:05:00Z",
+        change: "UPDATE loans SET contact_id = 2",
+        config: "",
+        reason: "loans id 1 no longer has this loan_created reminder",
     },
     Stale {
         name: "loan deleted",
@@ -377,6 +406,17 @@ const STALE: &[Stale] = &[
         change: "UPDATE alert_recipients SET active = 0",
         config: "",
         reason: "contact 1 is no longer an active alert recipient",
+    },
+    Stale {
+        name: "alert recipient's stages changed",
+        setup: "INSERT INTO tickets (id, reference, created_at) VALUES (1, 'T-1', '2026-01-01T00:00:00Z');
+                INSERT INTO ticket_events (ticket_id, stage, entered_at) VALUES (1, 'Diagnostic', '2026-02-01T08:00:00Z');
+                INSERT INTO alert_recipients (contact_id, stages) VALUES (1, 'Diagnostic');",
+        job: &["check-delay-alerts"],
+        at: "2026-03-10T08:05:00Z",
+        change: "UPDATE alert_recipients SET stages = 'Repair'",
+        config: "",
+        reason: "contact 1 no longer receives alerts for these stages",
     },
     Stale {
         name: "report row deleted",
@@ -521,4 +561,171 @@ fn log_lists_cancelled_messages_apart() {
     assert_eq!(rows[0]["status"], "cancelled");
     env.run(&["log", "--status", "failed"], "2026-03-10T08:20:00Z")
         .success();
+}
+
+/// A report row the operator sets aside while its messages wait: none of
+/// them goes, and the row keeps the status the operator gave it.
+#[test]
+fn a_report_set_aside_by_hand_sends_to_none_and_keeps_its_status() {
+    let smtp = SmtpServer::start();
+    let env = TestEnv::new(smtp.port, "[reports.definitions.open]\nquery = \"SELECT 1 AS one\"\n");
+    env.report(
+        "R",
+        "a@example.com, b@example.com, c@example.com",
+        "2026-03-10T08:00:00Z",
+        None,
+        Some("open"),
+    );
+    smtp.set_mode(support::Mode::Defer);
+    env.run(&["send-reports"], "2026-03-10T08:05:00Z").code(75);
+    smtp.set_mode(support::Mode::Accept);
+    env.db()
+        .execute_batch("UPDATE scheduled_reports SET status = 'paused', last_error = 'on hold'")
+        .unwrap();
+    env.run(&["deliver"], "2026-03-10T09:05:00Z").success();
+    assert!(smtp.mails().is_empty(), "{:?}", smtp.recipients());
+    let statuses: Vec<String> = column(&env, "SELECT status FROM deliveries");
+    assert_eq!(statuses, ["cancelled", "cancelled", "cancelled"]);
+    let row: Vec<String> = column(&env, "SELECT status || '|' || last_error FROM scheduled_reports");
+    assert_eq!(row, ["paused|on hold"], "the operator's status stays");
+}
+
+/// Recipients changed while messages wait: the one taken out is not sent,
+/// the one added is, and the row is `sent` only once every current one got it.
+#[test]
+fn a_report_whose_recipients_change_while_waiting_serves_the_current_list() {
+    let smtp = SmtpServer::start();
+    let env = TestEnv::new(smtp.port, "[reports.definitions.open]\nquery = \"SELECT 1 AS one\"\n");
+    let id = env.report(
+        "R",
+        "a@example.com, b@example.com, c@example.com",
+        "2026-03-10T08:00:00Z",
+        None,
+        Some("open"),
+    );
+    smtp.set_mode(support::Mode::Defer);
+    env.run(&["send-reports"], "2026-03-10T08:05:00Z").code(75);
+    smtp.set_mode(support::Mode::Accept);
+    env.db()
+        .execute(
+            "UPDATE scheduled_reports SET recipients = 'A@EXAMPLE.COM; \"C\" <c@example.com>; d@example.com' WHERE id = ?1",
+            [id],
+        )
+        .unwrap();
+    env.run(&["deliver"], "2026-03-10T09:05:00Z").success();
+    assert_eq!(smtp.recipients(), ["a@example.com", "c@example.com"]);
+    assert_eq!(env.report_status(id).0, "pending", "d is still to serve");
+    env.run(&["send-reports"], "2026-03-10T09:10:00Z").success();
+    assert_eq!(smtp.recipients(), ["a@example.com", "c@example.com", "d@example.com"]);
+    assert_eq!(env.report_status(id).0, "sent");
+    // b comes back to the list: it gets it too, once.
+    env.db()
+        .execute(
+            "UPDATE scheduled_reports SET recipients = recipients || ', b@example.com', status = 'pending' WHERE id = ?1",
+            [id],
+        )
+        .unwrap();
+    env.run(&["send-reports"], "2026-03-10T09:20:00Z").success();
+    env.run(&["send-reports"], "2026-03-10T09:30:00Z").success();
+    assert_eq!(
+        smtp.recipients(),
+        ["a@example.com", "b@example.com", "c@example.com", "d@example.com"]
+    );
+    assert_eq!(env.report_status(id).0, "sent");
+}
+
+/// A session deleted and another made under the same id, at the same
+/// round time, for another student: the other student gets theirs.
+#[test]
+fn a_session_under_a_reused_id_and_time_for_another_student_is_sent() {
+    let smtp = SmtpServer::start();
+    let env = TestEnv::new(smtp.port, "");
+    env.db()
+        .execute_batch(
+            "INSERT INTO contacts (id, name, email) VALUES (1, 'Awa', 'awa@example.com'), (2, 'Ben', 'ben@example.com');
+             INSERT INTO students (id, contact_id) VALUES (1, 1), (2, 2);
+             INSERT INTO revision_sessions (student_id, subject, starts_at) VALUES (1, 'Maths', '2026-03-11T13:00:00Z');",
+        )
+        .unwrap();
+    let eve = ["send-reminders", "--kind", "session_eve"];
+    env.run(&eve, "2026-03-10T17:35:00Z").success();
+    env.db()
+        .execute_batch(
+            "DELETE FROM revision_sessions;
+             INSERT INTO revision_sessions (student_id, subject, starts_at) VALUES (2, 'Physics', '2026-03-11T13:00:00Z');",
+        )
+        .unwrap();
+    env.run(&eve, "2026-03-10T17:45:00Z").success();
+    assert_eq!(smtp.recipients(), ["awa@example.com", "ben@example.com"]);
+}
+
+/// A loan whose due time moves within the same day: the waiting reminder
+/// with the old time is cancelled, and the next run sends the new time.
+#[test]
+fn a_loan_due_time_moved_within_the_day_is_told_with_the_new_time() {
+    let smtp = SmtpServer::start();
+    let env = TestEnv::new(smtp.port, "");
+    env.db()
+        .execute_batch(&format!(
+            "INSERT INTO contacts (id, name, email) VALUES (1, 'Awa', 'awa@example.com'); {LOAN}"
+        ))
+        .unwrap();
+    let d1 = ["send-reminders", "--kind", "loan_d1"];
+    smtp.set_mode(support::Mode::Defer);
+    env.run(&d1, "2026-03-19T08:05:00Z").code(75);
+    smtp.set_mode(support::Mode::Accept);
+    env.db()
+        .execute_batch("UPDATE loans SET due_at = '2026-03-20T15:00:00Z'")
+        .unwrap();
+    env.run(&d1, "2026-03-19T08:20:00Z").success();
+    let mails = smtp.mails();
+    assert_eq!(mails.len(), 1, "{:?}", smtp.recipients());
+    assert!(
+        mails[0].decoded().contains("16:00"),
+        "the new time: {}",
+        mails[0].decoded()
+    );
+}
+
+/// A contact's address corrected while their message waits: it goes to the
+/// address they have now, not the old one.
+#[test]
+fn a_waiting_message_goes_to_the_address_its_person_has_now() {
+    let smtp = SmtpServer::start();
+    let env = TestEnv::new(smtp.port, "");
+    env.db()
+        .execute_batch(&format!(
+            "INSERT INTO contacts (id, name, email) VALUES (1, 'Awa', 'old@example.com'); {LOAN}"
+        ))
+        .unwrap();
+    smtp.set_mode(support::Mode::Defer);
+    env.run(CREATED, "2026-03-10T08:05:00Z").code(75);
+    smtp.set_mode(support::Mode::Accept);
+    env.db()
+        .execute_batch("UPDATE contacts SET email = 'New <new@example.com>'")
+        .unwrap();
+    env.run(&["deliver"], "2026-03-10T08:20:00Z").success();
+    assert_eq!(smtp.recipients(), ["new@example.com"]);
+    let recipient: Vec<String> = column(&env, "SELECT recipient FROM deliveries");
+    assert_eq!(recipient, ["new@example.com"], "the log says where it went");
+}
+
+/// An address taken out of `[delay_alerts] recipients` while its digest waits.
+#[test]
+fn a_digest_to_an_address_taken_out_of_the_config_is_cancelled() {
+    let smtp = SmtpServer::start();
+    let env = TestEnv::new(smtp.port, "[delay_alerts]\nrecipients = [\"lead@example.com\"]\n");
+    env.ticket("T-1", &[("Diagnostic", "2026-02-01T08:00:00Z")]);
+    smtp.set_mode(support::Mode::Defer);
+    env.run(&["check-delay-alerts"], "2026-03-10T08:05:00Z").code(75);
+    smtp.set_mode(support::Mode::Accept);
+    let config = std::fs::read_to_string(env.config_path()).unwrap();
+    env.write_config(&config.replace("lead@example.com", "boss@example.com"));
+    env.run(&["deliver"], "2026-03-10T09:05:00Z").success();
+    assert!(smtp.mails().is_empty());
+    let row: Vec<String> = column(&env, "SELECT status || '|' || last_error FROM deliveries");
+    assert_eq!(
+        row,
+        ["cancelled|cancelled: lead@example.com is no longer in [delay_alerts] recipients"]
+    );
 }

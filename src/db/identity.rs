@@ -28,6 +28,20 @@ pub fn source_ref(id: i64, at: Option<DateTime<Utc>>) -> String {
     }
 }
 
+/// A loan's due date as its reminders' keys name it: the instant in
+/// rappel's format, or a date-only value as written (`2026-03-13`, whose
+/// instant depends on the contact's zone); `None` when empty.
+pub fn due_ref(raw: &str) -> Option<String> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return None;
+    }
+    Some(instant::parse(raw).map_or_else(|| raw.to_string(), instant::format))
+}
+
+/// The loan kinds whose message tells of the due date.
+pub const ABOUT_DUE: &[&str] = &["loan_d2", "loan_d1", "loan_due", "loan_short_notice", "loan_overdue"];
+
 /// The identifying instant of `table`'s row `id` as it is now: `Ok(None)`
 /// when the row is gone, `Ok(Some(None))` when its instant is empty or does
 /// not parse.
@@ -48,20 +62,39 @@ pub fn current(conn: &rusqlite::Connection, table: &str, id: i64) -> rusqlite::R
 /// event's `entered_at`; recurring reports already followed are carried over.
 pub fn backfill(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     for (table, _) in IDENTITY {
-        let pending: Vec<(i64, String, i64)> = {
+        type Row = (i64, String, i64, String, Option<i64>);
+        let pending: Vec<Row> = {
             let mut stmt = tx.prepare(
-                "SELECT id, dedupe_key, source_id FROM deliveries
+                "SELECT id, dedupe_key, source_id, kind, contact_id FROM deliveries
                  WHERE source_table = ?1 AND source_id IS NOT NULL AND source_at IS NULL",
             )?;
-            stmt.query_map([table], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            stmt.query_map([table], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
                 .collect::<rusqlite::Result<_>>()?
         };
         let mut update = tx.prepare("UPDATE OR IGNORE deliveries SET source_at = ?2, dedupe_key = ?3 WHERE id = ?1")?;
-        for (id, key, source_id) in pending {
+        for (id, key, source_id, kind, contact_id) in pending {
             let Some(Some(at)) = current(tx, table, source_id)? else {
                 continue;
             };
-            update.execute(params![id, instant::format(at), rekey(&key, source_id, at)])?;
+            // Reminders' keys end with the contact, and a loan's with its due date.
+            let mut tail = String::new();
+            if let Some(contact) = contact_id.filter(|_| *table != "scheduled_reports") {
+                tail.push_str(&format!(":{contact}"));
+                if ABOUT_DUE.contains(&kind.as_str()) {
+                    let due: Option<String> = tx
+                        .query_row("SELECT due_at FROM loans WHERE id = ?1", [source_id], |r| {
+                            Ok(crate::jobs::column_text(r.get_ref(0)?))
+                        })
+                        .optional()?
+                        .flatten();
+                    if let Some(due) = due.as_deref().and_then(due_ref) {
+                        tail.push(':');
+                        tail.push_str(&due);
+                    }
+                }
+            }
+            let new_key = format!("{}{tail}", rekey(&key, source_id, at));
+            update.execute(params![id, instant::format(at), new_key])?;
         }
     }
     let events: Vec<(i64, i64)> = {

@@ -91,7 +91,8 @@ pub fn insert(tx: &Connection, p: &Planned, now: DateTime<Utc>) -> rusqlite::Res
 }
 
 /// Plans a message again under its existing key (its source was set back to
-/// pending by the operator): fresh content, attempts from zero.
+/// pending by the operator, or an address came back to a report's list):
+/// fresh content, attempts from zero. Only a failed or cancelled message.
 pub fn rearm(tx: &Transaction<'_>, p: &Planned) -> rusqlite::Result<usize> {
     let attachment = p.attachment.as_ref();
     tx.prepare_cached(
@@ -101,7 +102,7 @@ pub fn rearm(tx: &Transaction<'_>, p: &Planned) -> rusqlite::Result<usize> {
              status = CASE WHEN ?8 IS NULL THEN 'pending' ELSE 'failed' END,
              error_class = CASE WHEN ?8 IS NULL THEN NULL ELSE 'permanent' END,
              last_error = ?8
-         WHERE dedupe_key = ?1 AND status = 'failed'",
+         WHERE dedupe_key = ?1 AND status IN ('failed', 'cancelled')",
     )?
     .execute(params![
         p.dedupe_key,

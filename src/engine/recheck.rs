@@ -9,13 +9,23 @@ use rusqlite::Connection;
 
 use super::claim::Claimed;
 
+/// What becomes of a claimed message after its source was read again.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Send it as planned.
+    Send,
+    /// Send it, to the person's address (or number) as it is now: the host
+    /// corrected it while the message waited.
+    SendTo(String),
+    /// Do not send it: it ends `cancelled` with this reason.
+    Cancel(String),
+}
+
 /// A job's check of its claimed messages against their source rows.
 pub trait Recheck: Sync {
     /// The `deliveries.job` whose messages this checks.
     fn job(&self) -> &'static str;
 
     /// Reads the message's source as it is now (`now` is the run's clock).
-    /// `Ok(Some(reason))`: the source no longer wants this message; it is not
-    /// sent and ends `cancelled` with the reason. `Ok(None)`: send it.
-    fn recheck(&self, conn: &Connection, row: &Claimed, now: DateTime<Utc>) -> rusqlite::Result<Option<String>>;
+    fn recheck(&self, conn: &Connection, row: &Claimed, now: DateTime<Utc>) -> rusqlite::Result<Verdict>;
 }

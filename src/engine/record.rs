@@ -167,6 +167,17 @@ impl Recorder<'_> {
         )
     }
 
+    /// Points a claimed message at the address its person has now. `None`:
+    /// done, send it there; `Some`: the row is no longer this run's.
+    pub fn readdress(&self, conn: &Connection, row: &Claimed, to: &str) -> rusqlite::Result<Option<Effect>> {
+        let changed = conn
+            .prepare_cached(
+                "UPDATE deliveries SET recipient = ?3 WHERE id = ?1 AND claimed_by = ?2 AND status = 'sending'",
+            )?
+            .execute(params![row.id, self.run_id, to])?;
+        Ok((changed == 0).then_some(Effect::LostLease))
+    }
+
     /// Gives the row back to `pending` without counting the attempt.
     pub fn release(&self, conn: &mut Connection, row: &Claimed, why: Option<(&str, &str)>) -> rusqlite::Result<Effect> {
         let (class, reason) = why.unzip();

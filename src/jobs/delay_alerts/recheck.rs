@@ -8,7 +8,7 @@ use rusqlite::{Connection, OptionalExtension};
 use super::{JOB, KIND, text};
 use crate::config::DelayAlertsConfig;
 use crate::engine::claim::Claimed;
-use crate::engine::recheck::Recheck;
+use crate::engine::recheck::{Recheck, Verdict};
 use crate::instant;
 
 /// check-delay-alerts' [`Recheck`].
@@ -21,30 +21,39 @@ impl Recheck for DelayAlertsRecheck<'_> {
         JOB
     }
 
-    fn recheck(&self, conn: &Connection, row: &Claimed, _now: DateTime<Utc>) -> rusqlite::Result<Option<String>> {
-        if let Some(why) = recipient_left(conn, self.cfg, row)? {
-            return Ok(Some(why));
-        }
-        let entries: Vec<(i64, i64, Option<String>)> = {
-            let mut stmt = conn
-                .prepare_cached("SELECT event_id, ticket_id, entered_at FROM delay_alert_log WHERE delivery_id = ?1")?;
-            stmt.query_map([row.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                .collect::<rusqlite::Result<_>>()?
-        };
-        if entries.is_empty() {
+    fn recheck(&self, conn: &Connection, row: &Claimed, _now: DateTime<Utc>) -> rusqlite::Result<Verdict> {
+        Ok(match why_not(conn, self.cfg, row)? {
+            Some(reason) => Verdict::Cancel(reason),
+            None => Verdict::Send,
+        })
+    }
+}
+
+/// Why the digest should not go, if so.
+fn why_not(conn: &Connection, cfg: &DelayAlertsConfig, row: &Claimed) -> rusqlite::Result<Option<String>> {
+    let entries: Vec<(i64, i64, Option<String>, String)> = {
+        let mut stmt = conn.prepare_cached(
+            "SELECT event_id, ticket_id, entered_at, stage FROM delay_alert_log WHERE delivery_id = ?1",
+        )?;
+        stmt.query_map([row.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, text(r.get_ref(3)?))))?
+            .collect::<rusqlite::Result<_>>()?
+    };
+    if let Some(why) = recipient_left(conn, cfg, row, &entries)? {
+        return Ok(Some(why));
+    }
+    if entries.is_empty() {
+        return Ok(None);
+    }
+    for (event_id, ticket_id, entered_at, _) in &entries {
+        if still_current(conn, *ticket_id, *event_id, entered_at.as_deref())? {
             return Ok(None);
         }
-        for (event_id, ticket_id, entered_at) in &entries {
-            if still_current(conn, *ticket_id, *event_id, entered_at.as_deref())? {
-                return Ok(None);
-            }
-        }
-        Ok(Some(if entries.len() == 1 {
-            "its ticket was closed or moved on to another stage".to_string()
-        } else {
-            format!("its {} tickets were closed or moved on to other stages", entries.len())
-        }))
     }
+    Ok(Some(if entries.len() == 1 {
+        "its ticket was closed or moved on to another stage".to_string()
+    } else {
+        format!("its {} tickets were closed or moved on to other stages", entries.len())
+    }))
 }
 
 /// Whether the ticket is active and its current stage entry (latest
@@ -72,18 +81,42 @@ fn still_current(conn: &Connection, ticket_id: i64, event_id: i64, entered_at: O
     Ok(current.is_some_and(|(at, id)| id == event_id && entered_at.is_none_or(|e| instant::parse(e) == Some(at))))
 }
 
-/// Why a contact recipient no longer receives delay alerts, if so. An
-/// address also in `[delay_alerts] recipients` always does.
-fn recipient_left(conn: &Connection, cfg: &DelayAlertsConfig, row: &Claimed) -> rusqlite::Result<Option<String>> {
-    let Some(contact_id) = row.contact_id else {
-        return Ok(None);
-    };
+/// Why the recipient no longer receives this digest, if so: taken out of
+/// `[delay_alerts] recipients`, or a contact no longer an active recipient,
+/// opted out, without email, or whose `stages` no longer cover any of the
+/// digest's. An address also in `[delay_alerts] recipients` gets every stage.
+fn recipient_left(
+    conn: &Connection,
+    cfg: &DelayAlertsConfig,
+    row: &Claimed,
+    entries: &[(i64, i64, Option<String>, String)],
+) -> rusqlite::Result<Option<String>> {
     let configured = cfg
         .recipients
         .iter()
         .any(|a| a.to_string().eq_ignore_ascii_case(&row.recipient));
+    let Some(contact_id) = row.contact_id else {
+        return Ok((!configured).then(|| format!("{} is no longer in [delay_alerts] recipients", row.recipient)));
+    };
     if configured {
         return Ok(None);
+    }
+    let stages: Vec<Option<String>> = {
+        let mut stmt =
+            conn.prepare_cached("SELECT stages FROM alert_recipients WHERE contact_id = ?1 AND active = 1")?;
+        stmt.query_map([contact_id], |r| Ok(crate::jobs::column_text(r.get_ref(0)?)))?
+            .collect::<rusqlite::Result<_>>()?
+    };
+    let covered = |stage: &str| {
+        stages.iter().any(|s| {
+            s.as_deref()
+                .is_none_or(|list| list.split(',').any(|st| st.trim() == stage))
+        })
+    };
+    if !stages.is_empty() && !entries.is_empty() && !entries.iter().any(|(.., stage)| covered(stage)) {
+        return Ok(Some(format!(
+            "contact {contact_id} no longer receives alerts for these stages"
+        )));
     }
     let found: Option<(bool, String)> = conn
         .prepare_cached(

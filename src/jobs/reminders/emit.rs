@@ -22,17 +22,29 @@ pub struct Due {
     pub source_id: i64,
     /// The source row's own creation or scheduling instant (`db::identity`).
     pub source_at: Option<DateTime<Utc>>,
+    /// What the message tells of, when it may change under the same row and
+    /// slot date (a loan's due date: `db::identity::due_ref`).
+    pub about: Option<String>,
     pub at: DateTime<Utc>,
     pub valid_until: DateTime<Utc>,
 }
 
 impl Due {
-    /// `<kind>:<source id>@<source instant>:<local slot date>:<channel>`
-    /// (DESIGN §6 and §9: the instant names the row when an id is reused).
-    pub fn key(&self, zone: chrono_tz::Tz, channel: &str) -> String {
-        let local_date = self.at.with_timezone(&zone).date_naive();
+    /// `<kind>:<source id>@<source instant>:<local slot date>:<channel>:<contact id>`,
+    /// then `:<about>` when the message tells of one (DESIGN §6 and §9): the
+    /// instant and the contact name the row and the person, so a new row
+    /// under a deleted one's id, or the same row for another person, is a new
+    /// message; `about` (a loan's due date) makes a message whose content
+    /// changed a new one.
+    pub fn key(&self, contact: &Contact, channel: &str) -> String {
+        let local_date = self.at.with_timezone(&contact.zone).date_naive();
         let source = crate::db::identity::source_ref(self.source_id, self.source_at);
-        format!("{}:{source}:{local_date}:{channel}", self.kind)
+        let mut key = format!("{}:{source}:{local_date}:{channel}:{}", self.kind, contact.id);
+        if let Some(about) = &self.about {
+            key.push(':');
+            key.push_str(about);
+        }
+        key
     }
 }
 
@@ -46,8 +58,9 @@ enum Sink<'a> {
     },
     Dry(Vec<Planned>),
     /// The dedupe keys one source row gives now, whether planned or not, with
+    /// the address or phone each would go to (or why it cannot be used);
     /// nothing rendered (the engine's last look before a send).
-    Probe(Vec<String>),
+    Probe(Vec<(String, Result<String, String>)>),
 }
 
 /// Messages written per transaction.
@@ -104,8 +117,8 @@ impl<'a> Emitter<'a> {
         }
     }
 
-    /// The keys a probe gathered.
-    pub fn probed(self) -> Vec<String> {
+    /// The keys a probe gathered, with their recipients.
+    pub fn probed(self) -> Vec<(String, Result<String, String>)> {
         match self.sink {
             Sink::Probe(keys) => keys,
             _ => Vec::new(),
@@ -203,7 +216,7 @@ impl<'a> Emitter<'a> {
                 Some(failure) => self.report.failures.push(failure),
                 None => messages.push(message),
             },
-            Sink::Probe(keys) => keys.push(message.dedupe_key),
+            Sink::Probe(keys) => keys.push((message.dedupe_key, Ok(message.recipient))),
         }
         Ok(())
     }
@@ -242,15 +255,15 @@ impl<'a> Emitter<'a> {
         if !self.wants(due.kind, contact) || due.at > now {
             return Ok(());
         }
-        let key = |channel: &str| due.key(contact.zone, channel);
+        let key = |channel: &str| due.key(contact, channel);
         let what = || format!("{} for {} id {}", due.kind, due.source_table, due.source_id);
         let channels = contact.channels();
         if let Sink::Probe(keys) = &mut self.sink {
             // Validity and what was planned are the engine's to judge.
-            keys.extend(channels.iter().map(|(channel, _)| key(channel)));
+            keys.extend(channels.iter().map(|(channel, to)| (key(channel), to.clone())));
             return Ok(());
         }
-        let fresh = self.unplanned(due, contact.zone, &channels)?;
+        let fresh = self.unplanned(due, contact, &channels)?;
         if now >= due.valid_until {
             // Counted once: not when any of its messages was planned before it expired.
             if due.valid_until > self.since && fresh.len() == channels.len() {
@@ -329,19 +342,19 @@ impl<'a> Emitter<'a> {
         if self.is_probe() || !self.wants(due.kind, contact) || due.at > now || now >= due.valid_until {
             return Ok(false);
         }
-        Ok(!self.unplanned(due, contact.zone, &contact.channels())?.is_empty())
+        Ok(!self.unplanned(due, contact, &contact.channels())?.is_empty())
     }
 
     /// The channels whose message for `due` is not planned yet.
     fn unplanned<'c>(
         &self,
         due: &Due,
-        zone: chrono_tz::Tz,
+        contact: &Contact,
         channels: &'c [(&'static str, Result<String, String>)],
     ) -> rusqlite::Result<Vec<&'c (&'static str, Result<String, String>)>> {
         let mut out = Vec::with_capacity(channels.len());
         for channel in channels {
-            if !planned_already(self.ledger(), &due.key(zone, channel.0))? {
+            if !planned_already(self.ledger(), &due.key(contact, channel.0))? {
                 out.push(channel);
             }
         }

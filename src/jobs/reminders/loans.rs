@@ -102,6 +102,11 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
                 source_table: "loans",
                 source_id: loan_id,
                 source_at: Some(lent_at),
+                about: if crate::db::identity::ABOUT_DUE.contains(&slot.kind) {
+                    due_raw.as_deref().and_then(crate::db::identity::due_ref)
+                } else {
+                    None
+                },
                 at: slot.at,
                 valid_until: slot.valid_until,
             };

@@ -98,6 +98,7 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
             source_table: TABLE,
             source_id: id,
             source_at: Some(created),
+            about: None,
             at: created,
             valid_until: created + Duration::days(7),
         };

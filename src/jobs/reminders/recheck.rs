@@ -15,7 +15,7 @@ use crate::config::{Locale, RemindersConfig};
 use crate::db::Database;
 use crate::db::identity;
 use crate::engine::claim::Claimed;
-use crate::engine::recheck::Recheck;
+use crate::engine::recheck::{Recheck, Verdict};
 use crate::instant;
 use crate::jobs::{PlanCtx, PlanReport, column_text};
 use crate::templates::Templates;
@@ -35,15 +35,15 @@ impl Recheck for RemindersRecheck<'_> {
         JOB
     }
 
-    fn recheck(&self, conn: &Connection, row: &Claimed, now: DateTime<Utc>) -> rusqlite::Result<Option<String>> {
+    fn recheck(&self, conn: &Connection, row: &Claimed, now: DateTime<Utc>) -> rusqlite::Result<Verdict> {
         let (Some(table), Some(id)) = (row.source_table.as_deref(), row.source_id) else {
-            return Ok(None);
+            return Ok(Verdict::Send);
         };
         let Some(table) = ["loans", "revision_sessions", "students", manual::TABLE]
             .into_iter()
             .find(|t| *t == table)
         else {
-            return Ok(None);
+            return Ok(Verdict::Send);
         };
         let r = Reminders {
             cfg: self.cfg,
@@ -72,12 +72,15 @@ impl Recheck for RemindersRecheck<'_> {
             // A template or data problem is planning's to report; the message
             // made earlier still goes.
             log::warn!("{table} id {id}: cannot check the source of delivery {}: {e:#}", row.id);
-            return Ok(None);
+            return Ok(Verdict::Send);
         }
-        if em.probed().contains(&row.dedupe_key) {
-            return Ok(None);
-        }
-        why_not(conn, table, id, row, self, &ctx).map(Some)
+        Ok(match em.probed().into_iter().find(|(key, _)| *key == row.dedupe_key) {
+            // The person's address or number was corrected meanwhile: theirs now.
+            Some((_, Ok(to))) if to != row.recipient => Verdict::SendTo(to),
+            Some((_, Ok(_))) => Verdict::Send,
+            Some((_, Err(why))) => Verdict::Cancel(format!("its {} cannot be used now: {why}", row.channel)),
+            None => Verdict::Cancel(why_not(conn, table, id, row, self, &ctx)?),
+        })
     }
 }
 
@@ -157,7 +160,7 @@ fn why_not(
         }
     }
     Ok(format!(
-        "{table} id {id} no longer has this {} reminder (its date or time changed)",
+        "{table} id {id} no longer has this {} reminder (its date, time or condition changed)",
         row.kind
     ))
 }

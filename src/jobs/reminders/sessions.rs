@@ -150,6 +150,7 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
                 source_table: "revision_sessions",
                 source_id: id,
                 source_at: Some(start),
+                about: None,
                 at,
                 valid_until,
             };

@@ -182,6 +182,7 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
                     source_table: "students",
                     source_id: id,
                     source_at: subscribed,
+                    about: None,
                     at,
                     valid_until,
                 };
@@ -222,6 +223,7 @@ fn digest_due(student_id: i64, subscribed: Option<DateTime<Utc>>, week: &Week) -
         source_table: "students",
         source_id: student_id,
         source_at: subscribed,
+        about: None,
         at: week.at,
         valid_until: week.valid_until,
     }

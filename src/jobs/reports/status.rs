@@ -111,13 +111,20 @@ pub fn refresh(
     let (mut total, mut open, mut attempts) = (0, 0, 0_i64);
     let mut next_attempt: Option<String> = None;
     let mut errors: Vec<String> = Vec::new();
+    // Current addresses with a message that went or failed: any other (added
+    // to the list since, or whose message was cancelled) is still to serve.
+    let mut served: HashSet<String> = HashSet::new();
     while let Some(r) = rows.next()? {
         let recipient: String = r.get(0)?;
         let status: String = r.get(1)?;
         let is_open = status == "pending" || status == "sending";
+        let lower = recipient.to_lowercase();
         // In flight, whoever it is for, until the engine has had its say.
-        if !is_open && !current.contains(&recipient.to_lowercase()) {
+        if !is_open && !current.contains(&lower) {
             continue;
+        }
+        if status == "sent" || status == "failed" {
+            served.insert(lower);
         }
         total += 1;
         attempts = attempts.max(r.get(2)?);
@@ -138,10 +145,13 @@ pub fn refresh(
         return Ok(());
     }
     let errors = (!errors.is_empty()).then(|| bounded(&errors.join("; ")));
-    if open > 0 {
+    if open > 0 || served.len() < current.len() {
+        // Still under way, or an address to serve at the next run. A row the
+        // operator took out of `pending` by hand stays as they left it (a
+        // failed one comes back when --force re-arms its deliveries).
         tx.execute(
             "UPDATE scheduled_reports SET status = 'pending', attempts = ?2, next_attempt_at = ?3, last_error = ?4
-             WHERE id = ?1",
+             WHERE id = ?1 AND status IN ('pending', 'failed')",
             params![id, attempts, next_attempt, errors],
         )?;
         return Ok(());
@@ -197,7 +207,7 @@ fn after_delivery(
                                           OR d.next_attempt_at < scheduled_reports.next_attempt_at)
                                     THEN d.next_attempt_at ELSE scheduled_reports.next_attempt_at END
          FROM (SELECT attempts, status, next_attempt_at FROM deliveries WHERE id = ?2) AS d
-         WHERE scheduled_reports.id = ?1",
+         WHERE scheduled_reports.id = ?1 AND scheduled_reports.status = 'pending'",
     )?
     .execute(params![id, delivery_id])?;
     Ok(())
