@@ -12,6 +12,7 @@ pub mod engine;
 pub mod exit;
 pub mod instant;
 pub mod jobs;
+pub mod mask;
 pub mod output;
 pub mod recipient;
 pub mod shorten;

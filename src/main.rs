@@ -19,7 +19,7 @@ fn main() -> ExitCode {
     match rappel::app::run(cli) {
         Ok(exit) => ExitCode::from(exit.code()),
         Err(err) => {
-            eprintln!("rappel: error: {err:#}");
+            eprintln!("rappel: error: {}", rappel::mask::mask(&format!("{err:#}")));
             ExitCode::from(rappel::exit::of_error(&err).code())
         }
     }

@@ -42,10 +42,11 @@ impl log::Log for Logger {
             log::Level::Warn => "warning",
             _ => "info",
         };
+        let message = crate::mask::mask(&record.args().to_string());
         let line = if JSON_LOGS.load(Ordering::Relaxed) {
-            serde_json::json!({ "level": level, "message": record.args().to_string() }).to_string()
+            serde_json::json!({ "level": level, "message": message }).to_string()
         } else {
-            format!("rappel: {level}: {}", record.args())
+            format!("rappel: {level}: {message}")
         };
         let _ = writeln!(std::io::stderr().lock(), "{line}");
     }
@@ -166,7 +167,8 @@ pub fn print_report(r: &Report<'_>, verbosity: Verbosity, json: bool) {
         Verbosity::Quiet if !ok => {
             let _ = writeln!(
                 std::io::stderr().lock(),
-                "rappel: error: {line} (exit {})",
+                "rappel: error: {} (exit {})",
+                crate::mask::mask(&line),
                 r.tally.exit.code()
             );
         }

@@ -58,3 +58,102 @@ fn a_trickling_server_cannot_hold_a_send_past_its_lease() {
     assert_eq!(status, "pending", "recorded by this run, within its lease");
     assert!(error.contains("deadline"), "{error}");
 }
+
+/// Twilio's error answer repeats the request's credentials (the Basic
+/// header, the token raw, JSON-escaped and percent-encoded): none of it is
+/// kept or printed, by any command.
+#[test]
+fn a_provider_echoing_credentials_leaks_nothing() {
+    use base64::Engine as _;
+    let smtp = support::SmtpServer::start();
+    let twilio = support::twilio::FakeTwilio::start();
+    let env = TestEnv::new(smtp.port, "");
+    let base = std::fs::read_to_string(env.config_path()).unwrap();
+    env.write_config(&format!("{base}\n{}", twilio.config(env.dir.path())));
+    // FakeTwilio's account and token (support/twilio.rs).
+    let token = "s3cret-token";
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("ACtest:{token}"));
+    let echo = format!(
+        r#"{{"code": 20500, "message": "internal error for Basic {basic} token={} json=\"{}\" raw {token}"}}"#,
+        "s3cret%2Dtoken".replace("%2D", "-"),
+        token.replace('-', "\\u002d")
+    );
+    twilio.answer_next(500, &echo, &[]);
+    env.db()
+        .execute_batch(
+            "INSERT INTO contacts (id, name, phone, email_enabled, whatsapp_enabled) VALUES (1, 'A', '+33612345678', 0, 1);
+             INSERT INTO loans (contact_id, item, lent_at, due_at) VALUES (1, 'X', '2026-03-10T08:00:00Z', '2026-03-20T17:00:00Z');",
+        )
+        .unwrap();
+    let now = "2026-03-10T08:05:00Z";
+    let mut seen = String::new();
+    for args in [
+        &["--json", "send-reminders", "--kind", "loan_created"][..],
+        &["--json", "log"],
+        &["log"],
+        &["--json", "stats"],
+        &["stats"],
+    ] {
+        let out = env.run(args, now);
+        seen.push_str(&out.stdout);
+        seen.push_str(&out.stderr);
+    }
+    seen.push_str(&env.dump());
+    assert!(seen.contains("internal error for Basic ***"), "{seen}");
+    for leak in [token, &basic, "s3cret\\u002dtoken"] {
+        assert!(!seen.contains(leak), "{leak:?} leaked:\n{seen}");
+    }
+}
+
+/// An SMTP server whose refusal of AUTH repeats the AUTH PLAIN blob and the
+/// password: stored and printed masked.
+#[test]
+fn an_smtp_server_echoing_the_auth_blob_leaks_nothing() {
+    use base64::Engine as _;
+    let password = "hunter2-pass";
+    let blob = base64::engine::general_purpose::STANDARD.encode(format!("\0bob\0{password}"));
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut out = stream.try_clone().unwrap();
+                let mut lines = std::io::BufReader::new(stream);
+                let _ = out.write_all(b"220 echo.test ESMTP\r\n");
+                let mut line = String::new();
+                while std::io::BufRead::read_line(&mut lines, &mut line).unwrap_or(0) > 0 {
+                    let reply = if line.starts_with("EHLO") {
+                        "250-echo.test\r\n250 AUTH PLAIN\r\n".to_string()
+                    } else if let Some(blob) = line.strip_prefix("AUTH PLAIN ") {
+                        let decoded = base64::engine::general_purpose::STANDARD
+                            .decode(blob.trim())
+                            .unwrap_or_default();
+                        let password = String::from_utf8_lossy(&decoded)
+                            .rsplit('\0')
+                            .next()
+                            .unwrap_or("")
+                            .to_string();
+                        format!("454 4.7.0 temporary failure for {} {password}\r\n", blob.trim())
+                    } else {
+                        "221 bye\r\n".to_string()
+                    };
+                    let _ = out.write_all(reply.as_bytes());
+                    line.clear();
+                }
+            });
+        }
+    });
+    let env = TestEnv::new(port, "");
+    std::fs::write(env.dir.path().join("smtp-password"), password).unwrap();
+    let config = std::fs::read_to_string(env.config_path()).unwrap().replace(
+        "timeout_s = 2",
+        "timeout_s = 2\nusername = \"bob\"\npassword_file = \"smtp-password\"",
+    );
+    env.write_config(&config);
+    let out = env.run(&["test-email", "--to", "a@example.com"], "2026-03-10T07:00:00Z");
+    let mut seen = format!("{}{}", out.stdout, out.stderr);
+    seen.push_str(&env.run(&["--json", "log"], "2026-03-10T07:00:00Z").stdout);
+    seen.push_str(&env.dump());
+    assert!(seen.contains("temporary failure for *** ***"), "{seen}");
+    assert!(!seen.contains(password) && !seen.contains(&blob), "{seen}");
+}

@@ -178,6 +178,7 @@ fn smtp_transport(cfg: &SmtpConfig) -> anyhow::Result<SmtpTransport> {
         });
     }
     if let (Some(user), Some(password)) = (&cfg.username, &cfg.password) {
+        crate::mask::register_smtp(user, password.expose());
         builder = builder.credentials(Credentials::new(user.clone(), password.expose().to_string()));
     }
     Ok(builder.build())

@@ -50,8 +50,6 @@ impl From<SendError> for Refused {
 
 pub struct HrApi {
     carrier: Carrier,
-    /// Strings never to show: the secret and the header built from it.
-    masked: Vec<String>,
 }
 
 impl HrApi {
@@ -77,14 +75,9 @@ impl HrApi {
                     )),
                     HrAuth::None => None,
                 };
-                let mut masked: Vec<String> = auth.secrets().into_iter().map(str::to_string).collect();
-                masked.extend(
-                    authorization
-                        .iter()
-                        .filter_map(|a| a.split_once(' '))
-                        .map(|(_, v)| v.to_string()),
-                );
-                masked.retain(|s| !s.is_empty());
+                if let HrAuth::Basic { username, password } = auth {
+                    crate::mask::register_basic(username, password.expose());
+                }
                 HrApi {
                     carrier: Carrier::Http {
                         agent: ureq::Agent::new_with_config(config),
@@ -92,12 +85,10 @@ impl HrApi {
                         attendance_url: format!("{base_url}{attendance_endpoint}"),
                         authorization,
                     },
-                    masked,
                 }
             }
             HrTransport::File { dir } => HrApi {
                 carrier: Carrier::File(dir.clone()),
-                masked: Vec::new(),
             },
         }
     }
@@ -207,12 +198,9 @@ impl HrApi {
         })
     }
 
-    /// `text` with every secret replaced by `***` (the service's secret and
-    /// the credentials of its Authorization header).
+    /// `text` with every secret replaced by `***`, in any encoding (`mask`).
     pub fn mask(&self, text: &str) -> String {
-        self.masked
-            .iter()
-            .fold(text.to_string(), |acc, secret| acc.replace(secret.as_str(), "***"))
+        crate::mask::mask(text)
     }
 }
 

@@ -76,6 +76,7 @@ impl TwilioChannel {
                     .timeout_global(Some(cfg.timeout))
                     .build();
                 let credentials = format!("{account_sid}:{}", auth_token.expose());
+                crate::mask::register_basic(account_sid, auth_token.expose());
                 Carrier::Api {
                     agent: ureq::Agent::new_with_config(config),
                     messages_url: format!("{api_base}/2010-04-01/Accounts/{account_sid}/Messages"),

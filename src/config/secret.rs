@@ -10,6 +10,13 @@ use std::path::Path;
 pub struct Secret(String);
 
 impl Secret {
+    /// A secret as read; registered with `mask`, so it is masked in every
+    /// encoding wherever rappel prints or records a text.
+    pub fn new(value: String) -> Self {
+        crate::mask::register(&value);
+        Secret(value)
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -45,7 +52,7 @@ pub fn read(
     }
     if let Some(var) = src.env {
         return match std::env::var(var) {
-            Ok(v) if !v.is_empty() => Ok(Some(Secret(v))),
+            Ok(v) if !v.is_empty() => Ok(Some(Secret::new(v))),
             _ => Err(format!(
                 "{key}_env: environment variable {var} is not set (expected it to hold the secret)"
             )),
@@ -60,7 +67,7 @@ pub fn read(
                 if v.is_empty() {
                     Err(format!("{key}_file: {} is empty", path.display()))
                 } else {
-                    Ok(Some(Secret(v)))
+                    Ok(Some(Secret::new(v)))
                 }
             }
             Err(e) => Err(format!(
@@ -76,7 +83,7 @@ pub fn read(
                 config_path.display()
             ));
         }
-        return Ok(Some(Secret(v.to_string())));
+        return Ok(Some(Secret::new(v.to_string())));
     }
     Ok(None)
 }

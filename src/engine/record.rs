@@ -74,15 +74,18 @@ impl Recorder<'_> {
     }
 
     pub fn failed(&self, conn: &mut Connection, row: &Claimed, err: &SendError) -> rusqlite::Result<Effect> {
+        // A provider's answer may repeat our credentials: never stored as it came.
+        let masked = crate::mask::mask(err.reason());
+        let reason = masked.as_str();
         match err {
-            SendError::Permanent(reason) => self.update(
+            SendError::Permanent(_) => self.update(
                 conn,
                 row,
                 "status = 'failed', error_class = 'permanent', last_error = ?3, lease_until = NULL",
                 params![row.id, self.run_id, reason],
                 Effect::Failed { permanent: true },
             ),
-            SendError::Temporary { reason, retry_after } | SendError::Throttled { reason, retry_after } => {
+            SendError::Temporary { retry_after, .. } | SendError::Throttled { retry_after, .. } => {
                 if row.attempts >= self.delivery.max_attempts {
                     let reason = format!("{reason} (gave up after {} attempts)", row.attempts);
                     return self.update(
@@ -111,7 +114,7 @@ impl Recorder<'_> {
                     Effect::Retrying { next },
                 )
             }
-            SendError::Credentials(reason) => Ok(match self.release(conn, row, Some(("credentials", reason)))? {
+            SendError::Credentials(_) => Ok(match self.release(conn, row, Some(("credentials", reason)))? {
                 Effect::Released => Effect::Rejected,
                 other => other,
             }),

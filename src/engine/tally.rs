@@ -91,7 +91,7 @@ pub fn finish_run(
             c.skipped as i64,
             c.retrying as i64,
             tally.exit.code(),
-            error,
+            error.map(crate::mask::mask),
             c.cancelled as i64
         ],
     )?;

@@ -352,14 +352,19 @@ pub fn record(
                             sync_lease_until = NULL, sync_attempts = sync_attempts + 1
                      WHERE {mine}"
                 ))?
-                .execute(params![log.id, claimed.lease, why])?,
+                .execute(params![log.id, claimed.lease, crate::mask::mask(why)])?,
             Outcome::Retry { reason, next, .. } => tx
                 .prepare_cached(&format!(
                     "UPDATE attendance_logs SET sync_status = 'failed', sync_error = ?3, next_attempt_at = ?4,
                             sync_lease_until = NULL, sync_attempts = sync_attempts + 1
                      WHERE {mine}"
                 ))?
-                .execute(params![log.id, claimed.lease, reason, instant::format(*next)])?,
+                .execute(params![
+                    log.id,
+                    claimed.lease,
+                    crate::mask::mask(reason),
+                    instant::format(*next)
+                ])?,
             Outcome::Back => tx
                 .prepare_cached(&format!(
                     "UPDATE attendance_logs SET sync_status = {GIVEN_BACK}, sync_lease_until = NULL WHERE {mine}"

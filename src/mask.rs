@@ -1,0 +1,180 @@
+//! Secrets never leave (DESIGN §1.7), in any encoding a server might echo
+//! them back in. Every secret rappel reads is registered here with the forms
+//! it takes on the wire (the credentials of an `Authorization: Basic`
+//! header, SMTP `AUTH PLAIN`/`LOGIN` blobs), and each form is expanded into
+//! the encodings a provider's answer may carry: as is, JSON-escaped (`\/`,
+//! `\u00XX`), percent-encoded, base64 (standard and URL-safe, padded or
+//! not). [`mask`] replaces every one with `***`; the logger, the recorded
+//! errors (`last_error`, `sync_error`, `job_runs.error`) and every summary
+//! pass through it.
+
+use std::sync::RwLock;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+
+/// What replaces a secret.
+pub const MASK: &str = "***";
+
+/// Shorter forms are not masked: masking "a" would shred every message.
+const MIN_LEN: usize = 4;
+
+static FORMS: RwLock<Vec<String>> = RwLock::new(Vec::new());
+
+/// Registers a secret as it is written (a token, a password).
+pub fn register(secret: &str) {
+    let mut forms = expand(secret);
+    for b64 in base64_forms(secret.as_bytes()) {
+        forms.extend(expand(&b64));
+    }
+    add(forms);
+}
+
+/// Registers the credentials of HTTP Basic authentication (RFC 7617):
+/// base64 of `user:password`.
+pub fn register_basic(user: &str, password: &str) {
+    register(password);
+    add(encoded_forms(format!("{user}:{password}").as_bytes()));
+}
+
+/// Registers SMTP credentials as `AUTH PLAIN` (RFC 4616: base64 of
+/// `authzid NUL user NUL password`, with and without the authzid) and `AUTH
+/// LOGIN` (the password in base64) send them.
+pub fn register_smtp(user: &str, password: &str) {
+    register(password);
+    for plain in [format!("\0{user}\0{password}"), format!("{user}\0{user}\0{password}")] {
+        add(encoded_forms(plain.as_bytes()));
+    }
+}
+
+/// `text` with every registered secret, in every encoding, replaced by `***`.
+pub fn mask(text: &str) -> String {
+    let forms = FORMS.read().unwrap_or_else(|e| e.into_inner());
+    let mut out = text.to_string();
+    // Longest first, so a form never leaves a piece of a longer one behind.
+    for form in forms.iter() {
+        if out.contains(form.as_str()) {
+            out = out.replace(form.as_str(), MASK);
+        }
+    }
+    out
+}
+
+fn add(new: Vec<String>) {
+    let mut forms = FORMS.write().unwrap_or_else(|e| e.into_inner());
+    for f in new {
+        if f.len() >= MIN_LEN && !forms.contains(&f) {
+            forms.push(f);
+        }
+    }
+    forms.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+}
+
+/// The base64 forms of `bytes`, each also in the text encodings.
+fn encoded_forms(bytes: &[u8]) -> Vec<String> {
+    base64_forms(bytes).iter().flat_map(|b| expand(b)).collect()
+}
+
+fn base64_forms(bytes: &[u8]) -> Vec<String> {
+    vec![
+        STANDARD.encode(bytes),
+        STANDARD_NO_PAD.encode(bytes),
+        URL_SAFE.encode(bytes),
+        URL_SAFE_NO_PAD.encode(bytes),
+    ]
+}
+
+/// `s` as is and in the encodings a text answer may carry it in.
+fn expand(s: &str) -> Vec<String> {
+    let mut forms = vec![s.to_string()];
+    // JSON: serde's escapes; non-ASCII as `\uXXXX` (Python's ensure_ascii,
+    // PHP); `/` as `\/` (PHP's json_encode); and every character that is not
+    // alphanumeric as `\u00XX` (some encoders).
+    let json = serde_json::to_string(s).unwrap_or_default();
+    let json = json.trim_matches('"').to_string();
+    let utf16 = |c: char, upper: bool| -> String {
+        let mut buf = [0u16; 2];
+        c.encode_utf16(&mut buf)
+            .iter()
+            .map(|u| {
+                if upper {
+                    format!("\\u{u:04X}")
+                } else {
+                    format!("\\u{u:04x}")
+                }
+            })
+            .collect()
+    };
+    for upper in [false, true] {
+        let ascii: String = json
+            .chars()
+            .map(|c| if c.is_ascii() { c.to_string() } else { utf16(c, upper) })
+            .collect();
+        forms.push(ascii.replace('/', "\\/"));
+        forms.push(ascii);
+    }
+    forms.push(json.replace('/', "\\/"));
+    forms.push(json);
+    for upper in [false, true] {
+        forms.push(
+            s.chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() {
+                        c.to_string()
+                    } else {
+                        utf16(c, upper)
+                    }
+                })
+                .collect(),
+        );
+        // Percent-encoding (RFC 3986 unreserved kept), and form-encoding's `+`.
+        let pct: String = s
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                    char::from(b).to_string()
+                } else if upper {
+                    format!("%{b:02X}")
+                } else {
+                    format!("%{b:02x}")
+                }
+            })
+            .collect();
+        forms.push(pct.replace("%20", "+"));
+        forms.push(pct);
+    }
+    forms.sort();
+    forms.dedup();
+    forms
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_encoding_is_masked() {
+        let secret = "s3cr/t+tok én&x";
+        register(secret);
+        register_basic("ACsid", secret);
+        register_smtp("user@example.com", secret);
+        let b64 = |s: &str| STANDARD.encode(s);
+        for leak in [
+            secret.to_string(),
+            "s3cr\\/t+tok én&x".to_string(),
+            "s3cr\\/t+tok \\u00e9n&x".to_string(),
+            "s3cr%2Ft%2Btok%20%C3%A9n%26x".to_string(),
+            "s3cr%2ft%2btok+%c3%a9n%26x".to_string(),
+            b64(secret),
+            b64(&format!("ACsid:{secret}")),
+            URL_SAFE_NO_PAD.encode(format!("ACsid:{secret}")),
+            b64(&format!("\0user@example.com\0{secret}")),
+            b64(&format!("user@example.com\0user@example.com\0{secret}")),
+        ] {
+            let text = format!("server said: <{leak}> end");
+            let masked = mask(&text);
+            assert_eq!(masked, "server said: <***> end", "{leak:?}");
+        }
+        assert_eq!(mask("nothing secret here"), "nothing secret here");
+    }
+}
