@@ -42,7 +42,7 @@ impl log::Log for Logger {
             log::Level::Warn => "warning",
             _ => "info",
         };
-        let message = crate::mask::mask(&record.args().to_string());
+        let message = crate::mask::mask(&printable(&record.args().to_string()));
         let line = if JSON_LOGS.load(Ordering::Relaxed) {
             serde_json::json!({ "level": level, "message": message }).to_string()
         } else {
@@ -52,6 +52,33 @@ impl log::Log for Logger {
     }
 
     fn flush(&self) {}
+}
+
+/// `text` as it may be shown on a terminal or in a log file: control
+/// characters (ESC, CR, LF, NUL, DEL, C1...), Unicode line separators and
+/// bidirectional overrides are written as Rust escapes (`\u{1b}`, `\n`), so
+/// host data can neither forge a log line nor drive the terminal.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            out.extend(c.escape_debug());
+            if c.escape_debug().len() == 1 {
+                // escape_debug keeps some as they are; never these.
+                out.pop();
+                out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// Installs the stderr logger.
@@ -109,16 +136,16 @@ pub fn print_report(r: &Report<'_>, verbosity: Verbosity, json: bool) {
                 "would send {} via {} to {}: {}{}",
                 m.kind,
                 m.channel,
-                m.recipient,
-                m.subject,
+                printable(&m.recipient),
+                printable(&m.subject),
                 if retry { " (retry)" } else { "" }
             );
             for line in &m.detail {
-                let _ = writeln!(out, "    {line}");
+                let _ = writeln!(out, "    {}", printable(line));
             }
         }
         for f in r.failures {
-            let _ = writeln!(out, "would fail {f}");
+            let _ = writeln!(out, "would fail {}", printable(f));
         }
     }
     if verbosity == Verbosity::Verbose {

@@ -157,3 +157,121 @@ fn an_smtp_server_echoing_the_auth_blob_leaks_nothing() {
     assert!(seen.contains("temporary failure for *** ***"), "{seen}");
     assert!(!seen.contains(password) && !seen.contains(&blob), "{seen}");
 }
+
+/// A report's file swapped for a symbolic link to a file outside
+/// `attachments_dir` after planning: checked when opened, never mailed.
+#[cfg(unix)]
+#[test]
+fn an_attachment_swapped_for_a_link_after_planning_is_not_mailed() {
+    let smtp = support::SmtpServer::start();
+    let env = TestEnv::new(smtp.port, "[reports]\nattachments_dir = \"reports\"\n");
+    let reports = env.dir.path().join("reports");
+    std::fs::create_dir_all(&reports).unwrap();
+    std::fs::write(reports.join("weekly.pdf"), "the weekly report").unwrap();
+    let outside = env.dir.path().join("payroll.txt");
+    std::fs::write(&outside, "TOP-SECRET payroll").unwrap();
+    env.report(
+        "Weekly",
+        "boss@example.com",
+        "2026-03-10 06:00:00",
+        Some("weekly.pdf"),
+        None,
+    );
+    smtp.set_mode(support::Mode::Defer);
+    env.run(&["send-reports"], "2026-03-10T07:00:00Z").code(75);
+    // Between planning and the retry, the file becomes a link out of the folder.
+    std::fs::remove_file(reports.join("weekly.pdf")).unwrap();
+    std::os::unix::fs::symlink(&outside, reports.join("weekly.pdf")).unwrap();
+    smtp.set_mode(support::Mode::Accept);
+    env.run(&["deliver"], "2026-03-10T08:00:00Z").code(65);
+    assert!(smtp.mails().is_empty(), "nothing mailed");
+    let error: String = env
+        .db()
+        .query_row("SELECT last_error FROM deliveries", [], |r| r.get(0))
+        .unwrap();
+    assert!(error.contains("symbolic link"), "{error}");
+}
+
+/// An HR token that cannot be a header (a pasted `é`, a newline in the
+/// file) is a configuration error for its service: `config check` and the
+/// job exit 78, no request is made, no attempt is spent, and commands that
+/// send nothing still work.
+#[test]
+fn a_token_that_cannot_be_a_header_is_a_configuration_error() {
+    let hr = support::hr::FakeHr::start();
+    let env = TestEnv::new(support::free_port(), "");
+    for token in ["zqx\u{e9}w", "zqx\nw"] {
+        std::fs::write(env.dir.path().join("hr-token"), token).unwrap();
+        let base = std::fs::read_to_string(env.config_path()).unwrap();
+        let base = base.split("[attendance").next().unwrap().to_string();
+        env.write_config(&format!(
+            "{base}[attendance.services.rh]\nbase_url = \"{}\"\nattendance_endpoint = \"/att\"\ntoken_file = \"hr-token\"\ntimeout_s = 1\n",
+            hr.base_url()
+        ));
+        env.db()
+            .execute_batch(
+                "INSERT OR IGNORE INTO terminals (id, serial) VALUES (1, 'T1');
+                 INSERT OR IGNORE INTO attendance_logs (terminal_id, enroll_id, punched_at) VALUES (1, 7, '2026-03-10T06:00:00Z');",
+            )
+            .unwrap();
+        let check = env.run(&["config", "check"], "2026-03-10T07:00:00Z").code(78);
+        assert!(
+            check.stderr.contains("attendance.services.rh.token"),
+            "{}",
+            check.stderr
+        );
+        assert!(
+            !check.stderr.contains("zqx"),
+            "the token is never shown: {}",
+            check.stderr
+        );
+        env.run(&["sync-attendance"], "2026-03-10T07:00:00Z").code(78);
+        env.run(&["db", "status"], "2026-03-10T07:00:00Z").success();
+        assert!(hr.requests().is_empty());
+        let row: (String, i64) = env
+            .db()
+            .query_row("SELECT sync_status, sync_attempts FROM attendance_logs", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!(row, ("pending".to_string(), 0));
+    }
+}
+
+/// Host data with control characters (ESC, a newline and a forged
+/// "rappel: error:" line) never reaches the terminal raw, in any output.
+#[test]
+fn host_data_cannot_forge_a_log_line_or_drive_the_terminal() {
+    let smtp = support::SmtpServer::start();
+    let env = TestEnv::new(smtp.port, "");
+    let forged = "x\u{1b}[2J\nrappel: error: FORGED\r\u{7}\u{202e}";
+    env.db()
+        .execute("INSERT INTO contacts (id, name, email) VALUES (1, 'n', ?1)", [forged])
+        .unwrap();
+    env.db()
+        .execute(
+            "INSERT INTO loans (contact_id, item, lent_at, due_at) VALUES (1, ?1, '2026-03-10T08:00:00Z', '2026-03-20T17:00:00Z')",
+            [forged],
+        )
+        .unwrap();
+    let now = "2026-03-10T08:05:00Z";
+    let mut seen = String::new();
+    for args in [
+        &["-v", "send-reminders"][..],
+        &["send-reminders", "--dry-run", "--force"],
+        &["log"],
+        &["stats"],
+    ] {
+        let out = env.run(args, now);
+        seen.push_str(&out.stdout);
+        seen.push_str(&out.stderr);
+    }
+    assert!(seen.contains("FORGED"), "the data is shown, escaped: {seen}");
+    for raw in ['\u{1b}', '\r', '\u{7}', '\u{202e}'] {
+        assert!(!seen.contains(raw), "{raw:?} printed raw:\n{seen}");
+    }
+    assert!(
+        !seen.lines().any(|l| l.starts_with("rappel: error: FORGED")),
+        "a forged line:\n{seen}"
+    );
+}

@@ -79,10 +79,12 @@ fuzz_target!(|input: Input<'_>| {
 
     // Masking: no secret (nor the Authorization credentials) survives.
     if let Some(cfg) = service(input.secret, input.username, input.basic) {
-        let api = HrApi::new(&cfg);
+        // A token that cannot be a header is refused before any request.
+        let Ok(api) = HrApi::new(&cfg) else { return };
         let masked = api.mask(answer);
         let secret = input.secret;
-        if !secret.is_empty() && !secret.contains('*') {
+        // Secrets under 4 bytes are not masked (rappel::mask::register).
+        if secret.len() >= 4 && !secret.contains('*') {
             assert!(!masked.contains(secret), "{secret:?} shown in {masked:?}");
         }
     }

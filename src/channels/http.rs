@@ -53,8 +53,22 @@ pub struct HrApi {
 }
 
 impl HrApi {
-    pub fn new(cfg: &ServiceConfig) -> Self {
-        match &cfg.transport {
+    /// The service's client. `Err` (exit 78) when its bearer token cannot
+    /// be sent in a header: a configuration error for this service only.
+    pub fn new(cfg: &ServiceConfig) -> anyhow::Result<Self> {
+        if let HrTransport::Http {
+            auth: HrAuth::Bearer(token),
+            ..
+        } = &cfg.transport
+        {
+            header_safe(token.expose()).map_err(|why| {
+                crate::exit::fail(
+                    crate::exit::Exit::Config,
+                    format!("attendance.services.{}.token: {why}", cfg.name),
+                )
+            })?;
+        }
+        Ok(match &cfg.transport {
             HrTransport::Http {
                 base_url,
                 users_endpoint,
@@ -90,7 +104,7 @@ impl HrApi {
             HrTransport::File { dir } => HrApi {
                 carrier: Carrier::File(dir.clone()),
             },
-        }
+        })
     }
 
     /// Where batches go: the attendance URL, or the outbox folder.
@@ -201,6 +215,22 @@ impl HrApi {
     /// `text` with every secret replaced by `***`, in any encoding (`mask`).
     pub fn mask(&self, text: &str) -> String {
         crate::mask::mask(text)
+    }
+}
+
+/// A bearer token goes as is in an `Authorization` header (RFC 9110 §5.5:
+/// visible ASCII): one holding a space, a control character (a newline
+/// inside a token file) or a non-ASCII character (a pasted `é`) could never
+/// be sent, so it is a configuration error, not a failure per batch. The
+/// reason never shows the token.
+fn header_safe(token: &str) -> Result<(), String> {
+    match token.chars().position(|c| !c.is_ascii_graphic()) {
+        None => Ok(()),
+        Some(at) => Err(format!(
+            "the token holds a character that cannot be sent in an HTTP header at position {} \
+             (a space, a control character such as a newline, or a non-ASCII one); expected visible ASCII only",
+            at + 1
+        )),
     }
 }
 

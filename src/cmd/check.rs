@@ -54,13 +54,20 @@ pub fn run(ctx: &Ctx<'_>, connect: bool) -> anyhow::Result<Exit> {
         }
     }
     errors.extend(report_queries(config)?);
+    // Each HR service's client, as sync-attendance builds it (a token that
+    // cannot be a header is found here).
+    for service in &config.attendance.services {
+        if let Err(e) = HrApi::new(service) {
+            errors.push(format!("{e:#}"));
+        }
+    }
     if !errors.is_empty() {
         for e in &errors {
             log::error!("{e}");
         }
         return Err(fail(
             Exit::Config,
-            format!("{} error(s) in templates or report queries", errors.len()),
+            format!("{} error(s) in templates, report queries or services", errors.len()),
         ));
     }
     // Building the channels checks what loading cannot: CA files, folders.
@@ -151,7 +158,7 @@ fn report_queries(config: &crate::config::Config) -> anyhow::Result<Vec<String>>
 
 /// Reads the service's users list, as the next sync would, and stores nothing.
 fn connect_hr(service: &crate::config::ServiceConfig, now: chrono::DateTime<chrono::Utc>) -> Result<String, String> {
-    let api = HrApi::new(service);
+    let api = HrApi::new(service).map_err(|e| format!("{e:#}"))?;
     match api.users(now) {
         Ok(None) => Ok("nothing to read without posting (no users_endpoint, or file transport)".into()),
         Ok(Some(body)) => {

@@ -131,8 +131,8 @@ pub fn table(entries: &[Entry], zone: chrono_tz::Tz) -> String {
             [
                 e.id.to_string(),
                 local(&e.created_at),
-                e.kind.clone(),
-                e.channel.clone(),
+                crate::output::printable(&e.kind).into_owned(),
+                crate::output::printable(&e.channel).into_owned(),
                 shorten(&e.recipient, 40),
                 status,
                 e.attempts.to_string(),
@@ -167,6 +167,7 @@ pub fn table(entries: &[Entry], zone: chrono_tz::Tz) -> String {
 /// One line of at most `max` characters, with `…` where it was cut.
 fn shorten(s: &str, max: usize) -> String {
     let one_line = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let one_line = crate::output::printable(&one_line).into_owned();
     if one_line.chars().count() <= max {
         one_line
     } else {

@@ -268,7 +268,12 @@ fn render(s: &Stats, zone: chrono_tz::Tz) -> String {
             let _ = writeln!(
                 out,
                 "  {:<20} {:>7} {:>7} {:>7} {:>9} {:>7}",
-                g.name, c.total, c.sent, c.failed, c.cancelled, c.open
+                crate::output::printable(&g.name),
+                c.total,
+                c.sent,
+                c.failed,
+                c.cancelled,
+                c.open
             );
         }
     }
@@ -279,7 +284,7 @@ fn render(s: &Stats, zone: chrono_tz::Tz) -> String {
         if !reasons.is_empty() {
             let _ = writeln!(out, "\n{title}");
             for r in reasons {
-                let _ = writeln!(out, "  {:>5}  {}", r.count, r.reason);
+                let _ = writeln!(out, "  {:>5}  {}", r.count, crate::output::printable(&r.reason));
             }
         }
     }

@@ -65,7 +65,7 @@ pub fn run(ctx: &Ctx<'_>, dry_run: bool, force: bool, only: Option<&str>) -> any
             Box::new(std::io::stdout().lock())
         };
         for (i, service) in chosen {
-            let api = HrApi::new(service);
+            let api = HrApi::new(service)?;
             let t = attendance::dry_run(&conn, &sync, service, &terminals[i], &api, &mut out)?;
             tally.merge(t);
         }
@@ -98,7 +98,15 @@ pub fn run(ctx: &Ctx<'_>, dry_run: bool, force: bool, only: Option<&str>) -> any
         let (terminals, unknown) = ledger::terminals(&conn, &cfg.services)?;
         warn_unknown(&conn, &terminals, &unknown)?;
         for (i, service, _lock) in &locked {
-            let api = HrApi::new(service);
+            // A service that cannot be used as configured stops alone.
+            let api = match HrApi::new(service) {
+                Ok(api) => api,
+                Err(e) => {
+                    log::error!("{e:#}");
+                    tally.raise(crate::exit::of_error(&e));
+                    continue;
+                }
+            };
             attendance::sync_service(&mut conn, &sync, service, &terminals[*i], &api, &mut tally)?;
         }
         Ok(())

@@ -140,8 +140,7 @@ fn mime_body(m: &Outgoing<'_>) -> Result<Vec<u8>, SendError> {
             None => text.formatted(),
         });
     };
-    let content = std::fs::read(a.path)
-        .map_err(|e| SendError::Permanent(format!("attachment {} cannot be read: {e}", a.path)))?;
+    let content = read_attachment(a.path)?;
     let mime = ContentType::parse(a.mime).unwrap_or(
         ContentType::parse("application/octet-stream")
             .map_err(|e| SendError::Permanent(format!("attachment type: {e}")))?,
@@ -158,6 +157,45 @@ fn mime_body(m: &Outgoing<'_>) -> Result<Vec<u8>, SendError> {
         None => MultiPart::mixed().singlepart(text),
     };
     Ok(mixed.singlepart(file).formatted())
+}
+
+/// Reads a file to attach, checked as it is opened, on every attempt: the
+/// path stored at planning is the file's real path (inside `attachments_dir`
+/// for a stored report); if it, or a folder on its way, was replaced by a
+/// symbolic link since, the real path differs and nothing is read, so a file
+/// outside the folder is never mailed. The last component is opened without
+/// following a link, and the file opened must be the one checked.
+fn read_attachment(path: &str) -> Result<Vec<u8>, SendError> {
+    use std::io::Read;
+    let refused = |why: String| SendError::Permanent(format!("attachment {path} {why}"));
+    let real = std::fs::canonicalize(path).map_err(|e| refused(format!("cannot be read: {e}")))?;
+    if real != std::path::Path::new(path) {
+        return Err(refused(format!(
+            "now leads through a symbolic link to {}: not sent",
+            real.display()
+        )));
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW);
+    let mut file = options
+        .open(&real)
+        .map_err(|e| refused(format!("cannot be opened without following a link: {e}")))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let (opened, checked) = (file.metadata(), std::fs::metadata(&real));
+        if let (Ok(o), Ok(c)) = (opened, checked)
+            && (o.dev(), o.ino()) != (c.dev(), c.ino())
+        {
+            return Err(refused("changed while it was opened: not sent".into()));
+        }
+    }
+    let mut content = Vec::new();
+    file.read_to_end(&mut content)
+        .map_err(|e| refused(format!("cannot be read: {e}")))?;
+    Ok(content)
 }
 
 fn content_key(m: &Outgoing<'_>) -> [u8; 32] {

@@ -121,7 +121,8 @@ pub fn resolve(
             // deliveries another run planned.
             let path = dir.join(format!("report-{}-{}-{file_name}", src.id, std::process::id()));
             write_atomically(&path, csv.as_bytes()).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-            path
+            // Its real path, as a stored file's: the send checks it is still that.
+            path.canonicalize().unwrap_or(path)
         }
         None => PathBuf::new(),
     };
