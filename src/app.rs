@@ -320,6 +320,7 @@ fn job_body(
         db,
         templates: &templates,
     };
+    let reports_recheck = jobs::reports::ReportsRecheck::default();
     let alerts_recheck = jobs::delay_alerts::DelayAlertsRecheck {
         cfg: &ctx.config.delay_alerts,
     };
@@ -329,7 +330,7 @@ fn job_body(
         delivery: &ctx.config.delivery,
         channels: &channels,
         hooks: &[&reports_hook, &manual_hook],
-        rechecks: &[&reminders_recheck, &alerts_recheck, &jobs::reports::ReportsRecheck],
+        rechecks: &[&reminders_recheck, &alerts_recheck, &reports_recheck],
         run_id: format!("{job}:{}:{run_id}", std::process::id()),
     };
     tally.merge(engine.deliver(scope)?);
