@@ -559,3 +559,83 @@ fn generated_csv_cells_never_open_as_formulas() {
         "the email's own table shows the data as it is"
     );
 }
+
+/// An operator's query is bounded: past `query_timeout_s` it is stopped,
+/// past `query_max_rows` it fails, and anything but reading (ATTACH, PRAGMA,
+/// SAVEPOINT, load_extension) is refused like a write. Each fails its own
+/// report with the reason; the others go.
+#[test]
+fn report_queries_are_bounded_and_may_only_read() {
+    let smtp = SmtpServer::start();
+    let env = TestEnv::new(
+        smtp.port,
+        r#"[reports]
+query_timeout_s = 1
+query_max_rows = 1000
+[reports.definitions.slow]
+query = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n"
+[reports.definitions.many]
+query = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000) SELECT i FROM n"
+[reports.definitions.attach]
+query = "ATTACH DATABASE '/tmp/x.db' AS x"
+[reports.definitions.pragma]
+query = "PRAGMA query_only = 0"
+[reports.definitions.savepoint]
+query = "SAVEPOINT s"
+[reports.definitions.extension]
+query = "SELECT load_extension('/tmp/evil.so')"
+[reports.definitions.fine]
+query = "SELECT 1 AS one"
+"#,
+    );
+    let names = ["slow", "many", "attach", "pragma", "savepoint", "extension", "fine"];
+    for name in names {
+        env.report(
+            name,
+            &format!("{name}@example.com"),
+            "2026-03-10 06:00:00",
+            None,
+            Some(name),
+        );
+    }
+    let started = std::time::Instant::now();
+    let out = env.run(&["send-reports"], NOW).code(65);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(smtp.recipients(), ["fine@example.com"], "{}", out.stderr);
+    let errors: Vec<(String, String)> = {
+        let db = env.db();
+        let mut stmt = db
+            .prepare(
+                "SELECT title, coalesce(last_error, '') FROM scheduled_reports WHERE status = 'failed' ORDER BY id",
+            )
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let reason = |name: &str| {
+        errors
+            .iter()
+            .find(|(t, _)| t == name)
+            .map(|(_, e)| e.clone())
+            .unwrap_or_default()
+    };
+    assert!(reason("slow").contains("query_timeout_s (1 s)"), "{errors:?}");
+    assert!(reason("many").contains("query_max_rows (1000)"), "{errors:?}");
+    for name in ["attach", "pragma", "savepoint", "extension"] {
+        assert!(reason(name).contains("must only read"), "{name}: {errors:?}");
+    }
+    let check = env.run(&["config", "check"], NOW).code(78);
+    for name in ["attach", "pragma", "savepoint", "extension"] {
+        assert!(
+            check.stderr.contains(&format!("reports.definitions.{name}.query")),
+            "{name}: {}",
+            check.stderr
+        );
+    }
+}

@@ -142,12 +142,8 @@ fn report_queries(config: &crate::config::Config) -> anyhow::Result<Vec<String>>
     }
     let mut errors = Vec::new();
     for (name, definition) in &config.reports.definitions {
-        match conn.prepare(&definition.query) {
-            Err(e) => errors.push(format!("reports.definitions.{name}.query: {e}")),
-            Ok(stmt) if !stmt.readonly() => errors.push(format!(
-                "reports.definitions.{name}.query: it would write to the database; report queries must only read"
-            )),
-            Ok(_) => {}
+        if let Err(why) = reports::check_query(&db, &definition.query) {
+            errors.push(format!("reports.definitions.{name}.query: {why}"));
         }
     }
     for problem in reports::invalid_recipients(&conn)? {

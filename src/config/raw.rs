@@ -113,6 +113,8 @@ pub struct RawContentSid {
 #[serde(deny_unknown_fields)]
 pub struct RawReports {
     pub attachments_dir: Option<String>,
+    pub query_timeout_s: Option<u64>,
+    pub query_max_rows: Option<u64>,
     pub definitions: Option<BTreeMap<String, RawReportDefinition>>,
 }
 

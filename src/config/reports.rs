@@ -11,6 +11,11 @@ pub struct ReportsConfig {
     /// `attachment_path` values must resolve inside this folder.
     pub attachments_dir: PathBuf,
     pub definitions: BTreeMap<String, ReportDefinition>,
+    /// How long one definition's query may run before it is stopped and its
+    /// report fails (default 60 s).
+    pub query_timeout: std::time::Duration,
+    /// How many rows one query may return before its report fails (default 100,000).
+    pub query_max_rows: u64,
 }
 
 #[derive(Debug)]
@@ -44,5 +49,17 @@ pub(super) fn convert(raw: Option<RawReports>, dir: &Path) -> Result<ReportsConf
     Ok(ReportsConfig {
         attachments_dir: dir.join(raw.attachments_dir.as_deref().unwrap_or("reports")),
         definitions,
+        query_timeout: std::time::Duration::from_secs(super::within(
+            raw.query_timeout_s.unwrap_or(60),
+            1,
+            24 * 3_600,
+            "reports.query_timeout_s",
+        )?),
+        query_max_rows: super::within(
+            raw.query_max_rows.unwrap_or(100_000),
+            1,
+            10_000_000,
+            "reports.query_max_rows",
+        )?,
     })
 }

@@ -23,6 +23,7 @@ use crate::db::identity::source_ref;
 use crate::engine::plan::{self, AttachmentSpec, Planned};
 use crate::exit::{Exit, OrExit};
 use crate::instant;
+pub use content::check_query;
 pub use recheck::ReportsRecheck;
 pub use status::ReportsHook;
 
