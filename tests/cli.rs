@@ -370,7 +370,8 @@ fn config_check_compiles_report_queries_and_names_every_bad_address() {
         out.stderr
     );
     assert!(
-        out.stderr.contains("reports.definitions.wipe.query: it would write"),
+        out.stderr
+            .contains("reports.definitions.wipe.query: it does more than read"),
         "{}",
         out.stderr
     );
