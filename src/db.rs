@@ -112,8 +112,8 @@ impl Database {
             flags |= OpenFlags::SQLITE_OPEN_CREATE;
         }
         #[allow(clippy::disallowed_methods, reason = "db.rs is where connections are opened")]
-        let conn = Connection::open_with_flags(&self.path, flags)?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
+        let mut conn = Connection::open_with_flags(&self.path, flags)?;
+        conn.busy_handler(Some(wait_for_writer))?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         if self.read_only {
             conn.pragma_update(None, "query_only", "ON")?;
@@ -246,6 +246,20 @@ fn columns(conn: &Connection, table: &str) -> anyhow::Result<Vec<String>> {
     let mut stmt = conn.prepare("SELECT name FROM pragma_table_info(?1)")?;
     let names = stmt.query_map([table], |r| r.get(0))?.collect::<Result<_, _>>()?;
     Ok(names)
+}
+
+/// SQLite's busy handler: polls every millisecond for [`BUSY_TIMEOUT`] in
+/// all. SQLite's own backoff sleeps up to 100 ms at a time, and a host that
+/// holds write transactions back to back, with gaps of a millisecond or two
+/// between them, kept a run waiting through every gap until it gave up
+/// (exit 74); polling this often takes the lock in the first gap.
+fn wait_for_writer(tries: i32) -> bool {
+    let waited = Duration::from_millis(u64::try_from(tries).unwrap_or(0));
+    if waited >= BUSY_TIMEOUT {
+        return false;
+    }
+    std::thread::sleep(Duration::from_millis(1));
+    true
 }
 
 /// Whether an error means the database stayed locked past the busy timeout.

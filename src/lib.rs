@@ -10,6 +10,7 @@ pub mod config;
 pub mod db;
 pub mod engine;
 pub mod exit;
+pub mod files;
 pub mod instant;
 pub mod jobs;
 pub mod mask;

@@ -275,3 +275,140 @@ fn host_data_cannot_forge_a_log_line_or_drive_the_terminal() {
         "a forged line:\n{seen}"
     );
 }
+
+/// A host that holds write transactions back to back, each shorter than the
+/// busy timeout with a millisecond between them, no longer makes a run give
+/// up with exit 74: rappel takes the lock in a gap.
+#[test]
+fn a_host_writing_back_to_back_does_not_make_a_run_give_up() {
+    let smtp = support::SmtpServer::start();
+    let env = TestEnv::new(smtp.port, "");
+    env.db()
+        .execute_batch(
+            "INSERT INTO contacts (id, name, email) VALUES (1, 'Awa', 'awa@example.com');
+             INSERT INTO loans (contact_id, item, lent_at, due_at) VALUES (1, 'X', '2026-03-10T08:00:00Z', '2026-03-20T17:00:00Z');
+             CREATE TABLE host_busy (n INTEGER);",
+        )
+        .unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (db, stop) = (env.db(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                db.execute_batch("BEGIN IMMEDIATE; INSERT INTO host_busy VALUES (1);")
+                    .unwrap();
+                std::thread::sleep(Duration::from_millis(150));
+                db.execute_batch("COMMIT").unwrap();
+                std::thread::sleep(Duration::from_micros(700));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    let out = env.run(&["send-reminders"], "2026-03-10T08:05:00Z");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(smtp.recipients(), ["awa@example.com"]);
+}
+
+/// Twilio took the message (201) but its answer cannot be read: it is
+/// recorded sent, its SID unknown, never posted again (Twilio has no
+/// idempotency key).
+#[test]
+fn an_accepted_message_whose_answer_cannot_be_read_is_not_sent_twice() {
+    let smtp = support::SmtpServer::start();
+    let twilio = support::twilio::FakeTwilio::start();
+    let env = TestEnv::new(smtp.port, "");
+    let base = std::fs::read_to_string(env.config_path()).unwrap();
+    env.write_config(&format!("{base}\n{}", twilio.config(env.dir.path())));
+    env.db()
+        .execute_batch(
+            "INSERT INTO contacts (id, name, phone, email_enabled, whatsapp_enabled) VALUES (1, 'A', '+33612345678', 0, 1);
+             INSERT INTO loans (contact_id, item, lent_at, due_at) VALUES (1, 'X', '2026-03-10T08:00:00Z', '2026-03-20T17:00:00Z');",
+        )
+        .unwrap();
+    twilio.answer_next(201, "<html>proxy cut the answer", &[]);
+    env.run(&["send-reminders", "--kind", "loan_created"], "2026-03-10T08:05:00Z")
+        .success();
+    env.run(&["deliver", "--dry-run"], "2026-03-10T09:05:00Z").success();
+    env.run(&["deliver"], "2026-03-10T09:05:00Z").success();
+    assert_eq!(twilio.requests().iter().filter(|r| r.method == "POST").count(), 1);
+    let row: (String, Option<String>) = env
+        .db()
+        .query_row("SELECT status, provider_ref FROM deliveries", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(row, ("sent".to_string(), None));
+}
+
+/// `db status` reads the file's structure: a damaged database is exit 74.
+#[test]
+fn db_status_finds_a_damaged_database() {
+    let env = TestEnv::new(support::free_port(), "");
+    env.db()
+        .execute_batch(
+            "CREATE TABLE filler (x TEXT); WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
+             INSERT INTO filler SELECT printf('%0200d', i) FROM n; PRAGMA wal_checkpoint(TRUNCATE);",
+        )
+        .unwrap();
+    env.run(&["db", "status"], "2026-03-10T07:00:00Z").success();
+    // Scribble over pages in the middle of the file.
+    let mut bytes = std::fs::read(env.db_path()).unwrap();
+    let middle = bytes.len() / 2;
+    for b in &mut bytes[middle..middle + 8192] {
+        *b = 0x5a;
+    }
+    std::fs::write(env.db_path(), bytes).unwrap();
+    let out = env.run(&["db", "status"], "2026-03-10T07:00:00Z").code(74);
+    assert!(out.stdout.contains("damaged"), "{}{}", out.stdout, out.stderr);
+}
+
+/// A symbolic link planted where a job's lock file goes is not followed:
+/// the file it points at is left as it was.
+#[cfg(unix)]
+#[test]
+fn a_link_planted_as_a_lock_file_is_not_followed() {
+    let env = TestEnv::new(support::free_port(), "");
+    let precious = env.dir.path().join("precious");
+    std::fs::write(&precious, "keep me").unwrap();
+    std::os::unix::fs::symlink(&precious, env.dir.path().join("rappel.db.send-reminders.lock")).unwrap();
+    let out = env.run(&["send-reminders"], "2026-03-10T07:00:00Z").code(74);
+    assert!(out.stderr.contains("lock file"), "{}", out.stderr);
+    assert_eq!(std::fs::read_to_string(&precious).unwrap(), "keep me");
+}
+
+/// A monitoring ping answered with a redirect is not followed, as API calls
+/// are not: the run id and exit code go where the operator said, nowhere else.
+#[test]
+fn a_ping_redirect_is_not_followed() {
+    let elsewhere = tiny_http::Server::http("127.0.0.1:0").unwrap();
+    let elsewhere_port = elsewhere.server_addr().to_ip().unwrap().port();
+    let reached = std::sync::Arc::new(std::sync::Mutex::new(0));
+    {
+        let reached = reached.clone();
+        std::thread::spawn(move || {
+            for req in elsewhere.incoming_requests() {
+                *reached.lock().unwrap() += 1;
+                let _ = req.respond(tiny_http::Response::empty(200));
+            }
+        });
+    }
+    let pinged = tiny_http::Server::http("127.0.0.1:0").unwrap();
+    let port = pinged.server_addr().to_ip().unwrap().port();
+    std::thread::spawn(move || {
+        for req in pinged.incoming_requests() {
+            let location = format!("http://127.0.0.1:{elsewhere_port}/leak");
+            let response = tiny_http::Response::empty(302)
+                .with_header(tiny_http::Header::from_bytes("Location", location.as_bytes()).unwrap());
+            let _ = req.respond(response);
+        }
+    });
+    let smtp = support::SmtpServer::start();
+    let env = TestEnv::new(
+        smtp.port,
+        &format!("[monitoring.ping_urls]\nsend-reminders = \"http://127.0.0.1:{port}/uuid\"\n"),
+    );
+    env.run(&["send-reminders"], "2026-03-10T07:00:00Z").success();
+    assert_eq!(*reached.lock().unwrap(), 0, "the redirect was followed");
+}

@@ -124,7 +124,7 @@ fn reports_without_content_fail_with_a_reason_and_send_nothing() {
     for (id, reason) in [
         (missing, "\"nope.pdf\" not found"),
         (broken, "the query failed"),
-        (writes, "would write to the database"),
+        (writes, "report queries must only read"),
         (escape, "outside attachments_dir"),
         (undefined, "not defined under [reports.definitions]"),
     ] {

@@ -265,9 +265,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 fn write_eml(dir: &std::path::Path, m: &Outgoing<'_>, message_id: &str, bytes: &[u8]) -> Result<(), SendError> {
     let name = format!("{}-{}.eml", m.kind, message::short_hash(m.dedupe_key));
-    let tmp = dir.join(format!(".{name}.tmp"));
     let dest = dir.join(&name);
-    std::fs::write(&tmp, bytes)
-        .and_then(|_| std::fs::rename(&tmp, &dest))
+    crate::files::write_atomically(&dest, bytes)
         .map_err(|e| SendError::temporary(format!("cannot write {} for {message_id}: {e}", dest.display())))
 }

@@ -265,10 +265,7 @@ pub fn excerpt(body: &str) -> String {
 /// never sees half a batch; the same batch again overwrites its own file.
 fn write_batch(dir: &std::path::Path, key: &str, body: &[u8]) -> Result<(), SendError> {
     let path = dir.join(format!("{key}.json"));
-    let temporary = dir.join(format!(".{key}.json.tmp"));
-    std::fs::create_dir_all(dir)
-        .and_then(|()| std::fs::write(&temporary, body))
-        .and_then(|()| std::fs::rename(&temporary, &path))
+    crate::files::write_atomically(&path, body)
         .map_err(|e| SendError::temporary(format!("cannot write {}: {e}", path.display())))
 }
 

@@ -20,6 +20,9 @@ impl Ping {
         let agent = ureq::Agent::new_with_config(
             ureq::config::Config::builder()
                 .http_status_as_error(false)
+                // As API calls: a redirect is not followed (the run id and
+                // exit code go where the operator said, nowhere else).
+                .max_redirects(0)
                 .timeout_global(Some(config.ping_timeout))
                 .user_agent(concat!("rappel/", env!("CARGO_PKG_VERSION")))
                 .build(),

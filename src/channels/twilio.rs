@@ -194,11 +194,20 @@ pub fn sent(status: u16, retry_after: Option<Duration>, body: &str) -> Result<Se
     if !(200..300).contains(&status) {
         return Err(classify(status, retry_after, body));
     }
-    let message: ApiMessage = serde_json::from_str(body)
-        .map_err(|e| SendError::temporary(format!("Twilio answered {status} with an unreadable body: {e}")))?;
-    Ok(Sent {
-        provider_ref: message.sid,
-    })
+    // Twilio took the message (2xx) even when its answer cannot be read (too
+    // big, cut, not JSON): it has no idempotency key, so sending it again
+    // would send it twice. Recorded sent, its SID unknown.
+    match serde_json::from_str::<ApiMessage>(body) {
+        Ok(message) => Ok(Sent {
+            provider_ref: message.sid,
+        }),
+        Err(e) => {
+            log::warn!(
+                "Twilio accepted a message (HTTP {status}) but its answer cannot be read ({e}); recorded sent, SID unknown"
+            );
+            Ok(Sent { provider_ref: None })
+        }
+    }
 }
 
 /// What an answer to a message's GET says: its status on a 2xx, else its class.
@@ -286,8 +295,7 @@ fn write_json(
         .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.clone())))
         .collect();
     let json = serde_json::to_vec_pretty(&fields).unwrap_or_default();
-    std::fs::create_dir_all(&folder)
-        .and_then(|()| std::fs::write(folder.join(&name), json))
+    crate::files::write_atomically(&folder.join(&name), &json)
         .map_err(|e| SendError::temporary(format!("cannot write {}: {e}", folder.join(&name).display())))?;
     Ok(Sent {
         provider_ref: Some(format!("file:{name}")),

@@ -40,6 +40,23 @@ pub fn status(ctx: &Ctx<'_>) -> anyhow::Result<Exit> {
         );
         return Ok(Exit::Ok);
     }
+    // PRAGMA quick_check: the file's structure (pages, indexes' ordering),
+    // without the slow cross-check of every index against its table.
+    // A file too damaged for the check to run is damaged too.
+    let checked: rusqlite::Result<Vec<String>> = conn
+        .prepare("PRAGMA quick_check")
+        .and_then(|mut stmt| stmt.query_map([], |r| r.get::<_, String>(0))?.collect());
+    let damage: Vec<String> = match checked {
+        Ok(lines) => lines.into_iter().filter(|line| line != "ok").collect(),
+        Err(e) => vec![e.to_string()],
+    };
+    if !damage.is_empty() {
+        for line in damage.iter().take(20) {
+            println!("corrupt:  {line}");
+        }
+        println!("status:   the database is damaged (PRAGMA quick_check); restore it from a backup");
+        return Ok(Exit::IoErr);
+    }
     let problems = db::input_table_problems(&conn)?;
     if problems.is_empty() {
         println!("status:   up to date; host tables have every column rappel reads");

@@ -14,13 +14,17 @@ pub fn delay(attempt: u32, base: Duration, cap: Duration, retry_after: Option<Du
     }
 }
 
-/// When the next attempt may go: `now + wait`, or the latest instant that
-/// can be stored when that would pass year 9999.
+/// When the next attempt may go: `now + wait`, the wait rounded up to whole
+/// seconds and at least one (instants are stored to the second: a jittered
+/// 0.95 s would be stored as `now` and the retry be due in the same run), or
+/// the latest instant that can be stored when that would pass year 9999.
 pub fn next_at(now: chrono::DateTime<chrono::Utc>, wait: Duration) -> chrono::DateTime<chrono::Utc> {
     let last = chrono::NaiveDate::from_ymd_opt(9999, 12, 31)
         .and_then(|d| d.and_hms_opt(23, 59, 59))
         .map_or(now, |t| t.and_utc());
-    chrono::Duration::from_std(wait)
+    let whole = Duration::from_secs(wait.as_secs().saturating_add(u64::from(wait.subsec_nanos() > 0)))
+        .max(Duration::from_secs(1));
+    chrono::Duration::from_std(whole)
         .ok()
         .and_then(|w| now.checked_add_signed(w))
         .map_or(last, |t| t.min(last))
@@ -36,6 +40,16 @@ fn unit_random() -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_jittered_retry_is_never_due_in_the_same_run() {
+        let now = crate::instant::parse("2026-03-10T07:00:00.700Z").unwrap();
+        for wait in [Duration::ZERO, Duration::from_millis(950), Duration::from_millis(1_200)] {
+            let next = next_at(now, wait);
+            let stored = crate::instant::parse(&crate::instant::format(next)).unwrap();
+            assert!(stored > now, "{wait:?}: stored {stored} not after {now}");
+        }
+    }
 
     const BASE: Duration = Duration::from_secs(60);
     const CAP: Duration = Duration::from_secs(21_600);

@@ -2,7 +2,7 @@
 //! an overlapping run of the same job exits at once. Correctness never depends
 //! on it: claims are atomic in the database.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -24,7 +24,8 @@ pub fn path(database: &Path, job: &str) -> PathBuf {
 /// `Ok(None)` when another process holds the lock.
 pub fn try_lock(database: &Path, job: &str) -> anyhow::Result<Option<JobLock>> {
     let path = path(database, job);
-    let file = OpenOptions::new()
+    // Never through a link planted where the lock file goes.
+    let file = crate::files::no_follow()
         .create(true)
         .truncate(false)
         .write(true)

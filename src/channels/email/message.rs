@@ -175,11 +175,8 @@ fn read_attachment(path: &str) -> Result<Vec<u8>, SendError> {
             real.display()
         )));
     }
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW);
-    let mut file = options
+    let mut file = crate::files::no_follow()
+        .read(true)
         .open(&real)
         .map_err(|e| refused(format!("cannot be opened without following a link: {e}")))?;
     #[cfg(unix)]

@@ -120,7 +120,8 @@ pub fn resolve(
             // Per process: an overlapping run never overwrites a file whose
             // deliveries another run planned.
             let path = dir.join(format!("report-{}-{}-{file_name}", src.id, std::process::id()));
-            write_atomically(&path, csv.as_bytes()).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            crate::files::write_atomically(&path, csv.as_bytes())
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
             // Its real path, as a stored file's: the send checks it is still that.
             path.canonicalize().unwrap_or(path)
         }
@@ -354,15 +355,6 @@ pub fn to_csv(columns: &[String], rows: &[Vec<Cell>]) -> String {
         out.push_str("\r\n");
     }
     out
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
 }
 
 /// The MIME type of a report file, by extension.
