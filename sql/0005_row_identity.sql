@@ -7,7 +7,14 @@
 -- follows this file (db/identity.rs), where host instants are parsed.
 ALTER TABLE deliveries ADD COLUMN source_at TEXT;
 DROP INDEX IF EXISTS deliveries_source;
-CREATE INDEX IF NOT EXISTS deliveries_source ON deliveries (source_table, source_id, source_at, status);
+-- Only messages with a source are indexed by it (delay digests have none),
+-- and a message's status changes never touch this index: sending stays
+-- as cheap as before. Open messages have their own small index, for the
+-- question "is any message of this row still in flight?".
+CREATE INDEX IF NOT EXISTS deliveries_source ON deliveries (source_table, source_id, source_at)
+    WHERE source_table IS NOT NULL;
+CREATE INDEX IF NOT EXISTS deliveries_source_open ON deliveries (source_table, source_id, source_at)
+    WHERE source_table IS NOT NULL AND status IN ('pending', 'sending');
 
 -- A stage entry is its event's id and entered_at.
 ALTER TABLE delay_alert_log ADD COLUMN entered_at TEXT;
@@ -35,3 +42,8 @@ DROP INDEX IF EXISTS rappel_attendance_logs_unsent;
 CREATE INDEX IF NOT EXISTS rappel_attendance_logs_unsent
     ON attendance_logs (coalesce(julianday(punched_at), -1), id)
     WHERE sync_status IN ('pending', 'sending') OR (sync_status = 'failed' AND next_attempt_at IS NOT NULL);
+
+-- The last look before a delay digest goes reads the entries it carries and
+-- whether its recipient still receives alerts.
+CREATE INDEX IF NOT EXISTS delay_alert_log_delivery ON delay_alert_log (delivery_id);
+CREATE INDEX IF NOT EXISTS rappel_alert_recipients_contact ON alert_recipients (contact_id);

@@ -114,6 +114,10 @@ impl Database {
         #[allow(clippy::disallowed_methods, reason = "db.rs is where connections are opened")]
         let mut conn = Connection::open_with_flags(&self.path, flags)?;
         conn.busy_handler(Some(wait_for_writer))?;
+        // A delivery worker cycles through some thirty statements (claim,
+        // the last look at each kind of source, each outcome): kept all
+        // prepared rather than parsed again for every message.
+        conn.set_prepared_statement_cache_capacity(64);
         conn.pragma_update(None, "foreign_keys", "ON")?;
         if self.read_only {
             conn.pragma_update(None, "query_only", "ON")?;

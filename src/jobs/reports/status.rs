@@ -189,8 +189,8 @@ fn after_delivery(
     let open: bool = tx
         .prepare_cached(
             "SELECT EXISTS (SELECT 1 FROM deliveries
-                            WHERE source_table = ?1 AND source_id = ?2 AND source_at = ?3
-                              AND status IN ('pending', 'sending'))",
+                            WHERE source_table IS NOT NULL AND status IN ('pending', 'sending')
+                              AND source_table = ?1 AND source_id = ?2 AND source_at = ?3)",
         )?
         .query_row(params![TABLE, id, at], |r| r.get(0))?;
     if !open {
