@@ -7,7 +7,18 @@ use chrono_tz::Tz;
 
 /// The one format rappel writes; its text order is its time order.
 pub fn format(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    use chrono::{Datelike, Timelike};
+    // Written field by field: chrono's strftime parses its pattern on every
+    // call, and planning writes an instant into every dedupe key.
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
 }
 
 /// Parses an instant written by a host application; `None` when it is not one.

@@ -14,6 +14,17 @@ pub use phonenumber::country::Id as Region;
 /// local part as written. `Err` says why it is not an address.
 pub fn email(raw: &str) -> Result<String, String> {
     let trimmed = raw.trim();
+    // The common case, a bare address with an ASCII lower-case domain: one
+    // parse, nothing to convert.
+    if !trimmed.contains(['<', '"'])
+        && let Ok(address) = trimmed.parse::<lettre::Address>()
+        && address
+            .domain()
+            .bytes()
+            .all(|b| b.is_ascii() && !b.is_ascii_uppercase())
+    {
+        return Ok(address.to_string());
+    }
     let mailbox: Mailbox = trimmed
         .parse()
         .map_err(|e| format!("{trimmed:?} is not a valid email address ({e})"))?;

@@ -109,6 +109,9 @@ fn kinds(list: Vec<String>, key: &str) -> Result<Vec<String>, String> {
 /// apart, the names that are not kinds.
 pub fn kind_list(text: &str) -> (Vec<String>, Vec<String>) {
     let (mut known, mut unknown) = (Vec::new(), Vec::new());
+    if text.trim().is_empty() {
+        return (known, unknown);
+    }
     for name in text
         .split([',', ';'])
         .map(|k| k.trim().to_lowercase())

@@ -22,6 +22,8 @@ pub struct Contact {
     pub sms_enabled: bool,
     muted: Vec<String>,
     region: Option<Region>,
+    /// `channels()`, worked out once.
+    channels: std::cell::OnceCell<Vec<(&'static str, Result<String, String>)>>,
 }
 
 /// A host's boolean column: 0/1, or text such as "true"; NULL is `default`.
@@ -88,6 +90,7 @@ impl Contact {
                 known
             },
             region: ctx.phone_region,
+            channels: std::cell::OnceCell::new(),
         }))
     }
 
@@ -99,7 +102,11 @@ impl Contact {
     /// address, or the phone in E.164))`, or `Err(why it cannot be used)`
     /// (a failed delivery, DESIGN §9). A channel enabled without any value
     /// is left out.
-    pub fn channels(&self) -> Vec<(&'static str, Result<String, String>)> {
+    pub fn channels(&self) -> &[(&'static str, Result<String, String>)] {
+        self.channels.get_or_init(|| self.usable_channels())
+    }
+
+    fn usable_channels(&self) -> Vec<(&'static str, Result<String, String>)> {
         let mut out = Vec::new();
         if self.email_enabled
             && let Some(email) = &self.email
