@@ -263,7 +263,7 @@ impl<'a> Emitter<'a> {
             keys.extend(channels.iter().map(|(channel, to)| (key(channel), to.clone())));
             return Ok(());
         }
-        let fresh = self.unplanned(due, contact, &channels)?;
+        let fresh = self.unplanned(due, contact, channels)?;
         if now >= due.valid_until {
             // Counted once: not when any of its messages was planned before it expired.
             if due.valid_until > self.since && fresh.len() == channels.len() {
@@ -342,7 +342,7 @@ impl<'a> Emitter<'a> {
         if self.is_probe() || !self.wants(due.kind, contact) || due.at > now || now >= due.valid_until {
             return Ok(false);
         }
-        Ok(!self.unplanned(due, contact, &contact.channels())?.is_empty())
+        Ok(!self.unplanned(due, contact, contact.channels())?.is_empty())
     }
 
     /// The channels whose message for `due` is not planned yet.
