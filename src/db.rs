@@ -79,11 +79,23 @@ pub const INPUT_TABLES: &[&str] = &[
 pub struct Database {
     path: PathBuf,
     read_only: bool,
+    /// Whether a missing file is created: only `init`, `demo` and `db
+    /// migrate` do; a job never makes an empty database and reports nothing.
+    create: bool,
 }
 
 impl Database {
     pub fn new(path: PathBuf, read_only: bool) -> Self {
-        Database { path, read_only }
+        Database {
+            path,
+            read_only,
+            create: false,
+        }
+    }
+
+    /// The same database, created when it does not exist (read-write only).
+    pub fn creating(self) -> Self {
+        Database { create: true, ..self }
     }
 
     pub fn path(&self) -> &Path {
@@ -104,12 +116,13 @@ impl Database {
 
     fn connect_inner(&self) -> anyhow::Result<Connection> {
         let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        if self.read_only {
-            if !self.path.exists() {
-                anyhow::bail!("it does not exist (run `rappel db migrate` to create it)");
-            }
-        } else {
+        if self.create && !self.read_only {
             flags |= OpenFlags::SQLITE_OPEN_CREATE;
+        } else if !self.path.exists() {
+            anyhow::bail!(
+                "it does not exist: check `database` in the configuration (relative paths are \
+                 relative to the configuration file), or create it with `rappel db migrate`"
+            );
         }
         #[allow(clippy::disallowed_methods, reason = "db.rs is where connections are opened")]
         let mut conn = Connection::open_with_flags(&self.path, flags)?;

@@ -322,6 +322,7 @@ fn file_transport_writes_one_eml_per_message() {
         "[email]\nfrom = \"a@example.com\"\ntransport = \"file\"\noutbox_dir = \"out\"\n",
     )
     .unwrap();
+    rappel_in(dir.path(), &["db", "migrate"]).success();
     rappel_in(dir.path(), &["--now", NOW, "test-email", "--to", "x@example.com"]).success();
     rappel_in(
         dir.path(),
@@ -391,4 +392,38 @@ fn config_check_compiles_report_queries_and_names_every_bad_address() {
         "every one, not only the first: {}",
         out.stderr
     );
+}
+
+/// A job never creates a missing database: `database = "missing.db"` (a
+/// typo, the wrong folder) is exit 74 naming the path and the fix, and no
+/// empty file appears. Only `init`, `demo` and `db migrate` create one.
+#[test]
+fn a_job_never_creates_a_missing_database() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("rappel.toml"),
+        "database = \"missing.db\"\n[email]\nfrom = \"a@example.com\"\ntransport = \"file\"\n",
+    )
+    .unwrap();
+    for job in [
+        &["--now", NOW, "check-delay-alerts"][..],
+        &["--now", NOW, "send-reminders"],
+        &["--now", NOW, "deliver"],
+        &["--now", NOW, "run-all"],
+        &["log"],
+        &["stats"],
+        &["db", "status"],
+    ] {
+        let out = rappel_in(dir.path(), job);
+        assert_eq!(out.code, 74, "{job:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("missing.db") && out.stderr.contains("rappel db migrate"),
+            "{job:?}: {}",
+            out.stderr
+        );
+        assert!(!dir.path().join("missing.db").exists(), "{job:?} created it");
+    }
+    rappel_in(dir.path(), &["db", "migrate"]).success();
+    assert!(dir.path().join("missing.db").exists());
+    rappel_in(dir.path(), &["--now", NOW, "send-reminders"]).success();
 }

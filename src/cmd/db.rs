@@ -5,7 +5,7 @@ use crate::db::{self, Database, LATEST};
 use crate::exit::Exit;
 
 pub fn migrate(ctx: &Ctx<'_>) -> anyhow::Result<Exit> {
-    let database = Database::new(ctx.config.database.clone(), false);
+    let database = Database::new(ctx.config.database.clone(), false).creating();
     let mut conn = database.connect()?;
     let before = db::schema_version(&conn)?;
     if before > LATEST {

@@ -99,7 +99,7 @@ pub fn run(
     let config_path = dir.join("rappel.toml");
     std::fs::write(&config_path, CONFIG).with_context(|| format!("cannot write {}", config_path.display()))?;
     let config = config::load_file(&config_path)?;
-    let db = Database::new(config.database.clone(), false);
+    let db = Database::new(config.database.clone(), false).creating();
     let mut conn = db.connect_current()?;
     let now = clock.now();
     match scale {

@@ -29,7 +29,7 @@ pub fn run(dir: &Path) -> anyhow::Result<Exit> {
     if database.exists() {
         println!("kept the existing database {}", database.display());
     } else {
-        Database::new(database.clone(), false).connect_current()?;
+        Database::new(database.clone(), false).creating().connect_current()?;
         println!("created {}", database.display());
     }
     println!(

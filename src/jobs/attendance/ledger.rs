@@ -439,7 +439,7 @@ mod tests {
 
     /// A fresh database with terminal 1 and `n` pending punches on it.
     fn database(dir: &std::path::Path, n: i64) -> Database {
-        let db = Database::new(dir.join("r.db"), false);
+        let db = Database::new(dir.join("r.db"), false).creating();
         let conn = db.connect_current().unwrap();
         conn.execute_batch(&format!(
             "INSERT INTO terminals (id, serial) VALUES (1, 'TM20-001');
