@@ -187,19 +187,41 @@ pub fn run_all(ctx: &Ctx<'_>, dry_run: bool, force: bool) -> anyhow::Result<Exit
     Ok(exit)
 }
 
-/// Builds the channels the configuration describes.
-pub fn channels(config: &Config) -> anyhow::Result<Channels> {
-    let email = match &config.email {
-        Some(e) => Some(EmailChannel::new(e, config.delivery.redirect_to.clone())?),
-        None => None,
+/// Builds the channels the configuration describes. One that cannot be
+/// built (a secret that cannot be had, a CA file that cannot be read) is
+/// left out, with the reason among the errors (exit 78): the others still
+/// carry their messages, and a job's messages for that channel wait.
+pub fn channels(config: &Config) -> (Channels, Vec<anyhow::Error>) {
+    let mut errors = Vec::new();
+    let mut unavailable = Vec::new();
+    let mut built = |transport: &'static str, result: anyhow::Result<_>| match result {
+        Ok(channel) => Some(channel),
+        Err(err) => {
+            unavailable.push((transport, format!("{err:#}")));
+            errors.push(err);
+            None
+        }
     };
-    Ok(Channels {
-        email,
-        twilio: config
-            .whatsapp
-            .as_ref()
-            .map(crate::channels::twilio::TwilioChannel::new),
-    })
+    let email = config
+        .email
+        .as_ref()
+        .and_then(|e| built("email", EmailChannel::new(e, config.delivery.redirect_to.clone())));
+    let twilio = config.whatsapp.as_ref().and_then(|w| {
+        crate::channels::twilio::TwilioChannel::new(w)
+            .map_err(|err| {
+                unavailable.push(("twilio", format!("{err:#}")));
+                errors.push(err);
+            })
+            .ok()
+    });
+    (
+        Channels {
+            email,
+            twilio,
+            unavailable,
+        },
+        errors,
+    )
 }
 
 /// Runs one job: lock, migrate, plan, deliver, record the run, report.
@@ -295,7 +317,9 @@ fn job_body(
     report: &mut PlanReport,
     run_id: i64,
 ) -> anyhow::Result<Tally> {
-    let channels = channels(ctx.config)?;
+    // A transport that cannot be built matters only to the messages due on
+    // it: the engine says why when there are some (exit 78).
+    let (channels, _) = channels(ctx.config);
     let mut tally = Tally::default();
     if let Some(plan) = planner {
         let templates = Templates::new(ctx.config.templates_dir.clone()).or_exit(Exit::Config)?;

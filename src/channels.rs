@@ -97,6 +97,9 @@ pub struct Channels {
     pub email: Option<email::EmailChannel>,
     /// WhatsApp and SMS.
     pub twilio: Option<twilio::TwilioChannel>,
+    /// Transports the configuration names but that cannot be built (a secret
+    /// that cannot be had...), with why: their messages wait.
+    pub unavailable: Vec<(&'static str, String)>,
 }
 
 impl Channels {
@@ -131,6 +134,16 @@ impl Channels {
             ("whatsapp" | "sms", _, Some(twilio)) => twilio.send(channel, m),
             _ => Err(SendError::Credentials(format!("channel {channel} is not configured"))),
         }
+    }
+
+    /// Why `channel`'s transport cannot be used this run, if it is named in
+    /// the configuration but could not be built.
+    pub fn why_unavailable(&self, channel: &str) -> Option<&str> {
+        let transport = Self::transport_of(channel);
+        self.unavailable
+            .iter()
+            .find(|(t, _)| *t == transport)
+            .map(|(_, why)| why.as_str())
     }
 
     /// The transport a channel goes through: a credentials problem stops

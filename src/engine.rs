@@ -86,7 +86,12 @@ impl Engine<'_> {
             if channels.contains(&channel.as_str()) {
                 sendable += count;
             } else {
-                log::error!("{count} {channel} message(s) are due but no {channel} transport is configured");
+                match self.channels.why_unavailable(&channel) {
+                    Some(why) => log::error!("{count} {channel} message(s) are due and wait: {why}"),
+                    None => {
+                        log::error!("{count} {channel} message(s) are due but no {channel} transport is configured")
+                    }
+                }
                 tally.raise(Exit::Config);
             }
         }

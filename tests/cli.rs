@@ -427,3 +427,66 @@ fn a_job_never_creates_a_missing_database() {
     assert!(dir.path().join("missing.db").exists());
     rappel_in(dir.path(), &["--now", NOW, "send-reminders"]).success();
 }
+
+/// Commands that send nothing need no secret (the documented systemd set-up
+/// reads them from `$CREDENTIALS_DIRECTORY`, which a shell lacks): `log`,
+/// `stats`, `db`, `purge` and dry runs work without them. A job needing a
+/// missing one stops that transport only; `config check` names each.
+#[test]
+fn commands_that_send_nothing_need_no_secret() {
+    let smtp = SmtpServer::start();
+    let twilio = support::twilio::FakeTwilio::start();
+    let hr = support::hr::FakeHr::start();
+    let env = support::TestEnv::new(smtp.port, "");
+    let base = std::fs::read_to_string(env.config_path()).unwrap();
+    let base = base.replace(
+        "timeout_s = 2\n",
+        "timeout_s = 2\nusername = \"bob\"\npassword_env = \"RAPPEL_TEST_UNSET_SMTP_PASSWORD\"\n",
+    );
+    env.write_config(&format!(
+        "{base}\n{}\n[attendance.services.rh]\nbase_url = \"{}\"\nattendance_endpoint = \"/att\"\n\
+         token_file = \"$CREDENTIALS_DIRECTORY/hr-token\"\ntimeout_s = 1\n",
+        twilio.config(env.dir.path()),
+        hr.base_url()
+    ));
+    env.db()
+        .execute_batch(
+            "INSERT INTO contacts (id, name, email, phone, whatsapp_enabled) VALUES (1, 'Awa', 'awa@example.com', '+33612345678', 1);
+             INSERT INTO loans (contact_id, item, lent_at, due_at) VALUES (1, 'X', '2026-03-10T08:00:00Z', '2026-03-20T17:00:00Z');",
+        )
+        .unwrap();
+    let now = "2026-03-10T08:05:00Z";
+    for args in [
+        &["log"][..],
+        &["stats"],
+        &["db", "status"],
+        &["db", "migrate"],
+        &["purge", "--older-than", "90d"],
+        &["send-reminders", "--dry-run"],
+        &["run-all", "--dry-run"],
+    ] {
+        let out = env.run(args, now);
+        assert_eq!(out.code, 0, "{args:?}: {}", out.stderr);
+    }
+    let check = env.run(&["config", "check"], now).code(78);
+    for key in ["email.smtp.password_env", "attendance.services.rh.token_file"] {
+        assert!(check.stderr.contains(key), "{key}: {}", check.stderr);
+    }
+    // WhatsApp has its token: the WhatsApp message goes, the email waits.
+    let out = env.run(&["run-all"], now).code(78);
+    assert_eq!(twilio.accepted_to(), ["whatsapp:+33612345678"], "{}", out.stderr);
+    assert!(smtp.mails().is_empty());
+    assert!(
+        out.stderr
+            .contains("1 email message(s) are due and wait: email.smtp.password_env"),
+        "{}",
+        out.stderr
+    );
+    let waiting: String = env
+        .db()
+        .query_row("SELECT status FROM deliveries WHERE channel = 'email'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(waiting, "pending");
+}

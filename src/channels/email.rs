@@ -19,7 +19,7 @@ use lettre::{Address, SendmailTransport, SmtpTransport, Transport};
 
 use super::{Outgoing, SendError, Sent};
 use crate::config::{EmailConfig, EmailTransport, Security, SmtpConfig};
-use crate::exit::{Exit, OrExit};
+use crate::exit::{Exit, OrExit, fail};
 use message::Bodies;
 
 enum Carrier {
@@ -178,8 +178,9 @@ fn smtp_transport(cfg: &SmtpConfig) -> anyhow::Result<SmtpTransport> {
         });
     }
     if let (Some(user), Some(password)) = (&cfg.username, &cfg.password) {
-        crate::mask::register_smtp(user, password.expose());
-        builder = builder.credentials(Credentials::new(user.clone(), password.expose().to_string()));
+        let password = password.get().map_err(|why| fail(Exit::Config, why.to_string()))?;
+        crate::mask::register_smtp(user, password);
+        builder = builder.credentials(Credentials::new(user.clone(), password.to_string()));
     }
     Ok(builder.build())
 }

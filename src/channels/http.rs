@@ -61,7 +61,10 @@ impl HrApi {
             ..
         } = &cfg.transport
         {
-            header_safe(token.expose()).map_err(|why| {
+            let token = token
+                .get()
+                .map_err(|why| crate::exit::fail(crate::exit::Exit::Config, why.to_string()))?;
+            header_safe(token).map_err(|why| {
                 crate::exit::fail(
                     crate::exit::Exit::Config,
                     format!("attendance.services.{}.token: {why}", cfg.name),
@@ -81,16 +84,18 @@ impl HrApi {
                     .timeout_global(Some(cfg.timeout))
                     .user_agent(concat!("rappel/", env!("CARGO_PKG_VERSION")))
                     .build();
+                let unavailable = |why: &str| crate::exit::fail(crate::exit::Exit::Config, why.to_string());
                 let authorization = match auth {
-                    HrAuth::Bearer(token) => Some(format!("Bearer {}", token.expose())),
+                    HrAuth::Bearer(token) => Some(format!("Bearer {}", token.get().map_err(unavailable)?)),
                     HrAuth::Basic { username, password } => Some(format!(
                         "Basic {}",
-                        base64::engine::general_purpose::STANDARD.encode(format!("{username}:{}", password.expose()))
+                        base64::engine::general_purpose::STANDARD
+                            .encode(format!("{username}:{}", password.get().map_err(unavailable)?))
                     )),
                     HrAuth::None => None,
                 };
                 if let HrAuth::Basic { username, password } = auth {
-                    crate::mask::register_basic(username, password.expose());
+                    crate::mask::register_basic(username, password.get().map_err(unavailable)?);
                 }
                 HrApi {
                     carrier: Carrier::Http {
@@ -105,6 +110,26 @@ impl HrApi {
                 carrier: Carrier::File(dir.clone()),
             },
         })
+    }
+
+    /// Where the service's batches and users list would go, for a dry run:
+    /// reads no secret and can send nothing (no credentials).
+    pub fn offline(cfg: &ServiceConfig) -> Self {
+        let carrier = match &cfg.transport {
+            HrTransport::Http {
+                base_url,
+                users_endpoint,
+                attendance_endpoint,
+                ..
+            } => Carrier::Http {
+                agent: ureq::Agent::new_with_config(ureq::config::Config::builder().max_redirects(0).build()),
+                users_url: users_endpoint.as_ref().map(|e| format!("{base_url}{e}")),
+                attendance_url: format!("{base_url}{attendance_endpoint}"),
+                authorization: None,
+            },
+            HrTransport::File { dir } => Carrier::File(dir.clone()),
+        };
+        HrApi { carrier }
     }
 
     /// Where batches go: the attendance URL, or the outbox folder.

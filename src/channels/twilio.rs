@@ -63,7 +63,9 @@ pub fn is_e164(phone: &str) -> bool {
 }
 
 impl TwilioChannel {
-    pub fn new(cfg: &WhatsappConfig) -> Self {
+    /// The Twilio client, or the file transport. `Err` (exit 78) when the
+    /// auth token cannot be had.
+    pub fn new(cfg: &WhatsappConfig) -> anyhow::Result<Self> {
         let carrier = match &cfg.transport {
             WhatsappTransport::Twilio {
                 account_sid,
@@ -75,8 +77,11 @@ impl TwilioChannel {
                     .max_redirects(0)
                     .timeout_global(Some(cfg.timeout))
                     .build();
-                let credentials = format!("{account_sid}:{}", auth_token.expose());
-                crate::mask::register_basic(account_sid, auth_token.expose());
+                let token = auth_token
+                    .get()
+                    .map_err(|why| crate::exit::fail(crate::exit::Exit::Config, why.to_string()))?;
+                let credentials = format!("{account_sid}:{token}");
+                crate::mask::register_basic(account_sid, token);
                 Carrier::Api {
                     agent: ureq::Agent::new_with_config(config),
                     messages_url: format!("{api_base}/2010-04-01/Accounts/{account_sid}/Messages"),
@@ -88,11 +93,11 @@ impl TwilioChannel {
             }
             WhatsappTransport::File { dir } => Carrier::File(dir.clone()),
         };
-        TwilioChannel {
+        Ok(TwilioChannel {
             carrier,
             from: cfg.from.clone(),
             sms_from: cfg.sms_from.clone(),
-        }
+        })
     }
 
     /// Sends on `channel` ("whatsapp" or "sms").

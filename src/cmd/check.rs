@@ -54,8 +54,10 @@ pub fn run(ctx: &Ctx<'_>, connect: bool) -> anyhow::Result<Exit> {
         }
     }
     errors.extend(report_queries(config)?);
-    // Each HR service's client, as sync-attendance builds it (a token that
-    // cannot be a header is found here).
+    // Each transport and HR service's client, as the jobs build them: a
+    // secret that cannot be had, a token that cannot be a header, a CA file.
+    let (channels, unusable) = app::channels(config);
+    errors.extend(unusable.iter().map(|e| format!("{e:#}")));
     for service in &config.attendance.services {
         if let Err(e) = HrApi::new(service) {
             errors.push(format!("{e:#}"));
@@ -67,11 +69,13 @@ pub fn run(ctx: &Ctx<'_>, connect: bool) -> anyhow::Result<Exit> {
         }
         return Err(fail(
             Exit::Config,
-            format!("{} error(s) in templates, report queries or services", errors.len()),
+            format!(
+                "{} error(s) in templates, report queries, transports or services",
+                errors.len()
+            ),
         ));
     }
-    // Building the channels checks what loading cannot: CA files, folders.
-    let channels = app::channels(config)?;
+
     if !connect {
         println!("configuration OK: {}", config.path.display());
         return Ok(Exit::Ok);

@@ -53,8 +53,8 @@ impl HrAuth {
     /// The secrets a server might echo back, to be masked wherever its answer is shown.
     pub fn secrets(&self) -> Vec<&str> {
         match self {
-            HrAuth::Bearer(token) => vec![token.expose()],
-            HrAuth::Basic { password, .. } => vec![password.expose()],
+            HrAuth::Bearer(token) => token.get().ok().into_iter().collect(),
+            HrAuth::Basic { password, .. } => password.get().ok().into_iter().collect(),
             HrAuth::None => vec![],
         }
     }

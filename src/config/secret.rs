@@ -1,24 +1,38 @@
 //! Secrets named by `*_env` (an environment variable) or `*_file` (a file,
 //! `$CREDENTIALS_DIRECTORY` expanded), or written in the file with a warning.
-//! A secret never appears in Debug output, logs or errors.
+//! A secret never appears in Debug output, logs or errors. One that cannot
+//! be had (variable unset, file unreadable) is not an error until a
+//! transport that needs it is built: commands that send nothing (`log`,
+//! `stats`, `db`, `purge`, dry runs) work without it (DESIGN §9).
 
 use std::fmt;
 use std::path::Path;
 
-/// A credential; prints as `***`.
+/// A credential, or why it cannot be had; prints as `***`.
 #[derive(Clone)]
-pub struct Secret(String);
+pub struct Secret(Result<String, String>);
 
 impl Secret {
     /// A secret as read; registered with `mask`, so it is masked in every
     /// encoding wherever rappel prints or records a text.
     pub fn new(value: String) -> Self {
         crate::mask::register(&value);
-        Secret(value)
+        Secret(Ok(value))
     }
 
-    pub fn expose(&self) -> &str {
-        &self.0
+    /// A secret the configuration names but that cannot be read now.
+    pub fn unavailable(why: String) -> Self {
+        Secret(Err(why))
+    }
+
+    /// The value; `Err` says why it cannot be had (the configuration key and
+    /// the variable or file), for the transport that needs it to report as a
+    /// configuration error (exit 78).
+    pub fn get(&self) -> Result<&str, &str> {
+        match &self.0 {
+            Ok(v) => Ok(v),
+            Err(why) => Err(why),
+        }
     }
 }
 
@@ -51,30 +65,36 @@ pub fn read(
         return Err(format!("{key}: set only one of `{key}`, `{key}_env` and `{key}_file`"));
     }
     if let Some(var) = src.env {
-        return match std::env::var(var) {
-            Ok(v) if !v.is_empty() => Ok(Some(Secret::new(v))),
-            _ => Err(format!(
+        return Ok(Some(match std::env::var(var) {
+            Ok(v) if !v.is_empty() => Secret::new(v),
+            Ok(_) => Secret::unavailable(format!(
+                "{key}_env: environment variable {var} is empty (expected it to hold the secret)"
+            )),
+            Err(_) => Secret::unavailable(format!(
                 "{key}_env: environment variable {var} is not set (expected it to hold the secret)"
             )),
-        };
+        }));
     }
     if let Some(file) = src.file {
-        let expanded = expand_credentials_dir(file)?;
+        let expanded = match expand_credentials_dir(file) {
+            Ok(e) => e,
+            Err(why) => return Ok(Some(Secret::unavailable(format!("{key}_file: {why}")))),
+        };
         let path = config_dir.join(expanded);
-        return match std::fs::read_to_string(&path) {
+        return Ok(Some(match std::fs::read_to_string(&path) {
             Ok(v) => {
                 let v = v.trim_end_matches(['\r', '\n']).to_string();
                 if v.is_empty() {
-                    Err(format!("{key}_file: {} is empty", path.display()))
+                    Secret::unavailable(format!("{key}_file: {} is empty", path.display()))
                 } else {
-                    Ok(Some(Secret::new(v)))
+                    Secret::new(v)
                 }
             }
-            Err(e) => Err(format!(
+            Err(e) => Secret::unavailable(format!(
                 "{key}_file: cannot read {} ({e}); expected a file holding the secret",
                 path.display()
             )),
-        };
+        }));
     }
     if let Some(v) = src.plain {
         if readable_by_others(config_path) {
@@ -119,7 +139,7 @@ mod tests {
 
     #[test]
     fn debug_never_shows_the_value() {
-        assert_eq!(format!("{:?}", Secret("hunter2".into())), "***");
+        assert_eq!(format!("{:?}", Secret::new("hunter2".into())), "***");
     }
 
     #[test]
@@ -133,7 +153,7 @@ mod tests {
             file: Some("pw"),
         };
         let got = read(&src, &dir.path().join("rappel.toml"), dir.path(), &mut vec![]).unwrap();
-        assert_eq!(got.unwrap().expose(), "s3cret");
+        assert_eq!(got.unwrap().get(), Ok("s3cret"));
     }
 
     #[test]
@@ -144,7 +164,10 @@ mod tests {
             env: Some("RAPPEL_TEST_SURELY_UNSET_VAR"),
             file: None,
         };
-        let err = read(&src, Path::new("x"), Path::new("."), &mut vec![]).unwrap_err();
+        let secret = read(&src, Path::new("x"), Path::new("."), &mut vec![])
+            .unwrap()
+            .unwrap();
+        let err = secret.get().unwrap_err();
         assert!(err.contains("email.smtp.password_env"), "{err}");
         assert!(err.contains("RAPPEL_TEST_SURELY_UNSET_VAR"), "{err}");
     }
