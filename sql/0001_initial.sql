@@ -122,10 +122,8 @@ CREATE TABLE IF NOT EXISTS attendance_logs (
     UNIQUE (terminal_id, enroll_id, punched_at)
 );
 
--- Indexes rappel's queries need on the input tables (harmless to the host).
--- Covering: the delay-alert scan reads events without visiting the table.
-CREATE INDEX IF NOT EXISTS rappel_ticket_events_ticket ON ticket_events (ticket_id, entered_at, stage);
-CREATE INDEX IF NOT EXISTS rappel_tickets_active ON tickets (id) WHERE closed_at IS NULL;
+-- The indexes rappel's queries need on the input tables are created after
+-- the migrations, each only where its table has the columns (db/host.rs).
 
 -- Tables rappel owns ---------------------------------------------------------
 

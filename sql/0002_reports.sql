@@ -18,4 +18,3 @@ CREATE TABLE IF NOT EXISTS report_recurrences (
     created_at TEXT NOT NULL
 );
 
-CREATE INDEX IF NOT EXISTS rappel_scheduled_reports_pending ON scheduled_reports (id) WHERE status = 'pending';

@@ -34,16 +34,10 @@ CREATE TABLE IF NOT EXISTS rappel_report_recurrences (
 ALTER TABLE job_runs ADD COLUMN cancelled INTEGER NOT NULL DEFAULT 0;
 
 -- sync-attendance walks unsent punches oldest first as instants, not as
--- text ('2026-05-04 12:01:00' sorts before '2026-05-04T07:58:00Z' as text):
--- the index holds each punch's instant as SQLite reads it. julianday() is
--- as old as SQLite's date functions, so a host writing this table with an
--- older SQLite (3.20 or later) computes the same index entries.
+-- text: the index on punched_at as text goes, for one on julianday(punched_at)
+-- that db/host.rs creates.
 DROP INDEX IF EXISTS rappel_attendance_logs_unsent;
-CREATE INDEX IF NOT EXISTS rappel_attendance_logs_unsent
-    ON attendance_logs (coalesce(julianday(punched_at), -1), id)
-    WHERE sync_status IN ('pending', 'sending') OR (sync_status = 'failed' AND next_attempt_at IS NOT NULL);
 
--- The last look before a delay digest goes reads the entries it carries and
--- whether its recipient still receives alerts.
+-- The last look before a delay digest goes reads the entries it carries (and,
+-- through db/host.rs's index, whether its recipient still receives alerts).
 CREATE INDEX IF NOT EXISTS delay_alert_log_delivery ON delay_alert_log (delivery_id);
-CREATE INDEX IF NOT EXISTS rappel_alert_recipients_contact ON alert_recipients (contact_id);

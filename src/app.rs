@@ -324,6 +324,8 @@ fn job_body(
     if let Some(plan) = planner {
         let templates = Templates::new(ctx.config.templates_dir.clone()).or_exit(Exit::Config)?;
         let mut conn = db.connect()?;
+        // A host table without a column this job reads stops this job only.
+        crate::db::host::check_for(&conn, job)?;
         let started = Instant::now();
         *report = plan(&mut conn, &plan_ctx(ctx, &templates, db, false, scope.force))?;
         log::info!(
@@ -373,6 +375,7 @@ fn dry_run_job(
     let mut tally = Tally::default();
     let mut report = PlanReport::default();
     if let Some(plan) = planner {
+        crate::db::host::check_for(&conn, job)?;
         let templates = Templates::new(ctx.config.templates_dir.clone()).or_exit(Exit::Config)?;
         report = plan(&mut conn, &plan_ctx(ctx, &templates, &db, true, scope.force))?;
         count_plan(&mut tally, &report);

@@ -13,6 +13,7 @@ use crate::exit::{Exit, OrExit, fail};
 /// How long a statement waits for another writer before giving up (exit 74).
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+pub mod host;
 pub mod identity;
 
 struct Migration {
@@ -58,21 +59,6 @@ const MIGRATIONS: &[Migration] = &[
 
 /// The schema version this binary writes.
 pub const LATEST: u32 = 5;
-
-/// Tables host applications write; `db status` checks their columns.
-pub const INPUT_TABLES: &[&str] = &[
-    "contacts",
-    "tickets",
-    "ticket_events",
-    "alert_recipients",
-    "scheduled_reports",
-    "loans",
-    "students",
-    "revision_sessions",
-    "manual_reminders",
-    "terminals",
-    "attendance_logs",
-];
 
 /// Where the database is and how it may be used.
 #[derive(Clone, Debug)]
@@ -236,33 +222,23 @@ pub fn migrate(conn: &mut Connection) -> anyhow::Result<Vec<&'static str>> {
         tx.commit()?;
         applied.push(m.name);
     }
+    // The indexes on input tables, where the host's tables have the columns.
+    let clashes = host::clashes(conn)?;
+    host::ensure_indexes(conn, &clashes)?;
     Ok(applied)
 }
 
-/// Problems with the host's input tables: a missing table or column.
+/// Problems with the host's input tables: a missing table, or one that
+/// exists without a column rappel reads (naming the jobs it stops).
 pub fn input_table_problems(conn: &Connection) -> anyhow::Result<Vec<String>> {
-    #[allow(clippy::disallowed_methods, reason = "db.rs is where connections are opened")]
-    let mut reference = Connection::open_in_memory()?;
-    migrate(&mut reference)?;
     let mut problems = Vec::new();
-    for table in INPUT_TABLES {
-        let want = columns(&reference, table)?;
-        let have = columns(conn, table)?;
-        if have.is_empty() {
+    for (table, _) in host::CONTRACT {
+        if host::columns(conn, table)?.is_empty() {
             problems.push(format!("table {table} is missing"));
-            continue;
-        }
-        for col in want.iter().filter(|c| !have.contains(c)) {
-            problems.push(format!("table {table} has no column {col}"));
         }
     }
+    problems.extend(host::clashes(conn)?.iter().map(host::Clash::line));
     Ok(problems)
-}
-
-fn columns(conn: &Connection, table: &str) -> anyhow::Result<Vec<String>> {
-    let mut stmt = conn.prepare("SELECT name FROM pragma_table_info(?1)")?;
-    let names = stmt.query_map([table], |r| r.get(0))?.collect::<Result<_, _>>()?;
-    Ok(names)
 }
 
 /// SQLite's busy handler: polls every millisecond for [`BUSY_TIMEOUT`] in

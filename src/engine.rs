@@ -217,12 +217,17 @@ impl Engine<'_> {
         let Some(check) = self.rechecks.iter().find(|r| r.job() == row.job) else {
             return Ok(Verdict::Send);
         };
-        check.recheck(conn, row, now).map_err(|e| {
-            anyhow::Error::new(e).context(format!(
-                "delivery {} ({} to {}): cannot read its source",
-                row.id, row.kind, row.recipient
-            ))
-        })
+        // A source that cannot be read now (a host table changed under us) is
+        // no reason to hold back a message made when it could: it goes.
+        Ok(check.recheck(conn, row, now).unwrap_or_else(|e| {
+            log::warn!(
+                "delivery {} ({} to {}): its source cannot be read again ({e}); sent as planned",
+                row.id,
+                row.kind,
+                row.recipient
+            );
+            Verdict::Send
+        }))
     }
 
     fn send_one(

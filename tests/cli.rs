@@ -223,7 +223,8 @@ fn db_status_reports_a_host_table_missing_a_column() {
     env.run(&["db", "migrate"], NOW).success();
     let out = env.run(&["db", "status"], NOW).code(74);
     assert!(
-        out.stdout.contains("table tickets has no column customer"),
+        out.stdout
+            .contains("table tickets exists without column customer (needed by check-delay-alerts)"),
         "{}",
         out.stdout
     );
@@ -489,4 +490,61 @@ fn commands_that_send_nothing_need_no_secret() {
         })
         .unwrap();
     assert_eq!(waiting, "pending");
+}
+
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the host's own database, written before rappel"
+)]
+/// A host `tickets` table made without `closed_at`: one clear line, from
+/// `db status` before anything is migrated and from the job that reads it;
+/// migrating still works, and the jobs that do not read it run.
+#[test]
+fn a_host_table_that_clashes_is_one_line_and_stops_only_its_jobs() {
+    let smtp = SmtpServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("rappel.toml"),
+        format!(
+            "database = \"app.db\"\ntimezone = \"Europe/Paris\"\n[email]\nfrom = \"a@example.com\"\n\
+             [email.smtp]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\n",
+            smtp.port
+        ),
+    )
+    .unwrap();
+    {
+        let db = rusqlite::Connection::open(dir.path().join("app.db")).unwrap();
+        db.execute_batch(
+            "CREATE TABLE tickets (id INTEGER PRIMARY KEY, reference TEXT, device TEXT, customer TEXT, created_at TEXT);
+             CREATE TABLE contacts (id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT, phone TEXT, locale TEXT,
+                 timezone TEXT, email_enabled INTEGER NOT NULL DEFAULT 1, whatsapp_enabled INTEGER NOT NULL DEFAULT 0,
+                 sms_enabled INTEGER NOT NULL DEFAULT 0, muted_kinds TEXT NOT NULL DEFAULT '');",
+        )
+        .unwrap();
+    }
+    let line = "table tickets exists without column closed_at (needed by check-delay-alerts)";
+    let status = rappel_in(dir.path(), &["db", "status"]);
+    assert_eq!(status.code, 74, "{}{}", status.stdout, status.stderr);
+    assert!(status.stdout.contains(line), "{}", status.stdout);
+    assert!(status.stdout.contains("WAL"), "{}", status.stdout);
+    let migrate = rappel_in(dir.path(), &["db", "migrate"]).success();
+    assert!(migrate.stderr.contains(line), "{}", migrate.stderr);
+    assert!(
+        migrate.stderr.lines().count() <= 2,
+        "one clear line, not SQL: {}",
+        migrate.stderr
+    );
+    let alerts = rappel_in(dir.path(), &["--now", NOW, "check-delay-alerts"]);
+    assert_eq!(alerts.code, 74, "{}", alerts.stderr);
+    assert!(alerts.stderr.contains(line), "{}", alerts.stderr);
+    {
+        let db = rusqlite::Connection::open(dir.path().join("app.db")).unwrap();
+        db.execute_batch(
+            "INSERT INTO contacts (id, name, email) VALUES (1, 'Awa', 'awa@example.com');
+             INSERT INTO loans (contact_id, item, lent_at, due_at) VALUES (1, 'X', '2026-03-10T07:00:00Z', '2026-03-20T17:00:00Z');",
+        )
+        .unwrap();
+    }
+    rappel_in(dir.path(), &["--now", NOW, "send-reminders"]).success();
+    assert_eq!(smtp.recipients(), ["awa@example.com"], "reminders do not read tickets");
 }

@@ -12,6 +12,10 @@ pub fn migrate(ctx: &Ctx<'_>) -> anyhow::Result<Exit> {
         database.connect_current()?;
     }
     let applied = db::migrate(&mut conn)?;
+    // Migrated all the same: only the jobs that read such a table stop.
+    for clash in db::host::clashes(&conn)? {
+        log::warn!("{}", clash.line());
+    }
     if applied.is_empty() {
         println!("{}: schema {LATEST}, up to date", database.path().display());
     } else {
@@ -38,7 +42,26 @@ pub fn status(ctx: &Ctx<'_>) -> anyhow::Result<Exit> {
             "status:   {} migration(s) pending; run `rappel db migrate`",
             LATEST - version
         );
-        return Ok(Exit::Ok);
+        if version == 0 {
+            // What migrating will do to a file rappel has never touched.
+            let missing: Vec<&str> = db::host::CONTRACT
+                .iter()
+                .map(|(t, _)| *t)
+                .filter(|t| db::host::columns(&conn, t).is_ok_and(|c| c.is_empty()))
+                .collect();
+            println!(
+                "migrating switches the file to WAL mode (the host needs write access to its -wal and -shm files)"
+            );
+            println!("and adds rappel's tables (deliveries, delay_alert_log, job_runs, rappel_meta...)");
+            if !missing.is_empty() {
+                println!("and these input tables, empty: {}", missing.join(", "));
+            }
+        }
+        let clashes = db::host::clashes(&conn)?;
+        for c in &clashes {
+            println!("problem:  {}", c.line());
+        }
+        return Ok(if clashes.is_empty() { Exit::Ok } else { Exit::IoErr });
     }
     // PRAGMA quick_check: the file's structure (pages, indexes' ordering),
     // without the slow cross-check of every index against its table.

@@ -55,6 +55,7 @@ pub fn run(ctx: &Ctx<'_>, dry_run: bool, force: bool, only: Option<&str>) -> any
     if dry_run {
         let db = Database::new(ctx.config.database.clone(), true);
         let conn = db.connect_current()?;
+        crate::db::host::check_for(&conn, JOB)?;
         let (terminals, unknown) = ledger::terminals(&conn, &cfg.services)?;
         warn_unknown(&conn, &terminals, &unknown)?;
         let mut tally = Tally::default();
@@ -92,6 +93,7 @@ pub fn run(ctx: &Ctx<'_>, dry_run: bool, force: bool, only: Option<&str>) -> any
     let Started { mut conn, run_id, ping } = app::begin_run(ctx, JOB, &db)?;
     let mut tally = Tally::default();
     let result = (|| -> anyhow::Result<()> {
+        crate::db::host::check_for(&conn, JOB)?;
         let reclaimed = ledger::reclaim_expired(&conn, ctx.clock.wall())?;
         if reclaimed > 0 {
             log::warn!("{reclaimed} log(s) claimed by a run that stopped are pending again");

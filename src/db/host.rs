@@ -1,0 +1,295 @@
+//! The host application's input tables (DESIGN §4): which job reads each,
+//! the tables a host made first without a column rappel reads (a clash:
+//! only the jobs that read that table stop, with one line saying which
+//! column), and the indexes rappel adds to them, each created only where its
+//! table has the columns, after the migrations (a clash never stops a
+//! migration).
+
+use rusqlite::Connection;
+
+/// Each input table's columns (DESIGN §4), checked against the migrations
+/// by a test.
+pub const CONTRACT: &[(&str, &[&str])] = &[
+    (
+        "contacts",
+        &[
+            "id",
+            "name",
+            "email",
+            "phone",
+            "locale",
+            "timezone",
+            "email_enabled",
+            "whatsapp_enabled",
+            "sms_enabled",
+            "muted_kinds",
+        ],
+    ),
+    (
+        "tickets",
+        &["id", "reference", "device", "customer", "created_at", "closed_at"],
+    ),
+    ("ticket_events", &["id", "ticket_id", "stage", "entered_at"]),
+    ("alert_recipients", &["id", "contact_id", "active", "stages"]),
+    (
+        "scheduled_reports",
+        &[
+            "id",
+            "title",
+            "recipients",
+            "scheduled_at",
+            "attachment_path",
+            "report",
+            "recurrence",
+            "timezone",
+            "status",
+            "attempts",
+            "next_attempt_at",
+            "sent_at",
+            "last_error",
+        ],
+    ),
+    (
+        "loans",
+        &["id", "contact_id", "item", "term", "lent_at", "due_at", "returned_at"],
+    ),
+    (
+        "students",
+        &[
+            "id",
+            "contact_id",
+            "parent_contact_id",
+            "subscription_active",
+            "subscribed_at",
+            "last_active_at",
+        ],
+    ),
+    (
+        "revision_sessions",
+        &[
+            "id",
+            "student_id",
+            "subject",
+            "starts_at",
+            "objective",
+            "link",
+            "cancelled",
+            "completed_at",
+        ],
+    ),
+    (
+        "manual_reminders",
+        &[
+            "id",
+            "student_id",
+            "author_contact_id",
+            "message",
+            "created_at",
+            "sent_at",
+        ],
+    ),
+    ("terminals", &["id", "serial", "name", "timezone"]),
+    (
+        "attendance_logs",
+        &[
+            "id",
+            "terminal_id",
+            "enroll_id",
+            "user_name",
+            "punched_at",
+            "mode",
+            "inout",
+            "event",
+            "temperature",
+            "access_granted",
+            "sync_status",
+            "sync_attempts",
+            "next_attempt_at",
+            "sync_lease_until",
+            "synced_at",
+            "sync_error",
+        ],
+    ),
+];
+
+/// Each input table and the jobs that read it.
+pub const READERS: &[(&str, &[&str])] = &[
+    ("contacts", &["check-delay-alerts", "send-reminders"]),
+    ("tickets", &["check-delay-alerts"]),
+    ("ticket_events", &["check-delay-alerts"]),
+    ("alert_recipients", &["check-delay-alerts"]),
+    ("scheduled_reports", &["send-reports"]),
+    ("loans", &["send-reminders"]),
+    ("students", &["send-reminders"]),
+    ("revision_sessions", &["send-reminders"]),
+    ("manual_reminders", &["send-reminders"]),
+    ("terminals", &["sync-attendance"]),
+    ("attendance_logs", &["sync-attendance"]),
+];
+
+/// The indexes rappel's queries need on input tables (harmless to the
+/// host): table and statement.
+const INDEXES: &[(&str, &str)] = &[
+    // Covering: the delay-alert scan reads events without visiting the table.
+    (
+        "ticket_events",
+        "CREATE INDEX IF NOT EXISTS rappel_ticket_events_ticket ON ticket_events (ticket_id, entered_at, stage)",
+    ),
+    (
+        "tickets",
+        "CREATE INDEX IF NOT EXISTS rappel_tickets_active ON tickets (id) WHERE closed_at IS NULL",
+    ),
+    // The last look before a digest goes: is its recipient still one.
+    (
+        "alert_recipients",
+        "CREATE INDEX IF NOT EXISTS rappel_alert_recipients_contact ON alert_recipients (contact_id)",
+    ),
+    (
+        "scheduled_reports",
+        "CREATE INDEX IF NOT EXISTS rappel_scheduled_reports_pending ON scheduled_reports (id) WHERE status = 'pending'",
+    ),
+    // Hosts write instants in several forms, all beginning with the date, so
+    // the text index narrows the search by date with a day of margin and
+    // rappel compares the parsed instants; start times that do not begin with
+    // a date have their own small index, so each run can still report them.
+    (
+        "revision_sessions",
+        "CREATE INDEX IF NOT EXISTS rappel_revision_sessions_start ON revision_sessions (starts_at)",
+    ),
+    (
+        "revision_sessions",
+        "CREATE INDEX IF NOT EXISTS rappel_revision_sessions_odd ON revision_sessions (id)
+         WHERE starts_at NOT GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*'",
+    ),
+    // Manual reminders not yet sent: the only ones each run reads.
+    (
+        "manual_reminders",
+        "CREATE INDEX IF NOT EXISTS rappel_manual_reminders_unsent ON manual_reminders (id) WHERE sent_at IS NULL",
+    ),
+    // Punches still to push, in time order as instants (not as text:
+    // '2026-05-04 12:01:00' sorts before '2026-05-04T07:58:00Z'); only those
+    // that may still go, so old punches cost nothing. julianday() is as old
+    // as SQLite's date functions, so a host writing this table with an older
+    // SQLite (3.20 or later) computes the same entries.
+    (
+        "attendance_logs",
+        "CREATE INDEX IF NOT EXISTS rappel_attendance_logs_unsent
+         ON attendance_logs (coalesce(julianday(punched_at), -1), id)
+         WHERE sync_status IN ('pending', 'sending') OR (sync_status = 'failed' AND next_attempt_at IS NOT NULL)",
+    ),
+];
+
+/// A host table that exists without a column rappel reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Clash {
+    pub table: &'static str,
+    pub column: String,
+}
+
+impl Clash {
+    /// The jobs that cannot run while it stands.
+    pub fn jobs(&self) -> &'static [&'static str] {
+        READERS
+            .iter()
+            .find(|(t, _)| *t == self.table)
+            .map_or(&[], |(_, jobs)| jobs)
+    }
+
+    /// `table tickets exists without column closed_at (needed by check-delay-alerts)`.
+    pub fn line(&self) -> String {
+        format!(
+            "table {} exists without column {} (needed by {})",
+            self.table,
+            self.column,
+            self.jobs().join(", ")
+        )
+    }
+}
+
+/// The columns of `table` as it is (none when it does not exist).
+pub fn columns(conn: &Connection, table: &str) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached("SELECT name FROM pragma_table_info(?1)")?;
+    stmt.query_map([table], |r| r.get(0))?.collect()
+}
+
+/// Every input table that exists in `conn` without a column of the contract.
+pub fn clashes(conn: &Connection) -> rusqlite::Result<Vec<Clash>> {
+    let mut found = Vec::new();
+    for (table, wanted) in CONTRACT {
+        let have = columns(conn, table)?;
+        if have.is_empty() {
+            continue;
+        }
+        for column in wanted.iter().filter(|c| !have.iter().any(|h| h == *c)) {
+            found.push(Clash {
+                table,
+                column: column.to_string(),
+            });
+        }
+    }
+    Ok(found)
+}
+
+/// The clashes that stop `job`, as one error (exit 74) naming each.
+pub fn check_for(conn: &Connection, job: &str) -> anyhow::Result<()> {
+    let lines: Vec<String> = clashes(conn)?
+        .iter()
+        .filter(|c| c.jobs().contains(&job))
+        .map(Clash::line)
+        .collect();
+    if lines.is_empty() {
+        return Ok(());
+    }
+    Err(crate::exit::fail(
+        crate::exit::Exit::IoErr,
+        format!(
+            "{}; {job} cannot run until the host table has it (rappel never alters a host table: \
+             add the column, then run `rappel db migrate`)",
+            lines.join("; ")
+        ),
+    ))
+}
+
+/// Creates the indexes rappel needs on input tables, except on those that
+/// `clashes` names (the statement would fail on a missing column).
+pub fn ensure_indexes(conn: &Connection, clashes: &[Clash]) -> rusqlite::Result<()> {
+    for (table, sql) in INDEXES {
+        if !clashes.iter().any(|c| c.table == *table) {
+            conn.execute_batch(sql)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_contract_is_what_the_migrations_create() {
+        #[allow(clippy::disallowed_methods, reason = "a scratch database for the test")]
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::db::migrate(&mut conn).unwrap();
+        for (table, wanted) in CONTRACT {
+            assert_eq!(columns(&conn, table).unwrap(), *wanted, "{table}");
+            assert!(READERS.iter().any(|(t, _)| t == table), "{table} has readers");
+        }
+        assert!(clashes(&conn).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_host_table_without_a_column_is_one_line_and_stops_only_its_jobs() {
+        #[allow(clippy::disallowed_methods, reason = "a scratch database for the test")]
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE tickets (id INTEGER PRIMARY KEY, reference TEXT, device TEXT, customer TEXT, created_at TEXT)")
+            .unwrap();
+        crate::db::migrate(&mut conn).unwrap();
+        let found = clashes(&conn).unwrap();
+        assert_eq!(
+            found.iter().map(Clash::line).collect::<Vec<_>>(),
+            ["table tickets exists without column closed_at (needed by check-delay-alerts)"]
+        );
+        assert!(check_for(&conn, "check-delay-alerts").is_err());
+        assert!(check_for(&conn, "send-reminders").is_ok());
+    }
+}
