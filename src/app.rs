@@ -234,6 +234,7 @@ pub fn run_job(
     planner: Option<Planner<'_>>,
 ) -> anyhow::Result<Exit> {
     let started = Instant::now();
+    output::set_job(job);
     let scope = Scope {
         job: (job != "deliver").then_some(job),
         force,
@@ -264,21 +265,25 @@ pub fn run_job(
     if let Some(p) = ping {
         p.finish(tally.exit);
     }
-    let tally = result?;
-    output::print_report(
-        &Report {
-            job,
-            dry_run: false,
-            tally,
-            duration: started.elapsed(),
-            messages: &[],
-            retries: &[],
-            skipped: &report.skipped,
-            failures: &report.failures,
-        },
-        ctx.verbosity,
-        ctx.json,
-    );
+    // A run that stopped says so in --json too (the error itself goes to stderr).
+    if result.is_ok() || ctx.json {
+        output::print_report(
+            &Report {
+                job,
+                dry_run: false,
+                tally,
+                duration: started.elapsed(),
+                messages: &[],
+                retries: &[],
+                skipped: &report.skipped,
+                failures: &report.failures,
+                error: error.as_deref(),
+            },
+            ctx.verbosity,
+            ctx.json,
+        );
+    }
+    result?;
     Ok(tally.exit)
 }
 
@@ -421,6 +426,7 @@ fn dry_run_job(
             retries: &retries,
             skipped: &report.skipped,
             failures: &report.failures,
+            error: None,
         },
         ctx.verbosity,
         ctx.json,

@@ -19,7 +19,8 @@ fn main() -> ExitCode {
     match rappel::app::run(cli) {
         Ok(exit) => ExitCode::from(exit.code()),
         Err(err) => {
-            eprintln!("rappel: error: {}", rappel::mask::mask(&format!("{err:#}")));
+            // Through the logger: masked, escaped, and in the log's format.
+            log::error!("{err:#}");
             ExitCode::from(rappel::exit::of_error(&err).code())
         }
     }

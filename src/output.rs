@@ -1,8 +1,9 @@
 //! What a run prints: logs on stderr (text or one JSON object per line), the
 //! one-line summary, dry-run listings and `--json` summaries on stdout.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -22,6 +23,40 @@ struct Logger;
 static LEVEL: AtomicU8 = AtomicU8::new(1);
 static JSON_LOGS: AtomicBool = AtomicBool::new(false);
 static LOGGER: Logger = Logger;
+static RUN_ID: OnceLock<String> = OnceLock::new();
+static JOB: Mutex<&'static str> = Mutex::new("rappel");
+
+/// This process's run id: a random UUID (version 4), in every log line and
+/// in monitoring pings (healthchecks.io's `rid`), so a cron log's lines and a
+/// ping's run can be matched.
+pub fn run_id() -> &'static str {
+    RUN_ID.get_or_init(new_run_id)
+}
+
+/// The job the next log lines are about (`run-all` runs several).
+pub fn set_job(job: &'static str) {
+    *JOB.lock().unwrap_or_else(|e| e.into_inner()) = job;
+}
+
+fn new_run_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let random = || {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        h.finish()
+    };
+    let (a, b) = (random(), random());
+    let a = (a & 0xffff_ffff_ffff_0fff) | 0x4000;
+    let b = (b & 0x3fff_ffff_ffff_ffff) | 0x8000_0000_0000_0000;
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xffff,
+        b >> 48,
+        b & 0xffff_ffff_ffff
+    )
+}
 
 impl log::Log for Logger {
     fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
@@ -43,10 +78,17 @@ impl log::Log for Logger {
             _ => "info",
         };
         let message = crate::mask::mask(&printable(&record.args().to_string()));
+        let ts = crate::instant::format(crate::clock::wall_now());
+        let job = *JOB.lock().unwrap_or_else(|e| e.into_inner());
         let line = if JSON_LOGS.load(Ordering::Relaxed) {
-            serde_json::json!({ "level": level, "message": message }).to_string()
-        } else {
+            serde_json::json!({ "ts": ts, "run_id": run_id(), "job": job, "level": level, "message": message })
+                .to_string()
+        } else if std::io::stderr().is_terminal() {
             format!("rappel: {level}: {message}")
+        } else {
+            // A cron mail or a log file: every line can be placed in time and
+            // run (the first part of the run id, as pings carry it whole).
+            format!("{ts} run={} rappel: {level}: {message}", &run_id()[..8])
         };
         let _ = writeln!(std::io::stderr().lock(), "{line}");
     }
@@ -104,6 +146,8 @@ pub struct Report<'a> {
     pub skipped: &'a [String],
     /// Items planning could not send, with the reason.
     pub failures: &'a [String],
+    /// Why the run stopped, when it did (`--json` says so too).
+    pub error: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -118,6 +162,8 @@ struct JsonSummary<'a> {
     cancelled: u64,
     duration_ms: u128,
     exit_code: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     messages: Option<Vec<&'a Planned>>,
 }
@@ -166,6 +212,7 @@ pub fn print_report(r: &Report<'_>, verbosity: Verbosity, json: bool) {
             cancelled: c.cancelled,
             duration_ms: r.duration.as_millis(),
             exit_code: r.tally.exit.code(),
+            error: r.error.map(|e| crate::mask::mask(e)),
             messages: r.dry_run.then(|| r.messages.iter().chain(r.retries).collect()),
         };
         let _ = writeln!(out, "{}", serde_json::to_string(&summary).unwrap_or_default());
@@ -192,17 +239,42 @@ pub fn print_report(r: &Report<'_>, verbosity: Verbosity, json: bool) {
         // -q: errors only, but a run that did not fully succeed says so, so
         // that cron mails the operator.
         Verbosity::Quiet if !ok => {
-            let _ = writeln!(
-                std::io::stderr().lock(),
-                "rappel: error: {} (exit {})",
-                crate::mask::mask(&line),
-                r.tally.exit.code()
-            );
+            log::error!("{line} (exit {})", r.tally.exit.code());
         }
         Verbosity::Quiet => {}
         Verbosity::Normal if c.is_empty() && ok => {}
         _ => {
             let _ = writeln!(out, "{line}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_are_version_4_uuids_and_differ() {
+        let (a, b) = (new_run_id(), new_run_id());
+        assert_ne!(a, b);
+        for id in [a, b] {
+            let parts: Vec<&str> = id.split('-').collect();
+            assert_eq!(
+                parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
+                vec![8, 4, 4, 4, 12],
+                "{id}"
+            );
+            assert!(parts[2].starts_with('4'), "{id}");
+            assert!("89ab".contains(&parts[3][..1]), "{id}");
+        }
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(printable("plain é"), "plain é");
+        assert_eq!(
+            printable("a\u{1b}[2J\nb\r\u{0}\u{202e}"),
+            "a\\u{1b}[2J\\nb\\r\\0\\u{202e}"
+        );
     }
 }

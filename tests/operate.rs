@@ -471,3 +471,85 @@ fn stats_sums_deliveries_and_attendance_and_alerts_above_a_failure_rate() {
         .code(1);
     env.run(&["stats", "--fail-above", "120"], NOW).code(64);
 }
+
+/// In a cron mail or a log file (stderr not a terminal), every line can be
+/// placed in time and run; JSON lines carry `ts`, `run_id`, `job` and
+/// `level`, `-q`'s error line too; `-q db migrate` says nothing when all is
+/// well; `--json` prints its summary when the run stops, with the error.
+#[test]
+fn every_line_a_cron_log_keeps_can_be_placed_in_time() {
+    let smtp = SmtpServer::start();
+    let env = TestEnv::new(smtp.port, "");
+    env.db()
+        .execute_batch(
+            "INSERT INTO contacts (id, name, email) VALUES (1, 'Bad', 'bad@@example.com');
+             INSERT INTO loans (contact_id, item, lent_at, due_at) VALUES (1, 'X', '2026-03-10T08:00:00Z', '2026-03-20T17:00:00Z');",
+        )
+        .unwrap();
+    let out = env
+        .run(&["send-reminders", "--kind", "loan_created"], "2026-03-10T08:05:00Z")
+        .code(65);
+    let line = out.stderr.lines().find(|l| l.contains("warning")).unwrap_or_default();
+    let (ts, rest) = line.split_once(' ').unwrap_or_default();
+    assert!(chrono::DateTime::parse_from_rfc3339(ts).is_ok(), "{line}");
+    assert!(
+        rest.starts_with("run=") && rest[12..].starts_with(" rappel: warning: "),
+        "{line}"
+    );
+
+    let config = std::fs::read_to_string(env.config_path()).unwrap();
+    env.write_config(&format!("{config}\n[monitoring]\nlog_format = \"json\"\n"));
+    env.db()
+        .execute("INSERT INTO loans (contact_id, item, lent_at, due_at) VALUES (1, 'Y', '2026-03-10T08:10:00Z', '2026-03-20T17:00:00Z')", [])
+        .unwrap();
+    let out = env
+        .run(
+            &["-q", "send-reminders", "--kind", "loan_created"],
+            "2026-03-10T08:15:00Z",
+        )
+        .code(65);
+    let lines: Vec<serde_json::Value> = out
+        .stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(!lines.is_empty());
+    let run_id = lines[0]["run_id"].as_str().unwrap().to_string();
+    for l in &lines {
+        assert!(
+            chrono::DateTime::parse_from_rfc3339(l["ts"].as_str().unwrap()).is_ok(),
+            "{l}"
+        );
+        assert_eq!(l["run_id"], run_id.as_str(), "one run id for the run");
+        assert_eq!(l["job"], "send-reminders");
+        assert_eq!(l["level"], "error", "-q: errors only: {l}");
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["message"].as_str().unwrap().contains("(exit 65)"))
+    );
+
+    let migrate = env.run(&["-q", "db", "migrate"], "2026-03-10T08:15:00Z").success();
+    assert_eq!(migrate.stdout, "", "nothing went wrong, nothing said");
+
+    // A run that stops still prints its summary with --json.
+    env.db()
+        .execute_batch(
+            "DROP TABLE ticket_events; CREATE TABLE ticket_events (id INTEGER PRIMARY KEY, ticket_id INTEGER)",
+        )
+        .unwrap();
+    let out = env
+        .run(&["--json", "check-delay-alerts"], "2026-03-10T08:15:00Z")
+        .code(74);
+    let summary: serde_json::Value =
+        serde_json::from_str(out.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {}", out.stdout));
+    assert_eq!(summary["exit_code"], 74);
+    assert!(
+        summary["error"]
+            .as_str()
+            .unwrap()
+            .contains("ticket_events exists without column stage"),
+        "{summary}"
+    );
+}

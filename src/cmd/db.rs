@@ -11,12 +11,15 @@ pub fn migrate(ctx: &Ctx<'_>) -> anyhow::Result<Exit> {
     if before > LATEST {
         database.connect_current()?;
     }
+    let quiet = ctx.verbosity == crate::output::Verbosity::Quiet;
     let applied = db::migrate(&mut conn)?;
     // Migrated all the same: only the jobs that read such a table stop.
     for clash in db::host::clashes(&conn)? {
         log::warn!("{}", clash.line());
     }
-    if applied.is_empty() {
+    if quiet {
+        // -q: nothing to say when nothing went wrong (cron mails output).
+    } else if applied.is_empty() {
         println!("{}: schema {LATEST}, up to date", database.path().display());
     } else {
         for name in &applied {

@@ -16,6 +16,7 @@ use crate::output::{self, Report};
 
 pub fn run(ctx: &Ctx<'_>, dry_run: bool, force: bool, only: Option<&str>) -> anyhow::Result<Exit> {
     let started = Instant::now();
+    crate::output::set_job(JOB);
     let cfg = &ctx.config.attendance;
     if cfg.services.is_empty() {
         return Err(fail(
@@ -72,7 +73,7 @@ pub fn run(ctx: &Ctx<'_>, dry_run: bool, force: bool, only: Option<&str>) -> any
             tally.merge(t);
         }
         drop(out);
-        report(ctx, true, tally, started);
+        report(ctx, true, tally, started, None);
         return Ok(tally.exit);
     }
 
@@ -125,8 +126,10 @@ pub fn run(ctx: &Ctx<'_>, dry_run: bool, force: bool, only: Option<&str>) -> any
     if let Some(p) = ping {
         p.finish(tally.exit);
     }
+    if result.is_ok() || ctx.json {
+        report(ctx, false, tally, started, error.as_deref());
+    }
     result?;
-    report(ctx, false, tally, started);
     Ok(tally.exit)
 }
 
@@ -153,7 +156,7 @@ fn warn_unknown(
     Ok(())
 }
 
-fn report(ctx: &Ctx<'_>, dry_run: bool, tally: Tally, started: Instant) {
+fn report(ctx: &Ctx<'_>, dry_run: bool, tally: Tally, started: Instant, error: Option<&str>) {
     output::print_report(
         &Report {
             job: JOB,
@@ -164,6 +167,7 @@ fn report(ctx: &Ctx<'_>, dry_run: bool, tally: Tally, started: Instant) {
             retries: &[],
             skipped: &[],
             failures: &[],
+            error,
         },
         ctx.verbosity,
         ctx.json,
