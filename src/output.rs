@@ -212,7 +212,7 @@ pub fn print_report(r: &Report<'_>, verbosity: Verbosity, json: bool) {
             cancelled: c.cancelled,
             duration_ms: r.duration.as_millis(),
             exit_code: r.tally.exit.code(),
-            error: r.error.map(|e| crate::mask::mask(e)),
+            error: r.error.map(crate::mask::mask),
             messages: r.dry_run.then(|| r.messages.iter().chain(r.retries).collect()),
         };
         let _ = writeln!(out, "{}", serde_json::to_string(&summary).unwrap_or_default());
