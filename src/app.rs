@@ -57,10 +57,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
             return Ok(Exit::Ok);
         }
         Command::Man => {
-            let mut page = Vec::new();
-            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
-                .render(&mut page)
-                .or_exit(Exit::Software)?;
+            let page = man_page().or_exit(Exit::Software)?;
             std::io::Write::write_all(&mut std::io::stdout(), &page).or_exit(Exit::IoErr)?;
             return Ok(Exit::Ok);
         }
@@ -97,7 +94,47 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     }
 }
 
+/// The man page, rappel(1): one page. Its commands are listed with what
+/// each does and `rappel <command> --help`, not as rappel-<command>(1) pages
+/// that no package installs.
+fn man_page() -> std::io::Result<Vec<u8>> {
+    use clap_mangen::roff::{Roff, bold, roman};
+    let command = <Cli as clap::CommandFactory>::command();
+    let man = clap_mangen::Man::new(command.clone());
+    let mut page = Vec::new();
+    man.render_title(&mut page)?;
+    man.render_name_section(&mut page)?;
+    man.render_synopsis_section(&mut page)?;
+    man.render_description_section(&mut page)?;
+    man.render_options_section(&mut page)?;
+    let mut commands = Roff::new();
+    commands.control("SH", ["COMMANDS"]);
+    for sub in command.get_subcommands().filter(|s| !s.is_hide_set()) {
+        commands.control("TP", []);
+        commands.text([bold(format!("rappel {}", sub.get_name()))]);
+        let about = sub.get_about().map(ToString::to_string).unwrap_or_default();
+        commands.text([roman(format!(
+            "{about}. Its options: rappel {} --help.",
+            sub.get_name()
+        ))]);
+    }
+    commands.to_writer(&mut page)?;
+    man.render_version_section(&mut page)?;
+    Ok(page)
+}
+
+/// A job the configuration gives nothing to send with: one notice, exit 0.
+/// The crontab and timers in contrib/ run every job as copied, and a job an
+/// operator does not use must not fail every quarter of an hour (exit 78).
+fn unconfigured(job: &str, missing: &str) -> anyhow::Result<Exit> {
+    log::warn!("{job}: {missing} in the configuration, so this job has nothing to do; it exits");
+    Ok(Exit::Ok)
+}
+
 pub fn delay_alerts(ctx: &Ctx<'_>, dry_run: bool, force: bool) -> anyhow::Result<Exit> {
+    if ctx.config.email.is_none() {
+        return unconfigured(jobs::delay_alerts::JOB, "no [email] section");
+    }
     let cfg = &ctx.config.delay_alerts;
     run_job(
         ctx,
@@ -109,6 +146,9 @@ pub fn delay_alerts(ctx: &Ctx<'_>, dry_run: bool, force: bool) -> anyhow::Result
 }
 
 pub fn reports(ctx: &Ctx<'_>, dry_run: bool, force: bool) -> anyhow::Result<Exit> {
+    if ctx.config.email.is_none() {
+        return unconfigured(jobs::reports::JOB, "no [email] section");
+    }
     let cfg = &ctx.config.reports;
     run_job(
         ctx,
@@ -120,6 +160,9 @@ pub fn reports(ctx: &Ctx<'_>, dry_run: bool, force: bool) -> anyhow::Result<Exit
 }
 
 pub fn reminders(ctx: &Ctx<'_>, dry_run: bool, force: bool, kinds: &[String]) -> anyhow::Result<Exit> {
+    if ctx.config.email.is_none() && ctx.config.whatsapp.is_none() {
+        return unconfigured(jobs::reminders::JOB, "no [email] or [whatsapp] section");
+    }
     let reminders = jobs::reminders::Reminders {
         cfg: &ctx.config.reminders,
         whatsapp: ctx.config.whatsapp.as_ref(),

@@ -355,12 +355,16 @@ fn count(tally: &mut Tally, effect: Effect, row: &Claimed) {
         Effect::Cancelled => c.cancelled += 1,
         Effect::Released => {}
         Effect::Rejected => tally.raise(Exit::Config),
-        Effect::LostLease => log::warn!(
-            "delivery {} ({} to {}): lease expired during the send; another run may have sent it too",
-            row.id,
-            row.kind,
-            row.recipient
-        ),
+        Effect::LostLease => {
+            // Another run took the row: this one cannot say what became of it.
+            tally.raise(Exit::TempFail);
+            log::warn!(
+                "delivery {} ({} to {}): lease expired during the send; another run may have sent it too",
+                row.id,
+                row.kind,
+                row.recipient
+            );
+        }
     }
 }
 

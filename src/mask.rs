@@ -86,7 +86,15 @@ fn base64_forms(bytes: &[u8]) -> Vec<String> {
 
 /// `s` as is and in the encodings a text answer may carry it in.
 fn expand(s: &str) -> Vec<String> {
-    let mut forms = vec![s.to_string()];
+    let mut forms = vec![s.to_string(), s.to_uppercase(), s.to_lowercase()];
+    // HTML (an error page repeating the request).
+    let html = s
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;");
+    forms.push(html.replace('\'', "&#39;"));
+    forms.push(html.replace('\'', "&#x27;"));
     // JSON: serde's escapes; non-ASCII as `\uXXXX` (Python's ensure_ascii,
     // PHP); `/` as `\/` (PHP's json_encode); and every character that is not
     // alphanumeric as `\u00XX` (some encoders).
@@ -113,6 +121,13 @@ fn expand(s: &str) -> Vec<String> {
         forms.push(ascii.replace('/', "\\/"));
         forms.push(ascii);
     }
+    // Go's encoding/json: `&`, `<` and `>` as `\u0026`, `\u003c`, `\u003e`.
+    let go = json
+        .replace('&', "\\u0026")
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e");
+    forms.push(go.replace('/', "\\/"));
+    forms.push(go);
     forms.push(json.replace('/', "\\/"));
     forms.push(json);
     for upper in [false, true] {
@@ -141,6 +156,9 @@ fn expand(s: &str) -> Vec<String> {
             })
             .collect();
         forms.push(pct.replace("%20", "+"));
+        // Python's urllib.parse.quote keeps `/`.
+        let slash = if upper { "%2F" } else { "%2f" };
+        forms.push(pct.replace(slash, "/"));
         forms.push(pct);
     }
     forms.sort();
@@ -165,6 +183,10 @@ mod tests {
             "s3cr\\/t+tok \\u00e9n&x".to_string(),
             "s3cr%2Ft%2Btok%20%C3%A9n%26x".to_string(),
             "s3cr%2ft%2btok+%c3%a9n%26x".to_string(),
+            "s3cr/t%2Btok%20%C3%A9n%26x".to_string(),
+            "s3cr/t+tok én&amp;x".to_string(),
+            "s3cr/t+tok én\\u0026x".to_string(),
+            "S3CR/T+TOK ÉN&X".to_string(),
             b64(secret),
             b64(&format!("ACsid:{secret}")),
             URL_SAFE_NO_PAD.encode(format!("ACsid:{secret}")),

@@ -81,8 +81,10 @@ impl log::Log for Logger {
         let ts = crate::instant::format(crate::clock::wall_now());
         let job = *JOB.lock().unwrap_or_else(|e| e.into_inner());
         let line = if JSON_LOGS.load(Ordering::Relaxed) {
-            serde_json::json!({ "ts": ts, "run_id": run_id(), "job": job, "level": level, "message": message })
-                .to_string()
+            json(
+                &serde_json::json!({ "ts": ts, "run_id": run_id(), "job": job, "level": level, "message": message }),
+                false,
+            )
         } else if std::io::stderr().is_terminal() {
             format!("rappel: {level}: {message}")
         } else {
@@ -101,9 +103,6 @@ impl log::Log for Logger {
 /// bidirectional overrides are written as Rust escapes (`\u{1b}`, `\n`), so
 /// host data can neither forge a log line nor drive the terminal.
 pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
-    let unsafe_char = |c: char| {
-        c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-    };
     if !text.chars().any(unsafe_char) {
         return std::borrow::Cow::Borrowed(text);
     }
@@ -121,6 +120,56 @@ pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
         }
     }
     std::borrow::Cow::Owned(out)
+}
+
+/// Whether `c` could forge a line or act on a terminal or a reader: a
+/// control character (C0, DEL, C1), a line or paragraph separator, or an
+/// invisible format character (bidirectional marks, overrides and isolates,
+/// zero-width characters, the byte-order mark, interlinear annotations,
+/// tags, the soft hyphen).
+fn unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{00ad}'
+                | '\u{061c}'
+                | '\u{180e}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{2028}'..='\u{202e}'
+                | '\u{2060}'..='\u{206f}'
+                | '\u{feff}'
+                | '\u{fff9}'..='\u{fffb}'
+                | '\u{e0000}'..='\u{e007f}'
+        )
+}
+
+/// `value` as JSON (pretty or on one line), every character [`printable`]
+/// escapes written as a `\uXXXX` escape (serde escapes only C0): the same
+/// data, still valid JSON, that cannot act on a terminal either.
+pub fn json(value: &impl Serialize, pretty: bool) -> String {
+    let text = if pretty {
+        serde_json::to_string_pretty(value)
+    } else {
+        serde_json::to_string(value)
+    }
+    .unwrap_or_default();
+    // serde escapes C0 inside strings: any left is the layout's own newline.
+    let escape = |c: char| unsafe_char(c) && u32::from(c) >= 0x20;
+    if !text.chars().any(escape) {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if escape(c) {
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{u:04x}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Installs the stderr logger.
@@ -215,7 +264,7 @@ pub fn print_report(r: &Report<'_>, verbosity: Verbosity, json: bool) {
             error: r.error.map(crate::mask::mask),
             messages: r.dry_run.then(|| r.messages.iter().chain(r.retries).collect()),
         };
-        let _ = writeln!(out, "{}", serde_json::to_string(&summary).unwrap_or_default());
+        let _ = writeln!(out, "{}", self::json(&summary, false));
         return;
     }
     let ok = r.tally.exit == crate::exit::Exit::Ok;
@@ -270,8 +319,25 @@ mod tests {
     }
 
     #[test]
+    fn json_escapes_what_serde_leaves() {
+        let v = serde_json::json!({ "x": "a\u{202e}b\u{7f}c\u{85}\u{2028}\u{e0041}" });
+        for pretty in [false, true] {
+            let text = json(&v, pretty);
+            assert!(!text.chars().any(|c| unsafe_char(c) && c != '\n'), "{text}");
+            let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(back, v, "still the same data");
+        }
+        let text = json(&v, false);
+        let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, v, "still the same data");
+    }
+
+    #[test]
     fn control_characters_are_escaped() {
         assert_eq!(printable("plain é"), "plain é");
+        for c in ['\u{200e}', '\u{200b}', '\u{feff}', '\u{e0041}', '\u{9b}', '\u{7f}'] {
+            assert!(!printable(&format!("a{c}b")).contains(c), "{c:?}");
+        }
         assert_eq!(
             printable("a\u{1b}[2J\nb\r\u{0}\u{202e}"),
             "a\\u{1b}[2J\\nb\\r\\0\\u{202e}"

@@ -244,7 +244,7 @@ fn a_token_that_cannot_be_a_header_is_a_configuration_error() {
 fn host_data_cannot_forge_a_log_line_or_drive_the_terminal() {
     let smtp = support::SmtpServer::start();
     let env = TestEnv::new(smtp.port, "");
-    let forged = "x\u{1b}[2J\nrappel: error: FORGED\r\u{7}\u{202e}";
+    let forged = "x\u{1b}[2J\nrappel: error: FORGED\r\u{7}\u{202e}\u{200f}\u{9b}\u{2028}";
     env.db()
         .execute("INSERT INTO contacts (id, name, email) VALUES (1, 'n', ?1)", [forged])
         .unwrap();
@@ -261,13 +261,15 @@ fn host_data_cannot_forge_a_log_line_or_drive_the_terminal() {
         &["send-reminders", "--dry-run", "--force"],
         &["log"],
         &["stats"],
+        &["--json", "log"],
+        &["--json", "stats"],
     ] {
         let out = env.run(args, now);
         seen.push_str(&out.stdout);
         seen.push_str(&out.stderr);
     }
     assert!(seen.contains("FORGED"), "the data is shown, escaped: {seen}");
-    for raw in ['\u{1b}', '\r', '\u{7}', '\u{202e}'] {
+    for raw in ['\u{1b}', '\r', '\u{7}', '\u{202e}', '\u{200f}', '\u{9b}', '\u{2028}'] {
         assert!(!seen.contains(raw), "{raw:?} printed raw:\n{seen}");
     }
     assert!(
@@ -411,4 +413,73 @@ fn a_ping_redirect_is_not_followed() {
     );
     env.run(&["send-reminders"], "2026-03-10T07:00:00Z").success();
     assert_eq!(*reached.lock().unwrap(), 0, "the redirect was followed");
+}
+
+/// The TLS handshake is inside the deadline too: a server that trickles its
+/// handshake (a record header, then a byte now and then) cannot hold a send
+/// past its lease, nor hang a run for good (holding the job's lock).
+#[test]
+fn a_server_trickling_its_tls_handshake_cannot_hold_a_send() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut out = stream;
+                let _ = out.write_all(&[0x16, 0x03, 0x03, 0x40, 0x00]);
+                while out.write_all(&[0x02]).is_ok() {
+                    std::thread::sleep(Duration::from_millis(300));
+                }
+            });
+        }
+    });
+    let env = TestEnv::new(port, "");
+    let config = std::fs::read_to_string(env.config_path())
+        .unwrap()
+        .replace("security = \"none\"", "security = \"tls\"")
+        .replace("host = \"127.0.0.1\"", "host = \"localhost\"")
+        .replace("timeout_s = 2", "timeout_s = 1")
+        .replace("lease_s = 10", "lease_s = 5");
+    env.write_config(&config);
+    let started = Instant::now();
+    env.run(&["test-email", "--to", "someone@example.com"], "2026-03-10T07:00:00Z")
+        .code(75);
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "the send outlived its 5 s lease: {took:?}"
+    );
+}
+
+/// An HR API that took the batch (2xx) but answers more than rappel reads
+/// (16 MB): the batch counts as sent, never posted again.
+#[test]
+fn an_accepted_batch_whose_answer_is_too_big_is_not_posted_again() {
+    let hr = support::hr::FakeHr::start();
+    let env = TestEnv::new(support::free_port(), "");
+    std::fs::write(env.dir.path().join("hr-token"), "tok-123456").unwrap();
+    let base = std::fs::read_to_string(env.config_path()).unwrap();
+    env.write_config(&format!(
+        "{base}[attendance.services.rh]\nbase_url = \"{}\"\nattendance_endpoint = \"/att\"\ntoken_file = \"hr-token\"\ntimeout_s = 2\n",
+        hr.base_url()
+    ));
+    env.db()
+        .execute_batch(
+            "INSERT INTO terminals (id, serial) VALUES (1, 'T1');
+             INSERT INTO attendance_logs (terminal_id, enroll_id, punched_at) VALUES (1, 7, '2026-03-10T06:00:00Z');",
+        )
+        .unwrap();
+    hr.answer_next(
+        200,
+        &format!("{{\"results\": \"{}\"}}", "x".repeat(17 * 1024 * 1024)),
+        &[],
+    );
+    env.run(&["sync-attendance"], "2026-03-10T07:00:00Z").success();
+    env.run(&["sync-attendance"], "2026-03-10T08:00:00Z").success();
+    assert_eq!(hr.posts().len(), 1, "posted once");
+    let status: String = env
+        .db()
+        .query_row("SELECT sync_status FROM attendance_logs", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(status, "sent");
 }

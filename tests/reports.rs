@@ -584,11 +584,25 @@ query = "PRAGMA query_only = 0"
 query = "SAVEPOINT s"
 [reports.definitions.extension]
 query = "SELECT load_extension('/tmp/evil.so')"
+[reports.definitions.huge]
+query = "SELECT printf('%.*c', 900000000, 'x') AS big"
+[reports.definitions.tablefn]
+query = "SELECT * FROM pragma_table_info('tickets')"
 [reports.definitions.fine]
 query = "SELECT 1 AS one"
 "#,
     );
-    let names = ["slow", "many", "attach", "pragma", "savepoint", "extension", "fine"];
+    let names = [
+        "slow",
+        "many",
+        "attach",
+        "pragma",
+        "savepoint",
+        "extension",
+        "huge",
+        "tablefn",
+        "fine",
+    ];
     for name in names {
         env.report(
             name,
@@ -627,11 +641,12 @@ query = "SELECT 1 AS one"
     };
     assert!(reason("slow").contains("query_timeout_s (1 s)"), "{errors:?}");
     assert!(reason("many").contains("query_max_rows (1000)"), "{errors:?}");
-    for name in ["attach", "pragma", "savepoint", "extension"] {
+    for name in ["attach", "pragma", "savepoint", "extension", "tablefn"] {
         assert!(reason(name).contains("must only read"), "{name}: {errors:?}");
     }
+    assert!(reason("huge").contains("longer than 64 MB"), "{errors:?}");
     let check = env.run(&["config", "check"], NOW).code(78);
-    for name in ["attach", "pragma", "savepoint", "extension"] {
+    for name in ["attach", "pragma", "savepoint", "extension", "tablefn", "huge"] {
         assert!(
             check.stderr.contains(&format!("reports.definitions.{name}.query")),
             "{name}: {}",

@@ -211,9 +211,16 @@ impl HrApi {
         let location = header("location");
         let body = response.body_mut().with_config().limit(BODY_LIMIT).read_to_string();
         if (200..300).contains(&status) {
-            return body
-                .map(|b| self.mask(&b))
-                .map_err(|e| SendError::temporary(format!("{url} answered {status}, then: {e}")).into());
+            // The server took the request (2xx) even when its answer cannot
+            // be read (too big, too slow): a batch counts as sent rather than
+            // be posted again (not every API honours the Idempotency-Key).
+            return Ok(match body {
+                Ok(b) => self.mask(&b),
+                Err(e) => {
+                    log::warn!("{url} answered {status} but its answer cannot be read ({e}); taken as accepted");
+                    String::new()
+                }
+            });
         }
         let what = format!(
             "HTTP {status} from {url}: {}",

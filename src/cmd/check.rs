@@ -146,7 +146,7 @@ fn report_queries(config: &crate::config::Config) -> anyhow::Result<Vec<String>>
     }
     let mut errors = Vec::new();
     for (name, definition) in &config.reports.definitions {
-        if let Err(why) = reports::check_query(&db, &definition.query) {
+        if let Err(why) = reports::check_query(&db, &definition.query, config.reports.query_timeout) {
             errors.push(format!("reports.definitions.{name}.query: {why}"));
         }
     }

@@ -32,7 +32,7 @@ pub struct Entry {
 pub fn run(ctx: &Ctx<'_>, args: &LogArgs) -> anyhow::Result<Exit> {
     let entries = query(ctx, args)?;
     if ctx.json {
-        println!("{}", serde_json::to_string_pretty(&entries)?);
+        println!("{}", crate::output::json(&entries, true));
     } else if entries.is_empty() {
         println!("no deliveries match");
     } else {

@@ -97,7 +97,7 @@ pub fn run(ctx: &Ctx<'_>, args: &StatsArgs) -> anyhow::Result<Exit> {
     )?;
     let stats = Stats { last, ..stats };
     if ctx.json {
-        println!("{}", serde_json::to_string_pretty(&stats)?);
+        println!("{}", crate::output::json(&stats, true));
     } else {
         print!("{}", render(&stats, ctx.config.timezone));
     }

@@ -19,13 +19,11 @@ pub fn run(ctx: &Ctx<'_>, dry_run: bool, force: bool, only: Option<&str>) -> any
     crate::output::set_job(JOB);
     let cfg = &ctx.config.attendance;
     if cfg.services.is_empty() {
-        return Err(fail(
-            Exit::Config,
-            format!(
-                "{}: no [attendance.services.NAME] section, so sync-attendance has nowhere to push",
-                ctx.config.path.display()
-            ),
-        ));
+        log::warn!(
+            "{JOB}: no [attendance.services.NAME] section in {}, so this job has nothing to do; it exits",
+            ctx.config.path.display()
+        );
+        return Ok(Exit::Ok);
     }
     let chosen: Vec<(usize, &ServiceConfig)> = cfg
         .services

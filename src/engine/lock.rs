@@ -24,13 +24,12 @@ pub fn path(database: &Path, job: &str) -> PathBuf {
 /// `Ok(None)` when another process holds the lock.
 pub fn try_lock(database: &Path, job: &str) -> anyhow::Result<Option<JobLock>> {
     let path = path(database, job);
-    // Never through a link planted where the lock file goes.
-    let file = crate::files::no_follow()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("cannot open lock file {}", path.display()))?;
+    // Never through a link, nor a FIFO, planted where the lock file goes.
+    let file = crate::files::open_regular(
+        crate::files::no_follow().create(true).truncate(false).write(true),
+        &path,
+    )
+    .with_context(|| format!("cannot open lock file {}", path.display()))?;
     match file.try_lock() {
         Ok(()) => Ok(Some(JobLock { _file: file })),
         Err(TryLockError::WouldBlock) => Ok(None),

@@ -175,9 +175,7 @@ fn read_attachment(path: &str) -> Result<Vec<u8>, SendError> {
             real.display()
         )));
     }
-    let mut file = crate::files::no_follow()
-        .read(true)
-        .open(&real)
+    let mut file = crate::files::open_regular(crate::files::no_follow().read(true), &real)
         .map_err(|e| refused(format!("cannot be opened without following a link: {e}")))?;
     #[cfg(unix)]
     {

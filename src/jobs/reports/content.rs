@@ -226,6 +226,12 @@ const QUERY_MAX_BYTES: usize = 64 * 1024 * 1024;
 fn guarded(db: &Database) -> anyhow::Result<rusqlite::Connection> {
     use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
     let mut conn = Database::new(db.path().to_path_buf(), true).connect()?;
+    // One value may not hold more than the whole report may: SQLite refuses
+    // to build a longer string or blob rather than fill the memory.
+    conn.set_limit(
+        rusqlite::limits::Limit::SQLITE_LIMIT_LENGTH,
+        i32::try_from(QUERY_MAX_BYTES).unwrap_or(i32::MAX),
+    )?;
     conn.authorizer(Some(|ctx: AuthContext<'_>| match ctx.action {
         AuthAction::Select | AuthAction::Read { .. } | AuthAction::Recursive => Authorization::Allow,
         AuthAction::Function { function_name } if !function_name.eq_ignore_ascii_case("load_extension") => {
@@ -236,20 +242,36 @@ fn guarded(db: &Database) -> anyhow::Result<rusqlite::Connection> {
     Ok(conn)
 }
 
-/// Prepares a definition's query as send-reports would run it (for `config
-/// check`): `Err` says why it cannot run.
-pub fn check_query(db: &Database, query: &str) -> Result<(), String> {
-    let conn = guarded(db).map_err(|e| format!("{e:#}"))?;
-    let stmt = conn.prepare(query).map_err(|e| refused(&e))?;
+/// Prepares a definition's query as send-reports would run it, and reads
+/// its first row (some refusals only come when it runs), for `config check`:
+/// `Err` says why it cannot run.
+pub fn check_query(db: &Database, query: &str, timeout: std::time::Duration) -> Result<(), String> {
+    let mut conn = guarded(db).map_err(|e| format!("{e:#}"))?;
+    let deadline = std::time::Instant::now() + timeout;
+    conn.progress_handler(10_000, Some(move || std::time::Instant::now() > deadline))
+        .map_err(|e| e.to_string())?;
+    let mut stmt = conn.prepare(query).map_err(|e| refused(&e))?;
     if !stmt.readonly() {
         return Err("it would write to the database; report queries must only read".into());
     }
-    Ok(())
+    match stmt.query([]).and_then(|mut rows| rows.next().map(|_| ())) {
+        Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted) => Err(format!(
+            "its first row took longer than [reports] query_timeout_s ({} s)",
+            timeout.as_secs()
+        )),
+        Err(e) => Err(refused(&e)),
+        Ok(()) => Ok(()),
+    }
 }
 
 fn refused(e: &rusqlite::Error) -> String {
     let text = e.to_string();
-    if text.contains("not authorized") {
+    if text.contains("string or blob too big") {
+        format!(
+            "one of its values is longer than {} MB",
+            QUERY_MAX_BYTES / (1024 * 1024)
+        )
+    } else if text.contains("not authorized") {
         "it does more than read (a write, PRAGMA, ATTACH, SAVEPOINT or transaction); report queries must only read"
             .into()
     } else {
@@ -287,7 +309,7 @@ fn run_query(db: &Database, query: &str, cfg: &ReportsConfig) -> anyhow::Result<
             Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted) => {
                 return Err(timed_out());
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => anyhow::bail!(refused(&e)),
         };
         if rows.len() as u64 >= cfg.query_max_rows {
             anyhow::bail!(

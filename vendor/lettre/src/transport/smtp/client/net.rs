@@ -34,6 +34,61 @@ pub fn set_deadline(deadline: Option<Instant>) -> Option<Instant> {
     DEADLINE.with(|d| d.replace(deadline))
 }
 
+/// rappel: the TCP stream under TLS, bounded by the thread's deadline on
+/// every read and write TLS makes: a handshake reads the socket many times
+/// inside one read of the stream above it, and a server trickling its
+/// handshake would otherwise never meet the deadline.
+#[cfg(feature = "rustls")]
+pub(crate) struct DeadlineTcp(TcpStream);
+
+#[cfg(feature = "rustls")]
+impl std::ops::Deref for DeadlineTcp {
+    type Target = TcpStream;
+    fn deref(&self) -> &TcpStream {
+        &self.0
+    }
+}
+
+#[cfg(feature = "rustls")]
+impl DeadlineTcp {
+    /// Past the deadline, an error; nearer than the socket's timeout, the
+    /// timeout brought down to it (the stream above puts it back).
+    fn bound(&self) -> io::Result<()> {
+        let Some(deadline) = DEADLINE.with(Cell::get) else {
+            return Ok(());
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(deadline_passed());
+        }
+        if self.0.read_timeout()?.is_none_or(|t| left < t) {
+            self.0.set_read_timeout(Some(left))?;
+            self.0.set_write_timeout(Some(left))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(feature = "rustls")]
+impl Read for DeadlineTcp {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.bound()?;
+        self.0.read(buf)
+    }
+}
+
+#[cfg(feature = "rustls")]
+impl Write for DeadlineTcp {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.bound()?;
+        self.0.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
 fn deadline_passed() -> io::Error {
     io::Error::new(
         io::ErrorKind::TimedOut,
@@ -62,7 +117,7 @@ enum InnerNetworkStream {
     NativeTls(TlsStream<TcpStream>),
     /// Encrypted TCP stream
     #[cfg(feature = "rustls")]
-    Rustls(StreamOwned<ClientConnection, TcpStream>),
+    Rustls(StreamOwned<ClientConnection, DeadlineTcp>),
     #[cfg(feature = "boring-tls")]
     BoringTls(SslStream<TcpStream>),
     /// Can't be built
@@ -101,7 +156,15 @@ impl NetworkStream {
     }
 
     /// rappel: an I/O error, named for the deadline when that is what ended it.
-    fn after_io<T>(&self, result: io::Result<T>) -> io::Result<T> {
+    fn after_io<T>(&mut self, result: io::Result<T>) -> io::Result<T> {
+        // Under TLS, the layer below may have brought the socket's timeouts
+        // down to a near deadline: remembered, so they are put back.
+        if let Some(deadline) = DEADLINE.with(Cell::get) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if self.timeout.is_none_or(|t| left < t) && self.shortened.is_none() {
+                self.shortened = Some(left);
+            }
+        }
         match result {
             Err(e) if matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock)
                 && self.shortened.is_some() =>
@@ -267,7 +330,7 @@ impl NetworkStream {
                     .map_err(|_| error::connection("domain isn't a valid DNS name"))?;
                 let connection = ClientConnection::new(Arc::clone(config), domain.to_owned())
                     .map_err(error::connection)?;
-                let stream = StreamOwned::new(connection, tcp_stream);
+                let stream = StreamOwned::new(connection, DeadlineTcp(tcp_stream));
                 InnerNetworkStream::Rustls(stream)
             }
             #[cfg(feature = "boring-tls")]
