@@ -45,7 +45,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     output::init(verbosity);
     let clock = Clock::new(cli.now);
     match &cli.command {
-        Command::Init { dir } => return cmd::init::run(dir),
+        Command::Init { dir, database } => return cmd::init::run(dir, database.as_deref()),
         Command::Demo { dir, scale, no_run } => {
             return cmd::demo::run(dir, *scale, *no_run, clock, verbosity, cli.json);
         }

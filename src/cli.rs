@@ -77,9 +77,14 @@ pub enum Command {
     Db(DbCommand),
     /// Write a commented rappel.toml and create rappel.db (never overwrites)
     Init {
-        /// Folder to write into
+        /// Folder to write rappel.toml into
         #[arg(default_value = ".")]
         dir: PathBuf,
+        /// Where the database goes (default: rappel.db in DIR); written into
+        /// rappel.toml as an absolute path. Its folder also holds the lock
+        /// files and generated reports, so it must be writable by the jobs.
+        #[arg(long, value_name = "PATH")]
+        database: Option<PathBuf>,
     },
     /// Build a sample database with file transports, then run every job
     Demo {

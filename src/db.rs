@@ -92,6 +92,12 @@ impl Database {
         self.read_only
     }
 
+    /// The folder generated report files (CSV) are written to:
+    /// `rappel-files/` beside the database. `purge` removes old ones.
+    pub fn files_dir(&self) -> Option<PathBuf> {
+        self.path.parent().map(|d| d.join("rappel-files"))
+    }
+
     /// Opens a connection. Read-only (dry runs) never creates the file and sets
     /// `PRAGMA query_only`; read-write creates it and switches it to WAL.
     pub fn connect(&self) -> anyhow::Result<Connection> {

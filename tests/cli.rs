@@ -112,6 +112,51 @@ fn init_writes_config_and_database_and_never_overwrites() {
     );
 }
 
+/// The layout README's install follows: the config in one folder (that may
+/// be read-only), the database, its lock files and generated files in another.
+#[test]
+fn init_puts_the_database_where_asked_and_jobs_write_only_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let etc = dir.path().join("etc/rappel");
+    let var = dir.path().join("var/lib/rappel");
+    let out = rappel_in(
+        dir.path(),
+        &["init", "etc/rappel", "--database", "var/lib/rappel/rappel.db"],
+    )
+    .success();
+    assert!(out.stdout.contains("created "), "{}", out.stdout);
+    assert!(var.join("rappel.db").is_file());
+    assert!(!etc.join("rappel.db").exists());
+    let config = std::fs::read_to_string(etc.join("rappel.toml")).unwrap();
+    let table: toml::Table = config.parse().unwrap();
+    assert_eq!(
+        table["database"].as_str(),
+        Some(var.join("rappel.db").to_str().unwrap()),
+        "an absolute path, so the config can move"
+    );
+    let listing = |d: &std::path::Path| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let config_path = etc.join("rappel.toml");
+    let config_arg = config_path.to_str().unwrap();
+    for job in [&["deliver"][..], &["send-reminders"], &["db", "status"]] {
+        let mut args = vec!["--config", config_arg, "--now", "2026-03-10T07:00:00Z"];
+        args.extend_from_slice(job);
+        rappel_in(dir.path(), &args).success();
+    }
+    assert_eq!(listing(&etc), ["rappel.toml"], "nothing is written beside the config");
+    assert!(
+        listing(&var).iter().any(|n| n.ends_with(".lock")),
+        "lock files beside the database: {:?}",
+        listing(&var)
+    );
+}
+
 #[test]
 fn demo_builds_a_folder_sends_and_resets_only_its_own() {
     let dir = tempfile::tempdir().unwrap();

@@ -315,6 +315,39 @@ fn purge_removes_only_old_finished_rows() {
            (1, 3, '2026-03-01T07:00:00Z', 'sent', '2026-03-01T07:15:00Z');",
     )
     .unwrap();
+    // Generated report files: old, old but still attached to a pending
+    // delivery, recent, a killed run's temporary file, and a link.
+    let files = env.dir.path().join("rappel-files");
+    std::fs::create_dir(&files).unwrap();
+    let old_time = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_756_710_000); // 2025-09-01
+    for name in [
+        "report-1-7-weekly-2025-09-01.csv",
+        "report-2-7-monthly-2025-09-01.csv",
+        ".report-3-7-x.csv.42.00ff.tmp",
+        "report-9-recent.csv",
+        "notes.txt",
+    ] {
+        let file = std::fs::File::create(files.join(name)).unwrap();
+        if name != "report-9-recent.csv" {
+            file.set_modified(old_time).unwrap();
+        }
+    }
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(files.join("notes.txt"), files.join("report-5-link.csv")).unwrap();
+    let pending_file = files.join("report-2-7-monthly-2025-09-01.csv").canonicalize().unwrap();
+    db.execute(
+        "UPDATE deliveries SET attachment_path = ?1 WHERE id = 4",
+        [pending_file.to_str().unwrap()],
+    )
+    .unwrap();
+    let listing = || -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&files)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
     let rows = |table: &str| -> Vec<i64> {
         let mut stmt = db
             .prepare(&format!("SELECT rowid FROM {table} ORDER BY rowid"))
@@ -329,11 +362,12 @@ fn purge_removes_only_old_finished_rows() {
     let counts: serde_json::Value = serde_json::from_str(dry.stdout.trim()).unwrap();
     assert_eq!(
         counts["deleted"],
-        serde_json::json!({"delay-alert_history": 2, "deliveries": 3, "job_runs": 1}),
+        serde_json::json!({"delay-alert_history": 2, "deliveries": 3, "job_runs": 1, "report_files": 2}),
         "{}",
         dry.stdout
     );
     assert_eq!(env.dump(), before, "a dry run deletes nothing");
+    assert_eq!(listing().len(), 6, "a dry run removes no file");
 
     let out = env.run(&["purge", "--older-than", "90d"], NOW).success();
     assert!(
@@ -346,6 +380,21 @@ fn purge_removes_only_old_finished_rows() {
         rows("deliveries"),
         vec![2, 4, 5, 6, 7],
         "pending, sending, recent, still-referenced rows and those of a report not yet sent to all stay"
+    );
+    assert!(
+        out.stdout.contains("deleted 2 report files older than"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        listing(),
+        [
+            "notes.txt",
+            "report-2-7-monthly-2025-09-01.csv",
+            "report-5-link.csv",
+            "report-9-recent.csv"
+        ],
+        "old generated files go; one a pending delivery attaches, recent ones, links and others' files stay"
     );
     assert_eq!(
         rows("delay_alert_log"),

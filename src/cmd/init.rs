@@ -1,5 +1,5 @@
-//! `rappel init [DIR]`: writes the commented example configuration and creates
-//! the database; never overwrites a file.
+//! `rappel init [DIR] [--database PATH]`: writes the commented example
+//! configuration and creates the database; never overwrites a file.
 
 use std::path::Path;
 
@@ -10,7 +10,10 @@ use crate::exit::{Exit, OrExit, fail};
 
 pub const EXAMPLE_CONFIG: &str = include_str!("../../examples/rappel.toml");
 
-pub fn run(dir: &Path) -> anyhow::Result<Exit> {
+/// Writes `dir/rappel.toml` and creates the database: `database` when given
+/// (its folder made if missing, its absolute path written in the config),
+/// else `dir/rappel.db`. Exit 64 when the config exists or cannot be written.
+pub fn run(dir: &Path, database: Option<&Path>) -> anyhow::Result<Exit> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create {}", dir.display()))
         .or_exit(Exit::Usage)?;
@@ -21,11 +24,30 @@ pub fn run(dir: &Path) -> anyhow::Result<Exit> {
             format!("{} already exists; init never overwrites a file", config.display()),
         ));
     }
-    std::fs::write(&config, EXAMPLE_CONFIG)
+    let database = match database {
+        None => dir.join("rappel.db"),
+        Some(path) => {
+            let path = std::path::absolute(path)
+                .with_context(|| format!("--database {}", path.display()))
+                .or_exit(Exit::Usage)?;
+            if let Some(folder) = path.parent() {
+                std::fs::create_dir_all(folder)
+                    .with_context(|| format!("cannot create {}", folder.display()))
+                    .or_exit(Exit::Usage)?;
+            }
+            path
+        }
+    };
+    let text = if database == dir.join("rappel.db") {
+        EXAMPLE_CONFIG.to_string()
+    } else {
+        let value = toml::Value::String(database.to_string_lossy().into_owned());
+        EXAMPLE_CONFIG.replacen("database = \"rappel.db\"", &format!("database = {value}"), 1)
+    };
+    std::fs::write(&config, text)
         .with_context(|| format!("cannot write {}", config.display()))
         .or_exit(Exit::Usage)?;
     println!("wrote {}", config.display());
-    let database = dir.join("rappel.db");
     if database.exists() {
         println!("kept the existing database {}", database.display());
     } else {

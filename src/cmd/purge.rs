@@ -1,8 +1,14 @@
 //! `rappel purge --older-than 90d [--dry-run] [--vacuum] [--include-attendance]`:
 //! deletes what rappel no longer needs: finished deliveries, delay-alert
 //! history and job runs older than the age, and with `--include-attendance`
-//! the synced attendance logs. Never a pending or sending row.
+//! the synced attendance logs. Never a pending or sending row. Generated
+//! report files (`rappel-files/` beside the database) older than the age go
+//! too, unless a delivery that may still be sent attaches them.
 
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, TransactionBehavior, params};
 
@@ -66,7 +72,7 @@ pub fn run(ctx: &Ctx<'_>, args: &PurgeArgs) -> anyhow::Result<Exit> {
     let db = Database::new(ctx.config.database.clone(), args.dry_run);
     let result = db
         .connect_current()
-        .and_then(|mut conn| purge(&mut conn, cutoff, args, ctx));
+        .and_then(|mut conn| purge(&mut conn, &db, cutoff, args, ctx));
     if let Some(p) = ping {
         p.finish(match &result {
             Ok(()) => Exit::Ok,
@@ -77,7 +83,13 @@ pub fn run(ctx: &Ctx<'_>, args: &PurgeArgs) -> anyhow::Result<Exit> {
     Ok(Exit::Ok)
 }
 
-fn purge(conn: &mut Connection, cutoff: DateTime<Utc>, args: &PurgeArgs, ctx: &Ctx<'_>) -> anyhow::Result<()> {
+fn purge(
+    conn: &mut Connection,
+    db: &Database,
+    cutoff: DateTime<Utc>,
+    args: &PurgeArgs,
+    ctx: &Ctx<'_>,
+) -> anyhow::Result<()> {
     let cutoff_text = instant::format(cutoff);
     let mut targets: Vec<(&str, &str)> = TARGETS.to_vec();
     if args.include_attendance {
@@ -102,6 +114,9 @@ fn purge(conn: &mut Connection, cutoff: DateTime<Utc>, args: &PurgeArgs, ctx: &C
         drop(tx);
     } else {
         tx.commit()?;
+    }
+    if let Some(dir) = db.files_dir() {
+        counts.push(("report files", old_files(conn, &dir, cutoff, args.dry_run)?));
     }
     let vacuum = args.vacuum && !args.dry_run;
     if ctx.json {
@@ -132,4 +147,51 @@ fn purge(conn: &mut Connection, cutoff: DateTime<Utc>, args: &PurgeArgs, ctx: &C
         }
     }
     Ok(())
+}
+
+/// Removes (or, in a dry run, counts) the generated report files in `dir`
+/// last written before `cutoff` that no delivery still to be sent attaches
+/// (pending or sending, or not sent and younger than the cutoff), with the
+/// temporary files a killed run left. A file that cannot be removed is a
+/// warning; the others go on. A missing folder is nothing to do.
+fn old_files(conn: &Connection, dir: &Path, cutoff: DateTime<Utc>, dry_run: bool) -> anyhow::Result<i64> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(anyhow::Error::new(e).context(format!("cannot read {}", dir.display()))),
+    };
+    let mut stmt = conn.prepare(
+        "SELECT attachment_path FROM deliveries WHERE attachment_path IS NOT NULL
+           AND (status IN ('pending', 'sending') OR (status <> 'sent' AND created_at >= ?1))",
+    )?;
+    let in_use: HashSet<PathBuf> = stmt
+        .query_map(params![instant::format(cutoff)], |r| r.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .map(PathBuf::from)
+        .collect();
+    let real_dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let cutoff = std::time::SystemTime::from(cutoff);
+    let mut count = 0;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("cannot read {}", dir.display()))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let ours = name.starts_with("report-") || (name.starts_with(".report-") && name.ends_with(".tmp"));
+        // Never follows a link: only a regular file of ours is judged.
+        let Ok(meta) = entry.path().symlink_metadata() else {
+            continue;
+        };
+        if !ours || !meta.is_file() || meta.modified().is_ok_and(|m| m >= cutoff) {
+            continue;
+        }
+        if in_use.contains(&real_dir.join(&name)) || in_use.contains(&entry.path()) {
+            continue;
+        }
+        if !dry_run && let Err(e) = std::fs::remove_file(entry.path()) {
+            log::warn!("cannot remove {}: {e}", entry.path().display());
+            continue;
+        }
+        count += 1;
+    }
+    Ok(count)
 }

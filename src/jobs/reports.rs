@@ -62,7 +62,7 @@ impl Row {
 pub fn plan(conn: &mut Connection, cfg: &ReportsConfig, ctx: &PlanCtx<'_>) -> anyhow::Result<PlanReport> {
     let db = ctx.db;
     let mut report = PlanReport::default();
-    let files_dir = db.path().parent().map(|d| d.join("rappel-files"));
+    let files_dir = db.files_dir();
     let recur = status::Recur { cfg, zone: ctx.zone };
     for row in due_rows(conn, ctx, &mut report)? {
         plan_one(conn, &row, &recur, db, files_dir.as_deref(), ctx, &mut report)
