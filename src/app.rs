@@ -383,13 +383,14 @@ fn job_body(
         );
         count_plan(&mut tally, report);
     }
-    let reports_hook = ReportsHook::new(&ctx.config.reports, ctx.config.timezone);
+    let reports_hook = ReportsHook::new(&ctx.config.reports, ctx.config.timezone, ctx.config.naive_timezone);
     let manual_hook = jobs::reminders::ManualHook;
     let templates = Templates::new(ctx.config.templates_dir.clone()).or_exit(Exit::Config)?;
     let reminders_recheck = jobs::reminders::RemindersRecheck {
         cfg: &ctx.config.reminders,
         phone_region: ctx.config.whatsapp.as_ref().and_then(|w| w.default_region),
         zone: ctx.config.timezone,
+        naive_zone: ctx.config.naive_timezone,
         locale: ctx.config.locale,
         db,
         templates: &templates,
@@ -497,6 +498,7 @@ fn plan_ctx<'a>(
     PlanCtx {
         now: ctx.clock.now(),
         zone: ctx.config.timezone,
+        naive_zone: ctx.config.naive_timezone,
         locale: ctx.config.locale,
         phone_region: ctx.config.whatsapp.as_ref().and_then(|w| w.default_region),
         site_url: ctx.config.site_url.as_deref(),

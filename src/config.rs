@@ -59,6 +59,12 @@ pub struct Config {
     pub path: PathBuf,
     pub database: PathBuf,
     pub timezone: Tz,
+    /// `naive_timezone`: the zone of instants host rows write without an
+    /// offset (default UTC; DESIGN §9).
+    pub naive_timezone: Tz,
+    /// Whether `naive_timezone` was written (config check warns about naive
+    /// instants only when it was not).
+    pub naive_timezone_set: bool,
     pub locale: Locale,
     pub templates_dir: Option<PathBuf>,
     pub site_url: Option<String>,
@@ -183,6 +189,10 @@ fn convert(raw: RawConfig, path: &Path) -> Result<Config, String> {
     let timezone = match raw.timezone.as_deref() {
         None => chrono_tz::UTC,
         Some(z) => parse_zone(z).map_err(|e| format!("timezone: {e}"))?,
+    };
+    let naive_timezone = match raw.naive_timezone.as_deref() {
+        None => chrono_tz::UTC,
+        Some(z) => parse_zone(z).map_err(|e| format!("naive_timezone: {e}"))?,
     };
     let locale = match raw.locale.as_deref() {
         None => Locale::Fr,
@@ -320,6 +330,8 @@ fn convert(raw: RawConfig, path: &Path) -> Result<Config, String> {
         path: path.to_path_buf(),
         database: resolve(raw.database.as_deref().unwrap_or("rappel.db")),
         timezone,
+        naive_timezone,
+        naive_timezone_set: raw.naive_timezone.is_some(),
         locale,
         templates_dir: raw.templates_dir.as_deref().map(resolve),
         site_url: raw.site_url,

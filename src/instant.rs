@@ -21,9 +21,39 @@ pub fn format(t: DateTime<Utc>) -> String {
     )
 }
 
-/// Parses an instant written by a host application; `None` when it is not one.
+/// Parses an instant written by a host application, a value without an
+/// offset taken as UTC; `None` when it is not one. This reading names a
+/// source row in dedupe keys (`db::identity`), so it never depends on the
+/// configuration: when a message is due comes from `parse_in`.
 pub fn parse(s: &str) -> Option<DateTime<Utc>> {
     parse_any_year(s).filter(storable)
+}
+
+/// Parses an instant written by a host application, a value without an
+/// offset (`2026-03-10 14:00:00`, as Django with `USE_TZ = False` or PHP
+/// writes local time) read as a wall time in `naive` (`naive_timezone`, or a
+/// terminal's zone; DESIGN §9). A time a clock change skips means the first
+/// instant after the change, a repeated one the earlier. `None` when it is
+/// not an instant.
+pub fn parse_in(s: &str, naive: Tz) -> Option<DateTime<Utc>> {
+    let t = parse(s)?;
+    if naive == chrono_tz::UTC || has_offset(s) {
+        return Some(t);
+    }
+    let local = local_to_utc(t.naive_utc(), naive);
+    storable(&local).then_some(local)
+}
+
+/// Whether an instant as written carries its zone: `Z` or a `+hh:mm` /
+/// `-hh:mm` offset after the time.
+pub fn has_offset(s: &str) -> bool {
+    let s = s.trim();
+    if s.ends_with(['Z', 'z']) {
+        return true;
+    }
+    // The time part begins after the date's 10 characters; an offset is a
+    // sign there.
+    s.get(11..).is_some_and(|time| time.contains(['+', '-']))
 }
 
 /// Whether `format` writes `t` in its 20 characters, so that it reads back and
@@ -55,8 +85,9 @@ fn parse_any_year(s: &str) -> Option<DateTime<Utc>> {
 }
 
 /// Parses a due date that may be date-only: `YYYY-MM-DD` means 23:59:59 that
-/// day in `zone`.
-pub fn parse_due(s: &str, zone: Tz) -> Option<DateTime<Utc>> {
+/// day in `zone` (the person's); a date and time without an offset is read
+/// in `naive` (`parse_in`).
+pub fn parse_due(s: &str, zone: Tz, naive: Tz) -> Option<DateTime<Utc>> {
     let trimmed = s.trim();
     if trimmed.len() == 10 {
         // Digits where the form has them: chrono alone would also take a sign,
@@ -76,7 +107,7 @@ pub fn parse_due(s: &str, zone: Tz) -> Option<DateTime<Utc>> {
         let t = local_to_utc(end, zone);
         return storable(&t).then_some(t);
     }
-    parse(trimmed)
+    parse_in(trimmed, naive)
 }
 
 /// A local wall time in `zone` as an instant: a time inside a spring-forward gap
@@ -111,6 +142,54 @@ mod tests {
 
     fn utc(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn naive_values_are_read_in_the_given_zone_and_others_as_written() {
+        let paris = chrono_tz::Europe::Paris;
+        assert_eq!(
+            parse_in("2026-03-10 14:00:00", paris),
+            Some(utc("2026-03-10T13:00:00Z"))
+        );
+        assert_eq!(
+            parse_in("2026-07-10T14:00:00.250", paris),
+            Some(utc("2026-07-10T12:00:00.250Z"))
+        );
+        for written in [
+            "2026-03-10T14:00:00Z",
+            "2026-03-10 14:00:00+01:00",
+            "2026-03-10T09:00:00-04:00",
+        ] {
+            assert_eq!(parse_in(written, paris), parse(written), "{written}");
+            assert!(has_offset(written), "{written}");
+        }
+        assert!(!has_offset("2026-03-10 14:00:00"));
+        assert!(!has_offset("2026-03-10"));
+        // Skipped by the spring change: the first instant after it.
+        assert_eq!(
+            parse_in("2026-03-29 02:30:00", paris),
+            Some(utc("2026-03-29T01:00:00Z"))
+        );
+        // Repeated by the autumn change: the earlier.
+        assert_eq!(
+            parse_in("2026-10-25 02:30:00", paris),
+            Some(utc("2026-10-25T00:30:00Z"))
+        );
+        assert_eq!(
+            parse_in("9999-12-31 23:00:00", chrono_tz::Pacific::Kiritimati),
+            Some(utc("9999-12-31T09:00:00Z"))
+        );
+        assert_eq!(
+            parse_in("0000-01-01 01:00:00", chrono_tz::Asia::Tokyo),
+            None,
+            "before year 0 in UTC"
+        );
+        assert_eq!(parse_in("soon", paris), None);
+        // Due dates: a date alone in the person's zone, a naive time in `naive`.
+        assert_eq!(
+            parse_due("2026-03-13 12:00:00", chrono_tz::UTC, paris),
+            Some(utc("2026-03-13T11:00:00Z"))
+        );
     }
 
     #[test]
@@ -149,7 +228,7 @@ mod tests {
         // Found by fuzzing (fuzz/seeds/instant/): chrono took this as year -1,
         // which `format` writes in 21 characters that do not read back.
         let zone: Tz = "Europe/Paris".parse().unwrap();
-        assert_eq!(parse_due("-001-\x0c7-01", zone), None);
+        assert_eq!(parse_due("-001-\x0c7-01", zone, chrono_tz::UTC), None);
         for s in [
             "+10000-01-01T00:00:00Z",
             "-0001-07-02T05:39:23Z",
@@ -158,17 +237,19 @@ mod tests {
             "+10000-01-01 00:00:00",
         ] {
             assert_eq!(parse(s), None, "{s}");
-            assert_eq!(parse_due(s, zone), None, "{s}");
+            assert_eq!(parse_due(s, zone, chrono_tz::UTC), None, "{s}");
         }
         for s in ["2026-7-01 ", " 2026-07-1", "+026-07-01", "2026-07-0a"] {
-            assert_eq!(parse_due(s, zone), None, "{s:?}");
+            assert_eq!(parse_due(s, zone, chrono_tz::UTC), None, "{s:?}");
         }
         for s in ["0000-01-01T00:00:00Z", "9999-12-31T23:59:59Z"] {
             let t = parse(s).unwrap();
             assert_eq!(format(t), s);
         }
         assert_eq!(
-            parse_due("9999-12-31", chrono_tz::UTC).map(format).as_deref(),
+            parse_due("9999-12-31", chrono_tz::UTC, chrono_tz::UTC)
+                .map(format)
+                .as_deref(),
             Some("9999-12-31T23:59:59Z")
         );
     }
@@ -176,7 +257,10 @@ mod tests {
     #[test]
     fn date_only_due_is_end_of_local_day() {
         let zone: Tz = "Europe/Paris".parse().unwrap();
-        assert_eq!(parse_due("2026-07-01", zone).unwrap(), utc("2026-07-01T21:59:59Z"));
+        assert_eq!(
+            parse_due("2026-07-01", zone, chrono_tz::UTC).unwrap(),
+            utc("2026-07-01T21:59:59Z")
+        );
     }
 
     #[test]

@@ -57,6 +57,9 @@ pub fn column_flag(v: rusqlite::types::ValueRef<'_>) -> Option<bool> {
 pub struct PlanCtx<'a> {
     pub now: DateTime<Utc>,
     pub zone: Tz,
+    /// Where host instants written without an offset are read
+    /// (`naive_timezone`, `instant::parse_in`).
+    pub naive_zone: Tz,
     pub locale: Locale,
     /// Where a phone written without its country code is read (`[whatsapp] default_region`).
     pub phone_region: Option<crate::recipient::Region>,

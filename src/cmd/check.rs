@@ -54,6 +54,7 @@ pub fn run(ctx: &Ctx<'_>, connect: bool) -> anyhow::Result<Exit> {
         }
     }
     errors.extend(report_queries(config)?);
+    naive_instants(config)?;
     // Each transport and HR service's client, as the jobs build them: a
     // secret that cannot be had, a token that cannot be a header, a CA file.
     let (channels, unusable) = app::channels(config);
@@ -154,6 +155,27 @@ fn report_queries(config: &crate::config::Config) -> anyhow::Result<Vec<String>>
         log::warn!("{problem}");
     }
     Ok(errors)
+}
+
+/// Warns, when `naive_timezone` is not set, of each host column whose
+/// recent rows hold instants written without an offset: they are read as
+/// UTC, which is wrong if the application writes local time.
+fn naive_instants(config: &crate::config::Config) -> anyhow::Result<()> {
+    if config.naive_timezone_set {
+        return Ok(());
+    }
+    let db = crate::db::Database::new(config.database.clone(), true);
+    if !db.path().exists() {
+        return Ok(());
+    }
+    let conn = db.connect()?;
+    for (column, example) in crate::db::host::naive_instants(&conn)? {
+        log::warn!(
+            "{column} holds instants without a zone (e.g. {example:?}), read as UTC; if your application writes local time there, set naive_timezone (e.g. naive_timezone = {:?})",
+            config.timezone.name()
+        );
+    }
+    Ok(())
 }
 
 /// Reads the service's users list, as the next sync would, and stores nothing.

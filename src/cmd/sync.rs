@@ -50,6 +50,7 @@ pub fn run(ctx: &Ctx<'_>, dry_run: bool, force: bool, only: Option<&str>) -> any
         lease: ctx.config.delivery.lease,
         force,
         started,
+        naive_zone: ctx.config.naive_timezone,
     };
     if dry_run {
         let db = Database::new(ctx.config.database.clone(), true);

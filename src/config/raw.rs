@@ -11,6 +11,7 @@ use serde::Deserialize;
 pub struct RawConfig {
     pub database: Option<String>,
     pub timezone: Option<String>,
+    pub naive_timezone: Option<String>,
     pub locale: Option<String>,
     pub templates_dir: Option<String>,
     pub site_url: Option<String>,

@@ -179,6 +179,69 @@ const INDEXES: &[(&str, &str)] = &[
     ),
 ];
 
+/// The host columns holding instants that rappel reads as times, with the
+/// rows whose value `naive_timezone` governs (a report row or a terminal
+/// with its own `timezone` is read in that zone).
+const INSTANTS: &[(&str, &str, &str)] = &[
+    ("ticket_events", "entered_at", "ticket_events"),
+    (
+        "scheduled_reports",
+        "scheduled_at",
+        "scheduled_reports WHERE status = 'pending' AND trim(coalesce(timezone, '')) = ''",
+    ),
+    ("loans", "lent_at", "loans"),
+    ("loans", "due_at", "loans"),
+    ("students", "last_active_at", "students"),
+    ("revision_sessions", "starts_at", "revision_sessions"),
+    ("manual_reminders", "created_at", "manual_reminders"),
+    (
+        "attendance_logs",
+        "punched_at",
+        "attendance_logs AS l WHERE NOT EXISTS (SELECT 1 FROM terminals AS t
+           WHERE t.id = l.terminal_id AND trim(coalesce(t.timezone, '')) <> '')",
+    ),
+];
+
+/// How many of each column's latest rows `naive_instants` looks at.
+const NAIVE_SAMPLE: u32 = 500;
+
+/// Host columns whose latest rows (up to 500 each) hold an instant written
+/// without an offset, each as `(table.column, an example value)`: without
+/// `naive_timezone` they are read as UTC (DESIGN §9). A date alone
+/// (`2026-03-13`, a loan's due date) is not counted: it is read in the
+/// person's zone. Tables or columns the host does not have are passed over.
+pub fn naive_instants(conn: &Connection) -> rusqlite::Result<Vec<(String, String)>> {
+    let mut found = Vec::new();
+    for (table, column, from) in INSTANTS {
+        if columns(conn, table)?.iter().all(|c| c != column)
+            || (*table == "scheduled_reports" && !has_columns(conn, table, &["status", "timezone"])?)
+            || (*table == "attendance_logs" && !has_columns(conn, "terminals", &["id", "timezone"])?)
+        {
+            continue;
+        }
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {column} FROM {from} ORDER BY rowid DESC LIMIT {NAIVE_SAMPLE}"
+        ))?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let Some(value) = crate::jobs::column_text(row.get_ref(0)?) else {
+                continue;
+            };
+            let value = value.trim();
+            if value.len() > 10 && crate::instant::parse(value).is_some() && !crate::instant::has_offset(value) {
+                found.push((format!("{table}.{column}"), value.to_string()));
+                break;
+            }
+        }
+    }
+    Ok(found)
+}
+
+fn has_columns(conn: &Connection, table: &str, wanted: &[&str]) -> rusqlite::Result<bool> {
+    let have = columns(conn, table)?;
+    Ok(wanted.iter().all(|w| have.iter().any(|c| c == w)))
+}
+
 /// A host table that exists without a column rappel reads.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Clash {

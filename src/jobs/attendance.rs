@@ -48,6 +48,9 @@ pub struct Sync {
     /// When the run began, so that a wait an answer asks for counts from the
     /// answer, not from the run's `now`.
     pub started: Instant,
+    /// `naive_timezone`: where a punch written without an offset is read
+    /// when its terminal has no `timezone`.
+    pub naive_zone: chrono_tz::Tz,
 }
 
 impl Sync {
@@ -64,6 +67,7 @@ impl Sync {
             self.clock.wall(),
             self.max_attempts,
             self.force,
+            self.naive_zone,
         )
     }
 }

@@ -31,8 +31,14 @@ pub(super) struct Entry {
     pub(super) event_id: i64,
     #[serde(skip)]
     pub(super) ticket_id: i64,
+    /// When the stage was entered (`entered_at`, a value without an offset
+    /// read in `naive_timezone`): what the days in stage count from.
     #[serde(skip)]
     pub(super) entered: DateTime<Utc>,
+    /// The entry's name in the alert history (`entered_at` read as
+    /// `instant::parse` does, whatever `naive_timezone` says).
+    #[serde(skip)]
+    pub(super) entered_id: DateTime<Utc>,
     pub(super) reference: String,
     pub(super) device: String,
     pub(super) customer: String,
@@ -43,7 +49,7 @@ pub(super) struct Entry {
 
 pub fn plan(conn: &mut Connection, cfg: &DelayAlertsConfig, ctx: &PlanCtx<'_>) -> anyhow::Result<PlanReport> {
     let mut report = PlanReport::default();
-    let mut due = overdue_entries(conn, cfg, ctx.now, &mut report)?;
+    let mut due = overdue_entries(conn, cfg, ctx, &mut report)?;
     if due.is_empty() {
         return Ok(report);
     }
@@ -87,7 +93,7 @@ pub fn plan(conn: &mut Connection, cfg: &DelayAlertsConfig, ctx: &PlanCtx<'_>) -
                 e.days,
                 alerted_at,
                 delivery_id,
-                instant::format(e.entered)
+                instant::format(e.entered_id)
             ])?;
         }
         match &message.failed {
@@ -110,7 +116,7 @@ pub fn plan(conn: &mut Connection, cfg: &DelayAlertsConfig, ctx: &PlanCtx<'_>) -
 fn overdue_entries(
     conn: &Connection,
     cfg: &DelayAlertsConfig,
-    now: DateTime<Utc>,
+    ctx: &PlanCtx<'_>,
     report: &mut PlanReport,
 ) -> anyhow::Result<Vec<Entry>> {
     let mut stmt = conn.prepare(
@@ -125,7 +131,7 @@ fn overdue_entries(
     while let Some(row) = rows.next()? {
         let ticket_id: i64 = row.get(0)?;
         if current.as_ref().is_some_and(|c| c.ticket_id != ticket_id) {
-            finish_ticket(current.take(), cfg, now, &mut due, report);
+            finish_ticket(current.take(), cfg, ctx, &mut due, report);
         }
         let cur = current.get_or_insert(Current {
             ticket_id,
@@ -143,18 +149,25 @@ fn overdue_entries(
         let parsed = match row.get_ref(3)? {
             ValueRef::Text(s) => std::str::from_utf8(s)
                 .ok()
-                .and_then(instant::parse)
+                .and_then(|s| Some((instant::parse(s)?, instant::parse_in(s, ctx.naive_zone)?)))
                 .ok_or_else(|| format!("entered_at {:?} is not a timestamp", String::from_utf8_lossy(s))),
             other => Err(format!("entered_at is {:?}, not a timestamp", other.data_type())),
         };
         match parsed {
-            Ok(at) => {
+            Ok((id_at, at)) => {
+                // The current entry by the value as written (as the recheck
+                // before sending finds it).
                 if cur
                     .best
                     .as_ref()
-                    .is_none_or(|(b_at, b_id, _)| (at, event_id) > (*b_at, *b_id))
+                    .is_none_or(|b| (id_at, event_id) > (b.id_at, b.event_id))
                 {
-                    cur.best = Some((at, event_id, stage));
+                    cur.best = Some(Best {
+                        id_at,
+                        at,
+                        event_id,
+                        stage,
+                    });
                 }
             }
             Err(why) => {
@@ -162,20 +175,30 @@ fn overdue_entries(
             }
         }
     }
-    finish_ticket(current, cfg, now, &mut due, report);
+    finish_ticket(current, cfg, ctx, &mut due, report);
     Ok(due)
 }
 
 struct Current {
     ticket_id: i64,
-    best: Option<(DateTime<Utc>, i64, String)>,
+    best: Option<Best>,
     bad: Option<(i64, String)>,
+}
+
+/// The latest stage entry of a ticket so far.
+struct Best {
+    /// `entered_at` as named in the history (`Entry::entered_id`).
+    id_at: DateTime<Utc>,
+    /// `entered_at` as an instant (`Entry::entered`).
+    at: DateTime<Utc>,
+    event_id: i64,
+    stage: String,
 }
 
 fn finish_ticket(
     cur: Option<Current>,
     cfg: &DelayAlertsConfig,
-    now: DateTime<Utc>,
+    ctx: &PlanCtx<'_>,
     due: &mut Vec<Entry>,
     report: &mut PlanReport,
 ) {
@@ -188,16 +211,23 @@ fn finish_ticket(
         report.data_errors += 1;
         return;
     }
-    let Some((entered, event_id, stage)) = cur.best else {
+    let Some(Best {
+        id_at: entered_id,
+        at: entered,
+        event_id,
+        stage,
+    }) = cur.best
+    else {
         return;
     };
     let threshold = cfg.threshold_for(&stage);
-    let age = now - entered;
+    let age = ctx.now - entered;
     if age > Duration::days(i64::from(threshold)) {
         due.push(Entry {
             event_id,
             ticket_id: cur.ticket_id,
             entered,
+            entered_id,
             reference: String::new(),
             device: String::new(),
             customer: String::new(),
@@ -246,7 +276,11 @@ fn retain_unalerted(
             continue;
         };
         let alerted: bool = stmt.query_row(
-            params![e.event_id, instant::format(answered_from), instant::format(e.entered)],
+            params![
+                e.event_id,
+                instant::format(answered_from),
+                instant::format(e.entered_id)
+            ],
             |r| r.get(0),
         )?;
         if !alerted {

@@ -35,7 +35,12 @@ struct Row {
     id: i64,
     title: String,
     recipients: String,
+    /// When it is due: `scheduled_at`, a value without an offset read in the
+    /// row's `timezone`, else `naive_timezone`.
     scheduled_at: DateTime<Utc>,
+    /// The row's name in keys and its deliveries (`db::identity`): the value
+    /// read as `instant::parse` does, whatever the zones say.
+    source_at: DateTime<Utc>,
     attachment_path: Option<String>,
     report: Option<String>,
     recurrence: Option<String>,
@@ -63,7 +68,11 @@ pub fn plan(conn: &mut Connection, cfg: &ReportsConfig, ctx: &PlanCtx<'_>) -> an
     let db = ctx.db;
     let mut report = PlanReport::default();
     let files_dir = db.files_dir();
-    let recur = status::Recur { cfg, zone: ctx.zone };
+    let recur = status::Recur {
+        cfg,
+        zone: ctx.zone,
+        naive: ctx.naive_zone,
+    };
     for row in due_rows(conn, ctx, &mut report)? {
         plan_one(conn, &row, &recur, db, files_dir.as_deref(), ctx, &mut report)
             .with_context(|| format!("scheduled_reports id {}", row.id))?;
@@ -88,19 +97,23 @@ fn due_rows(conn: &Connection, ctx: &PlanCtx<'_>, report: &mut PlanReport) -> an
             report.data_errors += 1;
         };
         let raw_at = text(3)?.unwrap_or_default();
-        let Some(scheduled_at) = instant::parse(&raw_at) else {
+        let Some(source_at) = instant::parse(&raw_at) else {
             bad("scheduled_at", format!("{raw_at:?} is not a timestamp"));
             continue;
         };
-        let zone = match text(6)?.as_deref().map(str::trim).filter(|z| !z.is_empty()) {
-            None => ctx.zone,
+        let (zone, naive) = match text(6)?.as_deref().map(str::trim).filter(|z| !z.is_empty()) {
+            None => (ctx.zone, ctx.naive_zone),
             Some(z) => match crate::config::parse_zone(z) {
-                Ok(zone) => zone,
+                Ok(zone) => (zone, zone),
                 Err(why) => {
                     bad("timezone", why);
                     continue;
                 }
             },
+        };
+        let Some(scheduled_at) = instant::parse_in(&raw_at, naive) else {
+            bad("scheduled_at", format!("{raw_at:?} is not a timestamp"));
+            continue;
         };
         if scheduled_at > ctx.now {
             continue;
@@ -120,6 +133,7 @@ fn due_rows(conn: &Connection, ctx: &PlanCtx<'_>, report: &mut PlanReport) -> an
             title: text(1)?.unwrap_or_default(),
             recipients: text(2)?.unwrap_or_default(),
             scheduled_at,
+            source_at,
             attachment_path: text(4)?,
             report: text(5)?,
             recurrence: text(8)?,
@@ -258,12 +272,12 @@ fn plan_one(
             kind: KIND.into(),
             dedupe_key: format!(
                 "{KIND}:{}:{}",
-                source_ref(row.id, Some(row.scheduled_at)),
+                source_ref(row.id, Some(row.source_at)),
                 address.to_lowercase()
             ),
             source_table: Some(TABLE),
             source_id: Some(row.id),
-            source_at: Some(row.scheduled_at),
+            source_at: Some(row.source_at),
             contact_id: None,
             channel: "email",
             recipient: address.clone(),
@@ -330,7 +344,7 @@ fn plan_one(
             None => report.planned += 1,
         }
     }
-    status::refresh(&tx, (row.id, &instant::format(row.scheduled_at)), ctx.now, recur)?;
+    status::refresh(&tx, (row.id, &instant::format(row.source_at)), ctx.now, recur)?;
     tx.commit()?;
     Ok(())
 }
@@ -355,7 +369,7 @@ fn finish(
     {
         return Ok(());
     }
-    status::finish(&tx, (row.id, &instant::format(row.scheduled_at)), ctx.now, done, recur)?;
+    status::finish(&tx, (row.id, &instant::format(row.source_at)), ctx.now, done, recur)?;
     tx.commit()?;
     Ok(())
 }
@@ -367,7 +381,7 @@ fn existing_deliveries(conn: &Connection, row: &Row) -> rusqlite::Result<HashMap
         "SELECT recipient, status FROM deliveries WHERE source_table = ?1 AND source_id = ?2 AND source_at = ?3",
     )?;
     // Lower-cased here, as the dedupe key is: SQLite's lower() knows only ASCII.
-    let rows = stmt.query_map(params![TABLE, row.id, instant::format(row.scheduled_at)], |r| {
+    let rows = stmt.query_map(params![TABLE, row.id, instant::format(row.source_at)], |r| {
         Ok((r.get::<_, String>(0)?.to_lowercase(), r.get(1)?))
     })?;
     rows.collect()

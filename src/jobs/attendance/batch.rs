@@ -8,6 +8,8 @@ use rusqlite::types::ValueRef;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use chrono_tz::Tz;
+
 use crate::instant;
 use crate::jobs::{column_flag, column_id, column_text};
 
@@ -15,7 +17,8 @@ use crate::jobs::{column_flag, column_id, column_text};
 pub const COLUMNS: &str = concat!(
     "l.id, l.terminal_id, t.serial, l.enroll_id, l.user_name, l.punched_at, l.mode, \
      l.inout, l.event, l.temperature, l.access_granted, l.sync_attempts, ",
-    punched!()
+    punched!(),
+    ", t.timezone"
 );
 
 /// One punch in the body, fields in the documented order.
@@ -46,13 +49,15 @@ pub struct Read {
 }
 
 /// Reads a row of `COLUMNS`. Only the id is required to be sound: any other
-/// bad value makes the item an error naming the column, not the run's.
-pub fn read(row: &Row<'_>) -> rusqlite::Result<Read> {
+/// bad value makes the item an error naming the column, not the run's. A
+/// `punched_at` without an offset is read in its terminal's `timezone`, else
+/// in `naive` (`naive_timezone`), and sent in UTC.
+pub fn read(row: &Row<'_>, naive: Tz) -> rusqlite::Result<Read> {
     let id: i64 = row.get(0)?;
     let terminal_id = column_id(row.get_ref(1)?).unwrap_or(0);
     let attempts = column_id(row.get_ref(11)?).unwrap_or(0).clamp(0, u32::MAX as i64) as u32;
     let at = row.get::<_, Option<f64>>(12)?.unwrap_or(super::ledger::UNREADABLE_AT);
-    let item = item(row, id);
+    let item = item(row, id, naive);
     Ok(Read {
         id,
         terminal_id,
@@ -62,13 +67,21 @@ pub fn read(row: &Row<'_>) -> rusqlite::Result<Read> {
     })
 }
 
-fn item(row: &Row<'_>, id: i64) -> Result<Item, String> {
+fn item(row: &Row<'_>, id: i64, naive: Tz) -> Result<Item, String> {
     let get = |i: usize| row.get_ref(i).map_err(|e| e.to_string());
     let integer = |i: usize, name: &str| -> Result<i64, String> {
         column_id(get(i)?).ok_or_else(|| format!("{name} is {}, not an integer", shown(get(i).ok())))
     };
     let punched_at = column_text(get(5)?).unwrap_or_default();
-    let time = instant::parse(&punched_at)
+    // The terminal's zone matters only to a value without its own offset.
+    let terminal_zone = column_text(get(13)?).filter(|z| !z.trim().is_empty());
+    let zone = match terminal_zone {
+        Some(z) if !instant::has_offset(&punched_at) => crate::config::parse_zone(z.trim()).map_err(|why| {
+            format!("punched_at {punched_at:?} has no offset and its terminal's timezone is unusable: {why}")
+        })?,
+        _ => naive,
+    };
+    let time = instant::parse_in(&punched_at, zone)
         .ok_or_else(|| format!("punched_at {punched_at:?} is not an instant (expected e.g. 2025-12-30T10:30:00Z)"))?;
     let temperature = match get(9)? {
         ValueRef::Null => None,

@@ -90,6 +90,9 @@ pub struct Due<'a> {
     /// Failed logs are due at once, whatever their attempts.
     pub force: bool,
     pub batch_size: u32,
+    /// Where a punch without an offset is read when its terminal has no
+    /// `timezone` (`naive_timezone`).
+    pub naive: chrono_tz::Tz,
 }
 
 impl Due<'_> {
@@ -100,6 +103,7 @@ impl Due<'_> {
         wall: DateTime<Utc>,
         max_attempts: u32,
         force: bool,
+        naive: chrono_tz::Tz,
     ) -> Due<'a> {
         Due {
             service: &service.name,
@@ -110,6 +114,7 @@ impl Due<'_> {
             max_attempts,
             force,
             batch_size: service.batch_size,
+            naive,
         }
     }
 }
@@ -172,7 +177,7 @@ pub fn next(conn: &Connection, due: &Due<'_>, cursor: &mut Cursor) -> rusqlite::
                 ":terminals": due.terminals, ":service": due.service, ":after_at": after_at,
                 ":after_id": after_id, ":limit": due.batch_size,
             },
-            batch::read,
+            |r| batch::read(r, due.naive),
         )?
         .collect::<Result<_, _>>()?;
     if let Some(last) = rows.last() {
@@ -219,7 +224,7 @@ fn next_open(
                     ":terminals": due.terminals, ":service": due.service, ":key": key,
                     ":limit": due.batch_size,
                 },
-                batch::read,
+                |r| batch::read(r, due.naive),
             )?
             .collect();
         cursor.open_key = key;
@@ -460,6 +465,7 @@ mod tests {
             max_attempts: 3,
             force: false,
             batch_size: 7,
+            naive: chrono_tz::UTC,
         }
     }
 

@@ -253,6 +253,7 @@ pub fn sample_context(optional_present: bool) -> serde_json::Value {
         event_id: 0,
         ticket_id: 0,
         entered: DateTime::<Utc>::UNIX_EPOCH,
+        entered_id: DateTime::<Utc>::UNIX_EPOCH,
         reference: reference.into(),
         device: "iPhone 13".into(),
         customer: "Marie <Ndong>".into(),

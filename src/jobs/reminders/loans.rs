@@ -68,19 +68,25 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
             em.bad_instant("loans", loan_id, column, value.as_deref(), "loan skipped");
         };
         let lent_raw = text(3)?;
-        let Some(lent_at) = lent_raw.as_deref().and_then(instant::parse) else {
+        let naive = ctx.naive_zone;
+        let Some(lent_at) = lent_raw.as_deref().and_then(|s| instant::parse_in(s, naive)) else {
             bad("lent_at", lent_raw);
             continue;
         };
+        // The row's name in keys, whatever naive_timezone says (db::identity).
+        let source_at = lent_raw.as_deref().and_then(instant::parse);
         let due_raw = text(4)?;
-        let Some(due_at) = due_raw.as_deref().and_then(|d| instant::parse_due(d, contact.zone)) else {
+        let Some(due_at) = due_raw
+            .as_deref()
+            .and_then(|d| instant::parse_due(d, contact.zone, naive))
+        else {
             bad("due_at", due_raw);
             continue;
         };
         let returned_raw = text(5)?;
         let returned_at = match returned_raw.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
             None => None,
-            Some(v) => match instant::parse(v) {
+            Some(v) => match instant::parse_in(v, naive) {
                 Some(t) => Some(t),
                 None => {
                     bad("returned_at", returned_raw);
@@ -101,7 +107,7 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
                 kind: slot.kind,
                 source_table: "loans",
                 source_id: loan_id,
-                source_at: Some(lent_at),
+                source_at,
                 about: if crate::db::identity::ABOUT_DUE.contains(&slot.kind) {
                     due_raw.as_deref().and_then(crate::db::identity::due_ref)
                 } else {

@@ -71,10 +71,12 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
     while let Some(row) = rows.next()? {
         let id: i64 = row.get(0)?;
         let raw = column_text(row.get_ref(2)?);
-        let Some(created) = raw.as_deref().and_then(instant::parse) else {
+        let Some(created) = raw.as_deref().and_then(|s| instant::parse_in(s, ctx.naive_zone)) else {
             em.bad_instant(TABLE, id, "created_at", raw.as_deref(), "reminder skipped");
             continue;
         };
+        // The row's name in keys, whatever naive_timezone says (db::identity).
+        let source_at = raw.as_deref().and_then(instant::parse);
         // Older than its week: expired long ago, counted when it expired.
         if created + Duration::days(8) < em.since().min(ctx.now) {
             continue;
@@ -97,7 +99,7 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
             kind: "manual",
             source_table: TABLE,
             source_id: id,
-            source_at: Some(created),
+            source_at,
             about: None,
             at: created,
             valid_until: created + Duration::days(7),

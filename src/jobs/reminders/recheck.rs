@@ -25,6 +25,7 @@ pub struct RemindersRecheck<'a> {
     pub cfg: &'a RemindersConfig,
     pub phone_region: Option<crate::recipient::Region>,
     pub zone: chrono_tz::Tz,
+    pub naive_zone: chrono_tz::Tz,
     pub locale: Locale,
     pub db: &'a Database,
     pub templates: &'a Templates,
@@ -53,6 +54,7 @@ impl Recheck for RemindersRecheck<'_> {
         let ctx = PlanCtx {
             now,
             zone: self.zone,
+            naive_zone: self.naive_zone,
             locale: self.locale,
             phone_region: self.phone_region,
             site_url: None,

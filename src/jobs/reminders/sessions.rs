@@ -118,10 +118,12 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
     while let Some(row) = rows.next()? {
         let id: i64 = row.get(0)?;
         let raw = column_text(row.get_ref(2)?);
-        let Some(start) = raw.as_deref().and_then(instant::parse) else {
+        let Some(start) = raw.as_deref().and_then(|s| instant::parse_in(s, ctx.naive_zone)) else {
             em.bad_instant("revision_sessions", id, "starts_at", raw.as_deref(), "session skipped");
             continue;
         };
+        // The row's name in keys, whatever naive_timezone says (db::identity).
+        let source_at = raw.as_deref().and_then(instant::parse);
         // The date prefilter's margin: outside the window, nothing to do.
         if start <= from || start > to {
             continue;
@@ -149,7 +151,7 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
                 kind,
                 source_table: "revision_sessions",
                 source_id: id,
-                source_at: Some(start),
+                source_at,
                 about: None,
                 at,
                 valid_until,

@@ -164,7 +164,7 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
                 let Some(v) = column_text(row.get_ref(i)?).filter(|v| !v.trim().is_empty()) else {
                     continue;
                 };
-                match instant::parse(&v) {
+                match instant::parse_in(&v, ctx.naive_zone) {
                     Some(t) if seen.is_none_or(|(s, _)| t > s) => seen = Some((t, active)),
                     Some(_) => {}
                     None => {
@@ -250,11 +250,14 @@ fn plan_digests(em: &mut Emitter<'_>, digests: Vec<Digest>) -> anyhow::Result<()
     let (lo, hi) = date_bounds(from, to);
     let mut rows = stmt
         .query_map(params![lo, hi], |r| {
+            let naive = ctx.naive_zone;
             Ok(SessionRow {
                 // Not an id (a host's loose column): matches no student.
                 student_id: column_id(r.get_ref(0)?).unwrap_or(i64::MIN),
                 subject: column_text(r.get_ref(1)?).unwrap_or_default(),
-                start: column_text(r.get_ref(2)?).as_deref().and_then(instant::parse),
+                start: column_text(r.get_ref(2)?)
+                    .as_deref()
+                    .and_then(|s| instant::parse_in(s, naive)),
                 objective: column_text(r.get_ref(3)?)
                     .map(|o| o.trim().to_string())
                     .filter(|o| !o.is_empty()),

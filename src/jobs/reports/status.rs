@@ -23,6 +23,9 @@ pub struct Recur<'a> {
     pub cfg: &'a ReportsConfig,
     /// The configured zone, for rows without their own.
     pub zone: Tz,
+    /// `naive_timezone`: where a `scheduled_at` without an offset is read
+    /// when the row names no zone of its own.
+    pub naive: Tz,
 }
 
 /// How a row ends when planning sends nothing.
@@ -282,11 +285,14 @@ fn try_schedule_next(
         return Ok(());
     }
     let rule = Recurrence::parse(expr).map_err(|e| anyhow::anyhow!("recurrence: {e}"))?;
-    let zone = match timezone.as_deref().map(str::trim).filter(|z| !z.is_empty()) {
-        Some(z) => crate::config::parse_zone(z).map_err(|e| anyhow::anyhow!("timezone: {e}"))?,
-        None => recur.zone,
+    let (zone, naive) = match timezone.as_deref().map(str::trim).filter(|z| !z.is_empty()) {
+        Some(z) => {
+            let zone = crate::config::parse_zone(z).map_err(|e| anyhow::anyhow!("timezone: {e}"))?;
+            (zone, zone)
+        }
+        None => (recur.zone, recur.naive),
     };
-    let scheduled = instant::parse(&scheduled_at)
+    let scheduled = instant::parse_in(&scheduled_at, naive)
         .ok_or_else(|| anyhow::anyhow!("scheduled_at {scheduled_at:?} is not a timestamp"))?;
     let next = rule
         .next_after(now.max(scheduled), zone)
@@ -334,9 +340,10 @@ pub struct ReportsHook<'a> {
 }
 
 impl<'a> ReportsHook<'a> {
-    pub fn new(cfg: &'a ReportsConfig, zone: Tz) -> Self {
+    /// `zone`: the configured `timezone`; `naive`: `naive_timezone`.
+    pub fn new(cfg: &'a ReportsConfig, zone: Tz, naive: Tz) -> Self {
         ReportsHook {
-            recur: Recur { cfg, zone },
+            recur: Recur { cfg, zone, naive },
         }
     }
 }
