@@ -60,7 +60,17 @@ pub enum Command {
         service: Option<String>,
     },
     /// Send every job's pending messages whose retry time has come
-    Deliver(DryRun),
+    Deliver(DeliverArgs),
+    /// Put failed, waiting or cancelled messages back to pending, due now (never a sent one)
+    Retry(RetryArgs),
+    /// Cancel pending messages: they are not sent (status cancelled)
+    Cancel(Selection),
+    /// Print one delivery whole: headers, text, HTML, its attempts and last error
+    Show {
+        /// The delivery's id (the ID column of `rappel log`)
+        #[arg(value_name = "ID")]
+        id: i64,
+    },
     /// Every configured job in turn, then deliver; exits with the most serious code
     RunAll(JobArgs),
     /// Delete finished deliveries, delay-alert history and job runs older than an age
@@ -236,10 +246,41 @@ pub struct JobArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct DryRun {
+pub struct DeliverArgs {
     /// Print what would be sent; write nothing, send nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Send pending retries now, whatever their next_attempt_at, and give
+    /// messages that failed for a passing reason one more try
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Which deliveries `retry` and `cancel` change: those named by id, or all
+/// that match every filter given.
+#[derive(Debug, Args)]
+pub struct Selection {
+    /// Delivery ids (the ID column of `rappel log`)
+    #[arg(value_name = "ID")]
+    pub ids: Vec<i64>,
+    /// Only this kind (a reminder kind, delay_alert, report or test)
+    #[arg(long, value_name = "K", value_parser = parse_any_kind)]
+    pub kind: Option<String>,
+    /// Only deliveries created since: an age (90m, 12h, 30d, 2w), a date or an instant
+    #[arg(long, value_name = "D", value_parser = parse_since)]
+    pub since: Option<Since>,
+    /// Print what would change; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RetryArgs {
+    #[command(flatten)]
+    pub select: Selection,
+    /// Only failed deliveries (not those waiting for their next try)
+    #[arg(long)]
+    pub failed: bool,
 }
 
 #[derive(Debug, Subcommand)]

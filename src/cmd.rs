@@ -3,9 +3,11 @@
 pub mod check;
 pub mod db;
 pub mod demo;
+pub mod hand;
 pub mod init;
 pub mod log;
 pub mod purge;
+pub mod show;
 pub mod stats;
 pub mod sync;
 pub mod test_email;

@@ -3,7 +3,7 @@
 
 mod message;
 
-pub use message::short_hash;
+pub use message::{message_id, short_hash};
 
 use std::path::PathBuf;
 use std::sync::Mutex;

@@ -36,7 +36,14 @@ pub fn run(ctx: &Ctx<'_>, args: &LogArgs) -> anyhow::Result<Exit> {
     } else if entries.is_empty() {
         println!("no deliveries match");
     } else {
-        print!("{}", table(&entries, ctx.config.timezone));
+        // Off a terminal (a pipe, a file), provider ids are kept whole, to be
+        // looked up at the provider.
+        let provider_width = if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+            40
+        } else {
+            usize::MAX
+        };
+        print!("{}", table(&entries, ctx.config.timezone, provider_width));
     }
     Ok(Exit::Ok)
 }
@@ -103,8 +110,9 @@ pub fn query(ctx: &Ctx<'_>, args: &LogArgs) -> anyhow::Result<Vec<Entry>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// The human table: one line per delivery, long values shortened.
-pub fn table(entries: &[Entry], zone: chrono_tz::Tz) -> String {
+/// The human table: one line per delivery, long values shortened (provider
+/// ids to `provider_width` characters).
+pub fn table(entries: &[Entry], zone: chrono_tz::Tz, provider_width: usize) -> String {
     let local = |s: &str| match instant::parse(s) {
         Some(t) => t.with_timezone(&zone).format("%Y-%m-%d %H:%M %Z").to_string(),
         None => s.to_string(),
@@ -136,7 +144,7 @@ pub fn table(entries: &[Entry], zone: chrono_tz::Tz) -> String {
                 shorten(&e.recipient, 40),
                 status,
                 e.attempts.to_string(),
-                shorten(e.provider_ref.as_deref().unwrap_or("-"), 40),
+                shorten(e.provider_ref.as_deref().unwrap_or("-"), provider_width),
                 shorten(e.last_error.as_deref().unwrap_or(""), 100),
             ]
         })

@@ -308,7 +308,7 @@ fn render(s: &Stats, zone: chrono_tz::Tz) -> String {
     }
     if !s.last.is_empty() {
         let _ = writeln!(out, "\nLast {} deliveries", s.last.len());
-        out.push_str(&log::table(&s.last, zone));
+        out.push_str(&log::table(&s.last, zone, 40));
     }
     out
 }

@@ -206,7 +206,12 @@ fn plan_one(
     let all = addresses(&row.recipients);
     let to_send: Vec<&(String, Option<String>)> = all
         .iter()
-        .filter(|(a, _)| existing.get(&a.to_lowercase()).is_none_or(|s| s != "sent"))
+        // Sent, or cancelled by hand (`rappel cancel`): not again.
+        .filter(|(a, _)| {
+            existing
+                .get(&a.to_lowercase())
+                .is_none_or(|s| s != "sent" && s != "withdrawn")
+        })
         .collect();
     let local = row.scheduled_at.with_timezone(&row.zone);
     let source = content::Source {
@@ -378,7 +383,8 @@ fn finish(
 /// lower-cased recipient.
 fn existing_deliveries(conn: &Connection, row: &Row) -> rusqlite::Result<HashMap<String, String>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT recipient, status FROM deliveries WHERE source_table = ?1 AND source_id = ?2 AND source_at = ?3",
+        "SELECT recipient, CASE WHEN status = 'cancelled' AND error_class = 'operator' THEN 'withdrawn' ELSE status END
+         FROM deliveries WHERE source_table = ?1 AND source_id = ?2 AND source_at = ?3",
     )?;
     // Lower-cased here, as the dedupe key is: SQLite's lower() knows only ASCII.
     let rows = stmt.query_map(params![TABLE, row.id, instant::format(row.source_at)], |r| {

@@ -223,7 +223,7 @@ fn crlf(s: &str) -> String {
 }
 
 /// `<hash of the dedupe key@sender domain>`: stable across retries.
-fn message_id(dedupe_key: &str, domain: &str) -> String {
+pub fn message_id(dedupe_key: &str, domain: &str) -> String {
     format!("<{}@{domain}>", short_hash(dedupe_key))
 }
 

@@ -107,7 +107,8 @@ pub fn refresh(
         .map(|(a, _)| a.to_lowercase())
         .collect();
     let mut stmt = tx.prepare_cached(
-        "SELECT recipient, status, attempts, next_attempt_at, last_error
+        "SELECT recipient, CASE WHEN status = 'cancelled' AND error_class = 'operator' THEN 'withdrawn' ELSE status END,
+                attempts, next_attempt_at, last_error
          FROM deliveries WHERE source_table = ?1 AND source_id = ?2 AND source_at = ?3 ORDER BY id",
     )?;
     let mut rows = stmt.query(params![TABLE, id, at])?;
@@ -126,7 +127,8 @@ pub fn refresh(
         if !is_open && !current.contains(&lower) {
             continue;
         }
-        if status == "sent" || status == "failed" {
+        // A message cancelled by hand (`rappel cancel`) counts as served.
+        if status == "sent" || status == "failed" || status == "withdrawn" {
             served.insert(lower);
         }
         total += 1;

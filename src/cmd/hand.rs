@@ -1,0 +1,317 @@
+//! `rappel retry` and `rappel cancel`: an operator's hand on the delivery
+//! ledger, without SQL. `retry` puts failed, waiting (or, named by id,
+//! cancelled) messages back to `pending`, due now, with a fresh set of
+//! attempts; `cancel` ends pending ones as `cancelled` (DESIGN §9). Neither
+//! ever touches a sent message or one being sent. Each prints what it
+//! changed, `--dry-run` what it would change; a report row follows its
+//! messages' new state.
+
+use chrono::{DateTime, Utc};
+use rusqlite::types::Value;
+use rusqlite::{Connection, TransactionBehavior, params_from_iter};
+use serde::Serialize;
+
+use crate::app::Ctx;
+use crate::cli::{RetryArgs, Selection};
+use crate::db::Database;
+use crate::engine::record::{Outcome, SourceHook};
+use crate::exit::{Exit, fail};
+use crate::instant;
+use crate::output::{Verbosity, printable};
+
+/// What `cancel` writes in `error_class`: cancelled by the operator, which a
+/// report's next run respects (it does not plan that address again).
+pub const BY_HAND: &str = "operator";
+
+/// One delivery the selection found.
+#[derive(Debug, Serialize)]
+struct Found {
+    id: i64,
+    kind: String,
+    channel: String,
+    recipient: String,
+    status: String,
+    #[serde(skip)]
+    valid_until: Option<String>,
+    #[serde(skip)]
+    source: Option<(String, i64, Option<String>)>,
+}
+
+/// A named delivery left as it was, and why.
+#[derive(Debug, Serialize)]
+struct Kept {
+    id: i64,
+    why: String,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Action {
+    Retry { failed_only: bool },
+    Cancel,
+}
+
+impl Action {
+    fn name(self) -> &'static str {
+        match self {
+            Action::Retry { .. } => "retry",
+            Action::Cancel => "cancel",
+        }
+    }
+
+    /// The statuses a filter selects.
+    fn statuses(self) -> &'static [&'static str] {
+        match self {
+            Action::Retry { failed_only: true } => &["failed"],
+            Action::Retry { failed_only: false } => &["failed", "pending"],
+            Action::Cancel => &["pending"],
+        }
+    }
+
+    /// Why a delivery named by id is left as it is, if so.
+    fn refuses(self, f: &Found, now: DateTime<Utc>) -> Option<String> {
+        let expired = f
+            .valid_until
+            .as_deref()
+            .and_then(instant::parse)
+            .filter(|until| *until < now);
+        match (self, f.status.as_str()) {
+            (_, "sent") => Some("it was sent".into()),
+            (_, "sending") => Some("it is being sent right now".into()),
+            (Action::Retry { .. }, _) if expired.is_some() => Some(format!(
+                "it was valid until {}; it would not be sent",
+                expired.map(instant::format).unwrap_or_default()
+            )),
+            (Action::Retry { failed_only: true }, s) if s != "failed" => Some(format!("it is {s}, not failed")),
+            (Action::Retry { .. }, "failed" | "pending" | "cancelled") => None,
+            (Action::Cancel, "pending") => None,
+            (Action::Cancel, "cancelled") => Some("it is already cancelled".into()),
+            (_, s) => Some(format!("it is {s}")),
+        }
+    }
+}
+
+/// `rappel retry ID...|--kind K|--failed|--since D [--dry-run]`.
+pub fn retry(ctx: &Ctx<'_>, args: &RetryArgs) -> anyhow::Result<Exit> {
+    run(
+        ctx,
+        &args.select,
+        Action::Retry {
+            failed_only: args.failed,
+        },
+    )
+}
+
+/// `rappel cancel ID...|--kind K|--since D [--dry-run]`.
+pub fn cancel(ctx: &Ctx<'_>, args: &Selection) -> anyhow::Result<Exit> {
+    run(ctx, args, Action::Cancel)
+}
+
+fn run(ctx: &Ctx<'_>, sel: &Selection, action: Action) -> anyhow::Result<Exit> {
+    let filtered = sel.kind.is_some() || sel.since.is_some() || matches!(action, Action::Retry { failed_only: true });
+    if sel.ids.is_empty() && !filtered {
+        let filters = match action {
+            Action::Retry { .. } => "--failed, --kind or --since",
+            Action::Cancel => "--kind or --since",
+        };
+        return Err(fail(
+            Exit::Usage,
+            format!(
+                "name the deliveries to {}: their ids (rappel log shows them) or {filters}",
+                action.name()
+            ),
+        ));
+    }
+    let now = ctx.clock.now();
+    let db = Database::new(ctx.config.database.clone(), sel.dry_run);
+    let mut conn = db.connect_current()?;
+    let tx = conn.transaction_with_behavior(if sel.dry_run {
+        TransactionBehavior::Deferred
+    } else {
+        TransactionBehavior::Immediate
+    })?;
+    let mut kept = Vec::new();
+    let mut chosen = Vec::new();
+    let since = sel
+        .since
+        .as_ref()
+        .map(|s| instant::format(s.resolve(now, ctx.config.timezone)));
+    for f in find(&tx, sel, action, since.as_deref())? {
+        let refused = action.refuses(&f, now);
+        match refused {
+            None => chosen.push(f),
+            // A filter passes over what it cannot change; an id is answered.
+            Some(why) if sel.ids.contains(&f.id) => kept.push(Kept { id: f.id, why }),
+            Some(_) => {}
+        }
+    }
+    for id in &sel.ids {
+        if !chosen.iter().any(|f| f.id == *id) && !kept.iter().any(|k| k.id == *id) {
+            let matched: bool = tx.query_row("SELECT EXISTS (SELECT 1 FROM deliveries WHERE id = ?1)", [id], |r| {
+                r.get(0)
+            })?;
+            let why = if matched {
+                "it does not match --kind or --since".to_string()
+            } else {
+                "there is no such delivery".to_string()
+            };
+            kept.push(Kept { id: *id, why });
+        }
+    }
+    if !sel.dry_run {
+        change(&tx, &chosen, action, now, ctx)?;
+        tx.commit()?;
+    }
+    print(ctx, action, sel.dry_run, &chosen, &kept);
+    Ok(if kept.is_empty() { Exit::Ok } else { Exit::DataErr })
+}
+
+/// The deliveries the selection names: by id (whatever their status, to say
+/// why one is left), else those in the action's statuses matching the filters.
+fn find(conn: &Connection, sel: &Selection, action: Action, since: Option<&str>) -> rusqlite::Result<Vec<Found>> {
+    let mut filters = Vec::new();
+    let mut values: Vec<Value> = Vec::new();
+    let mut push = |sql: String, value: Value| {
+        values.push(value);
+        filters.push(sql.replace('?', &format!("?{}", values.len())));
+    };
+    if sel.ids.is_empty() {
+        let statuses = serde_json::to_string(action.statuses()).unwrap_or_else(|_| "[]".into());
+        push(
+            "status IN (SELECT value FROM json_each(?))".into(),
+            Value::Text(statuses),
+        );
+    } else {
+        let ids = serde_json::to_string(&sel.ids).unwrap_or_else(|_| "[]".into());
+        push("id IN (SELECT value FROM json_each(?))".into(), Value::Text(ids));
+    }
+    if let Some(kind) = &sel.kind {
+        push("kind = ?".into(), Value::Text(kind.clone()));
+    }
+    if let Some(since) = since {
+        // rappel writes created_at itself, in the one format whose text order is time order.
+        push("created_at >= ?".into(), Value::Text(since.to_string()));
+    }
+    let sql = format!(
+        "SELECT id, kind, channel, recipient, status, valid_until, source_table, source_id, source_at
+         FROM deliveries WHERE {} ORDER BY id",
+        filters.join(" AND ")
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map(params_from_iter(values), |r| {
+        let table: Option<String> = r.get(6)?;
+        let id: Option<i64> = r.get(7)?;
+        let at: Option<String> = r.get(8)?;
+        Ok(Found {
+            id: r.get(0)?,
+            kind: r.get(1)?,
+            channel: r.get(2)?,
+            recipient: r.get(3)?,
+            status: r.get(4)?,
+            valid_until: r.get(5)?,
+            source: table.zip(id).map(|(t, i)| (t, i, at)),
+        })
+    })?;
+    rows.collect()
+}
+
+/// Writes the change, each row again guarded by its status (a run that
+/// claimed it meanwhile wins), then lets each report row follow.
+fn change(
+    tx: &rusqlite::Transaction<'_>,
+    chosen: &[Found],
+    action: Action,
+    now: DateTime<Utc>,
+    ctx: &Ctx<'_>,
+) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare(match action {
+        Action::Retry { .. } => {
+            "UPDATE deliveries SET status = 'pending', next_attempt_at = NULL, attempts = 0, error_class = NULL,
+                 claimed_by = NULL, lease_until = NULL
+             WHERE id = ?1 AND status IN ('failed', 'pending', 'cancelled')"
+        }
+        Action::Cancel => {
+            "UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, error_class = 'operator',
+                 last_error = 'cancelled by hand'
+             WHERE id = ?1 AND status = 'pending'"
+        }
+    })?;
+    let mut sources: Vec<(String, i64, Option<String>)> = Vec::new();
+    for f in chosen {
+        if stmt.execute([f.id])? > 0
+            && let Some(source) = &f.source
+        {
+            sources.push(source.clone());
+        }
+    }
+    sources.sort();
+    sources.dedup();
+    let reports =
+        crate::jobs::reports::ReportsHook::new(&ctx.config.reports, ctx.config.timezone, ctx.config.naive_timezone);
+    for (table, id, at) in &sources {
+        if table == reports.table() {
+            // A retried message reopens its row (sent or failed), when it
+            // is still the row the message was made for.
+            let same_row = crate::db::identity::current(tx, table, *id)?
+                .flatten()
+                .map(instant::format)
+                .is_some_and(|current| at.as_deref() == Some(current.as_str()));
+            if matches!(action, Action::Retry { .. }) && same_row {
+                tx.execute(
+                    "UPDATE scheduled_reports SET status = 'pending' WHERE id = ?1 AND status IN ('sent', 'failed')",
+                    [id],
+                )?;
+            }
+            let outcome = Outcome {
+                delivery_id: None,
+                source_id: *id,
+                source_at: at.as_deref(),
+            };
+            reports.after_outcome(tx, &outcome, now)?;
+        }
+    }
+    Ok(())
+}
+
+fn print(ctx: &Ctx<'_>, action: Action, dry_run: bool, chosen: &[Found], kept: &[Kept]) {
+    for k in kept {
+        log::error!("delivery {}: not changed: {}", k.id, k.why);
+    }
+    if ctx.json {
+        println!(
+            "{}",
+            crate::output::json(
+                &serde_json::json!({
+                    "command": action.name(), "dry_run": dry_run,
+                    "changed": chosen, "not_changed": kept,
+                }),
+                false
+            )
+        );
+        return;
+    }
+    if ctx.verbosity == Verbosity::Quiet {
+        return;
+    }
+    let (done, would) = match action {
+        Action::Retry { .. } => ("retried", "would retry"),
+        Action::Cancel => ("cancelled", "would cancel"),
+    };
+    let verb = if dry_run { would } else { done };
+    for f in chosen {
+        println!(
+            "{verb} {} {} {} {} (was {})",
+            f.id,
+            printable(&f.kind),
+            printable(&f.channel),
+            printable(&f.recipient),
+            f.status
+        );
+    }
+    let then = match action {
+        Action::Retry { .. } if !dry_run && !chosen.is_empty() => {
+            "; they go at the next `rappel deliver` or run of their job"
+        }
+        _ => "",
+    };
+    println!("{verb} {} delivery(ies){then}", chosen.len());
+}

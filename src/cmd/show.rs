@@ -1,0 +1,214 @@
+//! `rappel show ID`: one delivery whole, as an operator needs it to answer
+//! "what did we send, to whom, and why did it fail": its state, attempts
+//! and last error, where it came from, the headers an email carries, the
+//! text and HTML as stored (what was or will be sent), and a channel's
+//! extras. `--json` prints every column.
+
+use rusqlite::OptionalExtension;
+use serde::Serialize;
+
+use crate::app::Ctx;
+use crate::db::Database;
+use crate::exit::{Exit, fail};
+use crate::instant;
+use crate::output::printable;
+
+/// Every column of one `deliveries` row.
+#[derive(Debug, Serialize)]
+struct Delivery {
+    id: i64,
+    job: String,
+    kind: String,
+    dedupe_key: String,
+    source_table: Option<String>,
+    source_id: Option<i64>,
+    source_at: Option<String>,
+    contact_id: Option<i64>,
+    channel: String,
+    recipient: String,
+    subject: String,
+    body: String,
+    html_body: Option<String>,
+    status: String,
+    error_class: Option<String>,
+    attempts: i64,
+    next_attempt_at: Option<String>,
+    valid_until: Option<String>,
+    claimed_by: Option<String>,
+    lease_until: Option<String>,
+    last_error: Option<String>,
+    provider_ref: Option<String>,
+    provider_status: Option<String>,
+    created_at: String,
+    sent_at: Option<String>,
+    attachment_path: Option<String>,
+    attachment_name: Option<String>,
+    attachment_type: Option<String>,
+    payload: Option<String>,
+    /// The Message-ID its email carries (derived from the dedupe key).
+    message_id: Option<String>,
+}
+
+/// Prints delivery `id`; exit 64 when there is none.
+pub fn run(ctx: &Ctx<'_>, id: i64) -> anyhow::Result<Exit> {
+    let conn = Database::new(ctx.config.database.clone(), true).connect_current()?;
+    let found = conn
+        .query_row(
+            "SELECT id, job, kind, dedupe_key, source_table, source_id, source_at, contact_id, channel, recipient,
+                    subject, body, html_body, status, error_class, attempts, next_attempt_at, valid_until,
+                    claimed_by, lease_until, last_error, provider_ref, provider_status, created_at, sent_at,
+                    attachment_path, attachment_name, attachment_type, payload
+             FROM deliveries WHERE id = ?1",
+            [id],
+            |r| {
+                Ok(Delivery {
+                    id: r.get(0)?,
+                    job: r.get(1)?,
+                    kind: r.get(2)?,
+                    dedupe_key: r.get(3)?,
+                    source_table: r.get(4)?,
+                    source_id: r.get(5)?,
+                    source_at: r.get(6)?,
+                    contact_id: r.get(7)?,
+                    channel: r.get(8)?,
+                    recipient: r.get(9)?,
+                    subject: r.get(10)?,
+                    body: r.get(11)?,
+                    html_body: r.get(12)?,
+                    status: r.get(13)?,
+                    error_class: r.get(14)?,
+                    attempts: r.get(15)?,
+                    next_attempt_at: r.get(16)?,
+                    valid_until: r.get(17)?,
+                    claimed_by: r.get(18)?,
+                    lease_until: r.get(19)?,
+                    last_error: r.get(20)?,
+                    provider_ref: r.get(21)?,
+                    provider_status: r.get(22)?,
+                    created_at: r.get(23)?,
+                    sent_at: r.get(24)?,
+                    attachment_path: r.get(25)?,
+                    attachment_name: r.get(26)?,
+                    attachment_type: r.get(27)?,
+                    payload: r.get(28)?,
+                    message_id: None,
+                })
+            },
+        )
+        .optional()?;
+    let Some(mut d) = found else {
+        return Err(fail(
+            Exit::Usage,
+            format!("there is no delivery {id} (rappel log lists them)"),
+        ));
+    };
+    let from = ctx.config.email.as_ref().map(|e| &e.from);
+    if d.channel == "email"
+        && let Some(from) = from
+    {
+        d.message_id = Some(crate::channels::email::message_id(&d.dedupe_key, from.email.domain()));
+    }
+    if ctx.json {
+        println!("{}", crate::output::json(&d, false));
+    } else {
+        print!("{}", text(&d, from.map(ToString::to_string), ctx.config.timezone));
+    }
+    Ok(Exit::Ok)
+}
+
+/// The human form: fields, then headers, text and HTML, each in its section.
+fn text(d: &Delivery, from: Option<String>, zone: chrono_tz::Tz) -> String {
+    let when = |s: &str| match instant::parse(s) {
+        Some(t) => format!("{} ({s})", t.with_timezone(&zone).format("%Y-%m-%d %H:%M:%S %Z")),
+        None => s.to_string(),
+    };
+    let mut out = String::new();
+    let mut field = |name: &str, value: Option<String>| {
+        if let Some(v) = value.filter(|v| !v.is_empty()) {
+            out.push_str(&format!("{name:<14}{}\n", printable(&v)));
+        }
+    };
+    let status = match (&d.status[..], &d.provider_status) {
+        (s, Some(p)) => format!("{s} (provider: {p})"),
+        (s, None) => s.to_string(),
+    };
+    field("delivery", Some(d.id.to_string()));
+    field("status", Some(status));
+    field("job", Some(d.job.clone()));
+    field("kind", Some(d.kind.clone()));
+    field("channel", Some(d.channel.clone()));
+    field("recipient", Some(d.recipient.clone()));
+    field("created", Some(when(&d.created_at)));
+    field("sent", d.sent_at.as_deref().map(when));
+    field("next attempt", d.next_attempt_at.as_deref().map(when));
+    field("valid until", d.valid_until.as_deref().map(when));
+    field(
+        "attempts",
+        Some(match &d.error_class {
+            Some(class) => format!("{} (last failure: {class})", d.attempts),
+            None => d.attempts.to_string(),
+        }),
+    );
+    field("last error", d.last_error.clone());
+    field("provider id", d.provider_ref.clone());
+    field(
+        "leased",
+        d.lease_until
+            .as_deref()
+            .filter(|_| d.status == "sending")
+            .map(|l| format!("until {} by run {}", when(l), d.claimed_by.as_deref().unwrap_or("?"))),
+    );
+    field(
+        "source",
+        d.source_table
+            .as_ref()
+            .zip(d.source_id)
+            .map(|(t, i)| match &d.source_at {
+                Some(at) => format!("{t} id {i} ({at})"),
+                None => format!("{t} id {i}"),
+            }),
+    );
+    field("contact id", d.contact_id.map(|c| c.to_string()));
+    field("dedupe key", Some(d.dedupe_key.clone()));
+    field(
+        "attachment",
+        d.attachment_name.as_ref().map(|n| {
+            format!(
+                "{n} ({}) from {}",
+                d.attachment_type.as_deref().unwrap_or("?"),
+                d.attachment_path.as_deref().unwrap_or("?")
+            )
+        }),
+    );
+    if d.channel == "email" {
+        out.push_str("\n--- headers ---\n");
+        if let Some(from) = from {
+            out.push_str(&format!("From: {}\n", printable(&from)));
+        }
+        out.push_str(&format!("To: {}\n", printable(&d.recipient)));
+        out.push_str(&format!("Subject: {}\n", printable(&d.subject)));
+        if let Some(id) = &d.message_id {
+            out.push_str(&format!("Message-ID: {id}\n"));
+        }
+        out.push_str(&format!("X-Rappel-Kind: {}\n", printable(&d.kind)));
+    } else if !d.subject.is_empty() {
+        out.push_str(&format!("\n--- subject ---\n{}\n", printable(&d.subject)));
+    }
+    out.push_str(&format!("\n--- text ---\n{}\n", printable_block(&d.body)));
+    if let Some(html) = &d.html_body {
+        out.push_str(&format!("\n--- html ---\n{}\n", printable_block(html)));
+    }
+    if let Some(payload) = &d.payload {
+        out.push_str(&format!("\n--- payload ---\n{}\n", printable_block(payload)));
+    }
+    out
+}
+
+/// A multi-line text with each line made printable (line breaks kept).
+fn printable_block(text: &str) -> String {
+    text.trim_end()
+        .lines()
+        .map(|l| printable(l).into_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
