@@ -85,6 +85,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Retry(args) => cmd::hand::retry(&ctx, &args),
         Command::Cancel(args) => cmd::hand::cancel(&ctx, &args),
         Command::Show { id } => cmd::show::run(&ctx, id),
+        Command::Upcoming { within } => cmd::upcoming::run(&ctx, within),
         Command::Db(DbCommand::Migrate) => cmd::db::migrate(&ctx),
         Command::Db(DbCommand::Status) => cmd::db::status(&ctx),
         Command::Config(ConfigCommand::Check { connect }) => cmd::check::run(&ctx, connect),
@@ -460,6 +461,7 @@ fn dry_run_job(
             } else {
                 vec![]
             },
+            due_at: None,
         })
         .collect();
     tally.counts.planned += retries.len() as u64;
@@ -491,7 +493,7 @@ fn count_plan(tally: &mut Tally, report: &PlanReport) {
     }
 }
 
-fn plan_ctx<'a>(
+pub(crate) fn plan_ctx<'a>(
     ctx: &'a Ctx<'_>,
     templates: &'a Templates,
     db: &'a Database,

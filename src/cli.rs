@@ -65,6 +65,12 @@ pub enum Command {
     Retry(RetryArgs),
     /// Cancel pending messages: they are not sent (status cancelled)
     Cancel(Selection),
+    /// List what each job would send within a time, and when (writes nothing)
+    Upcoming {
+        /// How far ahead: 90m, 24h, 7d
+        #[arg(long, value_name = "AGE", value_parser = parse_age, default_value = "24h")]
+        within: chrono::Duration,
+    },
     /// Print one delivery whole: headers, text, HTML, its attempts and last error
     Show {
         /// The delivery's id (the ID column of `rappel log`)

@@ -11,3 +11,4 @@ pub mod show;
 pub mod stats;
 pub mod sync;
 pub mod test_email;
+pub mod upcoming;

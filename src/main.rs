@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    rappel::output::quiet_on_closed_stdout();
     let cli = match rappel::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -98,6 +98,25 @@ impl log::Log for Logger {
     fn flush(&self) {}
 }
 
+/// Makes a closed stdout (`rappel log | head`) end the process quietly
+/// with exit 0, as a reader that stopped reading is no error, instead of the
+/// panic `println!` raises on a broken pipe. Other panics go on as before.
+pub fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let text = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if text.starts_with("failed printing to stdout") && text.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
+}
+
 /// `text` as it may be shown on a terminal or in a log file: control
 /// characters (ESC, CR, LF, NUL, DEL, C1...), Unicode line separators and
 /// bidirectional overrides are written as Rust escapes (`\u{1b}`, `\n`), so

@@ -58,6 +58,7 @@ pub fn run(ctx: &Ctx<'_>, to: &str) -> anyhow::Result<Exit> {
                 failed: None,
                 payload: None,
                 detail: vec![],
+                due_at: None,
             };
             let mut report = PlanReport::default();
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;

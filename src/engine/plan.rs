@@ -38,6 +38,11 @@ pub struct Planned {
     /// Indented lines a dry run prints under the message (tickets of a digest...).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub detail: Vec<String>,
+    /// When it fell due (a reminder's slot, a report's time, a delay
+    /// alert's re-arm slot), UTC; `None` for a message made on the spot.
+    /// Not stored: `rappel upcoming` tells by it when a message goes.
+    #[serde(skip)]
+    pub due_at: Option<DateTime<Utc>>,
 }
 
 /// A file attached to a message, read when the message is sent.

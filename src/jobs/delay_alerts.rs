@@ -39,6 +39,9 @@ pub(super) struct Entry {
     /// `instant::parse` does, whatever `naive_timezone` says).
     #[serde(skip)]
     pub(super) entered_id: DateTime<Utc>,
+    /// The re-arm slot this alert answers (`rearm.rs`); `None` with `--force`.
+    #[serde(skip)]
+    pub(super) slot: Option<DateTime<Utc>>,
     pub(super) reference: String,
     pub(super) device: String,
     pub(super) customer: String,
@@ -228,6 +231,7 @@ fn finish_ticket(
             ticket_id: cur.ticket_id,
             entered,
             entered_id,
+            slot: None,
             reference: String::new(),
             device: String::new(),
             customer: String::new(),
@@ -270,11 +274,12 @@ fn retain_unalerted(
                         AND (entered_at IS NULL OR entered_at = ?3))",
     )?;
     let mut keep = Vec::with_capacity(due.len());
-    for e in due.drain(..) {
+    for mut e in due.drain(..) {
         let anchor = e.entered + Duration::days(i64::from(e.threshold));
-        let Some((_, answered_from)) = rearm.slot(anchor, ctx.now) else {
+        let Some((slot, answered_from)) = rearm.slot(anchor, ctx.now) else {
             continue;
         };
+        e.slot = Some(slot);
         let alerted: bool = stmt.query_row(
             params![
                 e.event_id,

@@ -302,6 +302,7 @@ fn plan_one(
             } else {
                 vec![]
             },
+            due_at: Some(row.scheduled_at),
         })
         .collect();
     let invalid = |m: &Planned| {

@@ -233,6 +233,8 @@ pub(super) fn each_digest(
             failed: r.invalid.clone(),
             payload: None,
             detail,
+            // The earliest re-arm slot among its entries.
+            due_at: mine.iter().map(|e| e.slot.unwrap_or(ctx.now)).min(),
         };
         emit(message, &mine)?;
     }
@@ -254,6 +256,7 @@ pub fn sample_context(optional_present: bool) -> serde_json::Value {
         ticket_id: 0,
         entered: DateTime::<Utc>::UNIX_EPOCH,
         entered_id: DateTime::<Utc>::UNIX_EPOCH,
+        slot: None,
         reference: reference.into(),
         device: "iPhone 13".into(),
         customer: "Marie <Ndong>".into(),

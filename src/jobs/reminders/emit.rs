@@ -328,6 +328,7 @@ impl<'a> Emitter<'a> {
                 },
                 failed,
                 detail: vec![],
+                due_at: Some(due.at),
             };
             self.write(message)?;
         }

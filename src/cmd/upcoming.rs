@@ -1,0 +1,210 @@
+//! `rappel upcoming [--within 24h]`: what each job would send in the coming
+//! hours, and when, from the jobs' own planning code run read-only at
+//! successive instants (a message is listed once, at the instant it falls
+//! due), and the messages already planned that wait for their time or their
+//! next try. Nothing is written.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Duration, Utc};
+use rusqlite::Connection;
+use serde::Serialize;
+
+use crate::app::{Ctx, plan_ctx};
+use crate::db::Database;
+use crate::engine::plan::Planned;
+use crate::exit::{Exit, OrExit};
+use crate::instant;
+use crate::jobs::{self, PlanCtx, PlanReport};
+use crate::output::printable;
+use crate::templates::Templates;
+
+/// The planners look at most this often; a message's time comes from its own
+/// slot, so the step only bounds how short a window can be and still be seen.
+const STEP_MINUTES: i64 = 15;
+
+/// At most this many planning passes, whatever `--within`.
+const MAX_PASSES: i64 = 200;
+
+/// One message to come, as `--json` prints it.
+#[derive(Debug, Serialize)]
+struct Upcoming {
+    /// When it falls due (UTC); at the latest the next run of its job
+    /// afterwards sends it.
+    at: String,
+    job: &'static str,
+    kind: String,
+    channel: &'static str,
+    recipient: String,
+    subject: String,
+    /// `new` (a job would plan it), `planned` (waiting for its time or its
+    /// next try) or `failing` (known undeliverable: it will fail).
+    state: &'static str,
+}
+
+type Plan<'p> = Box<dyn Fn(&mut Connection, &PlanCtx<'_>) -> anyhow::Result<PlanReport> + 'p>;
+
+/// Lists what comes within `within` of now; exit 0, or 74/78 as the jobs would.
+pub fn run(ctx: &Ctx<'_>, within: Duration) -> anyhow::Result<Exit> {
+    let now = ctx.clock.now();
+    let until = now + within;
+    let db = Database::new(ctx.config.database.clone(), true);
+    let mut conn = db.connect_current()?;
+    let templates = Templates::new(ctx.config.templates_dir.clone()).or_exit(Exit::Config)?;
+    let config = ctx.config;
+    let reminders = jobs::reminders::Reminders {
+        cfg: &config.reminders,
+        whatsapp: config.whatsapp.as_ref(),
+        kinds: &[],
+    };
+    let mut planners: Vec<(&'static str, Plan<'_>)> = Vec::new();
+    if config.email.is_some() {
+        planners.push((
+            jobs::delay_alerts::JOB,
+            Box::new(|c, p| jobs::delay_alerts::plan(c, &config.delay_alerts, p)),
+        ));
+        planners.push((
+            jobs::reports::JOB,
+            Box::new(|c, p| jobs::reports::plan(c, &config.reports, p)),
+        ));
+    }
+    if config.email.is_some() || config.whatsapp.is_some() {
+        planners.push((
+            jobs::reminders::JOB,
+            Box::new(|c, p| jobs::reminders::plan(c, &reminders, p)),
+        ));
+    }
+    let mut listed = planned(&conn, until)?;
+    for (job, _) in &planners {
+        crate::db::host::check_for(&conn, job)?;
+    }
+    let step = Duration::minutes(STEP_MINUTES).max(within / MAX_PASSES as i32);
+    let mut seen: HashSet<(String, String, String, String)> = HashSet::new();
+    let mut at = now;
+    let level = log::max_level();
+    loop {
+        let mut pctx = plan_ctx(ctx, &templates, &db, true, false);
+        pctx.now = at;
+        for (job, plan) in &planners {
+            let report = plan(&mut conn, &pctx)?;
+            for m in report.messages {
+                let due = m.due_at.unwrap_or(at).max(now);
+                // Named by its key, or, for a digest made on the spot, by
+                // its recipient and slot.
+                let id = match m.due_at {
+                    Some(d) if *job == jobs::delay_alerts::JOB => instant::format(d),
+                    _ => m.dedupe_key.clone(),
+                };
+                if due > until || !seen.insert((job.to_string(), m.channel.to_string(), m.recipient.clone(), id)) {
+                    continue;
+                }
+                listed.push(entry(&m, job, due, if m.failed.is_some() { "failing" } else { "new" }));
+            }
+        }
+        if at >= until {
+            break;
+        }
+        // A bad row was named once, at the first pass: not once per pass.
+        log::set_max_level(log::LevelFilter::Error.min(log::max_level()));
+        at = (at + step).min(until);
+    }
+    log::set_max_level(level);
+    listed.sort_by(|a, b| (&a.at, a.job, &a.recipient).cmp(&(&b.at, b.job, &b.recipient)));
+    print(ctx, &listed, within);
+    Ok(Exit::Ok)
+}
+
+fn entry(m: &Planned, job: &'static str, at: DateTime<Utc>, state: &'static str) -> Upcoming {
+    Upcoming {
+        at: instant::format(at),
+        job,
+        kind: m.kind.clone(),
+        channel: m.channel,
+        recipient: m.recipient.clone(),
+        subject: m.subject.clone(),
+        state,
+    }
+}
+
+/// Messages already in the ledger, pending, that go before `until`: due
+/// now, or at their next try.
+fn planned(conn: &Connection, until: DateTime<Utc>) -> anyhow::Result<Vec<Upcoming>> {
+    let mut stmt = conn.prepare(
+        "SELECT job, kind, channel, recipient, subject, next_attempt_at FROM deliveries
+         WHERE status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= ?1) ORDER BY id",
+    )?;
+    let rows = stmt.query_map([instant::format(until)], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, String>(4)?,
+            r.get::<_, Option<String>>(5)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (job, kind, channel, recipient, subject, next) = row?;
+        out.push(Upcoming {
+            at: next.unwrap_or_else(|| "now".into()),
+            job: job_name(&job),
+            kind,
+            channel: match channel.as_str() {
+                "whatsapp" => "whatsapp",
+                "sms" => "sms",
+                _ => "email",
+            },
+            recipient,
+            subject,
+            state: "planned",
+        });
+    }
+    Ok(out)
+}
+
+fn job_name(job: &str) -> &'static str {
+    [
+        jobs::delay_alerts::JOB,
+        jobs::reports::JOB,
+        jobs::reminders::JOB,
+        crate::cmd::test_email::JOB,
+    ]
+    .into_iter()
+    .find(|j| *j == job)
+    .unwrap_or("deliver")
+}
+
+fn print(ctx: &Ctx<'_>, listed: &[Upcoming], within: Duration) {
+    if ctx.json {
+        println!("{}", crate::output::json(&listed, true));
+        return;
+    }
+    let hours = within.num_minutes() as f64 / 60.0;
+    if listed.is_empty() {
+        println!("nothing to send within {hours}h");
+        return;
+    }
+    let zone = ctx.config.timezone;
+    let local = |s: &str| match instant::parse(s) {
+        Some(t) => t.with_timezone(&zone).format("%Y-%m-%d %H:%M %Z").to_string(),
+        None => s.to_string(),
+    };
+    for u in listed {
+        let state = match u.state {
+            "planned" => " (planned, waiting)",
+            "failing" => " (will fail: unusable address)",
+            _ => "",
+        };
+        println!(
+            "{}  {}  {} {} {}  {}{state}",
+            local(&u.at),
+            u.job,
+            printable(&u.kind),
+            u.channel,
+            printable(&u.recipient),
+            printable(&u.subject)
+        );
+    }
+    println!("{} message(s) within {hours}h", listed.len());
+}
