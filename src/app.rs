@@ -229,7 +229,7 @@ pub fn run_all(ctx: &Ctx<'_>, dry_run: bool, force: bool) -> anyhow::Result<Exit
         step("deliver", run_job(ctx, "deliver", dry_run, false, None));
     }
     if let Some(p) = ping {
-        p.finish(exit);
+        p.finish(exit, None);
     }
     Ok(exit)
 }
@@ -309,9 +309,7 @@ pub fn run_job(
     if let Err(e) = tally::finish_run(&conn, run_id, finished, &tally, error.as_deref()) {
         log::error!("cannot record the end of this run in job_runs: {e}");
     }
-    if let Some(p) = ping {
-        p.finish(tally.exit);
-    }
+    let reports = report_counts(job, &conn, &report.report_rows);
     // A run that stopped says so in --json too (the error itself goes to stderr).
     if result.is_ok() || ctx.json {
         output::print_report(
@@ -325,10 +323,15 @@ pub fn run_job(
                 skipped: &report.skipped,
                 failures: &report.failures,
                 error: error.as_deref(),
+                reports,
             },
             ctx.verbosity,
             ctx.json,
         );
+    }
+    // After the summary, so the ping carries it.
+    if let Some(p) = ping {
+        p.finish(tally.exit, error.as_deref());
     }
     result?;
     Ok(tally.exit)
@@ -353,7 +356,7 @@ pub fn begin_run(ctx: &Ctx<'_>, job: &str, db: &Database) -> anyhow::Result<Star
         Ok((conn, run_id)) => Ok(Started { conn, run_id, ping }),
         Err(e) => {
             if let Some(p) = ping {
-                p.finish(crate::exit::of_error(&e));
+                p.finish(crate::exit::of_error(&e), Some(&format!("{e:#}")));
             }
             Err(e)
         }
@@ -412,7 +415,9 @@ fn job_body(
         rechecks: &[&reminders_recheck, &alerts_recheck, &reports_recheck],
         run_id: format!("{job}:{}:{run_id}", std::process::id()),
     };
-    tally.merge(engine.deliver(scope)?);
+    let delivered = engine.deliver(scope);
+    report.report_rows.extend(reports_hook.touched());
+    tally.merge(delivered?);
     Ok(tally)
 }
 
@@ -476,11 +481,31 @@ fn dry_run_job(
             skipped: &report.skipped,
             failures: &report.failures,
             error: None,
+            reports: (job == "send-reports").then(|| jobs::reports::ReportCounts {
+                reports: report
+                    .report_rows
+                    .iter()
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .len() as u64,
+                ..Default::default()
+            }),
         },
         ctx.verbosity,
         ctx.json,
     );
     Ok(tally.exit)
+}
+
+/// send-reports' reports, each once, by the state of its row after the run;
+/// `None` for other jobs, or when the rows cannot be read (said in a warning:
+/// the message counts still stand).
+fn report_counts(job: &str, conn: &Connection, rows: &[(i64, String)]) -> Option<jobs::reports::ReportCounts> {
+    if job != "send-reports" {
+        return None;
+    }
+    jobs::reports::count(conn, rows)
+        .inspect_err(|e| log::warn!("cannot count this run's reports: {e}"))
+        .ok()
 }
 
 /// Planning's counts: planned, skipped, failed with a reason, unreadable rows.

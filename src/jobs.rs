@@ -87,6 +87,10 @@ pub struct PlanReport {
     /// Warnings already printed this run, so a contact in a hundred rows is
     /// named once.
     pub warned: std::collections::HashSet<String>,
+    /// send-reports: the `scheduled_reports` rows it looked at this run, by
+    /// id and `scheduled_at` (rappel's format), so the summary counts
+    /// reports as well as messages.
+    pub report_rows: Vec<(i64, String)>,
 }
 
 impl PlanReport {

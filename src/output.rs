@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::engine::plan::Planned;
 use crate::engine::tally::Tally;
+use crate::jobs::reports::ReportCounts;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Verbosity {
@@ -69,15 +70,23 @@ impl log::Log for Logger {
     }
 
     fn log(&self, record: &log::Record<'_>) {
-        if !self.enabled(record.metadata()) {
-            return;
-        }
         let level = match record.level() {
             log::Level::Error => "error",
             log::Level::Warn => "warning",
             _ => "info",
         };
+        let problem = record.level() <= log::Level::Warn && record.target().starts_with("rappel");
+        if !problem && !self.enabled(record.metadata()) {
+            return;
+        }
         let message = crate::mask::mask(&printable(&record.args().to_string()));
+        if problem {
+            // Kept for the monitoring ping even when -q does not print it.
+            keep(format!("{level}: {message}"));
+            if !self.enabled(record.metadata()) {
+                return;
+            }
+        }
         let ts = crate::instant::format(crate::clock::wall_now());
         let job = *JOB.lock().unwrap_or_else(|e| e.into_inner());
         let line = if JSON_LOGS.load(Ordering::Relaxed) {
@@ -96,6 +105,54 @@ impl log::Log for Logger {
     }
 
     fn flush(&self) {}
+}
+
+/// The lines a monitoring ping carries as its body: summaries and
+/// warnings or errors, numbered in the order they came.
+struct Kept {
+    next: u64,
+    lines: std::collections::VecDeque<(u64, String)>,
+}
+
+static KEPT: Mutex<Kept> = Mutex::new(Kept {
+    next: 0,
+    lines: std::collections::VecDeque::new(),
+});
+
+/// How many lines [`kept_since`] keeps at most (the latest), and how long
+/// each may be (characters), so a ping body stays a few kilobytes.
+const KEPT_LINES: usize = 40;
+const KEPT_CHARS: usize = 500;
+
+fn keep(line: String) {
+    let mut kept = KEPT.lock().unwrap_or_else(|e| e.into_inner());
+    let line = match line.char_indices().nth(KEPT_CHARS) {
+        Some((i, _)) => format!("{}…", &line[..i]),
+        None => line,
+    };
+    let n = kept.next;
+    kept.next += 1;
+    kept.lines.push_back((n, line));
+    if kept.lines.len() > KEPT_LINES {
+        kept.lines.pop_front();
+    }
+}
+
+/// A mark to pass to [`kept_since`] later: lines kept after it are the run's.
+pub fn kept_mark() -> u64 {
+    KEPT.lock().unwrap_or_else(|e| e.into_inner()).next
+}
+
+/// The summary lines and warning or error lines (secrets masked) logged
+/// since `mark`, oldest first; at most the latest 40, each cut at 500
+/// characters. What a monitoring ping sends as its body.
+pub fn kept_since(mark: u64) -> Vec<String> {
+    let kept = KEPT.lock().unwrap_or_else(|e| e.into_inner());
+    kept.lines
+        .iter()
+        .filter(|(n, _)| *n >= mark)
+        .map(|(_, l)| l.clone())
+        .collect()
 }
 
 /// Makes a closed stdout (`rappel log | head`) end the process quietly
@@ -216,6 +273,9 @@ pub struct Report<'a> {
     pub failures: &'a [String],
     /// Why the run stopped, when it did (`--json` says so too).
     pub error: Option<&'a str>,
+    /// send-reports: its reports, each counted once (the counts above are
+    /// messages, one per address). In a dry run only `reports` is known.
+    pub reports: Option<ReportCounts>,
 }
 
 #[derive(Serialize)]
@@ -232,6 +292,8 @@ struct JsonSummary<'a> {
     exit_code: u8,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reports: Option<ReportCounts>,
     #[serde(skip_serializing_if = "Option::is_none")]
     messages: Option<Vec<&'a Planned>>,
 }
@@ -268,6 +330,8 @@ pub fn print_report(r: &Report<'_>, verbosity: Verbosity, json: bool) {
         }
     }
     let c = r.tally.counts;
+    let line = summary_line(r);
+    keep(line.clone());
     if json {
         let summary = JsonSummary {
             job: r.job,
@@ -281,28 +345,13 @@ pub fn print_report(r: &Report<'_>, verbosity: Verbosity, json: bool) {
             duration_ms: r.duration.as_millis(),
             exit_code: r.tally.exit.code(),
             error: r.error.map(crate::mask::mask),
+            reports: r.reports,
             messages: r.dry_run.then(|| r.messages.iter().chain(r.retries).collect()),
         };
         let _ = writeln!(out, "{}", self::json(&summary, false));
         return;
     }
     let ok = r.tally.exit == crate::exit::Exit::Ok;
-    let cancelled = if c.cancelled > 0 {
-        format!(", {} cancelled", c.cancelled)
-    } else {
-        String::new()
-    };
-    let line = format!(
-        "{}{}: {} planned, {} sent, {} failed, {} skipped, {} retrying{cancelled} ({} ms)",
-        r.job,
-        if r.dry_run { " (dry run)" } else { "" },
-        c.planned,
-        c.sent,
-        c.failed,
-        c.skipped,
-        c.retrying,
-        r.duration.as_millis()
-    );
     match verbosity {
         // -q: errors only, but a run that did not fully succeed says so, so
         // that cron mails the operator.
@@ -315,6 +364,36 @@ pub fn print_report(r: &Report<'_>, verbosity: Verbosity, json: bool) {
             let _ = writeln!(out, "{line}");
         }
     }
+}
+
+/// The one-line summary of a run, as printed (and kept for the ping).
+fn summary_line(r: &Report<'_>) -> String {
+    let c = r.tally.counts;
+    let cancelled = if c.cancelled > 0 {
+        format!(", {} cancelled", c.cancelled)
+    } else {
+        String::new()
+    };
+    // Reports first, each once; then their messages, one per address.
+    let reports = match r.reports {
+        Some(n) if r.dry_run => format!(" {} report(s); messages:", n.reports),
+        Some(n) => format!(
+            " {} report(s): {} sent, {} failed, {} pending; messages:",
+            n.reports, n.sent, n.failed, n.pending
+        ),
+        None => String::new(),
+    };
+    format!(
+        "{}{}:{reports} {} planned, {} sent, {} failed, {} skipped, {} retrying{cancelled} ({} ms)",
+        r.job,
+        if r.dry_run { " (dry run)" } else { "" },
+        c.planned,
+        c.sent,
+        c.failed,
+        c.skipped,
+        c.retrying,
+        r.duration.as_millis()
+    )
 }
 
 #[cfg(test)]

@@ -84,17 +84,40 @@ impl Templates {
         };
         let out = template
             .render(ctx)
-            .map_err(|e| anyhow::anyhow!("{}", describe(&e)))
+            .map_err(|e| anyhow::anyhow!("{}", self.describe(&e)))
             .with_context(|| format!("cannot render template {name}"))?;
         Ok(Some(out))
     }
 }
 
-/// minijinja's error with its source location, on one line.
-fn describe(e: &minijinja::Error) -> String {
-    match (e.name(), e.line()) {
-        (Some(name), Some(line)) => format!("{} ({name} line {line})", e.detailed_display_short()),
-        _ => e.detailed_display_short(),
+impl Templates {
+    /// minijinja's error with its source location, on one line. An
+    /// undefined value names the expression as written in the template
+    /// (`` `contact.nom` is undefined ``).
+    fn describe(&self, e: &minijinja::Error) -> String {
+        let what = match (e.kind(), e.detail()) {
+            // minijinja names an attribute missing from a value that exists
+            // ("`contact.nick` is undefined") but not a missing top-level name.
+            (ErrorKind::UndefinedError, Some(detail)) => detail.to_string(),
+            (ErrorKind::UndefinedError, None) => match self.expression(e) {
+                Some(expr) => format!("`{expr}` is undefined"),
+                None => e.detailed_display_short(),
+            },
+            _ => e.detailed_display_short(),
+        };
+        match (e.name(), e.line()) {
+            (Some(name), Some(line)) => format!("{what} ({name} line {line})"),
+            _ => what,
+        }
+    }
+
+    /// The template text an error points at, trimmed and at most one line
+    /// of 80 characters; `None` when minijinja gives no span.
+    fn expression(&self, e: &minijinja::Error) -> Option<String> {
+        let source = self.env.get_template(e.name()?).ok()?.source().to_string();
+        let text = source.get(e.range()?)?.trim();
+        let first = text.lines().next()?;
+        (!first.is_empty()).then(|| first.chars().take(80).collect())
     }
 }
 
@@ -174,6 +197,15 @@ pub fn local_time(t: DateTime<Utc>, zone: Tz) -> String {
     t.with_timezone(&zone).format("%H:%M").to_string()
 }
 
+/// `label: text` as the locale writes it: French puts a space before the
+/// colon (a plain one, as the built-in templates do), English none.
+pub fn labelled(locale: Locale, label: &str, text: &str) -> String {
+    match locale {
+        Locale::Fr => format!("{label} : {text}"),
+        Locale::En => format!("{label}: {text}"),
+    }
+}
+
 /// The kinds that have built-in templates, for `config check`.
 pub fn builtin_kinds() -> Vec<&'static str> {
     let mut kinds: Vec<&str> = BUILTIN
@@ -206,6 +238,27 @@ mod tests {
         let r = t.render(Locale::En, "test", &ctx).unwrap();
         assert_eq!(r.subject, "Custom <b>x</b>");
         assert_eq!(r.html.as_deref(), Some("<p>&lt;b&gt;x&lt;&#x2f;b&gt;</p>"));
+    }
+
+    /// A missing name, top-level or an attribute, is named in the error
+    /// with the file and line it is on.
+    #[test]
+    fn an_undefined_value_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("en")).unwrap();
+        let t = |subject: &str| {
+            std::fs::write(dir.path().join("en/test.subject.txt"), subject).unwrap();
+            let t = Templates::new(Some(dir.path().to_path_buf())).unwrap();
+            let ctx = serde_json::json!({"to": {"name": "x"}, "now_local": "n", "site_url": null});
+            format!("{:#}", t.render(Locale::En, "test", &ctx).unwrap_err())
+        };
+        let top = t("Hi\n{{ seller.name | upper }}");
+        assert!(
+            top.contains("`seller` is undefined (en/test.subject.txt line 2)"),
+            "{top}"
+        );
+        let attribute = t("{{ to.nickname }}");
+        assert!(attribute.contains("`to.nickname` is undefined"), "{attribute}");
     }
 
     #[test]

@@ -324,21 +324,63 @@ fn redirect_to_diverts_every_email() {
     );
 }
 
+/// `config check --connect` against a server that wants a login: ok names
+/// the server and the user it accepted; a refused login names the server.
+#[test]
+fn config_check_connect_names_the_server_and_the_login() {
+    use support::faulty_smtp::{Fault, FaultySmtp};
+    for (fault, expect) in [
+        (
+            Fault::None,
+            "email: ok (127.0.0.1:{port}: connected over no TLS, authenticated as bob)",
+        ),
+        (Fault::Auth535, "email: failed: 127.0.0.1:{port}: "),
+    ] {
+        let smtp = FaultySmtp::start(fault);
+        let env = TestEnv::new(smtp.port, "");
+        std::fs::write(env.dir.path().join("smtp-pass"), "pw\n").unwrap();
+        let text = std::fs::read_to_string(env.config_path()).unwrap().replace(
+            "timeout_s = 2\n",
+            "timeout_s = 2\nusername = \"bob\"\npassword_file = \"smtp-pass\"\n",
+        );
+        env.write_config(&text);
+        let out = env.run(&["config", "check", "--connect"], NOW);
+        let expect = expect.replace("{port}", &smtp.port.to_string());
+        assert!(out.stdout.contains(&expect), "{fault:?}: {}", out.stdout);
+        assert_eq!(out.code, if fault == Fault::None { 0 } else { 78 }, "{}", out.stdout);
+    }
+}
+
 #[test]
 fn config_check_renders_templates_and_reports_errors() {
     let smtp = SmtpServer::start();
     let env = TestEnv::new(smtp.port, "");
     let out = env.run(&["config", "check", "--connect"], NOW).success();
     assert!(out.stdout.contains("configuration OK"), "{}", out.stdout);
-    assert!(out.stdout.contains("email: ok"), "{}", out.stdout);
+    // The server is named, and nothing claims a login that was not made.
+    let at = format!("127.0.0.1:{}", smtp.port);
+    assert!(
+        out.stdout.contains(&format!(
+            "email: ok ({at}: connected over no TLS, no authentication configured)"
+        )),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("authenticated as"), "{}", out.stdout);
 
     // Each target says ok or failed; any failure is exit 78.
     let twilio = support::twilio::FakeTwilio::start();
-    let down = TestEnv::new(support::free_port(), "");
+    let down_port = support::free_port();
+    let down = TestEnv::new(down_port, "");
     let config = std::fs::read_to_string(down.config_path()).unwrap();
     down.write_config(&format!("{config}\n{}", twilio.config(down.dir.path())));
     let out = down.run(&["config", "check", "--connect"], NOW).code(78);
-    assert!(out.stdout.contains("email: failed:"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains(&format!("email: failed: 127.0.0.1:{}: ", down_port)),
+        "the refused server is named: {}",
+        out.stdout
+    );
     assert!(
         out.stdout.contains("whatsapp: ok (Twilio account read)"),
         "{}",
@@ -350,14 +392,41 @@ fn config_check_renders_templates_and_reports_errors() {
 
     let templates = env.dir.path().join("templates/en");
     std::fs::create_dir_all(&templates).unwrap();
-    std::fs::write(templates.join("delay_alert.subject.txt"), "{{ no_such_variable }}").unwrap();
+    std::fs::write(
+        templates.join("delay_alert.subject.txt"),
+        "{{ count }} for {{ recipient.nickname }}",
+    )
+    .unwrap();
     let text = std::fs::read_to_string(env.config_path())
         .unwrap()
         .replace("locale = \"en\"", "locale = \"en\"\ntemplates_dir = \"templates\"");
     env.write_config(&text);
     let out = env.run(&["config", "check"], NOW).code(78);
-    assert!(out.stderr.contains("en/delay_alert.subject.txt"), "{}", out.stderr);
-    assert!(out.stderr.contains("undefined"), "{}", out.stderr);
+    // One line, naming the file, its line and the missing variable, however
+    // many samples it was rendered with.
+    let lines: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("delay_alert.subject.txt"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{}", out.stderr);
+    assert!(
+        lines[0].contains("`recipient.nickname` is undefined (en/delay_alert.subject.txt line 1)"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("1 error(s) in templates"), "{}", out.stderr);
+    // The job that renders it says the same, once, and exits 78.
+    let contact = env.contact("Ops", "ops@example.com");
+    env.recipient(contact, None);
+    env.ticket("T-1", &[("Diagnostic", "2026-02-01T07:00:00Z")]);
+    let out = env.run(&["check-delay-alerts"], NOW).code(78);
+    assert_eq!(
+        out.stderr.matches("`recipient.nickname` is undefined").count(),
+        1,
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]

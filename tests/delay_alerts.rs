@@ -188,10 +188,22 @@ fn dry_run_prints_and_changes_nothing() {
     let env = env_with(&smtp, DEFAULTS);
     let awa = env.contact("Awa", "awa@example.com");
     env.recipient(awa, None);
+    // A recipient who reads French gets the detail lines in French too.
+    let jean = env.contact("Jean", "jean@example.com");
+    env.db()
+        .execute("UPDATE contacts SET locale = 'fr' WHERE id = ?1", [jean])
+        .unwrap();
+    env.recipient(jean, None);
     env.ticket("T-1", &[("Diagnostic", "2026-02-20T07:00:00Z")]);
     let before = env.dump();
 
     let out = env.run(&["check-delay-alerts", "--dry-run"], NOW).success();
+    let french = out.stdout.split("to jean@example.com").nth(1).unwrap_or_default();
+    assert!(
+        french.contains("\n    T-1 Phone (Customer) : Diagnostic depuis 18 jours, seuil 14\n"),
+        "{}",
+        out.stdout
+    );
     assert!(
         out.stdout
             .contains("would send delay_alert via email to awa@example.com: Delay: ticket T-1 has waited 18 days"),
@@ -206,7 +218,7 @@ fn dry_run_prints_and_changes_nothing() {
     );
     let json = env.run(&["--json", "check-delay-alerts", "--dry-run"], NOW).success();
     let summary: serde_json::Value = serde_json::from_str(json.stdout.trim()).expect("one JSON object");
-    assert_eq!(summary["planned"], 1);
+    assert_eq!(summary["planned"], 2);
     assert_eq!(summary["messages"][0]["recipient"], "awa@example.com");
 
     assert_eq!(env.dump(), before, "a dry run writes nothing");

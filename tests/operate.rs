@@ -237,6 +237,37 @@ fn monitoring_pings_start_and_end_with_one_run_id_and_never_hold_a_run_up() {
     assert!(urls[2].starts_with("/ping/abc/start?rid=") && urls[3].starts_with("/ping/abc?rid="));
     assert_eq!(rid(&urls[2]), rid(&urls[3]));
     assert_ne!(rid(&urls[0]), rid(&urls[2]));
+    // The start is a GET; the end a POST whose text body is what healthchecks
+    // shows: the run's warnings and errors, then its summary, secrets masked.
+    let requests = pings.requests();
+    assert_eq!(
+        requests.iter().map(|r| r.method.as_str()).collect::<Vec<_>>(),
+        ["GET", "POST", "GET", "POST"]
+    );
+    let failed = &requests[1].body;
+    assert!(
+        failed.contains("r0@example.com") && failed.contains("550"),
+        "the refused address and why: {failed}"
+    );
+    assert!(
+        failed
+            .lines()
+            .last()
+            .is_some_and(|l| l.starts_with("check-delay-alerts: 1 planned, 0 sent, 1 failed")),
+        "{failed}"
+    );
+    assert!(
+        requests[1]
+            .content_type
+            .as_deref()
+            .is_some_and(|c| c.starts_with("text/plain"))
+    );
+    let ok = &requests[3].body;
+    assert!(
+        ok.starts_with("check-delay-alerts: 0 planned, 0 sent, 0 failed"),
+        "{ok}"
+    );
+    assert!(!ok.contains("550"), "only this run's lines: {ok}");
 
     // A run that finds its lock held sends no ping.
     let lock = std::fs::OpenOptions::new()

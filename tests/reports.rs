@@ -335,6 +335,17 @@ fn dry_run_lists_and_writes_nothing() {
         "{}",
         out.stdout
     );
+    // In French, the detail lines are French as the mail is.
+    let config = std::fs::read_to_string(env.config_path()).unwrap();
+    env.write_config(&config.replace("locale = \"en\"", "locale = \"fr\""));
+    let out = env.run(&["send-reports", "--dry-run"], NOW).code(65);
+    assert!(out.stdout.contains("    Stored : fichier existant "), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("    Generated : généré par [reports.definitions.open_tickets] (0 lignes, CSV)"),
+        "{}",
+        out.stdout
+    );
     assert_eq!(env.dump(), before);
     assert!(
         !env.dir.path().join("rappel-files").exists(),
@@ -653,4 +664,59 @@ query = "SELECT 1 AS one"
             check.stderr
         );
     }
+}
+
+/// The summary counts each report once, by how its row ended, before the
+/// messages (one per address): one report to a good and a bad address is
+/// `1 report(s): 0 sent, 1 failed`, whose messages were 1 sent, 1 failed.
+#[test]
+fn the_summary_counts_a_report_once() {
+    let smtp = SmtpServer::start();
+    let env = env(smtp.port);
+    pdf(&env, "x.pdf", 10);
+    let mixed = env.report("Mixed", "a@example.com; not-an-address", NOW, Some("x.pdf"), None);
+    env.report("Fine", "b@example.com, c@example.com", NOW, Some("x.pdf"), None);
+    let out = env.run(&["send-reports", "--dry-run"], NOW).code(65);
+    assert!(
+        out.stdout.contains(
+            "send-reports (dry run): 2 report(s); messages: 3 planned, 0 sent, 1 failed, 0 skipped, 0 retrying"
+        ),
+        "{}",
+        out.stdout
+    );
+    let out = env.run(&["--json", "send-reports"], NOW).code(65);
+    let summary: serde_json::Value = serde_json::from_str(out.stdout.trim()).expect("one JSON object");
+    assert_eq!(
+        summary["reports"],
+        serde_json::json!({"reports": 2, "sent": 1, "failed": 1, "pending": 0}),
+        "{summary}"
+    );
+    assert_eq!(
+        (summary["planned"].as_u64(), summary["sent"].as_u64()),
+        (Some(3), Some(3))
+    );
+    assert_eq!(summary["failed"], 1);
+    assert_eq!(env.report_status(mixed).0, "failed");
+
+    // A report whose only address is deferred is pending, its message retrying.
+    let later = "2026-03-10T07:30:00Z";
+    env.report("Deferred", "d@example.com", later, Some("x.pdf"), None);
+    smtp.set_mode(Mode::Defer);
+    let out = env.run(&["send-reports"], later).code(75);
+    assert!(
+        out.stdout.contains(
+            "send-reports: 1 report(s): 0 sent, 0 failed, 1 pending; messages: 1 planned, 0 sent, 0 failed, 0 skipped, 1 retrying"
+        ),
+        "{}",
+        out.stdout
+    );
+    // Its retry, sent by the next run, is the same report, now sent.
+    smtp.set_mode(Mode::Accept);
+    let out = env.run(&["send-reports"], "2026-03-10T09:00:00Z").success();
+    assert!(
+        out.stdout
+            .contains("send-reports: 1 report(s): 1 sent, 0 failed, 0 pending; messages: 0 planned, 1 sent"),
+        "{}",
+        out.stdout
+    );
 }

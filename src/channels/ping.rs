@@ -1,6 +1,9 @@
-//! Monitoring pings, healthchecks.io style: `<url>/start?rid=<run id>` when a
-//! run begins, then `<url>?rid=` on success or `<url>/<exit code>?rid=`. A
-//! ping that fails or hangs is logged and given up; it never fails the job.
+//! Monitoring pings, healthchecks.io style: `GET <url>/start?rid=<run id>`
+//! when a run begins, then `POST <url>?rid=` on success or
+//! `POST <url>/<exit code>?rid=`, whose text body is the run's summary and
+//! its warning and error lines (healthchecks.io shows it with the ping; it
+//! keeps the first 100 kB, ours stays a few kB). A ping that fails or hangs
+//! is logged and given up; it never fails the job.
 
 use crate::config::Config;
 use crate::exit::Exit;
@@ -10,6 +13,8 @@ pub struct Ping {
     url: String,
     rid: String,
     job: String,
+    /// Where this run's kept lines start (`output::kept_since`).
+    mark: u64,
 }
 
 impl Ping {
@@ -31,23 +36,39 @@ impl Ping {
             url: url.clone(),
             rid: crate::output::run_id().to_string(),
             job: job.to_string(),
+            mark: crate::output::kept_mark(),
         };
-        ping.send(&format!("{}/start", ping.url));
+        ping.send(&format!("{}/start", ping.url), None);
         Some(ping)
     }
 
-    /// Pings the end of the run with its exit code.
-    pub fn finish(self, exit: Exit) {
+    /// Pings the end of the run with its exit code; the body is the
+    /// summary and warning or error lines logged since the start, then
+    /// `error` (why the run stopped, when it did), secrets masked.
+    pub fn finish(self, exit: Exit, error: Option<&str>) {
         let url = match exit {
             Exit::Ok => self.url.clone(),
             other => format!("{}/{}", self.url, other.code()),
         };
-        self.send(&url);
+        let mut lines = crate::output::kept_since(self.mark);
+        if let Some(e) = error {
+            lines.push(format!("error: {}", crate::mask::mask(e)));
+        }
+        let body = lines.join("\n");
+        self.send(&url, Some(&body));
     }
 
-    fn send(&self, url: &str) {
+    fn send(&self, url: &str, body: Option<&str>) {
         let full = format!("{url}?rid={}", self.rid);
-        match self.agent.get(&full).call() {
+        let answer = match body {
+            None => self.agent.get(&full).call(),
+            Some(body) => self
+                .agent
+                .post(&full)
+                .content_type("text/plain; charset=utf-8")
+                .send(body),
+        };
+        match answer {
             Ok(r) if r.status().is_success() => {}
             Ok(r) => log::warn!("{}: monitoring ping answered HTTP {}", self.job, r.status().as_u16()),
             Err(e) => log::warn!("{}: monitoring ping failed ({e}); the run goes on", self.job),

@@ -46,9 +46,21 @@ pub fn run(ctx: &Ctx<'_>, connect: bool) -> anyhow::Result<Exit> {
             continue;
         };
         for locale in Locale::ALL {
-            for optional_present in [true, false] {
-                if let Err(e) = templates.render(locale, kind, &sample(optional_present)) {
-                    errors.push(format!("{e:#}"));
+            // Rendered with optional values present, then absent: an error
+            // both give is one error, named once.
+            let full = templates
+                .render(locale, kind, &sample(true))
+                .err()
+                .map(|e| format!("{e:#}"));
+            let bare = templates
+                .render(locale, kind, &sample(false))
+                .err()
+                .map(|e| format!("{e:#}"));
+            match (full, bare) {
+                (Some(a), Some(b)) if a == b => errors.push(a),
+                (full, bare) => {
+                    errors.extend(full.map(|e| format!("{e} (with optional values present)")));
+                    errors.extend(bare.map(|e| format!("{e} (with optional values absent)")));
                 }
             }
         }
@@ -92,11 +104,14 @@ pub fn run(ctx: &Ctx<'_>, connect: bool) -> anyhow::Result<Exit> {
     if let (Some(email), Some(cfg)) = (&channels.email, &config.email) {
         report(
             "email",
-            match cfg.transport {
-                crate::config::EmailTransport::Smtp(_) => email
-                    .test_connection()
-                    .map(|()| "connected, greeted and authenticated".into())
-                    .map_err(|e| e.to_string()),
+            match &cfg.transport {
+                crate::config::EmailTransport::Smtp(smtp) => {
+                    let at = format!("{}:{}", smtp.host, smtp.port);
+                    email
+                        .test_connection()
+                        .map(|()| smtp_greeting(smtp, &at))
+                        .map_err(|e| format!("{at}: {e}"))
+                }
                 _ => Ok("file or sendmail transport, nothing to connect to".into()),
             },
         );
@@ -122,6 +137,21 @@ pub fn run(ctx: &Ctx<'_>, connect: bool) -> anyhow::Result<Exit> {
     }
     println!("configuration OK: {}", config.path.display());
     Ok(Exit::Ok)
+}
+
+/// What a successful `--connect` to the SMTP server at `at` (host:port)
+/// established: the security in use and, when a username is configured,
+/// that the server accepted it; without one nothing was authenticated.
+fn smtp_greeting(smtp: &crate::config::SmtpConfig, at: &str) -> String {
+    let security = match smtp.security {
+        crate::config::Security::Tls => "TLS",
+        crate::config::Security::StartTls => "STARTTLS",
+        crate::config::Security::None => "no TLS",
+    };
+    match &smtp.username {
+        Some(user) => format!("{at}: connected over {security}, authenticated as {user}"),
+        None => format!("{at}: connected over {security}, no authentication configured"),
+    }
 }
 
 /// Compiles each report definition's query against the database, as

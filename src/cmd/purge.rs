@@ -74,10 +74,10 @@ pub fn run(ctx: &Ctx<'_>, args: &PurgeArgs) -> anyhow::Result<Exit> {
         .connect_current()
         .and_then(|mut conn| purge(&mut conn, &db, cutoff, args, ctx));
     if let Some(p) = ping {
-        p.finish(match &result {
-            Ok(()) => Exit::Ok,
-            Err(e) => crate::exit::of_error(e),
-        });
+        match &result {
+            Ok(()) => p.finish(Exit::Ok, None),
+            Err(e) => p.finish(crate::exit::of_error(e), Some(&format!("{e:#}"))),
+        }
     }
     result?;
     Ok(Exit::Ok)

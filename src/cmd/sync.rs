@@ -122,11 +122,12 @@ pub fn run(ctx: &Ctx<'_>, dry_run: bool, force: bool, only: Option<&str>) -> any
     if let Err(e) = tally::finish_run(&conn, run_id, finished, &tally, error.as_deref()) {
         log::error!("cannot record the end of this run in job_runs: {e}");
     }
-    if let Some(p) = ping {
-        p.finish(tally.exit);
-    }
     if result.is_ok() || ctx.json {
         report(ctx, false, tally, started, error.as_deref());
+    }
+    // After the summary, so the ping carries it.
+    if let Some(p) = ping {
+        p.finish(tally.exit, error.as_deref());
     }
     result?;
     Ok(tally.exit)
@@ -167,6 +168,7 @@ fn report(ctx: &Ctx<'_>, dry_run: bool, tally: Tally, started: Instant, error: O
             skipped: &[],
             failures: &[],
             error,
+            reports: None,
         },
         ctx.verbosity,
         ctx.json,

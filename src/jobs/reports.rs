@@ -25,7 +25,7 @@ use crate::exit::{Exit, OrExit};
 use crate::instant;
 pub use content::check_query;
 pub use recheck::ReportsRecheck;
-pub use status::ReportsHook;
+pub use status::{ReportCounts, ReportsHook, count};
 
 pub const JOB: &str = "send-reports";
 pub const KIND: &str = "report";
@@ -199,6 +199,7 @@ fn plan_one(
     ctx: &PlanCtx<'_>,
     report: &mut PlanReport,
 ) -> anyhow::Result<()> {
+    report.report_rows.push((row.id, instant::format(row.source_at)));
     let existing = existing_deliveries(conn, row)?;
     if existing.values().any(|s| s == "pending" || s == "sending") {
         return Ok(()); // planned earlier; the engine is on it
@@ -298,7 +299,11 @@ fn plan_one(
             failed: invalid.clone(),
             payload: None,
             detail: if ctx.dry_run {
-                vec![format!("{}: {}", row.title, content.describe())]
+                vec![crate::templates::labelled(
+                    ctx.locale,
+                    &row.title,
+                    &content.describe(ctx.locale),
+                )]
             } else {
                 vec![]
             },

@@ -148,6 +148,28 @@ pub(super) fn recipients(
     Ok(list)
 }
 
+impl Entry {
+    /// One line of a dry run's detail, in the digest's locale:
+    /// `R-1001 iPhone 13 (Marie): Attente pièce depuis 30 jours, seuil 21`.
+    fn detail(&self, locale: Locale) -> String {
+        let what = format!("{} {} ({})", self.reference, self.device, self.customer);
+        let (days, threshold) = (self.days, self.threshold);
+        let text = match locale {
+            Locale::Fr => format!(
+                "{} depuis {days} jour{}, seuil {threshold}",
+                self.stage,
+                if days > 1 { "s" } else { "" }
+            ),
+            Locale::En => format!(
+                "{} for {days} day{}, threshold {threshold}",
+                self.stage,
+                if days == 1 { "" } else { "s" }
+            ),
+        };
+        crate::templates::labelled(locale, &what, &text)
+    }
+}
+
 /// The template data of one digest; borrowed, so a large digest is not copied.
 #[derive(Serialize)]
 struct DigestCtx<'a> {
@@ -204,14 +226,7 @@ pub(super) fn each_digest(
             .with_context(|| format!("delay alert for {}", r.email))
             .or_exit(Exit::Config)?;
         let detail = if ctx.dry_run {
-            mine.iter()
-                .map(|e| {
-                    format!(
-                        "{} {} ({}): {} for {} days, threshold {}",
-                        e.reference, e.device, e.customer, e.stage, e.days, e.threshold
-                    )
-                })
-                .collect()
+            mine.iter().map(|e| e.detail(locale)).collect()
         } else {
             Vec::new()
         };

@@ -8,7 +8,7 @@ use std::path::{Component, Path, PathBuf};
 use rusqlite::types::ValueRef;
 use serde::Serialize;
 
-use crate::config::ReportsConfig;
+use crate::config::{Locale, ReportsConfig};
 use crate::db::Database;
 
 /// Rows shown in the email body; the attachment always has them all.
@@ -46,17 +46,30 @@ pub enum Content {
 }
 
 impl Content {
-    /// Where the content comes from, for dry runs and logs.
-    pub fn describe(&self) -> String {
-        match self {
-            Content::Stored(a) => format!("stored file {} ({}, {} bytes)", a.path.display(), a.mime, a.size),
-            Content::Generated { definition, table, .. } => {
-                format!(
-                    "generated from [reports.definitions.{definition}] ({} rows, CSV)",
-                    table.row_count
-                )
+    /// Where the content comes from, for a dry run's detail line, in the
+    /// message's locale (the report mail's own language).
+    pub fn describe(&self, locale: Locale) -> String {
+        match (self, locale) {
+            (Content::Stored(a), Locale::En) => {
+                format!("stored file {} ({}, {} bytes)", a.path.display(), a.mime, a.size)
             }
-            Content::Empty { definition } => format!("[reports.definitions.{definition}] returned no rows"),
+            (Content::Stored(a), Locale::Fr) => {
+                format!("fichier existant {} ({}, {} octets)", a.path.display(), a.mime, a.size)
+            }
+            (Content::Generated { definition, table, .. }, Locale::En) => format!(
+                "generated from [reports.definitions.{definition}] ({} rows, CSV)",
+                table.row_count
+            ),
+            (Content::Generated { definition, table, .. }, Locale::Fr) => format!(
+                "généré par [reports.definitions.{definition}] ({} lignes, CSV)",
+                table.row_count
+            ),
+            (Content::Empty { definition }, Locale::En) => {
+                format!("[reports.definitions.{definition}] returned no rows")
+            }
+            (Content::Empty { definition }, Locale::Fr) => {
+                format!("[reports.definitions.{definition}] n'a renvoyé aucune ligne")
+            }
         }
     }
 }

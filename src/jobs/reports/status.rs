@@ -336,9 +336,11 @@ fn bounded(s: &str) -> String {
     }
 }
 
-/// The engine's hook: after each delivery outcome of a report, refresh its row.
+/// The engine's hook: after each delivery outcome of a report, refresh its
+/// row, and remember the row for the run's summary.
 pub struct ReportsHook<'a> {
     recur: Recur<'a>,
+    touched: std::sync::Mutex<Vec<(i64, String)>>,
 }
 
 impl<'a> ReportsHook<'a> {
@@ -346,8 +348,57 @@ impl<'a> ReportsHook<'a> {
     pub fn new(cfg: &'a ReportsConfig, zone: Tz, naive: Tz) -> Self {
         ReportsHook {
             recur: Recur { cfg, zone, naive },
+            touched: std::sync::Mutex::new(Vec::new()),
         }
     }
+
+    /// The rows (id, `scheduled_at`) a delivery outcome was recorded for
+    /// since this hook was made.
+    pub fn touched(&self) -> Vec<(i64, String)> {
+        self.touched.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// A run's reports, each counted once whatever its number of addresses,
+/// by the state its row is in at the end of the run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ReportCounts {
+    /// Distinct report rows the run planned, finished or delivered for.
+    pub reports: u64,
+    /// Rows now `sent`: every address got it (or `skip_if_empty`).
+    pub sent: u64,
+    /// Rows now `failed`: at least one address failed, or no content.
+    pub failed: u64,
+    /// Rows still `pending`: an address is retrying or not yet sent.
+    pub pending: u64,
+}
+
+/// Counts `rows` (id, `scheduled_at` in rappel's format; repeats counted
+/// once) by their row's status now. A row deleted or replaced under its id
+/// since counts as a report but in no status. Errors: SQLite's.
+pub fn count(conn: &rusqlite::Connection, rows: &[(i64, String)]) -> rusqlite::Result<ReportCounts> {
+    let distinct: std::collections::BTreeSet<&(i64, String)> = rows.iter().collect();
+    let mut counts = ReportCounts {
+        reports: distinct.len() as u64,
+        ..ReportCounts::default()
+    };
+    let mut stmt = conn.prepare_cached("SELECT status FROM scheduled_reports WHERE id = ?1")?;
+    for (id, at) in distinct {
+        let current = crate::db::identity::current(conn, TABLE, *id)?
+            .flatten()
+            .map(instant::format);
+        if current.as_deref() != Some(at.as_str()) {
+            continue;
+        }
+        let status: Option<String> = stmt.query_row([id], |r| r.get(0)).optional()?;
+        match status.as_deref() {
+            Some("sent") => counts.sent += 1,
+            Some("failed") => counts.failed += 1,
+            Some("pending") => counts.pending += 1,
+            _ => {}
+        }
+    }
+    Ok(counts)
 }
 
 impl SourceHook for ReportsHook<'_> {
@@ -361,6 +412,10 @@ impl SourceHook for ReportsHook<'_> {
             return Ok(());
         };
         let source = (outcome.source_id, at);
+        self.touched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((outcome.source_id, at.to_string()));
         match outcome.delivery_id {
             Some(delivery_id) => after_delivery(tx, source, delivery_id, now, &self.recur),
             None => refresh(tx, source, now, &self.recur),
