@@ -376,8 +376,10 @@ fn job_body(
     // it: the engine says why when there are some (exit 78).
     let (channels, _) = channels(ctx.config);
     let mut tally = Tally::default();
+    // Built once: planning renders with them, and the engine's recheck
+    // renders a retry again with the source as it is now.
+    let templates = Templates::new(ctx.config.templates_dir.clone()).or_exit(Exit::Config)?;
     if let Some(plan) = planner {
-        let templates = Templates::new(ctx.config.templates_dir.clone()).or_exit(Exit::Config)?;
         let mut conn = db.connect()?;
         // A host table without a column this job reads stops this job only.
         crate::db::host::check_for(&conn, job)?;
@@ -392,7 +394,6 @@ fn job_body(
     }
     let reports_hook = ReportsHook::new(&ctx.config.reports, ctx.config.timezone, ctx.config.naive_timezone);
     let manual_hook = jobs::reminders::ManualHook;
-    let templates = Templates::new(ctx.config.templates_dir.clone()).or_exit(Exit::Config)?;
     let reminders_recheck = jobs::reminders::RemindersRecheck {
         cfg: &ctx.config.reminders,
         phone_region: ctx.config.whatsapp.as_ref().and_then(|w| w.default_region),

@@ -404,9 +404,9 @@ pub(crate) fn within<T: PartialOrd + std::fmt::Display + Copy>(v: T, min: T, max
     }
 }
 
-/// An API's base URL: http(s), no trailing slash, https unless the host is this machine.
 /// A claim holds for one lease, which must outlast four of a transport's
-/// timeouts so that a send ends before its lease does.
+/// timeouts so that a send ends before its lease does (DESIGN §9). Errors:
+/// the `delivery.lease_s` line naming `key`.
 pub(crate) fn lease_covers(lease: Duration, timeout: Duration, key: &str) -> Result<(), String> {
     if lease <= timeout * 4 {
         return Err(format!(
@@ -418,6 +418,9 @@ pub(crate) fn lease_covers(lease: Duration, timeout: Duration, key: &str) -> Res
     Ok(())
 }
 
+/// An API's base URL (config key `key`): http(s), no trailing slash, https
+/// unless the host is this machine, no credentials in it. Errors: one line
+/// naming `key`.
 pub(crate) fn http_base(key: &str, url: &str) -> Result<String, String> {
     let url = url.trim().trim_end_matches('/');
     if url.contains('@') {

@@ -348,3 +348,40 @@ fn alert_at_gathers_the_entries_at_one_local_time_every_day_across_dst() {
     let bad = env.run(&["check-delay-alerts"], "2026-03-31T06:00:00Z").code(78);
     assert!(bad.stderr.contains("delay_alerts.alert_at"), "{}", bad.stderr);
 }
+
+/// Host flags written as text are read as the host means them, for alert
+/// recipients as for reminders: `email_enabled = 'false'` or `'no'` is off,
+/// `active = 'true'` or `'yes'` is on, `active = 'false'` is off.
+#[test]
+fn text_flags_on_contacts_and_alert_recipients_are_read_as_meant() {
+    let smtp = SmtpServer::start();
+    let env = env_with(&smtp, DEFAULTS);
+    let db = env.db();
+    for (name, email_enabled, active) in [
+        ("off-false", "'false'", "1"),
+        ("off-no", "'no'", "1"),
+        ("off-zero", "'0'", "1"),
+        ("on-true", "'true'", "'true'"),
+        ("on-yes", "'Yes'", "'yes'"),
+        ("inactive", "1", "'false'"),
+        ("inactive-off", "1", "'off'"),
+    ] {
+        db.execute(
+            &format!("INSERT INTO contacts (name, email, email_enabled) VALUES (?1, ?2, {email_enabled})"),
+            [name, &format!("{name}@example.com")],
+        )
+        .unwrap();
+        db.execute(
+            &format!("INSERT INTO alert_recipients (contact_id, active) VALUES (?1, {active})"),
+            [db.last_insert_rowid()],
+        )
+        .unwrap();
+    }
+    env.ticket("T-1", &[("Diagnostic", "2026-02-20T07:00:00Z")]);
+    env.run(&["check-delay-alerts"], NOW).success();
+    assert_eq!(
+        smtp.recipients(),
+        vec!["on-true@example.com", "on-yes@example.com"],
+        "only the enabled, active recipients"
+    );
+}

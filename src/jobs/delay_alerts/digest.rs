@@ -39,9 +39,8 @@ pub(super) fn recipients(
     report: &mut PlanReport,
 ) -> anyhow::Result<Vec<Recipient>> {
     let mut stmt = conn.prepare(
-        "SELECT c.id, c.name, c.email, c.locale, c.email_enabled, c.muted_kinds, ar.stages, c.timezone
+        "SELECT c.id, c.name, c.email, c.locale, c.email_enabled, c.muted_kinds, ar.stages, c.timezone, ar.active
          FROM alert_recipients ar JOIN contacts c ON c.id = ar.contact_id
-         WHERE ar.active = 1
          ORDER BY ar.id",
     )?;
     let mut rows = stmt.query([])?;
@@ -67,6 +66,9 @@ pub(super) fn recipients(
         }
     };
     while let Some(row) = rows.next()? {
+        if !super::recheck::active(row.get_ref(8)?) {
+            continue;
+        }
         let contact_id: i64 = row.get(0)?;
         let name = text(row.get_ref(1)?);
         let raw = text(row.get_ref(2)?).trim().to_string();

@@ -102,10 +102,18 @@ fn recipient_left(
         return Ok(None);
     }
     let stages: Vec<Option<String>> = {
-        let mut stmt =
-            conn.prepare_cached("SELECT stages FROM alert_recipients WHERE contact_id = ?1 AND active = 1")?;
-        stmt.query_map([contact_id], |r| Ok(crate::jobs::column_text(r.get_ref(0)?)))?
-            .collect::<rusqlite::Result<_>>()?
+        let mut stmt = conn.prepare_cached("SELECT stages, active FROM alert_recipients WHERE contact_id = ?1")?;
+        let rows = stmt.query_map([contact_id], |r| {
+            Ok((crate::jobs::column_text(r.get_ref(0)?), active(r.get_ref(1)?)))
+        })?;
+        let mut stages = Vec::new();
+        for row in rows {
+            let (list, on) = row?;
+            if on {
+                stages.push(list);
+            }
+        }
+        stages
     };
     let covered = |stage: &str| {
         stages.iter().any(|s| {
@@ -118,19 +126,18 @@ fn recipient_left(
             "contact {contact_id} no longer receives alerts for these stages"
         )));
     }
-    let found: Option<(bool, String)> = conn
-        .prepare_cached(
-            "SELECT c.email_enabled, c.muted_kinds
-             FROM alert_recipients ar JOIN contacts c ON c.id = ar.contact_id
-             WHERE ar.contact_id = ?1 AND ar.active = 1 LIMIT 1",
-        )?
-        .query_row([contact_id], |r| {
-            Ok((
-                crate::jobs::column_flag(r.get_ref(0)?).unwrap_or(true),
-                text(r.get_ref(1)?),
-            ))
-        })
-        .optional()?;
+    let found: Option<(bool, String)> = if stages.is_empty() {
+        None
+    } else {
+        conn.prepare_cached("SELECT email_enabled, muted_kinds FROM contacts WHERE id = ?1")?
+            .query_row([contact_id], |r| {
+                Ok((
+                    crate::jobs::column_flag(r.get_ref(0)?).unwrap_or(true),
+                    text(r.get_ref(1)?),
+                ))
+            })
+            .optional()?
+    };
     Ok(match found {
         None => Some(format!("contact {contact_id} is no longer an active alert recipient")),
         Some((false, _)) => Some(format!("contact {contact_id} has email disabled")),
@@ -139,4 +146,10 @@ fn recipient_left(
         }
         Some(_) => None,
     })
+}
+
+/// `alert_recipients.active` as the host wrote it (0/1, or text such as
+/// 'true', 'no'): on only when it reads as true; NULL or other text is off.
+pub(super) fn active(v: rusqlite::types::ValueRef<'_>) -> bool {
+    crate::jobs::column_flag(v).unwrap_or(false)
 }
