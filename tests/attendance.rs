@@ -3,7 +3,7 @@
 //! their exact JSON, every class of answer, two services, dry runs, overlapping
 //! runs and a run killed between batches.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! good rows of every job. Each bad row is reported and skipped, the good
 //! ones go, and nothing panics: `run-all` ends with 65, not 70 or a crash.
 
-mod support;
+use crate::support;
 
 const NOW: &str = "2026-03-10T07:00:00Z";
 

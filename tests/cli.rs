@@ -1,7 +1,7 @@
 //! The command line end to end: configuration errors, usage errors, init,
 //! demo, db, config check and test-email.
 
-mod support;
+use crate::support;
 
 use support::{BIN, SmtpServer, TestEnv, rappel_in};
 

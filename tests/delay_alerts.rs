@@ -1,6 +1,6 @@
 //! check-delay-alerts end to end: the real binary, a real SMTP server.
 
-mod support;
+use crate::support;
 
 use support::{SmtpServer, TestEnv};
 

@@ -1,7 +1,7 @@
 //! The delivery engine end to end: failures of the SMTP server, retries,
 //! overlapping runs and a run killed mid-send.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

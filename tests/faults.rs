@@ -2,7 +2,7 @@
 //! one row each, with the status, attempts, next attempt and exit code DESIGN
 //! §5 gives, then what the next run does once the fault is gone.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
@@ -158,7 +158,12 @@ struct Row {
 enum Servers {
     Smtp(FaultySmtp),
     Refused(u16),
-    Other(#[allow(dead_code)] SmtpServer, FakeTwilio, FakeHr),
+    /// The SMTP server is only kept alive (the case sends on another channel).
+    Other {
+        _smtp: SmtpServer,
+        twilio: FakeTwilio,
+        hr: FakeHr,
+    },
 }
 
 fn at(t: &str) -> DateTime<Utc> {
@@ -218,7 +223,11 @@ fn set_up(fault: Fault) -> (Servers, TestEnv, &'static [&'static str]) {
                 _ => twilio.set_delay(Duration::from_secs(3)),
             }
             (
-                Servers::Other(smtp, twilio, hr),
+                Servers::Other {
+                    _smtp: smtp,
+                    twilio,
+                    hr,
+                },
                 env,
                 &["send-reminders", "--kind", "loan_created"],
             )
@@ -245,7 +254,15 @@ fn set_up(fault: Fault) -> (Servers, TestEnv, &'static [&'static str]) {
                 Fault::HrUsers(body) => hr.set_users(body),
                 _ => hr.set_delay(Duration::from_secs(3)),
             }
-            (Servers::Other(smtp, twilio, hr), env, &["sync-attendance"])
+            (
+                Servers::Other {
+                    _smtp: smtp,
+                    twilio,
+                    hr,
+                },
+                env,
+                &["sync-attendance"],
+            )
         }
     }
 }
@@ -281,8 +298,8 @@ fn received(servers: &Servers, fault: Fault) -> usize {
     match (servers, fault) {
         (Servers::Smtp(s), _) => s.accepted().len(),
         (Servers::Refused(_), _) => 0,
-        (Servers::Other(_, twilio, _), Fault::Twilio(..) | Fault::TwilioSlow) => twilio.accepted().len(),
-        (Servers::Other(_, _, hr), _) => hr.posts().iter().filter(|p| (200..300).contains(&p.status)).count(),
+        (Servers::Other { twilio, .. }, Fault::Twilio(..) | Fault::TwilioSlow) => twilio.accepted().len(),
+        (Servers::Other { hr, .. }, _) => hr.posts().iter().filter(|p| (200..300).contains(&p.status)).count(),
     }
 }
 
@@ -291,7 +308,7 @@ fn heal(servers: &mut Servers, fault: Fault) {
     match servers {
         Servers::Smtp(s) => s.set(Smtp::None),
         Servers::Refused(port) => *servers = Servers::Smtp(FaultySmtp::start_on(*port, Smtp::None)),
-        Servers::Other(_, twilio, hr) => {
+        Servers::Other { twilio, hr, .. } => {
             if matches!(fault, Fault::TwilioSlow | Fault::HrSlow) {
                 // The slow answer still holds the stand-in: let it finish.
                 std::thread::sleep(Duration::from_secs(3));
@@ -395,7 +412,7 @@ fn check(c: &Case) -> Vec<String> {
                 row(&env, c.fault).status == "sent",
                 format!("{:?}", row(&env, c.fault)),
             );
-            if let Servers::Other(_, _, hr) = &servers
+            if let Servers::Other { hr, .. } = &servers
                 && let [first, .., last] = hr.posts().as_slice()
             {
                 expect(

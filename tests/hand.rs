@@ -2,7 +2,7 @@
 //! `rappel retry`, `rappel cancel`, `rappel show` and `deliver --force`,
 //! against the real binary, a real SMTP server and real SQLite files.
 
-mod support;
+use crate::support;
 
 use support::{Mode, SmtpServer, TestEnv, free_port};
 

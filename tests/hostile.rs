@@ -3,7 +3,7 @@
 //! characters; files swapped behind rappel's back. Each is bounded, masked
 //! or refused, and the run goes on.
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 use std::net::TcpListener;

@@ -4,7 +4,7 @@
 //! rows named in keys the same whatever the setting, and `config check`
 //! warning when such values are read as UTC by default.
 
-mod support;
+use crate::support;
 
 use support::hr::FakeHr;
 use support::{SmtpServer, TestEnv, free_port};

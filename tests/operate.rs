@@ -2,7 +2,7 @@
 //! against a real SMTP server, `run-all`, monitoring pings received by an
 //! HTTP server on 127.0.0.1, `purge`, completions and the man page.
 
-mod support;
+use crate::support;
 
 use support::hr::FakeHr;
 use support::{Mode, SmtpServer, TestEnv};

@@ -1,7 +1,7 @@
 //! send-reminders for loans end to end: the real binary, a real SMTP server,
 //! and an HTTP server on 127.0.0.1 standing in for Twilio.
 
-mod support;
+use crate::support;
 
 use support::twilio::FakeTwilio;
 use support::{SmtpServer, TestEnv};

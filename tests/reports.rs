@@ -1,6 +1,6 @@
 //! send-reports end to end: the real binary, a real SMTP server, real files.
 
-mod support;
+use crate::support;
 
 use support::{Mode, SmtpServer, TestEnv, free_port};
 

@@ -3,7 +3,7 @@
 //! binary, a real SMTP server and an HTTP server standing in for Twilio.
 //! Students are in the config's zone, Europe/Paris.
 
-mod support;
+use crate::support;
 
 use support::twilio::FakeTwilio;
 use support::{SmtpServer, TestEnv};

@@ -2,7 +2,7 @@
 //! deleted one is a new row (its own messages, its own status), and rows
 //! written before rappel named them by their instant keep their history.
 
-mod support;
+use crate::support;
 
 use rusqlite::params;
 use support::{SmtpServer, TestEnv};

@@ -3,7 +3,7 @@
 //! the messages left wait, their attempts not spent. An SMTP server closing
 //! a session (421) gets the message again at once on a fresh connection.
 
-mod support;
+use crate::support;
 
 use support::faulty_smtp::{Fault, FaultySmtp};
 use support::twilio::FakeTwilio;

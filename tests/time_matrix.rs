@@ -4,7 +4,7 @@
 //! skips or repeats, so each message must go exactly once, at its local time,
 //! at the end of a spring-forward gap, or at the earlier of two instants.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 

@@ -6,7 +6,7 @@
 //! SIGKILLed 100 times at pseudo-random moments: nothing lost, and no more
 //! sent twice than were in flight at the kills.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 

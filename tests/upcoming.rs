@@ -1,7 +1,7 @@
 //! `rappel upcoming`: what the jobs would send in the coming hours, and
 //! when, from their own planning code, writing nothing.
 
-mod support;
+use crate::support;
 
 use support::{SmtpServer, TestEnv};
 

@@ -33,8 +33,6 @@ pub enum Fault {
 struct State {
     /// Messages accepted (250 to the end of DATA), with their recipients.
     accepted: Vec<Vec<String>>,
-    /// DATA commands answered with 354.
-    data_started: usize,
 }
 
 pub struct FaultySmtp {
@@ -74,10 +72,6 @@ impl FaultySmtp {
     /// The recipients of each accepted message.
     pub fn accepted(&self) -> Vec<Vec<String>> {
         self.state.lock().unwrap().accepted.clone()
-    }
-
-    pub fn data_started(&self) -> usize {
-        self.state.lock().unwrap().data_started
     }
 }
 
@@ -120,7 +114,6 @@ fn session(stream: TcpStream, fault: &Mutex<Fault>, state: &Mutex<State>) -> std
             }
             "DATA" => {
                 out.write_all(b"354 end with <CRLF>.<CRLF>\r\n")?;
-                state.lock().unwrap().data_started += 1;
                 if now() == Fault::DropMidData {
                     line.clear();
                     lines.read_line(&mut line)?;

@@ -1,11 +1,7 @@
 //! The test harness: a temp folder with a config and database, the real rappel
 //! binary with a fixed `--now`, and a real SMTP server on 127.0.0.1 that records
 //! what it receives and can be told to refuse, defer or hang.
-#![allow(
-    dead_code,
-    clippy::disallowed_methods,
-    reason = "test set-up writes host data directly"
-)]
+#![allow(clippy::disallowed_methods, reason = "test set-up writes host data directly")]
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -102,7 +98,6 @@ impl Mail {
     }
 
     /// The Subject header, decoded.
-    #[allow(dead_code)]
     pub fn subject(&self) -> String {
         use mailparse::MailHeaderMap;
         let parsed = mailparse::parse_mail(self.data.as_bytes()).expect("a MIME message");

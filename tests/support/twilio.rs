@@ -52,7 +52,6 @@ fn decode(s: &str) -> String {
 impl FakeTwilio {
     /// The `[whatsapp]` section that sends to this server, its token written
     /// into `dir` (account ACtest, token s3cret-token).
-    #[allow(dead_code)]
     pub fn config(&self, dir: &std::path::Path) -> String {
         std::fs::write(dir.join("twilio-token"), "s3cret-token\n").unwrap();
         format!(
