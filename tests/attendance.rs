@@ -34,7 +34,7 @@ terminals = [{}]
 
 /// A database and a config with these `[attendance.services]` sections.
 fn setup(services: &str) -> TestEnv {
-    let env = TestEnv::new(free_port(), "");
+    let env = TestEnv::builder().build();
     std::fs::write(env.dir.path().join("hr-token"), format!("{TOKEN}\n")).unwrap();
     write(&env, services);
     env

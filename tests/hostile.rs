@@ -199,7 +199,7 @@ fn an_attachment_swapped_for_a_link_after_planning_is_not_mailed() {
 #[test]
 fn a_token_that_cannot_be_a_header_is_a_configuration_error() {
     let hr = support::hr::FakeHr::start();
-    let env = TestEnv::new(support::free_port(), "");
+    let env = TestEnv::builder().build();
     for token in ["zqx\u{e9}w", "zqx\nw"] {
         std::fs::write(env.dir.path().join("hr-token"), token).unwrap();
         let base = std::fs::read_to_string(env.config_path()).unwrap();
@@ -347,7 +347,7 @@ fn an_accepted_message_whose_answer_cannot_be_read_is_not_sent_twice() {
 /// `db status` reads the file's structure: a damaged database is exit 74.
 #[test]
 fn db_status_finds_a_damaged_database() {
-    let env = TestEnv::new(support::free_port(), "");
+    let env = TestEnv::builder().build();
     env.db()
         .execute_batch(
             "CREATE TABLE filler (x TEXT); WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
@@ -456,7 +456,7 @@ fn a_server_trickling_its_tls_handshake_cannot_hold_a_send() {
 #[test]
 fn an_accepted_batch_whose_answer_is_too_big_is_not_posted_again() {
     let hr = support::hr::FakeHr::start();
-    let env = TestEnv::new(support::free_port(), "");
+    let env = TestEnv::builder().build();
     std::fs::write(env.dir.path().join("hr-token"), "tok-123456").unwrap();
     let base = std::fs::read_to_string(env.config_path()).unwrap();
     env.write_config(&format!(

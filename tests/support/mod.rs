@@ -322,17 +322,35 @@ pub struct Output {
     pub stderr: String,
 }
 
-impl TestEnv {
-    /// Email over SMTP to 127.0.0.1:`port`; `extra` is appended to the config.
-    pub fn new(port: u16, extra: &str) -> Self {
+/// How a [`TestEnv`] is made: `TestEnv::builder().smtp(port).config(extra).build()`.
+/// Without `.smtp`, the config has no `[email]` section at all.
+#[derive(Default)]
+pub struct Builder {
+    smtp: Option<u16>,
+    extra: String,
+}
+
+impl Builder {
+    /// Email over SMTP to 127.0.0.1:`port` (no TLS, 2 s timeout, 2 connections).
+    pub fn smtp(mut self, port: u16) -> Self {
+        self.smtp = Some(port);
+        self
+    }
+
+    /// TOML appended to the config (after `[delivery]`).
+    pub fn config(mut self, extra: &str) -> Self {
+        self.extra.push_str(extra);
+        self
+    }
+
+    /// Writes the config and migrates the database (`db migrate`).
+    pub fn build(self) -> TestEnv {
         let env = TestEnv {
             dir: tempfile::tempdir().unwrap(),
         };
-        env.write_config(&format!(
-            r#"database = "rappel.db"
-timezone = "Europe/Paris"
-locale = "en"
-
+        let email = match self.smtp {
+            Some(port) => format!(
+                r#"
 [email]
 from = "Rappel Test <rappel@example.com>"
 transport = "smtp"
@@ -343,15 +361,35 @@ port = {port}
 security = "none"
 timeout_s = 2
 connections = 2
-
+"#
+            ),
+            None => String::new(),
+        };
+        env.write_config(&format!(
+            r#"database = "rappel.db"
+timezone = "Europe/Paris"
+locale = "en"
+{email}
 [delivery]
 lease_s = 10
 retry_base_s = 60
 max_attempts = 3
-{extra}"#
+{}"#,
+            self.extra
         ));
         env.run(&["db", "migrate"], "2026-03-10T07:00:00Z").success();
         env
+    }
+}
+
+impl TestEnv {
+    /// Email over SMTP to 127.0.0.1:`port`; `extra` is appended to the config.
+    pub fn new(port: u16, extra: &str) -> Self {
+        Self::builder().smtp(port).config(extra).build()
+    }
+
+    pub fn builder() -> Builder {
+        Builder::default()
     }
 
     pub fn write_config(&self, text: &str) {
