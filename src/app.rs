@@ -449,11 +449,7 @@ fn dry_run_job(
             source_id: None,
             source_at: None,
             contact_id: None,
-            channel: match p.channel.as_str() {
-                "whatsapp" => "whatsapp",
-                "sms" => "sms",
-                _ => "email",
-            },
+            channel: p.channel,
             recipient: p.recipient,
             subject: p.subject,
             body: String::new(),

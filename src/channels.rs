@@ -6,6 +6,7 @@ pub mod http;
 pub mod ping;
 pub mod twilio;
 
+use crate::domain::Channel;
 use std::fmt;
 use std::time::Duration;
 
@@ -103,14 +104,14 @@ pub struct Channels {
 }
 
 impl Channels {
-    /// The channel names that can carry messages this run.
-    pub fn configured(&self) -> Vec<&'static str> {
+    /// The channels that can carry messages this run.
+    pub fn configured(&self) -> Vec<Channel> {
         let mut names = Vec::new();
         if self.email.is_some() {
-            names.push("email");
+            names.push(Channel::Email);
         }
         if self.twilio.is_some() {
-            names.extend(["whatsapp", "sms"]);
+            names.extend([Channel::Whatsapp, Channel::Sms]);
         }
         names
     }
@@ -125,33 +126,24 @@ impl Channels {
 
     pub fn send(
         &self,
-        channel: &str,
+        channel: Channel,
         m: &Outgoing<'_>,
         wall: chrono::DateTime<chrono::Utc>,
     ) -> Result<Sent, SendError> {
         match (channel, &self.email, &self.twilio) {
-            ("email", Some(email), _) => email.send(m, wall),
-            ("whatsapp" | "sms", _, Some(twilio)) => twilio.send(channel, m),
+            (Channel::Email, Some(email), _) => email.send(m, wall),
+            (Channel::Whatsapp | Channel::Sms, _, Some(twilio)) => twilio.send(channel, m),
             _ => Err(SendError::Credentials(format!("channel {channel} is not configured"))),
         }
     }
 
     /// Why `channel`'s transport cannot be used this run, if it is named in
     /// the configuration but could not be built.
-    pub fn why_unavailable(&self, channel: &str) -> Option<&str> {
-        let transport = Self::transport_of(channel);
+    pub fn why_unavailable(&self, channel: Channel) -> Option<&str> {
+        let transport = channel.transport();
         self.unavailable
             .iter()
             .find(|(t, _)| *t == transport)
             .map(|(_, why)| why.as_str())
-    }
-
-    /// The transport a channel goes through: a credentials problem stops
-    /// every channel sharing it (WhatsApp and SMS share Twilio).
-    pub fn transport_of(channel: &str) -> &'static str {
-        match channel {
-            "whatsapp" | "sms" => "twilio",
-            _ => "email",
-        }
     }
 }

@@ -165,14 +165,14 @@ pub struct PurgeArgs {
 #[derive(Debug, Args)]
 pub struct LogArgs {
     /// Only this status
-    #[arg(long, value_name = "S", value_parser = ["pending", "sending", "sent", "failed", "cancelled"])]
-    pub status: Option<String>,
+    #[arg(long, value_name = "S")]
+    pub status: Option<crate::domain::DeliveryStatus>,
     /// Only this kind (a reminder kind, delay_alert, report or test)
     #[arg(long, value_name = "K", value_parser = parse_any_kind)]
     pub kind: Option<String>,
     /// Only this channel
-    #[arg(long, value_name = "C", value_parser = ["email", "whatsapp", "sms"])]
-    pub channel: Option<String>,
+    #[arg(long, value_name = "C")]
+    pub channel: Option<crate::domain::Channel>,
     /// Only deliveries created since: an age (90m, 12h, 30d, 2w) or a date or instant
     #[arg(long, value_name = "D", value_parser = parse_since)]
     pub since: Option<Since>,

@@ -10,6 +10,7 @@ pub mod recheck;
 pub mod record;
 pub mod tally;
 
+use crate::domain::Channel;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -83,14 +84,17 @@ impl Engine<'_> {
         let channels = self.channels.configured();
         let mut sendable = 0;
         for (channel, count) in claim::due_by_channel(&conn, scope, self.clock.now())? {
-            if channels.contains(&channel.as_str()) {
+            // Stored as text: a row a host wrote by hand may name no channel rappel knows.
+            let known = channel.parse::<Channel>();
+            if known.as_ref().is_ok_and(|c| channels.contains(c)) {
                 sendable += count;
             } else {
-                match self.channels.why_unavailable(&channel) {
-                    Some(why) => log::error!("{count} {channel} message(s) are due and wait: {why}"),
-                    None => {
+                match known.as_ref().map(|c| self.channels.why_unavailable(*c)) {
+                    Ok(Some(why)) => log::error!("{count} {channel} message(s) are due and wait: {why}"),
+                    Ok(None) => {
                         log::error!("{count} {channel} message(s) are due but no {channel} transport is configured")
                     }
+                    Err(why) => log::error!("{count} message(s) are due on a channel rappel does not know: {why}"),
                 }
                 tally.raise(Exit::Config);
             }
@@ -127,7 +131,7 @@ impl Engine<'_> {
         Ok(tally)
     }
 
-    fn worker(&self, scope: &Scope, channels: &[&str], shared: &Shared) -> anyhow::Result<Tally> {
+    fn worker(&self, scope: &Scope, channels: &[Channel], shared: &Shared) -> anyhow::Result<Tally> {
         let mut tally = Tally::default();
         let mut conn = self.db.connect()?;
         let recorder = Recorder {
@@ -143,11 +147,11 @@ impl Engine<'_> {
         loop {
             // Channels whose transport rejected our credentials, or asked us
             // to wait, are not claimed again.
-            let open: Vec<&str> = channels
+            let open: Vec<Channel> = channels
                 .iter()
                 .copied()
                 .filter(|c| {
-                    let transport = Channels::transport_of(c);
+                    let transport = c.transport();
                     !shared.is_stopped(transport) && shared.pause_of(transport).is_none()
                 })
                 .collect();
@@ -166,7 +170,7 @@ impl Engine<'_> {
                 break;
             }
             for row in &batch {
-                let transport = Channels::transport_of(&row.channel);
+                let transport = row.channel.transport();
                 let effect = if shared.is_stopped(transport) {
                     recorder.release(&mut conn, row, None)?
                 } else if let Some((until, why)) = shared.pause_of(transport) {
@@ -259,8 +263,8 @@ impl Engine<'_> {
                         .unwrap_or_default(),
             ),
         };
-        let transport = Channels::transport_of(&row.channel);
-        let effect = match self.channels.send(&row.channel, &outgoing, self.clock.wall()) {
+        let transport = row.channel.transport();
+        let effect = match self.channels.send(row.channel, &outgoing, self.clock.wall()) {
             Ok(sent) => {
                 log::info!("sent {} via {} to {}", row.kind, row.channel, row.recipient);
                 shared.count_failure(transport, false);

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod cmd;
 pub mod config;
 pub mod db;
+pub mod domain;
 pub mod engine;
 pub mod exit;
 pub mod files;

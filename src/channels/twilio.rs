@@ -100,15 +100,15 @@ impl TwilioChannel {
         })
     }
 
-    /// Sends on `channel` ("whatsapp" or "sms").
-    pub fn send(&self, channel: &str, m: &Outgoing<'_>) -> Result<Sent, SendError> {
+    /// Sends on `channel` (WhatsApp, or SMS for any other).
+    pub fn send(&self, channel: crate::domain::Channel, m: &Outgoing<'_>) -> Result<Sent, SendError> {
         if !is_e164(m.recipient) {
             return Err(SendError::Permanent(format!(
                 "{:?} is not an E.164 phone number",
                 m.recipient
             )));
         }
-        let whatsapp = channel == "whatsapp";
+        let whatsapp = channel == crate::domain::Channel::Whatsapp;
         let (to, from) = if whatsapp {
             (format!("whatsapp:{}", m.recipient), self.from.as_deref())
         } else {
@@ -135,7 +135,7 @@ impl TwilioChannel {
             _ => form.push(("Body", m.body.to_string())),
         }
         match &self.carrier {
-            Carrier::File(dir) => write_json(dir, channel, m, &form),
+            Carrier::File(dir) => write_json(dir, channel.as_str(), m, &form),
             Carrier::Api {
                 agent,
                 messages_url,

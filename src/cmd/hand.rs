@@ -19,10 +19,6 @@ use crate::exit::{Exit, fail};
 use crate::instant;
 use crate::output::{Verbosity, printable};
 
-/// What `cancel` writes in `error_class`: cancelled by the operator, which a
-/// report's next run respects (it does not plan that address again).
-pub const BY_HAND: &str = "operator";
-
 /// One delivery the selection found.
 #[derive(Debug, Serialize)]
 struct Found {

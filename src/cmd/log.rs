@@ -57,13 +57,13 @@ pub fn query(ctx: &Ctx<'_>, args: &LogArgs) -> anyhow::Result<Vec<Entry>> {
         filters.push(format!("{sql} ?{}", params.len()));
     };
     if let Some(status) = &args.status {
-        filter("status =", Value::Text(status.clone()));
+        filter("status =", Value::Text(status.to_string()));
     }
     if let Some(kind) = &args.kind {
         filter("kind =", Value::Text(kind.clone()));
     }
     if let Some(channel) = &args.channel {
-        filter("channel =", Value::Text(channel.clone()));
+        filter("channel =", Value::Text(channel.to_string()));
     }
     if let Some(since) = &args.since {
         let at = since.resolve(ctx.clock.now(), ctx.config.timezone);

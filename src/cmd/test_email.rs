@@ -48,7 +48,7 @@ pub fn run(ctx: &Ctx<'_>, to: &str) -> anyhow::Result<Exit> {
                 source_id: None,
                 source_at: None,
                 contact_id: None,
-                channel: "email",
+                channel: crate::domain::Channel::Email,
                 recipient: address.to_string(),
                 subject: rendered.subject,
                 body: rendered.text,

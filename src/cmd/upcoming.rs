@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::app::{Ctx, plan_ctx};
 use crate::db::Database;
+use crate::domain::Channel;
 use crate::engine::plan::Planned;
 use crate::exit::{Exit, OrExit};
 use crate::instant;
@@ -34,7 +35,7 @@ struct Upcoming {
     at: String,
     job: &'static str,
     kind: String,
-    channel: &'static str,
+    channel: Channel,
     recipient: String,
     subject: String,
     /// `new` (a job would plan it), `planned` (waiting for its time or its
@@ -146,15 +147,15 @@ fn planned(conn: &Connection, until: DateTime<Utc>) -> anyhow::Result<Vec<Upcomi
     let mut out = Vec::new();
     for row in rows {
         let (job, kind, channel, recipient, subject, next) = row?;
+        // Never claimed, so never sent: not "upcoming" (a run says why).
+        let Ok(channel) = channel.parse::<Channel>() else {
+            continue;
+        };
         out.push(Upcoming {
             at: next.unwrap_or_else(|| "now".into()),
             job: job_name(&job),
             kind,
-            channel: match channel.as_str() {
-                "whatsapp" => "whatsapp",
-                "sms" => "sms",
-                _ => "email",
-            },
+            channel,
             recipient,
             subject,
             state: "planned",

@@ -5,6 +5,7 @@
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use rusqlite::{Connection, TransactionBehavior, params};
 
+use crate::domain::Channel;
 use crate::instant;
 
 /// A delivery row this process holds until `lease_until` (wall time).
@@ -19,7 +20,7 @@ pub struct Claimed {
     /// The source row's identifying instant, as stored (`db::identity`).
     pub source_at: Option<String>,
     pub contact_id: Option<i64>,
-    pub channel: String,
+    pub channel: Channel,
     pub recipient: String,
     pub subject: String,
     pub body: String,
@@ -82,7 +83,7 @@ pub fn rearm_exhausted(conn: &Connection, scope: &Scope) -> rusqlite::Result<Vec
 pub struct Claimer<'a> {
     pub run_id: &'a str,
     pub scope: &'a Scope,
-    pub channels: &'a [&'a str],
+    pub channels: &'a [Channel],
     pub now: DateTime<Utc>,
     pub lease: std::time::Duration,
 }
@@ -91,7 +92,7 @@ pub struct Claimer<'a> {
 #[derive(Debug)]
 pub struct Pending {
     pub kind: String,
-    pub channel: String,
+    pub channel: Channel,
     pub recipient: String,
     pub subject: String,
     pub attempts: u32,
@@ -195,13 +196,27 @@ pub fn preview(conn: &Connection, scope: &Scope, now: DateTime<Utc>) -> rusqlite
          ORDER BY id",
     )?;
     let rows = stmt.query_map(params![scope.force, instant::format(now), scope.job], |r| {
-        Ok(Pending {
-            kind: r.get(0)?,
-            channel: r.get(1)?,
-            recipient: r.get(2)?,
-            subject: r.get(3)?,
-            attempts: r.get(4)?,
-        })
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, u32>(4)?,
+        ))
     })?;
-    rows.collect()
+    let mut due = Vec::new();
+    for row in rows {
+        let (kind, channel, recipient, subject, attempts) = row?;
+        // A row written by hand on a channel rappel does not know is never
+        // claimed; the run says so (`Engine::deliver`).
+        let Ok(channel) = channel.parse() else { continue };
+        due.push(Pending {
+            kind,
+            channel,
+            recipient,
+            subject,
+            attempts,
+        });
+    }
+    Ok(due)
 }

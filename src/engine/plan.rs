@@ -19,7 +19,7 @@ pub struct Planned {
     /// instant (`db::identity`), as a host may reuse a deleted row's id.
     pub source_at: Option<DateTime<Utc>>,
     pub contact_id: Option<i64>,
-    pub channel: &'static str,
+    pub channel: crate::domain::Channel,
     pub recipient: String,
     pub subject: String,
     pub body: String,

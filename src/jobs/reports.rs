@@ -285,7 +285,7 @@ fn plan_one(
             source_id: Some(row.id),
             source_at: Some(row.source_at),
             contact_id: None,
-            channel: "email",
+            channel: crate::domain::Channel::Email,
             recipient: address.clone(),
             subject: rendered.subject.clone(),
             body: rendered.text.clone(),

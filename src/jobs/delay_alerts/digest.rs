@@ -240,7 +240,7 @@ pub(super) fn each_digest(
             source_id: None,
             source_at: None,
             contact_id: r.contact_id,
-            channel: "email",
+            channel: crate::domain::Channel::Email,
             recipient: r.email.clone(),
             subject: rendered.subject,
             body: rendered.text,

@@ -2,6 +2,7 @@
 //! channels they enabled, each with its address or E.164 phone, or why it
 //! cannot be used.
 
+use crate::domain::Channel;
 use chrono_tz::Tz;
 use rusqlite::Row;
 use rusqlite::types::ValueRef;
@@ -23,7 +24,7 @@ pub struct Contact {
     muted: Vec<String>,
     region: Option<Region>,
     /// `channels()`, worked out once.
-    channels: std::cell::OnceCell<Vec<(&'static str, Result<String, String>)>>,
+    channels: std::cell::OnceCell<Vec<(Channel, Result<String, String>)>>,
 }
 
 /// A host's boolean column: 0/1, or text such as "true"; NULL is `default`.
@@ -102,17 +103,17 @@ impl Contact {
     /// address, or the phone in E.164))`, or `Err(why it cannot be used)`
     /// (a failed delivery, DESIGN §9). A channel enabled without any value
     /// is left out.
-    pub fn channels(&self) -> &[(&'static str, Result<String, String>)] {
+    pub fn channels(&self) -> &[(Channel, Result<String, String>)] {
         self.channels.get_or_init(|| self.usable_channels())
     }
 
-    fn usable_channels(&self) -> Vec<(&'static str, Result<String, String>)> {
+    fn usable_channels(&self) -> Vec<(Channel, Result<String, String>)> {
         let mut out = Vec::new();
         if self.email_enabled
             && let Some(email) = &self.email
         {
             out.push((
-                "email",
+                Channel::Email,
                 recipient::email(email).map_err(|why| format!("contact {}: {why}", self.id)),
             ));
         }
@@ -123,10 +124,10 @@ impl Contact {
         {
             let e164 = recipient::phone(phone, self.region).map_err(|why| format!("contact {}: {why}", self.id));
             if self.whatsapp_enabled {
-                out.push(("whatsapp", e164.clone()));
+                out.push((Channel::Whatsapp, e164.clone()));
             }
             if self.sms_enabled {
-                out.push(("sms", e164));
+                out.push((Channel::Sms, e164));
             }
         }
         out

@@ -2,6 +2,7 @@
 //! (wanted, muted, due, still valid, already planned, a usable channel), one
 //! rendering, then one message per channel, written as it is made.
 
+use crate::domain::Channel;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
@@ -36,7 +37,7 @@ impl Due {
     /// under a deleted one's id, or the same row for another person, is a new
     /// message; `about` (a loan's due date) makes a message whose content
     /// changed a new one.
-    pub fn key(&self, contact: &Contact, channel: &str) -> String {
+    pub fn key(&self, contact: &Contact, channel: Channel) -> String {
         let local_date = self.at.with_timezone(&contact.zone).date_naive();
         let source = crate::db::identity::source_ref(self.source_id, self.source_at);
         let mut key = format!("{}:{source}:{local_date}:{channel}:{}", self.kind, contact.id);
@@ -255,12 +256,12 @@ impl<'a> Emitter<'a> {
         if !self.wants(due.kind, contact) || due.at > now {
             return Ok(());
         }
-        let key = |channel: &str| due.key(contact, channel);
+        let key = |channel: Channel| due.key(contact, channel);
         let what = || format!("{} for {} id {}", due.kind, due.source_table, due.source_id);
         let channels = contact.channels();
         if let Sink::Probe(keys) = &mut self.sink {
             // Validity and what was planned are the engine's to judge.
-            keys.extend(channels.iter().map(|(channel, to)| (key(channel), to.clone())));
+            keys.extend(channels.iter().map(|(channel, to)| (key(*channel), to.clone())));
             return Ok(());
         }
         let fresh = self.unplanned(due, contact, channels)?;
@@ -292,8 +293,8 @@ impl<'a> Emitter<'a> {
             .render(locale, due.kind, &context)
             .with_context(|| format!("{} templates", due.kind))
             .or_exit(Exit::Config)?;
-        for (channel, usable) in fresh {
-            let email = *channel == "email";
+        for &(channel, ref usable) in fresh {
+            let email = channel == Channel::Email;
             let (recipient, failed) = match usable {
                 Ok(to) => (to.clone(), None),
                 Err(why) => {
@@ -321,7 +322,7 @@ impl<'a> Emitter<'a> {
                 html: if email { rendered.html.clone() } else { None },
                 valid_until: Some(due.valid_until),
                 attachment: None,
-                payload: if *channel == "whatsapp" {
+                payload: if channel == Channel::Whatsapp {
                     content_payload(self.r.whatsapp, due.kind, &context)?
                 } else {
                     None
@@ -351,8 +352,8 @@ impl<'a> Emitter<'a> {
         &self,
         due: &Due,
         contact: &Contact,
-        channels: &'c [(&'static str, Result<String, String>)],
-    ) -> rusqlite::Result<Vec<&'c (&'static str, Result<String, String>)>> {
+        channels: &'c [(Channel, Result<String, String>)],
+    ) -> rusqlite::Result<Vec<&'c (Channel, Result<String, String>)>> {
         let mut out = Vec::with_capacity(channels.len());
         for channel in channels {
             if !planned_already(self.ledger(), &due.key(contact, channel.0))? {
