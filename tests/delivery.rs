@@ -384,3 +384,30 @@ fn force_gives_one_more_try_not_a_burst() {
         "one try each in a forced run, not max_attempts in a loop"
     );
 }
+
+/// A delivery a host wrote by hand on a channel rappel does not know is
+/// never sent on another: `deliver` names it (exit 78) and leaves it
+/// pending; a dry run does not list it.
+#[test]
+fn a_row_on_an_unknown_channel_is_named_and_never_sent() {
+    let smtp = SmtpServer::start();
+    let env = TestEnv::new(smtp.port, "");
+    env.db()
+        .execute(
+            "INSERT INTO deliveries (job, kind, dedupe_key, channel, recipient, subject, body, status, created_at)
+             VALUES ('send-reminders', 'manual', 'k-fax', 'fax', 'a@example.com', 'Hi', 'Body', 'pending', ?1)",
+            [NOW],
+        )
+        .unwrap();
+    let out = env.run(&["deliver", "--dry-run"], NOW).success();
+    assert!(!out.stdout.contains("a@example.com"), "{}", out.stdout);
+    let out = env.run(&["deliver"], NOW).code(78);
+    assert!(
+        out.stderr
+            .contains("1 message(s) are due on a channel rappel does not know: \"fax\" is not a channel"),
+        "{}",
+        out.stderr
+    );
+    assert!(smtp.mails().is_empty(), "never sent as email");
+    assert_eq!(env.deliveries(), vec![("a@example.com".into(), "pending".into(), 0)]);
+}
