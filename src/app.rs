@@ -13,6 +13,7 @@ use crate::clock::Clock;
 use crate::cmd;
 use crate::config::{self, Config};
 use crate::db::Database;
+use crate::domain::{Job, Run, RunMode};
 use crate::engine::claim::{self, Scope};
 use crate::engine::plan::Planned;
 use crate::engine::tally::{self, Tally};
@@ -75,13 +76,13 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         json: cli.json,
     };
     match cli.command {
-        Command::CheckDelayAlerts(args) => delay_alerts(&ctx, args.dry_run, args.force),
-        Command::SendReports(args) => reports(&ctx, args.dry_run, args.force),
-        Command::SendReminders { job, kinds } => reminders(&ctx, job.dry_run, job.force, &kinds),
-        Command::SyncAttendance { job, service } => cmd::sync::run(&ctx, job.dry_run, job.force, service.as_deref()),
-        Command::RunAll(args) => run_all(&ctx, args.dry_run, args.force),
+        Command::CheckDelayAlerts(args) => delay_alerts(&ctx, args.mode()),
+        Command::SendReports(args) => reports(&ctx, args.mode()),
+        Command::SendReminders { job, kinds } => reminders(&ctx, job.mode(), &kinds),
+        Command::SyncAttendance { job, service } => cmd::sync::run(&ctx, job.mode(), service.as_deref()),
+        Command::RunAll(args) => run_all(&ctx, args.mode()),
         Command::Purge(args) => cmd::purge::run(&ctx, &args),
-        Command::Deliver(args) => run_job(&ctx, "deliver", args.dry_run, args.force, None),
+        Command::Deliver(args) => run_job(&ctx, Run::Deliver, args.mode(), None),
         Command::Retry(args) => cmd::hand::retry(&ctx, &args),
         Command::Cancel(args) => cmd::hand::cancel(&ctx, &args),
         Command::Show { id } => cmd::show::run(&ctx, id),
@@ -130,40 +131,38 @@ fn man_page() -> std::io::Result<Vec<u8>> {
 /// A job the configuration gives nothing to send with: one notice, exit 0.
 /// The crontab and timers in contrib/ run every job as copied, and a job an
 /// operator does not use must not fail every quarter of an hour (exit 78).
-fn unconfigured(job: &str, missing: &str) -> anyhow::Result<Exit> {
+fn unconfigured(job: Job, missing: &str) -> anyhow::Result<Exit> {
     log::warn!("{job}: {missing} in the configuration, so this job has nothing to do; it exits");
     Ok(Exit::Ok)
 }
 
-pub fn delay_alerts(ctx: &Ctx<'_>, dry_run: bool, force: bool) -> anyhow::Result<Exit> {
+pub fn delay_alerts(ctx: &Ctx<'_>, mode: RunMode) -> anyhow::Result<Exit> {
     if ctx.config.email.is_none() {
         return unconfigured(jobs::delay_alerts::JOB, "no [email] section");
     }
     let cfg = &ctx.config.delay_alerts;
     run_job(
         ctx,
-        jobs::delay_alerts::JOB,
-        dry_run,
-        force,
+        Run::Job(jobs::delay_alerts::JOB),
+        mode,
         Some(&|conn, plan_ctx| jobs::delay_alerts::plan(conn, cfg, plan_ctx)),
     )
 }
 
-pub fn reports(ctx: &Ctx<'_>, dry_run: bool, force: bool) -> anyhow::Result<Exit> {
+pub fn reports(ctx: &Ctx<'_>, mode: RunMode) -> anyhow::Result<Exit> {
     if ctx.config.email.is_none() {
         return unconfigured(jobs::reports::JOB, "no [email] section");
     }
     let cfg = &ctx.config.reports;
     run_job(
         ctx,
-        jobs::reports::JOB,
-        dry_run,
-        force,
+        Run::Job(jobs::reports::JOB),
+        mode,
         Some(&|conn, plan_ctx| jobs::reports::plan(conn, cfg, plan_ctx)),
     )
 }
 
-pub fn reminders(ctx: &Ctx<'_>, dry_run: bool, force: bool, kinds: &[String]) -> anyhow::Result<Exit> {
+pub fn reminders(ctx: &Ctx<'_>, mode: RunMode, kinds: &[String]) -> anyhow::Result<Exit> {
     if ctx.config.email.is_none() && ctx.config.whatsapp.is_none() {
         return unconfigured(jobs::reminders::JOB, "no [email] or [whatsapp] section");
     }
@@ -174,16 +173,15 @@ pub fn reminders(ctx: &Ctx<'_>, dry_run: bool, force: bool, kinds: &[String]) ->
     };
     run_job(
         ctx,
-        jobs::reminders::JOB,
-        dry_run,
-        force,
+        Run::Job(jobs::reminders::JOB),
+        mode,
         Some(&|conn, plan_ctx| jobs::reminders::plan(conn, &reminders, plan_ctx)),
     )
 }
 
 /// Every job the configuration gives something to do, in turn, then
 /// `deliver`; one job's failure never stops the next. The most serious exit wins.
-pub fn run_all(ctx: &Ctx<'_>, dry_run: bool, force: bool) -> anyhow::Result<Exit> {
+pub fn run_all(ctx: &Ctx<'_>, mode: RunMode) -> anyhow::Result<Exit> {
     let config = ctx.config;
     let messages = config.email.is_some() || config.whatsapp.is_some();
     if !messages && config.attendance.services.is_empty() {
@@ -195,10 +193,10 @@ pub fn run_all(ctx: &Ctx<'_>, dry_run: bool, force: bool) -> anyhow::Result<Exit
             ),
         ));
     }
-    let _lock = if dry_run {
+    let _lock = if mode.dry_run {
         None
     } else {
-        match lock::try_lock(&config.database, "run-all").or_exit(Exit::IoErr)? {
+        match lock::try_lock(&config.database, Run::RunAll.as_str()).or_exit(Exit::IoErr)? {
             Some(l) => Some(l),
             None => {
                 log::warn!("another run-all holds its lock; this one exits without doing anything");
@@ -206,7 +204,11 @@ pub fn run_all(ctx: &Ctx<'_>, dry_run: bool, force: bool) -> anyhow::Result<Exit
             }
         }
     };
-    let ping = if dry_run { None } else { Ping::start(config, "run-all") };
+    let ping = if mode.dry_run {
+        None
+    } else {
+        Ping::start(config, Run::RunAll)
+    };
     let mut exit = Exit::Ok;
     let mut step = |job: &str, result: anyhow::Result<Exit>| match result {
         Ok(e) => exit = exit.max(e),
@@ -216,17 +218,22 @@ pub fn run_all(ctx: &Ctx<'_>, dry_run: bool, force: bool) -> anyhow::Result<Exit
         }
     };
     if config.email.is_some() {
-        step(jobs::delay_alerts::JOB, delay_alerts(ctx, dry_run, force));
-        step(jobs::reports::JOB, reports(ctx, dry_run, force));
+        step(jobs::delay_alerts::JOB.as_str(), delay_alerts(ctx, mode));
+        step(jobs::reports::JOB.as_str(), reports(ctx, mode));
     }
     if messages {
-        step(jobs::reminders::JOB, reminders(ctx, dry_run, force, &[]));
+        step(jobs::reminders::JOB.as_str(), reminders(ctx, mode, &[]));
     }
     if !config.attendance.services.is_empty() {
-        step(jobs::attendance::JOB, cmd::sync::run(ctx, dry_run, force, None));
+        step(jobs::attendance::JOB.as_str(), cmd::sync::run(ctx, mode, None));
     }
     if messages {
-        step("deliver", run_job(ctx, "deliver", dry_run, false, None));
+        // Never --force here: the jobs above already gave their rows one more try.
+        let deliver = RunMode {
+            dry_run: mode.dry_run,
+            force: false,
+        };
+        step(Run::Deliver.as_str(), run_job(ctx, Run::Deliver, deliver, None));
     }
     if let Some(p) = ping {
         p.finish(exit, None);
@@ -273,30 +280,24 @@ pub fn channels(config: &Config) -> (Channels, Vec<anyhow::Error>) {
 
 /// Runs one job: lock, migrate, plan, deliver, record the run, report.
 /// `planner` is `None` for `deliver`, which sends every job's due rows.
-pub fn run_job(
-    ctx: &Ctx<'_>,
-    job: &'static str,
-    dry_run: bool,
-    force: bool,
-    planner: Option<Planner<'_>>,
-) -> anyhow::Result<Exit> {
+pub fn run_job(ctx: &Ctx<'_>, run: Run, mode: RunMode, planner: Option<Planner<'_>>) -> anyhow::Result<Exit> {
     let started = Instant::now();
-    output::set_job(job);
+    output::set_job(run.as_str());
     let scope = Scope {
-        job: (job != "deliver").then_some(job),
-        force,
+        job: run.job(),
+        force: mode.force,
     };
-    if dry_run {
-        return dry_run_job(ctx, job, &scope, planner, started);
+    if mode.dry_run {
+        return dry_run_job(ctx, run, &scope, planner, started);
     }
-    let Some(_lock) = lock::try_lock(&ctx.config.database, job).or_exit(Exit::IoErr)? else {
-        log::warn!("another {job} run holds its lock; this one exits without doing anything");
+    let Some(_lock) = lock::try_lock(&ctx.config.database, run.as_str()).or_exit(Exit::IoErr)? else {
+        log::warn!("another {run} run holds its lock; this one exits without doing anything");
         return Ok(Exit::Ok);
     };
     let db = Database::new(ctx.config.database.clone(), false);
-    let Started { conn, run_id, ping } = begin_run(ctx, job, &db)?;
+    let Started { conn, run_id, ping } = begin_run(ctx, run, &db)?;
     let mut report = PlanReport::default();
-    let result = job_body(ctx, job, &db, &scope, planner, &mut report, run_id);
+    let result = job_body(ctx, run, &db, &scope, planner, &mut report, run_id);
     let (tally, error) = match &result {
         Ok(t) => (*t, None),
         Err(e) => {
@@ -309,12 +310,12 @@ pub fn run_job(
     if let Err(e) = tally::finish_run(&conn, run_id, finished, &tally, error.as_deref()) {
         log::error!("cannot record the end of this run in job_runs: {e}");
     }
-    let reports = report_counts(job, &conn, &report.report_rows);
+    let reports = report_counts(run, &conn, &report.report_rows);
     // A run that stopped says so in --json too (the error itself goes to stderr).
     if result.is_ok() || ctx.json {
         output::print_report(
             &Report {
-                job,
+                job: run.as_str(),
                 dry_run: false,
                 tally,
                 duration: started.elapsed(),
@@ -346,10 +347,10 @@ pub struct Started {
 
 /// Pings the start, opens the database (migrating it) and opens the run's
 /// `job_runs` row; a failure on the way still ends the ping with its code.
-pub fn begin_run(ctx: &Ctx<'_>, job: &str, db: &Database) -> anyhow::Result<Started> {
-    let ping = Ping::start(ctx.config, job);
+pub fn begin_run(ctx: &Ctx<'_>, run: Run, db: &Database) -> anyhow::Result<Started> {
+    let ping = Ping::start(ctx.config, run);
     let opened = db.connect_current().and_then(|conn| {
-        let run_id = tally::start_run(&conn, job, ctx.clock.now())?;
+        let run_id = tally::start_run(&conn, run.as_str(), ctx.clock.now())?;
         Ok((conn, run_id))
     });
     match opened {
@@ -365,7 +366,7 @@ pub fn begin_run(ctx: &Ctx<'_>, job: &str, db: &Database) -> anyhow::Result<Star
 
 fn job_body(
     ctx: &Ctx<'_>,
-    job: &'static str,
+    run: Run,
     db: &Database,
     scope: &Scope,
     planner: Option<Planner<'_>>,
@@ -382,11 +383,11 @@ fn job_body(
     if let Some(plan) = planner {
         let mut conn = db.connect()?;
         // A host table without a column this job reads stops this job only.
-        crate::db::host::check_for(&conn, job)?;
+        crate::db::host::check_for(&conn, run.as_str())?;
         let started = Instant::now();
         *report = plan(&mut conn, &plan_ctx(ctx, &templates, db, false, scope.force))?;
         log::info!(
-            "{job}: planned {} message(s) in {} ms",
+            "{run}: planned {} message(s) in {} ms",
             report.planned,
             started.elapsed().as_millis()
         );
@@ -414,7 +415,7 @@ fn job_body(
         channels: &channels,
         hooks: &[&reports_hook, &manual_hook],
         rechecks: &[&reminders_recheck, &alerts_recheck, &reports_recheck],
-        run_id: format!("{job}:{}:{run_id}", std::process::id()),
+        run_id: format!("{run}:{}:{run_id}", std::process::id()),
     };
     let delivered = engine.deliver(scope);
     report.report_rows.extend(reports_hook.touched());
@@ -424,7 +425,7 @@ fn job_body(
 
 fn dry_run_job(
     ctx: &Ctx<'_>,
-    job: &'static str,
+    run: Run,
     scope: &Scope,
     planner: Option<Planner<'_>>,
     started: Instant,
@@ -434,7 +435,7 @@ fn dry_run_job(
     let mut tally = Tally::default();
     let mut report = PlanReport::default();
     if let Some(plan) = planner {
-        crate::db::host::check_for(&conn, job)?;
+        crate::db::host::check_for(&conn, run.as_str())?;
         let templates = Templates::new(ctx.config.templates_dir.clone()).or_exit(Exit::Config)?;
         report = plan(&mut conn, &plan_ctx(ctx, &templates, &db, true, scope.force))?;
         count_plan(&mut tally, &report);
@@ -442,7 +443,7 @@ fn dry_run_job(
     let retries: Vec<Planned> = claim::preview(&conn, scope, ctx.clock.now())?
         .into_iter()
         .map(|p| Planned {
-            job,
+            job: p.job,
             kind: p.kind,
             dedupe_key: String::new(),
             source_table: None,
@@ -469,7 +470,7 @@ fn dry_run_job(
     tally.counts.planned += retries.len() as u64;
     output::print_report(
         &Report {
-            job,
+            job: run.as_str(),
             dry_run: true,
             tally,
             duration: started.elapsed(),
@@ -478,7 +479,7 @@ fn dry_run_job(
             skipped: &report.skipped,
             failures: &report.failures,
             error: None,
-            reports: (job == "send-reports").then(|| jobs::reports::ReportCounts {
+            reports: (run == Run::Job(Job::SendReports)).then(|| jobs::reports::ReportCounts {
                 reports: report
                     .report_rows
                     .iter()
@@ -496,8 +497,8 @@ fn dry_run_job(
 /// send-reports' reports, each once, by the state of its row after the run;
 /// `None` for other jobs, or when the rows cannot be read (said in a warning:
 /// the message counts still stand).
-fn report_counts(job: &str, conn: &Connection, rows: &[(i64, String)]) -> Option<jobs::reports::ReportCounts> {
-    if job != "send-reports" {
+fn report_counts(run: Run, conn: &Connection, rows: &[(i64, String)]) -> Option<jobs::reports::ReportCounts> {
+    if run != Run::Job(Job::SendReports) {
         return None;
     }
     jobs::reports::count(conn, rows)

@@ -251,6 +251,15 @@ pub struct JobArgs {
     pub force: bool,
 }
 
+impl JobArgs {
+    pub fn mode(&self) -> crate::domain::RunMode {
+        crate::domain::RunMode {
+            dry_run: self.dry_run,
+            force: self.force,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct DeliverArgs {
     /// Print what would be sent; write nothing, send nothing
@@ -260,6 +269,15 @@ pub struct DeliverArgs {
     /// messages that failed for a passing reason one more try
     #[arg(long)]
     pub force: bool,
+}
+
+impl DeliverArgs {
+    pub fn mode(&self) -> crate::domain::RunMode {
+        crate::domain::RunMode {
+            dry_run: self.dry_run,
+            force: self.force,
+        }
+    }
 }
 
 /// Which deliveries `retry` and `cancel` change: those named by id, or all

@@ -302,10 +302,11 @@ fn convert(raw: RawConfig, path: &Path) -> Result<Config, String> {
     let attendance = attendance::convert(raw.attendance, path, &dir, delivery.lease, &mut warnings)?;
     let mut ping_urls = BTreeMap::new();
     for (job, url) in raw.monitoring.ping_urls.unwrap_or_default() {
-        if !PINGED.contains(&job.as_str()) {
+        let pinged = crate::domain::Run::PINGED.map(crate::domain::Run::as_str);
+        if !pinged.contains(&job.as_str()) {
             return Err(format!(
                 "monitoring.ping_urls.{job}: not a job (expected one of {})",
-                PINGED.join(", ")
+                pinged.join(", ")
             ));
         }
         // The URL holds the check's secret: errors never show it.
@@ -380,17 +381,6 @@ fn every_address(list: &[String], key: &str) -> Result<Vec<Address>, String> {
     }
     if bad.is_empty() { Ok(ok) } else { Err(bad.join("; ")) }
 }
-
-/// The runs `[monitoring.ping_urls]` may name.
-pub const PINGED: &[&str] = &[
-    "check-delay-alerts",
-    "send-reports",
-    "send-reminders",
-    "sync-attendance",
-    "deliver",
-    "run-all",
-    "purge",
-];
 
 pub(crate) const MONTH_S: u64 = 31 * 24 * 3_600;
 const CENTURY_DAYS: u32 = 36_525;

@@ -4,9 +4,11 @@
 //! is a conversion error naming it, never a silent default.
 
 mod channel;
+mod job;
 mod status;
 
 pub use channel::Channel;
+pub use job::{Job, Run, RunMode};
 pub use status::{DeliveryStatus, ErrorClass};
 
 /// Implements `Display`, `FromStr`, serde and rusqlite conversions for an

@@ -18,8 +18,9 @@ pub struct Ping {
 }
 
 impl Ping {
-    /// Pings `/start` if `[monitoring.ping_urls]` names `job`.
-    pub fn start(config: &Config, job: &str) -> Option<Ping> {
+    /// Pings `/start` if `[monitoring.ping_urls]` names `run`.
+    pub fn start(config: &Config, run: crate::domain::Run) -> Option<Ping> {
+        let job = run.as_str();
         let url = config.ping_urls.get(job)?;
         let agent = ureq::Agent::new_with_config(
             ureq::config::Config::builder()

@@ -125,10 +125,11 @@ pub fn run(
         verbosity: verbosity.max(Verbosity::Verbose),
         json,
     };
-    let mut exit = app::delay_alerts(&ctx, false, false)?;
-    exit = exit.max(app::reports(&ctx, false, false)?);
-    exit = exit.max(app::reminders(&ctx, false, false, &[])?);
-    exit = exit.max(crate::cmd::sync::run(&ctx, false, false, None)?);
+    let mode = crate::domain::RunMode::default();
+    let mut exit = app::delay_alerts(&ctx, mode)?;
+    exit = exit.max(app::reports(&ctx, mode)?);
+    exit = exit.max(app::reminders(&ctx, mode, &[])?);
+    exit = exit.max(crate::cmd::sync::run(&ctx, mode, None)?);
     for (what, folder) in [
         ("emails", "outbox/email"),
         ("WhatsApp messages", "outbox/whatsapp"),

@@ -67,7 +67,7 @@ pub fn run(ctx: &Ctx<'_>, args: &PurgeArgs) -> anyhow::Result<Exit> {
     let ping = if args.dry_run {
         None
     } else {
-        Ping::start(ctx.config, "purge")
+        Ping::start(ctx.config, crate::domain::Run::Purge)
     };
     let db = Database::new(ctx.config.database.clone(), args.dry_run);
     let result = db
@@ -127,7 +127,7 @@ fn purge(
         println!(
             "{}",
             serde_json::json!({
-                "job": "purge", "dry_run": args.dry_run, "older_than": cutoff_text,
+                "job": crate::domain::Run::Purge.as_str(), "dry_run": args.dry_run, "older_than": cutoff_text,
                 "deleted": counts, "vacuum": vacuum,
             })
         );

@@ -8,15 +8,17 @@ use crate::app::{self, Ctx, Started};
 use crate::channels::http::HrApi;
 use crate::config::ServiceConfig;
 use crate::db::Database;
+use crate::domain::{Run, RunMode};
 use crate::engine::lock;
 use crate::engine::tally::{self, Tally};
 use crate::exit::{Exit, OrExit, fail};
 use crate::jobs::attendance::{self, JOB, Sync, ledger};
 use crate::output::{self, Report};
 
-pub fn run(ctx: &Ctx<'_>, dry_run: bool, force: bool, only: Option<&str>) -> anyhow::Result<Exit> {
+pub fn run(ctx: &Ctx<'_>, mode: RunMode, only: Option<&str>) -> anyhow::Result<Exit> {
+    let RunMode { dry_run, force } = mode;
     let started = Instant::now();
-    crate::output::set_job(JOB);
+    crate::output::set_job(JOB.as_str());
     let cfg = &ctx.config.attendance;
     if cfg.services.is_empty() {
         log::warn!(
@@ -55,7 +57,7 @@ pub fn run(ctx: &Ctx<'_>, dry_run: bool, force: bool, only: Option<&str>) -> any
     if dry_run {
         let db = Database::new(ctx.config.database.clone(), true);
         let conn = db.connect_current()?;
-        crate::db::host::check_for(&conn, JOB)?;
+        crate::db::host::check_for(&conn, JOB.as_str())?;
         let (terminals, unknown) = ledger::terminals(&conn, &cfg.services)?;
         warn_unknown(&conn, &terminals, &unknown)?;
         let mut tally = Tally::default();
@@ -90,10 +92,10 @@ pub fn run(ctx: &Ctx<'_>, dry_run: bool, force: bool, only: Option<&str>) -> any
         return Ok(Exit::Ok);
     }
     let db = Database::new(ctx.config.database.clone(), false);
-    let Started { mut conn, run_id, ping } = app::begin_run(ctx, JOB, &db)?;
+    let Started { mut conn, run_id, ping } = app::begin_run(ctx, Run::Job(JOB), &db)?;
     let mut tally = Tally::default();
     let result = (|| -> anyhow::Result<()> {
-        crate::db::host::check_for(&conn, JOB)?;
+        crate::db::host::check_for(&conn, JOB.as_str())?;
         let reclaimed = ledger::reclaim_expired(&conn, ctx.clock.wall())?;
         if reclaimed > 0 {
             log::warn!("{reclaimed} log(s) claimed by a run that stopped are pending again");
@@ -159,7 +161,7 @@ fn warn_unknown(
 fn report(ctx: &Ctx<'_>, dry_run: bool, tally: Tally, started: Instant, error: Option<&str>) {
     output::print_report(
         &Report {
-            job: JOB,
+            job: JOB.as_str(),
             dry_run,
             tally,
             duration: started.elapsed(),

@@ -12,7 +12,7 @@ use crate::instant;
 use crate::jobs::PlanReport;
 use crate::templates;
 
-pub const JOB: &str = "test-email";
+pub const JOB: crate::domain::Job = crate::domain::Job::TestEmail;
 pub const KIND: &str = "test";
 
 pub fn sample_context(optional_present: bool) -> serde_json::Value {
@@ -68,5 +68,10 @@ pub fn run(ctx: &Ctx<'_>, to: &str) -> anyhow::Result<Exit> {
             tx.commit()?;
             Ok(report)
         };
-    app::run_job(ctx, JOB, false, false, Some(&planner))
+    app::run_job(
+        ctx,
+        crate::domain::Run::Job(JOB),
+        crate::domain::RunMode::default(),
+        Some(&planner),
+    )
 }

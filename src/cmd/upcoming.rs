@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::app::{Ctx, plan_ctx};
 use crate::db::Database;
-use crate::domain::Channel;
+use crate::domain::{Channel, Job};
 use crate::engine::plan::Planned;
 use crate::exit::{Exit, OrExit};
 use crate::instant;
@@ -33,7 +33,7 @@ struct Upcoming {
     /// When it falls due (UTC); at the latest the next run of its job
     /// afterwards sends it.
     at: String,
-    job: &'static str,
+    job: Job,
     kind: String,
     channel: Channel,
     recipient: String,
@@ -58,7 +58,7 @@ pub fn run(ctx: &Ctx<'_>, within: Duration) -> anyhow::Result<Exit> {
         whatsapp: config.whatsapp.as_ref(),
         kinds: &[],
     };
-    let mut planners: Vec<(&'static str, Plan<'_>)> = Vec::new();
+    let mut planners: Vec<(Job, Plan<'_>)> = Vec::new();
     if config.email.is_some() {
         planners.push((
             jobs::delay_alerts::JOB,
@@ -77,7 +77,7 @@ pub fn run(ctx: &Ctx<'_>, within: Duration) -> anyhow::Result<Exit> {
     }
     let mut listed = planned(&conn, until)?;
     for (job, _) in &planners {
-        crate::db::host::check_for(&conn, job)?;
+        crate::db::host::check_for(&conn, job.as_str())?;
     }
     let step = Duration::minutes(STEP_MINUTES).max(within / MAX_PASSES as i32);
     let mut seen: HashSet<(String, String, String, String)> = HashSet::new();
@@ -99,7 +99,7 @@ pub fn run(ctx: &Ctx<'_>, within: Duration) -> anyhow::Result<Exit> {
                 if due > until || !seen.insert((job.to_string(), m.channel.to_string(), m.recipient.clone(), id)) {
                     continue;
                 }
-                listed.push(entry(&m, job, due, if m.failed.is_some() { "failing" } else { "new" }));
+                listed.push(entry(&m, due, if m.failed.is_some() { "failing" } else { "new" }));
             }
         }
         if at >= until {
@@ -115,10 +115,10 @@ pub fn run(ctx: &Ctx<'_>, within: Duration) -> anyhow::Result<Exit> {
     Ok(Exit::Ok)
 }
 
-fn entry(m: &Planned, job: &'static str, at: DateTime<Utc>, state: &'static str) -> Upcoming {
+fn entry(m: &Planned, at: DateTime<Utc>, state: &'static str) -> Upcoming {
     Upcoming {
         at: instant::format(at),
-        job,
+        job: m.job,
         kind: m.kind.clone(),
         channel: m.channel,
         recipient: m.recipient.clone(),
@@ -148,12 +148,12 @@ fn planned(conn: &Connection, until: DateTime<Utc>) -> anyhow::Result<Vec<Upcomi
     for row in rows {
         let (job, kind, channel, recipient, subject, next) = row?;
         // Never claimed, so never sent: not "upcoming" (a run says why).
-        let Ok(channel) = channel.parse::<Channel>() else {
+        let (Ok(channel), Ok(job)) = (channel.parse::<Channel>(), job.parse::<Job>()) else {
             continue;
         };
         out.push(Upcoming {
             at: next.unwrap_or_else(|| "now".into()),
-            job: job_name(&job),
+            job,
             kind,
             channel,
             recipient,
@@ -162,18 +162,6 @@ fn planned(conn: &Connection, until: DateTime<Utc>) -> anyhow::Result<Vec<Upcomi
         });
     }
     Ok(out)
-}
-
-fn job_name(job: &str) -> &'static str {
-    [
-        jobs::delay_alerts::JOB,
-        jobs::reports::JOB,
-        jobs::reminders::JOB,
-        crate::cmd::test_email::JOB,
-    ]
-    .into_iter()
-    .find(|j| *j == job)
-    .unwrap_or("deliver")
 }
 
 fn print(ctx: &Ctx<'_>, listed: &[Upcoming], within: Duration) {

@@ -12,7 +12,7 @@ use crate::instant;
 #[derive(Debug)]
 pub struct Claimed {
     pub id: i64,
-    pub job: String,
+    pub job: crate::domain::Job,
     pub kind: String,
     pub dedupe_key: String,
     pub source_table: Option<String>,
@@ -37,7 +37,7 @@ pub struct Claimed {
 #[derive(Clone, Debug)]
 pub struct Scope {
     /// `None`: every job's rows (`rappel deliver`).
-    pub job: Option<&'static str>,
+    pub job: Option<crate::domain::Job>,
     /// Ignore `next_attempt_at` (and, before claiming, `max_attempts`).
     pub force: bool,
 }
@@ -91,6 +91,7 @@ pub struct Claimer<'a> {
 /// A due row read without claiming it (dry runs).
 #[derive(Debug)]
 pub struct Pending {
+    pub job: crate::domain::Job,
     pub kind: String,
     pub channel: Channel,
     pub recipient: String,
@@ -123,6 +124,8 @@ pub fn claim(
                         ELSE next_attempt_at IS NULL OR next_attempt_at <= ?4 END)
                    AND (?5 IS NULL OR job = ?5)
                    AND channel IN (SELECT value FROM json_each(?6))
+                   -- A row only a hand could have written (no job rappel knows) stays put.
+                   AND job IN (SELECT value FROM json_each(?8))
                  ORDER BY id
                  LIMIT ?7)
              RETURNING id, job, kind, dedupe_key, source_table, source_id, channel, recipient,
@@ -137,7 +140,8 @@ pub fn claim(
                 instant::format(now),
                 scope.job,
                 channels_json,
-                limit as i64
+                limit as i64,
+                jobs_json()
             ],
             |r| {
                 Ok(Claimed {
@@ -189,7 +193,7 @@ pub fn due_by_channel(conn: &Connection, scope: &Scope, now: DateTime<Utc>) -> r
 /// Due pending rows, read without claiming (dry runs).
 pub fn preview(conn: &Connection, scope: &Scope, now: DateTime<Utc>) -> rusqlite::Result<Vec<Pending>> {
     let mut stmt = conn.prepare(
-        "SELECT kind, channel, recipient, subject, attempts FROM deliveries
+        "SELECT kind, channel, recipient, subject, attempts, job FROM deliveries
          WHERE (status = 'pending' AND (?1 OR next_attempt_at IS NULL OR next_attempt_at <= ?2)
                 OR (?1 AND status = 'failed' AND error_class = 'temporary'))
            AND (?3 IS NULL OR job = ?3)
@@ -202,15 +206,19 @@ pub fn preview(conn: &Connection, scope: &Scope, now: DateTime<Utc>) -> rusqlite
             r.get::<_, String>(2)?,
             r.get::<_, String>(3)?,
             r.get::<_, u32>(4)?,
+            r.get::<_, String>(5)?,
         ))
     })?;
     let mut due = Vec::new();
     for row in rows {
-        let (kind, channel, recipient, subject, attempts) = row?;
-        // A row written by hand on a channel rappel does not know is never
-        // claimed; the run says so (`Engine::deliver`).
-        let Ok(channel) = channel.parse() else { continue };
+        let (kind, channel, recipient, subject, attempts, job) = row?;
+        // A row written by hand on a channel or job rappel does not know is
+        // never claimed; the run says so (`Engine::deliver`).
+        let (Ok(channel), Ok(job)) = (channel.parse(), job.parse()) else {
+            continue;
+        };
         due.push(Pending {
+            job,
             kind,
             channel,
             recipient,
@@ -219,4 +227,9 @@ pub fn preview(conn: &Connection, scope: &Scope, now: DateTime<Utc>) -> rusqlite
         });
     }
     Ok(due)
+}
+
+/// Every job's name as a JSON array, for `json_each` in SQL.
+fn jobs_json() -> String {
+    serde_json::to_string(&crate::domain::Job::ALL).unwrap_or_else(|_| "[]".into())
 }

@@ -10,7 +10,7 @@ use crate::instant;
 /// One message a job wants sent. The dedupe key makes planning idempotent.
 #[derive(Clone, Debug, Serialize)]
 pub struct Planned {
-    pub job: &'static str,
+    pub job: crate::domain::Job,
     pub kind: String,
     pub dedupe_key: String,
     pub source_table: Option<&'static str>,

@@ -32,7 +32,7 @@ use crate::exit::Exit;
 use batch::Verdict;
 use ledger::{Claimed, Cursor, Due, Outcome, Terminal};
 
-pub const JOB: &str = "sync-attendance";
+pub const JOB: crate::domain::Job = crate::domain::Job::SyncAttendance;
 
 /// At most this many rejected logs are named one by one per batch.
 const NAMED_PER_BATCH: usize = 5;

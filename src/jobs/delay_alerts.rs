@@ -21,7 +21,7 @@ use digest::{each_digest, recipients};
 use rearm::Rearm;
 pub use recheck::DelayAlertsRecheck;
 
-pub const JOB: &str = "check-delay-alerts";
+pub const JOB: crate::domain::Job = crate::domain::Job::CheckDelayAlerts;
 pub const KIND: &str = "delay_alert";
 
 /// A stage entry that has lasted past its threshold.

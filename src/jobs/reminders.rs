@@ -24,7 +24,7 @@ use emit::Emitter;
 pub use manual::ManualHook;
 pub use recheck::RemindersRecheck;
 
-pub const JOB: &str = "send-reminders";
+pub const JOB: crate::domain::Job = crate::domain::Job::SendReminders;
 
 /// The loan kinds, in the order a loan meets them: the first seven kinds.
 pub const LOAN_KINDS: &[&str] = KINDS.split_at(7).0;

@@ -27,7 +27,7 @@ pub use content::check_query;
 pub use recheck::ReportsRecheck;
 pub use status::{ReportCounts, ReportsHook, count};
 
-pub const JOB: &str = "send-reports";
+pub const JOB: crate::domain::Job = crate::domain::Job::SendReports;
 pub const KIND: &str = "report";
 pub const TABLE: &str = "scheduled_reports";
 

@@ -17,7 +17,7 @@ pub struct DelayAlertsRecheck<'a> {
 }
 
 impl Recheck for DelayAlertsRecheck<'_> {
-    fn job(&self) -> &'static str {
+    fn job(&self) -> crate::domain::Job {
         JOB
     }
 

@@ -32,7 +32,7 @@ pub struct RemindersRecheck<'a> {
 }
 
 impl Recheck for RemindersRecheck<'_> {
-    fn job(&self) -> &'static str {
+    fn job(&self) -> crate::domain::Job {
         JOB
     }
 

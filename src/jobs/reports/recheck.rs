@@ -25,7 +25,7 @@ pub struct ReportsRecheck {
 }
 
 impl Recheck for ReportsRecheck {
-    fn job(&self) -> &'static str {
+    fn job(&self) -> crate::domain::Job {
         JOB
     }
 
