@@ -13,7 +13,7 @@ use crate::clock::Clock;
 use crate::cmd;
 use crate::config::{self, Config};
 use crate::db::Database;
-use crate::domain::{Job, Run, RunMode};
+use crate::domain::{Job, Kind, Run, RunMode};
 use crate::engine::claim::{self, Scope};
 use crate::engine::plan::Planned;
 use crate::engine::tally::{self, Tally};
@@ -162,7 +162,7 @@ pub fn reports(ctx: &Ctx<'_>, mode: RunMode) -> anyhow::Result<Exit> {
     )
 }
 
-pub fn reminders(ctx: &Ctx<'_>, mode: RunMode, kinds: &[String]) -> anyhow::Result<Exit> {
+pub fn reminders(ctx: &Ctx<'_>, mode: RunMode, kinds: &[Kind]) -> anyhow::Result<Exit> {
     if ctx.config.email.is_none() && ctx.config.whatsapp.is_none() {
         return unconfigured(jobs::reminders::JOB, "no [email] or [whatsapp] section");
     }

@@ -49,7 +49,7 @@ pub enum Command {
         job: JobArgs,
         /// Only this kind (repeatable), e.g. --kind loan_created --kind loan_returned
         #[arg(long = "kind", value_name = "KIND", value_parser = parse_kind)]
-        kinds: Vec<String>,
+        kinds: Vec<crate::domain::Kind>,
     },
     /// Pull users from, and push time-clock punches in batches to, the HR APIs
     SyncAttendance {
@@ -168,8 +168,8 @@ pub struct LogArgs {
     #[arg(long, value_name = "S")]
     pub status: Option<crate::domain::DeliveryStatus>,
     /// Only this kind (a reminder kind, delay_alert, report or test)
-    #[arg(long, value_name = "K", value_parser = parse_any_kind)]
-    pub kind: Option<String>,
+    #[arg(long, value_name = "K")]
+    pub kind: Option<crate::domain::Kind>,
     /// Only this channel
     #[arg(long, value_name = "C")]
     pub channel: Option<crate::domain::Channel>,
@@ -233,14 +233,6 @@ fn parse_since(s: &str) -> Result<Since, String> {
         .ok_or_else(|| format!("expected an age (90m, 12h, 30d, 2w), a date (2026-11-01) or an instant, not {s:?}"))
 }
 
-fn parse_any_kind(s: &str) -> Result<String, String> {
-    if ["delay_alert", "report", "test"].contains(&s) {
-        Ok(s.to_string())
-    } else {
-        parse_kind(s).map_err(|e| format!("{e}, delay_alert, report, test"))
-    }
-}
-
 #[derive(Debug, Args)]
 pub struct JobArgs {
     /// Print what would be sent; write nothing, send nothing
@@ -288,8 +280,8 @@ pub struct Selection {
     #[arg(value_name = "ID")]
     pub ids: Vec<i64>,
     /// Only this kind (a reminder kind, delay_alert, report or test)
-    #[arg(long, value_name = "K", value_parser = parse_any_kind)]
-    pub kind: Option<String>,
+    #[arg(long, value_name = "K")]
+    pub kind: Option<crate::domain::Kind>,
     /// Only deliveries created since: an age (90m, 12h, 30d, 2w), a date or an instant
     #[arg(long, value_name = "D", value_parser = parse_since)]
     pub since: Option<Since>,
@@ -325,12 +317,12 @@ pub enum ConfigCommand {
     },
 }
 
-fn parse_kind(s: &str) -> Result<String, String> {
-    if crate::config::KINDS.contains(&s) {
-        Ok(s.to_string())
-    } else {
-        Err(format!("expected one of {}", crate::config::KINDS.join(", ")))
-    }
+/// A send-reminders kind (`--kind`): another job's kind is refused.
+fn parse_kind(s: &str) -> Result<crate::domain::Kind, String> {
+    s.parse::<crate::domain::Kind>()
+        .ok()
+        .filter(|k| k.is_reminder())
+        .ok_or_else(|| format!("expected one of {}", crate::domain::Kind::reminder_names()))
 }
 
 fn parse_now(s: &str) -> Result<DateTime<Utc>, String> {

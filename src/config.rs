@@ -23,7 +23,7 @@ pub use attendance::{AttendanceConfig, HrAuth, HrTransport, ServiceConfig};
 pub use discover::candidates as discovery_paths;
 pub use email::{EmailConfig, EmailTransport, Security, SmtpConfig};
 pub use raw::RawConfig;
-pub use reminders::{ContentTemplate, KINDS, RemindersConfig, WhatsappConfig, WhatsappTransport, kind_list};
+pub use reminders::{ContentTemplate, RemindersConfig, WhatsappConfig, WhatsappTransport, kind_list};
 pub use reports::{ReportDefinition, ReportsConfig};
 pub use secret::Secret;
 
@@ -478,7 +478,8 @@ mod tests {
     #[test]
     fn kind_lists_in_any_case_and_separator_and_phone_regions() {
         let c = convert_text("[reminders]\ndisabled_kinds = [\" Loan_D1 ; LOAN_D2\", \"manual\"]\n").unwrap();
-        assert_eq!(c.reminders.disabled_kinds, ["loan_d1", "loan_d2", "manual"]);
+        use crate::domain::Kind;
+        assert_eq!(c.reminders.disabled_kinds, [Kind::LoanD1, Kind::LoanD2, Kind::Manual]);
         let err = convert_text("[reminders]\ndisabled_kinds = [\"loan_d1, loan_tomorrow\"]\n").unwrap_err();
         assert!(err.contains("\"loan_tomorrow\""), "{err}");
         let err = convert_text("[reminders]\ndisabled_kinds = [\"delay_alert\"]\n").unwrap_err();

@@ -5,10 +5,12 @@
 
 mod channel;
 mod job;
+mod kind;
 mod status;
 
 pub use channel::Channel;
 pub use job::{Job, Run, RunMode};
+pub use kind::Kind;
 pub use status::{DeliveryStatus, ErrorClass};
 
 /// Implements `Display`, `FromStr`, serde and rusqlite conversions for an
@@ -35,6 +37,12 @@ macro_rules! text_form {
                         let allowed: Vec<&str> = <$t>::ALL.iter().map(|v| v.as_str()).collect();
                         format!("{s:?} is not a {} (expected {})", $what, allowed.join(", "))
                     })
+            }
+        }
+
+        impl AsRef<str> for $t {
+            fn as_ref(&self) -> &str {
+                self.as_str()
             }
         }
 

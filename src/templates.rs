@@ -58,7 +58,8 @@ impl Templates {
 
     /// Renders `<locale>/<kind>.subject.txt`, `.txt`, and, where they exist,
     /// `.html` and `.short.txt`.
-    pub fn render(&self, locale: Locale, kind: &str, ctx: &impl Serialize) -> anyhow::Result<Rendered> {
+    pub fn render(&self, locale: Locale, kind: impl AsRef<str>, ctx: &impl Serialize) -> anyhow::Result<Rendered> {
+        let kind = kind.as_ref();
         // Converted once, shared by the four parts.
         let ctx = &minijinja::Value::from(minijinja::value::Serde(ctx));
         let subject = self

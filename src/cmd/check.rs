@@ -17,9 +17,9 @@ type Sample = fn(bool) -> serde_json::Value;
 
 /// Sample data for every kind that has templates.
 const SAMPLES: &[(&str, Sample)] = &[
-    (delay_alerts::KIND, delay_alerts::sample_context),
-    (test_email::KIND, test_email::sample_context),
-    (reports::KIND, reports::sample_context),
+    ("delay_alert", delay_alerts::sample_context),
+    ("test", test_email::sample_context),
+    ("report", reports::sample_context),
     ("loan_created", reminders::sample_context),
     ("loan_d2", reminders::sample_context),
     ("loan_d1", reminders::sample_context),

@@ -181,7 +181,7 @@ fn find(conn: &Connection, sel: &Selection, action: Action, since: Option<&str>)
         push("id IN (SELECT value FROM json_each(?))".into(), Value::Text(ids));
     }
     if let Some(kind) = &sel.kind {
-        push("kind = ?".into(), Value::Text(kind.clone()));
+        push("kind = ?".into(), Value::Text(kind.to_string()));
     }
     if let Some(since) = since {
         // rappel writes created_at itself, in the one format whose text order is time order.

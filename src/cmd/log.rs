@@ -60,7 +60,7 @@ pub fn query(ctx: &Ctx<'_>, args: &LogArgs) -> anyhow::Result<Vec<Entry>> {
         filter("status =", Value::Text(status.to_string()));
     }
     if let Some(kind) = &args.kind {
-        filter("kind =", Value::Text(kind.clone()));
+        filter("kind =", Value::Text(kind.to_string()));
     }
     if let Some(channel) = &args.channel {
         filter("channel =", Value::Text(channel.to_string()));

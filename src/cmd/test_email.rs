@@ -13,7 +13,7 @@ use crate::jobs::PlanReport;
 use crate::templates;
 
 pub const JOB: crate::domain::Job = crate::domain::Job::TestEmail;
-pub const KIND: &str = "test";
+pub const KIND: crate::domain::Kind = crate::domain::Kind::Test;
 
 pub fn sample_context(optional_present: bool) -> serde_json::Value {
     serde_json::json!({
@@ -38,7 +38,7 @@ pub fn run(ctx: &Ctx<'_>, to: &str) -> anyhow::Result<Exit> {
                 .or_exit(Exit::Config)?;
             let message = Planned {
                 job: JOB,
-                kind: KIND.into(),
+                kind: KIND,
                 dedupe_key: format!(
                     "{KIND}:{}:{}",
                     address.to_string().to_lowercase(),

@@ -119,7 +119,7 @@ fn entry(m: &Planned, at: DateTime<Utc>, state: &'static str) -> Upcoming {
     Upcoming {
         at: instant::format(at),
         job: m.job,
-        kind: m.kind.clone(),
+        kind: m.kind.to_string(),
         channel: m.channel,
         recipient: m.recipient.clone(),
         subject: m.subject.clone(),

@@ -2,6 +2,7 @@
 //! (local times), which kinds are off, and the Twilio account that carries
 //! WhatsApp and SMS.
 
+use crate::domain::Kind;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -9,22 +10,6 @@ use chrono::{NaiveTime, Weekday};
 
 use super::raw::{RawReminders, RawWhatsapp};
 use super::{Secret, http_base, secret, within};
-
-/// Every reminder kind, by its stable name: the seven loan kinds first.
-pub const KINDS: &[&str] = &[
-    "loan_created",
-    "loan_d2",
-    "loan_d1",
-    "loan_due",
-    "loan_short_notice",
-    "loan_overdue",
-    "loan_returned",
-    "session_eve",
-    "session_day",
-    "inactivity",
-    "weekly_digest",
-    "manual",
-];
 
 #[derive(Debug)]
 pub struct RemindersConfig {
@@ -40,7 +25,7 @@ pub struct RemindersConfig {
     pub inactivity_days: u32,
     pub inactivity_at: NaiveTime,
     pub weekly_digest_at: (Weekday, NaiveTime),
-    pub disabled_kinds: Vec<String>,
+    pub disabled_kinds: Vec<Kind>,
 }
 
 #[derive(Debug)]
@@ -62,7 +47,7 @@ pub struct WhatsappConfig {
     pub from: Option<String>,
     /// `+15005550006`
     pub sms_from: Option<String>,
-    pub content_sids: BTreeMap<String, ContentTemplate>,
+    pub content_sids: BTreeMap<Kind, ContentTemplate>,
     pub timeout: std::time::Duration,
     /// The country a phone written without its country code is read in
     /// (ISO 3166-1 alpha-2, such as `FR`); `None`: such phones are unusable.
@@ -91,13 +76,13 @@ fn weekly(value: Option<&str>) -> Result<(Weekday, NaiveTime), String> {
     Ok((day, at))
 }
 
-fn kinds(list: Vec<String>, key: &str) -> Result<Vec<String>, String> {
+fn kinds(list: Vec<String>, key: &str) -> Result<Vec<Kind>, String> {
     let (known, unknown) = kind_list(&list.join(","));
-    let not_reminders = known.iter().filter(|k| !KINDS.contains(&k.as_str()));
-    match unknown.iter().chain(not_reminders).next() {
+    let not_reminders = known.iter().filter(|k| !k.is_reminder()).map(|k| k.as_str());
+    match unknown.iter().map(String::as_str).chain(not_reminders).next() {
         Some(k) => Err(format!(
             "{key}: unknown kind {k:?} (expected one of {})",
-            KINDS.join(", ")
+            Kind::reminder_names()
         )),
         None => Ok(known),
     }
@@ -107,7 +92,7 @@ fn kinds(list: Vec<String>, key: &str) -> Result<Vec<String>, String> {
 /// `disabled_kinds`): separated by `,` or `;`, in any case, with spaces.
 /// Returns the known kinds (reminder kinds, `delay_alert`, `report`) and,
 /// apart, the names that are not kinds.
-pub fn kind_list(text: &str) -> (Vec<String>, Vec<String>) {
+pub fn kind_list(text: &str) -> (Vec<Kind>, Vec<String>) {
     let (mut known, mut unknown) = (Vec::new(), Vec::new());
     if text.trim().is_empty() {
         return (known, unknown);
@@ -117,10 +102,9 @@ pub fn kind_list(text: &str) -> (Vec<String>, Vec<String>) {
         .map(|k| k.trim().to_lowercase())
         .filter(|k| !k.is_empty())
     {
-        if KINDS.contains(&name.as_str()) || ["delay_alert", "report"].contains(&name.as_str()) {
-            known.push(name);
-        } else {
-            unknown.push(name);
+        match name.parse::<Kind>() {
+            Ok(kind) if kind != Kind::Test => known.push(kind),
+            _ => unknown.push(name),
         }
     }
     (known, unknown)
@@ -220,13 +204,13 @@ pub(super) fn convert_whatsapp(
         return Err(format!("whatsapp.from: {from:?} (expected \"whatsapp:+<number>\")"));
     }
     let mut content_sids = BTreeMap::new();
-    for (kind, t) in w.content_sids.unwrap_or_default() {
-        if !KINDS.contains(&kind.as_str()) {
+    for (name, t) in w.content_sids.unwrap_or_default() {
+        let Some(kind) = name.parse::<Kind>().ok().filter(|k| k.is_reminder()) else {
             return Err(format!(
-                "whatsapp.content_sids.{kind}: unknown kind (expected one of {})",
-                KINDS.join(", ")
+                "whatsapp.content_sids.{name}: unknown kind (expected one of {})",
+                Kind::reminder_names()
             ));
-        }
+        };
         if !t.sid.starts_with("HX") {
             return Err(format!(
                 "whatsapp.content_sids.{kind}.sid: {:?} (expected a Content SID starting with \"HX\")",

@@ -4,6 +4,7 @@
 //! dedupe keys and the deliveries' `source_at` carry both. Also the step of
 //! migration 5 that gives rows written before it their instant.
 
+use crate::domain::Kind;
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Transaction, params};
 
@@ -40,7 +41,13 @@ pub fn due_ref(raw: &str) -> Option<String> {
 }
 
 /// The loan kinds whose message tells of the due date.
-pub const ABOUT_DUE: &[&str] = &["loan_d2", "loan_d1", "loan_due", "loan_short_notice", "loan_overdue"];
+pub const ABOUT_DUE: &[Kind] = &[
+    Kind::LoanD2,
+    Kind::LoanD1,
+    Kind::LoanDue,
+    Kind::LoanShortNotice,
+    Kind::LoanOverdue,
+];
 
 /// The identifying instant of `table`'s row `id` as it is now: `Ok(None)`
 /// when the row is gone, `Ok(Some(None))` when its instant is empty or does
@@ -80,7 +87,7 @@ pub fn backfill(tx: &Transaction<'_>) -> rusqlite::Result<()> {
             let mut tail = String::new();
             if let Some(contact) = contact_id.filter(|_| *table != "scheduled_reports") {
                 tail.push_str(&format!(":{contact}"));
-                if ABOUT_DUE.contains(&kind.as_str()) {
+                if kind.parse().is_ok_and(|k: Kind| ABOUT_DUE.contains(&k)) {
                     let due: Option<String> = tx
                         .query_row("SELECT due_at FROM loans WHERE id = ?1", [source_id], |r| {
                             Ok(crate::jobs::column_text(r.get_ref(0)?))

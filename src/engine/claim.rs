@@ -92,7 +92,7 @@ pub struct Claimer<'a> {
 #[derive(Debug)]
 pub struct Pending {
     pub job: crate::domain::Job,
-    pub kind: String,
+    pub kind: crate::domain::Kind,
     pub channel: Channel,
     pub recipient: String,
     pub subject: String,
@@ -214,7 +214,7 @@ pub fn preview(conn: &Connection, scope: &Scope, now: DateTime<Utc>) -> rusqlite
         let (kind, channel, recipient, subject, attempts, job) = row?;
         // A row written by hand on a channel or job rappel does not know is
         // never claimed; the run says so (`Engine::deliver`).
-        let (Ok(channel), Ok(job)) = (channel.parse(), job.parse()) else {
+        let (Ok(channel), Ok(job), Ok(kind)) = (channel.parse(), job.parse(), kind.parse()) else {
             continue;
         };
         due.push(Pending {

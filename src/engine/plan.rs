@@ -11,7 +11,7 @@ use crate::instant;
 #[derive(Clone, Debug, Serialize)]
 pub struct Planned {
     pub job: crate::domain::Job,
-    pub kind: String,
+    pub kind: crate::domain::Kind,
     pub dedupe_key: String,
     pub source_table: Option<&'static str>,
     pub source_id: Option<i64>,

@@ -22,7 +22,7 @@ use rearm::Rearm;
 pub use recheck::DelayAlertsRecheck;
 
 pub const JOB: crate::domain::Job = crate::domain::Job::CheckDelayAlerts;
-pub const KIND: &str = "delay_alert";
+pub const KIND: crate::domain::Kind = crate::domain::Kind::DelayAlert;
 
 /// A stage entry that has lasted past its threshold.
 #[derive(Clone, Debug, Serialize)]

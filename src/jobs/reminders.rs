@@ -17,7 +17,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use super::{PlanCtx, PlanReport};
-use crate::config::{KINDS, RemindersConfig, WhatsappConfig};
+use crate::config::{RemindersConfig, WhatsappConfig};
+use crate::domain::Kind;
 use crate::exit::Exit;
 use crate::instant;
 use emit::Emitter;
@@ -26,21 +27,17 @@ pub use recheck::RemindersRecheck;
 
 pub const JOB: crate::domain::Job = crate::domain::Job::SendReminders;
 
-/// The loan kinds, in the order a loan meets them: the first seven kinds.
-pub const LOAN_KINDS: &[&str] = KINDS.split_at(7).0;
-
 /// What send-reminders needs beyond the planning context.
 pub struct Reminders<'a> {
     pub cfg: &'a RemindersConfig,
     pub whatsapp: Option<&'a WhatsappConfig>,
     /// `--kind`: only these (empty: all).
-    pub kinds: &'a [String],
+    pub kinds: &'a [Kind],
 }
 
 impl Reminders<'_> {
-    fn wanted(&self, kind: &str) -> bool {
-        (self.kinds.is_empty() || self.kinds.iter().any(|k| k == kind))
-            && !self.cfg.disabled_kinds.iter().any(|k| k == kind)
+    fn wanted(&self, kind: Kind) -> bool {
+        (self.kinds.is_empty() || self.kinds.contains(&kind)) && !self.cfg.disabled_kinds.contains(&kind)
     }
 }
 
@@ -59,7 +56,7 @@ pub fn plan(conn: &mut Connection, r: &Reminders<'_>, ctx: &PlanCtx<'_>) -> anyh
             refresh::refresh(conn, &twilio, ctx.now)?;
         }
     }
-    if !KINDS.iter().any(|k| r.wanted(k)) {
+    if !Kind::REMINDERS.iter().any(|k| r.wanted(*k)) {
         return Ok(PlanReport::default());
     }
     let since = last_run(conn, ctx.now)?;
@@ -100,10 +97,10 @@ fn absolute_link(link: Option<&str>, site_url: Option<&str>) -> Option<String> {
 /// template context by path (`contact.name` -> "1", ...).
 fn content_payload(
     whatsapp: Option<&WhatsappConfig>,
-    kind: &str,
+    kind: Kind,
     context: &impl Serialize,
 ) -> anyhow::Result<Option<String>> {
-    let Some(t) = whatsapp.and_then(|w| w.content_sids.get(kind)) else {
+    let Some(t) = whatsapp.and_then(|w| w.content_sids.get(&kind)) else {
         return Ok(None);
     };
     let value = serde_json::to_value(context)?;
@@ -147,7 +144,7 @@ fn last_run(conn: &Connection, now: DateTime<Utc>) -> anyhow::Result<DateTime<Ut
 
 /// Template data for `config check`, per kind family.
 pub fn session_sample(optional_present: bool) -> serde_json::Value {
-    sessions::sample("session_eve", optional_present)
+    sessions::sample(Kind::SessionEve, optional_present)
 }
 
 pub fn inactivity_sample(optional_present: bool) -> serde_json::Value {
@@ -176,14 +173,4 @@ pub fn sample_context(optional_present: bool) -> serde_json::Value {
         "hours_left": optional_present.then_some(2),
         "site_url": optional_present.then_some("https://example.com"),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn loan_kinds_are_the_loan_prefixed_kinds() {
-        assert_eq!(super::LOAN_KINDS.len(), 7);
-        assert!(super::LOAN_KINDS.iter().all(|k| k.starts_with("loan_")));
-        assert!(!crate::config::KINDS[7..].iter().any(|k| k.starts_with("loan_")));
-    }
 }

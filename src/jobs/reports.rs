@@ -28,7 +28,7 @@ pub use recheck::ReportsRecheck;
 pub use status::{ReportCounts, ReportsHook, count};
 
 pub const JOB: crate::domain::Job = crate::domain::Job::SendReports;
-pub const KIND: &str = "report";
+pub const KIND: crate::domain::Kind = crate::domain::Kind::Report;
 pub const TABLE: &str = "scheduled_reports";
 
 struct Row {
@@ -275,7 +275,7 @@ fn plan_one(
         .iter()
         .map(|(address, invalid)| Planned {
             job: JOB,
-            kind: KIND.into(),
+            kind: KIND,
             dedupe_key: format!(
                 "{KIND}:{}:{}",
                 source_ref(row.id, Some(row.source_at)),

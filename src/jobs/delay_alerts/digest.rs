@@ -82,7 +82,7 @@ pub(super) fn recipients(
             Some("has no email address")
         } else if !enabled {
             Some("has email disabled")
-        } else if crate::config::kind_list(&muted).0.iter().any(|k| k == KIND) {
+        } else if crate::config::kind_list(&muted).0.contains(&KIND) {
             Some("muted delay_alert")
         } else {
             None
@@ -234,7 +234,7 @@ pub(super) fn each_digest(
         };
         let message = Planned {
             job: JOB,
-            kind: KIND.into(),
+            kind: KIND,
             dedupe_key: format!("{KIND}:{}:{}", r.email.to_lowercase(), instant::format(ctx.now)),
             source_table: None,
             source_id: None,

@@ -141,7 +141,7 @@ fn recipient_left(
     Ok(match found {
         None => Some(format!("contact {contact_id} is no longer an active alert recipient")),
         Some((false, _)) => Some(format!("contact {contact_id} has email disabled")),
-        Some((_, muted)) if crate::config::kind_list(&muted).0.iter().any(|k| k == KIND) => {
+        Some((_, muted)) if crate::config::kind_list(&muted).0.contains(&KIND) => {
             Some(format!("contact {contact_id} opted out of {KIND} (muted_kinds)"))
         }
         Some(_) => None,

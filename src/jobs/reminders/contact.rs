@@ -21,7 +21,7 @@ pub struct Contact {
     pub email_enabled: bool,
     pub whatsapp_enabled: bool,
     pub sms_enabled: bool,
-    muted: Vec<String>,
+    muted: Vec<crate::domain::Kind>,
     region: Option<Region>,
     /// `channels()`, worked out once.
     channels: std::cell::OnceCell<Vec<(Channel, Result<String, String>)>>,
@@ -85,7 +85,7 @@ impl Contact {
                     report.warn_once(format!(
                         "contacts id {id}: muted_kinds names {} that rappel does not know ({}); ignored",
                         unknown.iter().map(|k| format!("{k:?}")).collect::<Vec<_>>().join(", "),
-                        crate::config::KINDS.join(", ")
+                        crate::domain::Kind::reminder_names()
                     ));
                 }
                 known
@@ -95,8 +95,8 @@ impl Contact {
         }))
     }
 
-    pub fn muted(&self, kind: &str) -> bool {
-        self.muted.iter().any(|k| k == kind)
+    pub fn muted(&self, kind: crate::domain::Kind) -> bool {
+        self.muted.contains(&kind)
     }
 
     /// Each enabled channel with an address or phone: `(channel, Ok(the

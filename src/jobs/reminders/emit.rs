@@ -2,7 +2,7 @@
 //! (wanted, muted, due, still valid, already planned, a usable channel), one
 //! rendering, then one message per channel, written as it is made.
 
-use crate::domain::Channel;
+use crate::domain::{Channel, Kind};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
@@ -18,7 +18,7 @@ use crate::jobs::{PlanCtx, PlanReport};
 
 /// One reminder of one source row: due at `at`, not sent at or after `valid_until`.
 pub struct Due {
-    pub kind: &'static str,
+    pub kind: crate::domain::Kind,
     pub source_table: &'static str,
     pub source_id: i64,
     /// The source row's own creation or scheduling instant (`db::identity`).
@@ -239,7 +239,7 @@ impl<'a> Emitter<'a> {
 
     /// Whether `kind` is worth computing for `contact`: not filtered out by
     /// `--kind`, not disabled, not muted.
-    pub fn wants(&self, kind: &str, contact: &Contact) -> bool {
+    pub fn wants(&self, kind: Kind, contact: &Contact) -> bool {
         self.r.wanted(kind) && !contact.muted(kind)
     }
 
@@ -304,7 +304,7 @@ impl<'a> Emitter<'a> {
             };
             let message = Planned {
                 job: JOB,
-                kind: due.kind.to_string(),
+                kind: due.kind,
                 dedupe_key: key(channel),
                 source_table: Some(due.source_table),
                 source_id: Some(due.source_id),

@@ -1,21 +1,22 @@
 //! When each loan reminder is due and until when it is worth sending
 //! (DESIGN §6), computed on the local clock of the borrower's zone.
 
+use crate::domain::Kind;
 use chrono::{DateTime, Days, Duration, NaiveDate, NaiveTime, Utc};
 use chrono_tz::Tz;
 use rusqlite::params;
 use serde::Serialize;
 
+use super::ContactCtx;
 use super::contact::Contact;
 use super::emit::{Due, Emitter};
-use super::{ContactCtx, LOAN_KINDS};
 use crate::config::RemindersConfig;
 use crate::instant::{self, local_to_utc};
 use crate::templates::{local_date, local_datetime};
 
 #[derive(Serialize)]
 struct LoanCtx<'a> {
-    kind: &'a str,
+    kind: Kind,
     contact: ContactCtx<'a>,
     loan: LoanInfo<'a>,
     due_local: String,
@@ -36,7 +37,7 @@ struct LoanInfo<'a> {
 
 /// Plans the due loan reminders.
 pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
-    if !LOAN_KINDS.iter().any(|k| em.r.wanted(k)) {
+    if !crate::domain::Kind::LOANS.iter().any(|k| em.r.wanted(*k)) {
         return Ok(());
     }
     let (conn, ctx, cfg) = (em.conn, em.ctx, em.r.cfg);
@@ -130,7 +131,7 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
                 lent_local: local_datetime(lent_at, zone, locale),
                 returned_local: returned_at.map(|t| local_datetime(t, zone, locale)),
                 overdue_days: slot.overdue_day,
-                hours_left: (slot.kind == "loan_short_notice").then(|| (due_at - slot.at).num_hours()),
+                hours_left: (slot.kind == Kind::LoanShortNotice).then(|| (due_at - slot.at).num_hours()),
                 site_url: ctx.site_url,
             })?;
         }
@@ -149,7 +150,7 @@ pub struct Loan<'a> {
 /// One reminder of a loan: due at `at`, not sent at or after `valid_until`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Slot {
-    pub kind: &'static str,
+    pub kind: crate::domain::Kind,
     pub at: DateTime<Utc>,
     pub valid_until: DateTime<Utc>,
     /// For `loan_overdue`: the how-manyth day late (1-based).
@@ -164,7 +165,7 @@ fn at(date: NaiveDate, time: NaiveTime, zone: Tz) -> DateTime<Utc> {
 pub fn slots(loan: &Loan<'_>, zone: Tz, cfg: &RemindersConfig) -> Vec<Slot> {
     if let Some(returned) = loan.returned_at {
         return vec![Slot {
-            kind: "loan_returned",
+            kind: Kind::LoanReturned,
             at: returned,
             valid_until: returned + Duration::days(7),
             overdue_day: None,
@@ -179,17 +180,17 @@ pub fn slots(loan: &Loan<'_>, zone: Tz, cfg: &RemindersConfig) -> Vec<Slot> {
         }
     };
     // The schedule: each slot is valid until the next one.
-    let mut timeline: Vec<(&'static str, DateTime<Utc>, Option<u32>)> = Vec::new();
+    let mut timeline: Vec<(Kind, DateTime<Utc>, Option<u32>)> = Vec::new();
     if let Some(d) = day(-2) {
-        timeline.push(("loan_d2", at(d, cfg.loan_d2_at, zone), None));
+        timeline.push((Kind::LoanD2, at(d, cfg.loan_d2_at, zone), None));
     }
     if let Some(d) = day(-1) {
-        timeline.push(("loan_d1", at(d, cfg.loan_d1_at, zone), None));
+        timeline.push((Kind::LoanD1, at(d, cfg.loan_d1_at, zone), None));
     }
-    timeline.push(("loan_due", at(due_date, cfg.loan_due_at, zone), None));
+    timeline.push((Kind::LoanDue, at(due_date, cfg.loan_due_at, zone), None));
     if cfg.loan_short_notice_terms.iter().any(|t| t == loan.term) {
         timeline.push((
-            "loan_short_notice",
+            Kind::LoanShortNotice,
             loan.due_at - Duration::hours(i64::from(cfg.loan_short_notice_hours)),
             None,
         ));
@@ -206,12 +207,12 @@ pub fn slots(loan: &Loan<'_>, zone: Tz, cfg: &RemindersConfig) -> Vec<Slot> {
         .map(|d| at(d, cfg.loan_overdue_at, zone))
         .collect();
     for (n, when) in overdue.iter().take(cfg.loan_overdue_max as usize).enumerate() {
-        timeline.push(("loan_overdue", *when, Some(n as u32 + 1)));
+        timeline.push((Kind::LoanOverdue, *when, Some(n as u32 + 1)));
     }
     timeline.sort_by_key(|(_, when, _)| *when);
 
     let mut out = vec![Slot {
-        kind: "loan_created",
+        kind: Kind::LoanCreated,
         at: loan.lent_at,
         valid_until: loan.lent_at + Duration::days(1),
         overdue_day: None,
@@ -223,15 +224,15 @@ pub fn slots(loan: &Loan<'_>, zone: Tz, cfg: &RemindersConfig) -> Vec<Slot> {
         }
         let next = timeline[i + 1..].iter().map(|(_, t, _)| *t).find(|t| t > when);
         let valid_until = match *kind {
-            "loan_short_notice" => loan.due_at,
-            "loan_due" => next.map_or(loan.due_at, |n| n.min(loan.due_at)),
-            "loan_overdue" => overdue_day
+            Kind::LoanShortNotice => loan.due_at,
+            Kind::LoanDue => next.map_or(loan.due_at, |n| n.min(loan.due_at)),
+            Kind::LoanOverdue => overdue_day
                 .and_then(|d| overdue.get(d as usize).copied())
                 .unwrap_or(*when + Duration::days(1)),
             _ => next.unwrap_or(loan.due_at),
         };
         out.push(Slot {
-            kind,
+            kind: *kind,
             at: *when,
             valid_until,
             overdue_day: *overdue_day,
@@ -255,7 +256,7 @@ mod tests {
 
     const LBV: Tz = chrono_tz::Africa::Libreville; // UTC+1, no DST
 
-    fn find<'a>(slots: &'a [Slot], kind: &str) -> Vec<&'a Slot> {
+    fn find(slots: &[Slot], kind: Kind) -> Vec<&Slot> {
         slots.iter().filter(|s| s.kind == kind).collect()
     }
 
@@ -268,30 +269,30 @@ mod tests {
             returned_at: None,
         };
         let s = slots(&loan, LBV, &cfg());
-        let d2 = find(&s, "loan_d2")[0];
+        let d2 = find(&s, Kind::LoanD2)[0];
         assert_eq!(
             (d2.at, d2.valid_until),
             (utc("2026-03-11T08:00:00Z"), utc("2026-03-12T08:00:00Z"))
         );
-        let d1 = find(&s, "loan_d1")[0];
+        let d1 = find(&s, Kind::LoanD1)[0];
         assert_eq!(
             (d1.at, d1.valid_until),
             (utc("2026-03-12T08:00:00Z"), utc("2026-03-13T07:00:00Z"))
         );
-        let due = find(&s, "loan_due")[0];
+        let due = find(&s, Kind::LoanDue)[0];
         assert_eq!(
             (due.at, due.valid_until),
             (utc("2026-03-13T07:00:00Z"), utc("2026-03-13T17:00:00Z"))
         );
-        assert!(find(&s, "loan_short_notice").is_empty(), "long loans get none");
-        let overdue = find(&s, "loan_overdue");
+        assert!(find(&s, Kind::LoanShortNotice).is_empty(), "long loans get none");
+        let overdue = find(&s, Kind::LoanOverdue);
         assert_eq!(overdue.len(), 14);
         assert_eq!(
             (overdue[0].at, overdue[0].valid_until),
             (utc("2026-03-14T09:00:00Z"), utc("2026-03-15T09:00:00Z"))
         );
         assert_eq!(overdue[13].overdue_day, Some(14));
-        let created = find(&s, "loan_created")[0];
+        let created = find(&s, Kind::LoanCreated)[0];
         assert_eq!(created.valid_until, utc("2026-03-03T10:00:00Z"));
     }
 
@@ -305,11 +306,11 @@ mod tests {
         };
         let s = slots(&loan, LBV, &cfg());
         assert!(
-            find(&s, "loan_d2").is_empty() && find(&s, "loan_d1").is_empty(),
+            find(&s, Kind::LoanD2).is_empty() && find(&s, Kind::LoanD1).is_empty(),
             "before lent_at"
         );
-        assert!(find(&s, "loan_due").is_empty(), "08:00 local is before lent_at");
-        let short = find(&s, "loan_short_notice")[0];
+        assert!(find(&s, Kind::LoanDue).is_empty(), "08:00 local is before lent_at");
+        let short = find(&s, Kind::LoanShortNotice)[0];
         assert_eq!(
             (short.at, short.valid_until),
             (utc("2026-03-13T13:00:00Z"), utc("2026-03-13T15:00:00Z"))
@@ -326,7 +327,7 @@ mod tests {
         };
         let s = slots(&loan, LBV, &cfg());
         assert_eq!(s.len(), 1);
-        assert_eq!(s[0].kind, "loan_returned");
+        assert_eq!(s[0].kind, Kind::LoanReturned);
         assert_eq!(s[0].valid_until, utc("2026-03-12T16:00:00Z"));
     }
 
@@ -341,9 +342,9 @@ mod tests {
         };
         let s = slots(&loan, paris, &cfg());
         // D-1 is Monday 30 March, after the change: 09:00 is 07:00 UTC.
-        assert_eq!(find(&s, "loan_d1")[0].at, utc("2026-03-30T07:00:00Z"));
+        assert_eq!(find(&s, Kind::LoanD1)[0].at, utc("2026-03-30T07:00:00Z"));
         // D-2 is Sunday 29 March itself, already summer time.
-        assert_eq!(find(&s, "loan_d2")[0].at, utc("2026-03-29T07:00:00Z"));
+        assert_eq!(find(&s, Kind::LoanD2)[0].at, utc("2026-03-29T07:00:00Z"));
     }
 
     #[test]
@@ -358,7 +359,7 @@ mod tests {
             returned_at: None,
         };
         let s = slots(&loan, paris, &c);
-        let first = find(&s, "loan_overdue")[0];
+        let first = find(&s, Kind::LoanOverdue)[0];
         // 02:30 on 25 October happens twice: the earlier one, summer time.
         assert_eq!(first.at, utc("2026-10-25T00:30:00Z"));
         assert_eq!(first.valid_until, utc("2026-10-26T01:30:00Z"));

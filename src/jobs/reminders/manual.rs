@@ -3,6 +3,7 @@
 //! week. `sent_at` is set in the transaction that records the first delivery
 //! that went out.
 
+use crate::domain::Kind;
 use chrono::{DateTime, Duration, Utc};
 use rusqlite::Transaction;
 use serde::Serialize;
@@ -30,7 +31,7 @@ struct Author<'a> {
 
 #[derive(Serialize)]
 struct ManualCtx<'a> {
-    kind: &'a str,
+    kind: Kind,
     contact: ContactCtx<'a>,
     /// `none` when the row names no author.
     author: Option<Author<'a>>,
@@ -45,7 +46,7 @@ struct ManualCtx<'a> {
 }
 
 pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
-    if !em.r.wanted("manual") {
+    if !em.r.wanted(Kind::Manual) {
         return Ok(());
     }
     let (conn, ctx) = (em.conn, em.ctx);
@@ -96,7 +97,7 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
         let parent_id = column_id(row.get_ref(4)?);
         let author_name = column_text(row.get_ref(5)?);
         let due = Due {
-            kind: "manual",
+            kind: Kind::Manual,
             source_table: TABLE,
             source_id: id,
             source_at,
@@ -107,7 +108,7 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
         em.emit(&due, &contact, |locale| {
             let (message_short, truncated) = crate::shorten::cut(&message, SHORT_MAX);
             ManualCtx {
-                kind: "manual",
+                kind: Kind::Manual,
                 contact: ContactCtx { name: &contact.name },
                 author: author_name.as_deref().map(|name| Author {
                     name,
@@ -158,7 +159,7 @@ pub fn sample(optional_present: bool) -> serde_json::Value {
     let message = "N'oublie pas <b>ton</b> cahier & ta calculatrice !\nBisous";
     let (message_short, truncated) = crate::shorten::cut(message, 30);
     serde_json::to_value(ManualCtx {
-        kind: "manual",
+        kind: Kind::Manual,
         contact: ContactCtx { name: "Léa <Mba>" },
         author: optional_present.then_some(Author {
             name: "Marie \"Maman\" Mba",

@@ -143,13 +143,13 @@ fn why_not(
     if let Some(why) = ended {
         return Ok(format!("{why} ({table} id {id})"));
     }
-    if check.cfg.disabled_kinds.contains(&row.kind) {
+    if row.kind.parse().is_ok_and(|k| check.cfg.disabled_kinds.contains(&k)) {
         return Ok(format!("kind {} is disabled ([reminders] disabled_kinds)", row.kind));
     }
     if let Some(contact_id) = row.contact_id {
         match contact(conn, contact_id, ctx)? {
             None => return Ok(format!("contact {contact_id} was deleted")),
-            Some(c) if c.muted(&row.kind) => {
+            Some(c) if row.kind.parse().is_ok_and(|k| c.muted(k)) => {
                 return Ok(format!("contact {contact_id} opted out of {} (muted_kinds)", row.kind));
             }
             Some(c) if !c.channels().iter().any(|(ch, _)| *ch == row.channel) => {

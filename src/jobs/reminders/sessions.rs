@@ -3,6 +3,7 @@
 //! until the session starts. Cancelled and completed sessions get nothing; a
 //! moved session gets the slots of its new time.
 
+use crate::domain::Kind;
 use chrono::{DateTime, Duration, NaiveTime, Utc};
 use chrono_tz::Tz;
 use rusqlite::params;
@@ -15,8 +16,6 @@ use crate::config::{Locale, RemindersConfig};
 use crate::instant::{self, local_to_utc};
 use crate::jobs::column_text;
 use crate::templates::{local_day, local_time};
-
-pub const KINDS: [&str; 2] = ["session_eve", "session_day"];
 
 /// A session as its reminders show it.
 #[derive(Serialize)]
@@ -31,7 +30,7 @@ pub struct SessionInfo<'a> {
 
 #[derive(Serialize)]
 struct SessionCtx<'a> {
-    kind: &'a str,
+    kind: Kind,
     contact: ContactCtx<'a>,
     session: SessionInfo<'a>,
     /// "mardi 10 mars", "Tuesday 10 March"
@@ -49,11 +48,7 @@ struct SessionCtx<'a> {
 /// The morning reminder comes only when it is before the start; the eve
 /// reminder is valid until the morning one (or the start): a run after a
 /// night off sends one reminder, not two saying the same.
-pub fn slots(
-    start: DateTime<Utc>,
-    zone: Tz,
-    cfg: &RemindersConfig,
-) -> Vec<(&'static str, DateTime<Utc>, DateTime<Utc>)> {
+pub fn slots(start: DateTime<Utc>, zone: Tz, cfg: &RemindersConfig) -> Vec<(Kind, DateTime<Utc>, DateTime<Utc>)> {
     let day = start.with_timezone(&zone).date_naive();
     let at = |date: chrono::NaiveDate, time: NaiveTime| local_to_utc(date.and_time(time), zone);
     let morning = Some(at(day, cfg.session_day_at)).filter(|m| *m < start);
@@ -61,11 +56,11 @@ pub fn slots(
     if let Some(eve) = day.pred_opt().map(|d| at(d, cfg.session_eve_at)) {
         let until = morning.filter(|m| *m > eve).unwrap_or(start);
         if eve < until {
-            out.push(("session_eve", eve, until));
+            out.push((Kind::SessionEve, eve, until));
         }
     }
     if let Some(morning) = morning {
-        out.push(("session_day", morning, start));
+        out.push((Kind::SessionDay, morning, start));
     }
     out
 }
@@ -89,7 +84,7 @@ pub fn date_bounds(from: DateTime<Utc>, to: DateTime<Utc>) -> (String, String) {
 const LOOK_AHEAD_H: i64 = 51;
 
 pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
-    if !KINDS.iter().any(|k| em.r.wanted(k)) {
+    if !crate::domain::Kind::SESSIONS.iter().any(|k| em.r.wanted(*k)) {
         return Ok(());
     }
     let (conn, ctx, cfg) = (em.conn, em.ctx, em.r.cfg);
@@ -177,7 +172,7 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
 }
 
 /// Template data for `config check`.
-pub fn sample(kind: &str, optional_present: bool) -> serde_json::Value {
+pub fn sample(kind: Kind, optional_present: bool) -> serde_json::Value {
     let start = instant::parse("2026-03-10T13:00:00Z").unwrap_or_default();
     let zone = chrono_tz::Europe::Paris;
     let ctx = SessionCtx {
@@ -220,8 +215,16 @@ mod tests {
             s,
             vec![
                 // Sunday 18:30 CEST, until Monday 08:00 CEST
-                ("session_eve", utc("2026-03-29T16:30:00Z"), utc("2026-03-30T06:00:00Z")),
-                ("session_day", utc("2026-03-30T06:00:00Z"), utc("2026-03-30T12:00:00Z")),
+                (
+                    Kind::SessionEve,
+                    utc("2026-03-29T16:30:00Z"),
+                    utc("2026-03-30T06:00:00Z")
+                ),
+                (
+                    Kind::SessionDay,
+                    utc("2026-03-30T06:00:00Z"),
+                    utc("2026-03-30T12:00:00Z")
+                ),
             ]
         );
     }
@@ -235,7 +238,7 @@ mod tests {
             &crate::config::reminders_for_tests(),
         );
         let start = utc("2026-11-10T06:30:00Z");
-        assert_eq!(s, vec![("session_eve", utc("2026-11-09T17:30:00Z"), start)]);
+        assert_eq!(s, vec![(Kind::SessionEve, utc("2026-11-09T17:30:00Z"), start)]);
     }
 
     #[test]

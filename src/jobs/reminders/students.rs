@@ -4,6 +4,7 @@
 //! sessions done and missed, next week's with their objectives). Both are
 //! valid until local midnight.
 
+use crate::domain::Kind;
 use chrono::{DateTime, Datelike, Days, NaiveDate, NaiveTime, Utc, Weekday};
 use chrono_tz::Tz;
 use rusqlite::params;
@@ -68,7 +69,7 @@ fn midnight_after(date: NaiveDate, zone: Tz) -> Option<DateTime<Utc>> {
 
 #[derive(Serialize)]
 struct InactivityCtx<'a> {
-    kind: &'a str,
+    kind: Kind,
     contact: ContactCtx<'a>,
     days_inactive: i64,
     /// The local date of the last activity, or of the subscription when
@@ -92,7 +93,7 @@ struct DigestItem {
 
 #[derive(Serialize)]
 struct DigestCtx<'a> {
-    kind: &'a str,
+    kind: Kind,
     contact: ContactCtx<'a>,
     /// The week looked back on, as dates.
     week_from_local: String,
@@ -124,7 +125,7 @@ struct SessionRow {
 }
 
 pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
-    let (inactivity, weekly) = (em.r.wanted("inactivity"), em.r.wanted("weekly_digest"));
+    let (inactivity, weekly) = (em.r.wanted(Kind::Inactivity), em.r.wanted(Kind::WeeklyDigest));
     if !inactivity && !weekly {
         return Ok(());
     }
@@ -155,7 +156,7 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
         };
         // Names the student row with its id (db::identity).
         let subscribed = column_text(row.get_ref(2)?).as_deref().and_then(instant::parse);
-        if inactivity && em.wants("inactivity", &contact) {
+        if inactivity && em.wants(Kind::Inactivity, &contact) {
             // The later of the last activity and the subscription: a student
             // who subscribes again starts afresh.
             let mut seen: Option<(DateTime<Utc>, bool)> = None;
@@ -178,7 +179,7 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
                 && let Some((at, valid_until, days)) = inactivity_slot(ctx.now, seen, contact.zone, cfg)
             {
                 let due = Due {
-                    kind: "inactivity",
+                    kind: Kind::Inactivity,
                     source_table: "students",
                     source_id: id,
                     source_at: subscribed,
@@ -187,7 +188,7 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
                     valid_until,
                 };
                 em.emit(&due, &contact, |locale| InactivityCtx {
-                    kind: "inactivity",
+                    kind: Kind::Inactivity,
                     contact: ContactCtx { name: &contact.name },
                     days_inactive: days,
                     last_active_local: local_date(seen, contact.zone, locale),
@@ -219,7 +220,7 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
 
 fn digest_due(student_id: i64, subscribed: Option<DateTime<Utc>>, week: &Week) -> Due {
     Due {
-        kind: "weekly_digest",
+        kind: Kind::WeeklyDigest,
         source_table: "students",
         source_id: student_id,
         source_at: subscribed,
@@ -313,7 +314,7 @@ fn plan_digests(em: &mut Emitter<'_>, digests: Vec<Digest>) -> anyhow::Result<()
                 }
                 let done_count = past.iter().filter(|i| i.done).count();
                 DigestCtx {
-                    kind: "weekly_digest",
+                    kind: Kind::WeeklyDigest,
                     contact: ContactCtx { name: &contact.name },
                     week_from_local: local_date(week.from, zone, locale),
                     week_to_local: local_date(week.at, zone, locale),
@@ -332,7 +333,7 @@ fn plan_digests(em: &mut Emitter<'_>, digests: Vec<Digest>) -> anyhow::Result<()
 /// Template data for `config check`: inactivity.
 pub fn inactivity_sample(optional_present: bool) -> serde_json::Value {
     serde_json::to_value(InactivityCtx {
-        kind: "inactivity",
+        kind: Kind::Inactivity,
         contact: ContactCtx { name: "Léa <Mba>" },
         days_inactive: 4,
         last_active_local: "06/03/2026".into(),
@@ -365,7 +366,7 @@ pub fn digest_sample(optional_present: bool) -> serde_json::Value {
         (vec![], vec![])
     };
     serde_json::to_value(DigestCtx {
-        kind: "weekly_digest",
+        kind: Kind::WeeklyDigest,
         contact: ContactCtx { name: "Léa <Mba>" },
         week_from_local: "01/03/2026".into(),
         week_to_local: "08/03/2026".into(),
