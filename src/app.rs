@@ -54,12 +54,12 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
             let mut command = <Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();
             clap_complete::generate(*shell, &mut command, "rappel", &mut script);
-            std::io::Write::write_all(&mut std::io::stdout(), &script).or_exit(Exit::IoErr)?;
+            output::write_stdout(&script).or_exit(Exit::IoErr)?;
             return Ok(Exit::Ok);
         }
         Command::Man => {
             let page = man_page().or_exit(Exit::Software)?;
-            std::io::Write::write_all(&mut std::io::stdout(), &page).or_exit(Exit::IoErr)?;
+            output::write_stdout(&page).or_exit(Exit::IoErr)?;
             return Ok(Exit::Ok);
         }
         _ => {}

@@ -79,7 +79,15 @@ impl log::Log for Logger {
         if !problem && !self.enabled(record.metadata()) {
             return;
         }
-        let message = crate::mask::mask(&printable(&record.args().to_string()));
+        // A message of several lines (a list of paths tried...) keeps its
+        // lines; each is escaped on its own, so data cannot forge one.
+        let lines: Vec<String> = record
+            .args()
+            .to_string()
+            .split('\n')
+            .map(|l| crate::mask::mask(&printable(l.trim_end_matches('\r'))))
+            .collect();
+        let message = lines.join("\n");
         if problem {
             // Kept for the monitoring ping even when -q does not print it.
             keep(format!("{level}: {message}"));
@@ -89,19 +97,26 @@ impl log::Log for Logger {
         }
         let ts = crate::instant::format(crate::clock::wall_now());
         let job = *JOB.lock().unwrap_or_else(|e| e.into_inner());
-        let line = if JSON_LOGS.load(Ordering::Relaxed) {
-            json(
+        let mut err = std::io::stderr().lock();
+        if JSON_LOGS.load(Ordering::Relaxed) {
+            let line = json(
                 &serde_json::json!({ "ts": ts, "run_id": run_id(), "job": job, "level": level, "message": message }),
                 false,
-            )
-        } else if std::io::stderr().is_terminal() {
-            format!("rappel: {level}: {message}")
+            );
+            let _ = writeln!(err, "{line}");
+            return;
+        }
+        let prefix = if std::io::stderr().is_terminal() {
+            format!("rappel: {level}: ")
         } else {
             // A cron mail or a log file: every line can be placed in time and
             // run (the first part of the run id, as pings carry it whole).
-            format!("{ts} run={} rappel: {level}: {message}", &run_id()[..8])
+            format!("{ts} run={} rappel: {level}: ", &run_id()[..8])
         };
-        let _ = writeln!(std::io::stderr().lock(), "{line}");
+        // Every line carries the prefix: a log file keeps each line dated.
+        for line in &lines {
+            let _ = writeln!(err, "{prefix}{line}");
+        }
     }
 
     fn flush(&self) {}
@@ -124,7 +139,9 @@ static KEPT: Mutex<Kept> = Mutex::new(Kept {
 const KEPT_LINES: usize = 40;
 const KEPT_CHARS: usize = 500;
 
-fn keep(line: String) {
+/// Keeps `line` for the monitoring ping's body (`kept_since`): a summary
+/// that is not logged (the run's own, purge's counts).
+pub fn keep(line: String) {
     let mut kept = KEPT.lock().unwrap_or_else(|e| e.into_inner());
     let line = match line.char_indices().nth(KEPT_CHARS) {
         Some((i, _)) => format!("{}…", &line[..i]),
@@ -153,6 +170,16 @@ pub fn kept_since(mark: u64) -> Vec<String> {
         .filter(|(n, _)| *n >= mark)
         .map(|(_, l)| l.clone())
         .collect()
+}
+
+/// Writes `bytes` to stdout; a reader that stopped reading (`| head`, a
+/// closed pipe) is no error. Errors: any other write error.
+pub fn write_stdout(bytes: &[u8]) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
 }
 
 /// Makes a closed stdout (`rappel log | head`) end the process quietly
@@ -331,7 +358,12 @@ pub fn print_report(r: &Report<'_>, verbosity: Verbosity, json: bool) {
     }
     let c = r.tally.counts;
     let line = summary_line(r);
-    keep(line.clone());
+    // Under -q a run that did not fully succeed logs its summary as an
+    // error, which keeps it: not twice.
+    let ok = r.tally.exit == crate::exit::Exit::Ok;
+    if !(verbosity == Verbosity::Quiet && !ok && !json) {
+        keep(line.clone());
+    }
     if json {
         let summary = JsonSummary {
             job: r.job,
@@ -351,7 +383,6 @@ pub fn print_report(r: &Report<'_>, verbosity: Verbosity, json: bool) {
         let _ = writeln!(out, "{}", self::json(&summary, false));
         return;
     }
-    let ok = r.tally.exit == crate::exit::Exit::Ok;
     match verbosity {
         // -q: errors only, but a run that did not fully succeed says so, so
         // that cron mails the operator.

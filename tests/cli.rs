@@ -126,6 +126,13 @@ fn init_puts_the_database_where_asked_and_jobs_write_only_there() {
     .success();
     assert!(out.stdout.contains("created "), "{}", out.stdout);
     assert!(var.join("rappel.db").is_file());
+    // A folder given as the database is refused before anything is written.
+    let out = rappel_in(dir.path(), &["init", "other", "--database", "var/lib/rappel"]).code(64);
+    assert!(out.stderr.contains("is not a file"), "{}", out.stderr);
+    assert!(!dir.path().join("other/rappel.toml").exists());
+    // An existing database is kept, and the next step named.
+    let out = rappel_in(dir.path(), &["init", "again", "--database", "var/lib/rappel/rappel.db"]).success();
+    assert!(out.stdout.contains("rappel db migrate"), "{}", out.stdout);
     assert!(!etc.join("rappel.db").exists());
     let config = std::fs::read_to_string(etc.join("rappel.toml")).unwrap();
     let table: toml::Table = config.parse().unwrap();
@@ -325,16 +332,32 @@ fn redirect_to_diverts_every_email() {
 }
 
 /// `config check --connect` against a server that wants a login: ok names
-/// the server and the user it accepted; a refused login names the server.
+/// the server and the user it accepted; a refused login names the server;
+/// a username for a server that offers no login says what to change.
 #[test]
 fn config_check_connect_names_the_server_and_the_login() {
+    let plain = SmtpServer::start();
+    let env = TestEnv::new(plain.port, "");
+    std::fs::write(env.dir.path().join("smtp-pass"), "pw\n").unwrap();
+    let text = std::fs::read_to_string(env.config_path()).unwrap().replace(
+        "timeout_s = 2\n",
+        "timeout_s = 2\nusername = \"bob\"\npassword_file = \"smtp-pass\"\n",
+    );
+    env.write_config(&text);
+    let out = env.run(&["config", "check", "--connect"], NOW).code(78);
+    assert!(
+        out.stdout.contains("offers no login rappel can use") && out.stdout.contains("remove the username"),
+        "{}",
+        out.stdout
+    );
+
     use support::faulty_smtp::{Fault, FaultySmtp};
     for (fault, expect) in [
         (
             Fault::None,
-            "email: ok (127.0.0.1:{port}: connected over no TLS, authenticated as bob)",
+            "email: ok (127.0.0.1:{port}: connected without TLS, authenticated as bob)",
         ),
-        (Fault::Auth535, "email: failed: 127.0.0.1:{port}: "),
+        (Fault::Auth535, "email: failed: 127.0.0.1:{port} (without TLS): "),
     ] {
         let smtp = FaultySmtp::start(fault);
         let env = TestEnv::new(smtp.port, "");
@@ -361,7 +384,7 @@ fn config_check_renders_templates_and_reports_errors() {
     let at = format!("127.0.0.1:{}", smtp.port);
     assert!(
         out.stdout.contains(&format!(
-            "email: ok ({at}: connected over no TLS, no authentication configured)"
+            "email: ok ({at}: connected without TLS, no authentication configured)"
         )),
         "{}",
         out.stdout
@@ -377,7 +400,7 @@ fn config_check_renders_templates_and_reports_errors() {
     let out = down.run(&["config", "check", "--connect"], NOW).code(78);
     assert!(
         out.stdout
-            .contains(&format!("email: failed: 127.0.0.1:{}: ", down_port)),
+            .contains(&format!("email: failed: 127.0.0.1:{} (without TLS): ", down_port)),
         "the refused server is named: {}",
         out.stdout
     );

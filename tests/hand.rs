@@ -221,3 +221,34 @@ fn show_prints_one_delivery_whole() {
     let out = env.run(&["show", "999"], NOW).code(64);
     assert!(out.stderr.contains("there is no delivery 999"), "{}", out.stderr);
 }
+
+/// `retry --failed` says which failed messages it leaves because they
+/// expired (they would not be sent), without making that an error.
+#[test]
+fn retry_by_filter_names_the_expired_messages_it_leaves() {
+    let smtp = SmtpServer::start();
+    let env = TestEnv::new(smtp.port, "");
+    let db = env.db();
+    db.execute(
+        "INSERT INTO deliveries (job, kind, dedupe_key, channel, recipient, subject, body, status,
+                                     error_class, last_error, attempts, created_at, valid_until)
+             VALUES ('send-reminders', 'loan_d1', 'k-old', 'email', 'a@example.com', 'Hi', 'Body', 'failed',
+                     'temporary', 'gave up', 3, '2026-03-08T07:00:00Z', '2026-03-09T07:00:00Z')",
+        [],
+    )
+    .unwrap();
+    let id = db.last_insert_rowid();
+    let out = env.run(&["retry", "--failed"], NOW).success();
+    assert!(out.stdout.contains("retried 0 delivery(ies)"), "{}", out.stdout);
+    assert!(
+        out.stderr.contains(&format!(
+            "delivery {id}: left as it is: it was valid until 2026-03-09T07:00:00Z"
+        )),
+        "{}",
+        out.stderr
+    );
+    let json = env.run(&["--json", "retry", "--failed"], NOW).success();
+    let v: serde_json::Value = serde_json::from_str(json.stdout.trim()).unwrap();
+    assert_eq!(v["not_changed"][0]["id"], id);
+    assert_eq!(status(&env, id).0, "failed");
+}

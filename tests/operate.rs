@@ -303,8 +303,43 @@ fn monitoring_pings_start_and_end_with_one_run_id_and_never_hold_a_run_up() {
     let out = env.run(&["check-delay-alerts"], "2026-03-12T07:00:00Z").success();
     let took = started.elapsed();
     assert!(took < std::time::Duration::from_millis(4_000), "{took:?}");
-    assert!(out.stderr.contains("monitoring ping failed"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("monitoring ping got no answer within monitoring.ping_timeout_s; the run goes on"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("the run's outcome stands"), "{}", out.stderr);
     drop(silent);
+}
+
+/// The end ping's body under -q holds the summary once, and purge's ping
+/// carries what it deleted.
+#[test]
+fn ping_bodies_hold_each_line_once_and_purge_says_what_it_deleted() {
+    let pings = FakeHr::start();
+    let env = TestEnv::new(
+        support::free_port(),
+        &format!(
+            "[monitoring]\n[monitoring.ping_urls]\ncheck-delay-alerts = \"{0}/p/alerts\"\npurge = \"{0}/p/purge\"\n",
+            pings.base_url()
+        ),
+    );
+    let c = env.contact("R0", "r0@example.com");
+    env.recipient(c, None);
+    env.ticket("T-1", &[("Diagnostic", "2026-02-01T07:00:00Z")]);
+    env.run(&["-q", "check-delay-alerts"], NOW).code(75);
+    env.run(&["purge", "--older-than", "30d"], NOW).success();
+    let posts: Vec<_> = pings.requests().into_iter().filter(|r| r.method == "POST").collect();
+    assert_eq!(posts.len(), 2, "{posts:?}");
+    let alerts = &posts[0].body;
+    assert_eq!(
+        alerts.matches("check-delay-alerts: 1 planned").count(),
+        1,
+        "the summary once: {alerts}"
+    );
+    assert!(posts[1].body.starts_with("purge: deleted "), "{}", posts[1].body);
+    assert!(posts[1].body.contains("deliveries"), "{}", posts[1].body);
 }
 
 #[test]
@@ -467,6 +502,39 @@ fn completions_and_man_page_are_generated() {
     );
     assert!(man.stdout.contains("run\\-all") || man.stdout.contains("run-all"));
     support::rappel_in(dir.path(), &["completions", "tcsh"]).code(64);
+    // A reader that closed its end before reading is no error.
+    for args in [&["man"][..], &["completions", "bash"]] {
+        let mut child = std::process::Command::new(support::BIN)
+            .args(args)
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// A message of several lines keeps them, each dated and named by run as a
+/// cron log needs, none with an escaped `\n` in it.
+#[test]
+fn a_message_of_several_lines_keeps_its_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = support::rappel_in(dir.path(), &["--config", "/nonexistent/rappel.toml", "log"]).code(78);
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert!(lines.len() >= 2, "{}", out.stderr);
+    for line in &lines {
+        assert!(line.contains(" run=") && line.contains("rappel: error: "), "{line}");
+        assert!(!line.contains("\\n"), "{line}");
+    }
+    assert!(out.stderr.contains("/nonexistent/rappel.toml"), "{}", out.stderr);
 }
 
 #[test]

@@ -720,3 +720,43 @@ fn the_summary_counts_a_report_once() {
         out.stdout
     );
 }
+
+/// A recurrence that is not a cron expression: the occurrence due is sent,
+/// but the run says, under -q too, that no next one can be made (exit 65),
+/// the row keeps why, and `config check` warns of it beforehand.
+#[test]
+fn a_recurrence_that_cannot_be_read_is_loud() {
+    let smtp = SmtpServer::start();
+    let env = env(smtp.port);
+    pdf(&env, "x.pdf", 10);
+    let id = env.report("Daily", "a@example.com", NOW, Some("x.pdf"), None);
+    env.db()
+        .execute(
+            "UPDATE scheduled_reports SET recurrence = '61 99 * * *' WHERE id = ?1",
+            [id],
+        )
+        .unwrap();
+    // (The definitions this suite's config holds on purpose are errors: 78.)
+    let out = env.run(&["config", "check"], NOW).code(78);
+    assert!(
+        out.stderr.contains(&format!("scheduled_reports id {id}: recurrence: ")),
+        "{}",
+        out.stderr
+    );
+    let out = env.run(&["-q", "send-reports"], NOW).code(65);
+    assert!(
+        out.stderr
+            .contains("no next one is made until the row's recurrence is fixed"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(smtp.mails().len(), 1, "the occurrence due is sent");
+    let (status, _, error) = env.report_status(id);
+    assert_eq!(status, "sent");
+    assert!(error.is_some_and(|e| e.contains("no next occurrence")));
+    let rows: i64 = env
+        .db()
+        .query_row("SELECT count(*) FROM scheduled_reports", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 1, "no next occurrence made up");
+}

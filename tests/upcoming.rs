@@ -120,3 +120,42 @@ fn a_waiting_message_is_listed_at_its_next_try() {
         "{all:?}"
     );
 }
+
+/// A job that cannot plan (a host table without a column it reads) is named
+/// and left out, with its run's exit code; the others are still listed. A
+/// report that will fail for want of content is said; spans read as given.
+#[test]
+fn one_job_that_cannot_plan_leaves_the_others_listed() {
+    let smtp = SmtpServer::start();
+    let env = TestEnv::new(smtp.port, "");
+    env.report("Soon", "boss@example.com", "2026-03-10T07:30:00Z", None, None);
+    let db = env.db();
+    db.execute_batch(
+        "INSERT INTO contacts (id, name, email) VALUES (1, 'Léa', 'lea@example.com');
+         INSERT INTO students (id, contact_id) VALUES (1, 1);
+         INSERT INTO revision_sessions (student_id, subject, starts_at) VALUES (1, 'Maths', '2026-03-10T12:00:00Z');
+         DROP INDEX rappel_tickets_active; ALTER TABLE tickets DROP COLUMN closed_at;",
+    )
+    .unwrap();
+    drop(db);
+    let out = env.run(&["upcoming", "--within", "90m"], NOW).code(74);
+    assert!(
+        out.stderr.contains("check-delay-alerts: ") && out.stderr.contains("closed_at"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stdout
+            .contains("would fail scheduled_reports id 1 (Soon): no attachment_path and no report definition"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("within 90m"), "{}", out.stdout);
+    let out = env.run(&["upcoming", "--within", "6h"], NOW).code(74);
+    assert!(
+        out.stdout.contains("session_day email lea@example.com"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("message(s) within 6h"), "{}", out.stdout);
+}

@@ -207,7 +207,13 @@ fn classify_smtp(e: &lettre::transport::smtp::Error) -> SendError {
             "TLS with the SMTP server failed: {text} (for a private CA, set email.extra_ca_file)"
         ));
     }
-    if e.is_client() && (text.contains("STARTTLS") || text.contains("authentication mechanism")) {
+    if e.is_client() && text.contains("authentication mechanism") {
+        return SendError::Credentials(format!(
+            "the SMTP server offers no login rappel can use (AUTH PLAIN or LOGIN), and email.smtp.username \
+             is set; remove the username if the server needs no login, or use its submission port: {text}"
+        ));
+    }
+    if e.is_client() && text.contains("STARTTLS") {
         return SendError::Credentials(format!("SMTP server cannot be used as configured: {text}"));
     }
     if e.is_client() {

@@ -69,10 +69,24 @@ impl Ping {
                 .content_type("text/plain; charset=utf-8")
                 .send(body),
         };
+        // The start ping comes before the work, the end ping after it.
+        let then = if body.is_none() {
+            "the run goes on"
+        } else {
+            "the run's outcome stands"
+        };
         match answer {
             Ok(r) if r.status().is_success() => {}
-            Ok(r) => log::warn!("{}: monitoring ping answered HTTP {}", self.job, r.status().as_u16()),
-            Err(e) => log::warn!("{}: monitoring ping failed ({e}); the run goes on", self.job),
+            Ok(r) => log::warn!(
+                "{}: monitoring ping answered HTTP {}; {then}",
+                self.job,
+                r.status().as_u16()
+            ),
+            Err(ureq::Error::Timeout(_)) => log::warn!(
+                "{}: monitoring ping got no answer within monitoring.ping_timeout_s; {then}",
+                self.job
+            ),
+            Err(e) => log::warn!("{}: monitoring ping failed ({e}); {then}", self.job),
         }
     }
 }

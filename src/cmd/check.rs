@@ -110,7 +110,7 @@ pub fn run(ctx: &Ctx<'_>, connect: bool) -> anyhow::Result<Exit> {
                     email
                         .test_connection()
                         .map(|()| smtp_greeting(smtp, &at))
-                        .map_err(|e| format!("{at}: {e}"))
+                        .map_err(|e| format!("{at} ({}): {e}", security(smtp)))
                 }
                 _ => Ok("file or sendmail transport, nothing to connect to".into()),
             },
@@ -143,14 +143,19 @@ pub fn run(ctx: &Ctx<'_>, connect: bool) -> anyhow::Result<Exit> {
 /// established: the security in use and, when a username is configured,
 /// that the server accepted it; without one nothing was authenticated.
 fn smtp_greeting(smtp: &crate::config::SmtpConfig, at: &str) -> String {
-    let security = match smtp.security {
-        crate::config::Security::Tls => "TLS",
-        crate::config::Security::StartTls => "STARTTLS",
-        crate::config::Security::None => "no TLS",
-    };
+    let security = security(smtp);
     match &smtp.username {
-        Some(user) => format!("{at}: connected over {security}, authenticated as {user}"),
-        None => format!("{at}: connected over {security}, no authentication configured"),
+        Some(user) => format!("{at}: connected {security}, authenticated as {user}"),
+        None => format!("{at}: connected {security}, no authentication configured"),
+    }
+}
+
+/// How the connection is protected, as `email.smtp.security` says.
+fn security(smtp: &crate::config::SmtpConfig) -> &'static str {
+    match smtp.security {
+        crate::config::Security::Tls => "over TLS",
+        crate::config::Security::StartTls => "with STARTTLS",
+        crate::config::Security::None => "without TLS",
     }
 }
 

@@ -38,6 +38,20 @@ struct Found {
 struct Kept {
     id: i64,
     why: String,
+    /// Passed over by a filter (`--failed`, `--kind`, `--since`): said, but
+    /// not an error, as an id named by hand would be.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    filtered: bool,
+}
+
+impl Found {
+    /// Whether its `valid_until` has passed at `now`: it would not be sent.
+    fn expired(&self, now: DateTime<Utc>) -> bool {
+        self.valid_until
+            .as_deref()
+            .and_then(instant::parse)
+            .is_some_and(|until| until < now)
+    }
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -69,7 +83,7 @@ impl Action {
             .valid_until
             .as_deref()
             .and_then(instant::parse)
-            .filter(|until| *until < now);
+            .filter(|_| f.expired(now));
         match (self, f.status.as_str()) {
             (_, "sent") => Some("it was sent".into()),
             (_, "sending") => Some("it is being sent right now".into()),
@@ -135,8 +149,19 @@ fn run(ctx: &Ctx<'_>, sel: &Selection, action: Action) -> anyhow::Result<Exit> {
         let refused = action.refuses(&f, now);
         match refused {
             None => chosen.push(f),
-            // A filter passes over what it cannot change; an id is answered.
-            Some(why) if sel.ids.contains(&f.id) => kept.push(Kept { id: f.id, why }),
+            // An id named by hand and left is an error (exit 65).
+            Some(why) if sel.ids.contains(&f.id) => kept.push(Kept {
+                id: f.id,
+                why,
+                filtered: false,
+            }),
+            // A filter passes over what is not in its statuses; a message
+            // it would retry but that expired is said (not an error).
+            Some(why) if matches!(action, Action::Retry { .. }) && f.expired(now) => kept.push(Kept {
+                id: f.id,
+                why,
+                filtered: true,
+            }),
             Some(_) => {}
         }
     }
@@ -150,7 +175,11 @@ fn run(ctx: &Ctx<'_>, sel: &Selection, action: Action) -> anyhow::Result<Exit> {
             } else {
                 "there is no such delivery".to_string()
             };
-            kept.push(Kept { id: *id, why });
+            kept.push(Kept {
+                id: *id,
+                why,
+                filtered: false,
+            });
         }
     }
     if !sel.dry_run {
@@ -158,7 +187,11 @@ fn run(ctx: &Ctx<'_>, sel: &Selection, action: Action) -> anyhow::Result<Exit> {
         tx.commit()?;
     }
     print(ctx, action, sel.dry_run, &chosen, &kept);
-    Ok(if kept.is_empty() { Exit::Ok } else { Exit::DataErr })
+    Ok(if kept.iter().all(|k| k.filtered) {
+        Exit::Ok
+    } else {
+        Exit::DataErr
+    })
 }
 
 /// The deliveries the selection names: by id (whatever their status, to say
@@ -270,7 +303,11 @@ fn change(
 
 fn print(ctx: &Ctx<'_>, action: Action, dry_run: bool, chosen: &[Found], kept: &[Kept]) {
     for k in kept {
-        log::error!("delivery {}: not changed: {}", k.id, k.why);
+        if k.filtered {
+            log::warn!("delivery {}: left as it is: {}", k.id, k.why);
+        } else {
+            log::error!("delivery {}: not changed: {}", k.id, k.why);
+        }
     }
     if ctx.json {
         println!(

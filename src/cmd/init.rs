@@ -12,11 +12,12 @@ pub const EXAMPLE_CONFIG: &str = include_str!("../../examples/rappel.toml");
 
 /// Writes `dir/rappel.toml` and creates the database: `database` when given
 /// (its folder made if missing, its absolute path written in the config),
-/// else `dir/rappel.db`. Exit 64 when the config exists or cannot be written.
+/// else `dir/rappel.db`. Exit 64 when the config exists or `database` is a
+/// folder; 74 when a file or folder cannot be written.
 pub fn run(dir: &Path, database: Option<&Path>) -> anyhow::Result<Exit> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create {}", dir.display()))
-        .or_exit(Exit::Usage)?;
+        .or_exit(Exit::IoErr)?;
     let config = dir.join("rappel.toml");
     if config.exists() {
         return Err(fail(
@@ -33,11 +34,21 @@ pub fn run(dir: &Path, database: Option<&Path>) -> anyhow::Result<Exit> {
             if let Some(folder) = path.parent() {
                 std::fs::create_dir_all(folder)
                     .with_context(|| format!("cannot create {}", folder.display()))
-                    .or_exit(Exit::Usage)?;
+                    .or_exit(Exit::IoErr)?;
             }
             path
         }
     };
+    if database.exists() && !database.is_file() {
+        return Err(fail(
+            Exit::Usage,
+            format!(
+                "--database {} is not a file (a folder?); give the path of the database file, such as {}",
+                database.display(),
+                database.join("rappel.db").display()
+            ),
+        ));
+    }
     let text = if database == dir.join("rappel.db") {
         EXAMPLE_CONFIG.to_string()
     } else {
@@ -46,10 +57,13 @@ pub fn run(dir: &Path, database: Option<&Path>) -> anyhow::Result<Exit> {
     };
     std::fs::write(&config, text)
         .with_context(|| format!("cannot write {}", config.display()))
-        .or_exit(Exit::Usage)?;
+        .or_exit(Exit::IoErr)?;
     println!("wrote {}", config.display());
     if database.exists() {
-        println!("kept the existing database {}", database.display());
+        println!(
+            "kept the existing database {} (`rappel db migrate` adds rappel's tables to it, if missing)",
+            database.display()
+        );
     } else {
         Database::new(database.clone(), false).creating().connect_current()?;
         println!("created {}", database.display());

@@ -119,6 +119,9 @@ fn purge(
         counts.push(("report files", old_files(conn, &dir, cutoff, args.dry_run)?));
     }
     let vacuum = args.vacuum && !args.dry_run;
+    // What the monitoring ping carries, whatever is printed.
+    let deleted: Vec<String> = counts.iter().map(|(what, n)| format!("{n} {what}")).collect();
+    crate::output::keep(format!("purge: {verb} {} older than {cutoff_text}", deleted.join(", ")));
     if ctx.json {
         let counts: serde_json::Map<String, serde_json::Value> = counts
             .iter()

@@ -76,9 +76,22 @@ pub fn run(ctx: &Ctx<'_>, within: Duration) -> anyhow::Result<Exit> {
         ));
     }
     let mut listed = planned(&conn, until)?;
-    for (job, _) in &planners {
-        crate::db::host::check_for(&conn, job.as_str())?;
-    }
+    // A job that cannot plan (a host table that clashes, a broken template)
+    // is named and left out; the others are still listed. The exit code is
+    // the one that job's run would give.
+    let mut exit = Exit::Ok;
+    let stopped = |job: Job, e: anyhow::Error, exit: &mut Exit| {
+        log::error!("{job}: {e:#}; its messages are not listed");
+        *exit = (*exit).max(crate::exit::of_error(&e));
+    };
+    planners.retain(|(job, _)| match crate::db::host::check_for(&conn, job.as_str()) {
+        Ok(()) => true,
+        Err(e) => {
+            stopped(*job, e, &mut exit);
+            false
+        }
+    });
+    let mut failing: Vec<String> = Vec::new();
     let step = Duration::minutes(STEP_MINUTES).max(within / MAX_PASSES as i32);
     let mut seen: HashSet<(String, String, String, String)> = HashSet::new();
     let mut at = now;
@@ -86,8 +99,21 @@ pub fn run(ctx: &Ctx<'_>, within: Duration) -> anyhow::Result<Exit> {
     loop {
         let mut pctx = plan_ctx(ctx, &templates, &db, true, false);
         pctx.now = at;
-        for (job, plan) in &planners {
-            let report = plan(&mut conn, &pctx)?;
+        let mut broken = Vec::new();
+        for (i, (job, plan)) in planners.iter().enumerate() {
+            let report = match plan(&mut conn, &pctx) {
+                Ok(report) => report,
+                Err(e) => {
+                    stopped(*job, e, &mut exit);
+                    broken.push(i);
+                    continue;
+                }
+            };
+            for f in report.failures {
+                if !failing.contains(&f) {
+                    failing.push(f);
+                }
+            }
             for m in report.messages {
                 let due = m.due_at.unwrap_or(at).max(now);
                 // Named by its key, or, for a digest made on the spot, by
@@ -102,6 +128,9 @@ pub fn run(ctx: &Ctx<'_>, within: Duration) -> anyhow::Result<Exit> {
                 listed.push(entry(&m, due, if m.failed.is_some() { "failing" } else { "new" }));
             }
         }
+        for i in broken.into_iter().rev() {
+            drop(planners.remove(i));
+        }
         if at >= until {
             break;
         }
@@ -111,8 +140,8 @@ pub fn run(ctx: &Ctx<'_>, within: Duration) -> anyhow::Result<Exit> {
     }
     log::set_max_level(level);
     listed.sort_by(|a, b| (&a.at, a.job, &a.recipient).cmp(&(&b.at, b.job, &b.recipient)));
-    print(ctx, &listed, within);
-    Ok(Exit::Ok)
+    print(ctx, &listed, &failing, within);
+    Ok(exit)
 }
 
 fn entry(m: &Planned, at: DateTime<Utc>, state: &'static str) -> Upcoming {
@@ -164,14 +193,20 @@ fn planned(conn: &Connection, until: DateTime<Utc>) -> anyhow::Result<Vec<Upcomi
     Ok(out)
 }
 
-fn print(ctx: &Ctx<'_>, listed: &[Upcoming], within: Duration) {
+fn print(ctx: &Ctx<'_>, listed: &[Upcoming], failing: &[String], within: Duration) {
     if ctx.json {
         println!("{}", crate::output::json(&listed, true));
+        for f in failing {
+            log::warn!("would fail {f}");
+        }
         return;
     }
-    let hours = within.num_minutes() as f64 / 60.0;
+    let span = span(within);
+    for f in failing {
+        println!("would fail {}", printable(f));
+    }
     if listed.is_empty() {
-        println!("nothing to send within {hours}h");
+        println!("nothing to send within {span}");
         return;
     }
     let zone = ctx.config.timezone;
@@ -195,5 +230,19 @@ fn print(ctx: &Ctx<'_>, listed: &[Upcoming], within: Duration) {
             printable(&u.subject)
         );
     }
-    println!("{} message(s) within {hours}h", listed.len());
+    println!("{} message(s) within {span}", listed.len());
+}
+
+/// A span as `--within` takes it: whole hours up to two days (`24h`),
+/// whole days beyond (`3d`), minutes otherwise (`90m`).
+fn span(d: Duration) -> String {
+    let minutes = d.num_minutes().max(0);
+    let (hours, days) = (minutes / 60, minutes / (24 * 60));
+    if minutes % (24 * 60) == 0 && days > 2 {
+        format!("{days}d")
+    } else if minutes % 60 == 0 && hours > 0 {
+        format!("{hours}h")
+    } else {
+        format!("{minutes}m")
+    }
 }

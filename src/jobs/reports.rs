@@ -128,6 +128,21 @@ fn due_rows(conn: &Connection, ctx: &PlanCtx<'_>, report: &mut PlanReport) -> an
                 }
             }
         }
+        let recurrence = text(8)?;
+        if let Some(Err(why)) = recurrence
+            .as_deref()
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+            .map(recurrence::Recurrence::parse)
+        {
+            // Sent all the same (its content is fine), but loudly: no next
+            // occurrence can be made, and a recurring mailing would stop unseen.
+            log::error!(
+                "scheduled_reports id {id}: recurrence: {why}; this occurrence is sent, but no next one is \
+                 made until the row's recurrence is fixed"
+            );
+            report.data_errors += 1;
+        }
         due.push(Row {
             id,
             title: text(1)?.unwrap_or_default(),
@@ -136,7 +151,7 @@ fn due_rows(conn: &Connection, ctx: &PlanCtx<'_>, report: &mut PlanReport) -> an
             source_at,
             attachment_path: text(4)?,
             report: text(5)?,
-            recurrence: text(8)?,
+            recurrence,
             zone,
         });
     }
@@ -158,13 +173,40 @@ fn addresses(list: &str) -> Vec<(String, Option<String>)> {
 }
 
 /// For `config check`: each pending report row's recipients that are not
-/// addresses, one line per row naming them all.
+/// addresses, one line per row naming them all, and each pending row whose
+/// `recurrence`, `timezone` or `scheduled_at` cannot be read.
 pub fn invalid_recipients(conn: &Connection) -> rusqlite::Result<Vec<String>> {
-    let mut stmt = conn.prepare("SELECT id, recipients FROM scheduled_reports WHERE status = 'pending' ORDER BY id")?;
+    let mut stmt = conn.prepare(
+        "SELECT id, recipients, recurrence, timezone, scheduled_at FROM scheduled_reports
+         WHERE status = 'pending' ORDER BY id",
+    )?;
     let mut rows = stmt.query([])?;
     let mut problems = Vec::new();
     while let Some(r) = rows.next()? {
         let id: i64 = r.get(0)?;
+        let text = |i: usize| -> rusqlite::Result<String> {
+            Ok(super::column_text(r.get_ref(i)?).unwrap_or_default().trim().to_string())
+        };
+        if let (rule, Err(why)) = (text(2)?, recurrence::Recurrence::parse(&text(2)?))
+            && !rule.is_empty()
+        {
+            problems.push(format!(
+                "scheduled_reports id {id}: recurrence: {why}; no next occurrence will be made"
+            ));
+        }
+        if let (zone, Err(why)) = (text(3)?, crate::config::parse_zone(&text(3)?))
+            && !zone.is_empty()
+        {
+            problems.push(format!(
+                "scheduled_reports id {id}: timezone: {why}; the row will be skipped"
+            ));
+        }
+        if instant::parse(&text(4)?).is_none() {
+            problems.push(format!(
+                "scheduled_reports id {id}: scheduled_at: {:?} is not a timestamp; the row will be skipped",
+                text(4)?
+            ));
+        }
         let list = super::column_text(r.get_ref(1)?).unwrap_or_default();
         let bad: Vec<String> = addresses(&list)
             .into_iter()

@@ -235,7 +235,16 @@ fn schedule_next(tx: &Transaction<'_>, source: Source<'_>, now: DateTime<Utc>, r
             }
         });
     if let Err(e) = result {
-        log::warn!("scheduled_reports id {id}: no next occurrence: {e}");
+        // An error, not a warning: a recurring mailing that stops must be seen,
+        // under -q too, and stay written on its row.
+        log::error!("scheduled_reports id {id}: no next occurrence: {e}");
+        let noted = tx.execute(
+            "UPDATE scheduled_reports SET last_error = coalesce(last_error || '; ', '') || ?2 WHERE id = ?1",
+            params![id, bounded(&format!("no next occurrence: {e}"))],
+        );
+        if let Err(e) = noted {
+            log::error!("scheduled_reports id {id}: cannot note it on the row: {e}");
+        }
     }
 }
 
