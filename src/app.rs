@@ -510,7 +510,10 @@ fn report_counts(run: Run, conn: &Connection, rows: &[(i64, String)]) -> Option<
 fn count_plan(tally: &mut Tally, report: &PlanReport) {
     tally.counts.planned += report.planned;
     tally.counts.skipped += report.skipped.len() as u64;
-    tally.counts.failed += report.failures.len() as u64;
+    tally.counts.failed += (report.failures.len() + report.template_errors.len()) as u64;
+    if !report.template_errors.is_empty() {
+        tally.raise(Exit::Config);
+    }
     if report.data_errors > 0 || !report.failures.is_empty() {
         tally.raise(Exit::DataErr);
     }

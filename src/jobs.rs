@@ -87,6 +87,10 @@ pub struct PlanReport {
     /// Warnings already printed this run, so a contact in a hundred rows is
     /// named once.
     pub warned: std::collections::HashSet<String>,
+    /// Messages not planned because their template could not be rendered
+    /// (exit 78, counted failed): the others go on, and a later run plans
+    /// these once the template is fixed. One line per template error.
+    pub template_errors: Vec<String>,
     /// send-reports: the `scheduled_reports` rows it looked at this run, by
     /// id and `scheduled_at` (rappel's format), so the summary counts
     /// reports as well as messages.
@@ -94,6 +98,17 @@ pub struct PlanReport {
 }
 
 impl PlanReport {
+    /// A message whose template failed: said once per distinct error (a
+    /// template missing a name fails the same way for every row), counted
+    /// for each message.
+    pub fn template_failed(&mut self, error: &anyhow::Error) {
+        let line = format!("{error:#}");
+        if !self.template_errors.contains(&line) {
+            log::error!("{line}; these messages are not planned until it is fixed");
+        }
+        self.template_errors.push(line);
+    }
+
     /// Prints a warning once per run.
     pub fn warn_once(&mut self, message: String) {
         if !self.warned.contains(&message) {

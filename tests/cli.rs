@@ -439,9 +439,18 @@ fn config_check_renders_templates_and_reports_errors() {
         out.stderr
     );
     assert!(out.stderr.contains("1 error(s) in templates"), "{}", out.stderr);
-    // The job that renders it says the same, once, and exits 78.
-    let contact = env.contact("Ops", "ops@example.com");
-    env.recipient(contact, None);
+    // The job that renders it says the same, once, and exits 78, sending no
+    // digest: an entry is alerted once for all its recipients, so one sent
+    // would leave the others without it for a whole re-arm period.
+    for (name, email) in [("Ops", "ops@example.com"), ("Night", "night@example.com")] {
+        let contact = env.contact(name, email);
+        env.recipient(contact, None);
+    }
+    let french = env.contact("Jean", "jean@example.com");
+    env.db()
+        .execute("UPDATE contacts SET locale = 'fr' WHERE id = ?1", [french])
+        .unwrap();
+    env.recipient(french, None);
     env.ticket("T-1", &[("Diagnostic", "2026-02-01T07:00:00Z")]);
     let out = env.run(&["check-delay-alerts"], NOW).code(78);
     assert_eq!(
@@ -449,6 +458,14 @@ fn config_check_renders_templates_and_reports_errors() {
         1,
         "{}",
         out.stderr
+    );
+    assert!(smtp.recipients().is_empty(), "no digest marks the entry alerted");
+    // Once the template is fixed, every digest goes: nothing was lost.
+    std::fs::remove_file(templates.join("delay_alert.subject.txt")).unwrap();
+    env.run(&["check-delay-alerts"], "2026-03-10T07:05:00Z").success();
+    assert_eq!(
+        smtp.recipients(),
+        ["jean@example.com", "night@example.com", "ops@example.com"]
     );
 }
 

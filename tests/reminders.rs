@@ -531,3 +531,41 @@ fn phones_addresses_and_muted_kinds_as_hosts_write_them() {
         out.stderr
     );
 }
+
+/// A template that fails fails only the messages that need it (exit 78,
+/// said once): another language's, another kind's still go, and the failed
+/// ones go once the template is fixed.
+#[test]
+fn a_broken_template_holds_back_only_its_own_messages() {
+    let (smtp, twilio) = (SmtpServer::start(), FakeTwilio::start());
+    let env = env(&smtp, &twilio, "");
+    // templates_dir is a top-level key: before any section.
+    let config = std::fs::read_to_string(env.config_path()).unwrap();
+    env.write_config(&format!("templates_dir = \"tpl\"\n{config}"));
+    let tpl = env.dir.path().join("tpl/en");
+    std::fs::create_dir_all(&tpl).unwrap();
+    std::fs::write(tpl.join("loan_created.subject.txt"), "{{ loan.colour }}").unwrap();
+    let (awa, jean) = (contact(&env, "Awa", None, None), contact(&env, "Jean", None, None));
+    env.db()
+        .execute("UPDATE contacts SET locale = 'fr' WHERE id = ?1", [jean])
+        .unwrap();
+    let now = "2026-03-02T10:05:00Z";
+    for c in [awa, jean] {
+        loan(&env, c, "long", "2026-03-02T10:00:00Z", DUE);
+    }
+    let out = env.run(&["send-reminders"], now).code(78);
+    assert_eq!(
+        out.stderr.matches("`loan.colour` is undefined").count(),
+        1,
+        "{}",
+        out.stderr
+    );
+    assert_eq!(smtp.recipients(), ["jean@example.com"], "the French one went");
+    std::fs::remove_file(tpl.join("loan_created.subject.txt")).unwrap();
+    env.run(&["send-reminders"], "2026-03-02T10:10:00Z").success();
+    assert_eq!(
+        smtp.recipients(),
+        ["awa@example.com", "jean@example.com"],
+        "nothing lost"
+    );
+}

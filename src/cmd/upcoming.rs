@@ -79,19 +79,22 @@ pub fn run(ctx: &Ctx<'_>, within: Duration) -> anyhow::Result<Exit> {
     // A job that cannot plan (a host table that clashes, a broken template)
     // is named and left out; the others are still listed. The exit code is
     // the one that job's run would give.
+    // (Said at the end: logging is off after the first pass.)
     let mut exit = Exit::Ok;
-    let stopped = |job: Job, e: anyhow::Error, exit: &mut Exit| {
-        log::error!("{job}: {e:#}; its messages are not listed");
+    let mut stops: Vec<String> = Vec::new();
+    let stopped = |job: Job, e: anyhow::Error, exit: &mut Exit, stops: &mut Vec<String>| {
+        stops.push(format!("{job}: {e:#}; its messages are not listed"));
         *exit = (*exit).max(crate::exit::of_error(&e));
     };
     planners.retain(|(job, _)| match crate::db::host::check_for(&conn, job.as_str()) {
         Ok(()) => true,
         Err(e) => {
-            stopped(*job, e, &mut exit);
+            stopped(*job, e, &mut exit, &mut stops);
             false
         }
     });
     let mut failing: Vec<String> = Vec::new();
+    let (mut templating, mut late_templating): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
     let step = Duration::minutes(STEP_MINUTES).max(within / MAX_PASSES as i32);
     let mut seen: HashSet<(String, String, String, String)> = HashSet::new();
     let mut at = now;
@@ -104,7 +107,7 @@ pub fn run(ctx: &Ctx<'_>, within: Duration) -> anyhow::Result<Exit> {
             let report = match plan(&mut conn, &pctx) {
                 Ok(report) => report,
                 Err(e) => {
-                    stopped(*job, e, &mut exit);
+                    stopped(*job, e, &mut exit, &mut stops);
                     broken.push(i);
                     continue;
                 }
@@ -112,6 +115,17 @@ pub fn run(ctx: &Ctx<'_>, within: Duration) -> anyhow::Result<Exit> {
             for f in report.failures {
                 if !failing.contains(&f) {
                     failing.push(f);
+                }
+            }
+            // Said by the job's planning at the first pass; those a later
+            // pass meets are said at the end.
+            for e in report.template_errors {
+                exit = exit.max(Exit::Config);
+                if !templating.contains(&e) {
+                    if at > now {
+                        late_templating.push(e.clone());
+                    }
+                    templating.push(e);
                 }
             }
             for m in report.messages {
@@ -134,11 +148,18 @@ pub fn run(ctx: &Ctx<'_>, within: Duration) -> anyhow::Result<Exit> {
         if at >= until {
             break;
         }
-        // A bad row was named once, at the first pass: not once per pass.
-        log::set_max_level(log::LevelFilter::Error.min(log::max_level()));
+        // A bad row or template was named once, at the first pass: not
+        // once per pass.
+        log::set_max_level(log::LevelFilter::Off);
         at = (at + step).min(until);
     }
     log::set_max_level(level);
+    for e in stops {
+        log::error!("{e}");
+    }
+    for e in late_templating {
+        log::error!("{e}; these messages are not listed");
+    }
     listed.sort_by(|a, b| (&a.at, a.job, &a.recipient).cmp(&(&b.at, b.job, &b.recipient)));
     print(ctx, &listed, &failing, within);
     Ok(exit)

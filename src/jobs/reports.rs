@@ -21,7 +21,7 @@ use crate::config::ReportsConfig;
 use crate::db::Database;
 use crate::db::identity::source_ref;
 use crate::engine::plan::{self, AttachmentSpec, Planned};
-use crate::exit::{Exit, OrExit};
+
 use crate::instant;
 pub use content::check_query;
 pub use recheck::ReportsRecheck;
@@ -308,11 +308,18 @@ fn plan_one(
         table,
         site_url: ctx.site_url,
     };
-    let rendered = ctx
+    // A template that fails leaves the row pending: sent once it is fixed.
+    let rendered = match ctx
         .templates
         .render(ctx.locale, KIND, &context)
-        .with_context(|| format!("report template for scheduled_reports id {}", row.id))
-        .or_exit(Exit::Config)?;
+        .context("report templates")
+    {
+        Ok(rendered) => rendered,
+        Err(e) => {
+            report.template_failed(&e);
+            return Ok(());
+        }
+    };
     let messages: Vec<Planned> = to_send
         .iter()
         .map(|(address, invalid)| Planned {

@@ -14,6 +14,7 @@ use serde::Serialize;
 use super::{Entry, JOB, KIND, text};
 use crate::config::{DelayAlertsConfig, Locale};
 use crate::engine::plan::Planned;
+
 use crate::exit::{Exit, OrExit};
 use crate::instant;
 use crate::jobs::{PlanCtx, PlanReport};
@@ -222,10 +223,14 @@ pub(super) fn each_digest(
             now_local: &now_local,
             site_url: ctx.site_url,
         };
+        // A template that fails stops the whole run (exit 78), unlike a
+        // reminder's or a report's: an entry is alerted once for all its
+        // recipients, so a digest that went to one would mark it alerted
+        // for the others too, who would then wait a whole re-arm period.
         let rendered = ctx
             .templates
             .render(locale, KIND, &context)
-            .with_context(|| format!("delay alert for {}", r.email))
+            .context("delay_alert templates")
             .or_exit(Exit::Config)?;
         let detail = if ctx.dry_run {
             mine.iter().map(|e| e.detail(locale)).collect()

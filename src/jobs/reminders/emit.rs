@@ -12,7 +12,6 @@ use super::contact::Contact;
 use super::{JOB, Reminders, content_payload};
 use crate::config::Locale;
 use crate::engine::plan::{self, Planned};
-use crate::exit::{Exit, OrExit};
 use crate::instant;
 use crate::jobs::{PlanCtx, PlanReport};
 
@@ -287,12 +286,18 @@ impl<'a> Emitter<'a> {
         }
         let locale = contact.locale.unwrap_or(self.ctx.locale);
         let context = context(locale);
-        let rendered = self
+        let rendered = match self
             .ctx
             .templates
             .render(locale, due.kind, &context)
             .with_context(|| format!("{} templates", due.kind))
-            .or_exit(Exit::Config)?;
+        {
+            Ok(rendered) => rendered,
+            Err(e) => {
+                self.report.template_failed(&e);
+                return Ok(());
+            }
+        };
         for &(channel, ref usable) in fresh {
             let email = channel == Channel::Email;
             let (recipient, failed) = match usable {
