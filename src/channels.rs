@@ -104,6 +104,45 @@ pub struct Channels {
 }
 
 impl Channels {
+    /// Builds the channels the configuration describes. One that cannot be
+    /// built (a secret that cannot be had, a CA file that cannot be read) is
+    /// left out, with the reason among the errors (exit 78): the others still
+    /// carry their messages, and a job's messages for that channel wait.
+    pub fn build(config: &crate::config::Config) -> (Channels, Vec<anyhow::Error>) {
+        let mut errors = Vec::new();
+        let mut unavailable = Vec::new();
+        let mut built = |transport: &'static str, result: anyhow::Result<_>| match result {
+            Ok(channel) => Some(channel),
+            Err(err) => {
+                unavailable.push((transport, format!("{err:#}")));
+                errors.push(err);
+                None
+            }
+        };
+        let email = config.email.as_ref().and_then(|e| {
+            built(
+                "email",
+                email::EmailChannel::new(e, config.delivery.redirect_to.clone()),
+            )
+        });
+        let twilio = config.whatsapp.as_ref().and_then(|w| {
+            crate::channels::twilio::TwilioChannel::new(w)
+                .map_err(|err| {
+                    unavailable.push(("twilio", format!("{err:#}")));
+                    errors.push(err);
+                })
+                .ok()
+        });
+        (
+            Channels {
+                email,
+                twilio,
+                unavailable,
+            },
+            errors,
+        )
+    }
+
     /// The channels that can carry messages this run.
     pub fn configured(&self) -> Vec<Channel> {
         let mut names = Vec::new();

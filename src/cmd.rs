@@ -9,6 +9,5 @@ pub mod log;
 pub mod purge;
 pub mod show;
 pub mod stats;
-pub mod sync;
 pub mod test_email;
 pub mod upcoming;

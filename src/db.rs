@@ -15,6 +15,7 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub mod host;
 pub mod identity;
+pub mod loose;
 
 struct Migration {
     version: u32,

@@ -11,47 +11,10 @@ use chrono_tz::Tz;
 
 use crate::config::Locale;
 use crate::db::Database;
+/// Host columns of loose types (`db::loose`), under the names jobs read them by.
+pub use crate::db::loose::{flag as column_flag, id as column_id, text as column_text};
 use crate::engine::plan::Planned;
 use crate::templates::Templates;
-
-/// A host column as text: `None` for NULL (and blobs), numbers written out.
-/// Host tables are not typed strictly, so rows are read through this.
-pub fn column_text(v: rusqlite::types::ValueRef<'_>) -> Option<String> {
-    use rusqlite::types::ValueRef;
-    match v {
-        ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
-        ValueRef::Integer(i) => Some(i.to_string()),
-        ValueRef::Real(f) => Some(f.to_string()),
-        ValueRef::Null | ValueRef::Blob(_) => None,
-    }
-}
-
-/// A host column holding a row id: an integer (or integer text); `None`
-/// for NULL or anything else, so one odd value never stops a run.
-pub fn column_id(v: rusqlite::types::ValueRef<'_>) -> Option<i64> {
-    use rusqlite::types::ValueRef;
-    match v {
-        ValueRef::Integer(i) => Some(i),
-        ValueRef::Text(t) => std::str::from_utf8(t).ok()?.trim().parse().ok(),
-        _ => None,
-    }
-}
-
-/// A host's boolean column: 0/1 (any non-zero number is true), or text such
-/// as "true", "yes", "off"; `None` for NULL, blobs and other text.
-pub fn column_flag(v: rusqlite::types::ValueRef<'_>) -> Option<bool> {
-    use rusqlite::types::ValueRef;
-    match v {
-        ValueRef::Integer(i) => Some(i != 0),
-        ValueRef::Real(f) => Some(f != 0.0),
-        ValueRef::Text(t) => match t.trim_ascii().to_ascii_lowercase().as_slice() {
-            b"1" | b"true" | b"t" | b"yes" | b"y" | b"on" => Some(true),
-            b"0" | b"false" | b"f" | b"no" | b"n" | b"off" | b"" => Some(false),
-            _ => None,
-        },
-        ValueRef::Null | ValueRef::Blob(_) => None,
-    }
-}
 
 /// What every job's planning needs besides its own configuration.
 pub struct PlanCtx<'a> {

@@ -17,5 +17,6 @@ pub mod jobs;
 pub mod mask;
 pub mod output;
 pub mod recipient;
+pub mod runner;
 pub mod shorten;
 pub mod templates;

@@ -4,12 +4,12 @@
 //! STARTTLS, AUTH, no message), reads the Twilio account and each HR
 //! service's users list, and says ok or failed for each (exit 78 on a failure).
 
-use crate::app::{self, Ctx};
 use crate::channels::http::HrApi;
 use crate::config::Locale;
-use crate::exit::{Exit, OrExit, fail};
+use crate::exit::{Exit, fail};
 use crate::jobs::{attendance, delay_alerts, reminders, reports};
-use crate::templates::{self, Templates};
+use crate::runner::Ctx;
+use crate::templates;
 
 use super::test_email;
 
@@ -36,7 +36,7 @@ const SAMPLES: &[(&str, Sample)] = &[
 
 pub fn run(ctx: &Ctx<'_>, connect: bool) -> anyhow::Result<Exit> {
     let config = ctx.config;
-    let templates = Templates::new(config.templates_dir.clone()).or_exit(Exit::Config)?;
+    let templates = ctx.templates()?;
     let mut errors = Vec::new();
     for kind in templates::builtin_kinds() {
         let Some((_, sample)) = SAMPLES.iter().find(|(k, _)| *k == kind) else {
@@ -69,7 +69,7 @@ pub fn run(ctx: &Ctx<'_>, connect: bool) -> anyhow::Result<Exit> {
     naive_instants(config)?;
     // Each transport and HR service's client, as the jobs build them: a
     // secret that cannot be had, a token that cannot be a header, a CA file.
-    let (channels, unusable) = app::channels(config);
+    let (channels, unusable) = ctx.channels();
     errors.extend(unusable.iter().map(|e| format!("{e:#}")));
     for service in &config.attendance.services {
         if let Err(e) = HrApi::new(service) {

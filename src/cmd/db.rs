@@ -1,8 +1,8 @@
 //! `rappel db migrate | status`.
 
-use crate::app::Ctx;
 use crate::db::{self, Database, LATEST};
 use crate::exit::Exit;
+use crate::runner::Ctx;
 
 pub fn migrate(ctx: &Ctx<'_>) -> anyhow::Result<Exit> {
     let database = Database::new(ctx.config.database.clone(), false).creating();

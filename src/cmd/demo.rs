@@ -8,13 +8,13 @@ use anyhow::Context;
 use chrono::{DateTime, Duration, Utc};
 use rusqlite::{Connection, params};
 
-use crate::app::{self, Ctx};
 use crate::clock::Clock;
 use crate::config;
 use crate::db::Database;
 use crate::exit::{Exit, OrExit, fail};
 use crate::instant;
 use crate::output::Verbosity;
+use crate::runner::{self, Ctx};
 
 const MARKER: &str = ".rappel-demo";
 const STAGES: [&str; 4] = ["Diagnostic", "Attente pièce", "Réparation", "Contrôle qualité"];
@@ -119,17 +119,12 @@ pub fn run(
     if no_run {
         return Ok(Exit::Ok);
     }
-    let ctx = Ctx {
-        config: &config,
-        clock,
-        verbosity: verbosity.max(Verbosity::Verbose),
-        json,
-    };
+    let ctx = Ctx::new(&config, clock, verbosity.max(Verbosity::Verbose), json);
     let mode = crate::domain::RunMode::default();
-    let mut exit = app::delay_alerts(&ctx, mode)?;
-    exit = exit.max(app::reports(&ctx, mode)?);
-    exit = exit.max(app::reminders(&ctx, mode, &[])?);
-    exit = exit.max(crate::cmd::sync::run(&ctx, mode, None)?);
+    let mut exit = runner::delay_alerts(&ctx, mode)?;
+    exit = exit.max(runner::reports(&ctx, mode)?);
+    exit = exit.max(runner::reminders(&ctx, mode, &[])?);
+    exit = exit.max(runner::attendance::run(&ctx, mode, None)?);
     for (what, folder) in [
         ("emails", "outbox/email"),
         ("WhatsApp messages", "outbox/whatsapp"),

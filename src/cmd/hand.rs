@@ -11,13 +11,13 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, TransactionBehavior, params_from_iter};
 use serde::Serialize;
 
-use crate::app::Ctx;
 use crate::cli::{RetryArgs, Selection};
 use crate::db::Database;
 use crate::engine::record::{Outcome, SourceHook};
 use crate::exit::{Exit, fail};
 use crate::instant;
 use crate::output::{Verbosity, printable};
+use crate::runner::Ctx;
 
 /// One delivery the selection found.
 #[derive(Debug, Serialize)]

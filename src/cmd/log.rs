@@ -3,11 +3,11 @@
 use rusqlite::types::Value;
 use serde::Serialize;
 
-use crate::app::Ctx;
 use crate::cli::LogArgs;
 use crate::db::Database;
 use crate::exit::Exit;
 use crate::instant;
+use crate::runner::Ctx;
 
 /// One row of the log, as `--json` prints it.
 #[derive(Debug, Serialize)]

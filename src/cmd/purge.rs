@@ -12,12 +12,12 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, TransactionBehavior, params};
 
-use crate::app::Ctx;
 use crate::channels::ping::Ping;
 use crate::cli::PurgeArgs;
 use crate::db::Database;
 use crate::exit::{Exit, fail};
 use crate::instant;
+use crate::runner::Ctx;
 
 /// Younger rows may still be what stops a message going twice (the longest
 /// validity of a planned message is a week).

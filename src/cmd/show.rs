@@ -7,11 +7,11 @@
 use rusqlite::OptionalExtension;
 use serde::Serialize;
 
-use crate::app::Ctx;
 use crate::db::Database;
 use crate::exit::{Exit, fail};
 use crate::instant;
 use crate::output::printable;
+use crate::runner::Ctx;
 
 /// Every column of one `deliveries` row.
 #[derive(Debug, Serialize)]

@@ -9,12 +9,12 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
 use serde::Serialize;
 
-use crate::app::Ctx;
 use crate::cli::{LogArgs, StatsArgs};
 use crate::cmd::log;
 use crate::db::Database;
 use crate::exit::Exit;
 use crate::instant;
+use crate::runner::Ctx;
 
 /// Counts of deliveries by status.
 #[derive(Debug, Default, Serialize)]

@@ -4,12 +4,12 @@
 
 use rusqlite::TransactionBehavior;
 
-use crate::app::{self, Ctx};
 use crate::config::parse_address;
 use crate::engine::plan::{self, Planned};
 use crate::exit::{Exit, OrExit, fail};
 use crate::instant;
 use crate::jobs::PlanReport;
+use crate::runner::{self, Ctx};
 use crate::templates;
 
 pub const JOB: crate::domain::Job = crate::domain::Job::TestEmail;
@@ -68,7 +68,7 @@ pub fn run(ctx: &Ctx<'_>, to: &str) -> anyhow::Result<Exit> {
             tx.commit()?;
             Ok(report)
         };
-    app::run_job(
+    runner::run_job(
         ctx,
         crate::domain::Run::Job(JOB),
         crate::domain::RunMode::default(),

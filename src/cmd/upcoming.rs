@@ -10,15 +10,14 @@ use chrono::{DateTime, Duration, Utc};
 use rusqlite::Connection;
 use serde::Serialize;
 
-use crate::app::{Ctx, plan_ctx};
 use crate::db::Database;
 use crate::domain::{Channel, Job};
 use crate::engine::plan::Planned;
-use crate::exit::{Exit, OrExit};
+use crate::exit::Exit;
 use crate::instant;
 use crate::jobs::{self, PlanCtx, PlanReport};
 use crate::output::printable;
-use crate::templates::Templates;
+use crate::runner::{Ctx, plan_ctx};
 
 /// The planners look at most this often; a message's time comes from its own
 /// slot, so the step only bounds how short a window can be and still be seen.
@@ -51,7 +50,7 @@ pub fn run(ctx: &Ctx<'_>, within: Duration) -> anyhow::Result<Exit> {
     let until = now + within;
     let db = Database::new(ctx.config.database.clone(), true);
     let mut conn = db.connect_current()?;
-    let templates = Templates::new(ctx.config.templates_dir.clone()).or_exit(Exit::Config)?;
+    let templates = ctx.templates()?;
     let config = ctx.config;
     let reminders = jobs::reminders::Reminders {
         cfg: &config.reminders,
@@ -100,7 +99,7 @@ pub fn run(ctx: &Ctx<'_>, within: Duration) -> anyhow::Result<Exit> {
     let mut at = now;
     let level = log::max_level();
     loop {
-        let mut pctx = plan_ctx(ctx, &templates, &db, true, false);
+        let mut pctx = plan_ctx(ctx, templates, &db, true, false);
         pctx.now = at;
         let mut broken = Vec::new();
         for (i, (job, plan)) in planners.iter().enumerate() {

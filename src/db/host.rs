@@ -224,7 +224,7 @@ pub fn naive_instants(conn: &Connection) -> rusqlite::Result<Vec<(String, String
         ))?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
-            let Some(value) = crate::jobs::column_text(row.get_ref(0)?) else {
+            let Some(value) = crate::db::loose::text(row.get_ref(0)?) else {
                 continue;
             };
             let value = value.trim();

@@ -58,7 +58,7 @@ pub fn current(conn: &rusqlite::Connection, table: &str, id: i64) -> rusqlite::R
     };
     let raw: Option<Option<String>> = conn
         .prepare_cached(&format!("SELECT {column} FROM {table} WHERE id = ?1"))?
-        .query_row([id], |r| Ok(crate::jobs::column_text(r.get_ref(0)?)))
+        .query_row([id], |r| Ok(crate::db::loose::text(r.get_ref(0)?)))
         .optional()?;
     Ok(raw.map(|v| v.as_deref().and_then(instant::parse)))
 }
@@ -90,7 +90,7 @@ pub fn backfill(tx: &Transaction<'_>) -> rusqlite::Result<()> {
                 if kind.parse().is_ok_and(|k: Kind| ABOUT_DUE.contains(&k)) {
                     let due: Option<String> = tx
                         .query_row("SELECT due_at FROM loans WHERE id = ?1", [source_id], |r| {
-                            Ok(crate::jobs::column_text(r.get_ref(0)?))
+                            Ok(crate::db::loose::text(r.get_ref(0)?))
                         })
                         .optional()?
                         .flatten();
@@ -113,7 +113,7 @@ pub fn backfill(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     let mut update = tx.prepare("UPDATE delay_alert_log SET entered_at = ?2 WHERE id = ?1")?;
     for (id, event_id) in events {
         let raw: Option<Option<String>> = entered
-            .query_row([event_id], |r| Ok(crate::jobs::column_text(r.get_ref(0)?)))
+            .query_row([event_id], |r| Ok(crate::db::loose::text(r.get_ref(0)?)))
             .optional()?;
         if let Some(at) = raw.flatten().as_deref().and_then(instant::parse) {
             update.execute(params![id, instant::format(at)])?;

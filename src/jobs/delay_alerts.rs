@@ -320,5 +320,5 @@ fn fill_details(conn: &Connection, due: &mut Vec<Entry>) -> anyhow::Result<()> {
 }
 
 pub(super) fn text(v: ValueRef<'_>) -> String {
-    super::column_text(v).unwrap_or_default()
+    crate::db::loose::text(v).unwrap_or_default()
 }

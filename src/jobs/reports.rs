@@ -91,7 +91,7 @@ fn due_rows(conn: &Connection, ctx: &PlanCtx<'_>, report: &mut PlanReport) -> an
     let mut due = Vec::new();
     while let Some(r) = rows.next()? {
         let id: i64 = r.get(0)?;
-        let text = |i: usize| -> rusqlite::Result<Option<String>> { Ok(super::column_text(r.get_ref(i)?)) };
+        let text = |i: usize| -> rusqlite::Result<Option<String>> { Ok(crate::db::loose::text(r.get_ref(i)?)) };
         let mut bad = |column: &str, why: String| {
             log::warn!("scheduled_reports id {id}: {column}: {why}; row skipped");
             report.data_errors += 1;
@@ -185,7 +185,10 @@ pub fn invalid_recipients(conn: &Connection) -> rusqlite::Result<Vec<String>> {
     while let Some(r) = rows.next()? {
         let id: i64 = r.get(0)?;
         let text = |i: usize| -> rusqlite::Result<String> {
-            Ok(super::column_text(r.get_ref(i)?).unwrap_or_default().trim().to_string())
+            Ok(crate::db::loose::text(r.get_ref(i)?)
+                .unwrap_or_default()
+                .trim()
+                .to_string())
         };
         if let (rule, Err(why)) = (text(2)?, recurrence::Recurrence::parse(&text(2)?))
             && !rule.is_empty()
@@ -207,7 +210,7 @@ pub fn invalid_recipients(conn: &Connection) -> rusqlite::Result<Vec<String>> {
                 text(4)?
             ));
         }
-        let list = super::column_text(r.get_ref(1)?).unwrap_or_default();
+        let list = crate::db::loose::text(r.get_ref(1)?).unwrap_or_default();
         let bad: Vec<String> = addresses(&list)
             .into_iter()
             .filter_map(|(address, invalid)| invalid.map(|_| format!("{address:?}")))

@@ -36,7 +36,7 @@ pub fn terminals(conn: &Connection, services: &[ServiceConfig]) -> rusqlite::Res
         .query_map([], |r| {
             Ok(Terminal {
                 id: r.get(0)?,
-                serial: crate::jobs::column_text(r.get_ref(1)?).unwrap_or_default(),
+                serial: crate::db::loose::text(r.get_ref(1)?).unwrap_or_default(),
             })
         })?
         .collect::<Result<_, _>>()?;
@@ -424,7 +424,7 @@ pub fn unowned_pending(conn: &Connection, owned: &str) -> rusqlite::Result<Vec<(
     ))?;
     let rows = stmt.query_map([owned], |r| {
         Ok((
-            crate::jobs::column_text(r.get_ref(0)?).unwrap_or_default(),
+            crate::db::loose::text(r.get_ref(0)?).unwrap_or_default(),
             r.get::<_, i64>(1)? as u64,
         ))
     })?;

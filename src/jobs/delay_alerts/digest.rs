@@ -77,7 +77,7 @@ pub(super) fn recipients(
             Ok(email) => (email, None),
             Err(why) => (raw, Some(format!("contact {contact_id}: {why}"))),
         };
-        let enabled = crate::jobs::column_flag(row.get_ref(4)?).unwrap_or(true);
+        let enabled = crate::db::loose::flag(row.get_ref(4)?).unwrap_or(true);
         let muted = text(row.get_ref(5)?);
         let skip = if email.is_empty() {
             Some("has no email address")

@@ -104,7 +104,7 @@ fn recipient_left(
     let stages: Vec<Option<String>> = {
         let mut stmt = conn.prepare_cached("SELECT stages, active FROM alert_recipients WHERE contact_id = ?1")?;
         let rows = stmt.query_map([contact_id], |r| {
-            Ok((crate::jobs::column_text(r.get_ref(0)?), active(r.get_ref(1)?)))
+            Ok((crate::db::loose::text(r.get_ref(0)?), active(r.get_ref(1)?)))
         })?;
         let mut stages = Vec::new();
         for row in rows {
@@ -132,7 +132,7 @@ fn recipient_left(
         conn.prepare_cached("SELECT email_enabled, muted_kinds FROM contacts WHERE id = ?1")?
             .query_row([contact_id], |r| {
                 Ok((
-                    crate::jobs::column_flag(r.get_ref(0)?).unwrap_or(true),
+                    crate::db::loose::flag(r.get_ref(0)?).unwrap_or(true),
                     text(r.get_ref(1)?),
                 ))
             })
@@ -151,5 +151,5 @@ fn recipient_left(
 /// `alert_recipients.active` as the host wrote it (0/1, or text such as
 /// 'true', 'no'): on only when it reads as true; NULL or other text is off.
 pub(super) fn active(v: rusqlite::types::ValueRef<'_>) -> bool {
-    crate::jobs::column_flag(v).unwrap_or(false)
+    crate::db::loose::flag(v).unwrap_or(false)
 }

@@ -64,7 +64,7 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
         let Some(contact) = Contact::from_row(row, 6, (("loans", loan_id), "contact_id"), ctx, &mut em.report)? else {
             continue;
         };
-        let text = |i: usize| -> rusqlite::Result<Option<String>> { Ok(crate::jobs::column_text(row.get_ref(i)?)) };
+        let text = |i: usize| -> rusqlite::Result<Option<String>> { Ok(crate::db::loose::text(row.get_ref(i)?)) };
         let mut bad = |column: &str, value: Option<String>| {
             em.bad_instant("loans", loan_id, column, value.as_deref(), "loan skipped");
         };

@@ -13,8 +13,8 @@ use super::contact::{Contact, flag};
 use super::emit::{Due, Emitter};
 use super::{ContactCtx, absolute_link};
 use crate::config::{Locale, RemindersConfig};
+use crate::db::loose::text as column_text;
 use crate::instant::{self, local_to_utc};
-use crate::jobs::column_text;
 use crate::templates::{local_day, local_time};
 
 /// A session as its reminders show it.

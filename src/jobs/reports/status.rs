@@ -100,7 +100,7 @@ pub fn refresh(
     }
     let (id, at) = source;
     let recipients: String = tx.query_row("SELECT recipients FROM scheduled_reports WHERE id = ?1", [id], |r| {
-        Ok(crate::jobs::column_text(r.get_ref(0)?).unwrap_or_default())
+        Ok(crate::db::loose::text(r.get_ref(0)?).unwrap_or_default())
     })?;
     let current: HashSet<String> = super::addresses(&recipients)
         .iter()

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use crate::app::{self, Ctx, Started};
+use super::{Ctx, Started};
 use crate::channels::http::HrApi;
 use crate::config::ServiceConfig;
 use crate::db::Database;
@@ -92,7 +92,7 @@ pub fn run(ctx: &Ctx<'_>, mode: RunMode, only: Option<&str>) -> anyhow::Result<E
         return Ok(Exit::Ok);
     }
     let db = Database::new(ctx.config.database.clone(), false);
-    let Started { mut conn, run_id, ping } = app::begin_run(ctx, Run::Job(JOB), &db)?;
+    let Started { mut conn, run_id, ping } = super::begin_run(ctx, Run::Job(JOB), &db)?;
     let mut tally = Tally::default();
     let result = (|| -> anyhow::Result<()> {
         crate::db::host::check_for(&conn, JOB.as_str())?;
