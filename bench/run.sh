@@ -33,8 +33,9 @@
 #    sessions): planning time and peak memory of send-reminders (target <= 1 s,
 #    <= 64 MB) on a weekday evening (session_eve for the next day's sessions),
 #    on Sunday 20:00 (every student's weekly digest as well), and a run right
-#    after with everything already planned. Planning only: no transport is
-#    configured, so the run ends with exit 78 once it has planned.
+#    after with everything already planned. Planning only: the email
+#    transport's password cannot be had, so the run ends with exit 78 once it
+#    has planned, sending nothing.
 # 7. attendance: sync-attendance pushing 100,000 pending punches in batches of
 #    100 to a local HTTP server standing in for the HR API (bench/fake_hr.py):
 #    wall time (target <= 5 s) and peak memory, beside the same run over
@@ -403,7 +404,9 @@ SQL
 sessions() {
     local dir="$WORK/sessions"
     rm -rf "$dir" && mkdir -p "$dir"
-    printf 'database = "rappel.db"\ntimezone = "Europe/Paris"\nsite_url = "https://tutor.example.com"\n' > "$dir/rappel.toml"
+    # An email transport whose password is not to be had: the job plans, and
+    # its messages wait (exit 78) without a send, so planning alone is timed.
+    printf 'database = "rappel.db"\ntimezone = "Europe/Paris"\nsite_url = "https://tutor.example.com"\n[email]\nfrom = "bench@example.com"\n[email.smtp]\nhost = "127.0.0.1"\nusername = "bench"\npassword_env = "RAPPEL_BENCH_NO_SUCH_PASSWORD"\n' > "$dir/rappel.toml"
     "$B" --config "$dir/rappel.toml" db migrate >/dev/null
     # Weeks -8..+1 around Monday 23 November 2026; session k of student i on
     # day (i + 2k) % 7 at 14:00 + i % 6 (Paris); past sessions 70 % completed;
