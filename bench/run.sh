@@ -189,8 +189,16 @@ send() {
     command -v smtp-sink >/dev/null || { echo "missing smtp-sink (apt-get install postfix)"; exit 1; }
     local dir="$WORK/send"
     rm -rf "$dir" && mkdir -p "$dir"
+    # Planning's config: an email transport whose password cannot be had, so
+    # the job plans its digests and they wait as pending rows (exit 78).
     cat > "$dir/plan.toml" <<TOML
 database = "rappel.db"
+[email]
+from = "Bench <bench@example.com>"
+[email.smtp]
+host = "127.0.0.1"
+username = "bench"
+password_env = "RAPPEL_BENCH_NO_SUCH_PASSWORD"
 [delay_alerts]
 threshold_days = 14
 TOML
@@ -212,7 +220,7 @@ INSERT INTO alert_recipients (contact_id) SELECT id FROM contacts;
 INSERT INTO tickets (id, reference, device, customer, created_at) VALUES (1, 'T-1', 'Phone', 'Customer', '2026-10-01T00:00:00Z');
 INSERT INTO ticket_events (ticket_id, stage, entered_at) VALUES (1, 'Diagnostic', '2026-10-01T00:00:00Z');
 SQL
-    # Plan with no transport configured: the 10,000 digests wait as pending rows.
+    # Plan without a usable transport: the 10,000 digests wait as pending rows.
     "$B" --config "$dir/plan.toml" --now "$NOW" -q check-delay-alerts || true
     # One of those digests, as rappel formats it, for smtp-source to send.
     local message
@@ -435,7 +443,7 @@ SQL
     local run
     run() {
         echo "== sessions: $1"
-        # Exits 78 once planned (no transport): the status is not the point.
+        # Exits 78 once planned (no usable transport): the status is not the point.
         timed "$B" --config "$dir/rappel.toml" --now "$2" -v send-reminders 2>&1 \
             | grep -E "planned .* in" || true
         read_times
