@@ -3,7 +3,6 @@
 //! records each outcome right after the send, and retries with backoff.
 
 pub mod backoff;
-pub mod claim;
 pub mod lock;
 pub mod plan;
 pub mod recheck;
@@ -21,7 +20,7 @@ use crate::clock::Clock;
 use crate::config::DeliveryConfig;
 use crate::db::Database;
 use crate::exit::Exit;
-use claim::{Claimed, Scope};
+use crate::store::claims::{self as claim, Claimed, Scope};
 use recheck::{Recheck, Verdict};
 use record::{Effect, Recorder, SourceHook};
 use tally::Tally;

@@ -19,4 +19,5 @@ pub mod output;
 pub mod recipient;
 pub mod runner;
 pub mod shorten;
+pub mod store;
 pub mod templates;

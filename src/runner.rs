@@ -16,14 +16,14 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Database;
 use crate::domain::{Job, Kind, Run, RunMode};
-use crate::engine::claim::{self, Scope};
 use crate::engine::plan::Planned;
-use crate::engine::tally::{self, Tally};
+use crate::engine::tally::Tally;
 use crate::engine::{Engine, lock};
 use crate::exit::{Exit, OrExit};
 use crate::jobs::reports::ReportsHook;
 use crate::jobs::{self, PlanCtx, PlanReport};
 use crate::output::{self, Report, Verbosity};
+use crate::store::claims::{self as claim, Scope};
 use crate::templates::Templates;
 
 /// What every command gets from the command line and the configuration,
@@ -212,7 +212,7 @@ pub fn run_job(ctx: &Ctx<'_>, run: Run, mode: RunMode, planner: Option<Planner<'
         }
     };
     let finished = ctx.clock.now() + chrono::Duration::from_std(started.elapsed()).unwrap_or_default();
-    if let Err(e) = tally::finish_run(&conn, run_id, finished, &tally, error.as_deref()) {
+    if let Err(e) = crate::store::runs::finish(&conn, run_id, finished, &tally, error.as_deref()) {
         log::error!("cannot record the end of this run in job_runs: {e}");
     }
     let reports = report_counts(run, &conn, &report.report_rows);
@@ -255,7 +255,7 @@ pub struct Started {
 pub fn begin_run(ctx: &Ctx<'_>, run: Run, db: &Database) -> anyhow::Result<Started> {
     let ping = Ping::start(ctx.config, run);
     let opened = db.connect_current().and_then(|conn| {
-        let run_id = tally::start_run(&conn, run.as_str(), ctx.clock.now())?;
+        let run_id = crate::store::runs::start(&conn, run.as_str(), ctx.clock.now())?;
         Ok((conn, run_id))
     });
     match opened {

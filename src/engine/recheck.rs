@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 
-use super::claim::Claimed;
+use crate::store::claims::Claimed;
 
 /// What becomes of a claimed message after its source was read again.
 #[derive(Debug, PartialEq, Eq)]

@@ -6,10 +6,10 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 
 use super::backoff;
-use super::claim::Claimed;
 use crate::channels::{SendError, Sent};
 use crate::config::DeliveryConfig;
 use crate::instant;
+use crate::store::claims::Claimed;
 
 /// Keeps a source table's status column in step with its deliveries
 /// (`scheduled_reports.status`, `manual_reminders.sent_at`).

@@ -1,12 +1,9 @@
-//! What a run did: counts per outcome, the exit code they imply, and the
-//! `job_runs` row that records it.
+//! What a run did: counts per outcome and the exit code they imply (the
+//! `job_runs` row that records them is `store::runs`).
 
-use chrono::{DateTime, Utc};
-use rusqlite::{Connection, params};
 use serde::Serialize;
 
 use crate::exit::Exit;
-use crate::instant;
 
 #[derive(Clone, Copy, Debug, Default, Serialize)]
 pub struct Counts {
@@ -59,41 +56,4 @@ impl Tally {
     pub fn raise(&mut self, exit: Exit) {
         self.exit = self.exit.max(exit);
     }
-}
-
-/// Opens the run's `job_runs` row (a run that dies leaves `finished_at` NULL).
-pub fn start_run(conn: &Connection, job: &str, now: DateTime<Utc>) -> rusqlite::Result<i64> {
-    conn.query_row(
-        "INSERT INTO job_runs (job, started_at) VALUES (?1, ?2) RETURNING id",
-        params![job, instant::format(now)],
-        |r| r.get(0),
-    )
-}
-
-pub fn finish_run(
-    conn: &Connection,
-    id: i64,
-    finished: DateTime<Utc>,
-    tally: &Tally,
-    error: Option<&str>,
-) -> rusqlite::Result<()> {
-    let c = &tally.counts;
-    conn.execute(
-        "UPDATE job_runs SET finished_at = ?2, planned = ?3, sent = ?4, failed = ?5, skipped = ?6,
-                retrying = ?7, exit_code = ?8, error = ?9, cancelled = ?10
-         WHERE id = ?1",
-        params![
-            id,
-            instant::format(finished),
-            c.planned as i64,
-            c.sent as i64,
-            c.failed as i64,
-            c.skipped as i64,
-            c.retrying as i64,
-            tally.exit.code(),
-            error.map(crate::mask::mask),
-            c.cancelled as i64
-        ],
-    )?;
-    Ok(())
 }

@@ -253,19 +253,12 @@ fn retain_unalerted(
     if ctx.force {
         return Ok(());
     }
-    let previous: Option<String> = conn
-        .query_row(
-            "SELECT max(started_at) FROM job_runs WHERE job = ?1 AND started_at < ?2",
-            params![JOB, instant::format(ctx.now)],
-            |r| r.get(0),
-        )
-        .optional()?
-        .flatten();
+    let previous = crate::store::runs::last_started(conn, JOB, ctx.now)?;
     let rearm = Rearm {
         hours: cfg.rearm_hours,
         alert_at: cfg.alert_at,
         zone: ctx.zone,
-        tolerance: Rearm::tolerance(ctx.now, previous.as_deref().and_then(instant::parse)),
+        tolerance: Rearm::tolerance(ctx.now, previous),
     };
     // An entry is its event's id and entered_at: a new event under a deleted
     // one's id is a new entry (rows from before schema 5 have none).

@@ -13,14 +13,13 @@ mod sessions;
 mod students;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::Connection;
 use serde::Serialize;
 
 use super::{PlanCtx, PlanReport};
 use crate::config::{RemindersConfig, WhatsappConfig};
 use crate::domain::Kind;
 use crate::exit::Exit;
-use crate::instant;
 use emit::Emitter;
 pub use manual::ManualHook;
 pub use recheck::RemindersRecheck;
@@ -128,18 +127,8 @@ fn content_payload(
 
 /// When this job last finished, or a week ago.
 fn last_run(conn: &Connection, now: DateTime<Utc>) -> anyhow::Result<DateTime<Utc>> {
-    let last: Option<String> = conn
-        .query_row(
-            "SELECT max(started_at) FROM job_runs WHERE job = ?1 AND finished_at IS NOT NULL AND started_at <= ?2",
-            params![JOB, instant::format(now)],
-            |r| r.get(0),
-        )
-        .optional()?
-        .flatten();
-    Ok(last
-        .as_deref()
-        .and_then(instant::parse)
-        .unwrap_or(now - chrono::Duration::days(7)))
+    let last = crate::store::runs::last_finished(conn, JOB, now)?;
+    Ok(last.unwrap_or(now - chrono::Duration::days(7)))
 }
 
 /// Template data for `config check`, per kind family.

@@ -10,7 +10,7 @@ use crate::config::ServiceConfig;
 use crate::db::Database;
 use crate::domain::{Run, RunMode};
 use crate::engine::lock;
-use crate::engine::tally::{self, Tally};
+use crate::engine::tally::Tally;
 use crate::exit::{Exit, OrExit, fail};
 use crate::jobs::attendance::{self, JOB, Sync, ledger};
 use crate::output::{self, Report};
@@ -121,7 +121,7 @@ pub fn run(ctx: &Ctx<'_>, mode: RunMode, only: Option<&str>) -> anyhow::Result<E
         format!("{e:#}")
     });
     let finished = ctx.clock.now() + chrono::Duration::from_std(started.elapsed()).unwrap_or_default();
-    if let Err(e) = tally::finish_run(&conn, run_id, finished, &tally, error.as_deref()) {
+    if let Err(e) = crate::store::runs::finish(&conn, run_id, finished, &tally, error.as_deref()) {
         log::error!("cannot record the end of this run in job_runs: {e}");
     }
     if result.is_ok() || ctx.json {

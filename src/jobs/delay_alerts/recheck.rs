@@ -7,9 +7,9 @@ use rusqlite::{Connection, OptionalExtension};
 
 use super::{JOB, KIND, text};
 use crate::config::DelayAlertsConfig;
-use crate::engine::claim::Claimed;
 use crate::engine::recheck::{Recheck, Verdict};
 use crate::instant;
+use crate::store::claims::Claimed;
 
 /// check-delay-alerts' [`Recheck`].
 pub struct DelayAlertsRecheck<'a> {

@@ -14,10 +14,10 @@ use super::{JOB, Reminders, loans, manual, sessions, students};
 use crate::config::{Locale, RemindersConfig};
 use crate::db::Database;
 use crate::db::identity;
-use crate::engine::claim::Claimed;
 use crate::engine::recheck::{Recheck, Verdict};
 use crate::instant;
 use crate::jobs::{PlanCtx, PlanReport, column_text};
+use crate::store::claims::Claimed;
 use crate::templates::Templates;
 
 /// send-reminders' [`Recheck`].

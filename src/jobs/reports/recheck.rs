@@ -11,9 +11,9 @@ use rusqlite::{Connection, OptionalExtension};
 use super::{JOB, TABLE, addresses};
 use crate::db::identity;
 use crate::db::loose::text as column_text;
-use crate::engine::claim::Claimed;
 use crate::engine::recheck::{Recheck, Verdict};
 use crate::instant;
+use crate::store::claims::Claimed;
 
 /// send-reports' [`Recheck`]. A row's recipients are parsed once per run
 /// while their text is unchanged, so a report to N addresses costs O(N), not

@@ -234,7 +234,7 @@ mod tests {
     /// The claim's literal list of jobs is every job rappel knows.
     #[test]
     fn the_claim_names_every_job() {
-        let sql = include_str!("claim.rs");
+        let sql = include_str!("claims.rs");
         let list = sql
             .split("AND job IN (")
             .nth(1)

@@ -1,0 +1,26 @@
+//! The store: the SQL rappel runs on its own tables, one module per area,
+//! behind functions named after the operation, taking and returning typed
+//! values (`domain`'s enums, `DateTime<Utc>`).
+//!
+//! Areas so far: `claims` (due deliveries taken under a lease, expired
+//! leases returned, dry-run previews) and `runs` (`job_runs`). Planning's
+//! inserts (`engine::plan`), outcomes (`engine::record`), the jobs' reads of
+//! host tables and the migrations still hold their own SQL and move here in
+//! turn.
+//!
+//! Every operation is written so a PostgreSQL store can back the same one:
+//!
+//! | operation | SQLite (today) | PostgreSQL |
+//! |---|---|---|
+//! | claim due rows | `BEGIN IMMEDIATE`, one `UPDATE … WHERE id IN (SELECT … LIMIT n) RETURNING` | `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED LIMIT n) RETURNING`, in one transaction |
+//! | a list parameter (usable channels) | `IN (SELECT value FROM json_each(?))` | `= ANY($1::text[])` |
+//! | return expired leases | `UPDATE … WHERE status = 'sending' AND lease_until < ?` | the same |
+//! | a job's lock | a lock file beside the database (`engine::lock`) | `pg_try_advisory_lock(hashtext(job))` on the run's session |
+//! | instants | RFC 3339 text, UTC, `Z` (text order is time order) | `timestamptz` |
+//! | open and finish a run | `INSERT … RETURNING id`, then `UPDATE` | the same |
+//!
+//! Errors at this boundary are `rusqlite::Error` for now; `exit::of_error`
+//! maps them to exit 74.
+
+pub mod claims;
+pub mod runs;

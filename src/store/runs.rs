@@ -1,0 +1,76 @@
+//! `job_runs`: one row per run of a job, opened when it starts and closed
+//! with its counts, exit code and error (what `stats` and a stopped cron
+//! are read from).
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::domain::Job;
+use crate::instant;
+
+/// Opens the run's `job_runs` row (a run that dies leaves `finished_at` NULL).
+pub fn start(conn: &Connection, job: &str, now: DateTime<Utc>) -> rusqlite::Result<i64> {
+    conn.query_row(
+        "INSERT INTO job_runs (job, started_at) VALUES (?1, ?2) RETURNING id",
+        params![job, instant::format(now)],
+        |r| r.get(0),
+    )
+}
+
+/// Closes run `id`: when it finished (the run's clock), its counts, exit
+/// code and, when it stopped, why (secrets masked).
+pub fn finish(
+    conn: &Connection,
+    id: i64,
+    finished: DateTime<Utc>,
+    tally: &crate::engine::tally::Tally,
+    error: Option<&str>,
+) -> rusqlite::Result<()> {
+    let c = &tally.counts;
+    conn.execute(
+        "UPDATE job_runs SET finished_at = ?2, planned = ?3, sent = ?4, failed = ?5, skipped = ?6,
+                retrying = ?7, exit_code = ?8, error = ?9, cancelled = ?10
+         WHERE id = ?1",
+        params![
+            id,
+            instant::format(finished),
+            c.planned as i64,
+            c.sent as i64,
+            c.failed as i64,
+            c.skipped as i64,
+            c.retrying as i64,
+            tally.exit.code(),
+            error.map(crate::mask::mask),
+            c.cancelled as i64
+        ],
+    )?;
+    Ok(())
+}
+
+/// When `job`'s latest run that finished started, at or before `now`;
+/// `None` if it never finished one (or the value does not parse).
+pub fn last_finished(conn: &Connection, job: Job, now: DateTime<Utc>) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    let last: Option<String> = conn
+        .query_row(
+            "SELECT max(started_at) FROM job_runs WHERE job = ?1 AND finished_at IS NOT NULL AND started_at <= ?2",
+            params![job, instant::format(now)],
+            |r| r.get(0),
+        )
+        .optional()?
+        .flatten();
+    Ok(last.as_deref().and_then(instant::parse))
+}
+
+/// When `job`'s latest run before `now` started, finished or not (a run
+/// that died counts: cron did start it); `None` if there was none.
+pub fn last_started(conn: &Connection, job: Job, now: DateTime<Utc>) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    let previous: Option<String> = conn
+        .query_row(
+            "SELECT max(started_at) FROM job_runs WHERE job = ?1 AND started_at < ?2",
+            params![job, instant::format(now)],
+            |r| r.get(0),
+        )
+        .optional()?
+        .flatten();
+    Ok(previous.as_deref().and_then(instant::parse))
+}
