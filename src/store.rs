@@ -3,10 +3,10 @@
 //! values (`domain`'s enums, `DateTime<Utc>`).
 //!
 //! Areas so far: `claims` (due deliveries taken under a lease, expired
-//! leases returned, dry-run previews) and `runs` (`job_runs`). Planning's
-//! inserts (`engine::plan`), outcomes (`engine::record`), the jobs' reads of
-//! host tables and the migrations still hold their own SQL and move here in
-//! turn.
+//! leases returned, dry-run previews), `outcomes` (what became of a claimed
+//! delivery, written only while its lease is held) and `runs` (`job_runs`).
+//! Planning's inserts (`engine::plan`), the jobs' reads of host tables and
+//! the migrations still hold their own SQL and move here in turn.
 //!
 //! Every operation is written so a PostgreSQL store can back the same one:
 //!
@@ -23,4 +23,5 @@
 //! maps them to exit 74.
 
 pub mod claims;
+pub mod outcomes;
 pub mod runs;

@@ -3,13 +3,14 @@
 //! this process no longer holds is left alone.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use super::backoff;
 use crate::channels::{SendError, Sent};
 use crate::config::DeliveryConfig;
-use crate::instant;
+use crate::domain::ErrorClass;
 use crate::store::claims::Claimed;
+use crate::store::outcomes::{self, Change};
 
 /// Keeps a source table's status column in step with its deliveries
 /// (`scheduled_reports.status`, `manual_reminders.sent_at`).
@@ -63,14 +64,11 @@ pub struct Recorder<'a> {
 
 impl Recorder<'_> {
     pub fn sent(&self, conn: &mut Connection, row: &Claimed, sent: &Sent) -> rusqlite::Result<Effect> {
-        self.update(
-            conn,
-            row,
-            "status = 'sent', sent_at = ?3, provider_ref = ?4, error_class = NULL, last_error = NULL,
-             next_attempt_at = NULL, lease_until = NULL",
-            params![row.id, self.run_id, instant::format(self.now), sent.provider_ref],
-            Effect::Sent,
-        )
+        let change = Change::Sent {
+            at: self.now,
+            provider_ref: sent.provider_ref.as_deref(),
+        };
+        self.record(conn, row, change, Effect::Sent)
     }
 
     pub fn failed(&self, conn: &mut Connection, row: &Claimed, err: &SendError) -> rusqlite::Result<Effect> {
@@ -78,22 +76,25 @@ impl Recorder<'_> {
         let masked = crate::mask::mask(err.reason());
         let reason = masked.as_str();
         match err {
-            SendError::Permanent(_) => self.update(
+            SendError::Permanent(_) => self.record(
                 conn,
                 row,
-                "status = 'failed', error_class = 'permanent', last_error = ?3, lease_until = NULL",
-                params![row.id, self.run_id, reason],
+                Change::Failed {
+                    class: ErrorClass::Permanent,
+                    reason,
+                },
                 Effect::Failed { permanent: true },
             ),
             SendError::Temporary { retry_after, .. } | SendError::Throttled { retry_after, .. } => {
                 if row.attempts >= self.delivery.max_attempts {
                     let reason = format!("{reason} (gave up after {} attempts)", row.attempts);
-                    return self.update(
+                    return self.record(
                         conn,
                         row,
-                        "status = 'failed', error_class = 'temporary', last_error = ?3, lease_until = NULL,
-                         next_attempt_at = NULL",
-                        params![row.id, self.run_id, reason],
+                        Change::Failed {
+                            class: ErrorClass::Temporary,
+                            reason: &reason,
+                        },
                         Effect::Failed { permanent: false },
                     );
                 }
@@ -104,15 +105,7 @@ impl Recorder<'_> {
                     *retry_after,
                 );
                 let next = backoff::next_at(self.now, wait);
-                self.update(
-                    conn,
-                    row,
-                    // claimed_by stays: it tells a --force run that it already tried this row.
-                    "status = 'pending', error_class = 'temporary', last_error = ?3, next_attempt_at = ?4,
-                     lease_until = NULL",
-                    params![row.id, self.run_id, reason, instant::format(next)],
-                    Effect::Retrying { next },
-                )
+                self.record(conn, row, Change::Retry { reason, next }, Effect::Retrying { next })
             }
             SendError::Credentials(_) => Ok(match self.release(conn, row, Some(("credentials", reason)))? {
                 Effect::Released => Effect::Rejected,
@@ -124,26 +117,18 @@ impl Recorder<'_> {
     /// The row is past its validity: it is not sent, and says why.
     pub fn expired(&self, conn: &mut Connection, row: &Claimed) -> rusqlite::Result<Effect> {
         let reason = format!("not sent: valid until {}", row.valid_until.as_deref().unwrap_or("?"));
-        self.update(
-            conn,
-            row,
-            "status = 'failed', error_class = 'permanent', last_error = ?3, lease_until = NULL",
-            params![row.id, self.run_id, reason],
-            Effect::Skipped,
-        )
+        let change = Change::Failed {
+            class: ErrorClass::Permanent,
+            reason: &reason,
+        };
+        self.record(conn, row, change, Effect::Skipped)
     }
 
     /// The source no longer wants the message: not sent, not counted as an
     /// attempt, `cancelled` with the reason.
     pub fn cancelled(&self, conn: &mut Connection, row: &Claimed, reason: &str) -> rusqlite::Result<Effect> {
-        self.update(
-            conn,
-            row,
-            "status = 'cancelled', attempts = max(attempts - 1, 0), error_class = NULL, last_error = ?3,
-             next_attempt_at = NULL, lease_until = NULL",
-            params![row.id, self.run_id, format!("cancelled: {reason}")],
-            Effect::Cancelled,
-        )
+        let reason = format!("cancelled: {reason}");
+        self.record(conn, row, Change::Cancelled { reason: &reason }, Effect::Cancelled)
     }
 
     /// Not tried: its transport asked the run to wait. Back to `pending`,
@@ -155,57 +140,35 @@ impl Recorder<'_> {
         until: DateTime<Utc>,
         reason: &str,
     ) -> rusqlite::Result<Effect> {
-        self.update(
-            conn,
-            row,
-            "status = 'pending', attempts = max(attempts - 1, 0), claimed_by = NULL, lease_until = NULL,
-             next_attempt_at = ?3, last_error = coalesce(last_error, ?4)",
-            params![
-                row.id,
-                self.run_id,
-                instant::format(until),
-                format!("not tried: {reason}")
-            ],
-            Effect::Retrying { next: until },
-        )
+        let reason = format!("not tried: {reason}");
+        let change = Change::Postponed { until, reason: &reason };
+        self.record(conn, row, change, Effect::Retrying { next: until })
     }
 
     /// Points a claimed message at the address its person has now. `None`:
     /// done, send it there; `Some`: the row is no longer this run's.
     pub fn readdress(&self, conn: &Connection, row: &Claimed, to: &str) -> rusqlite::Result<Option<Effect>> {
-        let changed = conn
-            .prepare_cached(
-                "UPDATE deliveries SET recipient = ?3 WHERE id = ?1 AND claimed_by = ?2 AND status = 'sending'",
-            )?
-            .execute(params![row.id, self.run_id, to])?;
-        Ok((changed == 0).then_some(Effect::LostLease))
+        let held = outcomes::readdress(conn, row.id, self.run_id, to)?;
+        Ok((!held).then_some(Effect::LostLease))
     }
 
     /// Gives the row back to `pending` without counting the attempt.
     pub fn release(&self, conn: &mut Connection, row: &Claimed, why: Option<(&str, &str)>) -> rusqlite::Result<Effect> {
         let (class, reason) = why.unzip();
-        self.update(
-            conn,
-            row,
-            "status = 'pending', attempts = max(attempts - 1, 0), claimed_by = NULL, lease_until = NULL,
-             error_class = coalesce(?3, error_class), last_error = coalesce(?4, last_error)",
-            params![row.id, self.run_id, class, reason],
-            Effect::Released,
-        )
+        self.record(conn, row, Change::Released { class, reason }, Effect::Released)
     }
 
-    fn update(
+    /// Records `change` on the claimed row and, in the same transaction, the
+    /// source row's bookkeeping; `LostLease` when the row is no longer ours.
+    fn record(
         &self,
         conn: &mut Connection,
         row: &Claimed,
-        set: &str,
-        params: &[&dyn rusqlite::ToSql],
+        change: Change<'_>,
         effect: Effect,
     ) -> rusqlite::Result<Effect> {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let sql = format!("UPDATE deliveries SET {set} WHERE id = ?1 AND claimed_by = ?2 AND status = 'sending'");
-        let changed = tx.prepare_cached(&sql)?.execute(params)?;
-        if changed == 0 {
+        if !outcomes::record(&tx, row.id, self.run_id, &change)? {
             return Ok(Effect::LostLease);
         }
         if let (Some(table), Some(source_id)) = (row.source_table.as_deref(), row.source_id)

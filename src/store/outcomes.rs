@@ -1,0 +1,93 @@
+//! A claimed delivery's outcome, written only while this run still holds
+//! it (`claimed_by` is ours and `status` is still `sending`): a row whose
+//! lease passed to another run is left alone.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, params};
+
+use crate::domain::ErrorClass;
+use crate::instant;
+
+/// What becomes of a claimed row. Reasons are stored as given: the caller
+/// masks what a provider echoed.
+#[derive(Debug)]
+pub enum Change<'a> {
+    /// Sent at `at` (the run's clock); the provider's id when it gave one.
+    Sent {
+        at: DateTime<Utc>,
+        provider_ref: Option<&'a str>,
+    },
+    /// Failed for good (`permanent`), or temporarily with attempts spent.
+    Failed { class: ErrorClass, reason: &'a str },
+    /// Back to `pending`, tried again at `next`. `claimed_by` stays: it
+    /// tells a `--force` run that it already tried this row.
+    Retry { reason: &'a str, next: DateTime<Utc> },
+    /// Not sent: its source no longer wants it; the attempt is not counted.
+    Cancelled { reason: &'a str },
+    /// Not tried (its transport asked to wait): back to `pending`, due at
+    /// `until`, the attempt not counted.
+    Postponed { until: DateTime<Utc>, reason: &'a str },
+    /// Given back to `pending` without counting the attempt, with a class
+    /// and reason when there is one (`credentials`).
+    Released {
+        class: Option<&'a str>,
+        reason: Option<&'a str>,
+    },
+}
+
+/// Writes `change` on delivery `id` if run `run_id` still holds it.
+/// Returns whether it did. Errors: SQLite's.
+pub fn record(conn: &Connection, id: i64, run_id: &str, change: &Change<'_>) -> rusqlite::Result<bool> {
+    const HELD: &str = "WHERE id = ?1 AND claimed_by = ?2 AND status = 'sending'";
+    let changed = match change {
+        Change::Sent { at, provider_ref } => conn
+            .prepare_cached(&format!(
+                "UPDATE deliveries SET status = 'sent', sent_at = ?3, provider_ref = ?4, error_class = NULL,
+                 last_error = NULL, next_attempt_at = NULL, lease_until = NULL {HELD}"
+            ))?
+            .execute(params![id, run_id, instant::format(*at), provider_ref])?,
+        Change::Failed { class, reason } => conn
+            .prepare_cached(&format!(
+                "UPDATE deliveries SET status = 'failed', error_class = ?3, last_error = ?4, lease_until = NULL,
+                 next_attempt_at = NULL {HELD}"
+            ))?
+            .execute(params![id, run_id, class, reason])?,
+        Change::Retry { reason, next } => conn
+            .prepare_cached(&format!(
+                "UPDATE deliveries SET status = 'pending', error_class = 'temporary', last_error = ?3,
+                 next_attempt_at = ?4, lease_until = NULL {HELD}"
+            ))?
+            .execute(params![id, run_id, reason, instant::format(*next)])?,
+        Change::Cancelled { reason } => conn
+            .prepare_cached(&format!(
+                "UPDATE deliveries SET status = 'cancelled', attempts = max(attempts - 1, 0), error_class = NULL,
+                 last_error = ?3, next_attempt_at = NULL, lease_until = NULL {HELD}"
+            ))?
+            .execute(params![id, run_id, reason])?,
+        Change::Postponed { until, reason } => conn
+            .prepare_cached(&format!(
+                "UPDATE deliveries SET status = 'pending', attempts = max(attempts - 1, 0), claimed_by = NULL,
+                 lease_until = NULL, next_attempt_at = ?3, last_error = coalesce(last_error, ?4) {HELD}"
+            ))?
+            .execute(params![id, run_id, instant::format(*until), reason])?,
+        Change::Released { class, reason } => conn
+            .prepare_cached(&format!(
+                "UPDATE deliveries SET status = 'pending', attempts = max(attempts - 1, 0), claimed_by = NULL,
+                 lease_until = NULL, error_class = coalesce(?3, error_class),
+                 last_error = coalesce(?4, last_error) {HELD}"
+            ))?
+            .execute(params![id, run_id, class, reason])?,
+    };
+    Ok(changed > 0)
+}
+
+/// Points delivery `id` at `to` (the address its person has now) if run
+/// `run_id` still holds it; returns whether it did.
+pub fn readdress(conn: &Connection, id: i64, run_id: &str, to: &str) -> rusqlite::Result<bool> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE deliveries SET recipient = ?3 WHERE id = ?1 AND claimed_by = ?2 AND status = 'sending'",
+        )?
+        .execute(params![id, run_id, to])?;
+    Ok(changed > 0)
+}
