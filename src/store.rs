@@ -5,8 +5,9 @@
 //! Areas so far: `claims` (due deliveries taken under a lease, expired
 //! leases returned, dry-run previews), `outcomes` (what became of a claimed
 //! delivery, written only while its lease is held) and `runs` (`job_runs`).
-//! Planning's inserts (`engine::plan`), the jobs' reads of host tables and
-//! the migrations still hold their own SQL and move here in turn.
+//! `deliveries` holds planning's writes (insert under a dedupe key, plan
+//! again). The jobs' reads of host tables and their bookkeeping, `cmd/`'s
+//! reads and the migrations still hold their own SQL and move here in turn.
 //!
 //! Every operation is written so a PostgreSQL store can back the same one:
 //!
@@ -23,5 +24,6 @@
 //! maps them to exit 74.
 
 pub mod claims;
+pub mod deliveries;
 pub mod outcomes;
 pub mod runs;

@@ -5,7 +5,7 @@
 use rusqlite::TransactionBehavior;
 
 use crate::config::parse_address;
-use crate::engine::plan::{self, Planned};
+use crate::engine::plan::Planned;
 use crate::exit::{Exit, OrExit, fail};
 use crate::instant;
 use crate::jobs::PlanReport;
@@ -62,7 +62,7 @@ pub fn run(ctx: &Ctx<'_>, to: &str) -> anyhow::Result<Exit> {
             };
             let mut report = PlanReport::default();
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            if plan::insert(&tx, &message, plan_ctx.now)?.is_some() {
+            if crate::store::deliveries::insert(&tx, &message, plan_ctx.now)?.is_some() {
                 report.planned += 1;
             }
             tx.commit()?;

@@ -14,7 +14,6 @@ mod recheck;
 
 use super::{PlanCtx, PlanReport};
 use crate::config::DelayAlertsConfig;
-use crate::engine::plan;
 use crate::instant;
 pub use digest::sample_context;
 use digest::{each_digest, recipients};
@@ -81,7 +80,7 @@ pub fn plan(conn: &mut Connection, cfg: &DelayAlertsConfig, ctx: &PlanCtx<'_>) -
     fill_details(&tx, &mut due)?;
     let alerted_at = instant::format(ctx.now);
     each_digest(&recipients, &due, ctx, &mut skipped, |message, entries| {
-        let Some(delivery_id) = plan::insert(&tx, &message, ctx.now)? else {
+        let Some(delivery_id) = crate::store::deliveries::insert(&tx, &message, ctx.now)? else {
             return Ok(());
         };
         let mut log = tx.prepare_cached(

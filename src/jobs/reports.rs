@@ -20,7 +20,7 @@ use super::{PlanCtx, PlanReport};
 use crate::config::ReportsConfig;
 use crate::db::Database;
 use crate::db::identity::source_ref;
-use crate::engine::plan::{self, AttachmentSpec, Planned};
+use crate::engine::plan::{AttachmentSpec, Planned};
 
 use crate::instant;
 pub use content::check_query;
@@ -391,10 +391,10 @@ fn plan_one(
             // The operator set a failed report back to pending: try its failed
             // recipients again, with the content as it is now.
             Some(_) => {
-                plan::rearm(&tx, message)?;
+                crate::store::deliveries::rearm(&tx, message)?;
             }
             None => {
-                if plan::insert(&tx, message, ctx.now)?.is_none() {
+                if crate::store::deliveries::insert(&tx, message, ctx.now)?.is_none() {
                     continue;
                 }
             }

@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::contact::Contact;
 use super::{JOB, Reminders, content_payload};
 use crate::config::Locale;
-use crate::engine::plan::{self, Planned};
+use crate::engine::plan::Planned;
 use crate::instant;
 use crate::jobs::{PlanCtx, PlanReport};
 
@@ -197,7 +197,7 @@ impl<'a> Emitter<'a> {
                 if *in_batch == 0 {
                     writer.execute_batch("BEGIN IMMEDIATE")?;
                 }
-                if plan::insert(writer, &message, self.ctx.now)?.is_some() {
+                if crate::store::deliveries::insert(writer, &message, self.ctx.now)?.is_some() {
                     match failure {
                         Some(failure) => {
                             log::warn!("{failure}");
@@ -361,15 +361,10 @@ impl<'a> Emitter<'a> {
     ) -> rusqlite::Result<Vec<&'c (Channel, Result<String, String>)>> {
         let mut out = Vec::with_capacity(channels.len());
         for channel in channels {
-            if !planned_already(self.ledger(), &due.key(contact, channel.0))? {
+            if !crate::store::deliveries::planned_already(self.ledger(), &due.key(contact, channel.0))? {
                 out.push(channel);
             }
         }
         Ok(out)
     }
-}
-
-fn planned_already(conn: &Connection, key: &str) -> rusqlite::Result<bool> {
-    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM deliveries WHERE dedupe_key = ?1)")?
-        .query_row([key], |r| r.get(0))
 }
