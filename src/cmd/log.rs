@@ -1,33 +1,11 @@
 //! `rappel log`: the deliveries, newest first, filtered, as a table or JSON.
 
-use rusqlite::types::Value;
-use serde::Serialize;
-
 use crate::cli::LogArgs;
 use crate::db::Database;
 use crate::exit::Exit;
 use crate::instant;
 use crate::runner::Ctx;
-
-/// One row of the log, as `--json` prints it.
-#[derive(Debug, Serialize)]
-pub struct Entry {
-    id: i64,
-    job: String,
-    kind: String,
-    channel: String,
-    recipient: String,
-    subject: String,
-    status: String,
-    provider_status: Option<String>,
-    attempts: i64,
-    error_class: Option<String>,
-    last_error: Option<String>,
-    provider_ref: Option<String>,
-    created_at: String,
-    next_attempt_at: Option<String>,
-    sent_at: Option<String>,
-}
+pub use crate::store::deliveries::{Filter, LogEntry as Entry};
 
 pub fn run(ctx: &Ctx<'_>, args: &LogArgs) -> anyhow::Result<Exit> {
     let entries = query(ctx, args)?;
@@ -48,66 +26,21 @@ pub fn run(ctx: &Ctx<'_>, args: &LogArgs) -> anyhow::Result<Exit> {
     Ok(Exit::Ok)
 }
 
+/// The deliveries `args` selects, newest first (`--since` read in the
+/// configured zone). Errors: the database cannot be opened or read (74).
 pub fn query(ctx: &Ctx<'_>, args: &LogArgs) -> anyhow::Result<Vec<Entry>> {
     let conn = Database::new(ctx.config.database.clone(), true).connect_current()?;
-    let mut filters = Vec::new();
-    let mut params: Vec<Value> = Vec::new();
-    let mut filter = |sql: &str, value: Value| {
-        params.push(value);
-        filters.push(format!("{sql} ?{}", params.len()));
+    let filter = Filter {
+        status: args.status,
+        kind: args.kind,
+        channel: args.channel,
+        since: args
+            .since
+            .as_ref()
+            .map(|s| s.resolve(ctx.clock.now(), ctx.config.timezone)),
+        limit: (args.limit > 0).then_some(args.limit),
     };
-    if let Some(status) = &args.status {
-        filter("status =", Value::Text(status.to_string()));
-    }
-    if let Some(kind) = &args.kind {
-        filter("kind =", Value::Text(kind.to_string()));
-    }
-    if let Some(channel) = &args.channel {
-        filter("channel =", Value::Text(channel.to_string()));
-    }
-    if let Some(since) = &args.since {
-        let at = since.resolve(ctx.clock.now(), ctx.config.timezone);
-        // rappel writes created_at itself, in the one format whose text order is time order.
-        filter("created_at >=", Value::Text(instant::format(at)));
-    }
-    let limit = if args.limit == 0 {
-        -1
-    } else {
-        args.limit.min(i64::MAX as u64) as i64
-    };
-    params.push(Value::Integer(limit));
-    let sql = format!(
-        "SELECT id, job, kind, channel, recipient, subject, status, provider_status, attempts, error_class,
-                last_error, provider_ref, created_at, next_attempt_at, sent_at
-         FROM deliveries {} ORDER BY id DESC LIMIT ?{}",
-        if filters.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", filters.join(" AND "))
-        },
-        params.len()
-    );
-    let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt.query_map(rusqlite::params_from_iter(params), |r| {
-        Ok(Entry {
-            id: r.get(0)?,
-            job: r.get(1)?,
-            kind: r.get(2)?,
-            channel: r.get(3)?,
-            recipient: r.get(4)?,
-            subject: r.get(5)?,
-            status: r.get(6)?,
-            provider_status: r.get(7)?,
-            attempts: r.get(8)?,
-            error_class: r.get(9)?,
-            last_error: r.get(10)?,
-            provider_ref: r.get(11)?,
-            created_at: r.get(12)?,
-            next_attempt_at: r.get(13)?,
-            sent_at: r.get(14)?,
-        })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(crate::store::deliveries::list(&conn, &filter)?)
 }
 
 /// The human table: one line per delivery, long values shortened (provider

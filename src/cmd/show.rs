@@ -4,98 +4,17 @@
 //! text and HTML as stored (what was or will be sent), and a channel's
 //! extras. `--json` prints every column.
 
-use rusqlite::OptionalExtension;
-use serde::Serialize;
-
 use crate::db::Database;
 use crate::exit::{Exit, fail};
 use crate::instant;
 use crate::output::printable;
 use crate::runner::Ctx;
-
-/// Every column of one `deliveries` row.
-#[derive(Debug, Serialize)]
-struct Delivery {
-    id: i64,
-    job: String,
-    kind: String,
-    dedupe_key: String,
-    source_table: Option<String>,
-    source_id: Option<i64>,
-    source_at: Option<String>,
-    contact_id: Option<i64>,
-    channel: String,
-    recipient: String,
-    subject: String,
-    body: String,
-    html_body: Option<String>,
-    status: String,
-    error_class: Option<String>,
-    attempts: i64,
-    next_attempt_at: Option<String>,
-    valid_until: Option<String>,
-    claimed_by: Option<String>,
-    lease_until: Option<String>,
-    last_error: Option<String>,
-    provider_ref: Option<String>,
-    provider_status: Option<String>,
-    created_at: String,
-    sent_at: Option<String>,
-    attachment_path: Option<String>,
-    attachment_name: Option<String>,
-    attachment_type: Option<String>,
-    payload: Option<String>,
-    /// The Message-ID its email carries (derived from the dedupe key).
-    message_id: Option<String>,
-}
+use crate::store::deliveries::Delivery;
 
 /// Prints delivery `id`; exit 64 when there is none.
 pub fn run(ctx: &Ctx<'_>, id: i64) -> anyhow::Result<Exit> {
     let conn = Database::new(ctx.config.database.clone(), true).connect_current()?;
-    let found = conn
-        .query_row(
-            "SELECT id, job, kind, dedupe_key, source_table, source_id, source_at, contact_id, channel, recipient,
-                    subject, body, html_body, status, error_class, attempts, next_attempt_at, valid_until,
-                    claimed_by, lease_until, last_error, provider_ref, provider_status, created_at, sent_at,
-                    attachment_path, attachment_name, attachment_type, payload
-             FROM deliveries WHERE id = ?1",
-            [id],
-            |r| {
-                Ok(Delivery {
-                    id: r.get(0)?,
-                    job: r.get(1)?,
-                    kind: r.get(2)?,
-                    dedupe_key: r.get(3)?,
-                    source_table: r.get(4)?,
-                    source_id: r.get(5)?,
-                    source_at: r.get(6)?,
-                    contact_id: r.get(7)?,
-                    channel: r.get(8)?,
-                    recipient: r.get(9)?,
-                    subject: r.get(10)?,
-                    body: r.get(11)?,
-                    html_body: r.get(12)?,
-                    status: r.get(13)?,
-                    error_class: r.get(14)?,
-                    attempts: r.get(15)?,
-                    next_attempt_at: r.get(16)?,
-                    valid_until: r.get(17)?,
-                    claimed_by: r.get(18)?,
-                    lease_until: r.get(19)?,
-                    last_error: r.get(20)?,
-                    provider_ref: r.get(21)?,
-                    provider_status: r.get(22)?,
-                    created_at: r.get(23)?,
-                    sent_at: r.get(24)?,
-                    attachment_path: r.get(25)?,
-                    attachment_name: r.get(26)?,
-                    attachment_type: r.get(27)?,
-                    payload: r.get(28)?,
-                    message_id: None,
-                })
-            },
-        )
-        .optional()?;
+    let found = crate::store::deliveries::one(&conn, id)?;
     let Some(mut d) = found else {
         return Err(fail(
             Exit::Usage,

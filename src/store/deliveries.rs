@@ -1,9 +1,14 @@
-//! Planning's writes to `deliveries`: a message inserted under its
-//! de-duplication key (`ON CONFLICT DO NOTHING`, PostgreSQL's too), planned
-//! again under the same key, or looked up by it.
+//! `deliveries` outside claims and outcomes: planning's writes (a message
+//! inserted under its de-duplication key with `ON CONFLICT DO NOTHING`,
+//! PostgreSQL's too, planned again under it, looked up by it) and the log's
+//! filtered read.
 
 use chrono::{DateTime, Utc};
+use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use serde::Serialize;
+
+use crate::domain::{Channel, DeliveryStatus, Kind};
 
 use crate::engine::plan::Planned;
 use crate::instant;
@@ -80,4 +85,176 @@ pub fn rearm(tx: &Transaction<'_>, p: &Planned) -> rusqlite::Result<usize> {
 pub fn planned_already(conn: &Connection, key: &str) -> rusqlite::Result<bool> {
     conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM deliveries WHERE dedupe_key = ?1)")?
         .query_row([key], |r| r.get(0))
+}
+
+/// One row of the log, as `--json` prints it.
+#[derive(Debug, Serialize)]
+pub struct LogEntry {
+    pub id: i64,
+    pub job: String,
+    pub kind: String,
+    pub channel: String,
+    pub recipient: String,
+    pub subject: String,
+    pub status: String,
+    pub provider_status: Option<String>,
+    pub attempts: i64,
+    pub error_class: Option<String>,
+    pub last_error: Option<String>,
+    pub provider_ref: Option<String>,
+    pub created_at: String,
+    pub next_attempt_at: Option<String>,
+    pub sent_at: Option<String>,
+}
+
+/// Which deliveries `list` returns: each `Some` narrows; `since` is
+/// compared with `created_at` (UTC); `limit: None` is all.
+#[derive(Debug, Default)]
+pub struct Filter {
+    pub status: Option<DeliveryStatus>,
+    pub kind: Option<Kind>,
+    pub channel: Option<Channel>,
+    pub since: Option<DateTime<Utc>>,
+    pub limit: Option<u64>,
+}
+
+/// The deliveries `filter` selects, newest first. Errors: SQLite's.
+pub fn list(conn: &Connection, filter: &Filter) -> rusqlite::Result<Vec<LogEntry>> {
+    let mut filters = Vec::new();
+    let mut params: Vec<Value> = Vec::new();
+    let mut narrow = |sql: &str, value: Value| {
+        params.push(value);
+        filters.push(format!("{sql} ?{}", params.len()));
+    };
+    if let Some(status) = filter.status {
+        narrow("status =", Value::Text(status.to_string()));
+    }
+    if let Some(kind) = filter.kind {
+        narrow("kind =", Value::Text(kind.to_string()));
+    }
+    if let Some(channel) = filter.channel {
+        narrow("channel =", Value::Text(channel.to_string()));
+    }
+    if let Some(since) = filter.since {
+        // rappel writes created_at itself, in the one format whose text order is time order.
+        narrow("created_at >=", Value::Text(instant::format(since)));
+    }
+    let limit = filter.limit.map_or(-1, |n| n.min(i64::MAX as u64) as i64);
+    params.push(Value::Integer(limit));
+    let sql = format!(
+        "SELECT id, job, kind, channel, recipient, subject, status, provider_status, attempts, error_class,
+                last_error, provider_ref, created_at, next_attempt_at, sent_at
+         FROM deliveries {} ORDER BY id DESC LIMIT ?{}",
+        if filters.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", filters.join(" AND "))
+        },
+        params.len()
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(params), |r| {
+        Ok(LogEntry {
+            id: r.get(0)?,
+            job: r.get(1)?,
+            kind: r.get(2)?,
+            channel: r.get(3)?,
+            recipient: r.get(4)?,
+            subject: r.get(5)?,
+            status: r.get(6)?,
+            provider_status: r.get(7)?,
+            attempts: r.get(8)?,
+            error_class: r.get(9)?,
+            last_error: r.get(10)?,
+            provider_ref: r.get(11)?,
+            created_at: r.get(12)?,
+            next_attempt_at: r.get(13)?,
+            sent_at: r.get(14)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// Every column of one `deliveries` row.
+#[derive(Debug, Serialize)]
+pub struct Delivery {
+    pub id: i64,
+    pub job: String,
+    pub kind: String,
+    pub dedupe_key: String,
+    pub source_table: Option<String>,
+    pub source_id: Option<i64>,
+    pub source_at: Option<String>,
+    pub contact_id: Option<i64>,
+    pub channel: String,
+    pub recipient: String,
+    pub subject: String,
+    pub body: String,
+    pub html_body: Option<String>,
+    pub status: String,
+    pub error_class: Option<String>,
+    pub attempts: i64,
+    pub next_attempt_at: Option<String>,
+    pub valid_until: Option<String>,
+    pub claimed_by: Option<String>,
+    pub lease_until: Option<String>,
+    pub last_error: Option<String>,
+    pub provider_ref: Option<String>,
+    pub provider_status: Option<String>,
+    pub created_at: String,
+    pub sent_at: Option<String>,
+    pub attachment_path: Option<String>,
+    pub attachment_name: Option<String>,
+    pub attachment_type: Option<String>,
+    pub payload: Option<String>,
+    /// The Message-ID its email carries (derived from the dedupe key).
+    pub message_id: Option<String>,
+}
+
+/// Delivery `id`, every column (`message_id` left for the caller to
+/// derive); `None` when there is no such delivery. Errors: SQLite's.
+pub fn one(conn: &Connection, id: i64) -> rusqlite::Result<Option<Delivery>> {
+    conn.query_row(
+        "SELECT id, job, kind, dedupe_key, source_table, source_id, source_at, contact_id, channel, recipient,
+                    subject, body, html_body, status, error_class, attempts, next_attempt_at, valid_until,
+                    claimed_by, lease_until, last_error, provider_ref, provider_status, created_at, sent_at,
+                    attachment_path, attachment_name, attachment_type, payload
+             FROM deliveries WHERE id = ?1",
+        [id],
+        |r| {
+            Ok(Delivery {
+                id: r.get(0)?,
+                job: r.get(1)?,
+                kind: r.get(2)?,
+                dedupe_key: r.get(3)?,
+                source_table: r.get(4)?,
+                source_id: r.get(5)?,
+                source_at: r.get(6)?,
+                contact_id: r.get(7)?,
+                channel: r.get(8)?,
+                recipient: r.get(9)?,
+                subject: r.get(10)?,
+                body: r.get(11)?,
+                html_body: r.get(12)?,
+                status: r.get(13)?,
+                error_class: r.get(14)?,
+                attempts: r.get(15)?,
+                next_attempt_at: r.get(16)?,
+                valid_until: r.get(17)?,
+                claimed_by: r.get(18)?,
+                lease_until: r.get(19)?,
+                last_error: r.get(20)?,
+                provider_ref: r.get(21)?,
+                provider_status: r.get(22)?,
+                created_at: r.get(23)?,
+                sent_at: r.get(24)?,
+                attachment_path: r.get(25)?,
+                attachment_name: r.get(26)?,
+                attachment_type: r.get(27)?,
+                payload: r.get(28)?,
+                message_id: None,
+            })
+        },
+    )
+    .optional()
 }
