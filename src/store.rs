@@ -27,3 +27,4 @@ pub mod claims;
 pub mod deliveries;
 pub mod outcomes;
 pub mod runs;
+pub mod stats;

@@ -5,8 +5,6 @@
 
 use std::fmt::Write as _;
 
-use chrono::{DateTime, Utc};
-use rusqlite::{Connection, params};
 use serde::Serialize;
 
 use crate::cli::{LogArgs, StatsArgs};
@@ -15,76 +13,20 @@ use crate::db::Database;
 use crate::exit::Exit;
 use crate::instant;
 use crate::runner::Ctx;
+use crate::store::stats::Figures;
 
-/// Counts of deliveries by status.
-#[derive(Debug, Default, Serialize)]
-struct Counts {
-    total: i64,
-    sent: i64,
-    failed: i64,
-    /// Not sent because its source stopped wanting it (DESIGN §9): not a failure.
-    cancelled: i64,
-    /// Pending or being sent.
-    open: i64,
-}
-
-impl Counts {
-    /// Failed among finished, in percent; `None` when nothing finished.
-    fn failure_rate(&self) -> Option<f64> {
-        let finished = self.sent + self.failed;
-        (finished > 0).then(|| 100.0 * self.failed as f64 / finished as f64)
-    }
-}
-
-#[derive(Debug, Serialize)]
-struct Group {
-    name: String,
-    #[serde(flatten)]
-    counts: Counts,
-}
-
-#[derive(Debug, Serialize)]
-struct Reason {
-    reason: String,
-    count: i64,
-}
-
-#[derive(Debug, Serialize)]
-struct Service {
-    service: String,
-    last_attendance_sync: Option<String>,
-    last_users_sync: Option<String>,
-}
-
-#[derive(Debug, Default, Serialize)]
-struct Attendance {
-    pending: i64,
-    sending: i64,
-    retrying: i64,
-    failed: i64,
-    sent: i64,
-    services: Vec<Service>,
-}
-
+/// The dashboard as `--json` prints it: the figures, then the last deliveries.
 #[derive(Debug, Serialize)]
 struct Stats {
-    since: String,
-    totals: Counts,
-    success_rate: Option<f64>,
-    median_seconds_to_send: Option<f64>,
-    by_channel: Vec<Group>,
-    by_kind: Vec<Group>,
-    failures_by_reason: Vec<Reason>,
-    /// Not failures: messages whose source stopped wanting them.
-    cancellations_by_reason: Vec<Reason>,
-    attendance: Attendance,
+    #[serde(flatten)]
+    figures: Figures,
     last: Vec<log::Entry>,
 }
 
 pub fn run(ctx: &Ctx<'_>, args: &StatsArgs) -> anyhow::Result<Exit> {
     let since = args.since.resolve(ctx.clock.now(), ctx.config.timezone);
     let conn = Database::new(ctx.config.database.clone(), true).connect_current()?;
-    let stats = gather(&conn, since)?;
+    let figures = crate::store::stats::gather(&conn, since)?;
     let last = log::query(
         ctx,
         &LogArgs {
@@ -95,144 +37,27 @@ pub fn run(ctx: &Ctx<'_>, args: &StatsArgs) -> anyhow::Result<Exit> {
             limit: 50,
         },
     )?;
-    let stats = Stats { last, ..stats };
+    let stats = Stats { figures, last };
     if ctx.json {
         println!("{}", crate::output::json(&stats, true));
     } else {
-        print!("{}", render(&stats, ctx.config.timezone));
+        print!("{}", render(&stats.figures, &stats.last, ctx.config.timezone));
     }
-    let over = match (args.fail_above, stats.totals.failure_rate()) {
+    let over = match (args.fail_above, stats.figures.totals.failure_rate()) {
         (Some(limit), Some(rate)) => rate > limit,
         _ => false,
     };
     if over && !ctx.json {
         eprintln!(
             "rappel: failure rate {:.1} % is above {:.1} %",
-            stats.totals.failure_rate().unwrap_or_default(),
+            stats.figures.totals.failure_rate().unwrap_or_default(),
             args.fail_above.unwrap_or_default()
         );
     }
     Ok(if over { Exit::Threshold } else { Exit::Ok })
 }
 
-fn gather(conn: &Connection, since: DateTime<Utc>) -> anyhow::Result<Stats> {
-    let from = instant::format(since);
-    let grouped = |column: &str| -> rusqlite::Result<Vec<Group>> {
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {column}, count(*), sum(status = 'sent'), sum(status = 'failed'),
-                    sum(status IN ('pending', 'sending')), sum(status = 'cancelled')
-             FROM deliveries WHERE created_at >= ?1 GROUP BY 1 ORDER BY 2 DESC, 1"
-        ))?;
-        let rows = stmt.query_map([&from], |r| {
-            Ok(Group {
-                name: r.get(0)?,
-                counts: Counts {
-                    total: r.get(1)?,
-                    sent: r.get(2)?,
-                    failed: r.get(3)?,
-                    open: r.get(4)?,
-                    cancelled: r.get(5)?,
-                },
-            })
-        })?;
-        rows.collect()
-    };
-    let by_channel = grouped("channel")?;
-    let by_kind = grouped("kind")?;
-    let mut totals = Counts::default();
-    for g in &by_channel {
-        totals.total += g.counts.total;
-        totals.sent += g.counts.sent;
-        totals.failed += g.counts.failed;
-        totals.cancelled += g.counts.cancelled;
-        totals.open += g.counts.open;
-    }
-    let median_seconds_to_send = median_to_send(conn, &from)?;
-    let by_reason = |status: &str| -> rusqlite::Result<Vec<Reason>> {
-        let mut stmt = conn.prepare(
-            "SELECT coalesce(substr(last_error, 1, 120), 'no reason recorded'), count(*) FROM deliveries
-             WHERE created_at >= ?1 AND status = ?2 GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10",
-        )?;
-        let rows = stmt.query_map(params![from, status], |r| {
-            Ok(Reason {
-                reason: r.get(0)?,
-                count: r.get(1)?,
-            })
-        })?;
-        rows.collect()
-    };
-    let failures_by_reason = by_reason("failed")?;
-    let cancellations_by_reason = by_reason("cancelled")?;
-    Ok(Stats {
-        since: from,
-        success_rate: totals.failure_rate().map(|f| 100.0 - f),
-        totals,
-        median_seconds_to_send,
-        by_channel,
-        by_kind,
-        failures_by_reason,
-        cancellations_by_reason,
-        attendance: attendance(conn)?,
-        last: Vec::new(),
-    })
-}
-
-/// The median of sent_at - created_at over sent deliveries since `from`.
-fn median_to_send(conn: &Connection, from: &str) -> rusqlite::Result<Option<f64>> {
-    const SENT: &str = "FROM deliveries WHERE created_at >= ?1 AND status = 'sent' AND sent_at IS NOT NULL";
-    let n: i64 = conn.query_row(&format!("SELECT count(*) {SENT}"), [from], |r| r.get(0))?;
-    if n == 0 {
-        return Ok(None);
-    }
-    let at = |offset: i64| -> rusqlite::Result<f64> {
-        conn.query_row(
-            &format!(
-                "SELECT (julianday(sent_at) - julianday(created_at)) * 86400.0 AS d {SENT} ORDER BY d LIMIT 1 OFFSET ?2"
-            ),
-            params![from, offset],
-            |r| r.get(0),
-        )
-    };
-    Ok(Some((at((n - 1) / 2)? + at(n / 2)?) / 2.0))
-}
-
-/// The attendance ledger now (not limited by `--since`: pending is pending).
-fn attendance(conn: &Connection) -> rusqlite::Result<Attendance> {
-    let mut a = conn.query_row(
-        "SELECT coalesce(sum(sync_status = 'pending'), 0), coalesce(sum(sync_status = 'sending'), 0),
-                coalesce(sum(sync_status = 'failed' AND next_attempt_at IS NOT NULL), 0),
-                coalesce(sum(sync_status = 'failed' AND next_attempt_at IS NULL), 0),
-                coalesce(sum(sync_status = 'sent'), 0)
-         FROM attendance_logs",
-        [],
-        |r| {
-            Ok(Attendance {
-                pending: r.get(0)?,
-                sending: r.get(1)?,
-                retrying: r.get(2)?,
-                failed: r.get(3)?,
-                sent: r.get(4)?,
-                services: Vec::new(),
-            })
-        },
-    )?;
-    let mut stmt = conn.prepare(
-        "SELECT service, max(last_attendance_sync), max(last_users_sync) FROM terminal_sync_state
-         GROUP BY service ORDER BY service",
-    )?;
-    a.services = stmt
-        .query_map([], |r| {
-            Ok(Service {
-                service: r.get(0)?,
-                last_attendance_sync: r.get(1)?,
-                last_users_sync: r.get(2)?,
-            })
-        })?
-        .collect::<Result<_, _>>()?;
-    Ok(a)
-}
-
-fn render(s: &Stats, zone: chrono_tz::Tz) -> String {
+fn render(s: &Figures, last: &[log::Entry], zone: chrono_tz::Tz) -> String {
     let mut out = String::new();
     let local = |at: &str| {
         instant::parse(at).map_or_else(
@@ -306,9 +131,9 @@ fn render(s: &Stats, zone: chrono_tz::Tz) -> String {
             );
         }
     }
-    if !s.last.is_empty() {
-        let _ = writeln!(out, "\nLast {} deliveries", s.last.len());
-        out.push_str(&log::table(&s.last, zone, 40));
+    if !last.is_empty() {
+        let _ = writeln!(out, "\nLast {} deliveries", last.len());
+        out.push_str(&log::table(last, zone, 40));
     }
     out
 }

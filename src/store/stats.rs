@@ -1,0 +1,192 @@
+//! The dashboard's figures (`rappel stats`): deliveries by status, channel,
+//! kind and reason since an instant, the median time from planned to sent,
+//! and the attendance ledger now.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, params};
+use serde::Serialize;
+
+use crate::instant;
+
+/// Counts of deliveries by status.
+#[derive(Debug, Default, Serialize)]
+pub struct Counts {
+    pub total: i64,
+    pub sent: i64,
+    pub failed: i64,
+    /// Not sent because its source stopped wanting it (DESIGN §9): not a failure.
+    pub cancelled: i64,
+    /// Pending or being sent.
+    pub open: i64,
+}
+
+impl Counts {
+    /// Failed among finished, in percent; `None` when nothing finished.
+    pub fn failure_rate(&self) -> Option<f64> {
+        let finished = self.sent + self.failed;
+        (finished > 0).then(|| 100.0 * self.failed as f64 / finished as f64)
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Group {
+    pub name: String,
+    #[serde(flatten)]
+    pub counts: Counts,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Reason {
+    pub reason: String,
+    pub count: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Service {
+    pub service: String,
+    pub last_attendance_sync: Option<String>,
+    pub last_users_sync: Option<String>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Attendance {
+    pub pending: i64,
+    pub sending: i64,
+    pub retrying: i64,
+    pub failed: i64,
+    pub sent: i64,
+    pub services: Vec<Service>,
+}
+
+/// What `gather` finds.
+#[derive(Debug, Serialize)]
+pub struct Figures {
+    pub since: String,
+    pub totals: Counts,
+    pub success_rate: Option<f64>,
+    pub median_seconds_to_send: Option<f64>,
+    pub by_channel: Vec<Group>,
+    pub by_kind: Vec<Group>,
+    pub failures_by_reason: Vec<Reason>,
+    /// Not failures: messages whose source stopped wanting them.
+    pub cancellations_by_reason: Vec<Reason>,
+    pub attendance: Attendance,
+}
+
+/// The dashboard's figures over deliveries created since `since` (UTC),
+/// and the attendance ledger now. Errors: SQLite's.
+pub fn gather(conn: &Connection, since: DateTime<Utc>) -> rusqlite::Result<Figures> {
+    let from = instant::format(since);
+    let grouped = |column: &str| -> rusqlite::Result<Vec<Group>> {
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {column}, count(*), sum(status = 'sent'), sum(status = 'failed'),
+                    sum(status IN ('pending', 'sending')), sum(status = 'cancelled')
+             FROM deliveries WHERE created_at >= ?1 GROUP BY 1 ORDER BY 2 DESC, 1"
+        ))?;
+        let rows = stmt.query_map([&from], |r| {
+            Ok(Group {
+                name: r.get(0)?,
+                counts: Counts {
+                    total: r.get(1)?,
+                    sent: r.get(2)?,
+                    failed: r.get(3)?,
+                    open: r.get(4)?,
+                    cancelled: r.get(5)?,
+                },
+            })
+        })?;
+        rows.collect()
+    };
+    let by_channel = grouped("channel")?;
+    let by_kind = grouped("kind")?;
+    let mut totals = Counts::default();
+    for g in &by_channel {
+        totals.total += g.counts.total;
+        totals.sent += g.counts.sent;
+        totals.failed += g.counts.failed;
+        totals.cancelled += g.counts.cancelled;
+        totals.open += g.counts.open;
+    }
+    let median_seconds_to_send = median_to_send(conn, &from)?;
+    let by_reason = |status: &str| -> rusqlite::Result<Vec<Reason>> {
+        let mut stmt = conn.prepare(
+            "SELECT coalesce(substr(last_error, 1, 120), 'no reason recorded'), count(*) FROM deliveries
+             WHERE created_at >= ?1 AND status = ?2 GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10",
+        )?;
+        let rows = stmt.query_map(params![from, status], |r| {
+            Ok(Reason {
+                reason: r.get(0)?,
+                count: r.get(1)?,
+            })
+        })?;
+        rows.collect()
+    };
+    let failures_by_reason = by_reason("failed")?;
+    let cancellations_by_reason = by_reason("cancelled")?;
+    Ok(Figures {
+        since: from,
+        success_rate: totals.failure_rate().map(|f| 100.0 - f),
+        totals,
+        median_seconds_to_send,
+        by_channel,
+        by_kind,
+        failures_by_reason,
+        cancellations_by_reason,
+        attendance: attendance(conn)?,
+    })
+}
+
+/// The median of sent_at - created_at over sent deliveries since `from`.
+fn median_to_send(conn: &Connection, from: &str) -> rusqlite::Result<Option<f64>> {
+    const SENT: &str = "FROM deliveries WHERE created_at >= ?1 AND status = 'sent' AND sent_at IS NOT NULL";
+    let n: i64 = conn.query_row(&format!("SELECT count(*) {SENT}"), [from], |r| r.get(0))?;
+    if n == 0 {
+        return Ok(None);
+    }
+    let at = |offset: i64| -> rusqlite::Result<f64> {
+        conn.query_row(
+            &format!(
+                "SELECT (julianday(sent_at) - julianday(created_at)) * 86400.0 AS d {SENT} ORDER BY d LIMIT 1 OFFSET ?2"
+            ),
+            params![from, offset],
+            |r| r.get(0),
+        )
+    };
+    Ok(Some((at((n - 1) / 2)? + at(n / 2)?) / 2.0))
+}
+
+/// The attendance ledger now (not limited by `--since`: pending is pending).
+fn attendance(conn: &Connection) -> rusqlite::Result<Attendance> {
+    let mut a = conn.query_row(
+        "SELECT coalesce(sum(sync_status = 'pending'), 0), coalesce(sum(sync_status = 'sending'), 0),
+                coalesce(sum(sync_status = 'failed' AND next_attempt_at IS NOT NULL), 0),
+                coalesce(sum(sync_status = 'failed' AND next_attempt_at IS NULL), 0),
+                coalesce(sum(sync_status = 'sent'), 0)
+         FROM attendance_logs",
+        [],
+        |r| {
+            Ok(Attendance {
+                pending: r.get(0)?,
+                sending: r.get(1)?,
+                retrying: r.get(2)?,
+                failed: r.get(3)?,
+                sent: r.get(4)?,
+                services: Vec::new(),
+            })
+        },
+    )?;
+    let mut stmt = conn.prepare(
+        "SELECT service, max(last_attendance_sync), max(last_users_sync) FROM terminal_sync_state
+         GROUP BY service ORDER BY service",
+    )?;
+    a.services = stmt
+        .query_map([], |r| {
+            Ok(Service {
+                service: r.get(0)?,
+                last_attendance_sync: r.get(1)?,
+                last_users_sync: r.get(2)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(a)
+}
