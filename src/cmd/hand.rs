@@ -7,8 +7,7 @@
 //! messages' new state.
 
 use chrono::{DateTime, Utc};
-use rusqlite::types::Value;
-use rusqlite::{Connection, TransactionBehavior, params_from_iter};
+use rusqlite::{Connection, TransactionBehavior};
 use serde::Serialize;
 
 use crate::cli::{RetryArgs, Selection};
@@ -18,20 +17,7 @@ use crate::exit::{Exit, fail};
 use crate::instant;
 use crate::output::{Verbosity, printable};
 use crate::runner::Ctx;
-
-/// One delivery the selection found.
-#[derive(Debug, Serialize)]
-struct Found {
-    id: i64,
-    kind: String,
-    channel: String,
-    recipient: String,
-    status: String,
-    #[serde(skip)]
-    valid_until: Option<String>,
-    #[serde(skip)]
-    source: Option<(String, i64, Option<String>)>,
-}
+use crate::store::deliveries::{self, HandRow as Found, Pick};
 
 /// A named delivery left as it was, and why.
 #[derive(Debug, Serialize)]
@@ -141,11 +127,8 @@ fn run(ctx: &Ctx<'_>, sel: &Selection, action: Action) -> anyhow::Result<Exit> {
     })?;
     let mut kept = Vec::new();
     let mut chosen = Vec::new();
-    let since = sel
-        .since
-        .as_ref()
-        .map(|s| instant::format(s.resolve(now, ctx.config.timezone)));
-    for f in find(&tx, sel, action, since.as_deref())? {
+    let since = sel.since.as_ref().map(|s| s.resolve(now, ctx.config.timezone));
+    for f in find(&tx, sel, action, since)? {
         let refused = action.refuses(&f, now);
         match refused {
             None => chosen.push(f),
@@ -196,51 +179,18 @@ fn run(ctx: &Ctx<'_>, sel: &Selection, action: Action) -> anyhow::Result<Exit> {
 
 /// The deliveries the selection names: by id (whatever their status, to say
 /// why one is left), else those in the action's statuses matching the filters.
-fn find(conn: &Connection, sel: &Selection, action: Action, since: Option<&str>) -> rusqlite::Result<Vec<Found>> {
-    let mut filters = Vec::new();
-    let mut values: Vec<Value> = Vec::new();
-    let mut push = |sql: String, value: Value| {
-        values.push(value);
-        filters.push(sql.replace('?', &format!("?{}", values.len())));
-    };
-    if sel.ids.is_empty() {
-        let statuses = serde_json::to_string(action.statuses()).unwrap_or_else(|_| "[]".into());
-        push(
-            "status IN (SELECT value FROM json_each(?))".into(),
-            Value::Text(statuses),
-        );
+fn find(
+    conn: &Connection,
+    sel: &Selection,
+    action: Action,
+    since: Option<DateTime<Utc>>,
+) -> rusqlite::Result<Vec<Found>> {
+    let pick = if sel.ids.is_empty() {
+        Pick::Statuses(action.statuses())
     } else {
-        let ids = serde_json::to_string(&sel.ids).unwrap_or_else(|_| "[]".into());
-        push("id IN (SELECT value FROM json_each(?))".into(), Value::Text(ids));
-    }
-    if let Some(kind) = &sel.kind {
-        push("kind = ?".into(), Value::Text(kind.to_string()));
-    }
-    if let Some(since) = since {
-        // rappel writes created_at itself, in the one format whose text order is time order.
-        push("created_at >= ?".into(), Value::Text(since.to_string()));
-    }
-    let sql = format!(
-        "SELECT id, kind, channel, recipient, status, valid_until, source_table, source_id, source_at
-         FROM deliveries WHERE {} ORDER BY id",
-        filters.join(" AND ")
-    );
-    let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt.query_map(params_from_iter(values), |r| {
-        let table: Option<String> = r.get(6)?;
-        let id: Option<i64> = r.get(7)?;
-        let at: Option<String> = r.get(8)?;
-        Ok(Found {
-            id: r.get(0)?,
-            kind: r.get(1)?,
-            channel: r.get(2)?,
-            recipient: r.get(3)?,
-            status: r.get(4)?,
-            valid_until: r.get(5)?,
-            source: table.zip(id).map(|(t, i)| (t, i, at)),
-        })
-    })?;
-    rows.collect()
+        Pick::Ids(&sel.ids)
+    };
+    deliveries::select(conn, pick, sel.kind, since)
 }
 
 /// Writes the change, each row again guarded by its status (a run that
@@ -252,23 +202,13 @@ fn change(
     now: DateTime<Utc>,
     ctx: &Ctx<'_>,
 ) -> rusqlite::Result<()> {
-    let mut stmt = tx.prepare(match action {
-        Action::Retry { .. } => {
-            "UPDATE deliveries SET status = 'pending', next_attempt_at = NULL, attempts = 0, error_class = NULL,
-                 claimed_by = NULL, lease_until = NULL
-             WHERE id = ?1 AND status IN ('failed', 'pending', 'cancelled')"
-        }
-        Action::Cancel => {
-            "UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, error_class = 'operator',
-                 last_error = 'cancelled by hand'
-             WHERE id = ?1 AND status = 'pending'"
-        }
-    })?;
     let mut sources: Vec<(String, i64, Option<String>)> = Vec::new();
     for f in chosen {
-        if stmt.execute([f.id])? > 0
-            && let Some(source) = &f.source
-        {
+        let changed = match action {
+            Action::Retry { .. } => deliveries::retry_by_hand(tx, f.id)?,
+            Action::Cancel => deliveries::cancel_by_hand(tx, f.id)?,
+        };
+        if changed && let Some(source) = &f.source {
             sources.push(source.clone());
         }
     }

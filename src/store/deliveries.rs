@@ -258,3 +258,97 @@ pub fn one(conn: &Connection, id: i64) -> rusqlite::Result<Option<Delivery>> {
     )
     .optional()
 }
+
+/// One delivery an operator's `retry` or `cancel` selected.
+#[derive(Debug, Serialize)]
+pub struct HandRow {
+    pub id: i64,
+    pub kind: String,
+    pub channel: String,
+    pub recipient: String,
+    pub status: String,
+    #[serde(skip)]
+    pub valid_until: Option<String>,
+    /// Its source row: table, id and identifying instant as stored.
+    #[serde(skip)]
+    pub source: Option<(String, i64, Option<String>)>,
+}
+
+/// Which deliveries `select` starts from: these ids (whatever their
+/// status), or every one in these statuses.
+#[derive(Clone, Copy, Debug)]
+pub enum Pick<'a> {
+    Ids(&'a [i64]),
+    Statuses(&'a [&'a str]),
+}
+
+/// The deliveries `pick` names, of `kind` and created at or after `since`
+/// when given, by id. Errors: SQLite's.
+pub fn select(
+    conn: &Connection,
+    pick: Pick<'_>,
+    kind: Option<Kind>,
+    since: Option<DateTime<Utc>>,
+) -> rusqlite::Result<Vec<HandRow>> {
+    let list = match pick {
+        Pick::Ids(ids) => serde_json::to_string(ids),
+        Pick::Statuses(statuses) => serde_json::to_string(statuses),
+    }
+    .unwrap_or_else(|_| "[]".into());
+    let column = match pick {
+        Pick::Ids(_) => "id",
+        Pick::Statuses(_) => "status",
+    };
+    // rappel writes created_at itself, in the one format whose text order is time order.
+    let sql = format!(
+        "SELECT id, kind, channel, recipient, status, valid_until, source_table, source_id, source_at
+         FROM deliveries
+         WHERE {column} IN (SELECT value FROM json_each(?1)) AND (?2 IS NULL OR kind = ?2)
+           AND (?3 IS NULL OR created_at >= ?3)
+         ORDER BY id"
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map(params![list, kind, since.map(instant::format)], |r| {
+        let table: Option<String> = r.get(6)?;
+        let id: Option<i64> = r.get(7)?;
+        let at: Option<String> = r.get(8)?;
+        Ok(HandRow {
+            id: r.get(0)?,
+            kind: r.get(1)?,
+            channel: r.get(2)?,
+            recipient: r.get(3)?,
+            status: r.get(4)?,
+            valid_until: r.get(5)?,
+            source: table.zip(id).map(|(t, i)| (t, i, at)),
+        })
+    })?;
+    rows.collect()
+}
+
+/// `rappel retry`: delivery `id` back to `pending`, due now, attempts from
+/// zero, if it is failed, pending or cancelled (never sent nor being sent:
+/// a run that claimed it meanwhile wins). Returns whether it changed.
+pub fn retry_by_hand(conn: &Connection, id: i64) -> rusqlite::Result<bool> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE deliveries SET status = 'pending', next_attempt_at = NULL, attempts = 0, error_class = NULL,
+                 claimed_by = NULL, lease_until = NULL
+             WHERE id = ?1 AND status IN ('failed', 'pending', 'cancelled')",
+        )?
+        .execute([id])?;
+    Ok(changed > 0)
+}
+
+/// `rappel cancel`: pending delivery `id` ends `cancelled` by the operator
+/// (`error_class = 'operator'`, which a report's next run respects).
+/// Returns whether it changed.
+pub fn cancel_by_hand(conn: &Connection, id: i64) -> rusqlite::Result<bool> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, error_class = 'operator',
+                 last_error = 'cancelled by hand'
+             WHERE id = ?1 AND status = 'pending'",
+        )?
+        .execute([id])?;
+    Ok(changed > 0)
+}
