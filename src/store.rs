@@ -4,10 +4,13 @@
 //!
 //! Areas so far: `claims` (due deliveries taken under a lease, expired
 //! leases returned, dry-run previews), `outcomes` (what became of a claimed
-//! delivery, written only while its lease is held) and `runs` (`job_runs`).
-//! `deliveries` holds planning's writes (insert under a dedupe key, plan
-//! again). The jobs' reads of host tables and their bookkeeping, `cmd/`'s
-//! reads and the migrations still hold their own SQL and move here in turn.
+//! delivery, written only while its lease is held), `deliveries` (planning's
+//! writes under a dedupe key, the log, one delivery whole, retry and cancel
+//! by hand), `runs` (`job_runs`), `stats` (the dashboard's figures) and
+//! `purge`. The jobs' reads of host tables and their bookkeeping
+//! (`scheduled_reports` status, the attendance ledger, the alert history),
+//! the demo's data and the migrations still hold their own SQL and move here
+//! in turn.
 //!
 //! Every operation is written so a PostgreSQL store can back the same one:
 //!
@@ -26,5 +29,6 @@
 pub mod claims;
 pub mod deliveries;
 pub mod outcomes;
+pub mod purge;
 pub mod runs;
 pub mod stats;

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, TransactionBehavior, params};
+use rusqlite::Connection;
 
 use crate::channels::ping::Ping;
 use crate::cli::PurgeArgs;
@@ -18,41 +18,11 @@ use crate::db::Database;
 use crate::exit::{Exit, fail};
 use crate::instant;
 use crate::runner::Ctx;
+use crate::store;
 
 /// Younger rows may still be what stops a message going twice (the longest
 /// validity of a planned message is a week).
 const MIN_AGE_DAYS: i64 = 7;
-
-/// What goes, and the statement that counts or deletes it (`?1` the cutoff).
-/// A delivery goes only when no alert that stays points at it, so a dry run
-/// counts exactly what a real one deletes.
-const TARGETS: &[(&str, &str)] = &[
-    (
-        "delay-alert history",
-        // Each event keeps its latest alert: it is what re-arming counts from.
-        "FROM delay_alert_log AS a WHERE a.alerted_at < ?1 AND EXISTS (SELECT 1 FROM delay_alert_log AS n
-           WHERE n.event_id = a.event_id AND (n.alerted_at > a.alerted_at OR (n.alerted_at = a.alerted_at AND n.id > a.id)))",
-    ),
-    (
-        "deliveries",
-        "FROM deliveries WHERE status IN ('sent', 'failed') AND created_at < ?1
-           AND (sent_at IS NULL OR sent_at < ?1)
-           -- An alert that stays points at it.
-           AND id NOT IN (SELECT a.delivery_id FROM delay_alert_log AS a WHERE a.delivery_id IS NOT NULL
-                AND NOT (a.alerted_at < ?1 AND EXISTS (SELECT 1 FROM delay_alert_log AS n
-                    WHERE n.event_id = a.event_id
-                      AND (n.alerted_at > a.alerted_at OR (n.alerted_at = a.alerted_at AND n.id > a.id)))))
-           -- A report not yet sent to all: its sent rows are who not to send it to again.
-           AND NOT (source_table IS 'scheduled_reports'
-                    AND source_id IN (SELECT id FROM scheduled_reports WHERE status <> 'sent'))",
-    ),
-    ("job runs", "FROM job_runs WHERE finished_at IS NOT NULL AND started_at < ?1"),
-];
-
-const ATTENDANCE: (&str, &str) = (
-    "synced attendance logs",
-    "FROM attendance_logs WHERE sync_status = 'sent' AND synced_at < ?1",
-);
 
 pub fn run(ctx: &Ctx<'_>, args: &PurgeArgs) -> anyhow::Result<Exit> {
     if args.older_than < chrono::Duration::days(MIN_AGE_DAYS) {
@@ -91,30 +61,8 @@ fn purge(
     ctx: &Ctx<'_>,
 ) -> anyhow::Result<()> {
     let cutoff_text = instant::format(cutoff);
-    let mut targets: Vec<(&str, &str)> = TARGETS.to_vec();
-    if args.include_attendance {
-        targets.push(ATTENDANCE);
-    }
     let verb = if args.dry_run { "would delete" } else { "deleted" };
-    let tx = conn.transaction_with_behavior(if args.dry_run {
-        TransactionBehavior::Deferred
-    } else {
-        TransactionBehavior::Immediate
-    })?;
-    let mut counts = Vec::new();
-    for (what, from) in targets {
-        let n: i64 = if args.dry_run {
-            tx.query_row(&format!("SELECT count(*) {from}"), params![cutoff_text], |r| r.get(0))?
-        } else {
-            tx.execute(&format!("DELETE {from}"), params![cutoff_text])? as i64
-        };
-        counts.push((what, n));
-    }
-    if args.dry_run {
-        drop(tx);
-    } else {
-        tx.commit()?;
-    }
+    let mut counts = store::purge::old_rows(conn, cutoff, args.include_attendance, args.dry_run)?;
     if let Some(dir) = db.files_dir() {
         counts.push(("report files", old_files(conn, &dir, cutoff, args.dry_run)?));
     }
@@ -144,7 +92,7 @@ fn purge(
     }
     // After the counts: what was deleted stays deleted if VACUUM cannot run.
     if vacuum {
-        conn.execute_batch("VACUUM")?;
+        store::purge::vacuum(conn)?;
         if !ctx.json && ctx.verbosity != crate::output::Verbosity::Quiet {
             println!("vacuumed");
         }
@@ -163,13 +111,7 @@ fn old_files(conn: &Connection, dir: &Path, cutoff: DateTime<Utc>, dry_run: bool
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(anyhow::Error::new(e).context(format!("cannot read {}", dir.display()))),
     };
-    let mut stmt = conn.prepare(
-        "SELECT attachment_path FROM deliveries WHERE attachment_path IS NOT NULL
-           AND (status IN ('pending', 'sending') OR (status <> 'sent' AND created_at >= ?1))",
-    )?;
-    let in_use: HashSet<PathBuf> = stmt
-        .query_map(params![instant::format(cutoff)], |r| r.get::<_, String>(0))?
-        .collect::<Result<Vec<_>, _>>()?
+    let in_use: HashSet<PathBuf> = store::purge::attachments_in_use(conn, cutoff)?
         .into_iter()
         .map(PathBuf::from)
         .collect();

@@ -1,0 +1,90 @@
+//! What `rappel purge` removes from rappel's own tables: finished
+//! deliveries no alert still points at, delay-alert history but each event's
+//! latest alert, finished job runs, and (asked for) synced attendance logs;
+//! never a pending or sending row.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, TransactionBehavior, params};
+
+use crate::instant;
+
+/// What goes, and the statement that counts or deletes it (`?1` the cutoff).
+/// A delivery goes only when no alert that stays points at it, so a dry run
+/// counts exactly what a real one deletes.
+const TARGETS: &[(&str, &str)] = &[
+    (
+        "delay-alert history",
+        // Each event keeps its latest alert: it is what re-arming counts from.
+        "FROM delay_alert_log AS a WHERE a.alerted_at < ?1 AND EXISTS (SELECT 1 FROM delay_alert_log AS n
+           WHERE n.event_id = a.event_id AND (n.alerted_at > a.alerted_at OR (n.alerted_at = a.alerted_at AND n.id > a.id)))",
+    ),
+    (
+        "deliveries",
+        "FROM deliveries WHERE status IN ('sent', 'failed') AND created_at < ?1
+           AND (sent_at IS NULL OR sent_at < ?1)
+           -- An alert that stays points at it.
+           AND id NOT IN (SELECT a.delivery_id FROM delay_alert_log AS a WHERE a.delivery_id IS NOT NULL
+                AND NOT (a.alerted_at < ?1 AND EXISTS (SELECT 1 FROM delay_alert_log AS n
+                    WHERE n.event_id = a.event_id
+                      AND (n.alerted_at > a.alerted_at OR (n.alerted_at = a.alerted_at AND n.id > a.id)))))
+           -- A report not yet sent to all: its sent rows are who not to send it to again.
+           AND NOT (source_table IS 'scheduled_reports'
+                    AND source_id IN (SELECT id FROM scheduled_reports WHERE status <> 'sent'))",
+    ),
+    ("job runs", "FROM job_runs WHERE finished_at IS NOT NULL AND started_at < ?1"),
+];
+
+const ATTENDANCE: (&str, &str) = (
+    "synced attendance logs",
+    "FROM attendance_logs WHERE sync_status = 'sent' AND synced_at < ?1",
+);
+
+/// Deletes (or, in a dry run, counts) what is older than `cutoff` (UTC),
+/// in one transaction; returns each target's name and count, in order.
+/// Errors: SQLite's.
+pub fn old_rows(
+    conn: &mut Connection,
+    cutoff: DateTime<Utc>,
+    include_attendance: bool,
+    dry_run: bool,
+) -> rusqlite::Result<Vec<(&'static str, i64)>> {
+    let cutoff = instant::format(cutoff);
+    let mut targets: Vec<(&str, &str)> = TARGETS.to_vec();
+    if include_attendance {
+        targets.push(ATTENDANCE);
+    }
+    let tx = conn.transaction_with_behavior(if dry_run {
+        TransactionBehavior::Deferred
+    } else {
+        TransactionBehavior::Immediate
+    })?;
+    let mut counts = Vec::new();
+    for (what, from) in targets {
+        let n: i64 = if dry_run {
+            tx.query_row(&format!("SELECT count(*) {from}"), params![cutoff], |r| r.get(0))?
+        } else {
+            tx.execute(&format!("DELETE {from}"), params![cutoff])? as i64
+        };
+        counts.push((what, n));
+    }
+    if !dry_run {
+        tx.commit()?;
+    }
+    Ok(counts)
+}
+
+/// The files a delivery that may still be sent attaches (pending or
+/// sending, or not sent and created at or after `cutoff`), as stored.
+pub fn attachments_in_use(conn: &Connection, cutoff: DateTime<Utc>) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare(
+        "SELECT attachment_path FROM deliveries WHERE attachment_path IS NOT NULL
+           AND (status IN ('pending', 'sending') OR (status <> 'sent' AND created_at >= ?1))",
+    )?;
+    let rows = stmt.query_map(params![instant::format(cutoff)], |r| r.get::<_, String>(0))?;
+    rows.collect()
+}
+
+/// Gives the freed pages back to the file system (`VACUUM`).
+pub fn vacuum(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch("VACUUM")
+}
