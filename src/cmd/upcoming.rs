@@ -179,38 +179,18 @@ fn entry(m: &Planned, at: DateTime<Utc>, state: &'static str) -> Upcoming {
 /// Messages already in the ledger, pending, that go before `until`: due
 /// now, or at their next try.
 fn planned(conn: &Connection, until: DateTime<Utc>) -> anyhow::Result<Vec<Upcoming>> {
-    let mut stmt = conn.prepare(
-        "SELECT job, kind, channel, recipient, subject, next_attempt_at FROM deliveries
-         WHERE status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= ?1) ORDER BY id",
-    )?;
-    let rows = stmt.query_map([instant::format(until)], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, String>(3)?,
-            r.get::<_, String>(4)?,
-            r.get::<_, Option<String>>(5)?,
-        ))
-    })?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (job, kind, channel, recipient, subject, next) = row?;
-        // Never claimed, so never sent: not "upcoming" (a run says why).
-        let (Ok(channel), Ok(job)) = (channel.parse::<Channel>(), job.parse::<Job>()) else {
-            continue;
-        };
-        out.push(Upcoming {
-            at: next.unwrap_or_else(|| "now".into()),
-            job,
-            kind,
-            channel,
-            recipient,
-            subject,
+    Ok(crate::store::claims::waiting(conn, until)?
+        .into_iter()
+        .map(|w| Upcoming {
+            at: w.next.map_or_else(|| "now".into(), instant::format),
+            job: w.job,
+            kind: w.kind,
+            channel: w.channel,
+            recipient: w.recipient,
+            subject: w.subject,
             state: "planned",
-        });
-    }
-    Ok(out)
+        })
+        .collect())
 }
 
 fn print(ctx: &Ctx<'_>, listed: &[Upcoming], failing: &[String], within: Duration) {

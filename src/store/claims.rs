@@ -229,6 +229,54 @@ pub fn preview(conn: &Connection, scope: &Scope, now: DateTime<Utc>) -> rusqlite
     Ok(due)
 }
 
+/// A pending delivery as `rappel upcoming` lists it.
+#[derive(Debug)]
+pub struct Waiting {
+    pub job: crate::domain::Job,
+    pub kind: String,
+    pub channel: Channel,
+    pub recipient: String,
+    pub subject: String,
+    /// Its next try (UTC); `None`: due now.
+    pub next: Option<DateTime<Utc>>,
+}
+
+/// Pending deliveries due now or at a next try at or before `until`, by id.
+/// A row on a channel or job rappel does not know is left out: it is never
+/// claimed, so never sent (a run says why). Errors: SQLite's.
+pub fn waiting(conn: &Connection, until: DateTime<Utc>) -> rusqlite::Result<Vec<Waiting>> {
+    let mut stmt = conn.prepare(
+        "SELECT job, kind, channel, recipient, subject, next_attempt_at FROM deliveries
+         WHERE status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= ?1) ORDER BY id",
+    )?;
+    let rows = stmt.query_map([instant::format(until)], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, String>(4)?,
+            r.get::<_, Option<String>>(5)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (job, kind, channel, recipient, subject, next) = row?;
+        let (Ok(channel), Ok(job)) = (channel.parse(), job.parse()) else {
+            continue;
+        };
+        out.push(Waiting {
+            job,
+            kind,
+            channel,
+            recipient,
+            subject,
+            next: next.as_deref().and_then(instant::parse),
+        });
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     /// The claim's literal list of jobs is every job rappel knows.
