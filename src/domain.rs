@@ -6,7 +6,9 @@
 mod channel;
 mod job;
 mod kind;
+pub mod planned;
 mod status;
+pub mod tally;
 
 pub use channel::Channel;
 pub use job::{Job, Run, RunMode};

@@ -4,10 +4,8 @@
 
 pub mod backoff;
 pub mod lock;
-pub mod plan;
 pub mod recheck;
 pub mod record;
-pub mod tally;
 
 use crate::domain::Channel;
 use std::sync::Mutex;
@@ -19,11 +17,11 @@ use crate::channels::{Channels, Outgoing, OutgoingAttachment, SendError};
 use crate::clock::Clock;
 use crate::config::DeliveryConfig;
 use crate::db::Database;
+use crate::domain::tally::Tally;
 use crate::exit::Exit;
 use crate::store::claims::{self as claim, Claimed, Scope};
 use recheck::{Recheck, Verdict};
 use record::{Effect, Recorder, SourceHook};
-use tally::Tally;
 
 /// Rows one worker claims at a time.
 const CLAIM_BATCH: usize = 8;

@@ -13,7 +13,7 @@ use crate::config::Locale;
 use crate::db::Database;
 /// Host columns of loose types (`db::loose`), under the names jobs read them by.
 pub use crate::db::loose::{flag as column_flag, id as column_id, text as column_text};
-use crate::engine::plan::Planned;
+use crate::domain::planned::Planned;
 use crate::templates::Templates;
 
 /// What every job's planning needs besides its own configuration.

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::engine::plan::Planned;
-use crate::engine::tally::Tally;
+use crate::domain::planned::Planned;
+use crate::domain::tally::Tally;
 use crate::jobs::reports::ReportCounts;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

@@ -13,6 +13,7 @@ mod delivery;
 mod faults;
 mod hand;
 mod hostile;
+mod layout;
 mod naive_time;
 mod operate;
 mod reminders;

@@ -5,7 +5,7 @@
 use rusqlite::TransactionBehavior;
 
 use crate::config::parse_address;
-use crate::engine::plan::Planned;
+use crate::domain::planned::Planned;
 use crate::exit::{Exit, OrExit, fail};
 use crate::instant;
 use crate::jobs::PlanReport;

@@ -11,8 +11,8 @@ use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::db::Database;
+use crate::domain::planned::Planned;
 use crate::domain::{Channel, Job};
-use crate::engine::plan::Planned;
 use crate::exit::Exit;
 use crate::instant;
 use crate::jobs::{self, PlanCtx, PlanReport};

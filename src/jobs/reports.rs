@@ -20,7 +20,7 @@ use super::{PlanCtx, PlanReport};
 use crate::config::ReportsConfig;
 use crate::db::Database;
 use crate::db::identity::source_ref;
-use crate::engine::plan::{AttachmentSpec, Planned};
+use crate::domain::planned::{AttachmentSpec, Planned};
 
 use crate::instant;
 pub use content::check_query;

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::domain::{Channel, DeliveryStatus, Kind};
 
-use crate::engine::plan::Planned;
+use crate::domain::planned::Planned;
 use crate::instant;
 
 /// Inserts the message unless its dedupe key exists; returns its id when new.
@@ -351,4 +351,30 @@ pub fn cancel_by_hand(conn: &Connection, id: i64) -> rusqlite::Result<bool> {
         )?
         .execute([id])?;
     Ok(changed > 0)
+}
+
+/// WhatsApp and SMS messages sent since `since` (UTC) through Twilio whose
+/// provider status is not final yet (delivered, read, undelivered, failed):
+/// id and Twilio's message SID, by id. Errors: SQLite's.
+pub fn awaiting_provider_status(conn: &Connection, since: DateTime<Utc>) -> rusqlite::Result<Vec<(i64, String)>> {
+    let mut stmt = conn.prepare(
+        "SELECT id, provider_ref FROM deliveries
+         WHERE channel IN ('whatsapp', 'sms') AND status = 'sent' AND sent_at >= ?1
+           AND provider_ref IS NOT NULL AND provider_ref NOT LIKE 'file:%'
+           AND (provider_status IS NULL OR provider_status NOT IN ('delivered', 'read', 'undelivered', 'failed'))
+         ORDER BY id",
+    )?;
+    let rows = stmt.query_map([instant::format(since)], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    rows.collect()
+}
+
+/// Records Twilio's later word on delivery `id` (never its `status`: the
+/// message did leave), with the error explained when there is one.
+/// Returns 1 when it changed, 0 when it was already so.
+pub fn set_provider_status(conn: &Connection, id: i64, status: &str, error: Option<&str>) -> rusqlite::Result<usize> {
+    conn.execute(
+        "UPDATE deliveries SET provider_status = ?2, last_error = coalesce(?3, last_error)
+         WHERE id = ?1 AND provider_status IS NOT ?2",
+        params![id, status, error],
+    )
 }

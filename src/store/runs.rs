@@ -23,7 +23,7 @@ pub fn finish(
     conn: &Connection,
     id: i64,
     finished: DateTime<Utc>,
-    tally: &crate::engine::tally::Tally,
+    tally: &crate::domain::tally::Tally,
     error: Option<&str>,
 ) -> rusqlite::Result<()> {
     let c = &tally.counts;

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::{Entry, JOB, KIND, text};
 use crate::config::{DelayAlertsConfig, Locale};
-use crate::engine::plan::Planned;
+use crate::domain::planned::Planned;
 
 use crate::exit::{Exit, OrExit};
 use crate::instant;

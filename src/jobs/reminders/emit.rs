@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::contact::Contact;
 use super::{JOB, Reminders, content_payload};
 use crate::config::Locale;
-use crate::engine::plan::Planned;
+use crate::domain::planned::Planned;
 use crate::instant;
 use crate::jobs::{PlanCtx, PlanReport};
 

@@ -4,11 +4,11 @@
 //! statuses: delivered, read, undelivered, failed.
 
 use chrono::{DateTime, Duration, Utc};
-use rusqlite::{Connection, params};
+use rusqlite::Connection;
 
 use crate::channels::SendError;
 use crate::channels::twilio::TwilioChannel;
-use crate::instant;
+use crate::store::deliveries;
 
 /// What an error code means for the person reading the log.
 fn explain(code: i64) -> String {
@@ -23,18 +23,7 @@ fn explain(code: i64) -> String {
 /// Refreshes what it can; returns how many messages changed. A transport
 /// problem ends the refresh quietly: the next run asks again.
 pub fn refresh(conn: &Connection, twilio: &TwilioChannel, now: DateTime<Utc>) -> anyhow::Result<usize> {
-    let since = instant::format(now - Duration::hours(48));
-    let pending: Vec<(i64, String)> = {
-        let mut stmt = conn.prepare(
-            "SELECT id, provider_ref FROM deliveries
-             WHERE channel IN ('whatsapp', 'sms') AND status = 'sent' AND sent_at >= ?1
-               AND provider_ref IS NOT NULL AND provider_ref NOT LIKE 'file:%'
-               AND (provider_status IS NULL OR provider_status NOT IN ('delivered', 'read', 'undelivered', 'failed'))
-             ORDER BY id",
-        )?;
-        let rows = stmt.query_map([since], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        rows.collect::<rusqlite::Result<_>>()?
-    };
+    let pending = deliveries::awaiting_provider_status(conn, now - Duration::hours(48))?;
     let mut changed = 0;
     for (id, sid) in pending {
         let status = match twilio.status(&sid) {
@@ -53,11 +42,7 @@ pub fn refresh(conn: &Connection, twilio: &TwilioChannel, now: DateTime<Utc>) ->
         if let Some(e) = &error {
             log::warn!("delivery {id} ({sid}): {}: {e}", status.status);
         }
-        changed += conn.execute(
-            "UPDATE deliveries SET provider_status = ?2, last_error = coalesce(?3, last_error)
-             WHERE id = ?1 AND provider_status IS NOT ?2",
-            params![id, status.status, error],
-        )?;
+        changed += deliveries::set_provider_status(conn, id, &status.status, error.as_deref())?;
     }
     Ok(changed)
 }

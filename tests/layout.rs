@@ -1,0 +1,100 @@
+//! The source layout's rules (README, Development): no top-level module
+//! imports one that imports it back, commands never import the composition
+//! root, and only `store/`, `db/` and the places still listed in `store.rs`
+//! write SQL on rappel's own `deliveries` table.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// Every `.rs` file under `src/`, with its text.
+fn sources() -> Vec<(String, String)> {
+    fn walk(dir: &Path, out: &mut Vec<(String, String)>) {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                out.push((path.to_string_lossy().into_owned(), text));
+            }
+        }
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut out = Vec::new();
+    walk(&root, &mut out);
+    out.into_iter()
+        .map(|(p, t)| (p[root.to_string_lossy().len() + 1..].to_string(), t))
+        .collect()
+}
+
+/// The top-level module a file belongs to (`engine/record.rs` -> `engine`).
+fn top(path: &str) -> String {
+    path.trim_end_matches(".rs").split('/').next().unwrap_or("").to_string()
+}
+
+/// Each top-level module and the other top-level modules its files name
+/// through `crate::`.
+fn imports() -> BTreeMap<String, BTreeSet<String>> {
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (path, text) in sources() {
+        let from = top(&path);
+        if from == "main" || from == "lib" {
+            continue;
+        }
+        let named = graph.entry(from.clone()).or_default();
+        for part in text.split("crate::").skip(1) {
+            let to: String = part
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if !to.is_empty() && to != from {
+                named.insert(to);
+            }
+        }
+    }
+    graph
+}
+
+#[test]
+fn no_module_imports_one_that_imports_it_back() {
+    let graph = imports();
+    let mut cycles = Vec::new();
+    for (a, named) in &graph {
+        for b in named {
+            if a < b && graph.get(b).is_some_and(|back| back.contains(a)) {
+                cycles.push(format!("{a} <-> {b}"));
+            }
+        }
+    }
+    assert!(cycles.is_empty(), "modules that import each other: {cycles:?}");
+}
+
+#[test]
+fn commands_never_import_the_composition_root() {
+    let graph = imports();
+    for module in ["cmd", "runner", "jobs", "engine", "store", "channels"] {
+        assert!(
+            !graph.get(module).is_some_and(|named| named.contains("app")),
+            "{module} imports app"
+        );
+    }
+}
+
+#[test]
+fn deliveries_are_written_only_by_the_store() {
+    let writers: Vec<String> = sources()
+        .into_iter()
+        .filter(|(path, text)| {
+            let store = path.starts_with("store") || path.starts_with("db");
+            let writes = ["INSERT INTO deliveries", "UPDATE deliveries", "DELETE FROM deliveries"]
+                .iter()
+                .any(|w| text.contains(w));
+            !store && writes
+        })
+        .map(|(path, _)| path)
+        .collect();
+    assert!(
+        writers.is_empty(),
+        "files outside store/ writing deliveries: {writers:?}"
+    );
+}
