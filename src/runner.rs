@@ -347,28 +347,20 @@ fn dry_run_job(
     let retries: Vec<Planned> = claim::preview(&conn, scope, ctx.clock.now())?
         .into_iter()
         .map(|p| Planned {
-            job: p.job,
-            kind: p.kind,
-            dedupe_key: String::new(),
-            source_table: None,
-            source_id: None,
-            source_at: None,
-            contact_id: None,
-            channel: p.channel,
-            recipient: p.recipient,
-            subject: p.subject,
-            body: String::new(),
-            html: None,
-            valid_until: None,
-            attachment: None,
-            failed: None,
-            payload: None,
             detail: if p.attempts > 0 {
                 vec![format!("attempt {}", p.attempts + 1)]
             } else {
                 vec![]
             },
-            due_at: None,
+            ..Planned::new(
+                p.job,
+                p.kind,
+                String::new(),
+                p.channel,
+                p.recipient,
+                p.subject,
+                String::new(),
+            )
         })
         .collect();
     tally.counts.planned += retries.len() as u64;

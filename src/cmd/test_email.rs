@@ -36,30 +36,12 @@ pub fn run(ctx: &Ctx<'_>, to: &str) -> anyhow::Result<Exit> {
                 .templates
                 .render(plan_ctx.locale, KIND, &context)
                 .or_exit(Exit::Config)?;
-            let message = Planned {
-                job: JOB,
-                kind: KIND,
-                dedupe_key: format!(
-                    "{KIND}:{}:{}",
-                    address.to_string().to_lowercase(),
-                    instant::format(plan_ctx.now)
-                ),
-                source_table: None,
-                source_id: None,
-                source_at: None,
-                contact_id: None,
-                channel: crate::domain::Channel::Email,
-                recipient: address.to_string(),
-                subject: rendered.subject,
-                body: rendered.text,
-                html: rendered.html,
-                valid_until: None,
-                attachment: None,
-                failed: None,
-                payload: None,
-                detail: vec![],
-                due_at: None,
-            };
+            let key = format!(
+                "{KIND}:{}:{}",
+                address.to_string().to_lowercase(),
+                instant::format(plan_ctx.now)
+            );
+            let message = Planned::email(JOB, KIND, key, address.to_string(), rendered);
             let mut report = PlanReport::default();
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             if crate::store::deliveries::insert(&tx, &message, plan_ctx.now)?.is_some() {

@@ -42,6 +42,65 @@ pub struct Planned {
     pub due_at: Option<DateTime<Utc>>,
 }
 
+impl Planned {
+    /// A message from `job`, of `kind`, under `dedupe_key`, on `channel` to
+    /// `recipient` with `subject` and `body`; every other field empty (no
+    /// source, no HTML, no attachment...), for the caller to set those that
+    /// apply with struct update syntax.
+    pub fn new(
+        job: super::Job,
+        kind: super::Kind,
+        dedupe_key: String,
+        channel: super::Channel,
+        recipient: String,
+        subject: String,
+        body: String,
+    ) -> Planned {
+        Planned {
+            job,
+            kind,
+            dedupe_key,
+            source_table: None,
+            source_id: None,
+            source_at: None,
+            contact_id: None,
+            channel,
+            recipient,
+            subject,
+            body,
+            html: None,
+            valid_until: None,
+            attachment: None,
+            payload: None,
+            failed: None,
+            detail: Vec::new(),
+            due_at: None,
+        }
+    }
+
+    /// An email with its rendered subject, text and HTML (`new` otherwise).
+    pub fn email(
+        job: super::Job,
+        kind: super::Kind,
+        dedupe_key: String,
+        recipient: String,
+        rendered: crate::templates::Rendered,
+    ) -> Planned {
+        Planned {
+            html: rendered.html,
+            ..Planned::new(
+                job,
+                kind,
+                dedupe_key,
+                super::Channel::Email,
+                recipient,
+                rendered.subject,
+                rendered.text,
+            )
+        }
+    }
+}
+
 /// A file attached to a message, read when the message is sent.
 #[derive(Clone, Debug, Serialize)]
 pub struct AttachmentSpec {

@@ -325,41 +325,34 @@ fn plan_one(
     };
     let messages: Vec<Planned> = to_send
         .iter()
-        .map(|(address, invalid)| Planned {
-            job: JOB,
-            kind: KIND,
-            dedupe_key: format!(
+        .map(|(address, invalid)| {
+            let key = format!(
                 "{KIND}:{}:{}",
                 source_ref(row.id, Some(row.source_at)),
                 address.to_lowercase()
-            ),
-            source_table: Some(TABLE),
-            source_id: Some(row.id),
-            source_at: Some(row.source_at),
-            contact_id: None,
-            channel: crate::domain::Channel::Email,
-            recipient: address.clone(),
-            subject: rendered.subject.clone(),
-            body: rendered.text.clone(),
-            html: rendered.html.clone(),
-            valid_until: None,
-            attachment: Some(AttachmentSpec {
-                path: attachment.path.to_string_lossy().into_owned(),
-                name: attachment.name.clone(),
-                mime: attachment.mime.to_string(),
-            }),
-            failed: invalid.clone(),
-            payload: None,
-            detail: if ctx.dry_run {
-                vec![crate::templates::labelled(
-                    ctx.locale,
-                    &row.title,
-                    &content.describe(ctx.locale),
-                )]
-            } else {
-                vec![]
-            },
-            due_at: Some(row.scheduled_at),
+            );
+            Planned {
+                source_table: Some(TABLE),
+                source_id: Some(row.id),
+                source_at: Some(row.source_at),
+                attachment: Some(AttachmentSpec {
+                    path: attachment.path.to_string_lossy().into_owned(),
+                    name: attachment.name.clone(),
+                    mime: attachment.mime.to_string(),
+                }),
+                failed: invalid.clone(),
+                detail: if ctx.dry_run {
+                    vec![crate::templates::labelled(
+                        ctx.locale,
+                        &row.title,
+                        &content.describe(ctx.locale),
+                    )]
+                } else {
+                    vec![]
+                },
+                due_at: Some(row.scheduled_at),
+                ..Planned::email(JOB, KIND, key, address.clone(), rendered.clone())
+            }
         })
         .collect();
     let invalid = |m: &Planned| {

@@ -237,26 +237,14 @@ pub(super) fn each_digest(
         } else {
             Vec::new()
         };
+        let key = format!("{KIND}:{}:{}", r.email.to_lowercase(), instant::format(ctx.now));
         let message = Planned {
-            job: JOB,
-            kind: KIND,
-            dedupe_key: format!("{KIND}:{}:{}", r.email.to_lowercase(), instant::format(ctx.now)),
-            source_table: None,
-            source_id: None,
-            source_at: None,
             contact_id: r.contact_id,
-            channel: crate::domain::Channel::Email,
-            recipient: r.email.clone(),
-            subject: rendered.subject,
-            body: rendered.text,
-            html: rendered.html,
-            valid_until: None,
-            attachment: None,
             failed: r.invalid.clone(),
-            payload: None,
             detail,
             // The earliest re-arm slot among its entries.
             due_at: mine.iter().map(|e| e.slot.unwrap_or(ctx.now)).min(),
+            ..Planned::email(JOB, KIND, key, r.email.clone(), rendered)
         };
         emit(message, &mine)?;
     }

@@ -307,34 +307,35 @@ impl<'a> Emitter<'a> {
                     (raw.clone().unwrap_or_default(), Some(why.clone()))
                 }
             };
+            let body = if email {
+                rendered.text.clone()
+            } else {
+                // Twilio refuses over 1,600 characters, whatever the data.
+                crate::shorten::short_body(rendered.short.as_deref().unwrap_or(&rendered.text))
+            };
             let message = Planned {
-                job: JOB,
-                kind: due.kind,
-                dedupe_key: key(channel),
                 source_table: Some(due.source_table),
                 source_id: Some(due.source_id),
                 source_at: due.source_at,
                 contact_id: Some(contact.id),
-                channel,
-                recipient,
-                subject: rendered.subject.clone(),
-                body: if email {
-                    rendered.text.clone()
-                } else {
-                    // Twilio refuses over 1,600 characters, whatever the data.
-                    crate::shorten::short_body(rendered.short.as_deref().unwrap_or(&rendered.text))
-                },
                 html: if email { rendered.html.clone() } else { None },
                 valid_until: Some(due.valid_until),
-                attachment: None,
                 payload: if channel == Channel::Whatsapp {
                     content_payload(self.r.whatsapp, due.kind, &context)?
                 } else {
                     None
                 },
                 failed,
-                detail: vec![],
                 due_at: Some(due.at),
+                ..Planned::new(
+                    JOB,
+                    due.kind,
+                    key(channel),
+                    channel,
+                    recipient,
+                    rendered.subject.clone(),
+                    body,
+                )
             };
             self.write(message)?;
         }
