@@ -246,10 +246,11 @@ impl Engine<'_> {
             subject: &row.subject,
             body: &row.body,
             html: row.html.as_deref(),
-            attachment: row
-                .attachment
-                .as_ref()
-                .map(|(path, name, mime)| OutgoingAttachment { path, name, mime }),
+            attachment: row.attachment.as_ref().map(|a| OutgoingAttachment {
+                path: &a.path,
+                name: &a.name,
+                mime: &a.mime,
+            }),
             payload: row.payload.as_deref(),
             // The send ends before the lease does, so no other run can take
             // the row while this one may still deliver it.
@@ -330,10 +331,7 @@ fn record_with_retries(row: &Claimed, mut record: impl FnMut() -> rusqlite::Resu
 }
 
 fn is_expired(row: &Claimed, now: DateTime<Utc>) -> bool {
-    row.valid_until
-        .as_deref()
-        .and_then(crate::instant::parse)
-        .is_some_and(|until| now > until)
+    row.valid_until.is_some_and(|until| now > until)
 }
 
 fn count(tally: &mut Tally, effect: Effect, row: &Claimed) {

@@ -116,7 +116,8 @@ impl Recorder<'_> {
 
     /// The row is past its validity: it is not sent, and says why.
     pub fn expired(&self, conn: &mut Connection, row: &Claimed) -> rusqlite::Result<Effect> {
-        let reason = format!("not sent: valid until {}", row.valid_until.as_deref().unwrap_or("?"));
+        let until = row.valid_until.map_or_else(|| "?".to_string(), crate::instant::format);
+        let reason = format!("not sent: valid until {until}");
         let change = Change::Failed {
             class: ErrorClass::Permanent,
             reason: &reason,

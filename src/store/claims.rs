@@ -26,10 +26,12 @@ pub struct Claimed {
     pub body: String,
     pub html: Option<String>,
     pub attempts: u32,
-    pub valid_until: Option<String>,
+    /// Not sent after this instant (UTC); `None` when it has no end (or the
+    /// stored value does not parse, as before: it is then sent).
+    pub valid_until: Option<DateTime<Utc>>,
     pub lease_until: DateTime<Utc>,
-    /// (path, name, MIME type) of a file to attach.
-    pub attachment: Option<(String, String, String)>,
+    /// A file to attach, as planned.
+    pub attachment: Option<crate::domain::planned::AttachmentSpec>,
     pub payload: Option<String>,
 }
 
@@ -157,10 +159,12 @@ pub fn claim(
                     body: r.get(9)?,
                     html: r.get(10)?,
                     attempts: r.get(11)?,
-                    valid_until: r.get(12)?,
+                    valid_until: r.get::<_, Option<String>>(12)?.as_deref().and_then(instant::parse),
                     lease_until,
                     attachment: match (r.get(13)?, r.get(14)?, r.get(15)?) {
-                        (Some(path), Some(name), Some(mime)) => Some((path, name, mime)),
+                        (Some(path), Some(name), Some(mime)) => {
+                            Some(crate::domain::planned::AttachmentSpec { path, name, mime })
+                        }
                         _ => None,
                     },
                     payload: r.get(16)?,
