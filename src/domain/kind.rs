@@ -25,42 +25,6 @@ pub enum Kind {
 }
 
 impl Kind {
-    /// Every kind: send-reminders' in the order a loan, a session, a
-    /// student meet them, then the other jobs'.
-    pub const ALL: [Kind; 15] = [
-        Kind::LoanCreated,
-        Kind::LoanD2,
-        Kind::LoanD1,
-        Kind::LoanDue,
-        Kind::LoanShortNotice,
-        Kind::LoanOverdue,
-        Kind::LoanReturned,
-        Kind::SessionEve,
-        Kind::SessionDay,
-        Kind::Inactivity,
-        Kind::WeeklyDigest,
-        Kind::Manual,
-        Kind::DelayAlert,
-        Kind::Report,
-        Kind::Test,
-    ];
-
-    /// send-reminders' kinds.
-    pub const REMINDERS: [Kind; 12] = [
-        Kind::LoanCreated,
-        Kind::LoanD2,
-        Kind::LoanD1,
-        Kind::LoanDue,
-        Kind::LoanShortNotice,
-        Kind::LoanOverdue,
-        Kind::LoanReturned,
-        Kind::SessionEve,
-        Kind::SessionDay,
-        Kind::Inactivity,
-        Kind::WeeklyDigest,
-        Kind::Manual,
-    ];
-
     /// The loan kinds, in the order a loan meets them.
     pub const LOANS: [Kind; 7] = [
         Kind::LoanCreated,
@@ -74,6 +38,23 @@ impl Kind {
 
     /// The revision-session kinds.
     pub const SESSIONS: [Kind; 2] = [Kind::SessionEve, Kind::SessionDay];
+
+    /// send-reminders' kinds: the loans', the sessions', then a student's
+    /// and the manual message.
+    pub const REMINDERS: [Kind; 12] = join(
+        &[
+            &Kind::LOANS,
+            &Kind::SESSIONS,
+            &[Kind::Inactivity, Kind::WeeklyDigest, Kind::Manual],
+        ],
+        Kind::Manual,
+    );
+
+    /// Every kind: send-reminders', then the other jobs'.
+    pub const ALL: [Kind; 15] = join(
+        &[&Kind::REMINDERS, &[Kind::DelayAlert, Kind::Report, Kind::Test]],
+        Kind::Test,
+    );
 
     /// Its snake_case name (`"loan_d1"`, `"delay_alert"`...).
     pub fn as_str(self) -> &'static str {
@@ -105,6 +86,23 @@ impl Kind {
     pub fn reminder_names() -> String {
         Kind::REMINDERS.map(Kind::as_str).join(", ")
     }
+}
+
+/// The sets one after the other, in an array of their total length `N`
+/// (`fill` stands where they fall short, which a test rules out).
+const fn join<const N: usize>(sets: &[&[Kind]], fill: Kind) -> [Kind; N] {
+    let mut out = [fill; N];
+    let (mut i, mut set) = (0, 0);
+    while set < sets.len() {
+        let mut k = 0;
+        while k < sets[set].len() && i < N {
+            out[i] = sets[set][k];
+            i += 1;
+            k += 1;
+        }
+        set += 1;
+    }
+    out
 }
 
 super::text_form!(Kind, "kind");
