@@ -6,9 +6,10 @@
 //! leases returned, dry-run previews), `outcomes` (what became of a claimed
 //! delivery, written only while its lease is held), `deliveries` (planning's
 //! writes under a dedupe key, the log, one delivery whole, retry and cancel
-//! by hand), `runs` (`job_runs`), `stats` (the dashboard's figures) and
-//! `purge`. The jobs' reads of host tables and their bookkeeping
-//! (`scheduled_reports` status, the attendance ledger, the alert history),
+//! by hand), `runs` (`job_runs`), `alerts` (the delay-alert history),
+//! `stats` (the dashboard's figures) and `purge`. The jobs' reads of host
+//! tables and their bookkeeping (`scheduled_reports` status, the attendance
+//! ledger),
 //! the demo's data and the migrations still hold their own SQL and move here
 //! in turn.
 //!
@@ -26,6 +27,7 @@
 //! Errors at this boundary are `rusqlite::Error` for now; `exit::of_error`
 //! maps them to exit 74.
 
+pub mod alerts;
 pub mod claims;
 pub mod deliveries;
 pub mod outcomes;

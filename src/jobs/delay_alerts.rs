@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use rusqlite::types::ValueRef;
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 
 mod digest;
@@ -15,6 +15,7 @@ mod recheck;
 use super::{PlanCtx, PlanReport};
 use crate::config::DelayAlertsConfig;
 use crate::instant;
+use crate::store::alerts;
 pub use digest::sample_context;
 use digest::{each_digest, recipients};
 use rearm::Rearm;
@@ -78,25 +79,19 @@ pub fn plan(conn: &mut Connection, cfg: &DelayAlertsConfig, ctx: &PlanCtx<'_>) -
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     retain_unalerted(&tx, cfg, ctx, &mut due)?;
     fill_details(&tx, &mut due)?;
-    let alerted_at = instant::format(ctx.now);
     each_digest(&recipients, &due, ctx, &mut skipped, |message, entries| {
         let Some(delivery_id) = crate::store::deliveries::insert(&tx, &message, ctx.now)? else {
             return Ok(());
         };
-        let mut log = tx.prepare_cached(
-            "INSERT INTO delay_alert_log (event_id, ticket_id, stage, days_in_stage, alerted_at, delivery_id, entered_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )?;
         for e in entries {
-            log.execute(params![
-                e.event_id,
-                e.ticket_id,
-                e.stage,
-                e.days,
-                alerted_at,
-                delivery_id,
-                instant::format(e.entered_id)
-            ])?;
+            let entry = alerts::Alerted {
+                event_id: e.event_id,
+                ticket_id: e.ticket_id,
+                stage: &e.stage,
+                days_in_stage: e.days,
+                entered_id: e.entered_id,
+            };
+            alerts::record(&tx, &entry, ctx.now, delivery_id)?;
         }
         match &message.failed {
             Some(why) => {
@@ -259,12 +254,6 @@ fn retain_unalerted(
         zone: ctx.zone,
         tolerance: Rearm::tolerance(ctx.now, previous),
     };
-    // An entry is its event's id and entered_at: a new event under a deleted
-    // one's id is a new entry (rows from before schema 5 have none).
-    let mut stmt = conn.prepare_cached(
-        "SELECT EXISTS (SELECT 1 FROM delay_alert_log WHERE event_id = ?1 AND alerted_at >= ?2
-                        AND (entered_at IS NULL OR entered_at = ?3))",
-    )?;
     let mut keep = Vec::with_capacity(due.len());
     for mut e in due.drain(..) {
         let anchor = e.entered + Duration::days(i64::from(e.threshold));
@@ -272,15 +261,7 @@ fn retain_unalerted(
             continue;
         };
         e.slot = Some(slot);
-        let alerted: bool = stmt.query_row(
-            params![
-                e.event_id,
-                instant::format(answered_from),
-                instant::format(e.entered_id)
-            ],
-            |r| r.get(0),
-        )?;
-        if !alerted {
+        if !alerts::answered(conn, e.event_id, e.entered_id, answered_from)? {
             keep.push(e);
         }
     }
