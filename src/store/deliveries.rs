@@ -378,3 +378,18 @@ pub fn set_provider_status(conn: &Connection, id: i64, status: &str, error: Opti
         params![id, status, error],
     )
 }
+
+/// Sets `manual_reminders.sent_at` of row `id` (named by `source_at` as
+/// stored) to `now` (UTC), once one of its messages was sent, if it is not
+/// set yet. Errors: SQLite's.
+pub fn mark_manual_sent(conn: &Connection, id: i64, source_at: &str, now: DateTime<Utc>) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE manual_reminders SET sent_at = ?2
+         WHERE id = ?1 AND sent_at IS NULL
+           AND EXISTS (SELECT 1 FROM deliveries
+                       WHERE source_table = 'manual_reminders' AND source_id = ?1 AND source_at = ?3
+                         AND status = 'sent')",
+    )?
+    .execute(params![id, instant::format(now), source_at])?;
+    Ok(())
+}

@@ -142,15 +142,7 @@ impl SourceHook for ManualHook {
         if at.is_none() || current.as_deref() != at {
             return Ok(());
         }
-        tx.prepare_cached(
-            "UPDATE manual_reminders SET sent_at = ?2
-             WHERE id = ?1 AND sent_at IS NULL
-               AND EXISTS (SELECT 1 FROM deliveries
-                           WHERE source_table = 'manual_reminders' AND source_id = ?1 AND source_at = ?3
-                             AND status = 'sent')",
-        )?
-        .execute(rusqlite::params![id, instant::format(now), at])?;
-        Ok(())
+        crate::store::deliveries::mark_manual_sent(tx, id, at.unwrap_or_default(), now)
     }
 }
 
