@@ -375,14 +375,8 @@ fn dry_run_job(
             skipped: &report.skipped,
             failures: &report.failures,
             error: None,
-            reports: (run == Run::Job(Job::SendReports)).then(|| jobs::reports::ReportCounts {
-                reports: report
-                    .report_rows
-                    .iter()
-                    .collect::<std::collections::BTreeSet<_>>()
-                    .len() as u64,
-                ..Default::default()
-            }),
+            reports: (run == Run::Job(Job::SendReports))
+                .then(|| jobs::reports::ReportCounts::of_rows(&report.report_rows)),
         },
         ctx.verbosity,
         ctx.json,

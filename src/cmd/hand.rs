@@ -31,12 +31,12 @@ struct Kept {
 }
 
 impl Found {
-    /// Whether its `valid_until` has passed at `now`: it would not be sent.
-    fn expired(&self, now: DateTime<Utc>) -> bool {
+    /// Its `valid_until`, when that has passed at `now`: it would not be sent.
+    fn expired(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         self.valid_until
             .as_deref()
             .and_then(instant::parse)
-            .is_some_and(|until| until < now)
+            .filter(|until| *until < now)
     }
 }
 
@@ -65,11 +65,7 @@ impl Action {
 
     /// Why a delivery named by id is left as it is, if so.
     fn refuses(self, f: &Found, now: DateTime<Utc>) -> Option<String> {
-        let expired = f
-            .valid_until
-            .as_deref()
-            .and_then(instant::parse)
-            .filter(|_| f.expired(now));
+        let expired = f.expired(now);
         match (self, f.status.as_str()) {
             (_, "sent") => Some("it was sent".into()),
             (_, "sending") => Some("it is being sent right now".into()),
@@ -140,7 +136,7 @@ fn run(ctx: &Ctx<'_>, sel: &Selection, action: Action) -> anyhow::Result<Exit> {
             }),
             // A filter passes over what is not in its statuses; a message
             // it would retry but that expired is said (not an error).
-            Some(why) if matches!(action, Action::Retry { .. }) && f.expired(now) => kept.push(Kept {
+            Some(why) if matches!(action, Action::Retry { .. }) && f.expired(now).is_some() => kept.push(Kept {
                 id: f.id,
                 why,
                 filtered: true,

@@ -52,12 +52,8 @@ impl Row {
     /// sent after its next slot passed too (the machine was off), `now`: the
     /// one catch-up mailing is made now, not at the oldest missed slot.
     fn titled_at(&self, now: DateTime<Utc>) -> DateTime<Utc> {
-        let missed = self
-            .recurrence
-            .as_deref()
-            .map(str::trim)
-            .filter(|r| !r.is_empty())
-            .and_then(|r| recurrence::Recurrence::parse(r).ok())
+        let missed = recurrence::Recurrence::of(self.recurrence.as_deref())
+            .and_then(Result::ok)
             .and_then(|r| r.next_after(self.scheduled_at, self.zone))
             .is_some_and(|next| next <= now);
         if missed { now } else { self.scheduled_at }
@@ -129,12 +125,7 @@ fn due_rows(conn: &Connection, ctx: &PlanCtx<'_>, report: &mut PlanReport) -> an
             }
         }
         let recurrence = text(8)?;
-        if let Some(Err(why)) = recurrence
-            .as_deref()
-            .map(str::trim)
-            .filter(|r| !r.is_empty())
-            .map(recurrence::Recurrence::parse)
-        {
+        if let Some(Err(why)) = recurrence::Recurrence::of(recurrence.as_deref()) {
             // Sent all the same (its content is fine), but loudly: no next
             // occurrence can be made, and a recurring mailing would stop unseen.
             log::error!(
@@ -190,24 +181,23 @@ pub fn invalid_recipients(conn: &Connection) -> rusqlite::Result<Vec<String>> {
                 .trim()
                 .to_string())
         };
-        if let (rule, Err(why)) = (text(2)?, recurrence::Recurrence::parse(&text(2)?))
-            && !rule.is_empty()
-        {
+        if let Some(Err(why)) = recurrence::Recurrence::of(Some(&text(2)?)) {
             problems.push(format!(
                 "scheduled_reports id {id}: recurrence: {why}; no next occurrence will be made"
             ));
         }
-        if let (zone, Err(why)) = (text(3)?, crate::config::parse_zone(&text(3)?))
+        let zone = text(3)?;
+        if let Err(why) = crate::config::parse_zone(&zone)
             && !zone.is_empty()
         {
             problems.push(format!(
                 "scheduled_reports id {id}: timezone: {why}; the row will be skipped"
             ));
         }
-        if instant::parse(&text(4)?).is_none() {
+        let scheduled_at = text(4)?;
+        if instant::parse(&scheduled_at).is_none() {
             problems.push(format!(
-                "scheduled_reports id {id}: scheduled_at: {:?} is not a timestamp; the row will be skipped",
-                text(4)?
+                "scheduled_reports id {id}: scheduled_at: {scheduled_at:?} is not a timestamp; the row will be skipped"
             ));
         }
         let list = crate::db::loose::text(r.get_ref(1)?).unwrap_or_default();

@@ -14,6 +14,13 @@ use crate::instant;
 pub struct Recurrence(Cron);
 
 impl Recurrence {
+    /// A row's `recurrence` column as written: `None` when absent or blank
+    /// (the row does not recur), else the rule or why it cannot be one.
+    pub fn of(column: Option<&str>) -> Option<Result<Self, String>> {
+        column.map(str::trim).filter(|r| !r.is_empty()).map(Recurrence::parse)
+    }
+
+    /// A 5-field cron expression. Errors: the expression and what is wrong.
     pub fn parse(expr: &str) -> Result<Self, String> {
         let fields = expr.split_whitespace().count();
         if fields != 5 {

@@ -382,11 +382,27 @@ pub struct ReportCounts {
     pub pending: u64,
 }
 
+impl ReportCounts {
+    /// `rows` (id, `scheduled_at` in rappel's format) counted as reports,
+    /// each once however often it is named; by status, nothing yet.
+    pub fn of_rows(rows: &[(i64, String)]) -> ReportCounts {
+        ReportCounts {
+            reports: distinct(rows).len() as u64,
+            ..ReportCounts::default()
+        }
+    }
+}
+
+/// Each row named once.
+fn distinct(rows: &[(i64, String)]) -> std::collections::BTreeSet<&(i64, String)> {
+    rows.iter().collect()
+}
+
 /// Counts `rows` (id, `scheduled_at` in rappel's format; repeats counted
 /// once) by their row's status now. A row deleted or replaced under its id
 /// since counts as a report but in no status. Errors: SQLite's.
 pub fn count(conn: &rusqlite::Connection, rows: &[(i64, String)]) -> rusqlite::Result<ReportCounts> {
-    let distinct: std::collections::BTreeSet<&(i64, String)> = rows.iter().collect();
+    let distinct = distinct(rows);
     let mut counts = ReportCounts {
         reports: distinct.len() as u64,
         ..ReportCounts::default()
