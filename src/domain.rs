@@ -15,8 +15,9 @@ pub use job::{Job, Run, RunMode};
 pub use kind::Kind;
 pub use status::{DeliveryStatus, ErrorClass};
 
-/// Implements `Display`, `FromStr`, serde and rusqlite conversions for an
-/// enum with `as_str(self) -> &'static str` and `ALL`, by its text form.
+/// Implements `Display`, `FromStr` and serde for an
+/// enum with `as_str(self) -> &'static str` and `ALL`, by its text form
+/// (the SQL form is `store::sql`).
 macro_rules! text_form {
     ($t:ty, $what:literal) => {
         impl std::fmt::Display for $t {
@@ -51,22 +52,6 @@ macro_rules! text_form {
         impl serde::Serialize for $t {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 s.serialize_str(self.as_str())
-            }
-        }
-
-        impl rusqlite::types::ToSql for $t {
-            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
-                Ok(rusqlite::types::ToSqlOutput::Borrowed(
-                    rusqlite::types::ValueRef::Text(self.as_str().as_bytes()),
-                ))
-            }
-        }
-
-        impl rusqlite::types::FromSql for $t {
-            fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
-                let text = v.as_str()?;
-                text.parse()
-                    .map_err(|e: String| rusqlite::types::FromSqlError::Other(e.into()))
             }
         }
     };

@@ -19,6 +19,7 @@ use crate::config::DeliveryConfig;
 use crate::db::Database;
 use crate::domain::tally::Tally;
 use crate::exit::Exit;
+use crate::store;
 use crate::store::claims::{self as claim, Claimed, Scope};
 use recheck::{Recheck, Verdict};
 use record::{Effect, Recorder, SourceHook};
@@ -65,7 +66,7 @@ impl Engine<'_> {
         }
         if scope.force {
             // One transaction: the re-armed rows and their sources' status change together.
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let tx = store::begin(&mut conn)?;
             for (table, id, at) in claim::rearm_exhausted(&tx, scope)? {
                 if let Some(hook) = self.hooks.iter().find(|h| h.table() == table) {
                     let outcome = record::Outcome {
@@ -214,7 +215,7 @@ impl Engine<'_> {
     }
 
     /// Asks the row's job whether its source still wants it.
-    fn recheck(&self, conn: &rusqlite::Connection, row: &Claimed, now: DateTime<Utc>) -> anyhow::Result<Verdict> {
+    fn recheck(&self, conn: &store::Conn, row: &Claimed, now: DateTime<Utc>) -> anyhow::Result<Verdict> {
         let Some(check) = self.rechecks.iter().find(|r| r.job() == row.job) else {
             return Ok(Verdict::Send);
         };
@@ -233,7 +234,7 @@ impl Engine<'_> {
 
     fn send_one(
         &self,
-        conn: &mut rusqlite::Connection,
+        conn: &mut store::Conn,
         recorder: &Recorder<'_>,
         row: &Claimed,
         recipient: &str,
@@ -307,14 +308,14 @@ impl Engine<'_> {
 /// Records a send's outcome, trying again while the database stays locked
 /// (each try already waits the busy timeout): the message has gone, and a row
 /// left `sending` would be sent again once its lease expires.
-fn record_with_retries(row: &Claimed, mut record: impl FnMut() -> rusqlite::Result<Effect>) -> anyhow::Result<Effect> {
+fn record_with_retries(row: &Claimed, mut record: impl FnMut() -> store::Result<Effect>) -> anyhow::Result<Effect> {
     const TRIES: u32 = 3;
     let mut tries = 0;
     loop {
         tries += 1;
         match record() {
             Ok(effect) => return Ok(effect),
-            Err(e) if crate::db::is_busy(&e) && tries < TRIES => {
+            Err(e) if e.is_busy() && tries < TRIES => {
                 log::warn!(
                     "delivery {}: database locked while recording its outcome; trying again",
                     row.id

@@ -78,7 +78,7 @@ pub fn of_error(err: &anyhow::Error) -> Exit {
         if let Some(f) = e.downcast_ref::<Fatal>() {
             return f.0;
         }
-        if e.is::<rusqlite::Error>() {
+        if crate::store::is_store_error(e) {
             return Exit::IoErr;
         }
     }

@@ -24,13 +24,38 @@
 //! | instants | RFC 3339 text, UTC, `Z` (text order is time order) | `timestamptz` |
 //! | open and finish a run | `INSERT … RETURNING id`, then `UPDATE` | the same |
 //!
-//! Errors at this boundary are `rusqlite::Error` for now; `exit::of_error`
-//! maps them to exit 74.
+//! Callers hold a connection (`Conn`) or a write transaction (`Tx`) as an
+//! opaque handle and name no driver; errors at this boundary are
+//! `StoreError`, which `exit::of_error` maps to exit 74.
 
 pub mod alerts;
 pub mod claims;
 pub mod deliveries;
+mod error;
 pub mod outcomes;
 pub mod purge;
 pub mod runs;
+mod sql;
 pub mod stats;
+
+pub use error::{Result, StoreError, is_store_error};
+
+/// A connection to rappel's database, opened by `db::Database::connect`.
+pub type Conn = rusqlite::Connection;
+
+/// A write transaction on `Conn`: every statement in it commits together or
+/// not at all.
+pub type Tx<'c> = rusqlite::Transaction<'c>;
+
+/// Opens a write transaction that takes the database's write lock at once
+/// (`BEGIN IMMEDIATE`; in PostgreSQL a plain `BEGIN`, rows being locked as
+/// they are claimed), so two runs never both read then write. Errors: the
+/// lock still held by another writer past the busy timeout.
+pub fn begin(conn: &mut Conn) -> Result<Tx<'_>> {
+    Ok(conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?)
+}
+
+/// The rows a query gave, or the first error reading one.
+fn collect<T>(rows: impl IntoIterator<Item = rusqlite::Result<T>>) -> Result<Vec<T>> {
+    Ok(rows.into_iter().collect::<rusqlite::Result<_>>()?)
+}

@@ -180,7 +180,7 @@ fn find(
     sel: &Selection,
     action: Action,
     since: Option<DateTime<Utc>>,
-) -> rusqlite::Result<Vec<Found>> {
+) -> crate::store::Result<Vec<Found>> {
     let pick = if sel.ids.is_empty() {
         Pick::Statuses(action.statuses())
     } else {
@@ -197,7 +197,7 @@ fn change(
     action: Action,
     now: DateTime<Utc>,
     ctx: &Ctx<'_>,
-) -> rusqlite::Result<()> {
+) -> crate::store::Result<()> {
     let mut sources: Vec<(String, i64, Option<String>)> = Vec::new();
     for f in chosen {
         let changed = match action {

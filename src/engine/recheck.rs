@@ -4,8 +4,8 @@
 //! for its own messages, whether the source still does (DESIGN §9, status
 //! `cancelled`).
 
+use crate::store::{self, Conn};
 use chrono::{DateTime, Utc};
-use rusqlite::Connection;
 
 use crate::store::claims::Claimed;
 
@@ -27,5 +27,5 @@ pub trait Recheck: Sync {
     fn job(&self) -> crate::domain::Job;
 
     /// Reads the message's source as it is now (`now` is the run's clock).
-    fn recheck(&self, conn: &Connection, row: &Claimed, now: DateTime<Utc>) -> rusqlite::Result<Verdict>;
+    fn recheck(&self, conn: &Conn, row: &Claimed, now: DateTime<Utc>) -> store::Result<Verdict>;
 }

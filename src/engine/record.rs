@@ -2,8 +2,8 @@
 //! transaction together with the source row's bookkeeping. A row whose lease
 //! this process no longer holds is left alone.
 
+use crate::store::{self, Conn as Connection, Tx as Transaction};
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use super::backoff;
 use crate::channels::{SendError, Sent};
@@ -18,7 +18,7 @@ pub trait SourceHook: Sync {
     /// The `source_table` value this hook owns.
     fn table(&self) -> &'static str;
     /// Called inside the transaction that recorded a delivery's new state.
-    fn after_outcome(&self, tx: &Transaction<'_>, outcome: &Outcome<'_>, now: DateTime<Utc>) -> rusqlite::Result<()>;
+    fn after_outcome(&self, tx: &Transaction<'_>, outcome: &Outcome<'_>, now: DateTime<Utc>) -> store::Result<()>;
 }
 
 /// Whose state changed: the source row a delivery was made for, named by
@@ -63,7 +63,7 @@ pub struct Recorder<'a> {
 }
 
 impl Recorder<'_> {
-    pub fn sent(&self, conn: &mut Connection, row: &Claimed, sent: &Sent) -> rusqlite::Result<Effect> {
+    pub fn sent(&self, conn: &mut Connection, row: &Claimed, sent: &Sent) -> store::Result<Effect> {
         let change = Change::Sent {
             at: self.now,
             provider_ref: sent.provider_ref.as_deref(),
@@ -71,7 +71,7 @@ impl Recorder<'_> {
         self.record(conn, row, change, Effect::Sent)
     }
 
-    pub fn failed(&self, conn: &mut Connection, row: &Claimed, err: &SendError) -> rusqlite::Result<Effect> {
+    pub fn failed(&self, conn: &mut Connection, row: &Claimed, err: &SendError) -> store::Result<Effect> {
         // A provider's answer may repeat our credentials: never stored as it came.
         let masked = crate::mask::mask(err.reason());
         let reason = masked.as_str();
@@ -115,7 +115,7 @@ impl Recorder<'_> {
     }
 
     /// The row is past its validity: it is not sent, and says why.
-    pub fn expired(&self, conn: &mut Connection, row: &Claimed) -> rusqlite::Result<Effect> {
+    pub fn expired(&self, conn: &mut Connection, row: &Claimed) -> store::Result<Effect> {
         let until = row.valid_until.map_or_else(|| "?".to_string(), crate::instant::format);
         let reason = format!("not sent: valid until {until}");
         let change = Change::Failed {
@@ -127,7 +127,7 @@ impl Recorder<'_> {
 
     /// The source no longer wants the message: not sent, not counted as an
     /// attempt, `cancelled` with the reason.
-    pub fn cancelled(&self, conn: &mut Connection, row: &Claimed, reason: &str) -> rusqlite::Result<Effect> {
+    pub fn cancelled(&self, conn: &mut Connection, row: &Claimed, reason: &str) -> store::Result<Effect> {
         let reason = format!("cancelled: {reason}");
         self.record(conn, row, Change::Cancelled { reason: &reason }, Effect::Cancelled)
     }
@@ -140,7 +140,7 @@ impl Recorder<'_> {
         row: &Claimed,
         until: DateTime<Utc>,
         reason: &str,
-    ) -> rusqlite::Result<Effect> {
+    ) -> store::Result<Effect> {
         let reason = format!("not tried: {reason}");
         let change = Change::Postponed { until, reason: &reason };
         self.record(conn, row, change, Effect::Retrying { next: until })
@@ -148,13 +148,13 @@ impl Recorder<'_> {
 
     /// Points a claimed message at the address its person has now. `None`:
     /// done, send it there; `Some`: the row is no longer this run's.
-    pub fn readdress(&self, conn: &Connection, row: &Claimed, to: &str) -> rusqlite::Result<Option<Effect>> {
+    pub fn readdress(&self, conn: &Connection, row: &Claimed, to: &str) -> store::Result<Option<Effect>> {
         let held = outcomes::readdress(conn, row.id, self.run_id, to)?;
         Ok((!held).then_some(Effect::LostLease))
     }
 
     /// Gives the row back to `pending` without counting the attempt.
-    pub fn release(&self, conn: &mut Connection, row: &Claimed, why: Option<(&str, &str)>) -> rusqlite::Result<Effect> {
+    pub fn release(&self, conn: &mut Connection, row: &Claimed, why: Option<(&str, &str)>) -> store::Result<Effect> {
         let (class, reason) = why.unzip();
         self.record(conn, row, Change::Released { class, reason }, Effect::Released)
     }
@@ -167,8 +167,8 @@ impl Recorder<'_> {
         row: &Claimed,
         change: Change<'_>,
         effect: Effect,
-    ) -> rusqlite::Result<Effect> {
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    ) -> store::Result<Effect> {
+        let tx = store::begin(conn)?;
         if !outcomes::record(&tx, row.id, self.run_id, &change)? {
             return Ok(Effect::LostLease);
         }

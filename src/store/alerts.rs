@@ -3,6 +3,7 @@
 //! `entered_at` as written: a new event under a deleted one's id is a new
 //! entry (rows from before schema 5 have no `entered_at`).
 
+use super::Result;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
 
@@ -21,7 +22,7 @@ pub struct Alerted<'a> {
 
 /// Records that `entry` was alerted at `at` (the run's clock) by delivery
 /// `delivery_id`, in the planning transaction. Errors: SQLite's.
-pub fn record(conn: &Connection, entry: &Alerted<'_>, at: DateTime<Utc>, delivery_id: i64) -> rusqlite::Result<()> {
+pub fn record(conn: &Connection, entry: &Alerted<'_>, at: DateTime<Utc>, delivery_id: i64) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO delay_alert_log (event_id, ticket_id, stage, days_in_stage, alerted_at, delivery_id, entered_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -40,18 +41,14 @@ pub fn record(conn: &Connection, entry: &Alerted<'_>, at: DateTime<Utc>, deliver
 
 /// Whether event `event_id`'s entry named `entered_id` was alerted at or
 /// after `since` (UTC). Errors: SQLite's.
-pub fn answered(
-    conn: &Connection,
-    event_id: i64,
-    entered_id: DateTime<Utc>,
-    since: DateTime<Utc>,
-) -> rusqlite::Result<bool> {
-    conn.prepare_cached(
-        "SELECT EXISTS (SELECT 1 FROM delay_alert_log WHERE event_id = ?1 AND alerted_at >= ?2
+pub fn answered(conn: &Connection, event_id: i64, entered_id: DateTime<Utc>, since: DateTime<Utc>) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM delay_alert_log WHERE event_id = ?1 AND alerted_at >= ?2
                         AND (entered_at IS NULL OR entered_at = ?3))",
-    )?
-    .query_row(
-        params![event_id, instant::format(since), instant::format(entered_id)],
-        |r| r.get(0),
-    )
+        )?
+        .query_row(
+            params![event_id, instant::format(since), instant::format(entered_id)],
+            |r| r.get(0),
+        )?)
 }

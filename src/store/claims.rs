@@ -2,6 +2,7 @@
 //! `UPDATE ... RETURNING` inside `BEGIN IMMEDIATE`, never a SELECT then UPDATE,
 //! so two processes never hold the same row.
 
+use super::Result;
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use rusqlite::{Connection, TransactionBehavior, params};
 
@@ -45,19 +46,19 @@ pub struct Scope {
 }
 
 /// Returns rows whose lease has passed to `pending`, keeping `attempts`.
-pub fn reclaim_expired(conn: &Connection, wall: DateTime<Utc>) -> rusqlite::Result<usize> {
-    conn.execute(
+pub fn reclaim_expired(conn: &Connection, wall: DateTime<Utc>) -> Result<usize> {
+    Ok(conn.execute(
         "UPDATE deliveries SET status = 'pending', claimed_by = NULL, lease_until = NULL,
                 last_error = 'lease expired'
          WHERE status = 'sending' AND lease_until < ?1",
         [instant::format(wall)],
-    )
+    )?)
 }
 
 /// `--force`: temporarily failed rows (attempts exhausted) get one more try.
 /// Returns the sources of the rows re-armed, so their status can follow.
 /// Each source is `(table, id, source_at)`.
-pub fn rearm_exhausted(conn: &Connection, scope: &Scope) -> rusqlite::Result<Vec<(String, i64, Option<String>)>> {
+pub fn rearm_exhausted(conn: &Connection, scope: &Scope) -> Result<Vec<(String, i64, Option<String>)>> {
     let mut stmt = conn.prepare(
         "UPDATE deliveries SET status = 'pending', next_attempt_at = NULL
          WHERE status = 'failed' AND error_class = 'temporary' AND (?1 IS NULL OR job = ?1)
@@ -102,12 +103,7 @@ pub struct Pending {
 }
 
 /// Takes up to `limit` due rows on the claimer's channels, leased from `wall`.
-pub fn claim(
-    conn: &mut Connection,
-    c: &Claimer<'_>,
-    wall: DateTime<Utc>,
-    limit: usize,
-) -> rusqlite::Result<Vec<Claimed>> {
+pub fn claim(conn: &mut Connection, c: &Claimer<'_>, wall: DateTime<Utc>, limit: usize) -> Result<Vec<Claimed>> {
     let (run_id, scope, channels, now, lease) = (c.run_id, c.scope, c.channels, c.now, c.lease);
     let lease_until = wall + ChronoDuration::from_std(lease).unwrap_or(ChronoDuration::minutes(10));
     let channels_json = serde_json::to_string(channels).unwrap_or_else(|_| "[]".into());
@@ -181,7 +177,7 @@ pub fn claim(
 }
 
 /// Due pending rows by channel (with `--force`, every pending row).
-pub fn due_by_channel(conn: &Connection, scope: &Scope, now: DateTime<Utc>) -> rusqlite::Result<Vec<(String, i64)>> {
+pub fn due_by_channel(conn: &Connection, scope: &Scope, now: DateTime<Utc>) -> Result<Vec<(String, i64)>> {
     let mut stmt = conn.prepare(
         "SELECT channel, count(*) FROM deliveries
          WHERE status = 'pending' AND (?1 OR next_attempt_at IS NULL OR next_attempt_at <= ?2)
@@ -191,11 +187,11 @@ pub fn due_by_channel(conn: &Connection, scope: &Scope, now: DateTime<Utc>) -> r
     let rows = stmt.query_map(params![scope.force, instant::format(now), scope.job], |r| {
         Ok((r.get(0)?, r.get(1)?))
     })?;
-    rows.collect()
+    super::collect(rows)
 }
 
 /// Due pending rows, read without claiming (dry runs).
-pub fn preview(conn: &Connection, scope: &Scope, now: DateTime<Utc>) -> rusqlite::Result<Vec<Pending>> {
+pub fn preview(conn: &Connection, scope: &Scope, now: DateTime<Utc>) -> Result<Vec<Pending>> {
     let mut stmt = conn.prepare(
         "SELECT kind, channel, recipient, subject, attempts, job FROM deliveries
          WHERE (status = 'pending' AND (?1 OR next_attempt_at IS NULL OR next_attempt_at <= ?2)
@@ -248,7 +244,7 @@ pub struct Waiting {
 /// Pending deliveries due now or at a next try at or before `until`, by id.
 /// A row on a channel or job rappel does not know is left out: it is never
 /// claimed, so never sent (a run says why). Errors: SQLite's.
-pub fn waiting(conn: &Connection, until: DateTime<Utc>) -> rusqlite::Result<Vec<Waiting>> {
+pub fn waiting(conn: &Connection, until: DateTime<Utc>) -> Result<Vec<Waiting>> {
     let mut stmt = conn.prepare(
         "SELECT job, kind, channel, recipient, subject, next_attempt_at FROM deliveries
          WHERE status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= ?1) ORDER BY id",

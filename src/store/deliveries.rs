@@ -3,6 +3,7 @@
 //! PostgreSQL's too, planned again under it, looked up by it) and the log's
 //! filtered read.
 
+use super::Result;
 use chrono::{DateTime, Utc};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -15,10 +16,11 @@ use crate::instant;
 
 /// Inserts the message unless its dedupe key exists; returns its id when new.
 /// Called inside the job's write transaction.
-pub fn insert(tx: &Connection, p: &Planned, now: DateTime<Utc>) -> rusqlite::Result<Option<i64>> {
+pub fn insert(tx: &Connection, p: &Planned, now: DateTime<Utc>) -> Result<Option<i64>> {
     let attachment = p.attachment.as_ref();
-    tx.prepare_cached(
-        "INSERT INTO deliveries (job, kind, dedupe_key, source_table, source_id, contact_id, channel,
+    Ok(tx
+        .prepare_cached(
+            "INSERT INTO deliveries (job, kind, dedupe_key, source_table, source_id, contact_id, channel,
                                  recipient, subject, body, html_body, valid_until, created_at,
                                  attachment_path, attachment_name, attachment_type,
                                  status, error_class, last_error, payload, source_at)
@@ -27,64 +29,66 @@ pub fn insert(tx: &Connection, p: &Planned, now: DateTime<Utc>) -> rusqlite::Res
                  CASE WHEN ?17 IS NULL THEN NULL ELSE 'permanent' END, ?17, ?18, ?19)
          ON CONFLICT (dedupe_key) DO NOTHING
          RETURNING id",
-    )?
-    .query_row(
-        params![
-            p.job,
-            p.kind,
-            p.dedupe_key,
-            p.source_table,
-            p.source_id,
-            p.contact_id,
-            p.channel,
-            p.recipient,
-            p.subject,
-            p.body,
-            p.html,
-            p.valid_until.map(instant::format),
-            instant::format(now),
-            attachment.map(|a| &a.path),
-            attachment.map(|a| &a.name),
-            attachment.map(|a| &a.mime),
-            p.failed,
-            p.payload,
-            p.source_at.map(instant::format),
-        ],
-        |r| r.get(0),
-    )
-    .optional()
+        )?
+        .query_row(
+            params![
+                p.job,
+                p.kind,
+                p.dedupe_key,
+                p.source_table,
+                p.source_id,
+                p.contact_id,
+                p.channel,
+                p.recipient,
+                p.subject,
+                p.body,
+                p.html,
+                p.valid_until.map(instant::format),
+                instant::format(now),
+                attachment.map(|a| &a.path),
+                attachment.map(|a| &a.name),
+                attachment.map(|a| &a.mime),
+                p.failed,
+                p.payload,
+                p.source_at.map(instant::format),
+            ],
+            |r| r.get(0),
+        )
+        .optional()?)
 }
 
 /// Plans a message again under its existing key (its source was set back to
 /// pending by the operator, or an address came back to a report's list):
 /// fresh content, attempts from zero. Only a failed or cancelled message.
-pub fn rearm(tx: &Transaction<'_>, p: &Planned) -> rusqlite::Result<usize> {
+pub fn rearm(tx: &Transaction<'_>, p: &Planned) -> Result<usize> {
     let attachment = p.attachment.as_ref();
-    tx.prepare_cached(
-        "UPDATE deliveries
+    Ok(tx
+        .prepare_cached(
+            "UPDATE deliveries
          SET subject = ?2, body = ?3, html_body = ?4, attachment_path = ?5, attachment_name = ?6,
              attachment_type = ?7, attempts = 0, next_attempt_at = NULL, claimed_by = NULL, lease_until = NULL,
              status = CASE WHEN ?8 IS NULL THEN 'pending' ELSE 'failed' END,
              error_class = CASE WHEN ?8 IS NULL THEN NULL ELSE 'permanent' END,
              last_error = ?8
          WHERE dedupe_key = ?1 AND status IN ('failed', 'cancelled')",
-    )?
-    .execute(params![
-        p.dedupe_key,
-        p.subject,
-        p.body,
-        p.html,
-        attachment.map(|a| &a.path),
-        attachment.map(|a| &a.name),
-        attachment.map(|a| &a.mime),
-        p.failed,
-    ])
+        )?
+        .execute(params![
+            p.dedupe_key,
+            p.subject,
+            p.body,
+            p.html,
+            attachment.map(|a| &a.path),
+            attachment.map(|a| &a.name),
+            attachment.map(|a| &a.mime),
+            p.failed,
+        ])?)
 }
 
 /// Whether a message with `key` was planned already (whatever became of it).
-pub fn planned_already(conn: &Connection, key: &str) -> rusqlite::Result<bool> {
-    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM deliveries WHERE dedupe_key = ?1)")?
-        .query_row([key], |r| r.get(0))
+pub fn planned_already(conn: &Connection, key: &str) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM deliveries WHERE dedupe_key = ?1)")?
+        .query_row([key], |r| r.get(0))?)
 }
 
 /// One row of the log, as `--json` prints it.
@@ -119,7 +123,7 @@ pub struct Filter {
 }
 
 /// The deliveries `filter` selects, newest first. Errors: SQLite's.
-pub fn list(conn: &Connection, filter: &Filter) -> rusqlite::Result<Vec<LogEntry>> {
+pub fn list(conn: &Connection, filter: &Filter) -> Result<Vec<LogEntry>> {
     let mut filters = Vec::new();
     let mut params: Vec<Value> = Vec::new();
     let mut narrow = |sql: &str, value: Value| {
@@ -172,7 +176,7 @@ pub fn list(conn: &Connection, filter: &Filter) -> rusqlite::Result<Vec<LogEntry
             sent_at: r.get(14)?,
         })
     })?;
-    rows.collect()
+    super::collect(rows)
 }
 
 /// Every column of one `deliveries` row.
@@ -213,50 +217,51 @@ pub struct Delivery {
 
 /// Delivery `id`, every column (`message_id` left for the caller to
 /// derive); `None` when there is no such delivery. Errors: SQLite's.
-pub fn one(conn: &Connection, id: i64) -> rusqlite::Result<Option<Delivery>> {
-    conn.query_row(
-        "SELECT id, job, kind, dedupe_key, source_table, source_id, source_at, contact_id, channel, recipient,
+pub fn one(conn: &Connection, id: i64) -> Result<Option<Delivery>> {
+    Ok(conn
+        .query_row(
+            "SELECT id, job, kind, dedupe_key, source_table, source_id, source_at, contact_id, channel, recipient,
                     subject, body, html_body, status, error_class, attempts, next_attempt_at, valid_until,
                     claimed_by, lease_until, last_error, provider_ref, provider_status, created_at, sent_at,
                     attachment_path, attachment_name, attachment_type, payload
              FROM deliveries WHERE id = ?1",
-        [id],
-        |r| {
-            Ok(Delivery {
-                id: r.get(0)?,
-                job: r.get(1)?,
-                kind: r.get(2)?,
-                dedupe_key: r.get(3)?,
-                source_table: r.get(4)?,
-                source_id: r.get(5)?,
-                source_at: r.get(6)?,
-                contact_id: r.get(7)?,
-                channel: r.get(8)?,
-                recipient: r.get(9)?,
-                subject: r.get(10)?,
-                body: r.get(11)?,
-                html_body: r.get(12)?,
-                status: r.get(13)?,
-                error_class: r.get(14)?,
-                attempts: r.get(15)?,
-                next_attempt_at: r.get(16)?,
-                valid_until: r.get(17)?,
-                claimed_by: r.get(18)?,
-                lease_until: r.get(19)?,
-                last_error: r.get(20)?,
-                provider_ref: r.get(21)?,
-                provider_status: r.get(22)?,
-                created_at: r.get(23)?,
-                sent_at: r.get(24)?,
-                attachment_path: r.get(25)?,
-                attachment_name: r.get(26)?,
-                attachment_type: r.get(27)?,
-                payload: r.get(28)?,
-                message_id: None,
-            })
-        },
-    )
-    .optional()
+            [id],
+            |r| {
+                Ok(Delivery {
+                    id: r.get(0)?,
+                    job: r.get(1)?,
+                    kind: r.get(2)?,
+                    dedupe_key: r.get(3)?,
+                    source_table: r.get(4)?,
+                    source_id: r.get(5)?,
+                    source_at: r.get(6)?,
+                    contact_id: r.get(7)?,
+                    channel: r.get(8)?,
+                    recipient: r.get(9)?,
+                    subject: r.get(10)?,
+                    body: r.get(11)?,
+                    html_body: r.get(12)?,
+                    status: r.get(13)?,
+                    error_class: r.get(14)?,
+                    attempts: r.get(15)?,
+                    next_attempt_at: r.get(16)?,
+                    valid_until: r.get(17)?,
+                    claimed_by: r.get(18)?,
+                    lease_until: r.get(19)?,
+                    last_error: r.get(20)?,
+                    provider_ref: r.get(21)?,
+                    provider_status: r.get(22)?,
+                    created_at: r.get(23)?,
+                    sent_at: r.get(24)?,
+                    attachment_path: r.get(25)?,
+                    attachment_name: r.get(26)?,
+                    attachment_type: r.get(27)?,
+                    payload: r.get(28)?,
+                    message_id: None,
+                })
+            },
+        )
+        .optional()?)
 }
 
 /// One delivery an operator's `retry` or `cancel` selected.
@@ -289,7 +294,7 @@ pub fn select(
     pick: Pick<'_>,
     kind: Option<Kind>,
     since: Option<DateTime<Utc>>,
-) -> rusqlite::Result<Vec<HandRow>> {
+) -> Result<Vec<HandRow>> {
     let list = match pick {
         Pick::Ids(ids) => serde_json::to_string(ids),
         Pick::Statuses(statuses) => serde_json::to_string(statuses),
@@ -322,13 +327,13 @@ pub fn select(
             source: table.zip(id).map(|(t, i)| (t, i, at)),
         })
     })?;
-    rows.collect()
+    super::collect(rows)
 }
 
 /// `rappel retry`: delivery `id` back to `pending`, due now, attempts from
 /// zero, if it is failed, pending or cancelled (never sent nor being sent:
 /// a run that claimed it meanwhile wins). Returns whether it changed.
-pub fn retry_by_hand(conn: &Connection, id: i64) -> rusqlite::Result<bool> {
+pub fn retry_by_hand(conn: &Connection, id: i64) -> Result<bool> {
     let changed = conn
         .prepare_cached(
             "UPDATE deliveries SET status = 'pending', next_attempt_at = NULL, attempts = 0, error_class = NULL,
@@ -342,7 +347,7 @@ pub fn retry_by_hand(conn: &Connection, id: i64) -> rusqlite::Result<bool> {
 /// `rappel cancel`: pending delivery `id` ends `cancelled` by the operator
 /// (`error_class = 'operator'`, which a report's next run respects).
 /// Returns whether it changed.
-pub fn cancel_by_hand(conn: &Connection, id: i64) -> rusqlite::Result<bool> {
+pub fn cancel_by_hand(conn: &Connection, id: i64) -> Result<bool> {
     let changed = conn
         .prepare_cached(
             "UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, error_class = 'operator',
@@ -356,7 +361,7 @@ pub fn cancel_by_hand(conn: &Connection, id: i64) -> rusqlite::Result<bool> {
 /// WhatsApp and SMS messages sent since `since` (UTC) through Twilio whose
 /// provider status is not final yet (delivered, read, undelivered, failed):
 /// id and Twilio's message SID, by id. Errors: SQLite's.
-pub fn awaiting_provider_status(conn: &Connection, since: DateTime<Utc>) -> rusqlite::Result<Vec<(i64, String)>> {
+pub fn awaiting_provider_status(conn: &Connection, since: DateTime<Utc>) -> Result<Vec<(i64, String)>> {
     let mut stmt = conn.prepare(
         "SELECT id, provider_ref FROM deliveries
          WHERE channel IN ('whatsapp', 'sms') AND status = 'sent' AND sent_at >= ?1
@@ -365,24 +370,24 @@ pub fn awaiting_provider_status(conn: &Connection, since: DateTime<Utc>) -> rusq
          ORDER BY id",
     )?;
     let rows = stmt.query_map([instant::format(since)], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    rows.collect()
+    super::collect(rows)
 }
 
 /// Records Twilio's later word on delivery `id` (never its `status`: the
 /// message did leave), with the error explained when there is one.
 /// Returns 1 when it changed, 0 when it was already so.
-pub fn set_provider_status(conn: &Connection, id: i64, status: &str, error: Option<&str>) -> rusqlite::Result<usize> {
-    conn.execute(
+pub fn set_provider_status(conn: &Connection, id: i64, status: &str, error: Option<&str>) -> Result<usize> {
+    Ok(conn.execute(
         "UPDATE deliveries SET provider_status = ?2, last_error = coalesce(?3, last_error)
          WHERE id = ?1 AND provider_status IS NOT ?2",
         params![id, status, error],
-    )
+    )?)
 }
 
 /// Sets `manual_reminders.sent_at` of row `id` (named by `source_at` as
 /// stored) to `now` (UTC), once one of its messages was sent, if it is not
 /// set yet. Errors: SQLite's.
-pub fn mark_manual_sent(conn: &Connection, id: i64, source_at: &str, now: DateTime<Utc>) -> rusqlite::Result<()> {
+pub fn mark_manual_sent(conn: &Connection, id: i64, source_at: &str, now: DateTime<Utc>) -> Result<()> {
     conn.prepare_cached(
         "UPDATE manual_reminders SET sent_at = ?2
          WHERE id = ?1 AND sent_at IS NULL

@@ -2,6 +2,7 @@
 //! it (`claimed_by` is ours and `status` is still `sending`): a row whose
 //! lease passed to another run is left alone.
 
+use super::Result;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
 
@@ -37,7 +38,7 @@ pub enum Change<'a> {
 
 /// Writes `change` on delivery `id` if run `run_id` still holds it.
 /// Returns whether it did. Errors: SQLite's.
-pub fn record(conn: &Connection, id: i64, run_id: &str, change: &Change<'_>) -> rusqlite::Result<bool> {
+pub fn record(conn: &Connection, id: i64, run_id: &str, change: &Change<'_>) -> Result<bool> {
     const HELD: &str = "WHERE id = ?1 AND claimed_by = ?2 AND status = 'sending'";
     let changed = match change {
         Change::Sent { at, provider_ref } => conn
@@ -83,7 +84,7 @@ pub fn record(conn: &Connection, id: i64, run_id: &str, change: &Change<'_>) -> 
 
 /// Points delivery `id` at `to` (the address its person has now) if run
 /// `run_id` still holds it; returns whether it did.
-pub fn readdress(conn: &Connection, id: i64, run_id: &str, to: &str) -> rusqlite::Result<bool> {
+pub fn readdress(conn: &Connection, id: i64, run_id: &str, to: &str) -> Result<bool> {
     let changed = conn
         .prepare_cached(
             "UPDATE deliveries SET recipient = ?3 WHERE id = ?1 AND claimed_by = ?2 AND status = 'sending'",

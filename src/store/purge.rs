@@ -3,6 +3,7 @@
 //! latest alert, finished job runs, and (asked for) synced attendance logs;
 //! never a pending or sending row.
 
+use super::Result;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, TransactionBehavior, params};
 
@@ -47,7 +48,7 @@ pub fn old_rows(
     cutoff: DateTime<Utc>,
     include_attendance: bool,
     dry_run: bool,
-) -> rusqlite::Result<Vec<(&'static str, i64)>> {
+) -> Result<Vec<(&'static str, i64)>> {
     let cutoff = instant::format(cutoff);
     let mut targets: Vec<(&str, &str)> = TARGETS.to_vec();
     if include_attendance {
@@ -75,16 +76,16 @@ pub fn old_rows(
 
 /// The files a delivery that may still be sent attaches (pending or
 /// sending, or not sent and created at or after `cutoff`), as stored.
-pub fn attachments_in_use(conn: &Connection, cutoff: DateTime<Utc>) -> rusqlite::Result<Vec<String>> {
+pub fn attachments_in_use(conn: &Connection, cutoff: DateTime<Utc>) -> Result<Vec<String>> {
     let mut stmt = conn.prepare(
         "SELECT attachment_path FROM deliveries WHERE attachment_path IS NOT NULL
            AND (status IN ('pending', 'sending') OR (status <> 'sent' AND created_at >= ?1))",
     )?;
     let rows = stmt.query_map(params![instant::format(cutoff)], |r| r.get::<_, String>(0))?;
-    rows.collect()
+    super::collect(rows)
 }
 
 /// Gives the freed pages back to the file system (`VACUUM`).
-pub fn vacuum(conn: &Connection) -> rusqlite::Result<()> {
-    conn.execute_batch("VACUUM")
+pub fn vacuum(conn: &Connection) -> Result<()> {
+    Ok(conn.execute_batch("VACUUM")?)
 }

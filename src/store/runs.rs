@@ -2,6 +2,7 @@
 //! with its counts, exit code and error (what `stats` and a stopped cron
 //! are read from).
 
+use super::Result;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -9,12 +10,12 @@ use crate::domain::Job;
 use crate::instant;
 
 /// Opens the run's `job_runs` row (a run that dies leaves `finished_at` NULL).
-pub fn start(conn: &Connection, job: &str, now: DateTime<Utc>) -> rusqlite::Result<i64> {
-    conn.query_row(
+pub fn start(conn: &Connection, job: &str, now: DateTime<Utc>) -> Result<i64> {
+    Ok(conn.query_row(
         "INSERT INTO job_runs (job, started_at) VALUES (?1, ?2) RETURNING id",
         params![job, instant::format(now)],
         |r| r.get(0),
-    )
+    )?)
 }
 
 /// Closes run `id`: when it finished (the run's clock), its counts, exit
@@ -25,7 +26,7 @@ pub fn finish(
     finished: DateTime<Utc>,
     tally: &crate::domain::tally::Tally,
     error: Option<&str>,
-) -> rusqlite::Result<()> {
+) -> Result<()> {
     let c = &tally.counts;
     conn.execute(
         "UPDATE job_runs SET finished_at = ?2, planned = ?3, sent = ?4, failed = ?5, skipped = ?6,
@@ -49,7 +50,7 @@ pub fn finish(
 
 /// When `job`'s latest run that finished started, at or before `now`;
 /// `None` if it never finished one (or the value does not parse).
-pub fn last_finished(conn: &Connection, job: Job, now: DateTime<Utc>) -> rusqlite::Result<Option<DateTime<Utc>>> {
+pub fn last_finished(conn: &Connection, job: Job, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
     let last: Option<String> = conn
         .query_row(
             "SELECT max(started_at) FROM job_runs WHERE job = ?1 AND finished_at IS NOT NULL AND started_at <= ?2",
@@ -63,7 +64,7 @@ pub fn last_finished(conn: &Connection, job: Job, now: DateTime<Utc>) -> rusqlit
 
 /// When `job`'s latest run before `now` started, finished or not (a run
 /// that died counts: cron did start it); `None` if there was none.
-pub fn last_started(conn: &Connection, job: Job, now: DateTime<Utc>) -> rusqlite::Result<Option<DateTime<Utc>>> {
+pub fn last_started(conn: &Connection, job: Job, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
     let previous: Option<String> = conn
         .query_row(
             "SELECT max(started_at) FROM job_runs WHERE job = ?1 AND started_at < ?2",

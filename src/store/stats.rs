@@ -2,6 +2,7 @@
 //! kind and reason since an instant, the median time from planned to sent,
 //! and the attendance ledger now.
 
+use super::Result;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
 use serde::Serialize;
@@ -75,9 +76,9 @@ pub struct Figures {
 
 /// The dashboard's figures over deliveries created since `since` (UTC),
 /// and the attendance ledger now. Errors: SQLite's.
-pub fn gather(conn: &Connection, since: DateTime<Utc>) -> rusqlite::Result<Figures> {
+pub fn gather(conn: &Connection, since: DateTime<Utc>) -> Result<Figures> {
     let from = instant::format(since);
-    let grouped = |column: &str| -> rusqlite::Result<Vec<Group>> {
+    let grouped = |column: &str| -> Result<Vec<Group>> {
         let mut stmt = conn.prepare(&format!(
             "SELECT {column}, count(*), sum(status = 'sent'), sum(status = 'failed'),
                     sum(status IN ('pending', 'sending')), sum(status = 'cancelled')
@@ -95,7 +96,7 @@ pub fn gather(conn: &Connection, since: DateTime<Utc>) -> rusqlite::Result<Figur
                 },
             })
         })?;
-        rows.collect()
+        super::collect(rows)
     };
     let by_channel = grouped("channel")?;
     let by_kind = grouped("kind")?;
@@ -108,7 +109,7 @@ pub fn gather(conn: &Connection, since: DateTime<Utc>) -> rusqlite::Result<Figur
         totals.open += g.counts.open;
     }
     let median_seconds_to_send = median_to_send(conn, &from)?;
-    let by_reason = |status: &str| -> rusqlite::Result<Vec<Reason>> {
+    let by_reason = |status: &str| -> Result<Vec<Reason>> {
         let mut stmt = conn.prepare(
             "SELECT coalesce(substr(last_error, 1, 120), 'no reason recorded'), count(*) FROM deliveries
              WHERE created_at >= ?1 AND status = ?2 GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10",
@@ -119,7 +120,7 @@ pub fn gather(conn: &Connection, since: DateTime<Utc>) -> rusqlite::Result<Figur
                 count: r.get(1)?,
             })
         })?;
-        rows.collect()
+        super::collect(rows)
     };
     let failures_by_reason = by_reason("failed")?;
     let cancellations_by_reason = by_reason("cancelled")?;
@@ -137,26 +138,26 @@ pub fn gather(conn: &Connection, since: DateTime<Utc>) -> rusqlite::Result<Figur
 }
 
 /// The median of sent_at - created_at over sent deliveries since `from`.
-fn median_to_send(conn: &Connection, from: &str) -> rusqlite::Result<Option<f64>> {
+fn median_to_send(conn: &Connection, from: &str) -> Result<Option<f64>> {
     const SENT: &str = "FROM deliveries WHERE created_at >= ?1 AND status = 'sent' AND sent_at IS NOT NULL";
     let n: i64 = conn.query_row(&format!("SELECT count(*) {SENT}"), [from], |r| r.get(0))?;
     if n == 0 {
         return Ok(None);
     }
-    let at = |offset: i64| -> rusqlite::Result<f64> {
-        conn.query_row(
+    let at = |offset: i64| -> Result<f64> {
+        Ok(conn.query_row(
             &format!(
                 "SELECT (julianday(sent_at) - julianday(created_at)) * 86400.0 AS d {SENT} ORDER BY d LIMIT 1 OFFSET ?2"
             ),
             params![from, offset],
             |r| r.get(0),
-        )
+        )?)
     };
     Ok(Some((at((n - 1) / 2)? + at(n / 2)?) / 2.0))
 }
 
 /// The attendance ledger now (not limited by `--since`: pending is pending).
-fn attendance(conn: &Connection) -> rusqlite::Result<Attendance> {
+fn attendance(conn: &Connection) -> Result<Attendance> {
     let mut a = conn.query_row(
         "SELECT coalesce(sum(sync_status = 'pending'), 0), coalesce(sum(sync_status = 'sending'), 0),
                 coalesce(sum(sync_status = 'failed' AND next_attempt_at IS NOT NULL), 0),

@@ -21,7 +21,7 @@ impl Recheck for DelayAlertsRecheck<'_> {
         JOB
     }
 
-    fn recheck(&self, conn: &Connection, row: &Claimed, _now: DateTime<Utc>) -> rusqlite::Result<Verdict> {
+    fn recheck(&self, conn: &Connection, row: &Claimed, _now: DateTime<Utc>) -> crate::store::Result<Verdict> {
         Ok(match why_not(conn, self.cfg, row)? {
             Some(reason) => Verdict::Cancel(reason),
             None => Verdict::Send,

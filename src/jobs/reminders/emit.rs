@@ -345,7 +345,7 @@ impl<'a> Emitter<'a> {
     /// Whether `emit` would make messages for `due` now: wanted, due, still
     /// valid, and a usable channel not yet planned. Lets a kind whose data is
     /// costly to gather (the weekly digest) gather it only when needed.
-    pub fn would_emit(&self, due: &Due, contact: &Contact) -> rusqlite::Result<bool> {
+    pub fn would_emit(&self, due: &Due, contact: &Contact) -> crate::store::Result<bool> {
         let now = self.ctx.now;
         if self.is_probe() || !self.wants(due.kind, contact) || due.at > now || now >= due.valid_until {
             return Ok(false);
@@ -359,7 +359,7 @@ impl<'a> Emitter<'a> {
         due: &Due,
         contact: &Contact,
         channels: &'c [(Channel, Result<String, String>)],
-    ) -> rusqlite::Result<Vec<&'c (Channel, Result<String, String>)>> {
+    ) -> crate::store::Result<Vec<&'c (Channel, Result<String, String>)>> {
         let mut out = Vec::with_capacity(channels.len());
         for channel in channels {
             if !crate::store::deliveries::planned_already(self.ledger(), &due.key(contact, channel.0))? {

@@ -133,7 +133,12 @@ impl SourceHook for ManualHook {
         TABLE
     }
 
-    fn after_outcome(&self, tx: &Transaction<'_>, outcome: &Outcome<'_>, now: DateTime<Utc>) -> rusqlite::Result<()> {
+    fn after_outcome(
+        &self,
+        tx: &Transaction<'_>,
+        outcome: &Outcome<'_>,
+        now: DateTime<Utc>,
+    ) -> crate::store::Result<()> {
         let (id, at) = (outcome.source_id, outcome.source_at);
         // Only the row the message was made for, not a new one under its id.
         let current = crate::db::identity::current(tx, TABLE, id)?

@@ -36,7 +36,7 @@ impl Recheck for RemindersRecheck<'_> {
         JOB
     }
 
-    fn recheck(&self, conn: &Connection, row: &Claimed, now: DateTime<Utc>) -> rusqlite::Result<Verdict> {
+    fn recheck(&self, conn: &Connection, row: &Claimed, now: DateTime<Utc>) -> crate::store::Result<Verdict> {
         let (Some(table), Some(id)) = (row.source_table.as_deref(), row.source_id) else {
             return Ok(Verdict::Send);
         };

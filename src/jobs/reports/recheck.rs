@@ -29,7 +29,7 @@ impl Recheck for ReportsRecheck {
         JOB
     }
 
-    fn recheck(&self, conn: &Connection, row: &Claimed, _now: DateTime<Utc>) -> rusqlite::Result<Verdict> {
+    fn recheck(&self, conn: &Connection, row: &Claimed, _now: DateTime<Utc>) -> crate::store::Result<Verdict> {
         Ok(match self.why_not(conn, row)? {
             Some(reason) => Verdict::Cancel(reason),
             None => Verdict::Send,

@@ -431,7 +431,12 @@ impl SourceHook for ReportsHook<'_> {
         TABLE
     }
 
-    fn after_outcome(&self, tx: &Transaction<'_>, outcome: &Outcome<'_>, now: DateTime<Utc>) -> rusqlite::Result<()> {
+    fn after_outcome(
+        &self,
+        tx: &Transaction<'_>,
+        outcome: &Outcome<'_>,
+        now: DateTime<Utc>,
+    ) -> crate::store::Result<()> {
         // Without an instant: made before rows were named by one, for a row gone since.
         let Some(at) = outcome.source_at else {
             return Ok(());
@@ -442,8 +447,9 @@ impl SourceHook for ReportsHook<'_> {
             .unwrap_or_else(|e| e.into_inner())
             .push((outcome.source_id, at.to_string()));
         match outcome.delivery_id {
-            Some(delivery_id) => after_delivery(tx, source, delivery_id, now, &self.recur),
-            None => refresh(tx, source, now, &self.recur),
+            Some(delivery_id) => after_delivery(tx, source, delivery_id, now, &self.recur)?,
+            None => refresh(tx, source, now, &self.recur)?,
         }
+        Ok(())
     }
 }
