@@ -262,6 +262,20 @@ fn wait_for_writer(tries: i32) -> bool {
     true
 }
 
+/// What `PRAGMA quick_check` finds wrong with the file's structure (pages,
+/// indexes' ordering), without the slow cross-check of every index against
+/// its table: its lines other than `ok`. A file too damaged for the check to
+/// run is damaged too: the error is the one line.
+pub fn damage(conn: &Connection) -> Vec<String> {
+    let checked: rusqlite::Result<Vec<String>> = conn
+        .prepare("PRAGMA quick_check")
+        .and_then(|mut stmt| stmt.query_map([], |r| r.get::<_, String>(0))?.collect());
+    match checked {
+        Ok(lines) => lines.into_iter().filter(|line| line != "ok").collect(),
+        Err(e) => vec![e.to_string()],
+    }
+}
+
 /// Whether an error means the database stayed locked past the busy timeout.
 pub fn is_busy(err: &rusqlite::Error) -> bool {
     matches!(

@@ -8,7 +8,7 @@ pub mod attendance;
 use std::cell::OnceCell;
 use std::time::Instant;
 
-use rusqlite::Connection;
+use crate::store::Conn as Connection;
 
 use crate::channels::Channels;
 use crate::channels::ping::Ping;

@@ -31,12 +31,14 @@
 pub mod alerts;
 pub mod claims;
 pub mod deliveries;
+pub mod demo;
 mod error;
 pub mod outcomes;
 pub mod purge;
 pub mod runs;
 mod sql;
 pub mod stats;
+pub mod tickets;
 
 pub use error::{Result, StoreError, is_store_error};
 
@@ -53,6 +55,14 @@ pub type Tx<'c> = rusqlite::Transaction<'c>;
 /// lock still held by another writer past the busy timeout.
 pub fn begin(conn: &mut Conn) -> Result<Tx<'_>> {
     Ok(conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?)
+}
+
+/// Opens a transaction that takes no lock until it writes (`BEGIN
+/// DEFERRED`; in PostgreSQL `BEGIN`): its reads see one state of the
+/// database. A preview that writes nothing uses it, so it never waits for
+/// a running send. Errors: `StoreError`.
+pub fn begin_read(conn: &mut Conn) -> Result<Tx<'_>> {
+    Ok(conn.transaction_with_behavior(rusqlite::TransactionBehavior::Deferred)?)
 }
 
 /// The rows a query gave, or the first error reading one.

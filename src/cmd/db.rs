@@ -66,16 +66,7 @@ pub fn status(ctx: &Ctx<'_>) -> anyhow::Result<Exit> {
         }
         return Ok(if clashes.is_empty() { Exit::Ok } else { Exit::IoErr });
     }
-    // PRAGMA quick_check: the file's structure (pages, indexes' ordering),
-    // without the slow cross-check of every index against its table.
-    // A file too damaged for the check to run is damaged too.
-    let checked: rusqlite::Result<Vec<String>> = conn
-        .prepare("PRAGMA quick_check")
-        .and_then(|mut stmt| stmt.query_map([], |r| r.get::<_, String>(0))?.collect());
-    let damage: Vec<String> = match checked {
-        Ok(lines) => lines.into_iter().filter(|line| line != "ok").collect(),
-        Err(e) => vec![e.to_string()],
-    };
+    let damage = db::damage(&conn);
     if !damage.is_empty() {
         for line in damage.iter().take(20) {
             println!("corrupt:  {line}");

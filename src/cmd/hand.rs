@@ -7,7 +7,6 @@
 //! messages' new state.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, TransactionBehavior};
 use serde::Serialize;
 
 use crate::cli::{RetryArgs, Selection};
@@ -17,6 +16,7 @@ use crate::exit::{Exit, fail};
 use crate::instant;
 use crate::output::{Verbosity, printable};
 use crate::runner::Ctx;
+use crate::store;
 use crate::store::deliveries::{self, HandRow as Found, Pick};
 
 /// A named delivery left as it was, and why.
@@ -116,11 +116,11 @@ fn run(ctx: &Ctx<'_>, sel: &Selection, action: Action) -> anyhow::Result<Exit> {
     let now = ctx.clock.now();
     let db = Database::new(ctx.config.database.clone(), sel.dry_run);
     let mut conn = db.connect_current()?;
-    let tx = conn.transaction_with_behavior(if sel.dry_run {
-        TransactionBehavior::Deferred
+    let tx = if sel.dry_run {
+        store::begin_read(&mut conn)?
     } else {
-        TransactionBehavior::Immediate
-    })?;
+        store::begin(&mut conn)?
+    };
     let mut kept = Vec::new();
     let mut chosen = Vec::new();
     let since = sel.since.as_ref().map(|s| s.resolve(now, ctx.config.timezone));
@@ -146,10 +146,7 @@ fn run(ctx: &Ctx<'_>, sel: &Selection, action: Action) -> anyhow::Result<Exit> {
     }
     for id in &sel.ids {
         if !chosen.iter().any(|f| f.id == *id) && !kept.iter().any(|k| k.id == *id) {
-            let matched: bool = tx.query_row("SELECT EXISTS (SELECT 1 FROM deliveries WHERE id = ?1)", [id], |r| {
-                r.get(0)
-            })?;
-            let why = if matched {
+            let why = if deliveries::exists(&tx, *id)? {
                 "it does not match --kind or --since".to_string()
             } else {
                 "there is no such delivery".to_string()
@@ -176,7 +173,7 @@ fn run(ctx: &Ctx<'_>, sel: &Selection, action: Action) -> anyhow::Result<Exit> {
 /// The deliveries the selection names: by id (whatever their status, to say
 /// why one is left), else those in the action's statuses matching the filters.
 fn find(
-    conn: &Connection,
+    conn: &store::Conn,
     sel: &Selection,
     action: Action,
     since: Option<DateTime<Utc>>,
@@ -192,7 +189,7 @@ fn find(
 /// Writes the change, each row again guarded by its status (a run that
 /// claimed it meanwhile wins), then lets each report row follow.
 fn change(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &store::Tx<'_>,
     chosen: &[Found],
     action: Action,
     now: DateTime<Utc>,

@@ -8,9 +8,9 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+use crate::store::Conn as Connection;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use rusqlite::Connection;
 
 use crate::channels::ping::Ping;
 use crate::cli::PurgeArgs;

@@ -6,8 +6,8 @@
 
 use std::collections::HashSet;
 
+use crate::store::Conn as Connection;
 use chrono::{DateTime, Duration, Utc};
-use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::db::Database;

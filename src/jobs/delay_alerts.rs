@@ -4,8 +4,6 @@
 //! stage first.
 
 use chrono::{DateTime, Duration, Utc};
-use rusqlite::types::ValueRef;
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 
 mod digest;
@@ -15,7 +13,7 @@ mod recheck;
 use super::{PlanCtx, PlanReport};
 use crate::config::DelayAlertsConfig;
 use crate::instant;
-use crate::store::alerts;
+use crate::store::{self, Conn, alerts, tickets};
 pub use digest::sample_context;
 use digest::{each_digest, recipients};
 use rearm::Rearm;
@@ -50,7 +48,7 @@ pub(super) struct Entry {
     pub(super) threshold: u32,
 }
 
-pub fn plan(conn: &mut Connection, cfg: &DelayAlertsConfig, ctx: &PlanCtx<'_>) -> anyhow::Result<PlanReport> {
+pub fn plan(conn: &mut Conn, cfg: &DelayAlertsConfig, ctx: &PlanCtx<'_>) -> anyhow::Result<PlanReport> {
     let mut report = PlanReport::default();
     let mut due = overdue_entries(conn, cfg, ctx, &mut report)?;
     if due.is_empty() {
@@ -76,7 +74,7 @@ pub fn plan(conn: &mut Connection, cfg: &DelayAlertsConfig, ctx: &PlanCtx<'_>) -
     }
     // The rearm check and the writes share one write transaction, so two runs
     // that overlap can never both alert the same entry.
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = store::begin(conn)?;
     retain_unalerted(&tx, cfg, ctx, &mut due)?;
     fill_details(&tx, &mut due)?;
     each_digest(&recipients, &due, ctx, &mut skipped, |message, entries| {
@@ -111,22 +109,15 @@ pub fn plan(conn: &mut Connection, cfg: &DelayAlertsConfig, ctx: &PlanCtx<'_>) -
 /// Current stage entries of active tickets past their threshold. A ticket with
 /// an unreadable `entered_at` is skipped with a warning naming it.
 fn overdue_entries(
-    conn: &Connection,
+    conn: &Conn,
     cfg: &DelayAlertsConfig,
     ctx: &PlanCtx<'_>,
     report: &mut PlanReport,
 ) -> anyhow::Result<Vec<Entry>> {
-    let mut stmt = conn.prepare(
-        "SELECT t.id, e.id, e.stage, e.entered_at
-         FROM tickets t JOIN ticket_events e ON e.ticket_id = t.id
-         WHERE t.closed_at IS NULL
-         ORDER BY t.id",
-    )?;
-    let mut rows = stmt.query([])?;
     let mut due = Vec::new();
     let mut current: Option<Current> = None;
-    while let Some(row) = rows.next()? {
-        let ticket_id: i64 = row.get(0)?;
+    tickets::each_open_stage_event(conn, |ev| {
+        let ticket_id = ev.ticket_id;
         if current.as_ref().is_some_and(|c| c.ticket_id != ticket_id) {
             finish_ticket(current.take(), cfg, ctx, &mut due, report);
         }
@@ -135,20 +126,16 @@ fn overdue_entries(
             best: None,
             bad: None,
         });
-        let event_id: i64 = row.get(1)?;
-        let stage = match row.get_ref(2)? {
-            ValueRef::Text(s) => String::from_utf8_lossy(s).into_owned(),
-            _ => {
-                cur.bad.get_or_insert((event_id, "stage is not text".into()));
-                continue;
-            }
+        let event_id = ev.event_id;
+        let Some(stage) = ev.stage else {
+            cur.bad.get_or_insert((event_id, "stage is not text".into()));
+            return;
         };
-        let parsed = match row.get_ref(3)? {
-            ValueRef::Text(s) => std::str::from_utf8(s)
-                .ok()
-                .and_then(|s| Some((instant::parse(s)?, instant::parse_in(s, ctx.naive_zone)?)))
-                .ok_or_else(|| format!("entered_at {:?} is not a timestamp", String::from_utf8_lossy(s))),
-            other => Err(format!("entered_at is {:?}, not a timestamp", other.data_type())),
+        let parsed = match ev.entered_at {
+            Ok(s) => instant::parse(&s)
+                .zip(instant::parse_in(&s, ctx.naive_zone))
+                .ok_or_else(|| format!("entered_at {s:?} is not a timestamp")),
+            Err(kind) => Err(format!("entered_at is {kind}, not a timestamp")),
         };
         match parsed {
             Ok((id_at, at)) => {
@@ -171,7 +158,7 @@ fn overdue_entries(
                 cur.bad.get_or_insert((event_id, why));
             }
         }
-    }
+    })?;
     finish_ticket(current, cfg, ctx, &mut due, report);
     Ok(due)
 }
@@ -239,7 +226,7 @@ fn finish_ticket(
 /// Keeps the entries whose current re-arm slot no alert answered yet
 /// (`rearm.rs`); `--force` keeps all.
 fn retain_unalerted(
-    conn: &Connection,
+    conn: &Conn,
     cfg: &DelayAlertsConfig,
     ctx: &PlanCtx<'_>,
     due: &mut Vec<Entry>,
@@ -271,18 +258,12 @@ fn retain_unalerted(
 
 /// Reads reference, device and customer of each due entry; an entry whose
 /// ticket was deleted since the scan is dropped.
-fn fill_details(conn: &Connection, due: &mut Vec<Entry>) -> anyhow::Result<()> {
-    let mut stmt = conn.prepare_cached("SELECT reference, device, customer FROM tickets WHERE id = ?1")?;
+fn fill_details(conn: &Conn, due: &mut Vec<Entry>) -> anyhow::Result<()> {
     let mut kept = Vec::with_capacity(due.len());
     for mut e in due.drain(..) {
-        let details = stmt
-            .query_row([e.ticket_id], |r| {
-                Ok((text(r.get_ref(0)?), text(r.get_ref(1)?), text(r.get_ref(2)?)))
-            })
-            .optional()?;
-        match details {
+        match tickets::details(conn, e.ticket_id)? {
             Some(d) => {
-                (e.reference, e.device, e.customer) = d;
+                (e.reference, e.device, e.customer) = (d.reference, d.device, d.customer);
                 kept.push(e);
             }
             None => log::info!("ticket id {} was deleted during the run; not alerted", e.ticket_id),
@@ -290,8 +271,4 @@ fn fill_details(conn: &Connection, due: &mut Vec<Entry>) -> anyhow::Result<()> {
     }
     *due = kept;
     Ok(())
-}
-
-pub(super) fn text(v: ValueRef<'_>) -> String {
-    crate::db::loose::text(v).unwrap_or_default()
 }

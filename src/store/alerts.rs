@@ -52,3 +52,28 @@ pub fn answered(conn: &Connection, event_id: i64, entered_id: DateTime<Utc>, sin
             |r| r.get(0),
         )?)
 }
+
+/// A stage entry a delivery alerted, as recorded.
+#[derive(Debug)]
+pub struct Recorded {
+    pub event_id: i64,
+    pub ticket_id: i64,
+    /// `entered_at` as recorded (`None` for rows from before schema 5).
+    pub entered_at: Option<String>,
+    pub stage: String,
+}
+
+/// The stage entries delivery `delivery_id` alerted. Errors: `StoreError`.
+pub fn entries_of(conn: &Connection, delivery_id: i64) -> Result<Vec<Recorded>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT event_id, ticket_id, entered_at, stage FROM delay_alert_log WHERE delivery_id = ?1")?;
+    let rows = stmt.query_map([delivery_id], |r| {
+        Ok(Recorded {
+            event_id: r.get(0)?,
+            ticket_id: r.get(1)?,
+            entered_at: r.get(2)?,
+            stage: crate::db::loose::text(r.get_ref(3)?).unwrap_or_default(),
+        })
+    })?;
+    super::collect(rows)
+}

@@ -84,6 +84,15 @@ pub fn rearm(tx: &Transaction<'_>, p: &Planned) -> Result<usize> {
         ])?)
 }
 
+/// Whether delivery `id` exists (whatever its status). Errors: `StoreError`.
+pub fn exists(conn: &Connection, id: i64) -> Result<bool> {
+    Ok(
+        conn.query_row("SELECT EXISTS (SELECT 1 FROM deliveries WHERE id = ?1)", [id], |r| {
+            r.get(0)
+        })?,
+    )
+}
+
 /// Whether a message with `key` was planned already (whatever became of it).
 pub fn planned_already(conn: &Connection, key: &str) -> Result<bool> {
     Ok(conn

@@ -7,17 +7,16 @@ use std::collections::HashMap;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use rusqlite::Connection;
-use rusqlite::types::ValueRef;
 use serde::Serialize;
 
-use super::{Entry, JOB, KIND, text};
+use super::{Entry, JOB, KIND};
 use crate::config::{DelayAlertsConfig, Locale};
 use crate::domain::planned::Planned;
 
 use crate::exit::{Exit, OrExit};
 use crate::instant;
 use crate::jobs::{PlanCtx, PlanReport};
+use crate::store::{Conn, tickets};
 
 pub(super) struct Recipient {
     contact_id: Option<i64>,
@@ -35,16 +34,10 @@ pub(super) struct Recipient {
 /// Active `alert_recipients` plus config `recipients`, merged by address
 /// (case-insensitively); a contact without a usable address is skipped.
 pub(super) fn recipients(
-    conn: &Connection,
+    conn: &Conn,
     cfg: &DelayAlertsConfig,
     report: &mut PlanReport,
 ) -> anyhow::Result<Vec<Recipient>> {
-    let mut stmt = conn.prepare(
-        "SELECT c.id, c.name, c.email, c.locale, c.email_enabled, c.muted_kinds, ar.stages, c.timezone, ar.active
-         FROM alert_recipients ar JOIN contacts c ON c.id = ar.contact_id
-         ORDER BY ar.id",
-    )?;
-    let mut rows = stmt.query([])?;
     let mut list: Vec<Recipient> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut add = |r: Recipient, list: &mut Vec<Recipient>| {
@@ -66,19 +59,19 @@ pub(super) fn recipients(
             }
         }
     };
-    while let Some(row) = rows.next()? {
-        if !super::recheck::active(row.get_ref(8)?) {
+    for row in tickets::alert_recipients(conn)? {
+        if !row.active {
             continue;
         }
-        let contact_id: i64 = row.get(0)?;
-        let name = text(row.get_ref(1)?);
-        let raw = text(row.get_ref(2)?).trim().to_string();
+        let contact_id = row.contact_id;
+        let name = row.name;
+        let raw = row.email.trim().to_string();
         let (email, invalid) = match crate::recipient::email(&raw) {
             Ok(email) => (email, None),
             Err(why) => (raw, Some(format!("contact {contact_id}: {why}"))),
         };
-        let enabled = crate::db::loose::flag(row.get_ref(4)?).unwrap_or(true);
-        let muted = text(row.get_ref(5)?);
+        let enabled = row.email_enabled.unwrap_or(true);
+        let muted = row.muted_kinds;
         let skip = if email.is_empty() {
             Some("has no email address")
         } else if !enabled {
@@ -92,32 +85,22 @@ pub(super) fn recipients(
             report.skipped.push(format!("contact {contact_id} ({name}) {why}"));
             continue;
         }
-        let stages = match row.get_ref(6)? {
-            ValueRef::Null => None,
-            v => Some(
-                text(v)
-                    .split(',')
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect(),
-            ),
-        };
-        let locale = match row.get_ref(3)? {
-            ValueRef::Text(l) => Locale::parse(&String::from_utf8_lossy(l)),
-            _ => None,
-        };
-        let zone = match row.get_ref(7)? {
-            ValueRef::Null => None,
-            v => match text(v).trim() {
-                "" => None,
-                name => match crate::config::parse_zone(name) {
-                    Ok(zone) => Some(zone),
-                    Err(why) => {
-                        log::warn!("contacts id {contact_id}: timezone: {why}; recipient skipped");
-                        report.data_errors += 1;
-                        continue;
-                    }
-                },
+        let stages = row.stages.map(|list| {
+            list.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        });
+        let locale = row.locale.as_deref().and_then(Locale::parse);
+        let zone = match row.timezone.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(name) => match crate::config::parse_zone(name) {
+                Ok(zone) => Some(zone),
+                Err(why) => {
+                    log::warn!("contacts id {contact_id}: timezone: {why}; recipient skipped");
+                    report.data_errors += 1;
+                    continue;
+                }
             },
         };
         add(

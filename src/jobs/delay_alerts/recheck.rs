@@ -3,13 +3,13 @@
 //! moved on, deleted), or when its recipient stopped receiving delay alerts.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension};
 
-use super::{JOB, KIND, text};
+use super::{JOB, KIND};
 use crate::config::DelayAlertsConfig;
 use crate::engine::recheck::{Recheck, Verdict};
 use crate::instant;
 use crate::store::claims::Claimed;
+use crate::store::{self, Conn as Connection, alerts, tickets};
 
 /// check-delay-alerts' [`Recheck`].
 pub struct DelayAlertsRecheck<'a> {
@@ -21,7 +21,7 @@ impl Recheck for DelayAlertsRecheck<'_> {
         JOB
     }
 
-    fn recheck(&self, conn: &Connection, row: &Claimed, _now: DateTime<Utc>) -> crate::store::Result<Verdict> {
+    fn recheck(&self, conn: &Connection, row: &Claimed, _now: DateTime<Utc>) -> store::Result<Verdict> {
         Ok(match why_not(conn, self.cfg, row)? {
             Some(reason) => Verdict::Cancel(reason),
             None => Verdict::Send,
@@ -30,22 +30,16 @@ impl Recheck for DelayAlertsRecheck<'_> {
 }
 
 /// Why the digest should not go, if so.
-fn why_not(conn: &Connection, cfg: &DelayAlertsConfig, row: &Claimed) -> rusqlite::Result<Option<String>> {
-    let entries: Vec<(i64, i64, Option<String>, String)> = {
-        let mut stmt = conn.prepare_cached(
-            "SELECT event_id, ticket_id, entered_at, stage FROM delay_alert_log WHERE delivery_id = ?1",
-        )?;
-        stmt.query_map([row.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, text(r.get_ref(3)?))))?
-            .collect::<rusqlite::Result<_>>()?
-    };
+fn why_not(conn: &Connection, cfg: &DelayAlertsConfig, row: &Claimed) -> store::Result<Option<String>> {
+    let entries = alerts::entries_of(conn, row.id)?;
     if let Some(why) = recipient_left(conn, cfg, row, &entries)? {
         return Ok(Some(why));
     }
     if entries.is_empty() {
         return Ok(None);
     }
-    for (event_id, ticket_id, entered_at, _) in &entries {
-        if still_current(conn, *ticket_id, *event_id, entered_at.as_deref())? {
+    for e in &entries {
+        if still_current(conn, e.ticket_id, e.event_id, e.entered_at.as_deref())? {
             return Ok(None);
         }
     }
@@ -58,20 +52,13 @@ fn why_not(conn: &Connection, cfg: &DelayAlertsConfig, row: &Claimed) -> rusqlit
 
 /// Whether the ticket is active and its current stage entry (latest
 /// `entered_at`, then id, compared as instants) is still this event.
-fn still_current(conn: &Connection, ticket_id: i64, event_id: i64, entered_at: Option<&str>) -> rusqlite::Result<bool> {
-    let active: Option<bool> = conn
-        .prepare_cached("SELECT closed_at IS NULL FROM tickets WHERE id = ?1")?
-        .query_row([ticket_id], |r| r.get(0))
-        .optional()?;
-    if active != Some(true) {
+fn still_current(conn: &Connection, ticket_id: i64, event_id: i64, entered_at: Option<&str>) -> store::Result<bool> {
+    if tickets::is_open(conn, ticket_id)? != Some(true) {
         return Ok(false);
     }
-    let mut stmt = conn.prepare_cached("SELECT id, entered_at FROM ticket_events WHERE ticket_id = ?1")?;
-    let mut rows = stmt.query([ticket_id])?;
     let mut current: Option<(DateTime<Utc>, i64)> = None;
-    while let Some(r) = rows.next()? {
-        let id: i64 = r.get(0)?;
-        let Some(at) = instant::parse(&text(r.get_ref(1)?)) else {
+    for (id, entered) in tickets::events(conn, ticket_id)? {
+        let Some(at) = instant::parse(&entered) else {
             continue;
         };
         if current.is_none_or(|c| (at, id) > c) {
@@ -89,8 +76,8 @@ fn recipient_left(
     conn: &Connection,
     cfg: &DelayAlertsConfig,
     row: &Claimed,
-    entries: &[(i64, i64, Option<String>, String)],
-) -> rusqlite::Result<Option<String>> {
+    entries: &[alerts::Recorded],
+) -> store::Result<Option<String>> {
     let configured = cfg
         .recipients
         .iter()
@@ -101,27 +88,17 @@ fn recipient_left(
     if configured {
         return Ok(None);
     }
-    let stages: Vec<Option<String>> = {
-        let mut stmt = conn.prepare_cached("SELECT stages, active FROM alert_recipients WHERE contact_id = ?1")?;
-        let rows = stmt.query_map([contact_id], |r| {
-            Ok((crate::db::loose::text(r.get_ref(0)?), active(r.get_ref(1)?)))
-        })?;
-        let mut stages = Vec::new();
-        for row in rows {
-            let (list, on) = row?;
-            if on {
-                stages.push(list);
-            }
-        }
-        stages
-    };
+    let stages: Vec<Option<String>> = tickets::recipient_stages(conn, contact_id)?
+        .into_iter()
+        .filter_map(|(list, on)| on.then_some(list))
+        .collect();
     let covered = |stage: &str| {
         stages.iter().any(|s| {
             s.as_deref()
                 .is_none_or(|list| list.split(',').any(|st| st.trim() == stage))
         })
     };
-    if !stages.is_empty() && !entries.is_empty() && !entries.iter().any(|(.., stage)| covered(stage)) {
+    if !stages.is_empty() && !entries.is_empty() && !entries.iter().any(|e| covered(&e.stage)) {
         return Ok(Some(format!(
             "contact {contact_id} no longer receives alerts for these stages"
         )));
@@ -129,14 +106,7 @@ fn recipient_left(
     let found: Option<(bool, String)> = if stages.is_empty() {
         None
     } else {
-        conn.prepare_cached("SELECT email_enabled, muted_kinds FROM contacts WHERE id = ?1")?
-            .query_row([contact_id], |r| {
-                Ok((
-                    crate::db::loose::flag(r.get_ref(0)?).unwrap_or(true),
-                    text(r.get_ref(1)?),
-                ))
-            })
-            .optional()?
+        tickets::email_preferences(conn, contact_id)?
     };
     Ok(match found {
         None => Some(format!("contact {contact_id} is no longer an active alert recipient")),
@@ -146,10 +116,4 @@ fn recipient_left(
         }
         Some(_) => None,
     })
-}
-
-/// `alert_recipients.active` as the host wrote it (0/1, or text such as
-/// 'true', 'no'): on only when it reads as true; NULL or other text is off.
-pub(super) fn active(v: rusqlite::types::ValueRef<'_>) -> bool {
-    crate::db::loose::flag(v).unwrap_or(false)
 }
