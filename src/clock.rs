@@ -7,7 +7,6 @@ use chrono::{DateTime, SubsecRound, Utc};
 #[derive(Clone, Copy, Debug)]
 pub struct Clock {
     now: DateTime<Utc>,
-    overridden: bool,
 }
 
 #[allow(
@@ -17,26 +16,14 @@ pub struct Clock {
 impl Clock {
     /// `now` is the real time unless `--now` / `RAPPEL_NOW` gave one.
     pub fn new(now_override: Option<DateTime<Utc>>) -> Self {
-        match now_override {
-            Some(now) => Clock {
-                now: now.trunc_subsecs(0),
-                overridden: true,
-            },
-            None => Clock {
-                now: Utc::now().trunc_subsecs(0),
-                overridden: false,
-            },
+        Clock {
+            now: now_override.unwrap_or_else(Utc::now).trunc_subsecs(0),
         }
     }
 
     /// The instant due times, backoff and validity are computed from.
     pub fn now(&self) -> DateTime<Utc> {
         self.now
-    }
-
-    /// Whether `now` was given on the command line (tests, replays).
-    pub fn is_overridden(&self) -> bool {
-        self.overridden
     }
 
     /// Real time: leases are held by a running process, so `--now` never moves them.
