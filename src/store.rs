@@ -35,6 +35,7 @@ pub mod demo;
 mod error;
 pub mod outcomes;
 pub mod purge;
+pub mod reminders;
 pub mod runs;
 mod sql;
 pub mod stats;

@@ -12,8 +12,8 @@ mod refresh;
 mod sessions;
 mod students;
 
+use crate::store::Conn;
 use chrono::{DateTime, Utc};
-use rusqlite::Connection;
 use serde::Serialize;
 
 use super::{PlanCtx, PlanReport};
@@ -46,7 +46,7 @@ struct ContactCtx<'a> {
     name: &'a str,
 }
 
-pub fn plan(conn: &mut Connection, r: &Reminders<'_>, ctx: &PlanCtx<'_>) -> anyhow::Result<PlanReport> {
+pub fn plan(conn: &mut Conn, r: &Reminders<'_>, ctx: &PlanCtx<'_>) -> anyhow::Result<PlanReport> {
     if !ctx.dry_run
         && let Some(w) = r.whatsapp
     {
@@ -126,7 +126,7 @@ fn content_payload(
 }
 
 /// When this job last finished, or a week ago.
-fn last_run(conn: &Connection, now: DateTime<Utc>) -> anyhow::Result<DateTime<Utc>> {
+fn last_run(conn: &Conn, now: DateTime<Utc>) -> anyhow::Result<DateTime<Utc>> {
     let last = crate::store::runs::last_finished(conn, JOB, now)?;
     Ok(last.unwrap_or(now - chrono::Duration::days(7)))
 }

@@ -4,12 +4,11 @@
 
 use crate::domain::Channel;
 use chrono_tz::Tz;
-use rusqlite::Row;
-use rusqlite::types::ValueRef;
 
 use crate::config::Locale;
-use crate::jobs::{PlanCtx, PlanReport, column_flag, column_text};
+use crate::jobs::{PlanCtx, PlanReport};
 use crate::recipient::{self, Region};
+use crate::store::reminders::ContactRow;
 
 pub struct Contact {
     pub id: i64,
@@ -27,60 +26,44 @@ pub struct Contact {
     channels: std::cell::OnceCell<Vec<(Channel, Result<String, String>)>>,
 }
 
-/// A host's boolean column: 0/1, or text such as "true"; NULL is `default`.
-pub fn flag(v: ValueRef<'_>, default: bool) -> bool {
-    column_flag(v).unwrap_or(default)
-}
-
 impl Contact {
-    /// The contact in columns `at..at + 10` (id, name, email, phone, locale,
-    /// timezone, email_enabled, whatsapp_enabled, sms_enabled, muted_kinds).
-    /// `None` (with a warning naming `source`, the row that refers to the
-    /// contact through `link`) when there is no such contact or its zone is
-    /// not one.
+    /// The contact a row joined (`store::reminders::ContactRow`). `None`
+    /// (with a warning naming `source`, the row that refers to the contact
+    /// through `link`) when there is no such contact or its zone is not one.
     pub fn from_row(
-        row: &Row<'_>,
-        at: usize,
+        row: ContactRow,
         (source, link): ((&str, i64), &str),
         ctx: &PlanCtx<'_>,
         report: &mut PlanReport,
-    ) -> rusqlite::Result<Option<Contact>> {
-        let Some(id) = row.get::<_, Option<i64>>(at)? else {
+    ) -> Option<Contact> {
+        let Some(id) = row.id else {
             log::warn!("{} id {}: {link} matches no row; skipped", source.0, source.1);
             report.data_errors += 1;
-            return Ok(None);
+            return None;
         };
-        let zone = match column_text(row.get_ref(at + 5)?)
-            .as_deref()
-            .map(str::trim)
-            .filter(|z| !z.is_empty())
-        {
+        let zone = match row.timezone.as_deref().map(str::trim).filter(|z| !z.is_empty()) {
             None => ctx.zone,
             Some(z) => match crate::config::parse_zone(z) {
                 Ok(zone) => zone,
                 Err(why) => {
                     log::warn!("contacts id {id}: timezone: {why}; skipped");
                     report.data_errors += 1;
-                    return Ok(None);
+                    return None;
                 }
             },
         };
-        Ok(Some(Contact {
+        Some(Contact {
             id,
-            name: column_text(row.get_ref(at + 1)?).unwrap_or_default(),
-            email: column_text(row.get_ref(at + 2)?)
-                .map(|e| e.trim().to_string())
-                .filter(|e| !e.is_empty()),
-            phone: column_text(row.get_ref(at + 3)?)
-                .map(|p| p.trim().to_string())
-                .filter(|p| !p.is_empty()),
-            locale: column_text(row.get_ref(at + 4)?).as_deref().and_then(Locale::parse),
+            name: row.name.unwrap_or_default(),
+            email: row.email.map(|e| e.trim().to_string()).filter(|e| !e.is_empty()),
+            phone: row.phone.map(|p| p.trim().to_string()).filter(|p| !p.is_empty()),
+            locale: row.locale.as_deref().and_then(Locale::parse),
             zone,
-            email_enabled: flag(row.get_ref(at + 6)?, true),
-            whatsapp_enabled: flag(row.get_ref(at + 7)?, false),
-            sms_enabled: flag(row.get_ref(at + 8)?, false),
+            email_enabled: row.email_enabled,
+            whatsapp_enabled: row.whatsapp_enabled,
+            sms_enabled: row.sms_enabled,
             muted: {
-                let (known, unknown) = crate::config::kind_list(&column_text(row.get_ref(at + 9)?).unwrap_or_default());
+                let (known, unknown) = crate::config::kind_list(&row.muted_kinds.unwrap_or_default());
                 if !unknown.is_empty() {
                     report.warn_once(format!(
                         "contacts id {id}: muted_kinds names {} that rappel does not know ({}); ignored",
@@ -92,7 +75,7 @@ impl Contact {
             },
             region: ctx.phone_region,
             channels: std::cell::OnceCell::new(),
-        }))
+        })
     }
 
     pub fn muted(&self, kind: crate::domain::Kind) -> bool {
@@ -131,26 +114,5 @@ impl Contact {
             }
         }
         out
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::flag;
-    use rusqlite::types::ValueRef;
-
-    #[test]
-    fn host_booleans_in_their_usual_spellings() {
-        for yes in [&b"1"[..], b"TRUE", b"True", b" yes ", b"on", b"t"] {
-            assert!(flag(ValueRef::Text(yes), false), "{:?}", String::from_utf8_lossy(yes));
-        }
-        for no in [&b"0"[..], b"FALSE", b"No", b"off", b""] {
-            assert!(!flag(ValueRef::Text(no), true), "{:?}", String::from_utf8_lossy(no));
-        }
-        assert!(flag(ValueRef::Integer(2), false));
-        assert!(flag(ValueRef::Real(1.0), false));
-        assert!(!flag(ValueRef::Integer(0), true));
-        assert!(flag(ValueRef::Null, true) && !flag(ValueRef::Null, false));
-        assert!(flag(ValueRef::Text(b"maybe"), true), "unknown text keeps the default");
     }
 }

@@ -5,7 +5,6 @@
 use crate::domain::{Channel, Kind};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use rusqlite::Connection;
 use serde::Serialize;
 
 use super::contact::Contact;
@@ -14,6 +13,7 @@ use crate::config::Locale;
 use crate::domain::planned::Planned;
 use crate::instant;
 use crate::jobs::{PlanCtx, PlanReport};
+use crate::store::{self, Conn};
 
 /// One reminder of one source row: due at `at`, not sent at or after `valid_until`.
 pub struct Due {
@@ -53,7 +53,7 @@ impl Due {
 /// to print.
 enum Sink<'a> {
     Db {
-        writer: &'a Connection,
+        writer: &'a Conn,
         in_batch: usize,
     },
     Dry(Vec<Planned>),
@@ -68,7 +68,7 @@ const BATCH: usize = 500;
 
 pub struct Emitter<'a> {
     /// For the planners' reads (its own snapshot per query).
-    pub conn: &'a Connection,
+    pub conn: &'a Conn,
     pub r: &'a Reminders<'a>,
     pub ctx: &'a PlanCtx<'a>,
     /// When this job last ran: a reminder that expired since is counted once as skipped.
@@ -82,8 +82,8 @@ pub struct Emitter<'a> {
 impl<'a> Emitter<'a> {
     /// Reads through `reader`, writes through `writer` in batches.
     pub fn writing(
-        reader: &'a Connection,
-        writer: &'a Connection,
+        reader: &'a Conn,
+        writer: &'a Conn,
         r: &'a Reminders<'a>,
         ctx: &'a PlanCtx<'a>,
         since: DateTime<Utc>,
@@ -100,12 +100,7 @@ impl<'a> Emitter<'a> {
     }
 
     /// Gathers the keys source row `only` gives now (see [`Emitter::probed`]).
-    pub fn probing(
-        conn: &'a Connection,
-        r: &'a Reminders<'a>,
-        ctx: &'a PlanCtx<'a>,
-        only: (&'static str, i64),
-    ) -> Self {
+    pub fn probing(conn: &'a Conn, r: &'a Reminders<'a>, ctx: &'a PlanCtx<'a>, only: (&'static str, i64)) -> Self {
         Emitter {
             conn,
             r,
@@ -125,13 +120,12 @@ impl<'a> Emitter<'a> {
         }
     }
 
-    /// Whether planning looks at `table` at all, and the SQL condition (on
-    /// `column`, the table's id) and parameter that narrow it to one row.
-    /// `None`: skip the table. The condition is `AND <column> = ?<n>`.
-    pub fn only(&self, table: &str, column: &str, n: usize) -> Option<(String, Option<i64>)> {
+    /// Whether planning looks at `table` at all, and the one row it is
+    /// narrowed to. `None`: skip the table; `Some(None)`: every row.
+    pub fn only(&self, table: &str) -> Option<Option<i64>> {
         match self.only {
-            None => Some((String::new(), None)),
-            Some((t, id)) if t == table => Some((format!(" AND {column} = ?{n}"), Some(id))),
+            None => Some(None),
+            Some((t, id)) if t == table => Some(Some(id)),
             Some(_) => None,
         }
     }
@@ -142,7 +136,7 @@ impl<'a> Emitter<'a> {
     }
 
     /// Collects the messages (dry run).
-    pub fn collecting(conn: &'a Connection, r: &'a Reminders<'a>, ctx: &'a PlanCtx<'a>, since: DateTime<Utc>) -> Self {
+    pub fn collecting(conn: &'a Conn, r: &'a Reminders<'a>, ctx: &'a PlanCtx<'a>, since: DateTime<Utc>) -> Self {
         Emitter {
             conn,
             r,
@@ -160,7 +154,7 @@ impl<'a> Emitter<'a> {
         match self.sink {
             Sink::Db { writer, in_batch } => {
                 if in_batch > 0 {
-                    writer.execute_batch("COMMIT")?;
+                    store::reminders::commit_batch(writer)?;
                 }
             }
             Sink::Dry(messages) => {
@@ -173,7 +167,7 @@ impl<'a> Emitter<'a> {
     }
 
     /// Where "already planned?" is asked: the writer sees its own batch.
-    fn ledger(&self) -> &Connection {
+    fn ledger(&self) -> &Conn {
         match &self.sink {
             Sink::Db { writer, .. } => writer,
             Sink::Dry(_) | Sink::Probe(_) => self.conn,
@@ -195,9 +189,9 @@ impl<'a> Emitter<'a> {
         match &mut self.sink {
             Sink::Db { writer, in_batch } => {
                 if *in_batch == 0 {
-                    writer.execute_batch("BEGIN IMMEDIATE")?;
+                    store::reminders::open_batch(writer)?;
                 }
-                if crate::store::deliveries::insert(writer, &message, self.ctx.now)?.is_some() {
+                if store::deliveries::insert(writer, &message, self.ctx.now)?.is_some() {
                     match failure {
                         Some(failure) => {
                             log::warn!("{failure}");
@@ -208,7 +202,7 @@ impl<'a> Emitter<'a> {
                 }
                 *in_batch += 1;
                 if *in_batch >= BATCH {
-                    writer.execute_batch("COMMIT")?;
+                    store::reminders::commit_batch(writer)?;
                     *in_batch = 0;
                 }
             }
@@ -345,7 +339,7 @@ impl<'a> Emitter<'a> {
     /// Whether `emit` would make messages for `due` now: wanted, due, still
     /// valid, and a usable channel not yet planned. Lets a kind whose data is
     /// costly to gather (the weekly digest) gather it only when needed.
-    pub fn would_emit(&self, due: &Due, contact: &Contact) -> crate::store::Result<bool> {
+    pub fn would_emit(&self, due: &Due, contact: &Contact) -> store::Result<bool> {
         let now = self.ctx.now;
         if self.is_probe() || !self.wants(due.kind, contact) || due.at > now || now >= due.valid_until {
             return Ok(false);
@@ -359,10 +353,10 @@ impl<'a> Emitter<'a> {
         due: &Due,
         contact: &Contact,
         channels: &'c [(Channel, Result<String, String>)],
-    ) -> crate::store::Result<Vec<&'c (Channel, Result<String, String>)>> {
+    ) -> store::Result<Vec<&'c (Channel, Result<String, String>)>> {
         let mut out = Vec::with_capacity(channels.len());
         for channel in channels {
-            if !crate::store::deliveries::planned_already(self.ledger(), &due.key(contact, channel.0))? {
+            if !store::deliveries::planned_already(self.ledger(), &due.key(contact, channel.0))? {
                 out.push(channel);
             }
         }

@@ -4,7 +4,6 @@
 use crate::domain::Kind;
 use chrono::{DateTime, Days, Duration, NaiveDate, NaiveTime, Utc};
 use chrono_tz::Tz;
-use rusqlite::params;
 use serde::Serialize;
 
 use super::ContactCtx;
@@ -41,34 +40,24 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
         return Ok(());
     }
     let (conn, ctx, cfg) = (em.conn, em.ctx, em.r.cfg);
-    let Some((only, only_id)) = em.only("loans", "l.id", 3) else {
+    let Some(only) = em.only("loans") else {
         return Ok(());
     };
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT l.id, l.item, l.term, l.lent_at, l.due_at, l.returned_at, c.id, c.name, c.email, c.phone,
-                c.locale, c.timezone, c.email_enabled, c.whatsapp_enabled, c.sms_enabled, c.muted_kinds
-         FROM loans l LEFT JOIN contacts c ON c.id = l.contact_id
-         WHERE (l.returned_at IS NOT NULL AND (unixepoch(l.returned_at) IS NULL OR unixepoch(l.returned_at) > ?1)
-                OR l.returned_at IS NULL AND (unixepoch(l.due_at) IS NULL OR unixepoch(l.due_at) > ?2)){only}
-         ORDER BY l.id"
-    ))?;
     // Loans returned more than 8 days ago, or overdue past every reminder, have nothing left.
-    let returned_horizon = ctx.now.timestamp() - 8 * 86_400;
-    let due_horizon = ctx.now.timestamp() - (i64::from(cfg.loan_overdue_max) + 3) * 86_400;
-    let mut rows = match only_id {
-        Some(id) => stmt.query(params![returned_horizon, due_horizon, id])?,
-        None => stmt.query(params![returned_horizon, due_horizon])?,
-    };
-    while let Some(row) = rows.next()? {
-        let loan_id: i64 = row.get(0)?;
-        let Some(contact) = Contact::from_row(row, 6, (("loans", loan_id), "contact_id"), ctx, &mut em.report)? else {
+    let returned_horizon = ctx.now - Duration::days(8);
+    let due_horizon = ctx.now - Duration::days(i64::from(cfg.loan_overdue_max) + 3);
+    let mut loans = crate::store::reminders::loans(conn, returned_horizon, due_horizon, only)?;
+    for row in loans.iter()? {
+        let row = row?;
+        let loan_id = row.id;
+        let Some(contact) = Contact::from_row(row.contact, (("loans", loan_id), "contact_id"), ctx, &mut em.report)
+        else {
             continue;
         };
-        let text = |i: usize| -> rusqlite::Result<Option<String>> { Ok(crate::db::loose::text(row.get_ref(i)?)) };
         let mut bad = |column: &str, value: Option<String>| {
             em.bad_instant("loans", loan_id, column, value.as_deref(), "loan skipped");
         };
-        let lent_raw = text(3)?;
+        let lent_raw = row.lent_at;
         let naive = ctx.naive_zone;
         let Some(lent_at) = lent_raw.as_deref().and_then(|s| instant::parse_in(s, naive)) else {
             bad("lent_at", lent_raw);
@@ -76,7 +65,7 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
         };
         // The row's name in keys, whatever naive_timezone says (db::identity).
         let source_at = lent_raw.as_deref().and_then(instant::parse);
-        let due_raw = text(4)?;
+        let due_raw = row.due_at;
         let Some(due_at) = due_raw
             .as_deref()
             .and_then(|d| instant::parse_due(d, contact.zone, naive))
@@ -84,7 +73,7 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
             bad("due_at", due_raw);
             continue;
         };
-        let returned_raw = text(5)?;
+        let returned_raw = row.returned_at;
         let returned_at = match returned_raw.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
             None => None,
             Some(v) => match instant::parse_in(v, naive) {
@@ -95,8 +84,8 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
                 }
             },
         };
-        let item = text(1)?.unwrap_or_default();
-        let term = text(2)?.unwrap_or_else(|| "long".into());
+        let item = row.item.unwrap_or_default();
+        let term = row.term.unwrap_or_else(|| "long".into());
         let loan = Loan {
             term: &term,
             lent_at,

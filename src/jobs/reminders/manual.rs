@@ -5,7 +5,6 @@
 
 use crate::domain::Kind;
 use chrono::{DateTime, Duration, Utc};
-use rusqlite::Transaction;
 use serde::Serialize;
 
 use super::ContactCtx;
@@ -13,7 +12,7 @@ use super::contact::Contact;
 use super::emit::{Due, Emitter};
 use crate::engine::record::{Outcome, SourceHook};
 use crate::instant;
-use crate::jobs::{column_id, column_text};
+use crate::store::{self, Tx};
 use crate::templates::local_datetime;
 
 pub const TABLE: &str = "manual_reminders";
@@ -50,28 +49,16 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
         return Ok(());
     }
     let (conn, ctx) = (em.conn, em.ctx);
-    let Some((only, only_id)) = em.only(TABLE, "m.id", 1) else {
+    let Some(only) = em.only(TABLE) else {
         return Ok(());
     };
     // A probe also reads a reminder already sent on one channel: its other
     // channels still go.
-    let unsent = if em.is_probe() { "1" } else { "m.sent_at IS NULL" };
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT m.id, m.message, m.created_at, m.author_contact_id, s.parent_contact_id, a.name,
-                c.id, c.name, c.email, c.phone, c.locale, c.timezone, c.email_enabled, c.whatsapp_enabled,
-                c.sms_enabled, c.muted_kinds
-         FROM manual_reminders m LEFT JOIN students s ON s.id = m.student_id LEFT JOIN contacts c ON c.id = s.contact_id
-              LEFT JOIN contacts a ON a.id = m.author_contact_id
-         WHERE {unsent}{only}
-         ORDER BY m.id"
-    ))?;
-    let mut rows = match only_id {
-        Some(id) => stmt.query([id])?,
-        None => stmt.query([])?,
-    };
-    while let Some(row) = rows.next()? {
-        let id: i64 = row.get(0)?;
-        let raw = column_text(row.get_ref(2)?);
+    let mut reminders = store::reminders::manual_reminders(conn, em.is_probe(), only)?;
+    for row in reminders.iter()? {
+        let row = row?;
+        let id = row.id;
+        let raw = row.created_at;
         let Some(created) = raw.as_deref().and_then(|s| instant::parse_in(s, ctx.naive_zone)) else {
             em.bad_instant(TABLE, id, "created_at", raw.as_deref(), "reminder skipped");
             continue;
@@ -83,19 +70,17 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
             continue;
         }
         let Some(contact) = Contact::from_row(
-            row,
-            6,
+            row.contact,
             ((TABLE, id), "student_id (or its student's contact_id)"),
             ctx,
             &mut em.report,
-        )?
-        else {
+        ) else {
             continue;
         };
-        let message = column_text(row.get_ref(1)?).unwrap_or_default();
-        let author_id = column_id(row.get_ref(3)?);
-        let parent_id = column_id(row.get_ref(4)?);
-        let author_name = column_text(row.get_ref(5)?);
+        let message = row.message.unwrap_or_default();
+        let author_id = row.author_contact_id;
+        let parent_id = row.parent_contact_id;
+        let author_name = row.author_name;
         let due = Due {
             kind: Kind::Manual,
             source_table: TABLE,
@@ -133,21 +118,8 @@ impl SourceHook for ManualHook {
         TABLE
     }
 
-    fn after_outcome(
-        &self,
-        tx: &Transaction<'_>,
-        outcome: &Outcome<'_>,
-        now: DateTime<Utc>,
-    ) -> crate::store::Result<()> {
-        let (id, at) = (outcome.source_id, outcome.source_at);
-        // Only the row the message was made for, not a new one under its id.
-        let current = crate::db::identity::current(tx, TABLE, id)?
-            .flatten()
-            .map(instant::format);
-        if at.is_none() || current.as_deref() != at {
-            return Ok(());
-        }
-        crate::store::deliveries::mark_manual_sent(tx, id, at.unwrap_or_default(), now)
+    fn after_outcome(&self, tx: &Tx<'_>, outcome: &Outcome<'_>, now: DateTime<Utc>) -> store::Result<()> {
+        store::reminders::set_manual_sent(tx, outcome.source_id, outcome.source_at, now)
     }
 }
 

@@ -6,9 +6,8 @@
 //! ended, contact gone or opted out, kind disabled, channel off, slot moved.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension};
 
-use super::contact::{Contact, flag};
+use super::contact::Contact;
 use super::emit::Emitter;
 use super::{JOB, Reminders, loans, manual, sessions, students};
 use crate::config::{Locale, RemindersConfig};
@@ -16,8 +15,9 @@ use crate::db::Database;
 use crate::db::identity;
 use crate::engine::recheck::{Recheck, Verdict};
 use crate::instant;
-use crate::jobs::{PlanCtx, PlanReport, column_text};
+use crate::jobs::{PlanCtx, PlanReport};
 use crate::store::claims::Claimed;
+use crate::store::{self, Conn};
 use crate::templates::Templates;
 
 /// send-reminders' [`Recheck`].
@@ -36,7 +36,7 @@ impl Recheck for RemindersRecheck<'_> {
         JOB
     }
 
-    fn recheck(&self, conn: &Connection, row: &Claimed, now: DateTime<Utc>) -> crate::store::Result<Verdict> {
+    fn recheck(&self, conn: &Conn, row: &Claimed, now: DateTime<Utc>) -> store::Result<Verdict> {
         let (Some(table), Some(id)) = (row.source_table.as_deref(), row.source_id) else {
             return Ok(Verdict::Send);
         };
@@ -88,14 +88,14 @@ impl Recheck for RemindersRecheck<'_> {
 
 /// The first reason the source row no longer gives this message.
 fn why_not(
-    conn: &Connection,
+    conn: &Conn,
     table: &str,
     id: i64,
     row: &Claimed,
     check: &RemindersRecheck<'_>,
     ctx: &PlanCtx<'_>,
-) -> rusqlite::Result<String> {
-    let Some(current) = identity::current(conn, table, id)? else {
+) -> store::Result<String> {
+    let Some(current) = store::reminders::source_instant(conn, table, id)? else {
         return Ok(format!("{table} id {id} was deleted"));
     };
     if current.map(instant::format) != row.source_at {
@@ -108,36 +108,17 @@ fn why_not(
             _ => format!("{table} id {id} is another row now ({column} changed)"),
         });
     }
-    let filled = |v: Option<String>| v.is_some_and(|v| !v.trim().is_empty());
-    let ended: Option<String> = match table {
-        "loans" if row.kind != "loan_returned" => conn
-            .query_row("SELECT returned_at FROM loans WHERE id = ?1", [id], |r| {
-                Ok(filled(column_text(r.get_ref(0)?)).then(|| "the loan was returned".to_string()))
-            })
-            .optional()?
-            .flatten(),
-        "revision_sessions" => conn
-            .query_row(
-                "SELECT cancelled, completed_at FROM revision_sessions WHERE id = ?1",
-                [id],
-                |r| {
-                    Ok(if flag(r.get_ref(0)?, false) {
-                        Some("the session was cancelled".to_string())
-                    } else if filled(column_text(r.get_ref(1)?)) {
-                        Some("the session was completed".to_string())
-                    } else {
-                        None
-                    })
-                },
-            )
-            .optional()?
-            .flatten(),
-        "students" => conn
-            .query_row("SELECT subscription_active FROM students WHERE id = ?1", [id], |r| {
-                Ok((!flag(r.get_ref(0)?, true)).then(|| "the student's subscription ended".to_string()))
-            })
-            .optional()?
-            .flatten(),
+    let ended: Option<&str> = match table {
+        "loans" if row.kind != "loan_returned" => {
+            (store::reminders::loan_returned(conn, id)? == Some(true)).then_some("the loan was returned")
+        }
+        "revision_sessions" => match store::reminders::session_state(conn, id)? {
+            Some(s) if s.cancelled => Some("the session was cancelled"),
+            Some(s) if s.completed => Some("the session was completed"),
+            _ => None,
+        },
+        "students" => (store::reminders::subscription_active(conn, id)? == Some(false))
+            .then_some("the student's subscription ended"),
         _ => None,
     };
     if let Some(why) = ended {
@@ -167,14 +148,14 @@ fn why_not(
     ))
 }
 
-fn contact(conn: &Connection, id: i64, ctx: &PlanCtx<'_>) -> rusqlite::Result<Option<Contact>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, name, email, phone, locale, timezone, email_enabled, whatsapp_enabled, sms_enabled, muted_kinds
-         FROM contacts WHERE id = ?1",
-    )?;
-    let mut rows = stmt.query([id])?;
-    let Some(row) = rows.next()? else {
+fn contact(conn: &Conn, id: i64, ctx: &PlanCtx<'_>) -> store::Result<Option<Contact>> {
+    let Some(row) = store::reminders::contact(conn, id)? else {
         return Ok(None);
     };
-    Contact::from_row(row, 0, (("contacts", id), "id"), ctx, &mut PlanReport::default())
+    Ok(Contact::from_row(
+        row,
+        (("contacts", id), "id"),
+        ctx,
+        &mut PlanReport::default(),
+    ))
 }

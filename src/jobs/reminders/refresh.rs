@@ -3,8 +3,8 @@
 //! `provider_status` (never in `status`: the message did leave). Final
 //! statuses: delivered, read, undelivered, failed.
 
+use crate::store::Conn;
 use chrono::{DateTime, Duration, Utc};
-use rusqlite::Connection;
 
 use crate::channels::SendError;
 use crate::channels::twilio::TwilioChannel;
@@ -22,7 +22,7 @@ fn explain(code: i64) -> String {
 
 /// Refreshes what it can; returns how many messages changed. A transport
 /// problem ends the refresh quietly: the next run asks again.
-pub fn refresh(conn: &Connection, twilio: &TwilioChannel, now: DateTime<Utc>) -> anyhow::Result<usize> {
+pub fn refresh(conn: &Conn, twilio: &TwilioChannel, now: DateTime<Utc>) -> anyhow::Result<usize> {
     let pending = deliveries::awaiting_provider_status(conn, now - Duration::hours(48))?;
     let mut changed = 0;
     for (id, sid) in pending {

@@ -6,14 +6,12 @@
 use crate::domain::Kind;
 use chrono::{DateTime, Duration, NaiveTime, Utc};
 use chrono_tz::Tz;
-use rusqlite::params;
 use serde::Serialize;
 
-use super::contact::{Contact, flag};
+use super::contact::Contact;
 use super::emit::{Due, Emitter};
 use super::{ContactCtx, absolute_link};
 use crate::config::{Locale, RemindersConfig};
-use crate::db::loose::text as column_text;
 use crate::instant::{self, local_to_utc};
 use crate::templates::{local_day, local_time};
 
@@ -65,20 +63,6 @@ pub fn slots(start: DateTime<Utc>, zone: Tz, cfg: &RemindersConfig) -> Vec<(Kind
     out
 }
 
-/// Start times that do not begin with a date (the text prefilter cannot find
-/// them; they are read to be reported).
-pub const NOT_A_DATE: &str = "starts_at NOT GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*'";
-
-/// Bounds `[lo, hi)` for a text prefilter on instants a host wrote: every
-/// accepted form begins with its date in its own offset (UTC-12 to UTC+14).
-pub fn date_bounds(from: DateTime<Utc>, to: DateTime<Utc>) -> (String, String) {
-    let day = |t: DateTime<Utc>| t.date_naive().format("%Y-%m-%d").to_string();
-    (
-        day(from - Duration::hours(12)),
-        day(to + Duration::hours(14) + Duration::days(1)),
-    )
-}
-
 /// How far ahead a session can have a due reminder: the eve slot is at most
 /// 48 hours before the start, plus a DST change (up to 2 hours in some zones).
 const LOOK_AHEAD_H: i64 = 51;
@@ -88,31 +72,19 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
         return Ok(());
     }
     let (conn, ctx, cfg) = (em.conn, em.ctx, em.r.cfg);
-    let Some((only, only_id)) = em.only("revision_sessions", "r.id", 3) else {
+    let Some(only) = em.only("revision_sessions") else {
         return Ok(());
     };
     // A session's slots are at most two days before it, and valid at most
     // until it starts: sessions starting after the last run (to count the
     // expired ones) and within LOOK_AHEAD_H hours, found by date through the
     // index, then compared as instants.
-    let columns = "r.id, r.subject, r.starts_at, r.objective, r.link, r.cancelled, r.completed_at,
-                   c.id, c.name, c.email, c.phone, c.locale, c.timezone, c.email_enabled, c.whatsapp_enabled,
-                   c.sms_enabled, c.muted_kinds
-                   FROM revision_sessions r LEFT JOIN students s ON s.id = r.student_id
-                   LEFT JOIN contacts c ON c.id = s.contact_id";
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {columns} WHERE r.starts_at >= ?1 AND r.starts_at < ?2{only}
-         UNION ALL SELECT {columns} WHERE r.{NOT_A_DATE}{only}"
-    ))?;
     let (from, to) = (em.since().min(ctx.now), ctx.now + Duration::hours(LOOK_AHEAD_H));
-    let (lo, hi) = date_bounds(from, to);
-    let mut rows = match only_id {
-        Some(id) => stmt.query(params![lo, hi, id])?,
-        None => stmt.query(params![lo, hi])?,
-    };
-    while let Some(row) = rows.next()? {
-        let id: i64 = row.get(0)?;
-        let raw = column_text(row.get_ref(2)?);
+    let mut sessions = crate::store::reminders::sessions(conn, from, to, only)?;
+    for row in sessions.iter()? {
+        let row = row?;
+        let id = row.id;
+        let raw = row.starts_at;
         let Some(start) = raw.as_deref().and_then(|s| instant::parse_in(s, ctx.naive_zone)) else {
             em.bad_instant("revision_sessions", id, "starts_at", raw.as_deref(), "session skipped");
             continue;
@@ -123,22 +95,20 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
         if start <= from || start > to {
             continue;
         }
-        if flag(row.get_ref(5)?, false) || column_text(row.get_ref(6)?).is_some_and(|c| !c.trim().is_empty()) {
+        if row.cancelled || row.completed {
             continue;
         }
         let Some(contact) = Contact::from_row(
-            row,
-            7,
+            row.contact,
             (("revision_sessions", id), "student_id (or its student's contact_id)"),
             ctx,
             &mut em.report,
-        )?
-        else {
+        ) else {
             continue;
         };
-        let subject = column_text(row.get_ref(1)?).unwrap_or_default();
-        let objective = column_text(row.get_ref(3)?);
-        let link = column_text(row.get_ref(4)?);
+        let subject = row.subject.unwrap_or_default();
+        let objective = row.objective;
+        let link = row.link;
         let local_date = |t: DateTime<Utc>| t.with_timezone(&contact.zone).date_naive();
         let days_ahead = (local_date(start) - local_date(ctx.now)).num_days();
         for (kind, at, valid_until) in slots(start, contact.zone, cfg) {
@@ -239,18 +209,5 @@ mod tests {
         );
         let start = utc("2026-11-10T06:30:00Z");
         assert_eq!(s, vec![(Kind::SessionEve, utc("2026-11-09T17:30:00Z"), start)]);
-    }
-
-    #[test]
-    fn the_date_prefilter_keeps_every_offset() {
-        let (from, to) = (utc("2026-03-10T05:00:00Z"), utc("2026-03-12T20:00:00Z"));
-        let (lo, hi) = date_bounds(from, to);
-        // Just after `from` written at UTC-12, just before `to` at UTC+14.
-        for written in ["2026-03-09T17:01:00-12:00", "2026-03-13 10:00:00+14:00"] {
-            assert!(
-                written >= lo.as_str() && written < hi.as_str(),
-                "{written} in [{lo}, {hi})"
-            );
-        }
     }
 }

@@ -7,16 +7,13 @@
 use crate::domain::Kind;
 use chrono::{DateTime, Datelike, Days, NaiveDate, NaiveTime, Utc, Weekday};
 use chrono_tz::Tz;
-use rusqlite::params;
 use serde::Serialize;
 
-use super::contact::{Contact, flag};
+use super::contact::Contact;
 use super::emit::{Due, Emitter};
-use super::sessions::date_bounds;
 use super::{ContactCtx, absolute_link};
 use crate::config::{Locale, RemindersConfig};
 use crate::instant::{self, local_to_utc};
-use crate::jobs::{column_id, column_text};
 use crate::templates::{local_date, local_day, local_time};
 
 /// Today's inactivity slot, when the student has been away long enough:
@@ -130,46 +127,40 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
         return Ok(());
     }
     let (conn, ctx, cfg) = (em.conn, em.ctx, em.r.cfg);
-    let Some((only, only_id)) = em.only("students", "s.id", 1) else {
+    let Some(only) = em.only("students") else {
         return Ok(());
     };
     let mut digests = Vec::new();
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT s.id, s.subscription_active, s.subscribed_at, s.last_active_at,
-                c.id, c.name, c.email, c.phone, c.locale, c.timezone, c.email_enabled, c.whatsapp_enabled,
-                c.sms_enabled, c.muted_kinds
-         FROM students s LEFT JOIN contacts c ON c.id = s.contact_id
-         WHERE 1{only}
-         ORDER BY s.id"
-    ))?;
-    let mut rows = match only_id {
-        Some(id) => stmt.query([id])?,
-        None => stmt.query([])?,
-    };
-    while let Some(row) = rows.next()? {
-        let id: i64 = row.get(0)?;
-        if !flag(row.get_ref(1)?, true) {
+    let mut students = crate::store::reminders::students(conn, only)?;
+    for row in students.iter()? {
+        let row = row?;
+        let id = row.id;
+        if !row.subscription_active {
             continue;
         }
-        let Some(contact) = Contact::from_row(row, 4, (("students", id), "contact_id"), ctx, &mut em.report)? else {
+        let Some(contact) = Contact::from_row(row.contact, (("students", id), "contact_id"), ctx, &mut em.report)
+        else {
             continue;
         };
         // Names the student row with its id (db::identity).
-        let subscribed = column_text(row.get_ref(2)?).as_deref().and_then(instant::parse);
+        let subscribed = row.subscribed_at.as_deref().and_then(instant::parse);
         if inactivity && em.wants(Kind::Inactivity, &contact) {
             // The later of the last activity and the subscription: a student
             // who subscribes again starts afresh.
             let mut seen: Option<(DateTime<Utc>, bool)> = None;
             let mut readable = true;
-            for (i, column, active) in [(3, "last_active_at", true), (2, "subscribed_at", false)] {
-                let Some(v) = column_text(row.get_ref(i)?).filter(|v| !v.trim().is_empty()) else {
+            for (v, column, active) in [
+                (&row.last_active_at, "last_active_at", true),
+                (&row.subscribed_at, "subscribed_at", false),
+            ] {
+                let Some(v) = v.as_deref().filter(|v| !v.trim().is_empty()) else {
                     continue;
                 };
-                match instant::parse_in(&v, ctx.naive_zone) {
+                match instant::parse_in(v, ctx.naive_zone) {
                     Some(t) if seen.is_none_or(|(s, _)| t > s) => seen = Some((t, active)),
                     Some(_) => {}
                     None => {
-                        em.bad_instant("students", id, column, Some(&v), "no inactivity reminder");
+                        em.bad_instant("students", id, column, Some(v), "no inactivity reminder");
                         readable = false;
                     }
                 }
@@ -213,8 +204,7 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
             }
         }
     }
-    drop(rows);
-    drop(stmt);
+    drop(students);
     plan_digests(em, digests)
 }
 
@@ -240,33 +230,24 @@ fn plan_digests(em: &mut Emitter<'_>, digests: Vec<Digest>) -> anyhow::Result<()
         return Ok(());
     };
     let (conn, ctx) = (em.conn, em.ctx);
-    // Found by date through the index (`date_bounds`), compared as instants
-    // below; start times that are not dates are reported by the session kinds.
-    let mut stmt = conn.prepare(
-        "SELECT student_id, subject, starts_at, objective, link, cancelled, completed_at
-         FROM revision_sessions
-         WHERE starts_at >= ?1 AND starts_at < ?2
-         ORDER BY student_id, starts_at, id",
-    )?;
-    let (lo, hi) = date_bounds(from, to);
-    let mut rows = stmt
-        .query_map(params![lo, hi], |r| {
-            let naive = ctx.naive_zone;
-            Ok(SessionRow {
+    // Found by date through the index, compared as instants below; start
+    // times that are not dates are reported by the session kinds.
+    let mut sessions = crate::store::reminders::digest_sessions(conn, from, to)?;
+    let naive = ctx.naive_zone;
+    let mut rows = sessions
+        .iter()?
+        .map(|r| {
+            r.map(|r| SessionRow {
                 // Not an id (a host's loose column): matches no student.
-                student_id: column_id(r.get_ref(0)?).unwrap_or(i64::MIN),
-                subject: column_text(r.get_ref(1)?).unwrap_or_default(),
-                start: column_text(r.get_ref(2)?)
-                    .as_deref()
-                    .and_then(|s| instant::parse_in(s, naive)),
-                objective: column_text(r.get_ref(3)?)
-                    .map(|o| o.trim().to_string())
-                    .filter(|o| !o.is_empty()),
-                link: column_text(r.get_ref(4)?),
-                cancelled: flag(r.get_ref(5)?, false),
-                done: column_text(r.get_ref(6)?).is_some_and(|c| !c.trim().is_empty()),
+                student_id: r.student_id.unwrap_or(i64::MIN),
+                subject: r.subject.unwrap_or_default(),
+                start: r.starts_at.as_deref().and_then(|s| instant::parse_in(s, naive)),
+                objective: r.objective.map(|o| o.trim().to_string()).filter(|o| !o.is_empty()),
+                link: r.link,
+                cancelled: r.cancelled,
+                done: r.completed,
             })
-        })?
+        })
         .peekable();
     for digest in digests {
         let mut mine = Vec::new();

@@ -1,0 +1,490 @@
+//! send-reminders' reads of the host's tables (`loans`, `revision_sessions`,
+//! `students`, `manual_reminders`, each joined to its `contacts` row), the
+//! short write transactions its messages are planned in, the engine's last
+//! look at a source row, and `manual_reminders.sent_at`.
+//!
+//! Host columns are of loose types (`db::loose`): texts and ids are read as
+//! written, booleans with their default. Host instants are handed over as
+//! written: the planners parse them in the zone that applies (`naive_timezone`,
+//! the contact's for a date-only due date) and name the raw value when it does
+//! not parse. In PostgreSQL the host's columns are typed, and the same reads
+//! are the same `SELECT`s, `unixepoch(x)` being `extract(epoch FROM x)`.
+
+use super::{Result, StoreError, Tx};
+use chrono::{DateTime, Duration, Utc};
+use rusqlite::types::{Value, ValueRef};
+use rusqlite::{Connection, OptionalExtension, Row};
+
+use crate::db::loose;
+use crate::instant;
+
+/// A read prepared on a connection, its rows taken one at a time: the
+/// planners write messages as they read, so memory stays flat however many
+/// rows there are.
+pub struct Rows<'c, T> {
+    stmt: rusqlite::CachedStatement<'c>,
+    params: Vec<Value>,
+    read: fn(&Row<'_>) -> rusqlite::Result<T>,
+}
+
+impl<T> Rows<'_, T> {
+    /// Runs the read: each item is one row, or the error reading it
+    /// (`StoreError`). Errors: the statement's.
+    pub fn iter(&mut self) -> Result<impl Iterator<Item = Result<T>> + '_> {
+        let rows = self
+            .stmt
+            .query_map(rusqlite::params_from_iter(&self.params), self.read)?;
+        Ok(rows.map(|r| r.map_err(StoreError::from)))
+    }
+}
+
+/// A host's boolean column: 0/1, or text such as "true"; NULL is `default`.
+fn flag(v: ValueRef<'_>, default: bool) -> bool {
+    loose::flag(v).unwrap_or(default)
+}
+
+/// Whether a host column holds something: not NULL, not blank.
+fn filled(v: ValueRef<'_>) -> bool {
+    loose::text(v).is_some_and(|v| !v.trim().is_empty())
+}
+
+/// The condition (on `column`, the table's id, parameter `?n`) that narrows
+/// a read to row `only`, and its parameter; none when `only` is `None`.
+fn narrowed(column: &str, n: usize, only: Option<i64>, params: &mut Vec<Value>) -> String {
+    match only {
+        Some(id) => {
+            params.push(Value::Integer(id));
+            format!(" AND {column} = ?{n}")
+        }
+        None => String::new(),
+    }
+}
+
+/// The contact a reminder goes to, as the host wrote it.
+#[derive(Debug)]
+pub struct ContactRow {
+    /// `None` when the row's link matches no contact.
+    pub id: Option<i64>,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub locale: Option<String>,
+    /// An IANA zone name, as written.
+    pub timezone: Option<String>,
+    /// On unless the host says otherwise (NULL or unreadable: on).
+    pub email_enabled: bool,
+    /// Off unless the host says otherwise.
+    pub whatsapp_enabled: bool,
+    /// Off unless the host says otherwise.
+    pub sms_enabled: bool,
+    /// The kinds the contact muted, comma-separated, as written.
+    pub muted_kinds: Option<String>,
+}
+
+/// The contact in columns `at..at + 10` (id, name, email, phone, locale,
+/// timezone, email_enabled, whatsapp_enabled, sms_enabled, muted_kinds).
+fn contact_at(row: &Row<'_>, at: usize) -> rusqlite::Result<ContactRow> {
+    Ok(ContactRow {
+        id: row.get(at)?,
+        name: loose::text(row.get_ref(at + 1)?),
+        email: loose::text(row.get_ref(at + 2)?),
+        phone: loose::text(row.get_ref(at + 3)?),
+        locale: loose::text(row.get_ref(at + 4)?),
+        timezone: loose::text(row.get_ref(at + 5)?),
+        email_enabled: flag(row.get_ref(at + 6)?, true),
+        whatsapp_enabled: flag(row.get_ref(at + 7)?, false),
+        sms_enabled: flag(row.get_ref(at + 8)?, false),
+        muted_kinds: loose::text(row.get_ref(at + 9)?),
+    })
+}
+
+/// A loan with its borrower; instants as written.
+#[derive(Debug)]
+pub struct LoanRow {
+    pub id: i64,
+    pub item: Option<String>,
+    pub term: Option<String>,
+    pub lent_at: Option<String>,
+    pub due_at: Option<String>,
+    pub returned_at: Option<String>,
+    pub contact: ContactRow,
+}
+
+/// The loans that may still have a reminder, in id order: those returned
+/// after `returned_after`, and those not returned and due after
+/// `due_after` (UTC), plus any whose instant is not one (to be reported);
+/// only row `only` when given. Errors: the statement's (`StoreError`).
+pub fn loans(
+    conn: &Connection,
+    returned_after: DateTime<Utc>,
+    due_after: DateTime<Utc>,
+    only: Option<i64>,
+) -> Result<Rows<'_, LoanRow>> {
+    let mut params = vec![
+        Value::Integer(returned_after.timestamp()),
+        Value::Integer(due_after.timestamp()),
+    ];
+    let only = narrowed("l.id", 3, only, &mut params);
+    let stmt = conn.prepare_cached(&format!(
+        "SELECT l.id, l.item, l.term, l.lent_at, l.due_at, l.returned_at, c.id, c.name, c.email, c.phone,
+                c.locale, c.timezone, c.email_enabled, c.whatsapp_enabled, c.sms_enabled, c.muted_kinds
+         FROM loans l LEFT JOIN contacts c ON c.id = l.contact_id
+         WHERE (l.returned_at IS NOT NULL AND (unixepoch(l.returned_at) IS NULL OR unixepoch(l.returned_at) > ?1)
+                OR l.returned_at IS NULL AND (unixepoch(l.due_at) IS NULL OR unixepoch(l.due_at) > ?2)){only}
+         ORDER BY l.id"
+    ))?;
+    Ok(Rows {
+        stmt,
+        params,
+        read: |r| {
+            Ok(LoanRow {
+                id: r.get(0)?,
+                item: loose::text(r.get_ref(1)?),
+                term: loose::text(r.get_ref(2)?),
+                lent_at: loose::text(r.get_ref(3)?),
+                due_at: loose::text(r.get_ref(4)?),
+                returned_at: loose::text(r.get_ref(5)?),
+                contact: contact_at(r, 6)?,
+            })
+        },
+    })
+}
+
+/// A revision session with its student's contact; `starts_at` as written.
+#[derive(Debug)]
+pub struct SessionRow {
+    pub id: i64,
+    pub subject: Option<String>,
+    pub starts_at: Option<String>,
+    pub objective: Option<String>,
+    pub link: Option<String>,
+    pub cancelled: bool,
+    /// `completed_at` is set.
+    pub completed: bool,
+    pub contact: ContactRow,
+}
+
+/// Start times that do not begin with a date (the text prefilter cannot find
+/// them; they are read to be reported).
+const NOT_A_DATE: &str = "starts_at NOT GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*'";
+
+/// Bounds `[lo, hi)` for a text prefilter on instants a host wrote: every
+/// accepted form begins with its date in its own offset (UTC-12 to UTC+14).
+fn date_bounds(from: DateTime<Utc>, to: DateTime<Utc>) -> (String, String) {
+    let day = |t: DateTime<Utc>| t.date_naive().format("%Y-%m-%d").to_string();
+    (
+        day(from - Duration::hours(12)),
+        day(to + Duration::hours(14) + Duration::days(1)),
+    )
+}
+
+/// The sessions that may start between `from` and `to` (UTC), found by date
+/// through the index, so with a margin the caller compares as instants; and
+/// every session whose start is not a date (to be reported). Only row `only`
+/// when given. Errors: the statement's (`StoreError`). In PostgreSQL, with
+/// `starts_at` a `timestamptz`, the same read is `starts_at > $1 AND
+/// starts_at <= $2`.
+pub fn sessions(
+    conn: &Connection,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    only: Option<i64>,
+) -> Result<Rows<'_, SessionRow>> {
+    let (lo, hi) = date_bounds(from, to);
+    let mut params = vec![Value::Text(lo), Value::Text(hi)];
+    let only = narrowed("r.id", 3, only, &mut params);
+    let columns = "r.id, r.subject, r.starts_at, r.objective, r.link, r.cancelled, r.completed_at,
+                   c.id, c.name, c.email, c.phone, c.locale, c.timezone, c.email_enabled, c.whatsapp_enabled,
+                   c.sms_enabled, c.muted_kinds
+                   FROM revision_sessions r LEFT JOIN students s ON s.id = r.student_id
+                   LEFT JOIN contacts c ON c.id = s.contact_id";
+    let stmt = conn.prepare_cached(&format!(
+        "SELECT {columns} WHERE r.starts_at >= ?1 AND r.starts_at < ?2{only}
+         UNION ALL SELECT {columns} WHERE r.{NOT_A_DATE}{only}"
+    ))?;
+    Ok(Rows {
+        stmt,
+        params,
+        read: |r| {
+            Ok(SessionRow {
+                id: r.get(0)?,
+                subject: loose::text(r.get_ref(1)?),
+                starts_at: loose::text(r.get_ref(2)?),
+                objective: loose::text(r.get_ref(3)?),
+                link: loose::text(r.get_ref(4)?),
+                cancelled: flag(r.get_ref(5)?, false),
+                completed: filled(r.get_ref(6)?),
+                contact: contact_at(r, 7)?,
+            })
+        },
+    })
+}
+
+/// A student with their contact; instants as written.
+#[derive(Debug)]
+pub struct StudentRow {
+    pub id: i64,
+    /// On unless the host says otherwise.
+    pub subscription_active: bool,
+    pub subscribed_at: Option<String>,
+    pub last_active_at: Option<String>,
+    pub contact: ContactRow,
+}
+
+/// Every student, in id order (only row `only` when given). Errors: the
+/// statement's (`StoreError`).
+pub fn students(conn: &Connection, only: Option<i64>) -> Result<Rows<'_, StudentRow>> {
+    let mut params = Vec::new();
+    let only = narrowed("s.id", 1, only, &mut params);
+    let stmt = conn.prepare_cached(&format!(
+        "SELECT s.id, s.subscription_active, s.subscribed_at, s.last_active_at,
+                c.id, c.name, c.email, c.phone, c.locale, c.timezone, c.email_enabled, c.whatsapp_enabled,
+                c.sms_enabled, c.muted_kinds
+         FROM students s LEFT JOIN contacts c ON c.id = s.contact_id
+         WHERE 1{only}
+         ORDER BY s.id"
+    ))?;
+    Ok(Rows {
+        stmt,
+        params,
+        read: |r| {
+            Ok(StudentRow {
+                id: r.get(0)?,
+                subscription_active: flag(r.get_ref(1)?, true),
+                subscribed_at: loose::text(r.get_ref(2)?),
+                last_active_at: loose::text(r.get_ref(3)?),
+                contact: contact_at(r, 4)?,
+            })
+        },
+    })
+}
+
+/// A session as a weekly digest lists it; `starts_at` as written.
+#[derive(Debug)]
+pub struct DigestSession {
+    /// `None` when the host's value is not an id.
+    pub student_id: Option<i64>,
+    pub subject: Option<String>,
+    pub starts_at: Option<String>,
+    pub objective: Option<String>,
+    pub link: Option<String>,
+    pub cancelled: bool,
+    /// `completed_at` is set.
+    pub completed: bool,
+}
+
+/// The sessions that may start between `from` and `to` (UTC), in student
+/// order, then start as written, then id; found by date through the index,
+/// so with a margin the caller compares as instants (start times that are
+/// not dates are left out: `sessions` reports them). Errors: the
+/// statement's (`StoreError`).
+pub fn digest_sessions(conn: &Connection, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Rows<'_, DigestSession>> {
+    let (lo, hi) = date_bounds(from, to);
+    let stmt = conn.prepare_cached(
+        "SELECT student_id, subject, starts_at, objective, link, cancelled, completed_at
+         FROM revision_sessions
+         WHERE starts_at >= ?1 AND starts_at < ?2
+         ORDER BY student_id, starts_at, id",
+    )?;
+    Ok(Rows {
+        stmt,
+        params: vec![Value::Text(lo), Value::Text(hi)],
+        read: |r| {
+            Ok(DigestSession {
+                student_id: loose::id(r.get_ref(0)?),
+                subject: loose::text(r.get_ref(1)?),
+                starts_at: loose::text(r.get_ref(2)?),
+                objective: loose::text(r.get_ref(3)?),
+                link: loose::text(r.get_ref(4)?),
+                cancelled: flag(r.get_ref(5)?, false),
+                completed: filled(r.get_ref(6)?),
+            })
+        },
+    })
+}
+
+/// A manual reminder with its author and its student's contact;
+/// `created_at` as written.
+#[derive(Debug)]
+pub struct ManualRow {
+    pub id: i64,
+    pub message: Option<String>,
+    pub created_at: Option<String>,
+    pub author_contact_id: Option<i64>,
+    /// The student's parent (`students.parent_contact_id`).
+    pub parent_contact_id: Option<i64>,
+    /// The author's name, when the author is a contact.
+    pub author_name: Option<String>,
+    pub contact: ContactRow,
+}
+
+/// The manual reminders not sent yet (with `include_sent`, every one: one
+/// already sent on a channel still goes on the others), in id order; only
+/// row `only` when given. Errors: the statement's (`StoreError`).
+pub fn manual_reminders(conn: &Connection, include_sent: bool, only: Option<i64>) -> Result<Rows<'_, ManualRow>> {
+    let mut params = Vec::new();
+    let only = narrowed("m.id", 1, only, &mut params);
+    let unsent = if include_sent { "1" } else { "m.sent_at IS NULL" };
+    let stmt = conn.prepare_cached(&format!(
+        "SELECT m.id, m.message, m.created_at, m.author_contact_id, s.parent_contact_id, a.name,
+                c.id, c.name, c.email, c.phone, c.locale, c.timezone, c.email_enabled, c.whatsapp_enabled,
+                c.sms_enabled, c.muted_kinds
+         FROM manual_reminders m LEFT JOIN students s ON s.id = m.student_id LEFT JOIN contacts c ON c.id = s.contact_id
+              LEFT JOIN contacts a ON a.id = m.author_contact_id
+         WHERE {unsent}{only}
+         ORDER BY m.id"
+    ))?;
+    Ok(Rows {
+        stmt,
+        params,
+        read: |r| {
+            Ok(ManualRow {
+                id: r.get(0)?,
+                message: loose::text(r.get_ref(1)?),
+                created_at: loose::text(r.get_ref(2)?),
+                author_contact_id: loose::id(r.get_ref(3)?),
+                parent_contact_id: loose::id(r.get_ref(4)?),
+                author_name: loose::text(r.get_ref(5)?),
+                contact: contact_at(r, 6)?,
+            })
+        },
+    })
+}
+
+/// Contact `id`; `None` when there is none. Errors: the statement's
+/// (`StoreError`).
+pub fn contact(conn: &Connection, id: i64) -> Result<Option<ContactRow>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, name, email, phone, locale, timezone, email_enabled, whatsapp_enabled, sms_enabled, muted_kinds
+         FROM contacts WHERE id = ?1",
+    )?;
+    let mut rows = stmt.query([id])?;
+    let Some(row) = rows.next()? else {
+        return Ok(None);
+    };
+    Ok(Some(contact_at(row, 0)?))
+}
+
+/// The identifying instant of source row `id` of `table` as it is now
+/// (`db::identity`): `None` when the row is gone, `Some(None)` when its
+/// instant is empty or does not parse. Errors: the statement's
+/// (`StoreError`).
+pub fn source_instant(conn: &Connection, table: &str, id: i64) -> Result<Option<Option<DateTime<Utc>>>> {
+    Ok(crate::db::identity::current(conn, table, id)?)
+}
+
+/// Whether loan `id` was returned (`returned_at` is set); `None` when there
+/// is no such loan. Errors: the statement's (`StoreError`).
+pub fn loan_returned(conn: &Connection, id: i64) -> Result<Option<bool>> {
+    Ok(conn
+        .query_row("SELECT returned_at FROM loans WHERE id = ?1", [id], |r| {
+            Ok(filled(r.get_ref(0)?))
+        })
+        .optional()?)
+}
+
+/// Whether a session was cancelled or completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionState {
+    pub cancelled: bool,
+    /// `completed_at` is set.
+    pub completed: bool,
+}
+
+/// Session `id`'s state; `None` when there is no such session. Errors: the
+/// statement's (`StoreError`).
+pub fn session_state(conn: &Connection, id: i64) -> Result<Option<SessionState>> {
+    Ok(conn
+        .query_row(
+            "SELECT cancelled, completed_at FROM revision_sessions WHERE id = ?1",
+            [id],
+            |r| {
+                Ok(SessionState {
+                    cancelled: flag(r.get_ref(0)?, false),
+                    completed: filled(r.get_ref(1)?),
+                })
+            },
+        )
+        .optional()?)
+}
+
+/// Whether student `id`'s subscription is active (NULL or unreadable:
+/// active); `None` when there is no such student. Errors: the statement's
+/// (`StoreError`).
+pub fn subscription_active(conn: &Connection, id: i64) -> Result<Option<bool>> {
+    Ok(conn
+        .query_row("SELECT subscription_active FROM students WHERE id = ?1", [id], |r| {
+            Ok(flag(r.get_ref(0)?, true))
+        })
+        .optional()?)
+}
+
+/// Opens a batch of planned messages on `conn`: a write transaction that
+/// takes the write lock at once (`BEGIN IMMEDIATE`), so the host's writes
+/// wait at most one batch; `commit_batch` ends it. The planner holds the
+/// connection shared while it reads through another, so it opens and commits
+/// by statement rather than holding a `Tx`. In PostgreSQL, `BEGIN` on the
+/// writer's session. Errors: the lock still held by another writer past the
+/// busy timeout (`StoreError`).
+pub fn open_batch(conn: &Connection) -> Result<()> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    Ok(())
+}
+
+/// Commits the batch `open_batch` opened. Errors: `StoreError`.
+pub fn commit_batch(conn: &Connection) -> Result<()> {
+    conn.execute_batch("COMMIT")?;
+    Ok(())
+}
+
+/// Sets `manual_reminders.sent_at` of row `id` to `now` (UTC) once one of
+/// its messages was sent, in the transaction that recorded it; only when
+/// the row is still the one the message was made for (`source_at`, as the
+/// delivery stored it), not a new one under its id. Errors: `StoreError`.
+pub fn set_manual_sent(tx: &Tx<'_>, id: i64, source_at: Option<&str>, now: DateTime<Utc>) -> Result<()> {
+    // Only the row the message was made for, not a new one under its id.
+    let current = source_instant(tx, "manual_reminders", id)?
+        .flatten()
+        .map(instant::format);
+    let Some(at) = source_at.filter(|at| current.as_deref() == Some(*at)) else {
+        return Ok(());
+    };
+    super::deliveries::mark_manual_sent(tx, id, at, now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_booleans_in_their_usual_spellings() {
+        for yes in [&b"1"[..], b"TRUE", b"True", b" yes ", b"on", b"t"] {
+            assert!(flag(ValueRef::Text(yes), false), "{:?}", String::from_utf8_lossy(yes));
+        }
+        for no in [&b"0"[..], b"FALSE", b"No", b"off", b""] {
+            assert!(!flag(ValueRef::Text(no), true), "{:?}", String::from_utf8_lossy(no));
+        }
+        assert!(flag(ValueRef::Integer(2), false));
+        assert!(flag(ValueRef::Real(1.0), false));
+        assert!(!flag(ValueRef::Integer(0), true));
+        assert!(flag(ValueRef::Null, true) && !flag(ValueRef::Null, false));
+        assert!(flag(ValueRef::Text(b"maybe"), true), "unknown text keeps the default");
+    }
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        instant::parse(s).unwrap()
+    }
+
+    #[test]
+    fn the_date_prefilter_keeps_every_offset() {
+        let (from, to) = (utc("2026-03-10T05:00:00Z"), utc("2026-03-12T20:00:00Z"));
+        let (lo, hi) = date_bounds(from, to);
+        // Just after `from` written at UTC-12, just before `to` at UTC+14.
+        for written in ["2026-03-09T17:01:00-12:00", "2026-03-13 10:00:00+14:00"] {
+            assert!(
+                written >= lo.as_str() && written < hi.as_str(),
+                "{written} in [{lo}, {hi})"
+            );
+        }
+    }
+}
