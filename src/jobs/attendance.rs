@@ -117,7 +117,7 @@ pub fn sync_service(
                     tally.raise(Exit::DataErr);
                 }
                 let ids: Vec<i64> = terminals.iter().map(|t| t.id).collect();
-                users::store(conn, name, &list, &ids, now)?;
+                store::attendance::users::record_pull(conn, name, &list, &ids, now)?;
                 log::info!("{name}: {} user(s) pulled", list.len());
             }
             Err(why) => {

@@ -1,6 +1,7 @@
 //! sync-attendance's tables: `terminals` and `attendance_logs` (the host's),
 //! read as they are; `attendance_logs`' sync columns and
-//! `rappel_attendance_batches` as the job's ledger (`ledger`).
+//! `rappel_attendance_batches` as the job's ledger (`ledger`); the users
+//! pulled from each HR service and the sync times (`users`).
 
 /// A punch's instant as SQLite reads it, as a Julian day number with its
 /// fraction (`YYYY-MM-DD HH:MM:SS`, `...T...Z` and offsets alike), or
@@ -24,6 +25,7 @@ macro_rules! unsent {
 
 pub mod ledger;
 mod punch;
+pub mod users;
 
 pub use punch::{Item, Read};
 
