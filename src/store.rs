@@ -29,6 +29,7 @@
 //! `StoreError`, which `exit::of_error` maps to exit 74.
 
 pub mod alerts;
+pub mod attendance;
 pub mod claims;
 pub mod deliveries;
 pub mod demo;

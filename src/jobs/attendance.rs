@@ -2,25 +2,13 @@
 //! punches of its terminals in batches, each batch's outcome committed before
 //! the next request. `attendance_logs` is its own ledger (no `deliveries`).
 
-/// A punch's instant as SQLite reads it, as a Julian day number with its
-/// fraction (`YYYY-MM-DD HH:MM:SS`, `...T...Z` and offsets alike), or
-/// `ledger::UNREADABLE_AT`: the expression `rappel_attendance_logs_unsent`
-/// indexes, which queries must repeat word for word to use it.
-macro_rules! punched {
-    () => {
-        "coalesce(julianday(l.punched_at), -1)"
-    };
-}
-
 pub mod batch;
-pub mod ledger;
 pub mod users;
 
 use std::io::Write;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use rusqlite::Connection;
 
 use crate::channels::SendError;
 use crate::channels::http::{HrApi, Refused};
@@ -29,8 +17,10 @@ use crate::config::ServiceConfig;
 use crate::domain::tally::Tally;
 use crate::engine::backoff;
 use crate::exit::Exit;
+use crate::store::attendance::Terminal;
+use crate::store::attendance::ledger::{self, Claimed, Cursor, Due, Outcome};
+use crate::store::{self, Conn};
 use batch::Verdict;
-use ledger::{Claimed, Cursor, Due, Outcome, Terminal};
 
 pub const JOB: crate::domain::Job = crate::domain::Job::SyncAttendance;
 
@@ -59,23 +49,55 @@ impl Sync {
         self.clock.now() + chrono::Duration::from_std(self.started.elapsed()).unwrap_or_default()
     }
 
+    /// Which of `service`'s logs may go now, from its `terminals`.
     fn due<'a>(&self, service: &'a ServiceConfig, terminals: &[Terminal]) -> Due<'a> {
-        Due::new(
-            service,
-            terminals,
-            self.clock.now(),
-            self.clock.wall(),
-            self.max_attempts,
-            self.force,
-            self.naive_zone,
-        )
+        Due {
+            service: &service.name,
+            terminals: terminals.iter().map(|t| t.id).collect(),
+            now: self.clock.now(),
+            wall: self.clock.wall(),
+            max_attempts: self.max_attempts,
+            force: self.force,
+            batch_size: service.batch_size,
+            naive: self.naive_zone,
+        }
     }
+}
+
+/// Each service's terminals (in the order of `services`): the serials it
+/// names, or for the one service naming none, every terminal no other names.
+/// Also the serials named that no terminal has.
+pub fn terminals(conn: &Conn, services: &[ServiceConfig]) -> store::Result<(Vec<Vec<Terminal>>, Vec<String>)> {
+    let all = store::attendance::terminals(conn)?;
+    let named = |serial: &str| services.iter().any(|s| s.terminals.iter().any(|t| t == serial));
+    let per_service = services
+        .iter()
+        .map(|s| {
+            all.iter()
+                .filter(|t| {
+                    if s.terminals.is_empty() {
+                        !named(&t.serial)
+                    } else {
+                        s.terminals.contains(&t.serial)
+                    }
+                })
+                .cloned()
+                .collect()
+        })
+        .collect();
+    let unknown = services
+        .iter()
+        .flat_map(|s| &s.terminals)
+        .filter(|serial| !all.iter().any(|t| &t.serial == *serial))
+        .cloned()
+        .collect();
+    Ok((per_service, unknown))
 }
 
 /// Pulls the service's users, then pushes its due logs until none is left, a
 /// temporary failure says to wait, or its credentials are refused.
 pub fn sync_service(
-    conn: &mut Connection,
+    conn: &mut Conn,
     s: &Sync,
     service: &ServiceConfig,
     terminals: &[Terminal],
@@ -95,7 +117,7 @@ pub fn sync_service(
                     tally.raise(Exit::DataErr);
                 }
                 let ids: Vec<i64> = terminals.iter().map(|t| t.id).collect();
-                users::store(conn, name, &list, &ids, now)?;
+                store::attendance::users::record_pull(conn, name, &list, &ids, now)?;
                 log::info!("{name}: {} user(s) pulled", list.len());
             }
             Err(why) => {
@@ -127,7 +149,7 @@ pub fn sync_service(
     let mut cursor = Cursor::default();
     loop {
         let lease_until = s.clock.wall() + chrono::Duration::from_std(s.lease).unwrap_or(chrono::Duration::MAX);
-        let Some(claimed) = ledger::claim(conn, &due, &mut cursor, lease_until)? else {
+        let Some(claimed) = ledger::claim_batch(conn, &due, &mut cursor, lease_until, batch::idempotency_key)? else {
             break;
         };
         tally.counts.planned += (claimed.logs.len() + claimed.unreadable.len()) as u64;
@@ -170,7 +192,7 @@ pub fn sync_service(
             Err(_) => true,
         };
         let outcomes = outcomes(s, &claimed, answer.map_err(|r| r.error), s.at(), name, tally);
-        let recorded = ledger::record(conn, name, &claimed, &outcomes, now)?;
+        let recorded = ledger::record_batch(conn, name, &claimed, &outcomes, now)?;
         if recorded.stolen > 0 {
             log::warn!(
                 "{name}: {} log(s) of batch {} were taken over by another run after this run's lease passed",
@@ -286,7 +308,7 @@ fn outcomes(
 /// `--dry-run`: how many logs of each terminal would go in how many batches,
 /// and the first batch as it would be posted. Reads only.
 pub fn dry_run(
-    conn: &Connection,
+    conn: &Conn,
     s: &Sync,
     service: &ServiceConfig,
     terminals: &[Terminal],
@@ -301,7 +323,7 @@ pub fn dry_run(
     let mut first: Option<String> = None;
     let mut unreadable = Vec::new();
     loop {
-        let reads = ledger::next(conn, &due, &mut cursor)?;
+        let reads = ledger::next_batch(conn, &due, &mut cursor)?;
         if reads.is_empty() {
             break;
         }

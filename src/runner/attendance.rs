@@ -12,8 +12,10 @@ use crate::domain::tally::Tally;
 use crate::domain::{Run, RunMode};
 use crate::engine::lock;
 use crate::exit::{Exit, OrExit, fail};
-use crate::jobs::attendance::{self, JOB, Sync, ledger};
+use crate::jobs::attendance::{self, JOB, Sync};
 use crate::output::{self, Report};
+use crate::store::Conn;
+use crate::store::attendance::{Terminal, ledger};
 
 pub fn run(ctx: &Ctx<'_>, mode: RunMode, only: Option<&str>) -> anyhow::Result<Exit> {
     let RunMode { dry_run, force } = mode;
@@ -58,7 +60,7 @@ pub fn run(ctx: &Ctx<'_>, mode: RunMode, only: Option<&str>) -> anyhow::Result<E
         let db = Database::new(ctx.config.database.clone(), true);
         let conn = db.connect_current()?;
         crate::db::host::check_for(&conn, JOB.as_str())?;
-        let (terminals, unknown) = ledger::terminals(&conn, &cfg.services)?;
+        let (terminals, unknown) = attendance::terminals(&conn, &cfg.services)?;
         warn_unknown(&conn, &terminals, &unknown)?;
         let mut tally = Tally::default();
         // With --json, stdout carries the summary alone.
@@ -100,7 +102,7 @@ pub fn run(ctx: &Ctx<'_>, mode: RunMode, only: Option<&str>) -> anyhow::Result<E
         if reclaimed > 0 {
             log::warn!("{reclaimed} log(s) claimed by a run that stopped are pending again");
         }
-        let (terminals, unknown) = ledger::terminals(&conn, &cfg.services)?;
+        let (terminals, unknown) = attendance::terminals(&conn, &cfg.services)?;
         warn_unknown(&conn, &terminals, &unknown)?;
         for (i, service, _lock) in &locked {
             // A service that cannot be used as configured stops alone.
@@ -137,18 +139,14 @@ pub fn run(ctx: &Ctx<'_>, mode: RunMode, only: Option<&str>) -> anyhow::Result<E
 
 /// Says which configured serials have no terminal yet (-v), and warns of
 /// pending punches on terminals no service takes: they would never be sent.
-fn warn_unknown(
-    conn: &rusqlite::Connection,
-    terminals: &[Vec<ledger::Terminal>],
-    unknown: &[String],
-) -> anyhow::Result<()> {
+fn warn_unknown(conn: &Conn, terminals: &[Vec<Terminal>], unknown: &[String]) -> anyhow::Result<()> {
     for serial in unknown {
         log::info!("terminal {serial:?} is named in [attendance.services] but not in the terminals table yet");
     }
     let owned: Vec<i64> = terminals.iter().flatten().map(|t| t.id).collect();
-    let stray = ledger::unowned_pending(conn, &serde_json::to_string(&owned)?)?;
+    let stray = ledger::unowned_pending(conn, &owned)?;
     if !stray.is_empty() {
-        let list: Vec<String> = stray.iter().map(|(serial, n)| format!("{serial} ({n})")).collect();
+        let list: Vec<String> = stray.iter().map(|u| format!("{} ({})", u.serial, u.pending)).collect();
         log::warn!(
             "pending punches of terminals no [attendance.services] entry takes, never sent until one does \
              (add them to a service's terminals, or leave one service's terminals empty): {}",

@@ -1,122 +1,14 @@
-//! One batch as the HR API sees it: each log row read into its JSON item, the
-//! request body, the Idempotency-Key, and the per-item results of the answer.
+//! One batch as the HR API sees it: the request body of the items read from
+//! its log rows (`store::attendance`), the Idempotency-Key, and the per-item
+//! results of the answer.
 
 use std::collections::HashMap;
 
-use rusqlite::Row;
-use rusqlite::types::ValueRef;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use chrono_tz::Tz;
-
-use crate::instant;
-use crate::jobs::{column_flag, column_id, column_text};
-
-/// The columns `item` reads, in order, from `attendance_logs l JOIN terminals t`.
-pub const COLUMNS: &str = concat!(
-    "l.id, l.terminal_id, t.serial, l.enroll_id, l.user_name, l.punched_at, l.mode, \
-     l.inout, l.event, l.temperature, l.access_granted, l.sync_attempts, ",
-    punched!(),
-    ", t.timezone"
-);
-
-/// One punch in the body, fields in the documented order.
-#[derive(Debug, Clone, Serialize)]
-pub struct Item {
-    pub terminal_sn: String,
-    pub enrollid: i64,
-    pub user_name: String,
-    pub time: String,
-    pub mode: i64,
-    pub inout: i64,
-    pub event: i64,
-    pub temperature: Option<f64>,
-    pub access_granted: bool,
-    pub log_id: i64,
-}
-
-/// A row read for a batch: its item, or why it cannot be sent.
-#[derive(Debug)]
-pub struct Read {
-    pub id: i64,
-    pub terminal_id: i64,
-    /// Its instant as a Julian day number (`punched!()`), for the run's
-    /// walk in punch order.
-    pub at: f64,
-    pub attempts: u32,
-    pub item: Result<Item, String>,
-}
-
-/// Reads a row of `COLUMNS`. Only the id is required to be sound: any other
-/// bad value makes the item an error naming the column, not the run's. A
-/// `punched_at` without an offset is read in its terminal's `timezone`, else
-/// in `naive` (`naive_timezone`), and sent in UTC.
-pub fn read(row: &Row<'_>, naive: Tz) -> rusqlite::Result<Read> {
-    let id: i64 = row.get(0)?;
-    let terminal_id = column_id(row.get_ref(1)?).unwrap_or(0);
-    let attempts = column_id(row.get_ref(11)?).unwrap_or(0).clamp(0, u32::MAX as i64) as u32;
-    let at = row.get::<_, Option<f64>>(12)?.unwrap_or(super::ledger::UNREADABLE_AT);
-    let item = item(row, id, naive);
-    Ok(Read {
-        id,
-        terminal_id,
-        at,
-        attempts,
-        item,
-    })
-}
-
-fn item(row: &Row<'_>, id: i64, naive: Tz) -> Result<Item, String> {
-    let get = |i: usize| row.get_ref(i).map_err(|e| e.to_string());
-    let integer = |i: usize, name: &str| -> Result<i64, String> {
-        column_id(get(i)?).ok_or_else(|| format!("{name} is {}, not an integer", shown(get(i).ok())))
-    };
-    let punched_at = column_text(get(5)?).unwrap_or_default();
-    // The terminal's zone matters only to a value without its own offset.
-    let terminal_zone = column_text(get(13)?).filter(|z| !z.trim().is_empty());
-    let zone = match terminal_zone {
-        Some(z) if !instant::has_offset(&punched_at) => crate::config::parse_zone(z.trim()).map_err(|why| {
-            format!("punched_at {punched_at:?} has no offset and its terminal's timezone is unusable: {why}")
-        })?,
-        _ => naive,
-    };
-    let time = instant::parse_in(&punched_at, zone)
-        .ok_or_else(|| format!("punched_at {punched_at:?} is not an instant (expected e.g. 2025-12-30T10:30:00Z)"))?;
-    let temperature = match get(9)? {
-        ValueRef::Null => None,
-        ValueRef::Integer(i) => Some(i as f64),
-        ValueRef::Real(f) if f.is_finite() => Some(f),
-        ValueRef::Text(t) if std::str::from_utf8(t).is_ok_and(|s| s.trim().is_empty()) => None,
-        other => Some(
-            std::str::from_utf8(other.as_bytes().unwrap_or_default())
-                .ok()
-                .and_then(|s| s.trim().parse::<f64>().ok())
-                .filter(|f| f.is_finite())
-                .ok_or_else(|| format!("temperature is {}, not a number", shown(Some(other))))?,
-        ),
-    };
-    Ok(Item {
-        terminal_sn: column_text(get(2)?).unwrap_or_default(),
-        enrollid: integer(3, "enroll_id")?,
-        user_name: column_text(get(4)?).unwrap_or_default(),
-        time: instant::format(time),
-        mode: integer(6, "mode")?,
-        inout: integer(7, "inout")?,
-        event: integer(8, "event")?,
-        temperature,
-        access_granted: column_flag(get(10)?)
-            .ok_or_else(|| format!("access_granted is {}, not 0 or 1", shown(get(10).ok())))?,
-        log_id: id,
-    })
-}
-
-fn shown(v: Option<ValueRef<'_>>) -> String {
-    match v {
-        Some(ValueRef::Null) | None => "NULL".into(),
-        Some(v) => format!("{:?}", column_text(v).unwrap_or_else(|| "a blob".into())),
-    }
-}
+/// One punch in the body, as the store reads it from its log row.
+pub use crate::store::attendance::Item;
 
 #[derive(Serialize)]
 struct Body<'a> {

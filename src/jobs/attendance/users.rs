@@ -1,22 +1,11 @@
 //! The users pull: the HR service's employee list read entry by entry (a bad
-//! entry is named and skipped, the rest kept) and upserted into
-//! `attendance_users` by (service, enroll_id).
+//! entry is named and skipped, the rest kept), then upserted into
+//! `attendance_users` by (service, enroll_id) through
+//! `store::attendance::users::record_pull`.
 
-use chrono::{DateTime, Utc};
-use rusqlite::{Connection, TransactionBehavior, params};
 use serde_json::Value;
 
-use crate::instant;
-
-#[derive(Debug, PartialEq)]
-pub struct User {
-    pub enroll_id: i64,
-    pub name: String,
-    pub admin: i64,
-    pub enabled: bool,
-    pub weekzone: Option<i64>,
-    pub group: Option<i64>,
-}
+pub use crate::store::attendance::users::User;
 
 /// The users of `{"users":[...]}` and, for each entry skipped, why. `Err`
 /// when the body as a whole is not that shape.
@@ -88,48 +77,6 @@ fn user(entry: &Value) -> Result<User, String> {
         weekzone: integer("weekzone")?,
         group: integer("group")?,
     })
-}
-
-/// Upserts the users and records the pull on each of the service's terminals,
-/// in one transaction. Users the service no longer lists are kept.
-pub fn store(
-    conn: &mut Connection,
-    service: &str,
-    users: &[User],
-    terminal_ids: &[i64],
-    now: DateTime<Utc>,
-) -> rusqlite::Result<()> {
-    let now = instant::format(now);
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    {
-        let mut upsert = tx.prepare(
-            "INSERT INTO attendance_users (service, enroll_id, name, admin, enabled, weekzone, grp, synced_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-             ON CONFLICT (service, enroll_id) DO UPDATE SET name = excluded.name, admin = excluded.admin,
-                 enabled = excluded.enabled, weekzone = excluded.weekzone, grp = excluded.grp,
-                 synced_at = excluded.synced_at",
-        )?;
-        for u in users {
-            upsert.execute(params![
-                service,
-                u.enroll_id,
-                u.name,
-                u.admin,
-                u.enabled,
-                u.weekzone,
-                u.group,
-                now
-            ])?;
-        }
-        let mut state = tx.prepare(
-            "INSERT INTO terminal_sync_state (terminal_id, service, last_users_sync) VALUES (?1, ?2, ?3)
-             ON CONFLICT (terminal_id, service) DO UPDATE SET last_users_sync = excluded.last_users_sync",
-        )?;
-        for id in terminal_ids {
-            state.execute(params![id, service, now])?;
-        }
-    }
-    tx.commit()
 }
 
 #[cfg(test)]

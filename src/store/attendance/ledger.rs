@@ -1,90 +1,41 @@
 //! `attendance_logs` as sync-attendance's ledger: which logs are due, claiming
 //! a batch (`sending` under a wall-clock lease, inside `BEGIN IMMEDIATE`),
-//! recording each batch's outcome, and the batches still open for a retry.
+//! recording each batch's outcome, and the batches still open for a retry
+//! (`rappel_attendance_batches`).
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, named_params, params};
+use rusqlite::{OptionalExtension, Transaction, named_params, params};
 
-use super::batch::{self, COLUMNS, Read};
-use crate::config::ServiceConfig;
+use super::punch::{self, COLUMNS, Read};
 use crate::instant;
-
-/// The logs that may still go: the partial index's own condition, which a
-/// query must repeat word for word for SQLite to use the index.
-macro_rules! unsent {
-    () => {
-        "(l.sync_status IN ('pending', 'sending') OR (l.sync_status = 'failed' AND l.next_attempt_at IS NOT NULL))"
-    };
-}
-
-/// Where a punch whose `punched_at` SQLite cannot read sorts: first.
-pub const UNREADABLE_AT: f64 = -1.0;
-
-/// A row of `terminals`.
-#[derive(Clone, Debug)]
-pub struct Terminal {
-    pub id: i64,
-    pub serial: String,
-}
-
-/// Each service's terminals (in the order of `services`): the serials it
-/// names, or for the one service naming none, every terminal no other names.
-/// Also the serials named that no terminal has.
-pub fn terminals(conn: &Connection, services: &[ServiceConfig]) -> rusqlite::Result<(Vec<Vec<Terminal>>, Vec<String>)> {
-    let mut stmt = conn.prepare("SELECT id, serial FROM terminals ORDER BY serial")?;
-    let all: Vec<Terminal> = stmt
-        .query_map([], |r| {
-            Ok(Terminal {
-                id: r.get(0)?,
-                serial: crate::db::loose::text(r.get_ref(1)?).unwrap_or_default(),
-            })
-        })?
-        .collect::<Result<_, _>>()?;
-    let named = |serial: &str| services.iter().any(|s| s.terminals.iter().any(|t| t == serial));
-    let per_service = services
-        .iter()
-        .map(|s| {
-            all.iter()
-                .filter(|t| {
-                    if s.terminals.is_empty() {
-                        !named(&t.serial)
-                    } else {
-                        s.terminals.contains(&t.serial)
-                    }
-                })
-                .cloned()
-                .collect()
-        })
-        .collect();
-    let unknown = services
-        .iter()
-        .flat_map(|s| &s.terminals)
-        .filter(|serial| !all.iter().any(|t| &t.serial == *serial))
-        .cloned()
-        .collect();
-    Ok((per_service, unknown))
-}
+use crate::store::{Conn, Result};
 
 /// Claims whose lease passed (their run died) are given back, attempts and
 /// retry time unchanged; they stay in their open batch, so they go out
-/// together again.
-pub fn reclaim_expired(conn: &Connection, wall: DateTime<Utc>) -> rusqlite::Result<usize> {
-    conn.execute(
+/// together again. Takes the run's wall clock (UTC); returns how many logs
+/// were given back. Errors: `StoreError` (SQLite's). PostgreSQL runs the
+/// same `UPDATE`.
+pub fn reclaim_expired(conn: &Conn, wall: DateTime<Utc>) -> Result<usize> {
+    Ok(conn.execute(
         &format!(
             "UPDATE attendance_logs AS l SET sync_status = {GIVEN_BACK}, sync_lease_until = NULL
              WHERE {} AND l.sync_status = 'sending' AND l.sync_lease_until < ?1",
             unsent!()
         ),
         [instant::format(wall)],
-    )
+    )?)
 }
 
 /// Which logs one service may take now.
+#[derive(Debug)]
 pub struct Due<'a> {
+    /// The service's name, under which its batches are remembered.
     pub service: &'a str,
-    /// JSON array of the service's terminal ids.
-    pub terminals: String,
+    /// The ids of the service's terminals.
+    pub terminals: Vec<i64>,
+    /// The run's clock (UTC), compared with `next_attempt_at`.
     pub now: DateTime<Utc>,
+    /// The wall clock (UTC), compared with `sync_lease_until`.
     pub wall: DateTime<Utc>,
     pub max_attempts: u32,
     /// Failed logs are due at once, whatever their attempts.
@@ -95,34 +46,11 @@ pub struct Due<'a> {
     pub naive: chrono_tz::Tz,
 }
 
-impl Due<'_> {
-    pub fn new<'a>(
-        service: &'a ServiceConfig,
-        terminals: &[Terminal],
-        now: DateTime<Utc>,
-        wall: DateTime<Utc>,
-        max_attempts: u32,
-        force: bool,
-        naive: chrono_tz::Tz,
-    ) -> Due<'a> {
-        Due {
-            service: &service.name,
-            terminals: serde_json::to_string(&terminals.iter().map(|t| t.id).collect::<Vec<_>>())
-                .unwrap_or_else(|_| "[]".into()),
-            now,
-            wall,
-            max_attempts,
-            force,
-            batch_size: service.batch_size,
-            naive,
-        }
-    }
-}
-
 /// Due: pending; failed for a reason that passes (`next_attempt_at` set) once
 /// its time came, attempts left (or `--force`); or held by a claim that
 /// expired. The `+` keeps SQLite from walking a terminal's every log instead
-/// of the index of unsent ones.
+/// of the index of unsent ones. (In PostgreSQL the list parameter is
+/// `= ANY($1::bigint[])`.)
 const DUE: &str = concat!(
     unsent!(),
     " AND (l.sync_status = 'pending'
@@ -135,9 +63,14 @@ const DUE: &str = concat!(
 /// time if it had one, else `pending`.
 const GIVEN_BACK: &str = "CASE WHEN next_attempt_at IS NOT NULL THEN 'failed' ELSE 'pending' END";
 
+/// A list of ids as the JSON array `json_each` reads.
+fn json_ids(ids: &[i64]) -> String {
+    serde_json::to_string(ids).unwrap_or_else(|_| "[]".into())
+}
+
 /// Where a run's walk through one service's logs has got to: open batches
 /// by key, then fresh logs by punch time. Each log is looked at once a run.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Cursor {
     open_key: String,
     /// No open batch is left: the walk is on fresh logs, never back (so a
@@ -146,13 +79,22 @@ pub struct Cursor {
     fresh: Option<(f64, i64)>,
 }
 
-/// The next batch: an open batch whose logs are due again (so a retry goes
-/// out whole, under the same key), else the oldest due logs not in one.
-pub fn next(conn: &Connection, due: &Due<'_>, cursor: &mut Cursor) -> rusqlite::Result<Vec<Read>> {
+/// The next batch `due` gives after `cursor` (which it moves on): an open
+/// batch whose logs are due again (so a retry goes out whole, under the same
+/// key), else the oldest due logs not in one, at most `due.batch_size`. Each
+/// row is read into its item, or why it cannot be sent; empty when nothing
+/// is left. Reads only. Errors: `StoreError` (SQLite's). In PostgreSQL the
+/// same reads, the terminals bound as `= ANY($1)`.
+pub fn next_batch(conn: &Conn, due: &Due<'_>, cursor: &mut Cursor) -> Result<Vec<Read>> {
+    Ok(next(conn, due, cursor)?)
+}
+
+fn next(conn: &Conn, due: &Due<'_>, cursor: &mut Cursor) -> rusqlite::Result<Vec<Read>> {
     let now = instant::format(due.now);
     let wall = instant::format(due.wall);
+    let terminals = json_ids(&due.terminals);
     if !cursor.open_done {
-        let rows = next_open(conn, due, cursor, &now, &wall)?;
+        let rows = next_open(conn, due, cursor, &now, &wall, &terminals)?;
         if !rows.is_empty() {
             return Ok(rows);
         }
@@ -174,10 +116,10 @@ pub fn next(conn: &Connection, due: &Due<'_>, cursor: &mut Cursor) -> rusqlite::
         .query_map(
             named_params! {
                 ":force": due.force, ":now": now, ":max": due.max_attempts, ":wall": wall,
-                ":terminals": due.terminals, ":service": due.service, ":after_at": after_at,
+                ":terminals": terminals, ":service": due.service, ":after_at": after_at,
                 ":after_id": after_id, ":limit": due.batch_size,
             },
-            |r| batch::read(r, due.naive),
+            |r| punch::read(r, due.naive),
         )?
         .collect::<Result<_, _>>()?;
     if let Some(last) = rows.last() {
@@ -189,11 +131,12 @@ pub fn next(conn: &Connection, due: &Due<'_>, cursor: &mut Cursor) -> rusqlite::
 /// The next open batch (by key, after the cursor) with due logs: those logs,
 /// in the order they were first posted.
 fn next_open(
-    conn: &Connection,
+    conn: &Conn,
     due: &Due<'_>,
     cursor: &mut Cursor,
     now: &str,
     wall: &str,
+    terminals: &str,
 ) -> rusqlite::Result<Vec<Read>> {
     let open: Option<String> = conn
         .prepare_cached(&format!(
@@ -204,7 +147,7 @@ fn next_open(
         .query_row(
             named_params! {
                 ":force": due.force, ":now": now, ":max": due.max_attempts, ":wall": wall,
-                ":terminals": due.terminals, ":service": due.service, ":after": cursor.open_key,
+                ":terminals": terminals, ":service": due.service, ":after": cursor.open_key,
             },
             |r| r.get(0),
         )
@@ -221,10 +164,10 @@ fn next_open(
             .query_map(
                 named_params! {
                     ":force": due.force, ":now": now, ":max": due.max_attempts, ":wall": wall,
-                    ":terminals": due.terminals, ":service": due.service, ":key": key,
+                    ":terminals": terminals, ":service": due.service, ":key": key,
                     ":limit": due.batch_size,
                 },
-                |r| batch::read(r, due.naive),
+                |r| punch::read(r, due.naive),
             )?
             .collect();
         cursor.open_key = key;
@@ -234,8 +177,11 @@ fn next_open(
 }
 
 /// A batch this run holds until `lease` (wall time).
+#[derive(Debug)]
 pub struct Claimed {
     pub key: String,
+    /// The lease as written in `sync_lease_until`: the claim's mark, which
+    /// `record_batch` requires still to be there.
     pub lease: String,
     /// The logs to post (each with a sound item).
     pub logs: Vec<Read>,
@@ -243,16 +189,23 @@ pub struct Claimed {
     pub unreadable: Vec<(i64, String)>,
 }
 
-/// Takes the next batch in one write transaction: its logs become `sending`
-/// until `lease_until`, its membership is remembered under its key, and rows
-/// that cannot be read fail for good with the reason. `None`: nothing left.
-pub fn claim(
-    conn: &mut Connection,
+/// Takes the next batch (`next_batch`) in one write transaction (`BEGIN
+/// IMMEDIATE`): its logs become `sending` until `lease_until` (wall time,
+/// UTC), its membership is remembered under its key, `key(due.service, ids)`
+/// of its log ids, and rows that cannot be read fail for good with the
+/// reason. `None`: nothing left. Errors: `StoreError` (SQLite's, the write
+/// lock held past the busy timeout among them); nothing is written then.
+/// PostgreSQL would select the batch `FOR UPDATE SKIP LOCKED` in one
+/// transaction, then the same `UPDATE`s and `INSERT … ON CONFLICT (log_id)
+/// DO UPDATE`.
+pub fn claim_batch(
+    conn: &mut Conn,
     due: &Due<'_>,
     cursor: &mut Cursor,
     lease_until: DateTime<Utc>,
-) -> rusqlite::Result<Option<Claimed>> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    key: impl FnOnce(&str, &[i64]) -> String,
+) -> Result<Option<Claimed>> {
+    let tx = crate::store::begin(conn)?;
     let reads = next(&tx, due, cursor)?;
     if reads.is_empty() {
         return Ok(None);
@@ -276,7 +229,7 @@ pub fn claim(
         forget(&tx, *id)?;
     }
     let ids: Vec<i64> = logs.iter().map(|l| l.id).collect();
-    let key = batch::idempotency_key(due.service, &ids);
+    let key = key(due.service, &ids);
     for id in &ids {
         tx.prepare_cached("UPDATE attendance_logs SET sync_status = 'sending', sync_lease_until = ?2 WHERE id = ?1")?
             .execute(params![id, lease])?;
@@ -328,16 +281,22 @@ pub struct Recorded {
     pub stolen: u64,
 }
 
-/// Records a posted batch's outcome, log by log, in one transaction, and the
-/// sync time of each terminal that had a log sent.
-pub fn record(
-    conn: &mut Connection,
+/// Records a posted batch's outcome, log by log (`outcomes` in the order of
+/// `claimed.logs`; reasons masked), in one write transaction (`BEGIN
+/// IMMEDIATE`), and the sync time `now` (UTC) of each terminal that had a
+/// log sent for `service`. A log is written only while `claimed`'s lease is
+/// still its own; returns how many ended each way. Errors: `StoreError`
+/// (SQLite's); nothing is written then. PostgreSQL runs the same
+/// conditional `UPDATE`s and `INSERT … ON CONFLICT (terminal_id, service)
+/// DO UPDATE` in one transaction.
+pub fn record_batch(
+    conn: &mut Conn,
     service: &str,
     claimed: &Claimed,
     outcomes: &[Outcome],
     now: DateTime<Utc>,
-) -> rusqlite::Result<Recorded> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+) -> Result<Recorded> {
+    let tx = crate::store::begin(conn)?;
     let at = instant::format(now);
     let mut done = Recorded::default();
     let mut synced_terminals = Vec::new();
@@ -412,8 +371,18 @@ pub fn record(
     Ok(done)
 }
 
-/// Pending logs of terminals outside `owned` (a JSON array of ids), per serial.
-pub fn unowned_pending(conn: &Connection, owned: &str) -> rusqlite::Result<Vec<(String, u64)>> {
+/// Pending logs of one terminal no service takes.
+#[derive(Debug, PartialEq)]
+pub struct Unowned {
+    /// The terminal's serial, or `#<terminal_id>` when no terminal has the id.
+    pub serial: String,
+    pub pending: u64,
+}
+
+/// Pending logs of terminals outside `owned` (terminal ids), per serial, by
+/// serial. Reads only. Errors: `StoreError` (SQLite's). In PostgreSQL the
+/// list is bound as `<> ALL($1::bigint[])`.
+pub fn unowned_pending(conn: &Conn, owned: &[i64]) -> Result<Vec<Unowned>> {
     let mut stmt = conn.prepare(&format!(
         "SELECT coalesce(t.serial, '#' || l.terminal_id), count(*)
          FROM attendance_logs l LEFT JOIN terminals t ON t.id = l.terminal_id
@@ -422,13 +391,13 @@ pub fn unowned_pending(conn: &Connection, owned: &str) -> rusqlite::Result<Vec<(
          GROUP BY 1 ORDER BY 1",
         unsent!()
     ))?;
-    let rows = stmt.query_map([owned], |r| {
-        Ok((
-            crate::db::loose::text(r.get_ref(0)?).unwrap_or_default(),
-            r.get::<_, i64>(1)? as u64,
-        ))
+    let rows = stmt.query_map([json_ids(owned)], |r| {
+        Ok(Unowned {
+            serial: crate::db::loose::text(r.get_ref(0)?).unwrap_or_default(),
+            pending: r.get::<_, i64>(1)? as u64,
+        })
     })?;
-    rows.collect()
+    crate::store::collect(rows)
 }
 
 #[cfg(test)]
@@ -440,6 +409,11 @@ mod tests {
 
     fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    /// A batch's key: its service and ids, in order.
+    fn key(service: &str, ids: &[i64]) -> String {
+        format!("{service}-{ids:?}")
     }
 
     /// A fresh database with terminal 1 and `n` pending punches on it.
@@ -459,7 +433,7 @@ mod tests {
     fn due(now: &str, wall: &str) -> Due<'static> {
         Due {
             service: "rh",
-            terminals: "[1]".into(),
+            terminals: vec![1],
             now: at(now),
             wall: at(wall),
             max_attempts: 3,
@@ -480,10 +454,12 @@ mod tests {
                     let due = due("2026-03-10T09:00:00Z", "2026-03-10T09:00:00Z");
                     let mut cursor = Cursor::default();
                     let mut mine = Vec::new();
-                    while let Some(claimed) = claim(&mut conn, &due, &mut cursor, at("2026-03-10T09:10:00Z")).unwrap() {
+                    while let Some(claimed) =
+                        claim_batch(&mut conn, &due, &mut cursor, at("2026-03-10T09:10:00Z"), key).unwrap()
+                    {
                         mine.extend(claimed.logs.iter().map(|l| l.id));
                         let sent = vec![Outcome::Sent; claimed.logs.len()];
-                        let done = record(&mut conn, "rh", &claimed, &sent, due.now).unwrap();
+                        let done = record_batch(&mut conn, "rh", &claimed, &sent, due.now).unwrap();
                         assert_eq!(done.sent as usize, claimed.logs.len());
                     }
                     mine
@@ -502,9 +478,15 @@ mod tests {
         let db = database(dir.path(), 10);
         let mut conn = db.connect().unwrap();
         let first = due("2026-03-10T09:00:00Z", "2026-03-10T09:00:00Z");
-        let held = claim(&mut conn, &first, &mut Cursor::default(), at("2026-03-10T09:10:00Z"))
-            .unwrap()
-            .unwrap();
+        let held = claim_batch(
+            &mut conn,
+            &first,
+            &mut Cursor::default(),
+            at("2026-03-10T09:10:00Z"),
+            key,
+        )
+        .unwrap()
+        .unwrap();
         // Newer punches arrive; the claim's run dies.
         conn.execute_batch(
             "INSERT INTO attendance_logs (terminal_id, enroll_id, punched_at) VALUES (1, 99, '2026-03-09T06:00:00Z')",
@@ -514,14 +496,20 @@ mod tests {
         assert_eq!(reclaim_expired(&conn, early.wall).unwrap(), 0, "the lease still holds");
         let late = due("2026-03-10T09:05:00Z", "2026-03-10T09:11:00Z");
         assert_eq!(reclaim_expired(&conn, late.wall).unwrap(), 7);
-        let again = claim(&mut conn, &late, &mut Cursor::default(), at("2026-03-10T09:21:00Z"))
-            .unwrap()
-            .unwrap();
+        let again = claim_batch(
+            &mut conn,
+            &late,
+            &mut Cursor::default(),
+            at("2026-03-10T09:21:00Z"),
+            key,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(again.key, held.key, "the same logs, the same Idempotency-Key");
         let ids = |c: &Claimed| c.logs.iter().map(|l| l.id).collect::<Vec<_>>();
         assert_eq!(ids(&again), ids(&held));
         // Recording under the old lease changes nothing: the logs are the new claim's.
-        let stale = record(&mut conn, "rh", &held, &vec![Outcome::Sent; 7], late.now).unwrap();
+        let stale = record_batch(&mut conn, "rh", &held, &vec![Outcome::Sent; 7], late.now).unwrap();
         assert_eq!((stale.sent, stale.stolen), (0, 7));
     }
 
@@ -537,9 +525,15 @@ mod tests {
         .unwrap();
         let mut forced = due("2026-03-10T09:00:00Z", "2026-03-10T09:00:00Z");
         forced.force = true;
-        let held = claim(&mut conn, &forced, &mut Cursor::default(), at("2026-03-10T09:10:00Z"))
-            .unwrap()
-            .unwrap();
+        let held = claim_batch(
+            &mut conn,
+            &forced,
+            &mut Cursor::default(),
+            at("2026-03-10T09:10:00Z"),
+            key,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(held.logs.len(), 2, "--force takes the used-up log too");
         assert_eq!(reclaim_expired(&conn, at("2026-03-10T09:11:00Z")).unwrap(), 2);
         let state = |id: i64| -> (String, i64) {
@@ -553,9 +547,15 @@ mod tests {
         assert_eq!(state(1), ("failed".into(), 3), "not pending: its attempts are used up");
         assert_eq!(state(2), ("pending".into(), 0));
         let plain = due("2026-03-10T09:12:00Z", "2026-03-10T09:12:00Z");
-        let next = claim(&mut conn, &plain, &mut Cursor::default(), at("2026-03-10T09:22:00Z"))
-            .unwrap()
-            .unwrap();
+        let next = claim_batch(
+            &mut conn,
+            &plain,
+            &mut Cursor::default(),
+            at("2026-03-10T09:22:00Z"),
+            key,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(next.logs.iter().map(|l| l.id).collect::<Vec<_>>(), vec![2]);
     }
 }
