@@ -34,6 +34,7 @@ pub mod deliveries;
 mod error;
 pub mod outcomes;
 pub mod purge;
+pub mod reports;
 pub mod runs;
 mod sql;
 pub mod stats;
