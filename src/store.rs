@@ -37,6 +37,7 @@ mod error;
 pub mod outcomes;
 pub mod purge;
 pub mod reminders;
+pub mod reports;
 pub mod runs;
 mod sql;
 pub mod stats;

@@ -218,10 +218,7 @@ fn change(
                 .map(instant::format)
                 .is_some_and(|current| at.as_deref() == Some(current.as_str()));
             if matches!(action, Action::Retry { .. }) && same_row {
-                tx.execute(
-                    "UPDATE scheduled_reports SET status = 'pending' WHERE id = ?1 AND status IN ('sent', 'failed')",
-                    [id],
-                )?;
+                crate::store::reports::reopen(tx, *id)?;
             }
             let outcome = Outcome {
                 delivery_id: None,

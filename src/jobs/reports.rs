@@ -13,7 +13,6 @@ use std::collections::HashMap;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use rusqlite::{Connection, TransactionBehavior, params};
 use serde::Serialize;
 
 use super::{PlanCtx, PlanReport};
@@ -21,6 +20,7 @@ use crate::config::ReportsConfig;
 use crate::db::Database;
 use crate::db::identity::source_ref;
 use crate::domain::planned::{AttachmentSpec, Planned};
+use crate::store::{self, Conn};
 
 use crate::instant;
 pub use content::check_query;
@@ -29,7 +29,7 @@ pub use status::{ReportCounts, ReportsHook, count};
 
 pub const JOB: crate::domain::Job = crate::domain::Job::SendReports;
 pub const KIND: crate::domain::Kind = crate::domain::Kind::Report;
-pub const TABLE: &str = "scheduled_reports";
+pub const TABLE: &str = store::reports::TABLE;
 
 struct Row {
     id: i64,
@@ -60,7 +60,7 @@ impl Row {
     }
 }
 
-pub fn plan(conn: &mut Connection, cfg: &ReportsConfig, ctx: &PlanCtx<'_>) -> anyhow::Result<PlanReport> {
+pub fn plan(conn: &mut Conn, cfg: &ReportsConfig, ctx: &PlanCtx<'_>) -> anyhow::Result<PlanReport> {
     let db = ctx.db;
     let mut report = PlanReport::default();
     let files_dir = db.files_dir();
@@ -78,26 +78,20 @@ pub fn plan(conn: &mut Connection, cfg: &ReportsConfig, ctx: &PlanCtx<'_>) -> an
 
 /// Pending rows whose time has come, oldest first. A row whose columns do not
 /// parse is skipped with a warning naming it.
-fn due_rows(conn: &Connection, ctx: &PlanCtx<'_>, report: &mut PlanReport) -> anyhow::Result<Vec<Row>> {
-    let mut stmt = conn.prepare(
-        "SELECT id, title, recipients, scheduled_at, attachment_path, report, timezone, next_attempt_at, recurrence
-         FROM scheduled_reports WHERE status = 'pending' ORDER BY id",
-    )?;
-    let mut rows = stmt.query([])?;
+fn due_rows(conn: &Conn, ctx: &PlanCtx<'_>, report: &mut PlanReport) -> anyhow::Result<Vec<Row>> {
     let mut due = Vec::new();
-    while let Some(r) = rows.next()? {
-        let id: i64 = r.get(0)?;
-        let text = |i: usize| -> rusqlite::Result<Option<String>> { Ok(crate::db::loose::text(r.get_ref(i)?)) };
+    for r in store::reports::pending(conn)? {
+        let id = r.id;
         let mut bad = |column: &str, why: String| {
             log::warn!("scheduled_reports id {id}: {column}: {why}; row skipped");
             report.data_errors += 1;
         };
-        let raw_at = text(3)?.unwrap_or_default();
+        let raw_at = r.scheduled_at.unwrap_or_default();
         let Some(source_at) = instant::parse(&raw_at) else {
             bad("scheduled_at", format!("{raw_at:?} is not a timestamp"));
             continue;
         };
-        let (zone, naive) = match text(6)?.as_deref().map(str::trim).filter(|z| !z.is_empty()) {
+        let (zone, naive) = match r.timezone.as_deref().map(str::trim).filter(|z| !z.is_empty()) {
             None => (ctx.zone, ctx.naive_zone),
             Some(z) => match crate::config::parse_zone(z) {
                 Ok(zone) => (zone, zone),
@@ -114,7 +108,7 @@ fn due_rows(conn: &Connection, ctx: &PlanCtx<'_>, report: &mut PlanReport) -> an
         if scheduled_at > ctx.now {
             continue;
         }
-        if let Some(next) = text(7)?.filter(|n| !n.trim().is_empty()) {
+        if let Some(next) = r.next_attempt_at.filter(|n| !n.trim().is_empty()) {
             match instant::parse(&next) {
                 Some(next) if next > ctx.now && !ctx.force => continue,
                 Some(_) => {}
@@ -124,7 +118,7 @@ fn due_rows(conn: &Connection, ctx: &PlanCtx<'_>, report: &mut PlanReport) -> an
                 }
             }
         }
-        let recurrence = text(8)?;
+        let recurrence = r.recurrence;
         if let Some(Err(why)) = recurrence::Recurrence::of(recurrence.as_deref()) {
             // Sent all the same (its content is fine), but loudly: no next
             // occurrence can be made, and a recurring mailing would stop unseen.
@@ -136,12 +130,12 @@ fn due_rows(conn: &Connection, ctx: &PlanCtx<'_>, report: &mut PlanReport) -> an
         }
         due.push(Row {
             id,
-            title: text(1)?.unwrap_or_default(),
-            recipients: text(2)?.unwrap_or_default(),
+            title: r.title.unwrap_or_default(),
+            recipients: r.recipients.unwrap_or_default(),
             scheduled_at,
             source_at,
-            attachment_path: text(4)?,
-            report: text(5)?,
+            attachment_path: r.attachment_path,
+            report: r.report,
             recurrence,
             zone,
         });
@@ -166,27 +160,17 @@ fn addresses(list: &str) -> Vec<(String, Option<String>)> {
 /// For `config check`: each pending report row's recipients that are not
 /// addresses, one line per row naming them all, and each pending row whose
 /// `recurrence`, `timezone` or `scheduled_at` cannot be read.
-pub fn invalid_recipients(conn: &Connection) -> rusqlite::Result<Vec<String>> {
-    let mut stmt = conn.prepare(
-        "SELECT id, recipients, recurrence, timezone, scheduled_at FROM scheduled_reports
-         WHERE status = 'pending' ORDER BY id",
-    )?;
-    let mut rows = stmt.query([])?;
+pub fn invalid_recipients(conn: &Conn) -> store::Result<Vec<String>> {
     let mut problems = Vec::new();
-    while let Some(r) = rows.next()? {
-        let id: i64 = r.get(0)?;
-        let text = |i: usize| -> rusqlite::Result<String> {
-            Ok(crate::db::loose::text(r.get_ref(i)?)
-                .unwrap_or_default()
-                .trim()
-                .to_string())
-        };
-        if let Some(Err(why)) = recurrence::Recurrence::of(Some(&text(2)?)) {
+    for r in store::reports::pending_to_check(conn)? {
+        let id = r.id;
+        let text = |v: &Option<String>| v.as_deref().unwrap_or_default().trim().to_string();
+        if let Some(Err(why)) = recurrence::Recurrence::of(Some(&text(&r.recurrence))) {
             problems.push(format!(
                 "scheduled_reports id {id}: recurrence: {why}; no next occurrence will be made"
             ));
         }
-        let zone = text(3)?;
+        let zone = text(&r.timezone);
         if let Err(why) = crate::config::parse_zone(&zone)
             && !zone.is_empty()
         {
@@ -194,13 +178,13 @@ pub fn invalid_recipients(conn: &Connection) -> rusqlite::Result<Vec<String>> {
                 "scheduled_reports id {id}: timezone: {why}; the row will be skipped"
             ));
         }
-        let scheduled_at = text(4)?;
+        let scheduled_at = text(&r.scheduled_at);
         if instant::parse(&scheduled_at).is_none() {
             problems.push(format!(
                 "scheduled_reports id {id}: scheduled_at: {scheduled_at:?} is not a timestamp; the row will be skipped"
             ));
         }
-        let list = crate::db::loose::text(r.get_ref(1)?).unwrap_or_default();
+        let list = r.recipients.unwrap_or_default();
         let bad: Vec<String> = addresses(&list)
             .into_iter()
             .filter_map(|(address, invalid)| invalid.map(|_| format!("{address:?}")))
@@ -226,7 +210,7 @@ struct ReportCtx<'a> {
 }
 
 fn plan_one(
-    conn: &mut Connection,
+    conn: &mut Conn,
     row: &Row,
     recur: &status::Recur<'_>,
     db: &Database,
@@ -362,7 +346,7 @@ fn plan_one(
         }
         return Ok(());
     }
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = store::begin(conn)?;
     // Under the write lock, look again: an overlapping run may have planned it.
     let existing = existing_deliveries(&tx, row)?;
     if existing.values().any(|s| s == "pending" || s == "sending") {
@@ -398,7 +382,7 @@ fn plan_one(
 /// Ends a row that sends nothing this run: failed with a reason, done because
 /// empty, or brought up to date with deliveries that already went.
 fn finish(
-    conn: &mut Connection,
+    conn: &mut Conn,
     row: &Row,
     ctx: &PlanCtx<'_>,
     recur: &status::Recur<'_>,
@@ -407,7 +391,7 @@ fn finish(
     if ctx.dry_run {
         return Ok(());
     }
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = store::begin(conn)?;
     // Under the write lock: an overlapping run may have planned this row.
     if existing_deliveries(&tx, row)?
         .values()
@@ -422,16 +406,8 @@ fn finish(
 
 /// The deliveries made for this row (not for an earlier row with its id), by
 /// lower-cased recipient.
-fn existing_deliveries(conn: &Connection, row: &Row) -> rusqlite::Result<HashMap<String, String>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT recipient, CASE WHEN status = 'cancelled' AND error_class = 'operator' THEN 'withdrawn' ELSE status END
-         FROM deliveries WHERE source_table = ?1 AND source_id = ?2 AND source_at = ?3",
-    )?;
-    // Lower-cased here, as the dedupe key is: SQLite's lower() knows only ASCII.
-    let rows = stmt.query_map(params![TABLE, row.id, instant::format(row.source_at)], |r| {
-        Ok((r.get::<_, String>(0)?.to_lowercase(), r.get(1)?))
-    })?;
-    rows.collect()
+fn existing_deliveries(conn: &Conn, row: &Row) -> store::Result<HashMap<String, String>> {
+    store::reports::deliveries_by_recipient(conn, row.id, row.source_at)
 }
 
 /// Template data for `config check`.

@@ -6,14 +6,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension};
 
 use super::{JOB, TABLE, addresses};
-use crate::db::identity;
-use crate::db::loose::text as column_text;
 use crate::engine::recheck::{Recheck, Verdict};
 use crate::instant;
 use crate::store::claims::Claimed;
+use crate::store::{self, Conn};
 
 /// send-reports' [`Recheck`]. A row's recipients are parsed once per run
 /// while their text is unchanged, so a report to N addresses costs O(N), not
@@ -29,7 +27,7 @@ impl Recheck for ReportsRecheck {
         JOB
     }
 
-    fn recheck(&self, conn: &Connection, row: &Claimed, _now: DateTime<Utc>) -> crate::store::Result<Verdict> {
+    fn recheck(&self, conn: &Conn, row: &Claimed, _now: DateTime<Utc>) -> store::Result<Verdict> {
         Ok(match self.why_not(conn, row)? {
             Some(reason) => Verdict::Cancel(reason),
             None => Verdict::Send,
@@ -53,11 +51,11 @@ impl ReportsRecheck {
     }
 
     /// Why the report's message should not go, if so.
-    fn why_not(&self, conn: &Connection, row: &Claimed) -> rusqlite::Result<Option<String>> {
+    fn why_not(&self, conn: &Conn, row: &Claimed) -> store::Result<Option<String>> {
         let Some(id) = row.source_id.filter(|_| row.source_table.as_deref() == Some(TABLE)) else {
             return Ok(None);
         };
-        let Some(current) = identity::current(conn, TABLE, id)? else {
+        let Some(current) = store::reports::scheduled_at(conn, id)? else {
             return Ok(Some(format!("{TABLE} id {id} was deleted")));
         };
         if current.map(instant::format) != row.source_at {
@@ -65,11 +63,7 @@ impl ReportsRecheck {
                 "{TABLE} id {id} is another row now (scheduled_at changed)"
             )));
         }
-        let found: Option<(Option<String>, Option<String>)> = conn
-            .prepare_cached("SELECT status, recipients FROM scheduled_reports WHERE id = ?1")?
-            .query_row([id], |r| Ok((column_text(r.get_ref(0)?), column_text(r.get_ref(1)?))))
-            .optional()?;
-        let Some((status, recipients)) = found else {
+        let Some(store::reports::State { status, recipients }) = store::reports::state(conn, id)? else {
             return Ok(Some(format!("{TABLE} id {id} was deleted")));
         };
         let status = status.unwrap_or_default();

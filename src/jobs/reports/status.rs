@@ -7,13 +7,14 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::TABLE;
 use super::recurrence::Recurrence;
 use crate::config::ReportsConfig;
 use crate::engine::record::{Outcome, SourceHook};
 use crate::instant;
+use crate::store::reports::{self, Settled};
+use crate::store::{self, Conn, Tx};
 
 /// `last_error` is kept readable: at most this many characters.
 const MAX_ERROR: usize = 20_000;
@@ -43,41 +44,21 @@ pub type Source<'a> = (i64, &'a str);
 
 /// Whether `scheduled_reports` row `id` is still the row scheduled at `at`
 /// (not deleted, nor replaced by a new row under the same id).
-fn is_row(tx: &Transaction<'_>, (id, at): Source<'_>) -> rusqlite::Result<bool> {
-    Ok(crate::db::identity::current(tx, TABLE, id)?
-        .flatten()
-        .map(instant::format)
-        .as_deref()
-        == Some(at))
+fn is_row(tx: &Tx<'_>, (id, at): Source<'_>) -> store::Result<bool> {
+    Ok(reports::scheduled_at(tx, id)?.flatten().map(instant::format).as_deref() == Some(at))
 }
 
-pub fn finish(
-    tx: &Transaction<'_>,
-    source: Source<'_>,
-    now: DateTime<Utc>,
-    done: Done,
-    recur: &Recur<'_>,
-) -> rusqlite::Result<()> {
+pub fn finish(tx: &Tx<'_>, source: Source<'_>, now: DateTime<Utc>, done: Done, recur: &Recur<'_>) -> store::Result<()> {
     if !is_row(tx, source)? {
         return Ok(());
     }
     let id = source.0;
     let changed = match done {
-        Done::Failed(reason) => tx.execute(
-            "UPDATE scheduled_reports SET status = 'failed', attempts = attempts + 1, last_error = ?2,
-                    next_attempt_at = NULL
-             WHERE id = ?1 AND status = 'pending'",
-            params![id, bounded(&reason)],
-        )?,
-        Done::Empty => tx.execute(
-            "UPDATE scheduled_reports SET status = 'sent', next_attempt_at = NULL,
-                    last_error = 'not sent: the report had no rows (skip_if_empty)'
-             WHERE id = ?1 AND status = 'pending'",
-            [id],
-        )?,
+        Done::Failed(reason) => reports::fail(tx, id, &bounded(&reason))?,
+        Done::Empty => reports::mark_empty(tx, id)?,
         Done::Refresh => return refresh(tx, source, now, recur),
     };
-    if changed > 0 {
+    if changed {
         schedule_next(tx, source, now, recur);
     }
     Ok(())
@@ -89,40 +70,26 @@ pub fn finish(
 /// `pending` while any is pending or sending; then `sent` (with `sent_at`)
 /// when none to a current recipient failed, else `failed` naming each. A
 /// row taken out of `pending` by hand is not finished again here.
-pub fn refresh(
-    tx: &Transaction<'_>,
-    source: Source<'_>,
-    now: DateTime<Utc>,
-    recur: &Recur<'_>,
-) -> rusqlite::Result<()> {
+pub fn refresh(tx: &Tx<'_>, source: Source<'_>, now: DateTime<Utc>, recur: &Recur<'_>) -> store::Result<()> {
     if !is_row(tx, source)? {
         return Ok(());
     }
     let (id, at) = source;
-    let recipients: String = tx.query_row("SELECT recipients FROM scheduled_reports WHERE id = ?1", [id], |r| {
-        Ok(crate::db::loose::text(r.get_ref(0)?).unwrap_or_default())
-    })?;
+    let recipients = reports::recipients(tx, id)?;
     let current: HashSet<String> = super::addresses(&recipients)
         .iter()
         .map(|(a, _)| a.to_lowercase())
         .collect();
-    let mut stmt = tx.prepare_cached(
-        "SELECT recipient, CASE WHEN status = 'cancelled' AND error_class = 'operator' THEN 'withdrawn' ELSE status END,
-                attempts, next_attempt_at, last_error
-         FROM deliveries WHERE source_table = ?1 AND source_id = ?2 AND source_at = ?3 ORDER BY id",
-    )?;
-    let mut rows = stmt.query(params![TABLE, id, at])?;
     let (mut total, mut open, mut attempts) = (0, 0, 0_i64);
     let mut next_attempt: Option<String> = None;
     let mut errors: Vec<String> = Vec::new();
     // Current addresses with a message that went or failed: any other (added
     // to the list since, or whose message was cancelled) is still to serve.
     let mut served: HashSet<String> = HashSet::new();
-    while let Some(r) = rows.next()? {
-        let recipient: String = r.get(0)?;
-        let status: String = r.get(1)?;
+    for d in reports::row_deliveries(tx, id, at)? {
+        let status = d.status.as_str();
         let is_open = status == "pending" || status == "sending";
-        let lower = recipient.to_lowercase();
+        let lower = d.recipient.to_lowercase();
         // In flight, whoever it is for, until the engine has had its say.
         if !is_open && !current.contains(&lower) {
             continue;
@@ -132,18 +99,21 @@ pub fn refresh(
             served.insert(lower);
         }
         total += 1;
-        attempts = attempts.max(r.get(2)?);
+        attempts = attempts.max(d.attempts);
         if is_open {
             open += 1;
             if status == "pending"
-                && let Some(next) = r.get::<_, Option<String>>(3)?
+                && let Some(next) = d.next_attempt_at
                 && next_attempt.as_ref().is_none_or(|n| next < *n)
             {
                 next_attempt = Some(next);
             }
         } else if status == "failed" {
-            let why: Option<String> = r.get(4)?;
-            errors.push(format!("{recipient}: {}", why.as_deref().unwrap_or("failed")));
+            errors.push(format!(
+                "{}: {}",
+                d.recipient,
+                d.last_error.as_deref().unwrap_or("failed")
+            ));
         }
     }
     if total == 0 {
@@ -154,26 +124,14 @@ pub fn refresh(
         // Still under way, or an address to serve at the next run. A row the
         // operator took out of `pending` by hand stays as they left it (a
         // failed one comes back when --force re-arms its deliveries).
-        tx.execute(
-            "UPDATE scheduled_reports SET status = 'pending', attempts = ?2, next_attempt_at = ?3, last_error = ?4
-             WHERE id = ?1 AND status IN ('pending', 'failed')",
-            params![id, attempts, next_attempt, errors],
-        )?;
+        reports::keep_pending(tx, id, attempts, next_attempt.as_deref(), errors.as_deref())?;
         return Ok(());
     }
-    let (status, sent_at) = if errors.is_none() {
-        ("sent", Some(instant::format(now)))
-    } else {
-        ("failed", None)
+    let end = match errors.as_deref() {
+        None => Settled::Sent { at: now },
+        Some(errors) => Settled::Failed { errors },
     };
-    let changed = tx.execute(
-        "UPDATE scheduled_reports
-         SET status = ?2, attempts = ?3, next_attempt_at = NULL, last_error = ?4,
-             sent_at = coalesce(?5, sent_at)
-         WHERE id = ?1 AND status = 'pending'",
-        params![id, status, attempts, errors, sent_at],
-    )?;
-    if changed > 0 {
+    if reports::settle(tx, id, attempts, end)? {
         schedule_next(tx, source, now, recur);
     }
     Ok(())
@@ -184,153 +142,68 @@ pub fn refresh(
 /// row (constant work, so a report to N addresses costs O(N), not O(N²));
 /// the last outcome recomputes the row.
 fn after_delivery(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     source: Source<'_>,
     delivery_id: i64,
     now: DateTime<Utc>,
     recur: &Recur<'_>,
-) -> rusqlite::Result<()> {
+) -> store::Result<()> {
     let (id, at) = source;
-    let open: bool = tx
-        .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM deliveries
-                            WHERE source_table IS NOT NULL AND status IN ('pending', 'sending')
-                              AND source_table = ?1 AND source_id = ?2 AND source_at = ?3)",
-        )?
-        .query_row(params![TABLE, id, at], |r| r.get(0))?;
-    if !open {
+    if !reports::in_flight(tx, id, at)? {
         return refresh(tx, source, now, recur);
     }
     if !is_row(tx, source)? {
         return Ok(());
     }
-    tx.prepare_cached(
-        "UPDATE scheduled_reports
-         SET status = 'pending', attempts = max(scheduled_reports.attempts, d.attempts),
-             next_attempt_at = CASE WHEN d.status = 'pending' AND d.next_attempt_at IS NOT NULL
-                                     AND (scheduled_reports.next_attempt_at IS NULL
-                                          OR d.next_attempt_at < scheduled_reports.next_attempt_at)
-                                    THEN d.next_attempt_at ELSE scheduled_reports.next_attempt_at END
-         FROM (SELECT attempts, status, next_attempt_at FROM deliveries WHERE id = ?2) AS d
-         WHERE scheduled_reports.id = ?1 AND scheduled_reports.status = 'pending'",
-    )?
-    .execute(params![id, delivery_id])?;
-    Ok(())
+    reports::fold_delivery(tx, id, delivery_id)
 }
 
 /// Inserts the next occurrence of a recurring row (once): the first cron time
 /// after max(now, scheduled_at), so a machine that was off sends one catch-up
 /// mailing. Problems are logged, never allowed to undo the outcome being recorded.
-fn schedule_next(tx: &Transaction<'_>, source: Source<'_>, now: DateTime<Utc>, recur: &Recur<'_>) {
+fn schedule_next(tx: &Tx<'_>, source: Source<'_>, now: DateTime<Utc>, recur: &Recur<'_>) {
     let id = source.0;
-    // A savepoint: the new row and its guard are written together or not at all.
-    let result = tx
-        .execute_batch("SAVEPOINT next_occurrence")
-        .map_err(anyhow::Error::from)
-        .and_then(|()| match try_schedule_next(tx, source, now, recur) {
-            Ok(()) => Ok(tx.execute_batch("RELEASE next_occurrence")?),
-            Err(e) => {
-                tx.execute_batch("ROLLBACK TO next_occurrence; RELEASE next_occurrence")?;
-                Err(e)
-            }
-        });
-    if let Err(e) = result {
+    if let Err(e) = try_schedule_next(tx, source, now, recur) {
         // An error, not a warning: a recurring mailing that stops must be seen,
         // under -q too, and stay written on its row.
         log::error!("scheduled_reports id {id}: no next occurrence: {e}");
-        let noted = tx.execute(
-            "UPDATE scheduled_reports SET last_error = coalesce(last_error || '; ', '') || ?2 WHERE id = ?1",
-            params![id, bounded(&format!("no next occurrence: {e}"))],
-        );
+        let noted = reports::append_error(tx, id, &bounded(&format!("no next occurrence: {e}")));
         if let Err(e) = noted {
             log::error!("scheduled_reports id {id}: cannot note it on the row: {e}");
         }
     }
 }
 
-fn try_schedule_next(
-    tx: &Transaction<'_>,
-    (id, at): Source<'_>,
-    now: DateTime<Utc>,
-    recur: &Recur<'_>,
-) -> anyhow::Result<()> {
-    type Fields = (
-        String,
-        String,
-        String,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-    );
-    let row: Option<Fields> = tx
-        .query_row(
-            "SELECT title, recipients, scheduled_at, attachment_path, report, recurrence, timezone
-             FROM scheduled_reports WHERE id = ?1",
-            [id],
-            |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                ))
-            },
-        )
-        .optional()?;
-    let Some((title, recipients, scheduled_at, attachment_path, report, recurrence, timezone)) = row else {
+fn try_schedule_next(tx: &Tx<'_>, (id, at): Source<'_>, now: DateTime<Utc>, recur: &Recur<'_>) -> anyhow::Result<()> {
+    let Some(row) = reports::row_to_repeat(tx, id)? else {
         return Ok(());
     };
-    let Some(expr) = recurrence.as_deref().map(str::trim).filter(|r| !r.is_empty()) else {
+    let Some(expr) = row.recurrence.as_deref().map(str::trim).filter(|r| !r.is_empty()) else {
         return Ok(());
     };
-    let done: bool = tx.query_row(
-        "SELECT EXISTS (SELECT 1 FROM rappel_report_recurrences WHERE report_id = ?1 AND scheduled_at = ?2)",
-        params![id, at],
-        |r| r.get(0),
-    )?;
-    if done {
+    if reports::next_made(tx, id, at)? {
         return Ok(());
     }
     let rule = Recurrence::parse(expr).map_err(|e| anyhow::anyhow!("recurrence: {e}"))?;
-    let (zone, naive) = match timezone.as_deref().map(str::trim).filter(|z| !z.is_empty()) {
+    let (zone, naive) = match row.timezone.as_deref().map(str::trim).filter(|z| !z.is_empty()) {
         Some(z) => {
             let zone = crate::config::parse_zone(z).map_err(|e| anyhow::anyhow!("timezone: {e}"))?;
             (zone, zone)
         }
         None => (recur.zone, recur.naive),
     };
-    let scheduled = instant::parse_in(&scheduled_at, naive)
+    let scheduled_at = &row.scheduled_at;
+    let scheduled = instant::parse_in(scheduled_at, naive)
         .ok_or_else(|| anyhow::anyhow!("scheduled_at {scheduled_at:?} is not a timestamp"))?;
     let next = rule
         .next_after(now.max(scheduled), zone)
         .ok_or_else(|| anyhow::anyhow!("recurrence {expr:?} has no next time"))?;
-    let keep = report
+    let keep = row
+        .report
         .as_deref()
         .and_then(|r| recur.cfg.definitions.get(r))
         .is_some_and(|d| d.keep_attachment);
-    let next_id: i64 = tx.query_row(
-        "INSERT INTO scheduled_reports (title, recipients, scheduled_at, attachment_path, report, recurrence, timezone)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
-        params![
-            title,
-            recipients,
-            instant::format(next),
-            if keep { attachment_path } else { None },
-            report,
-            recurrence,
-            timezone
-        ],
-        |r| r.get(0),
-    )?;
-    tx.execute(
-        "INSERT INTO rappel_report_recurrences (report_id, scheduled_at, next_report_id, created_at)
-         VALUES (?1, ?2, ?3, ?4)",
-        params![id, at, next_id, instant::format(now)],
-    )?;
+    let next_id = reports::insert_next(tx, (id, at), &row, next, keep, now)?;
     log::info!(
         "scheduled_reports id {id}: next occurrence is id {next_id} at {}",
         instant::format(next)
@@ -401,22 +274,18 @@ fn distinct(rows: &[(i64, String)]) -> std::collections::BTreeSet<&(i64, String)
 /// Counts `rows` (id, `scheduled_at` in rappel's format; repeats counted
 /// once) by their row's status now. A row deleted or replaced under its id
 /// since counts as a report but in no status. Errors: SQLite's.
-pub fn count(conn: &rusqlite::Connection, rows: &[(i64, String)]) -> rusqlite::Result<ReportCounts> {
+pub fn count(conn: &Conn, rows: &[(i64, String)]) -> store::Result<ReportCounts> {
     let distinct = distinct(rows);
     let mut counts = ReportCounts {
         reports: distinct.len() as u64,
         ..ReportCounts::default()
     };
-    let mut stmt = conn.prepare_cached("SELECT status FROM scheduled_reports WHERE id = ?1")?;
     for (id, at) in distinct {
-        let current = crate::db::identity::current(conn, TABLE, *id)?
-            .flatten()
-            .map(instant::format);
+        let current = reports::scheduled_at(conn, *id)?.flatten().map(instant::format);
         if current.as_deref() != Some(at.as_str()) {
             continue;
         }
-        let status: Option<String> = stmt.query_row([id], |r| r.get(0)).optional()?;
-        match status.as_deref() {
+        match reports::status(conn, *id)?.as_deref() {
             Some("sent") => counts.sent += 1,
             Some("failed") => counts.failed += 1,
             Some("pending") => counts.pending += 1,
@@ -431,12 +300,7 @@ impl SourceHook for ReportsHook<'_> {
         TABLE
     }
 
-    fn after_outcome(
-        &self,
-        tx: &Transaction<'_>,
-        outcome: &Outcome<'_>,
-        now: DateTime<Utc>,
-    ) -> crate::store::Result<()> {
+    fn after_outcome(&self, tx: &Tx<'_>, outcome: &Outcome<'_>, now: DateTime<Utc>) -> store::Result<()> {
         // Without an instant: made before rows were named by one, for a row gone since.
         let Some(at) = outcome.source_at else {
             return Ok(());

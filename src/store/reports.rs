@@ -1,0 +1,425 @@
+//! `scheduled_reports`, the host's report rows, as send-reports reads and
+//! keeps them: the pending rows, each row's status following the deliveries
+//! made for it, a recurring row's next occurrence (written once, guarded by
+//! `rappel_report_recurrences`), and an operator's reopening of a row.
+//! `query` runs a report definition's own read-only query.
+//!
+//! A report row is named by its id together with its `scheduled_at` in
+//! rappel's format (`db::identity`): the deliveries made for it carry both
+//! (`source_table = 'scheduled_reports'`, `source_id`, `source_at`), and a
+//! new row under a deleted one's id is another row.
+
+pub mod query;
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, params};
+
+use super::{Conn, Result, Tx};
+use crate::db::loose::text;
+use crate::instant;
+
+/// The host table of report rows, as the deliveries' `source_table` names it.
+pub const TABLE: &str = "scheduled_reports";
+
+/// A pending report row as the host wrote it: every column but `id` read as
+/// text whatever its type (`db::loose::text`: `None` for NULL), for the job
+/// to parse and judge.
+#[derive(Debug)]
+pub struct Pending {
+    pub id: i64,
+    pub title: Option<String>,
+    pub recipients: Option<String>,
+    pub scheduled_at: Option<String>,
+    pub attachment_path: Option<String>,
+    pub report: Option<String>,
+    pub timezone: Option<String>,
+    pub next_attempt_at: Option<String>,
+    pub recurrence: Option<String>,
+}
+
+/// Every `pending` report row, by id, due or not (whether it is due depends
+/// on its zone, which the job reads). Errors: an `id` that is not an
+/// integer, and SQLite's.
+pub fn pending(conn: &Conn) -> Result<Vec<Pending>> {
+    let mut stmt = conn.prepare(
+        "SELECT id, title, recipients, scheduled_at, attachment_path, report, timezone, next_attempt_at, recurrence
+         FROM scheduled_reports WHERE status = 'pending' ORDER BY id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(Pending {
+            id: r.get(0)?,
+            title: text(r.get_ref(1)?),
+            recipients: text(r.get_ref(2)?),
+            scheduled_at: text(r.get_ref(3)?),
+            attachment_path: text(r.get_ref(4)?),
+            report: text(r.get_ref(5)?),
+            timezone: text(r.get_ref(6)?),
+            next_attempt_at: text(r.get_ref(7)?),
+            recurrence: text(r.get_ref(8)?),
+        })
+    })?;
+    super::collect(rows)
+}
+
+/// The columns of a pending report row `config check` looks at, as written
+/// (`db::loose::text`: `None` for NULL).
+#[derive(Debug)]
+pub struct ToCheck {
+    pub id: i64,
+    pub recipients: Option<String>,
+    pub recurrence: Option<String>,
+    pub timezone: Option<String>,
+    pub scheduled_at: Option<String>,
+}
+
+/// Every `pending` report row's recipients, recurrence, zone and
+/// `scheduled_at`, by id, for `config check`. Errors: an `id` that is not
+/// an integer, and SQLite's.
+pub fn pending_to_check(conn: &Conn) -> Result<Vec<ToCheck>> {
+    let mut stmt = conn.prepare(
+        "SELECT id, recipients, recurrence, timezone, scheduled_at FROM scheduled_reports
+         WHERE status = 'pending' ORDER BY id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(ToCheck {
+            id: r.get(0)?,
+            recipients: text(r.get_ref(1)?),
+            recurrence: text(r.get_ref(2)?),
+            timezone: text(r.get_ref(3)?),
+            scheduled_at: text(r.get_ref(4)?),
+        })
+    })?;
+    super::collect(rows)
+}
+
+/// The `scheduled_at` of report row `id` as it is now, the instant that
+/// names the row with its id (UTC): `None` when the row is gone,
+/// `Some(None)` when the value is empty or not a timestamp. Errors: SQLite's.
+pub fn scheduled_at(conn: &Conn, id: i64) -> Result<Option<Option<DateTime<Utc>>>> {
+    Ok(crate::db::identity::current(conn, TABLE, id)?)
+}
+
+/// The deliveries made for report row `id` scheduled at `source_at` (not
+/// for an earlier row with its id), by lower-cased recipient: each one's
+/// status, or `withdrawn` for one cancelled by the operator (`rappel
+/// cancel`). Errors: SQLite's.
+pub fn deliveries_by_recipient(conn: &Conn, id: i64, source_at: DateTime<Utc>) -> Result<HashMap<String, String>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT recipient, CASE WHEN status = 'cancelled' AND error_class = 'operator' THEN 'withdrawn' ELSE status END
+         FROM deliveries WHERE source_table = ?1 AND source_id = ?2 AND source_at = ?3",
+    )?;
+    // Lower-cased here, as the dedupe key is: SQLite's lower() knows only ASCII.
+    let rows = stmt.query_map(params![TABLE, id, instant::format(source_at)], |r| {
+        Ok((r.get::<_, String>(0)?.to_lowercase(), r.get(1)?))
+    })?;
+    Ok(super::collect(rows)?.into_iter().collect())
+}
+
+/// One delivery made for a report row, as the row's status is worked out
+/// from it.
+#[derive(Debug)]
+pub struct RowDelivery {
+    pub recipient: String,
+    /// Its status, or `withdrawn` when the operator cancelled it.
+    pub status: String,
+    pub attempts: i64,
+    /// When it is tried again, as stored (rappel's format, UTC).
+    pub next_attempt_at: Option<String>,
+    pub last_error: Option<String>,
+}
+
+/// The deliveries made for report row `id` named by `source_at` (its
+/// `scheduled_at` as the deliveries store it), by id. Errors: SQLite's.
+pub fn row_deliveries(conn: &Conn, id: i64, source_at: &str) -> Result<Vec<RowDelivery>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT recipient, CASE WHEN status = 'cancelled' AND error_class = 'operator' THEN 'withdrawn' ELSE status END,
+                attempts, next_attempt_at, last_error
+         FROM deliveries WHERE source_table = ?1 AND source_id = ?2 AND source_at = ?3 ORDER BY id",
+    )?;
+    let rows = stmt.query_map(params![TABLE, id, source_at], |r| {
+        Ok(RowDelivery {
+            recipient: r.get(0)?,
+            status: r.get(1)?,
+            attempts: r.get(2)?,
+            next_attempt_at: r.get(3)?,
+            last_error: r.get(4)?,
+        })
+    })?;
+    super::collect(rows)
+}
+
+/// Whether any delivery made for report row `id` named by `source_at` (as
+/// stored) is still pending or being sent. Errors: SQLite's.
+pub fn in_flight(conn: &Conn, id: i64, source_at: &str) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM deliveries
+                            WHERE source_table IS NOT NULL AND status IN ('pending', 'sending')
+                              AND source_table = ?1 AND source_id = ?2 AND source_at = ?3)",
+        )?
+        .query_row(params![TABLE, id, source_at], |r| r.get(0))?)
+}
+
+/// Report row `id`'s `recipients` as written (`db::loose::text`; empty for
+/// NULL). Errors: no such row (`QueryReturnedNoRows`), and SQLite's.
+pub fn recipients(conn: &Conn, id: i64) -> Result<String> {
+    Ok(
+        conn.query_row("SELECT recipients FROM scheduled_reports WHERE id = ?1", [id], |r| {
+            Ok(text(r.get_ref(0)?).unwrap_or_default())
+        })?,
+    )
+}
+
+/// What the last look before a send reads of a report row, as written
+/// (`db::loose::text`: `None` for NULL).
+#[derive(Debug)]
+pub struct State {
+    pub status: Option<String>,
+    pub recipients: Option<String>,
+}
+
+/// Report row `id`'s status and recipients now; `None` when the row is
+/// gone. Errors: SQLite's.
+pub fn state(conn: &Conn, id: i64) -> Result<Option<State>> {
+    Ok(conn
+        .prepare_cached("SELECT status, recipients FROM scheduled_reports WHERE id = ?1")?
+        .query_row([id], |r| {
+            Ok(State {
+                status: text(r.get_ref(0)?),
+                recipients: text(r.get_ref(1)?),
+            })
+        })
+        .optional()?)
+}
+
+/// Report row `id`'s status now; `None` when the row is gone. Errors: a
+/// status that is NULL or not text, and SQLite's.
+pub fn status(conn: &Conn, id: i64) -> Result<Option<String>> {
+    Ok(conn
+        .prepare_cached("SELECT status FROM scheduled_reports WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?)
+}
+
+/// Pending report row `id` fails with `reason` (one more attempt, no retry
+/// time). Returns whether it changed (it was still pending). Errors: SQLite's.
+pub fn fail(tx: &Tx<'_>, id: i64, reason: &str) -> Result<bool> {
+    let changed = tx.execute(
+        "UPDATE scheduled_reports SET status = 'failed', attempts = attempts + 1, last_error = ?2,
+                    next_attempt_at = NULL
+             WHERE id = ?1 AND status = 'pending'",
+        params![id, reason],
+    )?;
+    Ok(changed > 0)
+}
+
+/// Pending report row `id` is done without a mailing: its definition
+/// returned no rows and says `skip_if_empty` (`sent`, with that said in
+/// `last_error`). Returns whether it changed. Errors: SQLite's.
+pub fn mark_empty(tx: &Tx<'_>, id: i64) -> Result<bool> {
+    let changed = tx.execute(
+        "UPDATE scheduled_reports SET status = 'sent', next_attempt_at = NULL,
+                    last_error = 'not sent: the report had no rows (skip_if_empty)'
+             WHERE id = ?1 AND status = 'pending'",
+        [id],
+    )?;
+    Ok(changed > 0)
+}
+
+/// Report row `id` stays (or is again) `pending` while its deliveries are
+/// under way: their highest `attempts`, their earliest retry time (as
+/// stored) and their errors so far. A row the operator took out of
+/// `pending` other than to `failed` is left as it is. Errors: SQLite's.
+pub fn keep_pending(
+    tx: &Tx<'_>,
+    id: i64,
+    attempts: i64,
+    next_attempt_at: Option<&str>,
+    last_error: Option<&str>,
+) -> Result<()> {
+    tx.execute(
+        "UPDATE scheduled_reports SET status = 'pending', attempts = ?2, next_attempt_at = ?3, last_error = ?4
+             WHERE id = ?1 AND status IN ('pending', 'failed')",
+        params![id, attempts, next_attempt_at, last_error],
+    )?;
+    Ok(())
+}
+
+/// How a report row ends once none of its deliveries is in flight.
+#[derive(Clone, Copy, Debug)]
+pub enum Settled<'a> {
+    /// Every current recipient got it, at this instant (UTC).
+    Sent { at: DateTime<Utc> },
+    /// At least one failed: each failed address and why.
+    Failed { errors: &'a str },
+}
+
+/// Pending report row `id` ends as `end` says, with its deliveries' highest
+/// `attempts` (a row that was sent before keeps its `sent_at` when it now
+/// fails). Returns whether it changed (it was still pending). Errors: SQLite's.
+pub fn settle(tx: &Tx<'_>, id: i64, attempts: i64, end: Settled<'_>) -> Result<bool> {
+    let (status, errors, sent_at) = match end {
+        Settled::Sent { at } => ("sent", None, Some(instant::format(at))),
+        Settled::Failed { errors } => ("failed", Some(errors), None),
+    };
+    let changed = tx.execute(
+        "UPDATE scheduled_reports
+         SET status = ?2, attempts = ?3, next_attempt_at = NULL, last_error = ?4,
+             sent_at = coalesce(?5, sent_at)
+         WHERE id = ?1 AND status = 'pending'",
+        params![id, status, attempts, errors, sent_at],
+    )?;
+    Ok(changed > 0)
+}
+
+/// Folds delivery `delivery_id`'s attempts and retry time into pending
+/// report row `id` (its highest attempts, its earliest retry), in constant
+/// work while other deliveries of the row are in flight. Errors: SQLite's.
+/// PostgreSQL runs the same `UPDATE … FROM`, with `GREATEST` for `max`.
+pub fn fold_delivery(tx: &Tx<'_>, id: i64, delivery_id: i64) -> Result<()> {
+    tx.prepare_cached(
+        "UPDATE scheduled_reports
+         SET status = 'pending', attempts = max(scheduled_reports.attempts, d.attempts),
+             next_attempt_at = CASE WHEN d.status = 'pending' AND d.next_attempt_at IS NOT NULL
+                                     AND (scheduled_reports.next_attempt_at IS NULL
+                                          OR d.next_attempt_at < scheduled_reports.next_attempt_at)
+                                    THEN d.next_attempt_at ELSE scheduled_reports.next_attempt_at END
+         FROM (SELECT attempts, status, next_attempt_at FROM deliveries WHERE id = ?2) AS d
+         WHERE scheduled_reports.id = ?1 AND scheduled_reports.status = 'pending'",
+    )?
+    .execute(params![id, delivery_id])?;
+    Ok(())
+}
+
+/// The columns a recurring report row's next occurrence is copied from.
+#[derive(Debug)]
+pub struct ToRepeat {
+    pub title: String,
+    pub recipients: String,
+    /// As written (a value without an offset is read in the row's zone).
+    pub scheduled_at: String,
+    pub attachment_path: Option<String>,
+    pub report: Option<String>,
+    pub recurrence: Option<String>,
+    pub timezone: Option<String>,
+}
+
+/// Report row `id`'s columns a next occurrence copies; `None` when the row
+/// is gone. Errors: a title, recipients or `scheduled_at` that is NULL or
+/// not text, and SQLite's.
+pub fn row_to_repeat(conn: &Conn, id: i64) -> Result<Option<ToRepeat>> {
+    Ok(conn
+        .query_row(
+            "SELECT title, recipients, scheduled_at, attachment_path, report, recurrence, timezone
+             FROM scheduled_reports WHERE id = ?1",
+            [id],
+            |r| {
+                Ok(ToRepeat {
+                    title: r.get(0)?,
+                    recipients: r.get(1)?,
+                    scheduled_at: r.get(2)?,
+                    attachment_path: r.get(3)?,
+                    report: r.get(4)?,
+                    recurrence: r.get(5)?,
+                    timezone: r.get(6)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
+/// Whether report row `id` named by `source_at` (as stored) has had its
+/// next occurrence made already. Errors: SQLite's.
+pub fn next_made(conn: &Conn, id: i64, source_at: &str) -> Result<bool> {
+    Ok(conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM rappel_report_recurrences WHERE report_id = ?1 AND scheduled_at = ?2)",
+        params![id, source_at],
+        |r| r.get(0),
+    )?)
+}
+
+/// Inserts the next occurrence of report row `id` named by `source_at` (as
+/// stored): a pending copy of `row` scheduled at `next` (UTC), with its
+/// attachment only when `keep_attachment`, and the guard that says it was
+/// made (`rappel_report_recurrences`, created at `now`). Returns the new
+/// row's id. Both are written or neither is (a savepoint, as in
+/// PostgreSQL). Errors: SQLite's, the guard already written among them.
+pub fn insert_next(
+    tx: &Tx<'_>,
+    (id, source_at): (i64, &str),
+    row: &ToRepeat,
+    next: DateTime<Utc>,
+    keep_attachment: bool,
+    now: DateTime<Utc>,
+) -> Result<i64> {
+    // A savepoint: the new row and its guard are written together or not at all.
+    tx.execute_batch("SAVEPOINT next_occurrence")?;
+    match insert_occurrence(tx, (id, source_at), row, next, keep_attachment, now) {
+        Ok(next_id) => {
+            tx.execute_batch("RELEASE next_occurrence")?;
+            Ok(next_id)
+        }
+        Err(e) => {
+            tx.execute_batch("ROLLBACK TO next_occurrence; RELEASE next_occurrence")?;
+            Err(e)
+        }
+    }
+}
+
+/// `insert_next`'s two writes, inside its savepoint.
+fn insert_occurrence(
+    tx: &Tx<'_>,
+    (id, source_at): (i64, &str),
+    row: &ToRepeat,
+    next: DateTime<Utc>,
+    keep_attachment: bool,
+    now: DateTime<Utc>,
+) -> Result<i64> {
+    let next_id: i64 = tx.query_row(
+        "INSERT INTO scheduled_reports (title, recipients, scheduled_at, attachment_path, report, recurrence, timezone)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+        params![
+            row.title,
+            row.recipients,
+            instant::format(next),
+            if keep_attachment {
+                row.attachment_path.as_deref()
+            } else {
+                None
+            },
+            row.report,
+            row.recurrence,
+            row.timezone
+        ],
+        |r| r.get(0),
+    )?;
+    tx.execute(
+        "INSERT INTO rappel_report_recurrences (report_id, scheduled_at, next_report_id, created_at)
+         VALUES (?1, ?2, ?3, ?4)",
+        params![id, source_at, next_id, instant::format(now)],
+    )?;
+    Ok(next_id)
+}
+
+/// Appends `note` to report row `id`'s `last_error` (after `; ` when there
+/// is one), so a problem stays written on the row. Errors: SQLite's.
+pub fn append_error(tx: &Tx<'_>, id: i64, note: &str) -> Result<()> {
+    tx.execute(
+        "UPDATE scheduled_reports SET last_error = coalesce(last_error || '; ', '') || ?2 WHERE id = ?1",
+        params![id, note],
+    )?;
+    Ok(())
+}
+
+/// `rappel retry`: report row `id` back to `pending` when it is `sent` or
+/// `failed` (a row set otherwise by hand stays so). Returns whether it
+/// changed. Errors: SQLite's.
+pub fn reopen(tx: &Tx<'_>, id: i64) -> Result<bool> {
+    let changed = tx.execute(
+        "UPDATE scheduled_reports SET status = 'pending' WHERE id = ?1 AND status IN ('sent', 'failed')",
+        [id],
+    )?;
+    Ok(changed > 0)
+}

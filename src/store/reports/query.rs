@@ -1,0 +1,169 @@
+//! A report definition's own query, as the operator wrote it in
+//! `[reports.definitions]`, run on a guarded read-only connection: only
+//! reading is authorised, within a time limit (SQLite's progress handler), a
+//! row limit and a bound on the text returned. What goes wrong comes back as
+//! a sentence saying why, for the report's failure or `config check`.
+//!
+//! A PostgreSQL store would run it in a `READ ONLY` transaction under a
+//! role that may only read, with `statement_timeout` as the time limit.
+
+use std::time::{Duration, Instant};
+
+use rusqlite::types::ValueRef;
+
+use crate::db::Database;
+
+/// Text a query may return in all before its report fails: a bound on
+/// memory whatever the operator wrote.
+const QUERY_MAX_BYTES: usize = 64 * 1024 * 1024;
+
+/// One value a definition's query returned.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Cell {
+    /// An integer or real, written as it is.
+    Number(String),
+    /// Anything else, as text (empty for NULL).
+    Text(String),
+}
+
+impl Cell {
+    /// The value as text, whatever it is.
+    pub fn into_text(self) -> String {
+        match self {
+            Cell::Number(t) | Cell::Text(t) => t,
+        }
+    }
+}
+
+/// What a definition's query returned: its column names and its rows, in
+/// the order it gave them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rows {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Cell>>,
+}
+
+/// A read-only connection for an operator's query: only reading is
+/// authorised (SELECT, reads, functions other than `load_extension`, WITH
+/// RECURSIVE); a write, PRAGMA, ATTACH, SAVEPOINT or transaction is refused
+/// when the statement is prepared, like any other write.
+fn guarded(db: &Database) -> anyhow::Result<rusqlite::Connection> {
+    use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+    let mut conn = Database::new(db.path().to_path_buf(), true).connect()?;
+    // One value may not hold more than the whole report may: SQLite refuses
+    // to build a longer string or blob rather than fill the memory.
+    conn.set_limit(
+        rusqlite::limits::Limit::SQLITE_LIMIT_LENGTH,
+        i32::try_from(QUERY_MAX_BYTES).unwrap_or(i32::MAX),
+    )?;
+    conn.authorizer(Some(|ctx: AuthContext<'_>| match ctx.action {
+        AuthAction::Select | AuthAction::Read { .. } | AuthAction::Recursive => Authorization::Allow,
+        AuthAction::Function { function_name } if !function_name.eq_ignore_ascii_case("load_extension") => {
+            Authorization::Allow
+        }
+        _ => Authorization::Deny,
+    }))?;
+    Ok(conn)
+}
+
+/// Prepares a definition's `query` on `db` as send-reports would run it,
+/// and reads its first row (some refusals only come when it runs) within
+/// `timeout`, for `config check`. `Err` says why it cannot run: the database
+/// cannot be opened, the query does more than read, fails, or its first row
+/// took longer than `timeout`.
+pub fn check(db: &Database, query: &str, timeout: Duration) -> Result<(), String> {
+    let mut conn = guarded(db).map_err(|e| format!("{e:#}"))?;
+    let deadline = Instant::now() + timeout;
+    conn.progress_handler(10_000, Some(move || Instant::now() > deadline))
+        .map_err(|e| e.to_string())?;
+    let mut stmt = conn.prepare(query).map_err(|e| refused(&e))?;
+    if !stmt.readonly() {
+        return Err("it would write to the database; report queries must only read".into());
+    }
+    match stmt.query([]).and_then(|mut rows| rows.next().map(|_| ())) {
+        Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted) => Err(format!(
+            "its first row took longer than [reports] query_timeout_s ({} s)",
+            timeout.as_secs()
+        )),
+        Err(e) => Err(refused(&e)),
+        Ok(()) => Ok(()),
+    }
+}
+
+fn refused(e: &rusqlite::Error) -> String {
+    let text = e.to_string();
+    if text.contains("string or blob too big") {
+        format!(
+            "one of its values is longer than {} MB",
+            QUERY_MAX_BYTES / (1024 * 1024)
+        )
+    } else if text.contains("not authorized") {
+        "it does more than read (a write, PRAGMA, ATTACH, SAVEPOINT or transaction); report queries must only read"
+            .into()
+    } else {
+        text
+    }
+}
+
+/// Runs a definition's `query` on a guarded read-only connection to `db`,
+/// within `timeout` (`[reports] query_timeout_s`: SQLite's progress handler
+/// interrupts it), `max_rows` rows (`query_max_rows`) and 64 MB of text; it
+/// returns its columns and every row. `Err` says why the report cannot have
+/// them: past any limit, a query that does more than read, or one that
+/// fails.
+pub fn run(db: &Database, query: &str, timeout: Duration, max_rows: u64) -> Result<Rows, String> {
+    run_guarded(db, query, timeout, max_rows).map_err(|e| e.to_string())
+}
+
+fn run_guarded(db: &Database, query: &str, timeout: Duration, max_rows: u64) -> anyhow::Result<Rows> {
+    let mut conn = guarded(db)?;
+    let deadline = Instant::now() + timeout;
+    conn.progress_handler(10_000, Some(move || Instant::now() > deadline))?;
+    let timed_out = || {
+        anyhow::anyhow!(
+            "it ran longer than [reports] query_timeout_s ({} s) and was stopped",
+            timeout.as_secs()
+        )
+    };
+    let mut stmt = conn.prepare(query).map_err(|e| anyhow::anyhow!(refused(&e)))?;
+    if !stmt.readonly() {
+        anyhow::bail!("it would write to the database; report queries must only read");
+    }
+    let columns: Vec<String> = stmt.column_names().map(str::to_string).collect();
+    let n = columns.len();
+    let mut rows = Vec::new();
+    let mut bytes = 0;
+    let mut result = stmt.query([])?;
+    loop {
+        let row = match result.next() {
+            Ok(Some(row)) => row,
+            Ok(None) => break,
+            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted) => {
+                return Err(timed_out());
+            }
+            Err(e) => anyhow::bail!(refused(&e)),
+        };
+        if rows.len() as u64 >= max_rows {
+            anyhow::bail!("it returned more than [reports] query_max_rows ({max_rows}) rows");
+        }
+        let mut cells = Vec::with_capacity(n);
+        for i in 0..n {
+            let cell = match row.get_ref(i)? {
+                ValueRef::Null => Cell::Text(String::new()),
+                ValueRef::Integer(v) => Cell::Number(v.to_string()),
+                ValueRef::Real(v) => Cell::Number(v.to_string()),
+                ValueRef::Text(t) => Cell::Text(String::from_utf8_lossy(t).into_owned()),
+                ValueRef::Blob(b) => Cell::Text(format!("<{} bytes>", b.len())),
+            };
+            bytes += match &cell {
+                Cell::Number(t) | Cell::Text(t) => t.len(),
+            };
+            cells.push(cell);
+        }
+        if bytes > QUERY_MAX_BYTES {
+            anyhow::bail!("it returned more than {} MB of text", QUERY_MAX_BYTES / (1024 * 1024));
+        }
+        rows.push(cells);
+    }
+    Ok(Rows { columns, rows })
+}
