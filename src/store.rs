@@ -2,16 +2,28 @@
 //! behind functions named after the operation, taking and returning typed
 //! values (`domain`'s enums, `DateTime<Utc>`).
 //!
-//! Areas so far: `claims` (due deliveries taken under a lease, expired
-//! leases returned, dry-run previews), `outcomes` (what became of a claimed
-//! delivery, written only while its lease is held), `deliveries` (planning's
-//! writes under a dedupe key, the log, one delivery whole, retry and cancel
-//! by hand), `runs` (`job_runs`), `alerts` (the delay-alert history),
-//! `stats` (the dashboard's figures) and `purge`. The jobs' reads of host
-//! tables and their bookkeeping (`scheduled_reports` status, the attendance
-//! ledger),
-//! the demo's data and the migrations still hold their own SQL and move here
-//! in turn.
+//! Every statement rappel runs is here (opening the file, migrations and the
+//! schema checks are `db`). One module per area:
+//!
+//! - rappel's own tables: `claims` (due deliveries taken under a lease,
+//!   expired leases returned, dry-run previews), `outcomes` (what became of
+//!   a claimed delivery, written only while its lease is held), `deliveries`
+//!   (planning's writes under a dedupe key, the log, one delivery whole,
+//!   retry and cancel by hand), `runs` (`job_runs`), `stats` (the
+//!   dashboard's figures), `purge`;
+//! - check-delay-alerts: `tickets` (open tickets' stage events, alert
+//!   recipients) and `alerts` (the alert history);
+//! - send-reports: `reports` (`scheduled_reports` rows, their status
+//!   following their deliveries, the next occurrence) and `reports::query`
+//!   (a report definition's query, guarded);
+//! - send-reminders: `reminders` (loans, sessions, students, manual
+//!   reminders, each with its contact; the last look at a source row);
+//! - sync-attendance: `attendance` (terminals, the punch ledger claimed in
+//!   batches, users pulled from an HR service);
+//! - `demo` (the sample data of `rappel demo`).
+//!
+//! Host columns are read as the host wrote them, through `db::loose`; what a
+//! value means (a time zone, a date in the configured zone) is the job's.
 //!
 //! Every operation is written so a PostgreSQL store can back the same one:
 //!
@@ -23,6 +35,15 @@
 //! | a job's lock | a lock file beside the database (`engine::lock`) | `pg_try_advisory_lock(hashtext(job))` on the run's session |
 //! | instants | RFC 3339 text, UTC, `Z` (text order is time order) | `timestamptz` |
 //! | open and finish a run | `INSERT … RETURNING id`, then `UPDATE` | the same |
+//! | plan under a dedupe key | `INSERT … ON CONFLICT (dedupe_key) DO NOTHING RETURNING id` | the same |
+//! | a write transaction (`begin`) | `BEGIN IMMEDIATE`: the write lock at once | `BEGIN`; rows locked as claimed or updated |
+//! | an attendance batch | `BEGIN IMMEDIATE`, logs claimed by `UPDATE … WHERE id IN (…)` | `SELECT … FOR UPDATE SKIP LOCKED`, then `UPDATE` |
+//! | a report's status from its deliveries | `UPDATE … FROM (SELECT …)` | the same |
+//! | the larger of two values (attempts given back, a report's attempts) | `max(a, b)` | `GREATEST(a, b)` |
+//! | the next occurrence of a recurring report | a `SAVEPOINT` around its two inserts | the same |
+//! | users pulled from an HR service | `INSERT … ON CONFLICT DO UPDATE` | the same |
+//! | a report definition's query | a read-only authorizer, a length limit, a progress handler as time limit | a `READ ONLY` transaction, `SET LOCAL statement_timeout`, a role allowed `SELECT` only |
+//! | durations in the dashboard | `julianday(b) - julianday(a)` | `extract(epoch FROM b - a)` |
 //!
 //! Callers hold a connection (`Conn`) or a write transaction (`Tx`) as an
 //! opaque handle and name no driver; errors at this boundary are

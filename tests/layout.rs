@@ -1,7 +1,7 @@
 //! The source layout's rules (README, Development): no top-level module
 //! imports one that imports it back, commands never import the composition
-//! root, and only `store/`, `db/` and the places still listed in `store.rs`
-//! write SQL on rappel's own `deliveries` table.
+//! root, only `store/` and `db/` write on rappel's own `deliveries` table,
+//! and no other file names the database driver or holds an SQL statement.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -96,5 +96,35 @@ fn deliveries_are_written_only_by_the_store() {
     assert!(
         writers.is_empty(),
         "files outside store/ writing deliveries: {writers:?}"
+    );
+}
+
+#[test]
+fn only_the_store_and_db_name_the_driver_or_write_sql() {
+    let statements = ["SELECT ", "INSERT INTO", "UPDATE ", "DELETE FROM", "PRAGMA ", "BEGIN "];
+    /// Whether `text` passes a string literal starting with `keyword` to a
+    /// call or a list: `("SELECT …`, `, "UPDATE …`.
+    fn statement_literal(text: &str, keyword: &str) -> bool {
+        let quoted = format!("\"{keyword}");
+        text.match_indices(&quoted).any(|(at, _)| {
+            let before = text[..at].trim_end();
+            before.ends_with('(') || before.ends_with(',') || before.ends_with('[')
+        })
+    }
+    let outside: Vec<String> = sources()
+        .into_iter()
+        .filter(|(path, text)| {
+            let store = path.starts_with("store") || path.starts_with("db");
+            // rappel's statements are string literals passed to a call; a
+            // report's own query (the operator's SQL, in the demo's
+            // configuration) is not.
+            let sql = statements.iter().any(|s| statement_literal(text, s));
+            !store && (text.contains("rusqlite") || sql)
+        })
+        .map(|(path, _)| path)
+        .collect();
+    assert!(
+        outside.is_empty(),
+        "files outside store/ and db/ naming rusqlite or holding SQL: {outside:?}"
     );
 }
