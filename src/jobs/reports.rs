@@ -162,7 +162,7 @@ fn addresses(list: &str) -> Vec<(String, Option<String>)> {
 /// `recurrence`, `timezone` or `scheduled_at` cannot be read.
 pub fn invalid_recipients(conn: &Conn) -> store::Result<Vec<String>> {
     let mut problems = Vec::new();
-    for r in store::reports::pending_to_check(conn)? {
+    for r in store::reports::pending(conn)? {
         let id = r.id;
         let text = |v: &Option<String>| v.as_deref().unwrap_or_default().trim().to_string();
         if let Some(Err(why)) = recurrence::Recurrence::of(Some(&text(&r.recurrence))) {

@@ -24,12 +24,6 @@ impl StoreError {
         crate::db::is_busy(&self.0)
     }
 
-    /// Whether the statement was stopped by its time limit (a report
-    /// query's progress handler).
-    pub fn is_interrupted(&self) -> bool {
-        self.0.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted)
-    }
-
     /// A conversion error for a value read from column `col` that is not
     /// what the column must hold (`why` says what it is).
     pub fn conversion(col: usize, why: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {

@@ -40,7 +40,7 @@ pub struct Pending {
 }
 
 /// Every `pending` report row, by id, due or not (whether it is due depends
-/// on its zone, which the job reads). Errors: an `id` that is not an
+/// on its zone, which the job reads); planning and `config check` read them. Errors: an `id` that is not an
 /// integer, and SQLite's.
 pub fn pending(conn: &Conn) -> Result<Vec<Pending>> {
     let mut stmt = conn.prepare(
@@ -58,37 +58,6 @@ pub fn pending(conn: &Conn) -> Result<Vec<Pending>> {
             timezone: text(r.get_ref(6)?),
             next_attempt_at: text(r.get_ref(7)?),
             recurrence: text(r.get_ref(8)?),
-        })
-    })?;
-    super::collect(rows)
-}
-
-/// The columns of a pending report row `config check` looks at, as written
-/// (`db::loose::text`: `None` for NULL).
-#[derive(Debug)]
-pub struct ToCheck {
-    pub id: i64,
-    pub recipients: Option<String>,
-    pub recurrence: Option<String>,
-    pub timezone: Option<String>,
-    pub scheduled_at: Option<String>,
-}
-
-/// Every `pending` report row's recipients, recurrence, zone and
-/// `scheduled_at`, by id, for `config check`. Errors: an `id` that is not
-/// an integer, and SQLite's.
-pub fn pending_to_check(conn: &Conn) -> Result<Vec<ToCheck>> {
-    let mut stmt = conn.prepare(
-        "SELECT id, recipients, recurrence, timezone, scheduled_at FROM scheduled_reports
-         WHERE status = 'pending' ORDER BY id",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        Ok(ToCheck {
-            id: r.get(0)?,
-            recipients: text(r.get_ref(1)?),
-            recurrence: text(r.get_ref(2)?),
-            timezone: text(r.get_ref(3)?),
-            scheduled_at: text(r.get_ref(4)?),
         })
     })?;
     super::collect(rows)
