@@ -6,6 +6,7 @@ pub mod backoff;
 pub mod lock;
 pub mod recheck;
 pub mod record;
+pub mod writer;
 
 use crate::domain::Channel;
 use std::sync::Mutex;
@@ -22,7 +23,8 @@ use crate::exit::Exit;
 use crate::store;
 use crate::store::claims::{self as claim, Claimed, Scope};
 use recheck::{Recheck, Verdict};
-use record::{Effect, Recorder, SourceHook};
+use record::{Decided, Effect, Recorder, SourceHook};
+use writer::{Queue, Writer};
 
 /// Rows one worker claims at a time.
 const CLAIM_BATCH: usize = 8;
@@ -53,6 +55,11 @@ struct Shared {
     /// Consecutive temporary failures per transport.
     streak: Mutex<Vec<(&'static str, u32)>>,
     rate: RateLimiter,
+    /// Held around each write transaction of this run (claims, outcome
+    /// groups): this process's writers queue for one another here, woken
+    /// as soon as the lock is free, rather than in SQLite's busy handler,
+    /// which polls. Other processes still meet the busy handler.
+    writes: Mutex<()>,
 }
 
 impl Engine<'_> {
@@ -109,33 +116,57 @@ impl Engine<'_> {
             paused: Mutex::new(Vec::new()),
             streak: Mutex::new(Vec::new()),
             rate: RateLimiter::new(self.delivery.rate_per_s),
+            writes: Mutex::new(()),
         };
         let workers = self.channels.parallelism().max(1);
-        let results: Vec<anyhow::Result<Tally>> = std::thread::scope(|s| {
+        let writer = Writer {
+            db: self.db,
+            run_id: &self.run_id,
+            hooks: self.hooks,
+            now: self.clock.now(),
+            writes: &shared.writes,
+        };
+        let (queue, inbox) = writer::queue();
+        let (written, results) = std::thread::scope(|s| {
+            let writing = s.spawn(|| writer.run(inbox));
             let handles: Vec<_> = (0..workers)
-                .map(|_| s.spawn(|| self.worker(scope, &channels, &shared)))
+                .map(|_| {
+                    let queue = queue.clone();
+                    s.spawn(|| self.worker(scope, &channels, &shared, queue))
+                })
                 .collect();
-            handles
+            // The writer ends once every worker's end of the queue is gone.
+            drop(queue);
+            let results: Vec<anyhow::Result<Tally>> = handles
                 .into_iter()
                 .map(|h| {
                     h.join()
                         .unwrap_or_else(|_| Err(anyhow::anyhow!("a delivery worker panicked")))
                 })
-                .collect()
+                .collect();
+            let written = writing
+                .join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("the outcome writer panicked")));
+            (written, results)
         });
+        // The writer's error first: a worker that stopped because the
+        // writer did says less.
+        tally.merge(written?);
         for r in results {
             tally.merge(r?);
         }
         Ok(tally)
     }
 
-    fn worker(&self, scope: &Scope, channels: &[Channel], shared: &Shared) -> anyhow::Result<Tally> {
+    /// Claims due rows and sends them, handing each outcome to the writer;
+    /// returns the counts of what it settled itself (a row lost to another
+    /// run before its send).
+    fn worker(&self, scope: &Scope, channels: &[Channel], shared: &Shared, queue: Queue) -> anyhow::Result<Tally> {
         let mut tally = Tally::default();
         let mut conn = self.db.connect()?;
         let recorder = Recorder {
             run_id: &self.run_id,
             delivery: self.delivery,
-            hooks: self.hooks,
             now: self.clock.now(),
         };
         let now = self.clock.now();
@@ -163,27 +194,30 @@ impl Engine<'_> {
                 now,
                 lease: self.delivery.lease,
             };
-            let batch = claim::claim(&mut conn, &claimer, self.clock.wall(), CLAIM_BATCH)?;
+            let batch = {
+                let _writing = shared.writes.lock().unwrap_or_else(|e| e.into_inner());
+                claim::claim(&mut conn, &claimer, self.clock.wall(), CLAIM_BATCH)?
+            };
             if batch.is_empty() {
                 break;
             }
             for row in &batch {
                 let transport = row.channel.transport();
-                let effect = if shared.is_stopped(transport) {
-                    recorder.release(&mut conn, row, None)?
+                let decided = if shared.is_stopped(transport) {
+                    recorder.release(row)
                 } else if let Some((until, why)) = shared.pause_of(transport) {
-                    recorder.postpone(&mut conn, row, until, &why)?
+                    recorder.postpone(row, until, &why)
                 } else if is_expired(row, now) {
-                    recorder.expired(&mut conn, row)?
+                    recorder.expired(row)
                 } else {
                     // The lease is checked after the rate limiter's wait, right
                     // before the send, never before a sleep.
                     shared.rate.wait();
                     if self.clock.wall() + margin >= row.lease_until {
-                        recorder.release(&mut conn, row, None)?
+                        recorder.release(row)
                     } else {
                         match self.recheck(&conn, row, now)? {
-                            Verdict::Send => self.send_one(&mut conn, &recorder, row, &row.recipient, shared)?,
+                            Verdict::Send => self.send_one(&recorder, row, &row.recipient, shared),
                             Verdict::SendTo(to) => {
                                 log::info!(
                                     "{} via {}: to {to}, the address it has now (was {})",
@@ -191,10 +225,11 @@ impl Engine<'_> {
                                     row.channel,
                                     row.recipient
                                 );
-                                match recorder.readdress(&conn, row, &to)? {
-                                    Some(effect) => effect,
-                                    None => self.send_one(&mut conn, &recorder, row, &to, shared)?,
+                                if let Some(effect) = recorder.readdress(&conn, row, &to)? {
+                                    count(&mut tally, effect, row.id, &row.kind, &row.recipient);
+                                    continue;
                                 }
+                                self.send_one(&recorder, row, &to, shared)
                             }
                             Verdict::Cancel(reason) => {
                                 log::info!(
@@ -203,12 +238,12 @@ impl Engine<'_> {
                                     row.channel,
                                     row.recipient
                                 );
-                                recorder.cancelled(&mut conn, row, &reason)?
+                                recorder.cancelled(row, &reason)
                             }
                         }
                     }
                 };
-                count(&mut tally, effect, row);
+                queue.push(decided)?;
             }
         }
         Ok(tally)
@@ -232,14 +267,10 @@ impl Engine<'_> {
         }))
     }
 
-    fn send_one(
-        &self,
-        conn: &mut store::Conn,
-        recorder: &Recorder<'_>,
-        row: &Claimed,
-        recipient: &str,
-        shared: &Shared,
-    ) -> anyhow::Result<Effect> {
+    /// Sends `row` to `recipient` and decides its outcome; a transport that
+    /// rejected the credentials, asked to slow down or failed repeatedly is
+    /// set aside for the rest of the run.
+    fn send_one(&self, recorder: &Recorder<'_>, row: &Claimed, recipient: &str, shared: &Shared) -> Decided {
         let outgoing = Outgoing {
             kind: &row.kind,
             dedupe_key: &row.dedupe_key,
@@ -263,11 +294,11 @@ impl Engine<'_> {
             ),
         };
         let transport = row.channel.transport();
-        let effect = match self.channels.send(row.channel, &outgoing, self.clock.wall()) {
+        match self.channels.send(row.channel, &outgoing, self.clock.wall()) {
             Ok(sent) => {
                 log::info!("sent {} via {} to {}", row.kind, row.channel, row.recipient);
                 shared.count_failure(transport, false);
-                record_with_retries(row, || recorder.sent(conn, row, &sent))?
+                recorder.sent(row, sent)
             }
             Err(err) => {
                 if matches!(err, SendError::Credentials(_)) {
@@ -277,10 +308,10 @@ impl Engine<'_> {
                 } else {
                     log::warn!("{} via {} to {}: {err}", row.kind, row.channel, row.recipient);
                 }
-                let effect = record_with_retries(row, || recorder.failed(conn, row, &err))?;
+                let decided = recorder.failed(row, &err);
                 let temporary = matches!(err, SendError::Temporary { .. } | SendError::Throttled { .. });
                 let repeated = shared.count_failure(transport, temporary) >= FAILURES_BEFORE_PAUSE;
-                if let Effect::Retrying { next } = effect
+                if let Effect::Retrying { next } = decided.effect
                     && (matches!(err, SendError::Throttled { .. }) || repeated)
                 {
                     let why = if repeated {
@@ -298,34 +329,7 @@ impl Engine<'_> {
                         );
                     }
                 }
-                effect
-            }
-        };
-        Ok(effect)
-    }
-}
-
-/// Records a send's outcome, trying again while the database stays locked
-/// (each try already waits the busy timeout): the message has gone, and a row
-/// left `sending` would be sent again once its lease expires.
-fn record_with_retries(row: &Claimed, mut record: impl FnMut() -> store::Result<Effect>) -> anyhow::Result<Effect> {
-    const TRIES: u32 = 3;
-    let mut tries = 0;
-    loop {
-        tries += 1;
-        match record() {
-            Ok(effect) => return Ok(effect),
-            Err(e) if e.is_busy() && tries < TRIES => {
-                log::warn!(
-                    "delivery {}: database locked while recording its outcome; trying again",
-                    row.id
-                );
-            }
-            Err(e) => {
-                return Err(anyhow::Error::new(e).context(format!(
-                    "delivery {} ({} to {}) was sent but its outcome could not be recorded",
-                    row.id, row.kind, row.recipient
-                )));
+                decided
             }
         }
     }
@@ -335,7 +339,9 @@ fn is_expired(row: &Claimed, now: DateTime<Utc>) -> bool {
     row.valid_until.is_some_and(|until| now > until)
 }
 
-fn count(tally: &mut Tally, effect: Effect, row: &Claimed) {
+/// Counts `effect` of delivery `id` (a `kind` message to `recipient`) in
+/// `tally`, raising its exit code as DESIGN §2 says.
+fn count(tally: &mut Tally, effect: Effect, id: i64, kind: &str, recipient: &str) {
     let c = &mut tally.counts;
     match effect {
         Effect::Sent => c.sent += 1,
@@ -359,10 +365,7 @@ fn count(tally: &mut Tally, effect: Effect, row: &Claimed) {
             // Another run took the row: this one cannot say what became of it.
             tally.raise(Exit::TempFail);
             log::warn!(
-                "delivery {} ({} to {}): lease expired during the send; another run may have sent it too",
-                row.id,
-                row.kind,
-                row.recipient
+                "delivery {id} ({kind} to {recipient}): lease expired during the send; another run may have sent it too"
             );
         }
     }

@@ -1,6 +1,7 @@
-//! Recording each message's outcome right after its send, in its own
-//! transaction together with the source row's bookkeeping. A row whose lease
-//! this process no longer holds is left alone.
+//! What becomes of each claimed message: decided right after its send
+//! (`Recorder`, no database), then written with its source row's
+//! bookkeeping (`write`, by the outcome writer, `writer.rs`). A row whose
+//! lease this process no longer holds is left alone.
 
 use crate::store::{self, Conn as Connection, Tx as Transaction};
 use chrono::{DateTime, Utc};
@@ -55,29 +56,46 @@ pub enum Effect {
     LostLease,
 }
 
+/// A claimed message's outcome, decided and waiting to be written.
+#[derive(Debug)]
+pub struct Decided {
+    pub delivery_id: i64,
+    /// The source row (`source_table`, `source_id`, `source_at` as stored).
+    pub source: Option<(String, i64, Option<String>)>,
+    pub change: Change,
+    /// What the run counts once the change is written (`LostLease` instead
+    /// when the row is no longer this run's).
+    pub effect: Effect,
+    /// For the run's log: the message's kind and recipient.
+    pub kind: String,
+    pub recipient: String,
+}
+
+/// Decides outcomes for one run: its id, delivery settings and clock.
 pub struct Recorder<'a> {
     pub run_id: &'a str,
     pub delivery: &'a DeliveryConfig,
-    pub hooks: &'a [&'a dyn SourceHook],
     pub now: DateTime<Utc>,
 }
 
 impl Recorder<'_> {
-    pub fn sent(&self, conn: &mut Connection, row: &Claimed, sent: &Sent) -> store::Result<Effect> {
+    /// Accepted by the transport, with its id for the message when it gave one.
+    pub fn sent(&self, row: &Claimed, sent: Sent) -> Decided {
         let change = Change::Sent {
             at: self.now,
-            provider_ref: sent.provider_ref.as_deref(),
+            provider_ref: sent.provider_ref,
         };
-        self.record(conn, row, change, Effect::Sent)
+        decided(row, change, Effect::Sent)
     }
 
-    pub fn failed(&self, conn: &mut Connection, row: &Claimed, err: &SendError) -> store::Result<Effect> {
+    /// Refused or not reached: failed for good, retried after a backoff
+    /// (failed once `delivery.max_attempts` are spent), or given back when
+    /// the credentials were rejected.
+    pub fn failed(&self, row: &Claimed, err: &SendError) -> Decided {
         // A provider's answer may repeat our credentials: never stored as it came.
-        let masked = crate::mask::mask(err.reason());
-        let reason = masked.as_str();
+        let reason = crate::mask::mask(err.reason());
         match err {
-            SendError::Permanent(_) => self.record(
-                conn,
+            SendError::Permanent(_) => decided(
                 row,
                 Change::Failed {
                     class: ErrorClass::Permanent,
@@ -88,12 +106,11 @@ impl Recorder<'_> {
             SendError::Temporary { retry_after, .. } | SendError::Throttled { retry_after, .. } => {
                 if row.attempts >= self.delivery.max_attempts {
                     let reason = format!("{reason} (gave up after {} attempts)", row.attempts);
-                    return self.record(
-                        conn,
+                    return decided(
                         row,
                         Change::Failed {
                             class: ErrorClass::Temporary,
-                            reason: &reason,
+                            reason,
                         },
                         Effect::Failed { permanent: false },
                     );
@@ -105,84 +122,107 @@ impl Recorder<'_> {
                     *retry_after,
                 );
                 let next = backoff::next_at(self.now, wait);
-                self.record(conn, row, Change::Retry { reason, next }, Effect::Retrying { next })
+                decided(row, Change::Retry { reason, next }, Effect::Retrying { next })
             }
-            SendError::Credentials(_) => Ok(match self.release(conn, row, Some(("credentials", reason)))? {
-                Effect::Released => Effect::Rejected,
-                other => other,
-            }),
+            SendError::Credentials(_) => decided(
+                row,
+                Change::Released {
+                    class: Some("credentials"),
+                    reason: Some(reason),
+                },
+                Effect::Rejected,
+            ),
         }
     }
 
     /// The row is past its validity: it is not sent, and says why.
-    pub fn expired(&self, conn: &mut Connection, row: &Claimed) -> store::Result<Effect> {
+    pub fn expired(&self, row: &Claimed) -> Decided {
         let until = row.valid_until.map_or_else(|| "?".to_string(), crate::instant::format);
-        let reason = format!("not sent: valid until {until}");
         let change = Change::Failed {
             class: ErrorClass::Permanent,
-            reason: &reason,
+            reason: format!("not sent: valid until {until}"),
         };
-        self.record(conn, row, change, Effect::Skipped)
+        decided(row, change, Effect::Skipped)
     }
 
     /// The source no longer wants the message: not sent, not counted as an
     /// attempt, `cancelled` with the reason.
-    pub fn cancelled(&self, conn: &mut Connection, row: &Claimed, reason: &str) -> store::Result<Effect> {
-        let reason = format!("cancelled: {reason}");
-        self.record(conn, row, Change::Cancelled { reason: &reason }, Effect::Cancelled)
+    pub fn cancelled(&self, row: &Claimed, reason: &str) -> Decided {
+        let change = Change::Cancelled {
+            reason: format!("cancelled: {reason}"),
+        };
+        decided(row, change, Effect::Cancelled)
     }
 
     /// Not tried: its transport asked the run to wait. Back to `pending`,
     /// the attempt not counted, due again at `until` (the run's clock).
-    pub fn postpone(
-        &self,
-        conn: &mut Connection,
-        row: &Claimed,
-        until: DateTime<Utc>,
-        reason: &str,
-    ) -> store::Result<Effect> {
-        let reason = format!("not tried: {reason}");
-        let change = Change::Postponed { until, reason: &reason };
-        self.record(conn, row, change, Effect::Retrying { next: until })
+    pub fn postpone(&self, row: &Claimed, until: DateTime<Utc>, reason: &str) -> Decided {
+        let change = Change::Postponed {
+            until,
+            reason: format!("not tried: {reason}"),
+        };
+        decided(row, change, Effect::Retrying { next: until })
     }
 
-    /// Points a claimed message at the address its person has now. `None`:
-    /// done, send it there; `Some`: the row is no longer this run's.
+    /// Gives the row back to `pending` without counting the attempt.
+    pub fn release(&self, row: &Claimed) -> Decided {
+        decided(
+            row,
+            Change::Released {
+                class: None,
+                reason: None,
+            },
+            Effect::Released,
+        )
+    }
+
+    /// Points a claimed message at the address its person has now, at once
+    /// (before its send). `None`: done, send it there; `Some`: the row is no
+    /// longer this run's. Errors: `StoreError`.
     pub fn readdress(&self, conn: &Connection, row: &Claimed, to: &str) -> store::Result<Option<Effect>> {
         let held = outcomes::readdress(conn, row.id, self.run_id, to)?;
         Ok((!held).then_some(Effect::LostLease))
     }
+}
 
-    /// Gives the row back to `pending` without counting the attempt.
-    pub fn release(&self, conn: &mut Connection, row: &Claimed, why: Option<(&str, &str)>) -> store::Result<Effect> {
-        let (class, reason) = why.unzip();
-        self.record(conn, row, Change::Released { class, reason }, Effect::Released)
+fn decided(row: &Claimed, change: Change, effect: Effect) -> Decided {
+    Decided {
+        delivery_id: row.id,
+        source: row
+            .source_table
+            .clone()
+            .zip(row.source_id)
+            .map(|(table, id)| (table, id, row.source_at.clone())),
+        change,
+        effect,
+        kind: row.kind.clone(),
+        recipient: row.recipient.clone(),
     }
+}
 
-    /// Records `change` on the claimed row and, in the same transaction, the
-    /// source row's bookkeeping; `LostLease` when the row is no longer ours.
-    fn record(
-        &self,
-        conn: &mut Connection,
-        row: &Claimed,
-        change: Change<'_>,
-        effect: Effect,
-    ) -> store::Result<Effect> {
-        let tx = store::begin(conn)?;
-        if !outcomes::record(&tx, row.id, self.run_id, &change)? {
-            return Ok(Effect::LostLease);
-        }
-        if let (Some(table), Some(source_id)) = (row.source_table.as_deref(), row.source_id)
-            && let Some(hook) = self.hooks.iter().find(|h| h.table() == table)
-        {
-            let outcome = Outcome {
-                delivery_id: Some(row.id),
-                source_id,
-                source_at: row.source_at.as_deref(),
-            };
-            hook.after_outcome(&tx, &outcome, self.now)?;
-        }
-        tx.commit()?;
-        Ok(effect)
+/// Writes `d` on its row, if run `run_id` still holds it, and in the same
+/// transaction the source row's bookkeeping (the hook owning its table;
+/// `now` is the run's clock). Returns the effect to count: `d.effect`, or
+/// `LostLease` when the row is no longer this run's. Errors: `StoreError`.
+pub fn write(
+    tx: &Transaction<'_>,
+    run_id: &str,
+    hooks: &[&dyn SourceHook],
+    now: DateTime<Utc>,
+    d: &Decided,
+) -> store::Result<Effect> {
+    if !outcomes::record(tx, d.delivery_id, run_id, &d.change)? {
+        return Ok(Effect::LostLease);
     }
+    if let Some((table, source_id, at)) = &d.source
+        && let Some(hook) = hooks.iter().find(|h| h.table() == table)
+    {
+        let outcome = Outcome {
+            delivery_id: Some(d.delivery_id),
+            source_id: *source_id,
+            source_at: at.as_deref(),
+        };
+        hook.after_outcome(tx, &outcome, now)?;
+    }
+    Ok(d.effect)
 }

@@ -12,33 +12,33 @@ use crate::instant;
 /// What becomes of a claimed row. Reasons are stored as given: the caller
 /// masks what a provider echoed.
 #[derive(Debug)]
-pub enum Change<'a> {
+pub enum Change {
     /// Sent at `at` (the run's clock); the provider's id when it gave one.
     Sent {
         at: DateTime<Utc>,
-        provider_ref: Option<&'a str>,
+        provider_ref: Option<String>,
     },
     /// Failed for good (`permanent`), or temporarily with attempts spent.
-    Failed { class: ErrorClass, reason: &'a str },
+    Failed { class: ErrorClass, reason: String },
     /// Back to `pending`, tried again at `next`. `claimed_by` stays: it
     /// tells a `--force` run that it already tried this row.
-    Retry { reason: &'a str, next: DateTime<Utc> },
+    Retry { reason: String, next: DateTime<Utc> },
     /// Not sent: its source no longer wants it; the attempt is not counted.
-    Cancelled { reason: &'a str },
+    Cancelled { reason: String },
     /// Not tried (its transport asked to wait): back to `pending`, due at
     /// `until`, the attempt not counted.
-    Postponed { until: DateTime<Utc>, reason: &'a str },
+    Postponed { until: DateTime<Utc>, reason: String },
     /// Given back to `pending` without counting the attempt, with a class
     /// and reason when there is one (`credentials`).
     Released {
-        class: Option<&'a str>,
-        reason: Option<&'a str>,
+        class: Option<&'static str>,
+        reason: Option<String>,
     },
 }
 
 /// Writes `change` on delivery `id` if run `run_id` still holds it.
 /// Returns whether it did. Errors: SQLite's.
-pub fn record(conn: &Connection, id: i64, run_id: &str, change: &Change<'_>) -> Result<bool> {
+pub fn record(conn: &Connection, id: i64, run_id: &str, change: &Change) -> Result<bool> {
     const HELD: &str = "WHERE id = ?1 AND claimed_by = ?2 AND status = 'sending'";
     let changed = match change {
         Change::Sent { at, provider_ref } => conn
