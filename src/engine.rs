@@ -26,8 +26,17 @@ use recheck::{Recheck, Verdict};
 use record::{Decided, Effect, Recorder, SourceHook};
 use writer::{Queue, Writer};
 
-/// Rows one worker claims at a time.
-const CLAIM_BATCH: usize = 8;
+/// Rows one worker claims at a time, at the most: a claim is one write
+/// transaction, so a long queue is taken in large bites; a short one is
+/// shared among the workers (`claim_size`).
+const CLAIM_BATCH: usize = 32;
+
+/// Rows per claim when `due` rows are to go over `workers`: an even share,
+/// from 1 to `CLAIM_BATCH`.
+fn claim_size(due: i64, workers: usize) -> usize {
+    let share = due / i64::try_from(workers.max(1)).unwrap_or(1);
+    usize::try_from(share).unwrap_or(CLAIM_BATCH).clamp(1, CLAIM_BATCH)
+}
 
 pub struct Engine<'a> {
     pub db: &'a Database,
@@ -119,6 +128,7 @@ impl Engine<'_> {
             writes: Mutex::new(()),
         };
         let workers = self.channels.parallelism().max(1);
+        let per_claim = claim_size(sendable, workers);
         let writer = Writer {
             db: self.db,
             run_id: &self.run_id,
@@ -132,7 +142,7 @@ impl Engine<'_> {
             let handles: Vec<_> = (0..workers)
                 .map(|_| {
                     let queue = queue.clone();
-                    s.spawn(|| self.worker(scope, &channels, &shared, queue))
+                    s.spawn(|| self.worker(scope, &channels, &shared, queue, per_claim))
                 })
                 .collect();
             // The writer ends once every worker's end of the queue is gone.
@@ -161,7 +171,14 @@ impl Engine<'_> {
     /// Claims due rows and sends them, handing each outcome to the writer;
     /// returns the counts of what it settled itself (a row lost to another
     /// run before its send).
-    fn worker(&self, scope: &Scope, channels: &[Channel], shared: &Shared, queue: Queue) -> anyhow::Result<Tally> {
+    fn worker(
+        &self,
+        scope: &Scope,
+        channels: &[Channel],
+        shared: &Shared,
+        queue: Queue,
+        per_claim: usize,
+    ) -> anyhow::Result<Tally> {
         let mut tally = Tally::default();
         let mut conn = self.db.connect()?;
         let recorder = Recorder {
@@ -196,7 +213,7 @@ impl Engine<'_> {
             };
             let batch = {
                 let _writing = shared.writes.lock().unwrap_or_else(|e| e.into_inner());
-                claim::claim(&mut conn, &claimer, self.clock.wall(), CLAIM_BATCH)?
+                claim::claim(&mut conn, &claimer, self.clock.wall(), per_claim)?
             };
             if batch.is_empty() {
                 break;

@@ -22,6 +22,9 @@ enum Fault {
     /// Nothing listens on the SMTP port.
     SmtpRefused,
     Smtp(Smtp),
+    /// The same, from a server that offers PIPELINING (RFC 2920): MAIL,
+    /// RCPT and DATA come in one write, their replies are read in order.
+    SmtpPipelining(Smtp),
     /// Twilio answers the first POST with this status and body.
     Twilio(u16, &'static str, Option<&'static str>),
     /// Twilio answers after 3 s, beyond `whatsapp.timeout_s = 1`.
@@ -110,6 +113,15 @@ const MATRIX: &[Case] = &[
     case("smtp silent past timeout_s", Fault::Smtp(Smtp::Silent(Duration::from_secs(4))), 75, TEMPORARY, Next::Backoff,
          "timeout_s", Then::SentOnce),
     case("smtp drop mid-DATA", Fault::Smtp(Smtp::DropMidData), 75, TEMPORARY, Next::Backoff, "SMTP", Then::SentOnce),
+    // The same faults when the server offers PIPELINING.
+    case("pipelining 451 end of data", Fault::SmtpPipelining(Smtp::Data451), 75, TEMPORARY, Next::Backoff, "451",
+         Then::SentOnce),
+    case("pipelining 550 rcpt", Fault::SmtpPipelining(Smtp::Rcpt550), 65, PERMANENT, Next::Null, "550",
+         Then::NotRetried),
+    case("pipelining 535 auth", Fault::SmtpPipelining(Smtp::Auth535), 78, CREDENTIALS, Next::Null, "535",
+         Then::SentOnce),
+    case("pipelining drop mid-DATA", Fault::SmtpPipelining(Smtp::DropMidData), 75, TEMPORARY, Next::Backoff, "SMTP",
+         Then::SentOnce),
     // Twilio: one WhatsApp loan_created.
     case("twilio 429 Retry-After", Fault::Twilio(429, TWILIO_429, Some("3600")), 75, TEMPORARY, Next::RetryAfter(3600),
          "429", Then::SentOnce),
@@ -173,10 +185,14 @@ fn at(t: &str) -> DateTime<Utc> {
 /// A config and database holding the one message the case's fault hits.
 fn set_up(fault: Fault) -> (Servers, TestEnv, &'static [&'static str]) {
     match fault {
-        Fault::SmtpRefused | Fault::Smtp(_) => {
+        Fault::SmtpRefused | Fault::Smtp(_) | Fault::SmtpPipelining(_) => {
             let (servers, port) = match fault {
-                Fault::Smtp(f) => {
-                    let smtp = FaultySmtp::start(f);
+                Fault::Smtp(f) | Fault::SmtpPipelining(f) => {
+                    let smtp = if matches!(fault, Fault::SmtpPipelining(_)) {
+                        FaultySmtp::start_pipelining(f)
+                    } else {
+                        FaultySmtp::start(f)
+                    };
                     let port = smtp.port;
                     (Servers::Smtp(smtp), port)
                 }

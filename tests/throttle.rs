@@ -2,6 +2,8 @@
 //! transport failing again and again, nothing more goes through it this run;
 //! the messages left wait, their attempts not spent. An SMTP server closing
 //! a session (421) gets the message again at once on a fresh connection.
+//! A server that offers PIPELINING (RFC 2920) gets MAIL, RCPT and DATA in
+//! one write; one that does not is spoken to one command at a time.
 
 use crate::support;
 
@@ -122,6 +124,36 @@ fn an_smtp_server_that_is_down_is_not_knocked_on_for_every_message() {
 #[test]
 fn an_smtp_server_closing_the_session_gets_the_message_again_at_once() {
     let server = FaultySmtp::start(Fault::Mail421Once);
+    let env = TestEnv::new(server.port, "");
+    borrowers(&env, 1, true);
+    env.run(&["send-reminders", "--kind", "loan_created"], NOW).success();
+    assert_eq!(server.accepted(), [["m1@example.com"]]);
+    let attempts: i64 = env
+        .db()
+        .query_row("SELECT attempts FROM deliveries WHERE status = 'sent'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(attempts, 1, "one attempt, two connections");
+}
+
+#[test]
+fn a_server_offering_pipelining_gets_each_transaction_in_one_write_and_others_in_lock_step() {
+    for (server, pipelined) in [
+        (FaultySmtp::start_pipelining(Fault::None), 3),
+        (FaultySmtp::start(Fault::None), 0),
+    ] {
+        let env = TestEnv::new(server.port, "");
+        borrowers(&env, 3, true);
+        env.run(&["send-reminders", "--kind", "loan_created"], NOW).success();
+        assert_eq!(server.accepted().len(), 3, "every message accepted once");
+        assert_eq!(server.pipelined(), pipelined, "transactions sent pipelined");
+    }
+}
+
+#[test]
+fn a_pipelining_server_closing_the_session_gets_the_message_again_at_once() {
+    let server = FaultySmtp::start_pipelining(Fault::Mail421Once);
     let env = TestEnv::new(server.port, "");
     borrowers(&env, 1, true);
     env.run(&["send-reminders", "--kind", "loan_created"], NOW).success();

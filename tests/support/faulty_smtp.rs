@@ -1,6 +1,8 @@
 //! An SMTP server on 127.0.0.1 that speaks just enough of the protocol to fail
 //! where a test tells it to: at the greeting, at AUTH, at RCPT, at the end of
 //! DATA, by going silent, or by dropping the connection in the middle of DATA.
+//! It may offer PIPELINING (RFC 2920), and notes the transactions whose MAIL,
+//! RCPT and DATA came in one write.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -33,6 +35,8 @@ pub enum Fault {
 struct State {
     /// Messages accepted (250 to the end of DATA), with their recipients.
     accepted: Vec<Vec<String>>,
+    /// Transactions whose RCPT was already waiting when MAIL was read.
+    pipelined: usize,
 }
 
 pub struct FaultySmtp {
@@ -46,8 +50,17 @@ impl FaultySmtp {
         Self::start_on(0, fault)
     }
 
+    /// A server that offers PIPELINING in its EHLO reply.
+    pub fn start_pipelining(fault: Fault) -> Self {
+        Self::serve(0, fault, true)
+    }
+
     /// A server on a port chosen earlier (for "refused, then back").
     pub fn start_on(port: u16, fault: Fault) -> Self {
+        Self::serve(port, fault, false)
+    }
+
+    fn serve(port: u16, fault: Fault, pipelining: bool) -> Self {
         let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
         let port = listener.local_addr().unwrap().port();
         let fault = Arc::new(Mutex::new(fault));
@@ -57,7 +70,7 @@ impl FaultySmtp {
             for stream in listener.incoming().flatten() {
                 let (f, s) = (f.clone(), s.clone());
                 std::thread::spawn(move || {
-                    let _ = session(stream, &f, &s);
+                    let _ = session(stream, &f, &s, pipelining);
                 });
             }
         });
@@ -73,9 +86,14 @@ impl FaultySmtp {
     pub fn accepted(&self) -> Vec<Vec<String>> {
         self.state.lock().unwrap().accepted.clone()
     }
+
+    /// How many transactions came pipelined (RCPT sent before MAIL's reply).
+    pub fn pipelined(&self) -> usize {
+        self.state.lock().unwrap().pipelined
+    }
 }
 
-fn session(stream: TcpStream, fault: &Mutex<Fault>, state: &Mutex<State>) -> std::io::Result<()> {
+fn session(stream: TcpStream, fault: &Mutex<Fault>, state: &Mutex<State>, pipelining: bool) -> std::io::Result<()> {
     let mut out = stream.try_clone()?;
     let mut lines = BufReader::new(stream);
     let now = || *fault.lock().unwrap();
@@ -93,6 +111,9 @@ fn session(stream: TcpStream, fault: &Mutex<Fault>, state: &Mutex<State>) -> std
         }
         let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
         let reply: &[u8] = match verb.as_str() {
+            "EHLO" if pipelining => {
+                b"250-faults.test\r\n250-AUTH PLAIN LOGIN\r\n250-8BITMIME\r\n250-PIPELINING\r\n250 SMTPUTF8\r\n"
+            }
             "EHLO" => b"250-faults.test\r\n250-AUTH PLAIN LOGIN\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n",
             "HELO" => b"250 faults.test\r\n",
             "AUTH" if now() == Fault::Auth535 => b"535 5.7.8 authentication credentials invalid\r\n",
@@ -104,6 +125,9 @@ fn session(stream: TcpStream, fault: &Mutex<Fault>, state: &Mutex<State>) -> std
             }
             "MAIL" => {
                 to.clear();
+                if lines.buffer().to_ascii_uppercase().starts_with(b"RCPT") {
+                    state.lock().unwrap().pipelined += 1;
+                }
                 b"250 2.1.0 ok\r\n"
             }
             "RCPT" if now() == Fault::Rcpt550 => b"550 5.1.1 no such mailbox\r\n",

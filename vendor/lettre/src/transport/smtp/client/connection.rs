@@ -112,18 +112,33 @@ impl SmtpConnection {
             mail_options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
         }
 
-        try_smtp!(
-            self.command(Mail::new(envelope.from().cloned(), mail_options)),
-            self
-        );
+        let mail = Mail::new(envelope.from().cloned(), mail_options);
+        if self.server_info().supports_feature(Extension::Pipelining) {
+            // rappel: RFC 2920, MAIL, RCPT and DATA in one write, their
+            // replies read in order (README.rappel.md). The first refusal is
+            // the error, as lock-step would give; the connection is then
+            // aborted, so a DATA the server accepted anyway never ends with
+            // the "." that would deliver it.
+            let mut commands = mail.to_string();
+            for to_address in envelope.to() {
+                commands.push_str(&Rcpt::new(to_address.clone(), vec![]).to_string());
+            }
+            commands.push_str(&Data.to_string());
+            try_smtp!(self.write(commands.as_bytes()), self);
+            for _ in 0..envelope.to().len() + 2 {
+                try_smtp!(self.read_response(), self);
+            }
+        } else {
+            try_smtp!(self.command(mail), self);
 
-        // Recipient
-        for to_address in envelope.to() {
-            try_smtp!(self.command(Rcpt::new(to_address.clone(), vec![])), self);
+            // Recipient
+            for to_address in envelope.to() {
+                try_smtp!(self.command(Rcpt::new(to_address.clone(), vec![])), self);
+            }
+
+            // Data
+            try_smtp!(self.command(Data), self);
         }
-
-        // Data
-        try_smtp!(self.command(Data), self);
 
         // Message content
         let result = try_smtp!(self.message(email), self);
@@ -241,7 +256,13 @@ impl SmtpConnection {
 
     /// Sends the message content
     pub fn message(&mut self, message: &[u8]) -> Result<Response, Error> {
-        self.message_iter(std::iter::once(message))
+        // rappel: the content and the "." that ends it in one write.
+        let mut codec = ClientCodec::new();
+        let mut out_buf = Vec::with_capacity(message.len() + 5);
+        codec.encode(message, &mut out_buf);
+        out_buf.extend_from_slice(b"\r\n.\r\n");
+        self.write(out_buf.as_slice())?;
+        self.read_response()
     }
 
     /// Sends the message content by consuming an iterator that in its whole represents a message.
