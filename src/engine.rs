@@ -26,16 +26,20 @@ use recheck::{Recheck, Verdict};
 use record::{Decided, Effect, Recorder, SourceHook};
 use writer::{Queue, Writer};
 
-/// Rows one worker claims at a time, at the most: a claim is one write
-/// transaction, so a long queue is taken in large bites; a short one is
-/// shared among the workers (`claim_size`).
+/// Rows one worker claims at a time: a claim is one write transaction, so
+/// a long queue is taken in bites of up to `CLAIM_BATCH`; a short one in
+/// bites of `CLAIM_MIN`, as it always was (a few large digests then go one
+/// after the other on one worker, not all at once, each held in memory).
 const CLAIM_BATCH: usize = 32;
+const CLAIM_MIN: usize = 8;
 
 /// Rows per claim when `due` rows are to go over `workers`: an even share,
-/// from 1 to `CLAIM_BATCH`.
+/// from `CLAIM_MIN` to `CLAIM_BATCH`.
 fn claim_size(due: i64, workers: usize) -> usize {
     let share = due / i64::try_from(workers.max(1)).unwrap_or(1);
-    usize::try_from(share).unwrap_or(CLAIM_BATCH).clamp(1, CLAIM_BATCH)
+    usize::try_from(share)
+        .unwrap_or(CLAIM_BATCH)
+        .clamp(CLAIM_MIN, CLAIM_BATCH)
 }
 
 pub struct Engine<'a> {
@@ -138,15 +142,16 @@ impl Engine<'_> {
         };
         let (queue, inbox) = writer::queue();
         let (written, results) = std::thread::scope(|s| {
-            let writing = s.spawn(|| writer.run(inbox));
             let handles: Vec<_> = (0..workers)
                 .map(|_| {
                     let queue = queue.clone();
                     s.spawn(|| self.worker(scope, &channels, &shared, queue, per_claim))
                 })
                 .collect();
-            // The writer ends once every worker's end of the queue is gone.
+            // The writer runs on this thread (whose memory planning already
+            // grew) and ends once every worker's end of the queue is gone.
             drop(queue);
+            let written = writer.run(inbox);
             let results: Vec<anyhow::Result<Tally>> = handles
                 .into_iter()
                 .map(|h| {
@@ -154,9 +159,6 @@ impl Engine<'_> {
                         .unwrap_or_else(|_| Err(anyhow::anyhow!("a delivery worker panicked")))
                 })
                 .collect();
-            let written = writing
-                .join()
-                .unwrap_or_else(|_| Err(anyhow::anyhow!("the outcome writer panicked")));
             (written, results)
         });
         // The writer's error first: a worker that stopped because the

@@ -1,5 +1,5 @@
-//! The outcome writer: one thread per delivery run that writes the outcomes
-//! the workers decide, in groups. A worker hands over each outcome right
+//! The outcome writer: one per delivery run, on the thread that started it,
+//! writing the outcomes the workers decide, in groups. A worker hands over each outcome right
 //! after its send and goes on to the next message; the writer takes every
 //! outcome waiting when it starts a transaction (up to `GROUP`) and commits
 //! them together, so the workers never contend for the write lock and the
