@@ -4,6 +4,7 @@
 pub mod email;
 pub mod http;
 pub mod ping;
+mod resolve;
 pub mod twilio;
 
 use crate::domain::Channel;

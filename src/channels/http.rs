@@ -99,7 +99,7 @@ impl HrApi {
                 }
                 HrApi {
                     carrier: Carrier::Http {
-                        agent: ureq::Agent::new_with_config(config),
+                        agent: super::resolve::agent(config),
                         users_url: users_endpoint.as_ref().map(|e| format!("{base_url}{e}")),
                         attendance_url: format!("{base_url}{attendance_endpoint}"),
                         authorization,

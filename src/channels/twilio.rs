@@ -83,7 +83,7 @@ impl TwilioChannel {
                 let credentials = format!("{account_sid}:{token}");
                 crate::mask::register_basic(account_sid, token);
                 Carrier::Api {
-                    agent: ureq::Agent::new_with_config(config),
+                    agent: super::resolve::agent(config),
                     messages_url: format!("{api_base}/2010-04-01/Accounts/{account_sid}/Messages"),
                     authorization: format!(
                         "Basic {}",
