@@ -91,12 +91,17 @@ pub fn build_and<T>(
         .date(SystemTime::from(wall))
         .header(RappelKind(m.kind.to_string()))
         .header(header::MIME_VERSION_1_0);
+    // The envelope is given, not parsed back out of the headers just written.
+    let rcpt = redirect_to.unwrap_or(&to).clone();
+    let envelope = Envelope::new(Some(from.email.clone()), vec![rcpt])
+        .map_err(|e| SendError::Permanent(format!("cannot build the message: {e}")))?;
     builder = match redirect_to {
         Some(redirect) => builder
             .to(Mailbox::new(None, redirect.clone()))
             .header(OriginalTo(to.to_string())),
         None => builder.to(Mailbox::new(None, to)),
-    };
+    }
+    .envelope(envelope);
     let headers_only = builder
         .body(Vec::new())
         .map_err(|e| SendError::Permanent(format!("cannot build the message: {e}")))?;
