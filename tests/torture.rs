@@ -25,6 +25,29 @@ fn round_time(r: usize) -> String {
     support::plus("2026-03-10T07:00:00Z", 25 * 3_600 * r as i64)
 }
 
+/// Each email the server got, by kind, recipients and subject.
+fn mail_keys(smtp: &support::SmtpServer) -> Vec<(String, String, String)> {
+    smtp.mails()
+        .iter()
+        .map(|m| {
+            (
+                m.header("X-Rappel-Kind").unwrap_or_default(),
+                m.to.join(","),
+                m.subject(),
+            )
+        })
+        .collect()
+}
+
+/// Each message Twilio accepted, by number and text.
+fn text_keys(twilio: &support::twilio::FakeTwilio) -> Vec<(String, String)> {
+    twilio
+        .accepted()
+        .iter()
+        .map(|r| (r.form["To"].clone(), r.form["Body"].clone()))
+        .collect()
+}
+
 fn count_by<T: std::hash::Hash + Eq + Clone + std::fmt::Debug>(items: &[T]) -> Vec<(T, usize)> {
     let mut counts: HashMap<T, usize> = HashMap::new();
     for i in items {
@@ -119,28 +142,14 @@ fn eight_processes_of_every_job_at_once_send_everything_exactly_once() {
     // One last deliver for anything a locked-out run left to retry.
     env.run(&["deliver"], &round_time(rounds)).success();
 
-    let mails: Vec<(String, String, String)> = smtp
-        .mails()
-        .iter()
-        .map(|m| {
-            (
-                m.header("X-Rappel-Kind").unwrap_or_default(),
-                m.to.join(","),
-                m.subject(),
-            )
-        })
-        .collect();
+    let mails = mail_keys(&smtp);
     assert_eq!(count_by(&mails), vec![], "emails sent twice");
     let alerts = mails.iter().filter(|m| m.0 == "delay_alert").count();
     let loan_mails = mails.iter().filter(|m| m.0 == "loan_created").count();
     let report_mails = mails.iter().filter(|m| m.0 == "report").count();
     assert_eq!(alerts, 4 * rounds, "one digest per recipient per round");
     assert_eq!(report_mails, reports, "every report recipient once");
-    let texts: Vec<(String, String)> = twilio
-        .accepted()
-        .iter()
-        .map(|r| (r.form["To"].clone(), r.form["Body"].clone()))
-        .collect();
+    let texts = text_keys(&twilio);
     assert_eq!(count_by(&texts), vec![], "WhatsApp messages sent twice");
     assert_eq!(
         loan_mails + texts.len(),
@@ -252,24 +261,10 @@ fn run_all_killed_a_hundred_times_loses_nothing() {
                 |r| r.get(0),
             )
             .unwrap();
-        let mut mails: Vec<_> = smtp
-            .mails()
-            .iter()
-            .map(|m| {
-                (
-                    m.header("X-Rappel-Kind").unwrap_or_default(),
-                    m.to.join(","),
-                    m.subject(),
-                )
-            })
-            .collect();
+        let mut mails = mail_keys(&smtp);
         mails.sort();
         mails.dedup();
-        let mut texts: Vec<_> = twilio
-            .accepted()
-            .iter()
-            .map(|r| (r.form["To"].clone(), r.form["Body"].clone()))
-            .collect();
+        let mut texts = text_keys(&twilio);
         texts.sort();
         texts.dedup();
         let mut punches: Vec<i64> = hr.posts().iter().flat_map(|p| p.log_ids()).collect();
@@ -301,22 +296,8 @@ fn run_all_killed_a_hundred_times_loses_nothing() {
     std::thread::sleep(std::time::Duration::from_secs(11));
     env.run(&["run-all"], NOW).success();
 
-    let mails: Vec<(String, String, String)> = smtp
-        .mails()
-        .iter()
-        .map(|m| {
-            (
-                m.header("X-Rappel-Kind").unwrap_or_default(),
-                m.to.join(","),
-                m.subject(),
-            )
-        })
-        .collect();
-    let texts: Vec<(String, String)> = twilio
-        .accepted()
-        .iter()
-        .map(|r| (r.form["To"].clone(), r.form["Body"].clone()))
-        .collect();
+    let mails = mail_keys(&smtp);
+    let texts = text_keys(&twilio);
     let posted: Vec<i64> = hr.posts().iter().flat_map(|p| p.log_ids()).collect();
     let distinct = |n: usize, dup: usize| n - dup;
     let email_twice: usize = count_by(&mails).iter().map(|(_, n)| n - 1).sum();
