@@ -48,6 +48,10 @@ impl Due {
     }
 }
 
+/// A contact's channel with its address or phone, or why it cannot be used
+/// (`Contact::channels`).
+type ChannelTo = (Channel, Result<String, String>);
+
 /// Where planned messages go: into the database in short write transactions
 /// (the host's writes wait at most one batch), or, in a dry run, into a list
 /// to print.
@@ -345,8 +349,8 @@ impl<'a> Emitter<'a> {
         &self,
         due: &Due,
         contact: &Contact,
-        channels: &'c [(Channel, Result<String, String>)],
-    ) -> store::Result<Vec<(&'c (Channel, Result<String, String>), String)>> {
+        channels: &'c [ChannelTo],
+    ) -> store::Result<Vec<(&'c ChannelTo, String)>> {
         let mut out = Vec::with_capacity(channels.len());
         for channel in channels {
             let key = due.key(contact, channel.0);
