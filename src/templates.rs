@@ -147,19 +147,64 @@ fn one_line(s: &str) -> String {
 /// An instant as a person reads it in their zone and language.
 pub fn local_datetime(t: DateTime<Utc>, zone: Tz, locale: Locale) -> String {
     let local = t.with_timezone(&zone);
-    match locale {
-        Locale::Fr => local.format("%d/%m/%Y %H:%M").to_string(),
-        Locale::En => local.format("%Y-%m-%d %H:%M").to_string(),
-    }
+    let mut out = date_string(&local, locale);
+    out.push(' ');
+    push_time(&mut out, &local);
+    out
 }
 
 /// A date as a person reads it in their zone and language.
 pub fn local_date(t: DateTime<Utc>, zone: Tz, locale: Locale) -> String {
-    let local = t.with_timezone(&zone);
-    match locale {
-        Locale::Fr => local.format("%d/%m/%Y").to_string(),
-        Locale::En => local.format("%Y-%m-%d").to_string(),
+    date_string(&t.with_timezone(&zone), locale)
+}
+
+/// `dd/mm/yyyy` (French) or `yyyy-mm-dd`, as chrono's `%d/%m/%Y` and
+/// `%Y-%m-%d` write it, without parsing a format string each time.
+fn date_string(local: &DateTime<Tz>, locale: Locale) -> String {
+    use chrono::Datelike;
+    let year = local.year();
+    if !(0..=9999).contains(&year) {
+        // chrono signs years of more than four digits: its own formatting.
+        return match locale {
+            Locale::Fr => local.format("%d/%m/%Y").to_string(),
+            Locale::En => local.format("%Y-%m-%d").to_string(),
+        };
     }
+    let mut out = String::with_capacity(10);
+    let (y, m, d) = (year as u32, local.month(), local.day());
+    match locale {
+        Locale::Fr => {
+            push_2(&mut out, d);
+            out.push('/');
+            push_2(&mut out, m);
+            out.push('/');
+            push_2(&mut out, y / 100);
+            push_2(&mut out, y % 100);
+        }
+        Locale::En => {
+            push_2(&mut out, y / 100);
+            push_2(&mut out, y % 100);
+            out.push('-');
+            push_2(&mut out, m);
+            out.push('-');
+            push_2(&mut out, d);
+        }
+    }
+    out
+}
+
+/// Appends `n` (below 100) as two digits.
+fn push_2(out: &mut String, n: u32) {
+    out.push(char::from(b'0' + (n / 10 % 10) as u8));
+    out.push(char::from(b'0' + (n % 10) as u8));
+}
+
+/// Appends the time of day as `%H:%M`.
+fn push_time(out: &mut String, local: &DateTime<Tz>) {
+    use chrono::Timelike;
+    push_2(out, local.hour());
+    out.push(':');
+    push_2(out, local.minute());
 }
 
 /// A day as a person says it: "mardi 10 mars", "Tuesday 10 March".
@@ -180,22 +225,53 @@ pub fn local_day(t: DateTime<Utc>, zone: Tz, locale: Locale) -> String {
         "novembre",
         "décembre",
     ];
+    // chrono's `%A %-d %B`.
+    const EN_DAYS: [&str; 7] = [
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+        "Sunday",
+    ];
+    const EN_MONTHS: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
     let local = t.with_timezone(&zone);
+    let (weekday, day, month) = (
+        local.weekday().num_days_from_monday() as usize,
+        local.day(),
+        local.month0() as usize,
+    );
     match locale {
         Locale::Fr => format!(
             "{} {}{} {}",
-            FR_DAYS[local.weekday().num_days_from_monday() as usize],
-            local.day(),
-            if local.day() == 1 { "er" } else { "" },
-            FR_MONTHS[local.month0() as usize]
+            FR_DAYS[weekday],
+            day,
+            if day == 1 { "er" } else { "" },
+            FR_MONTHS[month]
         ),
-        Locale::En => local.format("%A %-d %B").to_string(),
+        Locale::En => format!("{} {} {}", EN_DAYS[weekday], day, EN_MONTHS[month]),
     }
 }
 
 /// A time of day on the 24-hour clock: "18:30".
 pub fn local_time(t: DateTime<Utc>, zone: Tz) -> String {
-    t.with_timezone(&zone).format("%H:%M").to_string()
+    let mut out = String::with_capacity(5);
+    push_time(&mut out, &t.with_timezone(&zone));
+    out
 }
 
 /// `label: text` as the locale writes it: French puts a space before the
@@ -271,6 +347,43 @@ mod tests {
         assert_eq!(local_time(t, paris), "00:30");
         let first = crate::instant::parse("2026-04-01T10:00:00Z").unwrap();
         assert_eq!(local_day(first, paris, Locale::Fr), "mercredi 1er avril");
+    }
+
+    /// The hand-written formats are chrono's, to the character.
+    #[test]
+    fn dates_and_times_as_chrono_writes_them() {
+        let zones = [
+            chrono_tz::Europe::Paris,
+            chrono_tz::America::New_York,
+            chrono_tz::Asia::Kolkata,
+        ];
+        let mut t = crate::instant::parse("2025-12-25T03:07:00Z").unwrap();
+        for _ in 0..800 {
+            for zone in zones {
+                let local = t.with_timezone(&zone);
+                assert_eq!(local_date(t, zone, Locale::Fr), local.format("%d/%m/%Y").to_string());
+                assert_eq!(local_date(t, zone, Locale::En), local.format("%Y-%m-%d").to_string());
+                assert_eq!(local_time(t, zone), local.format("%H:%M").to_string());
+                assert_eq!(
+                    local_datetime(t, zone, Locale::Fr),
+                    local.format("%d/%m/%Y %H:%M").to_string()
+                );
+                assert_eq!(
+                    local_datetime(t, zone, Locale::En),
+                    local.format("%Y-%m-%d %H:%M").to_string()
+                );
+                assert_eq!(local_day(t, zone, Locale::En), local.format("%A %-d %B").to_string());
+            }
+            t += chrono::Duration::minutes(617);
+        }
+        for far in ["0001-01-02T00:00:00Z", "9999-12-30T12:00:00Z"] {
+            let t = crate::instant::parse(far).unwrap();
+            let local = t.with_timezone(&chrono_tz::UTC);
+            assert_eq!(
+                local_date(t, chrono_tz::UTC, Locale::En),
+                local.format("%Y-%m-%d").to_string()
+            );
+        }
     }
 
     #[test]

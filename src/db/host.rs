@@ -161,6 +161,12 @@ const INDEXES: &[(&str, &str)] = &[
         "CREATE INDEX IF NOT EXISTS rappel_revision_sessions_odd ON revision_sessions (id)
          WHERE starts_at NOT GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*'",
     ),
+    // Weekly digests read a fortnight of sessions in student order: this one
+    // gives that order without sorting them (store::reminders::digest_sessions).
+    (
+        "revision_sessions",
+        "CREATE INDEX IF NOT EXISTS rappel_revision_sessions_student ON revision_sessions (student_id, starts_at)",
+    ),
     // Manual reminders not yet sent: the only ones each run reads.
     (
         "manual_reminders",

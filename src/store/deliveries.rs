@@ -16,9 +16,14 @@ use crate::instant;
 
 /// Inserts the message unless its dedupe key exists; returns its id when new.
 /// Called inside the job's write transaction.
+///
+/// The new id is the connection's last inserted rowid rather than a
+/// `RETURNING` clause: SQLite runs `RETURNING` as a trigger, which makes the
+/// statement keep a statement journal (every page it changes copied to a
+/// temporary file first), a large share of planning's writes.
 pub fn insert(tx: &Connection, p: &Planned, now: DateTime<Utc>) -> Result<Option<i64>> {
     let attachment = p.attachment.as_ref();
-    Ok(tx
+    let inserted = tx
         .prepare_cached(
             "INSERT INTO deliveries (job, kind, dedupe_key, source_table, source_id, contact_id, channel,
                                  recipient, subject, body, html_body, valid_until, created_at,
@@ -27,34 +32,30 @@ pub fn insert(tx: &Connection, p: &Planned, now: DateTime<Utc>) -> Result<Option
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
                  CASE WHEN ?17 IS NULL THEN 'pending' ELSE 'failed' END,
                  CASE WHEN ?17 IS NULL THEN NULL ELSE 'permanent' END, ?17, ?18, ?19)
-         ON CONFLICT (dedupe_key) DO NOTHING
-         RETURNING id",
+         ON CONFLICT (dedupe_key) DO NOTHING",
         )?
-        .query_row(
-            params![
-                p.job,
-                p.kind,
-                p.dedupe_key,
-                p.source_table,
-                p.source_id,
-                p.contact_id,
-                p.channel,
-                p.recipient,
-                p.subject,
-                p.body,
-                p.html,
-                p.valid_until.map(instant::format),
-                instant::format(now),
-                attachment.map(|a| &a.path),
-                attachment.map(|a| &a.name),
-                attachment.map(|a| &a.mime),
-                p.failed,
-                p.payload,
-                p.source_at.map(instant::format),
-            ],
-            |r| r.get(0),
-        )
-        .optional()?)
+        .execute(params![
+            p.job,
+            p.kind,
+            p.dedupe_key,
+            p.source_table,
+            p.source_id,
+            p.contact_id,
+            p.channel,
+            p.recipient,
+            p.subject,
+            p.body,
+            p.html,
+            p.valid_until.map(instant::format),
+            instant::format(now),
+            attachment.map(|a| &a.path),
+            attachment.map(|a| &a.name),
+            attachment.map(|a| &a.mime),
+            p.failed,
+            p.payload,
+            p.source_at.map(instant::format),
+        ])?;
+    Ok((inserted > 0).then(|| tx.last_insert_rowid()))
 }
 
 /// Plans a message again under its existing key (its source was set back to

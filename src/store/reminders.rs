@@ -273,19 +273,38 @@ pub struct DigestSession {
     pub completed: bool,
 }
 
+/// The index on `revision_sessions (student_id, starts_at)` that
+/// `db::host::ensure_indexes` creates.
+const SESSIONS_BY_STUDENT: &str = "rappel_revision_sessions_student";
+
 /// The sessions that may start between `from` and `to` (UTC), in student
-/// order, then start as written, then id; found by date through the index,
-/// so with a margin the caller compares as instants (start times that are
-/// not dates are left out: `sessions` reports them). Errors: the
-/// statement's (`StoreError`).
+/// order, then start as written, then id; found by date with a margin, so
+/// the caller compares as instants (start times that are not dates are left
+/// out: `sessions` reports them). Errors: the statement's (`StoreError`).
+///
+/// Read in the order of the `(student_id, starts_at)` index, the dates
+/// compared on its entries: a fortnight of every student's sessions comes
+/// without being sorted first (a database migrated before that index
+/// existed is read through the `starts_at` index and sorted, as before).
 pub fn digest_sessions(conn: &Connection, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Rows<'_, DigestSession>> {
     let (lo, hi) = date_bounds(from, to);
-    let stmt = conn.prepare_cached(
+    let by_student: bool = conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master
+                            WHERE type = 'index' AND name = ?1 AND tbl_name = 'revision_sessions')",
+        )?
+        .query_row([SESSIONS_BY_STUDENT], |r| r.get(0))?;
+    let indexed = if by_student {
+        format!(" INDEXED BY {SESSIONS_BY_STUDENT}")
+    } else {
+        String::new()
+    };
+    let stmt = conn.prepare_cached(&format!(
         "SELECT student_id, subject, starts_at, objective, link, cancelled, completed_at
-         FROM revision_sessions
+         FROM revision_sessions{indexed}
          WHERE starts_at >= ?1 AND starts_at < ?2
-         ORDER BY student_id, starts_at, id",
-    )?;
+         ORDER BY student_id, starts_at, id"
+    ))?;
     Ok(Rows {
         stmt,
         params: vec![Value::Text(lo), Value::Text(hi)],

@@ -48,6 +48,10 @@ impl Due {
     }
 }
 
+/// A contact's channel with its address or phone, or why it cannot be used
+/// (`Contact::channels`).
+type ChannelTo = (Channel, Result<String, String>);
+
 /// Where planned messages go: into the database in short write transactions
 /// (the host's writes wait at most one batch), or, in a dry run, into a list
 /// to print.
@@ -292,7 +296,7 @@ impl<'a> Emitter<'a> {
                 return Ok(());
             }
         };
-        for &(channel, ref usable) in fresh {
+        for (&(channel, ref usable), key) in fresh {
             let email = channel == Channel::Email;
             let (recipient, failed) = match usable {
                 Ok(to) => (to.clone(), None),
@@ -321,15 +325,7 @@ impl<'a> Emitter<'a> {
                 },
                 failed,
                 due_at: Some(due.at),
-                ..Planned::new(
-                    JOB,
-                    due.kind,
-                    key(channel),
-                    channel,
-                    recipient,
-                    rendered.subject.clone(),
-                    body,
-                )
+                ..Planned::new(JOB, due.kind, key, channel, recipient, rendered.subject.clone(), body)
             };
             self.write(message)?;
         }
@@ -347,17 +343,19 @@ impl<'a> Emitter<'a> {
         Ok(!self.unplanned(due, contact, contact.channels())?.is_empty())
     }
 
-    /// The channels whose message for `due` is not planned yet.
+    /// The channels whose message for `due` is not planned yet, each with
+    /// its dedupe key.
     fn unplanned<'c>(
         &self,
         due: &Due,
         contact: &Contact,
-        channels: &'c [(Channel, Result<String, String>)],
-    ) -> store::Result<Vec<&'c (Channel, Result<String, String>)>> {
+        channels: &'c [ChannelTo],
+    ) -> store::Result<Vec<(&'c ChannelTo, String)>> {
         let mut out = Vec::with_capacity(channels.len());
         for channel in channels {
-            if !store::deliveries::planned_already(self.ledger(), &due.key(contact, channel.0))? {
-                out.push(channel);
+            let key = due.key(contact, channel.0);
+            if !store::deliveries::planned_already(self.ledger(), &key)? {
+                out.push((channel, key));
             }
         }
         Ok(out)
