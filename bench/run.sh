@@ -241,7 +241,7 @@ SQL
     message=$(sample_message "$dir" deliver \
         "DELETE FROM deliveries WHERE status = 'pending' AND id > (SELECT min(id) FROM deliveries WHERE status = 'pending')")
     start_sink
-    trap "kill $SINK 2>/dev/null" RETURN
+    trap "kill $SINK 2>/dev/null || true; trap - RETURN" RETURN
     local start end
     start=$(date +%s.%N)
     timed "$B" --config "$dir/rappel.toml" --now "$NOW" deliver
@@ -326,7 +326,7 @@ SQL
     message=$(sample_message "$dir" send-reports \
         "DELETE FROM scheduled_reports WHERE id > (SELECT min(id) FROM scheduled_reports)")
     start_sink
-    trap "kill $SINK 2>/dev/null" RETURN
+    trap "kill $SINK 2>/dev/null || true; trap - RETURN" RETURN
     local start end
     start=$(date +%s.%N)
     timed "$B" --config "$dir/rappel.toml" --now "$NOW" send-reports
@@ -389,7 +389,7 @@ SQL
     "$B" --config "$dir/plan.toml" --now "$NOW" -q send-reminders || true
     python3 "$(dirname "$0")/fake_twilio.py" 2526 &
     local server=$!
-    trap "kill $server 2>/dev/null" RETURN
+    trap "kill $server 2>/dev/null || true; trap - RETURN" RETURN
     sleep 0.5
     local start end
     start=$(date +%s.%N)
@@ -491,7 +491,7 @@ TOML
     "$B" --config "$dir/rappel.toml" db migrate >/dev/null
     python3 "$(dirname "$0")/fake_hr.py" 2527 &
     local server=$!
-    trap "kill $server 2>/dev/null" RETURN
+    trap "kill $server 2>/dev/null || true; trap - RETURN" RETURN
     sleep 0.5
     local n
     for n in 10000 100000; do
