@@ -75,21 +75,29 @@ pub fn details(conn: &Conn, ticket_id: i64) -> Result<Option<TicketDetails>> {
         .optional()?)
 }
 
-/// Whether the ticket is open (`closed_at` NULL); `None` when it is gone.
-/// Errors: `StoreError`.
-pub fn is_open(conn: &Conn, ticket_id: i64) -> Result<Option<bool>> {
-    Ok(conn
-        .prepare_cached("SELECT closed_at IS NULL FROM tickets WHERE id = ?1")?
-        .query_row([ticket_id], |r| r.get(0))
-        .optional()?)
-}
-
-/// The ticket's stage events: id and `entered_at` as text (empty for NULL).
-/// Errors: `StoreError`.
-pub fn events(conn: &Conn, ticket_id: i64) -> Result<Vec<(i64, String)>> {
-    let mut stmt = conn.prepare_cached("SELECT id, entered_at FROM ticket_events WHERE ticket_id = ?1")?;
-    let rows = stmt.query_map([ticket_id], |r| Ok((r.get(0)?, text(r.get_ref(1)?))))?;
-    super::collect(rows)
+/// The stage events of ticket `ticket_id` while it is open: each event's id
+/// and `entered_at` as text (empty for NULL); `None` when the ticket is
+/// closed or gone. One statement: this is read before every delay digest
+/// goes. Errors: `StoreError`.
+pub fn open_events(conn: &Conn, ticket_id: i64) -> Result<Option<Vec<(i64, String)>>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT t.closed_at IS NULL, e.id, e.entered_at
+         FROM tickets t LEFT JOIN ticket_events e ON e.ticket_id = t.id
+         WHERE t.id = ?1",
+    )?;
+    let mut rows = stmt.query([ticket_id])?;
+    let mut events = Vec::new();
+    let mut open = None;
+    while let Some(r) = rows.next()? {
+        if !r.get::<_, bool>(0)? {
+            return Ok(None);
+        }
+        open = Some(());
+        if let Some(id) = r.get::<_, Option<i64>>(1)? {
+            events.push((id, text(r.get_ref(2)?)));
+        }
+    }
+    Ok(open.map(|()| events))
 }
 
 /// One `alert_recipients` row with its contact, as the host wrote them.

@@ -53,11 +53,11 @@ fn why_not(conn: &Connection, cfg: &DelayAlertsConfig, row: &Claimed) -> store::
 /// Whether the ticket is active and its current stage entry (latest
 /// `entered_at`, then id, compared as instants) is still this event.
 fn still_current(conn: &Connection, ticket_id: i64, event_id: i64, entered_at: Option<&str>) -> store::Result<bool> {
-    if tickets::is_open(conn, ticket_id)? != Some(true) {
+    let Some(events) = tickets::open_events(conn, ticket_id)? else {
         return Ok(false);
-    }
+    };
     let mut current: Option<(DateTime<Utc>, i64)> = None;
-    for (id, entered) in tickets::events(conn, ticket_id)? {
+    for (id, entered) in events {
         let Some(at) = instant::parse(&entered) else {
             continue;
         };
