@@ -10,6 +10,7 @@ pub mod writer;
 
 use crate::domain::Channel;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
@@ -35,11 +36,22 @@ const CLAIM_MIN: usize = 8;
 
 /// Rows per claim when `due` rows are to go over `workers`: an even share,
 /// from `CLAIM_MIN` to `CLAIM_BATCH`.
-fn claim_size(due: i64, workers: usize) -> usize {
+///
+/// Under `delivery.rate_per_s` (`rate`, 0 for none), a claim holds no more
+/// than the workers can send in half a `lease` at that rate, so its last
+/// rows are not given back for want of lease, each after taking a slot.
+fn claim_size(due: i64, workers: usize, rate: f64, lease: Duration) -> usize {
     let share = due / i64::try_from(workers.max(1)).unwrap_or(1);
-    usize::try_from(share)
+    let size = usize::try_from(share)
         .unwrap_or(CLAIM_BATCH)
-        .clamp(CLAIM_MIN, CLAIM_BATCH)
+        .clamp(CLAIM_MIN, CLAIM_BATCH);
+    if rate > 0.0 {
+        let in_half_a_lease = rate * lease.as_secs_f64() / 2.0 / workers.max(1) as f64;
+        // A float to an integer saturates; below 1 is at least 1.
+        size.min((in_half_a_lease as usize).max(1))
+    } else {
+        size
+    }
 }
 
 pub struct Engine<'a> {
@@ -73,6 +85,9 @@ struct Shared {
     /// as soon as the lock is free, rather than in SQLite's busy handler,
     /// which polls. Other processes still meet the busy handler.
     writes: Mutex<()>,
+    /// Raised by the writer once an outcome could not be written: nothing
+    /// more is sent this run, and claimed rows are given back.
+    writer_failed: AtomicBool,
 }
 
 impl Engine<'_> {
@@ -130,15 +145,17 @@ impl Engine<'_> {
             streak: Mutex::new(Vec::new()),
             rate: RateLimiter::new(self.delivery.rate_per_s),
             writes: Mutex::new(()),
+            writer_failed: AtomicBool::new(false),
         };
         let workers = self.channels.parallelism().max(1);
-        let per_claim = claim_size(sendable, workers);
+        let per_claim = claim_size(sendable, workers, self.delivery.rate_per_s, self.delivery.lease);
         let writer = Writer {
             db: self.db,
             run_id: &self.run_id,
             hooks: self.hooks,
             now: self.clock.now(),
             writes: &shared.writes,
+            failed: &shared.writer_failed,
         };
         let (queue, inbox) = writer::queue();
         let (written, results) = std::thread::scope(|s| {
@@ -151,7 +168,8 @@ impl Engine<'_> {
             // The writer runs on this thread (whose memory planning already
             // grew) and ends once every worker's end of the queue is gone.
             drop(queue);
-            let written = writer.run(inbox);
+            let written = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| writer.run(inbox)))
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("the outcome writer panicked")));
             let results: Vec<anyhow::Result<Tally>> = handles
                 .into_iter()
                 .map(|h| {
@@ -222,7 +240,11 @@ impl Engine<'_> {
             }
             for row in &batch {
                 let transport = row.channel.transport();
-                let decided = if shared.is_stopped(transport) {
+                let decided = if shared.writer_failed.load(Ordering::Relaxed) {
+                    // An outcome could not be recorded: send nothing more
+                    // whose outcome may not be either; the rows go back.
+                    recorder.release(row)
+                } else if shared.is_stopped(transport) {
                     recorder.release(row)
                 } else if let Some((until, why)) = shared.pause_of(transport) {
                     recorder.postpone(row, until, &why)
@@ -263,6 +285,9 @@ impl Engine<'_> {
                     }
                 };
                 queue.push(decided)?;
+            }
+            if shared.writer_failed.load(Ordering::Relaxed) {
+                break;
             }
         }
         Ok(tally)
@@ -472,5 +497,21 @@ impl RateLimiter {
         if slot > now {
             std::thread::sleep(slot - now);
         }
+    }
+}
+
+#[cfg(test)]
+mod claim_tests {
+    use super::*;
+
+    #[test]
+    fn a_claim_is_an_even_share_within_bounds_and_never_outlasts_the_rate() {
+        let lease = Duration::from_secs(600);
+        assert_eq!(claim_size(3, 4, 0.0, lease), CLAIM_MIN, "a short queue in bites of 8");
+        assert_eq!(claim_size(200, 8, 0.0, lease), 25, "an even share");
+        assert_eq!(claim_size(10_000, 8, 0.0, lease), CLAIM_BATCH, "at most 32");
+        // 2 messages a second, 2 workers, 10 s lease: 5 each in half a lease.
+        assert_eq!(claim_size(64, 2, 2.0, Duration::from_secs(10)), 5);
+        assert_eq!(claim_size(64, 2, 0.01, Duration::from_secs(10)), 1, "at least one");
     }
 }

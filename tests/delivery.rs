@@ -411,3 +411,54 @@ fn a_row_on_an_unknown_channel_is_named_and_never_sent() {
     assert!(smtp.mails().is_empty(), "never sent as email");
     assert_eq!(env.deliveries(), vec![("a@example.com".into(), "pending".into(), 0)]);
 }
+
+/// One outcome the database refuses (a host trigger on its report row)
+/// costs that message alone: the others sent are recorded, the run sends
+/// nothing more and gives its claimed rows back, and exits 74.
+#[test]
+fn an_outcome_that_cannot_be_recorded_costs_only_itself() {
+    use support::faulty_smtp::{Fault, FaultySmtp};
+    let server = FaultySmtp::start(Fault::None);
+    let env = TestEnv::new(server.port, "[reports]\nattachments_dir = \"reports\"\n");
+    std::fs::create_dir_all(env.dir.path().join("reports")).unwrap();
+    std::fs::write(env.dir.path().join("reports/x.pdf"), b"%PDF-1.4 x").unwrap();
+    let many = |p: &str, n: usize| {
+        (0..n)
+            .map(|i| format!("{p}{i}@example.com"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    const AT: &str = "2026-05-04T08:00:00Z";
+    env.report("Many", &many("r", 14), AT, Some("x.pdf"), None);
+    let one = env.report("One", "one@example.com", AT, Some("x.pdf"), None);
+    env.report("More", &many("s", 46), AT, Some("x.pdf"), None);
+    // Each recorded send is slow (outcomes wait and are written in groups);
+    // the one report's row refuses to become `sent`.
+    env.db()
+        .execute_batch(&format!(
+            "CREATE TRIGGER slow AFTER UPDATE OF status ON deliveries WHEN NEW.status = 'sent' BEGIN
+               SELECT count(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 200000)
+                                     SELECT x FROM c);
+             END;
+             CREATE TRIGGER refuse BEFORE UPDATE OF status ON scheduled_reports
+             WHEN NEW.id = {one} AND NEW.status = 'sent' BEGIN SELECT RAISE(ABORT, 'the host says no'); END;"
+        ))
+        .unwrap();
+    let out = env.run(&["send-reports"], "2026-05-04T08:05:00Z");
+    assert_eq!(out.code, 74, "{}", out.stderr);
+    assert!(out.stderr.contains("could not be recorded"), "{}", out.stderr);
+    let count = |status: &str| -> usize {
+        env.db()
+            .query_row("SELECT count(*) FROM deliveries WHERE status = ?1", [status], |r| {
+                r.get::<_, i64>(0)
+            })
+            .unwrap() as usize
+    };
+    let accepted = server.accepted().len();
+    assert!(
+        accepted - count("sent") <= 1,
+        "{accepted} sent, {} recorded",
+        count("sent")
+    );
+    assert!(count("sending") <= 1, "{} rows left sending", count("sending"));
+}

@@ -155,3 +155,18 @@ fn a_server_offering_pipelining_gets_each_transaction_in_one_write_and_others_in
         assert_eq!(server.pipelined(), pipelined, "transactions sent pipelined");
     }
 }
+
+#[test]
+fn a_server_closing_each_session_after_its_message_gets_every_message_on_a_new_one() {
+    // A pooled connection is tested (NOOP) before it is used again: one the
+    // server closed is replaced, never tried and failed.
+    for server in [
+        FaultySmtp::start(Fault::CloseAfterMessage),
+        FaultySmtp::start_pipelining(Fault::CloseAfterMessage),
+    ] {
+        let env = TestEnv::new(server.port, "");
+        borrowers(&env, 6, true);
+        env.run(&["send-reminders", "--kind", "loan_created"], NOW).success();
+        assert_eq!(server.accepted().len(), 6);
+    }
+}

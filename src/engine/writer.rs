@@ -15,6 +15,7 @@
 //! letting unwritten outcomes pile up).
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 
 use chrono::{DateTime, Utc};
@@ -69,17 +70,25 @@ pub struct Writer<'a> {
     pub now: DateTime<Utc>,
     /// This run's write lock (`Shared::writes` in `engine.rs`).
     pub writes: &'a Mutex<()>,
+    /// Raised once an outcome could not be written (`Shared::writer_failed`).
+    pub failed: &'a AtomicBool,
 }
 
 impl Writer<'_> {
     /// Writes outcomes as they come until every `Queue` is dropped; returns
-    /// the run's counts of them. Errors: the database cannot be opened, or a
-    /// group cannot be written (locked past the busy timeout three times, or
-    /// any other `StoreError`), naming the deliveries that were sent or
-    /// settled but not recorded.
+    /// the run's counts of them. A group that cannot be written for any
+    /// reason but a lock is written again one outcome at a time, so one bad
+    /// outcome (a host trigger refusing its source row's update) costs only
+    /// itself. Once an outcome cannot be written, `failed` is raised: the
+    /// workers send nothing more and give their claimed rows back, and the
+    /// writer goes on writing what comes. Errors: the database cannot be
+    /// opened, or an outcome could not be written (locked past the busy
+    /// timeout three times, or any other `StoreError`): the first, naming
+    /// the delivery, after every other outcome was written.
     pub fn run(&self, inbox: Inbox) -> anyhow::Result<Tally> {
         let mut conn = self.db.connect()?;
         let mut tally = Tally::default();
+        let mut first_error: Option<anyhow::Error> = None;
         let mut group = Vec::with_capacity(GROUP);
         while let Ok(first) = inbox.0.recv() {
             group.push(first);
@@ -89,42 +98,69 @@ impl Writer<'_> {
                     Err(_) => break,
                 }
             }
-            let effects = self.write_with_retries(&mut conn, &group)?;
-            for (d, effect) in group.drain(..).zip(effects) {
-                super::count(&mut tally, effect, d.delivery_id, &d.kind, &d.recipient);
+            // Each outcome's effect, or the error that kept it unwritten
+            // (`None`: the same as the group's first).
+            let written: Vec<Result<Effect, Option<store::StoreError>>> =
+                match self.write_with_retries(&mut conn, &group) {
+                    Ok(effects) => effects.into_iter().map(Ok).collect(),
+                    Err(e) if group.len() > 1 && !e.is_busy() => group
+                        .iter()
+                        .map(|d| {
+                            self.write_with_retries(&mut conn, std::slice::from_ref(d))
+                                .map(|effects| effects[0])
+                                .map_err(Some)
+                        })
+                        .collect(),
+                    Err(e) => std::iter::once(Err(Some(e)))
+                        .chain((1..group.len()).map(|_| Err(None)))
+                        .collect(),
+                };
+            for (d, w) in group.drain(..).zip(written) {
+                let e = match w {
+                    Ok(effect) => {
+                        super::count(&mut tally, effect, d.delivery_id, &d.kind, &d.recipient);
+                        continue;
+                    }
+                    Err(e) => e,
+                };
+                self.failed.store(true, Ordering::Relaxed);
+                let what = format!(
+                    "delivery {} ({} to {}) was settled but its outcome could not be recorded",
+                    d.delivery_id, d.kind, d.recipient
+                );
+                match e {
+                    Some(e) => {
+                        let e = anyhow::Error::new(e).context(what);
+                        log::error!("{e:#}");
+                        first_error.get_or_insert(e);
+                    }
+                    None => log::error!("{what}: the database stayed locked"),
+                }
             }
         }
-        Ok(tally)
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(tally),
+        }
     }
 
     /// Writes `group` in one transaction, trying again while the database
     /// stays locked (each try already waits the busy timeout): the messages
     /// have gone, and a row left `sending` would be sent again once its
     /// lease expires.
-    fn write_with_retries(&self, conn: &mut store::Conn, group: &[Decided]) -> anyhow::Result<Vec<Effect>> {
+    fn write_with_retries(&self, conn: &mut store::Conn, group: &[Decided]) -> store::Result<Vec<Effect>> {
         const TRIES: u32 = 3;
         let mut tries = 0;
         loop {
             tries += 1;
             match self.write(conn, group) {
-                Ok(effects) => return Ok(effects),
                 Err(e) if e.is_busy() && tries < TRIES => {
                     log::warn!(
                         "database locked while recording {} outcome(s); trying again",
                         group.len()
                     );
                 }
-                Err(e) => {
-                    let ids: Vec<String> = group.iter().map(|d| d.delivery_id.to_string()).collect();
-                    let first = &group[0];
-                    return Err(anyhow::Error::new(e).context(format!(
-                        "deliveries {} ({} to {}{}) were settled but their outcomes could not be recorded",
-                        ids.join(", "),
-                        first.kind,
-                        first.recipient,
-                        if group.len() > 1 { ", …" } else { "" }
-                    )));
-                }
+                done => return done,
             }
         }
     }

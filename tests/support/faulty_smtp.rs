@@ -29,6 +29,8 @@ pub enum Fault {
     Silent(Duration),
     /// Hangs up after the first line of the message, before its end.
     DropMidData,
+    /// Accepts each message (250), then closes the connection, without a 421.
+    CloseAfterMessage,
 }
 
 #[derive(Default)]
@@ -159,6 +161,12 @@ fn session(stream: TcpStream, fault: &Mutex<Fault>, state: &Mutex<State>, pipeli
                         return Ok(());
                     }
                     Fault::Data451 => b"451 4.3.0 temporary local problem, try later\r\n",
+                    Fault::CloseAfterMessage => {
+                        state.lock().unwrap().accepted.push(std::mem::take(&mut to));
+                        out.write_all(b"250 2.0.0 queued\r\n")?;
+                        out.shutdown(std::net::Shutdown::Both)?;
+                        return Ok(());
+                    }
                     _ => {
                         state.lock().unwrap().accepted.push(std::mem::take(&mut to));
                         b"250 2.0.0 queued\r\n"

@@ -12,9 +12,6 @@ use super::{
 };
 use crate::transport::smtp::{error, transport::SmtpClient};
 
-/// How long a parked connection is taken as alive without a NOOP.
-const RECENTLY_USED: Duration = Duration::from_secs(1);
-
 pub(crate) struct Pool {
     config: PoolConfig,
     connections: Mutex<Option<Vec<ParkedConnection>>>,
@@ -165,13 +162,10 @@ impl Pool {
 
             match conn {
                 Some(conn) => {
-                    // A connection given back moments ago is not tested
-                    // again: the NOOP would cost a round trip per message.
-                    let recent = conn.since.elapsed() < RECENTLY_USED;
                     let mut conn = conn.unpark();
 
                     // TODO: handle the client try another connection if this one isn't good
-                    if !recent && !conn.test_connected() {
+                    if !conn.test_connected() {
                         #[cfg(feature = "tracing")]
                         tracing::debug!("dropping a broken connection");
 
