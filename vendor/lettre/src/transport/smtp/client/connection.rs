@@ -256,9 +256,14 @@ impl SmtpConnection {
 
     /// Sends the message content
     pub fn message(&mut self, message: &[u8]) -> Result<Response, Error> {
-        // rappel: the content and the "." that ends it in one write.
+        // rappel: a message under 1 MiB goes with the "." that ends it in one
+        // write. A larger one goes as lettre sends it: its encoded copy is
+        // sized to it, where one more byte would double the allocation.
+        if message.len() >= 1 << 20 {
+            return self.message_iter(std::iter::once(message));
+        }
         let mut codec = ClientCodec::new();
-        let mut out_buf = Vec::with_capacity(message.len() + 5);
+        let mut out_buf = Vec::with_capacity(message.len() + 64);
         codec.encode(message, &mut out_buf);
         out_buf.extend_from_slice(b"\r\n.\r\n");
         self.write(out_buf.as_slice())?;
