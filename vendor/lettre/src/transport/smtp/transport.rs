@@ -51,14 +51,36 @@ impl Transport for SmtpTransport {
 
     /// Sends an email
     fn send_raw(&self, envelope: &Envelope, email: &[u8]) -> Result<Self::Ok, Self::Error> {
-        let mut conn = self.inner.connection()?;
-
-        let result = conn.send(envelope, email)?;
-
+        #[cfg(feature = "pool")]
+        {
+            // rappel: a connection reused without a NOOP that fails before
+            // any of the message went (closed by the server meanwhile: no
+            // reply, or not one the server wrote) accepted nothing; the
+            // message goes on another one. A refusal is the server's answer.
+            let mut tries = 0;
+            loop {
+                let mut conn = self.inner.connection()?;
+                match conn.send(envelope, email) {
+                    Err(e)
+                        if conn.untested
+                            && !conn.content_started()
+                            && !e.is_transient()
+                            && !e.is_permanent()
+                            && tries < 16 =>
+                    {
+                        tries += 1;
+                    }
+                    result => return result,
+                }
+            }
+        }
         #[cfg(not(feature = "pool"))]
-        conn.abort();
-
-        Ok(result)
+        {
+            let mut conn = self.inner.connection()?;
+            let result = conn.send(envelope, email)?;
+            conn.abort();
+            Ok(result)
+        }
     }
 
     fn shutdown(&self) {

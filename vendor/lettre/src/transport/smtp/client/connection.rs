@@ -43,6 +43,8 @@ pub struct SmtpConnection {
     panic: bool,
     /// Information about the server
     server_info: ServerInfo,
+    /// rappel: whether the message's content began to go in the last `send`.
+    content_started: bool,
 }
 
 impl SmtpConnection {
@@ -68,6 +70,7 @@ impl SmtpConnection {
         let mut conn = SmtpConnection {
             stream,
             panic: false,
+            content_started: false,
             server_info: ServerInfo::default(),
         };
         conn.set_timeout(timeout).map_err(error::network)?;
@@ -83,6 +86,7 @@ impl SmtpConnection {
     }
 
     pub fn send(&mut self, envelope: &Envelope, email: &[u8]) -> Result<Response, Error> {
+        self.content_started = false;
         // Mail
         let mut mail_options = vec![];
 
@@ -143,6 +147,11 @@ impl SmtpConnection {
         // Message content
         let result = try_smtp!(self.message(email), self);
         Ok(result)
+    }
+
+    /// rappel: whether the last `send` began to send the message's content.
+    pub(crate) fn content_started(&self) -> bool {
+        self.content_started
     }
 
     pub fn has_broken(&self) -> bool {
@@ -256,6 +265,7 @@ impl SmtpConnection {
 
     /// Sends the message content
     pub fn message(&mut self, message: &[u8]) -> Result<Response, Error> {
+        self.content_started = true;
         // rappel: a message under 1 MiB goes with the "." that ends it in one
         // write. A larger one goes as lettre sends it: its encoded copy is
         // sized to it, where one more byte would double the allocation.
@@ -276,6 +286,7 @@ impl SmtpConnection {
         I: Iterator<Item = B>,
         B: AsRef<[u8]>,
     {
+        self.content_started = true;
         let mut codec = ClientCodec::new();
         for message_part in message {
             let message_part = message_part.as_ref();

@@ -27,7 +27,14 @@ struct ParkedConnection {
 pub(crate) struct PooledConnection {
     conn: Option<SmtpConnection>,
     pool: Arc<Pool>,
+    /// rappel: reused without a NOOP (given back moments ago).
+    pub(crate) untested: bool,
 }
+
+/// rappel: how long a parked connection is reused without a NOOP. A server
+/// may have closed it meanwhile: `SmtpTransport::send_raw` then sends the
+/// message again on another connection, when none of it had gone.
+const RECENTLY_USED: Duration = Duration::from_secs(1);
 
 impl Pool {
     pub(crate) fn new(config: PoolConfig, client: SmtpClient) -> Arc<Self> {
@@ -162,10 +169,11 @@ impl Pool {
 
             match conn {
                 Some(conn) => {
+                    let recent = conn.since.elapsed() < RECENTLY_USED;
                     let mut conn = conn.unpark();
 
                     // TODO: handle the client try another connection if this one isn't good
-                    if !conn.test_connected() {
+                    if !recent && !conn.test_connected() {
                         #[cfg(feature = "tracing")]
                         tracing::debug!("dropping a broken connection");
 
@@ -176,7 +184,9 @@ impl Pool {
                     #[cfg(feature = "tracing")]
                     tracing::debug!("reusing a pooled connection");
 
-                    return Ok(PooledConnection::wrap(conn, Arc::clone(self)));
+                    let mut conn = PooledConnection::wrap(conn, Arc::clone(self));
+                    conn.untested = recent;
+                    return Ok(conn);
                 }
                 None => {
                     #[cfg(feature = "tracing")]
@@ -279,6 +289,7 @@ impl PooledConnection {
         Self {
             conn: Some(conn),
             pool,
+            untested: false,
         }
     }
 }
