@@ -240,11 +240,10 @@ impl Engine<'_> {
             }
             for row in &batch {
                 let transport = row.channel.transport();
-                let decided = if shared.writer_failed.load(Ordering::Relaxed) {
-                    // An outcome could not be recorded: send nothing more
-                    // whose outcome may not be either; the rows go back.
-                    recorder.release(row)
-                } else if shared.is_stopped(transport) {
+                // A transport that rejected our credentials sends nothing
+                // more; nor does anything once an outcome could not be
+                // recorded (another may not be either). The rows go back.
+                let decided = if shared.writer_failed.load(Ordering::Relaxed) || shared.is_stopped(transport) {
                     recorder.release(row)
                 } else if let Some((until, why)) = shared.pause_of(transport) {
                     recorder.postpone(row, until, &why)

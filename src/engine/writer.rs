@@ -16,7 +16,7 @@
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use chrono::{DateTime, Utc};
 
@@ -48,17 +48,10 @@ impl Queue {
     /// Hands `d` to the writer, waiting while the queue is full. Errors:
     /// the writer stopped (its own error ends the run).
     pub fn push(&self, d: Decided) -> anyhow::Result<()> {
-        let d = match self.0.try_send(d) {
-            Ok(()) => return Ok(()),
-            Err(TrySendError::Full(d)) => d,
-            Err(TrySendError::Disconnected(_)) => return Err(stopped()),
-        };
-        self.0.send(d).map_err(|_| stopped())
+        self.0
+            .send(d)
+            .map_err(|_| anyhow::anyhow!("the outcome writer stopped; no more messages are sent this run"))
     }
-}
-
-fn stopped() -> anyhow::Error {
-    anyhow::anyhow!("the outcome writer stopped; no more messages are sent this run")
 }
 
 /// What the writer needs: where to write, for which run, the sources'
@@ -116,25 +109,23 @@ impl Writer<'_> {
                         .collect(),
                 };
             for (d, w) in group.drain(..).zip(written) {
-                let e = match w {
-                    Ok(effect) => {
-                        super::count(&mut tally, effect, d.delivery_id, &d.kind, &d.recipient);
-                        continue;
+                match w {
+                    Ok(effect) => super::count(&mut tally, effect, d.delivery_id, &d.kind, &d.recipient),
+                    Err(e) => {
+                        self.failed.store(true, Ordering::Relaxed);
+                        let what = format!(
+                            "delivery {} ({} to {}) was settled but its outcome could not be recorded",
+                            d.delivery_id, d.kind, d.recipient
+                        );
+                        match e {
+                            Some(e) => {
+                                let e = anyhow::Error::new(e).context(what);
+                                log::error!("{e:#}");
+                                first_error.get_or_insert(e);
+                            }
+                            None => log::error!("{what}: the database stayed locked"),
+                        }
                     }
-                    Err(e) => e,
-                };
-                self.failed.store(true, Ordering::Relaxed);
-                let what = format!(
-                    "delivery {} ({} to {}) was settled but its outcome could not be recorded",
-                    d.delivery_id, d.kind, d.recipient
-                );
-                match e {
-                    Some(e) => {
-                        let e = anyhow::Error::new(e).context(what);
-                        log::error!("{e:#}");
-                        first_error.get_or_insert(e);
-                    }
-                    None => log::error!("{what}: the database stayed locked"),
                 }
             }
         }

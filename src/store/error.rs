@@ -23,16 +23,6 @@ impl StoreError {
     pub fn is_busy(&self) -> bool {
         crate::db::is_busy(&self.0)
     }
-
-    /// A conversion error for a value read from column `col` that is not
-    /// what the column must hold (`why` says what it is).
-    pub fn conversion(col: usize, why: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        StoreError(rusqlite::Error::FromSqlConversionFailure(
-            col,
-            rusqlite::types::Type::Text,
-            why.into(),
-        ))
-    }
 }
 
 /// Whether an error from anywhere in a chain is the database's: a

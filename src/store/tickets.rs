@@ -87,17 +87,17 @@ pub fn open_events(conn: &Conn, ticket_id: i64) -> Result<Option<Vec<(i64, Strin
     )?;
     let mut rows = stmt.query([ticket_id])?;
     let mut events = Vec::new();
-    let mut open = None;
+    let mut found = false;
     while let Some(r) = rows.next()? {
         if !r.get::<_, bool>(0)? {
             return Ok(None);
         }
-        open = Some(());
+        found = true;
         if let Some(id) = r.get::<_, Option<i64>>(1)? {
             events.push((id, text(r.get_ref(2)?)));
         }
     }
-    Ok(open.map(|()| events))
+    Ok(found.then_some(events))
 }
 
 /// One `alert_recipients` row with its contact, as the host wrote them.
