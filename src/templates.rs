@@ -25,6 +25,22 @@ pub struct Rendered {
     pub short: Option<String>,
 }
 
+/// Which optional parts of a message to render.
+#[derive(Clone, Copy, Debug)]
+pub struct Parts {
+    /// `.html`: the message goes by email.
+    pub html: bool,
+    /// `.short.txt`: the message goes by SMS or WhatsApp.
+    pub short: bool,
+}
+
+impl Parts {
+    pub const ALL: Parts = Parts {
+        html: true,
+        short: true,
+    };
+}
+
 pub struct Templates {
     env: Environment<'static>,
 }
@@ -59,6 +75,21 @@ impl Templates {
     /// Renders `<locale>/<kind>.subject.txt`, `.txt`, and, where they exist,
     /// `.html` and `.short.txt`.
     pub fn render(&self, locale: Locale, kind: impl AsRef<str>, ctx: &impl Serialize) -> anyhow::Result<Rendered> {
+        self.render_parts(locale, kind, ctx, Parts::ALL)
+    }
+
+    /// As [`Templates::render`], leaving out the parts `parts` does not ask
+    /// for (`None` in [`Rendered`]): a message only by email needs no
+    /// `.short.txt`, one only by SMS or WhatsApp no `.html`. Errors: the
+    /// subject or text template is missing, or a template fails to render
+    /// (its name and line in the message).
+    pub fn render_parts(
+        &self,
+        locale: Locale,
+        kind: impl AsRef<str>,
+        ctx: &impl Serialize,
+        parts: Parts,
+    ) -> anyhow::Result<Rendered> {
         let kind = kind.as_ref();
         // Converted once, shared by the four parts.
         let ctx = &minijinja::Value::from(minijinja::value::Serde(ctx));
@@ -68,11 +99,18 @@ impl Templates {
         let text = self
             .part(locale, kind, "txt", ctx)?
             .with_context(|| format!("template {}/{kind}.txt is missing", locale.as_str()))?;
+        let optional = |wanted: bool, ext: &str| {
+            if wanted {
+                self.part(locale, kind, ext, ctx)
+            } else {
+                Ok(None)
+            }
+        };
         Ok(Rendered {
             subject: crate::shorten::subject(&one_line(&subject)),
             text,
-            html: self.part(locale, kind, "html", ctx)?,
-            short: self.part(locale, kind, "short.txt", ctx)?,
+            html: optional(parts.html, "html")?,
+            short: optional(parts.short, "short.txt")?,
         })
     }
 

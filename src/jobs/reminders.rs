@@ -11,6 +11,7 @@ mod recheck;
 mod refresh;
 mod sessions;
 mod students;
+mod writer;
 
 use crate::store::Conn;
 use chrono::{DateTime, Utc};
@@ -59,18 +60,22 @@ pub fn plan(conn: &mut Conn, r: &Reminders<'_>, ctx: &PlanCtx<'_>) -> anyhow::Re
         return Ok(PlanReport::default());
     }
     let since = last_run(conn, ctx.now)?;
-    let reader;
-    let mut em = if ctx.dry_run {
-        Emitter::collecting(conn, r, ctx, since)
-    } else {
-        // Rows are read on a second connection while messages are written,
-        // as they are made, in short transactions: memory stays flat and the
-        // host's writes never wait long, however many reminders are due.
-        reader = ctx.db.connect()?;
-        Emitter::writing(&reader, conn, r, ctx, since)
-    };
-    plan_all(&mut em)?;
-    em.finish()
+    if ctx.dry_run {
+        let mut em = Emitter::collecting(conn, r, ctx, since);
+        plan_all(&mut em)?;
+        return Ok(em.finish());
+    }
+    // Rows are read on a second connection while the writer thread writes
+    // messages as they are made, in short transactions: memory stays flat,
+    // the host's writes never wait long, however many reminders are due, and
+    // reading and rendering go on while a batch is written.
+    let reader = ctx.db.connect()?;
+    let last_started = crate::store::runs::last_started(conn, JOB, ctx.now)?;
+    writer::planning(ctx.db, ctx.now, |queue| {
+        let mut em = Emitter::writing(&reader, queue, r, ctx, since, last_started);
+        plan_all(&mut em)?;
+        Ok(em.finish())
+    })
 }
 
 fn plan_all(em: &mut Emitter<'_>) -> anyhow::Result<()> {

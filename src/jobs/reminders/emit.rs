@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::contact::Contact;
+use super::writer::{self, Queue};
 use super::{JOB, Reminders, content_payload};
 use crate::config::Locale;
 use crate::domain::planned::Planned;
@@ -52,23 +53,16 @@ impl Due {
 /// (`Contact::channels`).
 type ChannelTo = (Channel, Result<String, String>);
 
-/// Where planned messages go: into the database in short write transactions
-/// (the host's writes wait at most one batch), or, in a dry run, into a list
-/// to print.
-enum Sink<'a> {
-    Db {
-        writer: &'a Conn,
-        in_batch: usize,
-    },
+/// Where planned messages go: to the planning writer (`writer.rs`), or, in
+/// a dry run, into a list to print.
+enum Sink {
+    Db(Queue),
     Dry(Vec<Planned>),
     /// The dedupe keys one source row gives now, whether planned or not, with
     /// the address or phone each would go to (or why it cannot be used);
     /// nothing rendered (the engine's last look before a send).
     Probe(Vec<(String, Result<String, String>)>),
 }
-
-/// Messages written per transaction.
-const BATCH: usize = 500;
 
 pub struct Emitter<'a> {
     /// For the planners' reads (its own snapshot per query).
@@ -77,27 +71,37 @@ pub struct Emitter<'a> {
     pub ctx: &'a PlanCtx<'a>,
     /// When this job last ran: a reminder that expired since is counted once as skipped.
     since: DateTime<Utc>,
-    sink: Sink<'a>,
+    /// Reminders due after this instant are not looked up in `deliveries`
+    /// before they are made: no run of the job began after it, and a run
+    /// plans only what is due by its start, so none of them was planned.
+    /// Should one be, its insert does nothing (`ON CONFLICT DO NOTHING`).
+    /// The end of time in a dry run or a probe: each key is looked up.
+    unseen_after: DateTime<Utc>,
+    sink: Sink,
     /// Only this source row (`table`, id): the planners read just it.
     only: Option<(&'static str, i64)>,
     pub report: PlanReport,
 }
 
 impl<'a> Emitter<'a> {
-    /// Reads through `reader`, writes through `writer` in batches.
+    /// Reads through `reader`, hands messages to the planning writer.
+    /// `last_started`: when the job's latest run before this one began
+    /// (finished or not; `None`: no run is recorded).
     pub fn writing(
         reader: &'a Conn,
-        writer: &'a Conn,
+        queue: Queue,
         r: &'a Reminders<'a>,
         ctx: &'a PlanCtx<'a>,
         since: DateTime<Utc>,
+        last_started: Option<DateTime<Utc>>,
     ) -> Self {
         Emitter {
             conn: reader,
             r,
             ctx,
             since,
-            sink: Sink::Db { writer, in_batch: 0 },
+            unseen_after: last_started.unwrap_or(DateTime::<Utc>::MIN_UTC),
+            sink: Sink::Db(queue),
             only: None,
             report: PlanReport::default(),
         }
@@ -110,6 +114,7 @@ impl<'a> Emitter<'a> {
             r,
             ctx,
             since: ctx.now,
+            unseen_after: DateTime::<Utc>::MAX_UTC,
             sink: Sink::Probe(Vec::new()),
             only: Some(only),
             report: PlanReport::default(),
@@ -146,71 +151,31 @@ impl<'a> Emitter<'a> {
             r,
             ctx,
             since,
+            unseen_after: DateTime::<Utc>::MAX_UTC,
             sink: Sink::Dry(Vec::new()),
             only: None,
             report: PlanReport::default(),
         }
     }
 
-    /// Commits the last batch; in a dry run, hands over the messages.
-    pub fn finish(self) -> anyhow::Result<PlanReport> {
+    /// The report of what was read and made; in a dry run, with the
+    /// messages. Messages handed to the writer are counted by it.
+    pub fn finish(self) -> PlanReport {
         let mut report = self.report;
-        match self.sink {
-            Sink::Db { writer, in_batch } => {
-                if in_batch > 0 {
-                    store::reminders::commit_batch(writer)?;
-                }
-            }
-            Sink::Dry(messages) => {
-                report.planned = messages.len() as u64;
-                report.messages = messages;
-            }
-            Sink::Probe(_) => {}
+        if let Sink::Dry(messages) = self.sink {
+            report.planned = messages.len() as u64;
+            report.messages = messages;
         }
-        Ok(report)
+        report
     }
 
-    /// Where "already planned?" is asked: the writer sees its own batch.
-    fn ledger(&self) -> &Conn {
-        match &self.sink {
-            Sink::Db { writer, .. } => writer,
-            Sink::Dry(_) | Sink::Probe(_) => self.conn,
-        }
-    }
-
-    /// Writes (or collects) one message. One whose address or phone cannot
-    /// be used is recorded `failed` with the reason and counted a failure.
+    /// Hands one message to the writer (or collects it). One whose address
+    /// or phone cannot be used is recorded `failed` with the reason and
+    /// counted a failure.
     fn write(&mut self, message: Planned) -> anyhow::Result<()> {
-        let failure = message.failed.as_ref().map(|why| {
-            format!(
-                "{} via {} for {} id {}: {why}",
-                message.kind,
-                message.channel,
-                message.source_table.unwrap_or("?"),
-                message.source_id.unwrap_or_default()
-            )
-        });
         match &mut self.sink {
-            Sink::Db { writer, in_batch } => {
-                if *in_batch == 0 {
-                    store::reminders::open_batch(writer)?;
-                }
-                if store::deliveries::insert(writer, &message, self.ctx.now)?.is_some() {
-                    match failure {
-                        Some(failure) => {
-                            log::warn!("{failure}");
-                            self.report.failures.push(failure);
-                        }
-                        None => self.report.planned += 1,
-                    }
-                }
-                *in_batch += 1;
-                if *in_batch >= BATCH {
-                    store::reminders::commit_batch(writer)?;
-                    *in_batch = 0;
-                }
-            }
-            Sink::Dry(messages) => match failure {
+            Sink::Db(queue) => queue.push(message)?,
+            Sink::Dry(messages) => match writer::failure(&message) {
                 Some(failure) => self.report.failures.push(failure),
                 None => messages.push(message),
             },
@@ -284,10 +249,15 @@ impl<'a> Emitter<'a> {
         }
         let locale = contact.locale.unwrap_or(self.ctx.locale);
         let context = context(locale);
+        let by_email = fresh.iter().any(|((channel, _), _)| *channel == Channel::Email);
+        let parts = crate::templates::Parts {
+            html: by_email,
+            short: !by_email || fresh.len() > 1,
+        };
         let rendered = match self
             .ctx
             .templates
-            .render(locale, due.kind, &context)
+            .render_parts(locale, due.kind, &context, parts)
             .with_context(|| format!("{} templates", due.kind))
         {
             Ok(rendered) => rendered,
@@ -352,9 +322,10 @@ impl<'a> Emitter<'a> {
         channels: &'c [ChannelTo],
     ) -> store::Result<Vec<(&'c ChannelTo, String)>> {
         let mut out = Vec::with_capacity(channels.len());
+        let unseen = due.at > self.unseen_after;
         for channel in channels {
             let key = due.key(contact, channel.0);
-            if !store::deliveries::planned_already(self.ledger(), &key)? {
+            if unseen || !store::deliveries::planned_already(self.conn, &key)? {
                 out.push((channel, key));
             }
         }
