@@ -256,7 +256,7 @@ impl Engine<'_> {
                     if self.clock.wall() + margin >= row.lease_until {
                         recorder.release(row)
                     } else {
-                        match self.recheck(&conn, row, now)? {
+                        match self.recheck(&mut conn, row, now)? {
                             Verdict::Send => self.send_one(&recorder, row, &row.recipient, shared),
                             Verdict::SendTo(to) => {
                                 log::info!(
@@ -293,13 +293,17 @@ impl Engine<'_> {
     }
 
     /// Asks the row's job whether its source still wants it.
-    fn recheck(&self, conn: &store::Conn, row: &Claimed, now: DateTime<Utc>) -> anyhow::Result<Verdict> {
+    fn recheck(&self, conn: &mut store::Conn, row: &Claimed, now: DateTime<Utc>) -> anyhow::Result<Verdict> {
         let Some(check) = self.rechecks.iter().find(|r| r.job() == row.job) else {
             return Ok(Verdict::Send);
         };
+        // Its reads in one read transaction: they see one state of the
+        // source, and the WAL's read lock is taken once rather than by each
+        // query (the workers' connections queue on one mutex to take it).
+        let verdict = store::begin_read(conn).and_then(|tx| check.recheck(&tx, row, now));
         // A source that cannot be read now (a host table changed under us) is
         // no reason to hold back a message made when it could: it goes.
-        Ok(check.recheck(conn, row, now).unwrap_or_else(|e| {
+        Ok(verdict.unwrap_or_else(|e| {
             log::warn!(
                 "delivery {} ({} to {}): its source cannot be read again ({e}); sent as planned",
                 row.id,
