@@ -69,14 +69,14 @@ impl Drop for Queue {
     }
 }
 
-/// Runs `plan` on this thread with a [`Queue`] to a writer thread that owns
-/// `conn` meanwhile; returns `plan`'s report with the writer's counts added
+/// Runs `plan` on this thread with a [`Queue`] to a writer thread writing
+/// through its own connection to `db`; returns `plan`'s report with the writer's counts added
 /// (`planned`, and `failures`: messages recorded failed at planning, an
 /// address or phone that cannot be used). `now` (UTC) is the messages'
 /// `created_at`.
 ///
-/// Errors: the writer's (a `StoreError` from a write: every message before
-/// it is committed), else `plan`'s. A panic on either thread goes on
+/// Errors: the writer's (the database cannot be opened, or a `StoreError`
+/// from a write: every message before it is committed), else `plan`'s. A panic on either thread goes on
 /// unwinding on this one, once the other has stopped.
 pub fn planning(
     db: &crate::db::Database,
@@ -88,14 +88,9 @@ pub fn planning(
     // planners take them back each time they hand one over.
     let (give_back, written) = channel();
     std::thread::scope(|scope| {
-        let writer = scope.spawn(move || {
-            let mut conn = if std::env::var_os("OTHERDB").is_some() {
-                crate::db::Database::new("/tmp/prof/other.db".into(), false).connect()?
-            } else {
-                db.connect()?
-            };
-            write_all(&mut conn, &rx, &give_back, now)
-        });
+        // Its own connection, opened on its thread: what SQLite allocates
+        // for it is then allocated and freed on that thread alone.
+        let writer = scope.spawn(move || write_all(&mut db.connect()?, &rx, &give_back, now));
         // `plan` drops its queue when it returns: the writer then commits
         // what is left and stops.
         let planned = plan(Queue {
