@@ -9,6 +9,7 @@ mod raw;
 mod reminders;
 mod reports;
 mod secret;
+mod sources;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -81,8 +82,19 @@ pub struct Config {
     pub ping_urls: BTreeMap<String, String>,
     /// How long a ping may take before it is given up (never failing the job).
     pub ping_timeout: Duration,
+    /// `[sources.*]`: the input tables read from the host's own tables or
+    /// queries (DESIGN §9); the others are the contract tables.
+    pub sources: Vec<crate::db::sources::Source>,
     /// Notices found while converting (plain secrets in a readable file).
     pub warnings: Vec<String>,
+}
+
+impl Config {
+    /// The configured database with its `[sources]` mapped on every
+    /// connection; read-only for dry runs and commands that write nothing.
+    pub fn db(&self, read_only: bool) -> crate::db::Database {
+        crate::db::Database::new(self.database.clone(), read_only).with_sources(self.sources.clone())
+    }
 }
 
 #[derive(Debug)]
@@ -346,6 +358,7 @@ fn convert(raw: RawConfig, path: &Path) -> Result<Config, String> {
         json_logs,
         ping_urls,
         ping_timeout,
+        sources: sources::convert(raw.sources)?,
         warnings,
     })
 }

@@ -16,6 +16,7 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 pub mod host;
 pub mod identity;
 pub mod loose;
+pub mod sources;
 
 struct Migration {
     version: u32,
@@ -69,6 +70,8 @@ pub struct Database {
     /// Whether a missing file is created: only `init`, `demo` and `db
     /// migrate` do; a job never makes an empty database and reports nothing.
     create: bool,
+    /// `[sources]`: mapped on each connection as TEMP views.
+    sources: std::sync::Arc<Vec<sources::Source>>,
 }
 
 impl Database {
@@ -77,6 +80,24 @@ impl Database {
             path,
             read_only,
             create: false,
+            sources: std::sync::Arc::default(),
+        }
+    }
+
+    /// The same database, its sources included, opened read-only.
+    pub fn reading(&self) -> Self {
+        Database {
+            read_only: true,
+            create: false,
+            ..self.clone()
+        }
+    }
+
+    /// The same database with `sources` read from the host's tables.
+    pub fn with_sources(self, sources: Vec<sources::Source>) -> Self {
+        Database {
+            sources: std::sync::Arc::new(sources),
+            ..self
         }
     }
 
@@ -101,10 +122,19 @@ impl Database {
 
     /// Opens a connection. Read-only (dry runs) never creates the file and sets
     /// `PRAGMA query_only`; read-write creates it and switches it to WAL.
+    /// A `[sources]` mapping that does not read (a missing table or
+    /// column, an expression or query that does not compile) is a
+    /// configuration error (exit 78) naming the source.
     pub fn connect(&self) -> anyhow::Result<Connection> {
-        self.connect_inner()
+        let conn = self
+            .connect_inner()
             .with_context(|| format!("cannot open database {}", self.path.display()))
-            .or_exit(Exit::IoErr)
+            .or_exit(Exit::IoErr)?;
+        sources::create_views(&conn, &self.sources).or_exit(Exit::Config)?;
+        if self.read_only {
+            conn.pragma_update(None, "query_only", "ON").or_exit(Exit::IoErr)?;
+        }
+        Ok(conn)
     }
 
     fn connect_inner(&self) -> anyhow::Result<Connection> {
@@ -131,9 +161,7 @@ impl Database {
         // send spent a third of its time in SQLite's parser.
         conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        if self.read_only {
-            conn.pragma_update(None, "query_only", "ON")?;
-        } else {
+        if !self.read_only {
             let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
             if !mode.eq_ignore_ascii_case("wal") {
                 anyhow::bail!("could not switch to WAL mode (got {mode}); is it on a network file system?");
@@ -219,7 +247,19 @@ pub fn migrate(conn: &mut Connection) -> anyhow::Result<Vec<&'static str>> {
         if current >= m.version {
             continue;
         }
-        tx.execute_batch(m.sql)
+        // A source mapped onto the host's own tables is never created,
+        // altered or indexed: the statements on its contract table are left out.
+        let mapped = sources::mapped(&tx)?;
+        let sql = if mapped.is_empty() {
+            m.sql.to_string()
+        } else {
+            sources::statements(m.sql)
+                .into_iter()
+                .filter(|s| sources::target(s).is_none_or(|t| !mapped.iter().any(|m| m.eq_ignore_ascii_case(&t))))
+                .map(|s| s + ";\n")
+                .collect()
+        };
+        tx.execute_batch(&sql)
             .with_context(|| format!("migration {} failed", m.name))
             .or_exit(Exit::IoErr)?;
         if let Some(then) = m.then {

@@ -88,6 +88,13 @@ fn parse_any_year(s: &str) -> Option<DateTime<Utc>> {
 /// day in `zone` (the person's); a date and time without an offset is read
 /// in `naive` (`parse_in`).
 pub fn parse_due(s: &str, zone: Tz, naive: Tz) -> Option<DateTime<Utc>> {
+    parse_dated(s, zone, naive, NaiveTime::from_hms_opt(23, 59, 59)?)
+}
+
+/// As [`parse_in`], and a date alone (`YYYY-MM-DD`, as a host's date
+/// column holds it) means `time` that day in `zone` (a loan returned on a
+/// date: from the start of that day in its borrower's zone).
+pub fn parse_dated(s: &str, zone: Tz, naive: Tz, time: NaiveTime) -> Option<DateTime<Utc>> {
     let trimmed = s.trim();
     if trimmed.len() == 10 {
         // Digits where the form has them: chrono alone would also take a sign,
@@ -103,8 +110,7 @@ pub fn parse_due(s: &str, zone: Tz, naive: Tz) -> Option<DateTime<Utc>> {
             return None;
         }
         let date = NaiveDate::parse_from_str(trimmed, "%Y-%m-%d").ok()?;
-        let end = date.and_time(NaiveTime::from_hms_opt(23, 59, 59)?);
-        let t = local_to_utc(end, zone);
+        let t = local_to_utc(date.and_time(time), zone);
         return storable(&t).then_some(t);
     }
     parse_in(trimmed, naive)

@@ -199,7 +199,7 @@ pub fn run_job(ctx: &Ctx<'_>, run: Run, mode: RunMode, planner: Option<Planner<'
         log::warn!("another {run} run holds its lock; this one exits without doing anything");
         return Ok(Exit::Ok);
     };
-    let db = Database::new(ctx.config.database.clone(), false);
+    let db = ctx.config.db(false);
     let Started { conn, run_id, ping } = begin_run(ctx, run, &db)?;
     let mut report = PlanReport::default();
     let result = job_body(ctx, run, &db, &scope, planner, &mut report, run_id);
@@ -335,7 +335,7 @@ fn dry_run_job(
     planner: Option<Planner<'_>>,
     started: Instant,
 ) -> anyhow::Result<Exit> {
-    let db = Database::new(ctx.config.database.clone(), true);
+    let db = ctx.config.db(true);
     let mut conn = db.connect_current()?;
     let mut tally = Tally::default();
     let mut report = PlanReport::default();

@@ -20,6 +20,7 @@ mod reminders;
 mod reports;
 mod sessions;
 mod source_rows;
+mod sources;
 mod throttle;
 mod time_matrix;
 mod torture;

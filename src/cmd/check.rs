@@ -167,7 +167,7 @@ fn report_queries(config: &crate::config::Config) -> anyhow::Result<Vec<String>>
     if config.reports.definitions.is_empty() && config.email.is_none() {
         return Ok(Vec::new());
     }
-    let db = crate::db::Database::new(config.database.clone(), true);
+    let db = config.db(true);
     if !db.path().exists() {
         println!(
             "report queries not checked: {} does not exist yet (rappel db migrate creates it)",
@@ -199,7 +199,7 @@ fn naive_instants(config: &crate::config::Config) -> anyhow::Result<()> {
     if config.naive_timezone_set {
         return Ok(());
     }
-    let db = crate::db::Database::new(config.database.clone(), true);
+    let db = config.db(true);
     if !db.path().exists() {
         return Ok(());
     }

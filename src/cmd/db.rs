@@ -1,11 +1,11 @@
 //! `rappel db migrate | status`.
 
-use crate::db::{self, Database, LATEST};
+use crate::db::{self, LATEST};
 use crate::exit::Exit;
 use crate::runner::Ctx;
 
 pub fn migrate(ctx: &Ctx<'_>) -> anyhow::Result<Exit> {
-    let database = Database::new(ctx.config.database.clone(), false).creating();
+    let database = ctx.config.db(false).creating();
     let mut conn = database.connect()?;
     let before = db::schema_version(&conn)?;
     if before > LATEST {
@@ -31,7 +31,7 @@ pub fn migrate(ctx: &Ctx<'_>) -> anyhow::Result<Exit> {
 }
 
 pub fn status(ctx: &Ctx<'_>) -> anyhow::Result<Exit> {
-    let database = Database::new(ctx.config.database.clone(), true);
+    let database = ctx.config.db(true);
     let conn = database.connect()?;
     let version = db::schema_version(&conn)?;
     println!("database: {}", database.path().display());

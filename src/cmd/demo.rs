@@ -8,7 +8,6 @@ use anyhow::Context;
 
 use crate::clock::Clock;
 use crate::config;
-use crate::db::Database;
 use crate::exit::{Exit, OrExit, fail};
 use crate::output::Verbosity;
 use crate::runner::{self, Ctx};
@@ -79,7 +78,7 @@ pub fn run(
     let config_path = dir.join("rappel.toml");
     std::fs::write(&config_path, CONFIG).with_context(|| format!("cannot write {}", config_path.display()))?;
     let config = config::load_file(&config_path)?;
-    let db = Database::new(config.database.clone(), false).creating();
+    let db = config.db(false).creating();
     let mut conn = db.connect_current()?;
     let now = clock.now();
     match scale {

@@ -10,7 +10,6 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::cli::{RetryArgs, Selection};
-use crate::db::Database;
 use crate::engine::record::{Outcome, SourceHook};
 use crate::exit::{Exit, fail};
 use crate::instant;
@@ -114,7 +113,7 @@ fn run(ctx: &Ctx<'_>, sel: &Selection, action: Action) -> anyhow::Result<Exit> {
         ));
     }
     let now = ctx.clock.now();
-    let db = Database::new(ctx.config.database.clone(), sel.dry_run);
+    let db = ctx.config.db(sel.dry_run);
     let mut conn = db.connect_current()?;
     let tx = if sel.dry_run {
         store::begin_read(&mut conn)?

@@ -1,7 +1,6 @@
 //! `rappel log`: the deliveries, newest first, filtered, as a table or JSON.
 
 use crate::cli::LogArgs;
-use crate::db::Database;
 use crate::exit::Exit;
 use crate::instant;
 use crate::runner::Ctx;
@@ -29,7 +28,7 @@ pub fn run(ctx: &Ctx<'_>, args: &LogArgs) -> anyhow::Result<Exit> {
 /// The deliveries `args` selects, newest first (`--since` read in the
 /// configured zone). Errors: the database cannot be opened or read (74).
 pub fn query(ctx: &Ctx<'_>, args: &LogArgs) -> anyhow::Result<Vec<Entry>> {
-    let conn = Database::new(ctx.config.database.clone(), true).connect_current()?;
+    let conn = ctx.config.db(true).connect_current()?;
     let filter = Filter {
         status: args.status,
         kind: args.kind,

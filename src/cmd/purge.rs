@@ -39,7 +39,7 @@ pub fn run(ctx: &Ctx<'_>, args: &PurgeArgs) -> anyhow::Result<Exit> {
     } else {
         Ping::start(ctx.config, crate::domain::Run::Purge)
     };
-    let db = Database::new(ctx.config.database.clone(), args.dry_run);
+    let db = ctx.config.db(args.dry_run);
     let result = db
         .connect_current()
         .and_then(|mut conn| purge(&mut conn, &db, cutoff, args, ctx));

@@ -4,7 +4,6 @@
 //! text and HTML as stored (what was or will be sent), and a channel's
 //! extras. `--json` prints every column.
 
-use crate::db::Database;
 use crate::exit::{Exit, fail};
 use crate::instant;
 use crate::output::printable;
@@ -13,7 +12,7 @@ use crate::store::deliveries::Delivery;
 
 /// Prints delivery `id`; exit 64 when there is none.
 pub fn run(ctx: &Ctx<'_>, id: i64) -> anyhow::Result<Exit> {
-    let conn = Database::new(ctx.config.database.clone(), true).connect_current()?;
+    let conn = ctx.config.db(true).connect_current()?;
     let found = crate::store::deliveries::one(&conn, id)?;
     let Some(mut d) = found else {
         return Err(fail(

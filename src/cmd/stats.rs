@@ -9,7 +9,6 @@ use serde::Serialize;
 
 use crate::cli::{LogArgs, StatsArgs};
 use crate::cmd::log;
-use crate::db::Database;
 use crate::exit::Exit;
 use crate::instant;
 use crate::runner::Ctx;
@@ -25,7 +24,7 @@ struct Stats {
 
 pub fn run(ctx: &Ctx<'_>, args: &StatsArgs) -> anyhow::Result<Exit> {
     let since = args.since.resolve(ctx.clock.now(), ctx.config.timezone);
-    let conn = Database::new(ctx.config.database.clone(), true).connect_current()?;
+    let conn = ctx.config.db(true).connect_current()?;
     let figures = crate::store::stats::gather(&conn, since)?;
     let last = log::query(
         ctx,

@@ -10,7 +10,6 @@ use crate::store::Conn as Connection;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
-use crate::db::Database;
 use crate::domain::planned::Planned;
 use crate::domain::{Channel, Job};
 use crate::exit::Exit;
@@ -48,7 +47,7 @@ type Plan<'p> = Box<dyn Fn(&mut Connection, &PlanCtx<'_>) -> anyhow::Result<Plan
 pub fn run(ctx: &Ctx<'_>, within: Duration) -> anyhow::Result<Exit> {
     let now = ctx.clock.now();
     let until = now + within;
-    let db = Database::new(ctx.config.database.clone(), true);
+    let db = ctx.config.db(true);
     let mut conn = db.connect_current()?;
     let templates = ctx.templates()?;
     let config = ctx.config;

@@ -26,6 +26,9 @@ pub struct RawConfig {
     pub attendance: Option<RawAttendance>,
     #[serde(default)]
     pub monitoring: RawMonitoring,
+    /// `[sources.<table>]`: input tables read from the host's own tables.
+    #[serde(default)]
+    pub sources: BTreeMap<String, super::sources::RawSource>,
 }
 
 #[derive(Debug, Default, Deserialize)]

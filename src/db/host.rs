@@ -226,7 +226,7 @@ pub fn naive_instants(conn: &Connection) -> rusqlite::Result<Vec<(String, String
             continue;
         }
         let mut stmt = conn.prepare(&format!(
-            "SELECT {column} FROM {from} ORDER BY rowid DESC LIMIT {NAIVE_SAMPLE}"
+            "SELECT {column} FROM {from} ORDER BY id DESC LIMIT {NAIVE_SAMPLE}"
         ))?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
@@ -322,8 +322,10 @@ pub fn check_for(conn: &Connection, job: &str) -> anyhow::Result<()> {
 /// Creates the indexes rappel needs on input tables, except on those that
 /// `clashes` names (the statement would fail on a missing column).
 pub fn ensure_indexes(conn: &Connection, clashes: &[Clash]) -> rusqlite::Result<()> {
+    // A source mapped onto the host's own table is never indexed by rappel.
+    let mapped = super::sources::mapped(conn)?;
     for (table, sql) in INDEXES {
-        if !clashes.iter().any(|c| c.table == *table) {
+        if !clashes.iter().any(|c| c.table == *table) && !mapped.iter().any(|m| m == table) {
             conn.execute_batch(sql)?;
         }
     }

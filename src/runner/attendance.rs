@@ -7,7 +7,6 @@ use std::time::Instant;
 use super::{Ctx, Started};
 use crate::channels::http::HrApi;
 use crate::config::ServiceConfig;
-use crate::db::Database;
 use crate::domain::tally::Tally;
 use crate::domain::{Run, RunMode};
 use crate::engine::lock;
@@ -57,7 +56,7 @@ pub fn run(ctx: &Ctx<'_>, mode: RunMode, only: Option<&str>) -> anyhow::Result<E
         naive_zone: ctx.config.naive_timezone,
     };
     if dry_run {
-        let db = Database::new(ctx.config.database.clone(), true);
+        let db = ctx.config.db(true);
         let conn = db.connect_current()?;
         crate::db::host::check_for(&conn, JOB.as_str())?;
         let (terminals, unknown) = attendance::terminals(&conn, &cfg.services)?;
@@ -93,7 +92,7 @@ pub fn run(ctx: &Ctx<'_>, mode: RunMode, only: Option<&str>) -> anyhow::Result<E
     if locked.is_empty() {
         return Ok(Exit::Ok);
     }
-    let db = Database::new(ctx.config.database.clone(), false);
+    let db = ctx.config.db(false);
     let Started { mut conn, run_id, ping } = super::begin_run(ctx, Run::Job(JOB), &db)?;
     let mut tally = Tally::default();
     let result = (|| -> anyhow::Result<()> {

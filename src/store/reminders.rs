@@ -291,7 +291,8 @@ pub fn digest_sessions(conn: &Connection, from: DateTime<Utc>, to: DateTime<Utc>
     let by_student: bool = conn
         .prepare_cached(
             "SELECT EXISTS (SELECT 1 FROM sqlite_master
-                            WHERE type = 'index' AND name = ?1 AND tbl_name = 'revision_sessions')",
+                            WHERE type = 'index' AND name = ?1 AND tbl_name = 'revision_sessions')
+                    AND NOT EXISTS (SELECT 1 FROM sqlite_temp_master WHERE name = 'revision_sessions')",
         )?
         .query_row([SESSIONS_BY_STUDENT], |r| r.get(0))?;
     let indexed = if by_student {

@@ -76,7 +76,8 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
         let returned_raw = row.returned_at;
         let returned_at = match returned_raw.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
             None => None,
-            Some(v) => match instant::parse_in(v, naive) {
+            // A host's date column (Django's DateField) gives the day alone.
+            Some(v) => match instant::parse_dated(v, contact.zone, naive, chrono::NaiveTime::MIN) {
                 Some(t) => Some(t),
                 None => {
                     bad("returned_at", returned_raw);

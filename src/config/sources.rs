@@ -1,0 +1,130 @@
+//! `[sources.<table>]`: an input table read from the host application's own
+//! table (`table` with `[sources.<table>.columns]`) or query (`query`)
+//! instead of the contract table of that name (DESIGN §9; `db/sources.rs`
+//! turns each into a view).
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::db::sources::{MAPPABLE, Origin, Source, contract_columns};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSource {
+    pub table: Option<String>,
+    pub query: Option<String>,
+    pub columns: Option<BTreeMap<String, String>>,
+}
+
+/// Checks each `[sources.*]` entry: a known input table that may be mapped,
+/// `table` or `query` (one of them), `columns` only with `table` and only
+/// for contract columns, no empty value. Errors: one line naming the key.
+pub fn convert(raw: BTreeMap<String, RawSource>) -> Result<Vec<Source>, String> {
+    let mut sources = Vec::with_capacity(raw.len());
+    for (name, raw) in raw {
+        let Some(contract) = contract_columns(&name) else {
+            return Err(format!(
+                "sources.{name}: not an input table (expected one of {})",
+                MAPPABLE.join(", ")
+            ));
+        };
+        let Some(name) = MAPPABLE.iter().copied().find(|m| *m == name) else {
+            return Err(format!(
+                "sources.{name}: cannot be mapped yet: rappel writes to it (its status or sync columns); \
+                 keep the table `{name}` as DESIGN §4 describes it (mappable: {})",
+                MAPPABLE.join(", ")
+            ));
+        };
+        let nonempty = |key: &str, v: String| {
+            if v.trim().is_empty() {
+                Err(format!("sources.{name}.{key}: empty"))
+            } else {
+                Ok(v)
+            }
+        };
+        let origin = match (raw.table, raw.query) {
+            (Some(table), None) => Origin::Table(nonempty("table", table)?),
+            (None, Some(query)) => {
+                let query = nonempty("query", query)?;
+                let query = query.trim().trim_end_matches(';').to_string();
+                if raw.columns.is_some() {
+                    return Err(format!(
+                        "sources.{name}.columns: only with `table`; a query names its columns itself (`... AS reference`)"
+                    ));
+                }
+                Origin::Query(query)
+            }
+            (Some(_), Some(_)) => return Err(format!("sources.{name}: `table` or `query`, not both")),
+            (None, None) => {
+                return Err(format!(
+                    "sources.{name}: expected `table = \"<host table>\"` (with [sources.{name}.columns]) or `query = \"SELECT ...\"`"
+                ));
+            }
+        };
+        let mut columns = BTreeMap::new();
+        for (column, expr) in raw.columns.unwrap_or_default() {
+            if !contract.contains(&column.as_str()) {
+                return Err(format!(
+                    "sources.{name}.columns.{column}: not a column of {name} (expected one of {})",
+                    contract.join(", ")
+                ));
+            }
+            columns.insert(column.clone(), nonempty(&format!("columns.{column}"), expr)?);
+        }
+        sources.push(Source { name, origin, columns });
+    }
+    Ok(sources)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(toml: &str) -> Result<Vec<Source>, String> {
+        #[derive(Deserialize)]
+        struct Doc {
+            sources: BTreeMap<String, RawSource>,
+        }
+        convert(toml::from_str::<Doc>(toml).map_err(|e| e.to_string())?.sources)
+    }
+
+    #[test]
+    fn a_table_with_its_columns_or_a_query() {
+        let s = parse(
+            "[sources.tickets]\ntable = \"repairs_ticket\"\n[sources.tickets.columns]\nreference = \"numero\"\n\
+             [sources.ticket_events]\nquery = \"select 1;\"\n",
+        )
+        .unwrap();
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].name, "ticket_events");
+        assert_eq!(s[0].origin, Origin::Query("select 1".into()));
+        assert_eq!(s[1].origin, Origin::Table("repairs_ticket".into()));
+        assert_eq!(s[1].columns["reference"], "numero");
+    }
+
+    #[test]
+    fn each_mistake_names_its_key() {
+        for (toml, says) in [
+            (
+                "[sources.ticket]\ntable = \"t\"\n",
+                "sources.ticket: not an input table",
+            ),
+            ("[sources.scheduled_reports]\ntable = \"t\"\n", "cannot be mapped yet"),
+            ("[sources.tickets]\n", "expected `table"),
+            ("[sources.tickets]\ntable = \"t\"\nquery = \"select 1\"\n", "not both"),
+            ("[sources.tickets]\ntable = \" \"\n", "sources.tickets.table: empty"),
+            (
+                "[sources.tickets]\ntable = \"t\"\n[sources.tickets.columns]\nnumero = \"x\"\n",
+                "sources.tickets.columns.numero: not a column of tickets",
+            ),
+            (
+                "[sources.tickets]\nquery = \"select 1\"\n[sources.tickets.columns]\nreference = \"x\"\n",
+                "only with `table`",
+            ),
+        ] {
+            let e = parse(toml).unwrap_err();
+            assert!(e.contains(says), "{toml}: {e}");
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! Jobs on a host application's own tables, mapped in `[sources.*]`: a
+//! Django-shaped database (its app tables, `YYYY-MM-DD HH:MM:SS[.ffffff]`
+//! instants, 0/1 booleans), read through the configuration alone.
+
+use crate::support;
+
+use support::{SmtpServer, TestEnv};
+
+/// A repair tracker and an equipment-lending app as Django leaves them on
+/// SQLite (`manage.py migrate`, USE_TZ = True).
+const DJANGO: &str = "
+CREATE TABLE auth_user (id integer PRIMARY KEY AUTOINCREMENT, username varchar(150) NOT NULL UNIQUE,
+  first_name varchar(150) NOT NULL, last_name varchar(150) NOT NULL, email varchar(254) NOT NULL,
+  is_active bool NOT NULL);
+CREATE TABLE repairs_ticket (id integer PRIMARY KEY AUTOINCREMENT, numero varchar(20) NOT NULL UNIQUE,
+  modele varchar(100) NOT NULL, client_nom varchar(100) NOT NULL, statut varchar(30) NOT NULL,
+  cree_le datetime NOT NULL, cloture_le datetime NULL);
+CREATE TABLE repairs_ticketevent (id integer PRIMARY KEY AUTOINCREMENT,
+  ticket_id bigint NOT NULL REFERENCES repairs_ticket(id), etape varchar(30) NOT NULL, date datetime NOT NULL);
+CREATE TABLE repairs_alertconfig (id integer PRIMARY KEY AUTOINCREMENT, user_id integer NOT NULL REFERENCES auth_user(id),
+  actif bool NOT NULL, etapes varchar(200) NOT NULL DEFAULT '');
+CREATE TABLE assets_client (id integer PRIMARY KEY AUTOINCREMENT, nom varchar(100) NOT NULL, email varchar(254) NULL);
+CREATE TABLE assets_materiel (id integer PRIMARY KEY AUTOINCREMENT, nom varchar(100) NOT NULL);
+CREATE TABLE assets_attribution (id integer PRIMARY KEY AUTOINCREMENT, materiel_id bigint NOT NULL REFERENCES assets_materiel(id),
+  client_id bigint NOT NULL REFERENCES assets_client(id), type_emprunt varchar(10) NOT NULL,
+  date_attribution datetime NOT NULL, date_retour_prevue datetime NOT NULL, date_retour_effective date NULL);
+
+INSERT INTO auth_user VALUES (1,'chef','Awa','Mba','awa.mba@example.com',1), (2,'tech','Jean','Obiang','jean.obiang@example.com',1),
+  (3,'ancien','Paul','Ndong','paul.ndong@example.com',0);
+INSERT INTO repairs_ticket VALUES
+ (1,'R-1001','iPhone 13','Marie Ndong','attente_piece','2026-02-10 09:12:00.123456',NULL),
+ (2,'R-1002','Galaxy S22','Paul Mba','reparation','2026-02-20 14:00:00',NULL),
+ (3,'R-1003','Pixel 7','Lina Ella','livre','2026-02-01 10:00:00','2026-03-01 17:00:00');
+INSERT INTO repairs_ticketevent VALUES
+ (1,1,'reception','2026-02-10 09:12:00.123456'),(2,1,'attente_piece','2026-02-12 11:00:00'),
+ (3,2,'reception','2026-02-20 14:00:00'),(4,2,'reparation','2026-03-01 08:30:00'),
+ (5,3,'reception','2026-02-01 10:00:00'),(6,3,'livre','2026-03-01 17:00:00');
+INSERT INTO repairs_alertconfig VALUES (1,1,1,''),(2,2,1,'attente_piece'),(3,3,1,'');
+INSERT INTO assets_client VALUES (1,'Léa Essono','lea.essono@example.com'), (2,'Sam Carter','sam.carter@example.com');
+INSERT INTO assets_materiel VALUES (1,'Projecteur Epson'),(2,'Laptop Dell');
+INSERT INTO assets_attribution VALUES
+ (1,1,1,'LONG','2026-03-16 10:00:00','2026-03-22 16:00:00',NULL),
+ (2,2,2,'COURT','2026-03-20 08:00:00','2026-03-20 11:00:00',NULL);
+";
+
+/// The mapping: staff (auth_user) and clients (assets_client, ids offset by
+/// a million) as contacts; tickets closed when delivered; the status
+/// history as stage events; alert settings as recipients; loans.
+const SOURCES: &str = r#"
+[sources.contacts]
+query = """
+SELECT id, first_name || ' ' || last_name AS name, email, is_active AS email_enabled FROM auth_user
+UNION ALL
+SELECT 1000000 + id, nom, email, 1 FROM assets_client
+"""
+
+[sources.tickets]
+table = "repairs_ticket"
+[sources.tickets.columns]
+reference = "numero"
+device = "modele"
+customer = "client_nom"
+created_at = "cree_le"
+closed_at = "CASE WHEN statut = 'livre' THEN coalesce(cloture_le, cree_le) END"
+
+[sources.ticket_events]
+table = "repairs_ticketevent"
+[sources.ticket_events.columns]
+stage = "etape"
+entered_at = "date"
+
+[sources.alert_recipients]
+table = "repairs_alertconfig"
+[sources.alert_recipients.columns]
+contact_id = "user_id"
+active = "actif"
+stages = "nullif(replace(etapes, ';', ','), '')"
+
+[sources.loans]
+query = """
+SELECT a.id, 1000000 + a.client_id AS contact_id, m.nom AS item,
+       CASE a.type_emprunt WHEN 'COURT' THEN 'short' WHEN 'MOYEN' THEN 'medium' ELSE 'long' END AS term,
+       a.date_attribution AS lent_at, a.date_retour_prevue AS due_at, a.date_retour_effective AS returned_at
+FROM assets_attribution a JOIN assets_materiel m ON m.id = a.materiel_id
+"""
+"#;
+
+const NOW: &str = "2026-03-20T09:00:00Z";
+
+/// A folder with the Django database and a config mapping it; nothing
+/// migrated yet.
+fn django(smtp: &SmtpServer, extra: &str) -> TestEnv {
+    let env = TestEnv {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    env.db().execute_batch(DJANGO).unwrap();
+    env.write_config(&format!(
+        r#"database = "rappel.db"
+timezone = "Africa/Libreville"
+locale = "en"
+[email]
+from = "Rappel Test <rappel@example.com>"
+[email.smtp]
+host = "127.0.0.1"
+port = {}
+security = "none"
+timeout_s = 2
+[delay_alerts]
+threshold_days = 7
+{SOURCES}
+{extra}"#,
+        smtp.port
+    ));
+    env
+}
+
+fn objects(env: &TestEnv) -> Vec<String> {
+    let db = env.db();
+    let mut stmt = db
+        .prepare("SELECT type || ' ' || name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY 1")
+        .unwrap();
+    stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+}
+
+#[test]
+fn delay_alerts_come_from_the_hosts_status_history_through_the_config_alone() {
+    let smtp = SmtpServer::start();
+    let env = django(&smtp, "");
+    let host_before = env
+        .db()
+        .query_row("SELECT sql FROM sqlite_master WHERE name = 'repairs_ticket'", [], |r| {
+            r.get::<_, String>(0)
+        });
+    env.run(&["db", "migrate"], NOW).success();
+    let objects = objects(&env);
+    for mapped in ["tickets", "ticket_events", "alert_recipients", "contacts", "loans"] {
+        assert!(
+            !objects.iter().any(|o| o.split(' ').nth(1) == Some(mapped)),
+            "{mapped} created: {objects:?}"
+        );
+        assert!(
+            !objects.iter().any(|o| o.contains(&format!(" ON {mapped} "))),
+            "{objects:?}"
+        );
+    }
+    assert!(
+        objects.contains(&"table students".to_string()),
+        "unmapped sources keep their table"
+    );
+    let host_after = env
+        .db()
+        .query_row("SELECT sql FROM sqlite_master WHERE name = 'repairs_ticket'", [], |r| {
+            r.get::<_, String>(0)
+        });
+    assert_eq!(
+        host_before.unwrap(),
+        host_after.unwrap(),
+        "the host's table is untouched"
+    );
+
+    env.run(&["check-delay-alerts"], NOW).success();
+    let mut got: Vec<(String, String)> = smtp
+        .mails()
+        .iter()
+        .map(|m| {
+            let body = m.decoded();
+            let refs: Vec<&str> = ["R-1001", "R-1002", "R-1003"]
+                .into_iter()
+                .filter(|r| body.contains(r))
+                .collect();
+            (m.to.join(","), refs.join(" "))
+        })
+        .collect();
+    got.sort();
+    // Awa gets every stage; Jean only `attente_piece`; Paul's account is
+    // inactive; R-1003 was delivered (closed).
+    assert_eq!(
+        got,
+        [
+            ("awa.mba@example.com".to_string(), "R-1001 R-1002".to_string()),
+            ("jean.obiang@example.com".to_string(), "R-1001".to_string()),
+        ]
+    );
+    env.run(&["check-delay-alerts"], &support::plus(NOW, 3600)).success();
+    assert_eq!(smtp.mails().len(), 2, "not again within rearm_hours");
+    let unchanged: i64 = env
+        .db()
+        .query_row("SELECT count(*) FROM repairs_ticketevent", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(unchanged, 6);
+}
+
+#[test]
+fn loan_reminders_come_from_the_hosts_loans_and_clients() {
+    let smtp = SmtpServer::start();
+    let env = django(&smtp, "");
+    env.run(&["send-reminders"], "2026-03-20T08:00:00Z").success();
+    let mut got: Vec<(String, String)> = smtp
+        .mails()
+        .iter()
+        .map(|m| (m.to.join(","), m.header("X-Rappel-Kind").unwrap_or_default()))
+        .collect();
+    got.sort();
+    // Léa's projector is due Sunday 22 March 16:00 (Libreville, UTC+1): two
+    // days before, at 09:00 local, comes its D-2 reminder. Sam borrowed the
+    // laptop at 08:00Z (a short loan, due 11:00Z).
+    assert_eq!(
+        got,
+        [
+            ("lea.essono@example.com".to_string(), "loan_d2".to_string()),
+            ("sam.carter@example.com".to_string(), "loan_created".to_string()),
+        ]
+    );
+    let sam = smtp
+        .mails()
+        .into_iter()
+        .find(|m| m.to.join(",").starts_with("sam"))
+        .unwrap();
+    let body = sam.decoded();
+    assert!(body.contains("Laptop Dell") && body.contains("Sam Carter"), "{body}");
+    // Returned in the host's app: the next reminder does not go.
+    env.db()
+        .execute(
+            "UPDATE assets_attribution SET date_retour_effective = '2026-03-21' WHERE id = 1",
+            [],
+        )
+        .unwrap();
+    env.run(&["send-reminders"], "2026-03-21T08:00:00Z").success();
+    let kinds: Vec<String> = smtp
+        .mails()
+        .iter()
+        .skip(2)
+        .map(|m| m.header("X-Rappel-Kind").unwrap_or_default())
+        .collect();
+    assert_eq!(kinds, ["loan_returned"], "its return is confirmed; no D-1 for it");
+}
+
+#[test]
+fn a_mapping_that_does_not_read_is_a_config_error_naming_the_source_and_column() {
+    let smtp = SmtpServer::start();
+    let env = django(&smtp, "");
+    let config = std::fs::read_to_string(env.config_path())
+        .unwrap()
+        .replace("entered_at = \"date\"", "entered_at = \"date_entree\"");
+    env.write_config(&config);
+    let out = env.run(&["check-delay-alerts"], NOW).code(78);
+    assert!(
+        out.stderr.contains("[sources.ticket_events]") && out.stderr.contains("date_entree"),
+        "{}",
+        out.stderr
+    );
+    let config = config
+        .replace("entered_at = \"date_entree\"", "")
+        .replace("stage = \"etape\"", "stage = \"etape\"\n");
+    env.write_config(&config);
+    let out = env.run(&["check-delay-alerts"], NOW).code(78);
+    assert!(
+        out.stderr
+            .contains("`entered_at` is not in table \"repairs_ticketevent\""),
+        "{}",
+        out.stderr
+    );
+    assert!(smtp.mails().is_empty());
+    let out = env.run(&["config", "check"], NOW);
+    assert_ne!(out.code, 0, "config check says it too: {}", out.stdout);
+}
