@@ -43,47 +43,10 @@ INSERT INTO assets_attribution VALUES
  (2,2,2,'COURT','2026-03-20 08:00:00','2026-03-20 11:00:00',NULL);
 ";
 
-/// The mapping: staff (auth_user) and clients (assets_client, ids offset by
-/// a million) as contacts; tickets closed when delivered; the status
-/// history as stage events; alert settings as recipients; loans.
-const SOURCES: &str = r#"
-[sources.contacts]
-query = """
-SELECT id, first_name || ' ' || last_name AS name, email, is_active AS email_enabled FROM auth_user
-UNION ALL
-SELECT 1000000 + id, nom, email, 1 FROM assets_client
-"""
-
-[sources.tickets]
-table = "repairs_ticket"
-[sources.tickets.columns]
-reference = "numero"
-device = "modele"
-customer = "client_nom"
-created_at = "cree_le"
-closed_at = "CASE WHEN statut = 'livre' THEN coalesce(cloture_le, cree_le) END"
-
-[sources.ticket_events]
-table = "repairs_ticketevent"
-[sources.ticket_events.columns]
-stage = "etape"
-entered_at = "date"
-
-[sources.alert_recipients]
-table = "repairs_alertconfig"
-[sources.alert_recipients.columns]
-contact_id = "user_id"
-active = "actif"
-stages = "nullif(replace(etapes, ';', ','), '')"
-
-[sources.loans]
-query = """
-SELECT a.id, 1000000 + a.client_id AS contact_id, m.nom AS item,
-       CASE a.type_emprunt WHEN 'COURT' THEN 'short' WHEN 'MOYEN' THEN 'medium' ELSE 'long' END AS term,
-       a.date_attribution AS lent_at, a.date_retour_prevue AS due_at, a.date_retour_effective AS returned_at
-FROM assets_attribution a JOIN assets_materiel m ON m.id = a.materiel_id
-"""
-"#;
+/// The mapping README shows: staff (auth_user) and clients (assets_client,
+/// ids offset by a million) as contacts; tickets closed when delivered; the
+/// status history as stage events; alert settings as recipients; loans.
+const EXAMPLE: &str = include_str!("../examples/django.toml");
 
 const NOW: &str = "2026-03-20T09:00:00Z";
 
@@ -94,23 +57,22 @@ fn django(smtp: &SmtpServer, extra: &str) -> TestEnv {
         dir: tempfile::tempdir().unwrap(),
     };
     env.db().execute_batch(DJANGO).unwrap();
-    env.write_config(&format!(
-        r#"database = "rappel.db"
-timezone = "Africa/Libreville"
-locale = "en"
-[email]
-from = "Rappel Test <rappel@example.com>"
-[email.smtp]
-host = "127.0.0.1"
-port = {}
-security = "none"
-timeout_s = 2
-[delay_alerts]
-threshold_days = 7
-{SOURCES}
-{extra}"#,
-        smtp.port
-    ));
+    let mut config = EXAMPLE.to_string();
+    for (from, to) in [
+        ("database = \"db.sqlite3\"", "database = \"rappel.db\"".to_string()),
+        ("locale = \"fr\"", "locale = \"en\"".to_string()),
+        (
+            "host = \"smtp.example.com\"\nusername = \"atelier@example.com\"\npassword_env = \"RAPPEL_SMTP_PASSWORD\"",
+            format!(
+                "host = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\ntimeout_s = 2",
+                smtp.port
+            ),
+        ),
+    ] {
+        assert!(config.contains(from), "examples/django.toml has {from}");
+        config = config.replace(from, &to);
+    }
+    env.write_config(&format!("{config}\n{extra}"));
     env
 }
 
