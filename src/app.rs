@@ -60,6 +60,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Upcoming { within } => cmd::upcoming::run(&ctx, within),
         Command::Db(DbCommand::Migrate) => cmd::db::migrate(&ctx),
         Command::Db(DbCommand::Status) => cmd::db::status(&ctx),
+        Command::Sources { table, rows } => cmd::sources::run(&ctx, table.as_deref(), rows),
         Command::Config(ConfigCommand::Check { connect }) => cmd::check::run(&ctx, connect),
         Command::TestEmail { to } => cmd::test_email::run(&ctx, &to),
         Command::Log(args) => cmd::log::run(&ctx, &args),

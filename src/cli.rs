@@ -91,6 +91,15 @@ pub enum Command {
     /// Database schema: migrate or show status
     #[command(subcommand)]
     Db(DbCommand),
+    /// Each input table as rappel reads it ([sources] mappings included): origin, rows, values that do not read
+    Sources {
+        /// Only this input table (tickets, loans...)
+        #[arg(value_name = "TABLE")]
+        table: Option<String>,
+        /// Rows shown per table
+        #[arg(long, value_name = "N", default_value_t = 3)]
+        rows: usize,
+    },
     /// Write a commented rappel.toml and create rappel.db (never overwrites)
     Init {
         /// Folder to write rappel.toml into

@@ -8,6 +8,7 @@ pub mod init;
 pub mod log;
 pub mod purge;
 pub mod show;
+pub mod sources;
 pub mod stats;
 pub mod test_email;
 pub mod upcoming;

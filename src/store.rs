@@ -60,6 +60,7 @@ pub mod purge;
 pub mod reminders;
 pub mod reports;
 pub mod runs;
+pub mod sources;
 mod sql;
 pub mod stats;
 pub mod tickets;

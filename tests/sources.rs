@@ -226,3 +226,61 @@ fn a_mapping_that_does_not_read_is_a_config_error_naming_the_source_and_column()
     let out = env.run(&["config", "check"], NOW);
     assert_ne!(out.code, 0, "config check says it too: {}", out.stdout);
 }
+
+#[test]
+fn sources_shows_each_table_as_read_and_counts_the_values_that_do_not_read() {
+    let smtp = SmtpServer::start();
+    let env = django(&smtp, "");
+    env.run(&["db", "migrate"], NOW).success();
+    let out = env.run(&["sources", "tickets"], NOW).success();
+    assert!(
+        out.stdout
+            .starts_with("tickets: table \"repairs_ticket\" ([sources.tickets]), 3 rows\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("  reference = numero\n"), "{}", out.stdout);
+    // Django's microseconds, read as UTC and shown in the configured zone.
+    assert!(
+        out.stdout.contains(
+            "id 1, reference \"R-1001\", device \"iPhone 13\", customer \"Marie Ndong\", \
+             created_at 2026-02-10T09:12:00Z (2026-02-10 10:12 Africa/Libreville), closed_at none"
+        ),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("closed_at 2026-03-01T17:00:00Z"), "{}", out.stdout);
+    assert!(out.stdout.ends_with("  every value reads\n"), "{}", out.stdout);
+
+    let db = env.db();
+    db.execute_batch(
+        "INSERT INTO repairs_ticketevent VALUES (7, 2, 'attente_piece', 'hier'), (8, 2, 'reparation', 'demain');
+         INSERT INTO repairs_alertconfig VALUES (4, 2, 'peut-être', '');",
+    )
+    .unwrap();
+    let out = env.run(&["sources", "--rows", "1"], NOW).code(65);
+    assert!(
+        out.stdout
+            .contains("  entered_at: 2 of 8 rows not an instant, e.g. \"hier\"\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("  active: 1 of 4 rows not a boolean (0/1, true/false, yes/no), e.g. \"peut-être\"\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("students: table students (not mapped), 0 rows\n"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        out.stdout.matches("\n  id ").count(),
+        5,
+        "one row shown for each of the five tables with rows: {}",
+        out.stdout
+    );
+    env.run(&["sources", "ticket"], NOW).code(64);
+}

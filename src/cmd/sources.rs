@@ -1,0 +1,234 @@
+//! `rappel sources [TABLE] [--rows N]`: each input table as rappel reads it,
+//! to check a `[sources]` mapping before trusting it: where it is read from,
+//! how many rows, the first rows as the jobs see them (instants in UTC and
+//! in the configured zone, booleans, ids), and each column some rows of
+//! which do not read, with how many and an example. Nothing is written.
+
+use chrono::NaiveTime;
+
+use crate::db::host::CONTRACT;
+use crate::db::sources::Origin;
+use crate::exit::{Exit, fail};
+use crate::instant;
+use crate::output::printable;
+use crate::runner::Ctx;
+use crate::store::sources::{Cell, Found, each_row, found};
+
+/// How the jobs read a contract column.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Read {
+    /// A row id (an integer, or integer text).
+    Id,
+    /// A boolean (0/1, or text such as true/false, yes/no).
+    Flag,
+    /// An instant (DESIGN §4's forms; without an offset, in `naive_timezone`).
+    Instant,
+    /// An instant, or a date alone (a loan's due or return date).
+    Dated,
+    /// Text, taken as written.
+    Text,
+}
+
+fn read_of(column: &str) -> Read {
+    match column {
+        "id" | "contact_id" | "ticket_id" | "student_id" | "parent_contact_id" | "author_contact_id"
+        | "terminal_id" | "enroll_id" => Read::Id,
+        "email_enabled"
+        | "whatsapp_enabled"
+        | "sms_enabled"
+        | "active"
+        | "subscription_active"
+        | "cancelled"
+        | "access_granted" => Read::Flag,
+        "due_at" | "returned_at" => Read::Dated,
+        "created_at" | "closed_at" | "entered_at" | "scheduled_at" | "next_attempt_at" | "sent_at" | "lent_at"
+        | "subscribed_at" | "last_active_at" | "starts_at" | "punched_at" | "sync_lease_until" | "synced_at" => {
+            Read::Instant
+        }
+        // completed_at counts as done when filled, whatever it holds.
+        _ => Read::Text,
+    }
+}
+
+/// Contract columns a row cannot do without (NOT NULL without a default in
+/// DESIGN §4).
+fn required(table: &str, column: &str) -> bool {
+    column == "id"
+        || matches!(
+            (table, column),
+            ("contacts", "name")
+                | ("tickets", "reference" | "created_at")
+                | ("ticket_events", "ticket_id" | "stage" | "entered_at")
+                | ("alert_recipients", "contact_id")
+                | ("scheduled_reports", "title" | "recipients" | "scheduled_at")
+                | ("loans", "contact_id" | "item" | "lent_at" | "due_at")
+                | ("students", "contact_id")
+                | ("revision_sessions", "student_id" | "subject" | "starts_at")
+                | ("manual_reminders", "student_id" | "message" | "created_at")
+                | ("terminals", "serial")
+                | ("attendance_logs", "terminal_id" | "enroll_id" | "punched_at")
+        )
+}
+
+/// A column's rows that do not read: how many, and the first one's value.
+#[derive(Default)]
+struct Unread {
+    rows: u64,
+    example: Option<String>,
+    why: &'static str,
+}
+
+/// Lists `only` (or every input table) with up to `rows` rows each; exit
+/// 0 when every value reads, 65 when some do not, 64 for an unknown table,
+/// 78 for a mapping that does not read (the connection says which).
+pub fn run(ctx: &Ctx<'_>, only: Option<&str>, rows: usize) -> anyhow::Result<Exit> {
+    let config = ctx.config;
+    let tables: Vec<_> = CONTRACT
+        .iter()
+        .filter(|(name, _)| only.is_none_or(|o| o == *name))
+        .collect();
+    if tables.is_empty() {
+        let names: Vec<&str> = CONTRACT.iter().map(|(n, _)| *n).collect();
+        return Err(fail(
+            Exit::Usage,
+            format!(
+                "{}: not an input table (expected one of {})",
+                only.unwrap_or(""),
+                names.join(", ")
+            ),
+        ));
+    }
+    let conn = config.db(true).connect()?;
+    let (zone, naive) = (config.timezone, config.naive_timezone);
+    let mut unreadable = false;
+    let mut out = String::new();
+    for (name, columns) in tables {
+        let mapping = config.sources.iter().find(|s| s.name == *name);
+        let origin = match (found(&conn, name)?, mapping) {
+            (Found::Mapped, Some(source)) => match &source.origin {
+                Origin::Table(table) => format!("table {table:?} ([sources.{name}])"),
+                Origin::Query(_) => format!("a query ([sources.{name}])"),
+            },
+            (Found::Table | Found::Mapped, _) => format!("table {name} (not mapped)"),
+            (Found::Missing, _) => {
+                out.push_str(&format!(
+                    "{name}: missing: not mapped in [sources], and `rappel db migrate` has not created it\n"
+                ));
+                continue;
+            }
+        };
+        let reads: Vec<Read> = columns.iter().map(|c| read_of(c)).collect();
+        let mut unread: Vec<Unread> = columns.iter().map(|_| Unread::default()).collect();
+        let mut count = 0u64;
+        let mut shown = Vec::new();
+        each_row::<anyhow::Error>(&conn, name, columns, |cells| {
+            count += 1;
+            for (i, cell) in cells.iter().enumerate() {
+                if let Some(why) = problem(name, columns[i], reads[i], cell, zone, naive) {
+                    let u = &mut unread[i];
+                    u.rows += 1;
+                    u.why = why;
+                    if u.example.is_none() {
+                        u.example = Some(cell.text.clone().unwrap_or_else(|| "NULL".into()));
+                    }
+                }
+            }
+            if shown.len() < rows {
+                let values: Vec<String> = cells
+                    .iter()
+                    .zip(columns.iter())
+                    .zip(&reads)
+                    .map(|((cell, column), read)| format!("{column} {}", shown_as(*read, cell, zone, naive)))
+                    .collect();
+                shown.push(values.join(", "));
+            }
+            Ok(())
+        })?;
+        out.push_str(&format!(
+            "{name}: {origin}, {count} row{}\n",
+            if count == 1 { "" } else { "s" }
+        ));
+        if let Some(source) = mapping {
+            for (column, expr) in &source.columns {
+                out.push_str(&format!("  {column} = {}\n", printable(expr)));
+            }
+        }
+        for row in shown {
+            out.push_str(&format!("  {}\n", printable(&row)));
+        }
+        let bad: Vec<String> = columns
+            .iter()
+            .zip(&unread)
+            .filter(|(_, u)| u.rows > 0)
+            .map(|(column, u)| {
+                format!(
+                    "  {column}: {} of {count} row{} {}, e.g. {:?}\n",
+                    u.rows,
+                    if count == 1 { "" } else { "s" },
+                    u.why,
+                    printable(u.example.as_deref().unwrap_or(""))
+                )
+            })
+            .collect();
+        if bad.is_empty() {
+            if count > 0 {
+                out.push_str("  every value reads\n");
+            }
+        } else {
+            unreadable = true;
+            out.extend(bad);
+        }
+    }
+    crate::output::write_stdout(out.as_bytes())?;
+    Ok(if unreadable { Exit::DataErr } else { Exit::Ok })
+}
+
+/// Why `cell` of `column` does not read as the jobs need it, if so.
+fn problem(
+    table: &str,
+    column: &str,
+    read: Read,
+    cell: &Cell,
+    zone: chrono_tz::Tz,
+    naive: chrono_tz::Tz,
+) -> Option<&'static str> {
+    let Some(text) = cell.text.as_deref().filter(|t| !t.trim().is_empty()) else {
+        return required(table, column).then_some("empty, which the jobs need");
+    };
+    match read {
+        Read::Id if cell.id.is_none() => Some("not an id (an integer)"),
+        Read::Flag if cell.flag.is_none() => Some("not a boolean (0/1, true/false, yes/no)"),
+        Read::Instant if instant::parse_in(text, naive).is_none() => Some("not an instant"),
+        Read::Dated if instant::parse_dated(text, zone, naive, NaiveTime::MIN).is_none() => {
+            Some("not an instant or a date")
+        }
+        _ => None,
+    }
+}
+
+/// `cell` as the jobs read it: an instant in UTC and in `zone`, a boolean
+/// as yes/no, text quoted, `none` for NULL.
+fn shown_as(read: Read, cell: &Cell, zone: chrono_tz::Tz, naive: chrono_tz::Tz) -> String {
+    let Some(text) = cell.text.as_deref() else {
+        return "none".into();
+    };
+    let at = match read {
+        Read::Instant => instant::parse_in(text, naive),
+        Read::Dated => instant::parse_dated(text, zone, naive, NaiveTime::MIN),
+        Read::Flag => {
+            return cell
+                .flag
+                .map_or_else(|| format!("{text:?}?"), |f| (if f { "yes" } else { "no" }).into());
+        }
+        Read::Id => return cell.id.map_or_else(|| format!("{text:?}?"), |id| id.to_string()),
+        Read::Text => return format!("{text:?}"),
+    };
+    match at {
+        Some(t) => format!(
+            "{} ({} {zone})",
+            instant::format(t),
+            t.with_timezone(&zone).format("%Y-%m-%d %H:%M")
+        ),
+        None => format!("{text:?}?"),
+    }
+}

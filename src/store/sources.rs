@@ -1,0 +1,77 @@
+//! An input table read as rappel reads it, for `rappel sources`: whether it
+//! is there, where it comes from, and its rows, each cell through the same
+//! loose readers as the jobs (`db::loose`).
+
+use rusqlite::Connection;
+
+use super::{Result, StoreError};
+use crate::db::loose;
+
+/// Where input table `name` is read from on this connection.
+#[derive(Debug, PartialEq)]
+pub enum Found {
+    /// Mapped in `[sources]` (a TEMP view over the host's data).
+    Mapped,
+    /// The contract table of that name.
+    Table,
+    /// Neither: not migrated yet.
+    Missing,
+}
+
+/// Where `name` is read from. Errors: `StoreError`.
+pub fn found(conn: &Connection, name: &str) -> Result<Found> {
+    let in_schema = |schema: &str| -> Result<bool> {
+        Ok(conn
+            .prepare(&format!(
+                "SELECT EXISTS (SELECT 1 FROM {schema} WHERE name = ?1 AND type IN ('table', 'view'))"
+            ))?
+            .query_row([name], |r| r.get(0))?)
+    };
+    Ok(if in_schema("sqlite_temp_master")? {
+        Found::Mapped
+    } else if in_schema("sqlite_master")? {
+        Found::Table
+    } else {
+        Found::Missing
+    })
+}
+
+/// One cell as the jobs read it: its text (numbers written out; `None` for
+/// NULL or a blob), and the same value read as a row id and as a boolean.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Cell {
+    pub text: Option<String>,
+    pub id: Option<i64>,
+    pub flag: Option<bool>,
+}
+
+/// Calls `each` with every row of input table `name` (`columns` in that
+/// order), by id; stops at the first error `each` returns. `name` and
+/// `columns` come from the contract (`db::host::CONTRACT`), never from
+/// data. Errors: `StoreError`, or `each`'s.
+pub fn each_row<E: From<StoreError>>(
+    conn: &Connection,
+    name: &str,
+    columns: &[&str],
+    mut each: impl FnMut(&[Cell]) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E> {
+    let quoted = |n: &str| format!("\"{}\"", n.replace('"', "\"\""));
+    let list: Vec<String> = columns.iter().map(|c| quoted(c)).collect();
+    let sql = format!("SELECT {} FROM {} ORDER BY id", list.join(", "), quoted(name));
+    let mut stmt = conn.prepare(&sql).map_err(StoreError::from)?;
+    let mut rows = stmt.query([]).map_err(StoreError::from)?;
+    let mut cells = Vec::with_capacity(columns.len());
+    while let Some(row) = rows.next().map_err(StoreError::from)? {
+        cells.clear();
+        for i in 0..columns.len() {
+            let v = row.get_ref(i).map_err(StoreError::from)?;
+            cells.push(Cell {
+                text: loose::text(v),
+                id: loose::id(v),
+                flag: loose::flag(v),
+            });
+        }
+        each(&cells)?;
+    }
+    Ok(())
+}
