@@ -205,7 +205,9 @@ pub fn schema_version(conn: &Connection) -> anyhow::Result<u32> {
     }
 }
 
-/// Applies pending migrations, each inside `BEGIN IMMEDIATE`; returns their names.
+/// Applies pending migrations, each inside `BEGIN IMMEDIATE`; returns their
+/// names. A database rappel has never migrated gets them all at once
+/// ([`create_fresh`]).
 pub fn migrate(conn: &mut Connection) -> anyhow::Result<Vec<&'static str>> {
     let mut applied = Vec::new();
     for m in MIGRATIONS {
@@ -219,19 +221,18 @@ pub fn migrate(conn: &mut Connection) -> anyhow::Result<Vec<&'static str>> {
         if current >= m.version {
             continue;
         }
-        tx.execute_batch(m.sql)
-            .with_context(|| format!("migration {} failed", m.name))
-            .or_exit(Exit::IoErr)?;
-        if let Some(then) = m.then {
-            then(&tx)
-                .with_context(|| format!("migration {} failed", m.name))
+        if current == 0 {
+            // Never migrated: every migration at once, nothing of the host's touched.
+            create_fresh(&tx)
+                .context("cannot create rappel's tables")
                 .or_exit(Exit::IoErr)?;
+            record_version(&tx, LATEST)?;
+            tx.commit()?;
+            applied.extend(MIGRATIONS.iter().map(|m| m.name));
+            continue;
         }
-        tx.execute(
-            "INSERT INTO rappel_meta (key, value) VALUES ('schema_version', ?1)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            [m.version.to_string()],
-        )?;
+        apply(&tx, m)?;
+        record_version(&tx, m.version)?;
         tx.commit()?;
         applied.push(m.name);
     }
@@ -239,6 +240,79 @@ pub fn migrate(conn: &mut Connection) -> anyhow::Result<Vec<&'static str>> {
     let clashes = host::clashes(conn)?;
     host::ensure_indexes(conn, &clashes)?;
     Ok(applied)
+}
+
+/// Runs migration `m`'s SQL and its step in Rust, in `tx`.
+fn apply(tx: &rusqlite::Transaction<'_>, m: &Migration) -> anyhow::Result<()> {
+    tx.execute_batch(m.sql)
+        .with_context(|| format!("migration {} failed", m.name))
+        .or_exit(Exit::IoErr)?;
+    if let Some(then) = m.then {
+        then(tx)
+            .with_context(|| format!("migration {} failed", m.name))
+            .or_exit(Exit::IoErr)?;
+    }
+    Ok(())
+}
+
+fn record_version(tx: &rusqlite::Transaction<'_>, version: u32) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO rappel_meta (key, value) VALUES ('schema_version', ?1)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [version.to_string()],
+    )?;
+    Ok(())
+}
+
+/// A database rappel has never migrated (schema 0), perhaps the host's own
+/// file: every migration runs, in order, in a scratch database in memory;
+/// then each table it holds is created in `tx` unless the host's schema
+/// already holds the name (an input table the host made first, or a table
+/// of the host's under the name of one of rappel's), and with each table
+/// created here, its indexes. Run on the file itself, the
+/// migrations would take such a host table for rappel's, add columns to it
+/// and rename it; this way nothing of the host's is touched, and the schema
+/// is the one the migrations make.
+fn create_fresh(tx: &rusqlite::Transaction<'_>) -> anyhow::Result<()> {
+    #[allow(clippy::disallowed_methods, reason = "db.rs is where connections are opened")]
+    let mut scratch = Connection::open_in_memory()?;
+    let stx = scratch.transaction()?;
+    for m in MIGRATIONS {
+        apply(&stx, m)?;
+    }
+    // Tables first, then what is made on them (indexes; there are no views
+    // or triggers today), each group in the order it was made.
+    let objects: Vec<(String, String, String, String)> = stx
+        .prepare(
+            "SELECT type, name, tbl_name, sql FROM sqlite_master
+             WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite!_%' ESCAPE '!'
+             ORDER BY type <> 'table', rowid",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut created: Vec<String> = Vec::new();
+    for (kind, name, table, sql) in objects {
+        let on_a_table_made_here = match kind.as_str() {
+            "index" | "trigger" => created.iter().any(|t| t.eq_ignore_ascii_case(&table)),
+            _ => true,
+        };
+        if !on_a_table_made_here || taken(tx, &name)? {
+            continue;
+        }
+        tx.execute_batch(&sql)
+            .with_context(|| format!("cannot create {kind} {name}"))?;
+        if kind == "table" {
+            created.push(name);
+        }
+    }
+    Ok(())
+}
+
+/// Whether any object of the main schema (table, view, index or trigger)
+/// is named `name`, as SQLite compares names (ASCII case ignored).
+fn taken(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = ?1 COLLATE NOCASE)")?
+        .query_row([name], |r| r.get(0))
 }
 
 /// Problems with the host's input tables: a missing table, or one that
@@ -293,6 +367,40 @@ pub fn is_busy(err: &rusqlite::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[allow(clippy::disallowed_methods, reason = "a scratch database for the test")]
+    fn scratch() -> Connection {
+        Connection::open_in_memory().unwrap()
+    }
+
+    /// Every object of the main schema: `(type, name, table, sql)`, sorted.
+    fn schema(conn: &Connection) -> Vec<(String, String, String, Option<String>)> {
+        let mut stmt = conn
+            .prepare("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    #[test]
+    fn a_new_database_gets_the_schema_the_migrations_make_one_by_one() {
+        let mut fresh = scratch();
+        assert_eq!(migrate(&mut fresh).unwrap().len(), MIGRATIONS.len());
+        assert_eq!(schema_version(&fresh).unwrap(), LATEST);
+        // Schema 1 as rappel 1 left it, then each migration in its own transaction.
+        let mut stepwise = scratch();
+        stepwise.execute_batch(MIGRATIONS[0].sql).unwrap();
+        stepwise
+            .execute_batch(
+                "CREATE TABLE rappel_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                 INSERT INTO rappel_meta VALUES ('schema_version', '1');",
+            )
+            .unwrap();
+        assert_eq!(migrate(&mut stepwise).unwrap().len(), MIGRATIONS.len() - 1);
+        assert_eq!(schema(&fresh), schema(&stepwise));
+    }
 
     #[test]
     fn connections_keep_their_plans_whatever_is_bound() {
