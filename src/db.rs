@@ -13,6 +13,7 @@ use crate::exit::{Exit, OrExit, fail};
 /// How long a statement waits for another writer before giving up (exit 74).
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+pub mod former;
 pub mod host;
 pub mod identity;
 pub mod loose;
@@ -56,10 +57,16 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../sql/0005_row_identity.sql"),
         then: Some(identity::backfill),
     },
+    Migration {
+        version: 6,
+        name: "0006_rappel_names.sql",
+        sql: include_str!("../sql/0006_rappel_names.sql"),
+        then: None,
+    },
 ];
 
 /// The schema version this binary writes.
-pub const LATEST: u32 = 5;
+pub const LATEST: u32 = 6;
 
 /// Where the database is and how it may be used.
 #[derive(Clone, Debug)]
@@ -207,7 +214,9 @@ pub fn schema_version(conn: &Connection) -> anyhow::Result<u32> {
 
 /// Applies pending migrations, each inside `BEGIN IMMEDIATE`; returns their
 /// names. A database rappel has never migrated gets them all at once
-/// ([`create_fresh`]).
+/// ([`create_fresh`]). Then the former names of rappel's tables become views
+/// where they are free ([`former::ensure_views`]), and the indexes on input
+/// tables are made where the host's tables have the columns.
 pub fn migrate(conn: &mut Connection) -> anyhow::Result<Vec<&'static str>> {
     let mut applied = Vec::new();
     for m in MIGRATIONS {
@@ -236,6 +245,9 @@ pub fn migrate(conn: &mut Connection) -> anyhow::Result<Vec<&'static str>> {
         tx.commit()?;
         applied.push(m.name);
     }
+    former::ensure_views(conn)
+        .context("cannot create the views under the former names of rappel's tables")
+        .or_exit(Exit::IoErr)?;
     // The indexes on input tables, where the host's tables have the columns.
     let clashes = host::clashes(conn)?;
     host::ensure_indexes(conn, &clashes)?;
@@ -268,8 +280,8 @@ fn record_version(tx: &rusqlite::Transaction<'_>, version: u32) -> rusqlite::Res
 /// file: every migration runs, in order, in a scratch database in memory;
 /// then each table it holds is created in `tx` unless the host's schema
 /// already holds the name (an input table the host made first, or a table
-/// of the host's under the name of one of rappel's), and with each table
-/// created here, its indexes. Run on the file itself, the
+/// of the host's under a name rappel's tables had before schema 6), and
+/// with each table created here, its indexes. Run on the file itself, the
 /// migrations would take such a host table for rappel's, add columns to it
 /// and rename it; this way nothing of the host's is touched, and the schema
 /// is the one the migrations make.
@@ -400,6 +412,27 @@ mod tests {
             .unwrap();
         assert_eq!(migrate(&mut stepwise).unwrap().len(), MIGRATIONS.len() - 1);
         assert_eq!(schema(&fresh), schema(&stepwise));
+        for name in former::TABLES {
+            let kind: String = fresh
+                .query_row("SELECT type FROM sqlite_master WHERE name = ?1", [name], |r| r.get(0))
+                .unwrap();
+            assert_eq!(kind, "view", "{name}");
+        }
+    }
+
+    #[test]
+    fn the_former_names_become_views_once_and_only_where_free() {
+        let mut conn = scratch();
+        conn.execute_batch("CREATE TABLE Job_Runs (host_column TEXT)").unwrap();
+        migrate(&mut conn).unwrap();
+        assert_eq!(
+            former::ensure_views(&mut conn).unwrap(),
+            Vec::<&str>::new(),
+            "made by migrate already"
+        );
+        assert_eq!(host::columns(&conn, "job_runs").unwrap(), ["host_column"]);
+        conn.execute_batch("DROP VIEW deliveries").unwrap();
+        assert_eq!(former::ensure_views(&mut conn).unwrap(), ["deliveries"]);
     }
 
     #[test]
