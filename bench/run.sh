@@ -239,7 +239,7 @@ SQL
     # One of those digests, as rappel formats it, for smtp-source to send.
     local message
     message=$(sample_message "$dir" deliver \
-        "DELETE FROM deliveries WHERE status = 'pending' AND id > (SELECT min(id) FROM deliveries WHERE status = 'pending')")
+        "DELETE FROM rappel_deliveries WHERE status = 'pending' AND id > (SELECT min(id) FROM rappel_deliveries WHERE status = 'pending')")
     start_sink
     trap "kill $SINK 2>/dev/null || true; trap - RETURN" RETURN
     local start end
@@ -247,7 +247,7 @@ SQL
     timed "$B" --config "$dir/rappel.toml" --now "$NOW" deliver
     end=$(date +%s.%N)
     read_times
-    echo "sent: $(sqlite3 "$dir/rappel.db" "SELECT count(*) FROM deliveries WHERE status = 'sent'") of 10000"
+    echo "sent: $(sqlite3 "$dir/rappel.db" "SELECT count(*) FROM rappel_deliveries WHERE status = 'sent'") of 10000"
     python3 -c "import sys; s, e = float(sys.argv[1]), float(sys.argv[2]); print(f'wall {e - s:.2f} s: {10000 / (e - s):.0f} messages/s')" "$start" "$end"
     echo "peak RSS $PEAK KB"
     local rate peak=$PEAK
@@ -333,7 +333,7 @@ SQL
     end=$(date +%s.%N)
     read_times
     echo "peak RSS $PEAK KB"
-    echo "sent: $(sqlite3 "$dir/rappel.db" "SELECT count(*) FROM deliveries WHERE status = 'sent'") of 3000"
+    echo "sent: $(sqlite3 "$dir/rappel.db" "SELECT count(*) FROM rappel_deliveries WHERE status = 'sent'") of 3000"
     python3 -c "import sys; s, e = float(sys.argv[1]), float(sys.argv[2]); print(f'wall {e - s:.2f} s: {3000 / (e - s):.0f} messages/s')" "$start" "$end"
     local rate peak=$PEAK base
     rate=$(calc "3000 / $(elapsed "$start" "$end")")
@@ -348,7 +348,7 @@ SQL
     timed "$B" --config "$dir/rappel.toml" --now "$NOW" send-reports
     read_times
     echo "wall $WALL s, peak RSS $PEAK KB"
-    echo "sent: $(sqlite3 "$dir/rappel.db" "SELECT count(*) FROM deliveries WHERE status = 'sent' AND recipient LIKE 'r%'") of 10"
+    echo "sent: $(sqlite3 "$dir/rappel.db" "SELECT count(*) FROM rappel_deliveries WHERE status = 'sent' AND recipient LIKE 'r%'") of 10"
     row "reports: one 20 MB PDF to 10 recipients" "$WALL s" "$PEAK" "< 100 MB peak" "mem $(under "$PEAK" 102400)"
 }
 
@@ -397,7 +397,7 @@ SQL
     end=$(date +%s.%N)
     read_times
     local sent
-    sent=$(sqlite3 "$dir/rappel.db" "SELECT count(*) FROM deliveries WHERE status = 'sent' AND channel = 'whatsapp'")
+    sent=$(sqlite3 "$dir/rappel.db" "SELECT count(*) FROM rappel_deliveries WHERE status = 'sent' AND channel = 'whatsapp'")
     echo "sent: $sent"
     python3 -c "import sys; s, e, n = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]); print(f'wall {e - s:.2f} s: {n / (e - s):.0f} messages/s')" "$start" "$end" "$sent"
     echo "peak RSS $PEAK KB"
@@ -407,7 +407,7 @@ SQL
     # messages like the last one sent over 4 connections, rappel's workers.
     local base="" vs="-"
     if command -v curl >/dev/null && [ "$sent" -gt 0 ]; then
-        sqlite3 "$dir/rappel.db" "SELECT body FROM deliveries WHERE status = 'sent' AND channel = 'whatsapp' ORDER BY id DESC LIMIT 1" \
+        sqlite3 "$dir/rappel.db" "SELECT body FROM rappel_deliveries WHERE status = 'sent' AND channel = 'whatsapp' ORDER BY id DESC LIMIT 1" \
             > "$dir/wa-body.txt"
         { printf 'user = "ACbench:x"\ndata = "To=whatsapp%%3A%%2B24100000010&From=whatsapp%%3A%%2B14155238886"\n'
           printf 'data-urlencode = "Body@%s"\n' "$dir/wa-body.txt"
@@ -457,7 +457,7 @@ FROM (SELECT i, w, k, strftime('%Y-%m-%dT%H:%M:%SZ', '2026-11-23T00:00:00Z',
 SQL
     echo "sessions: $(sqlite3 "$dir/rappel.db" "SELECT count(*) FROM revision_sessions")"
     # As if cron had run five minutes earlier (else a first run looks back a week).
-    sqlite3 "$dir/rappel.db" "INSERT INTO job_runs (job, started_at, finished_at)
+    sqlite3 "$dir/rappel.db" "INSERT INTO rappel_job_runs (job, started_at, finished_at)
         VALUES ('send-reminders', '2026-11-21T17:30:00Z', '2026-11-21T17:30:01Z')"
     local run
     run() {
@@ -472,7 +472,7 @@ SQL
     run "Saturday 18:35, eve reminders for Sunday's sessions" 2026-11-21T17:35:00Z "Sat 18:35, eve reminders"
     run "Sunday 20:00, weekly digests and eve reminders for Monday" 2026-11-22T19:00:00Z "Sun 20:00, digests + eve"
     run "Sunday 20:05, everything already planned" 2026-11-22T19:05:00Z "Sun 20:05, all planned"
-    echo "planned: $(sqlite3 "$dir/rappel.db" "SELECT kind || ' ' || count(*) FROM deliveries GROUP BY kind" | tr '\n' ' ')"
+    echo "planned: $(sqlite3 "$dir/rappel.db" "SELECT kind || ' ' || count(*) FROM rappel_deliveries GROUP BY kind" | tr '\n' ' ')"
 }
 
 attendance() {

@@ -13,6 +13,7 @@ use crate::exit::{Exit, OrExit, fail};
 /// How long a statement waits for another writer before giving up (exit 74).
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+pub mod former;
 pub mod host;
 pub mod identity;
 pub mod loose;
@@ -57,10 +58,16 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../sql/0005_row_identity.sql"),
         then: Some(identity::backfill),
     },
+    Migration {
+        version: 6,
+        name: "0006_rappel_names.sql",
+        sql: include_str!("../sql/0006_rappel_names.sql"),
+        then: None,
+    },
 ];
 
 /// The schema version this binary writes.
-pub const LATEST: u32 = 5;
+pub const LATEST: u32 = 6;
 
 /// Where the database is and how it may be used.
 #[derive(Clone, Debug)]
@@ -233,7 +240,11 @@ pub fn schema_version(conn: &Connection) -> anyhow::Result<u32> {
     }
 }
 
-/// Applies pending migrations, each inside `BEGIN IMMEDIATE`; returns their names.
+/// Applies pending migrations, each inside `BEGIN IMMEDIATE`; returns their
+/// names. A database rappel has never migrated gets them all at once
+/// ([`create_fresh`]). Then the former names of rappel's tables become views
+/// where they are free ([`former::ensure_views`]), and the indexes on input
+/// tables are made where the host's tables have the columns.
 pub fn migrate(conn: &mut Connection) -> anyhow::Result<Vec<&'static str>> {
     let mut applied = Vec::new();
     for m in MIGRATIONS {
@@ -247,38 +258,116 @@ pub fn migrate(conn: &mut Connection) -> anyhow::Result<Vec<&'static str>> {
         if current >= m.version {
             continue;
         }
-        // A source mapped onto the host's own tables is never created,
-        // altered or indexed: the statements on its contract table are left out.
-        let mapped = sources::mapped(&tx)?;
-        let sql = if mapped.is_empty() {
-            m.sql.to_string()
-        } else {
-            sources::statements(m.sql)
-                .into_iter()
-                .filter(|s| sources::target(s).is_none_or(|t| !mapped.iter().any(|m| m.eq_ignore_ascii_case(&t))))
-                .map(|s| s + ";\n")
-                .collect()
-        };
-        tx.execute_batch(&sql)
-            .with_context(|| format!("migration {} failed", m.name))
-            .or_exit(Exit::IoErr)?;
-        if let Some(then) = m.then {
-            then(&tx)
-                .with_context(|| format!("migration {} failed", m.name))
+        if current == 0 {
+            // Never migrated: every migration at once, nothing of the host's touched.
+            create_fresh(&tx)
+                .context("cannot create rappel's tables")
                 .or_exit(Exit::IoErr)?;
+            record_version(&tx, LATEST)?;
+            tx.commit()?;
+            applied.extend(MIGRATIONS.iter().map(|m| m.name));
+            continue;
         }
-        tx.execute(
-            "INSERT INTO rappel_meta (key, value) VALUES ('schema_version', ?1)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            [m.version.to_string()],
-        )?;
+        apply(&tx, m)?;
+        record_version(&tx, m.version)?;
         tx.commit()?;
         applied.push(m.name);
     }
+    former::ensure_views(conn)
+        .context("cannot create the views under the former names of rappel's tables")
+        .or_exit(Exit::IoErr)?;
     // The indexes on input tables, where the host's tables have the columns.
     let clashes = host::clashes(conn)?;
     host::ensure_indexes(conn, &clashes)?;
     Ok(applied)
+}
+
+/// Runs migration `m`'s SQL and its step in Rust, in `tx`. A source mapped
+/// onto the host's own tables (`[sources]`, a TEMP view on `tx`) is never
+/// created, altered or indexed: the statements on its contract table are
+/// left out.
+fn apply(tx: &rusqlite::Transaction<'_>, m: &Migration) -> anyhow::Result<()> {
+    let mapped = sources::mapped(tx)?;
+    let sql = if mapped.is_empty() {
+        m.sql.to_string()
+    } else {
+        sources::statements(m.sql)
+            .into_iter()
+            .filter(|s| sources::target(s).is_none_or(|t| !mapped.iter().any(|m| m.eq_ignore_ascii_case(&t))))
+            .map(|s| s + ";\n")
+            .collect()
+    };
+    tx.execute_batch(&sql)
+        .with_context(|| format!("migration {} failed", m.name))
+        .or_exit(Exit::IoErr)?;
+    if let Some(then) = m.then {
+        then(tx)
+            .with_context(|| format!("migration {} failed", m.name))
+            .or_exit(Exit::IoErr)?;
+    }
+    Ok(())
+}
+
+fn record_version(tx: &rusqlite::Transaction<'_>, version: u32) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO rappel_meta (key, value) VALUES ('schema_version', ?1)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [version.to_string()],
+    )?;
+    Ok(())
+}
+
+/// A database rappel has never migrated (schema 0), perhaps the host's own
+/// file: every migration runs, in order, in a scratch database in memory;
+/// then each table it holds is created in `tx` unless the host's schema
+/// already holds the name (an input table the host made first, or a table
+/// of the host's under a name rappel's tables had before schema 6), and
+/// with each table created here, its indexes. Run on the file itself, the
+/// migrations would take such a host table for rappel's, add columns to it
+/// and rename it; this way nothing of the host's is touched, and the schema
+/// is the one the migrations make.
+fn create_fresh(tx: &rusqlite::Transaction<'_>) -> anyhow::Result<()> {
+    #[allow(clippy::disallowed_methods, reason = "db.rs is where connections are opened")]
+    let mut scratch = Connection::open_in_memory()?;
+    let stx = scratch.transaction()?;
+    for m in MIGRATIONS {
+        apply(&stx, m)?;
+    }
+    // Tables first, then what is made on them (indexes; there are no views
+    // or triggers today), each group in the order it was made.
+    let objects: Vec<(String, String, String, String)> = stx
+        .prepare(
+            "SELECT type, name, tbl_name, sql FROM sqlite_master
+             WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite!_%' ESCAPE '!'
+             ORDER BY type <> 'table', rowid",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    // A source mapped onto the host's tables is not made either.
+    let mapped = sources::mapped(tx)?;
+    let mut created: Vec<String> = Vec::new();
+    for (kind, name, table, sql) in objects {
+        let on_a_table_made_here = match kind.as_str() {
+            "index" | "trigger" => created.iter().any(|t| t.eq_ignore_ascii_case(&table)),
+            _ => true,
+        };
+        if !on_a_table_made_here || taken(tx, &name)? || mapped.iter().any(|m| m.eq_ignore_ascii_case(&name)) {
+            continue;
+        }
+        tx.execute_batch(&sql)
+            .with_context(|| format!("cannot create {kind} {name}"))?;
+        if kind == "table" {
+            created.push(name);
+        }
+    }
+    Ok(())
+}
+
+/// Whether any object of the main schema (table, view, index or trigger)
+/// is named `name`, as SQLite compares names (ASCII case ignored).
+fn taken(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = ?1 COLLATE NOCASE)")?
+        .query_row([name], |r| r.get(0))
 }
 
 /// Problems with the host's input tables: a missing table, or one that
@@ -333,6 +422,61 @@ pub fn is_busy(err: &rusqlite::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[allow(clippy::disallowed_methods, reason = "a scratch database for the test")]
+    fn scratch() -> Connection {
+        Connection::open_in_memory().unwrap()
+    }
+
+    /// Every object of the main schema: `(type, name, table, sql)`, sorted.
+    fn schema(conn: &Connection) -> Vec<(String, String, String, Option<String>)> {
+        let mut stmt = conn
+            .prepare("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    #[test]
+    fn a_new_database_gets_the_schema_the_migrations_make_one_by_one() {
+        let mut fresh = scratch();
+        assert_eq!(migrate(&mut fresh).unwrap().len(), MIGRATIONS.len());
+        assert_eq!(schema_version(&fresh).unwrap(), LATEST);
+        // Schema 1 as rappel 1 left it, then each migration in its own transaction.
+        let mut stepwise = scratch();
+        stepwise.execute_batch(MIGRATIONS[0].sql).unwrap();
+        stepwise
+            .execute_batch(
+                "CREATE TABLE rappel_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                 INSERT INTO rappel_meta VALUES ('schema_version', '1');",
+            )
+            .unwrap();
+        assert_eq!(migrate(&mut stepwise).unwrap().len(), MIGRATIONS.len() - 1);
+        assert_eq!(schema(&fresh), schema(&stepwise));
+        for name in former::TABLES {
+            let kind: String = fresh
+                .query_row("SELECT type FROM sqlite_master WHERE name = ?1", [name], |r| r.get(0))
+                .unwrap();
+            assert_eq!(kind, "view", "{name}");
+        }
+    }
+
+    #[test]
+    fn the_former_names_become_views_once_and_only_where_free() {
+        let mut conn = scratch();
+        conn.execute_batch("CREATE TABLE Job_Runs (host_column TEXT)").unwrap();
+        migrate(&mut conn).unwrap();
+        assert_eq!(
+            former::ensure_views(&mut conn).unwrap(),
+            Vec::<&str>::new(),
+            "made by migrate already"
+        );
+        assert_eq!(host::columns(&conn, "job_runs").unwrap(), ["host_column"]);
+        conn.execute_batch("DROP VIEW deliveries").unwrap();
+        assert_eq!(former::ensure_views(&mut conn).unwrap(), ["deliveries"]);
+    }
 
     #[test]
     fn connections_keep_their_plans_whatever_is_bound() {

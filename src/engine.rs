@@ -1,5 +1,5 @@
 //! The delivery engine: the one place that sends. Jobs plan rows into
-//! `deliveries`; the engine claims due rows, sends each through its channel,
+//! `rappel_deliveries`; the engine claims due rows, sends each through its channel,
 //! records each outcome right after the send, and retries with backoff.
 
 pub mod backoff;

@@ -5,7 +5,7 @@
 //! the encodings a provider's answer may carry: as is, JSON-escaped (`\/`,
 //! `\u00XX`), percent-encoded, base64 (standard and URL-safe, padded or
 //! not). [`mask`] replaces every one with `***`; the logger, the recorded
-//! errors (`last_error`, `sync_error`, `job_runs.error`) and every summary
+//! errors (`last_error`, `sync_error`, `rappel_job_runs.error`) and every summary
 //! pass through it.
 
 use std::sync::RwLock;

@@ -1,4 +1,4 @@
-//! Running a job: its lock, its `job_runs` row, its monitoring ping,
+//! Running a job: its lock, its `rappel_job_runs` row, its monitoring ping,
 //! planning (or a dry run), delivery, the summary and the exit code. Every
 //! job, `deliver`, `run-all` and `test-email` go through `run_job`;
 //! sync-attendance (`runner::attendance`) uses its pieces.
@@ -213,7 +213,7 @@ pub fn run_job(ctx: &Ctx<'_>, run: Run, mode: RunMode, planner: Option<Planner<'
     };
     let finished = ctx.clock.now() + chrono::Duration::from_std(started.elapsed()).unwrap_or_default();
     if let Err(e) = crate::store::runs::finish(&conn, run_id, finished, &tally, error.as_deref()) {
-        log::error!("cannot record the end of this run in job_runs: {e}");
+        log::error!("cannot record the end of this run in rappel_job_runs: {e}");
     }
     let reports = report_counts(run, &conn, &report.report_rows);
     // A run that stopped says so in --json too (the error itself goes to stderr).
@@ -243,7 +243,7 @@ pub fn run_job(ctx: &Ctx<'_>, run: Run, mode: RunMode, planner: Option<Planner<'
     Ok(tally.exit)
 }
 
-/// A run under way: its connection, `job_runs` row and monitoring ping.
+/// A run under way: its connection, `rappel_job_runs` row and monitoring ping.
 pub struct Started {
     pub conn: Connection,
     pub run_id: i64,
@@ -251,7 +251,7 @@ pub struct Started {
 }
 
 /// Pings the start, opens the database (migrating it) and opens the run's
-/// `job_runs` row; a failure on the way still ends the ping with its code.
+/// `rappel_job_runs` row; a failure on the way still ends the ping with its code.
 pub fn begin_run(ctx: &Ctx<'_>, run: Run, db: &Database) -> anyhow::Result<Started> {
     let ping = Ping::start(ctx.config, run);
     let opened = db.connect_current().and_then(|conn| {

@@ -9,7 +9,7 @@
 //!   expired leases returned, dry-run previews), `outcomes` (what became of
 //!   a claimed delivery, written only while its lease is held), `deliveries`
 //!   (planning's writes under a dedupe key, the log, one delivery whole,
-//!   retry and cancel by hand), `runs` (`job_runs`), `stats` (the
+//!   retry and cancel by hand), `runs` (`rappel_job_runs`), `stats` (the
 //!   dashboard's figures), `purge`;
 //! - check-delay-alerts: `tickets` (open tickets' stage events, alert
 //!   recipients) and `alerts` (the alert history);

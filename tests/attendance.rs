@@ -175,7 +175,7 @@ fn users_are_pulled_and_a_malformed_entry_is_named_and_skipped() {
     let users = |env: &TestEnv| -> Vec<Row> {
         let db = env.db();
         let mut stmt = db
-            .prepare("SELECT service, enroll_id, name, admin, enabled, weekzone, grp, synced_at FROM attendance_users ORDER BY enroll_id")
+            .prepare("SELECT service, enroll_id, name, admin, enabled, weekzone, grp, synced_at FROM rappel_attendance_users ORDER BY enroll_id")
             .unwrap();
         stmt.query_map([], |r| {
             Ok((
@@ -203,7 +203,7 @@ fn users_are_pulled_and_a_malformed_entry_is_named_and_skipped() {
     let last: Option<String> = env
         .db()
         .query_row(
-            "SELECT last_users_sync FROM terminal_sync_state WHERE terminal_id = ?1 AND service = 'rh'",
+            "SELECT last_users_sync FROM rappel_terminal_sync_state WHERE terminal_id = ?1 AND service = 'rh'",
             [t],
             |r| r.get(0),
         )
@@ -293,7 +293,7 @@ fn two_hundred_fifty_logs_go_in_three_batches_of_exact_json() {
     let last: String = env
         .db()
         .query_row(
-            "SELECT last_attendance_sync FROM terminal_sync_state WHERE terminal_id = ?1 AND service = 'rh'",
+            "SELECT last_attendance_sync FROM rappel_terminal_sync_state WHERE terminal_id = ?1 AND service = 'rh'",
             [t],
             |r| r.get(0),
         )
@@ -800,7 +800,7 @@ fn config_check_connect_reads_each_users_list() {
     );
     let count: i64 = env
         .db()
-        .query_row("SELECT count(*) FROM attendance_users", [], |r| r.get(0))
+        .query_row("SELECT count(*) FROM rappel_attendance_users", [], |r| r.get(0))
         .unwrap();
     assert_eq!(count, 0, "a check stores nothing");
 

@@ -304,7 +304,7 @@ fn test_email_goes_through_the_engine() {
     assert_eq!(env.deliveries(), vec![("ops@example.com".into(), "sent".into(), 1)]);
     let kind: String = env
         .db()
-        .query_row("SELECT kind FROM deliveries", [], |r| r.get(0))
+        .query_row("SELECT kind FROM rappel_deliveries", [], |r| r.get(0))
         .unwrap();
     assert_eq!(kind, "test");
     env.run(&["test-email", "--to", "not an address"], NOW).code(64);
@@ -639,9 +639,11 @@ fn commands_that_send_nothing_need_no_secret() {
     );
     let waiting: String = env
         .db()
-        .query_row("SELECT status FROM deliveries WHERE channel = 'email'", [], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT status FROM rappel_deliveries WHERE channel = 'email'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(waiting, "pending");
 }

@@ -91,7 +91,7 @@ fn due_entries_by_threshold_override_and_current_stage() {
     );
     let log_rows: i64 = env
         .db()
-        .query_row("SELECT count(*) FROM delay_alert_log", [], |r| r.get(0))
+        .query_row("SELECT count(*) FROM rappel_delay_alert_log", [], |r| r.get(0))
         .unwrap();
     assert_eq!(log_rows, 3);
 }
@@ -265,7 +265,7 @@ fn digest_shows_the_time_in_the_contact_zone() {
 fn alert_times(env: &TestEnv) -> Vec<chrono::DateTime<chrono::Utc>> {
     let db = env.db();
     let mut stmt = db
-        .prepare("SELECT sent_at FROM deliveries WHERE kind = 'delay_alert' ORDER BY id")
+        .prepare("SELECT sent_at FROM rappel_deliveries WHERE kind = 'delay_alert' ORDER BY id")
         .unwrap();
     stmt.query_map([], |r| r.get::<_, String>(0))
         .unwrap()

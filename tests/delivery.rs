@@ -29,7 +29,7 @@ fn unreachable_server_retries_later_and_delivers() {
     assert_eq!(env.deliveries(), vec![("r0@example.com".into(), "pending".into(), 1)]);
     let (class, next): (String, String) = env
         .db()
-        .query_row("SELECT error_class, next_attempt_at FROM deliveries", [], |r| {
+        .query_row("SELECT error_class, next_attempt_at FROM rappel_deliveries", [], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })
         .unwrap();
@@ -66,7 +66,7 @@ fn rejected_recipient_fails_permanently_others_go_out() {
     let (status, class, error): (String, String, String) = env
         .db()
         .query_row(
-            "SELECT status, error_class, last_error FROM deliveries WHERE recipient = 'r1@example.com'",
+            "SELECT status, error_class, last_error FROM rappel_deliveries WHERE recipient = 'r1@example.com'",
             [],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
@@ -176,9 +176,11 @@ fn job_runs_records_each_run_and_lock_blocks_overlap() {
     env.run(&["check-delay-alerts"], NOW).success();
     let (job, sent, code, finished): (String, i64, i64, Option<String>) = env
         .db()
-        .query_row("SELECT job, sent, exit_code, finished_at FROM job_runs", [], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })
+        .query_row(
+            "SELECT job, sent, exit_code, finished_at FROM rappel_job_runs",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
         .unwrap();
     assert_eq!((job.as_str(), sent, code), ("check-delay-alerts", 1, 0));
     assert!(finished.is_some());
@@ -195,7 +197,7 @@ fn job_runs_records_each_run_and_lock_blocks_overlap() {
     assert!(out.stderr.contains("holds its lock"), "{}", out.stderr);
     let runs: i64 = env
         .db()
-        .query_row("SELECT count(*) FROM job_runs", [], |r| r.get(0))
+        .query_row("SELECT count(*) FROM rappel_job_runs", [], |r| r.get(0))
         .unwrap();
     assert_eq!(runs, 1, "a locked-out run records nothing");
     assert_eq!(smtp.mails().len(), 1);
@@ -394,7 +396,7 @@ fn a_row_on_an_unknown_channel_is_named_and_never_sent() {
     let env = TestEnv::new(smtp.port, "");
     env.db()
         .execute(
-            "INSERT INTO deliveries (job, kind, dedupe_key, channel, recipient, subject, body, status, created_at)
+            "INSERT INTO rappel_deliveries (job, kind, dedupe_key, channel, recipient, subject, body, status, created_at)
              VALUES ('send-reminders', 'manual', 'k-fax', 'fax', 'a@example.com', 'Hi', 'Body', 'pending', ?1)",
             [NOW],
         )
@@ -436,7 +438,7 @@ fn an_outcome_that_cannot_be_recorded_costs_only_itself() {
     // the one report's row refuses to become `sent`.
     env.db()
         .execute_batch(&format!(
-            "CREATE TRIGGER slow AFTER UPDATE OF status ON deliveries WHEN NEW.status = 'sent' BEGIN
+            "CREATE TRIGGER slow AFTER UPDATE OF status ON rappel_deliveries WHEN NEW.status = 'sent' BEGIN
                SELECT count(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 200000)
                                      SELECT x FROM c);
              END;
@@ -449,9 +451,11 @@ fn an_outcome_that_cannot_be_recorded_costs_only_itself() {
     assert!(out.stderr.contains("could not be recorded"), "{}", out.stderr);
     let count = |status: &str| -> usize {
         env.db()
-            .query_row("SELECT count(*) FROM deliveries WHERE status = ?1", [status], |r| {
-                r.get::<_, i64>(0)
-            })
+            .query_row(
+                "SELECT count(*) FROM rappel_deliveries WHERE status = ?1",
+                [status],
+                |r| r.get::<_, i64>(0),
+            )
             .unwrap() as usize
     };
     let accepted = server.accepted().len();

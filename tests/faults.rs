@@ -67,7 +67,7 @@ struct Case {
     fault: Fault,
     exit: i32,
     status: &'static str,
-    /// `deliveries.error_class` (email, WhatsApp); the HR ledger has none.
+    /// `rappel_deliveries.error_class` (email, WhatsApp); the HR ledger has none.
     class: Option<&'static str>,
     attempts: i64,
     next: Next,
@@ -288,7 +288,7 @@ fn row(env: &TestEnv, fault: Fault) -> Row {
         Fault::Hr(..) | Fault::HrSlow | Fault::HrUsers(_) => {
             "SELECT sync_status, NULL, sync_attempts, next_attempt_at, sync_error FROM attendance_logs"
         }
-        _ => "SELECT status, error_class, attempts, next_attempt_at, last_error FROM deliveries",
+        _ => "SELECT status, error_class, attempts, next_attempt_at, last_error FROM rappel_deliveries",
     };
     let db = env.db();
     let mut stmt = db.prepare(sql).unwrap();

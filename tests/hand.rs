@@ -11,7 +11,7 @@ const NOW: &str = "2026-03-10T07:00:00Z";
 fn status(env: &TestEnv, id: i64) -> (String, i64, Option<String>) {
     env.db()
         .query_row(
-            "SELECT status, attempts, next_attempt_at FROM deliveries WHERE id = ?1",
+            "SELECT status, attempts, next_attempt_at FROM rappel_deliveries WHERE id = ?1",
             [id],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
@@ -21,7 +21,7 @@ fn status(env: &TestEnv, id: i64) -> (String, i64, Option<String>) {
 fn ids(env: &TestEnv, status: &str) -> Vec<i64> {
     let db = env.db();
     let mut stmt = db
-        .prepare("SELECT id FROM deliveries WHERE status = ?1 ORDER BY id")
+        .prepare("SELECT id FROM rappel_deliveries WHERE status = ?1 ORDER BY id")
         .unwrap();
     stmt.query_map([status], |r| r.get(0))
         .unwrap()
@@ -153,9 +153,11 @@ fn a_report_message_cancelled_by_hand_is_not_planned_again() {
     env.run(&["send-reports"], NOW).code(75);
     let b: i64 = env
         .db()
-        .query_row("SELECT id FROM deliveries WHERE recipient = 'b@example.com'", [], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT id FROM rappel_deliveries WHERE recipient = 'b@example.com'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     env.run(&["cancel", &b.to_string()], NOW).success();
 
@@ -230,7 +232,7 @@ fn retry_by_filter_names_the_expired_messages_it_leaves() {
     let env = TestEnv::new(smtp.port, "");
     let db = env.db();
     db.execute(
-        "INSERT INTO deliveries (job, kind, dedupe_key, channel, recipient, subject, body, status,
+        "INSERT INTO rappel_deliveries (job, kind, dedupe_key, channel, recipient, subject, body, status,
                                      error_class, last_error, attempts, created_at, valid_until)
              VALUES ('send-reminders', 'loan_d1', 'k-old', 'email', 'a@example.com', 'Hi', 'Body', 'failed',
                      'temporary', 'gave up', 3, '2026-03-08T07:00:00Z', '2026-03-09T07:00:00Z')",

@@ -51,7 +51,7 @@ fn a_trickling_server_cannot_hold_a_send_past_its_lease() {
     );
     let (status, error): (String, String) = env
         .db()
-        .query_row("SELECT status, last_error FROM deliveries", [], |r| {
+        .query_row("SELECT status, last_error FROM rappel_deliveries", [], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })
         .unwrap();
@@ -187,7 +187,7 @@ fn an_attachment_swapped_for_a_link_after_planning_is_not_mailed() {
     assert!(smtp.mails().is_empty(), "nothing mailed");
     let error: String = env
         .db()
-        .query_row("SELECT last_error FROM deliveries", [], |r| r.get(0))
+        .query_row("SELECT last_error FROM rappel_deliveries", [], |r| r.get(0))
         .unwrap();
     assert!(error.contains("symbolic link"), "{error}");
 }
@@ -337,7 +337,7 @@ fn an_accepted_message_whose_answer_cannot_be_read_is_not_sent_twice() {
     assert_eq!(twilio.requests().iter().filter(|r| r.method == "POST").count(), 1);
     let row: (String, Option<String>) = env
         .db()
-        .query_row("SELECT status, provider_ref FROM deliveries", [], |r| {
+        .query_row("SELECT status, provider_ref FROM rappel_deliveries", [], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })
         .unwrap();

@@ -1,7 +1,9 @@
 //! The source layout's rules (README, Development): no top-level module
 //! imports one that imports it back, commands never import the composition
-//! root, only `store/` and `db/` write on rappel's own `deliveries` table,
-//! and no other file names the database driver or holds an SQL statement.
+//! root, only `store/` and `db/` write on rappel's own `rappel_deliveries`
+//! table, no other file names the database driver or holds an SQL
+//! statement, and no statement names rappel's tables by their names before
+//! schema 6.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -86,9 +88,13 @@ fn deliveries_are_written_only_by_the_store() {
         .into_iter()
         .filter(|(path, text)| {
             let store = path.starts_with("store") || path.starts_with("db");
-            let writes = ["INSERT INTO deliveries", "UPDATE deliveries", "DELETE FROM deliveries"]
-                .iter()
-                .any(|w| text.contains(w));
+            let writes = [
+                "INSERT INTO rappel_deliveries",
+                "UPDATE rappel_deliveries",
+                "DELETE FROM rappel_deliveries",
+            ]
+            .iter()
+            .any(|w| text.contains(w));
             !store && writes
         })
         .map(|(path, _)| path)
@@ -127,4 +133,45 @@ fn only_the_store_and_db_name_the_driver_or_write_sql() {
         outside.is_empty(),
         "files outside store/ and db/ naming rusqlite or holding SQL: {outside:?}"
     );
+}
+
+/// rappel's tables are `rappel_*` since schema 6; their former names are
+/// read-only views, or a host's own tables. No statement names a table by
+/// its former name, but migration 5's step (`db/identity.rs`), which runs on
+/// the schema as it was then.
+#[test]
+fn statements_name_rappel_tables_by_their_rappel_names() {
+    let former = [
+        "deliveries",
+        "delay_alert_log",
+        "attendance_users",
+        "terminal_sync_state",
+        "job_runs",
+    ];
+    let keywords = ["FROM", "INTO", "UPDATE", "JOIN", "TABLE", "ON"];
+    let word = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+    let mut found = Vec::new();
+    for (path, text) in sources() {
+        if path == "db/identity.rs" {
+            continue;
+        }
+        for (n, line) in text.lines().enumerate() {
+            if line.trim_start().starts_with("//") {
+                continue;
+            }
+            for keyword in keywords {
+                for name in former {
+                    let phrase = format!("{keyword} {name}");
+                    for (at, _) in line.match_indices(&phrase) {
+                        let before = line[..at].chars().next_back();
+                        let after = line[at + phrase.len()..].chars().next();
+                        if !word(before) && !word(after) {
+                            found.push(format!("{path}:{}: {}", n + 1, line.trim()));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(found.is_empty(), "statements naming a former table name: {found:#?}");
 }

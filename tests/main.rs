@@ -14,6 +14,7 @@ mod faults;
 mod hand;
 mod hostile;
 mod layout;
+mod migrations;
 mod naive_time;
 mod operate;
 mod reminders;

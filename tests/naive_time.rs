@@ -19,7 +19,9 @@ fn env_with(smtp: &SmtpServer, naive: &str, extra: &str) -> TestEnv {
 
 fn keys(env: &TestEnv) -> Vec<String> {
     let db = env.db();
-    let mut stmt = db.prepare("SELECT dedupe_key FROM deliveries ORDER BY id").unwrap();
+    let mut stmt = db
+        .prepare("SELECT dedupe_key FROM rappel_deliveries ORDER BY id")
+        .unwrap();
     stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
 }
 
@@ -81,7 +83,7 @@ fn days_in_stage_count_from_the_local_entry_time() {
         if !naive.is_empty() {
             let entered: String = env
                 .db()
-                .query_row("SELECT entered_at FROM delay_alert_log", [], |r| r.get(0))
+                .query_row("SELECT entered_at FROM rappel_delay_alert_log", [], |r| r.get(0))
                 .unwrap();
             assert_eq!(entered, "2026-02-24T07:00:00Z", "the entry's name, as written");
             // Planned again the next day: the same entry, not a new one.

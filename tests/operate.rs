@@ -158,7 +158,7 @@ fn run_all_runs_every_job_and_exits_with_the_most_serious_code() {
     assert_eq!(hr.posts().len(), 1);
     let jobs: Vec<String> = {
         let db = env.db();
-        let mut stmt = db.prepare("SELECT job FROM job_runs ORDER BY id").unwrap();
+        let mut stmt = db.prepare("SELECT job FROM rappel_job_runs ORDER BY id").unwrap();
         stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
     };
     assert_eq!(
@@ -348,7 +348,7 @@ fn purge_removes_only_old_finished_rows() {
     let env = TestEnv::new(smtp.port, "");
     let db = env.db();
     db.execute_batch(
-        "INSERT INTO deliveries (id, job, kind, dedupe_key, channel, recipient, status, created_at, sent_at) VALUES
+        "INSERT INTO rappel_deliveries (id, job, kind, dedupe_key, channel, recipient, status, created_at, sent_at) VALUES
            (1, 'check-delay-alerts', 'delay_alert', 'k1', 'email', 'a@x', 'sent', '2025-09-01T07:00:00Z', '2025-09-01T07:00:01Z'),
            (2, 'check-delay-alerts', 'delay_alert', 'k2', 'email', 'a@x', 'sent', '2025-09-02T07:00:00Z', '2025-09-02T07:00:01Z'),
            (3, 'send-reminders', 'loan_d1', 'k3', 'email', 'b@x', 'failed', '2025-09-03T07:00:00Z', NULL),
@@ -358,19 +358,19 @@ fn purge_removes_only_old_finished_rows() {
          INSERT INTO scheduled_reports (id, title, recipients, scheduled_at, status) VALUES
            (1, 'Weekly', 'a@x, c@x', '2025-09-01T07:00:00Z', 'failed'),
            (2, 'Monthly', 'a@x', '2025-09-01T07:00:00Z', 'sent');
-         INSERT INTO deliveries (id, job, kind, dedupe_key, channel, recipient, status, created_at, sent_at,
+         INSERT INTO rappel_deliveries (id, job, kind, dedupe_key, channel, recipient, status, created_at, sent_at,
                                  source_table, source_id) VALUES
            (7, 'send-reports', 'report', 'k7', 'email', 'a@x', 'sent', '2025-09-01T07:00:00Z', '2025-09-01T07:00:01Z',
             'scheduled_reports', 1),
            (8, 'send-reports', 'report', 'k8', 'email', 'a@x', 'sent', '2025-09-01T07:00:00Z', '2025-09-01T07:00:01Z',
             'scheduled_reports', 2);
-         INSERT INTO delay_alert_log (id, event_id, ticket_id, stage, days_in_stage, alerted_at, delivery_id) VALUES
+         INSERT INTO rappel_delay_alert_log (id, event_id, ticket_id, stage, days_in_stage, alerted_at, delivery_id) VALUES
            (1, 10, 1, 'Diagnostic', 20, '2025-09-01T07:00:00Z', 1),
            (2, 10, 1, 'Diagnostic', 21, '2025-09-02T07:00:00Z', 2),
            (3, 11, 2, 'Diagnostic', 30, '2025-09-01T07:00:00Z', NULL),
            -- Replayed with --now in the past: a higher id, an older alert.
            (4, 11, 2, 'Diagnostic', 25, '2025-08-20T07:00:00Z', NULL);
-         INSERT INTO job_runs (job, started_at, finished_at) VALUES
+         INSERT INTO rappel_job_runs (job, started_at, finished_at) VALUES
            ('deliver', '2025-09-01T07:00:00Z', '2025-09-01T07:00:01Z'),
            ('deliver', '2025-09-02T07:00:00Z', NULL),
            ('deliver', '2026-03-09T07:00:00Z', '2026-03-09T07:00:01Z');
@@ -402,7 +402,7 @@ fn purge_removes_only_old_finished_rows() {
     std::os::unix::fs::symlink(files.join("notes.txt"), files.join("report-5-link.csv")).unwrap();
     let pending_file = files.join("report-2-7-monthly-2025-09-01.csv").canonicalize().unwrap();
     db.execute(
-        "UPDATE deliveries SET attachment_path = ?1 WHERE id = 4",
+        "UPDATE rappel_deliveries SET attachment_path = ?1 WHERE id = 4",
         [pending_file.to_str().unwrap()],
     )
     .unwrap();
@@ -443,7 +443,7 @@ fn purge_removes_only_old_finished_rows() {
         out.stdout
     );
     assert_eq!(
-        rows("deliveries"),
+        rows("rappel_deliveries"),
         vec![2, 4, 5, 6, 7],
         "pending, sending, recent, still-referenced rows and those of a report not yet sent to all stay"
     );
@@ -463,11 +463,11 @@ fn purge_removes_only_old_finished_rows() {
         "old generated files go; one a pending delivery attaches, recent ones, links and others' files stay"
     );
     assert_eq!(
-        rows("delay_alert_log"),
+        rows("rappel_delay_alert_log"),
         vec![2, 3],
         "each event keeps its latest alert, by time"
     );
-    assert_eq!(rows("job_runs").len(), 2);
+    assert_eq!(rows("rappel_job_runs").len(), 2);
     assert_eq!(
         rows("attendance_logs"),
         vec![1, 2, 3],
@@ -543,7 +543,7 @@ fn stats_sums_deliveries_and_attendance_and_alerts_above_a_failure_rate() {
     let env = TestEnv::new(smtp.port, "");
     env.db()
         .execute_batch(
-            "INSERT INTO deliveries (job, kind, dedupe_key, channel, recipient, status, last_error, created_at, sent_at) VALUES
+            "INSERT INTO rappel_deliveries (job, kind, dedupe_key, channel, recipient, status, last_error, created_at, sent_at) VALUES
                ('j', 'loan_d1', 'a', 'email', 'a@x', 'sent', NULL, '2026-03-09T07:00:00Z', '2026-03-09T07:01:00Z'),
                ('j', 'loan_d1', 'b', 'email', 'b@x', 'sent', NULL, '2026-03-09T07:00:00Z', '2026-03-09T07:02:00Z'),
                ('j', 'delay_alert', 'c', 'email', 'c@x', 'sent', NULL, '2026-03-09T07:00:00Z', '2026-03-09T07:10:00Z'),
@@ -559,7 +559,7 @@ fn stats_sums_deliveries_and_attendance_and_alerts_above_a_failure_rate() {
                (1, 1, '2026-03-09T07:00:00Z', 'pending', NULL), (1, 2, '2026-03-09T07:01:00Z', 'pending', NULL),
                (1, 3, '2026-03-09T07:02:00Z', 'failed', NULL), (1, 4, '2026-03-09T07:03:00Z', 'sent', NULL),
                (1, 5, '2026-03-09T07:04:00Z', 'failed', '2026-03-10T08:00:00Z');
-             INSERT INTO terminal_sync_state (terminal_id, service, last_attendance_sync, last_users_sync)
+             INSERT INTO rappel_terminal_sync_state (terminal_id, service, last_attendance_sync, last_users_sync)
                VALUES (1, 'rh', '2026-03-10T06:45:00Z', NULL);",
         )
         .unwrap();

@@ -191,7 +191,7 @@ fn whatsapp_with_an_approved_template_and_sms_with_text() {
     assert!(sms.form["Body"].contains("Drill"), "{:?}", sms.form);
     let refs: Vec<String> = env
         .db()
-        .prepare("SELECT provider_ref FROM deliveries WHERE source_id = ?1 AND channel <> 'email' ORDER BY id")
+        .prepare("SELECT provider_ref FROM rappel_deliveries WHERE source_id = ?1 AND channel <> 'email' ORDER BY id")
         .unwrap()
         .query_map([id], |r| r.get(0))
         .unwrap()
@@ -215,7 +215,7 @@ fn twilio_errors_by_class() {
     let status = || -> (String, Option<String>, i64, Option<String>) {
         env.db()
             .query_row(
-                "SELECT status, error_class, attempts, next_attempt_at FROM deliveries ORDER BY id DESC LIMIT 1",
+                "SELECT status, error_class, attempts, next_attempt_at FROM rappel_deliveries ORDER BY id DESC LIMIT 1",
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
@@ -276,7 +276,7 @@ fn status_refresh_records_undelivered_with_63016() {
     let sid: String = env
         .db()
         .query_row(
-            "SELECT provider_ref FROM deliveries WHERE channel = 'whatsapp'",
+            "SELECT provider_ref FROM rappel_deliveries WHERE channel = 'whatsapp'",
             [],
             |r| r.get(0),
         )
@@ -286,7 +286,7 @@ fn status_refresh_records_undelivered_with_63016() {
     let (status, provider, error): (String, Option<String>, Option<String>) = env
         .db()
         .query_row(
-            "SELECT status, provider_status, last_error FROM deliveries WHERE channel = 'whatsapp'",
+            "SELECT status, provider_status, last_error FROM rappel_deliveries WHERE channel = 'whatsapp'",
             [],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
@@ -399,7 +399,7 @@ fn no_usable_channel_is_a_skip_an_unusable_phone_a_failure_and_unparsable_rows_a
     let failed: Vec<(String, String, String)> = {
         let db = env.db();
         let mut stmt = db
-            .prepare("SELECT channel, status, last_error FROM deliveries WHERE contact_id = ?1 ORDER BY channel")
+            .prepare("SELECT channel, status, last_error FROM rappel_deliveries WHERE contact_id = ?1 ORDER BY channel")
             .unwrap();
         stmt.query_map([national], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .unwrap()
@@ -420,7 +420,7 @@ fn no_usable_channel_is_a_skip_an_unusable_phone_a_failure_and_unparsable_rows_a
     let config = std::fs::read_to_string(env.config_path()).unwrap();
     env.write_config(&config.replace("[whatsapp]\n", "[whatsapp]\ndefault_region = \"fr\"\n"));
     env.db()
-        .execute("DELETE FROM deliveries WHERE contact_id = ?1", [national])
+        .execute("DELETE FROM rappel_deliveries WHERE contact_id = ?1", [national])
         .unwrap();
     env.run(&["send-reminders", "--kind", "loan_created"], "2026-03-02T10:05:00Z")
         .code(65); // the unreadable due_at is still there
@@ -450,7 +450,7 @@ fn twilio_unreachable_is_retried() {
     env.run(&["send-reminders", "--kind", "loan_created"], LENT).code(75);
     let (status, attempts): (String, i64) = env
         .db()
-        .query_row("SELECT status, attempts FROM deliveries", [], |r| {
+        .query_row("SELECT status, attempts FROM rappel_deliveries", [], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })
         .unwrap();
@@ -500,7 +500,7 @@ fn phones_addresses_and_muted_kinds_as_hosts_write_them() {
     let failed: Vec<(String, String)> = {
         let db = env.db();
         let mut stmt = db
-            .prepare("SELECT channel, last_error FROM deliveries WHERE status = 'failed' ORDER BY channel")
+            .prepare("SELECT channel, last_error FROM rappel_deliveries WHERE status = 'failed' ORDER BY channel")
             .unwrap();
         stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
             .unwrap()
@@ -573,7 +573,9 @@ fn a_broken_template_holds_back_only_its_own_messages() {
 /// The recipients of the planned messages, in the order they were written.
 fn planned_to(env: &TestEnv) -> Vec<String> {
     let db = env.db();
-    let mut stmt = db.prepare("SELECT recipient FROM deliveries ORDER BY id").unwrap();
+    let mut stmt = db
+        .prepare("SELECT recipient FROM rappel_deliveries ORDER BY id")
+        .unwrap();
     stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
 }
 
@@ -587,7 +589,7 @@ fn a_message_the_database_refuses_stops_planning_and_keeps_what_came_before() {
     }
     env.db()
         .execute_batch(
-            "CREATE TRIGGER refuse BEFORE INSERT ON deliveries WHEN NEW.recipient = 'bob@example.com'
+            "CREATE TRIGGER refuse BEFORE INSERT ON rappel_deliveries WHEN NEW.recipient = 'bob@example.com'
              BEGIN SELECT RAISE(ABORT, 'the host says no'); END;",
         )
         .unwrap();
@@ -623,11 +625,11 @@ fn a_reminder_already_planned_by_a_run_no_longer_recorded_is_not_planned_again()
     // The runs purged or lost: nothing says a run came after the reminder
     // was due, so its key is not looked up before it is made; its insert
     // finds it and does nothing.
-    env.db().execute_batch("DELETE FROM job_runs").unwrap();
+    env.db().execute_batch("DELETE FROM rappel_job_runs").unwrap();
     env.run(&["send-reminders"], &support::plus(LENT, 60)).success();
     let planned: i64 = env
         .db()
-        .query_row("SELECT planned FROM job_runs", [], |r| r.get(0))
+        .query_row("SELECT planned FROM rappel_job_runs", [], |r| r.get(0))
         .unwrap();
     assert_eq!(planned, 0, "found planned: not counted");
     assert_eq!(planned_to(&env), ["awa@example.com"]);

@@ -47,7 +47,7 @@ fn a_report_row_that_reuses_an_id_is_sent_and_counted_for_itself() {
         })
         .unwrap();
     assert_eq!((status.as_str(), sent_at.as_str()), ("sent", "2026-03-01T07:05:00Z"));
-    let keys: Vec<String> = column(&env, "SELECT dedupe_key FROM deliveries ORDER BY id");
+    let keys: Vec<String> = column(&env, "SELECT dedupe_key FROM rappel_deliveries ORDER BY id");
     assert_eq!(
         keys,
         [
@@ -209,7 +209,7 @@ fn an_upgraded_database_sends_nothing_twice() {
     env.run(&["db", "migrate"], "2026-03-10T09:00:00Z").success();
     let keys: Vec<String> = column(
         &env,
-        "SELECT dedupe_key || ' ' || source_at FROM deliveries ORDER BY id",
+        "SELECT dedupe_key || ' ' || source_at FROM rappel_deliveries ORDER BY id",
     );
     assert_eq!(
         keys,
@@ -218,7 +218,7 @@ fn an_upgraded_database_sends_nothing_twice() {
             "loan_d1:7@2026-03-10T08:00:00Z:2026-03-19:email:1:2026-03-20T17:00:00Z 2026-03-10T08:00:00Z"
         ]
     );
-    let entered: Vec<String> = column(&env, "SELECT entered_at FROM delay_alert_log");
+    let entered: Vec<String> = column(&env, "SELECT entered_at FROM rappel_delay_alert_log");
     assert_eq!(entered, ["2026-02-01T08:00:00Z"]);
     env.run(&["send-reminders", "--kind", "loan_created"], "2026-03-10T09:05:00Z")
         .success();
@@ -475,7 +475,7 @@ fn stale_case(case: &Stale) -> Option<String> {
         .unwrap();
     smtp.set_mode(support::Mode::Defer);
     let first = env.run(case.job, case.at);
-    let pending: Vec<String> = column(&env, "SELECT status FROM deliveries");
+    let pending: Vec<String> = column(&env, "SELECT status FROM rappel_deliveries");
     if first.code != 75 || pending != ["pending"] {
         return Some(format!(
             "{}: first run {} {pending:?}: {}",
@@ -489,7 +489,7 @@ fn stale_case(case: &Stale) -> Option<String> {
     let retry = env.run(&["--json", "deliver"], &support::plus(case.at, 600));
     let row: Vec<String> = column(
         &env,
-        "SELECT status || '|' || attempts || '|' || coalesce(last_error, '') FROM deliveries",
+        "SELECT status || '|' || attempts || '|' || coalesce(last_error, '') FROM rappel_deliveries",
     );
     let summary: serde_json::Value = serde_json::from_str(&retry.stdout).unwrap_or_default();
     let ok = retry.code == 0
@@ -584,7 +584,7 @@ fn a_report_set_aside_by_hand_sends_to_none_and_keeps_its_status() {
         .unwrap();
     env.run(&["deliver"], "2026-03-10T09:05:00Z").success();
     assert!(smtp.mails().is_empty(), "{:?}", smtp.recipients());
-    let statuses: Vec<String> = column(&env, "SELECT status FROM deliveries");
+    let statuses: Vec<String> = column(&env, "SELECT status FROM rappel_deliveries");
     assert_eq!(statuses, ["cancelled", "cancelled", "cancelled"]);
     let row: Vec<String> = column(&env, "SELECT status || '|' || last_error FROM scheduled_reports");
     assert_eq!(row, ["paused|on hold"], "the operator's status stays");
@@ -706,7 +706,7 @@ fn a_waiting_message_goes_to_the_address_its_person_has_now() {
         .unwrap();
     env.run(&["deliver"], "2026-03-10T08:20:00Z").success();
     assert_eq!(smtp.recipients(), ["new@example.com"]);
-    let recipient: Vec<String> = column(&env, "SELECT recipient FROM deliveries");
+    let recipient: Vec<String> = column(&env, "SELECT recipient FROM rappel_deliveries");
     assert_eq!(recipient, ["new@example.com"], "the log says where it went");
 }
 
@@ -723,7 +723,7 @@ fn a_digest_to_an_address_taken_out_of_the_config_is_cancelled() {
     env.write_config(&config.replace("lead@example.com", "boss@example.com"));
     env.run(&["deliver"], "2026-03-10T09:05:00Z").success();
     assert!(smtp.mails().is_empty());
-    let row: Vec<String> = column(&env, "SELECT status || '|' || last_error FROM deliveries");
+    let row: Vec<String> = column(&env, "SELECT status || '|' || last_error FROM rappel_deliveries");
     assert_eq!(
         row,
         ["cancelled|cancelled: lead@example.com is no longer in [delay_alerts] recipients"]

@@ -34,7 +34,7 @@ fn borrowers(env: &TestEnv, n: i64, email: bool) {
 fn rows(env: &TestEnv) -> Vec<(i64, String)> {
     let db = env.db();
     let mut stmt = db
-        .prepare("SELECT attempts, coalesce(next_attempt_at, '') FROM deliveries WHERE status = 'pending' ORDER BY id")
+        .prepare("SELECT attempts, coalesce(next_attempt_at, '') FROM rappel_deliveries WHERE status = 'pending' ORDER BY id")
         .unwrap();
     stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
         .unwrap()
@@ -134,9 +134,11 @@ fn an_smtp_server_closing_the_session_gets_the_message_again_at_once() {
         assert_eq!(server.accepted(), [["m1@example.com"]]);
         let attempts: i64 = env
             .db()
-            .query_row("SELECT attempts FROM deliveries WHERE status = 'sent'", [], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT attempts FROM rappel_deliveries WHERE status = 'sent'",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(attempts, 1, "one attempt, two connections");
     }

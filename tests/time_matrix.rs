@@ -236,7 +236,7 @@ weekly_digest_at = "sun {t}"
     }
 
     let mut stmt = db
-        .prepare("SELECT kind, coalesce(source_id, 0), status, sent_at FROM deliveries")
+        .prepare("SELECT kind, coalesce(source_id, 0), status, sent_at FROM rappel_deliveries")
         .unwrap();
     let mut sent: Vec<Sent> = Vec::new();
     for row in stmt

@@ -241,7 +241,7 @@ fn run_all_killed_a_hundred_times_loses_nothing() {
         let db = env.db();
         let mut stmt = db
             .prepare(
-                "SELECT 'delivery ' || id FROM deliveries WHERE status = 'sending'
+                "SELECT 'delivery ' || id FROM rappel_deliveries WHERE status = 'sending'
                  UNION ALL SELECT 'punch ' || id FROM attendance_logs WHERE sync_status = 'sending'",
             )
             .unwrap();
@@ -255,7 +255,7 @@ fn run_all_killed_a_hundred_times_loses_nothing() {
         let recorded: i64 = env
             .db()
             .query_row(
-                "SELECT (SELECT count(*) FROM deliveries WHERE status = 'sent')
+                "SELECT (SELECT count(*) FROM rappel_deliveries WHERE status = 'sent')
                       + (SELECT count(*) FROM attendance_logs WHERE sync_status = 'sent')",
                 [],
                 |r| r.get(0),

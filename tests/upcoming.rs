@@ -100,7 +100,7 @@ fn a_waiting_message_is_listed_at_its_next_try() {
     env.run(&["check-delay-alerts"], NOW).code(75); // no server: waits
     let next: String = env
         .db()
-        .query_row("SELECT next_attempt_at FROM deliveries", [], |r| r.get(0))
+        .query_row("SELECT next_attempt_at FROM rappel_deliveries", [], |r| r.get(0))
         .unwrap();
     let all = listed(&env, "24h");
     assert!(

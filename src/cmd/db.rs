@@ -45,6 +45,12 @@ pub fn status(ctx: &Ctx<'_>) -> anyhow::Result<Exit> {
             "status:   {} migration(s) pending; run `rappel db migrate`",
             LATEST - version
         );
+        if (1..6).contains(&version) {
+            println!(
+                "migrating renames rappel's tables to rappel_* (rappel_deliveries, rappel_job_runs...); \
+                 their former names stay as read-only views where the name is free"
+            );
+        }
         if version == 0 {
             // What migrating will do to a file rappel has never touched.
             let missing: Vec<&str> = db::host::CONTRACT
@@ -55,7 +61,9 @@ pub fn status(ctx: &Ctx<'_>) -> anyhow::Result<Exit> {
             println!(
                 "migrating switches the file to WAL mode (the host needs write access to its -wal and -shm files)"
             );
-            println!("and adds rappel's tables (deliveries, delay_alert_log, job_runs, rappel_meta...)");
+            println!(
+                "and adds rappel's tables (rappel_deliveries, rappel_delay_alert_log, rappel_job_runs, rappel_meta...)"
+            );
             if !missing.is_empty() {
                 println!("and these input tables, empty: {}", missing.join(", "));
             }

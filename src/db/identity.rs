@@ -67,6 +67,9 @@ pub fn current(conn: &rusqlite::Connection, table: &str, id: i64) -> rusqlite::R
 /// were made for (when it still exists), and their dedupe keys become
 /// `<kind>:<id>@<instant>:...` as new ones are; delay-alert history gets each
 /// event's `entered_at`; recurring reports already followed are carried over.
+/// It runs on the schema as migration 5 leaves it, so it names rappel's
+/// tables as they were named then (`deliveries`, `delay_alert_log`; schema 6
+/// renamed them `rappel_*`).
 pub fn backfill(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     for (table, _) in IDENTITY {
         type Row = (i64, String, i64, String, Option<i64>);

@@ -1,8 +1,8 @@
 //! The channel a message goes out on: `email`, `whatsapp` or `sms`
-//! (`deliveries.channel`, `log --channel`).
+//! (`rappel_deliveries.channel`, `log --channel`).
 
 /// A delivery channel. Its text form is the lower-case name DESIGN §4 gives
-/// `deliveries.channel`.
+/// `rappel_deliveries.channel`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
 pub enum Channel {
     Email,

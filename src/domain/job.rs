@@ -1,5 +1,5 @@
-//! Who plans a message (`deliveries.job`) and what one process run is
-//! (`job_runs.job`, lock files, `[monitoring.ping_urls]` keys, log lines).
+//! Who plans a message (`rappel_deliveries.job`) and what one process run is
+//! (`rappel_job_runs.job`, lock files, `[monitoring.ping_urls]` keys, log lines).
 
 /// A job: it plans messages (or, for sync-attendance, punches) and delivers
 /// its own. Its text form is its command name (DESIGN §2).
@@ -37,7 +37,7 @@ impl Job {
 
 super::text_form!(Job, "job");
 
-/// One process run, as `job_runs`, lock files, pings and log lines name
+/// One process run, as `rappel_job_runs`, lock files, pings and log lines name
 /// it: a job, or `deliver` (every job's due messages), `run-all`, `purge`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Run {

@@ -1,8 +1,8 @@
-//! What a message is about (`deliveries.kind`, `--kind`, `muted_kinds`,
+//! What a message is about (`rappel_deliveries.kind`, `--kind`, `muted_kinds`,
 //! `disabled_kinds`, template names): every built-in kind.
 
 /// A message kind. Its text form is the snake_case name templates,
-/// configuration keys and `deliveries.kind` use (DESIGN §3, §4).
+/// configuration keys and `rappel_deliveries.kind` use (DESIGN §3, §4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
 #[value(rename_all = "snake_case")]
 pub enum Kind {

@@ -1,5 +1,5 @@
-//! Where a delivery stands (`deliveries.status`, `log --status`) and why one
-//! failed or was cancelled (`deliveries.error_class`).
+//! Where a delivery stands (`rappel_deliveries.status`, `log --status`) and why one
+//! failed or was cancelled (`rappel_deliveries.error_class`).
 
 /// A delivery's status (DESIGN §4 and §9): `pending` until claimed,
 /// `sending` under a lease, then `sent`, `failed` or `cancelled`.
@@ -22,7 +22,7 @@ impl DeliveryStatus {
         DeliveryStatus::Cancelled,
     ];
 
-    /// The lower-case name stored in `deliveries.status`.
+    /// The lower-case name stored in `rappel_deliveries.status`.
     pub fn as_str(self) -> &'static str {
         match self {
             DeliveryStatus::Pending => "pending",
@@ -36,7 +36,7 @@ impl DeliveryStatus {
 
 super::text_form!(DeliveryStatus, "delivery status");
 
-/// Why a delivery failed or was cancelled (`deliveries.error_class`):
+/// Why a delivery failed or was cancelled (`rappel_deliveries.error_class`):
 /// `permanent` (never retried), `temporary` (retried with backoff until
 /// `max_attempts`), `operator` (cancelled by hand with `rappel cancel`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -49,7 +49,7 @@ pub enum ErrorClass {
 impl ErrorClass {
     pub const ALL: [ErrorClass; 3] = [ErrorClass::Permanent, ErrorClass::Temporary, ErrorClass::Operator];
 
-    /// The lower-case name stored in `deliveries.error_class`.
+    /// The lower-case name stored in `rappel_deliveries.error_class`.
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorClass::Permanent => "permanent",

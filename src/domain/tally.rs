@@ -1,5 +1,5 @@
 //! What a run did: counts per outcome and the exit code they imply (the
-//! `job_runs` row that records them is `store::runs`).
+//! `rappel_job_runs` row that records them is `store::runs`).
 
 use serde::Serialize;
 

@@ -23,7 +23,7 @@ pub enum Verdict {
 
 /// A job's check of its claimed messages against their source rows.
 pub trait Recheck: Sync {
-    /// The `deliveries.job` whose messages this checks.
+    /// The `rappel_deliveries.job` whose messages this checks.
     fn job(&self) -> crate::domain::Job;
 
     /// Reads the message's source as it is now (`now` is the run's clock).

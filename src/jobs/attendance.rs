@@ -1,6 +1,6 @@
 //! sync-attendance: for each HR service, pull its users, then push the due
 //! punches of its terminals in batches, each batch's outcome committed before
-//! the next request. `attendance_logs` is its own ledger (no `deliveries`).
+//! the next request. `attendance_logs` is its own ledger (no `rappel_deliveries`).
 
 pub mod batch;
 pub mod users;

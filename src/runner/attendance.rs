@@ -1,6 +1,6 @@
 //! `rappel sync-attendance [--service NAME]`: one lock per service (a service
 //! whose lock another run holds is left to it), expired claims returned,
-//! then each service synced in turn; one `job_runs` row and one summary.
+//! then each service synced in turn; one `rappel_job_runs` row and one summary.
 
 use std::time::Instant;
 
@@ -123,7 +123,7 @@ pub fn run(ctx: &Ctx<'_>, mode: RunMode, only: Option<&str>) -> anyhow::Result<E
     });
     let finished = ctx.clock.now() + chrono::Duration::from_std(started.elapsed()).unwrap_or_default();
     if let Err(e) = crate::store::runs::finish(&conn, run_id, finished, &tally, error.as_deref()) {
-        log::error!("cannot record the end of this run in job_runs: {e}");
+        log::error!("cannot record the end of this run in rappel_job_runs: {e}");
     }
     if result.is_ok() || ctx.json {
         report(ctx, false, tally, started, error.as_deref());

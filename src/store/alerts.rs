@@ -1,4 +1,4 @@
-//! `delay_alert_log`: which stage entries were alerted, when, and by which
+//! `rappel_delay_alert_log`: which stage entries were alerted, when, and by which
 //! delivery; what re-arming counts from. An entry is its event's id and its
 //! `entered_at` as written: a new event under a deleted one's id is a new
 //! entry (rows from before schema 5 have no `entered_at`).
@@ -24,7 +24,7 @@ pub struct Alerted<'a> {
 /// `delivery_id`, in the planning transaction. Errors: SQLite's.
 pub fn record(conn: &Connection, entry: &Alerted<'_>, at: DateTime<Utc>, delivery_id: i64) -> Result<()> {
     conn.prepare_cached(
-        "INSERT INTO delay_alert_log (event_id, ticket_id, stage, days_in_stage, alerted_at, delivery_id, entered_at)
+        "INSERT INTO rappel_delay_alert_log (event_id, ticket_id, stage, days_in_stage, alerted_at, delivery_id, entered_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
     .execute(params![
@@ -44,7 +44,7 @@ pub fn record(conn: &Connection, entry: &Alerted<'_>, at: DateTime<Utc>, deliver
 pub fn answered(conn: &Connection, event_id: i64, entered_id: DateTime<Utc>, since: DateTime<Utc>) -> Result<bool> {
     Ok(conn
         .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM delay_alert_log WHERE event_id = ?1 AND alerted_at >= ?2
+            "SELECT EXISTS (SELECT 1 FROM rappel_delay_alert_log WHERE event_id = ?1 AND alerted_at >= ?2
                         AND (entered_at IS NULL OR entered_at = ?3))",
         )?
         .query_row(
@@ -65,8 +65,9 @@ pub struct Recorded {
 
 /// The stage entries delivery `delivery_id` alerted. Errors: `StoreError`.
 pub fn entries_of(conn: &Connection, delivery_id: i64) -> Result<Vec<Recorded>> {
-    let mut stmt = conn
-        .prepare_cached("SELECT event_id, ticket_id, entered_at, stage FROM delay_alert_log WHERE delivery_id = ?1")?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT event_id, ticket_id, entered_at, stage FROM rappel_delay_alert_log WHERE delivery_id = ?1",
+    )?;
     let rows = stmt.query_map([delivery_id], |r| {
         Ok(Recorded {
             event_id: r.get(0)?,

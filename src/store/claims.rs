@@ -48,7 +48,7 @@ pub struct Scope {
 /// Returns rows whose lease has passed to `pending`, keeping `attempts`.
 pub fn reclaim_expired(conn: &Connection, wall: DateTime<Utc>) -> Result<usize> {
     Ok(conn.execute(
-        "UPDATE deliveries SET status = 'pending', claimed_by = NULL, lease_until = NULL,
+        "UPDATE rappel_deliveries SET status = 'pending', claimed_by = NULL, lease_until = NULL,
                 last_error = 'lease expired'
          WHERE status = 'sending' AND lease_until < ?1",
         [instant::format(wall)],
@@ -60,7 +60,7 @@ pub fn reclaim_expired(conn: &Connection, wall: DateTime<Utc>) -> Result<usize> 
 /// Each source is `(table, id, source_at)`.
 pub fn rearm_exhausted(conn: &Connection, scope: &Scope) -> Result<Vec<(String, i64, Option<String>)>> {
     let mut stmt = conn.prepare(
-        "UPDATE deliveries SET status = 'pending', next_attempt_at = NULL
+        "UPDATE rappel_deliveries SET status = 'pending', next_attempt_at = NULL
          WHERE status = 'failed' AND error_class = 'temporary' AND (?1 IS NULL OR job = ?1)
          RETURNING source_table, source_id, source_at",
     )?;
@@ -110,17 +110,17 @@ pub fn claim(conn: &mut Connection, c: &Claimer<'_>, wall: DateTime<Utc>, limit:
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut rows = {
         let mut stmt = tx.prepare_cached(
-            "UPDATE deliveries
+            "UPDATE rappel_deliveries
              SET status = 'sending', attempts = attempts + 1, claimed_by = ?1, lease_until = ?2
              WHERE id IN (
-                 SELECT id FROM deliveries
+                 SELECT id FROM rappel_deliveries
                  WHERE status = 'pending'
                    AND (CASE WHEN ?3
                         -- --force: one more try now, but only one per run: a row this
                         -- run already tried waits for its backoff like any other.
                         THEN claimed_by IS NOT ?1
                         ELSE next_attempt_at IS NULL OR next_attempt_at <= ?4 END)
-                   -- `+job`: the rows are walked in id order on deliveries_pending
+                   -- `+job`: the rows are walked in id order on rappel_deliveries_pending
                    -- and the walk stops at the limit; an index on job would have
                    -- every pending row of the jobs read and sorted at each claim.
                    AND (?5 IS NULL OR +job = ?5)
@@ -182,7 +182,7 @@ pub fn claim(conn: &mut Connection, c: &Claimer<'_>, wall: DateTime<Utc>, limit:
 /// Due pending rows by channel (with `--force`, every pending row).
 pub fn due_by_channel(conn: &Connection, scope: &Scope, now: DateTime<Utc>) -> Result<Vec<(String, i64)>> {
     let mut stmt = conn.prepare(
-        "SELECT channel, count(*) FROM deliveries
+        "SELECT channel, count(*) FROM rappel_deliveries
          WHERE status = 'pending' AND (?1 OR next_attempt_at IS NULL OR next_attempt_at <= ?2)
            AND (?3 IS NULL OR job = ?3)
          GROUP BY channel",
@@ -196,7 +196,7 @@ pub fn due_by_channel(conn: &Connection, scope: &Scope, now: DateTime<Utc>) -> R
 /// Due pending rows, read without claiming (dry runs).
 pub fn preview(conn: &Connection, scope: &Scope, now: DateTime<Utc>) -> Result<Vec<Pending>> {
     let mut stmt = conn.prepare(
-        "SELECT kind, channel, recipient, subject, attempts, job FROM deliveries
+        "SELECT kind, channel, recipient, subject, attempts, job FROM rappel_deliveries
          WHERE (status = 'pending' AND (?1 OR next_attempt_at IS NULL OR next_attempt_at <= ?2)
                 OR (?1 AND status = 'failed' AND error_class = 'temporary'))
            AND (?3 IS NULL OR job = ?3)
@@ -249,7 +249,7 @@ pub struct Waiting {
 /// claimed, so never sent (a run says why). Errors: SQLite's.
 pub fn waiting(conn: &Connection, until: DateTime<Utc>) -> Result<Vec<Waiting>> {
     let mut stmt = conn.prepare(
-        "SELECT job, kind, channel, recipient, subject, next_attempt_at FROM deliveries
+        "SELECT job, kind, channel, recipient, subject, next_attempt_at FROM rappel_deliveries
          WHERE status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= ?1) ORDER BY id",
     )?;
     let rows = stmt.query_map([instant::format(until)], |r| {

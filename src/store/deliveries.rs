@@ -1,4 +1,4 @@
-//! `deliveries` outside claims and outcomes: planning's writes (a message
+//! `rappel_deliveries` outside claims and outcomes: planning's writes (a message
 //! inserted under its de-duplication key with `ON CONFLICT DO NOTHING`,
 //! PostgreSQL's too, planned again under it, looked up by it) and the log's
 //! filtered read.
@@ -25,7 +25,7 @@ pub fn insert(tx: &Connection, p: &Planned, now: DateTime<Utc>) -> Result<Option
     let attachment = p.attachment.as_ref();
     let inserted = tx
         .prepare_cached(
-            "INSERT INTO deliveries (job, kind, dedupe_key, source_table, source_id, contact_id, channel,
+            "INSERT INTO rappel_deliveries (job, kind, dedupe_key, source_table, source_id, contact_id, channel,
                                  recipient, subject, body, html_body, valid_until, created_at,
                                  attachment_path, attachment_name, attachment_type,
                                  status, error_class, last_error, payload, source_at)
@@ -65,7 +65,7 @@ pub fn rearm(tx: &Transaction<'_>, p: &Planned) -> Result<usize> {
     let attachment = p.attachment.as_ref();
     Ok(tx
         .prepare_cached(
-            "UPDATE deliveries
+            "UPDATE rappel_deliveries
          SET subject = ?2, body = ?3, html_body = ?4, attachment_path = ?5, attachment_name = ?6,
              attachment_type = ?7, attempts = 0, next_attempt_at = NULL, claimed_by = NULL, lease_until = NULL,
              status = CASE WHEN ?8 IS NULL THEN 'pending' ELSE 'failed' END,
@@ -87,17 +87,17 @@ pub fn rearm(tx: &Transaction<'_>, p: &Planned) -> Result<usize> {
 
 /// Whether delivery `id` exists (whatever its status). Errors: `StoreError`.
 pub fn exists(conn: &Connection, id: i64) -> Result<bool> {
-    Ok(
-        conn.query_row("SELECT EXISTS (SELECT 1 FROM deliveries WHERE id = ?1)", [id], |r| {
-            r.get(0)
-        })?,
-    )
+    Ok(conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM rappel_deliveries WHERE id = ?1)",
+        [id],
+        |r| r.get(0),
+    )?)
 }
 
 /// Whether a message with `key` was planned already (whatever became of it).
 pub fn planned_already(conn: &Connection, key: &str) -> Result<bool> {
     Ok(conn
-        .prepare_cached("SELECT EXISTS (SELECT 1 FROM deliveries WHERE dedupe_key = ?1)")?
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM rappel_deliveries WHERE dedupe_key = ?1)")?
         .query_row([key], |r| r.get(0))?)
 }
 
@@ -158,7 +158,7 @@ pub fn list(conn: &Connection, filter: &Filter) -> Result<Vec<LogEntry>> {
     let sql = format!(
         "SELECT id, job, kind, channel, recipient, subject, status, provider_status, attempts, error_class,
                 last_error, provider_ref, created_at, next_attempt_at, sent_at
-         FROM deliveries {} ORDER BY id DESC LIMIT ?{}",
+         FROM rappel_deliveries {} ORDER BY id DESC LIMIT ?{}",
         if filters.is_empty() {
             String::new()
         } else {
@@ -189,7 +189,7 @@ pub fn list(conn: &Connection, filter: &Filter) -> Result<Vec<LogEntry>> {
     super::collect(rows)
 }
 
-/// Every column of one `deliveries` row.
+/// Every column of one `rappel_deliveries` row.
 #[derive(Debug, Serialize)]
 pub struct Delivery {
     pub id: i64,
@@ -234,7 +234,7 @@ pub fn one(conn: &Connection, id: i64) -> Result<Option<Delivery>> {
                     subject, body, html_body, status, error_class, attempts, next_attempt_at, valid_until,
                     claimed_by, lease_until, last_error, provider_ref, provider_status, created_at, sent_at,
                     attachment_path, attachment_name, attachment_type, payload
-             FROM deliveries WHERE id = ?1",
+             FROM rappel_deliveries WHERE id = ?1",
             [id],
             |r| {
                 Ok(Delivery {
@@ -317,7 +317,7 @@ pub fn select(
     // rappel writes created_at itself, in the one format whose text order is time order.
     let sql = format!(
         "SELECT id, kind, channel, recipient, status, valid_until, source_table, source_id, source_at
-         FROM deliveries
+         FROM rappel_deliveries
          WHERE {column} IN (SELECT value FROM json_each(?1)) AND (?2 IS NULL OR kind = ?2)
            AND (?3 IS NULL OR created_at >= ?3)
          ORDER BY id"
@@ -346,7 +346,7 @@ pub fn select(
 pub fn retry_by_hand(conn: &Connection, id: i64) -> Result<bool> {
     let changed = conn
         .prepare_cached(
-            "UPDATE deliveries SET status = 'pending', next_attempt_at = NULL, attempts = 0, error_class = NULL,
+            "UPDATE rappel_deliveries SET status = 'pending', next_attempt_at = NULL, attempts = 0, error_class = NULL,
                  claimed_by = NULL, lease_until = NULL
              WHERE id = ?1 AND status IN ('failed', 'pending', 'cancelled')",
         )?
@@ -360,7 +360,7 @@ pub fn retry_by_hand(conn: &Connection, id: i64) -> Result<bool> {
 pub fn cancel_by_hand(conn: &Connection, id: i64) -> Result<bool> {
     let changed = conn
         .prepare_cached(
-            "UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, error_class = 'operator',
+            "UPDATE rappel_deliveries SET status = 'cancelled', next_attempt_at = NULL, error_class = 'operator',
                  last_error = 'cancelled by hand'
              WHERE id = ?1 AND status = 'pending'",
         )?
@@ -373,7 +373,7 @@ pub fn cancel_by_hand(conn: &Connection, id: i64) -> Result<bool> {
 /// id and Twilio's message SID, by id. Errors: SQLite's.
 pub fn awaiting_provider_status(conn: &Connection, since: DateTime<Utc>) -> Result<Vec<(i64, String)>> {
     let mut stmt = conn.prepare(
-        "SELECT id, provider_ref FROM deliveries
+        "SELECT id, provider_ref FROM rappel_deliveries
          WHERE channel IN ('whatsapp', 'sms') AND status = 'sent' AND sent_at >= ?1
            AND provider_ref IS NOT NULL AND provider_ref NOT LIKE 'file:%'
            AND (provider_status IS NULL OR provider_status NOT IN ('delivered', 'read', 'undelivered', 'failed'))
@@ -388,7 +388,7 @@ pub fn awaiting_provider_status(conn: &Connection, since: DateTime<Utc>) -> Resu
 /// Returns 1 when it changed, 0 when it was already so.
 pub fn set_provider_status(conn: &Connection, id: i64, status: &str, error: Option<&str>) -> Result<usize> {
     Ok(conn.execute(
-        "UPDATE deliveries SET provider_status = ?2, last_error = coalesce(?3, last_error)
+        "UPDATE rappel_deliveries SET provider_status = ?2, last_error = coalesce(?3, last_error)
          WHERE id = ?1 AND provider_status IS NOT ?2",
         params![id, status, error],
     )?)
@@ -401,7 +401,7 @@ pub fn mark_manual_sent(conn: &Connection, id: i64, source_at: &str, now: DateTi
     conn.prepare_cached(
         "UPDATE manual_reminders SET sent_at = ?2
          WHERE id = ?1 AND sent_at IS NULL
-           AND EXISTS (SELECT 1 FROM deliveries
+           AND EXISTS (SELECT 1 FROM rappel_deliveries
                        WHERE source_table = 'manual_reminders' AND source_id = ?1 AND source_at = ?3
                          AND status = 'sent')",
     )?

@@ -43,37 +43,37 @@ pub fn record(conn: &Connection, id: i64, run_id: &str, change: &Change) -> Resu
     let changed = match change {
         Change::Sent { at, provider_ref } => conn
             .prepare_cached(&format!(
-                "UPDATE deliveries SET status = 'sent', sent_at = ?3, provider_ref = ?4, error_class = NULL,
+                "UPDATE rappel_deliveries SET status = 'sent', sent_at = ?3, provider_ref = ?4, error_class = NULL,
                  last_error = NULL, next_attempt_at = NULL, lease_until = NULL {HELD}"
             ))?
             .execute(params![id, run_id, instant::format(*at), provider_ref])?,
         Change::Failed { class, reason } => conn
             .prepare_cached(&format!(
-                "UPDATE deliveries SET status = 'failed', error_class = ?3, last_error = ?4, lease_until = NULL,
+                "UPDATE rappel_deliveries SET status = 'failed', error_class = ?3, last_error = ?4, lease_until = NULL,
                  next_attempt_at = NULL {HELD}"
             ))?
             .execute(params![id, run_id, class, reason])?,
         Change::Retry { reason, next } => conn
             .prepare_cached(&format!(
-                "UPDATE deliveries SET status = 'pending', error_class = 'temporary', last_error = ?3,
+                "UPDATE rappel_deliveries SET status = 'pending', error_class = 'temporary', last_error = ?3,
                  next_attempt_at = ?4, lease_until = NULL {HELD}"
             ))?
             .execute(params![id, run_id, reason, instant::format(*next)])?,
         Change::Cancelled { reason } => conn
             .prepare_cached(&format!(
-                "UPDATE deliveries SET status = 'cancelled', attempts = max(attempts - 1, 0), error_class = NULL,
+                "UPDATE rappel_deliveries SET status = 'cancelled', attempts = max(attempts - 1, 0), error_class = NULL,
                  last_error = ?3, next_attempt_at = NULL, lease_until = NULL {HELD}"
             ))?
             .execute(params![id, run_id, reason])?,
         Change::Postponed { until, reason } => conn
             .prepare_cached(&format!(
-                "UPDATE deliveries SET status = 'pending', attempts = max(attempts - 1, 0), claimed_by = NULL,
+                "UPDATE rappel_deliveries SET status = 'pending', attempts = max(attempts - 1, 0), claimed_by = NULL,
                  lease_until = NULL, next_attempt_at = ?3, last_error = coalesce(last_error, ?4) {HELD}"
             ))?
             .execute(params![id, run_id, instant::format(*until), reason])?,
         Change::Released { class, reason } => conn
             .prepare_cached(&format!(
-                "UPDATE deliveries SET status = 'pending', attempts = max(attempts - 1, 0), claimed_by = NULL,
+                "UPDATE rappel_deliveries SET status = 'pending', attempts = max(attempts - 1, 0), claimed_by = NULL,
                  lease_until = NULL, error_class = coalesce(?3, error_class),
                  last_error = coalesce(?4, last_error) {HELD}"
             ))?
@@ -87,7 +87,7 @@ pub fn record(conn: &Connection, id: i64, run_id: &str, change: &Change) -> Resu
 pub fn readdress(conn: &Connection, id: i64, run_id: &str, to: &str) -> Result<bool> {
     let changed = conn
         .prepare_cached(
-            "UPDATE deliveries SET recipient = ?3 WHERE id = ?1 AND claimed_by = ?2 AND status = 'sending'",
+            "UPDATE rappel_deliveries SET recipient = ?3 WHERE id = ?1 AND claimed_by = ?2 AND status = 'sending'",
         )?
         .execute(params![id, run_id, to])?;
     Ok(changed > 0)

@@ -16,23 +16,23 @@ const TARGETS: &[(&str, &str)] = &[
     (
         "delay-alert history",
         // Each event keeps its latest alert: it is what re-arming counts from.
-        "FROM delay_alert_log AS a WHERE a.alerted_at < ?1 AND EXISTS (SELECT 1 FROM delay_alert_log AS n
+        "FROM rappel_delay_alert_log AS a WHERE a.alerted_at < ?1 AND EXISTS (SELECT 1 FROM rappel_delay_alert_log AS n
            WHERE n.event_id = a.event_id AND (n.alerted_at > a.alerted_at OR (n.alerted_at = a.alerted_at AND n.id > a.id)))",
     ),
     (
         "deliveries",
-        "FROM deliveries WHERE status IN ('sent', 'failed') AND created_at < ?1
+        "FROM rappel_deliveries WHERE status IN ('sent', 'failed') AND created_at < ?1
            AND (sent_at IS NULL OR sent_at < ?1)
            -- An alert that stays points at it.
-           AND id NOT IN (SELECT a.delivery_id FROM delay_alert_log AS a WHERE a.delivery_id IS NOT NULL
-                AND NOT (a.alerted_at < ?1 AND EXISTS (SELECT 1 FROM delay_alert_log AS n
+           AND id NOT IN (SELECT a.delivery_id FROM rappel_delay_alert_log AS a WHERE a.delivery_id IS NOT NULL
+                AND NOT (a.alerted_at < ?1 AND EXISTS (SELECT 1 FROM rappel_delay_alert_log AS n
                     WHERE n.event_id = a.event_id
                       AND (n.alerted_at > a.alerted_at OR (n.alerted_at = a.alerted_at AND n.id > a.id)))))
            -- A report not yet sent to all: its sent rows are who not to send it to again.
            AND NOT (source_table IS 'scheduled_reports'
                     AND source_id IN (SELECT id FROM scheduled_reports WHERE status <> 'sent'))",
     ),
-    ("job runs", "FROM job_runs WHERE finished_at IS NOT NULL AND started_at < ?1"),
+    ("job runs", "FROM rappel_job_runs WHERE finished_at IS NOT NULL AND started_at < ?1"),
 ];
 
 const ATTENDANCE: (&str, &str) = (
@@ -78,7 +78,7 @@ pub fn old_rows(
 /// sending, or not sent and created at or after `cutoff`), as stored.
 pub fn attachments_in_use(conn: &Connection, cutoff: DateTime<Utc>) -> Result<Vec<String>> {
     let mut stmt = conn.prepare(
-        "SELECT attachment_path FROM deliveries WHERE attachment_path IS NOT NULL
+        "SELECT attachment_path FROM rappel_deliveries WHERE attachment_path IS NOT NULL
            AND (status IN ('pending', 'sending') OR (status <> 'sent' AND created_at >= ?1))",
     )?;
     let rows = stmt.query_map(params![instant::format(cutoff)], |r| r.get::<_, String>(0))?;

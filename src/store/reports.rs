@@ -77,7 +77,7 @@ pub fn scheduled_at(conn: &Conn, id: i64) -> Result<Option<Option<DateTime<Utc>>
 pub fn deliveries_by_recipient(conn: &Conn, id: i64, source_at: DateTime<Utc>) -> Result<HashMap<String, String>> {
     let mut stmt = conn.prepare_cached(
         "SELECT recipient, CASE WHEN status = 'cancelled' AND error_class = 'operator' THEN 'withdrawn' ELSE status END
-         FROM deliveries WHERE source_table = ?1 AND source_id = ?2 AND source_at = ?3",
+         FROM rappel_deliveries WHERE source_table = ?1 AND source_id = ?2 AND source_at = ?3",
     )?;
     // Lower-cased here, as the dedupe key is: SQLite's lower() knows only ASCII.
     let rows = stmt.query_map(params![TABLE, id, instant::format(source_at)], |r| {
@@ -105,7 +105,7 @@ pub fn row_deliveries(conn: &Conn, id: i64, source_at: &str) -> Result<Vec<RowDe
     let mut stmt = conn.prepare_cached(
         "SELECT recipient, CASE WHEN status = 'cancelled' AND error_class = 'operator' THEN 'withdrawn' ELSE status END,
                 attempts, next_attempt_at, last_error
-         FROM deliveries WHERE source_table = ?1 AND source_id = ?2 AND source_at = ?3 ORDER BY id",
+         FROM rappel_deliveries WHERE source_table = ?1 AND source_id = ?2 AND source_at = ?3 ORDER BY id",
     )?;
     let rows = stmt.query_map(params![TABLE, id, source_at], |r| {
         Ok(RowDelivery {
@@ -124,7 +124,7 @@ pub fn row_deliveries(conn: &Conn, id: i64, source_at: &str) -> Result<Vec<RowDe
 pub fn in_flight(conn: &Conn, id: i64, source_at: &str) -> Result<bool> {
     Ok(conn
         .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM deliveries
+            "SELECT EXISTS (SELECT 1 FROM rappel_deliveries
                             WHERE source_table IS NOT NULL AND status IN ('pending', 'sending')
                               AND source_table = ?1 AND source_id = ?2 AND source_at = ?3)",
         )?
@@ -255,7 +255,7 @@ pub fn fold_delivery(tx: &Tx<'_>, id: i64, delivery_id: i64) -> Result<()> {
                                      AND (scheduled_reports.next_attempt_at IS NULL
                                           OR d.next_attempt_at < scheduled_reports.next_attempt_at)
                                     THEN d.next_attempt_at ELSE scheduled_reports.next_attempt_at END
-         FROM (SELECT attempts, status, next_attempt_at FROM deliveries WHERE id = ?2) AS d
+         FROM (SELECT attempts, status, next_attempt_at FROM rappel_deliveries WHERE id = ?2) AS d
          WHERE scheduled_reports.id = ?1 AND scheduled_reports.status = 'pending'",
     )?
     .execute(params![id, delivery_id])?;

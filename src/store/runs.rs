@@ -1,4 +1,4 @@
-//! `job_runs`: one row per run of a job, opened when it starts and closed
+//! `rappel_job_runs`: one row per run of a job, opened when it starts and closed
 //! with its counts, exit code and error (what `stats` and a stopped cron
 //! are read from).
 
@@ -9,10 +9,10 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::domain::Job;
 use crate::instant;
 
-/// Opens the run's `job_runs` row (a run that dies leaves `finished_at` NULL).
+/// Opens the run's `rappel_job_runs` row (a run that dies leaves `finished_at` NULL).
 pub fn start(conn: &Connection, job: &str, now: DateTime<Utc>) -> Result<i64> {
     Ok(conn.query_row(
-        "INSERT INTO job_runs (job, started_at) VALUES (?1, ?2) RETURNING id",
+        "INSERT INTO rappel_job_runs (job, started_at) VALUES (?1, ?2) RETURNING id",
         params![job, instant::format(now)],
         |r| r.get(0),
     )?)
@@ -29,7 +29,7 @@ pub fn finish(
 ) -> Result<()> {
     let c = &tally.counts;
     conn.execute(
-        "UPDATE job_runs SET finished_at = ?2, planned = ?3, sent = ?4, failed = ?5, skipped = ?6,
+        "UPDATE rappel_job_runs SET finished_at = ?2, planned = ?3, sent = ?4, failed = ?5, skipped = ?6,
                 retrying = ?7, exit_code = ?8, error = ?9, cancelled = ?10
          WHERE id = ?1",
         params![
@@ -53,7 +53,7 @@ pub fn finish(
 pub fn last_finished(conn: &Connection, job: Job, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
     let last: Option<String> = conn
         .query_row(
-            "SELECT max(started_at) FROM job_runs WHERE job = ?1 AND finished_at IS NOT NULL AND started_at <= ?2",
+            "SELECT max(started_at) FROM rappel_job_runs WHERE job = ?1 AND finished_at IS NOT NULL AND started_at <= ?2",
             params![job, instant::format(now)],
             |r| r.get(0),
         )
@@ -67,7 +67,7 @@ pub fn last_finished(conn: &Connection, job: Job, now: DateTime<Utc>) -> Result<
 pub fn last_started(conn: &Connection, job: Job, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
     let previous: Option<String> = conn
         .query_row(
-            "SELECT max(started_at) FROM job_runs WHERE job = ?1 AND started_at < ?2",
+            "SELECT max(started_at) FROM rappel_job_runs WHERE job = ?1 AND started_at < ?2",
             params![job, instant::format(now)],
             |r| r.get(0),
         )

@@ -82,7 +82,7 @@ pub fn gather(conn: &Connection, since: DateTime<Utc>) -> Result<Figures> {
         let mut stmt = conn.prepare(&format!(
             "SELECT {column}, count(*), sum(status = 'sent'), sum(status = 'failed'),
                     sum(status IN ('pending', 'sending')), sum(status = 'cancelled')
-             FROM deliveries WHERE created_at >= ?1 GROUP BY 1 ORDER BY 2 DESC, 1"
+             FROM rappel_deliveries WHERE created_at >= ?1 GROUP BY 1 ORDER BY 2 DESC, 1"
         ))?;
         let rows = stmt.query_map([&from], |r| {
             Ok(Group {
@@ -111,7 +111,7 @@ pub fn gather(conn: &Connection, since: DateTime<Utc>) -> Result<Figures> {
     let median_seconds_to_send = median_to_send(conn, &from)?;
     let by_reason = |status: &str| -> Result<Vec<Reason>> {
         let mut stmt = conn.prepare(
-            "SELECT coalesce(substr(last_error, 1, 120), 'no reason recorded'), count(*) FROM deliveries
+            "SELECT coalesce(substr(last_error, 1, 120), 'no reason recorded'), count(*) FROM rappel_deliveries
              WHERE created_at >= ?1 AND status = ?2 GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10",
         )?;
         let rows = stmt.query_map(params![from, status], |r| {
@@ -139,7 +139,7 @@ pub fn gather(conn: &Connection, since: DateTime<Utc>) -> Result<Figures> {
 
 /// The median of sent_at - created_at over sent deliveries since `from`.
 fn median_to_send(conn: &Connection, from: &str) -> Result<Option<f64>> {
-    const SENT: &str = "FROM deliveries WHERE created_at >= ?1 AND status = 'sent' AND sent_at IS NOT NULL";
+    const SENT: &str = "FROM rappel_deliveries WHERE created_at >= ?1 AND status = 'sent' AND sent_at IS NOT NULL";
     let n: i64 = conn.query_row(&format!("SELECT count(*) {SENT}"), [from], |r| r.get(0))?;
     if n == 0 {
         return Ok(None);
@@ -177,7 +177,7 @@ fn attendance(conn: &Connection) -> Result<Attendance> {
         },
     )?;
     let mut stmt = conn.prepare(
-        "SELECT service, max(last_attendance_sync), max(last_users_sync) FROM terminal_sync_state
+        "SELECT service, max(last_attendance_sync), max(last_users_sync) FROM rappel_terminal_sync_state
          GROUP BY service ORDER BY service",
     )?;
     a.services = stmt

@@ -520,7 +520,7 @@ impl TestEnv {
     pub fn deliveries(&self) -> Vec<(String, String, i64)> {
         let db = self.db();
         let mut stmt = db
-            .prepare("SELECT recipient, status, attempts FROM deliveries ORDER BY id")
+            .prepare("SELECT recipient, status, attempts FROM rappel_deliveries ORDER BY id")
             .unwrap();
         stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .unwrap()
@@ -533,9 +533,9 @@ impl TestEnv {
         let db = self.db();
         let mut out = String::new();
         for table in [
-            "deliveries",
-            "delay_alert_log",
-            "job_runs",
+            "rappel_deliveries",
+            "rappel_delay_alert_log",
+            "rappel_job_runs",
             "rappel_meta",
             "tickets",
             "ticket_events",

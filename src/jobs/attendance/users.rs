@@ -1,6 +1,6 @@
 //! The users pull: the HR service's employee list read entry by entry (a bad
 //! entry is named and skipped, the rest kept), then upserted into
-//! `attendance_users` by (service, enroll_id) through
+//! `rappel_attendance_users` by (service, enroll_id) through
 //! `store::attendance::users::record_pull`.
 
 use serde_json::Value;

@@ -71,7 +71,7 @@ pub struct Emitter<'a> {
     pub ctx: &'a PlanCtx<'a>,
     /// When this job last ran: a reminder that expired since is counted once as skipped.
     since: DateTime<Utc>,
-    /// Reminders due after this instant are not looked up in `deliveries`
+    /// Reminders due after this instant are not looked up in `rappel_deliveries`
     /// before they are made: no run of the job began after it, and a run
     /// plans only what is due by its start, so none of them was planned.
     /// Should one be, its insert does nothing (`ON CONFLICT DO NOTHING`).

@@ -1,6 +1,6 @@
 //! The planning writer: while the planners read rows and render messages on
 //! the calling thread, one thread writes the messages they make into
-//! `deliveries`, `BATCH` to a write transaction. Reading and rendering take
+//! `rappel_deliveries`, `BATCH` to a write transaction. Reading and rendering take
 //! one core and writing the other, so planning costs the longer of the two
 //! rather than their sum, and the host's writes still wait for at most one
 //! batch.

@@ -362,7 +362,7 @@ pub fn record_batch(
     }
     for terminal in synced_terminals {
         tx.prepare_cached(
-            "INSERT INTO terminal_sync_state (terminal_id, service, last_attendance_sync) VALUES (?1, ?2, ?3)
+            "INSERT INTO rappel_terminal_sync_state (terminal_id, service, last_attendance_sync) VALUES (?1, ?2, ?3)
              ON CONFLICT (terminal_id, service) DO UPDATE SET last_attendance_sync = excluded.last_attendance_sync",
         )?
         .execute(params![terminal, service, at])?;

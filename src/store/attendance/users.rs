@@ -1,6 +1,6 @@
-//! `attendance_users`: the employees each HR service lists, upserted by
+//! `rappel_attendance_users`: the employees each HR service lists, upserted by
 //! (service, enroll_id), and the pull's time on each of the service's
-//! terminals (`terminal_sync_state.last_users_sync`).
+//! terminals (`rappel_terminal_sync_state.last_users_sync`).
 
 use chrono::{DateTime, Utc};
 use rusqlite::params;
@@ -36,7 +36,7 @@ pub fn record_pull(
     let tx = crate::store::begin(conn)?;
     {
         let mut upsert = tx.prepare(
-            "INSERT INTO attendance_users (service, enroll_id, name, admin, enabled, weekzone, grp, synced_at)
+            "INSERT INTO rappel_attendance_users (service, enroll_id, name, admin, enabled, weekzone, grp, synced_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT (service, enroll_id) DO UPDATE SET name = excluded.name, admin = excluded.admin,
                  enabled = excluded.enabled, weekzone = excluded.weekzone, grp = excluded.grp,
@@ -55,7 +55,7 @@ pub fn record_pull(
             ])?;
         }
         let mut state = tx.prepare(
-            "INSERT INTO terminal_sync_state (terminal_id, service, last_users_sync) VALUES (?1, ?2, ?3)
+            "INSERT INTO rappel_terminal_sync_state (terminal_id, service, last_users_sync) VALUES (?1, ?2, ?3)
              ON CONFLICT (terminal_id, service) DO UPDATE SET last_users_sync = excluded.last_users_sync",
         )?;
         for id in terminal_ids {
