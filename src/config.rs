@@ -358,7 +358,7 @@ fn convert(raw: RawConfig, path: &Path) -> Result<Config, String> {
         json_logs,
         ping_urls,
         ping_timeout,
-        sources: sources::convert(raw.sources)?,
+        sources: sources::convert(raw.sources, naive_timezone == chrono_tz::UTC)?,
         warnings,
     })
 }

@@ -64,10 +64,16 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../sql/0006_rappel_names.sql"),
         then: None,
     },
+    Migration {
+        version: 7,
+        name: "0007_source_state.sql",
+        sql: include_str!("../sql/0007_source_state.sql"),
+        then: None,
+    },
 ];
 
 /// The schema version this binary writes.
-pub const LATEST: u32 = 6;
+pub const LATEST: u32 = 7;
 
 /// Where the database is and how it may be used.
 #[derive(Clone, Debug)]
@@ -198,9 +204,20 @@ impl Database {
                     ),
                 ));
             }
-            migrate(&mut conn)?;
+            self.migrate(&mut conn)?;
         }
         Ok(conn)
+    }
+
+    /// Applies pending migrations on `conn` ([`migrate`]), then maps its
+    /// `[sources]` again: a source rappel records things about reads
+    /// rappel's record too, a table the migrations make. Returns the
+    /// migrations applied. Errors: as `migrate`; a mapping that does not
+    /// read (exit 78).
+    pub fn migrate(&self, conn: &mut Connection) -> anyhow::Result<Vec<&'static str>> {
+        let applied = migrate(conn)?;
+        sources::create_views(conn, &self.sources).or_exit(Exit::Config)?;
+        Ok(applied)
     }
 }
 

@@ -25,6 +25,10 @@ CREATE TABLE assets_attribution (id integer PRIMARY KEY AUTOINCREMENT, materiel_
   client_id bigint NOT NULL REFERENCES assets_client(id), type_emprunt varchar(10) NOT NULL,
   date_attribution datetime NOT NULL, date_retour_prevue datetime NOT NULL, date_retour_effective date NULL);
 
+CREATE TABLE reports_scheduledreport (id integer PRIMARY KEY AUTOINCREMENT, titre varchar(200) NOT NULL,
+  destinataires text NOT NULL, scheduled_at datetime NOT NULL, pdf_file varchar(100) NULL,
+  sent bool NOT NULL, sent_at datetime NULL, erreur text NULL);
+
 INSERT INTO auth_user VALUES (1,'chef','Awa','Mba','awa.mba@example.com',1), (2,'tech','Jean','Obiang','jean.obiang@example.com',1),
   (3,'ancien','Paul','Ndong','paul.ndong@example.com',0);
 INSERT INTO repairs_ticket VALUES
@@ -38,6 +42,11 @@ INSERT INTO repairs_ticketevent VALUES
 INSERT INTO repairs_alertconfig VALUES (1,1,1,''),(2,2,1,'attente_piece'),(3,3,1,'');
 INSERT INTO assets_client VALUES (1,'Léa Essono','lea.essono@example.com'), (2,'Sam Carter','sam.carter@example.com');
 INSERT INTO assets_materiel VALUES (1,'Projecteur Epson'),(2,'Laptop Dell');
+INSERT INTO reports_scheduledreport VALUES
+ (1,'Tickets de la semaine','awa.mba@example.com; jean.obiang@example.com','2026-03-20 07:00:00','reports/hebdo.pdf',0,NULL,NULL),
+ (2,'Rapport mensuel','awa.mba@example.com','2026-04-01 07:00:00','reports/mensuel.pdf',0,NULL,NULL),
+ (3,'Bilan de février','awa.mba@example.com','2026-03-01 07:00:00','reports/fevrier.pdf',1,'2026-03-01 07:00:04',NULL),
+ (4,'Stock','jean.obiang@example.com','2026-03-19 07:00:00','reports/stock.pdf',0,NULL,NULL);
 INSERT INTO assets_attribution VALUES
  (1,1,1,'LONG','2026-03-16 10:00:00','2026-03-22 16:00:00',NULL),
  (2,2,2,'COURT','2026-03-20 08:00:00','2026-03-20 11:00:00',NULL);
@@ -278,9 +287,158 @@ fn sources_shows_each_table_as_read_and_counts_the_values_that_do_not_read() {
     );
     assert_eq!(
         out.stdout.matches("\n  id ").count(),
-        5,
-        "one row shown for each of the five tables with rows: {}",
+        6,
+        "one row shown for each of the six tables with rows: {}",
         out.stdout
     );
     env.run(&["sources", "ticket"], NOW).code(64);
+}
+
+#[test]
+fn reports_come_from_the_hosts_model_and_its_sent_flag_is_kept_up_to_date() {
+    let smtp = SmtpServer::start();
+    let env = django(&smtp, "");
+    let media = env.dir.path().join("media/reports");
+    std::fs::create_dir_all(&media).unwrap();
+    std::fs::write(media.join("hebdo.pdf"), b"%PDF-1.4 weekly").unwrap();
+    env.run(&["db", "migrate"], NOW).success();
+    // Stock's file is missing: that row fails, the others go on.
+    env.run(&["send-reports"], NOW).code(65);
+    let mut to: Vec<String> = smtp.mails().iter().map(|m| m.to.join(",")).collect();
+    to.sort();
+    assert_eq!(
+        to,
+        ["awa.mba@example.com", "jean.obiang@example.com"],
+        "the weekly report only"
+    );
+    assert!(
+        smtp.mails()
+            .iter()
+            .all(|m| m.subject().contains("Tickets de la semaine"))
+    );
+    let host = |id: i64| -> (i64, Option<String>, Option<String>) {
+        env.db()
+            .query_row(
+                "SELECT sent, sent_at, erreur FROM reports_scheduledreport WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap()
+    };
+    // Kept up to date in the host's own form: 0/1, UTC without an offset.
+    assert_eq!(host(1), (1, Some("2026-03-20 09:00:00".into()), None));
+    let (sent, sent_at, erreur) = host(4);
+    assert_eq!((sent, sent_at), (0, None));
+    assert!(
+        erreur.is_some_and(|e| e.contains("stock.pdf")),
+        "the reason, in the host's column"
+    );
+    assert_eq!(host(2), (0, None, None), "April's is not due");
+    assert_eq!(
+        host(3),
+        (1, Some("2026-03-01 07:00:04".into()), None),
+        "sent before rappel: left alone"
+    );
+    let state: Vec<(i64, String, String)> = {
+        let db = env.db();
+        let mut stmt = db
+            .prepare("SELECT report_id, scheduled_at, status FROM rappel_report_state ORDER BY report_id")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert_eq!(
+        state,
+        [
+            (1, "2026-03-20 07:00:00".to_string(), "sent".to_string()),
+            (4, "2026-03-19 07:00:00".to_string(), "failed".to_string()),
+        ]
+    );
+    env.run(&["send-reports"], &support::plus(NOW, 600)).success();
+    assert_eq!(smtp.mails().len(), 2, "never twice");
+    let tables: i64 = env
+        .db()
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'scheduled_reports'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(tables, 0, "no contract table beside the host's");
+}
+
+#[test]
+fn manual_messages_come_from_the_hosts_table_and_are_marked_sent_there() {
+    let smtp = SmtpServer::start();
+    let env = TestEnv {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    env.db()
+        .execute_batch(
+            "CREATE TABLE tutorat_message (id integer PRIMARY KEY AUTOINCREMENT, eleve_id bigint NOT NULL,
+               texte text NOT NULL, cree_le datetime NOT NULL, envoye bool NOT NULL DEFAULT 0, envoye_le datetime NULL);",
+        )
+        .unwrap();
+    env.write_config(&format!(
+        r#"database = "rappel.db"
+timezone = "Europe/Paris"
+naive_timezone = "Europe/Paris"
+locale = "en"
+[email]
+from = "Rappel Test <rappel@example.com>"
+[email.smtp]
+host = "127.0.0.1"
+port = {}
+security = "none"
+timeout_s = 2
+[sources.manual_reminders]
+table = "tutorat_message"
+[sources.manual_reminders.columns]
+student_id = "eleve_id"
+message = "texte"
+created_at = "cree_le"
+sent_at = "envoye_le"
+[sources.manual_reminders.update]
+sent = "envoye"
+sent_at = "envoye_le"
+"#,
+        smtp.port
+    ));
+    env.run(&["db", "migrate"], "2026-03-10T17:00:00Z").success();
+    let db = env.db();
+    db.execute_batch(
+        "INSERT INTO contacts (id, name, email) VALUES (1, 'Lea', 'lea@example.com');
+         INSERT INTO students (id, contact_id) VALUES (7, 1);
+         INSERT INTO tutorat_message (eleve_id, texte, cree_le) VALUES (7, 'Bravo pour ce trimestre', '2026-03-10 19:00:00');
+         INSERT INTO tutorat_message (eleve_id, texte, cree_le, envoye, envoye_le)
+           VALUES (7, 'Déjà envoyé', '2026-03-01 10:00:00', 1, '2026-03-01 10:00:05');",
+    )
+    .unwrap();
+    env.run(&["send-reminders", "--kind", "manual"], "2026-03-10T18:02:00Z")
+        .success();
+    let mails = smtp.mails();
+    assert_eq!(mails.len(), 1, "the new message only");
+    assert!(mails[0].decoded().contains("Bravo pour ce trimestre"));
+    let host: Vec<(i64, Option<String>)> = {
+        let mut stmt = db
+            .prepare("SELECT envoye, envoye_le FROM tutorat_message ORDER BY id")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    // Written back in UTC with its offset said (+00:00): naive_timezone is
+    // not UTC, so a time without one would be read back as Paris time.
+    assert_eq!(
+        host,
+        [
+            (1, Some("2026-03-10 18:02:00+00:00".to_string())),
+            (1, Some("2026-03-01 10:00:05".to_string()))
+        ]
+    );
+    env.run(&["send-reminders"], "2026-03-10T18:30:00Z").success();
+    assert_eq!(smtp.mails().len(), 1, "sent once");
 }

@@ -12,7 +12,7 @@ pub fn migrate(ctx: &Ctx<'_>) -> anyhow::Result<Exit> {
         database.connect_current()?;
     }
     let quiet = ctx.verbosity == crate::output::Verbosity::Quiet;
-    let applied = db::migrate(&mut conn)?;
+    let applied = database.migrate(&mut conn)?;
     // Migrated all the same: only the jobs that read such a table stop.
     for clash in db::host::clashes(&conn)? {
         log::warn!("{}", clash.line());

@@ -152,6 +152,9 @@ pub fn run(ctx: &Ctx<'_>, only: Option<&str>, rows: usize) -> anyhow::Result<Exi
             for (column, expr) in &source.columns {
                 out.push_str(&format!("  {column} = {}\n", printable(expr)));
             }
+            for (what, column) in &source.update {
+                out.push_str(&format!("  kept up to date: {} <- {what}\n", printable(column)));
+            }
         }
         for row in shown {
             out.push_str(&format!("  {}\n", printable(&row)));

@@ -15,12 +15,15 @@ pub struct RawSource {
     pub table: Option<String>,
     pub query: Option<String>,
     pub columns: Option<BTreeMap<String, String>>,
+    pub update: Option<BTreeMap<String, String>>,
 }
 
 /// Checks each `[sources.*]` entry: a known input table that may be mapped,
 /// `table` or `query` (one of them), `columns` only with `table` and only
 /// for contract columns, no empty value. Errors: one line naming the key.
-pub fn convert(raw: BTreeMap<String, RawSource>) -> Result<Vec<Source>, String> {
+/// `naive_utc`: `naive_timezone` is UTC (instants written back to the
+/// host then go without an offset).
+pub fn convert(raw: BTreeMap<String, RawSource>, naive_utc: bool) -> Result<Vec<Source>, String> {
     let mut sources = Vec::with_capacity(raw.len());
     for (name, raw) in raw {
         let Some(contract) = contract_columns(&name) else {
@@ -31,7 +34,7 @@ pub fn convert(raw: BTreeMap<String, RawSource>) -> Result<Vec<Source>, String> 
         };
         let Some(name) = MAPPABLE.iter().copied().find(|m| *m == name) else {
             return Err(format!(
-                "sources.{name}: cannot be mapped yet: rappel writes to it (its status or sync columns); \
+                "sources.{name}: cannot be mapped yet: the punch ledger claims its rows in the table itself; \
                  keep the table `{name}` as DESIGN §4 describes it (mappable: {})",
                 MAPPABLE.join(", ")
             ));
@@ -70,9 +73,43 @@ pub fn convert(raw: BTreeMap<String, RawSource>) -> Result<Vec<Source>, String> 
                     contract.join(", ")
                 ));
             }
+            if name == "scheduled_reports" && column == "recurrence" {
+                return Err(format!(
+                    "sources.{name}.columns.recurrence: a report read from your table does not recur \
+                     (rappel would have to write its next occurrence there); schedule each occurrence in your application"
+                ));
+            }
             columns.insert(column.clone(), nonempty(&format!("columns.{column}"), expr)?);
         }
-        sources.push(Source { name, origin, columns });
+        let update = raw.update.unwrap_or_default();
+        if !update.is_empty() {
+            let Some(kept) = crate::db::sources::kept(name) else {
+                return Err(format!(
+                    "sources.{name}.update: rappel writes nothing about {name}'s rows (only about scheduled_reports and manual_reminders)"
+                ));
+            };
+            if !matches!(origin, Origin::Table(_)) {
+                return Err(format!(
+                    "sources.{name}.update: only with `table` (a query has no one table to write to)"
+                ));
+            }
+            for (what, column) in &update {
+                if !kept.updates.iter().any(|(w, _)| w == what) {
+                    return Err(format!(
+                        "sources.{name}.update.{what}: not something rappel records (expected one of {})",
+                        kept.updates.iter().map(|(w, _)| *w).collect::<Vec<_>>().join(", ")
+                    ));
+                }
+                nonempty(&format!("update.{what}"), column.clone())?;
+            }
+        }
+        sources.push(Source {
+            name,
+            origin,
+            columns,
+            update,
+            naive_utc,
+        });
     }
     Ok(sources)
 }
@@ -86,7 +123,7 @@ mod tests {
         struct Doc {
             sources: BTreeMap<String, RawSource>,
         }
-        convert(toml::from_str::<Doc>(toml).map_err(|e| e.to_string())?.sources)
+        convert(toml::from_str::<Doc>(toml).map_err(|e| e.to_string())?.sources, true)
     }
 
     #[test]
@@ -110,7 +147,23 @@ mod tests {
                 "[sources.ticket]\ntable = \"t\"\n",
                 "sources.ticket: not an input table",
             ),
-            ("[sources.scheduled_reports]\ntable = \"t\"\n", "cannot be mapped yet"),
+            ("[sources.attendance_logs]\ntable = \"t\"\n", "cannot be mapped yet"),
+            (
+                "[sources.scheduled_reports]\ntable = \"t\"\n[sources.scheduled_reports.columns]\nrecurrence = \"r\"\n",
+                "does not recur",
+            ),
+            (
+                "[sources.scheduled_reports]\ntable = \"t\"\n[sources.scheduled_reports.update]\nsent_on = \"x\"\n",
+                "sources.scheduled_reports.update.sent_on: not something rappel records",
+            ),
+            (
+                "[sources.tickets]\ntable = \"t\"\n[sources.tickets.update]\nsent = \"x\"\n",
+                "rappel writes nothing about tickets",
+            ),
+            (
+                "[sources.manual_reminders]\nquery = \"select 1\"\n[sources.manual_reminders.update]\nsent = \"x\"\n",
+                "only with `table`",
+            ),
             ("[sources.tickets]\n", "expected `table"),
             ("[sources.tickets]\ntable = \"t\"\nquery = \"select 1\"\n", "not both"),
             ("[sources.tickets]\ntable = \" \"\n", "sources.tickets.table: empty"),

@@ -27,19 +27,86 @@ pub struct Source {
     /// Contract column -> host column or SQL expression over the host
     /// table's columns (`table` form only).
     pub columns: BTreeMap<String, String>,
+    /// `[sources.<name>.update]`: what rappel records about a row (`sent`,
+    /// `sent_at`, `status`...) -> the host column kept up to date with it,
+    /// in the same transaction (`table` form only; see [`KEPT`]).
+    pub update: BTreeMap<String, String>,
+    /// Whether instants written without an offset are read as UTC
+    /// (`naive_timezone` unset or UTC): instants written back to the host
+    /// then go in that form, `YYYY-MM-DD HH:MM:SS`; otherwise with `+00:00`.
+    pub naive_utc: bool,
 }
 
-/// The sources that may be mapped today. The others are written by rappel
-/// (a report's status, a manual reminder's `sent_at`, a punch's sync state,
-/// a terminal's sync bookkeeping refers to its row) and stay contract tables.
+/// rappel's record of the rows of a source it writes to: its table, the
+/// columns keying a row there (the source row's id and own instant, as the
+/// source gives them), the contract columns it holds, and the host columns
+/// `[sources.<name>.update]` may keep up to date, each with the SQL of its
+/// value from the updated row (`NEW`).
+pub struct Kept {
+    pub source: &'static str,
+    pub table: &'static str,
+    pub key: [(&'static str, &'static str); 2],
+    pub columns: &'static [&'static str],
+    pub updates: &'static [(&'static str, Value)],
+}
+
+/// What a host column kept up to date receives.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Value {
+    /// A contract column as it is (`status`, `attempts`, `last_error`).
+    Same(&'static str),
+    /// An instant column, in the host's form (see `Source::naive_utc`).
+    Instant(&'static str),
+    /// A boolean, 1 or 0, from an SQL condition on `NEW`.
+    Flag(&'static str),
+}
+
+/// The sources rappel writes to, and where it records what it writes.
+pub const KEPT: &[Kept] = &[
+    Kept {
+        source: "scheduled_reports",
+        table: "rappel_report_state",
+        key: [("report_id", "id"), ("scheduled_at", "scheduled_at")],
+        columns: &["status", "attempts", "next_attempt_at", "sent_at", "last_error"],
+        updates: &[
+            ("status", Value::Same("status")),
+            ("sent", Value::Flag("NEW.status = 'sent'")),
+            ("attempts", Value::Same("attempts")),
+            ("next_attempt_at", Value::Instant("next_attempt_at")),
+            ("sent_at", Value::Instant("sent_at")),
+            ("last_error", Value::Same("last_error")),
+        ],
+    },
+    Kept {
+        source: "manual_reminders",
+        table: "rappel_manual_state",
+        key: [("reminder_id", "id"), ("created_at", "created_at")],
+        columns: &["sent_at"],
+        updates: &[
+            ("sent_at", Value::Instant("sent_at")),
+            ("sent", Value::Flag("NEW.sent_at IS NOT NULL")),
+        ],
+    },
+];
+
+/// Where rappel records what it writes about `source`'s rows, if it does.
+pub fn kept(source: &str) -> Option<&'static Kept> {
+    KEPT.iter().find(|k| k.source == source)
+}
+
+/// The sources that may be mapped today. Punches and terminals are not yet:
+/// the punch ledger claims its rows in the table itself, and a terminal's
+/// sync bookkeeping refers to its row.
 pub const MAPPABLE: &[&str] = &[
     "contacts",
     "tickets",
     "ticket_events",
     "alert_recipients",
+    "scheduled_reports",
     "loans",
     "students",
     "revision_sessions",
+    "manual_reminders",
 ];
 
 /// What a contract column is when the host has nothing for it (DESIGN §4's
@@ -68,6 +135,17 @@ const DEFAULTS: &[(&str, &str, &str)] = &[
     ("revision_sessions", "link", "NULL"),
     ("revision_sessions", "cancelled", "0"),
     ("revision_sessions", "completed_at", "NULL"),
+    ("scheduled_reports", "attachment_path", "NULL"),
+    ("scheduled_reports", "report", "NULL"),
+    ("scheduled_reports", "recurrence", "NULL"),
+    ("scheduled_reports", "timezone", "NULL"),
+    ("scheduled_reports", "status", "'pending'"),
+    ("scheduled_reports", "attempts", "0"),
+    ("scheduled_reports", "next_attempt_at", "NULL"),
+    ("scheduled_reports", "sent_at", "NULL"),
+    ("scheduled_reports", "last_error", "NULL"),
+    ("manual_reminders", "author_contact_id", "NULL"),
+    ("manual_reminders", "sent_at", "NULL"),
 ];
 
 fn default_of(source: &str, column: &str) -> Option<&'static str> {
@@ -96,6 +174,15 @@ fn quoted(name: &str) -> String {
 /// Errors: one line naming the source, the column and the fix.
 pub fn create_views(conn: &Connection, sources: &[Source]) -> anyhow::Result<()> {
     for source in sources {
+        let name = source.name;
+        // Made again (after the migrations, rappel's record of the source
+        // may be there now).
+        conn.execute_batch(&format!(
+            "DROP TRIGGER IF EXISTS temp.{}; DROP VIEW IF EXISTS temp.{}; DROP VIEW IF EXISTS temp.{};",
+            quoted(&format!("rappel_update_{name}")),
+            quoted(name),
+            quoted(&format!("rappel_source_{name}")),
+        ))?;
         let sql = view_sql(conn, source)?;
         conn.execute_batch(&sql)
             .map_err(|e| anyhow::anyhow!("[sources.{}]: {e}", source.name))?;
@@ -142,12 +229,105 @@ fn view_sql(conn: &Connection, source: &Source) -> anyhow::Result<String> {
         };
         select.push(format!("{expr} AS {}", quoted(column)));
     }
-    Ok(format!(
-        "CREATE TEMP VIEW IF NOT EXISTS {} AS SELECT {} FROM {from} AS {}",
-        quoted(name),
+    let recorded = |k: &Kept| -> rusqlite::Result<bool> {
+        conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = ?1)",
+            [k.table],
+            |r| r.get(0),
+        )
+    };
+    // Before the migrations have made rappel's record, the rows as they
+    // are (`Database::migrate` maps the source again once it is there).
+    let Some(kept) = kept(name).filter(|k| recorded(k).unwrap_or(false)) else {
+        return Ok(format!(
+            "CREATE TEMP VIEW IF NOT EXISTS {} AS SELECT {} FROM {from} AS {}",
+            quoted(name),
+            select.join(", "),
+            quoted("rappel_source")
+        ));
+    };
+    // The host's rows as the contract has them, then rappel's record of
+    // each over them, and a trigger that records an update there (and in
+    // the host columns named under `update`) instead of in the host's row.
+    let inner = format!("rappel_source_{name}");
+    let mut sql = format!(
+        "CREATE TEMP VIEW IF NOT EXISTS {} AS SELECT {} FROM {from} AS {};\n",
+        quoted(&inner),
         select.join(", "),
         quoted("rappel_source")
-    ))
+    );
+    let outer: Vec<String> = contract
+        .iter()
+        .map(|c| {
+            if kept.columns.contains(c) {
+                format!("coalesce(k.{c}, i.{c}) AS {c}")
+            } else {
+                format!("i.{c} AS {c}")
+            }
+        })
+        .collect();
+    let [(k0, c0), (k1, c1)] = kept.key;
+    sql.push_str(&format!(
+        "CREATE TEMP VIEW IF NOT EXISTS {} AS SELECT {} FROM temp.{} AS i \
+         LEFT JOIN main.{} AS k ON k.{k0} = i.{c0} AND k.{k1} = i.{c1};\n",
+        quoted(name),
+        outer.join(", "),
+        quoted(&inner),
+        kept.table,
+    ));
+    let set: Vec<String> = kept.columns.iter().map(|c| format!("{c} = excluded.{c}")).collect();
+    let new: Vec<String> = kept.columns.iter().map(|c| format!("NEW.{c}")).collect();
+    sql.push_str(&format!(
+        "CREATE TEMP TRIGGER IF NOT EXISTS {} INSTEAD OF UPDATE ON {} BEGIN \
+         INSERT INTO {} ({k0}, {k1}, {}) VALUES (OLD.{c0}, coalesce(OLD.{c1}, ''), {}) \
+         ON CONFLICT ({k0}, {k1}) DO UPDATE SET {};",
+        quoted(&format!("rappel_update_{name}")),
+        quoted(name),
+        kept.table,
+        kept.columns.join(", "),
+        new.join(", "),
+        set.join(", "),
+    ));
+    if !source.update.is_empty() {
+        let Origin::Table(table) = &source.origin else {
+            anyhow::bail!("[sources.{name}.update]: only with `table` (a query has no one table to write to)");
+        };
+        if table.eq_ignore_ascii_case(name) {
+            anyhow::bail!(
+                "[sources.{name}.update]: the host's table has the source's own name; rappel cannot keep its columns up to date"
+            );
+        }
+        let mut assignments = Vec::new();
+        for (what, column) in &source.update {
+            let Some((_, value)) = kept.updates.iter().find(|(w, _)| w == what) else {
+                anyhow::bail!(
+                    "[sources.{name}.update]: `{what}` is not something rappel records (expected one of {})",
+                    kept.updates.iter().map(|(w, _)| *w).collect::<Vec<_>>().join(", ")
+                );
+            };
+            if !available.iter().any(|c| c.eq_ignore_ascii_case(column)) {
+                anyhow::bail!("[sources.{name}.update]: {what} = {column:?}: no such column in table {table:?}");
+            }
+            let value = match *value {
+                Value::Same(c) => format!("NEW.{c}"),
+                Value::Flag(condition) => format!("CASE WHEN {condition} THEN 1 ELSE 0 END"),
+                Value::Instant(c) if source.naive_utc => format!("strftime('%Y-%m-%d %H:%M:%S', NEW.{c})"),
+                Value::Instant(c) => format!("strftime('%Y-%m-%d %H:%M:%S', NEW.{c}) || '+00:00'"),
+            };
+            assignments.push(format!("{} = {value}", quoted(column)));
+        }
+        let id = source
+            .columns
+            .get("id")
+            .map_or_else(|| quoted("id"), |e| format!("({e})"));
+        sql.push_str(&format!(
+            " UPDATE {} SET {} WHERE {id} = OLD.id;",
+            quoted(table),
+            assignments.join(", ")
+        ));
+    }
+    sql.push_str(" END;");
+    Ok(sql)
 }
 
 /// The error for a contract column the host has nothing for.
@@ -226,7 +406,9 @@ pub fn target(statement: &str) -> Option<String> {
 
 /// The input tables mapped on `conn` (its TEMP views).
 pub fn mapped(conn: &Connection) -> rusqlite::Result<Vec<String>> {
-    let mut stmt = conn.prepare_cached("SELECT name FROM sqlite_temp_master WHERE type = 'view'")?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT name FROM sqlite_temp_master WHERE type = 'view' AND name NOT LIKE 'rappel!_%' ESCAPE '!'",
+    )?;
     let names = stmt.query_map([], |r| r.get(0))?;
     names.collect()
 }
@@ -252,6 +434,8 @@ mod tests {
             name: "tickets",
             origin: Origin::Table("repairs_ticket".into()),
             columns: columns.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            update: BTreeMap::new(),
+            naive_utc: true,
         }
     }
 
@@ -316,6 +500,8 @@ mod tests {
             name: "tickets",
             origin: Origin::Query("SELECT id, numero AS reference, cree_le AS created_at FROM repairs_ticket".into()),
             columns: BTreeMap::new(),
+            update: BTreeMap::new(),
+            naive_utc: true,
         };
         create_views(&conn, &[ok]).unwrap();
         let device: String = conn.query_row("SELECT device FROM tickets", [], |r| r.get(0)).unwrap();
@@ -324,6 +510,8 @@ mod tests {
             name: "ticket_events",
             origin: Origin::Query("SELECT id, id AS ticket_id FROM repairs_ticket".into()),
             columns: BTreeMap::new(),
+            update: BTreeMap::new(),
+            naive_utc: true,
         };
         let e = create_views(&conn, &[bad]).unwrap_err().to_string();
         assert!(e.contains("[sources.ticket_events]") && e.contains("AS stage"), "{e}");
@@ -331,6 +519,8 @@ mod tests {
             name: "loans",
             origin: Origin::Query("SELEC nothing".into()),
             columns: BTreeMap::new(),
+            update: BTreeMap::new(),
+            naive_utc: true,
         };
         let e = create_views(&conn, &[broken]).unwrap_err().to_string();
         assert!(e.contains("[sources.loans]") && e.contains("does not compile"), "{e}");
@@ -374,6 +564,8 @@ mod tests {
             name: "tickets",
             origin: Origin::Table("repairs_tickets".into()),
             columns: BTreeMap::new(),
+            update: BTreeMap::new(),
+            naive_utc: true,
         };
         let e = create_views(&conn(), &[source]).unwrap_err().to_string();
         assert!(e.contains("\"repairs_tickets\" is not in the database"), "{e}");
