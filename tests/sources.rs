@@ -129,6 +129,17 @@ fn delay_alerts_come_from_the_hosts_status_history_through_the_config_alone() {
         "the host's table is untouched"
     );
 
+    let status = env.run(&["db", "status"], NOW).success();
+    assert!(
+        status
+            .stdout
+            .contains("sources:  alert_recipients <- repairs_alertconfig, contacts <- query, ")
+            && status
+                .stdout
+                .contains("tickets <- repairs_ticket (`rappel sources` shows what is read)"),
+        "{}",
+        status.stdout
+    );
     env.run(&["check-delay-alerts"], NOW).success();
     let mut got: Vec<(String, String)> = smtp
         .mails()

@@ -36,6 +36,19 @@ pub fn status(ctx: &Ctx<'_>) -> anyhow::Result<Exit> {
     let version = db::schema_version(&conn)?;
     println!("database: {}", database.path().display());
     println!("schema:   {version} (this rappel: {LATEST})");
+    if !ctx.config.sources.is_empty() {
+        // Read from the host's own tables: never made or changed by a migration.
+        let mapped: Vec<String> = ctx
+            .config
+            .sources
+            .iter()
+            .map(|s| match &s.origin {
+                db::sources::Origin::Table(t) => format!("{} <- {t}", s.name),
+                db::sources::Origin::Query(_) => format!("{} <- query", s.name),
+            })
+            .collect();
+        println!("sources:  {} (`rappel sources` shows what is read)", mapped.join(", "));
+    }
     if version > LATEST {
         println!("status:   newer than this rappel; upgrade rappel");
         return Ok(Exit::IoErr);
