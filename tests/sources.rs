@@ -453,3 +453,76 @@ sent_at = "envoye_le"
     env.run(&["send-reminders"], "2026-03-10T18:30:00Z").success();
     assert_eq!(smtp.mails().len(), 1, "sent once");
 }
+
+/// A PHP/MySQL lending app exported to SQLite, through `examples/php_mysql.toml`.
+const PHP_EXAMPLE: &str = include_str!("../examples/php_mysql.toml");
+
+#[test]
+fn a_php_mysql_lending_app_through_its_example() {
+    let smtp = SmtpServer::start();
+    let env = TestEnv {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    env.db()
+        .execute_batch(
+            "CREATE TABLE membres (id_membre INT PRIMARY KEY, nom VARCHAR(50), prenom VARCHAR(50),
+               courriel VARCHAR(100), tel VARCHAR(20), actif CHAR(1) NOT NULL DEFAULT 'O');
+             CREATE TABLE prets (id_pret INT PRIMARY KEY, id_membre INT, materiel VARCHAR(100),
+               date_pret DATETIME, date_retour_prevue DATE, date_retour DATETIME NOT NULL DEFAULT '0000-00-00 00:00:00');
+             INSERT INTO membres VALUES (1, 'Martin', 'Chloé', 'chloe@example.com', '', 'O'),
+                                        (2, 'Durand', 'Hugo', 'hugo@example.com', '', 'N');
+             -- Both due Thursday 12 March (a date alone: the end of that day in Paris).
+             INSERT INTO prets VALUES (10, 1, 'Perceuse', '2026-03-02 14:30:00', '2026-03-12', '0000-00-00 00:00:00'),
+                                      (11, 2, 'Scie', '2026-03-02 15:00:00', '2026-03-12', '0000-00-00 00:00:00');",
+        )
+        .unwrap();
+    let mut config = PHP_EXAMPLE.to_string();
+    for (from, to) in [
+        ("database = \"pret.sqlite\"", "database = \"rappel.db\"".to_string()),
+        ("locale = \"fr\"", "locale = \"en\"".to_string()),
+        (
+            "host = \"smtp.example.com\"\nusername = \"pret@example.com\"\npassword_env = \"RAPPEL_SMTP_PASSWORD\"",
+            format!(
+                "host = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\ntimeout_s = 2",
+                smtp.port
+            ),
+        ),
+    ] {
+        assert!(config.contains(from), "examples/php_mysql.toml has {from}");
+        config = config.replace(from, &to);
+    }
+    env.write_config(&config);
+    env.run(&["db", "migrate"], "2026-03-11T07:00:00Z").success();
+    let out = env.run(&["sources", "loans"], "2026-03-11T07:00:00Z").success();
+    // 14:30 Paris is 13:30 UTC; no return yet, whatever MySQL wrote for it.
+    assert!(
+        out.stdout
+            .contains("lent_at 2026-03-02T13:30:00Z (2026-03-02 14:30 Europe/Paris)")
+            && out.stdout.contains("returned_at none"),
+        "{}",
+        out.stdout
+    );
+    // D-2 is Tuesday 10 March, 09:00 Paris (08:00 UTC), and not a minute before.
+    env.run(&["send-reminders"], "2026-03-10T07:59:00Z").success();
+    let early: Vec<String> = smtp
+        .mails()
+        .iter()
+        .map(|m| format!("{:?} {:?}", m.to, m.header("X-Rappel-Kind")))
+        .collect();
+    assert!(early.is_empty(), "not before 09:00 Paris: {early:?}");
+    env.run(&["send-reminders"], "2026-03-10T08:00:00Z").success();
+    env.run(&["send-reminders"], "2026-03-11T08:00:00Z").success();
+    let got: Vec<(String, String)> = smtp
+        .mails()
+        .iter()
+        .map(|m| (m.to.join(","), m.header("X-Rappel-Kind").unwrap_or_default()))
+        .collect();
+    // Hugo's account is off ('N'): nothing for him.
+    assert_eq!(
+        got,
+        [
+            ("chloe@example.com".to_string(), "loan_d2".to_string()),
+            ("chloe@example.com".to_string(), "loan_d1".to_string()),
+        ]
+    );
+}
