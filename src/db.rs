@@ -371,7 +371,7 @@ fn create_fresh(tx: &rusqlite::Transaction<'_>) -> anyhow::Result<()> {
         if !on_a_table_made_here || taken(tx, &name)? || mapped.iter().any(|m| m.eq_ignore_ascii_case(&name)) {
             continue;
         }
-        tx.execute_batch(&sql)
+        tx.execute_batch(&sources::without_references(&sql, &mapped))
             .with_context(|| format!("cannot create {kind} {name}"))?;
         if kind == "table" {
             created.push(name);

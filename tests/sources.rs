@@ -526,3 +526,164 @@ fn a_php_mysql_lending_app_through_its_example() {
         ]
     );
 }
+
+/// `env`'s config with `from` replaced by `to` (which must be there).
+fn remap(env: &TestEnv, from: &str, to: &str) {
+    let config = std::fs::read_to_string(env.config_path()).unwrap();
+    assert!(config.contains(from), "{from}");
+    env.write_config(&config.replacen(from, to, 1));
+}
+
+#[test]
+fn two_people_under_one_contact_id_stop_the_jobs_that_would_mix_them_up() {
+    let smtp = SmtpServer::start();
+    let env = django(&smtp, "");
+    // Clients without their offset: client 1 and staff 1 share id 1.
+    remap(
+        &env,
+        "SELECT 1000000 + id, nom, email, 1 FROM assets_client",
+        "SELECT id, nom, email, 1 FROM assets_client",
+    );
+    env.run(&["db", "migrate"], NOW).success();
+    for job in ["check-delay-alerts", "send-reminders"] {
+        let out = env.run(&[job], NOW).code(78);
+        assert!(
+            out.stderr
+                .contains("[sources.contacts]: id 1 is on 2 rows; ids must be unique within a source"),
+            "{job}: {}",
+            out.stderr
+        );
+    }
+    assert!(smtp.mails().is_empty(), "nobody gets another's messages");
+    let out = env.run(&["sources", "contacts"], NOW).code(65);
+    assert!(
+        out.stdout
+            .contains("  id: 2 ids on more than one row, e.g. 1 (2 rows): ids must be unique within a source"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn host_rows_without_an_id_or_a_needed_value_are_left_out_and_named() {
+    let smtp = SmtpServer::start();
+    let env = django(&smtp, "");
+    // A loans query whose last line is a comment; the host's odd rows.
+    remap(
+        &env,
+        "FROM assets_attribution a JOIN assets_materiel m ON m.id = a.materiel_id\n",
+        "FROM assets_attribution a JOIN assets_materiel m ON m.id = a.materiel_id\n\
+         UNION ALL SELECT NULL, 1000001, 'Sans id', 'short', '2026-03-20 08:00:00', '2026-03-20 11:00:00', NULL\n\
+         UNION ALL SELECT 'cent', 1000001, 'Id en texte', 'short', '2026-03-20 08:00:00', '2026-03-20 11:00:00', NULL\n\
+         UNION ALL SELECT 99, 1000001, NULL, 'short', '2026-03-20 08:00:00', '2026-03-20 11:00:00', NULL\n\
+         -- the host's odd rows\n",
+    );
+    env.run(&["db", "migrate"], NOW).success();
+    let out = env.run(&["sources", "loans"], NOW).code(65);
+    assert!(
+        out.stdout
+            .contains("  id: 2 of 5 rows not an integer id: the jobs leave these rows out, e.g. \"NULL\"")
+            || out
+                .stdout
+                .contains("  id: 2 of 5 rows not an integer id: the jobs leave these rows out, e.g. \"cent\""),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("  item: 1 of 5 rows empty: the jobs leave these rows out"),
+        "{}",
+        out.stdout
+    );
+    env.run(&["send-reminders"], "2026-03-20T08:00:00Z").success();
+    let mut got: Vec<String> = smtp.mails().iter().map(|m| m.decoded()).collect();
+    got.sort();
+    assert_eq!(got.len(), 2, "Léa's D-2 and Sam's loan, nothing for the odd rows");
+    assert!(got.iter().all(|m| !m.contains("Sans id") && !m.contains("Id en texte")));
+}
+
+#[test]
+fn what_a_mapping_may_not_do_is_refused_with_its_key() {
+    let smtp = SmtpServer::start();
+    let env = django(&smtp, "");
+    for (from, to, says) in [
+        (
+            "[sources.scheduled_reports.update]\nsent = \"sent\"",
+            "[sources.scheduled_reports.update]\nsent = \"id\"",
+            "[sources.scheduled_reports.update]: sent = \"id\": that column names the row",
+        ),
+        (
+            "sent_at = \"sent_at\"\nlast_error",
+            "sent_at = \"scheduled_at\"\nlast_error",
+            "sent_at = \"scheduled_at\": that column names the row",
+        ),
+        (
+            "last_error = \"erreur\"\n\n[sources.loans]",
+            "last_error = \"erreur\"\nstatus = \"erreur\"\n\n[sources.loans]",
+            "column \"erreur\" is named twice",
+        ),
+    ] {
+        let original = std::fs::read_to_string(env.config_path()).unwrap();
+        remap(&env, from, to);
+        let out = env.run(&["db", "migrate"], NOW).code(78);
+        assert!(out.stderr.contains(says), "{says}: {}", out.stderr);
+        env.write_config(&original);
+    }
+    // Two mistakes at once: both said in one run.
+    remap(&env, "reference = \"numero\"", "reference = \"numro\"");
+    remap(&env, "stage = \"etape\"", "stage = \"etap\"");
+    let out = env.run(&["config", "check"], NOW).code(78);
+    assert!(
+        out.stderr.contains("[sources.tickets]: no such column: numro")
+            && out.stderr.contains("[sources.ticket_events]: no such column: etap"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn an_expression_failing_on_a_row_is_named_by_rappel_sources() {
+    let smtp = SmtpServer::start();
+    let env = django(&smtp, "");
+    remap(
+        &env,
+        "customer = \"client_nom\"",
+        "customer = \"json_extract(client_nom, '$.x')\"",
+    );
+    env.run(&["db", "migrate"], NOW).success();
+    let out = env.run(&["sources", "tickets"], NOW).code(78);
+    assert!(
+        out.stderr.contains("[sources.tickets]: a row does not read") && out.stderr.contains("malformed JSON"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn contract_tables_made_beside_mapped_ones_refer_to_nothing_missing() {
+    let smtp = SmtpServer::start();
+    let env = django(&smtp, "");
+    // A host column named like a contract one that a mapped report never reads.
+    env.db()
+        .execute_batch("ALTER TABLE reports_scheduledreport ADD COLUMN recurrence TEXT DEFAULT '0 8 * * 1'")
+        .unwrap();
+    env.run(&["db", "migrate"], NOW).success();
+    let db = env.db();
+    db.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+    // contacts is mapped: the contract's students table does not refer to it.
+    db.execute("INSERT INTO students (id, contact_id) VALUES (1, 1)", [])
+        .unwrap();
+    let recurrence: Option<String> = {
+        let out = env.run(&["sources", "scheduled_reports", "--rows", "1"], NOW);
+        out.stdout.lines().find(|l| l.contains("recurrence")).map(|l| {
+            l.split("recurrence ")
+                .nth(1)
+                .unwrap_or("")
+                .split(',')
+                .next()
+                .unwrap_or("")
+                .to_string()
+        })
+    };
+    assert_eq!(recurrence.as_deref(), Some("none"), "a mapped report never recurs");
+}

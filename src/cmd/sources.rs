@@ -7,7 +7,7 @@
 use chrono::NaiveTime;
 
 use crate::db::host::CONTRACT;
-use crate::db::sources::Origin;
+use crate::db::sources::{Origin, required};
 use crate::exit::{Exit, fail};
 use crate::instant;
 use crate::output::printable;
@@ -23,8 +23,10 @@ enum Read {
     Flag,
     /// An instant (DESIGN §4's forms; without an offset, in `naive_timezone`).
     Instant,
-    /// An instant, or a date alone (a loan's due or return date).
+    /// An instant, or a date alone: its start (a loan's return date).
     Dated,
+    /// An instant, or a date alone: its end (a loan's due date).
+    Due,
     /// Text, taken as written.
     Text,
 }
@@ -40,7 +42,8 @@ fn read_of(column: &str) -> Read {
         | "subscription_active"
         | "cancelled"
         | "access_granted" => Read::Flag,
-        "due_at" | "returned_at" => Read::Dated,
+        "due_at" => Read::Due,
+        "returned_at" => Read::Dated,
         "created_at" | "closed_at" | "entered_at" | "scheduled_at" | "next_attempt_at" | "sent_at" | "lent_at"
         | "subscribed_at" | "last_active_at" | "starts_at" | "punched_at" | "sync_lease_until" | "synced_at" => {
             Read::Instant
@@ -48,26 +51,6 @@ fn read_of(column: &str) -> Read {
         // completed_at counts as done when filled, whatever it holds.
         _ => Read::Text,
     }
-}
-
-/// Contract columns a row cannot do without (NOT NULL without a default in
-/// DESIGN §4).
-fn required(table: &str, column: &str) -> bool {
-    column == "id"
-        || matches!(
-            (table, column),
-            ("contacts", "name")
-                | ("tickets", "reference" | "created_at")
-                | ("ticket_events", "ticket_id" | "stage" | "entered_at")
-                | ("alert_recipients", "contact_id")
-                | ("scheduled_reports", "title" | "recipients" | "scheduled_at")
-                | ("loans", "contact_id" | "item" | "lent_at" | "due_at")
-                | ("students", "contact_id")
-                | ("revision_sessions", "student_id" | "subject" | "starts_at")
-                | ("manual_reminders", "student_id" | "message" | "created_at")
-                | ("terminals", "serial")
-                | ("attendance_logs", "terminal_id" | "enroll_id" | "punched_at")
-        )
 }
 
 /// A column's rows that do not read: how many, and the first one's value.
@@ -104,7 +87,13 @@ pub fn run(ctx: &Ctx<'_>, only: Option<&str>, rows: usize) -> anyhow::Result<Exi
     let mut out = String::new();
     for (name, columns) in tables {
         let mapping = config.sources.iter().find(|s| s.name == *name);
-        let origin = match (found(&conn, name)?, mapping) {
+        let found = found(&conn, name)?;
+        // A mapped source: every host row, those the jobs leave out included.
+        let relation = match found {
+            Found::Mapped => crate::db::sources::raw_view(name),
+            _ => name.to_string(),
+        };
+        let origin = match (found, mapping) {
             (Found::Mapped, Some(source)) => match &source.origin {
                 Origin::Table(table) => format!("table {table:?} ([sources.{name}])"),
                 Origin::Query(_) => format!("a query ([sources.{name}])"),
@@ -121,8 +110,12 @@ pub fn run(ctx: &Ctx<'_>, only: Option<&str>, rows: usize) -> anyhow::Result<Exi
         let mut unread: Vec<Unread> = columns.iter().map(|_| Unread::default()).collect();
         let mut count = 0u64;
         let mut shown = Vec::new();
-        each_row::<anyhow::Error>(&conn, name, columns, |cells| {
+        let mut ids: std::collections::HashMap<i64, u64> = std::collections::HashMap::new();
+        let read = each_row::<anyhow::Error>(&conn, &relation, columns, |cells| {
             count += 1;
+            if let Some(id) = cells.first().filter(|c| c.integer).and_then(|c| c.id) {
+                *ids.entry(id).or_default() += 1;
+            }
             for (i, cell) in cells.iter().enumerate() {
                 if let Some(why) = problem(name, columns[i], reads[i], cell, zone, naive) {
                     let u = &mut unread[i];
@@ -143,7 +136,15 @@ pub fn run(ctx: &Ctx<'_>, only: Option<&str>, rows: usize) -> anyhow::Result<Exi
                 shown.push(values.join(", "));
             }
             Ok(())
-        })?;
+        });
+        if let Err(e) = read {
+            // A mapped expression that fails on some row: the jobs would stop on it.
+            crate::output::write_stdout(out.as_bytes())?;
+            return Err(fail(
+                Exit::Config,
+                format!("[sources.{name}]: a row does not read: {e}"),
+            ));
+        }
         out.push_str(&format!(
             "{name}: {origin}, {count} row{}\n",
             if count == 1 { "" } else { "s" }
@@ -173,6 +174,16 @@ pub fn run(ctx: &Ctx<'_>, only: Option<&str>, rows: usize) -> anyhow::Result<Exi
                 )
             })
             .collect();
+        let mut bad = bad;
+        let mut repeated: Vec<(i64, u64)> = ids.into_iter().filter(|(_, n)| *n > 1).collect();
+        repeated.sort();
+        if let Some((id, n)) = repeated.first() {
+            bad.push(format!(
+                "  id: {} id{} on more than one row, e.g. {id} ({n} rows): ids must be unique within a source\n",
+                repeated.len(),
+                if repeated.len() == 1 { "" } else { "s" },
+            ));
+        }
         if bad.is_empty() {
             if count > 0 {
                 out.push_str("  every value reads\n");
@@ -195,14 +206,17 @@ fn problem(
     zone: chrono_tz::Tz,
     naive: chrono_tz::Tz,
 ) -> Option<&'static str> {
+    if column == "id" && !cell.integer {
+        return Some("not an integer id: the jobs leave these rows out");
+    }
     let Some(text) = cell.text.as_deref().filter(|t| !t.trim().is_empty()) else {
-        return required(table, column).then_some("empty, which the jobs need");
+        return required(table, column).then_some("empty: the jobs leave these rows out");
     };
     match read {
         Read::Id if cell.id.is_none() => Some("not an id (an integer)"),
         Read::Flag if cell.flag.is_none() => Some("not a boolean (0/1, true/false, yes/no)"),
         Read::Instant if instant::parse_in(text, naive).is_none() => Some("not an instant"),
-        Read::Dated if instant::parse_dated(text, zone, naive, NaiveTime::MIN).is_none() => {
+        Read::Dated | Read::Due if instant::parse_dated(text, zone, naive, NaiveTime::MIN).is_none() => {
             Some("not an instant or a date")
         }
         _ => None,
@@ -218,6 +232,7 @@ fn shown_as(read: Read, cell: &Cell, zone: chrono_tz::Tz, naive: chrono_tz::Tz) 
     let at = match read {
         Read::Instant => instant::parse_in(text, naive),
         Read::Dated => instant::parse_dated(text, zone, naive, NaiveTime::MIN),
+        Read::Due => instant::parse_due(text, zone, naive),
         Read::Flag => {
             return cell
                 .flag

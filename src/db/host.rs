@@ -301,6 +301,24 @@ pub fn clashes(conn: &Connection) -> rusqlite::Result<Vec<Clash>> {
 
 /// The clashes that stop `job`, as one error (exit 74) naming each.
 pub fn check_for(conn: &Connection, job: &str) -> anyhow::Result<()> {
+    // A person under two rows of a mapped source would get the other's
+    // messages: such a source stops the jobs that read it.
+    let mapped = super::sources::mapped(conn)?;
+    for name in ["contacts", "students"] {
+        let read = READERS.iter().any(|(t, jobs)| *t == name && jobs.contains(&job));
+        if !read || !mapped.iter().any(|m| m == name) {
+            continue;
+        }
+        if let Some((id, rows)) = super::sources::repeated_id(conn, name)? {
+            return Err(crate::exit::fail(
+                crate::exit::Exit::Config,
+                format!(
+                    "[sources.{name}]: id {id} is on {rows} rows; ids must be unique within a source \
+                     (two tables in one source: offset one's ids, as README shows); {job} cannot run"
+                ),
+            ));
+        }
+    }
     let lines: Vec<String> = clashes(conn)?
         .iter()
         .filter(|c| c.jobs().contains(&job))

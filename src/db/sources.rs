@@ -155,6 +155,32 @@ fn default_of(source: &str, column: &str) -> Option<&'static str> {
         .map(|(_, _, d)| *d)
 }
 
+/// The view of a mapped source's rows as the host gives them, before the
+/// rows the jobs cannot use are left out (`rappel sources` reads it).
+pub fn raw_view(name: &str) -> String {
+    format!("rappel_source_{name}")
+}
+
+/// Contract columns a row cannot do without (NOT NULL without a default in
+/// DESIGN §4): a mapped row without one is left out of what the jobs read.
+pub fn required(table: &str, column: &str) -> bool {
+    column == "id"
+        || matches!(
+            (table, column),
+            ("contacts", "name")
+                | ("tickets", "reference" | "created_at")
+                | ("ticket_events", "ticket_id" | "stage" | "entered_at")
+                | ("alert_recipients", "contact_id")
+                | ("scheduled_reports", "title" | "recipients" | "scheduled_at")
+                | ("loans", "contact_id" | "item" | "lent_at" | "due_at")
+                | ("students", "contact_id")
+                | ("revision_sessions", "student_id" | "subject" | "starts_at")
+                | ("manual_reminders", "student_id" | "message" | "created_at")
+                | ("terminals", "serial")
+                | ("attendance_logs", "terminal_id" | "enroll_id" | "punched_at")
+        )
+}
+
 /// The contract's columns of input table `name` (DESIGN §4).
 pub fn contract_columns(name: &str) -> Option<&'static [&'static str]> {
     super::host::CONTRACT
@@ -173,24 +199,37 @@ fn quoted(name: &str) -> String {
 /// is mapped or found under its own name, each expression compiles.
 /// Errors: one line naming the source, the column and the fix.
 pub fn create_views(conn: &Connection, sources: &[Source]) -> anyhow::Result<()> {
+    let mut errors = Vec::new();
     for source in sources {
-        let name = source.name;
-        // Made again (after the migrations, rappel's record of the source
-        // may be there now).
-        conn.execute_batch(&format!(
-            "DROP TRIGGER IF EXISTS temp.{}; DROP VIEW IF EXISTS temp.{}; DROP VIEW IF EXISTS temp.{};",
-            quoted(&format!("rappel_update_{name}")),
-            quoted(name),
-            quoted(&format!("rappel_source_{name}")),
-        ))?;
-        let sql = view_sql(conn, source)?;
-        conn.execute_batch(&sql)
-            .map_err(|e| anyhow::anyhow!("[sources.{}]: {e}", source.name))?;
-        // A column that is not there or an expression that does not compile
-        // says so now, named after its source, not in the middle of a job.
-        conn.prepare(&format!("SELECT * FROM temp.{}", quoted(source.name)))
-            .map_err(|e| anyhow::anyhow!("[sources.{}]: {e}", source.name))?;
+        if let Err(e) = create_view(conn, source) {
+            errors.push(e.to_string());
+        }
     }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        // Every mapping that does not read, one line each.
+        Err(anyhow::anyhow!("{}", errors.join("\n")))
+    }
+}
+
+fn create_view(conn: &Connection, source: &Source) -> anyhow::Result<()> {
+    let name = source.name;
+    // Made again (after the migrations, rappel's record of the source may
+    // be there now).
+    conn.execute_batch(&format!(
+        "DROP TRIGGER IF EXISTS temp.{}; DROP VIEW IF EXISTS temp.{}; DROP VIEW IF EXISTS temp.{};",
+        quoted(&format!("rappel_update_{name}")),
+        quoted(name),
+        quoted(&raw_view(name)),
+    ))?;
+    let sql = view_sql(conn, source)?;
+    conn.execute_batch(&sql)
+        .map_err(|e| anyhow::anyhow!("[sources.{name}]: {e}"))?;
+    // A column that is not there or an expression that does not compile
+    // says so now, named after its source, not in the middle of a job.
+    conn.prepare(&format!("SELECT * FROM temp.{}", quoted(name)))
+        .map_err(|e| anyhow::anyhow!("[sources.{name}]: {e}"))?;
     Ok(())
 }
 
@@ -212,11 +251,17 @@ fn view_sql(conn: &Connection, source: &Source) -> anyhow::Result<String> {
             let columns = query_columns(conn, query).map_err(|e| {
                 anyhow::anyhow!("[sources.{name}]: the query does not compile: {e} (run it in sqlite3 to see why)")
             })?;
-            (format!("({query})"), columns)
+            (format!("(\n{query}\n)"), columns)
         }
     };
     let mut select = Vec::with_capacity(contract.len());
     for column in contract.iter().copied() {
+        // A report read from the host's table never recurs (rappel would
+        // write its next occurrence there), whatever column it has.
+        if (name, column) == ("scheduled_reports", "recurrence") {
+            select.push(format!("NULL AS {}", quoted(column)));
+            continue;
+        }
         let expr = match source.columns.get(column) {
             Some(expr) => format!("({expr})"),
             None if available.iter().any(|c| c.eq_ignore_ascii_case(column)) => {
@@ -236,26 +281,39 @@ fn view_sql(conn: &Connection, source: &Source) -> anyhow::Result<String> {
             |r| r.get(0),
         )
     };
-    // Before the migrations have made rappel's record, the rows as they
-    // are (`Database::migrate` maps the source again once it is there).
-    let Some(kept) = kept(name).filter(|k| recorded(k).unwrap_or(false)) else {
-        return Ok(format!(
-            "CREATE TEMP VIEW IF NOT EXISTS {} AS SELECT {} FROM {from} AS {}",
-            quoted(name),
-            select.join(", "),
-            quoted("rappel_source")
-        ));
-    };
-    // The host's rows as the contract has them, then rappel's record of
-    // each over them, and a trigger that records an update there (and in
-    // the host columns named under `update`) instead of in the host's row.
-    let inner = format!("rappel_source_{name}");
+    // Every row as the host gives it (what `rappel sources` reads), then
+    // the rows the jobs can use: an integer id and every column they need
+    // (`rappel sources` names the others). The conditions are on the rows,
+    // so a lookup by id still uses the host's index.
+    let raw = raw_view(name);
     let mut sql = format!(
         "CREATE TEMP VIEW IF NOT EXISTS {} AS SELECT {} FROM {from} AS {};\n",
-        quoted(&inner),
+        quoted(&raw),
         select.join(", "),
         quoted("rappel_source")
     );
+    let usable: Vec<String> = std::iter::once("typeof(i.id) = 'integer'".to_string())
+        .chain(
+            contract
+                .iter()
+                .filter(|c| **c != "id" && required(name, c))
+                .map(|c| format!("i.{c} IS NOT NULL")),
+        )
+        .collect();
+    let usable = usable.join(" AND ");
+    // Before the migrations have made rappel's record, the rows as they
+    // are (`Database::migrate` maps the source again once it is there).
+    let Some(kept) = kept(name).filter(|k| recorded(k).unwrap_or(false)) else {
+        sql.push_str(&format!(
+            "CREATE TEMP VIEW IF NOT EXISTS {} AS SELECT * FROM temp.{} AS i WHERE {usable};",
+            quoted(name),
+            quoted(&raw)
+        ));
+        return Ok(sql);
+    };
+    // rappel's record of each row over the host's, and a trigger that
+    // records an update there (and in the host columns named under
+    // `update`) instead of in the host's row.
     let outer: Vec<String> = contract
         .iter()
         .map(|c| {
@@ -269,10 +327,10 @@ fn view_sql(conn: &Connection, source: &Source) -> anyhow::Result<String> {
     let [(k0, c0), (k1, c1)] = kept.key;
     sql.push_str(&format!(
         "CREATE TEMP VIEW IF NOT EXISTS {} AS SELECT {} FROM temp.{} AS i \
-         LEFT JOIN main.{} AS k ON k.{k0} = i.{c0} AND k.{k1} = i.{c1};\n",
+         LEFT JOIN main.{} AS k ON k.{k0} = i.{c0} AND k.{k1} = i.{c1} WHERE {usable};\n",
         quoted(name),
         outer.join(", "),
-        quoted(&inner),
+        quoted(&raw),
         kept.table,
     ));
     let set: Vec<String> = kept.columns.iter().map(|c| format!("{c} = excluded.{c}")).collect();
@@ -297,8 +355,35 @@ fn view_sql(conn: &Connection, source: &Source) -> anyhow::Result<String> {
                 "[sources.{name}.update]: the host's table has the source's own name; rappel cannot keep its columns up to date"
             );
         }
+        let info = host_column_info(conn, table)?;
+        // The host columns naming the row: its id and its own instant.
+        let key_columns: Vec<String> = [c0, c1]
+            .iter()
+            .map(|c| source.columns.get(*c).map_or(c.to_string(), |e| e.trim().to_string()))
+            .collect();
+        let mut targets: Vec<&str> = Vec::new();
         let mut assignments = Vec::new();
         for (what, column) in &source.update {
+            let found = info.iter().find(|(n, _, _)| n.eq_ignore_ascii_case(column));
+            if let Some((_, not_null, pk)) = found {
+                if *pk || key_columns.iter().any(|k| k.eq_ignore_ascii_case(column)) {
+                    anyhow::bail!(
+                        "[sources.{name}.update]: {what} = {column:?}: that column names the row (its id or {c1}); \
+                         rappel never writes it"
+                    );
+                }
+                let may_be_null = !matches!(what.as_str(), "sent" | "status" | "attempts");
+                if *not_null && may_be_null {
+                    anyhow::bail!(
+                        "[sources.{name}.update]: {what} = {column:?}: the column is NOT NULL, and {what} is empty \
+                         until the row is sent or fails"
+                    );
+                }
+            }
+            if targets.iter().any(|t| t.eq_ignore_ascii_case(column)) {
+                anyhow::bail!("[sources.{name}.update]: column {column:?} is named twice");
+            }
+            targets.push(column);
             let Some((_, value)) = kept.updates.iter().find(|(w, _)| w == what) else {
                 anyhow::bail!(
                     "[sources.{name}.update]: `{what}` is not something rappel records (expected one of {})",
@@ -350,9 +435,17 @@ fn host_columns(conn: &Connection, table: &str) -> rusqlite::Result<Vec<String>>
     names.collect()
 }
 
+/// Each column of the host's table `table`: its name, whether it is NOT
+/// NULL, whether it is (part of) the primary key.
+fn host_column_info(conn: &Connection, table: &str) -> rusqlite::Result<Vec<(String, bool, bool)>> {
+    let mut stmt = conn.prepare("SELECT name, \"notnull\", pk FROM pragma_table_info(?1, 'main')")?;
+    let rows = stmt.query_map([table], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? > 0)))?;
+    rows.collect()
+}
+
 /// The names of the columns `query` returns.
 fn query_columns(conn: &Connection, query: &str) -> rusqlite::Result<Vec<String>> {
-    let stmt = conn.prepare(&format!("SELECT * FROM ({query})"))?;
+    let stmt = conn.prepare(&format!("SELECT * FROM (\n{query}\n)"))?;
     Ok(stmt.column_names().map(str::to_string).collect())
 }
 
@@ -402,6 +495,34 @@ pub fn target(statement: &str) -> Option<String> {
         _ => return None,
     };
     word(at).map(str::to_string)
+}
+
+/// An id that more than one usable row of mapped source `name` has, with
+/// how many rows have it; `None` when each id is on one row.
+pub fn repeated_id(conn: &Connection, name: &str) -> rusqlite::Result<Option<(i64, i64)>> {
+    use rusqlite::OptionalExtension;
+    conn.query_row(
+        &format!(
+            "SELECT id, count(*) FROM temp.{} GROUP BY id HAVING count(*) > 1 ORDER BY id LIMIT 1",
+            quoted(name)
+        ),
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()
+}
+
+/// `sql` (a contract table's `CREATE TABLE`) without its foreign keys to
+/// the `mapped` sources: there is no such table to refer to, and with
+/// foreign keys on, the host's inserts into this one would fail.
+pub fn without_references(sql: &str, mapped: &[String]) -> String {
+    let mut out = sql.to_string();
+    for m in mapped {
+        for form in [format!(" REFERENCES {m}(id)"), format!(" REFERENCES {m} (id)")] {
+            out = out.replace(&form, "");
+        }
+    }
+    out
 }
 
 /// The input tables mapped on `conn` (its TEMP views).
@@ -556,6 +677,15 @@ mod tests {
             Some("tickets")
         );
         assert_eq!(target("DROP INDEX IF EXISTS x"), None);
+    }
+
+    #[test]
+    fn a_contract_table_loses_its_foreign_keys_to_mapped_sources_only() {
+        let sql = "CREATE TABLE students (id INTEGER PRIMARY KEY, contact_id INTEGER NOT NULL REFERENCES contacts(id),
+                   parent_contact_id INTEGER REFERENCES contacts (id), x INTEGER REFERENCES loans(id))";
+        let out = without_references(sql, &["contacts".to_string()]);
+        assert!(!out.contains("contacts"), "{out}");
+        assert!(out.contains("REFERENCES loans(id)"), "{out}");
     }
 
     #[test]

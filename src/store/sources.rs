@@ -40,15 +40,19 @@ pub fn found(conn: &Connection, name: &str) -> Result<Found> {
 /// NULL or a blob), and the same value read as a row id and as a boolean.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Cell {
+    /// Whether SQLite holds an integer (a row's own id must be one).
+    pub integer: bool,
     pub text: Option<String>,
     pub id: Option<i64>,
     pub flag: Option<bool>,
 }
 
-/// Calls `each` with every row of input table `name` (`columns` in that
-/// order), by id; stops at the first error `each` returns. `name` and
+/// Calls `each` with every row of `name` (an input table, or a mapped
+/// source's view of every host row: `db::sources::raw_view`), `columns` in
+/// that order, by id; stops at the first error `each` returns. `name` and
 /// `columns` come from the contract (`db::host::CONTRACT`), never from
-/// data. Errors: `StoreError`, or `each`'s.
+/// data. Errors: `StoreError` (a mapped expression failing on some row, as
+/// SQLite says), or `each`'s.
 pub fn each_row<E: From<StoreError>>(
     conn: &Connection,
     name: &str,
@@ -66,6 +70,7 @@ pub fn each_row<E: From<StoreError>>(
         for i in 0..columns.len() {
             let v = row.get_ref(i).map_err(StoreError::from)?;
             cells.push(Cell {
+                integer: matches!(v, rusqlite::types::ValueRef::Integer(_)),
                 text: loose::text(v),
                 id: loose::id(v),
                 flag: loose::flag(v),
