@@ -687,3 +687,21 @@ fn contract_tables_made_beside_mapped_ones_refer_to_nothing_missing() {
     };
     assert_eq!(recurrence.as_deref(), Some("none"), "a mapped report never recurs");
 }
+
+#[test]
+fn a_first_alert_in_the_morning_is_not_repeated_at_the_entrys_slot_the_same_day() {
+    let smtp = SmtpServer::start();
+    let env = django(&smtp, "");
+    env.run(&["db", "migrate"], NOW).success();
+    // 09:00: the first run catches up on R-1001's slot of yesterday 11:00 UTC.
+    env.run(&["check-delay-alerts"], NOW).success();
+    assert_eq!(smtp.mails().len(), 2);
+    // 11:30: today's slot has come, and the 09:00 alert is the one nearest to it.
+    env.run(&["check-delay-alerts"], "2026-03-20T11:30:00Z").success();
+    assert_eq!(smtp.mails().len(), 2, "not twice in one morning");
+    // The next day, at its slot, each recipient is alerted again.
+    env.run(&["check-delay-alerts"], "2026-03-21T11:30:00Z").success();
+    let mut to: Vec<String> = smtp.mails().iter().skip(2).map(|m| m.to.join(",")).collect();
+    to.sort();
+    assert_eq!(to, ["awa.mba@example.com", "jean.obiang@example.com"]);
+}

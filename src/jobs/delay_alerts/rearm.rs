@@ -7,7 +7,10 @@
 //! is whole days (so a daily alert keeps its time of day across DST
 //! changes); with `alert_at`, they are that local time of day, every
 //! `rearm_hours` rounded to days. A run alerts an entry when a slot came
-//! (up to a tolerance before the run) that no alert answered yet.
+//! (up to a tolerance before the run) that no alert answered yet. An alert
+//! answers the slot nearest to it: a first alert that catches up on
+//! yesterday's slot at 09:00 answers today's at 11:00 too, so the entry is
+//! not alerted twice in one morning.
 
 use chrono::{DateTime, Days, Duration, NaiveDate, NaiveTime, Utc};
 use chrono_tz::Tz;
@@ -40,17 +43,22 @@ impl Rearm {
     }
 
     /// The slot a run at `now` answers for an entry overdue since `anchor`,
-    /// and the instant from which an alert counts as its answer (30 minutes
-    /// before the slot, whatever this run's tolerance: an alert a daily run
-    /// made a little early is not answered again by a later run). `None`: no
-    /// slot has come (with `alert_at`, the first is that time of day, at or
-    /// after `anchor`).
+    /// and the instant from which an alert counts as its answer: half the
+    /// re-arm period before the slot, so an alert answers the slot nearest
+    /// to it (one a daily run made a little early is not answered again by
+    /// a later run; a catch-up alert two hours before a slot answers it).
+    /// `None`: no slot has come (with `alert_at`, the first is that time of
+    /// day, at or after `anchor`).
     pub fn slot(&self, anchor: DateTime<Utc>, now: DateTime<Utc>) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
         if self.hours == 0 {
             // No re-arm wait: every run alerts.
             return Some((now, now));
         }
         let before = now + self.tolerance;
+        let period = match self.alert_at {
+            Some(_) => Duration::days(i64::from(self.hours.div_ceil(24).max(1))),
+            None => Duration::hours(i64::from(self.hours)),
+        };
         let slot = match self.alert_at {
             Some(at) => {
                 let mut first = anchor.with_timezone(&self.zone).date_naive();
@@ -73,7 +81,7 @@ impl Rearm {
                 anchor + period * i32::try_from(n).ok()?
             }
         };
-        Some((slot, slot - MAX_TOLERANCE))
+        Some((slot, slot - (period / 2).max(MAX_TOLERANCE)))
     }
 
     /// The latest of `time` on `first` + k × `days` days (local), strictly
@@ -142,7 +150,24 @@ mod tests {
         let anchor = utc("2026-01-15T06:00:00Z"); // 07:00 CET
         let (slot, from) = r.slot(anchor, utc("2026-01-17T05:59:50Z")).unwrap();
         assert_eq!(slot, utc("2026-01-17T06:00:00Z"));
-        assert_eq!(from, utc("2026-01-17T05:30:00Z"));
+        assert_eq!(from, utc("2026-01-16T18:00:00Z"), "half a day before");
+    }
+
+    #[test]
+    fn a_catch_up_alert_answers_the_slot_that_comes_the_same_morning() {
+        let r = daily(30);
+        // Overdue since 11:00 CET; the first run is at 09:00 the next day.
+        let anchor = utc("2026-01-15T10:00:00Z");
+        let (slot, from) = r.slot(anchor, utc("2026-01-16T08:00:00Z")).unwrap();
+        assert_eq!(slot, anchor, "yesterday's slot, caught up");
+        assert!(from <= anchor - Duration::hours(12));
+        // At 11:00 the day's slot has come, but the 09:00 alert is nearest to it.
+        let (slot, from) = r.slot(anchor, utc("2026-01-16T10:00:00Z")).unwrap();
+        assert_eq!(slot, utc("2026-01-16T10:00:00Z"));
+        assert!(from <= utc("2026-01-16T08:00:00Z"), "the 09:00 alert answers it");
+        // The next day's slot is not answered by it.
+        let (_, from) = r.slot(anchor, utc("2026-01-17T10:00:00Z")).unwrap();
+        assert!(from > utc("2026-01-16T08:00:00Z"));
     }
 
     #[test]
