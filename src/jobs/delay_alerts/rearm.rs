@@ -7,10 +7,9 @@
 //! is whole days (so a daily alert keeps its time of day across DST
 //! changes); with `alert_at`, they are that local time of day, every
 //! `rearm_hours` rounded to days. A run alerts an entry when a slot came
-//! (up to a tolerance before the run) that no alert answered yet. An alert
-//! answers the slot nearest to it: a first alert that catches up on
-//! yesterday's slot at 09:00 answers today's at 11:00 too, so the entry is
-//! not alerted twice in one morning.
+//! (up to a tolerance before the run) that no alert answered yet, and none
+//! came in the last half period: a first alert that catches up on
+//! yesterday's slot at 09:00 is not followed by another at today's 11:00.
 
 use chrono::{DateTime, Days, Duration, NaiveDate, NaiveTime, Utc};
 use chrono_tz::Tz;
@@ -43,12 +42,13 @@ impl Rearm {
     }
 
     /// The slot a run at `now` answers for an entry overdue since `anchor`,
-    /// and the instant from which an alert counts as its answer: half the
-    /// re-arm period before the slot, so an alert answers the slot nearest
-    /// to it (one a daily run made a little early is not answered again by
-    /// a later run; a catch-up alert two hours before a slot answers it).
-    /// `None`: no slot has come (with `alert_at`, the first is that time of
-    /// day, at or after `anchor`).
+    /// and the instant from which an alert counts as its answer: 30 minutes
+    /// before the slot (an alert a daily run made a little early is not
+    /// answered again by a later run), or half the re-arm period before
+    /// `now` when that is earlier (a catch-up alert at 09:00 answers the
+    /// 11:00 slot of the same morning; a daily cron at 19:30 for a 07:00
+    /// slot still alerts every day). `None`: no slot has come (with
+    /// `alert_at`, the first is that time of day, at or after `anchor`).
     pub fn slot(&self, anchor: DateTime<Utc>, now: DateTime<Utc>) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
         if self.hours == 0 {
             // No re-arm wait: every run alerts.
@@ -81,7 +81,7 @@ impl Rearm {
                 anchor + period * i32::try_from(n).ok()?
             }
         };
-        Some((slot, slot - (period / 2).max(MAX_TOLERANCE)))
+        Some((slot, (slot - MAX_TOLERANCE).min(now - period / 2)))
     }
 
     /// The latest of `time` on `first` + k × `days` days (local), strictly
@@ -150,7 +150,7 @@ mod tests {
         let anchor = utc("2026-01-15T06:00:00Z"); // 07:00 CET
         let (slot, from) = r.slot(anchor, utc("2026-01-17T05:59:50Z")).unwrap();
         assert_eq!(slot, utc("2026-01-17T06:00:00Z"));
-        assert_eq!(from, utc("2026-01-16T18:00:00Z"), "half a day before");
+        assert_eq!(from, utc("2026-01-16T17:59:50Z"), "half a day before the run");
     }
 
     #[test]
@@ -160,7 +160,7 @@ mod tests {
         let anchor = utc("2026-01-15T10:00:00Z");
         let (slot, from) = r.slot(anchor, utc("2026-01-16T08:00:00Z")).unwrap();
         assert_eq!(slot, anchor, "yesterday's slot, caught up");
-        assert!(from <= anchor - Duration::hours(12));
+        assert!(from <= anchor, "no alert yet: this one goes");
         // At 11:00 the day's slot has come, but the 09:00 alert is nearest to it.
         let (slot, from) = r.slot(anchor, utc("2026-01-16T10:00:00Z")).unwrap();
         assert_eq!(slot, utc("2026-01-16T10:00:00Z"));
@@ -168,6 +168,16 @@ mod tests {
         // The next day's slot is not answered by it.
         let (_, from) = r.slot(anchor, utc("2026-01-17T10:00:00Z")).unwrap();
         assert!(from > utc("2026-01-16T08:00:00Z"));
+    }
+
+    #[test]
+    fn a_daily_cron_long_after_the_slot_alerts_every_day() {
+        let r = daily(30);
+        let anchor = utc("2026-01-15T06:00:00Z"); // 07:00 CET
+        // Run every day at 19:30 UTC: yesterday's alert does not answer today's slot.
+        let (slot, from) = r.slot(anchor, utc("2026-01-17T19:30:00Z")).unwrap();
+        assert_eq!(slot, utc("2026-01-17T06:00:00Z"));
+        assert!(from > utc("2026-01-16T19:30:00Z"), "{from}");
     }
 
     #[test]
