@@ -290,7 +290,14 @@ fn job_body(
         // A host table without a column this job reads stops this job only.
         crate::db::host::check_for(&conn, run.as_str())?;
         let started = Instant::now();
-        *report = plan(&mut conn, &plan_ctx(ctx, templates, db, false, scope.force))?;
+        *report = plan(&mut conn, &plan_ctx(ctx, templates, db, false, scope.force)).map_err(|e| {
+            // SQLite's message alone does not say which mapping failed on a row.
+            if ctx.config.sources.is_empty() || !e.chain().any(crate::store::is_store_error) {
+                e
+            } else {
+                e.context("reading the sources failed (`rappel sources` names a [sources] mapping that fails on a row)")
+            }
+        })?;
         log::info!(
             "{run}: planned {} message(s) in {} ms",
             report.planned,

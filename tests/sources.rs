@@ -657,6 +657,15 @@ fn an_expression_failing_on_a_row_is_named_by_rappel_sources() {
         "{}",
         out.stderr
     );
+    // The job stops on it too, and says where to look.
+    let out = env.run(&["check-delay-alerts"], NOW).code(74);
+    assert!(
+        out.stderr
+            .contains("`rappel sources` names a [sources] mapping that fails on a row")
+            && out.stderr.contains("malformed JSON"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
