@@ -122,7 +122,12 @@ pub fn run(ctx: &Ctx<'_>, only: Option<&str>, rows: usize) -> anyhow::Result<Exi
                     u.rows += 1;
                     u.why = why;
                     if u.example.is_none() {
-                        u.example = Some(cell.text.clone().unwrap_or_else(|| "NULL".into()));
+                        // NULL as such, a value quoted (so the text "NULL" is not NULL).
+                        u.example = Some(
+                            cell.text
+                                .as_deref()
+                                .map_or_else(|| "NULL".to_string(), |t| format!("{:?}", printable(t))),
+                        );
                     }
                 }
             }
@@ -166,11 +171,11 @@ pub fn run(ctx: &Ctx<'_>, only: Option<&str>, rows: usize) -> anyhow::Result<Exi
             .filter(|(_, u)| u.rows > 0)
             .map(|(column, u)| {
                 format!(
-                    "  {column}: {} of {count} row{} {}, e.g. {:?}\n",
+                    "  {column}: {} of {count} row{} {}, e.g. {}\n",
                     u.rows,
                     if count == 1 { "" } else { "s" },
                     u.why,
-                    printable(u.example.as_deref().unwrap_or(""))
+                    u.example.as_deref().unwrap_or("")
                 )
             })
             .collect();

@@ -35,7 +35,7 @@ pub fn convert(raw: BTreeMap<String, RawSource>, naive_utc: bool) -> Result<Vec<
         let Some(name) = MAPPABLE.iter().copied().find(|m| *m == name) else {
             return Err(format!(
                 "sources.{name}: cannot be mapped yet: the punch ledger claims its rows in the table itself; \
-                 keep the table `{name}` as DESIGN §4 describes it (mappable: {})",
+                 keep rappel's table `{name}` (see README) (mappable: {})",
                 MAPPABLE.join(", ")
             ));
         };
@@ -53,7 +53,7 @@ pub fn convert(raw: BTreeMap<String, RawSource>, naive_utc: bool) -> Result<Vec<
                 let query = query.trim().trim_end_matches(';').to_string();
                 if raw.columns.is_some() {
                     return Err(format!(
-                        "sources.{name}.columns: only with `table`; a query names its columns itself (`... AS reference`)"
+                        "sources.{name}.columns: only with `table`; a query names its columns itself (`SELECT ... AS <column>`)"
                     ));
                 }
                 Origin::Query(query)
