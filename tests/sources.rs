@@ -711,3 +711,132 @@ fn a_first_alert_in_the_morning_is_not_repeated_at_the_entrys_slot_the_same_day(
     to.sort();
     assert_eq!(to, ["awa.mba@example.com", "jean.obiang@example.com"]);
 }
+
+/// The Django database with 150 more loans lent at 08:30 and 10 more
+/// reports due, each with its file and two recipients; migrated.
+fn busy_django(smtp: &SmtpServer) -> TestEnv {
+    // A short lease: a killed run's messages go again after it (wall clock).
+    let env = django(smtp, "[delivery]\nlease_s = 9\n");
+    let media = env.dir.path().join("media/reports");
+    std::fs::create_dir_all(&media).unwrap();
+    let db = env.db();
+    for i in 0..150 {
+        db.execute(
+            "INSERT INTO assets_client (id, nom, email) VALUES (?1, ?2, ?3)",
+            rusqlite::params![100 + i, format!("Client {i}"), format!("client{i}@example.com")],
+        )
+        .unwrap();
+        db.execute(
+            "INSERT INTO assets_attribution (materiel_id, client_id, type_emprunt, date_attribution, date_retour_prevue)
+             VALUES (1, ?1, 'LONG', '2026-03-20 08:30:00', '2026-04-20 16:00:00')",
+            [100 + i],
+        )
+        .unwrap();
+    }
+    for i in 0..10 {
+        std::fs::write(media.join(format!("r{i}.pdf")), b"%PDF-1.4").unwrap();
+        db.execute(
+            "INSERT INTO reports_scheduledreport (titre, destinataires, scheduled_at, pdf_file, sent)
+             VALUES (?1, ?2, '2026-03-20 08:00:00', ?3, 0)",
+            rusqlite::params![
+                format!("Report {i}"),
+                format!("a{i}@example.com; b{i}@example.com"),
+                format!("reports/r{i}.pdf")
+            ],
+        )
+        .unwrap();
+    }
+    drop(db);
+    env.run(&["db", "migrate"], NOW).success();
+    env
+}
+
+/// Checks that every message went, at most `twice` of them twice: 151 loan
+/// confirmations (Sam's and the 150), 20 report mails, 2 staff digests,
+/// each report row marked sent in the host's table.
+fn each_once(env: &TestEnv, smtp: &SmtpServer, twice: usize) {
+    let mut keys: Vec<(String, String)> = smtp
+        .mails()
+        .iter()
+        .map(|m| {
+            (
+                m.to.join(","),
+                m.header("X-Rappel-Kind").unwrap_or_default() + &m.subject(),
+            )
+        })
+        .collect();
+    keys.sort();
+    let total = keys.len();
+    keys.dedup();
+    assert!(total - keys.len() <= twice, "{} sent twice", total - keys.len());
+    let count = |kind: &str| keys.iter().filter(|(_, k)| k.starts_with(kind)).count();
+    assert_eq!(count("loan_created"), 150 + 1, "every new loan once (and Sam's laptop)");
+    assert_eq!(
+        count("report"),
+        20,
+        "every report recipient once (the Django rows have no file here)"
+    );
+    assert_eq!(count("delay_alert"), 2, "one digest per staff recipient");
+    let sent: i64 = env
+        .db()
+        .query_row(
+            "SELECT count(*) FROM reports_scheduledreport WHERE titre LIKE 'Report %' AND sent = 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(sent, 10, "each host row marked sent");
+}
+
+#[test]
+fn every_job_at_once_on_a_mapped_database_sends_each_message_once() {
+    let smtp = SmtpServer::start();
+    let env = busy_django(&smtp);
+    let children: Vec<_> = (0..4)
+        .flat_map(|_| ["check-delay-alerts", "send-reports", "send-reminders", "deliver"])
+        .map(|job| {
+            env.command(&[job], NOW)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        // The Django rows have no file: 65 is their failure.
+        assert!(
+            matches!(out.status.code(), Some(0 | 65)),
+            "{:?}: {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    env.run(&["deliver"], &support::plus(NOW, 60)).code(0);
+    each_once(&env, &smtp, 0);
+}
+
+#[test]
+fn run_all_killed_on_a_mapped_database_loses_nothing() {
+    let smtp = SmtpServer::start();
+    let env = busy_django(&smtp);
+    for i in 0..20u64 {
+        let mut child = env
+            .command(&["run-all"], NOW)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(5 + (i * 7) % 40));
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    // Past the lease (wall clock): what a killed run held goes again, once.
+    std::thread::sleep(std::time::Duration::from_secs(10));
+    let out = env.run(&["run-all"], &support::plus(NOW, 60));
+    assert!(matches!(out.code, 0 | 65), "{}{}", out.stdout, out.stderr);
+    // Nothing lost. A message sent but not yet recorded when its run was
+    // killed goes again (docs/guarantees.md: at most 128 + the connections
+    // at each kill).
+    each_once(&env, &smtp, 20 * (128 + 2));
+}
