@@ -303,6 +303,20 @@ fn sources_shows_each_table_as_read_and_counts_the_values_that_do_not_read() {
         out.stdout
     );
     env.run(&["sources", "ticket"], NOW).code(64);
+
+    let out = env
+        .run(&["--json", "sources", "ticket_events", "--rows", "1"], NOW)
+        .code(65);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let t = &v["sources"][0];
+    assert_eq!(t["table"], "ticket_events");
+    assert_eq!(t["origin"], "table \"repairs_ticketevent\" ([sources.ticket_events])");
+    assert_eq!(t["rows"], 8);
+    assert_eq!(t["columns"]["stage"], "etape");
+    assert_eq!(t["sample"][0]["stage"], "\"reception\"");
+    assert_eq!(t["problems"][0]["column"], "entered_at");
+    assert_eq!(t["problems"][0]["rows"], 2);
+    assert_eq!(t["problems"][0]["example"], "\"hier\"");
 }
 
 #[test]

@@ -85,6 +85,8 @@ pub fn run(ctx: &Ctx<'_>, only: Option<&str>, rows: usize) -> anyhow::Result<Exi
     let (zone, naive) = (config.timezone, config.naive_timezone);
     let mut unreadable = false;
     let mut out = String::new();
+    // With --json, the same as one object per table.
+    let mut json: Vec<serde_json::Value> = Vec::new();
     for (name, columns) in tables {
         let mapping = config.sources.iter().find(|s| s.name == *name);
         let found = found(&conn, name)?;
@@ -103,6 +105,7 @@ pub fn run(ctx: &Ctx<'_>, only: Option<&str>, rows: usize) -> anyhow::Result<Exi
                 out.push_str(&format!(
                     "{name}: missing: not mapped in [sources], and `rappel db migrate` has not created it\n"
                 ));
+                json.push(serde_json::json!({ "table": name, "origin": "missing" }));
                 continue;
             }
         };
@@ -110,6 +113,7 @@ pub fn run(ctx: &Ctx<'_>, only: Option<&str>, rows: usize) -> anyhow::Result<Exi
         let mut unread: Vec<Unread> = columns.iter().map(|_| Unread::default()).collect();
         let mut count = 0u64;
         let mut shown = Vec::new();
+        let mut sample: Vec<serde_json::Value> = Vec::new();
         let mut ids: std::collections::HashMap<i64, u64> = std::collections::HashMap::new();
         let read = each_row::<anyhow::Error>(&conn, &relation, columns, |cells| {
             count += 1;
@@ -132,6 +136,13 @@ pub fn run(ctx: &Ctx<'_>, only: Option<&str>, rows: usize) -> anyhow::Result<Exi
                 }
             }
             if shown.len() < rows {
+                let object: serde_json::Map<String, serde_json::Value> = cells
+                    .iter()
+                    .zip(columns.iter())
+                    .zip(&reads)
+                    .map(|((cell, column), read)| (column.to_string(), shown_as(*read, cell, zone, naive).into()))
+                    .collect();
+                sample.push(object.into());
                 let values: Vec<String> = cells
                     .iter()
                     .zip(columns.iter())
@@ -144,7 +155,9 @@ pub fn run(ctx: &Ctx<'_>, only: Option<&str>, rows: usize) -> anyhow::Result<Exi
         });
         if let Err(e) = read {
             // A mapped expression that fails on some row: the jobs would stop on it.
-            crate::output::write_stdout(out.as_bytes())?;
+            if !ctx.json {
+                crate::output::write_stdout(out.as_bytes())?;
+            }
             return Err(fail(
                 Exit::Config,
                 format!("[sources.{name}]: a row does not read: {e}"),
@@ -165,6 +178,12 @@ pub fn run(ctx: &Ctx<'_>, only: Option<&str>, rows: usize) -> anyhow::Result<Exi
         for row in shown {
             out.push_str(&format!("  {}\n", printable(&row)));
         }
+        let problems: Vec<serde_json::Value> = columns
+            .iter()
+            .zip(&unread)
+            .filter(|(_, u)| u.rows > 0)
+            .map(|(column, u)| serde_json::json!({ "column": column, "rows": u.rows, "why": u.why, "example": u.example }))
+            .collect();
         let bad: Vec<String> = columns
             .iter()
             .zip(&unread)
@@ -182,6 +201,16 @@ pub fn run(ctx: &Ctx<'_>, only: Option<&str>, rows: usize) -> anyhow::Result<Exi
         let mut bad = bad;
         let mut repeated: Vec<(i64, u64)> = ids.into_iter().filter(|(_, n)| *n > 1).collect();
         repeated.sort();
+        json.push(serde_json::json!({
+            "table": name,
+            "origin": origin,
+            "rows": count,
+            "columns": mapping.map(|m| &m.columns),
+            "update": mapping.map(|m| &m.update),
+            "sample": sample,
+            "problems": problems,
+            "repeated_ids": repeated.len(),
+        }));
         if let Some((id, n)) = repeated.first() {
             bad.push(format!(
                 "  id: {} id{} on more than one row, e.g. {id} ({n} rows): ids must be unique within a source\n",
@@ -197,6 +226,9 @@ pub fn run(ctx: &Ctx<'_>, only: Option<&str>, rows: usize) -> anyhow::Result<Exi
             unreadable = true;
             out.extend(bad);
         }
+    }
+    if ctx.json {
+        out = crate::output::json(&serde_json::json!({ "sources": json }), true) + "\n";
     }
     crate::output::write_stdout(out.as_bytes())?;
     Ok(if unreadable { Exit::DataErr } else { Exit::Ok })
