@@ -136,20 +136,18 @@ pub fn run(ctx: &Ctx<'_>, only: Option<&str>, rows: usize) -> anyhow::Result<Exi
                 }
             }
             if shown.len() < rows {
-                let object: serde_json::Map<String, serde_json::Value> = cells
+                // Each value as read, once: a line of text and a JSON object.
+                let values: Vec<(&str, String)> = cells
                     .iter()
                     .zip(columns.iter())
                     .zip(&reads)
-                    .map(|((cell, column), read)| (column.to_string(), shown_as(*read, cell, zone, naive).into()))
+                    .map(|((cell, column), read)| (*column, shown_as(*read, cell, zone, naive)))
                     .collect();
+                let line: Vec<String> = values.iter().map(|(c, v)| format!("{c} {v}")).collect();
+                shown.push(line.join(", "));
+                let object: serde_json::Map<String, serde_json::Value> =
+                    values.into_iter().map(|(c, v)| (c.to_string(), v.into())).collect();
                 sample.push(object.into());
-                let values: Vec<String> = cells
-                    .iter()
-                    .zip(columns.iter())
-                    .zip(&reads)
-                    .map(|((cell, column), read)| format!("{column} {}", shown_as(*read, cell, zone, naive)))
-                    .collect();
-                shown.push(values.join(", "));
             }
             Ok(())
         });
@@ -178,27 +176,17 @@ pub fn run(ctx: &Ctx<'_>, only: Option<&str>, rows: usize) -> anyhow::Result<Exi
         for row in shown {
             out.push_str(&format!("  {}\n", printable(&row)));
         }
-        let problems: Vec<serde_json::Value> = columns
-            .iter()
-            .zip(&unread)
-            .filter(|(_, u)| u.rows > 0)
-            .map(|(column, u)| serde_json::json!({ "column": column, "rows": u.rows, "why": u.why, "example": u.example }))
-            .collect();
-        let bad: Vec<String> = columns
-            .iter()
-            .zip(&unread)
-            .filter(|(_, u)| u.rows > 0)
-            .map(|(column, u)| {
-                format!(
-                    "  {column}: {} of {count} row{} {}, e.g. {}\n",
-                    u.rows,
-                    if count == 1 { "" } else { "s" },
-                    u.why,
-                    u.example.as_deref().unwrap_or("")
-                )
-            })
-            .collect();
-        let mut bad = bad;
+        let (mut bad, mut problems) = (Vec::new(), Vec::new());
+        for (column, u) in columns.iter().zip(&unread).filter(|(_, u)| u.rows > 0) {
+            bad.push(format!(
+                "  {column}: {} of {count} row{} {}, e.g. {}\n",
+                u.rows,
+                if count == 1 { "" } else { "s" },
+                u.why,
+                u.example.as_deref().unwrap_or("")
+            ));
+            problems.push(serde_json::json!({ "column": column, "rows": u.rows, "why": u.why, "example": u.example }));
+        }
         let mut repeated: Vec<(i64, u64)> = ids.into_iter().filter(|(_, n)| *n > 1).collect();
         repeated.sort();
         json.push(serde_json::json!({

@@ -237,14 +237,17 @@ fn create_view(conn: &Connection, source: &Source) -> anyhow::Result<()> {
 fn view_sql(conn: &Connection, source: &Source) -> anyhow::Result<String> {
     let name = source.name;
     let contract = contract_columns(name).ok_or_else(|| anyhow::anyhow!("[sources.{name}]: not an input table"))?;
+    // The host table's columns (name, NOT NULL, primary key), read once.
+    let mut info = Vec::new();
     let (from, available) = match &source.origin {
         Origin::Table(table) => {
-            let columns = host_columns(conn, table)?;
-            if columns.is_empty() {
+            info = host_column_info(conn, table)?;
+            if info.is_empty() {
                 anyhow::bail!(
                     "[sources.{name}]: table {table:?} is not in the database (check `table`, or the `database` path)"
                 );
             }
+            let columns = info.iter().map(|(n, _, _)| n.clone()).collect();
             (format!("main.{}", quoted(table)), columns)
         }
         Origin::Query(query) => {
@@ -355,7 +358,6 @@ fn view_sql(conn: &Connection, source: &Source) -> anyhow::Result<String> {
                 "[sources.{name}.update]: the host's table has the source's own name; rappel cannot keep its columns up to date"
             );
         }
-        let info = host_column_info(conn, table)?;
         // The host columns naming the row: its id and its own instant.
         let key_columns: Vec<String> = [c0, c1]
             .iter()
@@ -427,16 +429,9 @@ fn missing(source: &Source, column: &str) -> String {
     }
 }
 
-/// The columns of the host's table (or view) `table` in the main schema;
-/// none when it does not exist.
-fn host_columns(conn: &Connection, table: &str) -> rusqlite::Result<Vec<String>> {
-    let mut stmt = conn.prepare("SELECT name FROM pragma_table_info(?1, 'main')")?;
-    let names = stmt.query_map([table], |r| r.get(0))?;
-    names.collect()
-}
-
-/// Each column of the host's table `table`: its name, whether it is NOT
-/// NULL, whether it is (part of) the primary key.
+/// Each column of the host's table (or view) `table` in the main schema:
+/// its name, whether it is NOT NULL, whether it is (part of) the primary
+/// key; none when it does not exist.
 fn host_column_info(conn: &Connection, table: &str) -> rusqlite::Result<Vec<(String, bool, bool)>> {
     let mut stmt = conn.prepare("SELECT name, \"notnull\", pk FROM pragma_table_info(?1, 'main')")?;
     let rows = stmt.query_map([table], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? > 0)))?;
