@@ -175,38 +175,28 @@ pub fn status(conn: &Conn, id: i64) -> Result<Option<String>> {
 /// Pending report row `id` fails with `reason` (one more attempt, no retry
 /// time). Returns whether it changed (it was still pending). Errors: SQLite's.
 pub fn fail(tx: &Tx<'_>, id: i64, reason: &str) -> Result<bool> {
-    // RETURNING, not the count of changes: on a source mapped onto the
-    // host's table (a view whose trigger records the change), SQLite counts none.
-    let changed = tx
-        .query_row(
-            "UPDATE scheduled_reports SET status = 'failed', attempts = attempts + 1, last_error = ?2,
+    updated(
+        tx,
+        "UPDATE scheduled_reports SET status = 'failed', attempts = attempts + 1, last_error = ?2,
                     next_attempt_at = NULL
              WHERE id = ?1 AND status = 'pending'
              RETURNING id",
-            params![id, reason],
-            |r| r.get::<_, i64>(0),
-        )
-        .optional()?;
-    Ok(changed.is_some())
+        params![id, reason],
+    )
 }
 
 /// Pending report row `id` is done without a mailing: its definition
 /// returned no rows and says `skip_if_empty` (`sent`, with that said in
 /// `last_error`). Returns whether it changed. Errors: SQLite's.
 pub fn mark_empty(tx: &Tx<'_>, id: i64) -> Result<bool> {
-    // RETURNING, not the count of changes: on a source mapped onto the
-    // host's table (a view whose trigger records the change), SQLite counts none.
-    let changed = tx
-        .query_row(
-            "UPDATE scheduled_reports SET status = 'sent', next_attempt_at = NULL,
+    updated(
+        tx,
+        "UPDATE scheduled_reports SET status = 'sent', next_attempt_at = NULL,
                     last_error = 'not sent: the report had no rows (skip_if_empty)'
              WHERE id = ?1 AND status = 'pending'
              RETURNING id",
-            [id],
-            |r| r.get::<_, i64>(0),
-        )
-        .optional()?;
-    Ok(changed.is_some())
+        [id],
+    )
 }
 
 /// Report row `id` stays (or is again) `pending` while its deliveries are
@@ -245,20 +235,15 @@ pub fn settle(tx: &Tx<'_>, id: i64, attempts: i64, end: Settled<'_>) -> Result<b
         Settled::Sent { at } => ("sent", None, Some(instant::format(at))),
         Settled::Failed { errors } => ("failed", Some(errors), None),
     };
-    // RETURNING, not the count of changes: on a source mapped onto the
-    // host's table (a view whose trigger records the change), SQLite counts none.
-    let changed = tx
-        .query_row(
-            "UPDATE scheduled_reports
+    updated(
+        tx,
+        "UPDATE scheduled_reports
          SET status = ?2, attempts = ?3, next_attempt_at = NULL, last_error = ?4,
              sent_at = coalesce(?5, sent_at)
          WHERE id = ?1 AND status = 'pending'
-             RETURNING id",
-            params![id, status, attempts, errors, sent_at],
-            |r| r.get::<_, i64>(0),
-        )
-        .optional()?;
-    Ok(changed.is_some())
+         RETURNING id",
+        params![id, status, attempts, errors, sent_at],
+    )
 }
 
 /// Folds delivery `delivery_id`'s attempts and retry time into pending
@@ -400,19 +385,22 @@ pub fn append_error(tx: &Tx<'_>, id: i64, note: &str) -> Result<()> {
     Ok(())
 }
 
+/// Runs `sql`, an `UPDATE ... RETURNING id` of at most one row; returns
+/// whether it changed one. Read with RETURNING, not the count of changes:
+/// on a source mapped onto the host's table (a view whose trigger records
+/// the change) SQLite counts none.
+fn updated(tx: &Tx<'_>, sql: &str, params: impl rusqlite::Params) -> Result<bool> {
+    Ok(tx.query_row(sql, params, |r| r.get::<_, i64>(0)).optional()?.is_some())
+}
+
 /// `rappel retry`: report row `id` back to `pending` when it is `sent` or
 /// `failed` (a row set otherwise by hand stays so). Returns whether it
 /// changed. Errors: SQLite's.
 pub fn reopen(tx: &Tx<'_>, id: i64) -> Result<bool> {
-    // RETURNING, not the count of changes: on a source mapped onto the
-    // host's table (a view whose trigger records the change), SQLite counts none.
-    let changed = tx
-        .query_row(
-            "UPDATE scheduled_reports SET status = 'pending' WHERE id = ?1 AND status IN ('sent', 'failed')
+    updated(
+        tx,
+        "UPDATE scheduled_reports SET status = 'pending' WHERE id = ?1 AND status IN ('sent', 'failed')
              RETURNING id",
-            [id],
-            |r| r.get::<_, i64>(0),
-        )
-        .optional()?;
-    Ok(changed.is_some())
+        [id],
+    )
 }
