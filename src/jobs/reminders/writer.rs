@@ -1,9 +1,9 @@
 //! The planning writer: while the planners read rows and render messages on
 //! the calling thread, one thread writes the messages they make into
-//! `rappel_deliveries`, `BATCH` to a write transaction. Reading and rendering take
-//! one core and writing the other, so planning costs the longer of the two
-//! rather than their sum, and the host's writes still wait for at most one
-//! batch.
+//! `rappel_deliveries`, `BATCH` to a write transaction. Reading and
+//! rendering take one core and writing the other, so planning costs the
+//! longer of the two rather than their sum, and the host's writes still wait
+//! for at most one batch.
 //!
 //! Nothing changes in what is planned: each message is inserted under its
 //! dedupe key (`ON CONFLICT DO NOTHING`), so a message planned twice, by this
@@ -70,14 +70,15 @@ impl Drop for Queue {
 }
 
 /// Runs `plan` on this thread with a [`Queue`] to a writer thread writing
-/// through its own connection to `db`; returns `plan`'s report with the writer's counts added
-/// (`planned`, and `failures`: messages recorded failed at planning, an
-/// address or phone that cannot be used). `now` (UTC) is the messages'
-/// `created_at`.
+/// through its own connection to `db`; returns `plan`'s report with the
+/// writer's counts added (`planned`, and `failures`: messages recorded
+/// failed at planning, an address or phone that cannot be used). `now`
+/// (UTC) is the messages' `created_at`.
 ///
 /// Errors: the writer's (the database cannot be opened, or a `StoreError`
-/// from a write: every message before it is committed), else `plan`'s. A panic on either thread goes on
-/// unwinding on this one, once the other has stopped.
+/// from a write: every message before it is committed), else `plan`'s. A
+/// panic on either thread goes on unwinding on this one, once the other has
+/// stopped.
 pub fn planning(
     db: &crate::db::Database,
     now: DateTime<Utc>,
