@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    tune_allocator();
     rappel::output::quiet_on_closed_stdout();
     let cli = match rappel::cli::Cli::try_parse() {
         Ok(cli) => cli,
@@ -24,5 +25,32 @@ fn main() -> ExitCode {
             log::error!("{err:#}");
             ExitCode::from(rappel::exit::of_error(&err).code())
         }
+    }
+}
+
+/// mimalloc rather than the system's allocator: with glibc's, send-reminders'
+/// planner and planning writer (`jobs/reminders/writer.rs`) queued on each
+/// other's arena locks for every few messages, and planning 50,000 weekly
+/// digests took 3.1 s instead of 2.6 s.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Memory a run frees goes back to the system at once, and memory it
+/// reserves is committed as it is used: mimalloc's defaults (a purge delay
+/// of one second, arenas committed whole where the system overcommits)
+/// raised the peak memory of a no-op run by 12 MB and of the 1M-ticket scan
+/// by 45 MB. Set before anything else runs.
+fn tune_allocator() {
+    // Positions in mimalloc.h's `mi_option_e` (the same in its v2 and v3;
+    // the Rust bindings name neither).
+    const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    // SAFETY: `mi_option_set` only stores the option's value; mimalloc
+    // documents it as callable at any time, and these two are read when
+    // memory is next purged or reserved.
+    #[allow(unsafe_code)]
+    unsafe {
+        libmimalloc_sys::mi_option_set(PURGE_DELAY, 0);
+        libmimalloc_sys::mi_option_set(ARENA_EAGER_COMMIT, 0);
     }
 }
