@@ -45,6 +45,12 @@ pub struct Templates {
     env: Environment<'static>,
 }
 
+/// `ctx` as the templates read it, owned: what [`Templates::render_data`]
+/// takes.
+pub fn data(ctx: &impl Serialize) -> minijinja::Value {
+    minijinja::Value::from(minijinja::value::Serde(ctx))
+}
+
 impl Templates {
     pub fn new(overrides: Option<PathBuf>) -> anyhow::Result<Self> {
         let mut env = Environment::new();
@@ -90,9 +96,20 @@ impl Templates {
         ctx: &impl Serialize,
         parts: Parts,
     ) -> anyhow::Result<Rendered> {
-        let kind = kind.as_ref();
         // Converted once, shared by the four parts.
-        let ctx = &minijinja::Value::from(minijinja::value::Serde(ctx));
+        self.render_data(locale, kind.as_ref(), &data(ctx), parts)
+    }
+
+    /// As [`Templates::render_parts`], from template data already converted
+    /// by [`data`] (on any thread: the planners convert, a renderer thread
+    /// renders).
+    pub fn render_data(
+        &self,
+        locale: Locale,
+        kind: &str,
+        ctx: &minijinja::Value,
+        parts: Parts,
+    ) -> anyhow::Result<Rendered> {
         let subject = self
             .part(locale, kind, "subject.txt", ctx)?
             .with_context(|| format!("template {}/{kind}.subject.txt is missing", locale.as_str()))?;

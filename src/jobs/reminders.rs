@@ -9,6 +9,7 @@ mod loans;
 mod manual;
 mod recheck;
 mod refresh;
+mod render;
 mod sessions;
 mod students;
 mod writer;
@@ -65,13 +66,14 @@ pub fn plan(conn: &mut Conn, r: &Reminders<'_>, ctx: &PlanCtx<'_>) -> anyhow::Re
         plan_all(&mut em)?;
         return Ok(em.finish());
     }
-    // Rows are read on a second connection while the writer thread writes
-    // messages as they are made, in short transactions: memory stays flat,
-    // the host's writes never wait long, however many reminders are due, and
-    // reading and rendering go on while a batch is written.
+    // Rows are read on a second connection while a renderer thread renders
+    // the messages as they are made and the writer thread writes them, in
+    // short transactions: memory stays flat, the host's writes never wait
+    // long, however many reminders are due, and reading, rendering and
+    // writing go on at once.
     let reader = ctx.db.connect()?;
     let last_started = crate::store::runs::last_started(conn, JOB, ctx.now)?;
-    writer::planning(ctx.db, ctx.now, |queue| {
+    writer::planning(ctx.db, ctx.templates, ctx.now, |queue| {
         let mut em = Emitter::writing(&reader, queue, r, ctx, since, last_started);
         plan_all(&mut em)?;
         Ok(em.finish())

@@ -3,11 +3,11 @@
 //! rendering, then one message per channel, written as it is made.
 
 use crate::domain::{Channel, Kind};
-use anyhow::Context;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::contact::Contact;
+use super::render::Draft;
 use super::writer::{self, Queue};
 use super::{JOB, Reminders, content_payload};
 use crate::config::Locale;
@@ -53,8 +53,8 @@ impl Due {
 /// (`Contact::channels`).
 type ChannelTo = (Channel, Result<String, String>);
 
-/// Where planned messages go: to the planning writer (`writer.rs`), or, in
-/// a dry run, into a list to print.
+/// Where planned messages go: as drafts to the renderer and the planning
+/// writer (`writer.rs`), or, in a dry run, rendered into a list to print.
 enum Sink {
     Db(Queue),
     Dry(Vec<Planned>),
@@ -169,19 +169,15 @@ impl<'a> Emitter<'a> {
         report
     }
 
-    /// Hands one message to the writer (or collects it). One whose address
-    /// or phone cannot be used is recorded `failed` with the reason and
-    /// counted a failure.
-    fn write(&mut self, message: Planned) -> anyhow::Result<()> {
-        match &mut self.sink {
-            Sink::Db(queue) => queue.push(message)?,
-            Sink::Dry(messages) => match writer::failure(&message) {
+    /// Collects one rendered message in a dry run; one whose address or
+    /// phone cannot be used is counted a failure instead.
+    fn collect(&mut self, message: Planned) {
+        if let Sink::Dry(messages) = &mut self.sink {
+            match writer::failure(&message) {
                 Some(failure) => self.report.failures.push(failure),
                 None => messages.push(message),
-            },
-            Sink::Probe(keys) => keys.push((message.dedupe_key, Ok(message.recipient))),
+            }
         }
-        Ok(())
     }
 
     /// When this job last ran (or a week ago).
@@ -250,43 +246,24 @@ impl<'a> Emitter<'a> {
         let locale = contact.locale.unwrap_or(self.ctx.locale);
         let context = context(locale);
         let by_email = fresh.iter().any(|((channel, _), _)| *channel == Channel::Email);
-        let parts = crate::templates::Parts {
-            html: by_email,
-            short: !by_email || fresh.len() > 1,
-        };
-        let rendered = match self
-            .ctx
-            .templates
-            .render_parts(locale, due.kind, &context, parts)
-            .with_context(|| format!("{} templates", due.kind))
-        {
-            Ok(rendered) => rendered,
-            Err(e) => {
-                self.report.template_failed(&e);
-                return Ok(());
-            }
-        };
+        let mut messages = Vec::with_capacity(fresh.len());
         for (&(channel, ref usable), key) in fresh {
-            let email = channel == Channel::Email;
             let (recipient, failed) = match usable {
                 Ok(to) => (to.clone(), None),
                 Err(why) => {
-                    let raw = if email { &contact.email } else { &contact.phone };
+                    let raw = if channel == Channel::Email {
+                        &contact.email
+                    } else {
+                        &contact.phone
+                    };
                     (raw.clone().unwrap_or_default(), Some(why.clone()))
                 }
             };
-            let body = if email {
-                rendered.text.clone()
-            } else {
-                // Twilio refuses over 1,600 characters, whatever the data.
-                crate::shorten::short_body(rendered.short.as_deref().unwrap_or(&rendered.text))
-            };
-            let message = Planned {
+            messages.push(Planned {
                 source_table: Some(due.source_table),
                 source_id: Some(due.source_id),
                 source_at: due.source_at,
                 contact_id: Some(contact.id),
-                html: if email { rendered.html.clone() } else { None },
                 valid_until: Some(due.valid_until),
                 payload: if channel == Channel::Whatsapp {
                     content_payload(self.r.whatsapp, due.kind, &context)?
@@ -295,9 +272,26 @@ impl<'a> Emitter<'a> {
                 },
                 failed,
                 due_at: Some(due.at),
-                ..Planned::new(JOB, due.kind, key, channel, recipient, rendered.subject.clone(), body)
-            };
-            self.write(message)?;
+                // Subject and bodies: rendered from the draft.
+                ..Planned::new(JOB, due.kind, key, channel, recipient, String::new(), String::new())
+            });
+        }
+        let draft = Draft {
+            locale,
+            kind: due.kind,
+            data: crate::templates::data(&context),
+            parts: crate::templates::Parts {
+                html: by_email,
+                short: !by_email || messages.len() > 1,
+            },
+            messages,
+        };
+        if let Sink::Db(queue) = &mut self.sink {
+            return queue.push(draft);
+        }
+        match draft.render(self.ctx.templates) {
+            Ok(messages) => messages.into_iter().for_each(|m| self.collect(m)),
+            Err(e) => self.report.template_failed(&e),
         }
         Ok(())
     }

@@ -1,58 +1,53 @@
-//! The planning writer: while the planners read rows and render messages on
-//! the calling thread, one thread writes the messages they make into
-//! `rappel_deliveries`, `BATCH` to a write transaction. Reading and
-//! rendering take one core and writing the other, so planning costs the
-//! longer of the two rather than their sum, and the host's writes still wait
-//! for at most one batch.
+//! The planning writer: while the planners read rows on the calling thread,
+//! a renderer thread renders the messages they make and a writer thread
+//! writes them into `rappel_deliveries`, `BATCH` to a write transaction.
+//! Reading, rendering and writing go on at once, so planning costs about
+//! the longest of the three rather than their sum, and the host's writes
+//! still wait for at most one batch.
 //!
 //! Nothing changes in what is planned: each message is inserted under its
 //! dedupe key (`ON CONFLICT DO NOTHING`), so a message planned twice, by this
 //! run or by any other, is written once; and a message is planned when its
 //! batch commits, as before.
 
-use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use chrono::{DateTime, Utc};
 
+use super::render::Draft;
 use crate::domain::planned::Planned;
 use crate::jobs::PlanReport;
 use crate::store::{self, Conn};
+use crate::templates::Templates;
 
 /// Messages written per transaction.
 const BATCH: usize = 500;
 
-/// Messages handed to the writer together: one wake-up of its thread per
-/// `CHUNK` messages, not one per message.
+/// Drafts handed to the renderer together: one wake-up of its thread per
+/// `CHUNK` reminders, not one per reminder.
 const CHUNK: usize = 64;
 
-/// Chunks made but not yet taken by the writer, at the most: the planners
-/// wait rather than let messages pile up in memory.
+/// Chunks made but not yet taken, at the most, between the planners and the
+/// renderer and between the renderer and the writer: the planners wait
+/// rather than let messages pile up in memory.
 const QUEUE: usize = 4;
 
-/// The planners' end: hands messages to the writer, `CHUNK` at a time; the
+/// The planners' end: hands drafts to the renderer, `CHUNK` at a time; the
 /// last ones go when it is dropped.
 pub struct Queue {
-    chunk: Vec<Planned>,
-    to_writer: SyncSender<Vec<Planned>>,
-    /// Chunks the writer wrote, given back to be freed on this thread: the
-    /// allocator's lock for this thread's memory is then taken by this thread
-    /// alone, where freeing them on the writer's had the two threads queue
-    /// on it for every message.
-    written: Receiver<Vec<Planned>>,
+    chunk: Vec<Draft>,
+    to_renderer: SyncSender<Vec<Draft>>,
 }
 
 impl Queue {
-    /// Hands `message` to the writer, waiting while the queue is full.
-    /// Errors: the writer stopped (its own error is the one `planning`
-    /// returns).
-    pub fn push(&mut self, message: Planned) -> anyhow::Result<()> {
-        self.chunk.push(message);
+    /// Hands `draft` on, waiting while the queue is full. Errors: the
+    /// renderer or the writer stopped (the writer's own error is the one
+    /// `planning` returns).
+    pub fn push(&mut self, draft: Draft) -> anyhow::Result<()> {
+        self.chunk.push(draft);
         if self.chunk.len() >= CHUNK {
-            while let Ok(written) = self.written.try_recv() {
-                drop(written);
-            }
             let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK));
-            self.to_writer
+            self.to_renderer
                 .send(chunk)
                 .map_err(|_| anyhow::anyhow!("the planning writer stopped; nothing more is planned this run"))?;
         }
@@ -64,50 +59,81 @@ impl Drop for Queue {
     fn drop(&mut self) {
         if !self.chunk.is_empty() {
             // A writer that stopped has its own error to give.
-            let _ = self.to_writer.send(std::mem::take(&mut self.chunk));
+            let _ = self.to_renderer.send(std::mem::take(&mut self.chunk));
         }
     }
 }
 
-/// Runs `plan` on this thread with a [`Queue`] to a writer thread writing
-/// through its own connection to `db`; returns `plan`'s report with the
-/// writer's counts added (`planned`, and `failures`: messages recorded
-/// failed at planning, an address or phone that cannot be used). `now`
-/// (UTC) is the messages' `created_at`.
+/// Runs `plan` on this thread with a [`Queue`] to a renderer thread
+/// rendering with `templates`, and a writer thread writing through its own
+/// connection to `db`; returns `plan`'s report with the others' added
+/// (`planned`; `failures`: messages recorded failed at planning, an address
+/// or phone that cannot be used; template errors: reminders not planned).
+/// `now` (UTC) is the messages' `created_at`.
 ///
 /// Errors: the writer's (the database cannot be opened, or a `StoreError`
 /// from a write: every message before it is committed), else `plan`'s. A
-/// panic on either thread goes on unwinding on this one, once the other has
+/// panic on any thread goes on unwinding on this one, once the others have
 /// stopped.
 pub fn planning(
     db: &crate::db::Database,
+    templates: &Templates,
     now: DateTime<Utc>,
     plan: impl FnOnce(Queue) -> anyhow::Result<PlanReport>,
 ) -> anyhow::Result<PlanReport> {
-    let (tx, rx) = sync_channel(QUEUE);
-    // Unbounded, but never holds more than the chunks in flight: the
-    // planners take them back each time they hand one over.
-    let (give_back, written) = channel();
+    let (to_renderer, drafts) = sync_channel(QUEUE);
+    let (to_writer, rendered) = sync_channel(QUEUE);
     std::thread::scope(|scope| {
-        // Its own connection, opened on its thread: what SQLite allocates
-        // for it is then allocated and freed on that thread alone.
-        let writer = scope.spawn(move || write_all(&mut db.connect()?, &rx, &give_back, now));
-        // `plan` drops its queue when it returns: the writer then commits
-        // what is left and stops.
+        let renderer = scope.spawn(move || render_all(templates, &drafts, &to_writer));
+        // Its own connection, opened on its thread.
+        let writer = scope.spawn(move || write_all(&mut db.connect()?, &rendered, now));
+        // `plan` drops its queue when it returns: the renderer then renders
+        // what is left and stops, and the writer commits it and stops.
         let planned = plan(Queue {
             chunk: Vec::with_capacity(CHUNK),
-            to_writer: tx,
-            written,
+            to_renderer,
         });
+        let template_errors = match renderer.join() {
+            Ok(errors) => errors,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
         let written = match writer.join() {
             Ok(written) => written?,
             Err(panic) => std::panic::resume_unwind(panic),
         };
         let mut report = planned?;
+        for e in &template_errors {
+            report.template_failed(e);
+        }
         report.planned += written.planned;
         report.failures.extend(written.failures);
         Ok(report)
     })
+}
+
+/// Renders every draft `inbox` brings, handing the messages to the writer a
+/// chunk at a time, until the planners drop their end or the writer stops.
+/// Returns the template errors, one per reminder not planned.
+fn render_all(
+    templates: &Templates,
+    inbox: &Receiver<Vec<Draft>>,
+    to_writer: &SyncSender<Vec<Planned>>,
+) -> Vec<anyhow::Error> {
+    let mut errors = Vec::new();
+    for drafts in inbox {
+        let mut messages = Vec::with_capacity(drafts.len() * 2);
+        for draft in drafts {
+            match draft.render(templates) {
+                Ok(made) => messages.extend(made),
+                Err(e) => errors.push(e),
+            }
+        }
+        if to_writer.send(messages).is_err() {
+            // The writer stopped: its error is the run's.
+            break;
+        }
+    }
+    errors
 }
 
 /// What the writer wrote.
@@ -122,18 +148,11 @@ struct Written {
 /// Errors: a `StoreError`, after committing what came before it (those
 /// messages are planned; the one that failed and those after it are planned
 /// by a later run).
-fn write_all(
-    conn: &mut Conn,
-    inbox: &Receiver<Vec<Planned>>,
-    give_back: &Sender<Vec<Planned>>,
-    now: DateTime<Utc>,
-) -> anyhow::Result<Written> {
+fn write_all(conn: &mut Conn, inbox: &Receiver<Vec<Planned>>, now: DateTime<Utc>) -> anyhow::Result<Written> {
     let mut written = Written::default();
     let mut in_batch = 0;
     for chunk in inbox {
         write_chunk(conn, &chunk, now, &mut written, &mut in_batch)?;
-        // Once the planners are gone, freed here.
-        let _ = give_back.send(chunk);
     }
     if in_batch > 0 {
         store::reminders::commit_batch(conn)?;
