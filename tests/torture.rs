@@ -62,6 +62,25 @@ fn eight_processes_of_every_job_at_once_send_everything_exactly_once() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20);
+    overlap(rounds, false);
+}
+
+/// The same on the host's own tables (`[sources]`): contacts, tickets,
+/// their stages and recipients, loans and report rows are the host's, and
+/// what rappel records about them is kept in its own tables.
+#[test]
+fn eight_processes_of_every_job_at_once_on_the_hosts_own_tables_send_everything_exactly_once() {
+    let rounds: usize = std::env::var("RAPPEL_TORTURE_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    overlap(rounds, true);
+}
+
+/// `rounds` rounds of new work for every job, each followed by 8 processes
+/// of every job at once; with `mapped`, on host tables mapped in `[sources]`
+/// (`support::host`).
+fn overlap(rounds: usize, mapped: bool) {
     let (smtp, twilio, hr, env) = support::every_transport("batch_size = 25");
     // Standing work: a ticket stuck for a month, alerted to 4 recipients.
     for i in 0..4 {
@@ -72,6 +91,29 @@ fn eight_processes_of_every_job_at_once_send_everything_exactly_once() {
     env.db()
         .execute("INSERT INTO terminals (id, serial) VALUES (1, 'TM20-001')", [])
         .unwrap();
+    let (contacts, loans_table, reports_table) = if mapped {
+        let tables = [
+            "contacts",
+            "alert_recipients",
+            "tickets",
+            "ticket_events",
+            "loans",
+            "scheduled_reports",
+        ];
+        support::host::rehost(&env, &tables);
+        let host = support::host::host_table;
+        (
+            format!("{} (full_name,", host("contacts")),
+            format!("{} (contact_id, item, lent_at, date_retour)", host("loans")),
+            host("scheduled_reports"),
+        )
+    } else {
+        (
+            "contacts (name,".to_string(),
+            "loans (contact_id, item, lent_at, due_at)".to_string(),
+            "scheduled_reports".to_string(),
+        )
+    };
 
     let (mut loans, mut reports, mut punches) = (0, 0, 0);
     for r in 0..rounds {
@@ -82,7 +124,7 @@ fn eight_processes_of_every_job_at_once_send_everything_exactly_once() {
         for i in 0..6 {
             let phone = (i % 2 == 0).then(|| format!("+2410700{r:02}{i:02}"));
             db.execute(
-                "INSERT INTO contacts (name, email, phone, whatsapp_enabled) VALUES (?1, ?2, ?3, ?4)",
+                &format!("INSERT INTO {contacts} email, phone, whatsapp_enabled) VALUES (?1, ?2, ?3, ?4)"),
                 rusqlite::params![
                     format!("Borrower {r}-{i}"),
                     format!("b{r}-{i}@example.com"),
@@ -93,20 +135,24 @@ fn eight_processes_of_every_job_at_once_send_everything_exactly_once() {
             .unwrap();
             let contact = db.last_insert_rowid();
             db.execute(
-                "INSERT INTO loans (contact_id, item, lent_at, due_at) VALUES (?1, ?2, ?3, '2026-05-01T12:00:00Z')",
+                &format!("INSERT INTO {loans_table} VALUES (?1, ?2, ?3, '2026-05-01T12:00:00Z')"),
                 rusqlite::params![contact, format!("Item {r}-{i}"), now],
             )
             .unwrap();
             loans += 1 + usize::from(i % 2 == 0);
         }
         for i in 0..2 {
-            env.report(
-                &format!("Report {r}-{i}"),
-                &format!("r{r}-{i}a@example.com, r{r}-{i}b@example.com"),
-                &now,
-                None,
-                Some("open"),
-            );
+            db.execute(
+                &format!(
+                    "INSERT INTO {reports_table} (title, recipients, scheduled_at, report) VALUES (?1, ?2, ?3, 'open')"
+                ),
+                rusqlite::params![
+                    format!("Report {r}-{i}"),
+                    format!("r{r}-{i}a@example.com, r{r}-{i}b@example.com"),
+                    now
+                ],
+            )
+            .unwrap();
             reports += 2;
         }
         for i in 0..40 {

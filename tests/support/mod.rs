@@ -13,6 +13,7 @@ use mailin_embedded::{Handler, Server, SslConfig};
 use rusqlite::{Connection, params};
 
 pub mod faulty_smtp;
+pub mod host;
 pub mod hr;
 pub mod twilio;
 
