@@ -45,6 +45,21 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     for warning in &config.warnings {
         log::warn!("{warning}");
     }
+    if let Some(server) = &config.postgres
+        && !matches!(cli.command, Command::Config(_))
+    {
+        // The server is configured and checked (`config check --connect`);
+        // the jobs and commands still read and write SQLite only.
+        return Err(crate::exit::fail(
+            Exit::Config,
+            format!(
+                "database is a PostgreSQL server ({}): this rappel can check the connection \
+                 (`rappel config check --connect`) but runs its jobs and commands on a SQLite file only; \
+                 set `database` to a file path",
+                server.shown
+            ),
+        ));
+    }
     let ctx = Ctx::new(&config, clock, verbosity, cli.json);
     match cli.command {
         Command::CheckDelayAlerts(args) => runner::delay_alerts(&ctx, args.mode()),

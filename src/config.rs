@@ -3,6 +3,7 @@
 //! error names the file, the key and what was expected (exit 78).
 
 mod attendance;
+pub mod database;
 mod discover;
 mod email;
 mod raw;
@@ -58,7 +59,11 @@ impl Locale {
 #[derive(Debug)]
 pub struct Config {
     pub path: PathBuf,
+    /// The SQLite file (beside the configuration when `database` is a
+    /// PostgreSQL URL: its lock files go there).
     pub database: PathBuf,
+    /// `database = "postgres://…"`: the server (DESIGN §9).
+    pub postgres: Option<Box<database::Postgres>>,
     pub timezone: Tz,
     /// `naive_timezone`: the zone of instants host rows write without an
     /// offset (default UTC; DESIGN §9).
@@ -197,6 +202,10 @@ fn convert(raw: RawConfig, path: &Path) -> Result<Config, String> {
     let dir = std::path::absolute(&dir).unwrap_or(dir);
     let resolve = |p: &str| dir.join(p);
     let mut warnings = Vec::new();
+    let (database, postgres) = match database::convert(raw.database, path, &dir, &mut warnings)? {
+        database::Location::Sqlite(file) => (file, None),
+        database::Location::Postgres(server) => (dir.join("rappel.db"), Some(server)),
+    };
 
     let timezone = match raw.timezone.as_deref() {
         None => chrono_tz::UTC,
@@ -341,7 +350,8 @@ fn convert(raw: RawConfig, path: &Path) -> Result<Config, String> {
     )?);
     Ok(Config {
         path: path.to_path_buf(),
-        database: resolve(raw.database.as_deref().unwrap_or("rappel.db")),
+        database,
+        postgres,
         timezone,
         naive_timezone,
         naive_timezone_set: raw.naive_timezone.is_some(),

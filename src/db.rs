@@ -17,6 +17,7 @@ pub mod former;
 pub mod host;
 pub mod identity;
 pub mod loose;
+pub mod postgres;
 pub mod sources;
 
 struct Migration {

@@ -17,6 +17,7 @@ mod layout;
 mod migrations;
 mod naive_time;
 mod operate;
+mod postgres;
 mod reminders;
 mod reports;
 mod sessions;

@@ -65,8 +65,10 @@ pub fn run(ctx: &Ctx<'_>, connect: bool) -> anyhow::Result<Exit> {
             }
         }
     }
-    errors.extend(report_queries(config)?);
-    naive_instants(config)?;
+    if config.postgres.is_none() {
+        errors.extend(report_queries(config)?);
+        naive_instants(config)?;
+    }
     // Each transport and HR service's client, as the jobs build them: a
     // secret that cannot be had, a token that cannot be a header, a CA file.
     let (channels, unusable) = ctx.channels();
@@ -101,6 +103,12 @@ pub fn run(ctx: &Ctx<'_>, connect: bool) -> anyhow::Result<Exit> {
             failed += 1;
         }
     };
+    if let Some(server) = &config.postgres {
+        report(
+            "database",
+            crate::db::postgres::describe(server).map_err(|e| format!("{e:#}")),
+        );
+    }
     if let (Some(email), Some(cfg)) = (&channels.email, &config.email) {
         report(
             "email",

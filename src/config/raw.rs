@@ -9,7 +9,7 @@ use serde::Deserialize;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
-    pub database: Option<String>,
+    pub database: Option<super::database::RawDatabase>,
     pub timezone: Option<String>,
     pub naive_timezone: Option<String>,
     pub locale: Option<String>,

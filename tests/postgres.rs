@@ -1,0 +1,133 @@
+//! `database = "postgres://…"` against a real PostgreSQL server: the one
+//! `RAPPEL_TEST_POSTGRES` names (a URL without a password, the server
+//! requiring one: `RAPPEL_TEST_POSTGRES_PASSWORD`; its TLS certificate's CA
+//! in `RAPPEL_TEST_POSTGRES_CA`). `.ci/run` starts one; without it these
+//! tests say they were skipped and pass.
+
+use crate::support::{TestEnv, free_port};
+
+/// The test server: URL, password and CA file; `None` (and a line on
+/// stderr) when the environment names none.
+fn server(test: &str) -> Option<(String, String, String)> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    match (
+        var("RAPPEL_TEST_POSTGRES"),
+        var("RAPPEL_TEST_POSTGRES_PASSWORD"),
+        var("RAPPEL_TEST_POSTGRES_CA"),
+    ) {
+        (Some(url), Some(password), Some(ca)) => Some((url, password, ca)),
+        _ => {
+            eprintln!(
+                "postgres::{test}: skipped (RAPPEL_TEST_POSTGRES, RAPPEL_TEST_POSTGRES_PASSWORD and \
+                 RAPPEL_TEST_POSTGRES_CA name no server; .ci/run starts one)"
+            );
+            None
+        }
+    }
+}
+
+/// `url` with `query` added to its own.
+fn with(url: &str, query: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}{query}")
+}
+
+/// A folder whose config points `database` at `database` (a TOML value or
+/// table body) with a file email transport.
+fn env_with(database: &str) -> TestEnv {
+    let env = TestEnv::new(free_port(), "");
+    env.write_config(&format!(
+        "{database}\n[email]\nfrom = \"rappel@example.com\"\ntransport = \"file\"\n"
+    ));
+    env
+}
+
+#[test]
+fn config_check_connects_with_the_password_from_a_file_and_says_how() {
+    let Some((url, password, ca)) = server("config_check_connects_with_the_password_from_a_file_and_says_how") else {
+        return;
+    };
+    let url = with(&url, &format!("sslrootcert={ca}"));
+    let env = env_with(&format!(
+        "[database]\nurl = \"{url}\"\npassword_file = \"db-pass\"\nschema = \"rappel_test\"\n"
+    ));
+    std::fs::write(env.dir.path().join("db-pass"), format!("{password}\n")).unwrap();
+    let out = env
+        .run(&["config", "check", "--connect"], "2026-03-10T07:00:00Z")
+        .success();
+    assert!(
+        out.stdout.contains("database: ok (") && out.stdout.contains("over TLS (certificate and name checked)"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("schema rappel_test absent"), "{}", out.stdout);
+
+    // A wrong password: the server's refusal, exit 78, the password nowhere.
+    std::fs::write(env.dir.path().join("db-pass"), "not-the-password-xq7\n").unwrap();
+    let out = env
+        .run(&["config", "check", "--connect"], "2026-03-10T07:00:00Z")
+        .code(78);
+    assert!(
+        out.stdout.contains("database: failed: cannot connect to"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("password authentication failed"), "{}", out.stdout);
+    for text in [&out.stdout, &out.stderr] {
+        assert!(!text.contains("not-the-password-xq7"), "secret printed: {text}");
+    }
+}
+
+#[test]
+fn the_certificate_is_checked_unless_the_url_says_otherwise() {
+    let Some((url, password, ca)) = server("the_certificate_is_checked_unless_the_url_says_otherwise") else {
+        return;
+    };
+    let check = |url: &str| {
+        let env = env_with(&format!("database = \"{url}\""));
+        env.command(&["config", "check", "--connect"], "2026-03-10T07:00:00Z")
+            .env("PGPASSWORD", &password)
+            .output()
+            .unwrap()
+    };
+    // The system's roots do not know the test CA: refused.
+    let out = check(&url);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(78), "{stdout}");
+    assert!(stdout.contains("UnknownIssuer"), "{stdout}");
+    // Its certificate is for 127.0.0.1, not localhost: verify-full refuses
+    // the name, require takes it.
+    let by_name = url.replacen("127.0.0.1", "localhost", 1);
+    let out = check(&with(&by_name, &format!("sslrootcert={ca}")));
+    assert_eq!(out.status.code(), Some(78), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = check(&with(&by_name, &format!("sslmode=require&sslrootcert={ca}")));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("certificate checked, not its name"), "{stdout}");
+    // Without TLS, to a loopback host only.
+    let out = check(&with(&url, "sslmode=disable"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("without TLS (loopback)"), "{stdout}");
+}
+
+/// Needs no server: the jobs refuse a PostgreSQL database with the reason.
+#[test]
+fn commands_that_need_the_database_say_they_run_on_sqlite_only() {
+    let env = env_with("database = \"postgres://clock@db.example.com/pointage\"");
+    for args in [&["send-reminders"][..], &["db", "migrate"], &["log"]] {
+        let out = env.run(args, "2026-03-10T07:00:00Z").code(78);
+        assert!(
+            out.stderr
+                .contains("PostgreSQL server (postgres://clock@db.example.com/pointage)")
+                && out.stderr.contains("SQLite file only"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+    // A password in the URL is refused without being repeated.
+    let env = env_with("database = \"postgres://clock:hunter2x@db.example.com/pointage\"");
+    let out = env.run(&["config", "check"], "2026-03-10T07:00:00Z").code(78);
+    assert!(out.stderr.contains("password_env"), "{}", out.stderr);
+    assert!(!out.stderr.contains("hunter2x"), "{}", out.stderr);
+}
