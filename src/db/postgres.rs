@@ -17,6 +17,8 @@ use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 
 use crate::exit::{Exit, fail};
 
+pub mod migrate;
+
 /// A PostgreSQL server, as the configuration names it (`config::database`).
 pub struct Server {
     /// What `postgres::Config` parsed from the URL (host, port, user,

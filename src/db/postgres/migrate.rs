@@ -1,0 +1,88 @@
+//! rappel's schema on PostgreSQL: the files of `sql/postgres/`, each named by
+//! the schema version it brings the database to (the versions SQLite's
+//! migrations number), applied in order in one transaction, under an
+//! advisory lock so that two machines migrating at once apply each file
+//! once, in the schema `database.schema` names, which is created first.
+
+use anyhow::Context;
+
+use super::Server;
+use crate::exit::{Exit, fail};
+
+/// `(version, file name, SQL)`, in order.
+const MIGRATIONS: &[(u32, &str, &str)] = &[(
+    7,
+    "0007_schema.sql",
+    include_str!("../../../sql/postgres/0007_schema.sql"),
+)];
+
+/// The version the last file brings the schema to.
+pub const LATEST: u32 = 7;
+
+/// The advisory lock key `db migrate` holds for its transaction (any fixed
+/// number: "rappel" in ASCII).
+const LOCK: i64 = 0x7261_7070_656c;
+
+/// The schema version recorded in `<schema>.rappel_meta` (0: none, or no
+/// such schema). Errors: the server's, or a version that is not a number.
+pub fn version(client: &mut impl postgres::GenericClient, schema: &str) -> anyhow::Result<u32> {
+    let table = format!("{schema}.rappel_meta");
+    let exists: bool = client
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])?
+        .get(0);
+    if !exists {
+        return Ok(0);
+    }
+    let row = client.query_opt(
+        &format!("SELECT value FROM {schema}.rappel_meta WHERE key = 'schema_version'"),
+        &[],
+    )?;
+    match row.map(|r| r.get::<_, String>(0)) {
+        None => Ok(0),
+        Some(v) => v.parse().map_err(|_| {
+            fail(
+                Exit::IoErr,
+                format!("{schema}.rappel_meta.schema_version is {v:?}, not a number"),
+            )
+        }),
+    }
+}
+
+/// Applies the files `server`'s schema lacks; returns the version before
+/// and their names. Errors: the server's (the transaction is rolled back:
+/// nothing applied), or a schema newer than this rappel's (exit 74).
+pub fn migrate(server: &Server) -> anyhow::Result<(u32, Vec<&'static str>)> {
+    let mut client = super::connect(server)?;
+    let schema = &server.schema;
+    let mut tx = client.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK])?;
+    tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}; SET LOCAL search_path TO {schema}"))
+        .with_context(|| format!("cannot create schema {schema}"))?;
+    let before = version(&mut tx, schema)?;
+    if before > LATEST {
+        return Err(newer(server, before));
+    }
+    let mut applied = Vec::new();
+    for (v, name, sql) in MIGRATIONS.iter().filter(|(v, _, _)| *v > before) {
+        tx.batch_execute(sql).with_context(|| format!("migration {name} failed"))?;
+        tx.execute(
+            "INSERT INTO rappel_meta (key, value) VALUES ('schema_version', $1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            &[&v.to_string()],
+        )?;
+        applied.push(*name);
+    }
+    tx.commit()?;
+    Ok((before, applied))
+}
+
+/// A schema newer than this rappel's.
+pub fn newer(server: &Server, version: u32) -> anyhow::Error {
+    fail(
+        Exit::IoErr,
+        format!(
+            "{} schema {} has version {version}, newer than this rappel understands ({LATEST}); upgrade rappel",
+            server.shown, server.schema
+        ),
+    )
+}
