@@ -43,21 +43,6 @@ pub struct Source {
     pub naive_utc: bool,
 }
 
-/// The sources that may be mapped today. Punches and terminals are not yet:
-/// the punch ledger claims its rows in the table itself, and a terminal's
-/// sync bookkeeping refers to its row.
-pub const MAPPABLE: &[&str] = &[
-    "contacts",
-    "tickets",
-    "ticket_events",
-    "alert_recipients",
-    "scheduled_reports",
-    "loans",
-    "students",
-    "revision_sessions",
-    "manual_reminders",
-];
-
 /// What a contract column is when the host has nothing for it (DESIGN §4's
 /// defaults); a column not listed has none and must be mapped.
 const DEFAULTS: &[(&str, &str, &str)] = &[
@@ -95,7 +80,47 @@ const DEFAULTS: &[(&str, &str, &str)] = &[
     ("scheduled_reports", "last_error", "NULL"),
     ("manual_reminders", "author_contact_id", "NULL"),
     ("manual_reminders", "sent_at", "NULL"),
+    ("terminals", "name", "NULL"),
+    ("terminals", "timezone", "NULL"),
+    ("attendance_logs", "user_name", "''"),
+    ("attendance_logs", "mode", "0"),
+    ("attendance_logs", "inout", "0"),
+    ("attendance_logs", "event", "0"),
+    ("attendance_logs", "temperature", "NULL"),
+    ("attendance_logs", "access_granted", "1"),
+    ("attendance_logs", "sync_status", "'pending'"),
+    ("attendance_logs", "sync_attempts", "0"),
+    ("attendance_logs", "next_attempt_at", "NULL"),
+    ("attendance_logs", "sync_lease_until", "NULL"),
+    ("attendance_logs", "synced_at", "NULL"),
+    ("attendance_logs", "sync_error", "NULL"),
 ];
+
+/// Contract columns never read from the host, whatever it has: what only
+/// rappel may write there (a report's next occurrence, which would be
+/// inserted in the host's table; a punch's claim, rappel's own lease).
+pub const NEVER_MAPPED: &[(&str, &str, &str)] = &[
+    (
+        "scheduled_reports",
+        "recurrence",
+        "a report read from your table does not recur (rappel would have to write its next occurrence there); \
+         schedule each occurrence in your application",
+    ),
+    (
+        "attendance_logs",
+        "sync_lease_until",
+        "a punch's claim is rappel's own (rappel_punch_state holds it)",
+    ),
+];
+
+/// Why contract column `column` of `source` is never read from the host,
+/// if it is not.
+pub fn never_mapped(source: &str, column: &str) -> Option<&'static str> {
+    NEVER_MAPPED
+        .iter()
+        .find(|(s, c, _)| *s == source && *c == column)
+        .map(|(_, _, why)| *why)
+}
 
 fn default_of(source: &str, column: &str) -> Option<&'static str> {
     DEFAULTS
@@ -128,6 +153,19 @@ pub fn required(table: &str, column: &str) -> bool {
                 | ("terminals", "serial")
                 | ("attendance_logs", "terminal_id" | "enroll_id" | "punched_at")
         )
+}
+
+/// The condition on a row of `name`'s raw view (`raw_view`), under
+/// `alias`, that the jobs can use it: an integer id and every column they
+/// need (`required`). The mapped source's view keeps these rows only.
+pub fn usable(name: &str, alias: &str) -> String {
+    let mut conditions = vec![format!("typeof({alias}.id) = 'integer'")];
+    for column in contract_columns(name).unwrap_or_default() {
+        if *column != "id" && required(name, column) {
+            conditions.push(format!("{alias}.{column} IS NOT NULL"));
+        }
+    }
+    conditions.join(" AND ")
 }
 
 /// The contract's columns of input table `name` (DESIGN §4).
@@ -208,9 +246,9 @@ fn view_sql(conn: &Connection, source: &Source) -> anyhow::Result<String> {
     };
     let mut select = Vec::with_capacity(contract.len());
     for column in contract.iter().copied() {
-        // A report read from the host's table never recurs (rappel would
-        // write its next occurrence there), whatever column it has.
-        if (name, column) == ("scheduled_reports", "recurrence") {
+        // A report read from the host's table never recurs, and a punch's
+        // claim is rappel's, whatever columns the host has.
+        if never_mapped(name, column).is_some() {
             select.push(format!("NULL AS {}", quoted(column)));
             continue;
         }
@@ -244,15 +282,7 @@ fn view_sql(conn: &Connection, source: &Source) -> anyhow::Result<String> {
         select.join(", "),
         quoted("rappel_source")
     );
-    let usable: Vec<String> = std::iter::once("typeof(i.id) = 'integer'".to_string())
-        .chain(
-            contract
-                .iter()
-                .filter(|c| **c != "id" && required(name, c))
-                .map(|c| format!("i.{c} IS NOT NULL")),
-        )
-        .collect();
-    let usable = usable.join(" AND ");
+    let usable = usable(name, "i");
     // Before the migrations have made rappel's record, the rows as they
     // are (`Database::migrate` maps the source again once it is there).
     let Some(kept) = kept(name).filter(|k| recorded(k).unwrap_or(false)) else {

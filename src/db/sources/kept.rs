@@ -1,5 +1,5 @@
 //! What rappel records about the rows of a mapped source it writes to (a
-//! report's progress, a manual message's sending): its table, keyed by the
+//! report's progress, a manual message's sending, a punch's sync): its table, keyed by the
 //! source row's id and own instant; the view that reads that record over the
 //! host's row; and the trigger that writes it, with the host columns named
 //! under `[sources.<table>.update]`, instead of the host's row.
@@ -17,6 +17,12 @@ pub struct Kept {
     pub key: [(&'static str, &'static str); 2],
     pub columns: &'static [&'static str],
     pub updates: &'static [(&'static str, Value)],
+    /// Whether the record, once there, stands for the row whole: each of
+    /// `columns` is the record's, even empty (a punch's retry time gone
+    /// once it is sent), and the host's values only count for a row rappel
+    /// has no record of. Otherwise a column the record leaves empty reads
+    /// the host's.
+    pub whole: bool,
 }
 
 /// What a host column kept up to date receives.
@@ -28,6 +34,17 @@ pub enum Value {
     Instant(&'static str),
     /// A boolean, 1 or 0, from an SQL condition on `NEW`.
     Flag(&'static str),
+}
+
+impl Value {
+    /// Whether the value is never NULL: a flag, or a status or count (NOT
+    /// NULL in the contract), so a NOT NULL host column may receive it.
+    fn never_empty(self) -> bool {
+        matches!(
+            self,
+            Value::Flag(_) | Value::Same("status" | "attempts" | "sync_status" | "sync_attempts")
+        )
+    }
 }
 
 /// The sources rappel writes to, and where it records what it writes.
@@ -45,6 +62,7 @@ pub const KEPT: &[Kept] = &[
             ("sent_at", Value::Instant("sent_at")),
             ("last_error", Value::Same("last_error")),
         ],
+        whole: false,
     },
     Kept {
         source: "manual_reminders",
@@ -55,6 +73,29 @@ pub const KEPT: &[Kept] = &[
             ("sent_at", Value::Instant("sent_at")),
             ("sent", Value::Flag("NEW.sent_at IS NOT NULL")),
         ],
+        whole: false,
+    },
+    Kept {
+        source: "attendance_logs",
+        table: "rappel_punch_state",
+        key: [("log_id", "id"), ("punched_at", "punched_at")],
+        columns: &[
+            "sync_status",
+            "sync_attempts",
+            "next_attempt_at",
+            "sync_lease_until",
+            "synced_at",
+            "sync_error",
+        ],
+        updates: &[
+            ("sync_status", Value::Same("sync_status")),
+            ("synced", Value::Flag("NEW.sync_status = 'sent'")),
+            ("sync_attempts", Value::Same("sync_attempts")),
+            ("next_attempt_at", Value::Instant("next_attempt_at")),
+            ("synced_at", Value::Instant("synced_at")),
+            ("sync_error", Value::Same("sync_error")),
+        ],
+        whole: true,
     },
 ];
 
@@ -87,17 +128,19 @@ pub(super) fn view_and_trigger(
     // rappel's record of each row over the host's, and a trigger that
     // records an update there (and in the host columns named under
     // `update`) instead of in the host's row.
+    let [(k0, c0), (k1, c1)] = kept.key;
     let outer: Vec<String> = contract
         .iter()
         .map(|c| {
-            if kept.columns.contains(c) {
-                format!("coalesce(k.{c}, i.{c}) AS {c}")
-            } else {
+            if !kept.columns.contains(c) {
                 format!("i.{c} AS {c}")
+            } else if kept.whole {
+                format!("CASE WHEN k.{k0} IS NULL THEN i.{c} ELSE k.{c} END AS {c}")
+            } else {
+                format!("coalesce(k.{c}, i.{c}) AS {c}")
             }
         })
         .collect();
-    let [(k0, c0), (k1, c1)] = kept.key;
     sql.push_str(&format!(
         "CREATE TEMP VIEW IF NOT EXISTS {} AS SELECT {} FROM temp.{} AS i \
          LEFT JOIN main.{} AS k ON k.{k0} = i.{c0} AND k.{k1} = i.{c1} WHERE {usable};\n",
@@ -144,8 +187,8 @@ pub(super) fn view_and_trigger(
                          rappel never writes it"
                     );
                 }
-                let may_be_null = !matches!(what.as_str(), "sent" | "status" | "attempts");
-                if *not_null && may_be_null {
+                let never_empty = kept.updates.iter().any(|(w, v)| w == what && v.never_empty());
+                if *not_null && !never_empty {
                     anyhow::bail!(
                         "[sources.{name}.update]: {what} = {column:?}: the column is NOT NULL, and {what} is empty \
                          until the row is sent or fails"
