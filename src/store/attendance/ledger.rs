@@ -9,7 +9,7 @@
 //! through a view's trigger).
 
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Transaction, params};
 
 use super::Rows;
 use super::due::{self, Cursor, Due, json_ids};
@@ -95,9 +95,14 @@ pub fn claim_batch(
     }
     let ids: Vec<i64> = logs.iter().map(|l| l.id).collect();
     let key = key(due.service, &ids);
+    // One statement for the batch: on a mapped source each statement
+    // through its view costs SQLite a scratch table.
+    tx.prepare_cached(
+        "UPDATE attendance_logs SET sync_status = 'sending', sync_lease_until = ?2
+         WHERE id IN (SELECT value FROM json_each(?1))",
+    )?
+    .execute(params![json_ids(&ids), lease])?;
     for id in &ids {
-        tx.prepare_cached("UPDATE attendance_logs SET sync_status = 'sending', sync_lease_until = ?2 WHERE id = ?1")?
-            .execute(params![id, lease])?;
         tx.prepare_cached(
             "INSERT INTO rappel_attendance_batches (log_id, service, batch_key) VALUES (?1, ?2, ?3)
              ON CONFLICT (log_id) DO UPDATE SET service = excluded.service, batch_key = excluded.batch_key",
@@ -120,7 +125,7 @@ fn forget(tx: &Transaction<'_>, id: i64) -> rusqlite::Result<()> {
 }
 
 /// What became of one log of a posted batch.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
     Sent,
     /// Failed for good (`next_attempt_at` NULL).
@@ -147,7 +152,8 @@ pub struct Recorded {
 }
 
 /// Records a posted batch's outcome, log by log (`outcomes` in the order of
-/// `claimed.logs`; reasons masked), in one write transaction (`BEGIN
+/// `claimed.logs`; reasons masked; the logs of one outcome in one
+/// statement), in one write transaction (`BEGIN
 /// IMMEDIATE`), and the sync time `now` (UTC) of each terminal that had a
 /// log sent for `service`. A log is written only while `claimed`'s lease is
 /// still its own; returns how many ended each way. Errors: `StoreError`
@@ -165,55 +171,68 @@ pub fn record_batch(
     let at = instant::format(now);
     let mut done = Recorded::default();
     let mut synced_terminals = Vec::new();
+    // The logs of each outcome together: one statement each (most batches
+    // have one outcome), as each through a mapped source's view costs
+    // SQLite a scratch table.
+    let mut groups: Vec<(&Outcome, Vec<&Read>)> = Vec::new();
     for (log, outcome) in claimed.logs.iter().zip(outcomes) {
+        match groups.iter_mut().find(|(o, _)| *o == outcome) {
+            Some((_, logs)) => logs.push(log),
+            None => groups.push((outcome, vec![log])),
+        }
+    }
+    for (outcome, logs) in groups {
+        let ids = json_ids(&logs.iter().map(|l| l.id).collect::<Vec<_>>());
         let changed = match outcome {
             Outcome::Sent => mark(
                 &tx,
                 "sync_status = 'sent', synced_at = ?3, sync_error = NULL, next_attempt_at = NULL,
                  sync_lease_until = NULL, sync_attempts = sync_attempts + 1",
-                params![log.id, claimed.lease, at],
+                params![ids, claimed.lease, at],
             )?,
             Outcome::Failed(why) => mark(
                 &tx,
                 "sync_status = 'failed', sync_error = ?3, next_attempt_at = NULL, sync_lease_until = NULL,
                  sync_attempts = sync_attempts + 1",
-                params![log.id, claimed.lease, crate::mask::mask(why)],
+                params![ids, claimed.lease, crate::mask::mask(why)],
             )?,
             Outcome::Retry { reason, next, .. } => mark(
                 &tx,
                 "sync_status = 'failed', sync_error = ?3, next_attempt_at = ?4, sync_lease_until = NULL,
                  sync_attempts = sync_attempts + 1",
-                params![log.id, claimed.lease, crate::mask::mask(reason), instant::format(*next)],
+                params![ids, claimed.lease, crate::mask::mask(reason), instant::format(*next)],
             )?,
             Outcome::Back => mark(
                 &tx,
                 &format!("sync_status = {GIVEN_BACK}, sync_lease_until = NULL"),
-                params![log.id, claimed.lease],
+                params![ids, claimed.lease],
             )?,
         };
-        if !changed {
-            done.stolen += 1;
-            continue;
-        }
-        match outcome {
-            Outcome::Sent => {
-                done.sent += 1;
-                forget(&tx, log.id)?;
-                if !synced_terminals.contains(&log.terminal_id) {
-                    synced_terminals.push(log.terminal_id);
+        for log in logs {
+            if !changed.contains(&log.id) {
+                done.stolen += 1;
+                continue;
+            }
+            match outcome {
+                Outcome::Sent => {
+                    done.sent += 1;
+                    forget(&tx, log.id)?;
+                    if !synced_terminals.contains(&log.terminal_id) {
+                        synced_terminals.push(log.terminal_id);
+                    }
                 }
+                Outcome::Failed(_) => {
+                    done.failed += 1;
+                    forget(&tx, log.id)?;
+                }
+                Outcome::Retry { last: true, .. } => {
+                    // Only --force sends it again, as a batch of its own run.
+                    done.failed += 1;
+                    forget(&tx, log.id)?;
+                }
+                Outcome::Retry { .. } => done.retrying += 1,
+                Outcome::Back => {}
             }
-            Outcome::Failed(_) => {
-                done.failed += 1;
-                forget(&tx, log.id)?;
-            }
-            Outcome::Retry { last: true, .. } => {
-                // Only --force sends it again, as a batch of its own run.
-                done.failed += 1;
-                forget(&tx, log.id)?;
-            }
-            Outcome::Retry { .. } => done.retrying += 1,
-            Outcome::Back => {}
         }
     }
     for terminal in synced_terminals {
@@ -227,17 +246,17 @@ pub fn record_batch(
     Ok(done)
 }
 
-/// Sets `set` on log `?1` while the claim `?2` (its lease) still holds it;
-/// returns whether it did (read back with `RETURNING`: a mapped source's
-/// trigger changes no row SQLite counts).
-fn mark(tx: &Transaction<'_>, set: &str, params: impl rusqlite::Params) -> rusqlite::Result<bool> {
+/// Sets `set` on the logs `?1` (a JSON array of ids) that the claim `?2`
+/// (its lease) still holds; returns those it set (read back with
+/// `RETURNING`: a mapped source's trigger changes no row SQLite counts).
+fn mark(tx: &Transaction<'_>, set: &str, params: impl rusqlite::Params) -> rusqlite::Result<Vec<i64>> {
     tx.prepare_cached(&format!(
-        "UPDATE attendance_logs SET {set} WHERE id = ?1 AND sync_status = 'sending' AND sync_lease_until = ?2
+        "UPDATE attendance_logs SET {set}
+         WHERE id IN (SELECT value FROM json_each(?1)) AND sync_status = 'sending' AND sync_lease_until = ?2
          RETURNING id"
     ))?
-    .query_row(params, |_| Ok(()))
-    .optional()
-    .map(|row| row.is_some())
+    .query_map(params, |r| r.get(0))?
+    .collect()
 }
 
 /// Pending logs of one terminal no service takes.
