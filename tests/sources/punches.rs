@@ -89,6 +89,28 @@ fn punches_are_pushed_from_the_hosts_table_and_its_sync_columns_kept_up_to_date(
             .unwrap()
     };
     let before = host_schema(&env);
+    // A dry run reads the host's table whole and writes nothing.
+    let rows = |env: &TestEnv| -> String {
+        env.db()
+            .query_row(
+                "SELECT group_concat(id || sync_status || sync_attempts || coalesce(synced_at, ''), ',')
+                        || (SELECT count(*) FROM rappel_punch_state) FROM devices_attendancelog",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    let unsynced = rows(&env);
+    let out = env.run(&["sync-attendance", "--dry-run"], NOW).success();
+    assert!(
+        out.stdout.contains("rh: would push 3 log(s) in 1 batch(es)")
+            && out.stdout.contains("TM20-001: 2 log(s)")
+            && out.stdout.contains("TM20-002: 1 log(s)"),
+        "{}",
+        out.stdout
+    );
+    assert!(hr.requests().is_empty(), "a dry run neither pulls nor pushes");
+    assert_eq!(rows(&env), unsynced);
     env.run(&["sync-attendance"], NOW).success();
     assert_eq!(host_schema(&env), before, "the host's tables are untouched");
     let objects = objects(&env);
@@ -157,6 +179,21 @@ fn punches_are_pushed_from_the_hosts_table_and_its_sync_columns_kept_up_to_date(
     let new = punches(&env, 1);
     env.run(&["sync-attendance"], &plus(NOW, 900)).success();
     assert_eq!(posted(&hr), [vec![2, 3, 4], new]);
+}
+
+#[test]
+fn punches_of_a_terminal_no_service_takes_are_pointed_out_not_lost() {
+    let smtp = SmtpServer::start();
+    let hr = FakeHr::start();
+    let env = django_hr(&smtp, &hr, "terminals = [\"TM20-001\"]\n");
+    let out = env.run(&["sync-attendance"], NOW).success();
+    assert!(
+        out.stderr.contains("no [attendance.services] entry takes") && out.stderr.contains("TM20-002 (1)"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(posted(&hr), [vec![2, 3]]);
+    assert_eq!(host(&env, 4).0, "pending");
 }
 
 #[test]

@@ -229,3 +229,102 @@ pub(super) fn view_and_trigger(
     sql.push_str(" END;");
     Ok(sql)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use rusqlite::Connection;
+
+    use crate::db::sources::{Origin, Source, create_views};
+
+    /// A host's punch that its own job failed, with a retry time of its
+    /// own, mapped with its status and sync time kept up to date; rappel's
+    /// record table as migration 8 makes it.
+    fn punch() -> Connection {
+        #[allow(clippy::disallowed_methods, reason = "a scratch database for the test")]
+        let conn = Connection::open_in_memory().unwrap();
+        let migration = include_str!("../../../sql/0008_punch_state.sql");
+        let record = migration.split("-- A terminal's sync times").next().unwrap();
+        conn.execute_batch(record).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE pointage (id integer PRIMARY KEY, terminal_id integer NOT NULL, enrollid integer NOT NULL,
+                 heure datetime NOT NULL, sync_status text NOT NULL, next_attempt_at datetime, synced_at datetime,
+                 sync_error text);
+             INSERT INTO pointage VALUES (1, 1, 101, '2026-03-20 06:58:12', 'failed', '2026-03-20 10:00:00', NULL, 'old');",
+        )
+        .unwrap();
+        let map = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        };
+        let source = Source {
+            name: "attendance_logs",
+            origin: Origin::Table("pointage".into()),
+            columns: map(&[("enroll_id", "enrollid"), ("punched_at", "heure")]),
+            update: map(&[("sync_status", "sync_status"), ("synced_at", "synced_at")]),
+            naive_utc: true,
+        };
+        create_views(&conn, &[source]).unwrap();
+        conn
+    }
+
+    type Ledger = (String, Option<String>, Option<String>, Option<String>);
+
+    fn ledger(conn: &Connection, table: &str) -> Ledger {
+        conn.query_row(
+            &format!("SELECT sync_status, next_attempt_at, synced_at, sync_error FROM {table} WHERE id = 1"),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_punch_reads_the_hosts_columns_until_recorded_then_its_record_whole() {
+        let conn = punch();
+        let host = |s: &str| -> Ledger { (s.into(), Some("2026-03-20 10:00:00".into()), None, Some("old".into())) };
+        assert_eq!(
+            ledger(&conn, "attendance_logs"),
+            host("failed"),
+            "the host's word first"
+        );
+        conn.execute(
+            "UPDATE attendance_logs SET sync_status = 'sent', next_attempt_at = NULL, sync_error = NULL,
+                 synced_at = '2026-03-20T09:00:00Z' WHERE id = 1",
+            [],
+        )
+        .unwrap();
+        // The record stands whole: its empty retry time and error, not the host's.
+        assert_eq!(
+            ledger(&conn, "attendance_logs"),
+            ("sent".into(), None, Some("2026-03-20T09:00:00Z".into()), None)
+        );
+        let key: (i64, String) = conn
+            .query_row("SELECT log_id, punched_at FROM rappel_punch_state", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!(key, (1, "2026-03-20 06:58:12".into()));
+        // The named host columns only, in the host's form.
+        assert_eq!(
+            ledger(&conn, "pointage"),
+            (
+                "sent".into(),
+                Some("2026-03-20 10:00:00".into()),
+                Some("2026-03-20 09:00:00".into()),
+                Some("old".into())
+            )
+        );
+        // A new punch under the same id is the host's again.
+        conn.execute(
+            "UPDATE pointage SET heure = '2026-03-20 07:30:00', sync_status = 'pending' WHERE id = 1",
+            [],
+        )
+        .unwrap();
+        assert_eq!(
+            ledger(&conn, "attendance_logs").0,
+            "pending",
+            "no record under its punched_at"
+        );
+    }
+}
