@@ -197,6 +197,66 @@ fn punches_of_a_terminal_no_service_takes_are_pointed_out_not_lost() {
 }
 
 #[test]
+fn punches_read_through_a_query_are_recorded_by_rappel_alone() {
+    let smtp = SmtpServer::start();
+    let hr = FakeHr::start();
+    let env = django_hr(&smtp, &hr, "");
+    let config = std::fs::read_to_string(env.config_path()).unwrap();
+    let (from, to) = ("[sources.attendance_logs]", "sync_error = \"sync_error\"\n");
+    let table = config
+        .find(from)
+        .and_then(|at| {
+            config[at..]
+                .find(to)
+                .map(|len| config[at..at + len + to.len()].to_string())
+        })
+        .unwrap();
+    // Only punches clocked in (inout 0), through a query: nothing of the
+    // host's can be kept up to date, so no [update].
+    remap(
+        &env,
+        &table,
+        "[sources.attendance_logs]\nquery = \"\"\"\nSELECT id, terminal_id, enrollid AS enroll_id, user_name, \"time\" AS punched_at,
+       mode, \"inout\" AS inout, event, temperature, access_granted, sync_status
+FROM devices_attendancelog WHERE \"inout\" = 0\n\"\"\"\n",
+    );
+    let before: String = env
+        .db()
+        .query_row(
+            "SELECT group_concat(id || sync_status || sync_attempts || coalesce(synced_at, ''), ',') FROM devices_attendancelog",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    env.run(&["sync-attendance"], NOW).success();
+    assert_eq!(
+        posted(&hr),
+        [vec![2, 3]],
+        "punch 4 clocks out; punch 1 the host had sent"
+    );
+    let after: String = env
+        .db()
+        .query_row(
+            "SELECT group_concat(id || sync_status || sync_attempts || coalesce(synced_at, ''), ',') FROM devices_attendancelog",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(after, before, "nothing of the host's written");
+    let recorded: i64 = env
+        .db()
+        .query_row(
+            "SELECT count(*) FROM rappel_punch_state WHERE sync_status = 'sent'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(recorded, 2);
+    env.run(&["sync-attendance"], &plus(NOW, 600)).success();
+    assert_eq!(hr.posts().len(), 1, "sent once");
+}
+
+#[test]
 fn a_failed_batch_is_retried_later_and_a_rejected_punch_fails_for_good_in_the_hosts_columns() {
     let smtp = SmtpServer::start();
     let hr = FakeHr::start();
