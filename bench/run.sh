@@ -2,7 +2,7 @@
 # rappel's benchmarks. Prints its figures; nothing here is a pass/fail test.
 #
 #   bench/run.sh            everything, then one summary table of every figure
-#   bench/run.sh idle|scan|send|reports|reminders|sessions|attendance
+#   bench/run.sh idle|scan|send|reports|reminders|sessions|attendance|attendance_mapped
 #                           one section, then the table of its figures
 #   bench/run.sh summary    re-print the table of the last run (no build, no run)
 #
@@ -44,6 +44,14 @@
 #    wall time (target <= 5 s) and peak memory, beside the same run over
 #    10,000 punches (flat memory: the peaks should match), then a run with
 #    nothing due over the 110,000 sent punches
+# 8. attendance_mapped: the same on a Django time-clock server's own tables
+#    (devices_terminal, devices_attendancelog), mapped as examples/django.toml
+#    maps them, the model's sync columns kept up to date: 100,000 pending
+#    punches pushed (target <= 5 s, as on rappel's own table); then a run with
+#    nothing due over 1,000,000 punches all sent (those 100,000, and 900,000
+#    the host's own job had sent: target <= 0.3 s); then the same 1,000,000
+#    with sync_status not kept in the host's table (every punch is looked up
+#    in rappel_punch_state, as rappel leaves it after sending them)
 #
 # Summary table: each section prints what it measures as it goes and appends
 # one row per figure to $BENCH_DIR/figures.tsv (emptied when a run starts);
@@ -87,8 +95,8 @@ summary() {
 
 case "$what" in
     summary) summary; exit 0 ;;
-    all|idle|scan|send|reports|reminders|sessions|attendance) ;;
-    *) echo "usage: $0 [idle|scan|send|reports|reminders|sessions|attendance|summary]"; exit 64 ;;
+    all|idle|scan|send|reports|reminders|sessions|attendance|attendance_mapped) ;;
+    *) echo "usage: $0 [idle|scan|send|reports|reminders|sessions|attendance|attendance_mapped|summary]"; exit 64 ;;
 esac
 
 cargo build --release --quiet
@@ -527,6 +535,99 @@ SQL
     echo "server: $(curl -s http://127.0.0.1:2527/count 2>/dev/null || python3 -c 'import urllib.request; print(urllib.request.urlopen("http://127.0.0.1:2527/count").read().decode())')"
 }
 
+# The Django time-clock tables (as /work/shared/hosts/django_app.sql has them)
+# with $2 punches from id $3 on, sync_status $4: $1 is the database.
+django_punches() {
+    sqlite3 "$1" <<SQL
+CREATE TABLE IF NOT EXISTS devices_terminal (id integer PRIMARY KEY AUTOINCREMENT, sn varchar(50) NOT NULL UNIQUE, nom varchar(100) NOT NULL);
+CREATE TABLE IF NOT EXISTS devices_attendancelog (id integer PRIMARY KEY AUTOINCREMENT, terminal_id bigint NOT NULL REFERENCES devices_terminal(id),
+  enrollid integer NOT NULL, user_name varchar(100) NOT NULL, "time" datetime NOT NULL, mode integer NOT NULL,
+  "inout" integer NOT NULL, event integer NOT NULL, temperature decimal NULL, access_granted bool NOT NULL,
+  sync_status varchar(10) NOT NULL DEFAULT 'pending', sync_attempts integer NOT NULL DEFAULT 0,
+  synced_at datetime NULL, sync_error text NULL);
+INSERT OR IGNORE INTO devices_terminal VALUES (1, 'TM20-001', 'Entrée'), (2, 'TM20-002', 'Atelier'),
+       (3, 'TM20-003', 'Bureau'), (4, 'TM20-004', 'Magasin');
+WITH RECURSIVE n(i) AS (SELECT $3 UNION ALL SELECT i + 1 FROM n WHERE i < $3 + $2 - 1)
+INSERT INTO devices_attendancelog (id, terminal_id, enrollid, user_name, "time", mode, "inout", event, temperature,
+                                   access_granted, sync_status, sync_attempts, synced_at)
+SELECT i, 1 + i % 4, 1 + i % 500, 'User ' || (1 + i % 500),
+       strftime('%Y-%m-%d %H:%M:%S', '2026-01-01 06:00:00', (i * 7) || ' seconds'),
+       1, i % 2, 0, CASE WHEN i % 3 = 0 THEN 36.5 END, 1, '$4',
+       CASE WHEN '$4' = 'sent' THEN 1 ELSE 0 END, CASE WHEN '$4' = 'sent' THEN '2026-11-01 00:00:00' END FROM n;
+SQL
+}
+
+attendance_mapped() {
+    local dir="$WORK/attendance-mapped"
+    rm -rf "$dir" && mkdir -p "$dir"
+    # The mapping and update columns of examples/django.toml.
+    cat > "$dir/rappel.toml" <<TOML
+database = "db.sqlite3"
+naive_timezone = "UTC"
+[attendance.services.rh]
+base_url = "http://127.0.0.1:2528"
+users_endpoint = "/api/v1/employees"
+attendance_endpoint = "/api/v1/attendance"
+auth = "none"
+batch_size = 100
+[sources.terminals]
+table = "devices_terminal"
+[sources.terminals.columns]
+serial = "sn"
+name = "nom"
+[sources.attendance_logs]
+table = "devices_attendancelog"
+[sources.attendance_logs.columns]
+enroll_id = "enrollid"
+punched_at = "time"
+[sources.attendance_logs.update]
+sync_status = "sync_status"
+sync_attempts = "sync_attempts"
+synced_at = "synced_at"
+sync_error = "sync_error"
+TOML
+    django_punches "$dir/db.sqlite3" 100000 1 pending
+    "$B" --config "$dir/rappel.toml" db migrate >/dev/null
+    python3 "$(dirname "$0")/fake_hr.py" 2528 &
+    local server=$!
+    trap "kill $server 2>/dev/null || true; trap - RETURN" RETURN
+    sleep 0.5
+    echo "== attendance_mapped: 100,000 pending punches in the host's table, batches of 100"
+    timed "$B" --config "$dir/rappel.toml" --now "$NOW" sync-attendance 2>&1 | tail -1
+    read_times
+    echo "wall $WALL s, peak RSS $PEAK KB"
+    echo "host says sent: $(sqlite3 "$dir/db.sqlite3" "SELECT count(*) FROM devices_attendancelog WHERE sync_status = 'sent'") of 100000"
+    echo "server: $(python3 -c 'import urllib.request; print(urllib.request.urlopen("http://127.0.0.1:2528/count").read().decode())')"
+    row "attendance mapped: 100k punches" "$WALL s" "$PEAK" "<= 5 s" "$(under "$WALL" 5)"
+
+    echo "== attendance_mapped: nothing due over 1,000,000 sent punches (users pull included)"
+    django_punches "$dir/db.sqlite3" 900000 100001 sent
+    "$B" --config "$dir/rappel.toml" --now "$NOW" sync-attendance >/dev/null 2>&1
+    hyperfine -N --warmup 3 --runs 20 --export-json "$WORK/attendance-mapped-idle.json" \
+        "$B --config $dir/rappel.toml --now $NOW sync-attendance" 2>/dev/null | grep -E "Time|Range"
+    timed "$B" --config "$dir/rappel.toml" --now "$NOW" sync-attendance >/dev/null 2>&1
+    read_times
+    echo "one run under GNU time: wall $WALL s, peak RSS $PEAK KB"
+    local mean sd
+    read -r mean sd < <(hyperfine_ms "$WORK/attendance-mapped-idle.json")
+    row "attendance mapped: nothing due (1M sent)" "$mean +- $sd ms" "$PEAK" "<= 300 ms" "$(under "$mean" 300)"
+
+    echo "== attendance_mapped: the same 1,000,000, sync_status not kept in the host's table"
+    # As rappel leaves them when it keeps no host column: the host's column
+    # says pending, rappel_punch_state says sent.
+    sqlite3 "$dir/db.sqlite3" "UPDATE devices_attendancelog SET sync_status = 'pending';
+        INSERT OR IGNORE INTO rappel_punch_state (log_id, punched_at, sync_status, sync_attempts, synced_at)
+        SELECT id, \"time\", 'sent', 1, '2026-11-01T00:00:00Z' FROM devices_attendancelog;"
+    sed '/^\[sources.attendance_logs.update\]/,$d' "$dir/rappel.toml" > "$dir/unkept.toml"
+    hyperfine -N --warmup 3 --runs 20 --export-json "$WORK/attendance-mapped-unkept.json" \
+        "$B --config $dir/unkept.toml --now $NOW sync-attendance" 2>/dev/null | grep -E "Time|Range"
+    timed "$B" --config "$dir/unkept.toml" --now "$NOW" sync-attendance >/dev/null 2>&1
+    read_times
+    read -r mean sd < <(hyperfine_ms "$WORK/attendance-mapped-unkept.json")
+    row "attendance mapped: nothing due, sync_status not kept (1M)" "$mean +- $sd ms" "$PEAK"
+    echo "server: $(python3 -c 'import urllib.request; print(urllib.request.urlopen("http://127.0.0.1:2528/count").read().decode())')"
+}
+
 case "$what" in
     idle) idle ;;
     scan) scan ;;
@@ -535,6 +636,7 @@ case "$what" in
     reminders) reminders ;;
     sessions) sessions ;;
     attendance) attendance ;;
-    all) idle; scan; send; reports; reminders; sessions; attendance ;;
+    attendance_mapped) attendance_mapped ;;
+    all) idle; scan; send; reports; reminders; sessions; attendance; attendance_mapped ;;
 esac
 summary

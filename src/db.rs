@@ -71,10 +71,16 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../sql/0007_source_state.sql"),
         then: None,
     },
+    Migration {
+        version: 8,
+        name: "0008_punch_state.sql",
+        sql: include_str!("../sql/0008_punch_state.sql"),
+        then: None,
+    },
 ];
 
 /// The schema version this binary writes.
-pub const LATEST: u32 = 7;
+pub const LATEST: u32 = 8;
 
 /// Where the database is and how it may be used.
 #[derive(Clone, Debug)]

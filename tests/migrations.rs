@@ -116,10 +116,10 @@ fn a_schema_5_database_keeps_its_rows_under_the_rappel_names() {
 
     let out = env.run(&["db", "migrate"], NOW).success();
     assert!(out.stdout.contains("applied 0006_rappel_names.sql"), "{}", out.stdout);
-    assert!(out.stdout.contains("schema 5 -> 7"), "{}", out.stdout);
+    assert!(out.stdout.contains("schema 5 -> 8"), "{}", out.stdout);
 
     let db = env.db();
-    assert_eq!(version(&db), "7");
+    assert_eq!(version(&db), "8");
     for (table, old_rows) in &before {
         assert_eq!(old_rows.len(), 1, "{table}");
         let renamed = format!("rappel_{table}");
@@ -199,7 +199,7 @@ fn a_host_table_under_a_former_name_is_left_as_it_is() {
     drop(db);
 
     let out = env.run(&["db", "migrate"], NOW).success();
-    assert!(out.stdout.contains("schema 0 -> 7"), "{}", out.stdout);
+    assert!(out.stdout.contains("schema 0 -> 8"), "{}", out.stdout);
     let unchanged = |db: &Connection| {
         assert_eq!((columns(db, "deliveries"), columns(db, "job_runs")), host_columns);
         assert_eq!((rows(db, "deliveries"), rows(db, "job_runs")), host_rows);
@@ -210,7 +210,7 @@ fn a_host_table_under_a_former_name_is_left_as_it_is() {
     };
     let db = env.db();
     unchanged(&db);
-    assert_eq!(version(&db), "7");
+    assert_eq!(version(&db), "8");
     assert_eq!(kind_of(&db, "deliveries").as_deref(), Some("table"));
     assert_eq!(kind_of(&db, "job_runs").as_deref(), Some("table"));
     for free in ["delay_alert_log", "attendance_users", "terminal_sync_state"] {
@@ -265,7 +265,7 @@ fn migrating_twice_changes_nothing() {
     let before = (schema(&db), env.dump());
     drop(db);
     let out = env.run(&["db", "migrate"], NOW).success();
-    assert!(out.stdout.contains("schema 7, up to date"), "{}", out.stdout);
+    assert!(out.stdout.contains("schema 8, up to date"), "{}", out.stdout);
     assert_eq!((schema(&env.db()), env.dump()), before);
     // A view dropped by hand comes back; one the host made instead stays.
     env.db()

@@ -1,6 +1,9 @@
 //! Jobs on a host application's own tables, mapped in `[sources.*]`: a
 //! Django-shaped database (its app tables, `YYYY-MM-DD HH:MM:SS[.ffffff]`
-//! instants, 0/1 booleans), read through the configuration alone.
+//! instants, 0/1 booleans), read through the configuration alone. The
+//! time clock's punches: `punches`.
+
+mod punches;
 
 use crate::support;
 
@@ -50,17 +53,38 @@ INSERT INTO reports_scheduledreport VALUES
 INSERT INTO assets_attribution VALUES
  (1,1,1,'LONG','2026-03-16 10:00:00','2026-03-22 16:00:00',NULL),
  (2,2,2,'COURT','2026-03-20 08:00:00','2026-03-20 11:00:00',NULL);
+
+CREATE TABLE devices_terminal (id integer PRIMARY KEY AUTOINCREMENT, sn varchar(50) NOT NULL UNIQUE, nom varchar(100) NOT NULL);
+CREATE TABLE devices_attendancelog (id integer PRIMARY KEY AUTOINCREMENT, terminal_id bigint NOT NULL REFERENCES devices_terminal(id),
+  enrollid integer NOT NULL, user_name varchar(100) NOT NULL, \"time\" datetime NOT NULL, mode integer NOT NULL,
+  \"inout\" integer NOT NULL, event integer NOT NULL, temperature decimal NULL, access_granted bool NOT NULL,
+  sync_status varchar(10) NOT NULL DEFAULT 'pending', sync_attempts integer NOT NULL DEFAULT 0,
+  synced_at datetime NULL, sync_error text NULL);
+INSERT INTO devices_terminal VALUES (1,'TM20-001','Entrée'),(2,'TM20-002','Atelier');
+INSERT INTO devices_attendancelog (terminal_id,enrollid,user_name,\"time\",mode,\"inout\",event,temperature,access_granted,
+                                   sync_status,sync_attempts,synced_at) VALUES
+ (1,103,'Paul Ndong','2026-03-19 17:00:00',1,1,0,NULL,1,'sent',1,'2026-03-19 17:00:05'),
+ (1,101,'Awa Mba','2026-03-20 06:58:12',1,0,0,36.5,1,'pending',0,NULL),
+ (1,102,'Jean Obiang','2026-03-20 07:02:40',1,0,0,NULL,1,'pending',0,NULL),
+ (2,101,'Awa Mba','2026-03-20 08:30:00',1,1,0,36.6,1,'pending',0,NULL);
 ";
 
 /// The mapping README shows: staff (auth_user) and clients (assets_client,
 /// ids offset by a million) as contacts; tickets closed when delivered; the
-/// status history as stage events; alert settings as recipients; loans.
+/// status history as stage events; alert settings as recipients; loans;
+/// terminals and their punches.
 const EXAMPLE: &str = include_str!("../examples/django.toml");
 
 const NOW: &str = "2026-03-20T09:00:00Z";
 
-/// A folder with the Django database and a config mapping it; nothing
-/// migrated yet.
+/// The example's HR service, as `django` replaces it: punches go to files
+/// (`outbox/attendance/rh/`), no server needed.
+const HR_SERVICE: &str = "base_url = \"https://rh.example.com\"\nusers_endpoint = \"/api/v1/employees\"\n\
+                          attendance_endpoint = \"/api/v1/attendance\"\ntoken_env = \"HR_API_TOKEN\"";
+const HR_FILES: &str = "transport = \"file\"";
+
+/// A folder with the Django database and a config mapping it (its HR
+/// service writing files: `HR_FILES`); nothing migrated yet.
 fn django(smtp: &SmtpServer, extra: &str) -> TestEnv {
     let env = TestEnv {
         dir: tempfile::tempdir().unwrap(),
@@ -77,6 +101,7 @@ fn django(smtp: &SmtpServer, extra: &str) -> TestEnv {
                 smtp.port
             ),
         ),
+        (HR_SERVICE, HR_FILES.to_string()),
     ] {
         assert!(config.contains(from), "examples/django.toml has {from}");
         config = config.replace(from, &to);
@@ -133,7 +158,7 @@ fn delay_alerts_come_from_the_hosts_status_history_through_the_config_alone() {
     assert!(
         status
             .stdout
-            .contains("sources:  alert_recipients <- repairs_alertconfig, contacts <- query, ")
+            .contains("sources:  alert_recipients <- repairs_alertconfig, attendance_logs <- devices_attendancelog, contacts <- query, ")
             && status
                 .stdout
                 .contains("tickets <- repairs_ticket (`rappel sources` shows what is read)"),
@@ -298,8 +323,8 @@ fn sources_shows_each_table_as_read_and_counts_the_values_that_do_not_read() {
     );
     assert_eq!(
         out.stdout.matches("\n  id ").count(),
-        6,
-        "one row shown for each of the six tables with rows: {}",
+        8,
+        "one row shown for each of the eight tables with rows: {}",
         out.stdout
     );
     env.run(&["sources", "ticket"], NOW).code(64);

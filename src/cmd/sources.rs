@@ -27,6 +27,10 @@ enum Read {
     Dated,
     /// An instant, or a date alone: its end (a loan's due date).
     Due,
+    /// A number (a punch's temperature).
+    Number,
+    /// A punch's sync status: one of the contract's words.
+    SyncStatus,
     /// Text, taken as written.
     Text,
 }
@@ -43,6 +47,8 @@ fn read_of(column: &str) -> Read {
         | "cancelled"
         | "access_granted" => Read::Flag,
         "due_at" => Read::Due,
+        "sync_status" => Read::SyncStatus,
+        "temperature" => Read::Number,
         "returned_at" => Read::Dated,
         "created_at" | "closed_at" | "entered_at" | "scheduled_at" | "next_attempt_at" | "sent_at" | "lent_at"
         | "subscribed_at" | "last_active_at" | "starts_at" | "punched_at" | "sync_lease_until" | "synced_at" => {
@@ -244,6 +250,10 @@ fn problem(
         Read::Dated | Read::Due if instant::parse_dated(text, zone, naive, NaiveTime::MIN).is_none() => {
             Some("not an instant or a date")
         }
+        Read::Number if !text.trim().parse::<f64>().is_ok_and(f64::is_finite) => Some("not a number"),
+        Read::SyncStatus if !["pending", "sending", "sent", "failed"].contains(&text) => {
+            Some("not pending, sending, sent or failed: such a punch is never pushed")
+        }
         _ => None,
     }
 }
@@ -264,7 +274,8 @@ fn shown_as(read: Read, cell: &Cell, zone: chrono_tz::Tz, naive: chrono_tz::Tz) 
                 .map_or_else(|| format!("{text:?}?"), |f| (if f { "yes" } else { "no" }).into());
         }
         Read::Id => return cell.id.map_or_else(|| format!("{text:?}?"), |id| id.to_string()),
-        Read::Text => return format!("{text:?}"),
+        Read::Number => return text.to_string(),
+        Read::Text | Read::SyncStatus => return format!("{text:?}"),
     };
     match at {
         Some(t) => format!(

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::db::sources::{MAPPABLE, Origin, Source, contract_columns};
+use crate::db::host::CONTRACT;
+use crate::db::sources::{KEPT, Origin, Source, never_mapped};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -18,25 +19,20 @@ pub struct RawSource {
     pub update: Option<BTreeMap<String, String>>,
 }
 
-/// Checks each `[sources.*]` entry: a known input table that may be mapped,
-/// `table` or `query` (one of them), `columns` only with `table` and only
-/// for contract columns, no empty value. Errors: one line naming the key.
+/// Checks each `[sources.*]` entry: a known input table, `table` or `query`
+/// (one of them), `columns` only with `table` and only for contract columns
+/// rappel reads from the host, `update` only for what rappel records, no
+/// empty value. Errors: one line naming the key.
 /// `naive_utc`: `naive_timezone` is UTC (instants written back to the
 /// host then go without an offset).
 pub fn convert(raw: BTreeMap<String, RawSource>, naive_utc: bool) -> Result<Vec<Source>, String> {
     let mut sources = Vec::with_capacity(raw.len());
     for (name, raw) in raw {
-        let Some(contract) = contract_columns(&name) else {
+        let Some(&(name, contract)) = CONTRACT.iter().find(|(t, _)| *t == name) else {
+            let names: Vec<&str> = CONTRACT.iter().map(|(t, _)| *t).collect();
             return Err(format!(
                 "sources.{name}: not an input table (expected one of {})",
-                MAPPABLE.join(", ")
-            ));
-        };
-        let Some(name) = MAPPABLE.iter().copied().find(|m| *m == name) else {
-            return Err(format!(
-                "sources.{name}: cannot be mapped yet: the punch ledger claims its rows in the table itself; \
-                 keep rappel's table `{name}` (see README) (mappable: {})",
-                MAPPABLE.join(", ")
+                names.join(", ")
             ));
         };
         let nonempty = |key: &str, v: String| {
@@ -73,10 +69,9 @@ pub fn convert(raw: BTreeMap<String, RawSource>, naive_utc: bool) -> Result<Vec<
                     contract.join(", ")
                 ));
             }
-            if name == "scheduled_reports" && column == "recurrence" {
+            if let Some(why) = never_mapped(name, &column) {
                 return Err(format!(
-                    "sources.{name}.columns.recurrence: a report read from your table does not recur \
-                     (rappel would have to write its next occurrence there); schedule each occurrence in your application"
+                    "sources.{name}.columns.{column}: not read from your table: {why}"
                 ));
             }
             columns.insert(column.clone(), nonempty(&format!("columns.{column}"), expr)?);
@@ -84,8 +79,10 @@ pub fn convert(raw: BTreeMap<String, RawSource>, naive_utc: bool) -> Result<Vec<
         let update = raw.update.unwrap_or_default();
         if !update.is_empty() {
             let Some(kept) = crate::db::sources::kept(name) else {
+                let kept: Vec<&str> = KEPT.iter().map(|k| k.source).collect();
                 return Err(format!(
-                    "sources.{name}.update: rappel writes nothing about {name}'s rows (only about scheduled_reports and manual_reminders)"
+                    "sources.{name}.update: rappel writes nothing about the rows of {name} (only about those of {})",
+                    kept.join(", ")
                 ));
             };
             if !matches!(origin, Origin::Table(_)) {
@@ -147,7 +144,18 @@ mod tests {
                 "[sources.ticket]\ntable = \"t\"\n",
                 "sources.ticket: not an input table",
             ),
-            ("[sources.attendance_logs]\ntable = \"t\"\n", "cannot be mapped yet"),
+            (
+                "[sources.attendance_logs]\ntable = \"t\"\n[sources.attendance_logs.columns]\nsync_lease_until = \"x\"\n",
+                "sources.attendance_logs.columns.sync_lease_until: not read from your table",
+            ),
+            (
+                "[sources.terminals]\ntable = \"t\"\n[sources.terminals.update]\nsynced = \"x\"\n",
+                "rappel writes nothing about the rows of terminals (only about those of scheduled_reports, manual_reminders, attendance_logs)",
+            ),
+            (
+                "[sources.attendance_logs]\ntable = \"t\"\n[sources.attendance_logs.update]\nsent = \"x\"\n",
+                "sources.attendance_logs.update.sent: not something rappel records (expected one of sync_status, synced,",
+            ),
             (
                 "[sources.scheduled_reports]\ntable = \"t\"\n[sources.scheduled_reports.columns]\nrecurrence = \"r\"\n",
                 "does not recur",
@@ -158,7 +166,7 @@ mod tests {
             ),
             (
                 "[sources.tickets]\ntable = \"t\"\n[sources.tickets.update]\nsent = \"x\"\n",
-                "rappel writes nothing about tickets",
+                "rappel writes nothing about the rows of tickets",
             ),
             (
                 "[sources.manual_reminders]\nquery = \"select 1\"\n[sources.manual_reminders.update]\nsent = \"x\"\n",

@@ -9,6 +9,12 @@ use std::collections::BTreeMap;
 
 use rusqlite::Connection;
 
+mod kept;
+mod migrations;
+
+pub use kept::{KEPT, Kept, Value, kept};
+pub use migrations::{statements, target, without_references};
+
 /// Where a mapped source reads from.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Origin {
@@ -36,78 +42,6 @@ pub struct Source {
     /// then go in that form, `YYYY-MM-DD HH:MM:SS`; otherwise with `+00:00`.
     pub naive_utc: bool,
 }
-
-/// rappel's record of the rows of a source it writes to: its table, the
-/// columns keying a row there (the source row's id and own instant, as the
-/// source gives them), the contract columns it holds, and the host columns
-/// `[sources.<name>.update]` may keep up to date, each with the SQL of its
-/// value from the updated row (`NEW`).
-pub struct Kept {
-    pub source: &'static str,
-    pub table: &'static str,
-    pub key: [(&'static str, &'static str); 2],
-    pub columns: &'static [&'static str],
-    pub updates: &'static [(&'static str, Value)],
-}
-
-/// What a host column kept up to date receives.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Value {
-    /// A contract column as it is (`status`, `attempts`, `last_error`).
-    Same(&'static str),
-    /// An instant column, in the host's form (see `Source::naive_utc`).
-    Instant(&'static str),
-    /// A boolean, 1 or 0, from an SQL condition on `NEW`.
-    Flag(&'static str),
-}
-
-/// The sources rappel writes to, and where it records what it writes.
-pub const KEPT: &[Kept] = &[
-    Kept {
-        source: "scheduled_reports",
-        table: "rappel_report_state",
-        key: [("report_id", "id"), ("scheduled_at", "scheduled_at")],
-        columns: &["status", "attempts", "next_attempt_at", "sent_at", "last_error"],
-        updates: &[
-            ("status", Value::Same("status")),
-            ("sent", Value::Flag("NEW.status = 'sent'")),
-            ("attempts", Value::Same("attempts")),
-            ("next_attempt_at", Value::Instant("next_attempt_at")),
-            ("sent_at", Value::Instant("sent_at")),
-            ("last_error", Value::Same("last_error")),
-        ],
-    },
-    Kept {
-        source: "manual_reminders",
-        table: "rappel_manual_state",
-        key: [("reminder_id", "id"), ("created_at", "created_at")],
-        columns: &["sent_at"],
-        updates: &[
-            ("sent_at", Value::Instant("sent_at")),
-            ("sent", Value::Flag("NEW.sent_at IS NOT NULL")),
-        ],
-    },
-];
-
-/// Where rappel records what it writes about `source`'s rows, if it does.
-pub fn kept(source: &str) -> Option<&'static Kept> {
-    KEPT.iter().find(|k| k.source == source)
-}
-
-/// The sources that may be mapped today. Punches and terminals are not yet:
-/// the punch ledger claims its rows in the table itself, and a terminal's
-/// sync bookkeeping refers to its row.
-pub const MAPPABLE: &[&str] = &[
-    "contacts",
-    "tickets",
-    "ticket_events",
-    "alert_recipients",
-    "scheduled_reports",
-    "loans",
-    "students",
-    "revision_sessions",
-    "manual_reminders",
-];
 
 /// What a contract column is when the host has nothing for it (DESIGN §4's
 /// defaults); a column not listed has none and must be mapped.
@@ -146,7 +80,47 @@ const DEFAULTS: &[(&str, &str, &str)] = &[
     ("scheduled_reports", "last_error", "NULL"),
     ("manual_reminders", "author_contact_id", "NULL"),
     ("manual_reminders", "sent_at", "NULL"),
+    ("terminals", "name", "NULL"),
+    ("terminals", "timezone", "NULL"),
+    ("attendance_logs", "user_name", "''"),
+    ("attendance_logs", "mode", "0"),
+    ("attendance_logs", "inout", "0"),
+    ("attendance_logs", "event", "0"),
+    ("attendance_logs", "temperature", "NULL"),
+    ("attendance_logs", "access_granted", "1"),
+    ("attendance_logs", "sync_status", "'pending'"),
+    ("attendance_logs", "sync_attempts", "0"),
+    ("attendance_logs", "next_attempt_at", "NULL"),
+    ("attendance_logs", "sync_lease_until", "NULL"),
+    ("attendance_logs", "synced_at", "NULL"),
+    ("attendance_logs", "sync_error", "NULL"),
 ];
+
+/// Contract columns never read from the host, whatever it has: what only
+/// rappel may write there (a report's next occurrence, which would be
+/// inserted in the host's table; a punch's claim, rappel's own lease).
+pub const NEVER_MAPPED: &[(&str, &str, &str)] = &[
+    (
+        "scheduled_reports",
+        "recurrence",
+        "a report read from your table does not recur (rappel would have to write its next occurrence there); \
+         schedule each occurrence in your application",
+    ),
+    (
+        "attendance_logs",
+        "sync_lease_until",
+        "a punch's claim is rappel's own (rappel_punch_state holds it)",
+    ),
+];
+
+/// Why contract column `column` of `source` is never read from the host,
+/// if it is not.
+pub fn never_mapped(source: &str, column: &str) -> Option<&'static str> {
+    NEVER_MAPPED
+        .iter()
+        .find(|(s, c, _)| *s == source && *c == column)
+        .map(|(_, _, why)| *why)
+}
 
 fn default_of(source: &str, column: &str) -> Option<&'static str> {
     DEFAULTS
@@ -179,6 +153,19 @@ pub fn required(table: &str, column: &str) -> bool {
                 | ("terminals", "serial")
                 | ("attendance_logs", "terminal_id" | "enroll_id" | "punched_at")
         )
+}
+
+/// The condition on a row of `name`'s raw view (`raw_view`), under
+/// `alias`, that the jobs can use it: an integer id and every column they
+/// need (`required`). The mapped source's view keeps these rows only.
+pub fn usable(name: &str, alias: &str) -> String {
+    let mut conditions = vec![format!("typeof({alias}.id) = 'integer'")];
+    for column in contract_columns(name).unwrap_or_default() {
+        if *column != "id" && required(name, column) {
+            conditions.push(format!("{alias}.{column} IS NOT NULL"));
+        }
+    }
+    conditions.join(" AND ")
 }
 
 /// The contract's columns of input table `name` (DESIGN §4).
@@ -259,9 +246,9 @@ fn view_sql(conn: &Connection, source: &Source) -> anyhow::Result<String> {
     };
     let mut select = Vec::with_capacity(contract.len());
     for column in contract.iter().copied() {
-        // A report read from the host's table never recurs (rappel would
-        // write its next occurrence there), whatever column it has.
-        if (name, column) == ("scheduled_reports", "recurrence") {
+        // A report read from the host's table never recurs, and a punch's
+        // claim is rappel's, whatever columns the host has.
+        if never_mapped(name, column).is_some() {
             select.push(format!("NULL AS {}", quoted(column)));
             continue;
         }
@@ -295,15 +282,7 @@ fn view_sql(conn: &Connection, source: &Source) -> anyhow::Result<String> {
         select.join(", "),
         quoted("rappel_source")
     );
-    let usable: Vec<String> = std::iter::once("typeof(i.id) = 'integer'".to_string())
-        .chain(
-            contract
-                .iter()
-                .filter(|c| **c != "id" && required(name, c))
-                .map(|c| format!("i.{c} IS NOT NULL")),
-        )
-        .collect();
-    let usable = usable.join(" AND ");
+    let usable = usable(name, "i");
     // Before the migrations have made rappel's record, the rows as they
     // are (`Database::migrate` maps the source again once it is there).
     let Some(kept) = kept(name).filter(|k| recorded(k).unwrap_or(false)) else {
@@ -314,106 +293,9 @@ fn view_sql(conn: &Connection, source: &Source) -> anyhow::Result<String> {
         ));
         return Ok(sql);
     };
-    // rappel's record of each row over the host's, and a trigger that
-    // records an update there (and in the host columns named under
-    // `update`) instead of in the host's row.
-    let outer: Vec<String> = contract
-        .iter()
-        .map(|c| {
-            if kept.columns.contains(c) {
-                format!("coalesce(k.{c}, i.{c}) AS {c}")
-            } else {
-                format!("i.{c} AS {c}")
-            }
-        })
-        .collect();
-    let [(k0, c0), (k1, c1)] = kept.key;
-    sql.push_str(&format!(
-        "CREATE TEMP VIEW IF NOT EXISTS {} AS SELECT {} FROM temp.{} AS i \
-         LEFT JOIN main.{} AS k ON k.{k0} = i.{c0} AND k.{k1} = i.{c1} WHERE {usable};\n",
-        quoted(name),
-        outer.join(", "),
-        quoted(&raw),
-        kept.table,
-    ));
-    let set: Vec<String> = kept.columns.iter().map(|c| format!("{c} = excluded.{c}")).collect();
-    let new: Vec<String> = kept.columns.iter().map(|c| format!("NEW.{c}")).collect();
-    sql.push_str(&format!(
-        "CREATE TEMP TRIGGER IF NOT EXISTS {} INSTEAD OF UPDATE ON {} BEGIN \
-         INSERT INTO {} ({k0}, {k1}, {}) VALUES (OLD.{c0}, coalesce(OLD.{c1}, ''), {}) \
-         ON CONFLICT ({k0}, {k1}) DO UPDATE SET {};",
-        quoted(&format!("rappel_update_{name}")),
-        quoted(name),
-        kept.table,
-        kept.columns.join(", "),
-        new.join(", "),
-        set.join(", "),
-    ));
-    if !source.update.is_empty() {
-        let Origin::Table(table) = &source.origin else {
-            anyhow::bail!("[sources.{name}.update]: only with `table` (a query has no one table to write to)");
-        };
-        if table.eq_ignore_ascii_case(name) {
-            anyhow::bail!(
-                "[sources.{name}.update]: the host's table has the source's own name; rappel cannot keep its columns up to date"
-            );
-        }
-        // The host columns naming the row: its id and its own instant.
-        let key_columns: Vec<String> = [c0, c1]
-            .iter()
-            .map(|c| source.columns.get(*c).map_or(c.to_string(), |e| e.trim().to_string()))
-            .collect();
-        let mut targets: Vec<&str> = Vec::new();
-        let mut assignments = Vec::new();
-        for (what, column) in &source.update {
-            let found = info.iter().find(|(n, _, _)| n.eq_ignore_ascii_case(column));
-            if let Some((_, not_null, pk)) = found {
-                if *pk || key_columns.iter().any(|k| k.eq_ignore_ascii_case(column)) {
-                    anyhow::bail!(
-                        "[sources.{name}.update]: {what} = {column:?}: that column names the row (its id or {c1}); \
-                         rappel never writes it"
-                    );
-                }
-                let may_be_null = !matches!(what.as_str(), "sent" | "status" | "attempts");
-                if *not_null && may_be_null {
-                    anyhow::bail!(
-                        "[sources.{name}.update]: {what} = {column:?}: the column is NOT NULL, and {what} is empty \
-                         until the row is sent or fails"
-                    );
-                }
-            }
-            if targets.iter().any(|t| t.eq_ignore_ascii_case(column)) {
-                anyhow::bail!("[sources.{name}.update]: column {column:?} is named twice");
-            }
-            targets.push(column);
-            let Some((_, value)) = kept.updates.iter().find(|(w, _)| w == what) else {
-                anyhow::bail!(
-                    "[sources.{name}.update]: `{what}` is not something rappel records (expected one of {})",
-                    kept.updates.iter().map(|(w, _)| *w).collect::<Vec<_>>().join(", ")
-                );
-            };
-            if !available.iter().any(|c| c.eq_ignore_ascii_case(column)) {
-                anyhow::bail!("[sources.{name}.update]: {what} = {column:?}: no such column in table {table:?}");
-            }
-            let value = match *value {
-                Value::Same(c) => format!("NEW.{c}"),
-                Value::Flag(condition) => format!("CASE WHEN {condition} THEN 1 ELSE 0 END"),
-                Value::Instant(c) if source.naive_utc => format!("strftime('%Y-%m-%d %H:%M:%S', NEW.{c})"),
-                Value::Instant(c) => format!("strftime('%Y-%m-%d %H:%M:%S', NEW.{c}) || '+00:00'"),
-            };
-            assignments.push(format!("{} = {value}", quoted(column)));
-        }
-        let id = source
-            .columns
-            .get("id")
-            .map_or_else(|| quoted("id"), |e| format!("({e})"));
-        sql.push_str(&format!(
-            " UPDATE {} SET {} WHERE {id} = OLD.id;",
-            quoted(table),
-            assignments.join(", ")
-        ));
-    }
-    sql.push_str(" END;");
+    sql.push_str(&kept::view_and_trigger(
+        source, kept, contract, &raw, &usable, &info, &available,
+    )?);
     Ok(sql)
 }
 
@@ -444,54 +326,6 @@ fn query_columns(conn: &Connection, query: &str) -> rusqlite::Result<Vec<String>
     Ok(stmt.column_names().map(str::to_string).collect())
 }
 
-/// The statements of a migration file, without their comments (`--` to
-/// the end of the line; the files hold no `--` inside a string) and without
-/// their ending `;`.
-pub fn statements(sql: &str) -> Vec<String> {
-    let text: String = sql
-        .lines()
-        .map(|line| line.split("--").next().unwrap_or(""))
-        .collect::<Vec<_>>()
-        .join("\n");
-    text.split(';')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect()
-}
-
-/// The table a migration statement creates, alters, indexes or writes
-/// (`CREATE TABLE [IF NOT EXISTS] t`, `CREATE [UNIQUE] INDEX [IF NOT
-/// EXISTS] i ON t`, `ALTER TABLE t`, `INSERT INTO t`, `UPDATE t`, `DELETE
-/// FROM t`), lower-cased; `None` for any other statement.
-pub fn target(statement: &str) -> Option<String> {
-    let words: Vec<String> = statement
-        .split(|c: char| c.is_whitespace() || c == '(')
-        .filter(|w| !w.is_empty())
-        .map(|w| w.trim_matches('"').to_ascii_lowercase())
-        .collect();
-    let word = |i: usize| words.get(i).map(String::as_str);
-    let after_if_not_exists = |i: usize| {
-        if word(i) == Some("if") && word(i + 1) == Some("not") && word(i + 2) == Some("exists") {
-            i + 3
-        } else {
-            i
-        }
-    };
-    let at = match (word(0)?, word(1)?) {
-        ("create", "table") => after_if_not_exists(2),
-        ("create", "index") | ("create", "unique") => {
-            let on = words.iter().position(|w| w == "on")?;
-            on + 1
-        }
-        ("alter", "table") => 2,
-        ("insert", "into") | ("delete", "from") => 2,
-        ("update", _) => 1,
-        _ => return None,
-    };
-    word(at).map(str::to_string)
-}
-
 /// An id that more than one usable row of mapped source `name` has, with
 /// how many rows have it; `None` when each id is on one row.
 pub fn repeated_id(conn: &Connection, name: &str) -> rusqlite::Result<Option<(i64, i64)>> {
@@ -505,19 +339,6 @@ pub fn repeated_id(conn: &Connection, name: &str) -> rusqlite::Result<Option<(i6
         |r| Ok((r.get(0)?, r.get(1)?)),
     )
     .optional()
-}
-
-/// `sql` (a contract table's `CREATE TABLE`) without its foreign keys to
-/// the `mapped` sources: there is no such table to refer to, and with
-/// foreign keys on, the host's inserts into this one would fail.
-pub fn without_references(sql: &str, mapped: &[String]) -> String {
-    let mut out = sql.to_string();
-    for m in mapped {
-        for form in [format!(" REFERENCES {m}(id)"), format!(" REFERENCES {m} (id)")] {
-            out = out.replace(&form, "");
-        }
-    }
-    out
 }
 
 /// The input tables mapped on `conn` (its TEMP views).
@@ -640,47 +461,6 @@ mod tests {
         };
         let e = create_views(&conn, &[broken]).unwrap_err().to_string();
         assert!(e.contains("[sources.loans]") && e.contains("does not compile"), "{e}");
-    }
-
-    #[test]
-    fn each_statement_of_the_migrations_names_its_table() {
-        let mut targets = Vec::new();
-        for sql in [
-            include_str!("../../sql/0001_initial.sql"),
-            include_str!("../../sql/0005_row_identity.sql"),
-        ] {
-            for s in statements(sql) {
-                assert!(!s.contains("--") && !s.ends_with(';'), "{s}");
-                targets.push(target(&s));
-            }
-        }
-        for table in [
-            "tickets",
-            "ticket_events",
-            "contacts",
-            "revision_sessions",
-            "deliveries",
-        ] {
-            assert!(targets.contains(&Some(table.to_string())), "{table}: {targets:?}");
-        }
-        assert_eq!(
-            target("CREATE UNIQUE INDEX IF NOT EXISTS x ON \"Loans\" (id)").as_deref(),
-            Some("loans")
-        );
-        assert_eq!(
-            target("ALTER TABLE tickets ADD COLUMN x TEXT").as_deref(),
-            Some("tickets")
-        );
-        assert_eq!(target("DROP INDEX IF EXISTS x"), None);
-    }
-
-    #[test]
-    fn a_contract_table_loses_its_foreign_keys_to_mapped_sources_only() {
-        let sql = "CREATE TABLE students (id INTEGER PRIMARY KEY, contact_id INTEGER NOT NULL REFERENCES contacts(id),
-                   parent_contact_id INTEGER REFERENCES contacts (id), x INTEGER REFERENCES loans(id))";
-        let out = without_references(sql, &["contacts".to_string()]);
-        assert!(!out.contains("contacts"), "{out}");
-        assert!(out.contains("REFERENCES loans(id)"), "{out}");
     }
 
     #[test]

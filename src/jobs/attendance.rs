@@ -17,8 +17,9 @@ use crate::config::ServiceConfig;
 use crate::domain::tally::Tally;
 use crate::engine::backoff;
 use crate::exit::Exit;
-use crate::store::attendance::Terminal;
-use crate::store::attendance::ledger::{self, Claimed, Cursor, Due, Outcome};
+use crate::store::attendance::due::{self, Cursor, Due};
+use crate::store::attendance::ledger::{self, Claimed, Outcome};
+use crate::store::attendance::{Rows, Terminal};
 use crate::store::{self, Conn};
 use batch::Verdict;
 
@@ -41,6 +42,8 @@ pub struct Sync {
     /// `naive_timezone`: where a punch written without an offset is read
     /// when its terminal has no `timezone`.
     pub naive_zone: chrono_tz::Tz,
+    /// Where the punches' sync columns are read (`Rows::of`).
+    pub rows: Rows,
 }
 
 impl Sync {
@@ -52,6 +55,7 @@ impl Sync {
     /// Which of `service`'s logs may go now, from its `terminals`.
     fn due<'a>(&self, service: &'a ServiceConfig, terminals: &[Terminal]) -> Due<'a> {
         Due {
+            rows: self.rows,
             service: &service.name,
             terminals: terminals.iter().map(|t| t.id).collect(),
             now: self.clock.now(),
@@ -323,7 +327,7 @@ pub fn dry_run(
     let mut first: Option<String> = None;
     let mut unreadable = Vec::new();
     loop {
-        let reads = ledger::next_batch(conn, &due, &mut cursor)?;
+        let reads = due::next_batch(conn, &due, &mut cursor)?;
         if reads.is_empty() {
             break;
         }
@@ -346,10 +350,9 @@ pub fn dry_run(
         }
         batches += 1;
         if first.is_none() {
-            let ids: Vec<i64> = items.iter().map(|i| i.log_id).collect();
             first = Some(format!(
                 "    first batch, Idempotency-Key: {}\n{}",
-                batch::idempotency_key(&service.name, &ids),
+                batch::idempotency_key(&service.name, &items),
                 batch::body_pretty(&items)
             ));
         }

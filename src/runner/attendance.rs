@@ -14,7 +14,7 @@ use crate::exit::{Exit, OrExit, fail};
 use crate::jobs::attendance::{self, JOB, Sync};
 use crate::output::{self, Report};
 use crate::store::Conn;
-use crate::store::attendance::{Terminal, ledger};
+use crate::store::attendance::{Rows, Terminal, ledger, rows};
 
 pub fn run(ctx: &Ctx<'_>, mode: RunMode, only: Option<&str>) -> anyhow::Result<Exit> {
     let RunMode { dry_run, force } = mode;
@@ -45,7 +45,7 @@ pub fn run(ctx: &Ctx<'_>, mode: RunMode, only: Option<&str>) -> anyhow::Result<E
             ),
         ));
     }
-    let sync = Sync {
+    let mut sync = Sync {
         clock: ctx.clock,
         max_attempts: cfg.max_attempts,
         retry_base: ctx.config.delivery.retry_base,
@@ -54,13 +54,16 @@ pub fn run(ctx: &Ctx<'_>, mode: RunMode, only: Option<&str>) -> anyhow::Result<E
         force,
         started,
         naive_zone: ctx.config.naive_timezone,
+        rows: Rows::Table,
     };
     if dry_run {
         let db = ctx.config.db(true);
         let conn = db.connect_current()?;
         crate::db::host::check_for(&conn, JOB.as_str())?;
+        // Read-only: a mapped attendance_logs is read whole, nothing taken in.
+        sync.rows = Rows::of(&conn, false)?;
         let (terminals, unknown) = attendance::terminals(&conn, &cfg.services)?;
-        warn_unknown(&conn, &terminals, &unknown)?;
+        warn_unknown(&conn, sync.rows, &terminals, &unknown)?;
         let mut tally = Tally::default();
         // With --json, stdout carries the summary alone.
         let mut out: Box<dyn std::io::Write> = if ctx.json {
@@ -97,12 +100,17 @@ pub fn run(ctx: &Ctx<'_>, mode: RunMode, only: Option<&str>) -> anyhow::Result<E
     let mut tally = Tally::default();
     let result = (|| -> anyhow::Result<()> {
         crate::db::host::check_for(&conn, JOB.as_str())?;
-        let reclaimed = ledger::reclaim_expired(&conn, ctx.clock.wall())?;
+        sync.rows = Rows::of(&conn, true)?;
+        let taken = rows::take_in(&mut conn, sync.rows)?;
+        if taken > 0 {
+            log::info!("{taken} new punch(es) of the mapped attendance_logs taken into rappel_punch_state");
+        }
+        let reclaimed = ledger::reclaim_expired(&conn, sync.rows, ctx.clock.wall())?;
         if reclaimed > 0 {
             log::warn!("{reclaimed} log(s) claimed by a run that stopped are pending again");
         }
         let (terminals, unknown) = attendance::terminals(&conn, &cfg.services)?;
-        warn_unknown(&conn, &terminals, &unknown)?;
+        warn_unknown(&conn, sync.rows, &terminals, &unknown)?;
         for (i, service, _lock) in &locked {
             // A service that cannot be used as configured stops alone.
             let api = match HrApi::new(service) {
@@ -138,12 +146,12 @@ pub fn run(ctx: &Ctx<'_>, mode: RunMode, only: Option<&str>) -> anyhow::Result<E
 
 /// Says which configured serials have no terminal yet (-v), and warns of
 /// pending punches on terminals no service takes: they would never be sent.
-fn warn_unknown(conn: &Conn, terminals: &[Vec<Terminal>], unknown: &[String]) -> anyhow::Result<()> {
+fn warn_unknown(conn: &Conn, rows: Rows, terminals: &[Vec<Terminal>], unknown: &[String]) -> anyhow::Result<()> {
     for serial in unknown {
         log::info!("terminal {serial:?} is named in [attendance.services] but not in the terminals table yet");
     }
     let owned: Vec<i64> = terminals.iter().flatten().map(|t| t.id).collect();
-    let stray = ledger::unowned_pending(conn, &owned)?;
+    let stray = ledger::unowned_pending(conn, rows, &owned)?;
     if !stray.is_empty() {
         let list: Vec<String> = stray.iter().map(|u| format!("{} ({})", u.serial, u.pending)).collect();
         log::warn!(

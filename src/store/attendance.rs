@@ -1,33 +1,47 @@
-//! sync-attendance's tables: `terminals` and `attendance_logs` (the host's),
-//! read as they are; `attendance_logs`' sync columns and
-//! `rappel_attendance_batches` as the job's ledger (`ledger`); the users
-//! pulled from each HR service and the sync times (`users`).
+//! sync-attendance's tables: `terminals` and `attendance_logs` (the host's,
+//! or mapped onto the host's own), read as they are; the punches' sync
+//! columns (in `attendance_logs`, or in `rappel_punch_state` beside a mapped
+//! one: `rows`) and `rappel_attendance_batches` as the job's ledger
+//! (`due`, `ledger`); the users pulled from each HR service and the sync
+//! times (`users`).
 
 /// A punch's instant as SQLite reads it, as a Julian day number with its
 /// fraction (`YYYY-MM-DD HH:MM:SS`, `...T...Z` and offsets alike), or
-/// `punch::UNREADABLE_AT`: the expression `rappel_attendance_logs_unsent`
-/// indexes, which queries must repeat word for word to use it. (In
-/// PostgreSQL, an expression index on the parsed instant, repeated the same
-/// way.)
+/// `punch::UNREADABLE_AT`, from the ledger's row under `$k`: the expression
+/// `rappel_attendance_logs_unsent` and `rappel_punch_state_unsent` index,
+/// which queries must repeat word for word to use them. (In PostgreSQL, an
+/// expression index on the parsed instant, repeated the same way.)
 macro_rules! punched {
-    () => {
-        "coalesce(julianday(l.punched_at), -1)"
+    ($k:ident) => {
+        concat!("coalesce(julianday(", stringify!($k), ".punched_at), -1)")
     };
 }
 
-/// The logs that may still go: the partial index's own condition, which a
-/// query must repeat word for word for SQLite to use the index.
+/// The logs that may still go, from the ledger's row under `$k`: the
+/// partial indexes' own condition, which a query must repeat word for word
+/// for SQLite to use them.
 macro_rules! unsent {
-    () => {
-        "(l.sync_status IN ('pending', 'sending') OR (l.sync_status = 'failed' AND l.next_attempt_at IS NOT NULL))"
+    ($k:ident) => {
+        concat!(
+            "(",
+            stringify!($k),
+            ".sync_status IN ('pending', 'sending') OR (",
+            stringify!($k),
+            ".sync_status = 'failed' AND ",
+            stringify!($k),
+            ".next_attempt_at IS NOT NULL))"
+        )
     };
 }
 
+pub mod due;
 pub mod ledger;
 mod punch;
+pub mod rows;
 pub mod users;
 
 pub use punch::{Item, Read};
+pub use rows::Rows;
 
 use super::{Conn, Result};
 

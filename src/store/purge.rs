@@ -1,7 +1,8 @@
 //! What `rappel purge` removes from rappel's own tables: finished
 //! deliveries no alert still points at, delay-alert history but each event's
-//! latest alert, finished job runs, and (asked for) synced attendance logs;
-//! never a pending or sending row.
+//! latest alert, finished job runs, and (asked for) synced attendance logs,
+//! or, mapped onto the host's table, rappel's records of synced punches it
+//! no longer has; never a pending or sending row.
 
 use super::Result;
 use chrono::{DateTime, Utc};
@@ -40,6 +41,15 @@ const ATTENDANCE: (&str, &str) = (
     "FROM attendance_logs WHERE sync_status = 'sent' AND synced_at < ?1",
 );
 
+/// With `attendance_logs` mapped onto the host's own table, whose punches
+/// rappel never deletes: rappel's records of synced punches that table no
+/// longer has (deleted, or their id reused by a newer punch).
+const ATTENDANCE_MAPPED: (&str, &str) = (
+    "records of synced punches gone from the host's table",
+    "FROM rappel_punch_state AS s WHERE s.sync_status = 'sent' AND s.synced_at < ?1
+       AND NOT EXISTS (SELECT 1 FROM attendance_logs AS l WHERE l.id = s.log_id AND l.punched_at = s.punched_at)",
+);
+
 /// Deletes (or, in a dry run, counts) what is older than `cutoff` (UTC),
 /// in one transaction; returns each target's name and count, in order.
 /// Errors: SQLite's.
@@ -52,7 +62,8 @@ pub fn old_rows(
     let cutoff = instant::format(cutoff);
     let mut targets: Vec<(&str, &str)> = TARGETS.to_vec();
     if include_attendance {
-        targets.push(ATTENDANCE);
+        let mapped = super::sources::found(conn, "attendance_logs")? == super::sources::Found::Mapped;
+        targets.push(if mapped { ATTENDANCE_MAPPED } else { ATTENDANCE });
     }
     let tx = conn.transaction_with_behavior(if dry_run {
         TransactionBehavior::Deferred

@@ -1,180 +1,45 @@
-//! `attendance_logs` as sync-attendance's ledger: which logs are due, claiming
-//! a batch (`sending` under a wall-clock lease, inside `BEGIN IMMEDIATE`),
-//! recording each batch's outcome, and the batches still open for a retry
-//! (`rappel_attendance_batches`).
+//! sync-attendance's ledger of punches: claiming a batch of due ones
+//! (`sending` under a wall-clock lease, inside `BEGIN IMMEDIATE`), recording
+//! each batch's outcome, expired claims given back, and the batches still
+//! open for a retry (`rappel_attendance_batches`). Each write goes to
+//! `attendance_logs`: a contract table's own columns, or, mapped onto the
+//! host's table, its view's trigger, which writes `rappel_punch_state` and
+//! the host columns named under `[sources.attendance_logs.update]`. Writes
+//! say what they changed with `RETURNING` (SQLite counts no change made
+//! through a view's trigger).
 
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, Transaction, named_params, params};
+use rusqlite::{Transaction, params};
 
-use super::punch::{self, COLUMNS, Read};
+use super::Rows;
+use super::due::{self, Cursor, Due, json_ids};
+use super::punch::{Item, Read};
 use crate::instant;
 use crate::store::{Conn, Result};
 
 /// Claims whose lease passed (their run died) are given back, attempts and
 /// retry time unchanged; they stay in their open batch, so they go out
-/// together again. Takes the run's wall clock (UTC); returns how many logs
-/// were given back. Errors: `StoreError` (SQLite's). PostgreSQL runs the
-/// same `UPDATE`.
-pub fn reclaim_expired(conn: &Conn, wall: DateTime<Utc>) -> Result<usize> {
-    Ok(conn.execute(
-        &format!(
-            "UPDATE attendance_logs AS l SET sync_status = {GIVEN_BACK}, sync_lease_until = NULL
-             WHERE {} AND l.sync_status = 'sending' AND l.sync_lease_until < ?1",
-            unsent!()
-        ),
-        [instant::format(wall)],
-    )?)
+/// together again. Takes where the ledger is and the run's wall clock
+/// (UTC); returns how many logs were given back. Errors: `StoreError`
+/// (SQLite's). PostgreSQL runs the same `UPDATE`.
+pub fn reclaim_expired(conn: &Conn, rows: Rows, wall: DateTime<Utc>) -> Result<usize> {
+    let mut stmt = conn.prepare(&format!(
+        "UPDATE attendance_logs SET sync_status = {GIVEN_BACK}, sync_lease_until = NULL
+         WHERE id IN (SELECT {id} FROM {from}
+                      WHERE {unsent} AND k.sync_status = 'sending' AND k.sync_lease_until < ?1)
+           AND sync_status = 'sending' AND sync_lease_until < ?1
+         RETURNING id",
+        id = rows.id(),
+        from = rows.from(),
+        unsent = unsent!(k),
+    ))?;
+    let given_back = stmt.query_map([instant::format(wall)], |r| r.get::<_, i64>(0))?;
+    Ok(given_back.count())
 }
-
-/// Which logs one service may take now.
-#[derive(Debug)]
-pub struct Due<'a> {
-    /// The service's name, under which its batches are remembered.
-    pub service: &'a str,
-    /// The ids of the service's terminals.
-    pub terminals: Vec<i64>,
-    /// The run's clock (UTC), compared with `next_attempt_at`.
-    pub now: DateTime<Utc>,
-    /// The wall clock (UTC), compared with `sync_lease_until`.
-    pub wall: DateTime<Utc>,
-    pub max_attempts: u32,
-    /// Failed logs are due at once, whatever their attempts.
-    pub force: bool,
-    pub batch_size: u32,
-    /// Where a punch without an offset is read when its terminal has no
-    /// `timezone` (`naive_timezone`).
-    pub naive: chrono_tz::Tz,
-}
-
-/// Due: pending; failed for a reason that passes (`next_attempt_at` set) once
-/// its time came, attempts left (or `--force`); or held by a claim that
-/// expired. The `+` keeps SQLite from walking a terminal's every log instead
-/// of the index of unsent ones. (In PostgreSQL the list parameter is
-/// `= ANY($1::bigint[])`.)
-const DUE: &str = concat!(
-    unsent!(),
-    " AND (l.sync_status = 'pending'
-         OR (l.sync_status = 'failed' AND (:force OR (l.next_attempt_at <= :now AND l.sync_attempts < :max)))
-         OR (l.sync_status = 'sending' AND l.sync_lease_until < :wall))
-    AND +l.terminal_id IN (SELECT value FROM json_each(:terminals))"
-);
 
 /// A log given back untried returns to what it was: `failed` with its retry
 /// time if it had one, else `pending`.
 const GIVEN_BACK: &str = "CASE WHEN next_attempt_at IS NOT NULL THEN 'failed' ELSE 'pending' END";
-
-/// A list of ids as the JSON array `json_each` reads.
-fn json_ids(ids: &[i64]) -> String {
-    serde_json::to_string(ids).unwrap_or_else(|_| "[]".into())
-}
-
-/// Where a run's walk through one service's logs has got to: open batches
-/// by key, then fresh logs by punch time. Each log is looked at once a run.
-#[derive(Debug, Default)]
-pub struct Cursor {
-    open_key: String,
-    /// No open batch is left: the walk is on fresh logs, never back (so a
-    /// batch that failed this run is not tried again this run).
-    open_done: bool,
-    fresh: Option<(f64, i64)>,
-}
-
-/// The next batch `due` gives after `cursor` (which it moves on): an open
-/// batch whose logs are due again (so a retry goes out whole, under the same
-/// key), else the oldest due logs not in one, at most `due.batch_size`. Each
-/// row is read into its item, or why it cannot be sent; empty when nothing
-/// is left. Reads only. Errors: `StoreError` (SQLite's). In PostgreSQL the
-/// same reads, the terminals bound as `= ANY($1)`.
-pub fn next_batch(conn: &Conn, due: &Due<'_>, cursor: &mut Cursor) -> Result<Vec<Read>> {
-    Ok(next(conn, due, cursor)?)
-}
-
-fn next(conn: &Conn, due: &Due<'_>, cursor: &mut Cursor) -> rusqlite::Result<Vec<Read>> {
-    let now = instant::format(due.now);
-    let wall = instant::format(due.wall);
-    let terminals = json_ids(&due.terminals);
-    if !cursor.open_done {
-        let rows = next_open(conn, due, cursor, &now, &wall, &terminals)?;
-        if !rows.is_empty() {
-            return Ok(rows);
-        }
-        cursor.open_done = true;
-    }
-    let (after_at, after_id) = cursor.fresh.unwrap_or((f64::MIN, i64::MIN));
-    // In time order, whatever form each punch was written in (DESIGN §4:
-    // host instants are compared as instants), through the index on it.
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM attendance_logs l JOIN terminals t ON t.id = l.terminal_id
-         WHERE {DUE} AND {at} >= :after_at AND ({at}, l.id) > (:after_at, :after_id)
-           AND NOT EXISTS (SELECT 1 FROM rappel_attendance_batches b
-                           WHERE b.log_id = l.id AND b.service = :service)
-         ORDER BY {at}, l.id LIMIT :limit",
-        // The first bound alone lets SQLite seek the index to the cursor.
-        at = punched!()
-    ))?;
-    let rows: Vec<Read> = stmt
-        .query_map(
-            named_params! {
-                ":force": due.force, ":now": now, ":max": due.max_attempts, ":wall": wall,
-                ":terminals": terminals, ":service": due.service, ":after_at": after_at,
-                ":after_id": after_id, ":limit": due.batch_size,
-            },
-            |r| punch::read(r, due.naive),
-        )?
-        .collect::<Result<_, _>>()?;
-    if let Some(last) = rows.last() {
-        cursor.fresh = Some((last.at, last.id));
-    }
-    Ok(rows)
-}
-
-/// The next open batch (by key, after the cursor) with due logs: those logs,
-/// in the order they were first posted.
-fn next_open(
-    conn: &Conn,
-    due: &Due<'_>,
-    cursor: &mut Cursor,
-    now: &str,
-    wall: &str,
-    terminals: &str,
-) -> rusqlite::Result<Vec<Read>> {
-    let open: Option<String> = conn
-        .prepare_cached(&format!(
-            "SELECT b.batch_key FROM rappel_attendance_batches b JOIN attendance_logs l ON l.id = b.log_id
-             WHERE b.service = :service AND b.batch_key > :after AND {DUE}
-             ORDER BY b.batch_key LIMIT 1"
-        ))?
-        .query_row(
-            named_params! {
-                ":force": due.force, ":now": now, ":max": due.max_attempts, ":wall": wall,
-                ":terminals": terminals, ":service": due.service, ":after": cursor.open_key,
-            },
-            |r| r.get(0),
-        )
-        .optional()?;
-    if let Some(key) = open {
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM rappel_attendance_batches b JOIN attendance_logs l ON l.id = b.log_id
-             JOIN terminals t ON t.id = l.terminal_id
-             WHERE b.service = :service AND b.batch_key = :key AND {DUE}
-             ORDER BY {}, l.id LIMIT :limit",
-            punched!()
-        ))?;
-        let rows = stmt
-            .query_map(
-                named_params! {
-                    ":force": due.force, ":now": now, ":max": due.max_attempts, ":wall": wall,
-                    ":terminals": terminals, ":service": due.service, ":key": key,
-                    ":limit": due.batch_size,
-                },
-                |r| punch::read(r, due.naive),
-            )?
-            .collect();
-        cursor.open_key = key;
-        return rows;
-    }
-    Ok(Vec::new())
-}
 
 /// A batch this run holds until `lease` (wall time).
 #[derive(Debug)]
@@ -189,11 +54,11 @@ pub struct Claimed {
     pub unreadable: Vec<(i64, String)>,
 }
 
-/// Takes the next batch (`next_batch`) in one write transaction (`BEGIN
+/// Takes the next batch (`due::next_batch`) in one write transaction (`BEGIN
 /// IMMEDIATE`): its logs become `sending` until `lease_until` (wall time,
-/// UTC), its membership is remembered under its key, `key(due.service, ids)`
-/// of its log ids, and rows that cannot be read fail for good with the
-/// reason. `None`: nothing left. Errors: `StoreError` (SQLite's, the write
+/// UTC), its membership is remembered under its key, `key(due.service,
+/// items)` of its punches, and rows that cannot be read fail for good with
+/// the reason. `None`: nothing left. Errors: `StoreError` (SQLite's, the write
 /// lock held past the busy timeout among them); nothing is written then.
 /// PostgreSQL would select the batch `FOR UPDATE SKIP LOCKED` in one
 /// transaction, then the same `UPDATE`s and `INSERT … ON CONFLICT (log_id)
@@ -203,10 +68,10 @@ pub fn claim_batch(
     due: &Due<'_>,
     cursor: &mut Cursor,
     lease_until: DateTime<Utc>,
-    key: impl FnOnce(&str, &[i64]) -> String,
+    key: impl FnOnce(&str, &[&Item]) -> String,
 ) -> Result<Option<Claimed>> {
     let tx = crate::store::begin(conn)?;
-    let reads = next(&tx, due, cursor)?;
+    let reads = due::next(&tx, due, cursor)?;
     if reads.is_empty() {
         return Ok(None);
     }
@@ -229,10 +94,16 @@ pub fn claim_batch(
         forget(&tx, *id)?;
     }
     let ids: Vec<i64> = logs.iter().map(|l| l.id).collect();
-    let key = key(due.service, &ids);
+    let items: Vec<&Item> = logs.iter().filter_map(|l| l.item.as_ref().ok()).collect();
+    let key = key(due.service, &items);
+    // One statement for the batch: on a mapped source each statement
+    // through its view costs SQLite a scratch table.
+    tx.prepare_cached(
+        "UPDATE attendance_logs SET sync_status = 'sending', sync_lease_until = ?2
+         WHERE id IN (SELECT value FROM json_each(?1))",
+    )?
+    .execute(params![json_ids(&ids), lease])?;
     for id in &ids {
-        tx.prepare_cached("UPDATE attendance_logs SET sync_status = 'sending', sync_lease_until = ?2 WHERE id = ?1")?
-            .execute(params![id, lease])?;
         tx.prepare_cached(
             "INSERT INTO rappel_attendance_batches (log_id, service, batch_key) VALUES (?1, ?2, ?3)
              ON CONFLICT (log_id) DO UPDATE SET service = excluded.service, batch_key = excluded.batch_key",
@@ -255,7 +126,7 @@ fn forget(tx: &Transaction<'_>, id: i64) -> rusqlite::Result<()> {
 }
 
 /// What became of one log of a posted batch.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
     Sent,
     /// Failed for good (`next_attempt_at` NULL).
@@ -282,7 +153,8 @@ pub struct Recorded {
 }
 
 /// Records a posted batch's outcome, log by log (`outcomes` in the order of
-/// `claimed.logs`; reasons masked), in one write transaction (`BEGIN
+/// `claimed.logs`; reasons masked; the logs of one outcome in one
+/// statement), in one write transaction (`BEGIN
 /// IMMEDIATE`), and the sync time `now` (UTC) of each terminal that had a
 /// log sent for `service`. A log is written only while `claimed`'s lease is
 /// still its own; returns how many ended each way. Errors: `StoreError`
@@ -300,64 +172,68 @@ pub fn record_batch(
     let at = instant::format(now);
     let mut done = Recorded::default();
     let mut synced_terminals = Vec::new();
+    // The logs of each outcome together: one statement each (most batches
+    // have one outcome), as each through a mapped source's view costs
+    // SQLite a scratch table.
+    let mut groups: Vec<(&Outcome, Vec<&Read>)> = Vec::new();
     for (log, outcome) in claimed.logs.iter().zip(outcomes) {
-        let mine = "id = ?1 AND sync_status = 'sending' AND sync_lease_until = ?2";
-        let changed = match outcome {
-            Outcome::Sent => tx
-                .prepare_cached(&format!(
-                    "UPDATE attendance_logs SET sync_status = 'sent', synced_at = ?3, sync_error = NULL,
-                            next_attempt_at = NULL, sync_lease_until = NULL, sync_attempts = sync_attempts + 1
-                     WHERE {mine}"
-                ))?
-                .execute(params![log.id, claimed.lease, at])?,
-            Outcome::Failed(why) => tx
-                .prepare_cached(&format!(
-                    "UPDATE attendance_logs SET sync_status = 'failed', sync_error = ?3, next_attempt_at = NULL,
-                            sync_lease_until = NULL, sync_attempts = sync_attempts + 1
-                     WHERE {mine}"
-                ))?
-                .execute(params![log.id, claimed.lease, crate::mask::mask(why)])?,
-            Outcome::Retry { reason, next, .. } => tx
-                .prepare_cached(&format!(
-                    "UPDATE attendance_logs SET sync_status = 'failed', sync_error = ?3, next_attempt_at = ?4,
-                            sync_lease_until = NULL, sync_attempts = sync_attempts + 1
-                     WHERE {mine}"
-                ))?
-                .execute(params![
-                    log.id,
-                    claimed.lease,
-                    crate::mask::mask(reason),
-                    instant::format(*next)
-                ])?,
-            Outcome::Back => tx
-                .prepare_cached(&format!(
-                    "UPDATE attendance_logs SET sync_status = {GIVEN_BACK}, sync_lease_until = NULL WHERE {mine}"
-                ))?
-                .execute(params![log.id, claimed.lease])?,
-        };
-        if changed == 0 {
-            done.stolen += 1;
-            continue;
+        match groups.iter_mut().find(|(o, _)| *o == outcome) {
+            Some((_, logs)) => logs.push(log),
+            None => groups.push((outcome, vec![log])),
         }
-        match outcome {
-            Outcome::Sent => {
-                done.sent += 1;
-                forget(&tx, log.id)?;
-                if !synced_terminals.contains(&log.terminal_id) {
-                    synced_terminals.push(log.terminal_id);
+    }
+    for (outcome, logs) in groups {
+        let ids = json_ids(&logs.iter().map(|l| l.id).collect::<Vec<_>>());
+        let changed = match outcome {
+            Outcome::Sent => mark(
+                &tx,
+                "sync_status = 'sent', synced_at = ?3, sync_error = NULL, next_attempt_at = NULL,
+                 sync_lease_until = NULL, sync_attempts = sync_attempts + 1",
+                params![ids, claimed.lease, at],
+            )?,
+            Outcome::Failed(why) => mark(
+                &tx,
+                "sync_status = 'failed', sync_error = ?3, next_attempt_at = NULL, sync_lease_until = NULL,
+                 sync_attempts = sync_attempts + 1",
+                params![ids, claimed.lease, crate::mask::mask(why)],
+            )?,
+            Outcome::Retry { reason, next, .. } => mark(
+                &tx,
+                "sync_status = 'failed', sync_error = ?3, next_attempt_at = ?4, sync_lease_until = NULL,
+                 sync_attempts = sync_attempts + 1",
+                params![ids, claimed.lease, crate::mask::mask(reason), instant::format(*next)],
+            )?,
+            Outcome::Back => mark(
+                &tx,
+                &format!("sync_status = {GIVEN_BACK}, sync_lease_until = NULL"),
+                params![ids, claimed.lease],
+            )?,
+        };
+        for log in logs {
+            if !changed.contains(&log.id) {
+                done.stolen += 1;
+                continue;
+            }
+            match outcome {
+                Outcome::Sent => {
+                    done.sent += 1;
+                    forget(&tx, log.id)?;
+                    if !synced_terminals.contains(&log.terminal_id) {
+                        synced_terminals.push(log.terminal_id);
+                    }
                 }
+                Outcome::Failed(_) => {
+                    done.failed += 1;
+                    forget(&tx, log.id)?;
+                }
+                Outcome::Retry { last: true, .. } => {
+                    // Only --force sends it again, as a batch of its own run.
+                    done.failed += 1;
+                    forget(&tx, log.id)?;
+                }
+                Outcome::Retry { .. } => done.retrying += 1,
+                Outcome::Back => {}
             }
-            Outcome::Failed(_) => {
-                done.failed += 1;
-                forget(&tx, log.id)?;
-            }
-            Outcome::Retry { last: true, .. } => {
-                // Only --force sends it again, as a batch of its own run.
-                done.failed += 1;
-                forget(&tx, log.id)?;
-            }
-            Outcome::Retry { .. } => done.retrying += 1,
-            Outcome::Back => {}
         }
     }
     for terminal in synced_terminals {
@@ -371,6 +247,19 @@ pub fn record_batch(
     Ok(done)
 }
 
+/// Sets `set` on the logs `?1` (a JSON array of ids) that the claim `?2`
+/// (its lease) still holds; returns those it set (read back with
+/// `RETURNING`: a mapped source's trigger changes no row SQLite counts).
+fn mark(tx: &Transaction<'_>, set: &str, params: impl rusqlite::Params) -> rusqlite::Result<Vec<i64>> {
+    tx.prepare_cached(&format!(
+        "UPDATE attendance_logs SET {set}
+         WHERE id IN (SELECT value FROM json_each(?1)) AND sync_status = 'sending' AND sync_lease_until = ?2
+         RETURNING id"
+    ))?
+    .query_map(params, |r| r.get(0))?
+    .collect()
+}
+
 /// Pending logs of one terminal no service takes.
 #[derive(Debug, PartialEq)]
 pub struct Unowned {
@@ -380,16 +269,17 @@ pub struct Unowned {
 }
 
 /// Pending logs of terminals outside `owned` (terminal ids), per serial, by
-/// serial. Reads only. Errors: `StoreError` (SQLite's). In PostgreSQL the
-/// list is bound as `<> ALL($1::bigint[])`.
-pub fn unowned_pending(conn: &Conn, owned: &[i64]) -> Result<Vec<Unowned>> {
+/// serial, from the ledger at `rows`. Reads only. Errors: `StoreError`
+/// (SQLite's). In PostgreSQL the list is bound as `<> ALL($1::bigint[])`.
+pub fn unowned_pending(conn: &Conn, rows: Rows, owned: &[i64]) -> Result<Vec<Unowned>> {
     let mut stmt = conn.prepare(&format!(
         "SELECT coalesce(t.serial, '#' || l.terminal_id), count(*)
-         FROM attendance_logs l LEFT JOIN terminals t ON t.id = l.terminal_id
-         WHERE {} AND l.sync_status = 'pending'
+         FROM {} LEFT JOIN terminals t ON t.id = l.terminal_id
+         WHERE {} AND k.sync_status = 'pending'
            AND +l.terminal_id NOT IN (SELECT value FROM json_each(?1))
          GROUP BY 1 ORDER BY 1",
-        unsent!()
+        rows.from(),
+        unsent!(k)
     ))?;
     let rows = stmt.query_map([json_ids(owned)], |r| {
         Ok(Unowned {
@@ -412,7 +302,8 @@ mod tests {
     }
 
     /// A batch's key: its service and ids, in order.
-    fn key(service: &str, ids: &[i64]) -> String {
+    fn key(service: &str, items: &[&Item]) -> String {
+        let ids: Vec<i64> = items.iter().map(|i| i.log_id).collect();
         format!("{service}-{ids:?}")
     }
 
@@ -432,6 +323,7 @@ mod tests {
 
     fn due(now: &str, wall: &str) -> Due<'static> {
         Due {
+            rows: Rows::Table,
             service: "rh",
             terminals: vec![1],
             now: at(now),
@@ -493,9 +385,13 @@ mod tests {
         )
         .unwrap();
         let early = due("2026-03-10T09:05:00Z", "2026-03-10T09:05:00Z");
-        assert_eq!(reclaim_expired(&conn, early.wall).unwrap(), 0, "the lease still holds");
+        assert_eq!(
+            reclaim_expired(&conn, Rows::Table, early.wall).unwrap(),
+            0,
+            "the lease still holds"
+        );
         let late = due("2026-03-10T09:05:00Z", "2026-03-10T09:11:00Z");
-        assert_eq!(reclaim_expired(&conn, late.wall).unwrap(), 7);
+        assert_eq!(reclaim_expired(&conn, Rows::Table, late.wall).unwrap(), 7);
         let again = claim_batch(
             &mut conn,
             &late,
@@ -535,7 +431,10 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!(held.logs.len(), 2, "--force takes the used-up log too");
-        assert_eq!(reclaim_expired(&conn, at("2026-03-10T09:11:00Z")).unwrap(), 2);
+        assert_eq!(
+            reclaim_expired(&conn, Rows::Table, at("2026-03-10T09:11:00Z")).unwrap(),
+            2
+        );
         let state = |id: i64| -> (String, i64) {
             conn.query_row(
                 "SELECT sync_status, sync_attempts FROM attendance_logs WHERE id = ?1",

@@ -1,5 +1,5 @@
-//! A log row read for a batch: `attendance_logs l JOIN terminals t` decoded
-//! into the JSON item the HR API takes, or why it cannot be sent. Host
+//! A log row read for a batch: the punch, its ledger's row and its terminal
+//! decoded into the JSON item the HR API takes, or why it cannot be sent. Host
 //! columns are of loose types, so each is read through `db::loose`.
 
 use chrono_tz::Tz;
@@ -13,11 +13,12 @@ use crate::instant;
 /// Where a punch whose `punched_at` SQLite cannot read sorts: first.
 pub(super) const UNREADABLE_AT: f64 = -1.0;
 
-/// The columns `read` reads, in order, from `attendance_logs l JOIN terminals t`.
+/// The columns `read` reads, in order, from the punch `l`, its ledger's row
+/// `k` (`Rows::from`) and its terminal `t`.
 pub(super) const COLUMNS: &str = concat!(
     "l.id, l.terminal_id, t.serial, l.enroll_id, l.user_name, l.punched_at, l.mode, \
-     l.inout, l.event, l.temperature, l.access_granted, l.sync_attempts, ",
-    punched!(),
+     l.inout, l.event, l.temperature, l.access_granted, k.sync_attempts, ",
+    punched!(k),
     ", t.timezone"
 );
 

@@ -1,0 +1,330 @@
+//! What rappel records about the rows of a mapped source it writes to (a
+//! report's progress, a manual message's sending, a punch's sync): its table, keyed by the
+//! source row's id and own instant; the view that reads that record over the
+//! host's row; and the trigger that writes it, with the host columns named
+//! under `[sources.<table>.update]`, instead of the host's row.
+
+use super::{Origin, Source, quoted};
+
+/// rappel's record of the rows of a source it writes to: its table, the
+/// columns keying a row there (the source row's id and own instant, as the
+/// source gives them), the contract columns it holds, and the host columns
+/// `[sources.<name>.update]` may keep up to date, each with the SQL of its
+/// value from the updated row (`NEW`).
+pub struct Kept {
+    pub source: &'static str,
+    pub table: &'static str,
+    pub key: [(&'static str, &'static str); 2],
+    pub columns: &'static [&'static str],
+    pub updates: &'static [(&'static str, Value)],
+    /// Whether the record, once there, stands for the row whole: each of
+    /// `columns` is the record's, even empty (a punch's retry time gone
+    /// once it is sent), and the host's values only count for a row rappel
+    /// has no record of. Otherwise a column the record leaves empty reads
+    /// the host's.
+    pub whole: bool,
+}
+
+/// What a host column kept up to date receives.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Value {
+    /// A contract column as it is (`status`, `attempts`, `last_error`).
+    Same(&'static str),
+    /// An instant column, in the host's form (see `Source::naive_utc`).
+    Instant(&'static str),
+    /// A boolean, 1 or 0, from an SQL condition on `NEW`.
+    Flag(&'static str),
+}
+
+impl Value {
+    /// Whether the value is never NULL: a flag, or a status or count (NOT
+    /// NULL in the contract), so a NOT NULL host column may receive it.
+    fn never_empty(self) -> bool {
+        matches!(
+            self,
+            Value::Flag(_) | Value::Same("status" | "attempts" | "sync_status" | "sync_attempts")
+        )
+    }
+}
+
+/// The sources rappel writes to, and where it records what it writes.
+pub const KEPT: &[Kept] = &[
+    Kept {
+        source: "scheduled_reports",
+        table: "rappel_report_state",
+        key: [("report_id", "id"), ("scheduled_at", "scheduled_at")],
+        columns: &["status", "attempts", "next_attempt_at", "sent_at", "last_error"],
+        updates: &[
+            ("status", Value::Same("status")),
+            ("sent", Value::Flag("NEW.status = 'sent'")),
+            ("attempts", Value::Same("attempts")),
+            ("next_attempt_at", Value::Instant("next_attempt_at")),
+            ("sent_at", Value::Instant("sent_at")),
+            ("last_error", Value::Same("last_error")),
+        ],
+        whole: false,
+    },
+    Kept {
+        source: "manual_reminders",
+        table: "rappel_manual_state",
+        key: [("reminder_id", "id"), ("created_at", "created_at")],
+        columns: &["sent_at"],
+        updates: &[
+            ("sent_at", Value::Instant("sent_at")),
+            ("sent", Value::Flag("NEW.sent_at IS NOT NULL")),
+        ],
+        whole: false,
+    },
+    Kept {
+        source: "attendance_logs",
+        table: "rappel_punch_state",
+        key: [("log_id", "id"), ("punched_at", "punched_at")],
+        columns: &[
+            "sync_status",
+            "sync_attempts",
+            "next_attempt_at",
+            "sync_lease_until",
+            "synced_at",
+            "sync_error",
+        ],
+        updates: &[
+            ("sync_status", Value::Same("sync_status")),
+            ("synced", Value::Flag("NEW.sync_status = 'sent'")),
+            ("sync_attempts", Value::Same("sync_attempts")),
+            ("next_attempt_at", Value::Instant("next_attempt_at")),
+            ("synced_at", Value::Instant("synced_at")),
+            ("sync_error", Value::Same("sync_error")),
+        ],
+        whole: true,
+    },
+];
+
+/// Where rappel records what it writes about `source`'s rows, if it does.
+pub fn kept(source: &str) -> Option<&'static Kept> {
+    KEPT.iter().find(|k| k.source == source)
+}
+
+/// A host table's column: its name, whether it is NOT NULL, whether it is
+/// (part of) the primary key.
+pub(super) type ColumnInfo = (String, bool, bool);
+
+/// `CREATE TEMP VIEW <source>` reading `kept`'s record of each row of the
+/// raw view `raw` (its rows the jobs can use: `usable`, over alias `i`)
+/// over the host's values, and its `INSTEAD OF UPDATE` trigger. `contract`:
+/// the source's columns; `info` and `available`: the host table's columns
+/// (`info` empty for a query). Errors: an `update` mapping rappel cannot
+/// keep, one line naming the key.
+pub(super) fn view_and_trigger(
+    source: &Source,
+    kept: &Kept,
+    contract: &[&str],
+    raw: &str,
+    usable: &str,
+    info: &[ColumnInfo],
+    available: &[String],
+) -> anyhow::Result<String> {
+    let name = source.name;
+    let mut sql = String::new();
+    // rappel's record of each row over the host's, and a trigger that
+    // records an update there (and in the host columns named under
+    // `update`) instead of in the host's row.
+    let [(k0, c0), (k1, c1)] = kept.key;
+    let outer: Vec<String> = contract
+        .iter()
+        .map(|c| {
+            if !kept.columns.contains(c) {
+                format!("i.{c} AS {c}")
+            } else if kept.whole {
+                format!("CASE WHEN k.{k0} IS NULL THEN i.{c} ELSE k.{c} END AS {c}")
+            } else {
+                format!("coalesce(k.{c}, i.{c}) AS {c}")
+            }
+        })
+        .collect();
+    sql.push_str(&format!(
+        "CREATE TEMP VIEW IF NOT EXISTS {} AS SELECT {} FROM temp.{} AS i \
+         LEFT JOIN main.{} AS k ON k.{k0} = i.{c0} AND k.{k1} = i.{c1} WHERE {usable};\n",
+        quoted(name),
+        outer.join(", "),
+        quoted(raw),
+        kept.table,
+    ));
+    let set: Vec<String> = kept.columns.iter().map(|c| format!("{c} = excluded.{c}")).collect();
+    let new: Vec<String> = kept.columns.iter().map(|c| format!("NEW.{c}")).collect();
+    sql.push_str(&format!(
+        "CREATE TEMP TRIGGER IF NOT EXISTS {} INSTEAD OF UPDATE ON {} BEGIN \
+         INSERT INTO {} ({k0}, {k1}, {}) VALUES (OLD.{c0}, coalesce(OLD.{c1}, ''), {}) \
+         ON CONFLICT ({k0}, {k1}) DO UPDATE SET {};",
+        quoted(&format!("rappel_update_{name}")),
+        quoted(name),
+        kept.table,
+        kept.columns.join(", "),
+        new.join(", "),
+        set.join(", "),
+    ));
+    if !source.update.is_empty() {
+        let Origin::Table(table) = &source.origin else {
+            anyhow::bail!("[sources.{name}.update]: only with `table` (a query has no one table to write to)");
+        };
+        if table.eq_ignore_ascii_case(name) {
+            anyhow::bail!(
+                "[sources.{name}.update]: the host's table has the source's own name; rappel cannot keep its columns up to date"
+            );
+        }
+        // The host columns naming the row: its id and its own instant.
+        let key_columns: Vec<String> = [c0, c1]
+            .iter()
+            .map(|c| source.columns.get(*c).map_or(c.to_string(), |e| e.trim().to_string()))
+            .collect();
+        let mut targets: Vec<&str> = Vec::new();
+        let mut assignments = Vec::new();
+        for (what, column) in &source.update {
+            let found = info.iter().find(|(n, _, _)| n.eq_ignore_ascii_case(column));
+            if let Some((_, not_null, pk)) = found {
+                if *pk || key_columns.iter().any(|k| k.eq_ignore_ascii_case(column)) {
+                    anyhow::bail!(
+                        "[sources.{name}.update]: {what} = {column:?}: that column names the row (its id or {c1}); \
+                         rappel never writes it"
+                    );
+                }
+                let never_empty = kept.updates.iter().any(|(w, v)| w == what && v.never_empty());
+                if *not_null && !never_empty {
+                    anyhow::bail!(
+                        "[sources.{name}.update]: {what} = {column:?}: the column is NOT NULL, and {what} is empty \
+                         until the row is sent or fails"
+                    );
+                }
+            }
+            if targets.iter().any(|t| t.eq_ignore_ascii_case(column)) {
+                anyhow::bail!("[sources.{name}.update]: column {column:?} is named twice");
+            }
+            targets.push(column);
+            let Some((_, value)) = kept.updates.iter().find(|(w, _)| w == what) else {
+                anyhow::bail!(
+                    "[sources.{name}.update]: `{what}` is not something rappel records (expected one of {})",
+                    kept.updates.iter().map(|(w, _)| *w).collect::<Vec<_>>().join(", ")
+                );
+            };
+            if !available.iter().any(|c| c.eq_ignore_ascii_case(column)) {
+                anyhow::bail!("[sources.{name}.update]: {what} = {column:?}: no such column in table {table:?}");
+            }
+            let value = match *value {
+                Value::Same(c) => format!("NEW.{c}"),
+                Value::Flag(condition) => format!("CASE WHEN {condition} THEN 1 ELSE 0 END"),
+                Value::Instant(c) if source.naive_utc => format!("strftime('%Y-%m-%d %H:%M:%S', NEW.{c})"),
+                Value::Instant(c) => format!("strftime('%Y-%m-%d %H:%M:%S', NEW.{c}) || '+00:00'"),
+            };
+            assignments.push(format!("{} = {value}", quoted(column)));
+        }
+        let id = source
+            .columns
+            .get("id")
+            .map_or_else(|| quoted("id"), |e| format!("({e})"));
+        sql.push_str(&format!(
+            " UPDATE {} SET {} WHERE {id} = OLD.id;",
+            quoted(table),
+            assignments.join(", ")
+        ));
+    }
+    sql.push_str(" END;");
+    Ok(sql)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use rusqlite::Connection;
+
+    use crate::db::sources::{Origin, Source, create_views};
+
+    /// A host's punch that its own job failed, with a retry time of its
+    /// own, mapped with its status and sync time kept up to date; rappel's
+    /// record table as migration 8 makes it.
+    fn punch() -> Connection {
+        #[allow(clippy::disallowed_methods, reason = "a scratch database for the test")]
+        let conn = Connection::open_in_memory().unwrap();
+        let migration = include_str!("../../../sql/0008_punch_state.sql");
+        let record = migration.split("-- A terminal's sync times").next().unwrap();
+        conn.execute_batch(record).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE pointage (id integer PRIMARY KEY, terminal_id integer NOT NULL, enrollid integer NOT NULL,
+                 heure datetime NOT NULL, sync_status text NOT NULL, next_attempt_at datetime, synced_at datetime,
+                 sync_error text);
+             INSERT INTO pointage VALUES (1, 1, 101, '2026-03-20 06:58:12', 'failed', '2026-03-20 10:00:00', NULL, 'old');",
+        )
+        .unwrap();
+        let map = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        };
+        let source = Source {
+            name: "attendance_logs",
+            origin: Origin::Table("pointage".into()),
+            columns: map(&[("enroll_id", "enrollid"), ("punched_at", "heure")]),
+            update: map(&[("sync_status", "sync_status"), ("synced_at", "synced_at")]),
+            naive_utc: true,
+        };
+        create_views(&conn, &[source]).unwrap();
+        conn
+    }
+
+    type Ledger = (String, Option<String>, Option<String>, Option<String>);
+
+    fn ledger(conn: &Connection, table: &str) -> Ledger {
+        conn.query_row(
+            &format!("SELECT sync_status, next_attempt_at, synced_at, sync_error FROM {table} WHERE id = 1"),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_punch_reads_the_hosts_columns_until_recorded_then_its_record_whole() {
+        let conn = punch();
+        let host = |s: &str| -> Ledger { (s.into(), Some("2026-03-20 10:00:00".into()), None, Some("old".into())) };
+        assert_eq!(
+            ledger(&conn, "attendance_logs"),
+            host("failed"),
+            "the host's word first"
+        );
+        conn.execute(
+            "UPDATE attendance_logs SET sync_status = 'sent', next_attempt_at = NULL, sync_error = NULL,
+                 synced_at = '2026-03-20T09:00:00Z' WHERE id = 1",
+            [],
+        )
+        .unwrap();
+        // The record stands whole: its empty retry time and error, not the host's.
+        assert_eq!(
+            ledger(&conn, "attendance_logs"),
+            ("sent".into(), None, Some("2026-03-20T09:00:00Z".into()), None)
+        );
+        let key: (i64, String) = conn
+            .query_row("SELECT log_id, punched_at FROM rappel_punch_state", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!(key, (1, "2026-03-20 06:58:12".into()));
+        // The named host columns only, in the host's form.
+        assert_eq!(
+            ledger(&conn, "pointage"),
+            (
+                "sent".into(),
+                Some("2026-03-20 10:00:00".into()),
+                Some("2026-03-20 09:00:00".into()),
+                Some("old".into())
+            )
+        );
+        // A new punch under the same id is the host's again.
+        conn.execute(
+            "UPDATE pointage SET heure = '2026-03-20 07:30:00', sync_status = 'pending' WHERE id = 1",
+            [],
+        )
+        .unwrap();
+        assert_eq!(
+            ledger(&conn, "attendance_logs").0,
+            "pending",
+            "no record under its punched_at"
+        );
+    }
+}
