@@ -350,9 +350,10 @@ pub fn dry_run(
         }
         batches += 1;
         if first.is_none() {
+            let ids: Vec<i64> = items.iter().map(|i| i.log_id).collect();
             first = Some(format!(
                 "    first batch, Idempotency-Key: {}\n{}",
-                batch::idempotency_key(&service.name, &items),
+                batch::idempotency_key(&service.name, &ids),
                 batch::body_pretty(&items)
             ));
         }

@@ -25,16 +25,12 @@ pub fn body_pretty(items: &[&Item]) -> String {
     serde_json::to_string_pretty(&Body { attendance: items }).unwrap_or_default()
 }
 
-/// `rappel-<service>-<sha256 of the batch's punches as <log_id>@<time>,
-/// ascending, joined by ','>`, from its items: each punch named by its id
-/// and its instant (DESIGN §9), so a new punch a host wrote under a deleted
-/// one's id, posted alone or with the same others, is not taken by the API
-/// for a repeat of the first batch.
-pub fn idempotency_key(service: &str, items: &[&Item]) -> String {
-    let mut punches: Vec<(i64, &str)> = items.iter().map(|i| (i.log_id, i.time.as_str())).collect();
-    punches.sort_unstable();
-    let joined: Vec<String> = punches.iter().map(|(id, at)| format!("{id}@{at}")).collect();
-    format!("rappel-{service}-{:x}", Sha256::digest(joined.join(",").as_bytes()))
+/// `rappel-<service>-<sha256 of the ascending log ids joined by ','>`.
+pub fn idempotency_key(service: &str, ids: &[i64]) -> String {
+    let mut sorted = ids.to_vec();
+    sorted.sort_unstable();
+    let joined = sorted.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    format!("rappel-{service}-{:x}", Sha256::digest(joined.as_bytes()))
 }
 
 /// What the answer to a 2xx says of one log.
@@ -98,52 +94,33 @@ pub fn verdicts(answer: &str, ids: &[i64]) -> Vec<Verdict> {
 mod tests {
     use super::*;
 
-    /// A punch as the store reads it.
-    fn item(log_id: i64, time: &str) -> Item {
-        Item {
+    #[test]
+    fn key_is_the_hash_of_the_sorted_ids() {
+        let key = idempotency_key("rh", &[3, 1, 2]);
+        assert_eq!(key, idempotency_key("rh", &[1, 2, 3]));
+        assert_eq!(
+            key,
+            format!("rappel-rh-{:x}", Sha256::digest(b"1,2,3")),
+            "ids ascending, joined by ','"
+        );
+        assert_ne!(key, idempotency_key("rh", &[1, 2]));
+        assert_ne!(key, idempotency_key("paie", &[1, 2, 3]));
+    }
+
+    #[test]
+    fn body_has_the_documented_fields_in_order() {
+        let item = Item {
             terminal_sn: "TM20-001".into(),
             enrollid: 123,
             user_name: "Awa".into(),
-            time: time.into(),
+            time: "2025-12-30T10:30:00Z".into(),
             mode: 1,
             inout: 0,
             event: 0,
             temperature: None,
             access_granted: true,
-            log_id,
-        }
-    }
-
-    #[test]
-    fn key_is_the_hash_of_the_sorted_punches_each_id_with_its_time() {
-        let [a, b, c] = [
-            item(1, "2026-03-09T07:00:00Z"),
-            item(2, "2026-03-09T07:01:00Z"),
-            item(3, "2026-03-09T06:00:00Z"),
-        ];
-        let key = idempotency_key("rh", &[&c, &a, &b]);
-        assert_eq!(key, idempotency_key("rh", &[&a, &b, &c]));
-        assert_eq!(
-            key,
-            format!(
-                "rappel-rh-{:x}",
-                Sha256::digest(b"1@2026-03-09T07:00:00Z,2@2026-03-09T07:01:00Z,3@2026-03-09T06:00:00Z")
-            ),
-            "ids ascending, each with its time, joined by ','"
-        );
-        assert_ne!(key, idempotency_key("rh", &[&a, &b]));
-        assert_ne!(key, idempotency_key("paie", &[&a, &b, &c]));
-        let reused = item(3, "2026-03-09T09:10:00Z");
-        assert_ne!(
-            key,
-            idempotency_key("rh", &[&a, &b, &reused]),
-            "a new punch under a reused id"
-        );
-    }
-
-    #[test]
-    fn body_has_the_documented_fields_in_order() {
-        let item = item(7, "2025-12-30T10:30:00Z");
+            log_id: 7,
+        };
         assert_eq!(
             String::from_utf8(body(&[&item])).unwrap(),
             r#"{"attendance":[{"terminal_sn":"TM20-001","enrollid":123,"user_name":"Awa","time":"2025-12-30T10:30:00Z","mode":1,"inout":0,"event":0,"temperature":null,"access_granted":true,"log_id":7}]}"#

@@ -13,7 +13,7 @@ use rusqlite::{Transaction, params};
 
 use super::Rows;
 use super::due::{self, Cursor, Due, json_ids};
-use super::punch::{Item, Read};
+use super::punch::Read;
 use crate::instant;
 use crate::store::{Conn, Result};
 
@@ -56,9 +56,9 @@ pub struct Claimed {
 
 /// Takes the next batch (`due::next_batch`) in one write transaction (`BEGIN
 /// IMMEDIATE`): its logs become `sending` until `lease_until` (wall time,
-/// UTC), its membership is remembered under its key, `key(due.service,
-/// items)` of its punches, and rows that cannot be read fail for good with
-/// the reason. `None`: nothing left. Errors: `StoreError` (SQLite's, the write
+/// UTC), its membership is remembered under its key, `key(due.service, ids)`
+/// of its log ids, and rows that cannot be read fail for good with the
+/// reason. `None`: nothing left. Errors: `StoreError` (SQLite's, the write
 /// lock held past the busy timeout among them); nothing is written then.
 /// PostgreSQL would select the batch `FOR UPDATE SKIP LOCKED` in one
 /// transaction, then the same `UPDATE`s and `INSERT … ON CONFLICT (log_id)
@@ -68,7 +68,7 @@ pub fn claim_batch(
     due: &Due<'_>,
     cursor: &mut Cursor,
     lease_until: DateTime<Utc>,
-    key: impl FnOnce(&str, &[&Item]) -> String,
+    key: impl FnOnce(&str, &[i64]) -> String,
 ) -> Result<Option<Claimed>> {
     let tx = crate::store::begin(conn)?;
     let reads = due::next(&tx, due, cursor)?;
@@ -94,8 +94,7 @@ pub fn claim_batch(
         forget(&tx, *id)?;
     }
     let ids: Vec<i64> = logs.iter().map(|l| l.id).collect();
-    let items: Vec<&Item> = logs.iter().filter_map(|l| l.item.as_ref().ok()).collect();
-    let key = key(due.service, &items);
+    let key = key(due.service, &ids);
     // One statement for the batch: on a mapped source each statement
     // through its view costs SQLite a scratch table.
     tx.prepare_cached(
@@ -302,8 +301,7 @@ mod tests {
     }
 
     /// A batch's key: its service and ids, in order.
-    fn key(service: &str, items: &[&Item]) -> String {
-        let ids: Vec<i64> = items.iter().map(|i| i.log_id).collect();
+    fn key(service: &str, ids: &[i64]) -> String {
         format!("{service}-{ids:?}")
     }
 
