@@ -66,8 +66,9 @@ fn eight_processes_of_every_job_at_once_send_everything_exactly_once() {
 }
 
 /// The same on the host's own tables (`[sources]`): contacts, tickets,
-/// their stages and recipients, loans and report rows are the host's, and
-/// what rappel records about them is kept in its own tables.
+/// their stages and recipients, loans, report rows, terminals and punches
+/// are the host's, and what rappel records about them is kept in its own
+/// tables.
 #[test]
 fn eight_processes_of_every_job_at_once_on_the_hosts_own_tables_send_everything_exactly_once() {
     let rounds: usize = std::env::var("RAPPEL_TORTURE_ROUNDS")
@@ -91,7 +92,7 @@ fn overlap(rounds: usize, mapped: bool) {
     env.db()
         .execute("INSERT INTO terminals (id, serial) VALUES (1, 'TM20-001')", [])
         .unwrap();
-    let (contacts, loans_table, reports_table) = if mapped {
+    let (contacts, loans_table, reports_table, punches_table) = if mapped {
         let tables = [
             "contacts",
             "alert_recipients",
@@ -99,6 +100,8 @@ fn overlap(rounds: usize, mapped: bool) {
             "ticket_events",
             "loans",
             "scheduled_reports",
+            "terminals",
+            "attendance_logs",
         ];
         support::host::rehost(&env, &tables);
         let host = support::host::host_table;
@@ -106,12 +109,14 @@ fn overlap(rounds: usize, mapped: bool) {
             format!("{} (full_name,", host("contacts")),
             format!("{} (contact_id, item, lent_at, date_retour)", host("loans")),
             host("scheduled_reports"),
+            format!("{} (terminal_id, enrollid, punched_at)", host("attendance_logs")),
         )
     } else {
         (
             "contacts (name,".to_string(),
             "loans (contact_id, item, lent_at, due_at)".to_string(),
             "scheduled_reports".to_string(),
+            "attendance_logs (terminal_id, enroll_id, punched_at)".to_string(),
         )
     };
 
@@ -157,7 +162,7 @@ fn overlap(rounds: usize, mapped: bool) {
         }
         for i in 0..40 {
             db.execute(
-                "INSERT INTO attendance_logs (terminal_id, enroll_id, punched_at) VALUES (1, ?1, ?2)",
+                &format!("INSERT INTO {punches_table} VALUES (1, ?1, ?2)"),
                 rusqlite::params![(r * 100 + i) as i64, now],
             )
             .unwrap();

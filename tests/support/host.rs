@@ -15,7 +15,21 @@ const INSTANTS: &[(&str, &[&str])] = &[
     ("revision_sessions", &["starts_at", "completed_at"]),
     ("manual_reminders", &["created_at", "sent_at"]),
     ("scheduled_reports", &["scheduled_at", "sent_at", "next_attempt_at"]),
+    ("attendance_logs", &["punched_at", "next_attempt_at", "synced_at"]),
 ];
+
+/// What rappel keeps up to date in a host table (`[sources.<table>.update]`):
+/// here, the host's columns of the same names.
+const KEPT: &[(&str, &[&str])] = &[(
+    "attendance_logs",
+    &[
+        "sync_status",
+        "sync_attempts",
+        "next_attempt_at",
+        "synced_at",
+        "sync_error",
+    ],
+)];
 
 /// A contract column each host names its own way: renamed in the host
 /// table, mapped back in `[sources.<table>.columns]`.
@@ -26,6 +40,8 @@ const RENAMED: &[(&str, &str, &str)] = &[
     ("loans", "due_at", "date_retour"),
     ("students", "contact_id", "user_id"),
     ("revision_sessions", "starts_at", "debut"),
+    ("terminals", "serial", "sn"),
+    ("attendance_logs", "enroll_id", "enrollid"),
 ];
 
 /// The host table that holds contract table `table` after [`rehost`].
@@ -62,6 +78,12 @@ pub fn rehost(env: &TestEnv, tables: &[&str]) {
             db.execute_batch(&format!("ALTER TABLE {host} RENAME COLUMN {column} TO {new}"))
                 .unwrap();
             config.push_str(&format!("{column} = \"{new}\"\n"));
+        }
+        if let Some((_, kept)) = KEPT.iter().find(|(t, _)| *t == table) {
+            config.push_str(&format!("[sources.{table}.update]\n"));
+            for column in *kept {
+                config.push_str(&format!("{column} = \"{column}\"\n"));
+            }
         }
     }
     env.write_config(&config);

@@ -56,15 +56,18 @@ pub fn migrate(server: &Server) -> anyhow::Result<(u32, Vec<&'static str>)> {
     let schema = &server.schema;
     let mut tx = client.transaction()?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK])?;
-    tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}; SET LOCAL search_path TO {schema}"))
-        .with_context(|| format!("cannot create schema {schema}"))?;
+    tx.batch_execute(&format!(
+        "CREATE SCHEMA IF NOT EXISTS {schema}; SET LOCAL search_path TO {schema}"
+    ))
+    .with_context(|| format!("cannot create schema {schema}"))?;
     let before = version(&mut tx, schema)?;
     if before > LATEST {
         return Err(newer(server, before));
     }
     let mut applied = Vec::new();
     for (v, name, sql) in MIGRATIONS.iter().filter(|(v, _, _)| *v > before) {
-        tx.batch_execute(sql).with_context(|| format!("migration {name} failed"))?;
+        tx.batch_execute(sql)
+            .with_context(|| format!("migration {name} failed"))?;
         tx.execute(
             "INSERT INTO rappel_meta (key, value) VALUES ('schema_version', $1)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
