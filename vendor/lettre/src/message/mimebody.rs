@@ -27,6 +27,18 @@ impl Part {
     }
 }
 
+impl Part {
+    /// About the bytes `format` writes (bodies plus room for headers and
+    /// boundaries): the buffer is made that big at once, rather than grown
+    /// by copies, which with a large attachment held two copies at once.
+    pub(super) fn size_hint(&self) -> usize {
+        match self {
+            Part::Single(part) => part.body.len() + 1024,
+            Part::Multi(part) => part.parts.iter().map(Part::size_hint).sum::<usize>() + 256,
+        }
+    }
+}
+
 impl EmailFormat for Part {
     fn format(&self, out: &mut Vec<u8>) {
         match self {
@@ -138,7 +150,7 @@ impl SinglePart {
 
     /// Get message content formatted for sending
     pub fn formatted(&self) -> Vec<u8> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(self.body.len() + 1024);
         self.format(&mut out);
         out
     }
@@ -384,7 +396,7 @@ impl MultiPart {
 
     /// Get message content formatted for SMTP
     pub fn formatted(&self) -> Vec<u8> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(self.parts.iter().map(Part::size_hint).sum::<usize>() + 1024);
         self.format(&mut out);
         out
     }
