@@ -46,16 +46,17 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         log::warn!("{warning}");
     }
     if let Some(server) = &config.postgres
-        && !matches!(cli.command, Command::Config(_))
+        && !matches!(cli.command, Command::Config(_) | Command::Db(_))
     {
-        // The server is configured and checked (`config check --connect`);
-        // the jobs and commands still read and write SQLite only.
+        // The server is configured, checked (`config check --connect`) and
+        // migrated (`db migrate`); the jobs and other commands still read
+        // and write SQLite only.
         return Err(crate::exit::fail(
             Exit::Config,
             format!(
                 "database is a PostgreSQL server ({}): this rappel can check the connection \
-                 (`rappel config check --connect`) but runs its jobs and commands on a SQLite file only; \
-                 set `database` to a file path",
+                 (`rappel config check --connect`) and make its schema (`rappel db migrate`, `db status`) \
+                 but runs its jobs and other commands on a SQLite file only; set `database` to a file path",
                 server.shown
             ),
         ));

@@ -111,11 +111,110 @@ fn the_certificate_is_checked_unless_the_url_says_otherwise() {
     assert!(stdout.contains("without TLS (loopback)"), "{stdout}");
 }
 
+/// A schema name no other test uses, on a server others share.
+fn fresh_schema(test: &str) -> String {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("rappel_{test}_{}_{n}", std::process::id())
+}
+
+/// A direct connection to the test server, without TLS (loopback).
+fn client(url: &str, password: &str) -> postgres::Client {
+    let mut config: postgres::Config = with(url, "sslmode=disable").parse().unwrap();
+    config.password(password);
+    config.connect(postgres::NoTls).unwrap()
+}
+
+#[test]
+fn db_migrate_makes_rappels_schema_once_even_from_two_machines_at_once() {
+    let Some((url, password, ca)) = server("db_migrate_makes_rappels_schema_once_even_from_two_machines_at_once")
+    else {
+        return;
+    };
+    let schema = fresh_schema("migrate");
+    let env = env_with(&format!(
+        "[database]\nurl = \"{}\"\npassword_env = \"RAPPEL_TEST_PG_PASSWORD\"\nschema = \"{schema}\"\n",
+        with(&url, &format!("sslrootcert={ca}"))
+    ));
+    let run = |args: &[&str]| {
+        let out = env
+            .command(args, "2026-03-10T07:00:00Z")
+            .env("RAPPEL_TEST_PG_PASSWORD", &password)
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (code, out) = run(&["db", "status"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains(&format!("schema:   {schema} at version 0")), "{out}");
+    assert!(out.contains("migration(s) pending"), "{out}");
+    // Two machines' crons at once: both succeed, each file applied once.
+    let both: Vec<_> = (0..2)
+        .map(|_| {
+            env.command(&["db", "migrate"], "2026-03-10T07:00:00Z")
+                .env("RAPPEL_TEST_PG_PASSWORD", &password)
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outs: Vec<String> = both
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            assert_eq!(out.status.code(), Some(0));
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        })
+        .collect();
+    let applied = outs
+        .iter()
+        .filter(|o| o.contains("applied postgres/0007_schema.sql"))
+        .count();
+    assert_eq!(applied, 1, "{outs:?}");
+    assert!(outs.iter().any(|o| o.contains("schema 0 -> 8")), "{outs:?}");
+    assert!(outs.iter().any(|o| o.contains("schema 8, up to date")), "{outs:?}");
+    let (code, out) = run(&["db", "status"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("at version 8 (this rappel: 8)") && out.contains("up to date"),
+        "{out}"
+    );
+
+    let mut db = client(&url, &password);
+    let tables: Vec<String> = db
+        .query(
+            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1 ORDER BY 1",
+            &[&schema],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for t in [
+        "rappel_deliveries",
+        "rappel_job_runs",
+        "rappel_punch_state",
+        "contacts",
+        "attendance_logs",
+    ] {
+        assert!(tables.iter().any(|x| x == t), "{t} missing: {tables:?}");
+    }
+    // A schema newer than this rappel: said, exit 74, nothing changed.
+    db.execute(&format!("UPDATE {schema}.rappel_meta SET value = '99'"), &[])
+        .unwrap();
+    let (code, out) = run(&["db", "migrate"]);
+    assert_eq!(code, Some(74), "{out}");
+    let (code, out) = run(&["db", "status"]);
+    assert_eq!(code, Some(74), "{out}");
+    assert!(out.contains("newer than this rappel"), "{out}");
+    db.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
+}
+
 /// Needs no server: the jobs refuse a PostgreSQL database with the reason.
 #[test]
 fn commands_that_need_the_database_say_they_run_on_sqlite_only() {
     let env = env_with("database = \"postgres://clock@db.example.com/pointage\"");
-    for args in [&["send-reminders"][..], &["db", "migrate"], &["log"]] {
+    for args in [&["send-reminders"][..], &["run-all"], &["log"]] {
         let out = env.run(args, "2026-03-10T07:00:00Z").code(78);
         assert!(
             out.stderr

@@ -5,13 +5,28 @@ use crate::exit::Exit;
 use crate::runner::Ctx;
 
 pub fn migrate(ctx: &Ctx<'_>) -> anyhow::Result<Exit> {
+    let quiet = ctx.verbosity == crate::output::Verbosity::Quiet;
+    if let Some(server) = &ctx.config.postgres {
+        let (before, applied) = db::postgres::migrate::migrate(server)?;
+        let at = format!("{} (schema {})", server.shown, server.schema);
+        if quiet {
+            // -q: nothing to say when nothing went wrong (cron mails output).
+        } else if applied.is_empty() {
+            println!("{at}: schema {before}, up to date");
+        } else {
+            for name in &applied {
+                println!("applied postgres/{name}");
+            }
+            println!("{at}: schema {before} -> {}", db::postgres::migrate::LATEST);
+        }
+        return Ok(Exit::Ok);
+    }
     let database = ctx.config.db(false).creating();
     let mut conn = database.connect()?;
     let before = db::schema_version(&conn)?;
     if before > LATEST {
         database.connect_current()?;
     }
-    let quiet = ctx.verbosity == crate::output::Verbosity::Quiet;
     let applied = database.migrate(&mut conn)?;
     // Migrated all the same: only the jobs that read such a table stop.
     for clash in db::host::clashes(&conn)? {
@@ -31,6 +46,9 @@ pub fn migrate(ctx: &Ctx<'_>) -> anyhow::Result<Exit> {
 }
 
 pub fn status(ctx: &Ctx<'_>) -> anyhow::Result<Exit> {
+    if let Some(server) = &ctx.config.postgres {
+        return postgres_status(server);
+    }
     let database = ctx.config.db(true);
     let conn = database.connect()?;
     let version = db::schema_version(&conn)?;
@@ -105,4 +123,27 @@ pub fn status(ctx: &Ctx<'_>) -> anyhow::Result<Exit> {
         }
         Ok(Exit::IoErr)
     }
+}
+
+/// `db status` on PostgreSQL: the server, rappel's schema and its version.
+/// Exit 74 when the schema is newer than this rappel's.
+fn postgres_status(server: &db::postgres::Server) -> anyhow::Result<Exit> {
+    use db::postgres::migrate::{LATEST, version};
+    let mut client = db::postgres::connect(server)?;
+    let v = version(&mut client, &server.schema)?;
+    println!("database: {}", server.shown);
+    println!("schema:   {} at version {v} (this rappel: {LATEST})", server.schema);
+    if v > LATEST {
+        println!("status:   newer than this rappel; upgrade rappel");
+        return Ok(Exit::IoErr);
+    }
+    if v < LATEST {
+        println!(
+            "status:   {} migration(s) pending; run `rappel db migrate`",
+            db::postgres::migrate::pending(v)
+        );
+    } else {
+        println!("status:   up to date");
+    }
+    Ok(Exit::Ok)
 }

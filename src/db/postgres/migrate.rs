@@ -10,14 +10,26 @@ use super::Server;
 use crate::exit::{Exit, fail};
 
 /// `(version, file name, SQL)`, in order.
-const MIGRATIONS: &[(u32, &str, &str)] = &[(
-    7,
-    "0007_schema.sql",
-    include_str!("../../../sql/postgres/0007_schema.sql"),
-)];
+const MIGRATIONS: &[(u32, &str, &str)] = &[
+    (
+        7,
+        "0007_schema.sql",
+        include_str!("../../../sql/postgres/0007_schema.sql"),
+    ),
+    (
+        8,
+        "0008_punch_state.sql",
+        include_str!("../../../sql/postgres/0008_punch_state.sql"),
+    ),
+];
 
-/// The version the last file brings the schema to.
-pub const LATEST: u32 = 7;
+/// The version the last file brings the schema to: SQLite's (`db::LATEST`).
+pub const LATEST: u32 = 8;
+
+/// How many files a schema at `version` lacks.
+pub fn pending(version: u32) -> usize {
+    MIGRATIONS.iter().filter(|(v, _, _)| *v > version).count()
+}
 
 /// The advisory lock key `db migrate` holds for its transaction (any fixed
 /// number: "rappel" in ASCII).
