@@ -389,16 +389,7 @@ fn reports_come_from_the_hosts_model_and_its_sent_flag_is_kept_up_to_date() {
         (1, Some("2026-03-01 07:00:04".into()), None),
         "sent before rappel: left alone"
     );
-    let state: Vec<(i64, String, String)> = {
-        let db = env.db();
-        let mut stmt = db
-            .prepare("SELECT report_id, scheduled_at, status FROM rappel_report_state ORDER BY report_id")
-            .unwrap();
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
-    };
+    let state = env.rows3("SELECT report_id, scheduled_at, status FROM rappel_report_state ORDER BY report_id");
     assert_eq!(
         state,
         [

@@ -143,16 +143,7 @@ fn punches_are_pushed_from_the_hosts_table_and_its_sync_columns_kept_up_to_date(
         assert_eq!(host(&env, id), sent("2026-03-20 09:00:00", 1), "punch {id}");
     }
     assert_eq!(host(&env, 1), sent("2026-03-19 17:00:05", 1), "left as it was");
-    let state: Vec<(i64, String, String)> = {
-        let db = env.db();
-        let mut stmt = db
-            .prepare("SELECT log_id, punched_at, sync_status FROM rappel_punch_state ORDER BY log_id")
-            .unwrap();
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
-    };
+    let state = env.rows3("SELECT log_id, punched_at, sync_status FROM rappel_punch_state ORDER BY log_id");
     assert_eq!(
         state,
         [

@@ -517,6 +517,17 @@ impl TestEnv {
             .unwrap()
     }
 
+    /// The rows `sql` selects, each as three values (an id and two texts:
+    /// a state table's key, instant and status).
+    pub fn rows3(&self, sql: &str) -> Vec<(i64, String, String)> {
+        let db = self.db();
+        let mut stmt = db.prepare(sql).unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
     /// `(recipient, status, attempts)` of every delivery, by id.
     pub fn deliveries(&self) -> Vec<(String, String, i64)> {
         let db = self.db();
