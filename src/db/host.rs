@@ -302,10 +302,11 @@ pub fn clashes(conn: &Connection) -> rusqlite::Result<Vec<Clash>> {
 /// The clashes that stop `job`, as one error (exit 74) naming each.
 pub fn check_for(conn: &Connection, job: &str) -> anyhow::Result<()> {
     // A person under two rows of a mapped source would get the other's
-    // messages, a punch would go under two terminals: such a source stops
-    // the jobs that read it.
+    // messages, a punch would go under two terminals, and of two punches
+    // under one id one would be recorded sent with the other: such a
+    // source stops the jobs that read it.
     let mapped = super::sources::mapped(conn)?;
-    for name in ["contacts", "students", "terminals"] {
+    for name in ["contacts", "students", "terminals", "attendance_logs"] {
         let read = READERS.iter().any(|(t, jobs)| *t == name && jobs.contains(&job));
         if !read || !mapped.iter().any(|m| m == name) {
             continue;

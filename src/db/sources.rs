@@ -217,7 +217,39 @@ fn create_view(conn: &Connection, source: &Source) -> anyhow::Result<()> {
     // says so now, named after its source, not in the middle of a job.
     conn.prepare(&format!("SELECT * FROM temp.{}", quoted(name)))
         .map_err(|e| anyhow::anyhow!("[sources.{name}]: {e}"))?;
+    // Whether its ids need checking for repeats (`repeated_id`).
+    conn.execute_batch(&format!(
+        "CREATE TEMP TABLE IF NOT EXISTS {KEYED} (name TEXT PRIMARY KEY)"
+    ))?;
+    let keyed = id_is_key(conn, source)?;
+    let sql = if keyed {
+        format!("INSERT OR IGNORE INTO temp.{KEYED} (name) VALUES (?1)")
+    } else {
+        format!("DELETE FROM temp.{KEYED} WHERE name = ?1")
+    };
+    conn.execute(&sql, [name])?;
     Ok(())
+}
+
+/// The TEMP table naming the mapped sources whose ids are the host table's
+/// key: no two rows can share one.
+const KEYED: &str = "rappel_keyed_sources";
+
+/// Whether `source`'s `id` is its host table's primary key, alone: a host
+/// column (not an expression, not a query's) that no two rows share (the
+/// views keep integer ids only, so a key's NULLs do not count).
+fn id_is_key(conn: &Connection, source: &Source) -> rusqlite::Result<bool> {
+    let Origin::Table(table) = &source.origin else {
+        return Ok(false);
+    };
+    let column = source.columns.get("id").map_or("id", |c| c.trim());
+    let info = host_column_info(conn, table)?;
+    let pk: Vec<&str> = info
+        .iter()
+        .filter(|(_, _, pk)| *pk)
+        .map(|(n, _, _)| n.as_str())
+        .collect();
+    Ok(matches!(pk.as_slice(), [only] if only.eq_ignore_ascii_case(column)))
 }
 
 /// `CREATE TEMP VIEW <name> AS SELECT <contract columns> FROM <origin>`.
@@ -327,9 +359,23 @@ fn query_columns(conn: &Connection, query: &str) -> rusqlite::Result<Vec<String>
 }
 
 /// An id that more than one usable row of mapped source `name` has, with
-/// how many rows have it; `None` when each id is on one row.
+/// how many rows have it; `None` when each id is on one row, or when the id
+/// is the host table's primary key (no row is read then).
 pub fn repeated_id(conn: &Connection, name: &str) -> rusqlite::Result<Option<(i64, i64)>> {
     use rusqlite::OptionalExtension;
+    let keyed = conn
+        .query_row(&format!("SELECT 1 FROM temp.{KEYED} WHERE name = ?1"), [name], |_| {
+            Ok(())
+        })
+        .optional()
+        .ok()
+        .flatten()
+        .is_some();
+    if keyed {
+        // The host's key: read every row to find none would cost a scan of
+        // the table on every run.
+        return Ok(None);
+    }
     conn.query_row(
         &format!(
             "SELECT id, count(*) FROM temp.{} GROUP BY id HAVING count(*) > 1 ORDER BY id LIMIT 1",

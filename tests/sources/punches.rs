@@ -237,6 +237,53 @@ FROM devices_attendancelog WHERE \"inout\" = 0\n\"\"\"\n",
     assert_eq!(hr.posts().len(), 1, "sent once");
 }
 
+/// Two host punches under one id (a query over the live table and its
+/// archive): rappel would record the one it did not send as sent with the
+/// other, so sync-attendance stops, naming the id, and nothing is posted.
+#[test]
+fn two_punches_under_one_id_stop_the_sync_and_name_the_id() {
+    let smtp = SmtpServer::start();
+    let hr = FakeHr::start();
+    let env = django_hr(&smtp, &hr, "");
+    env.db()
+        .execute_batch(
+            "CREATE TABLE devices_attendancelog_archive AS SELECT * FROM devices_attendancelog WHERE 0;
+             INSERT INTO devices_attendancelog_archive
+             VALUES (2, 2, 555, 'Archive', '2026-03-19 17:00:00', 1, 1, 0, NULL, 1, 'pending', 0, NULL, NULL);",
+        )
+        .unwrap();
+    let config = std::fs::read_to_string(env.config_path()).unwrap();
+    let (from, to) = ("[sources.attendance_logs]", "sync_error = \"sync_error\"\n");
+    let at = config.find(from).unwrap();
+    let len = config[at..].find(to).unwrap() + to.len();
+    let columns = "id, terminal_id, enrollid AS enroll_id, user_name, \"time\" AS punched_at, mode, \"inout\" AS inout, \
+                   event, temperature, access_granted, sync_status";
+    remap(
+        &env,
+        &config[at..at + len].to_string(),
+        &format!(
+            "[sources.attendance_logs]\nquery = \"\"\"\nSELECT {columns} FROM devices_attendancelog\n\
+             UNION ALL SELECT {columns} FROM devices_attendancelog_archive\n\"\"\"\n"
+        ),
+    );
+    let out = env.run(&["sync-attendance"], NOW).code(78);
+    assert!(
+        out.stderr.contains("[sources.attendance_logs]: id 2 is on 2 rows"),
+        "{}",
+        out.stderr
+    );
+    assert!(posted(&hr).is_empty(), "nothing posted: {:?}", posted(&hr));
+    let recorded: i64 = env
+        .db()
+        .query_row(
+            "SELECT count(*) FROM rappel_punch_state WHERE sync_status = 'sent'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(recorded, 0);
+}
+
 #[test]
 fn a_failed_batch_is_retried_later_and_a_rejected_punch_fails_for_good_in_the_hosts_columns() {
     let smtp = SmtpServer::start();
