@@ -46,7 +46,10 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         log::warn!("{warning}");
     }
     if let Some(server) = &config.postgres
-        && !matches!(cli.command, Command::Config(_) | Command::Db(_))
+        && !matches!(
+            cli.command,
+            Command::Config(_) | Command::Db(_) | Command::TestEmail { .. }
+        )
     {
         // The server is configured, checked (`config check --connect`) and
         // migrated (`db migrate`); the jobs and other commands still read

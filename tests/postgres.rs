@@ -200,7 +200,7 @@ fn db_migrate_makes_rappels_schema_once_even_from_two_machines_at_once() {
         assert!(tables.iter().any(|x| x == t), "{t} missing: {tables:?}");
     }
     // A schema newer than this rappel: said, exit 74, nothing changed.
-    db.execute(&format!("UPDATE {schema}.rappel_meta SET value = '99'"), &[])
+    db.execute(&format!("UPDATE \"{schema}\".rappel_meta SET value = '99'"), &[])
         .unwrap();
     let (code, out) = run(&["db", "migrate"]);
     assert_eq!(code, Some(74), "{out}");
@@ -208,6 +208,47 @@ fn db_migrate_makes_rappels_schema_once_even_from_two_machines_at_once() {
     assert_eq!(code, Some(74), "{out}");
     assert!(out.contains("newer than this rappel"), "{out}");
     db.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
+}
+
+/// What the server refuses says why, with the exit a script can act on: 78
+/// for the role or its password (the configuration must change), 74 for a
+/// server that cannot be reached; an unreadable password is named by
+/// `config check` itself.
+#[test]
+fn a_refused_password_is_a_configuration_error_and_an_unreachable_server_is_not() {
+    let Some((url, password, _)) =
+        server("a_refused_password_is_a_configuration_error_and_an_unreachable_server_is_not")
+    else {
+        return;
+    };
+    let status = |database: &str, pgpassword: &str| {
+        let env = env_with(database);
+        let out = env
+            .command(&["db", "status"], "2026-03-10T07:00:00Z")
+            .env("PGPASSWORD", pgpassword)
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let plain = with(&url, "sslmode=disable");
+    let (code, err) = status(&format!("database = \"{plain}\""), "not-it-zq9");
+    assert_eq!(code, Some(78), "{err}");
+    assert!(err.contains("password authentication failed"), "{err}");
+    assert!(!err.contains("not-it-zq9"), "{err}");
+    let (code, err) = status(&format!("database = \"{plain}\""), &password);
+    assert_eq!(code, Some(0), "{err}");
+    let port = free_port();
+    let unreachable = plain.replacen(":55432", &format!(":{port}"), 1);
+    if unreachable != plain {
+        let (code, err) = status(&format!("database = \"{unreachable}\""), &password);
+        assert_eq!(code, Some(74), "{err}");
+        assert!(err.contains("cannot connect to"), "{err}");
+    }
+    let env = env_with(&format!(
+        "[database]\nurl = \"{plain}\"\npassword_env = \"RAPPEL_TEST_PG_UNSET_VAR\"\n"
+    ));
+    let out = env.run(&["config", "check"], "2026-03-10T07:00:00Z").code(78);
+    assert!(out.stderr.contains("RAPPEL_TEST_PG_UNSET_VAR"), "{}", out.stderr);
 }
 
 /// Needs no server: the jobs refuse a PostgreSQL database with the reason.

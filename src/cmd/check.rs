@@ -65,9 +65,16 @@ pub fn run(ctx: &Ctx<'_>, connect: bool) -> anyhow::Result<Exit> {
             }
         }
     }
-    if config.postgres.is_none() {
-        errors.extend(report_queries(config)?);
-        naive_instants(config)?;
+    match &config.postgres {
+        None => {
+            errors.extend(report_queries(config)?);
+            naive_instants(config)?;
+        }
+        Some(server) => {
+            if let Some(Err(why)) = &server.password {
+                errors.push(why.clone());
+            }
+        }
     }
     // Each transport and HR service's client, as the jobs build them: a
     // secret that cannot be had, a token that cannot be a header, a CA file.

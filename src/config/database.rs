@@ -57,9 +57,22 @@ pub fn convert(
         Some(RawDatabase::Location(l)) => (l, None),
         Some(RawDatabase::Table(t)) => (t.url.clone(), Some(t)),
     };
-    let is_url = ["postgres://", "postgresql://"]
-        .iter()
-        .any(|p| url.get(..p.len()).is_some_and(|s| s.eq_ignore_ascii_case(p)));
+    // `scheme://`: PostgreSQL's two, or an error that does not repeat the
+    // rest (it may hold a password).
+    let scheme = url.split_once("://").map(|(s, _)| s).filter(|s| {
+        s.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
+    });
+    let is_url = match scheme {
+        Some(s) if s.eq_ignore_ascii_case("postgres") || s.eq_ignore_ascii_case("postgresql") => true,
+        Some(s) => {
+            return Err(format!(
+                "database: a {s}:// URL; rappel reads a SQLite file (a path) or a PostgreSQL server \
+                 (postgres:// or postgresql://)"
+            ));
+        }
+        None => false,
+    };
     if !is_url {
         if table.is_some() {
             return Err(format!(
@@ -97,7 +110,11 @@ fn postgres_at(
 ) -> Result<Location, String> {
     // Read by hand first: postgres::Config takes neither `verify-full` nor
     // `sslrootcert`, and would print the URL in its errors.
-    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let lower = match url.split_once("://") {
+        Some((scheme, rest)) => format!("{}://{rest}", scheme.to_ascii_lowercase()),
+        None => url.to_string(),
+    };
+    let (base, query) = lower.split_once('?').unwrap_or((&lower, ""));
     let mut ssl = SslMode::VerifyFull;
     let mut root_cert = None;
     let mut kept = Vec::new();
@@ -127,9 +144,12 @@ fn postgres_at(
     } else {
         format!("{base}?{}", kept.join("&"))
     };
-    let config: postgres::Config = stripped
-        .parse()
-        .map_err(|e| format!("database: not a PostgreSQL URL ({e}); expected postgres://user@host:5432/name"))?;
+    let config: postgres::Config = stripped.parse().map_err(|e| {
+        format!(
+            "database: not a PostgreSQL URL rappel can read ({e}); expected postgres://user@host:5432/name, \
+                 with sslmode, sslrootcert, connect_timeout or application_name after ?"
+        )
+    })?;
     if config.get_password().is_some() {
         return Err(no_password_in_url());
     }
@@ -154,7 +174,14 @@ fn postgres_at(
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     if !plain {
         return Err(format!(
-            "database.schema: {schema:?} (expected a lower-case name of letters, digits and _, at most 63)"
+            "database.schema: {schema:?} (expected a lower-case name of letters, digits and _, starting \
+             with a letter or _, at most 63)"
+        ));
+    }
+    if schema.starts_with("pg_") || schema == "information_schema" {
+        return Err(format!(
+            "database.schema: {schema:?} is PostgreSQL's own; name a schema for rappel's tables (the default \
+             is \"rappel\")"
         ));
     }
     Ok(Location::Postgres(Box::new(Postgres {
@@ -255,5 +282,22 @@ mod tests {
         assert!(e.contains("database.url"), "{e}");
         let e = read("database = \"postgres://clock@a,b/p\"").unwrap_err();
         assert!(e.contains("one host"), "{e}");
+        for schema in ["pg_temp", "information_schema", "1abc"] {
+            let e = read(&format!(
+                "[database]\nurl = \"postgres://c@127.0.0.1/p\"\nschema = \"{schema}\"\n"
+            ))
+            .unwrap_err();
+            assert!(e.contains("database.schema"), "{e}");
+        }
+        // Another scheme is not a file path, and its rest is not repeated.
+        for url in ["postgis://rappel:S3CRETX@127.0.0.1/app", "mysql://u:S3CRETX@h/app"] {
+            let e = read(&format!("database = \"{url}\"")).unwrap_err();
+            assert!(e.contains("postgres://"), "{e}");
+            assert!(!e.contains("S3CRETX"), "{e}");
+        }
+        assert!(matches!(
+            read("database = \"Postgres://c@127.0.0.1/p?sslmode=disable\""),
+            Ok(Location::Postgres(_))
+        ));
     }
 }

@@ -85,7 +85,44 @@ pub fn connect(pg: &Server) -> anyhow::Result<postgres::Client> {
             config.connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls(pg)?))
         }
     };
-    client.with_context(|| format!("cannot connect to {}", pg.shown))
+    client.map_err(|e| refused(&e, &format!("cannot connect to {}", pg.shown)))
+}
+
+/// `e` with `what` before it, and the exit it means: 78 when the server
+/// refuses the role, its password or its rights (the configuration must
+/// change), 74 otherwise (the server cannot be reached or used now).
+pub fn refused(e: &postgres::Error, what: &str) -> anyhow::Error {
+    use postgres::error::SqlState;
+    let state = e.code();
+    let config = [
+        SqlState::INVALID_PASSWORD,
+        SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
+        SqlState::INSUFFICIENT_PRIVILEGE,
+        SqlState::INVALID_CATALOG_NAME,
+        SqlState::INVALID_SCHEMA_NAME,
+    ];
+    // The error and its causes ("db error: FATAL: password authentication
+    // failed for user ..."), as anyhow would print them.
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    let hint = if text.contains("password missing") {
+        " (set [database] password_env or password_file, or PGPASSWORD, or ~/.pgpass)"
+    } else if state == Some(&SqlState::INSUFFICIENT_PRIVILEGE) {
+        " (the role needs CREATE on the database to make rappel's schema, and rights on that schema)"
+    } else {
+        ""
+    };
+    let exit = if state.is_some_and(|s| config.contains(s)) || !hint.is_empty() {
+        Exit::Config
+    } else {
+        Exit::IoErr
+    };
+    fail(exit, format!("{what}: {text}{hint}"))
 }
 
 /// The password: the configuration's, `PGPASSWORD`, or the password file's
@@ -109,6 +146,20 @@ fn password(pg: &Server) -> anyhow::Result<Option<String>> {
     else {
         return Ok(None);
     };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // As libpq: a password file others may read is not used.
+        if let Ok(meta) = std::fs::metadata(&file)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            log::warn!(
+                "password file {} has group or world access and is not used (chmod 600 it)",
+                file.display()
+            );
+            return Ok(None);
+        }
+    }
     let Ok(text) = std::fs::read_to_string(&file) else {
         return Ok(None);
     };
@@ -250,7 +301,7 @@ pub fn describe(pg: &Server) -> anyhow::Result<String> {
                     EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
             &[&pg.schema],
         )
-        .context("reading the server's version")?;
+        .map_err(|e| refused(&e, "reading the server's version"))?;
     let (user, version, schema): (String, String, bool) = (row.get(0), row.get(1), row.get(2));
     let tls = match pg.ssl {
         SslMode::Disable => "without TLS (loopback)",

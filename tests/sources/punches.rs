@@ -260,7 +260,7 @@ fn two_punches_under_one_id_stop_the_sync_and_name_the_id() {
                    event, temperature, access_granted, sync_status";
     remap(
         &env,
-        &config[at..at + len].to_string(),
+        &config[at..at + len],
         &format!(
             "[sources.attendance_logs]\nquery = \"\"\"\nSELECT {columns} FROM devices_attendancelog\n\
              UNION ALL SELECT {columns} FROM devices_attendancelog_archive\n\"\"\"\n"

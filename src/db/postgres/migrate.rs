@@ -4,8 +4,6 @@
 //! advisory lock so that two machines migrating at once apply each file
 //! once, in the schema `database.schema` names, which is created first.
 
-use anyhow::Context;
-
 use super::Server;
 use crate::exit::{Exit, fail};
 
@@ -38,17 +36,20 @@ const LOCK: i64 = 0x7261_7070_656c;
 /// The schema version recorded in `<schema>.rappel_meta` (0: none, or no
 /// such schema). Errors: the server's, or a version that is not a number.
 pub fn version(client: &mut impl postgres::GenericClient, schema: &str) -> anyhow::Result<u32> {
-    let table = format!("{schema}.rappel_meta");
+    let table = format!("\"{schema}\".rappel_meta");
     let exists: bool = client
-        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])?
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
+        .map_err(|e| super::refused(&e, &format!("reading schema {schema}")))?
         .get(0);
     if !exists {
         return Ok(0);
     }
-    let row = client.query_opt(
-        &format!("SELECT value FROM {schema}.rappel_meta WHERE key = 'schema_version'"),
-        &[],
-    )?;
+    let row = client
+        .query_opt(
+            &format!("SELECT value FROM \"{schema}\".rappel_meta WHERE key = 'schema_version'"),
+            &[],
+        )
+        .map_err(|e| super::refused(&e, &format!("reading {schema}.rappel_meta")))?;
     match row.map(|r| r.get::<_, String>(0)) {
         None => Ok(0),
         Some(v) => v.parse().map_err(|_| {
@@ -66,12 +67,16 @@ pub fn version(client: &mut impl postgres::GenericClient, schema: &str) -> anyho
 pub fn migrate(server: &Server) -> anyhow::Result<(u32, Vec<&'static str>)> {
     let mut client = super::connect(server)?;
     let schema = &server.schema;
-    let mut tx = client.transaction()?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK])?;
+    let at = |what: &str| format!("{} (schema {schema}): {what}", server.shown);
+    let mut tx = client
+        .transaction()
+        .map_err(|e| super::refused(&e, &at("cannot begin")))?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK])
+        .map_err(|e| super::refused(&e, &at("cannot take the migration lock")))?;
     tx.batch_execute(&format!(
-        "CREATE SCHEMA IF NOT EXISTS {schema}; SET LOCAL search_path TO {schema}"
+        "CREATE SCHEMA IF NOT EXISTS \"{schema}\"; SET LOCAL search_path TO \"{schema}\""
     ))
-    .with_context(|| format!("cannot create schema {schema}"))?;
+    .map_err(|e| super::refused(&e, &at("cannot create the schema")))?;
     let before = version(&mut tx, schema)?;
     if before > LATEST {
         return Err(newer(server, before));
@@ -79,15 +84,16 @@ pub fn migrate(server: &Server) -> anyhow::Result<(u32, Vec<&'static str>)> {
     let mut applied = Vec::new();
     for (v, name, sql) in MIGRATIONS.iter().filter(|(v, _, _)| *v > before) {
         tx.batch_execute(sql)
-            .with_context(|| format!("migration {name} failed"))?;
+            .map_err(|e| super::refused(&e, &at(&format!("migration {name} failed"))))?;
         tx.execute(
             "INSERT INTO rappel_meta (key, value) VALUES ('schema_version', $1)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             &[&v.to_string()],
-        )?;
+        )
+        .map_err(|e| super::refused(&e, &at("cannot record the version")))?;
         applied.push(*name);
     }
-    tx.commit()?;
+    tx.commit().map_err(|e| super::refused(&e, &at("cannot commit")))?;
     Ok((before, applied))
 }
 
