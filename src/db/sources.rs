@@ -294,6 +294,12 @@ fn view_sql(conn: &Connection, source: &Source) -> anyhow::Result<String> {
                 None => anyhow::bail!(missing(source, column)),
             },
         };
+        // A punch's state in whatever case the host writes it ('Pending').
+        let expr = if (name, column) == ("attendance_logs", "sync_status") {
+            format!("lower(trim({expr}))")
+        } else {
+            expr
+        };
         select.push(format!("{expr} AS {}", quoted(column)));
     }
     let recorded = |k: &Kept| -> rusqlite::Result<bool> {

@@ -237,6 +237,23 @@ FROM devices_attendancelog WHERE \"inout\" = 0\n\"\"\"\n",
     assert_eq!(hr.posts().len(), 1, "sent once");
 }
 
+/// A host writing its states in its own case ('PENDING', ' Pending') has
+/// those punches pushed.
+#[test]
+fn a_hosts_state_is_read_whatever_its_case() {
+    let smtp = SmtpServer::start();
+    let hr = FakeHr::start();
+    let env = django_hr(&smtp, &hr, "");
+    env.db()
+        .execute_batch(
+            "UPDATE devices_attendancelog SET sync_status = 'PENDING' WHERE id = 2;
+             UPDATE devices_attendancelog SET sync_status = ' Pending' WHERE id = 3;",
+        )
+        .unwrap();
+    env.run(&["sync-attendance"], NOW).success();
+    assert_eq!(posted(&hr), [vec![2, 3, 4]], "punch 1 the host had sent");
+}
+
 /// Two host punches under one id (a query over the live table and its
 /// archive): rappel would record the one it did not send as sent with the
 /// other, so sync-attendance stops, naming the id, and nothing is posted.
