@@ -152,11 +152,26 @@ fn warn_unknown(conn: &Conn, rows: Rows, terminals: &[Vec<Terminal>], unknown: &
     }
     let owned: Vec<i64> = terminals.iter().flatten().map(|t| t.id).collect();
     let stray = ledger::unowned_pending(conn, rows, &owned)?;
-    if !stray.is_empty() {
-        let list: Vec<String> = stray.iter().map(|u| format!("{} ({})", u.serial, u.pending)).collect();
+    let (known, missing): (Vec<_>, Vec<_>) = stray.iter().partition(|u| u.serial.is_some());
+    if !known.is_empty() {
+        let list: Vec<String> = known
+            .iter()
+            .map(|u| format!("{} ({})", u.serial.as_deref().unwrap_or_default(), u.pending))
+            .collect();
         log::warn!(
             "pending punches of terminals no [attendance.services] entry takes, never sent until one does \
              (add them to a service's terminals, or leave one service's terminals empty): {}",
+            list.join(", ")
+        );
+    }
+    if !missing.is_empty() {
+        let list: Vec<String> = missing
+            .iter()
+            .map(|u| format!("terminal_id {} ({})", u.terminal_id, u.pending))
+            .collect();
+        log::warn!(
+            "pending punches under terminal ids the terminals table does not have, never sent until it has \
+             them: {}",
             list.join(", ")
         );
     }

@@ -182,9 +182,26 @@ fn punches_of_a_terminal_no_service_takes_are_pointed_out_not_lost() {
     let smtp = SmtpServer::start();
     let hr = FakeHr::start();
     let env = django_hr(&smtp, &hr, "terminals = [\"TM20-001\"]\n");
+    // And a punch under a terminal id no terminal has (a host that does not
+    // enforce its foreign keys).
+    let db = env.db();
+    db.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+    db.execute(
+        "INSERT INTO devices_attendancelog (terminal_id, enrollid, user_name, \"time\", mode, \"inout\", event,
+                                                access_granted)
+             VALUES (9, 103, 'Lina', '2026-03-20 08:45:00', 1, 0, 0, 1)",
+        [],
+    )
+    .unwrap();
     let out = env.run(&["sync-attendance"], NOW).success();
     assert!(
         out.stderr.contains("no [attendance.services] entry takes") && out.stderr.contains("TM20-002 (1)"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("terminal ids the terminals table does not have")
+            && out.stderr.contains("terminal_id 9 (1)"),
         "{}",
         out.stderr
     );

@@ -262,8 +262,9 @@ fn mark(tx: &Transaction<'_>, set: &str, params: impl rusqlite::Params) -> rusql
 /// Pending logs of one terminal no service takes.
 #[derive(Debug, PartialEq)]
 pub struct Unowned {
-    /// The terminal's serial, or `#<terminal_id>` when no terminal has the id.
-    pub serial: String,
+    /// The terminal's serial; `None` when no terminal has the id.
+    pub serial: Option<String>,
+    pub terminal_id: i64,
     pub pending: u64,
 }
 
@@ -272,18 +273,19 @@ pub struct Unowned {
 /// (SQLite's). In PostgreSQL the list is bound as `<> ALL($1::bigint[])`.
 pub fn unowned_pending(conn: &Conn, rows: Rows, owned: &[i64]) -> Result<Vec<Unowned>> {
     let mut stmt = conn.prepare(&format!(
-        "SELECT coalesce(t.serial, '#' || l.terminal_id), count(*)
+        "SELECT t.serial, l.terminal_id, count(*)
          FROM {} LEFT JOIN terminals t ON t.id = l.terminal_id
          WHERE {} AND k.sync_status = 'pending'
            AND +l.terminal_id NOT IN (SELECT value FROM json_each(?1))
-         GROUP BY 1 ORDER BY 1",
+         GROUP BY 2 ORDER BY 2",
         rows.from(),
         unsent!(k)
     ))?;
     let rows = stmt.query_map([json_ids(owned)], |r| {
         Ok(Unowned {
-            serial: crate::db::loose::text(r.get_ref(0)?).unwrap_or_default(),
-            pending: r.get::<_, i64>(1)? as u64,
+            serial: crate::db::loose::text(r.get_ref(0)?),
+            terminal_id: crate::db::loose::id(r.get_ref(1)?).unwrap_or_default(),
+            pending: r.get::<_, i64>(2)? as u64,
         })
     })?;
     crate::store::collect(rows)
