@@ -294,12 +294,6 @@ fn view_sql(conn: &Connection, source: &Source) -> anyhow::Result<String> {
                 None => anyhow::bail!(missing(source, column)),
             },
         };
-        // A punch's state in whatever case the host writes it ('Pending').
-        let expr = if (name, column) == ("attendance_logs", "sync_status") {
-            format!("lower(trim({expr}))")
-        } else {
-            expr
-        };
         select.push(format!("{expr} AS {}", quoted(column)));
     }
     let recorded = |k: &Kept| -> rusqlite::Result<bool> {
@@ -391,6 +385,56 @@ pub fn repeated_id(conn: &Connection, name: &str) -> rusqlite::Result<Option<(i6
         |r| Ok((r.get(0)?, r.get(1)?)),
     )
     .optional()
+}
+
+/// For each mapped source `job` reads (`host::READERS`), how many of the
+/// host's rows it leaves out (no integer id, or an empty column the job
+/// needs; of punches, those still to send), when some are: one line each,
+/// naming the source and the command that shows the rows. Reads every row
+/// of those sources. Errors: SQLite's.
+pub fn left_out(conn: &Connection, job: &str) -> rusqlite::Result<Vec<String>> {
+    let mut lines = Vec::new();
+    for name in mapped(conn)? {
+        let read = super::host::READERS
+            .iter()
+            .any(|(t, jobs)| *t == name && jobs.contains(&job));
+        if !read {
+            continue;
+        }
+        // Of a time clock's punches, those its columns say are still to
+        // send: the others would not be pushed anyway, and a host that says
+        // so costs one comparison per punch. And punches in a state none of
+        // the four, which nothing ever pushes.
+        let (still_to_send, odd_state) = if name == "attendance_logs" {
+            (
+                "(i.sync_status IN ('pending', 'sending') OR (i.sync_status = 'failed' AND i.next_attempt_at IS NOT NULL))",
+                "(i.sync_status IS NULL OR i.sync_status NOT IN ('pending', 'sending', 'sent', 'failed'))",
+            )
+        } else {
+            ("1", "0")
+        };
+        let n: i64 = conn.query_row(
+            &format!(
+                "SELECT count(*) FROM temp.{} AS i WHERE ({still_to_send} AND NOT ({})) OR {odd_state}",
+                quoted(&raw_view(&name)),
+                usable(&name, "i"),
+            ),
+            [],
+            |r| r.get(0),
+        )?;
+        if n > 0 {
+            let state = if name == "attendance_logs" {
+                ", or a sync_status none of pending, sending, sent and failed"
+            } else {
+                ""
+            };
+            lines.push(format!(
+                "[sources.{name}]: {n} row(s) of yours left out: no integer id, or an empty column {job} \
+                 needs{state} (`rappel sources {name}` names them)"
+            ));
+        }
+    }
+    Ok(lines)
 }
 
 /// The input tables mapped on `conn` (its TEMP views).

@@ -60,11 +60,16 @@ pub fn run(ctx: &Ctx<'_>, mode: RunMode, only: Option<&str>) -> anyhow::Result<E
         let db = ctx.config.db(true);
         let conn = db.connect_current()?;
         crate::db::host::check_for(&conn, JOB.as_str())?;
+        let left_out = crate::db::sources::left_out(&conn, JOB.as_str())?;
         // Read-only: a mapped attendance_logs is read whole, nothing taken in.
         sync.rows = Rows::of(&conn, false)?;
         let (terminals, unknown) = attendance::terminals(&conn, &cfg.services)?;
         warn_unknown(&conn, sync.rows, &terminals, &unknown)?;
         let mut tally = Tally::default();
+        for line in left_out {
+            log::warn!("{line}");
+            tally.raise(Exit::DataErr);
+        }
         // With --json, stdout carries the summary alone.
         let mut out: Box<dyn std::io::Write> = if ctx.json {
             Box::new(std::io::sink())
@@ -100,6 +105,11 @@ pub fn run(ctx: &Ctx<'_>, mode: RunMode, only: Option<&str>) -> anyhow::Result<E
     let mut tally = Tally::default();
     let result = (|| -> anyhow::Result<()> {
         crate::db::host::check_for(&conn, JOB.as_str())?;
+        // Rows the mapping cannot use: said on every run (exit 65).
+        for line in crate::db::sources::left_out(&conn, JOB.as_str())? {
+            log::warn!("{line}");
+            tally.raise(Exit::DataErr);
+        }
         sync.rows = Rows::of(&conn, true)?;
         let taken = rows::take_in(&mut conn, sync.rows)?;
         if taken > 0 {

@@ -254,21 +254,55 @@ FROM devices_attendancelog WHERE \"inout\" = 0\n\"\"\"\n",
     assert_eq!(hr.posts().len(), 1, "sent once");
 }
 
-/// A host writing its states in its own case ('PENDING', ' Pending') has
-/// those punches pushed.
+/// A punch in a state none of the four ('PENDING', 'synced') is never
+/// pushed: every run says so (exit 65), and the others go.
 #[test]
-fn a_hosts_state_is_read_whatever_its_case() {
+fn a_punch_in_a_state_rappel_does_not_know_is_named_on_every_run() {
     let smtp = SmtpServer::start();
     let hr = FakeHr::start();
     let env = django_hr(&smtp, &hr, "");
     env.db()
         .execute_batch(
             "UPDATE devices_attendancelog SET sync_status = 'PENDING' WHERE id = 2;
-             UPDATE devices_attendancelog SET sync_status = ' Pending' WHERE id = 3;",
+             UPDATE devices_attendancelog SET sync_status = 'synced' WHERE id = 3;",
         )
         .unwrap();
-    env.run(&["sync-attendance"], NOW).success();
-    assert_eq!(posted(&hr), [vec![2, 3, 4]], "punch 1 the host had sent");
+    let out = env.run(&["sync-attendance"], NOW).code(65);
+    assert!(
+        out.stderr
+            .contains("[sources.attendance_logs]: 2 row(s) of yours left out")
+            && out
+                .stderr
+                .contains("or a sync_status none of pending, sending, sent and failed"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(posted(&hr), [vec![4]], "punch 1 the host had sent");
+}
+
+/// A host punch the mapping cannot use (no time) is named by every run
+/// (exit 65); the others go.
+#[test]
+fn a_punch_the_mapping_cannot_use_is_named_on_every_run() {
+    let smtp = SmtpServer::start();
+    let hr = FakeHr::start();
+    let env = django_hr(&smtp, &hr, "");
+    let config = std::fs::read_to_string(env.config_path()).unwrap();
+    // The time read through an expression that gives nothing for punch 3.
+    env.write_config(&config.replace(
+        "punched_at = \"time\"",
+        "punched_at = \"CASE WHEN id = 3 THEN NULL ELSE \\\"time\\\" END\"",
+    ));
+    let out = env.run(&["sync-attendance"], NOW).code(65);
+    assert!(
+        out.stderr
+            .contains("[sources.attendance_logs]: 1 row(s) of yours left out"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(posted(&hr), [vec![2, 4]]);
+    let out = env.run(&["sync-attendance", "--dry-run"], &plus(NOW, 60)).code(65);
+    assert!(out.stderr.contains("1 row(s) of yours left out"), "{}", out.stderr);
 }
 
 /// Two host punches under one id (a query over the live table and its
