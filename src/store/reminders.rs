@@ -198,8 +198,10 @@ pub fn sessions(
                    c.sms_enabled, c.muted_kinds
                    FROM revision_sessions r LEFT JOIN students s ON s.id = r.student_id
                    LEFT JOIN contacts c ON c.id = s.contact_id";
+    // The window's ids found through the start index, then their rows read
+    // in id order: one pass over the table's pages, not a page per session.
     let stmt = conn.prepare_cached(&format!(
-        "SELECT {columns} WHERE r.starts_at >= ?1 AND r.starts_at < ?2{only}
+        "SELECT {columns} WHERE r.id IN (SELECT id FROM revision_sessions WHERE starts_at >= ?1 AND starts_at < ?2){only}
          UNION ALL SELECT {columns} WHERE r.{NOT_A_DATE}{only}"
     ))?;
     Ok(Rows {
