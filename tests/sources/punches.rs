@@ -105,6 +105,13 @@ fn punches_are_pushed_from_the_hosts_table_and_its_sync_columns_kept_up_to_date(
             .query_row("SELECT count(*) FROM rappel_punch_state", [], |r| r.get(0))
             .unwrap()
     };
+    // A punch the host marks `sending` is a claim no run holds: pending.
+    env.db()
+        .execute(
+            "UPDATE devices_attendancelog SET sync_status = 'sending' WHERE id = 2",
+            [],
+        )
+        .unwrap();
     let unsynced = (host_sync(&env), records(&env));
     let out = env.run(&["sync-attendance", "--dry-run"], NOW).success();
     assert!(

@@ -134,6 +134,13 @@ pub(super) fn view_and_trigger(
         .map(|c| {
             if !kept.columns.contains(c) {
                 format!("i.{c} AS {c}")
+            } else if kept.whole && (name, *c) == ("attendance_logs", "sync_status") {
+                // A punch the host marks `sending` without rappel's record
+                // of it is a claim no run holds: pending, as the take-in
+                // step (`store::attendance::rows`) records it.
+                format!(
+                    "CASE WHEN k.{k0} IS NOT NULL THEN k.{c} WHEN i.{c} = 'sending' THEN 'pending' ELSE i.{c} END AS {c}"
+                )
             } else if kept.whole {
                 format!("CASE WHEN k.{k0} IS NULL THEN i.{c} ELSE k.{c} END AS {c}")
             } else {
