@@ -276,17 +276,18 @@ fn plan_digests(em: &mut Emitter<'_>, digests: Vec<Digest>) -> anyhow::Result<()
         em.emit(
             &digest_due(digest.student_id, digest.subscribed, week),
             contact,
-            |locale| {
-                let item = |s: &SessionRow, start: DateTime<Utc>| DigestItem {
-                    subject: s.subject.clone(),
+            // The sessions move into the items, not copied.
+            move |locale| {
+                let item = |s: SessionRow, start: DateTime<Utc>| DigestItem {
                     day_local: local_day(start, zone, locale),
                     time_local: local_time(start, zone),
-                    objective: s.objective.clone(),
                     link: absolute_link(s.link.as_deref(), ctx.site_url),
+                    subject: s.subject,
+                    objective: s.objective,
                     done: s.done,
                 };
                 let (mut past, mut coming) = (Vec::new(), Vec::new());
-                for s in mine.iter().filter(|s| !s.cancelled) {
+                for s in mine.into_iter().filter(|s| !s.cancelled) {
                     match s.start {
                         Some(t) if t >= week.from && t < week.at => past.push(item(s, t)),
                         Some(t) if t >= week.at && t < week.to => coming.push(item(s, t)),
