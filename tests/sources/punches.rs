@@ -27,6 +27,17 @@ fn django_hr(smtp: &SmtpServer, hr: &FakeHr, service_extra: &str) -> TestEnv {
     env
 }
 
+/// How many punches rappel's record says are sent.
+fn recorded_sent(env: &TestEnv) -> i64 {
+    env.db()
+        .query_row(
+            "SELECT count(*) FROM rappel_punch_state WHERE sync_status = 'sent'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
 /// (sync_status, sync_attempts, synced_at, sync_error) of host punch `id`.
 type HostSync = (String, i64, Option<String>, Option<String>);
 
@@ -248,14 +259,7 @@ FROM devices_attendancelog WHERE \"inout\" = 0\n\"\"\"\n",
         "punch 4 clocks out; punch 1 the host had sent"
     );
     assert_eq!(host_sync(&env), before, "nothing of the host's written");
-    let recorded: i64 = env
-        .db()
-        .query_row(
-            "SELECT count(*) FROM rappel_punch_state WHERE sync_status = 'sent'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let recorded = recorded_sent(&env);
     assert_eq!(recorded, 2);
     env.run(&["sync-attendance"], &plus(NOW, 600)).success();
     assert_eq!(hr.posts().len(), 1, "sent once");
@@ -348,14 +352,7 @@ fn two_punches_under_one_id_stop_the_sync_and_name_the_id() {
         out.stderr
     );
     assert!(posted(&hr).is_empty(), "nothing posted: {:?}", posted(&hr));
-    let recorded: i64 = env
-        .db()
-        .query_row(
-            "SELECT count(*) FROM rappel_punch_state WHERE sync_status = 'sent'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let recorded = recorded_sent(&env);
     assert_eq!(recorded, 0);
 }
 
