@@ -251,6 +251,29 @@ fn a_refused_password_is_a_configuration_error_and_an_unreachable_server_is_not(
     assert!(out.stderr.contains("RAPPEL_TEST_PG_UNSET_VAR"), "{}", out.stderr);
 }
 
+/// Needs no server: `init --database postgres://...` writes the URL as it
+/// is and creates no file; another scheme is refused without being
+/// repeated, nothing written.
+#[test]
+fn init_writes_a_server_url_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = "postgres://clock@db.example.com:5432/pointage";
+    let out = crate::support::rappel_in(dir.path(), &["init", "etc", "--database", url]).success();
+    assert!(out.stdout.contains("rappel db migrate"), "{}", out.stdout);
+    let config = std::fs::read_to_string(dir.path().join("etc/rappel.toml")).unwrap();
+    let table: toml::Table = config.parse().unwrap();
+    assert_eq!(table["database"].as_str(), Some(url));
+    let made: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(made, ["etc"], "no SQLite file anywhere");
+    let out = crate::support::rappel_in(dir.path(), &["init", "other", "--database", "mysql://u:pw7Q@h/x"]).code(64);
+    assert!(out.stderr.contains("postgres://"), "{}", out.stderr);
+    assert!(!out.stderr.contains("pw7Q"), "{}", out.stderr);
+    assert!(!dir.path().join("other/rappel.toml").exists());
+}
+
 /// Needs no server: the jobs refuse a PostgreSQL database with the reason.
 #[test]
 fn commands_that_need_the_database_say_they_run_on_sqlite_only() {

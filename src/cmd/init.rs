@@ -12,8 +12,9 @@ pub const EXAMPLE_CONFIG: &str = include_str!("../../examples/rappel.toml");
 
 /// Writes `dir/rappel.toml` and creates the database: `database` when given
 /// (its folder made if missing, its absolute path written in the config),
-/// else `dir/rappel.db`. Exit 64 when the config exists or `database` is a
-/// folder; 74 when a file or folder cannot be written.
+/// else `dir/rappel.db`; a PostgreSQL URL is written as it is, nothing
+/// created. Exit 64 when the config exists, `database` is a folder or a URL
+/// rappel does not take; 74 when a file or folder cannot be written.
 pub fn run(dir: &Path, database: Option<&Path>) -> anyhow::Result<Exit> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create {}", dir.display()))
@@ -24,6 +25,27 @@ pub fn run(dir: &Path, database: Option<&Path>) -> anyhow::Result<Exit> {
             Exit::Usage,
             format!("{} already exists; init never overwrites a file", config.display()),
         ));
+    }
+    // A server, not a file: written as it is; its schema is made by
+    // `db migrate` once its password is set.
+    if let Some(url) = database.and_then(Path::to_str).filter(|d| d.contains("://")) {
+        let raw = Some(crate::config::database::RawDatabase::Location(url.to_string()));
+        match crate::config::database::convert(raw, &config, dir, &mut Vec::new()) {
+            Err(why) => return Err(fail(Exit::Usage, format!("--database: {why}"))),
+            Ok(_) => {
+                let value = toml::Value::String(url.to_string());
+                let text = EXAMPLE_CONFIG.replacen("database = \"rappel.db\"", &format!("database = {value}"), 1);
+                std::fs::write(&config, text)
+                    .with_context(|| format!("cannot write {}", config.display()))
+                    .or_exit(Exit::IoErr)?;
+                println!("wrote {}", config.display());
+                println!(
+                    "next: give the server's password (a [database] table with url and password_file, or \
+                     PGPASSWORD, or ~/.pgpass), then run `rappel config check --connect` and `rappel db migrate`"
+                );
+                return Ok(Exit::Ok);
+            }
+        }
     }
     let database = match database {
         None => dir.join("rappel.db"),
