@@ -193,6 +193,20 @@ pub fn run(ctx: &Ctx<'_>, only: Option<&str>, rows: usize) -> anyhow::Result<Exi
             ));
             problems.push(serde_json::json!({ "column": column, "rows": u.rows, "why": u.why, "example": u.example }));
         }
+        let orphans = if *name == "attendance_logs" {
+            crate::store::sources::orphan_punches(&conn)?
+        } else {
+            None
+        };
+        if let Some((n, id)) = orphans {
+            let why = "under a terminal id the terminals table does not have: such punches are never pushed";
+            problems.push(serde_json::json!({ "column": "terminal_id", "rows": n, "why": why, "example": id }));
+            bad.push(format!(
+                "  terminal_id: {n} row{} under a terminal id the terminals table does not have, e.g. {id}: \
+                 such punches are never pushed\n",
+                if n == 1 { "" } else { "s" }
+            ));
+        }
         let mut repeated: Vec<(i64, u64)> = ids.into_iter().filter(|(_, n)| *n > 1).collect();
         repeated.sort();
         json.push(serde_json::json!({

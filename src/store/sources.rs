@@ -80,3 +80,16 @@ pub fn each_row<E: From<StoreError>>(
     }
     Ok(())
 }
+
+/// Punches of `attendance_logs` (the rows the jobs read) under a terminal
+/// id the terminals table does not have: how many, and one such id
+/// (`None` when there are none). Errors: `StoreError`.
+pub fn orphan_punches(conn: &Connection) -> Result<Option<(u64, i64)>> {
+    let (n, example): (i64, Option<i64>) = conn.query_row(
+        "SELECT count(*), min(l.terminal_id) FROM attendance_logs AS l
+         WHERE NOT EXISTS (SELECT 1 FROM terminals AS t WHERE t.id = l.terminal_id)",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok(example.filter(|_| n > 0).map(|id| (n as u64, id)))
+}

@@ -225,6 +225,13 @@ fn punches_of_a_terminal_no_service_takes_are_pointed_out_not_lost() {
     );
     assert_eq!(posted(&hr), [vec![2, 3]]);
     assert_eq!(host(&env, 4).0, "pending");
+    let out = env.run(&["sources", "attendance_logs"], NOW).code(65);
+    assert!(
+        out.stdout
+            .contains("terminal_id: 1 row under a terminal id the terminals table does not have, e.g. 9"),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]
