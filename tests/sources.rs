@@ -111,11 +111,10 @@ fn django(smtp: &SmtpServer, extra: &str) -> TestEnv {
 }
 
 fn objects(env: &TestEnv) -> Vec<String> {
-    let db = env.db();
-    let mut stmt = db
-        .prepare("SELECT type || ' ' || name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY 1")
-        .unwrap();
-    stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+    env.rows(
+        "SELECT type || ' ' || name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY 1",
+        |r| r.get(0),
+    )
 }
 
 #[test]
@@ -462,15 +461,9 @@ sent_at = "envoye_le"
     let mails = smtp.mails();
     assert_eq!(mails.len(), 1, "the new message only");
     assert!(mails[0].decoded().contains("Bravo pour ce trimestre"));
-    let host: Vec<(i64, Option<String>)> = {
-        let mut stmt = db
-            .prepare("SELECT envoye, envoye_le FROM tutorat_message ORDER BY id")
-            .unwrap();
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
-    };
+    let host: Vec<(i64, Option<String>)> = env.rows("SELECT envoye, envoye_le FROM tutorat_message ORDER BY id", |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    });
     // Written back in UTC with its offset said (+00:00): naive_timezone is
     // not UTC, so a time without one would be read back as Paris time.
     assert_eq!(

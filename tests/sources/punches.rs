@@ -53,12 +53,10 @@ fn host(env: &TestEnv, id: i64) -> HostSync {
 
 /// Every host punch's sync columns, to compare before and after.
 fn host_sync(env: &TestEnv) -> Vec<HostSync> {
-    let ids: Vec<i64> = {
-        let db = env.db();
-        let mut stmt = db.prepare("SELECT id FROM devices_attendancelog ORDER BY id").unwrap();
-        stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
-    };
-    ids.into_iter().map(|id| host(env, id)).collect()
+    env.rows(
+        "SELECT sync_status, sync_attempts, synced_at, sync_error FROM devices_attendancelog ORDER BY id",
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )
 }
 
 fn sent(at: &str, attempts: i64) -> HostSync {
@@ -172,16 +170,10 @@ fn punches_are_pushed_from_the_hosts_table_and_its_sync_columns_kept_up_to_date(
         "rappel's record, keyed by the punch's id and time as the host wrote it"
     );
     // A terminal's sync time is kept under the host's terminal id.
-    let synced: Vec<(i64, String)> = {
-        let db = env.db();
-        let mut stmt = db
-            .prepare("SELECT terminal_id, last_attendance_sync FROM rappel_terminal_sync_state ORDER BY 1")
-            .unwrap();
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
-    };
+    let synced: Vec<(i64, String)> = env.rows(
+        "SELECT terminal_id, last_attendance_sync FROM rappel_terminal_sync_state ORDER BY 1",
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    );
     assert_eq!(
         synced,
         [(1, NOW.to_string()), (2, NOW.to_string())],
@@ -511,11 +503,10 @@ fn a_run_killed_mid_send_loses_nothing_and_sends_nothing_twice() {
     child.wait().unwrap();
     hr.release();
     let statuses = |env: &TestEnv| -> Vec<String> {
-        let db = env.db();
-        let mut stmt = db
-            .prepare("SELECT sync_status FROM devices_attendancelog WHERE id > 1 ORDER BY \"time\", id")
-            .unwrap();
-        stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+        env.rows(
+            "SELECT sync_status FROM devices_attendancelog WHERE id > 1 ORDER BY \"time\", id",
+            |r| r.get(0),
+        )
     };
     let s = statuses(&env);
     assert!(

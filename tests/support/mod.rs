@@ -517,27 +517,25 @@ impl TestEnv {
             .unwrap()
     }
 
+    /// The rows `sql` selects, each as `read` reads it.
+    pub fn rows<T>(&self, sql: &str, read: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>) -> Vec<T> {
+        let db = self.db();
+        let mut stmt = db.prepare(sql).unwrap();
+        stmt.query_map([], read).unwrap().map(Result::unwrap).collect()
+    }
+
     /// The rows `sql` selects, each as three values (an id and two texts:
     /// a state table's key, instant and status).
     pub fn rows3(&self, sql: &str) -> Vec<(i64, String, String)> {
-        let db = self.db();
-        let mut stmt = db.prepare(sql).unwrap();
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
+        self.rows(sql, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
     }
 
     /// `(recipient, status, attempts)` of every delivery, by id.
     pub fn deliveries(&self) -> Vec<(String, String, i64)> {
-        let db = self.db();
-        let mut stmt = db
-            .prepare("SELECT recipient, status, attempts FROM rappel_deliveries ORDER BY id")
-            .unwrap();
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
+        self.rows(
+            "SELECT recipient, status, attempts FROM rappel_deliveries ORDER BY id",
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
     }
 
     /// Every row of the tables rappel writes, as text, to compare before/after.
