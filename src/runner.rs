@@ -289,7 +289,6 @@ fn job_body(
         let mut conn = db.connect()?;
         // A host table without a column this job reads stops this job only.
         crate::db::host::check_for(&conn, run.as_str())?;
-        let left_out = crate::db::sources::left_out(&conn, run.as_str())?;
         let started = Instant::now();
         *report = plan(&mut conn, &plan_ctx(ctx, templates, db, false, scope.force)).map_err(|e| {
             // SQLite's message alone does not say which mapping failed on a row.
@@ -301,10 +300,7 @@ fn job_body(
         })?;
         // Rows the mapping cannot use: said on every run, as an unreadable
         // row of a contract table is (exit 65).
-        for line in &left_out {
-            log::warn!("{line}");
-        }
-        report.data_errors += left_out.len() as u64;
+        report.data_errors += crate::db::sources::warn_left_out(&conn, run.as_str())?;
         log::info!(
             "{run}: planned {} message(s) in {} ms",
             report.planned,
@@ -355,12 +351,8 @@ fn dry_run_job(
     let mut report = PlanReport::default();
     if let Some(plan) = planner {
         crate::db::host::check_for(&conn, run.as_str())?;
-        let left_out = crate::db::sources::left_out(&conn, run.as_str())?;
         report = plan(&mut conn, &plan_ctx(ctx, ctx.templates()?, &db, true, scope.force))?;
-        for line in &left_out {
-            log::warn!("{line}");
-        }
-        report.data_errors += left_out.len() as u64;
+        report.data_errors += crate::db::sources::warn_left_out(&conn, run.as_str())?;
         count_plan(&mut tally, &report);
     }
     let retries: Vec<Planned> = claim::preview(&conn, scope, ctx.clock.now())?

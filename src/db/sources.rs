@@ -392,7 +392,7 @@ pub fn repeated_id(conn: &Connection, name: &str) -> rusqlite::Result<Option<(i6
 /// needs; of punches, those still to send), when some are: one line each,
 /// naming the source and the command that shows the rows. Reads every row
 /// of those sources. Errors: SQLite's.
-pub fn left_out(conn: &Connection, job: &str) -> rusqlite::Result<Vec<String>> {
+fn left_out(conn: &Connection, job: &str) -> rusqlite::Result<Vec<String>> {
     let mut lines = Vec::new();
     for name in mapped(conn)? {
         let read = super::host::READERS
@@ -435,6 +435,16 @@ pub fn left_out(conn: &Connection, job: &str) -> rusqlite::Result<Vec<String>> {
         }
     }
     Ok(lines)
+}
+
+/// Warns of each line of [`left_out`] for `job`; returns how many there
+/// were (data errors: exit 65). Errors: SQLite's.
+pub fn warn_left_out(conn: &Connection, job: &str) -> rusqlite::Result<u64> {
+    let lines = left_out(conn, job)?;
+    for line in &lines {
+        log::warn!("{line}");
+    }
+    Ok(lines.len() as u64)
 }
 
 /// The input tables mapped on `conn` (its TEMP views).

@@ -60,14 +60,12 @@ pub fn run(ctx: &Ctx<'_>, mode: RunMode, only: Option<&str>) -> anyhow::Result<E
         let db = ctx.config.db(true);
         let conn = db.connect_current()?;
         crate::db::host::check_for(&conn, JOB.as_str())?;
-        let left_out = crate::db::sources::left_out(&conn, JOB.as_str())?;
         // Read-only: a mapped attendance_logs is read whole, nothing taken in.
         sync.rows = Rows::of(&conn, false)?;
         let (terminals, unknown) = attendance::terminals(&conn, &cfg.services)?;
         warn_unknown(&conn, sync.rows, &terminals, &unknown)?;
         let mut tally = Tally::default();
-        for line in left_out {
-            log::warn!("{line}");
+        if crate::db::sources::warn_left_out(&conn, JOB.as_str())? > 0 {
             tally.raise(Exit::DataErr);
         }
         // With --json, stdout carries the summary alone.
@@ -106,8 +104,7 @@ pub fn run(ctx: &Ctx<'_>, mode: RunMode, only: Option<&str>) -> anyhow::Result<E
     let result = (|| -> anyhow::Result<()> {
         crate::db::host::check_for(&conn, JOB.as_str())?;
         // Rows the mapping cannot use: said on every run (exit 65).
-        for line in crate::db::sources::left_out(&conn, JOB.as_str())? {
-            log::warn!("{line}");
+        if crate::db::sources::warn_left_out(&conn, JOB.as_str())? > 0 {
             tally.raise(Exit::DataErr);
         }
         sync.rows = Rows::of(&conn, true)?;
