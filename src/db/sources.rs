@@ -9,6 +9,25 @@ use std::collections::BTreeMap;
 
 use rusqlite::Connection;
 
+/// The logs that may still go, from the ledger's row under `$k` (a contract
+/// `attendance_logs` row, or `rappel_punch_state`'s): the partial indexes'
+/// own condition, which a query must repeat word for word for SQLite to use
+/// them (`store::attendance`), and the punches `left_out` counts.
+macro_rules! unsent {
+    ($k:ident) => {
+        concat!(
+            "(",
+            stringify!($k),
+            ".sync_status IN ('pending', 'sending') OR (",
+            stringify!($k),
+            ".sync_status = 'failed' AND ",
+            stringify!($k),
+            ".next_attempt_at IS NOT NULL))"
+        )
+    };
+}
+pub(crate) use unsent;
+
 mod kept;
 mod migrations;
 
@@ -210,7 +229,12 @@ fn create_view(conn: &Connection, source: &Source) -> anyhow::Result<()> {
         quoted(name),
         quoted(&raw_view(name)),
     ))?;
-    let sql = view_sql(conn, source)?;
+    // The host table's columns (name, NOT NULL, primary key), read once.
+    let info = match &source.origin {
+        Origin::Table(table) => host_column_info(conn, table)?,
+        Origin::Query(_) => Vec::new(),
+    };
+    let sql = view_sql(conn, source, &info)?;
     conn.execute_batch(&sql)
         .map_err(|e| anyhow::anyhow!("[sources.{name}]: {e}"))?;
     // A column that is not there or an expression that does not compile
@@ -221,8 +245,7 @@ fn create_view(conn: &Connection, source: &Source) -> anyhow::Result<()> {
     conn.execute_batch(&format!(
         "CREATE TEMP TABLE IF NOT EXISTS {KEYED} (name TEXT PRIMARY KEY)"
     ))?;
-    let keyed = id_is_key(conn, source)?;
-    let sql = if keyed {
+    let sql = if id_is_key(source, &info) {
         format!("INSERT OR IGNORE INTO temp.{KEYED} (name) VALUES (?1)")
     } else {
         format!("DELETE FROM temp.{KEYED} WHERE name = ?1")
@@ -238,29 +261,26 @@ const KEYED: &str = "rappel_keyed_sources";
 /// Whether `source`'s `id` is its host table's primary key, alone: a host
 /// column (not an expression, not a query's) that no two rows share (the
 /// views keep integer ids only, so a key's NULLs do not count).
-fn id_is_key(conn: &Connection, source: &Source) -> rusqlite::Result<bool> {
-    let Origin::Table(table) = &source.origin else {
-        return Ok(false);
-    };
+fn id_is_key(source: &Source, info: &[(String, bool, bool)]) -> bool {
+    if !matches!(source.origin, Origin::Table(_)) {
+        return false;
+    }
     let column = source.columns.get("id").map_or("id", |c| c.trim());
-    let info = host_column_info(conn, table)?;
     let pk: Vec<&str> = info
         .iter()
         .filter(|(_, _, pk)| *pk)
         .map(|(n, _, _)| n.as_str())
         .collect();
-    Ok(matches!(pk.as_slice(), [only] if only.eq_ignore_ascii_case(column)))
+    matches!(pk.as_slice(), [only] if only.eq_ignore_ascii_case(column))
 }
 
 /// `CREATE TEMP VIEW <name> AS SELECT <contract columns> FROM <origin>`.
-fn view_sql(conn: &Connection, source: &Source) -> anyhow::Result<String> {
+/// `info`: the host table's columns (`host_column_info`; none for a query).
+fn view_sql(conn: &Connection, source: &Source, info: &[(String, bool, bool)]) -> anyhow::Result<String> {
     let name = source.name;
     let contract = contract_columns(name).ok_or_else(|| anyhow::anyhow!("[sources.{name}]: not an input table"))?;
-    // The host table's columns (name, NOT NULL, primary key), read once.
-    let mut info = Vec::new();
     let (from, available) = match &source.origin {
         Origin::Table(table) => {
-            info = host_column_info(conn, table)?;
             if info.is_empty() {
                 anyhow::bail!(
                     "[sources.{name}]: table {table:?} is not in the database (check `table`, or the `database` path)"
@@ -326,7 +346,7 @@ fn view_sql(conn: &Connection, source: &Source) -> anyhow::Result<String> {
         return Ok(sql);
     };
     sql.push_str(&kept::view_and_trigger(
-        source, kept, contract, &raw, &usable, &info, &available,
+        source, kept, contract, &raw, &usable, info, &available,
     )?);
     Ok(sql)
 }
@@ -407,7 +427,7 @@ fn left_out(conn: &Connection, job: &str) -> rusqlite::Result<Vec<String>> {
         // the four, which nothing ever pushes.
         let (still_to_send, odd_state) = if name == "attendance_logs" {
             (
-                "(i.sync_status IN ('pending', 'sending') OR (i.sync_status = 'failed' AND i.next_attempt_at IS NOT NULL))",
+                unsent!(i),
                 "(i.sync_status IS NULL OR i.sync_status NOT IN ('pending', 'sending', 'sent', 'failed'))",
             )
         } else {

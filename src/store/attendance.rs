@@ -17,22 +17,8 @@ macro_rules! punched {
     };
 }
 
-/// The logs that may still go, from the ledger's row under `$k`: the
-/// partial indexes' own condition, which a query must repeat word for word
-/// for SQLite to use them.
-macro_rules! unsent {
-    ($k:ident) => {
-        concat!(
-            "(",
-            stringify!($k),
-            ".sync_status IN ('pending', 'sending') OR (",
-            stringify!($k),
-            ".sync_status = 'failed' AND ",
-            stringify!($k),
-            ".next_attempt_at IS NOT NULL))"
-        )
-    };
-}
+// The logs that may still go (`db::sources::unsent`), for the modules below.
+pub(crate) use crate::db::sources::unsent;
 
 pub mod due;
 pub mod ledger;

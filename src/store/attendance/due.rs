@@ -9,6 +9,7 @@ use rusqlite::{OptionalExtension, named_params};
 
 use super::Rows;
 use super::punch::{self, COLUMNS, Read};
+use super::unsent;
 use crate::instant;
 use crate::store::{Conn, Result};
 

@@ -14,6 +14,7 @@ use rusqlite::{Transaction, params};
 use super::Rows;
 use super::due::{self, Cursor, Due, json_ids};
 use super::punch::Read;
+use super::unsent;
 use crate::instant;
 use crate::store::{Conn, Result};
 

@@ -4,6 +4,7 @@
 //! host's punches rappel has no record of yet. Either is read through its
 //! index of unsent punches, with the same words.
 
+use super::unsent;
 use crate::store::sources::{Found, found};
 use crate::store::{Conn, Result};
 
