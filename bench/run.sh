@@ -140,6 +140,26 @@ hyperfine_ms() {
     python3 -c 'import json, sys; r = json.load(open(sys.argv[1]))["results"][0]; print("%.1f %.1f" % (r["mean"] * 1000, r["stddev"] * 1000))' "$1"
 }
 
+# A run with nothing to do, as one figure: hyperfine over $3 runs of rappel
+# with the arguments after the fourth (mean and deviation, its JSON export
+# in $WORK/$2.json), one more run under GNU time for the peak, then a row
+# named $1 with the ceiling $4 ms ("-" for none).
+noop_figure() {
+    local figure="$1" json="$WORK/$2.json" runs="$3" ceiling="$4"
+    shift 4
+    hyperfine -N --warmup 3 --runs "$runs" --export-json "$json" "$B $*" 2>/dev/null | grep -E "Time|Range"
+    timed "$B" "$@" >/dev/null 2>&1
+    read_times
+    echo "one run under GNU time: wall $WALL s, peak RSS $PEAK KB"
+    local mean sd
+    read -r mean sd < <(hyperfine_ms "$json")
+    if [ "$ceiling" = - ]; then
+        row "$figure" "$mean +- $sd ms" "$PEAK"
+    else
+        row "$figure" "$mean +- $sd ms" "$PEAK" "<= $ceiling ms" "$(under "$mean" "$ceiling")"
+    fi
+}
+
 idle() {
     echo "== idle: nothing due, demo --scale 100000"
     rm -rf "$WORK/s100k"
@@ -524,14 +544,8 @@ SQL
         "$(awk -v t="$wall_100000" -v t0="$wall_10000" -v p="$peak_100000" -v p0="$peak_10000" \
             'BEGIN { printf "vs 10k: time %s, mem %.2fx\n", (t0 > 0 ? sprintf("%.1fx", t / t0) : "n/a"), p / p0 }')"
     echo "== attendance: a run with nothing due over 110,000 sent punches (users pull included)"
-    hyperfine -N --warmup 3 --runs 30 --export-json "$WORK/attendance-idle.json" \
-        "$B --config $dir/rappel.toml --now $NOW sync-attendance" 2>/dev/null | grep -E "Time|Range"
-    timed "$B" --config "$dir/rappel.toml" --now "$NOW" sync-attendance >/dev/null 2>&1
-    read_times
-    echo "one run under GNU time: wall $WALL s, peak RSS $PEAK KB"
-    local mean sd
-    read -r mean sd < <(hyperfine_ms "$WORK/attendance-idle.json")
-    row "attendance: nothing due (110k sent)" "$mean +- $sd ms" "$PEAK"
+    noop_figure "attendance: nothing due (110k sent)" attendance-idle 30 - \
+        --config "$dir/rappel.toml" --now "$NOW" sync-attendance
     echo "server: $(curl -s http://127.0.0.1:2527/count 2>/dev/null || python3 -c 'import urllib.request; print(urllib.request.urlopen("http://127.0.0.1:2527/count").read().decode())')"
 }
 
@@ -603,14 +617,8 @@ TOML
     echo "== attendance_mapped: nothing due over 1,000,000 sent punches (users pull included)"
     django_punches "$dir/db.sqlite3" 900000 100001 sent
     "$B" --config "$dir/rappel.toml" --now "$NOW" sync-attendance >/dev/null 2>&1
-    hyperfine -N --warmup 3 --runs 20 --export-json "$WORK/attendance-mapped-idle.json" \
-        "$B --config $dir/rappel.toml --now $NOW sync-attendance" 2>/dev/null | grep -E "Time|Range"
-    timed "$B" --config "$dir/rappel.toml" --now "$NOW" sync-attendance >/dev/null 2>&1
-    read_times
-    echo "one run under GNU time: wall $WALL s, peak RSS $PEAK KB"
-    local mean sd
-    read -r mean sd < <(hyperfine_ms "$WORK/attendance-mapped-idle.json")
-    row "attendance mapped: nothing due (1M sent)" "$mean +- $sd ms" "$PEAK" "<= 300 ms" "$(under "$mean" 300)"
+    noop_figure "attendance mapped: nothing due (1M sent)" attendance-mapped-idle 20 300 \
+        --config "$dir/rappel.toml" --now "$NOW" sync-attendance
 
     echo "== attendance_mapped: the same 1,000,000, sync_status not kept in the host's table"
     # As rappel leaves them when it keeps no host column: the host's column
@@ -619,12 +627,8 @@ TOML
         INSERT OR IGNORE INTO rappel_punch_state (log_id, punched_at, sync_status, sync_attempts, synced_at)
         SELECT id, \"time\", 'sent', 1, '2026-11-01T00:00:00Z' FROM devices_attendancelog;"
     sed '/^\[sources.attendance_logs.update\]/,$d' "$dir/rappel.toml" > "$dir/unkept.toml"
-    hyperfine -N --warmup 3 --runs 20 --export-json "$WORK/attendance-mapped-unkept.json" \
-        "$B --config $dir/unkept.toml --now $NOW sync-attendance" 2>/dev/null | grep -E "Time|Range"
-    timed "$B" --config "$dir/unkept.toml" --now "$NOW" sync-attendance >/dev/null 2>&1
-    read_times
-    read -r mean sd < <(hyperfine_ms "$WORK/attendance-mapped-unkept.json")
-    row "attendance mapped: nothing due, sync_status not kept (1M)" "$mean +- $sd ms" "$PEAK"
+    noop_figure "attendance mapped: nothing due, sync_status not kept (1M)" attendance-mapped-unkept 20 - \
+        --config "$dir/unkept.toml" --now "$NOW" sync-attendance
     echo "server: $(python3 -c 'import urllib.request; print(urllib.request.urlopen("http://127.0.0.1:2528/count").read().decode())')"
 }
 
