@@ -48,19 +48,22 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     if let Some(server) = &config.postgres
         && !matches!(
             cli.command,
-            Command::Config(_) | Command::Db(_) | Command::TestEmail { .. }
+            Command::Config(_)
+                | Command::Db(_)
+                | Command::TestEmail { .. }
+                | Command::CheckDelayAlerts(_)
+                | Command::Deliver(_)
         )
     {
-        // The server is configured, checked (`config check --connect`) and
-        // migrated (`db migrate`); the jobs and other commands still read
-        // and write SQLite only.
+        // The jobs move to PostgreSQL one at a time (DESIGN §9); until a
+        // command runs there, it says so rather than half-working.
         return Err(crate::exit::fail(
             Exit::Config,
             format!(
-                "database is a PostgreSQL server ({}): this rappel can check the connection \
-                 (`rappel config check --connect`) and make its schema (`rappel db migrate`, `db status`) \
-                 but runs its jobs and other commands on a SQLite file only; set `database` to a file path",
-                server.shown
+                "database is a PostgreSQL server ({}): this rappel runs check-delay-alerts, deliver, \
+                 `config check --connect` and `db migrate|status` there; `{}` still needs a SQLite file",
+                server.shown,
+                command_name(&cli.command)
             ),
         ));
     }
@@ -88,6 +91,19 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
             unreachable!("handled above")
         }
     }
+}
+
+/// The command's name as typed (`send-reports`), from its variant's name.
+fn command_name(command: &Command) -> String {
+    let debug = format!("{command:?}");
+    let mut name = String::new();
+    for c in debug.chars().take_while(char::is_ascii_alphanumeric) {
+        if c.is_ascii_uppercase() && !name.is_empty() {
+            name.push('-');
+        }
+        name.push(c.to_ascii_lowercase());
+    }
+    name
 }
 
 /// The man page, rappel(1): one page. Its commands are listed with what

@@ -98,7 +98,11 @@ impl Config {
     /// The configured database with its `[sources]` mapped on every
     /// connection; read-only for dry runs and commands that write nothing.
     pub fn db(&self, read_only: bool) -> crate::db::Database {
-        crate::db::Database::new(self.database.clone(), read_only).with_sources(self.sources.clone())
+        let db = crate::db::Database::new(self.database.clone(), read_only).with_sources(self.sources.clone());
+        match &self.postgres {
+            Some(server) => db.on_server(std::sync::Arc::new((**server).clone())),
+            None => db,
+        }
     }
 }
 

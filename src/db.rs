@@ -13,12 +13,15 @@ use crate::exit::{Exit, OrExit, fail};
 /// How long a statement waits for another writer before giving up (exit 74).
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+pub mod conn;
+pub mod error;
 pub mod former;
 pub mod host;
 pub mod identity;
 pub mod loose;
 pub mod postgres;
 pub mod sources;
+pub mod value;
 
 struct Migration {
     version: u32,
@@ -92,6 +95,8 @@ pub struct Database {
     create: bool,
     /// `[sources]`: mapped on each connection as TEMP views.
     sources: std::sync::Arc<Vec<sources::Source>>,
+    /// `database = "postgres://…"`: the server, where `path` is unused.
+    server: Option<std::sync::Arc<postgres::Server>>,
 }
 
 impl Database {
@@ -101,7 +106,21 @@ impl Database {
             read_only,
             create: false,
             sources: std::sync::Arc::default(),
+            server: None,
         }
+    }
+
+    /// The same database on the PostgreSQL `server` (DESIGN §9).
+    pub fn on_server(self, server: std::sync::Arc<postgres::Server>) -> Self {
+        Database {
+            server: Some(server),
+            ..self
+        }
+    }
+
+    /// The PostgreSQL server, when the database is one.
+    pub fn server(&self) -> Option<&postgres::Server> {
+        self.server.as_deref()
     }
 
     /// The same database, its sources included, opened read-only.
@@ -145,7 +164,10 @@ impl Database {
     /// A `[sources]` mapping that does not read (a missing table or
     /// column, an expression or query that does not compile) is a
     /// configuration error (exit 78) naming the source.
-    pub fn connect(&self) -> anyhow::Result<Connection> {
+    pub fn connect(&self) -> anyhow::Result<conn::Conn> {
+        if let Some(server) = &self.server {
+            return self.connect_server(server);
+        }
         let conn = self
             .connect_inner()
             .with_context(|| format!("cannot open database {}", self.path.display()))
@@ -154,7 +176,30 @@ impl Database {
         if self.read_only {
             conn.pragma_update(None, "query_only", "ON").or_exit(Exit::IoErr)?;
         }
-        Ok(conn)
+        Ok(conn::Conn::sqlite(conn))
+    }
+
+    /// A connection to the server, rappel's schema first on its search
+    /// path; read-only sessions for a read-only database. Errors: as
+    /// `postgres::connect`; `[sources]`, which map onto SQLite only (exit 78).
+    fn connect_server(&self, server: &postgres::Server) -> anyhow::Result<conn::Conn> {
+        if !self.sources.is_empty() {
+            return Err(fail(
+                Exit::Config,
+                "[sources] map the application's tables in a SQLite database only; on PostgreSQL \
+                 the jobs read rappel's own tables (DESIGN §4)",
+            ));
+        }
+        let mut client = postgres::connect(server)?;
+        let schema = server.schema.replace('"', "\"\"");
+        let mut setup = format!("SET search_path TO \"{schema}\"; SET TIME ZONE 'UTC';");
+        if self.read_only {
+            setup.push_str(" SET default_transaction_read_only = on;");
+        }
+        client
+            .batch_execute(&setup)
+            .map_err(|e| postgres::refused(&e, &format!("{}: cannot set up the session", server.shown)))?;
+        Ok(conn::Conn::postgres(client))
     }
 
     fn connect_inner(&self) -> anyhow::Result<Connection> {
@@ -195,9 +240,12 @@ impl Database {
 
     /// Opens a connection whose schema is current: applies pending migrations
     /// (read-write) or refuses them (read-only), and refuses a newer schema.
-    pub fn connect_current(&self) -> anyhow::Result<Connection> {
+    pub fn connect_current(&self) -> anyhow::Result<conn::Conn> {
+        if let Some(server) = &self.server {
+            return self.connect_server_current(server);
+        }
         let mut conn = self.connect()?;
-        let version = schema_version(&conn)?;
+        let version = schema_version(conn.lite()?)?;
         if version > LATEST {
             return Err(newer_error(&self.path, version));
         }
@@ -216,12 +264,43 @@ impl Database {
         Ok(conn)
     }
 
+    /// As `connect_current`, on the server: its schema brought up to date
+    /// (`db::postgres::migrate`, under its advisory lock) unless read-only.
+    fn connect_server_current(&self, server: &postgres::Server) -> anyhow::Result<conn::Conn> {
+        let mut probe = postgres::connect(server)?;
+        let version = postgres::migrate::version(&mut probe, &server.schema)?;
+        drop(probe);
+        if version > LATEST {
+            return Err(fail(
+                Exit::IoErr,
+                format!(
+                    "{} (schema {}) has schema {version}, newer than this rappel understands ({LATEST}); upgrade rappel",
+                    server.shown, server.schema
+                ),
+            ));
+        }
+        if version < LATEST {
+            if self.read_only {
+                return Err(fail(
+                    Exit::IoErr,
+                    format!(
+                        "{} (schema {}) needs migrations (schema {version}, this rappel needs {LATEST}); run `rappel db migrate`",
+                        server.shown, server.schema
+                    ),
+                ));
+            }
+            postgres::migrate::migrate(server)?;
+        }
+        self.connect()
+    }
+
     /// Applies pending migrations on `conn` ([`migrate`]), then maps its
     /// `[sources]` again: a source rappel records things about reads
     /// rappel's record too, a table the migrations make. Returns the
     /// migrations applied. Errors: as `migrate`; a mapping that does not
     /// read (exit 78).
-    pub fn migrate(&self, conn: &mut Connection) -> anyhow::Result<Vec<&'static str>> {
+    pub fn migrate(&self, conn: &mut conn::Conn) -> anyhow::Result<Vec<&'static str>> {
+        let conn = conn.lite_mut()?;
         let applied = migrate(conn)?;
         sources::create_views(conn, &self.sources).or_exit(Exit::Config)?;
         Ok(applied)
@@ -508,7 +587,9 @@ mod tests {
         let db = Database::new(dir.path().join("r.db"), false).creating();
         let conn = db.connect().unwrap();
         assert!(
-            conn.db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG)
+            conn.lite()
+                .unwrap()
+                .db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG)
                 .unwrap()
         );
     }

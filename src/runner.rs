@@ -138,7 +138,7 @@ pub fn run_all(ctx: &Ctx<'_>, mode: RunMode) -> anyhow::Result<Exit> {
     let _lock = if mode.dry_run {
         None
     } else {
-        match lock::try_lock(&config.database, Run::RunAll.as_str()).or_exit(Exit::IoErr)? {
+        match lock::try_lock(&config.db(false), Run::RunAll.as_str())? {
             Some(l) => Some(l),
             None => {
                 log::warn!("another run-all holds its lock; this one exits without doing anything");
@@ -195,7 +195,7 @@ pub fn run_job(ctx: &Ctx<'_>, run: Run, mode: RunMode, planner: Option<Planner<'
     if mode.dry_run {
         return dry_run_job(ctx, run, &scope, planner, started);
     }
-    let Some(_lock) = lock::try_lock(&ctx.config.database, run.as_str()).or_exit(Exit::IoErr)? else {
+    let Some(_lock) = lock::try_lock(&ctx.config.db(false), run.as_str())? else {
         log::warn!("another {run} run holds its lock; this one exits without doing anything");
         return Ok(Exit::Ok);
     };
@@ -288,7 +288,9 @@ fn job_body(
     if let Some(plan) = planner {
         let mut conn = db.connect()?;
         // A host table without a column this job reads stops this job only.
-        crate::db::host::check_for(&conn, run.as_str())?;
+        if let Ok(lite) = conn.lite() {
+            crate::db::host::check_for(lite, run.as_str())?;
+        }
         let started = Instant::now();
         *report = plan(&mut conn, &plan_ctx(ctx, templates, db, false, scope.force)).map_err(|e| {
             // SQLite's message alone does not say which mapping failed on a row.
@@ -300,7 +302,9 @@ fn job_body(
         })?;
         // Rows the mapping cannot use: said on every run, as an unreadable
         // row of a contract table is (exit 65).
-        report.data_errors += crate::db::sources::warn_left_out(&conn, run.as_str())?;
+        if let Ok(lite) = conn.lite() {
+            report.data_errors += crate::db::sources::warn_left_out(lite, run.as_str())?;
+        }
         log::info!(
             "{run}: planned {} message(s) in {} ms",
             report.planned,
@@ -350,9 +354,13 @@ fn dry_run_job(
     let mut tally = Tally::default();
     let mut report = PlanReport::default();
     if let Some(plan) = planner {
-        crate::db::host::check_for(&conn, run.as_str())?;
+        if let Ok(lite) = conn.lite() {
+            crate::db::host::check_for(lite, run.as_str())?;
+        }
         report = plan(&mut conn, &plan_ctx(ctx, ctx.templates()?, &db, true, scope.force))?;
-        report.data_errors += crate::db::sources::warn_left_out(&conn, run.as_str())?;
+        if let Ok(lite) = conn.lite() {
+            report.data_errors += crate::db::sources::warn_left_out(lite, run.as_str())?;
+        }
         count_plan(&mut tally, &report);
     }
     let retries: Vec<Planned> = claim::preview(&conn, scope, ctx.clock.now())?

@@ -54,7 +54,6 @@ pub mod attendance;
 pub mod claims;
 pub mod deliveries;
 pub mod demo;
-mod error;
 pub mod outcomes;
 pub mod purge;
 pub mod reminders;
@@ -65,29 +64,33 @@ mod sql;
 pub mod stats;
 pub mod tickets;
 
-pub use error::{Result, StoreError, is_store_error};
+pub use crate::db::error::{Result, StoreError, is_store_error};
 
-/// A connection to rappel's database, opened by `db::Database::connect`.
-pub type Conn = rusqlite::Connection;
-
-/// A write transaction on `Conn`: every statement in it commits together or
-/// not at all.
-pub type Tx<'c> = rusqlite::Transaction<'c>;
+pub use crate::db::conn::{Conn, Dialect, Row, Tx};
+pub use crate::db::value::{Cell, FromCell, Param, ToParam};
 
 /// Opens a write transaction that takes the database's write lock at once
 /// (`BEGIN IMMEDIATE`; in PostgreSQL a plain `BEGIN`, rows being locked as
 /// they are claimed), so two runs never both read then write. Errors: the
 /// lock still held by another writer past the busy timeout.
 pub fn begin(conn: &mut Conn) -> Result<Tx<'_>> {
-    Ok(conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?)
+    let sql = match conn.dialect() {
+        Dialect::Sqlite => "BEGIN IMMEDIATE",
+        Dialect::Postgres => "BEGIN",
+    };
+    Tx::start(conn, sql)
 }
 
 /// Opens a transaction that takes no lock until it writes (`BEGIN
-/// DEFERRED`; in PostgreSQL `BEGIN`): its reads see one state of the
-/// database. A preview that writes nothing uses it, so it never waits for
-/// a running send. Errors: `StoreError`.
+/// DEFERRED`; in PostgreSQL `BEGIN ISOLATION LEVEL REPEATABLE READ`): its
+/// reads see one state of the database. A preview that writes nothing uses
+/// it, so it never waits for a running send. Errors: `StoreError`.
 pub fn begin_read(conn: &mut Conn) -> Result<Tx<'_>> {
-    Ok(conn.transaction_with_behavior(rusqlite::TransactionBehavior::Deferred)?)
+    let sql = match conn.dialect() {
+        Dialect::Sqlite => "BEGIN DEFERRED",
+        Dialect::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ",
+    };
+    Tx::start(conn, sql)
 }
 
 /// The rows a query gave, or the first error reading one.

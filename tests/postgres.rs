@@ -283,7 +283,7 @@ fn commands_that_need_the_database_say_they_run_on_sqlite_only() {
         assert!(
             out.stderr
                 .contains("PostgreSQL server (postgres://clock@db.example.com/pointage)")
-                && out.stderr.contains("SQLite file only"),
+                && out.stderr.contains(&format!("`{}` still needs a SQLite file", args[0])),
             "{args:?}: {}",
             out.stderr
         );
@@ -293,4 +293,261 @@ fn commands_that_need_the_database_say_they_run_on_sqlite_only() {
     let out = env.run(&["config", "check"], "2026-03-10T07:00:00Z").code(78);
     assert!(out.stderr.contains("password_env"), "{}", out.stderr);
     assert!(!out.stderr.contains("hunter2x"), "{}", out.stderr);
+}
+
+/// A folder whose config points at `schema` on the test server (over TLS,
+/// the password from the environment) and sends email over SMTP to
+/// 127.0.0.1:`smtp`, with delay alerts after 14 days.
+fn machine(url: &str, ca: &str, schema: &str, smtp: u16, connections: u32) -> TestEnv {
+    let env = TestEnv {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    env.write_config(&format!(
+        r#"timezone = "Europe/Paris"
+locale = "en"
+
+[database]
+url = "{}"
+password_env = "RAPPEL_TEST_PG_PASSWORD"
+schema = "{schema}"
+
+[email]
+from = "Rappel Test <rappel@example.com>"
+transport = "smtp"
+
+[email.smtp]
+host = "127.0.0.1"
+port = {smtp}
+security = "none"
+timeout_s = 2
+connections = {connections}
+
+[delivery]
+lease_s = 10
+retry_base_s = 60
+max_attempts = 3
+
+[delay_alerts]
+threshold_days = 14
+"#,
+        with(url, &format!("sslrootcert={ca}"))
+    ));
+    env
+}
+
+/// Runs `args` in `env` with the test server's password in the environment.
+fn run_pg(env: &TestEnv, password: &str, args: &[&str], now: &str) -> crate::support::Output {
+    let mut cmd = env.command(args, now);
+    cmd.env("RAPPEL_TEST_PG_PASSWORD", password);
+    crate::support::Output::of(cmd)
+}
+
+/// Fills `schema` with `n` alert recipients and one ticket stuck in
+/// "Diagnostic" since 2026-02-01 (alerts are due on 2026-03-10).
+fn fill_alerts(client: &mut postgres::Client, schema: &str, n: i64) {
+    client
+        .batch_execute(&format!(
+            "SET search_path TO \"{schema}\";
+             INSERT INTO contacts (id, name, email)
+                 SELECT i, 'Staff ' || i, 'staff' || i || '@example.com' FROM generate_series(1, {n}) i;
+             INSERT INTO alert_recipients (contact_id) SELECT id FROM contacts;
+             INSERT INTO tickets (id, reference, device, customer, created_at)
+                 VALUES (1, 'T-1', 'Phone', 'Customer', '2026-02-01T08:00:00Z');
+             INSERT INTO ticket_events (ticket_id, stage, entered_at) VALUES (1, 'Diagnostic', '2026-02-01T08:00:00Z');"
+        ))
+        .unwrap();
+}
+
+#[test]
+fn delay_alerts_go_out_once_from_a_postgresql_database() {
+    let Some((url, password, ca)) = server("delay_alerts_go_out_once_from_a_postgresql_database") else {
+        return;
+    };
+    let schema = fresh_schema("alerts");
+    let smtp = crate::support::SmtpServer::start();
+    let env = machine(&url, &ca, &schema, smtp.port, 2);
+    run_pg(&env, &password, &["db", "migrate"], "2026-03-10T07:00:00Z").success();
+    let mut db = client(&url, &password);
+    fill_alerts(&mut db, &schema, 3);
+
+    // A dry run lists the digests and writes nothing.
+    let out = run_pg(
+        &env,
+        &password,
+        &["check-delay-alerts", "--dry-run"],
+        "2026-03-10T07:00:00Z",
+    )
+    .success();
+    assert!(out.stdout.contains("staff2@example.com"), "{}", out.stdout);
+    let count = |db: &mut postgres::Client, sql: &str| -> i64 {
+        db.query_one(&format!("SELECT count(*) FROM \"{schema}\".{sql}"), &[])
+            .unwrap()
+            .get(0)
+    };
+    assert_eq!(count(&mut db, "rappel_deliveries"), 0);
+
+    let out = run_pg(&env, &password, &["check-delay-alerts"], "2026-03-10T07:00:00Z").success();
+    assert!(out.stdout.contains("3 sent"), "{}", out.stdout);
+    assert_eq!(
+        smtp.recipients(),
+        ["staff1@example.com", "staff2@example.com", "staff3@example.com"]
+    );
+    assert!(smtp.mail_to("staff1@example.com").decoded().contains("T-1"));
+    assert_eq!(count(&mut db, "rappel_deliveries WHERE status = 'sent'"), 3);
+    assert_eq!(count(&mut db, "rappel_delay_alert_log"), 3);
+    assert_eq!(
+        count(
+            &mut db,
+            "rappel_job_runs WHERE finished_at IS NOT NULL AND exit_code = 0 AND sent = 3"
+        ),
+        1
+    );
+
+    // The next run, and a deliver, send nothing more.
+    run_pg(&env, &password, &["check-delay-alerts"], "2026-03-10T08:00:00Z").success();
+    run_pg(&env, &password, &["deliver"], "2026-03-10T08:00:00Z").success();
+    assert_eq!(smtp.recipients().len(), 3);
+
+    // A server refusing the message: retried with backoff, recorded in
+    // PostgreSQL like in SQLite.
+    db.batch_execute(&format!(
+        "INSERT INTO \"{schema}\".tickets (id, reference, created_at) VALUES (2, 'T-2', '2026-02-01T08:00:00Z');
+         INSERT INTO \"{schema}\".ticket_events (ticket_id, stage, entered_at) VALUES (2, 'Attente', '2026-02-02T08:00:00Z');"
+    ))
+    .unwrap();
+    smtp.set_mode(crate::support::Mode::Defer);
+    run_pg(&env, &password, &["check-delay-alerts"], "2026-03-11T07:00:00Z").code(75);
+    assert_eq!(
+        count(
+            &mut db,
+            "rappel_deliveries WHERE status = 'pending' AND attempts = 1 AND next_attempt_at IS NOT NULL"
+        ),
+        3
+    );
+}
+
+#[test]
+fn several_machines_on_one_postgresql_database_send_each_message_once() {
+    let Some((url, password, ca)) = server("several_machines_on_one_postgresql_database_send_each_message_once") else {
+        return;
+    };
+    let schema = fresh_schema("machines");
+    let smtp = crate::support::SmtpServer::start();
+    // Three machines: three folders, one database.
+    // Eight connections each: many claims at once, so two taking the same
+    // rows would show.
+    let machines: Vec<TestEnv> = (0..3).map(|_| machine(&url, &ca, &schema, smtp.port, 8)).collect();
+    run_pg(&machines[0], &password, &["db", "migrate"], "2026-03-10T07:00:00Z").success();
+    let mut db = client(&url, &password);
+    fill_alerts(&mut db, &schema, 400);
+
+    // Every machine runs the job and deliver at once, twice over.
+    let children: Vec<_> = (0..12)
+        .map(|i| {
+            let env = &machines[i % 3];
+            let args: &[&str] = if i % 2 == 0 {
+                &["check-delay-alerts"]
+            } else {
+                &["deliver"]
+            };
+            let mut cmd = env.command(args, "2026-03-10T07:00:00Z");
+            cmd.env("RAPPEL_TEST_PG_PASSWORD", &password)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped());
+            cmd.spawn().unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    // What is left (a deliver that started before anything was planned).
+    run_pg(&machines[1], &password, &["deliver"], "2026-03-10T07:00:00Z").success();
+
+    let recipients = smtp.recipients();
+    let mut unique = recipients.clone();
+    unique.dedup();
+    assert_eq!(unique.len(), 400, "every recipient got their digest");
+    assert_eq!(recipients.len(), 400, "nobody got it twice");
+    let sent: i64 = db
+        .query_one(
+            &format!("SELECT count(*) FROM \"{schema}\".rappel_deliveries WHERE status = 'sent' AND attempts = 1"),
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(sent, 400);
+}
+
+#[test]
+fn a_claim_skips_the_rows_another_machine_holds_rather_than_waiting() {
+    let Some((url, password, ca)) = server("a_claim_skips_the_rows_another_machine_holds_rather_than_waiting") else {
+        return;
+    };
+    let schema = fresh_schema("skip");
+    let smtp = crate::support::SmtpServer::start();
+    let env = machine(&url, &ca, &schema, smtp.port, 2);
+    run_pg(&env, &password, &["db", "migrate"], "2026-03-10T07:00:00Z").success();
+    let mut db = client(&url, &password);
+    fill_alerts(&mut db, &schema, 20);
+    // Planned, not sent: no transport can be had yet.
+    std::fs::write(
+        env.config_path(),
+        std::fs::read_to_string(env.config_path()).unwrap().replace(
+            &format!("port = {}", smtp.port),
+            "port = 1\nusername = \"u\"\npassword_env = \"RAPPEL_NO_SUCH_PW\"",
+        ),
+    )
+    .unwrap();
+    run_pg(&env, &password, &["check-delay-alerts"], "2026-03-10T07:00:00Z").code(78);
+    std::fs::write(
+        env.config_path(),
+        std::fs::read_to_string(env.config_path()).unwrap().replace(
+            "port = 1\nusername = \"u\"\npassword_env = \"RAPPEL_NO_SUCH_PW\"",
+            &format!("port = {}", smtp.port),
+        ),
+    )
+    .unwrap();
+
+    // Another machine holds five of the twenty rows, mid-claim.
+    let mut other = client(&url, &password);
+    let mut held = other.transaction().unwrap();
+    let ids: Vec<i64> = held
+        .query(
+            &format!("SELECT id FROM \"{schema}\".rappel_deliveries ORDER BY id LIMIT 5 FOR UPDATE"),
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(ids.len(), 5);
+
+    // deliver takes the fifteen others and ends, without waiting.
+    let mut cmd = env.command(&["deliver"], "2026-03-10T07:00:00Z");
+    cmd.env("RAPPEL_TEST_PG_PASSWORD", &password)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("deliver waited for the rows another session holds");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(status.success());
+    assert_eq!(smtp.recipients().len(), 15);
+    held.rollback().unwrap();
+
+    // Once they are free, the next run sends them.
+    run_pg(&env, &password, &["deliver"], "2026-03-10T07:01:00Z").success();
+    let mut all = smtp.recipients();
+    assert_eq!(all.len(), 20);
+    all.dedup();
+    assert_eq!(all.len(), 20);
 }

@@ -191,7 +191,7 @@ fn report_queries(config: &crate::config::Config) -> anyhow::Result<Vec<String>>
         return Ok(Vec::new());
     }
     let conn = db.connect()?;
-    if crate::db::schema_version(&conn)? < crate::db::LATEST {
+    if crate::db::schema_version(conn.lite()?)? < crate::db::LATEST {
         println!("report queries not checked: the database needs `rappel db migrate` first");
         return Ok(Vec::new());
     }
@@ -219,7 +219,7 @@ fn naive_instants(config: &crate::config::Config) -> anyhow::Result<()> {
         return Ok(());
     }
     let conn = db.connect()?;
-    for (column, example) in crate::db::host::naive_instants(&conn)? {
+    for (column, example) in crate::db::host::naive_instants(conn.lite()?)? {
         log::warn!(
             "{column} holds instants without a zone (e.g. {example:?}), read as UTC; if your application writes local time there, set naive_timezone (e.g. naive_timezone = {:?})",
             config.timezone.name()

@@ -23,13 +23,13 @@ pub fn migrate(ctx: &Ctx<'_>) -> anyhow::Result<Exit> {
     }
     let database = ctx.config.db(false).creating();
     let mut conn = database.connect()?;
-    let before = db::schema_version(&conn)?;
+    let before = db::schema_version(conn.lite()?)?;
     if before > LATEST {
         database.connect_current()?;
     }
     let applied = database.migrate(&mut conn)?;
     // Migrated all the same: only the jobs that read such a table stop.
-    for clash in db::host::clashes(&conn)? {
+    for clash in db::host::clashes(conn.lite()?)? {
         log::warn!("{}", clash.line());
     }
     if quiet {
@@ -51,7 +51,7 @@ pub fn status(ctx: &Ctx<'_>) -> anyhow::Result<Exit> {
     }
     let database = ctx.config.db(true);
     let conn = database.connect()?;
-    let version = db::schema_version(&conn)?;
+    let version = db::schema_version(conn.lite()?)?;
     println!("database: {}", database.path().display());
     println!("schema:   {version} (this rappel: {LATEST})");
     if !ctx.config.sources.is_empty() {
@@ -84,10 +84,11 @@ pub fn status(ctx: &Ctx<'_>) -> anyhow::Result<Exit> {
         }
         if version == 0 {
             // What migrating will do to a file rappel has never touched.
+            let lite = conn.lite()?;
             let missing: Vec<&str> = db::host::CONTRACT
                 .iter()
                 .map(|(t, _)| *t)
-                .filter(|t| db::host::columns(&conn, t).is_ok_and(|c| c.is_empty()))
+                .filter(|t| db::host::columns(lite, t).is_ok_and(|c| c.is_empty()))
                 .collect();
             println!(
                 "migrating switches the file to WAL mode (the host needs write access to its -wal and -shm files)"
@@ -99,13 +100,13 @@ pub fn status(ctx: &Ctx<'_>) -> anyhow::Result<Exit> {
                 println!("and these input tables, empty: {}", missing.join(", "));
             }
         }
-        let clashes = db::host::clashes(&conn)?;
+        let clashes = db::host::clashes(conn.lite()?)?;
         for c in &clashes {
             println!("problem:  {}", c.line());
         }
         return Ok(if clashes.is_empty() { Exit::Ok } else { Exit::IoErr });
     }
-    let damage = db::damage(&conn);
+    let damage = db::damage(conn.lite()?);
     if !damage.is_empty() {
         for line in damage.iter().take(20) {
             println!("corrupt:  {line}");
@@ -113,7 +114,7 @@ pub fn status(ctx: &Ctx<'_>) -> anyhow::Result<Exit> {
         println!("status:   the database is damaged (PRAGMA quick_check); restore it from a backup");
         return Ok(Exit::IoErr);
     }
-    let problems = db::input_table_problems(&conn)?;
+    let problems = db::input_table_problems(conn.lite()?)?;
     if problems.is_empty() {
         println!("status:   up to date; host tables have every column rappel reads");
         Ok(Exit::Ok)

@@ -84,7 +84,8 @@ pub fn run(ctx: &Ctx<'_>, within: Duration) -> anyhow::Result<Exit> {
         stops.push(format!("{job}: {e:#}; its messages are not listed"));
         *exit = (*exit).max(crate::exit::of_error(&e));
     };
-    planners.retain(|(job, _)| match crate::db::host::check_for(&conn, job.as_str()) {
+    let lite = conn.lite()?;
+    planners.retain(|(job, _)| match crate::db::host::check_for(lite, job.as_str()) {
         Ok(()) => true,
         Err(e) => {
             stopped(*job, e, &mut exit, &mut stops);

@@ -20,6 +20,7 @@ use crate::exit::{Exit, fail};
 pub mod migrate;
 
 /// A PostgreSQL server, as the configuration names it (`config::database`).
+#[derive(Clone)]
 pub struct Server {
     /// What `postgres::Config` parsed from the URL (host, port, user,
     /// database, options; never a password).
@@ -87,6 +88,26 @@ pub fn connect(pg: &Server) -> anyhow::Result<postgres::Client> {
     };
     client.map_err(|e| refused(&e, &format!("cannot connect to {}", pg.shown)))
 }
+
+/// A session of its own holding `job`'s advisory lock on `server`, one key
+/// per schema and job (two installations on one server do not lock each
+/// other out); `None` when another session holds it. The lock lasts as long
+/// as the session: closing it, or the process dying, releases it.
+/// Errors: as `connect`, or the server refusing the call (`refused`).
+pub fn try_advisory_lock(server: &Server, job: &str) -> anyhow::Result<Option<AdvisoryLock>> {
+    let mut client = connect(server)?;
+    let key = format!("rappel:{}:{job}", server.schema);
+    let held: bool = client
+        .query_one("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", &[&key])
+        .map_err(|e| refused(&e, &format!("{}: cannot take the {job} lock", server.shown)))?
+        .get(0);
+    Ok(held.then(|| AdvisoryLock(Box::new(client))))
+}
+
+/// A job's advisory lock: the session holding it, closed when dropped.
+pub struct AdvisoryLock(
+    #[allow(dead_code, reason = "held for its session, which holds the lock")] Box<postgres::Client>,
+);
 
 /// `e` with `what` before it, and the exit it means: 78 when the server
 /// refuses the role, its password or its rights (the configuration must

@@ -1,14 +1,23 @@
-//! One OS file lock per job, released by the kernel when the process dies, so
-//! an overlapping run of the same job exits at once. Correctness never depends
-//! on it: claims are atomic in the database.
+//! One lock per job, released when the process dies, so an overlapping run
+//! of the same job exits at once: an OS file lock beside a SQLite database,
+//! a PostgreSQL advisory lock held by a connection of its own on a server
+//! (several machines share it; DESIGN §9). Correctness never depends on it:
+//! claims are atomic in the database.
 
 use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-pub struct JobLock {
-    _file: File,
+use crate::exit::{Exit, OrExit};
+
+use crate::db::Database;
+
+/// A job's lock, held until dropped.
+pub enum JobLock {
+    File(File),
+    /// The session holding the advisory lock; closing it releases the lock.
+    Session(crate::db::postgres::AdvisoryLock),
 }
 
 /// The lock file of `job` beside the database.
@@ -21,18 +30,26 @@ pub fn path(database: &Path, job: &str) -> PathBuf {
     database.with_file_name(name)
 }
 
-/// `Ok(None)` when another process holds the lock.
-pub fn try_lock(database: &Path, job: &str) -> anyhow::Result<Option<JobLock>> {
-    let path = path(database, job);
+/// Takes `job`'s lock on `db`; `Ok(None)` when another process holds it.
+/// Errors: the lock file cannot be opened (exit 74), or the server
+/// reached or used (`db::postgres::refused`: 78 or 74).
+pub fn try_lock(db: &Database, job: &str) -> anyhow::Result<Option<JobLock>> {
+    if let Some(server) = db.server() {
+        return Ok(crate::db::postgres::try_advisory_lock(server, job)?.map(JobLock::Session));
+    }
+    let path = path(db.path(), job);
     // Never through a link, nor a FIFO, planted where the lock file goes.
     let file = crate::files::open_regular(
         crate::files::no_follow().create(true).truncate(false).write(true),
         &path,
     )
-    .with_context(|| format!("cannot open lock file {}", path.display()))?;
+    .with_context(|| format!("cannot open lock file {}", path.display()))
+    .or_exit(Exit::IoErr)?;
     match file.try_lock() {
-        Ok(()) => Ok(Some(JobLock { _file: file })),
+        Ok(()) => Ok(Some(JobLock::File(file))),
         Err(TryLockError::WouldBlock) => Ok(None),
-        Err(TryLockError::Error(e)) => Err(e).with_context(|| format!("cannot lock {}", path.display())),
+        Err(TryLockError::Error(e)) => Err(e)
+            .with_context(|| format!("cannot lock {}", path.display()))
+            .or_exit(Exit::IoErr),
     }
 }

@@ -10,7 +10,7 @@ use crate::config::ServiceConfig;
 use crate::domain::tally::Tally;
 use crate::domain::{Run, RunMode};
 use crate::engine::lock;
-use crate::exit::{Exit, OrExit, fail};
+use crate::exit::{Exit, fail};
 use crate::jobs::attendance::{self, JOB, Sync};
 use crate::output::{self, Report};
 use crate::store::Conn;
@@ -59,13 +59,13 @@ pub fn run(ctx: &Ctx<'_>, mode: RunMode, only: Option<&str>) -> anyhow::Result<E
     if dry_run {
         let db = ctx.config.db(true);
         let conn = db.connect_current()?;
-        crate::db::host::check_for(&conn, JOB.as_str())?;
+        crate::db::host::check_for(conn.lite()?, JOB.as_str())?;
         // Read-only: a mapped attendance_logs is read whole, nothing taken in.
         sync.rows = Rows::of(&conn, false)?;
         let (terminals, unknown) = attendance::terminals(&conn, &cfg.services)?;
         warn_unknown(&conn, sync.rows, &terminals, &unknown)?;
         let mut tally = Tally::default();
-        if crate::db::sources::warn_left_out(&conn, JOB.as_str())? > 0 {
+        if crate::db::sources::warn_left_out(conn.lite()?, JOB.as_str())? > 0 {
             tally.raise(Exit::DataErr);
         }
         // With --json, stdout carries the summary alone.
@@ -87,7 +87,7 @@ pub fn run(ctx: &Ctx<'_>, mode: RunMode, only: Option<&str>) -> anyhow::Result<E
 
     let mut locked = Vec::new();
     for (i, service) in chosen {
-        match lock::try_lock(&ctx.config.database, &format!("{JOB}.{}", service.name)).or_exit(Exit::IoErr)? {
+        match lock::try_lock(&ctx.config.db(false), &format!("{JOB}.{}", service.name))? {
             Some(l) => locked.push((i, service, l)),
             None => log::warn!(
                 "another {JOB} run holds the lock of service {}; this run leaves it alone",
@@ -102,9 +102,9 @@ pub fn run(ctx: &Ctx<'_>, mode: RunMode, only: Option<&str>) -> anyhow::Result<E
     let Started { mut conn, run_id, ping } = super::begin_run(ctx, Run::Job(JOB), &db)?;
     let mut tally = Tally::default();
     let result = (|| -> anyhow::Result<()> {
-        crate::db::host::check_for(&conn, JOB.as_str())?;
+        crate::db::host::check_for(conn.lite()?, JOB.as_str())?;
         // Rows the mapping cannot use: said on every run (exit 65).
-        if crate::db::sources::warn_left_out(&conn, JOB.as_str())? > 0 {
+        if crate::db::sources::warn_left_out(conn.lite()?, JOB.as_str())? > 0 {
             tally.raise(Exit::DataErr);
         }
         sync.rows = Rows::of(&conn, true)?;

@@ -3,11 +3,9 @@
 //! `entered_at` as written: a new event under a deleted one's id is a new
 //! entry (rows from before schema 5 have no `entered_at`).
 
-use super::Result;
+use super::{Conn, Result};
+use crate::params;
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, params};
-
-use crate::instant;
 
 /// One stage entry a digest alerted.
 #[derive(Debug)]
@@ -21,36 +19,33 @@ pub struct Alerted<'a> {
 }
 
 /// Records that `entry` was alerted at `at` (the run's clock) by delivery
-/// `delivery_id`, in the planning transaction. Errors: SQLite's.
-pub fn record(conn: &Connection, entry: &Alerted<'_>, at: DateTime<Utc>, delivery_id: i64) -> Result<()> {
-    conn.prepare_cached(
+/// `delivery_id`, in the planning transaction. Errors: `StoreError`.
+pub fn record(conn: &Conn, entry: &Alerted<'_>, at: DateTime<Utc>, delivery_id: i64) -> Result<()> {
+    conn.execute(
         "INSERT INTO rappel_delay_alert_log (event_id, ticket_id, stage, days_in_stage, alerted_at, delivery_id, entered_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?
-    .execute(params![
-        entry.event_id,
-        entry.ticket_id,
-        entry.stage,
-        entry.days_in_stage,
-        instant::format(at),
-        delivery_id,
-        instant::format(entry.entered_id)
-    ])?;
+        params![
+            entry.event_id,
+            entry.ticket_id,
+            entry.stage,
+            entry.days_in_stage,
+            at,
+            delivery_id,
+            entry.entered_id
+        ],
+    )?;
     Ok(())
 }
 
 /// Whether event `event_id`'s entry named `entered_id` was alerted at or
-/// after `since` (UTC). Errors: SQLite's.
-pub fn answered(conn: &Connection, event_id: i64, entered_id: DateTime<Utc>, since: DateTime<Utc>) -> Result<bool> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM rappel_delay_alert_log WHERE event_id = ?1 AND alerted_at >= ?2
+/// after `since` (UTC). Errors: `StoreError`.
+pub fn answered(conn: &Conn, event_id: i64, entered_id: DateTime<Utc>, since: DateTime<Utc>) -> Result<bool> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM rappel_delay_alert_log WHERE event_id = ?1 AND alerted_at >= ?2
                         AND (entered_at IS NULL OR entered_at = ?3))",
-        )?
-        .query_row(
-            params![event_id, instant::format(since), instant::format(entered_id)],
-            |r| r.get(0),
-        )?)
+        params![event_id, since, entered_id],
+        |r| r.get(0),
+    )
 }
 
 /// A stage entry a delivery alerted, as recorded.
@@ -64,17 +59,17 @@ pub struct Recorded {
 }
 
 /// The stage entries delivery `delivery_id` alerted. Errors: `StoreError`.
-pub fn entries_of(conn: &Connection, delivery_id: i64) -> Result<Vec<Recorded>> {
-    let mut stmt = conn.prepare_cached(
+pub fn entries_of(conn: &Conn, delivery_id: i64) -> Result<Vec<Recorded>> {
+    conn.query_map(
         "SELECT event_id, ticket_id, entered_at, stage FROM rappel_delay_alert_log WHERE delivery_id = ?1",
-    )?;
-    let rows = stmt.query_map([delivery_id], |r| {
-        Ok(Recorded {
-            event_id: r.get(0)?,
-            ticket_id: r.get(1)?,
-            entered_at: r.get(2)?,
-            stage: crate::db::loose::text(r.get_ref(3)?).unwrap_or_default(),
-        })
-    })?;
-    super::collect(rows)
+        params![delivery_id],
+        |r| {
+            Ok(Recorded {
+                event_id: r.get(0)?,
+                ticket_id: r.get(1)?,
+                entered_at: r.get(2)?,
+                stage: crate::db::loose::text(r.cell(3)?).unwrap_or_default(),
+            })
+        },
+    )
 }

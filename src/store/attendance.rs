@@ -41,6 +41,7 @@ pub struct Terminal {
 
 /// Every terminal, by serial. Errors: `StoreError` (SQLite's).
 pub fn terminals(conn: &Conn) -> Result<Vec<Terminal>> {
+    let conn = conn.lite()?;
     let mut stmt = conn.prepare("SELECT id, serial FROM terminals ORDER BY serial")?;
     let rows = stmt.query_map([], |r| {
         Ok(Terminal {

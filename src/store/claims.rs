@@ -2,9 +2,9 @@
 //! `UPDATE ... RETURNING` inside `BEGIN IMMEDIATE`, never a SELECT then UPDATE,
 //! so two processes never hold the same row.
 
-use super::Result;
+use super::{Conn, Dialect, Result, Row};
+use crate::params;
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
-use rusqlite::{Connection, TransactionBehavior, params};
 
 use crate::domain::Channel;
 use crate::instant;
@@ -46,34 +46,35 @@ pub struct Scope {
 }
 
 /// Returns rows whose lease has passed to `pending`, keeping `attempts`.
-pub fn reclaim_expired(conn: &Connection, wall: DateTime<Utc>) -> Result<usize> {
-    Ok(conn.execute(
+pub fn reclaim_expired(conn: &Conn, wall: DateTime<Utc>) -> Result<usize> {
+    conn.execute(
         "UPDATE rappel_deliveries SET status = 'pending', claimed_by = NULL, lease_until = NULL,
                 last_error = 'lease expired'
          WHERE status = 'sending' AND lease_until < ?1",
-        [instant::format(wall)],
-    )?)
+        params![wall],
+    )
 }
 
 /// `--force`: temporarily failed rows (attempts exhausted) get one more try.
 /// Returns the sources of the rows re-armed, so their status can follow.
 /// Each source is `(table, id, source_at)`.
-pub fn rearm_exhausted(conn: &Connection, scope: &Scope) -> Result<Vec<(String, i64, Option<String>)>> {
-    let mut stmt = conn.prepare(
+pub fn rearm_exhausted(conn: &Conn, scope: &Scope) -> Result<Vec<(String, i64, Option<String>)>> {
+    let rows = conn.query_map(
         "UPDATE rappel_deliveries SET status = 'pending', next_attempt_at = NULL
          WHERE status = 'failed' AND error_class = 'temporary' AND (?1 IS NULL OR job = ?1)
          RETURNING source_table, source_id, source_at",
+        params![scope.job],
+        |r| {
+            Ok((
+                r.get::<Option<String>>(0)?,
+                r.get::<Option<i64>>(1)?,
+                r.get::<Option<String>>(2)?,
+            ))
+        },
     )?;
-    let rows = stmt.query_map([scope.job], |r| {
-        Ok((
-            r.get::<_, Option<String>>(0)?,
-            r.get::<_, Option<i64>>(1)?,
-            r.get::<_, Option<String>>(2)?,
-        ))
-    })?;
     let mut sources = Vec::new();
     for row in rows {
-        if let (Some(table), Some(id), at) = row? {
+        if let (Some(table), Some(id), at) = row {
             sources.push((table, id, at));
         }
     }
@@ -102,15 +103,8 @@ pub struct Pending {
     pub attempts: u32,
 }
 
-/// Takes up to `limit` due rows on the claimer's channels, leased from `wall`.
-pub fn claim(conn: &mut Connection, c: &Claimer<'_>, wall: DateTime<Utc>, limit: usize) -> Result<Vec<Claimed>> {
-    let (run_id, scope, channels, now, lease) = (c.run_id, c.scope, c.channels, c.now, c.lease);
-    let lease_until = wall + ChronoDuration::from_std(lease).unwrap_or(ChronoDuration::minutes(10));
-    let channels_json = serde_json::to_string(channels).unwrap_or_else(|_| "[]".into());
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let mut rows = {
-        let mut stmt = tx.prepare_cached(
-            "UPDATE rappel_deliveries
+/// The claim on SQLite: one `UPDATE … RETURNING` in `BEGIN IMMEDIATE`.
+const CLAIM_SQLITE: &str = "UPDATE rappel_deliveries
              SET status = 'sending', attempts = attempts + 1, claimed_by = ?1, lease_until = ?2
              WHERE id IN (
                  SELECT id FROM rappel_deliveries
@@ -132,89 +126,111 @@ pub fn claim(conn: &mut Connection, c: &Claimer<'_>, wall: DateTime<Utc>, limit:
                  LIMIT ?7)
              RETURNING id, job, kind, dedupe_key, source_table, source_id, channel, recipient,
                        subject, body, html_body, attempts, valid_until,
-                       attachment_path, attachment_name, attachment_type, payload, source_at, contact_id",
-        )?;
-        let mapped = stmt.query_map(
-            params![
-                run_id,
-                instant::format(lease_until),
-                scope.force,
-                instant::format(now),
-                scope.job,
-                channels_json,
-                limit as i64
-            ],
-            |r| {
-                Ok(Claimed {
-                    id: r.get(0)?,
-                    job: r.get(1)?,
-                    kind: r.get(2)?,
-                    dedupe_key: r.get(3)?,
-                    source_table: r.get(4)?,
-                    source_id: r.get(5)?,
-                    channel: r.get(6)?,
-                    recipient: r.get(7)?,
-                    subject: r.get(8)?,
-                    body: r.get(9)?,
-                    html: r.get(10)?,
-                    attempts: r.get(11)?,
-                    valid_until: r.get::<_, Option<String>>(12)?.as_deref().and_then(instant::parse),
-                    lease_until,
-                    attachment: match (r.get(13)?, r.get(14)?, r.get(15)?) {
-                        (Some(path), Some(name), Some(mime)) => {
-                            Some(crate::domain::planned::AttachmentSpec { path, name, mime })
-                        }
-                        _ => None,
-                    },
-                    payload: r.get(16)?,
-                    source_at: r.get(17)?,
-                    contact_id: r.get(18)?,
-                })
-            },
-        )?;
-        mapped.collect::<rusqlite::Result<Vec<_>>>()?
+                       attachment_path, attachment_name, attachment_type, payload, source_at, contact_id";
+
+/// The claim on PostgreSQL: one statement, the rows to take locked with
+/// `FOR UPDATE SKIP LOCKED`, so two machines claiming at once each take
+/// rows the other did not, neither waiting for the other.
+const CLAIM_POSTGRES: &str = "UPDATE rappel_deliveries
+     SET status = 'sending', attempts = attempts + 1, claimed_by = $1, lease_until = $2
+     WHERE id IN (
+         SELECT id FROM rappel_deliveries
+         WHERE status = 'pending'
+           AND (CASE WHEN $3::boolean
+                THEN claimed_by IS DISTINCT FROM $1
+                ELSE next_attempt_at IS NULL OR next_attempt_at <= $4 END)
+           AND ($5::text IS NULL OR job = $5)
+           AND channel IN (SELECT json_array_elements_text($6::json))
+           AND job IN ('check-delay-alerts', 'send-reports', 'send-reminders', 'sync-attendance',
+                       'test-email')
+         ORDER BY id
+         LIMIT $7
+         FOR UPDATE SKIP LOCKED)
+     RETURNING id, job, kind, dedupe_key, source_table, source_id, channel, recipient,
+               subject, body, html_body, attempts, valid_until,
+               attachment_path, attachment_name, attachment_type, payload, source_at, contact_id";
+
+/// Takes up to `limit` due rows on the claimer's channels, leased from `wall`.
+pub fn claim(conn: &mut Conn, c: &Claimer<'_>, wall: DateTime<Utc>, limit: usize) -> Result<Vec<Claimed>> {
+    let (run_id, scope, channels, now, lease) = (c.run_id, c.scope, c.channels, c.now, c.lease);
+    let lease_until = wall + ChronoDuration::from_std(lease).unwrap_or(ChronoDuration::minutes(10));
+    let channels_json = serde_json::to_string(channels).unwrap_or_else(|_| "[]".into());
+    let values = params![run_id, lease_until, scope.force, now, scope.job, channels_json, limit];
+    let read = |r: &Row<'_>| claimed(r, lease_until);
+    let mut rows = match conn.dialect() {
+        Dialect::Sqlite => {
+            let tx = super::begin(conn)?;
+            let rows = tx.query_map(CLAIM_SQLITE, values, read)?;
+            tx.commit()?;
+            rows
+        }
+        Dialect::Postgres => conn.query_map(CLAIM_POSTGRES, values, read)?,
     };
-    tx.commit()?;
     rows.sort_by_key(|c| c.id);
     Ok(rows)
 }
 
+/// One claimed row, as the claim returns it.
+fn claimed(r: &Row<'_>, lease_until: DateTime<Utc>) -> Result<Claimed> {
+    Ok(Claimed {
+        id: r.get(0)?,
+        job: r.get(1)?,
+        kind: r.get(2)?,
+        dedupe_key: r.get(3)?,
+        source_table: r.get(4)?,
+        source_id: r.get(5)?,
+        channel: r.get(6)?,
+        recipient: r.get(7)?,
+        subject: r.get(8)?,
+        body: r.get(9)?,
+        html: r.get(10)?,
+        attempts: r.get(11)?,
+        valid_until: r.get::<Option<String>>(12)?.as_deref().and_then(instant::parse),
+        lease_until,
+        attachment: match (r.get(13)?, r.get(14)?, r.get(15)?) {
+            (Some(path), Some(name), Some(mime)) => Some(crate::domain::planned::AttachmentSpec { path, name, mime }),
+            _ => None,
+        },
+        payload: r.get(16)?,
+        source_at: r.get(17)?,
+        contact_id: r.get(18)?,
+    })
+}
+
 /// Due pending rows by channel (with `--force`, every pending row).
-pub fn due_by_channel(conn: &Connection, scope: &Scope, now: DateTime<Utc>) -> Result<Vec<(String, i64)>> {
-    let mut stmt = conn.prepare(
+pub fn due_by_channel(conn: &Conn, scope: &Scope, now: DateTime<Utc>) -> Result<Vec<(String, i64)>> {
+    conn.query_map(
         "SELECT channel, count(*) FROM rappel_deliveries
          WHERE status = 'pending' AND (?1 OR next_attempt_at IS NULL OR next_attempt_at <= ?2)
            AND (?3 IS NULL OR job = ?3)
          GROUP BY channel",
-    )?;
-    let rows = stmt.query_map(params![scope.force, instant::format(now), scope.job], |r| {
-        Ok((r.get(0)?, r.get(1)?))
-    })?;
-    super::collect(rows)
+        params![scope.force, now, scope.job],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
 }
 
 /// Due pending rows, read without claiming (dry runs).
-pub fn preview(conn: &Connection, scope: &Scope, now: DateTime<Utc>) -> Result<Vec<Pending>> {
-    let mut stmt = conn.prepare(
+pub fn preview(conn: &Conn, scope: &Scope, now: DateTime<Utc>) -> Result<Vec<Pending>> {
+    let rows = conn.query_map(
         "SELECT kind, channel, recipient, subject, attempts, job FROM rappel_deliveries
          WHERE (status = 'pending' AND (?1 OR next_attempt_at IS NULL OR next_attempt_at <= ?2)
                 OR (?1 AND status = 'failed' AND error_class = 'temporary'))
            AND (?3 IS NULL OR job = ?3)
          ORDER BY id",
+        params![scope.force, now, scope.job],
+        |r| {
+            Ok((
+                r.get::<String>(0)?,
+                r.get::<String>(1)?,
+                r.get::<String>(2)?,
+                r.get::<String>(3)?,
+                r.get::<u32>(4)?,
+                r.get::<String>(5)?,
+            ))
+        },
     )?;
-    let rows = stmt.query_map(params![scope.force, instant::format(now), scope.job], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, String>(3)?,
-            r.get::<_, u32>(4)?,
-            r.get::<_, String>(5)?,
-        ))
-    })?;
     let mut due = Vec::new();
-    for row in rows {
-        let (kind, channel, recipient, subject, attempts, job) = row?;
+    for (kind, channel, recipient, subject, attempts, job) in rows {
         // A row written by hand on a channel or job rappel does not know is
         // never claimed; the run says so (`Engine::deliver`).
         let (Ok(channel), Ok(job), Ok(kind)) = (channel.parse(), job.parse(), kind.parse()) else {
@@ -247,24 +263,24 @@ pub struct Waiting {
 /// Pending deliveries due now or at a next try at or before `until`, by id.
 /// A row on a channel or job rappel does not know is left out: it is never
 /// claimed, so never sent (a run says why). Errors: SQLite's.
-pub fn waiting(conn: &Connection, until: DateTime<Utc>) -> Result<Vec<Waiting>> {
-    let mut stmt = conn.prepare(
+pub fn waiting(conn: &Conn, until: DateTime<Utc>) -> Result<Vec<Waiting>> {
+    let rows = conn.query_map(
         "SELECT job, kind, channel, recipient, subject, next_attempt_at FROM rappel_deliveries
          WHERE status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= ?1) ORDER BY id",
+        params![until],
+        |r| {
+            Ok((
+                r.get::<String>(0)?,
+                r.get::<String>(1)?,
+                r.get::<String>(2)?,
+                r.get::<String>(3)?,
+                r.get::<String>(4)?,
+                r.get::<Option<String>>(5)?,
+            ))
+        },
     )?;
-    let rows = stmt.query_map([instant::format(until)], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, String>(3)?,
-            r.get::<_, String>(4)?,
-            r.get::<_, Option<String>>(5)?,
-        ))
-    })?;
     let mut out = Vec::new();
-    for row in rows {
-        let (job, kind, channel, recipient, subject, next) = row?;
+    for (job, kind, channel, recipient, subject, next) in rows {
         let (Ok(channel), Ok(job)) = (channel.parse(), job.parse()) else {
             continue;
         };

@@ -4,9 +4,10 @@
 //! filtered read.
 
 use super::Result;
+use crate::store::{Conn, Dialect, Tx};
 use chrono::{DateTime, Utc};
 use rusqlite::types::Value;
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
 use crate::domain::{Channel, DeliveryStatus, Kind};
@@ -21,59 +22,63 @@ use crate::instant;
 /// `RETURNING` clause: SQLite runs `RETURNING` as a trigger, which makes the
 /// statement keep a statement journal (every page it changes copied to a
 /// temporary file first), a large share of planning's writes.
-pub fn insert(tx: &Connection, p: &Planned, now: DateTime<Utc>) -> Result<Option<i64>> {
-    let attachment = p.attachment.as_ref();
-    let inserted = tx
-        .prepare_cached(
-            "INSERT INTO rappel_deliveries (job, kind, dedupe_key, source_table, source_id, contact_id, channel,
+pub fn insert(tx: &Conn, p: &Planned, now: DateTime<Utc>) -> Result<Option<i64>> {
+    const INSERT: &str =
+        "INSERT INTO rappel_deliveries (job, kind, dedupe_key, source_table, source_id, contact_id, channel,
                                  recipient, subject, body, html_body, valid_until, created_at,
                                  attachment_path, attachment_name, attachment_type,
                                  status, error_class, last_error, payload, source_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                 CASE WHEN ?17 IS NULL THEN 'pending' ELSE 'failed' END,
-                 CASE WHEN ?17 IS NULL THEN NULL ELSE 'permanent' END, ?17, ?18, ?19)
-         ON CONFLICT (dedupe_key) DO NOTHING",
-        )?
-        .execute(params![
-            p.job,
-            p.kind,
-            p.dedupe_key,
-            p.source_table,
-            p.source_id,
-            p.contact_id,
-            p.channel,
-            p.recipient,
-            p.subject,
-            p.body,
-            p.html,
-            p.valid_until.map(instant::format),
-            instant::format(now),
-            attachment.map(|a| &a.path),
-            attachment.map(|a| &a.name),
-            attachment.map(|a| &a.mime),
-            p.failed,
-            p.payload,
-            p.source_at.map(instant::format),
-        ])?;
-    Ok((inserted > 0).then(|| tx.last_insert_rowid()))
+                 CASE WHEN CAST(?17 AS TEXT) IS NULL THEN 'pending' ELSE 'failed' END,
+                 CASE WHEN CAST(?17 AS TEXT) IS NULL THEN NULL ELSE 'permanent' END, ?17, ?18, ?19)
+         ON CONFLICT (dedupe_key) DO NOTHING";
+    let attachment = p.attachment.as_ref();
+    let values = crate::params![
+        p.job,
+        p.kind,
+        p.dedupe_key,
+        p.source_table,
+        p.source_id,
+        p.contact_id,
+        p.channel,
+        p.recipient,
+        p.subject,
+        p.body,
+        p.html,
+        p.valid_until,
+        now,
+        attachment.map(|a| &a.path),
+        attachment.map(|a| &a.name),
+        attachment.map(|a| &a.mime),
+        p.failed,
+        p.payload,
+        p.source_at,
+    ];
+    match tx.dialect() {
+        Dialect::Sqlite => {
+            let inserted = tx.execute(INSERT, values)?;
+            Ok((inserted > 0)
+                .then(|| tx.lite().map(|c| c.last_insert_rowid()))
+                .transpose()?)
+        }
+        Dialect::Postgres => tx.query_opt(&format!("{INSERT} RETURNING id"), values, |r| r.get(0)),
+    }
 }
 
 /// Plans a message again under its existing key (its source was set back to
 /// pending by the operator, or an address came back to a report's list):
 /// fresh content, attempts from zero. Only a failed or cancelled message.
-pub fn rearm(tx: &Transaction<'_>, p: &Planned) -> Result<usize> {
+pub fn rearm(tx: &Tx<'_>, p: &Planned) -> Result<usize> {
     let attachment = p.attachment.as_ref();
-    Ok(tx
-        .prepare_cached(
-            "UPDATE rappel_deliveries
+    tx.execute(
+        "UPDATE rappel_deliveries
          SET subject = ?2, body = ?3, html_body = ?4, attachment_path = ?5, attachment_name = ?6,
              attachment_type = ?7, attempts = 0, next_attempt_at = NULL, claimed_by = NULL, lease_until = NULL,
-             status = CASE WHEN ?8 IS NULL THEN 'pending' ELSE 'failed' END,
-             error_class = CASE WHEN ?8 IS NULL THEN NULL ELSE 'permanent' END,
+             status = CASE WHEN CAST(?8 AS TEXT) IS NULL THEN 'pending' ELSE 'failed' END,
+             error_class = CASE WHEN CAST(?8 AS TEXT) IS NULL THEN NULL ELSE 'permanent' END,
              last_error = ?8
          WHERE dedupe_key = ?1 AND status IN ('failed', 'cancelled')",
-        )?
-        .execute(params![
+        crate::params![
             p.dedupe_key,
             p.subject,
             p.body,
@@ -82,23 +87,26 @@ pub fn rearm(tx: &Transaction<'_>, p: &Planned) -> Result<usize> {
             attachment.map(|a| &a.name),
             attachment.map(|a| &a.mime),
             p.failed,
-        ])?)
+        ],
+    )
 }
 
 /// Whether delivery `id` exists (whatever its status). Errors: `StoreError`.
-pub fn exists(conn: &Connection, id: i64) -> Result<bool> {
-    Ok(conn.query_row(
+pub fn exists(conn: &Conn, id: i64) -> Result<bool> {
+    conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM rappel_deliveries WHERE id = ?1)",
-        [id],
+        crate::params![id],
         |r| r.get(0),
-    )?)
+    )
 }
 
 /// Whether a message with `key` was planned already (whatever became of it).
-pub fn planned_already(conn: &Connection, key: &str) -> Result<bool> {
-    Ok(conn
-        .prepare_cached("SELECT EXISTS (SELECT 1 FROM rappel_deliveries WHERE dedupe_key = ?1)")?
-        .query_row([key], |r| r.get(0))?)
+pub fn planned_already(conn: &Conn, key: &str) -> Result<bool> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM rappel_deliveries WHERE dedupe_key = ?1)",
+        crate::params![key],
+        |r| r.get(0),
+    )
 }
 
 /// One row of the log, as `--json` prints it.
@@ -133,7 +141,8 @@ pub struct Filter {
 }
 
 /// The deliveries `filter` selects, newest first. Errors: SQLite's.
-pub fn list(conn: &Connection, filter: &Filter) -> Result<Vec<LogEntry>> {
+pub fn list(conn: &Conn, filter: &Filter) -> Result<Vec<LogEntry>> {
+    let conn = conn.lite()?;
     let mut filters = Vec::new();
     let mut params: Vec<Value> = Vec::new();
     let mut narrow = |sql: &str, value: Value| {
@@ -227,7 +236,8 @@ pub struct Delivery {
 
 /// Delivery `id`, every column (`message_id` left for the caller to
 /// derive); `None` when there is no such delivery. Errors: SQLite's.
-pub fn one(conn: &Connection, id: i64) -> Result<Option<Delivery>> {
+pub fn one(conn: &Conn, id: i64) -> Result<Option<Delivery>> {
+    let conn = conn.lite()?;
     Ok(conn
         .query_row(
             "SELECT id, job, kind, dedupe_key, source_table, source_id, source_at, contact_id, channel, recipient,
@@ -299,12 +309,8 @@ pub enum Pick<'a> {
 
 /// The deliveries `pick` names, of `kind` and created at or after `since`
 /// when given, by id. Errors: SQLite's.
-pub fn select(
-    conn: &Connection,
-    pick: Pick<'_>,
-    kind: Option<Kind>,
-    since: Option<DateTime<Utc>>,
-) -> Result<Vec<HandRow>> {
+pub fn select(conn: &Conn, pick: Pick<'_>, kind: Option<Kind>, since: Option<DateTime<Utc>>) -> Result<Vec<HandRow>> {
+    let conn = conn.lite()?;
     let list = match pick {
         Pick::Ids(ids) => serde_json::to_string(ids),
         Pick::Statuses(statuses) => serde_json::to_string(statuses),
@@ -343,7 +349,8 @@ pub fn select(
 /// `rappel retry`: delivery `id` back to `pending`, due now, attempts from
 /// zero, if it is failed, pending or cancelled (never sent nor being sent:
 /// a run that claimed it meanwhile wins). Returns whether it changed.
-pub fn retry_by_hand(conn: &Connection, id: i64) -> Result<bool> {
+pub fn retry_by_hand(conn: &Conn, id: i64) -> Result<bool> {
+    let conn = conn.lite()?;
     let changed = conn
         .prepare_cached(
             "UPDATE rappel_deliveries SET status = 'pending', next_attempt_at = NULL, attempts = 0, error_class = NULL,
@@ -357,7 +364,8 @@ pub fn retry_by_hand(conn: &Connection, id: i64) -> Result<bool> {
 /// `rappel cancel`: pending delivery `id` ends `cancelled` by the operator
 /// (`error_class = 'operator'`, which a report's next run respects).
 /// Returns whether it changed.
-pub fn cancel_by_hand(conn: &Connection, id: i64) -> Result<bool> {
+pub fn cancel_by_hand(conn: &Conn, id: i64) -> Result<bool> {
+    let conn = conn.lite()?;
     let changed = conn
         .prepare_cached(
             "UPDATE rappel_deliveries SET status = 'cancelled', next_attempt_at = NULL, error_class = 'operator',
@@ -371,7 +379,8 @@ pub fn cancel_by_hand(conn: &Connection, id: i64) -> Result<bool> {
 /// WhatsApp and SMS messages sent since `since` (UTC) through Twilio whose
 /// provider status is not final yet (delivered, read, undelivered, failed):
 /// id and Twilio's message SID, by id. Errors: SQLite's.
-pub fn awaiting_provider_status(conn: &Connection, since: DateTime<Utc>) -> Result<Vec<(i64, String)>> {
+pub fn awaiting_provider_status(conn: &Conn, since: DateTime<Utc>) -> Result<Vec<(i64, String)>> {
+    let conn = conn.lite()?;
     let mut stmt = conn.prepare(
         "SELECT id, provider_ref FROM rappel_deliveries
          WHERE channel IN ('whatsapp', 'sms') AND status = 'sent' AND sent_at >= ?1
@@ -386,7 +395,8 @@ pub fn awaiting_provider_status(conn: &Connection, since: DateTime<Utc>) -> Resu
 /// Records Twilio's later word on delivery `id` (never its `status`: the
 /// message did leave), with the error explained when there is one.
 /// Returns 1 when it changed, 0 when it was already so.
-pub fn set_provider_status(conn: &Connection, id: i64, status: &str, error: Option<&str>) -> Result<usize> {
+pub fn set_provider_status(conn: &Conn, id: i64, status: &str, error: Option<&str>) -> Result<usize> {
+    let conn = conn.lite()?;
     Ok(conn.execute(
         "UPDATE rappel_deliveries SET provider_status = ?2, last_error = coalesce(?3, last_error)
          WHERE id = ?1 AND provider_status IS NOT ?2",
@@ -397,7 +407,8 @@ pub fn set_provider_status(conn: &Connection, id: i64, status: &str, error: Opti
 /// Sets `manual_reminders.sent_at` of row `id` (named by `source_at` as
 /// stored) to `now` (UTC), once one of its messages was sent, if it is not
 /// set yet. Errors: SQLite's.
-pub fn mark_manual_sent(conn: &Connection, id: i64, source_at: &str, now: DateTime<Utc>) -> Result<()> {
+pub fn mark_manual_sent(conn: &Conn, id: i64, source_at: &str, now: DateTime<Utc>) -> Result<()> {
+    let conn = conn.lite()?;
     conn.prepare_cached(
         "UPDATE manual_reminders SET sent_at = ?2
          WHERE id = ?1 AND sent_at IS NULL

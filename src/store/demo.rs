@@ -2,8 +2,9 @@
 //! tables, dated relative to `now`, or `n` generated tickets for benchmarks.
 //! Written into an empty, migrated database.
 
+use crate::store::Conn;
 use chrono::{DateTime, Duration, Utc};
-use rusqlite::{Connection, params};
+use rusqlite::params;
 
 use super::Result;
 use crate::instant;
@@ -30,7 +31,7 @@ const CUSTOMERS: [&str; 6] = [
 /// report mailings (the first attaching `hebdo.pdf`, which the caller
 /// writes), loans, students and their sessions, and attendance punches, all
 /// dated relative to `now` (UTC). Errors: `StoreError`.
-pub fn sample(conn: &mut Connection, now: DateTime<Utc>) -> Result<()> {
+pub fn sample(conn: &mut Conn, now: DateTime<Utc>) -> Result<()> {
     sample_tickets(conn, now)?;
     sample_reports(conn, now)?;
     sample_loans(conn, now)?;
@@ -44,7 +45,8 @@ fn ago(now: DateTime<Utc>, days: i64, hours: i64) -> String {
 
 /// Two time clocks at the entrance and the workshop, and the last day's punches
 /// of five employees (in and out, one reading without a temperature).
-fn sample_attendance(conn: &mut Connection, now: DateTime<Utc>) -> Result<()> {
+fn sample_attendance(conn: &mut Conn, now: DateTime<Utc>) -> Result<()> {
+    let conn = conn.lite_mut()?;
     let tx = conn.transaction()?;
     tx.execute_batch(
         "INSERT INTO terminals (id, serial, name, timezone) VALUES
@@ -85,7 +87,8 @@ fn sample_attendance(conn: &mut Connection, now: DateTime<Utc>) -> Result<()> {
 }
 
 /// A handful of tickets in several stages, some overdue, and their recipients.
-fn sample_tickets(conn: &mut Connection, now: DateTime<Utc>) -> Result<()> {
+fn sample_tickets(conn: &mut Conn, now: DateTime<Utc>) -> Result<()> {
+    let conn = conn.lite_mut()?;
     let tx = conn.transaction()?;
     tx.execute_batch(
         "INSERT INTO contacts (id, name, email, locale) VALUES
@@ -165,7 +168,8 @@ fn sample_tickets(conn: &mut Connection, now: DateTime<Utc>) -> Result<()> {
 
 /// Three report mailings: a stored PDF (weekly, recurring), a report generated
 /// from its definition, and one not due yet.
-fn sample_reports(conn: &Connection, now: DateTime<Utc>) -> Result<()> {
+fn sample_reports(conn: &Conn, now: DateTime<Utc>) -> Result<()> {
+    let conn = conn.lite()?;
     conn.execute(
         "INSERT INTO scheduled_reports (title, recipients, scheduled_at, attachment_path, report, recurrence) VALUES
            ('Rapport hebdomadaire', 'direction@example.com; atelier@example.com', ?1, 'hebdo.pdf', NULL, '0 8 * * 1'),
@@ -178,7 +182,8 @@ fn sample_reports(conn: &Connection, now: DateTime<Utc>) -> Result<()> {
 
 /// Loans around now, so reminders are always due: one just lent, one due
 /// within the hour (short notice), one two days late, one just returned.
-fn sample_loans(conn: &Connection, now: DateTime<Utc>) -> Result<()> {
+fn sample_loans(conn: &Conn, now: DateTime<Utc>) -> Result<()> {
+    let conn = conn.lite()?;
     conn.execute_batch(
         "INSERT INTO contacts (id, name, email, phone, locale, whatsapp_enabled, sms_enabled) VALUES
            (10, 'Léa Essono', 'lea.essono@example.com', '+24107123456', 'fr', 1, 0),
@@ -228,7 +233,8 @@ fn sample_loans(conn: &Connection, now: DateTime<Utc>) -> Result<()> {
 /// hours (its morning reminder is due once `session_day_at` has passed), one
 /// tomorrow (its eve reminder after `session_eve_at`), and a student away
 /// for five days (after `inactivity_at`).
-fn sample_students(conn: &Connection, now: DateTime<Utc>) -> Result<()> {
+fn sample_students(conn: &Conn, now: DateTime<Utc>) -> Result<()> {
+    let conn = conn.lite()?;
     conn.execute_batch(
         "INSERT INTO contacts (id, name, email, phone, locale, whatsapp_enabled, sms_enabled) VALUES
            (20, 'Inès Moussavou', 'ines.moussavou@example.com', '+24107111222', 'fr', 1, 0),
@@ -289,7 +295,8 @@ fn sample_students(conn: &Connection, now: DateTime<Utc>) -> Result<()> {
 
 /// Fills an empty database with `n` tickets for benchmarks, with one to four events each: 95 % closed, the open ones in
 /// their current stage for up to 20 days, so a few percent are overdue.
-pub fn generate(conn: &mut Connection, n: u64, now: DateTime<Utc>) -> Result<()> {
+pub fn generate(conn: &mut Conn, n: u64, now: DateTime<Utc>) -> Result<()> {
+    let conn = conn.lite_mut()?;
     let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut next = move || {
         seed ^= seed << 13;

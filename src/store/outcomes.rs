@@ -2,12 +2,11 @@
 //! it (`claimed_by` is ours and `status` is still `sending`): a row whose
 //! lease passed to another run is left alone.
 
-use super::Result;
+use super::{Conn, Dialect, Result};
+use crate::params;
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, params};
 
 use crate::domain::ErrorClass;
-use crate::instant;
 
 /// What becomes of a claimed row. Reasons are stored as given: the caller
 /// masks what a provider echoed.
@@ -37,58 +36,68 @@ pub enum Change {
 }
 
 /// Writes `change` on delivery `id` if run `run_id` still holds it.
-/// Returns whether it did. Errors: SQLite's.
-pub fn record(conn: &Connection, id: i64, run_id: &str, change: &Change) -> Result<bool> {
+/// Returns whether it did. Errors: `StoreError`.
+pub fn record(conn: &Conn, id: i64, run_id: &str, change: &Change) -> Result<bool> {
     const HELD: &str = "WHERE id = ?1 AND claimed_by = ?2 AND status = 'sending'";
+    // The larger of two values: SQLite's two-argument max, PostgreSQL's GREATEST.
+    let greatest = match conn.dialect() {
+        Dialect::Sqlite => "max",
+        Dialect::Postgres => "GREATEST",
+    };
     let changed = match change {
-        Change::Sent { at, provider_ref } => conn
-            .prepare_cached(&format!(
+        Change::Sent { at, provider_ref } => conn.execute(
+            &format!(
                 "UPDATE rappel_deliveries SET status = 'sent', sent_at = ?3, provider_ref = ?4, error_class = NULL,
                  last_error = NULL, next_attempt_at = NULL, lease_until = NULL {HELD}"
-            ))?
-            .execute(params![id, run_id, instant::format(*at), provider_ref])?,
-        Change::Failed { class, reason } => conn
-            .prepare_cached(&format!(
+            ),
+            params![id, run_id, at, provider_ref],
+        )?,
+        Change::Failed { class, reason } => conn.execute(
+            &format!(
                 "UPDATE rappel_deliveries SET status = 'failed', error_class = ?3, last_error = ?4, lease_until = NULL,
                  next_attempt_at = NULL {HELD}"
-            ))?
-            .execute(params![id, run_id, class, reason])?,
-        Change::Retry { reason, next } => conn
-            .prepare_cached(&format!(
+            ),
+            params![id, run_id, class, reason],
+        )?,
+        Change::Retry { reason, next } => conn.execute(
+            &format!(
                 "UPDATE rappel_deliveries SET status = 'pending', error_class = 'temporary', last_error = ?3,
                  next_attempt_at = ?4, lease_until = NULL {HELD}"
-            ))?
-            .execute(params![id, run_id, reason, instant::format(*next)])?,
-        Change::Cancelled { reason } => conn
-            .prepare_cached(&format!(
-                "UPDATE rappel_deliveries SET status = 'cancelled', attempts = max(attempts - 1, 0), error_class = NULL,
+            ),
+            params![id, run_id, reason, next],
+        )?,
+        Change::Cancelled { reason } => conn.execute(
+            &format!(
+                "UPDATE rappel_deliveries SET status = 'cancelled', attempts = {greatest}(attempts - 1, 0), error_class = NULL,
                  last_error = ?3, next_attempt_at = NULL, lease_until = NULL {HELD}"
-            ))?
-            .execute(params![id, run_id, reason])?,
-        Change::Postponed { until, reason } => conn
-            .prepare_cached(&format!(
-                "UPDATE rappel_deliveries SET status = 'pending', attempts = max(attempts - 1, 0), claimed_by = NULL,
+            ),
+            params![id, run_id, reason],
+        )?,
+        Change::Postponed { until, reason } => conn.execute(
+            &format!(
+                "UPDATE rappel_deliveries SET status = 'pending', attempts = {greatest}(attempts - 1, 0), claimed_by = NULL,
                  lease_until = NULL, next_attempt_at = ?3, last_error = coalesce(last_error, ?4) {HELD}"
-            ))?
-            .execute(params![id, run_id, instant::format(*until), reason])?,
-        Change::Released { class, reason } => conn
-            .prepare_cached(&format!(
-                "UPDATE rappel_deliveries SET status = 'pending', attempts = max(attempts - 1, 0), claimed_by = NULL,
+            ),
+            params![id, run_id, until, reason],
+        )?,
+        Change::Released { class, reason } => conn.execute(
+            &format!(
+                "UPDATE rappel_deliveries SET status = 'pending', attempts = {greatest}(attempts - 1, 0), claimed_by = NULL,
                  lease_until = NULL, error_class = coalesce(?3, error_class),
                  last_error = coalesce(?4, last_error) {HELD}"
-            ))?
-            .execute(params![id, run_id, class, reason])?,
+            ),
+            params![id, run_id, class, reason],
+        )?,
     };
     Ok(changed > 0)
 }
 
 /// Points delivery `id` at `to` (the address its person has now) if run
 /// `run_id` still holds it; returns whether it did.
-pub fn readdress(conn: &Connection, id: i64, run_id: &str, to: &str) -> Result<bool> {
-    let changed = conn
-        .prepare_cached(
-            "UPDATE rappel_deliveries SET recipient = ?3 WHERE id = ?1 AND claimed_by = ?2 AND status = 'sending'",
-        )?
-        .execute(params![id, run_id, to])?;
+pub fn readdress(conn: &Conn, id: i64, run_id: &str, to: &str) -> Result<bool> {
+    let changed = conn.execute(
+        "UPDATE rappel_deliveries SET recipient = ?3 WHERE id = ?1 AND claimed_by = ?2 AND status = 'sending'",
+        params![id, run_id, to],
+    )?;
     Ok(changed > 0)
 }

@@ -5,8 +5,9 @@
 //! no longer has; never a pending or sending row.
 
 use super::Result;
+use crate::store::Conn;
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, TransactionBehavior, params};
+use rusqlite::params;
 
 use crate::instant;
 
@@ -54,21 +55,22 @@ const ATTENDANCE_MAPPED: (&str, &str) = (
 /// in one transaction; returns each target's name and count, in order.
 /// Errors: SQLite's.
 pub fn old_rows(
-    conn: &mut Connection,
+    conn: &mut Conn,
     cutoff: DateTime<Utc>,
     include_attendance: bool,
     dry_run: bool,
 ) -> Result<Vec<(&'static str, i64)>> {
+    let mapped = super::sources::found(conn, "attendance_logs")? == super::sources::Found::Mapped;
+    let conn = conn.lite_mut()?;
     let cutoff = instant::format(cutoff);
     let mut targets: Vec<(&str, &str)> = TARGETS.to_vec();
     if include_attendance {
-        let mapped = super::sources::found(conn, "attendance_logs")? == super::sources::Found::Mapped;
         targets.push(if mapped { ATTENDANCE_MAPPED } else { ATTENDANCE });
     }
     let tx = conn.transaction_with_behavior(if dry_run {
-        TransactionBehavior::Deferred
+        rusqlite::TransactionBehavior::Deferred
     } else {
-        TransactionBehavior::Immediate
+        rusqlite::TransactionBehavior::Immediate
     })?;
     let mut counts = Vec::new();
     for (what, from) in targets {
@@ -87,7 +89,8 @@ pub fn old_rows(
 
 /// The files a delivery that may still be sent attaches (pending or
 /// sending, or not sent and created at or after `cutoff`), as stored.
-pub fn attachments_in_use(conn: &Connection, cutoff: DateTime<Utc>) -> Result<Vec<String>> {
+pub fn attachments_in_use(conn: &Conn, cutoff: DateTime<Utc>) -> Result<Vec<String>> {
+    let conn = conn.lite()?;
     let mut stmt = conn.prepare(
         "SELECT attachment_path FROM rappel_deliveries WHERE attachment_path IS NOT NULL
            AND (status IN ('pending', 'sending') OR (status <> 'sent' AND created_at >= ?1))",
@@ -97,6 +100,7 @@ pub fn attachments_in_use(conn: &Connection, cutoff: DateTime<Utc>) -> Result<Ve
 }
 
 /// Gives the freed pages back to the file system (`VACUUM`).
-pub fn vacuum(conn: &Connection) -> Result<()> {
+pub fn vacuum(conn: &Conn) -> Result<()> {
+    let conn = conn.lite()?;
     Ok(conn.execute_batch("VACUUM")?)
 }

@@ -11,9 +11,10 @@
 //! are the same `SELECT`s, `unixepoch(x)` being `extract(epoch FROM x)`.
 
 use super::{Result, StoreError, Tx};
+use crate::store::Conn;
 use chrono::{DateTime, Duration, Utc};
 use rusqlite::types::{Value, ValueRef};
-use rusqlite::{Connection, OptionalExtension, Row};
+use rusqlite::{OptionalExtension, Row};
 
 use crate::db::loose;
 use crate::instant;
@@ -115,11 +116,12 @@ pub struct LoanRow {
 /// `due_after` (UTC), plus any whose instant is not one (to be reported);
 /// only row `only` when given. Errors: the statement's (`StoreError`).
 pub fn loans(
-    conn: &Connection,
+    conn: &Conn,
     returned_after: DateTime<Utc>,
     due_after: DateTime<Utc>,
     only: Option<i64>,
 ) -> Result<Rows<'_, LoanRow>> {
+    let conn = conn.lite()?;
     let mut params = vec![
         Value::Integer(returned_after.timestamp()),
         Value::Integer(due_after.timestamp()),
@@ -185,11 +187,12 @@ fn date_bounds(from: DateTime<Utc>, to: DateTime<Utc>) -> (String, String) {
 /// `starts_at` a `timestamptz`, the same read is `starts_at > $1 AND
 /// starts_at <= $2`.
 pub fn sessions(
-    conn: &Connection,
+    conn: &Conn,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     only: Option<i64>,
 ) -> Result<Rows<'_, SessionRow>> {
+    let conn = conn.lite()?;
     let (lo, hi) = date_bounds(from, to);
     let mut params = vec![Value::Text(lo), Value::Text(hi)];
     let only = narrowed("r.id", 3, only, &mut params);
@@ -235,7 +238,8 @@ pub struct StudentRow {
 
 /// Every student, in id order (only row `only` when given). Errors: the
 /// statement's (`StoreError`).
-pub fn students(conn: &Connection, only: Option<i64>) -> Result<Rows<'_, StudentRow>> {
+pub fn students(conn: &Conn, only: Option<i64>) -> Result<Rows<'_, StudentRow>> {
+    let conn = conn.lite()?;
     let mut params = Vec::new();
     let only = narrowed("s.id", 1, only, &mut params);
     let stmt = conn.prepare_cached(&format!(
@@ -288,7 +292,8 @@ const SESSIONS_BY_STUDENT: &str = "rappel_revision_sessions_student";
 /// compared on its entries: a fortnight of every student's sessions comes
 /// without being sorted first (a database migrated before that index
 /// existed is read through the `starts_at` index and sorted, as before).
-pub fn digest_sessions(conn: &Connection, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Rows<'_, DigestSession>> {
+pub fn digest_sessions(conn: &Conn, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Rows<'_, DigestSession>> {
+    let conn = conn.lite()?;
     let (lo, hi) = date_bounds(from, to);
     let by_student: bool = conn
         .prepare_cached(
@@ -343,7 +348,8 @@ pub struct ManualRow {
 /// The manual reminders not sent yet (with `include_sent`, every one: one
 /// already sent on a channel still goes on the others), in id order; only
 /// row `only` when given. Errors: the statement's (`StoreError`).
-pub fn manual_reminders(conn: &Connection, include_sent: bool, only: Option<i64>) -> Result<Rows<'_, ManualRow>> {
+pub fn manual_reminders(conn: &Conn, include_sent: bool, only: Option<i64>) -> Result<Rows<'_, ManualRow>> {
+    let conn = conn.lite()?;
     let mut params = Vec::new();
     let only = narrowed("m.id", 1, only, &mut params);
     let unsent = if include_sent { "1" } else { "m.sent_at IS NULL" };
@@ -375,7 +381,8 @@ pub fn manual_reminders(conn: &Connection, include_sent: bool, only: Option<i64>
 
 /// Contact `id`; `None` when there is none. Errors: the statement's
 /// (`StoreError`).
-pub fn contact(conn: &Connection, id: i64) -> Result<Option<ContactRow>> {
+pub fn contact(conn: &Conn, id: i64) -> Result<Option<ContactRow>> {
+    let conn = conn.lite()?;
     let mut stmt = conn.prepare_cached(
         "SELECT id, name, email, phone, locale, timezone, email_enabled, whatsapp_enabled, sms_enabled, muted_kinds
          FROM contacts WHERE id = ?1",
@@ -391,13 +398,15 @@ pub fn contact(conn: &Connection, id: i64) -> Result<Option<ContactRow>> {
 /// (`db::identity`): `None` when the row is gone, `Some(None)` when its
 /// instant is empty or does not parse. Errors: the statement's
 /// (`StoreError`).
-pub fn source_instant(conn: &Connection, table: &str, id: i64) -> Result<Option<Option<DateTime<Utc>>>> {
+pub fn source_instant(conn: &Conn, table: &str, id: i64) -> Result<Option<Option<DateTime<Utc>>>> {
+    let conn = conn.lite()?;
     Ok(crate::db::identity::current(conn, table, id)?)
 }
 
 /// Whether loan `id` was returned (`returned_at` is set); `None` when there
 /// is no such loan. Errors: the statement's (`StoreError`).
-pub fn loan_returned(conn: &Connection, id: i64) -> Result<Option<bool>> {
+pub fn loan_returned(conn: &Conn, id: i64) -> Result<Option<bool>> {
+    let conn = conn.lite()?;
     Ok(conn
         .query_row("SELECT returned_at FROM loans WHERE id = ?1", [id], |r| {
             Ok(filled(r.get_ref(0)?))
@@ -415,7 +424,8 @@ pub struct SessionState {
 
 /// Session `id`'s state; `None` when there is no such session. Errors: the
 /// statement's (`StoreError`).
-pub fn session_state(conn: &Connection, id: i64) -> Result<Option<SessionState>> {
+pub fn session_state(conn: &Conn, id: i64) -> Result<Option<SessionState>> {
+    let conn = conn.lite()?;
     Ok(conn
         .query_row(
             "SELECT cancelled, completed_at FROM revision_sessions WHERE id = ?1",
@@ -433,7 +443,8 @@ pub fn session_state(conn: &Connection, id: i64) -> Result<Option<SessionState>>
 /// Whether student `id`'s subscription is active (NULL or unreadable:
 /// active); `None` when there is no such student. Errors: the statement's
 /// (`StoreError`).
-pub fn subscription_active(conn: &Connection, id: i64) -> Result<Option<bool>> {
+pub fn subscription_active(conn: &Conn, id: i64) -> Result<Option<bool>> {
+    let conn = conn.lite()?;
     Ok(conn
         .query_row("SELECT subscription_active FROM students WHERE id = ?1", [id], |r| {
             Ok(flag(r.get_ref(0)?, true))
@@ -448,13 +459,15 @@ pub fn subscription_active(conn: &Connection, id: i64) -> Result<Option<bool>> {
 /// by statement rather than holding a `Tx`. In PostgreSQL, `BEGIN` on the
 /// writer's session. Errors: the lock still held by another writer past the
 /// busy timeout (`StoreError`).
-pub fn open_batch(conn: &Connection) -> Result<()> {
+pub fn open_batch(conn: &Conn) -> Result<()> {
+    let conn = conn.lite()?;
     conn.execute_batch("BEGIN IMMEDIATE")?;
     Ok(())
 }
 
 /// Commits the batch `open_batch` opened. Errors: `StoreError`.
-pub fn commit_batch(conn: &Connection) -> Result<()> {
+pub fn commit_batch(conn: &Conn) -> Result<()> {
+    let conn = conn.lite()?;
     conn.execute_batch("COMMIT")?;
     Ok(())
 }

@@ -43,6 +43,7 @@ pub struct Pending {
 /// on its zone, which the job reads); planning and `config check` read them. Errors: an `id` that is not an
 /// integer, and SQLite's.
 pub fn pending(conn: &Conn) -> Result<Vec<Pending>> {
+    let conn = conn.lite()?;
     let mut stmt = conn.prepare(
         "SELECT id, title, recipients, scheduled_at, attachment_path, report, timezone, next_attempt_at, recurrence
          FROM scheduled_reports WHERE status = 'pending' ORDER BY id",
@@ -67,6 +68,7 @@ pub fn pending(conn: &Conn) -> Result<Vec<Pending>> {
 /// names the row with its id (UTC): `None` when the row is gone,
 /// `Some(None)` when the value is empty or not a timestamp. Errors: SQLite's.
 pub fn scheduled_at(conn: &Conn, id: i64) -> Result<Option<Option<DateTime<Utc>>>> {
+    let conn = conn.lite()?;
     Ok(crate::db::identity::current(conn, TABLE, id)?)
 }
 
@@ -75,6 +77,7 @@ pub fn scheduled_at(conn: &Conn, id: i64) -> Result<Option<Option<DateTime<Utc>>
 /// status, or `withdrawn` for one cancelled by the operator (`rappel
 /// cancel`). Errors: SQLite's.
 pub fn deliveries_by_recipient(conn: &Conn, id: i64, source_at: DateTime<Utc>) -> Result<HashMap<String, String>> {
+    let conn = conn.lite()?;
     let mut stmt = conn.prepare_cached(
         "SELECT recipient, CASE WHEN status = 'cancelled' AND error_class = 'operator' THEN 'withdrawn' ELSE status END
          FROM rappel_deliveries WHERE source_table = ?1 AND source_id = ?2 AND source_at = ?3",
@@ -102,6 +105,7 @@ pub struct RowDelivery {
 /// The deliveries made for report row `id` named by `source_at` (its
 /// `scheduled_at` as the deliveries store it), by id. Errors: SQLite's.
 pub fn row_deliveries(conn: &Conn, id: i64, source_at: &str) -> Result<Vec<RowDelivery>> {
+    let conn = conn.lite()?;
     let mut stmt = conn.prepare_cached(
         "SELECT recipient, CASE WHEN status = 'cancelled' AND error_class = 'operator' THEN 'withdrawn' ELSE status END,
                 attempts, next_attempt_at, last_error
@@ -122,6 +126,7 @@ pub fn row_deliveries(conn: &Conn, id: i64, source_at: &str) -> Result<Vec<RowDe
 /// Whether any delivery made for report row `id` named by `source_at` (as
 /// stored) is still pending or being sent. Errors: SQLite's.
 pub fn in_flight(conn: &Conn, id: i64, source_at: &str) -> Result<bool> {
+    let conn = conn.lite()?;
     Ok(conn
         .prepare_cached(
             "SELECT EXISTS (SELECT 1 FROM rappel_deliveries
@@ -134,6 +139,7 @@ pub fn in_flight(conn: &Conn, id: i64, source_at: &str) -> Result<bool> {
 /// Report row `id`'s `recipients` as written (`db::loose::text`; empty for
 /// NULL). Errors: no such row (`QueryReturnedNoRows`), and SQLite's.
 pub fn recipients(conn: &Conn, id: i64) -> Result<String> {
+    let conn = conn.lite()?;
     Ok(
         conn.query_row("SELECT recipients FROM scheduled_reports WHERE id = ?1", [id], |r| {
             Ok(text(r.get_ref(0)?).unwrap_or_default())
@@ -152,6 +158,7 @@ pub struct State {
 /// Report row `id`'s status and recipients now; `None` when the row is
 /// gone. Errors: SQLite's.
 pub fn state(conn: &Conn, id: i64) -> Result<Option<State>> {
+    let conn = conn.lite()?;
     Ok(conn
         .prepare_cached("SELECT status, recipients FROM scheduled_reports WHERE id = ?1")?
         .query_row([id], |r| {
@@ -166,6 +173,7 @@ pub fn state(conn: &Conn, id: i64) -> Result<Option<State>> {
 /// Report row `id`'s status now; `None` when the row is gone. Errors: a
 /// status that is NULL or not text, and SQLite's.
 pub fn status(conn: &Conn, id: i64) -> Result<Option<String>> {
+    let conn = conn.lite()?;
     Ok(conn
         .prepare_cached("SELECT status FROM scheduled_reports WHERE id = ?1")?
         .query_row([id], |r| r.get(0))
@@ -175,6 +183,7 @@ pub fn status(conn: &Conn, id: i64) -> Result<Option<String>> {
 /// Pending report row `id` fails with `reason` (one more attempt, no retry
 /// time). Returns whether it changed (it was still pending). Errors: SQLite's.
 pub fn fail(tx: &Tx<'_>, id: i64, reason: &str) -> Result<bool> {
+    let tx = tx.lite()?;
     updated(
         tx,
         "UPDATE scheduled_reports SET status = 'failed', attempts = attempts + 1, last_error = ?2,
@@ -189,6 +198,7 @@ pub fn fail(tx: &Tx<'_>, id: i64, reason: &str) -> Result<bool> {
 /// returned no rows and says `skip_if_empty` (`sent`, with that said in
 /// `last_error`). Returns whether it changed. Errors: SQLite's.
 pub fn mark_empty(tx: &Tx<'_>, id: i64) -> Result<bool> {
+    let tx = tx.lite()?;
     updated(
         tx,
         "UPDATE scheduled_reports SET status = 'sent', next_attempt_at = NULL,
@@ -210,6 +220,7 @@ pub fn keep_pending(
     next_attempt_at: Option<&str>,
     last_error: Option<&str>,
 ) -> Result<()> {
+    let tx = tx.lite()?;
     tx.execute(
         "UPDATE scheduled_reports SET status = 'pending', attempts = ?2, next_attempt_at = ?3, last_error = ?4
              WHERE id = ?1 AND status IN ('pending', 'failed')",
@@ -231,6 +242,7 @@ pub enum Settled<'a> {
 /// `attempts` (a row that was sent before keeps its `sent_at` when it now
 /// fails). Returns whether it changed (it was still pending). Errors: SQLite's.
 pub fn settle(tx: &Tx<'_>, id: i64, attempts: i64, end: Settled<'_>) -> Result<bool> {
+    let tx = tx.lite()?;
     let (status, errors, sent_at) = match end {
         Settled::Sent { at } => ("sent", None, Some(instant::format(at))),
         Settled::Failed { errors } => ("failed", Some(errors), None),
@@ -251,6 +263,7 @@ pub fn settle(tx: &Tx<'_>, id: i64, attempts: i64, end: Settled<'_>) -> Result<b
 /// work while other deliveries of the row are in flight. Errors: SQLite's.
 /// PostgreSQL runs the same `UPDATE … FROM`, with `GREATEST` for `max`.
 pub fn fold_delivery(tx: &Tx<'_>, id: i64, delivery_id: i64) -> Result<()> {
+    let tx = tx.lite()?;
     tx.prepare_cached(
         "UPDATE scheduled_reports
          SET status = 'pending', attempts = max(scheduled_reports.attempts, d.attempts),
@@ -282,6 +295,7 @@ pub struct ToRepeat {
 /// is gone. Errors: a title, recipients or `scheduled_at` that is NULL or
 /// not text, and SQLite's.
 pub fn row_to_repeat(conn: &Conn, id: i64) -> Result<Option<ToRepeat>> {
+    let conn = conn.lite()?;
     Ok(conn
         .query_row(
             "SELECT title, recipients, scheduled_at, attachment_path, report, recurrence, timezone
@@ -305,6 +319,7 @@ pub fn row_to_repeat(conn: &Conn, id: i64) -> Result<Option<ToRepeat>> {
 /// Whether report row `id` named by `source_at` (as stored) has had its
 /// next occurrence made already. Errors: SQLite's.
 pub fn next_made(conn: &Conn, id: i64, source_at: &str) -> Result<bool> {
+    let conn = conn.lite()?;
     Ok(conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM rappel_report_recurrences WHERE report_id = ?1 AND scheduled_at = ?2)",
         params![id, source_at],
@@ -326,6 +341,7 @@ pub fn insert_next(
     keep_attachment: bool,
     now: DateTime<Utc>,
 ) -> Result<i64> {
+    let tx = tx.lite()?;
     // A savepoint: the new row and its guard are written together or not at all.
     tx.execute_batch("SAVEPOINT next_occurrence")?;
     match insert_occurrence(tx, (id, source_at), row, next, keep_attachment, now) {
@@ -342,7 +358,7 @@ pub fn insert_next(
 
 /// `insert_next`'s two writes, inside its savepoint.
 fn insert_occurrence(
-    tx: &Tx<'_>,
+    tx: &rusqlite::Connection,
     (id, source_at): (i64, &str),
     row: &ToRepeat,
     next: DateTime<Utc>,
@@ -378,6 +394,7 @@ fn insert_occurrence(
 /// Appends `note` to report row `id`'s `last_error` (after `; ` when there
 /// is one), so a problem stays written on the row. Errors: SQLite's.
 pub fn append_error(tx: &Tx<'_>, id: i64, note: &str) -> Result<()> {
+    let tx = tx.lite()?;
     tx.execute(
         "UPDATE scheduled_reports SET last_error = coalesce(last_error || '; ', '') || ?2 WHERE id = ?1",
         params![id, note],
@@ -389,14 +406,15 @@ pub fn append_error(tx: &Tx<'_>, id: i64, note: &str) -> Result<()> {
 /// whether it changed one. Read with RETURNING, not the count of changes:
 /// on a source mapped onto the host's table (a view whose trigger records
 /// the change) SQLite counts none.
-fn updated(tx: &Tx<'_>, sql: &str, params: impl rusqlite::Params) -> Result<bool> {
-    Ok(tx.query_row(sql, params, |r| r.get::<_, i64>(0)).optional()?.is_some())
+fn updated(tx: &rusqlite::Connection, sql: &str, params: impl rusqlite::Params) -> Result<bool> {
+    Ok(rusqlite::OptionalExtension::optional(tx.query_row(sql, params, |r| r.get::<_, i64>(0)))?.is_some())
 }
 
 /// `rappel retry`: report row `id` back to `pending` when it is `sent` or
 /// `failed` (a row set otherwise by hand stays so). Returns whether it
 /// changed. Errors: SQLite's.
 pub fn reopen(tx: &Tx<'_>, id: i64) -> Result<bool> {
+    let tx = tx.lite()?;
     updated(
         tx,
         "UPDATE scheduled_reports SET status = 'pending' WHERE id = ?1 AND status IN ('sent', 'failed')

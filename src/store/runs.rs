@@ -2,26 +2,26 @@
 //! with its counts, exit code and error (what `stats` and a stopped cron
 //! are read from).
 
-use super::Result;
+use super::{Conn, Result};
+use crate::params;
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::domain::Job;
 use crate::instant;
 
 /// Opens the run's `rappel_job_runs` row (a run that dies leaves `finished_at` NULL).
-pub fn start(conn: &Connection, job: &str, now: DateTime<Utc>) -> Result<i64> {
-    Ok(conn.query_row(
+pub fn start(conn: &Conn, job: &str, now: DateTime<Utc>) -> Result<i64> {
+    conn.query_row(
         "INSERT INTO rappel_job_runs (job, started_at) VALUES (?1, ?2) RETURNING id",
-        params![job, instant::format(now)],
+        params![job, now],
         |r| r.get(0),
-    )?)
+    )
 }
 
 /// Closes run `id`: when it finished (the run's clock), its counts, exit
 /// code and, when it stopped, why (secrets masked).
 pub fn finish(
-    conn: &Connection,
+    conn: &Conn,
     id: i64,
     finished: DateTime<Utc>,
     tally: &crate::domain::tally::Tally,
@@ -34,15 +34,15 @@ pub fn finish(
          WHERE id = ?1",
         params![
             id,
-            instant::format(finished),
-            c.planned as i64,
-            c.sent as i64,
-            c.failed as i64,
-            c.skipped as i64,
-            c.retrying as i64,
+            finished,
+            c.planned,
+            c.sent,
+            c.failed,
+            c.skipped,
+            c.retrying,
             tally.exit.code(),
             error.map(crate::mask::mask),
-            c.cancelled as i64
+            c.cancelled
         ],
     )?;
     Ok(())
@@ -50,28 +50,26 @@ pub fn finish(
 
 /// When `job`'s latest run that finished started, at or before `now`;
 /// `None` if it never finished one (or the value does not parse).
-pub fn last_finished(conn: &Connection, job: Job, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
+pub fn last_finished(conn: &Conn, job: Job, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
     let last: Option<String> = conn
-        .query_row(
+        .query_opt(
             "SELECT max(started_at) FROM rappel_job_runs WHERE job = ?1 AND finished_at IS NOT NULL AND started_at <= ?2",
-            params![job, instant::format(now)],
+            params![job, now],
             |r| r.get(0),
-        )
-        .optional()?
+        )?
         .flatten();
     Ok(last.as_deref().and_then(instant::parse))
 }
 
 /// When `job`'s latest run before `now` started, finished or not (a run
 /// that died counts: cron did start it); `None` if there was none.
-pub fn last_started(conn: &Connection, job: Job, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
+pub fn last_started(conn: &Conn, job: Job, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
     let previous: Option<String> = conn
-        .query_row(
+        .query_opt(
             "SELECT max(started_at) FROM rappel_job_runs WHERE job = ?1 AND started_at < ?2",
-            params![job, instant::format(now)],
+            params![job, now],
             |r| r.get(0),
-        )
-        .optional()?
+        )?
         .flatten();
     Ok(previous.as_deref().and_then(instant::parse))
 }

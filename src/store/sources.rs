@@ -2,10 +2,9 @@
 //! is there, where it comes from, and its rows, each cell through the same
 //! loose readers as the jobs (`db::loose`).
 
-use rusqlite::Connection;
-
 use super::{Result, StoreError};
 use crate::db::loose;
+use crate::store::Conn;
 
 /// Where input table `name` is read from on this connection.
 #[derive(Debug, PartialEq)]
@@ -19,7 +18,8 @@ pub enum Found {
 }
 
 /// Where `name` is read from. Errors: `StoreError`.
-pub fn found(conn: &Connection, name: &str) -> Result<Found> {
+pub fn found(conn: &Conn, name: &str) -> Result<Found> {
+    let conn = conn.lite()?;
     let in_schema = |schema: &str| -> Result<bool> {
         Ok(conn
             .prepare(&format!(
@@ -54,7 +54,7 @@ pub struct Cell {
 /// data. Errors: `StoreError` (a mapped expression failing on some row, as
 /// SQLite says), or `each`'s.
 pub fn each_row<E: From<StoreError>>(
-    conn: &Connection,
+    conn: &Conn,
     name: &str,
     columns: &[&str],
     mut each: impl FnMut(&[Cell]) -> std::result::Result<(), E>,
@@ -62,6 +62,7 @@ pub fn each_row<E: From<StoreError>>(
     let quoted = |n: &str| format!("\"{}\"", n.replace('"', "\"\""));
     let list: Vec<String> = columns.iter().map(|c| quoted(c)).collect();
     let sql = format!("SELECT {} FROM {} ORDER BY id", list.join(", "), quoted(name));
+    let conn = conn.lite()?;
     let mut stmt = conn.prepare(&sql).map_err(StoreError::from)?;
     let mut rows = stmt.query([]).map_err(StoreError::from)?;
     let mut cells = Vec::with_capacity(columns.len());
@@ -84,7 +85,8 @@ pub fn each_row<E: From<StoreError>>(
 /// Punches of `attendance_logs` (the rows the jobs read) under a terminal
 /// id the terminals table does not have: how many, and one such id
 /// (`None` when there are none). Errors: `StoreError`.
-pub fn orphan_punches(conn: &Connection) -> Result<Option<(u64, i64)>> {
+pub fn orphan_punches(conn: &Conn) -> Result<Option<(u64, i64)>> {
+    let conn = conn.lite()?;
     let (n, example): (i64, Option<i64>) = conn.query_row(
         "SELECT count(*), min(l.terminal_id) FROM attendance_logs AS l
          WHERE NOT EXISTS (SELECT 1 FROM terminals AS t WHERE t.id = l.terminal_id)",

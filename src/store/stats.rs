@@ -3,8 +3,9 @@
 //! and the attendance ledger now.
 
 use super::Result;
+use crate::store::Conn;
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, params};
+use rusqlite::params;
 use serde::Serialize;
 
 use crate::instant;
@@ -76,7 +77,8 @@ pub struct Figures {
 
 /// The dashboard's figures over deliveries created since `since` (UTC),
 /// and the attendance ledger now. Errors: SQLite's.
-pub fn gather(conn: &Connection, since: DateTime<Utc>) -> Result<Figures> {
+pub fn gather(conn: &Conn, since: DateTime<Utc>) -> Result<Figures> {
+    let conn = conn.lite()?;
     let from = instant::format(since);
     let grouped = |column: &str| -> Result<Vec<Group>> {
         let mut stmt = conn.prepare(&format!(
@@ -138,7 +140,7 @@ pub fn gather(conn: &Connection, since: DateTime<Utc>) -> Result<Figures> {
 }
 
 /// The median of sent_at - created_at over sent deliveries since `from`.
-fn median_to_send(conn: &Connection, from: &str) -> Result<Option<f64>> {
+fn median_to_send(conn: &rusqlite::Connection, from: &str) -> Result<Option<f64>> {
     const SENT: &str = "FROM rappel_deliveries WHERE created_at >= ?1 AND status = 'sent' AND sent_at IS NOT NULL";
     let n: i64 = conn.query_row(&format!("SELECT count(*) {SENT}"), [from], |r| r.get(0))?;
     if n == 0 {
@@ -157,7 +159,7 @@ fn median_to_send(conn: &Connection, from: &str) -> Result<Option<f64>> {
 }
 
 /// The attendance ledger now (not limited by `--since`: pending is pending).
-fn attendance(conn: &Connection) -> Result<Attendance> {
+fn attendance(conn: &rusqlite::Connection) -> Result<Attendance> {
     let mut a = conn.query_row(
         "SELECT coalesce(sum(sync_status = 'pending'), 0), coalesce(sum(sync_status = 'sending'), 0),
                 coalesce(sum(sync_status = 'failed' AND next_attempt_at IS NOT NULL), 0),

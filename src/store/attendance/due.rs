@@ -71,11 +71,12 @@ pub struct Cursor {
 /// is left. Reads only. Errors: `StoreError` (SQLite's). In PostgreSQL the
 /// same reads, the terminals bound as `= ANY($1)`.
 pub fn next_batch(conn: &Conn, due: &Due<'_>, cursor: &mut Cursor) -> Result<Vec<Read>> {
+    let conn = conn.lite()?;
     Ok(next(conn, due, cursor)?)
 }
 
 /// `next_batch`, with SQLite's errors (`ledger` reads it in its claim).
-pub(super) fn next(conn: &Conn, due: &Due<'_>, cursor: &mut Cursor) -> rusqlite::Result<Vec<Read>> {
+pub(super) fn next(conn: &rusqlite::Connection, due: &Due<'_>, cursor: &mut Cursor) -> rusqlite::Result<Vec<Read>> {
     let now = instant::format(due.now);
     let wall = instant::format(due.wall);
     let terminals = json_ids(&due.terminals);
@@ -119,7 +120,7 @@ pub(super) fn next(conn: &Conn, due: &Due<'_>, cursor: &mut Cursor) -> rusqlite:
 /// The next open batch (by key, after the cursor) with due logs: those logs,
 /// in the order they were first posted.
 fn next_open(
-    conn: &Conn,
+    conn: &rusqlite::Connection,
     due: &Due<'_>,
     cursor: &mut Cursor,
     now: &str,

@@ -9,7 +9,7 @@
 //! through a view's trigger).
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Transaction, params};
+use rusqlite::params;
 
 use super::Rows;
 use super::due::{self, Cursor, Due, json_ids};
@@ -24,6 +24,7 @@ use crate::store::{Conn, Result};
 /// (UTC); returns how many logs were given back. Errors: `StoreError`
 /// (SQLite's). PostgreSQL runs the same `UPDATE`.
 pub fn reclaim_expired(conn: &Conn, rows: Rows, wall: DateTime<Utc>) -> Result<usize> {
+    let conn = conn.lite()?;
     let mut stmt = conn.prepare(&format!(
         "UPDATE attendance_logs SET sync_status = {GIVEN_BACK}, sync_lease_until = NULL
          WHERE id IN (SELECT {id} FROM {from}
@@ -71,7 +72,8 @@ pub fn claim_batch(
     lease_until: DateTime<Utc>,
     key: impl FnOnce(&str, &[i64]) -> String,
 ) -> Result<Option<Claimed>> {
-    let tx = crate::store::begin(conn)?;
+    let conn = conn.lite_mut()?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let reads = due::next(&tx, due, cursor)?;
     if reads.is_empty() {
         return Ok(None);
@@ -119,7 +121,7 @@ pub fn claim_batch(
     }))
 }
 
-fn forget(tx: &Transaction<'_>, id: i64) -> rusqlite::Result<()> {
+fn forget(tx: &rusqlite::Connection, id: i64) -> rusqlite::Result<()> {
     tx.prepare_cached("DELETE FROM rappel_attendance_batches WHERE log_id = ?1")?
         .execute([id])?;
     Ok(())
@@ -168,7 +170,8 @@ pub fn record_batch(
     outcomes: &[Outcome],
     now: DateTime<Utc>,
 ) -> Result<Recorded> {
-    let tx = crate::store::begin(conn)?;
+    let conn = conn.lite_mut()?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let at = instant::format(now);
     let mut done = Recorded::default();
     let mut synced_terminals = Vec::new();
@@ -250,7 +253,7 @@ pub fn record_batch(
 /// Sets `set` on the logs `?1` (a JSON array of ids) that the claim `?2`
 /// (its lease) still holds; returns those it set (read back with
 /// `RETURNING`: a mapped source's trigger changes no row SQLite counts).
-fn mark(tx: &Transaction<'_>, set: &str, params: impl rusqlite::Params) -> rusqlite::Result<Vec<i64>> {
+fn mark(tx: &rusqlite::Connection, set: &str, params: impl rusqlite::Params) -> rusqlite::Result<Vec<i64>> {
     tx.prepare_cached(&format!(
         "UPDATE attendance_logs SET {set}
          WHERE id IN (SELECT value FROM json_each(?1)) AND sync_status = 'sending' AND sync_lease_until = ?2
@@ -273,6 +276,7 @@ pub struct Unowned {
 /// serial, from the ledger at `rows`. Reads only. Errors: `StoreError`
 /// (SQLite's). In PostgreSQL the list is bound as `<> ALL($1::bigint[])`.
 pub fn unowned_pending(conn: &Conn, rows: Rows, owned: &[i64]) -> Result<Vec<Unowned>> {
+    let conn = conn.lite()?;
     let mut stmt = conn.prepare(&format!(
         "SELECT t.serial, l.terminal_id, count(*)
          FROM {} LEFT JOIN terminals t ON t.id = l.terminal_id
@@ -439,7 +443,7 @@ mod tests {
         let state = |id: i64| -> (String, i64) {
             conn.query_row(
                 "SELECT sync_status, sync_attempts FROM attendance_logs WHERE id = ?1",
-                [id],
+                crate::params![id],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .unwrap()

@@ -66,12 +66,13 @@ impl Rows {
 /// returns how many punches were taken in (0 with `Table`). Errors:
 /// `StoreError` (SQLite's).
 pub fn take_in(conn: &mut Conn, rows: Rows) -> Result<usize> {
+    let conn = conn.lite_mut()?;
     if rows == Rows::Table {
         return Ok(0);
     }
     let raw = crate::db::sources::raw_view("attendance_logs");
     let usable = crate::db::sources::usable("attendance_logs", "i");
-    let tx = crate::store::begin(conn)?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let taken = tx.execute(
         &format!(
             "INSERT INTO rappel_punch_state

@@ -32,8 +32,9 @@ pub fn record_pull(
     terminal_ids: &[i64],
     now: DateTime<Utc>,
 ) -> Result<()> {
+    let conn = conn.lite_mut()?;
     let now = instant::format(now);
-    let tx = crate::store::begin(conn)?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     {
         let mut upsert = tx.prepare(
             "INSERT INTO rappel_attendance_users (service, enroll_id, name, admin, enabled, weekzone, grp, synced_at)

@@ -49,7 +49,7 @@ pub struct Rows {
 /// when the statement is prepared, like any other write.
 fn guarded(db: &Database) -> anyhow::Result<rusqlite::Connection> {
     use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
-    let mut conn = db.reading().connect()?;
+    let mut conn = db.reading().connect()?.into_lite()?;
     // One value may not hold more than the whole report may: SQLite refuses
     // to build a longer string or blob rather than fill the memory.
     conn.set_limit(

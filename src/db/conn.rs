@@ -1,0 +1,419 @@
+//! A connection to rappel's database whichever the backend: SQLite (a file)
+//! or PostgreSQL (a server). Statements are written once with numbered
+//! placeholders (`?1`, `?2`: PostgreSQL gets `$1`, `$2`), bound from
+//! `ToParam`s and read through `Row::get` into `FromCell`s; where the two
+//! dialects differ, the store asks `Conn::dialect` and says both forms.
+//! Prepared statements are cached per connection on both backends.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::ops::Deref;
+
+use super::error::{Result, StoreError};
+use super::value::{Cell, FromCell, Param, ToParam};
+
+/// Which SQL a connection speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// A connection: opened by `db::Database::connect`, used by one thread at a
+/// time.
+pub struct Conn {
+    inner: Inner,
+}
+
+enum Inner {
+    Sqlite(rusqlite::Connection),
+    Postgres(Box<RefCell<Session>>),
+}
+
+/// A PostgreSQL connection and the statements prepared on it, by their
+/// SQL as the store writes it.
+struct Session {
+    client: postgres::Client,
+    prepared: HashMap<String, postgres::Statement>,
+    /// Statements the server cannot type alone: prepared per the types of
+    /// their values (`typed_key`).
+    typed: std::collections::HashSet<String>,
+}
+
+/// Whether the server refused to prepare a statement for want of its
+/// parameters' types (42P18 indeterminate, 42P08 ambiguous).
+fn untyped(e: &postgres::Error) -> bool {
+    use postgres::error::SqlState;
+    e.code()
+        .is_some_and(|c| *c == SqlState::INDETERMINATE_DATATYPE || *c == SqlState::AMBIGUOUS_PARAMETER)
+}
+
+/// The cache key of `sql` prepared for `values`' types.
+fn typed_key(sql: &str, values: &[Param<'_>]) -> String {
+    let mut key = String::with_capacity(sql.len() + values.len() + 1);
+    key.push_str(sql);
+    key.push('\0');
+    key.extend(values.iter().map(|v| match v {
+        Param::Int(_) => 'i',
+        Param::Real(_) => 'r',
+        Param::Bool(_) => 'b',
+        Param::Text(_) | Param::Null => 't',
+    }));
+    key
+}
+
+/// One row of a query's result.
+pub enum Row<'r> {
+    Sqlite(&'r rusqlite::Row<'r>),
+    Postgres(&'r postgres::Row),
+}
+
+impl Row<'_> {
+    /// Column `index` (from 0), converted. Errors: `StoreError::Column`
+    /// naming the column and why it does not convert.
+    pub fn get<T: FromCell>(&self, index: usize) -> Result<T> {
+        let cell = self.cell(index)?;
+        T::from_cell(cell).map_err(|why| self.column_error(index, why))
+    }
+
+    /// Column `index` as the database holds it (a host's loosely typed
+    /// column, read through `db::loose`).
+    pub fn cell(&self, index: usize) -> Result<Cell<'_>> {
+        match self {
+            Row::Sqlite(r) => Ok(Cell::from(r.get_ref(index)?)),
+            Row::Postgres(r) => r
+                .try_get::<_, Cell<'_>>(index)
+                .map_err(|e| self.column_error(index, e.to_string())),
+        }
+    }
+
+    fn column_error(&self, index: usize, why: String) -> StoreError {
+        let name = match self {
+            Row::Sqlite(r) => r.as_ref().column_name(index).ok().map(str::to_string),
+            Row::Postgres(r) => r.columns().get(index).map(|c| c.name().to_string()),
+        };
+        StoreError::Column {
+            column: name.unwrap_or_else(|| format!("#{index}")),
+            why,
+        }
+    }
+}
+
+impl Conn {
+    /// Wraps an open SQLite connection (`db` opens it).
+    pub(crate) fn sqlite(conn: rusqlite::Connection) -> Conn {
+        Conn {
+            inner: Inner::Sqlite(conn),
+        }
+    }
+
+    /// Wraps an open PostgreSQL connection (`db::postgres` opens it).
+    pub(crate) fn postgres(client: postgres::Client) -> Conn {
+        Conn {
+            inner: Inner::Postgres(Box::new(RefCell::new(Session {
+                client,
+                prepared: HashMap::new(),
+                typed: std::collections::HashSet::new(),
+            }))),
+        }
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        match self.inner {
+            Inner::Sqlite(_) => Dialect::Sqlite,
+            Inner::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    /// The SQLite connection, for what is written for SQLite alone.
+    /// Errors: `StoreError::Unsupported` on PostgreSQL.
+    pub fn lite(&self) -> Result<&rusqlite::Connection> {
+        match &self.inner {
+            Inner::Sqlite(c) => Ok(c),
+            Inner::Postgres(_) => Err(StoreError::Unsupported),
+        }
+    }
+
+    /// The SQLite connection itself (a report's guarded query sets its
+    /// own limits on it). Errors: `StoreError::Unsupported` on PostgreSQL.
+    pub fn into_lite(self) -> Result<rusqlite::Connection> {
+        match self.inner {
+            Inner::Sqlite(c) => Ok(c),
+            Inner::Postgres(_) => Err(StoreError::Unsupported),
+        }
+    }
+
+    /// As `lite`, mutably (SQLite's own transactions).
+    pub fn lite_mut(&mut self) -> Result<&mut rusqlite::Connection> {
+        match &mut self.inner {
+            Inner::Sqlite(c) => Ok(c),
+            Inner::Postgres(_) => Err(StoreError::Unsupported),
+        }
+    }
+
+    /// Runs `f` on the PostgreSQL session with its statement for `sql`,
+    /// prepared once. The server infers each parameter's type from where it
+    /// stands; where it cannot (`?1 IS NULL OR job = ?1`), the statement is
+    /// prepared again with the types of the values bound this time (an
+    /// integer `bigint`, text and NULL `text`, a flag `boolean`).
+    fn with_pg<T>(
+        cell: &RefCell<Session>,
+        sql: &str,
+        values: &[Param<'_>],
+        f: impl FnOnce(&mut postgres::Client, &postgres::Statement) -> Result<T>,
+    ) -> Result<T> {
+        let mut session = cell.try_borrow_mut().map_err(|_| StoreError::InUse)?;
+        let Session {
+            client,
+            prepared,
+            typed,
+        } = &mut *session;
+        let key = if typed.contains(sql) {
+            typed_key(sql, values)
+        } else {
+            sql.to_string()
+        };
+        if !prepared.contains_key(&key) {
+            let statement = match client.prepare(&numbered(sql)) {
+                Ok(statement) => statement,
+                Err(e) if untyped(&e) => {
+                    typed.insert(sql.to_string());
+                    return Self::with_typed(client, prepared, sql, values, f);
+                }
+                Err(e) => return Err(e.into()),
+            };
+            prepared.insert(key.clone(), statement);
+        }
+        let statement = prepared.get(&key).ok_or(StoreError::InUse)?;
+        f(client, statement)
+    }
+
+    /// `with_pg` for a statement whose parameters take their types from the
+    /// values bound.
+    fn with_typed<T>(
+        client: &mut postgres::Client,
+        prepared: &mut HashMap<String, postgres::Statement>,
+        sql: &str,
+        values: &[Param<'_>],
+        f: impl FnOnce(&mut postgres::Client, &postgres::Statement) -> Result<T>,
+    ) -> Result<T> {
+        let key = typed_key(sql, values);
+        if !prepared.contains_key(&key) {
+            let types: Vec<postgres::types::Type> = values.iter().map(Param::pg_type).collect();
+            let statement = client.prepare_typed(&numbered(sql), &types)?;
+            prepared.insert(key.clone(), statement);
+        }
+        let statement = prepared.get(&key).ok_or(StoreError::InUse)?;
+        f(client, statement)
+    }
+
+    /// Runs one statement; returns the rows it changed.
+    pub fn execute(&self, sql: &str, params: &[&dyn ToParam]) -> Result<usize> {
+        let values: Vec<Param<'_>> = params.iter().map(|p| p.param()).collect();
+        match &self.inner {
+            Inner::Sqlite(c) => {
+                let mut stmt = c.prepare_cached(sql)?;
+                Ok(stmt.execute(rusqlite::params_from_iter(values.iter()))?)
+            }
+            Inner::Postgres(cell) => Self::with_pg(cell, sql, &values, |client, stmt| {
+                let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = values
+                    .iter()
+                    .map(|v| v as &(dyn postgres::types::ToSql + Sync))
+                    .collect();
+                let n = client.execute(stmt, &refs)?;
+                Ok(usize::try_from(n).unwrap_or(usize::MAX))
+            }),
+        }
+    }
+
+    /// Runs statements separated by `;`, without parameters.
+    pub fn execute_batch(&self, sql: &str) -> Result<()> {
+        match &self.inner {
+            Inner::Sqlite(c) => Ok(c.execute_batch(sql)?),
+            Inner::Postgres(cell) => {
+                let mut session = cell.try_borrow_mut().map_err(|_| StoreError::InUse)?;
+                Ok(session.client.batch_execute(sql)?)
+            }
+        }
+    }
+
+    /// Runs a query and calls `f` on each row as it comes. `f` must not
+    /// use this connection (on PostgreSQL that is `StoreError::InUse`).
+    pub fn query_each(
+        &self,
+        sql: &str,
+        params: &[&dyn ToParam],
+        mut f: impl FnMut(&Row<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let values: Vec<Param<'_>> = params.iter().map(|p| p.param()).collect();
+        match &self.inner {
+            Inner::Sqlite(c) => {
+                let mut stmt = c.prepare_cached(sql)?;
+                let mut rows = stmt.query(rusqlite::params_from_iter(values.iter()))?;
+                while let Some(row) = rows.next()? {
+                    f(&Row::Sqlite(row))?;
+                }
+                Ok(())
+            }
+            Inner::Postgres(cell) => Self::with_pg(cell, sql, &values, |client, stmt| {
+                use postgres::fallible_iterator::FallibleIterator;
+                let mut rows = client.query_raw(stmt, values.iter())?;
+                while let Some(row) = rows.next()? {
+                    f(&Row::Postgres(&row))?;
+                }
+                Ok(())
+            }),
+        }
+    }
+
+    /// Runs a query; returns `f` of each row, in order.
+    pub fn query_map<T>(
+        &self,
+        sql: &str,
+        params: &[&dyn ToParam],
+        mut f: impl FnMut(&Row<'_>) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        let mut out = Vec::new();
+        self.query_each(sql, params, |row| {
+            out.push(f(row)?);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// `f` of the query's first row, `None` when it gives none.
+    pub fn query_opt<T>(
+        &self,
+        sql: &str,
+        params: &[&dyn ToParam],
+        f: impl FnOnce(&Row<'_>) -> Result<T>,
+    ) -> Result<Option<T>> {
+        let mut f = Some(f);
+        let mut out = None;
+        self.query_each(sql, params, |row| {
+            if let Some(f) = f.take() {
+                out = Some(f(row)?);
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// `f` of the query's first row. Errors: `StoreError::NoRow` when it
+    /// gives none.
+    pub fn query_row<T>(&self, sql: &str, params: &[&dyn ToParam], f: impl FnOnce(&Row<'_>) -> Result<T>) -> Result<T> {
+        self.query_opt(sql, params, f)?.ok_or(StoreError::NoRow)
+    }
+}
+
+/// A transaction on a `Conn`: its statements commit together (`commit`) or
+/// not at all (`rollback`, or dropping it). It reads and writes as its
+/// connection does (`Deref`).
+pub struct Tx<'c> {
+    conn: &'c mut Conn,
+    open: bool,
+}
+
+impl Deref for Tx<'_> {
+    type Target = Conn;
+
+    fn deref(&self) -> &Conn {
+        self.conn
+    }
+}
+
+impl<'c> Tx<'c> {
+    /// Starts a transaction with `begin` (`BEGIN IMMEDIATE`, `BEGIN`...).
+    pub(crate) fn start(conn: &'c mut Conn, begin: &str) -> Result<Self> {
+        conn.execute_batch(begin)?;
+        Ok(Tx { conn, open: true })
+    }
+
+    /// The SQLite connection under the transaction, mutably (a savepoint).
+    pub fn lite_mut(&mut self) -> Result<&mut rusqlite::Connection> {
+        self.conn.lite_mut()
+    }
+
+    pub fn commit(mut self) -> Result<()> {
+        self.open = false;
+        self.conn.execute_batch("COMMIT")
+    }
+
+    pub fn rollback(mut self) -> Result<()> {
+        self.open = false;
+        self.conn.execute_batch("ROLLBACK")
+    }
+}
+
+impl Drop for Tx<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            // Nothing of it is kept; a failure here leaves the connection
+            // to be closed, which rolls back all the same.
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+/// `sql` with SQLite's numbered placeholders (`?1`) as PostgreSQL's (`$1`);
+/// a bare `?` takes the number after the largest so far, as in SQLite.
+/// Quoted text, quoted names and comments are left as they are.
+pub fn numbered(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut chars = sql.chars().peekable();
+    let mut largest = 0u32;
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' | '"' => {
+                out.push(c);
+                for d in chars.by_ref() {
+                    out.push(d);
+                    if d == c {
+                        break;
+                    }
+                }
+            }
+            '-' if chars.peek() == Some(&'-') => {
+                out.push(c);
+                for d in chars.by_ref() {
+                    out.push(d);
+                    if d == '\n' {
+                        break;
+                    }
+                }
+            }
+            '?' => {
+                let mut digits = String::new();
+                while let Some(d) = chars.peek().copied().filter(char::is_ascii_digit) {
+                    digits.push(d);
+                    chars.next();
+                }
+                let n = digits.parse().unwrap_or(largest + 1);
+                largest = largest.max(n);
+                out.push('$');
+                out.push_str(&n.to_string());
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_for_postgres() {
+        assert_eq!(
+            numbered("a = ?1 AND b = ?2 OR ?1 IS NULL"),
+            "a = $1 AND b = $2 OR $1 IS NULL"
+        );
+        assert_eq!(numbered("VALUES (?, ?, ?5, ?)"), "VALUES ($1, $2, $5, $6)");
+        assert_eq!(
+            numbered("x = '?1' AND \"a?\" = ?1 -- ?2\n AND y = ?2"),
+            "x = '?1' AND \"a?\" = $1 -- ?2\n AND y = $2"
+        );
+        assert_eq!(numbered("x = 'it''s ?' AND y = ?1"), "x = 'it''s ?' AND y = $1");
+    }
+}

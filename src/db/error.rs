@@ -1,0 +1,91 @@
+//! The store's error: what went wrong at the database boundary, so callers
+//! name no driver. `exit::of_error` maps it to exit 74 (DESIGN §5).
+
+/// A failed statement, transaction or row conversion in the store. Its
+/// `Display` is the driver's message (or the column and why it does not
+/// convert); `source()` is the driver's error.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0}")]
+    Sqlite(#[source] rusqlite::Error),
+    /// The server's message (its `source` is left out: postgres' own
+    /// `Display` repeats it after "db error").
+    #[error("{}", postgres_message(.0))]
+    Postgres(postgres::Error),
+    /// A column whose value is not of the type the store reads it as.
+    #[error("column {column}: {why}")]
+    Column { column: String, why: String },
+    /// A query that had to give a row gave none.
+    #[error("the query gave no row")]
+    NoRow,
+    /// A statement run on a PostgreSQL connection while a query on it was
+    /// still being read.
+    #[error("the database connection is in use by another query")]
+    InUse,
+    /// An operation written for SQLite alone, asked of PostgreSQL.
+    #[error("this operation is not available on PostgreSQL yet")]
+    Unsupported,
+}
+
+/// What a store operation gives: its value, or the `StoreError` that stopped it.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e {
+            rusqlite::Error::QueryReturnedNoRows => StoreError::NoRow,
+            e => StoreError::Sqlite(e),
+        }
+    }
+}
+
+impl From<postgres::Error> for StoreError {
+    fn from(e: postgres::Error) -> Self {
+        StoreError::Postgres(e)
+    }
+}
+
+/// The server's own message and detail, where postgres' `Display` says
+/// only "db error".
+fn postgres_message(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => match db.detail() {
+            Some(detail) => format!("{}: {detail}", db.message()),
+            None => db.message().to_string(),
+        },
+        None => e.to_string(),
+    }
+}
+
+impl StoreError {
+    /// Whether the database stayed locked by another writer past the busy
+    /// timeout (`SQLITE_BUSY`, `SQLITE_LOCKED`; in PostgreSQL a lock
+    /// timeout, a serialization failure or a deadlock). Such a statement
+    /// may be tried again.
+    pub fn is_busy(&self) -> bool {
+        use postgres::error::SqlState;
+        match self {
+            StoreError::Sqlite(e) => crate::db::is_busy(e),
+            StoreError::Postgres(e) => e.code().is_some_and(|c| {
+                [
+                    SqlState::LOCK_NOT_AVAILABLE,
+                    SqlState::T_R_SERIALIZATION_FAILURE,
+                    SqlState::T_R_DEADLOCK_DETECTED,
+                ]
+                .contains(c)
+            }),
+            _ => false,
+        }
+    }
+
+    /// Whether `e` is rusqlite's "no rows" (a row `query_row` had to find).
+    pub fn is_no_row(&self) -> bool {
+        matches!(self, StoreError::NoRow)
+    }
+}
+
+/// Whether an error from anywhere in a chain is the database's: a
+/// `StoreError`, or the driver's own from opening and migrating (`db`).
+pub fn is_store_error(e: &(dyn std::error::Error + 'static)) -> bool {
+    e.is::<StoreError>() || e.is::<rusqlite::Error>() || e.is::<postgres::Error>()
+}
