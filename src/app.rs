@@ -53,6 +53,11 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
                 | Command::TestEmail { .. }
                 | Command::CheckDelayAlerts(_)
                 | Command::Deliver(_)
+                | Command::Log(_)
+                | Command::Show { .. }
+                | Command::Stats(_)
+                | Command::Retry(_)
+                | Command::Cancel(_)
         )
     {
         // The jobs move to PostgreSQL one at a time (DESIGN §9); until a
@@ -60,8 +65,9 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         return Err(crate::exit::fail(
             Exit::Config,
             format!(
-                "database is a PostgreSQL server ({}): this rappel runs check-delay-alerts, deliver, \
-                 `config check --connect` and `db migrate|status` there; `{}` still needs a SQLite file",
+                "database is a PostgreSQL server ({}): this rappel runs check-delay-alerts, deliver, log, \
+                 show, stats, retry, cancel, `config check --connect` and `db migrate|status` there; `{}` \
+                 still needs a SQLite file",
                 server.shown,
                 command_name(&cli.command)
             ),

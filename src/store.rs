@@ -93,6 +93,16 @@ pub fn begin_read(conn: &mut Conn) -> Result<Tx<'_>> {
     Tx::start(conn, sql)
 }
 
+/// A subquery giving the elements of the JSON array bound as `?n`, each as
+/// `cast` (`bigint`, `text`): SQLite's `json_each`, PostgreSQL's
+/// `json_array_elements_text`. For `column IN (…)` with a list parameter.
+fn json_list(dialect: Dialect, n: usize, cast: &str) -> String {
+    match dialect {
+        Dialect::Sqlite => format!("SELECT value FROM json_each(?{n})"),
+        Dialect::Postgres => format!("SELECT json_array_elements_text(CAST(?{n} AS json))::{cast}"),
+    }
+}
+
 /// The rows a query gave, or the first error reading one.
 fn collect<T>(rows: impl IntoIterator<Item = rusqlite::Result<T>>) -> Result<Vec<T>> {
     Ok(rows.into_iter().collect::<rusqlite::Result<_>>()?)

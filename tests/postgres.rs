@@ -278,7 +278,7 @@ fn init_writes_a_server_url_and_creates_nothing() {
 #[test]
 fn commands_that_need_the_database_say_they_run_on_sqlite_only() {
     let env = env_with("database = \"postgres://clock@db.example.com/pointage\"");
-    for args in [&["send-reminders"][..], &["run-all"], &["log"]] {
+    for args in [&["send-reminders"][..], &["run-all"], &["upcoming"]] {
         let out = env.run(args, "2026-03-10T07:00:00Z").code(78);
         assert!(
             out.stderr
@@ -408,6 +408,26 @@ fn delay_alerts_go_out_once_from_a_postgresql_database() {
     run_pg(&env, &password, &["deliver"], "2026-03-10T08:00:00Z").success();
     assert_eq!(smtp.recipients().len(), 3);
 
+    // The operator's commands read and write the same rows.
+    let out = run_pg(&env, &password, &["log", "--json"], "2026-03-10T08:00:00Z").success();
+    let log: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(log.as_array().map(Vec::len), Some(3), "{}", out.stdout);
+    assert!(
+        log.as_array().unwrap().iter().all(|e| e["status"] == "sent"),
+        "{}",
+        out.stdout
+    );
+    let out = run_pg(&env, &password, &["show", "1"], "2026-03-10T08:00:00Z").success();
+    assert!(out.stdout.contains("staff1@example.com"), "{}", out.stdout);
+    let out = run_pg(&env, &password, &["stats", "--json"], "2026-03-10T08:00:00Z").success();
+    let stats: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(stats["totals"]["sent"], 3, "{}", out.stdout);
+    assert_eq!(stats["median_seconds_to_send"], 0.0, "{}", out.stdout);
+    // A sent message is never retried by hand.
+    run_pg(&env, &password, &["retry", "1"], "2026-03-10T08:00:00Z");
+    run_pg(&env, &password, &["deliver"], "2026-03-10T08:00:00Z").success();
+    assert_eq!(smtp.recipients().len(), 3);
+
     // A server refusing the message: retried with backoff, recorded in
     // PostgreSQL like in SQLite.
     db.batch_execute(&format!(
@@ -423,6 +443,17 @@ fn delay_alerts_go_out_once_from_a_postgresql_database() {
             "rappel_deliveries WHERE status = 'pending' AND attempts = 1 AND next_attempt_at IS NOT NULL"
         ),
         3
+    );
+    // The operator cancels one and retries the others by hand; they go once
+    // the server takes them.
+    run_pg(&env, &password, &["cancel", "4"], "2026-03-11T07:01:00Z").success();
+    smtp.set_mode(crate::support::Mode::Accept);
+    run_pg(&env, &password, &["retry", "5", "6"], "2026-03-11T07:01:00Z").success();
+    run_pg(&env, &password, &["deliver"], "2026-03-11T07:02:00Z").success();
+    assert_eq!(smtp.recipients().len(), 5);
+    assert_eq!(
+        count(&mut db, "rappel_deliveries WHERE status = 'cancelled' AND id = 4"),
+        1
     );
 }
 

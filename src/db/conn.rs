@@ -38,6 +38,10 @@ struct Session {
     /// Statements the server cannot type alone: prepared per the types of
     /// their values (`typed_key`).
     typed: std::collections::HashSet<String>,
+    /// Whether a transaction is open (`Tx`): a statement the server refuses
+    /// to prepare there is tried under a savepoint, or the refusal would
+    /// abort the transaction.
+    in_tx: bool,
 }
 
 /// Whether the server refused to prepare a statement for want of its
@@ -114,6 +118,7 @@ impl Conn {
                 client,
                 prepared: HashMap::new(),
                 typed: std::collections::HashSet::new(),
+                in_tx: false,
             }))),
         }
     }
@@ -167,6 +172,7 @@ impl Conn {
             client,
             prepared,
             typed,
+            in_tx,
         } = &mut *session;
         let key = if typed.contains(sql) {
             typed_key(sql, values)
@@ -174,7 +180,18 @@ impl Conn {
             sql.to_string()
         };
         if !prepared.contains_key(&key) {
-            let statement = match client.prepare(&numbered(sql)) {
+            if *in_tx {
+                client.batch_execute("SAVEPOINT rappel_prepare")?;
+            }
+            let attempt = client.prepare(&numbered(sql));
+            if *in_tx {
+                client.batch_execute(if attempt.is_ok() {
+                    "RELEASE SAVEPOINT rappel_prepare"
+                } else {
+                    "ROLLBACK TO SAVEPOINT rappel_prepare"
+                })?;
+            }
+            let statement = match attempt {
                 Ok(statement) => statement,
                 Err(e) if untyped(&e) => {
                     typed.insert(sql.to_string());
@@ -205,6 +222,15 @@ impl Conn {
         }
         let statement = prepared.get(&key).ok_or(StoreError::InUse)?;
         f(client, statement)
+    }
+
+    /// Records whether a transaction is open on the PostgreSQL session.
+    fn set_in_tx(&self, open: bool) {
+        if let Inner::Postgres(cell) = &self.inner
+            && let Ok(mut session) = cell.try_borrow_mut()
+        {
+            session.in_tx = open;
+        }
     }
 
     /// Runs one statement; returns the rows it changed.
@@ -326,6 +352,7 @@ impl<'c> Tx<'c> {
     /// Starts a transaction with `begin` (`BEGIN IMMEDIATE`, `BEGIN`...).
     pub(crate) fn start(conn: &'c mut Conn, begin: &str) -> Result<Self> {
         conn.execute_batch(begin)?;
+        conn.set_in_tx(true);
         Ok(Tx { conn, open: true })
     }
 
@@ -336,11 +363,13 @@ impl<'c> Tx<'c> {
 
     pub fn commit(mut self) -> Result<()> {
         self.open = false;
+        self.conn.set_in_tx(false);
         self.conn.execute_batch("COMMIT")
     }
 
     pub fn rollback(mut self) -> Result<()> {
         self.open = false;
+        self.conn.set_in_tx(false);
         self.conn.execute_batch("ROLLBACK")
     }
 }
@@ -350,6 +379,7 @@ impl Drop for Tx<'_> {
         if self.open {
             // Nothing of it is kept; a failure here leaves the connection
             // to be closed, which rolls back all the same.
+            self.conn.set_in_tx(false);
             let _ = self.conn.execute_batch("ROLLBACK");
         }
     }

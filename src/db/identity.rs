@@ -63,6 +63,23 @@ pub fn current(conn: &rusqlite::Connection, table: &str, id: i64) -> rusqlite::R
     Ok(raw.map(|v| v.as_deref().and_then(instant::parse)))
 }
 
+/// As `current`, on either backend (`Conn`). Errors: `StoreError`.
+pub fn instant_of(
+    conn: &super::conn::Conn,
+    table: &str,
+    id: i64,
+) -> super::error::Result<Option<Option<DateTime<Utc>>>> {
+    let Some((_, column)) = IDENTITY.iter().find(|(t, _)| *t == table) else {
+        return Ok(None);
+    };
+    let raw = conn.query_opt(
+        &format!("SELECT {column} FROM {table} WHERE id = ?1"),
+        crate::params![id],
+        |r| Ok(crate::db::loose::text(r.cell(0)?)),
+    )?;
+    Ok(raw.map(|v| v.as_deref().and_then(instant::parse)))
+}
+
 /// Migration 5: rows written before it get the instant of the source row they
 /// were made for (when it still exists), and their dedupe keys become
 /// `<kind>:<id>@<instant>:...` as new ones are; delay-alert history gets each

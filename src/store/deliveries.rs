@@ -4,10 +4,9 @@
 //! filtered read.
 
 use super::Result;
-use crate::store::{Conn, Dialect, Tx};
+use crate::params;
+use crate::store::{Conn, Dialect, Param, ToParam, Tx};
 use chrono::{DateTime, Utc};
-use rusqlite::types::Value;
-use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
 use crate::domain::{Channel, DeliveryStatus, Kind};
@@ -33,7 +32,7 @@ pub fn insert(tx: &Conn, p: &Planned, now: DateTime<Utc>) -> Result<Option<i64>>
                  CASE WHEN CAST(?17 AS TEXT) IS NULL THEN NULL ELSE 'permanent' END, ?17, ?18, ?19)
          ON CONFLICT (dedupe_key) DO NOTHING";
     let attachment = p.attachment.as_ref();
-    let values = crate::params![
+    let values = params![
         p.job,
         p.kind,
         p.dedupe_key,
@@ -78,7 +77,7 @@ pub fn rearm(tx: &Tx<'_>, p: &Planned) -> Result<usize> {
              error_class = CASE WHEN CAST(?8 AS TEXT) IS NULL THEN NULL ELSE 'permanent' END,
              last_error = ?8
          WHERE dedupe_key = ?1 AND status IN ('failed', 'cancelled')",
-        crate::params![
+        params![
             p.dedupe_key,
             p.subject,
             p.body,
@@ -95,7 +94,7 @@ pub fn rearm(tx: &Tx<'_>, p: &Planned) -> Result<usize> {
 pub fn exists(conn: &Conn, id: i64) -> Result<bool> {
     conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM rappel_deliveries WHERE id = ?1)",
-        crate::params![id],
+        params![id],
         |r| r.get(0),
     )
 }
@@ -104,7 +103,7 @@ pub fn exists(conn: &Conn, id: i64) -> Result<bool> {
 pub fn planned_already(conn: &Conn, key: &str) -> Result<bool> {
     conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM rappel_deliveries WHERE dedupe_key = ?1)",
-        crate::params![key],
+        params![key],
         |r| r.get(0),
     )
 }
@@ -140,30 +139,33 @@ pub struct Filter {
     pub limit: Option<u64>,
 }
 
-/// The deliveries `filter` selects, newest first. Errors: SQLite's.
+/// The deliveries `filter` selects, newest first. Errors: `StoreError`.
 pub fn list(conn: &Conn, filter: &Filter) -> Result<Vec<LogEntry>> {
-    let conn = conn.lite()?;
     let mut filters = Vec::new();
-    let mut params: Vec<Value> = Vec::new();
-    let mut narrow = |sql: &str, value: Value| {
+    let mut params: Vec<Param<'_>> = Vec::new();
+    let mut narrow = |sql: &str, value: Param<'static>| {
         params.push(value);
         filters.push(format!("{sql} ?{}", params.len()));
     };
     if let Some(status) = filter.status {
-        narrow("status =", Value::Text(status.to_string()));
+        narrow("status =", Param::Text(status.as_str().into()));
     }
     if let Some(kind) = filter.kind {
-        narrow("kind =", Value::Text(kind.to_string()));
+        narrow("kind =", Param::Text(kind.as_str().into()));
     }
     if let Some(channel) = filter.channel {
-        narrow("channel =", Value::Text(channel.to_string()));
+        narrow("channel =", Param::Text(channel.as_str().into()));
     }
     if let Some(since) = filter.since {
         // rappel writes created_at itself, in the one format whose text order is time order.
-        narrow("created_at >=", Value::Text(instant::format(since)));
+        narrow("created_at >=", Param::Text(instant::format(since).into()));
     }
-    let limit = filter.limit.map_or(-1, |n| n.min(i64::MAX as u64) as i64);
-    params.push(Value::Integer(limit));
+    // No limit: -1 in SQLite, NULL in PostgreSQL.
+    params.push(match (filter.limit, conn.dialect()) {
+        (Some(n), _) => Param::Int(i64::try_from(n).unwrap_or(i64::MAX)),
+        (None, Dialect::Sqlite) => Param::Int(-1),
+        (None, Dialect::Postgres) => Param::Null,
+    });
     let sql = format!(
         "SELECT id, job, kind, channel, recipient, subject, status, provider_status, attempts, error_class,
                 last_error, provider_ref, created_at, next_attempt_at, sent_at
@@ -175,8 +177,8 @@ pub fn list(conn: &Conn, filter: &Filter) -> Result<Vec<LogEntry>> {
         },
         params.len()
     );
-    let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt.query_map(rusqlite::params_from_iter(params), |r| {
+    let params: Vec<&dyn ToParam> = params.iter().map(|p| p as &dyn ToParam).collect();
+    conn.query_map(&sql, &params, |r| {
         Ok(LogEntry {
             id: r.get(0)?,
             job: r.get(1)?,
@@ -194,8 +196,7 @@ pub fn list(conn: &Conn, filter: &Filter) -> Result<Vec<LogEntry>> {
             next_attempt_at: r.get(13)?,
             sent_at: r.get(14)?,
         })
-    })?;
-    super::collect(rows)
+    })
 }
 
 /// Every column of one `rappel_deliveries` row.
@@ -235,53 +236,50 @@ pub struct Delivery {
 }
 
 /// Delivery `id`, every column (`message_id` left for the caller to
-/// derive); `None` when there is no such delivery. Errors: SQLite's.
+/// derive); `None` when there is no such delivery. Errors: `StoreError`.
 pub fn one(conn: &Conn, id: i64) -> Result<Option<Delivery>> {
-    let conn = conn.lite()?;
-    Ok(conn
-        .query_row(
-            "SELECT id, job, kind, dedupe_key, source_table, source_id, source_at, contact_id, channel, recipient,
+    conn.query_opt(
+        "SELECT id, job, kind, dedupe_key, source_table, source_id, source_at, contact_id, channel, recipient,
                     subject, body, html_body, status, error_class, attempts, next_attempt_at, valid_until,
                     claimed_by, lease_until, last_error, provider_ref, provider_status, created_at, sent_at,
                     attachment_path, attachment_name, attachment_type, payload
              FROM rappel_deliveries WHERE id = ?1",
-            [id],
-            |r| {
-                Ok(Delivery {
-                    id: r.get(0)?,
-                    job: r.get(1)?,
-                    kind: r.get(2)?,
-                    dedupe_key: r.get(3)?,
-                    source_table: r.get(4)?,
-                    source_id: r.get(5)?,
-                    source_at: r.get(6)?,
-                    contact_id: r.get(7)?,
-                    channel: r.get(8)?,
-                    recipient: r.get(9)?,
-                    subject: r.get(10)?,
-                    body: r.get(11)?,
-                    html_body: r.get(12)?,
-                    status: r.get(13)?,
-                    error_class: r.get(14)?,
-                    attempts: r.get(15)?,
-                    next_attempt_at: r.get(16)?,
-                    valid_until: r.get(17)?,
-                    claimed_by: r.get(18)?,
-                    lease_until: r.get(19)?,
-                    last_error: r.get(20)?,
-                    provider_ref: r.get(21)?,
-                    provider_status: r.get(22)?,
-                    created_at: r.get(23)?,
-                    sent_at: r.get(24)?,
-                    attachment_path: r.get(25)?,
-                    attachment_name: r.get(26)?,
-                    attachment_type: r.get(27)?,
-                    payload: r.get(28)?,
-                    message_id: None,
-                })
-            },
-        )
-        .optional()?)
+        params![id],
+        |r| {
+            Ok(Delivery {
+                id: r.get(0)?,
+                job: r.get(1)?,
+                kind: r.get(2)?,
+                dedupe_key: r.get(3)?,
+                source_table: r.get(4)?,
+                source_id: r.get(5)?,
+                source_at: r.get(6)?,
+                contact_id: r.get(7)?,
+                channel: r.get(8)?,
+                recipient: r.get(9)?,
+                subject: r.get(10)?,
+                body: r.get(11)?,
+                html_body: r.get(12)?,
+                status: r.get(13)?,
+                error_class: r.get(14)?,
+                attempts: r.get(15)?,
+                next_attempt_at: r.get(16)?,
+                valid_until: r.get(17)?,
+                claimed_by: r.get(18)?,
+                lease_until: r.get(19)?,
+                last_error: r.get(20)?,
+                provider_ref: r.get(21)?,
+                provider_status: r.get(22)?,
+                created_at: r.get(23)?,
+                sent_at: r.get(24)?,
+                attachment_path: r.get(25)?,
+                attachment_name: r.get(26)?,
+                attachment_type: r.get(27)?,
+                payload: r.get(28)?,
+                message_id: None,
+            })
+        },
+    )
 }
 
 /// One delivery an operator's `retry` or `cancel` selected.
@@ -308,9 +306,8 @@ pub enum Pick<'a> {
 }
 
 /// The deliveries `pick` names, of `kind` and created at or after `since`
-/// when given, by id. Errors: SQLite's.
+/// when given, by id. Errors: `StoreError`.
 pub fn select(conn: &Conn, pick: Pick<'_>, kind: Option<Kind>, since: Option<DateTime<Utc>>) -> Result<Vec<HandRow>> {
-    let conn = conn.lite()?;
     let list = match pick {
         Pick::Ids(ids) => serde_json::to_string(ids),
         Pick::Statuses(statuses) => serde_json::to_string(statuses),
@@ -324,12 +321,12 @@ pub fn select(conn: &Conn, pick: Pick<'_>, kind: Option<Kind>, since: Option<Dat
     let sql = format!(
         "SELECT id, kind, channel, recipient, status, valid_until, source_table, source_id, source_at
          FROM rappel_deliveries
-         WHERE {column} IN (SELECT value FROM json_each(?1)) AND (?2 IS NULL OR kind = ?2)
+         WHERE {column} IN ({}) AND (?2 IS NULL OR kind = ?2)
            AND (?3 IS NULL OR created_at >= ?3)
-         ORDER BY id"
+         ORDER BY id",
+        super::json_list(conn.dialect(), 1, if column == "id" { "bigint" } else { "text" })
     );
-    let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt.query_map(params![list, kind, since.map(instant::format)], |r| {
+    conn.query_map(&sql, params![list, kind, since], |r| {
         let table: Option<String> = r.get(6)?;
         let id: Option<i64> = r.get(7)?;
         let at: Option<String> = r.get(8)?;
@@ -342,22 +339,19 @@ pub fn select(conn: &Conn, pick: Pick<'_>, kind: Option<Kind>, since: Option<Dat
             valid_until: r.get(5)?,
             source: table.zip(id).map(|(t, i)| (t, i, at)),
         })
-    })?;
-    super::collect(rows)
+    })
 }
 
 /// `rappel retry`: delivery `id` back to `pending`, due now, attempts from
 /// zero, if it is failed, pending or cancelled (never sent nor being sent:
 /// a run that claimed it meanwhile wins). Returns whether it changed.
 pub fn retry_by_hand(conn: &Conn, id: i64) -> Result<bool> {
-    let conn = conn.lite()?;
-    let changed = conn
-        .prepare_cached(
-            "UPDATE rappel_deliveries SET status = 'pending', next_attempt_at = NULL, attempts = 0, error_class = NULL,
+    let changed = conn.execute(
+        "UPDATE rappel_deliveries SET status = 'pending', next_attempt_at = NULL, attempts = 0, error_class = NULL,
                  claimed_by = NULL, lease_until = NULL
              WHERE id = ?1 AND status IN ('failed', 'pending', 'cancelled')",
-        )?
-        .execute([id])?;
+        params![id],
+    )?;
     Ok(changed > 0)
 }
 
@@ -365,57 +359,52 @@ pub fn retry_by_hand(conn: &Conn, id: i64) -> Result<bool> {
 /// (`error_class = 'operator'`, which a report's next run respects).
 /// Returns whether it changed.
 pub fn cancel_by_hand(conn: &Conn, id: i64) -> Result<bool> {
-    let conn = conn.lite()?;
-    let changed = conn
-        .prepare_cached(
-            "UPDATE rappel_deliveries SET status = 'cancelled', next_attempt_at = NULL, error_class = 'operator',
+    let changed = conn.execute(
+        "UPDATE rappel_deliveries SET status = 'cancelled', next_attempt_at = NULL, error_class = 'operator',
                  last_error = 'cancelled by hand'
              WHERE id = ?1 AND status = 'pending'",
-        )?
-        .execute([id])?;
+        params![id],
+    )?;
     Ok(changed > 0)
 }
 
 /// WhatsApp and SMS messages sent since `since` (UTC) through Twilio whose
 /// provider status is not final yet (delivered, read, undelivered, failed):
-/// id and Twilio's message SID, by id. Errors: SQLite's.
+/// id and Twilio's message SID, by id. Errors: `StoreError`.
 pub fn awaiting_provider_status(conn: &Conn, since: DateTime<Utc>) -> Result<Vec<(i64, String)>> {
-    let conn = conn.lite()?;
-    let mut stmt = conn.prepare(
+    conn.query_map(
         "SELECT id, provider_ref FROM rappel_deliveries
          WHERE channel IN ('whatsapp', 'sms') AND status = 'sent' AND sent_at >= ?1
            AND provider_ref IS NOT NULL AND provider_ref NOT LIKE 'file:%'
            AND (provider_status IS NULL OR provider_status NOT IN ('delivered', 'read', 'undelivered', 'failed'))
          ORDER BY id",
-    )?;
-    let rows = stmt.query_map([instant::format(since)], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    super::collect(rows)
+        params![since],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
 }
 
 /// Records Twilio's later word on delivery `id` (never its `status`: the
 /// message did leave), with the error explained when there is one.
 /// Returns 1 when it changed, 0 when it was already so.
 pub fn set_provider_status(conn: &Conn, id: i64, status: &str, error: Option<&str>) -> Result<usize> {
-    let conn = conn.lite()?;
-    Ok(conn.execute(
+    conn.execute(
         "UPDATE rappel_deliveries SET provider_status = ?2, last_error = coalesce(?3, last_error)
-         WHERE id = ?1 AND provider_status IS NOT ?2",
+         WHERE id = ?1 AND provider_status IS DISTINCT FROM ?2",
         params![id, status, error],
-    )?)
+    )
 }
 
 /// Sets `manual_reminders.sent_at` of row `id` (named by `source_at` as
 /// stored) to `now` (UTC), once one of its messages was sent, if it is not
-/// set yet. Errors: SQLite's.
+/// set yet. Errors: `StoreError`.
 pub fn mark_manual_sent(conn: &Conn, id: i64, source_at: &str, now: DateTime<Utc>) -> Result<()> {
-    let conn = conn.lite()?;
-    conn.prepare_cached(
+    conn.execute(
         "UPDATE manual_reminders SET sent_at = ?2
          WHERE id = ?1 AND sent_at IS NULL
            AND EXISTS (SELECT 1 FROM rappel_deliveries
                        WHERE source_table = 'manual_reminders' AND source_id = ?1 AND source_at = ?3
                          AND status = 'sent')",
-    )?
-    .execute(params![id, instant::format(now), source_at])?;
+        params![id, now, source_at],
+    )?;
     Ok(())
 }

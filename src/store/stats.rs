@@ -3,9 +3,9 @@
 //! and the attendance ledger now.
 
 use super::Result;
-use crate::store::Conn;
+use crate::params;
+use crate::store::{Conn, Dialect};
 use chrono::{DateTime, Utc};
-use rusqlite::params;
 use serde::Serialize;
 
 use crate::instant;
@@ -76,29 +76,32 @@ pub struct Figures {
 }
 
 /// The dashboard's figures over deliveries created since `since` (UTC),
-/// and the attendance ledger now. Errors: SQLite's.
+/// and the attendance ledger now. Errors: `StoreError`.
 pub fn gather(conn: &Conn, since: DateTime<Utc>) -> Result<Figures> {
-    let conn = conn.lite()?;
     let from = instant::format(since);
     let grouped = |column: &str| -> Result<Vec<Group>> {
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {column}, count(*), sum(status = 'sent'), sum(status = 'failed'),
-                    sum(status IN ('pending', 'sending')), sum(status = 'cancelled')
-             FROM rappel_deliveries WHERE created_at >= ?1 GROUP BY 1 ORDER BY 2 DESC, 1"
-        ))?;
-        let rows = stmt.query_map([&from], |r| {
-            Ok(Group {
-                name: r.get(0)?,
-                counts: Counts {
-                    total: r.get(1)?,
-                    sent: r.get(2)?,
-                    failed: r.get(3)?,
-                    open: r.get(4)?,
-                    cancelled: r.get(5)?,
-                },
-            })
-        })?;
-        super::collect(rows)
+        conn.query_map(
+            &format!(
+                "SELECT {column}, count(*), count(*) FILTER (WHERE status = 'sent'),
+                        count(*) FILTER (WHERE status = 'failed'),
+                        count(*) FILTER (WHERE status IN ('pending', 'sending')),
+                        count(*) FILTER (WHERE status = 'cancelled')
+                 FROM rappel_deliveries WHERE created_at >= ?1 GROUP BY 1 ORDER BY 2 DESC, 1"
+            ),
+            params![from],
+            |r| {
+                Ok(Group {
+                    name: r.get(0)?,
+                    counts: Counts {
+                        total: r.get(1)?,
+                        sent: r.get(2)?,
+                        failed: r.get(3)?,
+                        open: r.get(4)?,
+                        cancelled: r.get(5)?,
+                    },
+                })
+            },
+        )
     };
     let by_channel = grouped("channel")?;
     let by_kind = grouped("kind")?;
@@ -112,17 +115,17 @@ pub fn gather(conn: &Conn, since: DateTime<Utc>) -> Result<Figures> {
     }
     let median_seconds_to_send = median_to_send(conn, &from)?;
     let by_reason = |status: &str| -> Result<Vec<Reason>> {
-        let mut stmt = conn.prepare(
+        conn.query_map(
             "SELECT coalesce(substr(last_error, 1, 120), 'no reason recorded'), count(*) FROM rappel_deliveries
              WHERE created_at >= ?1 AND status = ?2 GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10",
-        )?;
-        let rows = stmt.query_map(params![from, status], |r| {
-            Ok(Reason {
-                reason: r.get(0)?,
-                count: r.get(1)?,
-            })
-        })?;
-        super::collect(rows)
+            params![from, status],
+            |r| {
+                Ok(Reason {
+                    reason: r.get(0)?,
+                    count: r.get(1)?,
+                })
+            },
+        )
     };
     let failures_by_reason = by_reason("failed")?;
     let cancellations_by_reason = by_reason("cancelled")?;
@@ -140,33 +143,36 @@ pub fn gather(conn: &Conn, since: DateTime<Utc>) -> Result<Figures> {
 }
 
 /// The median of sent_at - created_at over sent deliveries since `from`.
-fn median_to_send(conn: &rusqlite::Connection, from: &str) -> Result<Option<f64>> {
+fn median_to_send(conn: &Conn, from: &str) -> Result<Option<f64>> {
     const SENT: &str = "FROM rappel_deliveries WHERE created_at >= ?1 AND status = 'sent' AND sent_at IS NOT NULL";
-    let n: i64 = conn.query_row(&format!("SELECT count(*) {SENT}"), [from], |r| r.get(0))?;
+    let n: i64 = conn.query_row(&format!("SELECT count(*) {SENT}"), params![from], |r| r.get(0))?;
     if n == 0 {
         return Ok(None);
     }
+    // Seconds between two instants stored as text.
+    let seconds = match conn.dialect() {
+        Dialect::Sqlite => "(julianday(sent_at) - julianday(created_at)) * 86400.0",
+        Dialect::Postgres => "extract(epoch FROM CAST(sent_at AS timestamptz) - CAST(created_at AS timestamptz))",
+    };
     let at = |offset: i64| -> Result<f64> {
-        Ok(conn.query_row(
-            &format!(
-                "SELECT (julianday(sent_at) - julianday(created_at)) * 86400.0 AS d {SENT} ORDER BY d LIMIT 1 OFFSET ?2"
-            ),
+        conn.query_row(
+            &format!("SELECT {seconds} AS d {SENT} ORDER BY d LIMIT 1 OFFSET ?2"),
             params![from, offset],
             |r| r.get(0),
-        )?)
+        )
     };
     Ok(Some((at((n - 1) / 2)? + at(n / 2)?) / 2.0))
 }
 
 /// The attendance ledger now (not limited by `--since`: pending is pending).
-fn attendance(conn: &rusqlite::Connection) -> Result<Attendance> {
+fn attendance(conn: &Conn) -> Result<Attendance> {
     let mut a = conn.query_row(
-        "SELECT coalesce(sum(sync_status = 'pending'), 0), coalesce(sum(sync_status = 'sending'), 0),
-                coalesce(sum(sync_status = 'failed' AND next_attempt_at IS NOT NULL), 0),
-                coalesce(sum(sync_status = 'failed' AND next_attempt_at IS NULL), 0),
-                coalesce(sum(sync_status = 'sent'), 0)
+        "SELECT count(*) FILTER (WHERE sync_status = 'pending'), count(*) FILTER (WHERE sync_status = 'sending'),
+                count(*) FILTER (WHERE sync_status = 'failed' AND next_attempt_at IS NOT NULL),
+                count(*) FILTER (WHERE sync_status = 'failed' AND next_attempt_at IS NULL),
+                count(*) FILTER (WHERE sync_status = 'sent')
          FROM attendance_logs",
-        [],
+        params![],
         |r| {
             Ok(Attendance {
                 pending: r.get(0)?,
@@ -178,18 +184,17 @@ fn attendance(conn: &rusqlite::Connection) -> Result<Attendance> {
             })
         },
     )?;
-    let mut stmt = conn.prepare(
+    a.services = conn.query_map(
         "SELECT service, max(last_attendance_sync), max(last_users_sync) FROM rappel_terminal_sync_state
          GROUP BY service ORDER BY service",
-    )?;
-    a.services = stmt
-        .query_map([], |r| {
+        params![],
+        |r| {
             Ok(Service {
                 service: r.get(0)?,
                 last_attendance_sync: r.get(1)?,
                 last_users_sync: r.get(2)?,
             })
-        })?
-        .collect::<Result<_, _>>()?;
+        },
+    )?;
     Ok(a)
 }
