@@ -212,7 +212,7 @@ fn change(
         if table == reports.table() {
             // A retried message reopens its row (sent or failed), when it
             // is still the row the message was made for.
-            let same_row = crate::db::identity::instant_of(&tx, table, *id)?
+            let same_row = crate::db::identity::instant_of(tx, table, *id)?
                 .flatten()
                 .map(instant::format)
                 .is_some_and(|current| at.as_deref() == Some(current.as_str()));
