@@ -582,3 +582,75 @@ fn a_claim_skips_the_rows_another_machine_holds_rather_than_waiting() {
     all.dedup();
     assert_eq!(all.len(), 20);
 }
+
+#[test]
+fn a_machine_killed_mid_send_loses_nothing_and_frees_its_lock() {
+    let Some((url, password, ca)) = server("a_machine_killed_mid_send_loses_nothing_and_frees_its_lock") else {
+        return;
+    };
+    let schema = fresh_schema("kill");
+    let smtp = crate::support::SmtpServer::start();
+    let env = machine(&url, &ca, &schema, smtp.port, 1);
+    run_pg(&env, &password, &["db", "migrate"], "2026-03-10T07:00:00Z").success();
+    let mut db = client(&url, &password);
+    fill_alerts(&mut db, &schema, 3);
+    smtp.set_mode(crate::support::Mode::Hang(30));
+
+    let mut cmd = env.command(&["check-delay-alerts"], "2026-03-10T07:00:00Z");
+    cmd.env("RAPPEL_TEST_PG_PASSWORD", &password)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    assert!(
+        smtp.wait_data_started(std::time::Duration::from_secs(20)),
+        "the run reached the send"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let states = |db: &mut postgres::Client| -> Vec<(String, i32)> {
+        db.query(
+            &format!("SELECT status, attempts FROM \"{schema}\".rappel_deliveries ORDER BY id"),
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+    };
+    let before = states(&mut db);
+    assert_eq!(before.len(), 3, "every digest was planned before the kill");
+    assert!(before.iter().any(|(s, _)| s == "sending"), "{before:?}");
+    smtp.set_mode(crate::support::Mode::Accept);
+
+    // The killed run's session, and its advisory lock, died with it: the
+    // next run is not turned away, and leaves the leased message alone.
+    let out = run_pg(&env, &password, &["check-delay-alerts"], "2026-03-10T07:00:00Z").success();
+    assert!(!out.stderr.contains("holds its lock"), "{}", out.stderr);
+    assert!(smtp.recipients().is_empty(), "the killed run's leases still hold");
+
+    std::thread::sleep(std::time::Duration::from_secs(11)); // lease_s = 10, in wall time
+    let out = run_pg(&env, &password, &["deliver"], "2026-03-10T07:00:00Z").success();
+    assert!(out.stderr.contains("pending again"), "{}", out.stderr);
+    let mut all = smtp.recipients();
+    assert_eq!(all.len(), 3);
+    all.dedup();
+    assert_eq!(all.len(), 3, "nobody got theirs twice");
+    assert!(states(&mut db).iter().all(|(s, _)| s == "sent"));
+
+    // While another session holds the job's lock, a run says so and does nothing.
+    let mut holder = client(&url, &password);
+    let key = format!("rappel:{schema}:check-delay-alerts");
+    let held: bool = holder
+        .query_one("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", &[&key])
+        .unwrap()
+        .get(0);
+    assert!(held);
+    let out = run_pg(
+        &env,
+        &password,
+        &["check-delay-alerts", "--force"],
+        "2026-03-10T07:00:00Z",
+    )
+    .success();
+    assert!(out.stderr.contains("holds its lock"), "{}", out.stderr);
+}
