@@ -52,6 +52,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
                 | Command::Db(_)
                 | Command::TestEmail { .. }
                 | Command::CheckDelayAlerts(_)
+                | Command::SendReports(_)
+                | Command::SendReminders { .. }
                 | Command::Deliver(_)
                 | Command::Log(_)
                 | Command::Show { .. }
@@ -65,7 +67,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         return Err(crate::exit::fail(
             Exit::Config,
             format!(
-                "database is a PostgreSQL server ({}): this rappel runs check-delay-alerts, deliver, log, \
+                "database is a PostgreSQL server ({}): this rappel runs check-delay-alerts, send-reports, send-reminders, deliver, log, \
                  show, stats, retry, cancel, `config check --connect` and `db migrate|status` there; `{}` \
                  still needs a SQLite file",
                 server.shown,

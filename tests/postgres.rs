@@ -278,7 +278,7 @@ fn init_writes_a_server_url_and_creates_nothing() {
 #[test]
 fn commands_that_need_the_database_say_they_run_on_sqlite_only() {
     let env = env_with("database = \"postgres://clock@db.example.com/pointage\"");
-    for args in [&["send-reminders"][..], &["run-all"], &["upcoming"]] {
+    for args in [&["sync-attendance"][..], &["run-all"], &["upcoming"]] {
         let out = env.run(args, "2026-03-10T07:00:00Z").code(78);
         assert!(
             out.stderr
@@ -299,6 +299,11 @@ fn commands_that_need_the_database_say_they_run_on_sqlite_only() {
 /// the password from the environment) and sends email over SMTP to
 /// 127.0.0.1:`smtp`, with delay alerts after 14 days.
 fn machine(url: &str, ca: &str, schema: &str, smtp: u16, connections: u32) -> TestEnv {
+    machine_with(url, ca, schema, smtp, connections, "")
+}
+
+/// `machine`, with `extra` TOML appended to its configuration.
+fn machine_with(url: &str, ca: &str, schema: &str, smtp: u16, connections: u32, extra: &str) -> TestEnv {
     let env = TestEnv {
         dir: tempfile::tempdir().unwrap(),
     };
@@ -329,7 +334,7 @@ max_attempts = 3
 
 [delay_alerts]
 threshold_days = 14
-"#,
+{extra}"#,
         with(url, &format!("sslrootcert={ca}"))
     ));
     env
@@ -653,4 +658,178 @@ fn a_machine_killed_mid_send_loses_nothing_and_frees_its_lock() {
     )
     .success();
     assert!(out.stderr.contains("holds its lock"), "{}", out.stderr);
+}
+
+#[test]
+fn reports_go_out_from_a_postgresql_database_with_their_query_and_their_next_occurrence() {
+    let Some((url, password, ca)) =
+        server("reports_go_out_from_a_postgresql_database_with_their_query_and_their_next_occurrence")
+    else {
+        return;
+    };
+    let schema = fresh_schema("reports");
+    let smtp = crate::support::SmtpServer::start();
+    let env = machine_with(
+        &url,
+        &ca,
+        &schema,
+        smtp.port,
+        2,
+        r#"
+[reports]
+attachments_dir = "reports"
+query_timeout_s = 1
+[reports.definitions.open_tickets]
+query = "SELECT reference, customer, 12.50::numeric AS amount FROM tickets WHERE closed_at IS NULL ORDER BY reference"
+[reports.definitions.writes]
+query = "DELETE FROM tickets"
+[reports.definitions.slow]
+query = "SELECT pg_sleep(5)"
+"#,
+    );
+    std::fs::create_dir_all(env.dir.path().join("reports")).unwrap();
+    let pdf: Vec<u8> = (0..50_000).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(env.dir.path().join("reports/weekly.pdf"), &pdf).unwrap();
+    run_pg(&env, &password, &["db", "migrate"], "2026-03-10T07:00:00Z").success();
+    let mut db = client(&url, &password);
+    db.batch_execute(&format!(
+        "SET search_path TO \"{schema}\";
+         INSERT INTO tickets (reference, customer, created_at) VALUES ('R-1', 'Marie <b>', '2026-03-01T00:00:00Z');
+         INSERT INTO scheduled_reports (title, recipients, scheduled_at, attachment_path, report, recurrence, timezone)
+             VALUES ('Weekly', 'a@example.com; b@example.com', '2026-03-10T06:30:00Z', 'weekly.pdf', 'open_tickets',
+                     '30 7 * * 2', 'Europe/Paris'),
+                    ('Open tickets', 'ops@example.com', '2026-03-10T06:30:00Z', NULL, 'open_tickets', NULL, NULL),
+                    ('Writes', 'ops@example.com', '2026-03-10T06:30:00Z', NULL, 'writes', NULL, NULL),
+                    ('Slow', 'ops@example.com', '2026-03-10T06:30:00Z', NULL, 'slow', NULL, NULL);"
+    ))
+    .unwrap();
+
+    run_pg(&env, &password, &["send-reports"], "2026-03-10T07:00:00Z").code(65);
+    for to in ["a@example.com", "b@example.com"] {
+        assert_eq!(
+            smtp.mail_to(to).attachment("weekly.pdf").as_deref(),
+            Some(pdf.as_slice())
+        );
+    }
+    let csv = String::from_utf8(
+        smtp.mail_to("ops@example.com")
+            .attachment("open_tickets-2026-03-10.csv")
+            .expect("a CSV"),
+    )
+    .unwrap();
+    assert_eq!(csv, "\u{feff}reference,customer,amount\r\nR-1,Marie <b>,12.50\r\n");
+    let rows: Vec<(i64, String, Option<String>, String)> = db
+        .query(
+            &format!("SELECT id, status, last_error, scheduled_at FROM \"{schema}\".scheduled_reports ORDER BY id"),
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    assert_eq!(rows[0].1, "sent");
+    assert_eq!(rows[1].1, "sent");
+    assert_eq!(rows[2].1, "failed");
+    assert!(rows[2].2.as_deref().unwrap_or("").contains("only read"), "{rows:?}");
+    assert_eq!(rows[3].1, "failed");
+    assert!(
+        rows[3].2.as_deref().unwrap_or("").contains("query_timeout_s"),
+        "{rows:?}"
+    );
+    // The weekly report's next occurrence, once: Tuesday 07:30 in Paris.
+    assert_eq!(rows.len(), 5, "{rows:?}");
+    assert_eq!(
+        (rows[4].1.as_str(), rows[4].3.as_str()),
+        ("pending", "2026-03-17T06:30:00Z")
+    );
+    let tickets: i64 = db
+        .query_one(&format!("SELECT count(*) FROM \"{schema}\".tickets"), &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(tickets, 1, "the writing query wrote nothing");
+
+    // A second run sends nothing; the next week's goes on its day.
+    run_pg(&env, &password, &["send-reports"], "2026-03-10T08:00:00Z").success();
+    assert_eq!(smtp.mails().len(), 3);
+    // Without the file (not kept), from the definition.
+    run_pg(&env, &password, &["send-reports"], "2026-03-17T06:31:00Z").success();
+    assert_eq!(smtp.mails().len(), 5);
+    let last = smtp.mails().pop().unwrap();
+    assert!(
+        last.attachment("open_tickets-2026-03-17.csv").is_some(),
+        "{:?}",
+        last.subject()
+    );
+}
+
+#[test]
+fn reminders_go_out_from_a_postgresql_database_at_their_local_time_and_once() {
+    let Some((url, password, ca)) = server("reminders_go_out_from_a_postgresql_database_at_their_local_time_and_once")
+    else {
+        return;
+    };
+    let schema = fresh_schema("reminders");
+    let smtp = crate::support::SmtpServer::start();
+    let env = machine_with(&url, &ca, &schema, smtp.port, 2, "");
+    let config = std::fs::read_to_string(env.config_path()).unwrap();
+    env.write_config(&config.replace("Europe/Paris", "Africa/Libreville"));
+    run_pg(&env, &password, &["db", "migrate"], "2026-03-02T09:00:00Z").success();
+    let mut db = client(&url, &password);
+    db.batch_execute(&format!(
+        "SET search_path TO \"{schema}\";
+         INSERT INTO contacts (id, name, email) VALUES (1, 'Awa', 'awa@example.com'), (2, 'Lea', 'lea@example.com'),
+             (3, 'Marie', 'marie@example.com');
+         -- Lent Monday 2 March, due Friday 13 March 18:00 Libreville; and a loan whose due date is not one.
+         INSERT INTO loans (contact_id, item, term, lent_at, due_at)
+             VALUES (1, 'Drill', 'long', '2026-03-02T10:00:00Z', '2026-03-13T17:00:00Z'),
+                    (1, 'Saw', 'long', '2026-03-02T10:00:00Z', 'next week');
+         INSERT INTO students (id, contact_id, parent_contact_id, subscribed_at, last_active_at)
+             VALUES (1, 2, 3, '2026-01-05 09:00:00', '2026-03-09 09:00:00');
+         INSERT INTO manual_reminders (student_id, author_contact_id, message, created_at)
+             VALUES (1, 3, 'Bring your <b>calculator</b>', '2026-03-10 18:00:00');"
+    ))
+    .unwrap();
+    let kinds = |smtp: &crate::support::SmtpServer| -> Vec<String> {
+        smtp.mails().iter().filter_map(|m| m.header("X-Rappel-Kind")).collect()
+    };
+
+    // The loan whose due date is not one is named, the others go.
+    let out = run_pg(&env, &password, &["send-reminders"], "2026-03-02T10:00:00Z").code(65);
+    assert!(out.stderr.contains("next week"), "{}", out.stderr);
+    assert_eq!(kinds(&smtp), ["loan_created"]);
+    for (at, kind) in [
+        ("2026-03-11T08:00:00Z", "loan_d2"),
+        ("2026-03-12T08:00:00Z", "loan_d1"),
+        ("2026-03-13T07:00:00Z", "loan_due"),
+    ] {
+        run_pg(&env, &password, &["send-reminders", "--kind", kind], at).code(65);
+        assert_eq!(kinds(&smtp).last().map(String::as_str), Some(kind), "{kind} at {at}");
+    }
+    let loans = kinds(&smtp).len();
+    assert_eq!(loans, 4, "{:?}", kinds(&smtp));
+
+    // The parent's message to the student, once, its sent_at kept.
+    run_pg(
+        &env,
+        &password,
+        &["send-reminders", "--kind", "manual"],
+        "2026-03-10T18:02:00Z",
+    )
+    .success();
+    let mail = smtp.mail_to("lea@example.com");
+    assert_eq!(mail.subject(), "A message from your parent Marie");
+    assert!(mail.part("text/html").unwrap().contains("&lt;b&gt;calculator"));
+    run_pg(
+        &env,
+        &password,
+        &["send-reminders", "--kind", "manual"],
+        "2026-03-10T18:10:00Z",
+    )
+    .success();
+    assert_eq!(kinds(&smtp).len(), loans + 1, "sent once");
+    let sent_at: Option<String> = db
+        .query_one(&format!("SELECT sent_at FROM \"{schema}\".manual_reminders"), &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(sent_at.as_deref(), Some("2026-03-10T18:02:00Z"));
 }

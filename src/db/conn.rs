@@ -91,6 +91,18 @@ impl Row<'_> {
         }
     }
 
+    /// Whether column `index` is PostgreSQL's `numeric` (which reads as
+    /// text): a number to show as one.
+    pub fn numeric(&self, index: usize) -> bool {
+        match self {
+            Row::Sqlite(_) => false,
+            Row::Postgres(r) => r
+                .columns()
+                .get(index)
+                .is_some_and(|c| *c.type_() == postgres::types::Type::NUMERIC),
+        }
+    }
+
     fn column_error(&self, index: usize, why: String) -> StoreError {
         let name = match self {
             Row::Sqlite(r) => r.as_ref().column_name(index).ok().map(str::to_string),
@@ -248,6 +260,17 @@ impl Conn {
                     .collect();
                 let n = client.execute(stmt, &refs)?;
                 Ok(usize::try_from(n).unwrap_or(usize::MAX))
+            }),
+        }
+    }
+
+    /// The names of the columns `sql` returns, in order (the statement is
+    /// prepared and kept, not run).
+    pub fn columns(&self, sql: &str) -> Result<Vec<String>> {
+        match &self.inner {
+            Inner::Sqlite(c) => Ok(c.prepare_cached(sql)?.column_names().map(str::to_string).collect()),
+            Inner::Postgres(cell) => Self::with_pg(cell, sql, &[], |_, stmt| {
+                Ok(stmt.columns().iter().map(|c| c.name().to_string()).collect())
             }),
         }
     }

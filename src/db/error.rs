@@ -22,6 +22,9 @@ pub enum StoreError {
     /// still being read.
     #[error("the database connection is in use by another query")]
     InUse,
+    /// A reader of a query's rows stopped it (a limit reached).
+    #[error("the query was stopped")]
+    Stopped,
     /// An operation written for SQLite alone, asked of PostgreSQL.
     #[error("this operation is not available on PostgreSQL yet")]
     Unsupported,
@@ -75,6 +78,16 @@ impl StoreError {
                 .contains(c)
             }),
             _ => false,
+        }
+    }
+
+    /// PostgreSQL's SQLSTATE for the error (`57014` cancelled by
+    /// `statement_timeout`, `25006` a write in a read-only transaction);
+    /// `None` for SQLite and for errors that are not the server's.
+    pub fn sql_state(&self) -> Option<String> {
+        match self {
+            StoreError::Postgres(e) => e.code().map(|c| c.code().to_string()),
+            _ => None,
         }
     }
 

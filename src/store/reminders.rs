@@ -10,11 +10,9 @@
 //! not parse. In PostgreSQL the host's columns are typed, and the same reads
 //! are the same `SELECT`s, `unixepoch(x)` being `extract(epoch FROM x)`.
 
-use super::{Result, StoreError, Tx};
-use crate::store::Conn;
+use super::{Cell, Conn, Dialect, Param, Result, Row, ToParam, Tx};
+use crate::params;
 use chrono::{DateTime, Duration, Utc};
-use rusqlite::types::{Value, ValueRef};
-use rusqlite::{OptionalExtension, Row};
 
 use crate::db::loose;
 use crate::instant;
@@ -22,39 +20,67 @@ use crate::instant;
 /// A read prepared on a connection, its rows taken one at a time: the
 /// planners write messages as they read, so memory stays flat however many
 /// rows there are.
+///
+/// On PostgreSQL the rows are read whole when the read runs (a cursor is
+/// left for later): memory there grows with the rows read.
 pub struct Rows<'c, T> {
-    stmt: rusqlite::CachedStatement<'c>,
-    params: Vec<Value>,
-    read: fn(&Row<'_>) -> rusqlite::Result<T>,
+    conn: &'c Conn,
+    sql: String,
+    params: Vec<Param<'static>>,
+    read: fn(&Row<'_>) -> Result<T>,
+    stmt: Option<rusqlite::CachedStatement<'c>>,
 }
 
-impl<T> Rows<'_, T> {
+impl<'c, T> Rows<'c, T> {
+    /// The read `sql` with `params` on `conn`, each row through `read`.
+    fn new(conn: &'c Conn, sql: String, params: Vec<Param<'static>>, read: fn(&Row<'_>) -> Result<T>) -> Result<Self> {
+        let stmt = match conn.lite() {
+            Ok(lite) => Some(lite.prepare_cached(&sql)?),
+            Err(_) => None,
+        };
+        Ok(Rows {
+            conn,
+            sql,
+            params,
+            read,
+            stmt,
+        })
+    }
+
     /// Runs the read: each item is one row, or the error reading it
     /// (`StoreError`). Errors: the statement's.
-    pub fn iter(&mut self) -> Result<impl Iterator<Item = Result<T>> + '_> {
-        let rows = self
-            .stmt
-            .query_map(rusqlite::params_from_iter(&self.params), self.read)?;
-        Ok(rows.map(|r| r.map_err(StoreError::from)))
+    pub fn iter(&mut self) -> Result<Box<dyn Iterator<Item = Result<T>> + '_>> {
+        let read = self.read;
+        match &mut self.stmt {
+            Some(stmt) => {
+                let rows = stmt.query(rusqlite::params_from_iter(self.params.iter()))?;
+                Ok(Box::new(rows.and_then(move |r| read(&Row::Sqlite(r)))))
+            }
+            None => {
+                let params: Vec<&dyn ToParam> = self.params.iter().map(|p| p as &dyn ToParam).collect();
+                let items = self.conn.query_map(&self.sql, &params, read)?;
+                Ok(Box::new(items.into_iter().map(Ok)))
+            }
+        }
     }
 }
 
 /// A host's boolean column: 0/1, or text such as "true"; NULL is `default`.
-fn flag(v: ValueRef<'_>, default: bool) -> bool {
+fn flag(v: Cell<'_>, default: bool) -> bool {
     loose::flag(v).unwrap_or(default)
 }
 
 /// Whether a host column holds something: not NULL, not blank.
-fn filled(v: ValueRef<'_>) -> bool {
+fn filled(v: Cell<'_>) -> bool {
     loose::text(v).is_some_and(|v| !v.trim().is_empty())
 }
 
 /// The condition (on `column`, the table's id, parameter `?n`) that narrows
 /// a read to row `only`, and its parameter; none when `only` is `None`.
-fn narrowed(column: &str, n: usize, only: Option<i64>, params: &mut Vec<Value>) -> String {
+fn narrowed(column: &str, n: usize, only: Option<i64>, params: &mut Vec<Param<'static>>) -> String {
     match only {
         Some(id) => {
-            params.push(Value::Integer(id));
+            params.push(Param::Int(id));
             format!(" AND {column} = ?{n}")
         }
         None => String::new(),
@@ -84,18 +110,18 @@ pub struct ContactRow {
 
 /// The contact in columns `at..at + 10` (id, name, email, phone, locale,
 /// timezone, email_enabled, whatsapp_enabled, sms_enabled, muted_kinds).
-fn contact_at(row: &Row<'_>, at: usize) -> rusqlite::Result<ContactRow> {
+fn contact_at(row: &Row<'_>, at: usize) -> Result<ContactRow> {
     Ok(ContactRow {
         id: row.get(at)?,
-        name: loose::text(row.get_ref(at + 1)?),
-        email: loose::text(row.get_ref(at + 2)?),
-        phone: loose::text(row.get_ref(at + 3)?),
-        locale: loose::text(row.get_ref(at + 4)?),
-        timezone: loose::text(row.get_ref(at + 5)?),
-        email_enabled: flag(row.get_ref(at + 6)?, true),
-        whatsapp_enabled: flag(row.get_ref(at + 7)?, false),
-        sms_enabled: flag(row.get_ref(at + 8)?, false),
-        muted_kinds: loose::text(row.get_ref(at + 9)?),
+        name: loose::text(row.cell(at + 1)?),
+        email: loose::text(row.cell(at + 2)?),
+        phone: loose::text(row.cell(at + 3)?),
+        locale: loose::text(row.cell(at + 4)?),
+        timezone: loose::text(row.cell(at + 5)?),
+        email_enabled: flag(row.cell(at + 6)?, true),
+        whatsapp_enabled: flag(row.cell(at + 7)?, false),
+        sms_enabled: flag(row.cell(at + 8)?, false),
+        muted_kinds: loose::text(row.cell(at + 9)?),
     })
 }
 
@@ -121,34 +147,37 @@ pub fn loans(
     due_after: DateTime<Utc>,
     only: Option<i64>,
 ) -> Result<Rows<'_, LoanRow>> {
-    let conn = conn.lite()?;
     let mut params = vec![
-        Value::Integer(returned_after.timestamp()),
-        Value::Integer(due_after.timestamp()),
+        Param::Int(returned_after.timestamp()),
+        Param::Int(due_after.timestamp()),
     ];
     let only = narrowed("l.id", 3, only, &mut params);
-    let stmt = conn.prepare_cached(&format!(
+    // SQLite's prefilter on the instants as written (NULL where a value is
+    // not one); PostgreSQL reads every loan, the planner judging each.
+    let window = match conn.dialect() {
+        Dialect::Sqlite => {
+            "(l.returned_at IS NOT NULL AND (unixepoch(l.returned_at) IS NULL OR unixepoch(l.returned_at) > ?1)
+                OR l.returned_at IS NULL AND (unixepoch(l.due_at) IS NULL OR unixepoch(l.due_at) > ?2))"
+        }
+        Dialect::Postgres => "(CAST(?1 AS bigint) IS NOT NULL AND CAST(?2 AS bigint) IS NOT NULL)",
+    };
+    let sql = format!(
         "SELECT l.id, l.item, l.term, l.lent_at, l.due_at, l.returned_at, c.id, c.name, c.email, c.phone,
                 c.locale, c.timezone, c.email_enabled, c.whatsapp_enabled, c.sms_enabled, c.muted_kinds
          FROM loans l LEFT JOIN contacts c ON c.id = l.contact_id
-         WHERE (l.returned_at IS NOT NULL AND (unixepoch(l.returned_at) IS NULL OR unixepoch(l.returned_at) > ?1)
-                OR l.returned_at IS NULL AND (unixepoch(l.due_at) IS NULL OR unixepoch(l.due_at) > ?2)){only}
+         WHERE {window}{only}
          ORDER BY l.id"
-    ))?;
-    Ok(Rows {
-        stmt,
-        params,
-        read: |r| {
-            Ok(LoanRow {
-                id: r.get(0)?,
-                item: loose::text(r.get_ref(1)?),
-                term: loose::text(r.get_ref(2)?),
-                lent_at: loose::text(r.get_ref(3)?),
-                due_at: loose::text(r.get_ref(4)?),
-                returned_at: loose::text(r.get_ref(5)?),
-                contact: contact_at(r, 6)?,
-            })
-        },
+    );
+    Rows::new(conn, sql, params, |r| {
+        Ok(LoanRow {
+            id: r.get(0)?,
+            item: loose::text(r.cell(1)?),
+            term: loose::text(r.cell(2)?),
+            lent_at: loose::text(r.cell(3)?),
+            due_at: loose::text(r.cell(4)?),
+            returned_at: loose::text(r.cell(5)?),
+            contact: contact_at(r, 6)?,
+        })
     })
 }
 
@@ -168,7 +197,12 @@ pub struct SessionRow {
 
 /// Start times that do not begin with a date (the text prefilter cannot find
 /// them; they are read to be reported).
-const NOT_A_DATE: &str = "starts_at NOT GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*'";
+fn not_a_date(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Sqlite => "starts_at NOT GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*'",
+        Dialect::Postgres => "starts_at !~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}'",
+    }
+}
 
 /// Bounds `[lo, hi)` for a text prefilter on instants a host wrote: every
 /// accepted form begins with its date in its own offset (UTC-12 to UTC+14).
@@ -192,10 +226,10 @@ pub fn sessions(
     to: DateTime<Utc>,
     only: Option<i64>,
 ) -> Result<Rows<'_, SessionRow>> {
-    let conn = conn.lite()?;
     let (lo, hi) = date_bounds(from, to);
-    let mut params = vec![Value::Text(lo), Value::Text(hi)];
+    let mut params = vec![Param::Text(lo.into()), Param::Text(hi.into())];
     let only = narrowed("r.id", 3, only, &mut params);
+    let not_a_date = not_a_date(conn.dialect());
     let columns = "r.id, r.subject, r.starts_at, r.objective, r.link, r.cancelled, r.completed_at,
                    c.id, c.name, c.email, c.phone, c.locale, c.timezone, c.email_enabled, c.whatsapp_enabled,
                    c.sms_enabled, c.muted_kinds
@@ -203,25 +237,21 @@ pub fn sessions(
                    LEFT JOIN contacts c ON c.id = s.contact_id";
     // The window's ids found through the start index, then their rows read
     // in id order: one pass over the table's pages, not a page per session.
-    let stmt = conn.prepare_cached(&format!(
+    let sql = format!(
         "SELECT {columns} WHERE r.id IN (SELECT id FROM revision_sessions WHERE starts_at >= ?1 AND starts_at < ?2){only}
-         UNION ALL SELECT {columns} WHERE r.{NOT_A_DATE}{only}"
-    ))?;
-    Ok(Rows {
-        stmt,
-        params,
-        read: |r| {
-            Ok(SessionRow {
-                id: r.get(0)?,
-                subject: loose::text(r.get_ref(1)?),
-                starts_at: loose::text(r.get_ref(2)?),
-                objective: loose::text(r.get_ref(3)?),
-                link: loose::text(r.get_ref(4)?),
-                cancelled: flag(r.get_ref(5)?, false),
-                completed: filled(r.get_ref(6)?),
-                contact: contact_at(r, 7)?,
-            })
-        },
+         UNION ALL SELECT {columns} WHERE r.{not_a_date}{only}"
+    );
+    Rows::new(conn, sql, params, |r| {
+        Ok(SessionRow {
+            id: r.get(0)?,
+            subject: loose::text(r.cell(1)?),
+            starts_at: loose::text(r.cell(2)?),
+            objective: loose::text(r.cell(3)?),
+            link: loose::text(r.cell(4)?),
+            cancelled: flag(r.cell(5)?, false),
+            completed: filled(r.cell(6)?),
+            contact: contact_at(r, 7)?,
+        })
     })
 }
 
@@ -239,29 +269,24 @@ pub struct StudentRow {
 /// Every student, in id order (only row `only` when given). Errors: the
 /// statement's (`StoreError`).
 pub fn students(conn: &Conn, only: Option<i64>) -> Result<Rows<'_, StudentRow>> {
-    let conn = conn.lite()?;
     let mut params = Vec::new();
     let only = narrowed("s.id", 1, only, &mut params);
-    let stmt = conn.prepare_cached(&format!(
+    let sql = format!(
         "SELECT s.id, s.subscription_active, s.subscribed_at, s.last_active_at,
                 c.id, c.name, c.email, c.phone, c.locale, c.timezone, c.email_enabled, c.whatsapp_enabled,
                 c.sms_enabled, c.muted_kinds
          FROM students s LEFT JOIN contacts c ON c.id = s.contact_id
-         WHERE 1{only}
+         WHERE TRUE{only}
          ORDER BY s.id"
-    ))?;
-    Ok(Rows {
-        stmt,
-        params,
-        read: |r| {
-            Ok(StudentRow {
-                id: r.get(0)?,
-                subscription_active: flag(r.get_ref(1)?, true),
-                subscribed_at: loose::text(r.get_ref(2)?),
-                last_active_at: loose::text(r.get_ref(3)?),
-                contact: contact_at(r, 4)?,
-            })
-        },
+    );
+    Rows::new(conn, sql, params, |r| {
+        Ok(StudentRow {
+            id: r.get(0)?,
+            subscription_active: flag(r.cell(1)?, true),
+            subscribed_at: loose::text(r.cell(2)?),
+            last_active_at: loose::text(r.cell(3)?),
+            contact: contact_at(r, 4)?,
+        })
     })
 }
 
@@ -293,40 +318,37 @@ const SESSIONS_BY_STUDENT: &str = "rappel_revision_sessions_student";
 /// without being sorted first (a database migrated before that index
 /// existed is read through the `starts_at` index and sorted, as before).
 pub fn digest_sessions(conn: &Conn, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Rows<'_, DigestSession>> {
-    let conn = conn.lite()?;
     let (lo, hi) = date_bounds(from, to);
-    let by_student: bool = conn
-        .prepare_cached(
+    // PostgreSQL's planner chooses its index itself.
+    let by_student: bool = conn.dialect() == Dialect::Sqlite
+        && conn.query_row(
             "SELECT EXISTS (SELECT 1 FROM sqlite_master
                             WHERE type = 'index' AND name = ?1 AND tbl_name = 'revision_sessions')
                     AND NOT EXISTS (SELECT 1 FROM sqlite_temp_master WHERE name = 'revision_sessions')",
-        )?
-        .query_row([SESSIONS_BY_STUDENT], |r| r.get(0))?;
+            params![SESSIONS_BY_STUDENT],
+            |r| r.get(0),
+        )?;
     let indexed = if by_student {
         format!(" INDEXED BY {SESSIONS_BY_STUDENT}")
     } else {
         String::new()
     };
-    let stmt = conn.prepare_cached(&format!(
+    let sql = format!(
         "SELECT student_id, subject, starts_at, objective, link, cancelled, completed_at
          FROM revision_sessions{indexed}
          WHERE starts_at >= ?1 AND starts_at < ?2
          ORDER BY student_id, starts_at, id"
-    ))?;
-    Ok(Rows {
-        stmt,
-        params: vec![Value::Text(lo), Value::Text(hi)],
-        read: |r| {
-            Ok(DigestSession {
-                student_id: loose::id(r.get_ref(0)?),
-                subject: loose::text(r.get_ref(1)?),
-                starts_at: loose::text(r.get_ref(2)?),
-                objective: loose::text(r.get_ref(3)?),
-                link: loose::text(r.get_ref(4)?),
-                cancelled: flag(r.get_ref(5)?, false),
-                completed: filled(r.get_ref(6)?),
-            })
-        },
+    );
+    Rows::new(conn, sql, vec![Param::Text(lo.into()), Param::Text(hi.into())], |r| {
+        Ok(DigestSession {
+            student_id: loose::id(r.cell(0)?),
+            subject: loose::text(r.cell(1)?),
+            starts_at: loose::text(r.cell(2)?),
+            objective: loose::text(r.cell(3)?),
+            link: loose::text(r.cell(4)?),
+            cancelled: flag(r.cell(5)?, false),
+            completed: filled(r.cell(6)?),
+        })
     })
 }
 
@@ -349,11 +371,10 @@ pub struct ManualRow {
 /// already sent on a channel still goes on the others), in id order; only
 /// row `only` when given. Errors: the statement's (`StoreError`).
 pub fn manual_reminders(conn: &Conn, include_sent: bool, only: Option<i64>) -> Result<Rows<'_, ManualRow>> {
-    let conn = conn.lite()?;
     let mut params = Vec::new();
     let only = narrowed("m.id", 1, only, &mut params);
-    let unsent = if include_sent { "1" } else { "m.sent_at IS NULL" };
-    let stmt = conn.prepare_cached(&format!(
+    let unsent = if include_sent { "TRUE" } else { "m.sent_at IS NULL" };
+    let sql = format!(
         "SELECT m.id, m.message, m.created_at, m.author_contact_id, s.parent_contact_id, a.name,
                 c.id, c.name, c.email, c.phone, c.locale, c.timezone, c.email_enabled, c.whatsapp_enabled,
                 c.sms_enabled, c.muted_kinds
@@ -361,37 +382,29 @@ pub fn manual_reminders(conn: &Conn, include_sent: bool, only: Option<i64>) -> R
               LEFT JOIN contacts a ON a.id = m.author_contact_id
          WHERE {unsent}{only}
          ORDER BY m.id"
-    ))?;
-    Ok(Rows {
-        stmt,
-        params,
-        read: |r| {
-            Ok(ManualRow {
-                id: r.get(0)?,
-                message: loose::text(r.get_ref(1)?),
-                created_at: loose::text(r.get_ref(2)?),
-                author_contact_id: loose::id(r.get_ref(3)?),
-                parent_contact_id: loose::id(r.get_ref(4)?),
-                author_name: loose::text(r.get_ref(5)?),
-                contact: contact_at(r, 6)?,
-            })
-        },
+    );
+    Rows::new(conn, sql, params, |r| {
+        Ok(ManualRow {
+            id: r.get(0)?,
+            message: loose::text(r.cell(1)?),
+            created_at: loose::text(r.cell(2)?),
+            author_contact_id: loose::id(r.cell(3)?),
+            parent_contact_id: loose::id(r.cell(4)?),
+            author_name: loose::text(r.cell(5)?),
+            contact: contact_at(r, 6)?,
+        })
     })
 }
 
 /// Contact `id`; `None` when there is none. Errors: the statement's
 /// (`StoreError`).
 pub fn contact(conn: &Conn, id: i64) -> Result<Option<ContactRow>> {
-    let conn = conn.lite()?;
-    let mut stmt = conn.prepare_cached(
+    conn.query_opt(
         "SELECT id, name, email, phone, locale, timezone, email_enabled, whatsapp_enabled, sms_enabled, muted_kinds
          FROM contacts WHERE id = ?1",
-    )?;
-    let mut rows = stmt.query([id])?;
-    let Some(row) = rows.next()? else {
-        return Ok(None);
-    };
-    Ok(Some(contact_at(row, 0)?))
+        params![id],
+        |r| contact_at(r, 0),
+    )
 }
 
 /// The identifying instant of source row `id` of `table` as it is now
@@ -399,19 +412,15 @@ pub fn contact(conn: &Conn, id: i64) -> Result<Option<ContactRow>> {
 /// instant is empty or does not parse. Errors: the statement's
 /// (`StoreError`).
 pub fn source_instant(conn: &Conn, table: &str, id: i64) -> Result<Option<Option<DateTime<Utc>>>> {
-    let conn = conn.lite()?;
-    Ok(crate::db::identity::current(conn, table, id)?)
+    crate::db::identity::instant_of(conn, table, id)
 }
 
 /// Whether loan `id` was returned (`returned_at` is set); `None` when there
 /// is no such loan. Errors: the statement's (`StoreError`).
 pub fn loan_returned(conn: &Conn, id: i64) -> Result<Option<bool>> {
-    let conn = conn.lite()?;
-    Ok(conn
-        .query_row("SELECT returned_at FROM loans WHERE id = ?1", [id], |r| {
-            Ok(filled(r.get_ref(0)?))
-        })
-        .optional()?)
+    conn.query_opt("SELECT returned_at FROM loans WHERE id = ?1", params![id], |r| {
+        Ok(filled(r.cell(0)?))
+    })
 }
 
 /// Whether a session was cancelled or completed.
@@ -425,31 +434,27 @@ pub struct SessionState {
 /// Session `id`'s state; `None` when there is no such session. Errors: the
 /// statement's (`StoreError`).
 pub fn session_state(conn: &Conn, id: i64) -> Result<Option<SessionState>> {
-    let conn = conn.lite()?;
-    Ok(conn
-        .query_row(
-            "SELECT cancelled, completed_at FROM revision_sessions WHERE id = ?1",
-            [id],
-            |r| {
-                Ok(SessionState {
-                    cancelled: flag(r.get_ref(0)?, false),
-                    completed: filled(r.get_ref(1)?),
-                })
-            },
-        )
-        .optional()?)
+    conn.query_opt(
+        "SELECT cancelled, completed_at FROM revision_sessions WHERE id = ?1",
+        params![id],
+        |r| {
+            Ok(SessionState {
+                cancelled: flag(r.cell(0)?, false),
+                completed: filled(r.cell(1)?),
+            })
+        },
+    )
 }
 
 /// Whether student `id`'s subscription is active (NULL or unreadable:
 /// active); `None` when there is no such student. Errors: the statement's
 /// (`StoreError`).
 pub fn subscription_active(conn: &Conn, id: i64) -> Result<Option<bool>> {
-    let conn = conn.lite()?;
-    Ok(conn
-        .query_row("SELECT subscription_active FROM students WHERE id = ?1", [id], |r| {
-            Ok(flag(r.get_ref(0)?, true))
-        })
-        .optional()?)
+    conn.query_opt(
+        "SELECT subscription_active FROM students WHERE id = ?1",
+        params![id],
+        |r| Ok(flag(r.cell(0)?, true)),
+    )
 }
 
 /// Opens a batch of planned messages on `conn`: a write transaction that
@@ -460,16 +465,15 @@ pub fn subscription_active(conn: &Conn, id: i64) -> Result<Option<bool>> {
 /// writer's session. Errors: the lock still held by another writer past the
 /// busy timeout (`StoreError`).
 pub fn open_batch(conn: &Conn) -> Result<()> {
-    let conn = conn.lite()?;
-    conn.execute_batch("BEGIN IMMEDIATE")?;
-    Ok(())
+    conn.execute_batch(match conn.dialect() {
+        Dialect::Sqlite => "BEGIN IMMEDIATE",
+        Dialect::Postgres => "BEGIN",
+    })
 }
 
 /// Commits the batch `open_batch` opened. Errors: `StoreError`.
 pub fn commit_batch(conn: &Conn) -> Result<()> {
-    let conn = conn.lite()?;
-    conn.execute_batch("COMMIT")?;
-    Ok(())
+    conn.execute_batch("COMMIT")
 }
 
 /// Sets `manual_reminders.sent_at` of row `id` to `now` (UTC) once one of
@@ -494,16 +498,24 @@ mod tests {
     #[test]
     fn host_booleans_in_their_usual_spellings() {
         for yes in [&b"1"[..], b"TRUE", b"True", b" yes ", b"on", b"t"] {
-            assert!(flag(ValueRef::Text(yes), false), "{:?}", String::from_utf8_lossy(yes));
+            assert!(
+                flag(Cell::from(rusqlite::types::ValueRef::Text(yes)), false),
+                "{:?}",
+                String::from_utf8_lossy(yes)
+            );
         }
         for no in [&b"0"[..], b"FALSE", b"No", b"off", b""] {
-            assert!(!flag(ValueRef::Text(no), true), "{:?}", String::from_utf8_lossy(no));
+            assert!(
+                !flag(Cell::from(rusqlite::types::ValueRef::Text(no)), true),
+                "{:?}",
+                String::from_utf8_lossy(no)
+            );
         }
-        assert!(flag(ValueRef::Integer(2), false));
-        assert!(flag(ValueRef::Real(1.0), false));
-        assert!(!flag(ValueRef::Integer(0), true));
-        assert!(flag(ValueRef::Null, true) && !flag(ValueRef::Null, false));
-        assert!(flag(ValueRef::Text(b"maybe"), true), "unknown text keeps the default");
+        assert!(flag(Cell::Int(2), false));
+        assert!(flag(Cell::Real(1.0), false));
+        assert!(!flag(Cell::Int(0), true));
+        assert!(flag(Cell::Null, true) && !flag(Cell::Null, false));
+        assert!(flag(Cell::Text("maybe".into()), true), "unknown text keeps the default");
     }
 
     fn utc(s: &str) -> DateTime<Utc> {

@@ -14,11 +14,10 @@ pub mod query;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, params};
 
-use super::{Conn, Result, Tx};
+use super::{Conn, Dialect, Result, ToParam, Tx};
 use crate::db::loose::text;
-use crate::instant;
+use crate::params;
 
 /// The host table of report rows, as the deliveries' `source_table` names it.
 pub const TABLE: &str = "scheduled_reports";
@@ -41,52 +40,50 @@ pub struct Pending {
 
 /// Every `pending` report row, by id, due or not (whether it is due depends
 /// on its zone, which the job reads); planning and `config check` read them. Errors: an `id` that is not an
-/// integer, and SQLite's.
+/// integer, and `StoreError`.
 pub fn pending(conn: &Conn) -> Result<Vec<Pending>> {
-    let conn = conn.lite()?;
-    let mut stmt = conn.prepare(
+    conn.query_map(
         "SELECT id, title, recipients, scheduled_at, attachment_path, report, timezone, next_attempt_at, recurrence
          FROM scheduled_reports WHERE status = 'pending' ORDER BY id",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        Ok(Pending {
-            id: r.get(0)?,
-            title: text(r.get_ref(1)?),
-            recipients: text(r.get_ref(2)?),
-            scheduled_at: text(r.get_ref(3)?),
-            attachment_path: text(r.get_ref(4)?),
-            report: text(r.get_ref(5)?),
-            timezone: text(r.get_ref(6)?),
-            next_attempt_at: text(r.get_ref(7)?),
-            recurrence: text(r.get_ref(8)?),
-        })
-    })?;
-    super::collect(rows)
+        params![],
+        |r| {
+            Ok(Pending {
+                id: r.get(0)?,
+                title: text(r.cell(1)?),
+                recipients: text(r.cell(2)?),
+                scheduled_at: text(r.cell(3)?),
+                attachment_path: text(r.cell(4)?),
+                report: text(r.cell(5)?),
+                timezone: text(r.cell(6)?),
+                next_attempt_at: text(r.cell(7)?),
+                recurrence: text(r.cell(8)?),
+            })
+        },
+    )
 }
 
 /// The `scheduled_at` of report row `id` as it is now, the instant that
 /// names the row with its id (UTC): `None` when the row is gone,
-/// `Some(None)` when the value is empty or not a timestamp. Errors: SQLite's.
+/// `Some(None)` when the value is empty or not a timestamp. Errors: `StoreError`.
 pub fn scheduled_at(conn: &Conn, id: i64) -> Result<Option<Option<DateTime<Utc>>>> {
-    let conn = conn.lite()?;
-    Ok(crate::db::identity::current(conn, TABLE, id)?)
+    crate::db::identity::instant_of(conn, TABLE, id)
 }
 
 /// The deliveries made for report row `id` scheduled at `source_at` (not
 /// for an earlier row with its id), by lower-cased recipient: each one's
 /// status, or `withdrawn` for one cancelled by the operator (`rappel
-/// cancel`). Errors: SQLite's.
+/// cancel`). Errors: `StoreError`.
 pub fn deliveries_by_recipient(conn: &Conn, id: i64, source_at: DateTime<Utc>) -> Result<HashMap<String, String>> {
-    let conn = conn.lite()?;
-    let mut stmt = conn.prepare_cached(
-        "SELECT recipient, CASE WHEN status = 'cancelled' AND error_class = 'operator' THEN 'withdrawn' ELSE status END
-         FROM rappel_deliveries WHERE source_table = ?1 AND source_id = ?2 AND source_at = ?3",
-    )?;
     // Lower-cased here, as the dedupe key is: SQLite's lower() knows only ASCII.
-    let rows = stmt.query_map(params![TABLE, id, instant::format(source_at)], |r| {
-        Ok((r.get::<_, String>(0)?.to_lowercase(), r.get(1)?))
-    })?;
-    Ok(super::collect(rows)?.into_iter().collect())
+    Ok(conn
+        .query_map(
+            "SELECT recipient, CASE WHEN status = 'cancelled' AND error_class = 'operator' THEN 'withdrawn' ELSE status END
+             FROM rappel_deliveries WHERE source_table = ?1 AND source_id = ?2 AND source_at = ?3",
+            params![TABLE, id, source_at],
+            |r| Ok((r.get::<String>(0)?.to_lowercase(), r.get(1)?)),
+        )?
+        .into_iter()
+        .collect())
 }
 
 /// One delivery made for a report row, as the row's status is worked out
@@ -103,47 +100,44 @@ pub struct RowDelivery {
 }
 
 /// The deliveries made for report row `id` named by `source_at` (its
-/// `scheduled_at` as the deliveries store it), by id. Errors: SQLite's.
+/// `scheduled_at` as the deliveries store it), by id. Errors: `StoreError`.
 pub fn row_deliveries(conn: &Conn, id: i64, source_at: &str) -> Result<Vec<RowDelivery>> {
-    let conn = conn.lite()?;
-    let mut stmt = conn.prepare_cached(
+    conn.query_map(
         "SELECT recipient, CASE WHEN status = 'cancelled' AND error_class = 'operator' THEN 'withdrawn' ELSE status END,
                 attempts, next_attempt_at, last_error
          FROM rappel_deliveries WHERE source_table = ?1 AND source_id = ?2 AND source_at = ?3 ORDER BY id",
-    )?;
-    let rows = stmt.query_map(params![TABLE, id, source_at], |r| {
-        Ok(RowDelivery {
-            recipient: r.get(0)?,
-            status: r.get(1)?,
-            attempts: r.get(2)?,
-            next_attempt_at: r.get(3)?,
-            last_error: r.get(4)?,
-        })
-    })?;
-    super::collect(rows)
+        params![TABLE, id, source_at],
+        |r| {
+            Ok(RowDelivery {
+                recipient: r.get(0)?,
+                status: r.get(1)?,
+                attempts: r.get(2)?,
+                next_attempt_at: r.get(3)?,
+                last_error: r.get(4)?,
+            })
+        },
+    )
 }
 
 /// Whether any delivery made for report row `id` named by `source_at` (as
-/// stored) is still pending or being sent. Errors: SQLite's.
+/// stored) is still pending or being sent. Errors: `StoreError`.
 pub fn in_flight(conn: &Conn, id: i64, source_at: &str) -> Result<bool> {
-    let conn = conn.lite()?;
-    Ok(conn
-        .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM rappel_deliveries
-                            WHERE source_table IS NOT NULL AND status IN ('pending', 'sending')
-                              AND source_table = ?1 AND source_id = ?2 AND source_at = ?3)",
-        )?
-        .query_row(params![TABLE, id, source_at], |r| r.get(0))?)
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM rappel_deliveries
+                        WHERE source_table IS NOT NULL AND status IN ('pending', 'sending')
+                          AND source_table = ?1 AND source_id = ?2 AND source_at = ?3)",
+        params![TABLE, id, source_at],
+        |r| r.get(0),
+    )
 }
 
 /// Report row `id`'s `recipients` as written (`db::loose::text`; empty for
-/// NULL). Errors: no such row (`QueryReturnedNoRows`), and SQLite's.
+/// NULL). Errors: no such row (`StoreError::NoRow`), and `StoreError`.
 pub fn recipients(conn: &Conn, id: i64) -> Result<String> {
-    let conn = conn.lite()?;
-    Ok(
-        conn.query_row("SELECT recipients FROM scheduled_reports WHERE id = ?1", [id], |r| {
-            Ok(text(r.get_ref(0)?).unwrap_or_default())
-        })?,
+    conn.query_row(
+        "SELECT recipients FROM scheduled_reports WHERE id = ?1",
+        params![id],
+        |r| Ok(text(r.cell(0)?).unwrap_or_default()),
     )
 }
 
@@ -156,34 +150,31 @@ pub struct State {
 }
 
 /// Report row `id`'s status and recipients now; `None` when the row is
-/// gone. Errors: SQLite's.
+/// gone. Errors: `StoreError`.
 pub fn state(conn: &Conn, id: i64) -> Result<Option<State>> {
-    let conn = conn.lite()?;
-    Ok(conn
-        .prepare_cached("SELECT status, recipients FROM scheduled_reports WHERE id = ?1")?
-        .query_row([id], |r| {
+    conn.query_opt(
+        "SELECT status, recipients FROM scheduled_reports WHERE id = ?1",
+        params![id],
+        |r| {
             Ok(State {
-                status: text(r.get_ref(0)?),
-                recipients: text(r.get_ref(1)?),
+                status: text(r.cell(0)?),
+                recipients: text(r.cell(1)?),
             })
-        })
-        .optional()?)
+        },
+    )
 }
 
 /// Report row `id`'s status now; `None` when the row is gone. Errors: a
-/// status that is NULL or not text, and SQLite's.
+/// status that is NULL or not text, and `StoreError`.
 pub fn status(conn: &Conn, id: i64) -> Result<Option<String>> {
-    let conn = conn.lite()?;
-    Ok(conn
-        .prepare_cached("SELECT status FROM scheduled_reports WHERE id = ?1")?
-        .query_row([id], |r| r.get(0))
-        .optional()?)
+    conn.query_opt("SELECT status FROM scheduled_reports WHERE id = ?1", params![id], |r| {
+        r.get(0)
+    })
 }
 
 /// Pending report row `id` fails with `reason` (one more attempt, no retry
-/// time). Returns whether it changed (it was still pending). Errors: SQLite's.
+/// time). Returns whether it changed (it was still pending). Errors: `StoreError`.
 pub fn fail(tx: &Tx<'_>, id: i64, reason: &str) -> Result<bool> {
-    let tx = tx.lite()?;
     updated(
         tx,
         "UPDATE scheduled_reports SET status = 'failed', attempts = attempts + 1, last_error = ?2,
@@ -196,23 +187,22 @@ pub fn fail(tx: &Tx<'_>, id: i64, reason: &str) -> Result<bool> {
 
 /// Pending report row `id` is done without a mailing: its definition
 /// returned no rows and says `skip_if_empty` (`sent`, with that said in
-/// `last_error`). Returns whether it changed. Errors: SQLite's.
+/// `last_error`). Returns whether it changed. Errors: `StoreError`.
 pub fn mark_empty(tx: &Tx<'_>, id: i64) -> Result<bool> {
-    let tx = tx.lite()?;
     updated(
         tx,
         "UPDATE scheduled_reports SET status = 'sent', next_attempt_at = NULL,
                     last_error = 'not sent: the report had no rows (skip_if_empty)'
              WHERE id = ?1 AND status = 'pending'
              RETURNING id",
-        [id],
+        params![id],
     )
 }
 
 /// Report row `id` stays (or is again) `pending` while its deliveries are
 /// under way: their highest `attempts`, their earliest retry time (as
 /// stored) and their errors so far. A row the operator took out of
-/// `pending` other than to `failed` is left as it is. Errors: SQLite's.
+/// `pending` other than to `failed` is left as it is. Errors: `StoreError`.
 pub fn keep_pending(
     tx: &Tx<'_>,
     id: i64,
@@ -220,7 +210,6 @@ pub fn keep_pending(
     next_attempt_at: Option<&str>,
     last_error: Option<&str>,
 ) -> Result<()> {
-    let tx = tx.lite()?;
     tx.execute(
         "UPDATE scheduled_reports SET status = 'pending', attempts = ?2, next_attempt_at = ?3, last_error = ?4
              WHERE id = ?1 AND status IN ('pending', 'failed')",
@@ -240,11 +229,10 @@ pub enum Settled<'a> {
 
 /// Pending report row `id` ends as `end` says, with its deliveries' highest
 /// `attempts` (a row that was sent before keeps its `sent_at` when it now
-/// fails). Returns whether it changed (it was still pending). Errors: SQLite's.
+/// fails). Returns whether it changed (it was still pending). Errors: `StoreError`.
 pub fn settle(tx: &Tx<'_>, id: i64, attempts: i64, end: Settled<'_>) -> Result<bool> {
-    let tx = tx.lite()?;
     let (status, errors, sent_at) = match end {
-        Settled::Sent { at } => ("sent", None, Some(instant::format(at))),
+        Settled::Sent { at } => ("sent", None, Some(at)),
         Settled::Failed { errors } => ("failed", Some(errors), None),
     };
     updated(
@@ -260,21 +248,26 @@ pub fn settle(tx: &Tx<'_>, id: i64, attempts: i64, end: Settled<'_>) -> Result<b
 
 /// Folds delivery `delivery_id`'s attempts and retry time into pending
 /// report row `id` (its highest attempts, its earliest retry), in constant
-/// work while other deliveries of the row are in flight. Errors: SQLite's.
+/// work while other deliveries of the row are in flight. Errors: `StoreError`.
 /// PostgreSQL runs the same `UPDATE … FROM`, with `GREATEST` for `max`.
 pub fn fold_delivery(tx: &Tx<'_>, id: i64, delivery_id: i64) -> Result<()> {
-    let tx = tx.lite()?;
-    tx.prepare_cached(
-        "UPDATE scheduled_reports
-         SET status = 'pending', attempts = max(scheduled_reports.attempts, d.attempts),
+    let greatest = match tx.dialect() {
+        Dialect::Sqlite => "max",
+        Dialect::Postgres => "GREATEST",
+    };
+    tx.execute(
+        &format!(
+            "UPDATE scheduled_reports
+         SET status = 'pending', attempts = {greatest}(scheduled_reports.attempts, d.attempts),
              next_attempt_at = CASE WHEN d.status = 'pending' AND d.next_attempt_at IS NOT NULL
                                      AND (scheduled_reports.next_attempt_at IS NULL
                                           OR d.next_attempt_at < scheduled_reports.next_attempt_at)
                                     THEN d.next_attempt_at ELSE scheduled_reports.next_attempt_at END
          FROM (SELECT attempts, status, next_attempt_at FROM rappel_deliveries WHERE id = ?2) AS d
-         WHERE scheduled_reports.id = ?1 AND scheduled_reports.status = 'pending'",
-    )?
-    .execute(params![id, delivery_id])?;
+         WHERE scheduled_reports.id = ?1 AND scheduled_reports.status = 'pending'"
+        ),
+        params![id, delivery_id],
+    )?;
     Ok(())
 }
 
@@ -293,38 +286,34 @@ pub struct ToRepeat {
 
 /// Report row `id`'s columns a next occurrence copies; `None` when the row
 /// is gone. Errors: a title, recipients or `scheduled_at` that is NULL or
-/// not text, and SQLite's.
+/// not text, and `StoreError`.
 pub fn row_to_repeat(conn: &Conn, id: i64) -> Result<Option<ToRepeat>> {
-    let conn = conn.lite()?;
-    Ok(conn
-        .query_row(
-            "SELECT title, recipients, scheduled_at, attachment_path, report, recurrence, timezone
+    conn.query_opt(
+        "SELECT title, recipients, scheduled_at, attachment_path, report, recurrence, timezone
              FROM scheduled_reports WHERE id = ?1",
-            [id],
-            |r| {
-                Ok(ToRepeat {
-                    title: r.get(0)?,
-                    recipients: r.get(1)?,
-                    scheduled_at: r.get(2)?,
-                    attachment_path: r.get(3)?,
-                    report: r.get(4)?,
-                    recurrence: r.get(5)?,
-                    timezone: r.get(6)?,
-                })
-            },
-        )
-        .optional()?)
+        params![id],
+        |r| {
+            Ok(ToRepeat {
+                title: r.get(0)?,
+                recipients: r.get(1)?,
+                scheduled_at: r.get(2)?,
+                attachment_path: r.get(3)?,
+                report: r.get(4)?,
+                recurrence: r.get(5)?,
+                timezone: r.get(6)?,
+            })
+        },
+    )
 }
 
 /// Whether report row `id` named by `source_at` (as stored) has had its
-/// next occurrence made already. Errors: SQLite's.
+/// next occurrence made already. Errors: `StoreError`.
 pub fn next_made(conn: &Conn, id: i64, source_at: &str) -> Result<bool> {
-    let conn = conn.lite()?;
-    Ok(conn.query_row(
+    conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM rappel_report_recurrences WHERE report_id = ?1 AND scheduled_at = ?2)",
         params![id, source_at],
         |r| r.get(0),
-    )?)
+    )
 }
 
 /// Inserts the next occurrence of report row `id` named by `source_at` (as
@@ -341,16 +330,15 @@ pub fn insert_next(
     keep_attachment: bool,
     now: DateTime<Utc>,
 ) -> Result<i64> {
-    let tx = tx.lite()?;
     // A savepoint: the new row and its guard are written together or not at all.
     tx.execute_batch("SAVEPOINT next_occurrence")?;
     match insert_occurrence(tx, (id, source_at), row, next, keep_attachment, now) {
         Ok(next_id) => {
-            tx.execute_batch("RELEASE next_occurrence")?;
+            tx.execute_batch("RELEASE SAVEPOINT next_occurrence")?;
             Ok(next_id)
         }
         Err(e) => {
-            tx.execute_batch("ROLLBACK TO next_occurrence; RELEASE next_occurrence")?;
+            tx.execute_batch("ROLLBACK TO SAVEPOINT next_occurrence; RELEASE SAVEPOINT next_occurrence")?;
             Err(e)
         }
     }
@@ -358,7 +346,7 @@ pub fn insert_next(
 
 /// `insert_next`'s two writes, inside its savepoint.
 fn insert_occurrence(
-    tx: &rusqlite::Connection,
+    tx: &Conn,
     (id, source_at): (i64, &str),
     row: &ToRepeat,
     next: DateTime<Utc>,
@@ -371,7 +359,7 @@ fn insert_occurrence(
         params![
             row.title,
             row.recipients,
-            instant::format(next),
+            next,
             if keep_attachment {
                 row.attachment_path.as_deref()
             } else {
@@ -386,15 +374,14 @@ fn insert_occurrence(
     tx.execute(
         "INSERT INTO rappel_report_recurrences (report_id, scheduled_at, next_report_id, created_at)
          VALUES (?1, ?2, ?3, ?4)",
-        params![id, source_at, next_id, instant::format(now)],
+        params![id, source_at, next_id, now],
     )?;
     Ok(next_id)
 }
 
 /// Appends `note` to report row `id`'s `last_error` (after `; ` when there
-/// is one), so a problem stays written on the row. Errors: SQLite's.
+/// is one), so a problem stays written on the row. Errors: `StoreError`.
 pub fn append_error(tx: &Tx<'_>, id: i64, note: &str) -> Result<()> {
-    let tx = tx.lite()?;
     tx.execute(
         "UPDATE scheduled_reports SET last_error = coalesce(last_error || '; ', '') || ?2 WHERE id = ?1",
         params![id, note],
@@ -406,19 +393,18 @@ pub fn append_error(tx: &Tx<'_>, id: i64, note: &str) -> Result<()> {
 /// whether it changed one. Read with RETURNING, not the count of changes:
 /// on a source mapped onto the host's table (a view whose trigger records
 /// the change) SQLite counts none.
-fn updated(tx: &rusqlite::Connection, sql: &str, params: impl rusqlite::Params) -> Result<bool> {
-    Ok(rusqlite::OptionalExtension::optional(tx.query_row(sql, params, |r| r.get::<_, i64>(0)))?.is_some())
+fn updated(tx: &Conn, sql: &str, params: &[&dyn ToParam]) -> Result<bool> {
+    Ok(tx.query_opt(sql, params, |r| r.get::<i64>(0))?.is_some())
 }
 
 /// `rappel retry`: report row `id` back to `pending` when it is `sent` or
 /// `failed` (a row set otherwise by hand stays so). Returns whether it
-/// changed. Errors: SQLite's.
+/// changed. Errors: `StoreError`.
 pub fn reopen(tx: &Tx<'_>, id: i64) -> Result<bool> {
-    let tx = tx.lite()?;
     updated(
         tx,
         "UPDATE scheduled_reports SET status = 'pending' WHERE id = ?1 AND status IN ('sent', 'failed')
              RETURNING id",
-        [id],
+        params![id],
     )
 }

@@ -4,8 +4,9 @@
 //! row limit and a bound on the text returned. What goes wrong comes back as
 //! a sentence saying why, for the report's failure or `config check`.
 //!
-//! A PostgreSQL store would run it in a `READ ONLY` transaction under a
-//! role that may only read, with `statement_timeout` as the time limit.
+//! On PostgreSQL it runs in a read-only session and transaction, with
+//! `statement_timeout` as the time limit (the role rappel connects as
+//! decides what it may read; README).
 
 use std::time::{Duration, Instant};
 
@@ -72,6 +73,11 @@ fn guarded(db: &Database) -> anyhow::Result<rusqlite::Connection> {
 /// cannot be opened, the query does more than read, fails, or its first row
 /// took longer than `timeout`.
 pub fn check(db: &Database, query: &str, timeout: Duration) -> Result<(), String> {
+    if db.server().is_some() {
+        return run_postgres(db, query, timeout, 1, true)
+            .map(|_| ())
+            .map_err(|e| format!("{e:#}"));
+    }
     let mut conn = guarded(db).map_err(|e| format!("{e:#}"))?;
     let deadline = Instant::now() + timeout;
     conn.progress_handler(10_000, Some(move || Instant::now() > deadline))
@@ -116,6 +122,9 @@ pub fn run(db: &Database, query: &str, timeout: Duration, max_rows: u64) -> Resu
 }
 
 fn run_guarded(db: &Database, query: &str, timeout: Duration, max_rows: u64) -> anyhow::Result<Rows> {
+    if db.server().is_some() {
+        return run_postgres(db, query, timeout, max_rows, false);
+    }
     let mut conn = guarded(db)?;
     let deadline = Instant::now() + timeout;
     conn.progress_handler(10_000, Some(move || Instant::now() > deadline))?;
@@ -165,5 +174,84 @@ fn run_guarded(db: &Database, query: &str, timeout: Duration, max_rows: u64) -> 
         }
         rows.push(cells);
     }
+    Ok(Rows { columns, rows })
+}
+
+/// `run` on PostgreSQL: a read-only session (`Database::reading`), one
+/// read-only transaction, `statement_timeout` set to `timeout`, the same row
+/// and text limits; with `first_only`, the first row read and the rest left.
+fn run_postgres(
+    db: &Database,
+    query: &str,
+    timeout: Duration,
+    max_rows: u64,
+    first_only: bool,
+) -> anyhow::Result<Rows> {
+    use crate::store::{StoreError, begin_read};
+    let mut conn = db.reading().connect()?;
+    let tx = begin_read(&mut conn)?;
+    tx.execute_batch(&format!(
+        "SET TRANSACTION READ ONLY; SET LOCAL statement_timeout = {}",
+        timeout.as_millis().max(1)
+    ))?;
+    let said = |e: StoreError| -> anyhow::Error {
+        match e.sql_state().as_deref() {
+            Some("57014") => anyhow::anyhow!(
+                "it ran longer than [reports] query_timeout_s ({} s) and was stopped",
+                timeout.as_secs()
+            ),
+            Some("25006") => anyhow::anyhow!("it would write to the database; report queries must only read"),
+            _ => anyhow::anyhow!("{e}"),
+        }
+    };
+    let columns = tx.columns(query).map_err(said)?;
+    let mut rows = Vec::new();
+    let mut bytes = 0;
+    let mut stop: Option<String> = None;
+    let read = tx.query_each(query, crate::params![], |row| {
+        if first_only && !rows.is_empty() {
+            return Err(StoreError::Stopped);
+        }
+        if rows.len() as u64 >= max_rows {
+            stop = Some(format!(
+                "it returned more than [reports] query_max_rows ({max_rows}) rows"
+            ));
+            return Err(StoreError::Stopped);
+        }
+        let mut cells = Vec::with_capacity(columns.len());
+        for i in 0..columns.len() {
+            let cell = match row.cell(i)? {
+                crate::store::Cell::Null => Cell::Text(String::new()),
+                crate::store::Cell::Int(v) => Cell::Number(v.to_string()),
+                crate::store::Cell::Real(v) => Cell::Number(v.to_string()),
+                crate::store::Cell::Text(t) if row.numeric(i) => Cell::Number(t.into_owned()),
+                crate::store::Cell::Text(t) => Cell::Text(t.into_owned()),
+                crate::store::Cell::Blob(b) => Cell::Text(format!("<{} bytes>", b.len())),
+            };
+            bytes += match &cell {
+                Cell::Number(t) | Cell::Text(t) => t.len(),
+            };
+            cells.push(cell);
+        }
+        if bytes > QUERY_MAX_BYTES {
+            stop = Some(format!(
+                "it returned more than {} MB of text",
+                QUERY_MAX_BYTES / (1024 * 1024)
+            ));
+            return Err(StoreError::Stopped);
+        }
+        rows.push(cells);
+        Ok(())
+    });
+    match read {
+        Err(StoreError::Stopped) => {
+            if let Some(why) = stop {
+                anyhow::bail!(why);
+            }
+        }
+        Err(e) => return Err(said(e)),
+        Ok(()) => {}
+    }
+    tx.rollback()?;
     Ok(Rows { columns, rows })
 }
