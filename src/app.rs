@@ -54,6 +54,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
                 | Command::CheckDelayAlerts(_)
                 | Command::SendReports(_)
                 | Command::SendReminders { .. }
+                | Command::SyncAttendance { .. }
+                | Command::RunAll(_)
                 | Command::Deliver(_)
                 | Command::Log(_)
                 | Command::Show { .. }
@@ -67,7 +69,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         return Err(crate::exit::fail(
             Exit::Config,
             format!(
-                "database is a PostgreSQL server ({}): this rappel runs check-delay-alerts, send-reports, send-reminders, deliver, log, \
+                "database is a PostgreSQL server ({}): this rappel runs every job, run-all, deliver, log, \
                  show, stats, retry, cancel, `config check --connect` and `db migrate|status` there; `{}` \
                  still needs a SQLite file",
                 server.shown,

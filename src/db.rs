@@ -270,21 +270,22 @@ impl Database {
         let mut probe = postgres::connect(server)?;
         let version = postgres::migrate::version(&mut probe, &server.schema)?;
         drop(probe);
-        if version > LATEST {
+        let latest = postgres::migrate::LATEST;
+        if version > latest {
             return Err(fail(
                 Exit::IoErr,
                 format!(
-                    "{} (schema {}) has schema {version}, newer than this rappel understands ({LATEST}); upgrade rappel",
+                    "{} (schema {}) has schema {version}, newer than this rappel understands ({latest}); upgrade rappel",
                     server.shown, server.schema
                 ),
             ));
         }
-        if version < LATEST {
+        if version < latest {
             if self.read_only {
                 return Err(fail(
                     Exit::IoErr,
                     format!(
-                        "{} (schema {}) needs migrations (schema {version}, this rappel needs {LATEST}); run `rappel db migrate`",
+                        "{} (schema {}) needs migrations (schema {version}, this rappel needs {latest}); run `rappel db migrate`",
                         server.shown, server.schema
                     ),
                 ));

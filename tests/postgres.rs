@@ -171,12 +171,12 @@ fn db_migrate_makes_rappels_schema_once_even_from_two_machines_at_once() {
         .filter(|o| o.contains("applied postgres/0007_schema.sql"))
         .count();
     assert_eq!(applied, 1, "{outs:?}");
-    assert!(outs.iter().any(|o| o.contains("schema 0 -> 8")), "{outs:?}");
-    assert!(outs.iter().any(|o| o.contains("schema 8, up to date")), "{outs:?}");
+    assert!(outs.iter().any(|o| o.contains("schema 0 -> 9")), "{outs:?}");
+    assert!(outs.iter().any(|o| o.contains("schema 9, up to date")), "{outs:?}");
     let (code, out) = run(&["db", "status"]);
     assert_eq!(code, Some(0), "{out}");
     assert!(
-        out.contains("at version 8 (this rappel: 8)") && out.contains("up to date"),
+        out.contains("at version 9 (this rappel: 9)") && out.contains("up to date"),
         "{out}"
     );
 
@@ -278,7 +278,7 @@ fn init_writes_a_server_url_and_creates_nothing() {
 #[test]
 fn commands_that_need_the_database_say_they_run_on_sqlite_only() {
     let env = env_with("database = \"postgres://clock@db.example.com/pointage\"");
-    for args in [&["sync-attendance"][..], &["run-all"], &["upcoming"]] {
+    for args in [&["upcoming"][..], &["purge", "--older-than", "90d"], &["sources"]] {
         let out = env.run(args, "2026-03-10T07:00:00Z").code(78);
         assert!(
             out.stderr
@@ -408,9 +408,10 @@ fn delay_alerts_go_out_once_from_a_postgresql_database() {
         1
     );
 
-    // The next run, and a deliver, send nothing more.
+    // The next run, a deliver and run-all send nothing more.
     run_pg(&env, &password, &["check-delay-alerts"], "2026-03-10T08:00:00Z").success();
     run_pg(&env, &password, &["deliver"], "2026-03-10T08:00:00Z").success();
+    run_pg(&env, &password, &["run-all"], "2026-03-10T08:00:00Z").success();
     assert_eq!(smtp.recipients().len(), 3);
 
     // The operator's commands read and write the same rows.
@@ -832,4 +833,112 @@ fn reminders_go_out_from_a_postgresql_database_at_their_local_time_and_once() {
         .unwrap()
         .get(0);
     assert_eq!(sent_at.as_deref(), Some("2026-03-10T18:02:00Z"));
+}
+
+#[test]
+fn punches_are_pushed_once_from_a_postgresql_database_in_batches_and_retried() {
+    let Some((url, password, ca)) = server("punches_are_pushed_once_from_a_postgresql_database_in_batches_and_retried")
+    else {
+        return;
+    };
+    let schema = fresh_schema("punches");
+    let hr = crate::support::hr::FakeHr::start();
+    let smtp = crate::support::SmtpServer::start();
+    let env = machine_with(
+        &url,
+        &ca,
+        &schema,
+        smtp.port,
+        2,
+        &format!(
+            r#"
+[attendance]
+max_attempts = 4
+
+[attendance.services.rh]
+base_url = "{}"
+users_endpoint = "/api/v1/employees"
+attendance_endpoint = "/api/v1/attendance"
+auth = "bearer"
+token_file = "hr-token"
+timeout_s = 1
+terminals = ["TM20-001"]
+"#,
+            hr.base_url()
+        ),
+    );
+    std::fs::write(env.dir.path().join("hr-token"), "hr-token-9\n").unwrap();
+    run_pg(&env, &password, &["db", "migrate"], "2026-03-10T09:00:00Z").success();
+    let mut db = client(&url, &password);
+    db.batch_execute(&format!(
+        "SET search_path TO \"{schema}\";
+         INSERT INTO terminals (id, serial, name) VALUES (1, 'TM20-001', 'Entrance'), (2, 'TM20-002', 'Back');
+         -- 250 punches, the oldest written without an offset and one that is no instant.
+         INSERT INTO attendance_logs (terminal_id, enroll_id, user_name, punched_at, mode, inout)
+             SELECT 1, 100 + i % 7, 'User ' || i % 7,
+                    CASE WHEN i = 1 THEN '2026-03-09 06:59:00' ELSE to_char(TIMESTAMP '2026-03-09 07:00:00'
+                         + i * INTERVAL '1 minute', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') END,
+                    1, i % 2
+             FROM generate_series(1, 250) i;
+         UPDATE attendance_logs SET punched_at = 'yesterday noon' WHERE id = 7;
+         INSERT INTO attendance_logs (terminal_id, enroll_id, user_name, punched_at, mode, inout)
+             VALUES (2, 5, 'Back door', '2026-03-09T08:00:00Z', 1, 0);"
+    ))
+    .unwrap();
+    hr.set_users(r#"{"users":[{"enrollid":100,"name":"Awa","admin":0,"is_enabled":true}]}"#);
+    // The first batch answered 500: it is retried, whole, under its key.
+    hr.answer_next(500, "busy", &[]);
+
+    let out = run_pg(&env, &password, &["sync-attendance"], "2026-03-10T09:00:00Z").code(65);
+    assert!(out.stderr.contains("HTTP 500"), "{}", out.stderr);
+    assert!(out.stderr.contains("yesterday noon"), "{}", out.stderr);
+    let posts = hr.posts();
+    assert_eq!(posts.len(), 1, "the service waits after a 500");
+    let first = posts[0].log_ids();
+    assert_eq!(first.len(), 99, "a batch of 100, less the punch that is no instant");
+    assert_eq!(
+        first[0], 1,
+        "in punch order: the one without an offset (read in Paris) first"
+    );
+    let states = |db: &mut postgres::Client| -> Vec<(String, i64)> {
+        db.query(
+            &format!("SELECT sync_status, count(*) FROM \"{schema}\".attendance_logs GROUP BY 1 ORDER BY 1"),
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+    };
+    assert_eq!(
+        states(&mut db),
+        [("failed".to_string(), 100), ("pending".into(), 151)],
+        "the 500's batch waits for its retry, the unreadable punch failed for good"
+    );
+    let users: i64 = db
+        .query_one(
+            &format!("SELECT count(*) FROM \"{schema}\".rappel_attendance_users"),
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(users, 1);
+
+    // After the backoff the same batch goes again, under the same key, then the rest.
+    let out = run_pg(&env, &password, &["sync-attendance"], "2026-03-10T10:00:00Z").success();
+    assert!(
+        out.stderr.contains("TM20-002"),
+        "the terminal no service takes is named: {}",
+        out.stderr
+    );
+    let posts = hr.posts();
+    assert_eq!(posts.len(), 4);
+    assert_eq!(posts[1].log_ids(), first);
+    assert_eq!(posts[1].idempotency_key, posts[0].idempotency_key);
+    assert_eq!(
+        states(&mut db),
+        [("failed".to_string(), 1), ("pending".into(), 1), ("sent".into(), 249)]
+    );
+    run_pg(&env, &password, &["sync-attendance"], "2026-03-10T11:00:00Z").success();
+    assert_eq!(hr.posts().len(), 4, "nothing pushed twice");
 }

@@ -5,16 +5,17 @@
 //! (`due`, `ledger`); the users pulled from each HR service and the sync
 //! times (`users`).
 
-/// A punch's instant as SQLite reads it, as a Julian day number with its
-/// fraction (`YYYY-MM-DD HH:MM:SS`, `...T...Z` and offsets alike), or
-/// `punch::UNREADABLE_AT`, from the ledger's row under `$k`: the expression
-/// `rappel_attendance_logs_unsent` and `rappel_punch_state_unsent` index,
-/// which queries must repeat word for word to use them. (In PostgreSQL, an
-/// expression index on the parsed instant, repeated the same way.)
-macro_rules! punched {
-    ($k:ident) => {
-        concat!("coalesce(julianday(", stringify!($k), ".punched_at), -1)")
-    };
+/// A punch's instant as the database reads it, or `punch::UNREADABLE_AT`,
+/// from the ledger's row `k`: in SQLite a Julian day number with its
+/// fraction (`YYYY-MM-DD HH:MM:SS`, `...T...Z` and offsets alike), in
+/// PostgreSQL seconds since 1970 (`rappel_instant`, migration 9). The
+/// expression `rappel_attendance_logs_unsent` and `rappel_punch_state_unsent`
+/// index, which queries must repeat word for word to use them.
+fn punched(dialect: Dialect, k: &str) -> String {
+    match dialect {
+        Dialect::Sqlite => format!("coalesce(julianday({k}.punched_at), -1)"),
+        Dialect::Postgres => format!("coalesce(rappel_instant({k}.punched_at), -1)"),
+    }
 }
 
 // The logs that may still go (`db::sources::unsent`), for the modules below.
@@ -29,7 +30,8 @@ pub mod users;
 pub use punch::{Item, Read};
 pub use rows::Rows;
 
-use super::{Conn, Result};
+use super::{Conn, Dialect, Result};
+use crate::params;
 
 /// A row of `terminals`.
 #[derive(Clone, Debug)]
@@ -39,15 +41,12 @@ pub struct Terminal {
     pub serial: String,
 }
 
-/// Every terminal, by serial. Errors: `StoreError` (SQLite's).
+/// Every terminal, by serial. Errors: `StoreError`.
 pub fn terminals(conn: &Conn) -> Result<Vec<Terminal>> {
-    let conn = conn.lite()?;
-    let mut stmt = conn.prepare("SELECT id, serial FROM terminals ORDER BY serial")?;
-    let rows = stmt.query_map([], |r| {
+    conn.query_map("SELECT id, serial FROM terminals ORDER BY serial", params![], |r| {
         Ok(Terminal {
             id: r.get(0)?,
-            serial: crate::db::loose::text(r.get_ref(1)?).unwrap_or_default(),
+            serial: crate::db::loose::text(r.cell(1)?).unwrap_or_default(),
         })
-    })?;
-    super::collect(rows)
+    })
 }

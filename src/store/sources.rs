@@ -19,6 +19,11 @@ pub enum Found {
 
 /// Where `name` is read from. Errors: `StoreError`.
 pub fn found(conn: &Conn, name: &str) -> Result<Found> {
+    if conn.dialect() == crate::store::Dialect::Postgres {
+        // No `[sources]` on PostgreSQL: rappel's own tables, in its schema.
+        let there: bool = conn.query_row("SELECT to_regclass(?1) IS NOT NULL", crate::params![name], |r| r.get(0))?;
+        return Ok(if there { Found::Table } else { Found::Missing });
+    }
     let conn = conn.lite()?;
     let in_schema = |schema: &str| -> Result<bool> {
         Ok(conn
@@ -86,11 +91,10 @@ pub fn each_row<E: From<StoreError>>(
 /// id the terminals table does not have: how many, and one such id
 /// (`None` when there are none). Errors: `StoreError`.
 pub fn orphan_punches(conn: &Conn) -> Result<Option<(u64, i64)>> {
-    let conn = conn.lite()?;
     let (n, example): (i64, Option<i64>) = conn.query_row(
         "SELECT count(*), min(l.terminal_id) FROM attendance_logs AS l
          WHERE NOT EXISTS (SELECT 1 FROM terminals AS t WHERE t.id = l.terminal_id)",
-        [],
+        crate::params![],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
     Ok(example.filter(|_| n > 0).map(|id| (n as u64, id)))

@@ -19,10 +19,17 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0008_punch_state.sql",
         include_str!("../../../sql/postgres/0008_punch_state.sql"),
     ),
+    (
+        9,
+        "0009_instants.sql",
+        include_str!("../../../sql/postgres/0009_instants.sql"),
+    ),
 ];
 
-/// The version the last file brings the schema to: SQLite's (`db::LATEST`).
-pub const LATEST: u32 = 8;
+/// The version the last file brings the schema to: SQLite's (`db::LATEST`)
+/// and, after it, PostgreSQL's own steps (9: `rappel_instant`, what SQLite's
+/// `julianday` gives).
+pub const LATEST: u32 = 9;
 
 /// How many files a schema at `version` lacks.
 pub fn pending(version: u32) -> usize {

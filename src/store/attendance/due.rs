@@ -5,13 +5,12 @@
 //! claims what this finds.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, named_params};
 
 use super::Rows;
-use super::punch::{self, COLUMNS, Read};
+use super::punch::{self, Read};
 use super::unsent;
-use crate::instant;
-use crate::store::{Conn, Result};
+use crate::params;
+use crate::store::{Conn, Dialect, Result};
 
 /// Which logs one service may take now.
 #[derive(Debug)]
@@ -37,16 +36,21 @@ pub struct Due<'a> {
 
 /// Due (the ledger's row `k`, the punch `l`): pending; failed for a reason
 /// that passes (`next_attempt_at` set) once its time came, attempts left
-/// (or `--force`); or held by a claim that expired. The `+` keeps SQLite
-/// from walking a terminal's every log instead of the index of unsent ones.
-/// (In PostgreSQL the list parameter is `= ANY($1::bigint[])`.)
-pub(super) const DUE: &str = concat!(
-    unsent!(k),
-    " AND (k.sync_status = 'pending'
-         OR (k.sync_status = 'failed' AND (:force OR (k.next_attempt_at <= :now AND k.sync_attempts < :max)))
-         OR (k.sync_status = 'sending' AND k.sync_lease_until < :wall))
-    AND +l.terminal_id IN (SELECT value FROM json_each(:terminals))"
-);
+/// (or `--force`); or held by a claim that expired. Its parameters: `?1`
+/// force, `?2` now, `?3` max attempts, `?4` wall clock, `?5` the terminals
+/// (a JSON array of ids). In SQLite the `+` keeps it from walking a
+/// terminal's every log instead of the index of unsent ones.
+pub(super) fn due_sql(dialect: Dialect) -> String {
+    let plus = if dialect == Dialect::Sqlite { "+" } else { "" };
+    format!(
+        "{} AND (k.sync_status = 'pending'
+             OR (k.sync_status = 'failed' AND (?1 OR (k.next_attempt_at <= ?2 AND k.sync_attempts < ?3)))
+             OR (k.sync_status = 'sending' AND k.sync_lease_until < ?4))
+        AND {plus}l.terminal_id IN ({})",
+        unsent!(k),
+        crate::store::json_list(dialect, 5, "bigint")
+    )
+}
 
 /// A list of ids as the JSON array `json_each` reads.
 pub(super) fn json_ids(ids: &[i64]) -> String {
@@ -68,20 +72,12 @@ pub struct Cursor {
 /// batch whose logs are due again (so a retry goes out whole, under the same
 /// key), else the oldest due logs not in one, at most `due.batch_size`. Each
 /// row is read into its item, or why it cannot be sent; empty when nothing
-/// is left. Reads only. Errors: `StoreError` (SQLite's). In PostgreSQL the
-/// same reads, the terminals bound as `= ANY($1)`.
+/// is left. Reads only. Errors: `StoreError`.
 pub fn next_batch(conn: &Conn, due: &Due<'_>, cursor: &mut Cursor) -> Result<Vec<Read>> {
-    let conn = conn.lite()?;
-    Ok(next(conn, due, cursor)?)
-}
-
-/// `next_batch`, with SQLite's errors (`ledger` reads it in its claim).
-pub(super) fn next(conn: &rusqlite::Connection, due: &Due<'_>, cursor: &mut Cursor) -> rusqlite::Result<Vec<Read>> {
-    let now = instant::format(due.now);
-    let wall = instant::format(due.wall);
+    let dialect = conn.dialect();
     let terminals = json_ids(&due.terminals);
     if !cursor.open_done {
-        let rows = next_open(conn, due, cursor, &now, &wall, &terminals)?;
+        let rows = next_open(conn, due, cursor, &terminals)?;
         if !rows.is_empty() {
             return Ok(rows);
         }
@@ -90,27 +86,34 @@ pub(super) fn next(conn: &rusqlite::Connection, due: &Due<'_>, cursor: &mut Curs
     let (after_at, after_id) = cursor.fresh.unwrap_or((f64::MIN, i64::MIN));
     // In time order, whatever form each punch was written in (DESIGN §4:
     // host instants are compared as instants), through the index on it.
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM {from} JOIN terminals t ON t.id = l.terminal_id
-         WHERE {DUE} AND {at} >= :after_at AND ({at}, {id}) > (:after_at, :after_id)
+    let sql = format!(
+        "SELECT {columns} FROM {from} JOIN terminals t ON t.id = l.terminal_id
+         WHERE {due_sql} AND {at} >= ?7 AND ({at}, {id}) > (?7, ?8)
            AND NOT EXISTS (SELECT 1 FROM rappel_attendance_batches b
-                           WHERE b.log_id = {id} AND b.service = :service)
-         ORDER BY {at}, {id} LIMIT :limit",
+                           WHERE b.log_id = {id} AND b.service = ?6)
+         ORDER BY {at}, {id} LIMIT ?9",
+        columns = punch::columns(dialect),
         from = due.rows.from(),
         id = due.rows.id(),
+        due_sql = due_sql(dialect),
         // The first bound alone lets SQLite seek the index to the cursor.
-        at = punched!(k)
-    ))?;
-    let rows: Vec<Read> = stmt
-        .query_map(
-            named_params! {
-                ":force": due.force, ":now": now, ":max": due.max_attempts, ":wall": wall,
-                ":terminals": terminals, ":service": due.service, ":after_at": after_at,
-                ":after_id": after_id, ":limit": due.batch_size,
-            },
-            |r| punch::read(r, due.naive),
-        )?
-        .collect::<Result<_, _>>()?;
+        at = super::punched(dialect, "k")
+    );
+    let rows: Vec<Read> = conn.query_map(
+        &sql,
+        params![
+            due.force,
+            due.now,
+            due.max_attempts,
+            due.wall,
+            terminals,
+            due.service,
+            after_at,
+            after_id,
+            due.batch_size
+        ],
+        |r| punch::read(r, due.naive),
+    )?;
     if let Some(last) = rows.last() {
         cursor.fresh = Some((last.at, last.id));
     }
@@ -119,46 +122,52 @@ pub(super) fn next(conn: &rusqlite::Connection, due: &Due<'_>, cursor: &mut Curs
 
 /// The next open batch (by key, after the cursor) with due logs: those logs,
 /// in the order they were first posted.
-fn next_open(
-    conn: &rusqlite::Connection,
-    due: &Due<'_>,
-    cursor: &mut Cursor,
-    now: &str,
-    wall: &str,
-    terminals: &str,
-) -> rusqlite::Result<Vec<Read>> {
-    let (from, id) = (due.rows.from(), due.rows.id());
-    let open: Option<String> = conn
-        .prepare_cached(&format!(
-            "SELECT b.batch_key FROM rappel_attendance_batches b JOIN {from}
-             WHERE {id} = b.log_id AND b.service = :service AND b.batch_key > :after AND {DUE}
+fn next_open(conn: &Conn, due: &Due<'_>, cursor: &mut Cursor, terminals: &str) -> Result<Vec<Read>> {
+    let dialect = conn.dialect();
+    let (from, id, due_sql) = (due.rows.from(), due.rows.id(), due_sql(dialect));
+    // A join without a condition of its own: PostgreSQL says so.
+    let join = match dialect {
+        Dialect::Sqlite => "JOIN",
+        Dialect::Postgres => "CROSS JOIN",
+    };
+    let open: Option<String> = conn.query_opt(
+        &format!(
+            "SELECT b.batch_key FROM rappel_attendance_batches b {join} {from}
+             WHERE {id} = b.log_id AND b.service = ?6 AND b.batch_key > ?7 AND {due_sql}
              ORDER BY b.batch_key LIMIT 1"
-        ))?
-        .query_row(
-            named_params! {
-                ":force": due.force, ":now": now, ":max": due.max_attempts, ":wall": wall,
-                ":terminals": terminals, ":service": due.service, ":after": cursor.open_key,
-            },
-            |r| r.get(0),
-        )
-        .optional()?;
+        ),
+        params![
+            due.force,
+            due.now,
+            due.max_attempts,
+            due.wall,
+            terminals,
+            due.service,
+            cursor.open_key
+        ],
+        |r| r.get(0),
+    )?;
     if let Some(key) = open {
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM rappel_attendance_batches b JOIN {from} JOIN terminals t ON t.id = l.terminal_id
-             WHERE {id} = b.log_id AND b.service = :service AND b.batch_key = :key AND {DUE}
-             ORDER BY {}, {id} LIMIT :limit",
-            punched!(k)
-        ))?;
-        let rows = stmt
-            .query_map(
-                named_params! {
-                    ":force": due.force, ":now": now, ":max": due.max_attempts, ":wall": wall,
-                    ":terminals": terminals, ":service": due.service, ":key": key,
-                    ":limit": due.batch_size,
-                },
-                |r| punch::read(r, due.naive),
-            )?
-            .collect();
+        let rows = conn.query_map(
+            &format!(
+                "SELECT {} FROM rappel_attendance_batches b {join} {from} JOIN terminals t ON t.id = l.terminal_id
+                 WHERE {id} = b.log_id AND b.service = ?6 AND b.batch_key = ?7 AND {due_sql}
+                 ORDER BY {}, {id} LIMIT ?8",
+                punch::columns(dialect),
+                super::punched(dialect, "k")
+            ),
+            params![
+                due.force,
+                due.now,
+                due.max_attempts,
+                due.wall,
+                terminals,
+                due.service,
+                key,
+                due.batch_size
+            ],
+            |r| punch::read(r, due.naive),
+        );
         cursor.open_key = key;
         return rows;
     }

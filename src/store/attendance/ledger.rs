@@ -9,14 +9,14 @@
 //! through a view's trigger).
 
 use chrono::{DateTime, Utc};
-use rusqlite::params;
 
 use super::Rows;
 use super::due::{self, Cursor, Due, json_ids};
 use super::punch::Read;
 use super::unsent;
 use crate::instant;
-use crate::store::{Conn, Result};
+use crate::params;
+use crate::store::{Conn, Dialect, Result, ToParam};
 
 /// Claims whose lease passed (their run died) are given back, attempts and
 /// retry time unchanged; they stay in their open batch, so they go out
@@ -24,19 +24,21 @@ use crate::store::{Conn, Result};
 /// (UTC); returns how many logs were given back. Errors: `StoreError`
 /// (SQLite's). PostgreSQL runs the same `UPDATE`.
 pub fn reclaim_expired(conn: &Conn, rows: Rows, wall: DateTime<Utc>) -> Result<usize> {
-    let conn = conn.lite()?;
-    let mut stmt = conn.prepare(&format!(
-        "UPDATE attendance_logs SET sync_status = {GIVEN_BACK}, sync_lease_until = NULL
+    let given_back = conn.query_map(
+        &format!(
+            "UPDATE attendance_logs SET sync_status = {GIVEN_BACK}, sync_lease_until = NULL
          WHERE id IN (SELECT {id} FROM {from}
                       WHERE {unsent} AND k.sync_status = 'sending' AND k.sync_lease_until < ?1)
            AND sync_status = 'sending' AND sync_lease_until < ?1
          RETURNING id",
-        id = rows.id(),
-        from = rows.from(),
-        unsent = unsent!(k),
-    ))?;
-    let given_back = stmt.query_map([instant::format(wall)], |r| r.get::<_, i64>(0))?;
-    Ok(given_back.count())
+            id = rows.id(),
+            from = rows.from(),
+            unsent = unsent!(k),
+        ),
+        params![wall],
+        |r| r.get::<i64>(0),
+    )?;
+    Ok(given_back.len())
 }
 
 /// A log given back untried returns to what it was: `failed` with its retry
@@ -72,9 +74,8 @@ pub fn claim_batch(
     lease_until: DateTime<Utc>,
     key: impl FnOnce(&str, &[i64]) -> String,
 ) -> Result<Option<Claimed>> {
-    let conn = conn.lite_mut()?;
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let reads = due::next(&tx, due, cursor)?;
+    let tx = crate::store::begin(conn)?;
+    let reads = due::next_batch(&tx, due, cursor)?;
     if reads.is_empty() {
         return Ok(None);
     }
@@ -88,29 +89,32 @@ pub fn claim_batch(
         }
     }
     for (id, why) in &unreadable {
-        tx.prepare_cached(
+        tx.execute(
             "UPDATE attendance_logs SET sync_status = 'failed', next_attempt_at = NULL,
                     sync_lease_until = NULL, sync_error = ?2
              WHERE id = ?1",
-        )?
-        .execute(params![id, why])?;
+            params![id, why],
+        )?;
         forget(&tx, *id)?;
     }
     let ids: Vec<i64> = logs.iter().map(|l| l.id).collect();
     let key = key(due.service, &ids);
     // One statement for the batch: on a mapped source each statement
     // through its view costs SQLite a scratch table.
-    tx.prepare_cached(
-        "UPDATE attendance_logs SET sync_status = 'sending', sync_lease_until = ?2
-         WHERE id IN (SELECT value FROM json_each(?1))",
-    )?
-    .execute(params![json_ids(&ids), lease])?;
+    tx.execute(
+        &format!(
+            "UPDATE attendance_logs SET sync_status = 'sending', sync_lease_until = ?2
+             WHERE id IN ({})",
+            crate::store::json_list(tx.dialect(), 1, "bigint")
+        ),
+        params![json_ids(&ids), lease],
+    )?;
     for id in &ids {
-        tx.prepare_cached(
+        tx.execute(
             "INSERT INTO rappel_attendance_batches (log_id, service, batch_key) VALUES (?1, ?2, ?3)
              ON CONFLICT (log_id) DO UPDATE SET service = excluded.service, batch_key = excluded.batch_key",
-        )?
-        .execute(params![id, due.service, key])?;
+            params![id, due.service, key],
+        )?;
     }
     tx.commit()?;
     Ok(Some(Claimed {
@@ -121,9 +125,8 @@ pub fn claim_batch(
     }))
 }
 
-fn forget(tx: &rusqlite::Connection, id: i64) -> rusqlite::Result<()> {
-    tx.prepare_cached("DELETE FROM rappel_attendance_batches WHERE log_id = ?1")?
-        .execute([id])?;
+fn forget(tx: &Conn, id: i64) -> Result<()> {
+    tx.execute("DELETE FROM rappel_attendance_batches WHERE log_id = ?1", params![id])?;
     Ok(())
 }
 
@@ -170,8 +173,7 @@ pub fn record_batch(
     outcomes: &[Outcome],
     now: DateTime<Utc>,
 ) -> Result<Recorded> {
-    let conn = conn.lite_mut()?;
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let tx = crate::store::begin(conn)?;
     let at = instant::format(now);
     let mut done = Recorded::default();
     let mut synced_terminals = Vec::new();
@@ -204,7 +206,7 @@ pub fn record_batch(
                 &tx,
                 "sync_status = 'failed', sync_error = ?3, next_attempt_at = ?4, sync_lease_until = NULL,
                  sync_attempts = sync_attempts + 1",
-                params![ids, claimed.lease, crate::mask::mask(reason), instant::format(*next)],
+                params![ids, claimed.lease, crate::mask::mask(reason), next],
             )?,
             Outcome::Back => mark(
                 &tx,
@@ -240,11 +242,11 @@ pub fn record_batch(
         }
     }
     for terminal in synced_terminals {
-        tx.prepare_cached(
+        tx.execute(
             "INSERT INTO rappel_terminal_sync_state (terminal_id, service, last_attendance_sync) VALUES (?1, ?2, ?3)
              ON CONFLICT (terminal_id, service) DO UPDATE SET last_attendance_sync = excluded.last_attendance_sync",
-        )?
-        .execute(params![terminal, service, at])?;
+            params![terminal, service, at],
+        )?;
     }
     tx.commit()?;
     Ok(done)
@@ -253,14 +255,17 @@ pub fn record_batch(
 /// Sets `set` on the logs `?1` (a JSON array of ids) that the claim `?2`
 /// (its lease) still holds; returns those it set (read back with
 /// `RETURNING`: a mapped source's trigger changes no row SQLite counts).
-fn mark(tx: &rusqlite::Connection, set: &str, params: impl rusqlite::Params) -> rusqlite::Result<Vec<i64>> {
-    tx.prepare_cached(&format!(
-        "UPDATE attendance_logs SET {set}
-         WHERE id IN (SELECT value FROM json_each(?1)) AND sync_status = 'sending' AND sync_lease_until = ?2
-         RETURNING id"
-    ))?
-    .query_map(params, |r| r.get(0))?
-    .collect()
+fn mark(tx: &Conn, set: &str, params: &[&dyn ToParam]) -> Result<Vec<i64>> {
+    tx.query_map(
+        &format!(
+            "UPDATE attendance_logs SET {set}
+             WHERE id IN ({}) AND sync_status = 'sending' AND sync_lease_until = ?2
+             RETURNING id",
+            crate::store::json_list(tx.dialect(), 1, "bigint")
+        ),
+        params,
+        |r| r.get(0),
+    )
 }
 
 /// Pending logs of one terminal no service takes.
@@ -276,24 +281,27 @@ pub struct Unowned {
 /// serial, from the ledger at `rows`. Reads only. Errors: `StoreError`
 /// (SQLite's). In PostgreSQL the list is bound as `<> ALL($1::bigint[])`.
 pub fn unowned_pending(conn: &Conn, rows: Rows, owned: &[i64]) -> Result<Vec<Unowned>> {
-    let conn = conn.lite()?;
-    let mut stmt = conn.prepare(&format!(
-        "SELECT t.serial, l.terminal_id, count(*)
-         FROM {} LEFT JOIN terminals t ON t.id = l.terminal_id
-         WHERE {} AND k.sync_status = 'pending'
-           AND +l.terminal_id NOT IN (SELECT value FROM json_each(?1))
-         GROUP BY 2 ORDER BY 2",
-        rows.from(),
-        unsent!(k)
-    ))?;
-    let rows = stmt.query_map([json_ids(owned)], |r| {
-        Ok(Unowned {
-            serial: crate::db::loose::text(r.get_ref(0)?),
-            terminal_id: crate::db::loose::id(r.get_ref(1)?).unwrap_or_default(),
-            pending: r.get::<_, i64>(2)? as u64,
-        })
-    })?;
-    crate::store::collect(rows)
+    let plus = if conn.dialect() == Dialect::Sqlite { "+" } else { "" };
+    conn.query_map(
+        &format!(
+            "SELECT max(t.serial), l.terminal_id, count(*)
+             FROM {} LEFT JOIN terminals t ON t.id = l.terminal_id
+             WHERE {} AND k.sync_status = 'pending'
+               AND {plus}l.terminal_id NOT IN ({})
+             GROUP BY 2 ORDER BY 2",
+            rows.from(),
+            unsent!(k),
+            crate::store::json_list(conn.dialect(), 1, "bigint")
+        ),
+        params![json_ids(owned)],
+        |r| {
+            Ok(Unowned {
+                serial: crate::db::loose::text(r.cell(0)?),
+                terminal_id: crate::db::loose::id(r.cell(1)?).unwrap_or_default(),
+                pending: r.get::<i64>(2)?.unsigned_abs(),
+            })
+        },
+    )
 }
 
 #[cfg(test)]

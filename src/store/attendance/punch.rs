@@ -3,9 +3,9 @@
 //! columns are of loose types, so each is read through `db::loose`.
 
 use chrono_tz::Tz;
-use rusqlite::Row;
-use rusqlite::types::ValueRef;
 use serde::Serialize;
+
+use crate::store::{Cell, Dialect, Row};
 
 use crate::db::loose::{flag as column_flag, id as column_id, text as column_text};
 use crate::instant;
@@ -15,12 +15,13 @@ pub(super) const UNREADABLE_AT: f64 = -1.0;
 
 /// The columns `read` reads, in order, from the punch `l`, its ledger's row
 /// `k` (`Rows::from`) and its terminal `t`.
-pub(super) const COLUMNS: &str = concat!(
-    "l.id, l.terminal_id, t.serial, l.enroll_id, l.user_name, l.punched_at, l.mode, \
-     l.inout, l.event, l.temperature, l.access_granted, k.sync_attempts, ",
-    punched!(k),
-    ", t.timezone"
-);
+pub(super) fn columns(dialect: Dialect) -> String {
+    format!(
+        "l.id, l.terminal_id, t.serial, l.enroll_id, l.user_name, l.punched_at, l.mode, \
+         l.inout, l.event, l.temperature, l.access_granted, k.sync_attempts, {}, t.timezone",
+        super::punched(dialect, "k")
+    )
+}
 
 /// One punch in the body, fields in the documented order.
 #[derive(Debug, Clone, Serialize)]
@@ -53,11 +54,11 @@ pub struct Read {
 /// bad value makes the item an error naming the column, not the run's. A
 /// `punched_at` without an offset is read in its terminal's `timezone`, else
 /// in `naive` (`naive_timezone`), and sent in UTC.
-pub(super) fn read(row: &Row<'_>, naive: Tz) -> rusqlite::Result<Read> {
+pub(super) fn read(row: &Row<'_>, naive: Tz) -> crate::store::Result<Read> {
     let id: i64 = row.get(0)?;
-    let terminal_id = column_id(row.get_ref(1)?).unwrap_or(0);
-    let attempts = column_id(row.get_ref(11)?).unwrap_or(0).clamp(0, u32::MAX as i64) as u32;
-    let at = row.get::<_, Option<f64>>(12)?.unwrap_or(UNREADABLE_AT);
+    let terminal_id = column_id(row.cell(1)?).unwrap_or(0);
+    let attempts = column_id(row.cell(11)?).unwrap_or(0).clamp(0, u32::MAX as i64) as u32;
+    let at = row.get::<Option<f64>>(12)?.unwrap_or(UNREADABLE_AT);
     let item = item(row, id, naive);
     Ok(Read {
         id,
@@ -69,7 +70,7 @@ pub(super) fn read(row: &Row<'_>, naive: Tz) -> rusqlite::Result<Read> {
 }
 
 fn item(row: &Row<'_>, id: i64, naive: Tz) -> Result<Item, String> {
-    let get = |i: usize| row.get_ref(i).map_err(|e| e.to_string());
+    let get = |i: usize| row.cell(i).map_err(|e| e.to_string());
     let integer = |i: usize, name: &str| -> Result<i64, String> {
         column_id(get(i)?).ok_or_else(|| format!("{name} is {}, not an integer", shown(get(i).ok())))
     };
@@ -85,16 +86,17 @@ fn item(row: &Row<'_>, id: i64, naive: Tz) -> Result<Item, String> {
     let time = instant::parse_in(&punched_at, zone)
         .ok_or_else(|| format!("punched_at {punched_at:?} is not an instant (expected e.g. 2025-12-30T10:30:00Z)"))?;
     let temperature = match get(9)? {
-        ValueRef::Null => None,
-        ValueRef::Integer(i) => Some(i as f64),
-        ValueRef::Real(f) if f.is_finite() => Some(f),
-        ValueRef::Text(t) if std::str::from_utf8(t).is_ok_and(|s| s.trim().is_empty()) => None,
+        Cell::Null => None,
+        Cell::Int(i) => Some(i as f64),
+        Cell::Real(f) if f.is_finite() => Some(f),
+        Cell::Text(t) if t.trim().is_empty() => None,
         other => Some(
-            std::str::from_utf8(other.as_bytes().unwrap_or_default())
-                .ok()
-                .and_then(|s| s.trim().parse::<f64>().ok())
-                .filter(|f| f.is_finite())
-                .ok_or_else(|| format!("temperature is {}, not a number", shown(Some(other))))?,
+            match &other {
+                Cell::Text(t) => t.trim().parse::<f64>().ok(),
+                _ => None,
+            }
+            .filter(|f| f.is_finite())
+            .ok_or_else(|| format!("temperature is {}, not a number", shown(Some(other))))?,
         ),
     };
     Ok(Item {
@@ -112,9 +114,9 @@ fn item(row: &Row<'_>, id: i64, naive: Tz) -> Result<Item, String> {
     })
 }
 
-fn shown(v: Option<ValueRef<'_>>) -> String {
+fn shown(v: Option<Cell<'_>>) -> String {
     match v {
-        Some(ValueRef::Null) | None => "NULL".into(),
+        Some(Cell::Null) | None => "NULL".into(),
         Some(v) => format!("{:?}", column_text(v).unwrap_or_else(|| "a blob".into())),
     }
 }

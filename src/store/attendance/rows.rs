@@ -66,10 +66,11 @@ impl Rows {
 /// returns how many punches were taken in (0 with `Table`). Errors:
 /// `StoreError` (SQLite's).
 pub fn take_in(conn: &mut Conn, rows: Rows) -> Result<usize> {
-    let conn = conn.lite_mut()?;
     if rows == Rows::Table {
         return Ok(0);
     }
+    // Only a mapped source has a `State` ledger: SQLite's.
+    let conn = conn.lite_mut()?;
     let raw = crate::db::sources::raw_view("attendance_logs");
     let usable = crate::db::sources::usable("attendance_logs", "i");
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;

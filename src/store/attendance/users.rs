@@ -3,9 +3,9 @@
 //! terminals (`rappel_terminal_sync_state.last_users_sync`).
 
 use chrono::{DateTime, Utc};
-use rusqlite::params;
 
 use crate::instant;
+use crate::params;
 use crate::store::{Conn, Result};
 
 /// One employee of an HR service's users list.
@@ -32,19 +32,16 @@ pub fn record_pull(
     terminal_ids: &[i64],
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let conn = conn.lite_mut()?;
     let now = instant::format(now);
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    {
-        let mut upsert = tx.prepare(
+    let tx = crate::store::begin(conn)?;
+    for u in users {
+        tx.execute(
             "INSERT INTO rappel_attendance_users (service, enroll_id, name, admin, enabled, weekzone, grp, synced_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT (service, enroll_id) DO UPDATE SET name = excluded.name, admin = excluded.admin,
                  enabled = excluded.enabled, weekzone = excluded.weekzone, grp = excluded.grp,
                  synced_at = excluded.synced_at",
-        )?;
-        for u in users {
-            upsert.execute(params![
+            params![
                 service,
                 u.enroll_id,
                 u.name,
@@ -53,15 +50,15 @@ pub fn record_pull(
                 u.weekzone,
                 u.group,
                 now
-            ])?;
-        }
-        let mut state = tx.prepare(
+            ],
+        )?;
+    }
+    for id in terminal_ids {
+        tx.execute(
             "INSERT INTO rappel_terminal_sync_state (terminal_id, service, last_users_sync) VALUES (?1, ?2, ?3)
              ON CONFLICT (terminal_id, service) DO UPDATE SET last_users_sync = excluded.last_users_sync",
+            params![id, service, now],
         )?;
-        for id in terminal_ids {
-            state.execute(params![id, service, now])?;
-        }
     }
-    Ok(tx.commit()?)
+    tx.commit()
 }
