@@ -56,6 +56,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
                 | Command::SendReminders { .. }
                 | Command::SyncAttendance { .. }
                 | Command::RunAll(_)
+                | Command::Purge(_)
+                | Command::Upcoming { .. }
                 | Command::Deliver(_)
                 | Command::Log(_)
                 | Command::Show { .. }
@@ -69,7 +71,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         return Err(crate::exit::fail(
             Exit::Config,
             format!(
-                "database is a PostgreSQL server ({}): this rappel runs every job, run-all, deliver, log, \
+                "database is a PostgreSQL server ({}): this rappel runs every job, run-all, deliver, purge, upcoming, log, \
                  show, stats, retry, cancel, `config check --connect` and `db migrate|status` there; `{}` \
                  still needs a SQLite file",
                 server.shown,

@@ -102,8 +102,3 @@ fn json_list(dialect: Dialect, n: usize, cast: &str) -> String {
         Dialect::Postgres => format!("SELECT json_array_elements_text(CAST(?{n} AS json))::{cast}"),
     }
 }
-
-/// The rows a query gave, or the first error reading one.
-fn collect<T>(rows: impl IntoIterator<Item = rusqlite::Result<T>>) -> Result<Vec<T>> {
-    Ok(rows.into_iter().collect::<rusqlite::Result<_>>()?)
-}

@@ -278,7 +278,7 @@ fn init_writes_a_server_url_and_creates_nothing() {
 #[test]
 fn commands_that_need_the_database_say_they_run_on_sqlite_only() {
     let env = env_with("database = \"postgres://clock@db.example.com/pointage\"");
-    for args in [&["upcoming"][..], &["purge", "--older-than", "90d"], &["sources"]] {
+    for args in [&["sources"][..], &["sources", "contacts"]] {
         let out = env.run(args, "2026-03-10T07:00:00Z").code(78);
         assert!(
             out.stderr
@@ -460,6 +460,27 @@ fn delay_alerts_go_out_once_from_a_postgresql_database() {
     assert_eq!(
         count(&mut db, "rappel_deliveries WHERE status = 'cancelled' AND id = 4"),
         1
+    );
+
+    // What is coming, and a purge that keeps what re-arming counts from.
+    run_pg(&env, &password, &["upcoming"], "2026-03-11T07:03:00Z").success();
+    let out = run_pg(
+        &env,
+        &password,
+        &["purge", "--older-than", "7d", "--vacuum"],
+        "2026-04-20T07:00:00Z",
+    )
+    .success();
+    assert!(out.stdout.contains("vacuumed"), "{}", out.stdout);
+    assert_eq!(
+        count(&mut db, "rappel_job_runs"),
+        0,
+        "finished runs older than a week go"
+    );
+    assert_eq!(
+        count(&mut db, "rappel_delay_alert_log"),
+        2,
+        "each of the two events keeps its latest alert"
     );
 }
 

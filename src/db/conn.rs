@@ -144,27 +144,30 @@ impl Conn {
 
     /// The SQLite connection, for what is written for SQLite alone.
     /// Errors: `StoreError::Unsupported` on PostgreSQL.
+    #[track_caller]
     pub fn lite(&self) -> Result<&rusqlite::Connection> {
         match &self.inner {
             Inner::Sqlite(c) => Ok(c),
-            Inner::Postgres(_) => Err(StoreError::Unsupported),
+            Inner::Postgres(_) => Err(StoreError::Unsupported(std::panic::Location::caller())),
         }
     }
 
     /// The SQLite connection itself (a report's guarded query sets its
     /// own limits on it). Errors: `StoreError::Unsupported` on PostgreSQL.
+    #[track_caller]
     pub fn into_lite(self) -> Result<rusqlite::Connection> {
         match self.inner {
             Inner::Sqlite(c) => Ok(c),
-            Inner::Postgres(_) => Err(StoreError::Unsupported),
+            Inner::Postgres(_) => Err(StoreError::Unsupported(std::panic::Location::caller())),
         }
     }
 
     /// As `lite`, mutably (SQLite's own transactions).
+    #[track_caller]
     pub fn lite_mut(&mut self) -> Result<&mut rusqlite::Connection> {
         match &mut self.inner {
             Inner::Sqlite(c) => Ok(c),
-            Inner::Postgres(_) => Err(StoreError::Unsupported),
+            Inner::Postgres(_) => Err(StoreError::Unsupported(std::panic::Location::caller())),
         }
     }
 
@@ -380,6 +383,7 @@ impl<'c> Tx<'c> {
     }
 
     /// The SQLite connection under the transaction, mutably (a savepoint).
+    #[track_caller]
     pub fn lite_mut(&mut self) -> Result<&mut rusqlite::Connection> {
         self.conn.lite_mut()
     }

@@ -25,9 +25,9 @@ pub enum StoreError {
     /// A reader of a query's rows stopped it (a limit reached).
     #[error("the query was stopped")]
     Stopped,
-    /// An operation written for SQLite alone, asked of PostgreSQL.
-    #[error("this operation is not available on PostgreSQL yet")]
-    Unsupported,
+    /// An operation written for SQLite alone, asked of PostgreSQL: where.
+    #[error("this operation ({0}) is not available on PostgreSQL yet")]
+    Unsupported(&'static std::panic::Location<'static>),
 }
 
 /// What a store operation gives: its value, or the `StoreError` that stopped it.

@@ -4,10 +4,9 @@
 //! or, mapped onto the host's table, rappel's records of synced punches it
 //! no longer has; never a pending or sending row.
 
-use super::Result;
-use crate::store::Conn;
+use super::{Conn, Dialect, Result};
+use crate::params;
 use chrono::{DateTime, Utc};
-use rusqlite::params;
 
 use crate::instant;
 
@@ -31,7 +30,7 @@ const TARGETS: &[(&str, &str)] = &[
                     WHERE n.event_id = a.event_id
                       AND (n.alerted_at > a.alerted_at OR (n.alerted_at = a.alerted_at AND n.id > a.id)))))
            -- A report not yet sent to all: its sent rows are who not to send it to again.
-           AND NOT (source_table IS 'scheduled_reports'
+           AND NOT (source_table IS NOT DISTINCT FROM 'scheduled_reports'
                     AND source_id IN (SELECT id FROM scheduled_reports WHERE status <> 'sent'))",
     ),
     ("job runs", "FROM rappel_job_runs WHERE finished_at IS NOT NULL AND started_at < ?1"),
@@ -53,7 +52,7 @@ const ATTENDANCE_MAPPED: (&str, &str) = (
 
 /// Deletes (or, in a dry run, counts) what is older than `cutoff` (UTC),
 /// in one transaction; returns each target's name and count, in order.
-/// Errors: SQLite's.
+/// Errors: `StoreError`.
 pub fn old_rows(
     conn: &mut Conn,
     cutoff: DateTime<Utc>,
@@ -61,23 +60,22 @@ pub fn old_rows(
     dry_run: bool,
 ) -> Result<Vec<(&'static str, i64)>> {
     let mapped = super::sources::found(conn, "attendance_logs")? == super::sources::Found::Mapped;
-    let conn = conn.lite_mut()?;
     let cutoff = instant::format(cutoff);
     let mut targets: Vec<(&str, &str)> = TARGETS.to_vec();
     if include_attendance {
         targets.push(if mapped { ATTENDANCE_MAPPED } else { ATTENDANCE });
     }
-    let tx = conn.transaction_with_behavior(if dry_run {
-        rusqlite::TransactionBehavior::Deferred
+    let tx = if dry_run {
+        super::begin_read(conn)?
     } else {
-        rusqlite::TransactionBehavior::Immediate
-    })?;
+        super::begin(conn)?
+    };
     let mut counts = Vec::new();
     for (what, from) in targets {
         let n: i64 = if dry_run {
             tx.query_row(&format!("SELECT count(*) {from}"), params![cutoff], |r| r.get(0))?
         } else {
-            tx.execute(&format!("DELETE {from}"), params![cutoff])? as i64
+            i64::try_from(tx.execute(&format!("DELETE {from}"), params![cutoff])?).unwrap_or(i64::MAX)
         };
         counts.push((what, n));
     }
@@ -90,17 +88,19 @@ pub fn old_rows(
 /// The files a delivery that may still be sent attaches (pending or
 /// sending, or not sent and created at or after `cutoff`), as stored.
 pub fn attachments_in_use(conn: &Conn, cutoff: DateTime<Utc>) -> Result<Vec<String>> {
-    let conn = conn.lite()?;
-    let mut stmt = conn.prepare(
+    conn.query_map(
         "SELECT attachment_path FROM rappel_deliveries WHERE attachment_path IS NOT NULL
            AND (status IN ('pending', 'sending') OR (status <> 'sent' AND created_at >= ?1))",
-    )?;
-    let rows = stmt.query_map(params![instant::format(cutoff)], |r| r.get::<_, String>(0))?;
-    super::collect(rows)
+        params![cutoff],
+        |r| r.get::<String>(0),
+    )
 }
 
-/// Gives the freed pages back to the file system (`VACUUM`).
+/// Gives the freed pages back (`VACUUM`: the whole file in SQLite; in
+/// PostgreSQL the tables purge deletes from).
 pub fn vacuum(conn: &Conn) -> Result<()> {
-    let conn = conn.lite()?;
-    Ok(conn.execute_batch("VACUUM")?)
+    conn.execute_batch(match conn.dialect() {
+        Dialect::Sqlite => "VACUUM",
+        Dialect::Postgres => "VACUUM rappel_deliveries, rappel_delay_alert_log, rappel_job_runs, attendance_logs",
+    })
 }
