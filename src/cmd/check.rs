@@ -183,6 +183,13 @@ fn report_queries(config: &crate::config::Config) -> anyhow::Result<Vec<String>>
         return Ok(Vec::new());
     }
     let db = config.db(true);
+    if let Some(server) = db.server() {
+        println!(
+            "report queries not checked: the database is a server ({}); send-reports --dry-run runs them",
+            server.shown
+        );
+        return Ok(Vec::new());
+    }
     if !db.path().exists() {
         println!(
             "report queries not checked: {} does not exist yet (rappel db migrate creates it)",
@@ -215,7 +222,8 @@ fn naive_instants(config: &crate::config::Config) -> anyhow::Result<()> {
         return Ok(());
     }
     let db = config.db(true);
-    if !db.path().exists() {
+    // Read from a SQLite file only (`db::host::naive_instants`).
+    if db.server().is_some() || !db.path().exists() {
         return Ok(());
     }
     let conn = db.connect()?;
