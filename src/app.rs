@@ -23,8 +23,19 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     let clock = Clock::new(cli.now);
     match &cli.command {
         Command::Init { dir, database } => return cmd::init::run(dir, database.as_deref()),
-        Command::Demo { dir, scale, no_run } => {
-            return cmd::demo::run(dir, *scale, *no_run, clock, verbosity, cli.json);
+        Command::Demo {
+            dir,
+            scale,
+            no_run,
+            database,
+        } => {
+            let demo = cmd::demo::Demo {
+                dir,
+                scale: *scale,
+                no_run: *no_run,
+                database: database.as_deref(),
+            };
+            return cmd::demo::run(&demo, clock, verbosity, cli.json);
         }
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();

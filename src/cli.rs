@@ -122,6 +122,11 @@ pub enum Command {
         /// Build the data without running the jobs
         #[arg(long)]
         no_run: bool,
+        /// A PostgreSQL server to build it on (`postgres://user@host/db`;
+        /// the password from PGPASSWORD or ~/.pgpass), in its own schema
+        /// `rappel_demo`, which must not exist yet
+        #[arg(long, value_name = "URL")]
+        database: Option<String>,
     },
     /// Validate the configuration and templates
     #[command(subcommand)]

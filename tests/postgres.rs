@@ -963,3 +963,66 @@ terminals = ["TM20-001"]
     run_pg(&env, &password, &["sync-attendance"], "2026-03-10T11:00:00Z").success();
     assert_eq!(hr.posts().len(), 4, "nothing pushed twice");
 }
+
+#[test]
+fn the_demo_builds_on_a_postgresql_server_and_writes_what_it_writes_on_sqlite() {
+    let Some((url, password, ca)) =
+        server("the_demo_builds_on_a_postgresql_server_and_writes_what_it_writes_on_sqlite")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let demo = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_rappel"));
+        cmd.current_dir(dir.path())
+            .env("PGPASSWORD", &password)
+            .env_remove("RAPPEL_CONFIG")
+            .args(["--now", "2026-03-10T07:00:00Z", "demo"])
+            .args(args);
+        crate::support::Output::of(cmd)
+    };
+    // Each outbox file's kind (its name without the hash), sorted.
+    let kinds = |folder: &str| -> Vec<String> {
+        let mut all = Vec::new();
+        for sub in ["email", "whatsapp", "sms", "attendance/rh"] {
+            if let Ok(entries) = std::fs::read_dir(dir.path().join(folder).join("outbox").join(sub)) {
+                for e in entries.flatten() {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    all.push(format!(
+                        "{sub}/{}",
+                        name.rsplit_once('-').map_or(name.as_str(), |(k, _)| k)
+                    ));
+                }
+            }
+        }
+        all.sort();
+        all
+    };
+    let mut admin = client(&url, &password);
+    admin
+        .batch_execute("DROP SCHEMA IF EXISTS rappel_demo CASCADE")
+        .unwrap();
+    let on_server = with(&url, &format!("sslrootcert={ca}"));
+    let out = demo(&["--dir", "pg", "--database", &on_server]).success();
+    assert!(out.stdout.contains("(schema rappel_demo)"), "{}", out.stdout);
+    demo(&["--dir", "lite"]).success();
+    assert!(kinds("pg").len() > 15, "{:?}", kinds("pg"));
+    assert_eq!(kinds("pg"), kinds("lite"));
+    assert!(
+        !dir.path().join("pg/rappel.db").exists(),
+        "no SQLite file for a server demo"
+    );
+
+    // Built again on the same server: refused, the earlier one kept.
+    let out = demo(&["--dir", "pg", "--database", &on_server]).code(64);
+    assert!(out.stderr.contains("DROP SCHEMA rappel_demo CASCADE"), "{}", out.stderr);
+    let contacts: i64 = admin
+        .query_one("SELECT count(*) FROM rappel_demo.contacts", &[])
+        .unwrap()
+        .get(0);
+    assert!(contacts > 0);
+    // New rows get fresh ids after the demo's own.
+    admin
+        .batch_execute("INSERT INTO rappel_demo.contacts (name) VALUES ('New')")
+        .unwrap();
+}

@@ -57,14 +57,30 @@ query = "SELECT reference AS \"Référence\", device AS \"Appareil\", customer A
 /// A one-page PDF for the demo's stored report.
 const SAMPLE_PDF: &str = "%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 595 842]/Contents 4 0 R/Resources<</Font<</F1 5 0 R>>>>>>endobj\n4 0 obj<</Length 52>>stream\nBT /F1 24 Tf 72 760 Td (Rapport hebdomadaire) Tj ET\nendstream endobj\n5 0 obj<</Type/Font/Subtype/Type1/BaseFont/Helvetica>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n";
 
-pub fn run(
-    dir: &Path,
-    scale: Option<u64>,
-    no_run: bool,
-    clock: Clock,
-    verbosity: Verbosity,
-    json: bool,
-) -> anyhow::Result<Exit> {
+/// What `rappel demo` was asked for.
+pub struct Demo<'a> {
+    /// The folder to build.
+    pub dir: &'a Path,
+    /// Generated tickets instead of the sample (benchmarks).
+    pub scale: Option<u64>,
+    pub no_run: bool,
+    /// A PostgreSQL URL: the data goes to its schema `rappel_demo`.
+    pub database: Option<&'a str>,
+}
+
+/// The schema `demo --database URL` builds in.
+const SCHEMA: &str = "rappel_demo";
+
+pub fn run(demo: &Demo<'_>, clock: Clock, verbosity: Verbosity, json: bool) -> anyhow::Result<Exit> {
+    let (dir, scale, no_run) = (demo.dir, demo.scale, demo.no_run);
+    if let Some(url) = demo.database
+        && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+    {
+        return Err(fail(
+            Exit::Usage,
+            "--database: expected a PostgreSQL URL (postgres://user@host:5432/name); the demo's SQLite file goes in --dir",
+        ));
+    }
     prepare_dir(dir)?;
     for sub in [
         "reports",
@@ -76,9 +92,28 @@ pub fn run(
         std::fs::create_dir_all(dir.join(sub)).with_context(|| format!("cannot create {}", dir.join(sub).display()))?;
     }
     let config_path = dir.join("rappel.toml");
-    std::fs::write(&config_path, CONFIG).with_context(|| format!("cannot write {}", config_path.display()))?;
+    let text = match demo.database {
+        Some(url) => {
+            CONFIG.replace("database = \"rappel.db\"\n", "")
+                + &format!("\n[database]\nurl = {}\nschema = \"{SCHEMA}\"\n", toml_string(url))
+        }
+        None => CONFIG.to_string(),
+    };
+    std::fs::write(&config_path, text).with_context(|| format!("cannot write {}", config_path.display()))?;
     let config = config::load_file(&config_path)?;
     let db = config.db(false).creating();
+    if let Some(server) = db.server() {
+        let mut probe = crate::db::postgres::connect(server)?;
+        if crate::db::postgres::migrate::version(&mut probe, SCHEMA)? > 0 {
+            return Err(fail(
+                Exit::Usage,
+                format!(
+                    "schema {SCHEMA} on {} holds an earlier demo; drop it first (DROP SCHEMA {SCHEMA} CASCADE)",
+                    server.shown
+                ),
+            ));
+        }
+    }
     let mut conn = db.connect_current()?;
     let now = clock.now();
     match scale {
@@ -91,7 +126,10 @@ pub fn run(
     drop(conn);
     println!("demo folder: {}", dir.display());
     println!("  config:   {}", config_path.display());
-    println!("  database: {}", config.database.display());
+    match db.server() {
+        Some(server) => println!("  database: {} (schema {SCHEMA})", server.shown),
+        None => println!("  database: {}", config.database.display()),
+    }
     if no_run {
         return Ok(Exit::Ok);
     }
@@ -122,6 +160,11 @@ pub fn run(
 }
 
 /// Makes `dir` empty: new, empty, or an earlier demo (reset). Anything else is refused.
+/// `s` as a TOML basic string.
+fn toml_string(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
 fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
     if dir.exists() {
         let mut entries = std::fs::read_dir(dir)

@@ -2,12 +2,11 @@
 //! tables, dated relative to `now`, or `n` generated tickets for benchmarks.
 //! Written into an empty, migrated database.
 
-use crate::store::Conn;
 use chrono::{DateTime, Duration, Utc};
-use rusqlite::params;
 
-use super::Result;
+use super::{Conn, Dialect, Param, Result, ToParam};
 use crate::instant;
+use crate::params;
 
 const STAGES: [&str; 4] = ["Diagnostic", "Attente pièce", "Réparation", "Contrôle qualité"];
 const DEVICES: [&str; 6] = [
@@ -36,7 +35,21 @@ pub fn sample(conn: &mut Conn, now: DateTime<Utc>) -> Result<()> {
     sample_reports(conn, now)?;
     sample_loans(conn, now)?;
     sample_students(conn, now)?;
-    sample_attendance(conn, now)
+    sample_attendance(conn, now)?;
+    follow_ids(conn)
+}
+
+/// PostgreSQL: each table's id sequence moved past the ids the demo wrote
+/// itself, so the rows an application adds next get fresh ones.
+fn follow_ids(conn: &Conn) -> Result<()> {
+    if conn.dialect() == Dialect::Postgres {
+        for table in ["contacts", "students", "terminals", "tickets"] {
+            conn.execute_batch(&format!(
+                "SELECT setval(pg_get_serial_sequence('{table}', 'id'), coalesce(max(id), 0) + 1, false) FROM {table}"
+            ))?;
+        }
+    }
+    Ok(())
 }
 
 fn ago(now: DateTime<Utc>, days: i64, hours: i64) -> String {
@@ -46,40 +59,24 @@ fn ago(now: DateTime<Utc>, days: i64, hours: i64) -> String {
 /// Two time clocks at the entrance and the workshop, and the last day's punches
 /// of five employees (in and out, one reading without a temperature).
 fn sample_attendance(conn: &mut Conn, now: DateTime<Utc>) -> Result<()> {
-    let conn = conn.lite_mut()?;
-    let tx = conn.transaction()?;
+    let tx = super::begin(conn)?;
     tx.execute_batch(
         "INSERT INTO terminals (id, serial, name, timezone) VALUES
            (1, 'TM20-001', 'Entrée', 'Africa/Libreville'),
            (2, 'TM20-002', 'Atelier', 'Africa/Libreville');",
     )?;
     {
-        let mut punch = tx.prepare(
+        const PUNCH: &str =
             "INSERT INTO attendance_logs (terminal_id, enroll_id, user_name, punched_at, mode, inout, temperature)
-             VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6)",
-        )?;
+             VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6)";
         for (i, name) in CUSTOMERS.iter().take(5).enumerate() {
             let i = i as i64;
             let terminal = 1 + i % 2;
             let arrival = now - Duration::hours(10) + Duration::minutes(7 * i);
             let departure = arrival + Duration::hours(8) + Duration::minutes(13 * i);
             let temperature = (i != 3).then_some(36.4 + 0.1 * i as f64);
-            punch.execute(params![
-                terminal,
-                100 + i,
-                name,
-                instant::format(arrival),
-                0,
-                temperature
-            ])?;
-            punch.execute(params![
-                terminal,
-                100 + i,
-                name,
-                instant::format(departure),
-                1,
-                temperature
-            ])?;
+            tx.execute(PUNCH, params![terminal, 100 + i, name, arrival, 0, temperature])?;
+            tx.execute(PUNCH, params![terminal, 100 + i, name, departure, 1, temperature])?;
         }
     }
     tx.commit()?;
@@ -88,8 +85,7 @@ fn sample_attendance(conn: &mut Conn, now: DateTime<Utc>) -> Result<()> {
 
 /// A handful of tickets in several stages, some overdue, and their recipients.
 fn sample_tickets(conn: &mut Conn, now: DateTime<Utc>) -> Result<()> {
-    let conn = conn.lite_mut()?;
-    let tx = conn.transaction()?;
+    let tx = super::begin(conn)?;
     tx.execute_batch(
         "INSERT INTO contacts (id, name, email, locale) VALUES
            (1, 'Awa Mba', 'awa.mba@example.com', 'fr'),
@@ -144,8 +140,9 @@ fn sample_tickets(conn: &mut Conn, now: DateTime<Utc>) -> Result<()> {
     ];
     for (reference, device, customer, events, closed) in tickets {
         let first = events.first().map_or(0, |e| e.1);
-        tx.execute(
-            "INSERT INTO tickets (reference, device, customer, created_at, closed_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        let ticket_id: i64 = tx.query_row(
+            "INSERT INTO tickets (reference, device, customer, created_at, closed_at) VALUES (?1, ?2, ?3, ?4, ?5)
+             RETURNING id",
             params![
                 reference,
                 device,
@@ -153,8 +150,8 @@ fn sample_tickets(conn: &mut Conn, now: DateTime<Utc>) -> Result<()> {
                 ago(now, first, 1),
                 closed.then(|| ago(now, 1, 0))
             ],
+            |r| r.get(0),
         )?;
-        let ticket_id = tx.last_insert_rowid();
         for (stage, days) in events {
             tx.execute(
                 "INSERT INTO ticket_events (ticket_id, stage, entered_at) VALUES (?1, ?2, ?3)",
@@ -169,13 +166,12 @@ fn sample_tickets(conn: &mut Conn, now: DateTime<Utc>) -> Result<()> {
 /// Three report mailings: a stored PDF (weekly, recurring), a report generated
 /// from its definition, and one not due yet.
 fn sample_reports(conn: &Conn, now: DateTime<Utc>) -> Result<()> {
-    let conn = conn.lite()?;
     conn.execute(
         "INSERT INTO scheduled_reports (title, recipients, scheduled_at, attachment_path, report, recurrence) VALUES
            ('Rapport hebdomadaire', 'direction@example.com; atelier@example.com', ?1, 'hebdo.pdf', NULL, '0 8 * * 1'),
            ('Tickets ouverts', 'atelier@example.com', ?2, NULL, 'open_tickets', NULL),
            ('Bilan mensuel', 'direction@example.com', ?3, 'mensuel.pdf', NULL, NULL)",
-        params![ago(now, 0, 1), ago(now, 0, 0), instant::format(now + Duration::days(1))],
+        params![ago(now, 0, 1), ago(now, 0, 0), now + Duration::days(1)],
     )?;
     Ok(())
 }
@@ -183,7 +179,6 @@ fn sample_reports(conn: &Conn, now: DateTime<Utc>) -> Result<()> {
 /// Loans around now, so reminders are always due: one just lent, one due
 /// within the hour (short notice), one two days late, one just returned.
 fn sample_loans(conn: &Conn, now: DateTime<Utc>) -> Result<()> {
-    let conn = conn.lite()?;
     conn.execute_batch(
         "INSERT INTO contacts (id, name, email, phone, locale, whatsapp_enabled, sms_enabled) VALUES
            (10, 'Léa Essono', 'lea.essono@example.com', '+24107123456', 'fr', 1, 0),
@@ -191,10 +186,13 @@ fn sample_loans(conn: &Conn, now: DateTime<Utc>) -> Result<()> {
            (12, 'Sam Carter', 'sam.carter@example.com', NULL, 'en', 0, 0);",
     )?;
     let at = |minutes: i64| instant::format(now + Duration::minutes(minutes));
-    let mut insert = conn.prepare(
-        "INSERT INTO loans (contact_id, item, term, lent_at, due_at, returned_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?;
-    insert.execute(params![
+    let insert = |values: &[&dyn ToParam]| {
+        conn.execute(
+            "INSERT INTO loans (contact_id, item, term, lent_at, due_at, returned_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            values,
+        )
+    };
+    insert(params![
         10,
         "Perceuse Bosch",
         "long",
@@ -202,7 +200,7 @@ fn sample_loans(conn: &Conn, now: DateTime<Utc>) -> Result<()> {
         at(6 * 24 * 60),
         None::<String>
     ])?;
-    insert.execute(params![
+    insert(params![
         11,
         "Vidéoprojecteur",
         "short",
@@ -210,7 +208,7 @@ fn sample_loans(conn: &Conn, now: DateTime<Utc>) -> Result<()> {
         at(60),
         None::<String>
     ])?;
-    insert.execute(params![
+    insert(params![
         12,
         "Ladder",
         "long",
@@ -218,7 +216,7 @@ fn sample_loans(conn: &Conn, now: DateTime<Utc>) -> Result<()> {
         at(-2 * 24 * 60 - 120),
         None::<String>
     ])?;
-    insert.execute(params![
+    insert(params![
         10,
         "Scie sauteuse",
         "long",
@@ -234,7 +232,6 @@ fn sample_loans(conn: &Conn, now: DateTime<Utc>) -> Result<()> {
 /// tomorrow (its eve reminder after `session_eve_at`), and a student away
 /// for five days (after `inactivity_at`).
 fn sample_students(conn: &Conn, now: DateTime<Utc>) -> Result<()> {
-    let conn = conn.lite()?;
     conn.execute_batch(
         "INSERT INTO contacts (id, name, email, phone, locale, whatsapp_enabled, sms_enabled) VALUES
            (20, 'Inès Moussavou', 'ines.moussavou@example.com', '+24107111222', 'fr', 1, 0),
@@ -247,11 +244,14 @@ fn sample_students(conn: &Conn, now: DateTime<Utc>) -> Result<()> {
            (1, 20, 21, ?1, ?2), (2, 22, NULL, ?1, ?3)",
         params![at(-90 * 24 * 60), at(-60), at(-5 * 24 * 60)],
     )?;
-    let mut session = conn.prepare(
-        "INSERT INTO revision_sessions (student_id, subject, starts_at, objective, link, completed_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?;
-    session.execute(params![
+    let session = |values: &[&dyn ToParam]| {
+        conn.execute(
+            "INSERT INTO revision_sessions (student_id, subject, starts_at, objective, link, completed_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            values,
+        )
+    };
+    session(params![
         1,
         "Mathématiques",
         at(120),
@@ -259,7 +259,7 @@ fn sample_students(conn: &Conn, now: DateTime<Utc>) -> Result<()> {
         "sessions/1",
         None::<String>
     ])?;
-    session.execute(params![
+    session(params![
         1,
         "Physique",
         at(26 * 60),
@@ -267,7 +267,7 @@ fn sample_students(conn: &Conn, now: DateTime<Utc>) -> Result<()> {
         "sessions/2",
         None::<String>
     ])?;
-    session.execute(params![
+    session(params![
         2,
         "History",
         at(-3 * 24 * 60),
@@ -275,7 +275,7 @@ fn sample_students(conn: &Conn, now: DateTime<Utc>) -> Result<()> {
         None::<String>,
         Some(at(-3 * 24 * 60 + 60))
     ])?;
-    session.execute(params![
+    session(params![
         2,
         "English",
         at(2 * 24 * 60),
@@ -296,7 +296,6 @@ fn sample_students(conn: &Conn, now: DateTime<Utc>) -> Result<()> {
 /// Fills an empty database with `n` tickets for benchmarks, with one to four events each: 95 % closed, the open ones in
 /// their current stage for up to 20 days, so a few percent are overdue.
 pub fn generate(conn: &mut Conn, n: u64, now: DateTime<Utc>) -> Result<()> {
-    let conn = conn.lite_mut()?;
     let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut next = move || {
         seed ^= seed << 13;
@@ -304,48 +303,110 @@ pub fn generate(conn: &mut Conn, n: u64, now: DateTime<Utc>) -> Result<()> {
         seed ^= seed << 17;
         seed
     };
-    let tx = conn.transaction()?;
+    let tx = super::begin(conn)?;
     tx.execute_batch(
         "INSERT INTO contacts (id, name, email, locale) VALUES (1, 'Awa Mba', 'awa.mba@example.com', 'fr'),
                                                               (2, 'Jean Obiang', 'jean.obiang@example.com', 'fr');
          INSERT INTO alert_recipients (contact_id, stages) VALUES (1, NULL), (2, 'Réparation');",
     )?;
-    {
-        let mut ticket = tx.prepare("INSERT INTO tickets (id, reference, device, customer, created_at, closed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
-        let mut event = tx.prepare("INSERT INTO ticket_events (ticket_id, stage, entered_at) VALUES (?1, ?2, ?3)")?;
-        for id in 1..=n as i64 {
-            let r = next();
-            let active = r % 100 < 5;
-            let events = 1 + (r >> 8) % 4;
-            // Minutes before now at which the latest event happened.
-            let latest = if active {
-                (r >> 16) % (20 * 24 * 60)
+    let mut tickets = Batch::new("tickets (id, reference, device, customer, created_at, closed_at)", 6);
+    let mut events = Batch::new("ticket_events (ticket_id, stage, entered_at)", 3);
+    for id in 1..=i64::try_from(n).unwrap_or(i64::MAX) {
+        let r = next();
+        let active = r % 100 < 5;
+        let count = 1 + (r >> 8) % 4;
+        // Minutes before now at which the latest event happened.
+        let latest = if active {
+            (r >> 16) % (20 * 24 * 60)
+        } else {
+            20 * 24 * 60 + (r >> 16) % (300 * 24 * 60)
+        } as i64;
+        let mut at = now - Duration::minutes(latest + (count as i64) * 3 * 24 * 60);
+        let created = instant::format(at - Duration::hours(2));
+        let closed = (!active).then(|| instant::format(now - Duration::minutes(latest / 2)));
+        tickets.push(
+            &tx,
+            vec![
+                Param::Int(id),
+                Param::Text(format!("T{id:07}").into()),
+                Param::Text(DEVICES[(r >> 24) as usize % DEVICES.len()].into()),
+                Param::Text(CUSTOMERS[(r >> 32) as usize % CUSTOMERS.len()].into()),
+                Param::Text(created.into()),
+                closed.map_or(Param::Null, |c| Param::Text(c.into())),
+            ],
+        )?;
+        for k in 0..count {
+            at = if k + 1 == count {
+                now - Duration::minutes(latest)
             } else {
-                20 * 24 * 60 + (r >> 16) % (300 * 24 * 60)
+                at + Duration::days(3)
             };
-            let mut at = now - Duration::minutes(latest as i64 + (events as i64) * 3 * 24 * 60);
-            let created = instant::format(at - Duration::hours(2));
-            let closed = (!active).then(|| instant::format(now - Duration::minutes(latest as i64 / 2)));
-            ticket.execute(params![
-                id,
-                format!("T{id:07}"),
-                DEVICES[(r >> 24) as usize % DEVICES.len()],
-                CUSTOMERS[(r >> 32) as usize % CUSTOMERS.len()],
-                created,
-                closed
-            ])?;
-            for k in 0..events {
-                at = if k + 1 == events {
-                    now - Duration::minutes(latest as i64)
-                } else {
-                    at + Duration::days(3)
-                };
-                let stage = STAGES[((r >> 40) + k) as usize % STAGES.len()];
-                event.execute(params![id, stage, instant::format(at)])?;
-            }
+            let stage = STAGES[((r >> 40) + k) as usize % STAGES.len()];
+            events.push(
+                &tx,
+                vec![
+                    Param::Int(id),
+                    Param::Text(stage.into()),
+                    Param::Text(instant::format(at).into()),
+                ],
+            )?;
         }
     }
+    tickets.flush(&tx)?;
+    events.flush(&tx)?;
     tx.commit()?;
+    follow_ids(conn)?;
     conn.execute_batch("ANALYZE")?;
     Ok(())
+}
+
+/// Rows inserted into one table: one statement per row on SQLite (a
+/// prepared statement in a transaction is its fastest), several hundred
+/// rows per `INSERT` on PostgreSQL (one round trip each).
+struct Batch {
+    into: &'static str,
+    columns: usize,
+    rows: Vec<Vec<Param<'static>>>,
+}
+
+impl Batch {
+    /// Rows per statement on PostgreSQL (under its 65,535 parameters).
+    const ROWS: usize = 1000;
+
+    fn new(into: &'static str, columns: usize) -> Self {
+        Batch {
+            into,
+            columns,
+            rows: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, conn: &Conn, row: Vec<Param<'static>>) -> Result<()> {
+        self.rows.push(row);
+        if conn.dialect() == Dialect::Sqlite || self.rows.len() >= Self::ROWS {
+            self.flush(conn)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, conn: &Conn) -> Result<()> {
+        if self.rows.is_empty() {
+            return Ok(());
+        }
+        let groups: Vec<String> = (0..self.rows.len())
+            .map(|r| {
+                let marks: Vec<String> = (1..=self.columns)
+                    .map(|c| format!("?{}", r * self.columns + c))
+                    .collect();
+                format!("({})", marks.join(", "))
+            })
+            .collect();
+        let values: Vec<&dyn ToParam> = self.rows.iter().flatten().map(|p| p as &dyn ToParam).collect();
+        conn.execute(
+            &format!("INSERT INTO {} VALUES {}", self.into, groups.join(", ")),
+            &values,
+        )?;
+        self.rows.clear();
+        Ok(())
+    }
 }
