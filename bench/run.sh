@@ -52,6 +52,15 @@
 #    the host's own job had sent: target <= 0.3 s); then the same 1,000,000
 #    with sync_status not kept in the host's table (every punch is looked up
 #    in rappel_punch_state, as rappel leaves it after sending them)
+# 9. postgres: the same on a PostgreSQL server, each figure beside SQLite's
+#    measured in the same section: a no-op run (demo --scale 100000; target
+#    within 2x SQLite's), the 1M-ticket scan (within 1.5x of psql running the
+#    bare due query), 10,000 digests to smtp-sink over 8 connections (at
+#    least 80 % of SQLite's rate) and 100,000 punches pushed (<= 5 s). The
+#    server: RAPPEL_BENCH_POSTGRES (postgres://user@127.0.0.1:port/db, the
+#    password in PGPASSWORD), else RAPPEL_TEST_POSTGRES and its password as
+#    the tests take them, else a throwaway cluster started as .ci/run starts
+#    CI's (root, Debian's postgresql). Not part of `all`.
 #
 # Summary table: each section prints what it measures as it goes and appends
 # one row per figure to $BENCH_DIR/figures.tsv (emptied when a run starts);
@@ -95,8 +104,8 @@ summary() {
 
 case "$what" in
     summary) summary; exit 0 ;;
-    all|idle|scan|send|reports|reminders|sessions|attendance|attendance_mapped) ;;
-    *) echo "usage: $0 [idle|scan|send|reports|reminders|sessions|attendance|attendance_mapped|summary]"; exit 64 ;;
+    all|idle|scan|send|reports|reminders|sessions|attendance|attendance_mapped|postgres) ;;
+    *) echo "usage: $0 [idle|scan|send|reports|reminders|sessions|attendance|attendance_mapped|postgres|summary]"; exit 64 ;;
 esac
 
 cargo build --release --quiet
@@ -632,6 +641,166 @@ TOML
     echo "server: $(python3 -c 'import urllib.request; print(urllib.request.urlopen("http://127.0.0.1:2528/count").read().decode())')"
 }
 
+# The PostgreSQL server the postgres section uses: sets PG (a URL without
+# TLS: loopback) and exports PGPASSWORD.
+pg_server() {
+    local url="${RAPPEL_BENCH_POSTGRES:-}"
+    if [ -z "$url" ] && [ -n "${RAPPEL_TEST_POSTGRES:-}" ]; then
+        url="$RAPPEL_TEST_POSTGRES"
+        export PGPASSWORD="${PGPASSWORD:-${RAPPEL_TEST_POSTGRES_PASSWORD:-}}"
+    fi
+    if [ -z "$url" ]; then
+        # CI's own cluster (.ci/run), on its port, stopped when the bench ends.
+        eval "$(sed -n '/^start_postgres() {/,/^}/p' .ci/run)"
+        start_postgres
+        url="$RAPPEL_TEST_POSTGRES"
+        export PGPASSWORD="$RAPPEL_TEST_POSTGRES_PASSWORD"
+    fi
+    PG="$url?sslmode=disable"
+    command -v psql >/dev/null || { echo "missing psql (apt-get install postgresql-client)"; exit 1; }
+}
+
+# A config for the postgres section: schema $1 (dropped first) on the
+# server, then the TOML in $2.
+pg_config() {
+    psql -q "$PG" -c "DROP SCHEMA IF EXISTS \"$1\" CASCADE" >/dev/null 2>&1
+    printf '%s\n[database]\nurl = "%s"\nschema = "%s"\n' "$2" "$PG" "$1"
+}
+
+postgres() {
+    pg_server
+    local dir="$WORK/pg"
+    rm -rf "$dir" && mkdir -p "$dir"
+
+    echo "== postgres: a run with nothing due, demo --scale 100000, SQLite then PostgreSQL"
+    rm -rf "$dir/lite100k" "$dir/pg100k"
+    "$B" --now "$NOW" demo --dir "$dir/lite100k" --scale 100000 --no-run >/dev/null
+    psql -q "$PG" -c 'DROP SCHEMA IF EXISTS rappel_demo CASCADE' >/dev/null 2>&1
+    "$B" --now "$NOW" demo --dir "$dir/pg100k" --scale 100000 --no-run --database "$PG" >/dev/null
+    local name mean sd lite_ms
+    for name in lite100k pg100k; do
+        "$B" --config "$dir/$name/rappel.toml" --now "$NOW" -q check-delay-alerts || true
+    done
+    noop_figure "postgres: idle, SQLite (demo 100k)" pg-idle-lite 30 - \
+        --config "$dir/lite100k/rappel.toml" --now "$NOW" check-delay-alerts
+    read -r lite_ms sd < <(hyperfine_ms "$WORK/pg-idle-lite.json")
+    noop_figure "postgres: idle, PostgreSQL (demo 100k)" pg-idle-pg 30 "$(calc "2 * $lite_ms")" \
+        --config "$dir/pg100k/rappel.toml" --now "$NOW" check-delay-alerts
+
+    echo "== postgres: check-delay-alerts over 1,000,000 tickets"
+    rm -rf "$dir/pg1m"
+    psql -q "$PG" -c 'DROP SCHEMA IF EXISTS rappel_demo CASCADE' >/dev/null 2>&1
+    local start end
+    start=$(date +%s.%N)
+    "$B" --now "$NOW" demo --dir "$dir/pg1m" --scale 1000000 --no-run --database "$PG" >/dev/null
+    end=$(date +%s.%N)
+    printf 'generated in %.0f s\n' "$(elapsed "$start" "$end")"
+    timed "$B" --config "$dir/pg1m/rappel.toml" --now "$NOW" check-delay-alerts
+    read_times
+    local wall=$WALL peak=$PEAK
+    echo "rappel check-delay-alerts: wall $wall s, peak RSS $peak KB"
+    local query
+    query=$(psql -q "$PG" <<SQL | awk '/^Time:/ { t = $2 } END { printf "%.3f\n", t / 1000 }'
+\\timing on
+SET search_path TO rappel_demo;
+SELECT count(*) AS due FROM (
+  SELECT e.stage, e.entered_at,
+         row_number() OVER (PARTITION BY t.id ORDER BY CAST(e.entered_at AS timestamptz) DESC, e.id DESC) AS rn
+  FROM tickets t JOIN ticket_events e ON e.ticket_id = t.id
+  WHERE t.closed_at IS NULL
+) AS current WHERE rn = 1
+  AND extract(epoch FROM TIMESTAMPTZ '$NOW' - CAST(entered_at AS timestamptz))
+      > 86400 * (CASE stage WHEN 'Attente pièce' THEN 21 ELSE 14 END);
+SQL
+)
+    echo "psql, bare due query: $query s"
+    row "postgres: scan (1M tickets)" "$wall s" "$peak" "<= 1.5x psql" \
+        "$(awk -v r="$wall" -v q="$query" 'BEGIN { if (q > 0) printf "%.1fx the psql query%s\n", r / q, (r / q <= 1.5 ? "" : " (OVER)"); else print "n/a" }')"
+    row "postgres: scan baseline, psql bare due query" "$query s" "-" "-" "-" "(baseline)"
+
+    echo "== postgres: 10,000 digests to smtp-sink over 8 connections, SQLite then PostgreSQL"
+    command -v smtp-sink >/dev/null || { echo "missing smtp-sink (apt-get install postfix)"; exit 1; }
+    local lite_rate pg_rate
+    lite_rate=$(pg_deliver_rate lite)
+    pg_rate=$(pg_deliver_rate pg)
+    row "postgres: send, SQLite (8 conn.)" "$(printf '%.0f msg/s' "$lite_rate")" "-"
+    row "postgres: send, PostgreSQL (8 conn.)" "$(printf '%.0f msg/s' "$pg_rate")" "-" ">= 80% of SQLite's" \
+        "$(share_floor "$pg_rate" "$lite_rate" 80)"
+
+    echo "== postgres: 100,000 pending punches in batches of 100"
+    python3 "$(dirname "$0")/fake_hr.py" 2529 &
+    local server=$!
+    trap "kill $server 2>/dev/null || true; trap - RETURN" RETURN
+    sleep 0.5
+    echo "bench-token" > "$dir/token"
+    pg_config rappel_bench_punches "[attendance.services.rh]
+base_url = \"http://127.0.0.1:2529\"
+users_endpoint = \"/api/v1/employees\"
+attendance_endpoint = \"/api/v1/attendance\"
+token_file = \"token\"
+batch_size = 100" > "$dir/punches.toml"
+    "$B" --config "$dir/punches.toml" db migrate >/dev/null
+    psql -q "$PG" <<SQL
+SET search_path TO rappel_bench_punches;
+INSERT INTO terminals (id, serial, name) VALUES (1, 'TM20-001', 'Entrance'), (2, 'TM20-002', 'Workshop'),
+       (3, 'TM20-003', 'Office'), (4, 'TM20-004', 'Store');
+INSERT INTO attendance_logs (terminal_id, enroll_id, user_name, punched_at, mode, inout, temperature)
+SELECT 1 + i % 4, 1 + i % 500, 'User ' || (1 + i % 500),
+       to_char(TIMESTAMP '2026-11-01 06:00:00' + i * INTERVAL '7 seconds', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+       1, i % 2, CASE WHEN i % 3 = 0 THEN 36.5 END FROM generate_series(1, 100000) i;
+ANALYZE;
+SQL
+    timed "$B" --config "$dir/punches.toml" --now "$NOW" sync-attendance 2>&1 | tail -1
+    read_times
+    echo "wall $WALL s, peak RSS $PEAK KB"
+    echo "sent: $(psql -At "$PG" -c "SELECT count(*) FROM rappel_bench_punches.attendance_logs WHERE sync_status = 'sent'") of 100000"
+    row "postgres: attendance, 100k punches" "$WALL s" "$PEAK" "<= 5 s" "$(under "$WALL" 5)"
+}
+
+# Delivers 10,000 planned digests to smtp-sink over 8 connections from a
+# SQLite file ($1 = lite) or the PostgreSQL server ($1 = pg); prints
+# messages/s.
+pg_deliver_rate() {
+    local dir="$WORK/pg/send-$1" schema=rappel_bench_send
+    rm -rf "$dir" && mkdir -p "$dir"
+    local smtp='[email]
+from = "Bench <bench@example.com>"
+[email.smtp]
+host = "127.0.0.1"
+port = 2525
+security = "none"
+connections = 8
+[delay_alerts]
+threshold_days = 14'
+    local fill="INSERT INTO contacts (id, name, email) SELECT i, 'Staff ' || i, 'staff' || i || '@example.com' FROM n;
+INSERT INTO alert_recipients (contact_id) SELECT id FROM contacts;
+INSERT INTO tickets (id, reference, device, customer, created_at) VALUES (1, 'T-1', 'Phone', 'Customer', '2026-10-01T00:00:00Z');
+INSERT INTO ticket_events (ticket_id, stage, entered_at) VALUES (1, 'Diagnostic', '2026-10-01T00:00:00Z');"
+    if [ "$1" = pg ]; then
+        pg_config "$schema" "$smtp" > "$dir/rappel.toml"
+        "$B" --config "$dir/rappel.toml" db migrate >/dev/null
+        psql -q "$PG" -c "SET search_path TO $schema; CREATE TEMP VIEW n AS SELECT generate_series(1, 10000) AS i; $fill" >/dev/null
+    else
+        printf 'database = "rappel.db"\n%s\n' "$smtp" > "$dir/rappel.toml"
+        "$B" --config "$dir/rappel.toml" db migrate >/dev/null
+        sqlite3 "$dir/rappel.db" "CREATE TEMP VIEW n AS WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 10000) SELECT i FROM s;
+            $fill" >/dev/null
+    fi
+    # Planned without a usable transport (a password that cannot be had), then delivered.
+    sed 's/^security = "none"$/security = "none"\nusername = "bench"\npassword_env = "RAPPEL_BENCH_NO_SUCH_PASSWORD"/' \
+        "$dir/rappel.toml" > "$dir/plan.toml"
+    "$B" --config "$dir/plan.toml" --now "$NOW" -q check-delay-alerts >/dev/null 2>&1 || true
+    start_sink >&2
+    local start end
+    start=$(date +%s.%N)
+    "$B" --config "$dir/rappel.toml" --now "$NOW" deliver >&2
+    end=$(date +%s.%N)
+    kill "$SINK" 2>/dev/null || true
+    wait "$SINK" 2>/dev/null || true
+    printf '%s: wall %.2f s\n' "$1" "$(elapsed "$start" "$end")" >&2
+    calc "10000 / $(elapsed "$start" "$end")"
+}
+
 case "$what" in
     idle) idle ;;
     scan) scan ;;
@@ -641,6 +810,7 @@ case "$what" in
     sessions) sessions ;;
     attendance) attendance ;;
     attendance_mapped) attendance_mapped ;;
+    postgres) postgres ;;
     all) idle; scan; send; reports; reminders; sessions; attendance; attendance_mapped ;;
 esac
 summary
