@@ -1025,4 +1025,38 @@ fn the_demo_builds_on_a_postgresql_server_and_writes_what_it_writes_on_sqlite() 
     admin
         .batch_execute("INSERT INTO rappel_demo.contacts (name) VALUES ('New')")
         .unwrap();
+
+    // Generated tickets (benchmarks), the same as in SQLite.
+    admin.batch_execute("DROP SCHEMA rappel_demo CASCADE").unwrap();
+    demo(&["--dir", "pg", "--database", &on_server, "--scale", "2500", "--no-run"]).success();
+    demo(&["--dir", "lite", "--scale", "2500", "--no-run"]).success();
+    let lite = rusqlite::Connection::open(dir.path().join("lite/rappel.db")).unwrap();
+    for table in ["tickets", "ticket_events"] {
+        let on_lite: (i64, String) = lite
+            .query_row(
+                &format!("SELECT count(*), CAST(max(id) AS TEXT) FROM {table}"),
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        let row = admin
+            .query_one(&format!("SELECT count(*), max(id)::text FROM rappel_demo.{table}"), &[])
+            .unwrap();
+        assert_eq!((row.get::<_, i64>(0), row.get::<_, String>(1)), on_lite, "{table}");
+    }
+    let on_lite: String = lite
+        .query_row(
+            "SELECT group_concat(stage || entered_at, ',') FROM (SELECT * FROM ticket_events WHERE ticket_id <= 50 ORDER BY id)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let on_server: String = admin
+        .query_one(
+            "SELECT string_agg(stage || entered_at, ',' ORDER BY id) FROM rappel_demo.ticket_events WHERE ticket_id <= 50",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(on_server, on_lite);
 }

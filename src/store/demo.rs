@@ -324,17 +324,14 @@ pub fn generate(conn: &mut Conn, n: u64, now: DateTime<Utc>) -> Result<()> {
         let mut at = now - Duration::minutes(latest + (count as i64) * 3 * 24 * 60);
         let created = instant::format(at - Duration::hours(2));
         let closed = (!active).then(|| instant::format(now - Duration::minutes(latest / 2)));
-        tickets.push(
-            &tx,
-            vec![
-                Param::Int(id),
-                Param::Text(format!("T{id:07}").into()),
-                Param::Text(DEVICES[(r >> 24) as usize % DEVICES.len()].into()),
-                Param::Text(CUSTOMERS[(r >> 32) as usize % CUSTOMERS.len()].into()),
-                Param::Text(created.into()),
-                closed.map_or(Param::Null, |c| Param::Text(c.into())),
-            ],
-        )?;
+        tickets.push(vec![
+            Param::Int(id),
+            Param::Text(format!("T{id:07}").into()),
+            Param::Text(DEVICES[(r >> 24) as usize % DEVICES.len()].into()),
+            Param::Text(CUSTOMERS[(r >> 32) as usize % CUSTOMERS.len()].into()),
+            Param::Text(created.into()),
+            closed.map_or(Param::Null, |c| Param::Text(c.into())),
+        ]);
         for k in 0..count {
             at = if k + 1 == count {
                 now - Duration::minutes(latest)
@@ -342,14 +339,16 @@ pub fn generate(conn: &mut Conn, n: u64, now: DateTime<Utc>) -> Result<()> {
                 at + Duration::days(3)
             };
             let stage = STAGES[((r >> 40) + k) as usize % STAGES.len()];
-            events.push(
-                &tx,
-                vec![
-                    Param::Int(id),
-                    Param::Text(stage.into()),
-                    Param::Text(instant::format(at).into()),
-                ],
-            )?;
+            events.push(vec![
+                Param::Int(id),
+                Param::Text(stage.into()),
+                Param::Text(instant::format(at).into()),
+            ]);
+        }
+        // The tickets first: their events point at them.
+        if tx.dialect() == Dialect::Sqlite || events.full() {
+            tickets.flush(&tx)?;
+            events.flush(&tx)?;
         }
     }
     tickets.flush(&tx)?;
@@ -360,9 +359,9 @@ pub fn generate(conn: &mut Conn, n: u64, now: DateTime<Utc>) -> Result<()> {
     Ok(())
 }
 
-/// Rows inserted into one table: one statement per row on SQLite (a
-/// prepared statement in a transaction is its fastest), several hundred
-/// rows per `INSERT` on PostgreSQL (one round trip each).
+/// Rows waiting to go into one table: on SQLite each ticket's rows as they
+/// come (a prepared statement in a transaction is its fastest), on
+/// PostgreSQL a thousand rows per `INSERT` (one round trip each).
 struct Batch {
     into: &'static str,
     columns: usize,
@@ -381,12 +380,13 @@ impl Batch {
         }
     }
 
-    fn push(&mut self, conn: &Conn, row: Vec<Param<'static>>) -> Result<()> {
+    fn push(&mut self, row: Vec<Param<'static>>) {
         self.rows.push(row);
-        if conn.dialect() == Dialect::Sqlite || self.rows.len() >= Self::ROWS {
-            self.flush(conn)?;
-        }
-        Ok(())
+    }
+
+    /// Whether a PostgreSQL statement's worth of rows is waiting.
+    fn full(&self) -> bool {
+        self.rows.len() >= Self::ROWS
     }
 
     fn flush(&mut self, conn: &Conn) -> Result<()> {
