@@ -192,7 +192,11 @@ impl Database {
         }
         let mut client = postgres::connect(server)?;
         let schema = server.schema.replace('"', "\"\"");
-        let mut setup = format!("SET search_path TO \"{schema}\"; SET TIME ZONE 'UTC';");
+        // `synchronous_commit = off`: a commit returns before its WAL is on
+        // disk, as SQLite's `synchronous = NORMAL` in WAL mode does; the
+        // server crashing (not rappel) may lose the last few hundred
+        // milliseconds of outcomes, as power lost may in SQLite.
+        let mut setup = format!("SET search_path TO \"{schema}\"; SET TIME ZONE 'UTC'; SET synchronous_commit = off;");
         if self.read_only {
             setup.push_str(" SET default_transaction_read_only = on;");
         }
@@ -267,9 +271,8 @@ impl Database {
     /// As `connect_current`, on the server: its schema brought up to date
     /// (`db::postgres::migrate`, under its advisory lock) unless read-only.
     fn connect_server_current(&self, server: &postgres::Server) -> anyhow::Result<conn::Conn> {
-        let mut probe = postgres::connect(server)?;
-        let version = postgres::migrate::version(&mut probe, &server.schema)?;
-        drop(probe);
+        let conn = self.connect()?;
+        let version = server_schema_version(&conn)?;
         let latest = postgres::migrate::LATEST;
         if version > latest {
             return Err(fail(
@@ -292,7 +295,7 @@ impl Database {
             }
             postgres::migrate::migrate(server)?;
         }
-        self.connect()
+        Ok(conn)
     }
 
     /// Applies pending migrations on `conn` ([`migrate`]), then maps its
@@ -305,6 +308,31 @@ impl Database {
         let applied = migrate(conn)?;
         sources::create_views(conn, &self.sources).or_exit(Exit::Config)?;
         Ok(applied)
+    }
+}
+
+/// The schema version in `rappel_meta` on a server connection whose
+/// search path starts with rappel's schema (0: no such table).
+fn server_schema_version(conn: &conn::Conn) -> anyhow::Result<u32> {
+    let there: bool = conn.query_row("SELECT to_regclass('rappel_meta') IS NOT NULL", crate::params![], |r| {
+        r.get(0)
+    })?;
+    if !there {
+        return Ok(0);
+    }
+    let value: Option<String> = conn.query_opt(
+        "SELECT value FROM rappel_meta WHERE key = 'schema_version'",
+        crate::params![],
+        |r| r.get(0),
+    )?;
+    match value {
+        None => Ok(0),
+        Some(v) => v.parse().map_err(|_| {
+            fail(
+                Exit::IoErr,
+                format!("rappel_meta.schema_version is {v:?}, not a number"),
+            )
+        }),
     }
 }
 

@@ -241,18 +241,23 @@ fn retain_unalerted(
         zone: ctx.zone,
         tolerance: Rearm::tolerance(ctx.now, previous),
     };
-    let mut keep = Vec::with_capacity(due.len());
+    let mut slotted = Vec::with_capacity(due.len());
     for mut e in due.drain(..) {
         let anchor = e.entered + Duration::days(i64::from(e.threshold));
         let Some((slot, answered_from)) = rearm.slot(anchor, ctx.now) else {
             continue;
         };
         e.slot = Some(slot);
-        if !alerts::answered(conn, e.event_id, e.entered_id, answered_from)? {
-            keep.push(e);
-        }
+        slotted.push((e, answered_from));
     }
-    *due = keep;
+    // Every entry's alerts in one read, not a query per entry.
+    let ids: Vec<i64> = slotted.iter().map(|(e, _)| e.event_id).collect();
+    let latest = alerts::latest_alerts(conn, &ids)?;
+    *due = slotted
+        .into_iter()
+        .filter(|(e, from)| !alerts::answered_in(latest.get(&e.event_id), e.entered_id, *from))
+        .map(|(e, _)| e)
+        .collect();
     Ok(())
 }
 

@@ -5,6 +5,8 @@
 
 use super::{Conn, Result};
 use crate::params;
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 
 /// One stage entry a digest alerted.
@@ -37,15 +39,43 @@ pub fn record(conn: &Conn, entry: &Alerted<'_>, at: DateTime<Utc>, delivery_id: 
     Ok(())
 }
 
-/// Whether event `event_id`'s entry named `entered_id` was alerted at or
-/// after `since` (UTC). Errors: `StoreError`.
-pub fn answered(conn: &Conn, event_id: i64, entered_id: DateTime<Utc>, since: DateTime<Utc>) -> Result<bool> {
-    conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM rappel_delay_alert_log WHERE event_id = ?1 AND alerted_at >= ?2
-                        AND (entered_at IS NULL OR entered_at = ?3))",
-        params![event_id, since, entered_id],
-        |r| r.get(0),
-    )
+/// The alerts recorded for `event_ids`: per event, each entry's
+/// `entered_at` as recorded (`None` for rows from before schema 5, which
+/// stand for any entry) with the latest `alerted_at` of that entry. One
+/// query for a whole run's due entries, where `answered` is one per entry.
+/// Errors: `StoreError`.
+pub fn latest_alerts(conn: &Conn, event_ids: &[i64]) -> Result<HashMap<i64, Vec<(Option<String>, String)>>> {
+    let ids = serde_json::to_string(event_ids).unwrap_or_else(|_| "[]".into());
+    let rows = conn.query_map(
+        &format!(
+            "SELECT event_id, entered_at, max(alerted_at) FROM rappel_delay_alert_log
+             WHERE event_id IN ({}) GROUP BY event_id, entered_at",
+            super::json_list(conn.dialect(), 1, "bigint")
+        ),
+        params![ids],
+        |r| Ok((r.get::<i64>(0)?, r.get::<Option<String>>(1)?, r.get::<String>(2)?)),
+    )?;
+    let mut by_event: HashMap<i64, Vec<(Option<String>, String)>> = HashMap::new();
+    for (event, entered, alerted) in rows {
+        by_event.entry(event).or_default().push((entered, alerted));
+    }
+    Ok(by_event)
+}
+
+/// Whether `latest` (an event's entries, from `latest_alerts`) holds an
+/// alert of the entry named `entered_id` at or after `since` (UTC): what
+/// `answered` asks of the database.
+pub fn answered_in(
+    latest: Option<&Vec<(Option<String>, String)>>,
+    entered_id: DateTime<Utc>,
+    since: DateTime<Utc>,
+) -> bool {
+    let (entered, since) = (crate::instant::format(entered_id), crate::instant::format(since));
+    latest.is_some_and(|entries| {
+        entries
+            .iter()
+            .any(|(e, alerted)| e.as_deref().is_none_or(|e| e == entered) && *alerted >= since)
+    })
 }
 
 /// A stage entry a delivery alerted, as recorded.
