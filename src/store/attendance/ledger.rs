@@ -95,8 +95,8 @@ pub fn claim_batch(
              WHERE id = ?1",
             params![id, why],
         )?;
-        forget(&tx, *id)?;
     }
+    forget(&tx, &unreadable.iter().map(|(id, _)| *id).collect::<Vec<_>>())?;
     let ids: Vec<i64> = logs.iter().map(|l| l.id).collect();
     let key = key(due.service, &ids);
     // One statement for the batch: on a mapped source each statement
@@ -109,13 +109,21 @@ pub fn claim_batch(
         ),
         params![json_ids(&ids), lease],
     )?;
-    for id in &ids {
-        tx.execute(
-            "INSERT INTO rappel_attendance_batches (log_id, service, batch_key) VALUES (?1, ?2, ?3)
-             ON CONFLICT (log_id) DO UPDATE SET service = excluded.service, batch_key = excluded.batch_key",
-            params![id, due.service, key],
-        )?;
-    }
+    // The batch's membership in one statement (each log one round trip
+    // to a server otherwise).
+    let members = match tx.dialect() {
+        Dialect::Sqlite => "SELECT value, ?2, ?3 FROM json_each(?1) WHERE true",
+        Dialect::Postgres => {
+            "SELECT CAST(value AS bigint), ?2, ?3 FROM json_array_elements_text(CAST(?1 AS json)) AS value"
+        }
+    };
+    tx.execute(
+        &format!(
+            "INSERT INTO rappel_attendance_batches (log_id, service, batch_key) {members}
+             ON CONFLICT (log_id) DO UPDATE SET service = excluded.service, batch_key = excluded.batch_key"
+        ),
+        params![json_ids(&ids), due.service, key],
+    )?;
     tx.commit()?;
     Ok(Some(Claimed {
         key,
@@ -125,8 +133,17 @@ pub fn claim_batch(
     }))
 }
 
-fn forget(tx: &Conn, id: i64) -> Result<()> {
-    tx.execute("DELETE FROM rappel_attendance_batches WHERE log_id = ?1", params![id])?;
+/// Drops `ids` from their open batches (they ended), in one statement.
+fn forget(tx: &Conn, ids: &[i64]) -> Result<()> {
+    if !ids.is_empty() {
+        tx.execute(
+            &format!(
+                "DELETE FROM rappel_attendance_batches WHERE log_id IN ({})",
+                crate::store::json_list(tx.dialect(), 1, "bigint")
+            ),
+            params![json_ids(ids)],
+        )?;
+    }
     Ok(())
 }
 
@@ -177,6 +194,7 @@ pub fn record_batch(
     let at = instant::format(now);
     let mut done = Recorded::default();
     let mut synced_terminals = Vec::new();
+    let mut ended = Vec::new();
     // The logs of each outcome together: one statement each (most batches
     // have one outcome), as each through a mapped source's view costs
     // SQLite a scratch table.
@@ -222,25 +240,26 @@ pub fn record_batch(
             match outcome {
                 Outcome::Sent => {
                     done.sent += 1;
-                    forget(&tx, log.id)?;
+                    ended.push(log.id);
                     if !synced_terminals.contains(&log.terminal_id) {
                         synced_terminals.push(log.terminal_id);
                     }
                 }
                 Outcome::Failed(_) => {
                     done.failed += 1;
-                    forget(&tx, log.id)?;
+                    ended.push(log.id);
                 }
                 Outcome::Retry { last: true, .. } => {
                     // Only --force sends it again, as a batch of its own run.
                     done.failed += 1;
-                    forget(&tx, log.id)?;
+                    ended.push(log.id);
                 }
                 Outcome::Retry { .. } => done.retrying += 1,
                 Outcome::Back => {}
             }
         }
     }
+    forget(&tx, &ended)?;
     for terminal in synced_terminals {
         tx.execute(
             "INSERT INTO rappel_terminal_sync_state (terminal_id, service, last_attendance_sync) VALUES (?1, ?2, ?3)
