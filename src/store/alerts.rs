@@ -39,12 +39,16 @@ pub fn record(conn: &Conn, entry: &Alerted<'_>, at: DateTime<Utc>, delivery_id: 
     Ok(())
 }
 
+/// An event's alerted entries: each `entered_at` as recorded (`None` for
+/// any entry) with its latest `alerted_at`.
+pub type EventAlerts = Vec<(Option<String>, String)>;
+
 /// The alerts recorded for `event_ids`: per event, each entry's
 /// `entered_at` as recorded (`None` for rows from before schema 5, which
 /// stand for any entry) with the latest `alerted_at` of that entry. One
 /// query for a whole run's due entries, where `answered` is one per entry.
 /// Errors: `StoreError`.
-pub fn latest_alerts(conn: &Conn, event_ids: &[i64]) -> Result<HashMap<i64, Vec<(Option<String>, String)>>> {
+pub fn latest_alerts(conn: &Conn, event_ids: &[i64]) -> Result<HashMap<i64, EventAlerts>> {
     let ids = serde_json::to_string(event_ids).unwrap_or_else(|_| "[]".into());
     let rows = conn.query_map(
         &format!(
@@ -55,7 +59,7 @@ pub fn latest_alerts(conn: &Conn, event_ids: &[i64]) -> Result<HashMap<i64, Vec<
         params![ids],
         |r| Ok((r.get::<i64>(0)?, r.get::<Option<String>>(1)?, r.get::<String>(2)?)),
     )?;
-    let mut by_event: HashMap<i64, Vec<(Option<String>, String)>> = HashMap::new();
+    let mut by_event: HashMap<i64, EventAlerts> = HashMap::new();
     for (event, entered, alerted) in rows {
         by_event.entry(event).or_default().push((entered, alerted));
     }
