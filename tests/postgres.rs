@@ -1030,6 +1030,10 @@ fn the_demo_builds_on_a_postgresql_server_and_writes_what_it_writes_on_sqlite() 
     admin.batch_execute("DROP SCHEMA rappel_demo CASCADE").unwrap();
     demo(&["--dir", "pg", "--database", &on_server, "--scale", "2500", "--no-run"]).success();
     demo(&["--dir", "lite", "--scale", "2500", "--no-run"]).success();
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the test reads the demo's SQLite file directly"
+    )]
     let lite = rusqlite::Connection::open(dir.path().join("lite/rappel.db")).unwrap();
     for table in ["tickets", "ticket_events"] {
         let on_lite: (i64, String) = lite
