@@ -363,17 +363,58 @@ fn fill_alerts(client: &mut postgres::Client, schema: &str, n: i64) {
         .unwrap();
 }
 
-#[test]
-fn delay_alerts_go_out_once_from_a_postgresql_database() {
-    let Some((url, password, ca)) = server("delay_alerts_go_out_once_from_a_postgresql_database") else {
-        return;
-    };
-    let schema = fresh_schema("alerts");
-    let smtp = crate::support::SmtpServer::start();
-    let env = machine(&url, &ca, &schema, smtp.port, 2);
+/// A test's own schema on the server, migrated, with `recipients` alert
+/// recipients and a ticket stuck since February (`fill_alerts`); one
+/// machine's folder pointing at it, sending to 127.0.0.1:`smtp` over
+/// `connections`; a direct connection for the test's own SQL. `None` (the
+/// test skipped) without a server.
+struct Alerts {
+    env: TestEnv,
+    url: String,
+    password: String,
+    db: postgres::Client,
+    schema: String,
+}
+
+fn alerts_machine(test: &str, smtp: u16, connections: u32, recipients: i64) -> Option<Alerts> {
+    let (url, password, ca) = server(test)?;
+    let schema = fresh_schema(test.split('_').next().unwrap_or("t"));
+    let env = machine(&url, &ca, &schema, smtp, connections);
     run_pg(&env, &password, &["db", "migrate"], "2026-03-10T07:00:00Z").success();
     let mut db = client(&url, &password);
-    fill_alerts(&mut db, &schema, 3);
+    fill_alerts(&mut db, &schema, recipients);
+    Some(Alerts {
+        env,
+        url,
+        password,
+        db,
+        schema,
+    })
+}
+
+/// `args` started in `env` with the test server's password, its output
+/// left out.
+fn spawn_pg(env: &TestEnv, password: &str, args: &[&str], now: &str) -> std::process::Child {
+    let mut cmd = env.command(args, now);
+    cmd.env("RAPPEL_TEST_PG_PASSWORD", password)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    cmd.spawn().unwrap()
+}
+
+#[test]
+fn delay_alerts_go_out_once_from_a_postgresql_database() {
+    let smtp = crate::support::SmtpServer::start();
+    let Some(Alerts {
+        env,
+        password,
+        mut db,
+        schema,
+        ..
+    }) = alerts_machine("delay_alerts_go_out_once_from_a_postgresql_database", smtp.port, 2, 3)
+    else {
+        return;
+    };
 
     // A dry run lists the digests and writes nothing.
     let out = run_pg(
@@ -539,15 +580,22 @@ fn several_machines_on_one_postgresql_database_send_each_message_once() {
 
 #[test]
 fn a_claim_skips_the_rows_another_machine_holds_rather_than_waiting() {
-    let Some((url, password, ca)) = server("a_claim_skips_the_rows_another_machine_holds_rather_than_waiting") else {
+    let smtp = crate::support::SmtpServer::start();
+    let Some(Alerts {
+        env,
+        url,
+        password,
+        schema,
+        ..
+    }) = alerts_machine(
+        "a_claim_skips_the_rows_another_machine_holds_rather_than_waiting",
+        smtp.port,
+        2,
+        20,
+    )
+    else {
         return;
     };
-    let schema = fresh_schema("skip");
-    let smtp = crate::support::SmtpServer::start();
-    let env = machine(&url, &ca, &schema, smtp.port, 2);
-    run_pg(&env, &password, &["db", "migrate"], "2026-03-10T07:00:00Z").success();
-    let mut db = client(&url, &password);
-    fill_alerts(&mut db, &schema, 20);
     // Planned, not sent: no transport can be had yet.
     std::fs::write(
         env.config_path(),
@@ -582,11 +630,7 @@ fn a_claim_skips_the_rows_another_machine_holds_rather_than_waiting() {
     assert_eq!(ids.len(), 5);
 
     // deliver takes the fifteen others and ends, without waiting.
-    let mut cmd = env.command(&["deliver"], "2026-03-10T07:00:00Z");
-    cmd.env("RAPPEL_TEST_PG_PASSWORD", &password)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    let mut child = cmd.spawn().unwrap();
+    let mut child = spawn_pg(&env, &password, &["deliver"], "2026-03-10T07:00:00Z");
     let started = std::time::Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -612,22 +656,25 @@ fn a_claim_skips_the_rows_another_machine_holds_rather_than_waiting() {
 
 #[test]
 fn a_machine_killed_mid_send_loses_nothing_and_frees_its_lock() {
-    let Some((url, password, ca)) = server("a_machine_killed_mid_send_loses_nothing_and_frees_its_lock") else {
+    let smtp = crate::support::SmtpServer::start();
+    let Some(Alerts {
+        env,
+        url,
+        password,
+        mut db,
+        schema,
+    }) = alerts_machine(
+        "a_machine_killed_mid_send_loses_nothing_and_frees_its_lock",
+        smtp.port,
+        1,
+        3,
+    )
+    else {
         return;
     };
-    let schema = fresh_schema("kill");
-    let smtp = crate::support::SmtpServer::start();
-    let env = machine(&url, &ca, &schema, smtp.port, 1);
-    run_pg(&env, &password, &["db", "migrate"], "2026-03-10T07:00:00Z").success();
-    let mut db = client(&url, &password);
-    fill_alerts(&mut db, &schema, 3);
     smtp.set_mode(crate::support::Mode::Hang(30));
 
-    let mut cmd = env.command(&["check-delay-alerts"], "2026-03-10T07:00:00Z");
-    cmd.env("RAPPEL_TEST_PG_PASSWORD", &password)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    let mut child = cmd.spawn().unwrap();
+    let mut child = spawn_pg(&env, &password, &["check-delay-alerts"], "2026-03-10T07:00:00Z");
     assert!(
         smtp.wait_data_started(std::time::Duration::from_secs(20)),
         "the run reached the send"

@@ -10,7 +10,7 @@ use super::Rows;
 use super::punch::{self, Read};
 use super::unsent;
 use crate::params;
-use crate::store::{Conn, Dialect, Result};
+use crate::store::{Conn, Dialect, Result, ToParam};
 
 /// Which logs one service may take now.
 #[derive(Debug)]
@@ -50,6 +50,22 @@ pub(super) fn due_sql(dialect: Dialect) -> String {
         unsent!(k),
         crate::store::json_list(dialect, 5, "bigint")
     )
+}
+
+impl Due<'_> {
+    /// The parameters every walk's statement starts with: `due_sql`'s `?1`
+    /// to `?5`, then `?6` the service; `terminals` is their JSON array.
+    fn values<'v>(&'v self, terminals: &'v String) -> Vec<&'v dyn ToParam> {
+        params![
+            self.force,
+            self.now,
+            self.max_attempts,
+            self.wall,
+            *terminals,
+            self.service
+        ]
+        .to_vec()
+    }
 }
 
 /// A list of ids as the JSON array `json_each` reads.
@@ -99,21 +115,9 @@ pub fn next_batch(conn: &Conn, due: &Due<'_>, cursor: &mut Cursor) -> Result<Vec
         // The first bound alone lets SQLite seek the index to the cursor.
         at = super::punched(dialect, "k")
     );
-    let rows: Vec<Read> = conn.query_map(
-        &sql,
-        params![
-            due.force,
-            due.now,
-            due.max_attempts,
-            due.wall,
-            terminals,
-            due.service,
-            after_at,
-            after_id,
-            due.batch_size
-        ],
-        |r| punch::read(r, due.naive),
-    )?;
+    let mut values = due.values(&terminals);
+    values.extend(params![after_at, after_id, due.batch_size]);
+    let rows: Vec<Read> = conn.query_map(&sql, &values, |r| punch::read(r, due.naive))?;
     if let Some(last) = rows.last() {
         cursor.fresh = Some((last.at, last.id));
     }
@@ -122,7 +126,7 @@ pub fn next_batch(conn: &Conn, due: &Due<'_>, cursor: &mut Cursor) -> Result<Vec
 
 /// The next open batch (by key, after the cursor) with due logs: those logs,
 /// in the order they were first posted.
-fn next_open(conn: &Conn, due: &Due<'_>, cursor: &mut Cursor, terminals: &str) -> Result<Vec<Read>> {
+fn next_open(conn: &Conn, due: &Due<'_>, cursor: &mut Cursor, terminals: &String) -> Result<Vec<Read>> {
     let dialect = conn.dialect();
     let (from, id, due_sql) = (due.rows.from(), due.rows.id(), due_sql(dialect));
     // A join without a condition of its own: PostgreSQL says so.
@@ -136,15 +140,7 @@ fn next_open(conn: &Conn, due: &Due<'_>, cursor: &mut Cursor, terminals: &str) -
              WHERE {id} = b.log_id AND b.service = ?6 AND b.batch_key > ?7 AND {due_sql}
              ORDER BY b.batch_key LIMIT 1"
         ),
-        params![
-            due.force,
-            due.now,
-            due.max_attempts,
-            due.wall,
-            terminals,
-            due.service,
-            cursor.open_key
-        ],
+        &[due.values(terminals).as_slice(), params![cursor.open_key]].concat(),
         |r| r.get(0),
     )?;
     if let Some(key) = open {
@@ -156,16 +152,7 @@ fn next_open(conn: &Conn, due: &Due<'_>, cursor: &mut Cursor, terminals: &str) -
                 punch::columns(dialect),
                 super::punched(dialect, "k")
             ),
-            params![
-                due.force,
-                due.now,
-                due.max_attempts,
-                due.wall,
-                terminals,
-                due.service,
-                key,
-                due.batch_size
-            ],
+            &[due.values(terminals).as_slice(), params![key, due.batch_size]].concat(),
             |r| punch::read(r, due.naive),
         );
         cursor.open_key = key;
