@@ -196,7 +196,13 @@ impl Database {
         // disk, as SQLite's `synchronous = NORMAL` in WAL mode does; the
         // server crashing (not rappel) may lose the last few hundred
         // milliseconds of outcomes, as power lost may in SQLite.
-        let mut setup = format!("SET search_path TO \"{schema}\"; SET TIME ZONE 'UTC'; SET synchronous_commit = off;");
+        // `lock_timeout`: a statement waits for another's lock as long as
+        // SQLite's busy timeout, then fails (exit 74) rather than hang.
+        let mut setup = format!(
+            "SET search_path TO \"{schema}\"; SET TIME ZONE 'UTC'; SET synchronous_commit = off; \
+             SET lock_timeout = '{}s';",
+            BUSY_TIMEOUT.as_secs()
+        );
         if self.read_only {
             setup.push_str(" SET default_transaction_read_only = on;");
         }
@@ -274,6 +280,18 @@ impl Database {
         let conn = self.connect()?;
         let version = server_schema_version(&conn)?;
         let latest = postgres::migrate::LATEST;
+        if version == 0 && !self.create {
+            // As a SQLite file that is not there: a job never makes an empty
+            // schema and reports nothing (a misspelt `schema` would).
+            return Err(fail(
+                Exit::IoErr,
+                format!(
+                    "{} has no rappel schema {:?} (or it holds no rappel tables): check `schema` under [database], \
+                     or create it with `rappel db migrate`",
+                    server.shown, server.schema
+                ),
+            ));
+        }
         if version > latest {
             return Err(fail(
                 Exit::IoErr,

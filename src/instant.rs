@@ -78,6 +78,13 @@ fn parse_any_year(s: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.with_timezone(&Utc));
     }
+    // PostgreSQL writes a timestamptz as text with an offset of hours alone
+    // (`2026-11-10 12:07:28.13776+00`, `…+05:30`).
+    if has_offset(s)
+        && let Ok(t) = DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%#z")
+    {
+        return Some(t.with_timezone(&Utc));
+    }
     // Without an offset the value is taken as UTC, as DESIGN §4 says.
     NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
         .ok()

@@ -385,3 +385,21 @@ fn text_flags_on_contacts_and_alert_recipients_are_read_as_meant() {
         "only the enabled, active recipients"
     );
 }
+
+/// Entries written with fractions of a second, or with an offset of hours
+/// alone (as PostgreSQL writes a timestamptz as text), are alerted: the
+/// last look before the send names the entry to the second, as planning did.
+#[test]
+fn entries_written_with_fractions_of_a_second_are_alerted() {
+    let smtp = SmtpServer::start();
+    let env = env_with(&smtp, DEFAULTS);
+    let awa = env.contact("Awa", "awa@example.com");
+    env.recipient(awa, None);
+    env.ticket("T-FRACTION", &[("Diagnostic", "2026-02-20 07:00:00.123456")]);
+    env.ticket("T-HOURS", &[("Diagnostic", "2026-02-20 07:00:00.5+01")]);
+    let out = env.run(&["check-delay-alerts"], NOW).success();
+    assert!(out.stdout.contains("1 sent"), "{}", out.stdout);
+    let mail = smtp.mail_to("awa@example.com");
+    let body = mail.decoded();
+    assert!(body.contains("T-FRACTION") && body.contains("T-HOURS"), "{body}");
+}

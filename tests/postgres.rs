@@ -1111,3 +1111,97 @@ fn the_demo_builds_on_a_postgresql_server_and_writes_what_it_writes_on_sqlite() 
         .get(0);
     assert_eq!(on_server, on_lite);
 }
+
+#[test]
+fn an_operators_mistakes_on_postgresql_fail_clearly_and_an_applications_tables_are_kept() {
+    let Some((url, password, ca)) =
+        server("an_operators_mistakes_on_postgresql_fail_clearly_and_an_applications_tables_are_kept")
+    else {
+        return;
+    };
+    let smtp = crate::support::SmtpServer::start();
+    let mut admin = client(&url, &password);
+
+    // A misspelt schema: the job says so (74) and makes nothing.
+    let typo = fresh_schema("typo");
+    let env = machine(&url, &ca, &typo, smtp.port, 2);
+    let out = run_pg(&env, &password, &["check-delay-alerts"], "2026-03-10T07:00:00Z").code(74);
+    assert!(
+        out.stderr.contains("has no rappel schema") && out.stderr.contains("db migrate"),
+        "{}",
+        out.stderr
+    );
+    let made: bool = admin
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
+            &[&typo],
+        )
+        .unwrap()
+        .get(0);
+    assert!(!made, "a job made no schema");
+
+    // The application made some contract tables first, its own way
+    // (timestamptz, boolean, extra columns): migrate keeps them and makes
+    // the rest; PostgreSQL's own text for an instant reads as one.
+    let schema = fresh_schema("app");
+    admin
+        .batch_execute(&format!(
+            "CREATE SCHEMA \"{schema}\";
+             CREATE TABLE \"{schema}\".contacts (id bigserial PRIMARY KEY, name text NOT NULL, email text, phone text,
+                 locale text, timezone text, email_enabled boolean NOT NULL DEFAULT true,
+                 whatsapp_enabled boolean NOT NULL DEFAULT false, sms_enabled boolean NOT NULL DEFAULT false,
+                 muted_kinds text NOT NULL DEFAULT '', created timestamptz NOT NULL DEFAULT now());"
+        ))
+        .unwrap();
+    let env = machine(&url, &ca, &schema, smtp.port, 2);
+    run_pg(&env, &password, &["db", "migrate"], "2026-03-10T07:00:00Z").success();
+    admin
+        .batch_execute(&format!(
+            "SET search_path TO \"{schema}\";
+             INSERT INTO contacts (name, email) VALUES ('Ana', 'ana@example.com');
+             INSERT INTO alert_recipients (contact_id) VALUES (1);
+             INSERT INTO tickets (id, reference, created_at) VALUES (1, 'T-1', '2026-02-01 08:00:00+00');
+             INSERT INTO ticket_events (ticket_id, stage, entered_at)
+                 VALUES (1, 'Diagnostic', CAST(TIMESTAMPTZ '2026-02-01 08:00:00.12345+00' AS text));"
+        ))
+        .unwrap();
+    run_pg(&env, &password, &["check-delay-alerts"], "2026-03-10T07:00:00Z").success();
+    assert_eq!(smtp.recipients(), ["ana@example.com"]);
+
+    // Another session holds a table rappel writes: the run gives up after
+    // the busy timeout (74) rather than hang.
+    let mut holder = client(&url, &password);
+    let mut tx = holder.transaction().unwrap();
+    tx.batch_execute(&format!(
+        "LOCK TABLE \"{schema}\".rappel_job_runs IN ACCESS EXCLUSIVE MODE"
+    ))
+    .unwrap();
+    let started = std::time::Instant::now();
+    let out = run_pg(&env, &password, &["check-delay-alerts"], "2026-03-10T08:00:00Z").code(74);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(out.stderr.contains("lock timeout"), "{}", out.stderr);
+    tx.rollback().unwrap();
+
+    // A role given its schema, without the right to create one, migrates it.
+    let role = format!("rappel_role_{}", std::process::id());
+    let owned = fresh_schema("owned");
+    admin
+        .batch_execute(&format!(
+            "DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN PASSWORD 'role-pw-5';
+             CREATE SCHEMA \"{owned}\" AUTHORIZATION {role};"
+        ))
+        .unwrap();
+    let env = machine(&url, &ca, &owned, smtp.port, 2);
+    let config = std::fs::read_to_string(env.config_path()).unwrap();
+    env.write_config(&config.replace("postgres://postgres@", &format!("postgres://{role}@")));
+    let out = run_pg(&env, "role-pw-5", &["db", "migrate"], "2026-03-10T07:00:00Z").success();
+    assert!(out.stdout.contains("schema 0 -> 9"), "{}", out.stdout);
+    run_pg(&env, "role-pw-5", &["db", "migrate"], "2026-03-10T07:00:00Z").success();
+    admin
+        .batch_execute(&format!("DROP SCHEMA \"{owned}\" CASCADE; DROP ROLE {role};"))
+        .unwrap();
+}

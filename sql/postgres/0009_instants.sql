@@ -7,14 +7,26 @@ CREATE FUNCTION rappel_instant(t text) RETURNS double precision
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
     SET timezone = 'UTC' SET datestyle = 'ISO, YMD'
 AS $$
+DECLARE
+    at timestamptz;
 BEGIN
-    RETURN extract(epoch FROM t::timestamptz);
+    -- A date first, as rappel reads instants: not 'now', 'today' or 'infinity'.
+    IF t !~ '^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}' THEN
+        RETURN NULL;
+    END IF;
+    at := t::timestamptz;
+    RETURN CASE WHEN isfinite(at) THEN extract(epoch FROM at) END;
 EXCEPTION WHEN others THEN
     RETURN NULL;
 END
 $$;
 
-CREATE INDEX rappel_attendance_logs_unsent ON attendance_logs (coalesce(rappel_instant(punched_at), -1), id)
+-- The same for a punch column the application typed `timestamptz`.
+CREATE FUNCTION rappel_instant(t timestamptz) RETURNS double precision
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT CASE WHEN isfinite(t) THEN extract(epoch FROM t)::double precision END $$;
+
+CREATE INDEX IF NOT EXISTS rappel_attendance_logs_unsent ON attendance_logs (coalesce(rappel_instant(punched_at), -1), id)
     WHERE sync_status IN ('pending', 'sending') OR (sync_status = 'failed' AND next_attempt_at IS NOT NULL);
-CREATE INDEX rappel_punch_state_unsent_at ON rappel_punch_state (coalesce(rappel_instant(punched_at), -1), log_id)
+CREATE INDEX IF NOT EXISTS rappel_punch_state_unsent_at ON rappel_punch_state (coalesce(rappel_instant(punched_at), -1), log_id)
     WHERE sync_status IN ('pending', 'sending') OR (sync_status = 'failed' AND next_attempt_at IS NOT NULL);

@@ -85,9 +85,11 @@ impl Row<'_> {
     pub fn cell(&self, index: usize) -> Result<Cell<'_>> {
         match self {
             Row::Sqlite(r) => Ok(Cell::from(r.get_ref(index)?)),
-            Row::Postgres(r) => r
-                .try_get::<_, Cell<'_>>(index)
-                .map_err(|e| self.column_error(index, e.to_string())),
+            Row::Postgres(r) => r.try_get::<_, Cell<'_>>(index).map_err(|e| {
+                let ty = r.columns().get(index).map_or("?", |c| c.type_().name());
+                let why = std::error::Error::source(&e).map_or_else(|| e.to_string(), ToString::to_string);
+                self.column_error(index, format!("{why} (type {ty}: cast it to text in the query)"))
+            }),
         }
     }
 

@@ -80,10 +80,21 @@ pub fn migrate(server: &Server) -> anyhow::Result<(u32, Vec<&'static str>)> {
         .map_err(|e| super::refused(&e, &at("cannot begin")))?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK])
         .map_err(|e| super::refused(&e, &at("cannot take the migration lock")))?;
-    tx.batch_execute(&format!(
-        "CREATE SCHEMA IF NOT EXISTS \"{schema}\"; SET LOCAL search_path TO \"{schema}\""
-    ))
-    .map_err(|e| super::refused(&e, &at("cannot create the schema")))?;
+    // Created only when absent: PostgreSQL checks the right to create one
+    // before whether it exists, and a role given its schema has no such right.
+    let exists: bool = tx
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
+            &[schema],
+        )
+        .map_err(|e| super::refused(&e, &at("cannot read the schemas")))?
+        .get(0);
+    if !exists {
+        tx.batch_execute(&format!("CREATE SCHEMA \"{schema}\""))
+            .map_err(|e| super::refused(&e, &at("cannot create the schema")))?;
+    }
+    tx.batch_execute(&format!("SET LOCAL search_path TO \"{schema}\""))
+        .map_err(|e| super::refused(&e, &at("cannot use the schema")))?;
     let before = version(&mut tx, schema)?;
     if before > LATEST {
         return Err(newer(server, before));

@@ -65,7 +65,12 @@ fn still_current(conn: &Connection, ticket_id: i64, event_id: i64, entered_at: O
             current = Some((at, id));
         }
     }
-    Ok(current.is_some_and(|(at, id)| id == event_id && entered_at.is_none_or(|e| instant::parse(e) == Some(at))))
+    // To the second, as the entry was named when alerted (`instant::format`):
+    // a host writing fractions of a second (`08:00:00.12345`) names the same entry.
+    let named = |t: DateTime<Utc>| instant::format(t);
+    Ok(current.is_some_and(|(at, id)| {
+        id == event_id && entered_at.is_none_or(|e| instant::parse(e).map(named) == Some(named(at)))
+    }))
 }
 
 /// Why the recipient no longer receives this digest, if so: taken out of
