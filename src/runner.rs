@@ -212,8 +212,12 @@ pub fn run_job(ctx: &Ctx<'_>, run: Run, mode: RunMode, planner: Option<Planner<'
         }
     };
     let finished = ctx.clock.now() + chrono::Duration::from_std(started.elapsed()).unwrap_or_default();
+    // A run whose end cannot be written says so in its exit too: `stats`
+    // and a monitor reading rappel_job_runs would see it as still running.
+    let mut recorded = Exit::Ok;
     if let Err(e) = crate::store::runs::finish(&conn, run_id, finished, &tally, error.as_deref()) {
         log::error!("cannot record the end of this run in rappel_job_runs: {e}");
+        recorded = Exit::IoErr;
     }
     let reports = report_counts(run, &conn, &report.report_rows);
     // A run that stopped says so in --json too (the error itself goes to stderr).
@@ -240,7 +244,7 @@ pub fn run_job(ctx: &Ctx<'_>, run: Run, mode: RunMode, planner: Option<Planner<'
         p.finish(tally.exit, error.as_deref());
     }
     result?;
-    Ok(tally.exit)
+    Ok(tally.exit.max(recorded))
 }
 
 /// A run under way: its connection, `rappel_job_runs` row and monitoring ping.

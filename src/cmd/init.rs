@@ -34,7 +34,12 @@ pub fn run(dir: &Path, database: Option<&Path>) -> anyhow::Result<Exit> {
             Err(why) => return Err(fail(Exit::Usage, format!("--database: {why}"))),
             Ok(_) => {
                 let value = toml::Value::String(url.to_string());
-                let text = EXAMPLE_CONFIG.replacen("database = \"rappel.db\"", &format!("database = {value}"), 1);
+                // The whole line: its comment is about a SQLite file.
+                let line = EXAMPLE_CONFIG
+                    .lines()
+                    .find(|l| l.starts_with("database = \"rappel.db\""))
+                    .unwrap_or("database = \"rappel.db\"");
+                let text = EXAMPLE_CONFIG.replacen(line, &format!("database = {value}"), 1);
                 std::fs::write(&config, text)
                     .with_context(|| format!("cannot write {}", config.display()))
                     .or_exit(Exit::IoErr)?;
