@@ -353,9 +353,21 @@ fn insert_occurrence(
     keep_attachment: bool,
     now: DateTime<Utc>,
 ) -> Result<i64> {
+    // SQLite gives the next id after the largest. PostgreSQL's identity
+    // sequence does not know of ids the application wrote itself: the
+    // larger of its next value and the largest id plus one.
+    let new_id = match tx.dialect() {
+        Dialect::Sqlite => "NULL",
+        Dialect::Postgres => {
+            "(SELECT GREATEST(nextval(pg_get_serial_sequence('scheduled_reports', 'id')), coalesce(max(id), 0) + 1)
+              FROM scheduled_reports)"
+        }
+    };
     let next_id: i64 = tx.query_row(
-        "INSERT INTO scheduled_reports (title, recipients, scheduled_at, attachment_path, report, recurrence, timezone)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+        &format!(
+            "INSERT INTO scheduled_reports (id, title, recipients, scheduled_at, attachment_path, report, recurrence, timezone)
+             VALUES ({new_id}, ?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id"
+        ),
         params![
             row.title,
             row.recipients,
