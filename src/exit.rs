@@ -78,6 +78,13 @@ pub fn of_error(err: &anyhow::Error) -> Exit {
         if let Some(f) = e.downcast_ref::<Fatal>() {
             return f.0;
         }
+        // The server refusing the role a right: the configuration (or the
+        // role's grants) must change, as when it refuses the password.
+        if e.downcast_ref::<crate::store::StoreError>()
+            .is_some_and(|s| s.is_refused())
+        {
+            return Exit::Config;
+        }
         if crate::store::is_store_error(e) {
             return Exit::IoErr;
         }

@@ -94,7 +94,10 @@ fn the_certificate_is_checked_unless_the_url_says_otherwise() {
     let out = check(&url);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(78), "{stdout}");
-    assert!(stdout.contains("UnknownIssuer"), "{stdout}");
+    assert!(
+        stdout.contains("UnknownIssuer") && stdout.contains("sslrootcert=/path/to/ca.pem"),
+        "{stdout}"
+    );
     // Its certificate is for 127.0.0.1, not localhost: verify-full refuses
     // the name, require takes it.
     let by_name = url.replacen("127.0.0.1", "localhost", 1);
@@ -1219,5 +1222,32 @@ fn an_operators_mistakes_on_postgresql_fail_clearly_and_an_applications_tables_a
     run_pg(&env, "role-pw-5", &["db", "migrate"], "2026-03-10T07:00:00Z").success();
     admin
         .batch_execute(&format!("DROP SCHEMA \"{owned}\" CASCADE; DROP ROLE {role};"))
+        .unwrap();
+
+    // A role that may only read rappel's tables: a job says what it lacks,
+    // as a configuration error (78).
+    let reader = format!("rappel_reader_{}", std::process::id());
+    admin
+        .batch_execute(&format!(
+            "DROP ROLE IF EXISTS {reader}; CREATE ROLE {reader} LOGIN PASSWORD 'reader-pw-3';
+             GRANT USAGE ON SCHEMA \"{schema}\" TO {reader};
+             GRANT SELECT ON ALL TABLES IN SCHEMA \"{schema}\" TO {reader};"
+        ))
+        .unwrap();
+    let env = machine(&url, &ca, &schema, smtp.port, 2);
+    let config = std::fs::read_to_string(env.config_path()).unwrap();
+    env.write_config(&config.replace("postgres://postgres@", &format!("postgres://{reader}@")));
+    let out = run_pg(&env, "reader-pw-3", &["check-delay-alerts"], "2026-03-10T09:00:00Z").code(78);
+    assert!(
+        out.stderr.contains("permission denied") && out.stderr.contains("needs SELECT, INSERT, UPDATE and DELETE"),
+        "{}",
+        out.stderr
+    );
+    run_pg(&env, "reader-pw-3", &["log"], "2026-03-10T09:00:00Z").success();
+    admin
+        .batch_execute(&format!(
+            "REVOKE ALL ON ALL TABLES IN SCHEMA \"{schema}\" FROM {reader};
+             REVOKE USAGE ON SCHEMA \"{schema}\" FROM {reader}; DROP ROLE {reader};"
+        ))
         .unwrap();
 }

@@ -51,13 +51,20 @@ impl From<postgres::Error> for StoreError {
 /// The server's own message and detail, where postgres' `Display` says
 /// only "db error".
 fn postgres_message(e: &postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => match db.detail() {
-            Some(detail) => format!("{}: {detail}", db.message()),
-            None => db.message().to_string(),
-        },
-        None => e.to_string(),
+    let Some(db) = e.as_db_error() else {
+        return e.to_string();
+    };
+    let mut text = match db.detail() {
+        Some(detail) => format!("{}: {detail}", db.message()),
+        None => db.message().to_string(),
+    };
+    if *db.code() == postgres::error::SqlState::INSUFFICIENT_PRIVILEGE {
+        text.push_str(
+            " (the role rappel connects as needs SELECT, INSERT, UPDATE and DELETE on the tables of its \
+             schema, and USAGE on their sequences)",
+        );
     }
+    text
 }
 
 impl StoreError {
@@ -79,6 +86,12 @@ impl StoreError {
             }),
             _ => false,
         }
+    }
+
+    /// Whether PostgreSQL refused the role a right on a table or schema
+    /// (42501): a configuration error (exit 78), not a failing database.
+    pub fn is_refused(&self) -> bool {
+        self.sql_state().as_deref() == Some("42501")
     }
 
     /// PostgreSQL's SQLSTATE for the error (`57014` cancelled by

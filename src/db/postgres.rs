@@ -133,6 +133,9 @@ pub fn refused(e: &postgres::Error, what: &str) -> anyhow::Error {
     }
     let hint = if text.contains("password missing") {
         " (set [database] password_env or password_file, or PGPASSWORD, or ~/.pgpass)"
+    } else if text.contains("UnknownIssuer") {
+        " (the server's certificate is signed by a CA this machine does not trust: name it with \
+         sslrootcert=/path/to/ca.pem in the URL; rappel checks the certificate even with sslmode=require)"
     } else if state == Some(&SqlState::INSUFFICIENT_PRIVILEGE) {
         " (the role needs CREATE on the database to make rappel's schema, and rights on that schema)"
     } else {
