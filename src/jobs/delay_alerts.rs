@@ -81,16 +81,17 @@ pub fn plan(conn: &mut Conn, cfg: &DelayAlertsConfig, ctx: &PlanCtx<'_>) -> anyh
         let Some(delivery_id) = crate::store::deliveries::insert(&tx, &message, ctx.now)? else {
             return Ok(());
         };
-        for e in entries {
-            let entry = alerts::Alerted {
+        let alerted: Vec<alerts::Alerted<'_>> = entries
+            .iter()
+            .map(|e| alerts::Alerted {
                 event_id: e.event_id,
                 ticket_id: e.ticket_id,
                 stage: &e.stage,
                 days_in_stage: e.days,
                 entered_id: e.entered_id,
-            };
-            alerts::record(&tx, &entry, ctx.now, delivery_id)?;
-        }
+            })
+            .collect();
+        alerts::record(&tx, &alerted, ctx.now, delivery_id)?;
         match &message.failed {
             Some(why) => {
                 let failure = format!("delay digest to {}: {why}", message.recipient);
@@ -264,11 +265,16 @@ fn retain_unalerted(
 /// Reads reference, device and customer of each due entry; an entry whose
 /// ticket was deleted since the scan is dropped.
 fn fill_details(conn: &Conn, due: &mut Vec<Entry>) -> anyhow::Result<()> {
+    // Every due ticket in one read, not a query per entry.
+    let mut ids: Vec<i64> = due.iter().map(|e| e.ticket_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let details = tickets::details_of(conn, &ids)?;
     let mut kept = Vec::with_capacity(due.len());
     for mut e in due.drain(..) {
-        match tickets::details(conn, e.ticket_id)? {
+        match details.get(&e.ticket_id) {
             Some(d) => {
-                (e.reference, e.device, e.customer) = (d.reference, d.device, d.customer);
+                (e.reference, e.device, e.customer) = (d.reference.clone(), d.device.clone(), d.customer.clone());
                 kept.push(e);
             }
             None => log::info!("ticket id {} was deleted during the run; not alerted", e.ticket_id),

@@ -3,7 +3,7 @@
 //! `entered_at` as written: a new event under a deleted one's id is a new
 //! entry (rows from before schema 5 have no `entered_at`).
 
-use super::{Conn, Result};
+use super::{Conn, Result, ToParam};
 use crate::params;
 use std::collections::HashMap;
 
@@ -20,22 +20,48 @@ pub struct Alerted<'a> {
     pub entered_id: DateTime<Utc>,
 }
 
-/// Records that `entry` was alerted at `at` (the run's clock) by delivery
-/// `delivery_id`, in the planning transaction. Errors: `StoreError`.
-pub fn record(conn: &Conn, entry: &Alerted<'_>, at: DateTime<Utc>, delivery_id: i64) -> Result<()> {
-    conn.execute(
-        "INSERT INTO rappel_delay_alert_log (event_id, ticket_id, stage, days_in_stage, alerted_at, delivery_id, entered_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
-            entry.event_id,
-            entry.ticket_id,
-            entry.stage,
-            entry.days_in_stage,
-            at,
-            delivery_id,
-            entry.entered_id
-        ],
-    )?;
+/// Records that `entries` were alerted at `at` (the run's clock) by
+/// delivery `delivery_id`, in the planning transaction: up to `ROWS` rows
+/// per `INSERT` (one round trip each to a server). Errors: `StoreError`.
+pub fn record(conn: &Conn, entries: &[Alerted<'_>], at: DateTime<Utc>, delivery_id: i64) -> Result<()> {
+    /// Rows per statement (7 parameters each, under SQLite's 32,766).
+    const ROWS: usize = 500;
+    let at = crate::instant::format(at);
+    for chunk in entries.chunks(ROWS) {
+        let entered: Vec<String> = chunk.iter().map(|e| crate::instant::format(e.entered_id)).collect();
+        let mut values: Vec<&dyn ToParam> = Vec::with_capacity(chunk.len() * 7);
+        let mut groups = Vec::with_capacity(chunk.len());
+        for (i, (e, entered)) in chunk.iter().zip(&entered).enumerate() {
+            let n = i * 7;
+            groups.push(format!(
+                "(?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{})",
+                n + 1,
+                n + 2,
+                n + 3,
+                n + 4,
+                n + 5,
+                n + 6,
+                n + 7
+            ));
+            values.extend(params![
+                e.event_id,
+                e.ticket_id,
+                e.stage,
+                e.days_in_stage,
+                at,
+                delivery_id,
+                *entered
+            ]);
+        }
+        conn.execute(
+            &format!(
+                "INSERT INTO rappel_delay_alert_log (event_id, ticket_id, stage, days_in_stage, alerted_at, delivery_id, entered_at)
+                 VALUES {}",
+                groups.join(", ")
+            ),
+            &values,
+        )?;
+    }
     Ok(())
 }
 

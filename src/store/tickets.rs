@@ -74,6 +74,30 @@ pub fn details(conn: &Conn, ticket_id: i64) -> Result<Option<TicketDetails>> {
     )
 }
 
+/// The reference, device and customer of each ticket of `ids` that is still
+/// there, by id, in one read. Errors: `StoreError`.
+pub fn details_of(conn: &Conn, ids: &[i64]) -> Result<std::collections::HashMap<i64, TicketDetails>> {
+    let list = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
+    let rows = conn.query_map(
+        &format!(
+            "SELECT id, reference, device, customer FROM tickets WHERE id IN ({})",
+            super::json_list(conn.dialect(), 1, "bigint")
+        ),
+        params![list],
+        |r| {
+            Ok((
+                r.get::<i64>(0)?,
+                TicketDetails {
+                    reference: text(r.cell(1)?),
+                    device: text(r.cell(2)?),
+                    customer: text(r.cell(3)?),
+                },
+            ))
+        },
+    )?;
+    Ok(rows.into_iter().collect())
+}
+
 /// The stage events of ticket `ticket_id` while it is open: each event's id
 /// and `entered_at` as text (empty for NULL); `None` when the ticket is
 /// closed or gone. One statement: this is read before every delay digest
