@@ -183,6 +183,11 @@ impl Database {
     /// path; read-only sessions for a read-only database. Errors: as
     /// `postgres::connect`; `[sources]`, which map onto SQLite only (exit 78).
     fn connect_server(&self, server: &postgres::Server) -> anyhow::Result<conn::Conn> {
+        Ok(conn::Conn::postgres(self.server_session(server)?))
+    }
+
+    /// `connect_server`'s session before it is wrapped.
+    fn server_session(&self, server: &postgres::Server) -> anyhow::Result<::postgres::Client> {
         if !self.sources.is_empty() {
             return Err(fail(
                 Exit::Config,
@@ -209,7 +214,7 @@ impl Database {
         client
             .batch_execute(&setup)
             .map_err(|e| postgres::refused(&e, &format!("{}: cannot set up the session", server.shown)))?;
-        Ok(conn::Conn::postgres(client))
+        Ok(client)
     }
 
     fn connect_inner(&self) -> anyhow::Result<Connection> {
@@ -277,8 +282,9 @@ impl Database {
     /// As `connect_current`, on the server: its schema brought up to date
     /// (`db::postgres::migrate`, under its advisory lock) unless read-only.
     fn connect_server_current(&self, server: &postgres::Server) -> anyhow::Result<conn::Conn> {
-        let conn = self.connect()?;
-        let version = server_schema_version(&conn)?;
+        let mut client = self.server_session(server)?;
+        let version = postgres::migrate::version(&mut client, &server.schema)?;
+        let conn = conn::Conn::postgres(client);
         let latest = postgres::migrate::LATEST;
         if version == 0 && !self.create {
             // As a SQLite file that is not there: a job never makes an empty
@@ -326,31 +332,6 @@ impl Database {
         let applied = migrate(conn)?;
         sources::create_views(conn, &self.sources).or_exit(Exit::Config)?;
         Ok(applied)
-    }
-}
-
-/// The schema version in `rappel_meta` on a server connection whose
-/// search path starts with rappel's schema (0: no such table).
-fn server_schema_version(conn: &conn::Conn) -> anyhow::Result<u32> {
-    let there: bool = conn.query_row("SELECT to_regclass('rappel_meta') IS NOT NULL", crate::params![], |r| {
-        r.get(0)
-    })?;
-    if !there {
-        return Ok(0);
-    }
-    let value: Option<String> = conn.query_opt(
-        "SELECT value FROM rappel_meta WHERE key = 'schema_version'",
-        crate::params![],
-        |r| r.get(0),
-    )?;
-    match value {
-        None => Ok(0),
-        Some(v) => v.parse().map_err(|_| {
-            fail(
-                Exit::IoErr,
-                format!("rappel_meta.schema_version is {v:?}, not a number"),
-            )
-        }),
     }
 }
 

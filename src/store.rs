@@ -25,29 +25,26 @@
 //! Host columns are read as the host wrote them, through `db::loose`; what a
 //! value means (a time zone, a date in the configured zone) is the job's.
 //!
-//! Every operation is written so a PostgreSQL store can back the same one:
+//! Every operation runs on SQLite and on PostgreSQL (`db::conn`), in the
+//! same SQL but where the dialects differ:
 //!
-//! | operation | SQLite (today) | PostgreSQL |
+//! | operation | SQLite | PostgreSQL |
 //! |---|---|---|
-//! | claim due rows | `BEGIN IMMEDIATE`, one `UPDATE … WHERE id IN (SELECT … LIMIT n) RETURNING` | `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED LIMIT n) RETURNING`, in one transaction |
-//! | a list parameter (usable channels) | `IN (SELECT value FROM json_each(?))` | `= ANY($1::text[])` |
-//! | return expired leases | `UPDATE … WHERE status = 'sending' AND lease_until < ?` | the same |
-//! | a job's lock | a lock file beside the database (`engine::lock`) | `pg_try_advisory_lock(hashtext(job))` on the run's session |
-//! | instants | RFC 3339 text, UTC, `Z` (text order is time order) | `timestamptz` |
-//! | open and finish a run | `INSERT … RETURNING id`, then `UPDATE` | the same |
-//! | plan under a dedupe key | `INSERT … ON CONFLICT (dedupe_key) DO NOTHING RETURNING id` | the same |
+//! | claim due rows | `BEGIN IMMEDIATE`, one `UPDATE … WHERE id IN (SELECT … LIMIT n) RETURNING` | one `UPDATE … WHERE id IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED) RETURNING` |
+//! | a list parameter (channels, ids) | `IN (SELECT value FROM json_each(?))` | `IN (SELECT json_array_elements_text(CAST(? AS json))::…)` (`json_list`) |
+//! | a job's lock | a lock file beside the database (`engine::lock`) | `pg_try_advisory_lock` on a session of its own (`db::postgres`) |
+//! | instants | RFC 3339 text, UTC, `Z` (text order is time order) | the same |
+//! | a punch's instant, for its walk | `julianday(…)` | `rappel_instant(…)` (PostgreSQL migration 9) |
+//! | plan under a dedupe key | `INSERT … ON CONFLICT (dedupe_key) DO NOTHING`, then the last rowid | the same `… RETURNING id` |
 //! | a write transaction (`begin`) | `BEGIN IMMEDIATE`: the write lock at once | `BEGIN`; rows locked as claimed or updated |
-//! | an attendance batch | `BEGIN IMMEDIATE`, logs claimed by `UPDATE … WHERE id IN (…)` | `SELECT … FOR UPDATE SKIP LOCKED`, then `UPDATE` |
-//! | a report's status from its deliveries | `UPDATE … FROM (SELECT …)` | the same |
 //! | the larger of two values (attempts given back, a report's attempts) | `max(a, b)` | `GREATEST(a, b)` |
-//! | the next occurrence of a recurring report | a `SAVEPOINT` around its two inserts | the same |
-//! | users pulled from an HR service | `INSERT … ON CONFLICT DO UPDATE` | the same |
-//! | a report definition's query | a read-only authorizer, a length limit, a progress handler as time limit | a `READ ONLY` transaction, `SET LOCAL statement_timeout`, a role allowed `SELECT` only |
+//! | a report definition's query | a read-only authorizer, a length limit, a progress handler as time limit | a `READ ONLY` transaction, `SET LOCAL statement_timeout` |
 //! | durations in the dashboard | `julianday(b) - julianday(a)` | `extract(epoch FROM b - a)` |
 //!
 //! Callers hold a connection (`Conn`) or a write transaction (`Tx`) as an
 //! opaque handle and name no driver; errors at this boundary are
-//! `StoreError`, which `exit::of_error` maps to exit 74.
+//! `StoreError`, which `exit::of_error` maps to exit 74 (78 for a right
+//! PostgreSQL refuses the role).
 
 pub mod alerts;
 pub mod attendance;
@@ -60,7 +57,6 @@ pub mod reminders;
 pub mod reports;
 pub mod runs;
 pub mod sources;
-mod sql;
 pub mod stats;
 pub mod tickets;
 

@@ -15,7 +15,7 @@ const NOW: &str = "2026-03-10T09:00:00Z";
 const TOKEN: &str = "hr-s3cret-token-7781";
 
 /// A `[attendance.services.<name>]` section sending to `hr` (token from a file).
-fn service(name: &str, hr: &FakeHr, terminals: &[&str]) -> String {
+pub(crate) fn service(name: &str, hr: &FakeHr, terminals: &[&str]) -> String {
     let list: Vec<String> = terminals.iter().map(|t| format!("{t:?}")).collect();
     format!(
         r#"[attendance.services.{name}]

@@ -938,20 +938,8 @@ fn punches_are_pushed_once_from_a_postgresql_database_in_batches_and_retried() {
         smtp.port,
         2,
         &format!(
-            r#"
-[attendance]
-max_attempts = 4
-
-[attendance.services.rh]
-base_url = "{}"
-users_endpoint = "/api/v1/employees"
-attendance_endpoint = "/api/v1/attendance"
-auth = "bearer"
-token_file = "hr-token"
-timeout_s = 1
-terminals = ["TM20-001"]
-"#,
-            hr.base_url()
+            "\n[attendance]\nmax_attempts = 4\n\n{}",
+            crate::attendance::service("rh", &hr, &["TM20-001"])
         ),
     );
     std::fs::write(env.dir.path().join("hr-token"), "hr-token-9\n").unwrap();

@@ -44,6 +44,57 @@ struct Session {
     in_tx: bool,
 }
 
+impl Session {
+    /// The statement for `sql`, prepared once. The server infers each
+    /// parameter's type from where it stands; where it cannot (`?1 IS NULL
+    /// OR job = ?1`), the statement is prepared again with the types of the
+    /// values bound this time (an integer `bigint`, text and NULL `text`, a
+    /// flag `boolean`), once per set of types. Inside a transaction the
+    /// first attempt goes under a savepoint, so a refusal does not abort it.
+    fn statement(&mut self, sql: &str, values: &[Param<'_>]) -> Result<postgres::Statement> {
+        if self.typed.contains(sql) {
+            return self.typed_statement(sql, values);
+        }
+        if let Some(statement) = self.prepared.get(sql) {
+            return Ok(statement.clone());
+        }
+        if self.in_tx {
+            self.client.batch_execute("SAVEPOINT rappel_prepare")?;
+        }
+        let attempt = self.client.prepare(&numbered(sql));
+        if self.in_tx {
+            self.client.batch_execute(if attempt.is_ok() {
+                "RELEASE SAVEPOINT rappel_prepare"
+            } else {
+                "ROLLBACK TO SAVEPOINT rappel_prepare"
+            })?;
+        }
+        match attempt {
+            Ok(statement) => {
+                self.prepared.insert(sql.to_string(), statement.clone());
+                Ok(statement)
+            }
+            Err(e) if untyped(&e) => {
+                self.typed.insert(sql.to_string());
+                self.typed_statement(sql, values)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// `sql` prepared with the types of `values` (`Param::pg_type`).
+    fn typed_statement(&mut self, sql: &str, values: &[Param<'_>]) -> Result<postgres::Statement> {
+        let key = typed_key(sql, values);
+        if let Some(statement) = self.prepared.get(&key) {
+            return Ok(statement.clone());
+        }
+        let types: Vec<postgres::types::Type> = values.iter().map(Param::pg_type).collect();
+        let statement = self.client.prepare_typed(&numbered(sql), &types)?;
+        self.prepared.insert(key, statement.clone());
+        Ok(statement)
+    }
+}
+
 /// Whether the server refused to prepare a statement for want of its
 /// parameters' types (42P18 indeterminate, 42P08 ambiguous).
 fn untyped(e: &postgres::Error) -> bool {
@@ -173,11 +224,9 @@ impl Conn {
         }
     }
 
-    /// Runs `f` on the PostgreSQL session with its statement for `sql`,
-    /// prepared once. The server infers each parameter's type from where it
-    /// stands; where it cannot (`?1 IS NULL OR job = ?1`), the statement is
-    /// prepared again with the types of the values bound this time (an
-    /// integer `bigint`, text and NULL `text`, a flag `boolean`).
+    /// Runs `f` on the PostgreSQL session with its statement for `sql`
+    /// (`Session::statement`). Errors: the session already borrowed
+    /// (`InUse`), the statement's preparation, or `f`'s.
     fn with_pg<T>(
         cell: &RefCell<Session>,
         sql: &str,
@@ -185,60 +234,8 @@ impl Conn {
         f: impl FnOnce(&mut postgres::Client, &postgres::Statement) -> Result<T>,
     ) -> Result<T> {
         let mut session = cell.try_borrow_mut().map_err(|_| StoreError::InUse)?;
-        let Session {
-            client,
-            prepared,
-            typed,
-            in_tx,
-        } = &mut *session;
-        let key = if typed.contains(sql) {
-            typed_key(sql, values)
-        } else {
-            sql.to_string()
-        };
-        if !prepared.contains_key(&key) {
-            if *in_tx {
-                client.batch_execute("SAVEPOINT rappel_prepare")?;
-            }
-            let attempt = client.prepare(&numbered(sql));
-            if *in_tx {
-                client.batch_execute(if attempt.is_ok() {
-                    "RELEASE SAVEPOINT rappel_prepare"
-                } else {
-                    "ROLLBACK TO SAVEPOINT rappel_prepare"
-                })?;
-            }
-            let statement = match attempt {
-                Ok(statement) => statement,
-                Err(e) if untyped(&e) => {
-                    typed.insert(sql.to_string());
-                    return Self::with_typed(client, prepared, sql, values, f);
-                }
-                Err(e) => return Err(e.into()),
-            };
-            prepared.insert(key.clone(), statement);
-        }
-        let statement = prepared.get(&key).ok_or(StoreError::InUse)?;
-        f(client, statement)
-    }
-
-    /// `with_pg` for a statement whose parameters take their types from the
-    /// values bound.
-    fn with_typed<T>(
-        client: &mut postgres::Client,
-        prepared: &mut HashMap<String, postgres::Statement>,
-        sql: &str,
-        values: &[Param<'_>],
-        f: impl FnOnce(&mut postgres::Client, &postgres::Statement) -> Result<T>,
-    ) -> Result<T> {
-        let key = typed_key(sql, values);
-        if !prepared.contains_key(&key) {
-            let types: Vec<postgres::types::Type> = values.iter().map(Param::pg_type).collect();
-            let statement = client.prepare_typed(&numbered(sql), &types)?;
-            prepared.insert(key.clone(), statement);
-        }
-        let statement = prepared.get(&key).ok_or(StoreError::InUse)?;
-        f(client, statement)
+        let statement = session.statement(sql, values)?;
+        f(&mut session.client, &statement)
     }
 
     /// Records whether a transaction is open on the PostgreSQL session.
@@ -382,12 +379,6 @@ impl<'c> Tx<'c> {
         conn.execute_batch(begin)?;
         conn.set_in_tx(true);
         Ok(Tx { conn, open: true })
-    }
-
-    /// The SQLite connection under the transaction, mutably (a savepoint).
-    #[track_caller]
-    pub fn lite_mut(&mut self) -> Result<&mut rusqlite::Connection> {
-        self.conn.lite_mut()
     }
 
     pub fn commit(mut self) -> Result<()> {

@@ -103,11 +103,6 @@ impl StoreError {
             _ => None,
         }
     }
-
-    /// Whether `e` is rusqlite's "no rows" (a row `query_row` had to find).
-    pub fn is_no_row(&self) -> bool {
-        matches!(self, StoreError::NoRow)
-    }
 }
 
 /// Whether an error from anywhere in a chain is the database's: a

@@ -464,18 +464,6 @@ impl<T: FromCell> FromCell for Option<T> {
     }
 }
 
-impl FromCell for Cell<'static> {
-    fn from_cell(cell: Cell<'_>) -> Result<Self, String> {
-        Ok(match cell {
-            Cell::Null => Cell::Null,
-            Cell::Int(i) => Cell::Int(i),
-            Cell::Real(f) => Cell::Real(f),
-            Cell::Text(t) => Cell::Text(Cow::Owned(t.into_owned())),
-            Cell::Blob(_) => Cell::Null,
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

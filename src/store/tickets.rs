@@ -58,22 +58,6 @@ pub struct TicketDetails {
     pub customer: String,
 }
 
-/// The ticket's reference, device and customer; `None` when the ticket is
-/// gone. Errors: `StoreError`.
-pub fn details(conn: &Conn, ticket_id: i64) -> Result<Option<TicketDetails>> {
-    conn.query_opt(
-        "SELECT reference, device, customer FROM tickets WHERE id = ?1",
-        params![ticket_id],
-        |r| {
-            Ok(TicketDetails {
-                reference: text(r.cell(0)?),
-                device: text(r.cell(1)?),
-                customer: text(r.cell(2)?),
-            })
-        },
-    )
-}
-
 /// The reference, device and customer of each ticket of `ids` that is still
 /// there, by id, in one read. Errors: `StoreError`.
 pub fn details_of(conn: &Conn, ids: &[i64]) -> Result<std::collections::HashMap<i64, TicketDetails>> {
