@@ -552,6 +552,58 @@ fn each_student_gets_a_digest_of_their_own_sessions() {
     }
 }
 
+/// More students than one read of their sessions takes (1,000 digests per
+/// read): each digest still lists its own student's sessions, those of
+/// students read at the edges of a range included, past a muted student and
+/// one without sessions.
+#[test]
+fn digests_read_in_ranges_of_students_keep_each_ones_sessions() {
+    let (smtp, twilio) = (SmtpServer::start(), FakeTwilio::start());
+    let env = env(&smtp, &twilio, "");
+    let db = env.db();
+    db.execute_batch(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2300)
+         INSERT INTO contacts (id, name, email) SELECT i, 'S' || i, 's' || i || '@example.com' FROM n;
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2300)
+         INSERT INTO students (id, contact_id, subscribed_at, last_active_at)
+         SELECT i, i, '2026-01-05 09:00:00', '2026-03-08T10:00:00Z' FROM n;
+         -- Ids in reverse: the rows are not in the students' order.
+         WITH RECURSIVE n(i) AS (SELECT 2300 UNION ALL SELECT i - 1 FROM n WHERE i > 1)
+         INSERT INTO revision_sessions (student_id, subject, starts_at)
+         SELECT i, 'Next-' || i || '.', '2026-03-10T16:00:00Z' FROM n WHERE i <> 1500
+         UNION ALL SELECT i, 'Past-' || i || '.', '2026-03-04T16:00:00Z' FROM n WHERE i <> 1500;
+         UPDATE contacts SET muted_kinds = 'weekly_digest' WHERE id IN (1000, 1001, 2000);",
+    )
+    .unwrap();
+    env.run(&["send-reminders", "--kind", "weekly_digest"], "2026-03-08T19:00:00Z")
+        .success();
+    let bodies: Vec<(i64, String)> = db
+        .prepare(
+            "SELECT source_id, body FROM rappel_deliveries
+             WHERE kind = 'weekly_digest' AND status = 'sent' ORDER BY source_id",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(bodies.len(), 2297, "every student but the three muted");
+    for (id, body) in &bodies {
+        let ids: Vec<&str> = body
+            .split(['-', '.'])
+            .zip(body.split(['-', '.']).skip(1))
+            .filter(|(before, _)| before.ends_with("Past") || before.ends_with("Next"))
+            .map(|(_, id)| id)
+            .collect();
+        if *id == 1500 {
+            assert!(ids.is_empty() && body.contains("no sessions"), "{body}");
+        } else {
+            assert_eq!(ids, [id.to_string(), id.to_string()], "student {id}: {body}");
+        }
+    }
+    assert_eq!(smtp.mails().len(), 2297);
+}
+
 #[test]
 fn students_follow_their_channels_language_and_zone() {
     let (smtp, twilio) = (SmtpServer::start(), FakeTwilio::start());

@@ -308,38 +308,44 @@ pub struct DigestSession {
 /// `db::host::ensure_indexes` creates.
 const SESSIONS_BY_STUDENT: &str = "rappel_revision_sessions_student";
 
-/// The sessions that may start between `from` and `to` (UTC), in student
-/// order, then start as written, then id; found by date with a margin, so
-/// the caller compares as instants (start times that are not dates are left
-/// out: `sessions` reports them). Errors: the statement's (`StoreError`).
+/// The sessions that may start between `from` and `to` (UTC), of the
+/// students `first..=last` (ids) when `students` is given, in student order, then start as written,
+/// then id; found by date with a margin, so the caller compares as instants
+/// (start times that are not dates are left out: `sessions` reports them).
+/// Errors: the statement's (`StoreError`).
 ///
 /// Read in the order of the `(student_id, starts_at)` index, the dates
-/// compared on its entries: a fortnight of every student's sessions comes
-/// without being sorted first (a database migrated before that index
-/// existed is read through the `starts_at` index and sorted, as before).
-pub fn digest_sessions(conn: &Conn, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Rows<'_, DigestSession>> {
+/// compared on its entries: a fortnight of a range of students' sessions
+/// comes without being sorted first. Give `students` only with that index
+/// ([`by_student`]): the range is then a seek on it, and the table's
+/// integer affinity makes every id comparable. Without it (a database
+/// migrated before the index existed, or a host's view whose ids may be
+/// text) the read goes through the `starts_at` index and is sorted.
+pub fn digest_sessions(
+    conn: &Conn,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    students: Option<(i64, i64)>,
+) -> Result<Rows<'_, DigestSession>> {
     let (lo, hi) = date_bounds(from, to);
-    // PostgreSQL's planner chooses its index itself.
-    let by_student: bool = conn.dialect() == Dialect::Sqlite
-        && conn.query_row(
-            "SELECT EXISTS (SELECT 1 FROM sqlite_master
-                            WHERE type = 'index' AND name = ?1 AND tbl_name = 'revision_sessions')
-                    AND NOT EXISTS (SELECT 1 FROM sqlite_temp_master WHERE name = 'revision_sessions')",
-            params![SESSIONS_BY_STUDENT],
-            |r| r.get(0),
-        )?;
-    let indexed = if by_student {
-        format!(" INDEXED BY {SESSIONS_BY_STUDENT}")
-    } else {
-        String::new()
+    let mut params = vec![Param::Text(lo.into()), Param::Text(hi.into())];
+    let (indexed, range) = match students {
+        Some((first, last)) => {
+            params.extend([Param::Int(first), Param::Int(last)]);
+            (
+                format!(" INDEXED BY {SESSIONS_BY_STUDENT}"),
+                "student_id >= ?3 AND student_id <= ?4 AND ",
+            )
+        }
+        None => (String::new(), ""),
     };
     let sql = format!(
         "SELECT student_id, subject, starts_at, objective, link, cancelled, completed_at
          FROM revision_sessions{indexed}
-         WHERE starts_at >= ?1 AND starts_at < ?2
+         WHERE {range}starts_at >= ?1 AND starts_at < ?2
          ORDER BY student_id, starts_at, id"
     );
-    Rows::new(conn, sql, vec![Param::Text(lo.into()), Param::Text(hi.into())], |r| {
+    Rows::new(conn, sql, params, |r| {
         Ok(DigestSession {
             student_id: loose::id(r.cell(0)?),
             subject: loose::text(r.cell(1)?),
@@ -350,6 +356,20 @@ pub fn digest_sessions(conn: &Conn, from: DateTime<Utc>, to: DateTime<Utc>) -> R
             completed: filled(r.cell(6)?),
         })
     })
+}
+
+/// Whether `revision_sessions` has the `(student_id, starts_at)` index that
+/// [`digest_sessions`] reads by (SQLite; on PostgreSQL the planner chooses
+/// its index itself, and this is `false`). Errors: the statement's.
+pub fn by_student(conn: &Conn) -> Result<bool> {
+    Ok(conn.dialect() == Dialect::Sqlite
+        && conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master
+                            WHERE type = 'index' AND name = ?1 AND tbl_name = 'revision_sessions')
+                    AND NOT EXISTS (SELECT 1 FROM sqlite_temp_master WHERE name = 'revision_sessions')",
+            params![SESSIONS_BY_STUDENT],
+            |r| r.get(0),
+        )?)
 }
 
 /// A manual reminder with its author and its student's contact;

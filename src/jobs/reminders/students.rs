@@ -220,8 +220,17 @@ fn digest_due(student_id: i64, subscribed: Option<DateTime<Utc>>, week: &Week) -
     }
 }
 
-/// Reads the sessions of the due digests' fortnights in one pass, in student
-/// order, and plans each digest as its student's sessions are read.
+/// Due digests planned per read of their sessions, when the sessions are read
+/// by student: each read is a statement of its own, so the planning writer's
+/// commits can be checkpointed between them, where one read over every
+/// student would hold the WAL for the whole of planning and leave its
+/// checkpoint (all that was written) to the end.
+const DIGESTS_PER_READ: usize = 1000;
+
+/// Reads the sessions of the due digests' fortnights, in student order, and
+/// plans each digest as its student's sessions are read: by ranges of
+/// `DIGESTS_PER_READ` students when the `(student_id, starts_at)` index is
+/// there, else in one pass.
 fn plan_digests(em: &mut Emitter<'_>, digests: Vec<Digest>) -> anyhow::Result<()> {
     let (Some(from), Some(to)) = (
         digests.iter().map(|d| d.week.from).min(),
@@ -229,13 +238,39 @@ fn plan_digests(em: &mut Emitter<'_>, digests: Vec<Digest>) -> anyhow::Result<()
     ) else {
         return Ok(());
     };
-    let (conn, ctx) = (em.conn, em.ctx);
-    // Found by date through the index, compared as instants below; start
-    // times that are not dates are reported by the session kinds.
-    let mut sessions = crate::store::reminders::digest_sessions(conn, from, to)?;
+    let conn = em.conn;
+    if !crate::store::reminders::by_student(conn)? {
+        let mut sessions = crate::store::reminders::digest_sessions(conn, from, to, None)?;
+        let rows = sessions.iter()?;
+        return plan_read(em, digests, rows);
+    }
+    let mut digests = digests.into_iter().peekable();
+    while digests.peek().is_some() {
+        let group: Vec<Digest> = digests.by_ref().take(DIGESTS_PER_READ).collect();
+        let (Some(first), Some(last)) = (group.first(), group.last()) else {
+            break;
+        };
+        let range = (first.student_id, last.student_id);
+        // Read whole, and the statement reset, before any is planned.
+        let rows: Vec<_> = crate::store::reminders::digest_sessions(conn, from, to, Some(range))?
+            .iter()?
+            .collect();
+        plan_read(em, group, rows.into_iter())?;
+    }
+    Ok(())
+}
+
+/// Plans `digests` (in student order) with their sessions from `rows` (in
+/// student order; a student's sessions are compared as instants here, and
+/// start times that are not dates are reported by the session kinds).
+fn plan_read(
+    em: &mut Emitter<'_>,
+    digests: Vec<Digest>,
+    rows: impl Iterator<Item = crate::store::Result<crate::store::reminders::DigestSession>>,
+) -> anyhow::Result<()> {
+    let ctx = em.ctx;
     let naive = ctx.naive_zone;
-    let mut rows = sessions
-        .iter()?
+    let mut rows = rows
         .map(|r| {
             r.map(|r| SessionRow {
                 // Not an id (a host's loose column): matches no student.
