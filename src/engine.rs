@@ -10,7 +10,7 @@ pub mod writer;
 
 use crate::domain::Channel;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
@@ -88,6 +88,9 @@ struct Shared {
     /// Raised by the writer once an outcome could not be written: nothing
     /// more is sent this run, and claimed rows are given back.
     writer_failed: AtomicBool,
+    /// The highest id this run claimed: the next claims start above it
+    /// (`claim::Claimer::after`).
+    claimed_up_to: AtomicI64,
 }
 
 impl Engine<'_> {
@@ -132,6 +135,9 @@ impl Engine<'_> {
                 tally.raise(Exit::Config);
             }
         }
+        // A large queue planned since the server last looked at the table
+        // would have every claim sort it (`fresh_statistics`).
+        claim::fresh_statistics(&conn, sendable)?;
         drop(conn);
         if sendable == 0 {
             // Nothing to send: no workers, no connections (a run every minute
@@ -146,6 +152,7 @@ impl Engine<'_> {
             rate: RateLimiter::new(self.delivery.rate_per_s),
             writes: Mutex::new(()),
             writer_failed: AtomicBool::new(false),
+            claimed_up_to: AtomicI64::new(0),
         };
         let workers = self.channels.parallelism().max(1);
         let per_claim = claim_size(sendable, workers, self.delivery.rate_per_s, self.delivery.lease);
@@ -224,20 +231,30 @@ impl Engine<'_> {
             if open.is_empty() {
                 break;
             }
-            let claimer = claim::Claimer {
+            let mut claimer = claim::Claimer {
                 run_id: &self.run_id,
                 scope,
                 channels: &open,
                 now,
                 lease: self.delivery.lease,
+                after: shared.claimed_up_to.load(Ordering::Relaxed),
             };
-            let batch = {
+            let mut batch = {
                 let _writing = shared.writes.lock().unwrap_or_else(|e| e.into_inner());
                 claim::claim(&mut conn, &claimer, self.clock.wall(), per_claim)?
             };
-            if batch.is_empty() {
-                break;
+            if batch.is_empty() && claimer.after > 0 {
+                // Rows below the run's last claim may be pending again (given
+                // back by this run, or by another machine): the worker stops
+                // only once a claim from the first row finds nothing.
+                claimer.after = 0;
+                let _writing = shared.writes.lock().unwrap_or_else(|e| e.into_inner());
+                batch = claim::claim(&mut conn, &claimer, self.clock.wall(), per_claim)?;
             }
+            let Some(last) = batch.last() else {
+                break;
+            };
+            shared.claimed_up_to.fetch_max(last.id, Ordering::Relaxed);
             for row in &batch {
                 let transport = row.channel.transport();
                 // A transport that rejected our credentials sends nothing
@@ -297,10 +314,16 @@ impl Engine<'_> {
         let Some(check) = self.rechecks.iter().find(|r| r.job() == row.job) else {
             return Ok(Verdict::Send);
         };
-        // Its reads in one read transaction: they see one state of the
-        // source, and the WAL's read lock is taken once rather than by each
-        // query (the workers' connections queue on one mutex to take it).
-        let verdict = store::begin_read(conn).and_then(|tx| check.recheck(&tx, row, now));
+        // On SQLite, its reads in one read transaction: the WAL's read lock
+        // is taken once rather than by each query (the workers' connections
+        // queue on one mutex to take it), and they see one state of the
+        // source. On PostgreSQL, each read on its own: a transaction there
+        // is two more round trips and two more statements for the server
+        // per message, and the look is as recent either way.
+        let verdict = match conn.dialect() {
+            store::Dialect::Sqlite => store::begin_read(conn).and_then(|tx| check.recheck(&tx, row, now)),
+            store::Dialect::Postgres => check.recheck(conn, row, now),
+        };
         // A source that cannot be read now (a host table changed under us) is
         // no reason to hold back a message made when it could: it goes.
         Ok(verdict.unwrap_or_else(|e| {

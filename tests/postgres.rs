@@ -581,6 +581,30 @@ fn several_machines_on_one_postgresql_database_send_each_message_once() {
     assert_eq!(sent, 400);
 }
 
+/// A queue planned since the server last analyzed `rappel_deliveries` is
+/// analyzed before it is claimed: with statistics from when the table was
+/// empty, every claim would read and sort the whole queue.
+#[test]
+fn a_large_queue_is_analyzed_before_it_is_claimed() {
+    let smtp = crate::support::SmtpServer::start();
+    let Some(mut a) = alerts_machine("a_large_queue_is_analyzed_before_it_is_claimed", smtp.port, 4, 300) else {
+        return;
+    };
+    let tuples = |db: &mut postgres::Client| -> f32 {
+        db.query_one(
+            "SELECT reltuples FROM pg_class WHERE oid = to_regclass($1)",
+            &[&format!("\"{}\".rappel_deliveries", a.schema)],
+        )
+        .unwrap()
+        .get(0)
+    };
+    assert!(tuples(&mut a.db) < 0.0, "never analyzed yet");
+    run_pg(&a.env, &a.password, &["check-delay-alerts"], "2026-03-10T07:00:00Z").success();
+    assert_eq!(smtp.recipients().len(), 300);
+    let analyzed = tuples(&mut a.db);
+    assert!((250.0..=350.0).contains(&analyzed), "reltuples {analyzed}");
+}
+
 #[test]
 fn a_claim_skips_the_rows_another_machine_holds_rather_than_waiting() {
     let smtp = crate::support::SmtpServer::start();
