@@ -204,7 +204,16 @@ pub fn claim(conn: &mut Conn, c: &Claimer<'_>, wall: DateTime<Utc>, limit: usize
     let (run_id, scope, channels, now, lease, after) = (c.run_id, c.scope, c.channels, c.now, c.lease, c.after);
     let lease_until = wall + ChronoDuration::from_std(lease).unwrap_or(ChronoDuration::minutes(10));
     let channels_json = serde_json::to_string(channels).unwrap_or_else(|_| "[]".into());
-    let values = params![run_id, lease_until, scope.force, now, scope.job, channels_json, limit, after];
+    let values = params![
+        run_id,
+        lease_until,
+        scope.force,
+        now,
+        scope.job,
+        channels_json,
+        limit,
+        after
+    ];
     let read = |r: &Row<'_>| claimed(r, lease_until);
     let mut rows = match conn.dialect() {
         Dialect::Sqlite => {
@@ -353,6 +362,7 @@ mod tests {
     /// first ones again.
     #[test]
     fn a_claim_goes_on_above_the_last_one() {
+        #[allow(clippy::disallowed_methods, reason = "a scratch database for the test")]
         let mut lite = rusqlite::Connection::open_in_memory().unwrap();
         crate::db::migrate(&mut lite).unwrap();
         for i in 1..=5 {
@@ -364,7 +374,10 @@ mod tests {
             .unwrap();
         }
         let mut conn = Conn::sqlite(lite);
-        let scope = Scope { job: None, force: false };
+        let scope = Scope {
+            job: None,
+            force: false,
+        };
         let now = DateTime::parse_from_rfc3339("2026-03-01T09:00:00Z").unwrap().to_utc();
         let claimer = |after| Claimer {
             run_id: "run",
