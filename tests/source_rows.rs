@@ -419,6 +419,39 @@ const STALE: &[Stale] = &[
         reason: "contact 1 no longer receives alerts for these stages",
     },
     Stale {
+        name: "ticket deleted",
+        setup: "INSERT INTO tickets (id, reference, created_at) VALUES (1, 'T-1', '2026-01-01T00:00:00Z');
+                INSERT INTO ticket_events (ticket_id, stage, entered_at) VALUES (1, 'Diagnostic', '2026-02-01T08:00:00Z');
+                INSERT INTO alert_recipients (contact_id) VALUES (1);",
+        job: &["check-delay-alerts"],
+        at: "2026-03-10T08:05:00Z",
+        change: "DELETE FROM ticket_events; DELETE FROM tickets",
+        config: "",
+        reason: "its ticket was closed or moved on",
+    },
+    Stale {
+        name: "alert recipient's email disabled",
+        setup: "INSERT INTO tickets (id, reference, created_at) VALUES (1, 'T-1', '2026-01-01T00:00:00Z');
+                INSERT INTO ticket_events (ticket_id, stage, entered_at) VALUES (1, 'Diagnostic', '2026-02-01T08:00:00Z');
+                INSERT INTO alert_recipients (contact_id) VALUES (1);",
+        job: &["check-delay-alerts"],
+        at: "2026-03-10T08:05:00Z",
+        change: "UPDATE contacts SET email_enabled = 0",
+        config: "",
+        reason: "contact 1 has email disabled",
+    },
+    Stale {
+        name: "alert recipient muted the kind",
+        setup: "INSERT INTO tickets (id, reference, created_at) VALUES (1, 'T-1', '2026-01-01T00:00:00Z');
+                INSERT INTO ticket_events (ticket_id, stage, entered_at) VALUES (1, 'Diagnostic', '2026-02-01T08:00:00Z');
+                INSERT INTO alert_recipients (contact_id) VALUES (1);",
+        job: &["check-delay-alerts"],
+        at: "2026-03-10T08:05:00Z",
+        change: "UPDATE contacts SET muted_kinds = 'delay_alert'",
+        config: "",
+        reason: "contact 1 opted out of delay_alert (muted_kinds)",
+    },
+    Stale {
         name: "report row deleted",
         setup: "INSERT INTO scheduled_reports (id, title, recipients, scheduled_at, report) VALUES (1, 'Week', 'awa@example.com', '2026-03-10T08:00:00Z', 'open');",
         job: &["send-reports"],

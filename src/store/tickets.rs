@@ -82,31 +82,6 @@ pub fn details_of(conn: &Conn, ids: &[i64]) -> Result<std::collections::HashMap<
     Ok(rows.into_iter().collect())
 }
 
-/// The stage events of ticket `ticket_id` while it is open: each event's id
-/// and `entered_at` as text (empty for NULL); `None` when the ticket is
-/// closed or gone. One statement: this is read before every delay digest
-/// goes. Errors: `StoreError`.
-pub fn open_events(conn: &Conn, ticket_id: i64) -> Result<Option<Vec<(i64, String)>>> {
-    let mut events = Vec::new();
-    let (mut found, mut closed) = (false, false);
-    conn.query_each(
-        "SELECT t.closed_at IS NULL, e.id, e.entered_at
-         FROM tickets t LEFT JOIN ticket_events e ON e.ticket_id = t.id
-         WHERE t.id = ?1",
-        params![ticket_id],
-        |r| {
-            found = true;
-            if !r.get::<bool>(0)? {
-                closed = true;
-            } else if let Some(id) = r.get::<Option<i64>>(1)? {
-                events.push((id, text(r.cell(2)?)));
-            }
-            Ok(())
-        },
-    )?;
-    Ok((found && !closed).then_some(events))
-}
-
 /// One `alert_recipients` row with its contact, as the host wrote them.
 #[derive(Debug)]
 pub struct AlertRecipient {
@@ -154,25 +129,40 @@ pub fn alert_recipients(conn: &Conn) -> Result<Vec<AlertRecipient>> {
     )
 }
 
-/// The contact's `alert_recipients` rows: `stages` (`None`: every stage)
-/// and whether each is active. Errors: `StoreError`.
-pub fn recipient_stages(conn: &Conn, contact_id: i64) -> Result<Vec<(Option<String>, bool)>> {
-    conn.query_map(
-        "SELECT stages, active FROM alert_recipients WHERE contact_id = ?1",
+/// What the last look at a digest reads of its recipient, in one statement:
+/// the contact's `alert_recipients` rows (`stages`, `None`: every stage;
+/// and whether each is active), and the contact's email preferences
+/// (`email_enabled`, NULL or odd text: enabled; `muted_kinds`), `None` when
+/// the contact is gone. Errors: `StoreError`.
+pub fn recipient_now(conn: &Conn, contact_id: i64) -> Result<RecipientNow> {
+    let mut now = RecipientNow::default();
+    conn.query_each(
+        "SELECT ar.contact_id IS NOT NULL, ar.stages, ar.active, c.id IS NOT NULL, c.email_enabled, c.muted_kinds
+         FROM (SELECT CAST(?1 AS bigint) AS id) k
+         LEFT JOIN alert_recipients ar ON ar.contact_id = k.id
+         LEFT JOIN contacts c ON c.id = k.id",
         params![contact_id],
-        |r| Ok((loose::text(r.cell(0)?), loose::flag(r.cell(1)?).unwrap_or(false))),
-    )
+        |r| {
+            if r.get::<bool>(0)? {
+                now.stages
+                    .push((loose::text(r.cell(1)?), loose::flag(r.cell(2)?).unwrap_or(false)));
+            }
+            if r.get::<bool>(3)? {
+                now.email = Some((loose::flag(r.cell(4)?).unwrap_or(true), text(r.cell(5)?)));
+            }
+            Ok(())
+        },
+    )?;
+    Ok(now)
 }
 
-/// The contact's email preferences: `email_enabled` (NULL or odd text:
-/// enabled) and `muted_kinds`; `None` when the contact is gone.
-/// Errors: `StoreError`.
-pub fn email_preferences(conn: &Conn, contact_id: i64) -> Result<Option<(bool, String)>> {
-    conn.query_opt(
-        "SELECT email_enabled, muted_kinds FROM contacts WHERE id = ?1",
-        params![contact_id],
-        |r| Ok((loose::flag(r.cell(0)?).unwrap_or(true), text(r.cell(1)?))),
-    )
+/// [`recipient_now`]'s answer.
+#[derive(Debug, Default)]
+pub struct RecipientNow {
+    /// The `alert_recipients` rows: `stages` and whether active.
+    pub stages: Vec<(Option<String>, bool)>,
+    /// `email_enabled` and `muted_kinds`; `None`: no such contact.
+    pub email: Option<(bool, String)>,
 }
 
 /// A host text column, empty for NULL.

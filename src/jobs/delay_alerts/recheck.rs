@@ -31,17 +31,19 @@ impl Recheck for DelayAlertsRecheck<'_> {
 
 /// Why the digest should not go, if so.
 fn why_not(conn: &Connection, cfg: &DelayAlertsConfig, row: &Claimed) -> store::Result<Option<String>> {
-    let entries = alerts::entries_of(conn, row.id)?;
+    let read = alerts::entries_with_events(conn, row.id)?;
+    let entries: Vec<&alerts::Recorded> = read.iter().map(|(e, _)| e).collect();
     if let Some(why) = recipient_left(conn, cfg, row, &entries)? {
         return Ok(Some(why));
     }
     if entries.is_empty() {
         return Ok(None);
     }
-    for e in &entries {
-        if still_current(conn, e.ticket_id, e.event_id, e.entered_at.as_deref())? {
-            return Ok(None);
-        }
+    if read
+        .iter()
+        .any(|(e, events)| events.as_deref().is_some_and(|ev| still_current(ev, e.event_id, e.entered_at.as_deref())))
+    {
+        return Ok(None);
     }
     Ok(Some(if entries.len() == 1 {
         "its ticket was closed or moved on to another stage".to_string()
@@ -50,27 +52,24 @@ fn why_not(conn: &Connection, cfg: &DelayAlertsConfig, row: &Claimed) -> store::
     }))
 }
 
-/// Whether the ticket is active and its current stage entry (latest
+/// Whether the current stage entry among an open ticket's `events` (latest
 /// `entered_at`, then id, compared as instants) is still this event.
-fn still_current(conn: &Connection, ticket_id: i64, event_id: i64, entered_at: Option<&str>) -> store::Result<bool> {
-    let Some(events) = tickets::open_events(conn, ticket_id)? else {
-        return Ok(false);
-    };
+fn still_current(events: &[(i64, String)], event_id: i64, entered_at: Option<&str>) -> bool {
     let mut current: Option<(DateTime<Utc>, i64)> = None;
     for (id, entered) in events {
-        let Some(at) = instant::parse(&entered) else {
+        let Some(at) = instant::parse(entered) else {
             continue;
         };
-        if current.is_none_or(|c| (at, id) > c) {
-            current = Some((at, id));
+        if current.is_none_or(|c| (at, *id) > c) {
+            current = Some((at, *id));
         }
     }
     // To the second, as the entry was named when alerted (`instant::format`):
     // a host writing fractions of a second (`08:00:00.12345`) names the same entry.
     let named = |t: DateTime<Utc>| instant::format(t);
-    Ok(current.is_some_and(|(at, id)| {
+    current.is_some_and(|(at, id)| {
         id == event_id && entered_at.is_none_or(|e| instant::parse(e).map(named) == Some(named(at)))
-    }))
+    })
 }
 
 /// Why the recipient no longer receives this digest, if so: taken out of
@@ -81,7 +80,7 @@ fn recipient_left(
     conn: &Connection,
     cfg: &DelayAlertsConfig,
     row: &Claimed,
-    entries: &[alerts::Recorded],
+    entries: &[&alerts::Recorded],
 ) -> store::Result<Option<String>> {
     let configured = cfg
         .recipients
@@ -93,7 +92,9 @@ fn recipient_left(
     if configured {
         return Ok(None);
     }
-    let stages: Vec<Option<String>> = tickets::recipient_stages(conn, contact_id)?
+    let now = tickets::recipient_now(conn, contact_id)?;
+    let stages: Vec<Option<String>> = now
+        .stages
         .into_iter()
         .filter_map(|(list, on)| on.then_some(list))
         .collect();
@@ -108,11 +109,7 @@ fn recipient_left(
             "contact {contact_id} no longer receives alerts for these stages"
         )));
     }
-    let found: Option<(bool, String)> = if stages.is_empty() {
-        None
-    } else {
-        tickets::email_preferences(conn, contact_id)?
-    };
+    let found: Option<(bool, String)> = if stages.is_empty() { None } else { now.email };
     Ok(match found {
         None => Some(format!("contact {contact_id} is no longer an active alert recipient")),
         Some((false, _)) => Some(format!("contact {contact_id} has email disabled")),
