@@ -118,12 +118,16 @@ pub struct Recorded {
     pub stage: String,
 }
 
+/// An open ticket's stage events, `(id, entered_at as written)`; `None`
+/// when the ticket is closed or gone.
+pub type OpenEvents = Option<Vec<(i64, String)>>;
+
 /// The stage entries delivery `delivery_id` alerted, each with its
 /// ticket's stage events as `(id, entered_at as written)`: `None` when the
 /// ticket is closed or gone. One statement (the last look before each
 /// digest goes: on a server, one round trip). Errors: `StoreError`.
-pub fn entries_with_events(conn: &Conn, delivery_id: i64) -> Result<Vec<(Recorded, Option<Vec<(i64, String)>>)>> {
-    let mut entries: Vec<(Recorded, Option<Vec<(i64, String)>>)> = Vec::new();
+pub fn entries_with_events(conn: &Conn, delivery_id: i64) -> Result<Vec<(Recorded, OpenEvents)>> {
+    let mut entries: Vec<(Recorded, OpenEvents)> = Vec::new();
     conn.query_each(
         "SELECT l.event_id, l.ticket_id, l.entered_at, l.stage, t.id IS NOT NULL AND t.closed_at IS NULL,
                 e.id, e.entered_at

@@ -39,10 +39,11 @@ fn why_not(conn: &Connection, cfg: &DelayAlertsConfig, row: &Claimed) -> store::
     if entries.is_empty() {
         return Ok(None);
     }
-    if read
-        .iter()
-        .any(|(e, events)| events.as_deref().is_some_and(|ev| still_current(ev, e.event_id, e.entered_at.as_deref())))
-    {
+    if read.iter().any(|(e, events)| {
+        events
+            .as_deref()
+            .is_some_and(|ev| still_current(ev, e.event_id, e.entered_at.as_deref()))
+    }) {
         return Ok(None);
     }
     Ok(Some(if entries.len() == 1 {
