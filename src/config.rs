@@ -25,7 +25,7 @@ pub use attendance::{AttendanceConfig, HrAuth, HrTransport, ServiceConfig};
 pub use discover::candidates as discovery_paths;
 pub use email::{EmailConfig, EmailTransport, Security, SmtpConfig};
 pub use raw::RawConfig;
-pub use reminders::{ContentTemplate, RemindersConfig, WhatsappConfig, WhatsappTransport, kind_list};
+pub use reminders::{ChannelPolicy, ContentTemplate, RemindersConfig, WhatsappConfig, WhatsappTransport, kind_list};
 pub use reports::{ReportDefinition, ReportsConfig};
 pub use secret::Secret;
 
@@ -499,6 +499,46 @@ mod tests {
             let err = convert_text(text).unwrap_err();
             assert!(!err.contains("123456") && !err.contains("3456"), "{text:?} gave {err}");
             assert!(err.contains("line 2"), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_channel_policy_is_checked_where_it_is_written() {
+        use crate::config::ChannelPolicy;
+        use crate::domain::{Channel, Kind};
+        let c = convert_text("").unwrap();
+        assert_eq!(c.reminders.policy(Kind::LoanD1), ChannelPolicy::All);
+        assert_eq!(
+            c.reminders.channel_order,
+            [Channel::Whatsapp, Channel::Sms, Channel::Email]
+        );
+        assert_eq!(c.reminders.fallback_after, chrono::Duration::minutes(30));
+        let c = convert_text(
+            "[reminders]\nchannels = \"first\"\nchannel_order = [\"SMS\", \"email\"]\nfallback_after_minutes = 5\n\
+             [reminders.channels_by_kind]\nloan_created = \"all\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.reminders.policy(Kind::LoanD1), ChannelPolicy::First);
+        assert_eq!(c.reminders.policy(Kind::LoanCreated), ChannelPolicy::All);
+        assert_eq!(c.reminders.channel_order, [Channel::Sms, Channel::Email]);
+        assert_eq!(c.reminders.fallback_after, chrono::Duration::minutes(5));
+        for (text, says) in [
+            ("channels = \"one\"", "reminders.channels: \"one\""),
+            ("channel_order = [\"sms\", \"fax\"]", "unknown channel \"fax\""),
+            ("channel_order = [\"sms\", \"sms\"]", "\"sms\" is named twice"),
+            ("channel_order = []", "reminders.channel_order: empty"),
+            ("fallback_after_minutes = 0", "reminders.fallback_after_minutes"),
+            (
+                "channels_by_kind = { loan_later = \"all\" }",
+                "unknown kind \"loan_later\"",
+            ),
+            (
+                "channels_by_kind = { loan_d1 = \"some\" }",
+                "reminders.channels_by_kind.loan_d1: \"some\"",
+            ),
+        ] {
+            let err = convert_text(&format!("[reminders]\n{text}\n")).unwrap_err();
+            assert!(err.contains(says), "{text}: {err}");
         }
     }
 

@@ -80,10 +80,16 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../sql/0008_punch_state.sql"),
         then: None,
     },
+    Migration {
+        version: 9,
+        name: "0009_fallback.sql",
+        sql: include_str!("../sql/0009_fallback.sql"),
+        then: None,
+    },
 ];
 
 /// The schema version this binary writes.
-pub const LATEST: u32 = 8;
+pub const LATEST: u32 = 9;
 
 /// Where the database is and how it may be used.
 #[derive(Clone, Debug)]

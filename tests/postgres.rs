@@ -174,12 +174,12 @@ fn db_migrate_makes_rappels_schema_once_even_from_two_machines_at_once() {
         .filter(|o| o.contains("applied postgres/0007_schema.sql"))
         .count();
     assert_eq!(applied, 1, "{outs:?}");
-    assert!(outs.iter().any(|o| o.contains("schema 0 -> 9")), "{outs:?}");
-    assert!(outs.iter().any(|o| o.contains("schema 9, up to date")), "{outs:?}");
+    assert!(outs.iter().any(|o| o.contains("schema 0 -> 10")), "{outs:?}");
+    assert!(outs.iter().any(|o| o.contains("schema 10, up to date")), "{outs:?}");
     let (code, out) = run(&["db", "status"]);
     assert_eq!(code, Some(0), "{out}");
     assert!(
-        out.contains("at version 9 (this rappel: 9)") && out.contains("up to date"),
+        out.contains("at version 10 (this rappel: 10)") && out.contains("up to date"),
         "{out}"
     );
 
@@ -1230,7 +1230,7 @@ fn an_operators_mistakes_on_postgresql_fail_clearly_and_an_applications_tables_a
     let config = std::fs::read_to_string(env.config_path()).unwrap();
     env.write_config(&config.replace("postgres://postgres@", &format!("postgres://{role}@")));
     let out = run_pg(&env, "role-pw-5", &["db", "migrate"], "2026-03-10T07:00:00Z").success();
-    assert!(out.stdout.contains("schema 0 -> 9"), "{}", out.stdout);
+    assert!(out.stdout.contains("schema 0 -> 10"), "{}", out.stdout);
     run_pg(&env, "role-pw-5", &["db", "migrate"], "2026-03-10T07:00:00Z").success();
     admin
         .batch_execute(&format!("DROP SCHEMA \"{owned}\" CASCADE; DROP ROLE {role};"))

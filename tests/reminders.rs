@@ -635,3 +635,161 @@ fn a_reminder_already_planned_by_a_run_no_longer_recorded_is_not_planned_again()
     assert_eq!(planned_to(&env), ["awa@example.com"]);
     assert_eq!(kinds(&smtp), ["loan_created"], "not sent again");
 }
+
+const FIRST: &str = "[reminders]
+channels = \"first\"
+channel_order = [\"whatsapp\", \"sms\", \"email\"]
+fallback_after_minutes = 30
+";
+
+/// `(id, channel, status, provider_status, replaces_id)` of a delivery.
+type Link = (i64, String, String, Option<String>, Option<i64>);
+
+/// Every delivery, in order.
+fn chain(env: &TestEnv) -> Vec<Link> {
+    let db = env.db();
+    let mut stmt = db
+        .prepare("SELECT id, channel, status, provider_status, replaces_id FROM rappel_deliveries ORDER BY id")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// `channels = "first"`: WhatsApp alone; Twilio reports it undelivered
+/// (63016, outside the 24-hour window), so SMS follows, linked to it; once
+/// SMS is delivered nothing more goes, however long after. `log` shows the
+/// chain and `stats` counts the message once, by SMS.
+#[test]
+fn first_channel_falls_back_when_twilio_reports_undelivered_and_stops_once_delivered() {
+    let (smtp, twilio) = (SmtpServer::start(), FakeTwilio::start());
+    let env = env(&smtp, &twilio, FIRST);
+    let c = contact(&env, "Awa", Some("+24107123456"), None);
+    loan(&env, c, "long", LENT, DUE);
+    env.run(&["send-reminders", "--kind", "loan_d2"], "2026-03-11T08:00:00Z")
+        .success();
+    let sent = twilio.accepted();
+    assert_eq!(sent.len(), 1, "one channel, not three");
+    assert_eq!(sent[0].form["To"], "whatsapp:+24107123456");
+    assert!(smtp.mails().is_empty());
+
+    // Before Twilio's word: nothing more.
+    env.run(&["send-reminders"], "2026-03-11T08:05:00Z").success();
+    assert_eq!(twilio.accepted().len(), 1);
+
+    let sid: String = env
+        .db()
+        .query_row("SELECT provider_ref FROM rappel_deliveries WHERE id = 1", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    twilio.set_status(&sid, "undelivered", Some(63016));
+    env.run(&["send-reminders"], "2026-03-11T08:10:00Z").success();
+    let sent = twilio.accepted();
+    assert_eq!(sent.len(), 2, "SMS after the undelivered WhatsApp");
+    assert_eq!(sent[1].form["To"], "+24107123456");
+    assert!(!sent[1].form.contains_key("ContentSid"), "an SMS is text");
+    let rows = chain(&env);
+    assert_eq!(rows[1].1, "sms");
+    assert_eq!(rows[1].4, Some(rows[0].0), "the SMS names the message it replaces");
+
+    let sms_sid: String = env
+        .db()
+        .query_row(
+            "SELECT provider_ref FROM rappel_deliveries WHERE channel = 'sms'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    twilio.set_status(&sms_sid, "delivered", None);
+    for now in ["2026-03-11T08:20:00Z", "2026-03-11T09:30:00Z"] {
+        env.run(&["send-reminders"], now).success();
+    }
+    assert_eq!(twilio.accepted().len(), 2, "delivered: no email after it");
+    assert!(smtp.mails().is_empty());
+
+    let log = env.run(&["log"], "2026-03-11T09:30:00Z").success();
+    assert!(log.stdout.contains("sms, after #1"), "{}", log.stdout);
+    assert!(log.stdout.contains("then #2"), "{}", log.stdout);
+    let show = env.run(&["show", "2"], "2026-03-11T09:30:00Z").success();
+    assert!(show.stdout.contains("replaces      delivery 1"), "{}", show.stdout);
+    let stats = env.run(&["--json", "stats"], "2026-03-11T09:30:00Z").success();
+    let stats: serde_json::Value = serde_json::from_str(&stats.stdout).unwrap();
+    assert_eq!(stats["totals"]["total"], 1, "{stats}");
+    assert_eq!(stats["totals"]["sent"], 1, "{stats}");
+    assert_eq!(stats["by_channel"][0]["name"], "sms", "{stats}");
+}
+
+/// No word from Twilio within `fallback_after_minutes`: the next channel
+/// (email here, SMS being off) goes; a number without WhatsApp (a
+/// permanent refusal at the send) falls back at the next run; after the
+/// reminder's validity nothing falls back.
+#[test]
+fn first_channel_falls_back_after_silence_or_a_refusal_but_never_after_expiry() {
+    let (smtp, twilio) = (SmtpServer::start(), FakeTwilio::start());
+    let env = env(&smtp, &twilio, FIRST);
+    let awa = contact(&env, "Awa", Some("+24107123456"), None);
+    let ben = contact(&env, "Ben", Some("+24107654321"), None);
+    env.db().execute("UPDATE contacts SET sms_enabled = 0", []).unwrap();
+    loan(&env, awa, "long", LENT, DUE);
+    loan(&env, ben, "long", LENT, DUE);
+    // Awa's WhatsApp goes first (loans in id order) and is refused.
+    twilio.answer_next(
+        400,
+        r#"{"code": 21211, "message": "The 'To' number +24107123456 is not a valid phone number.", "status": 400}"#,
+        &[],
+    );
+    env.run(&["send-reminders", "--kind", "loan_d2"], "2026-03-11T08:00:00Z")
+        .code(65);
+    assert_eq!(twilio.accepted().len(), 1, "Ben's WhatsApp; Awa's was refused");
+
+    // Awa's refusal falls back on the next run; Ben's silence not yet.
+    env.run(&["send-reminders"], "2026-03-11T08:20:00Z").success();
+    assert_eq!(smtp.recipients(), ["awa@example.com"]);
+    // Thirty minutes without `delivered`: Ben gets the email.
+    env.run(&["send-reminders"], "2026-03-11T08:30:00Z").success();
+    assert_eq!(smtp.recipients(), ["awa@example.com", "ben@example.com"]);
+    let rows = chain(&env);
+    let emails: Vec<_> = rows.iter().filter(|r| r.1 == "email").collect();
+    assert_eq!(emails.len(), 2, "{rows:?}");
+    assert!(emails.iter().all(|r| r.4.is_some()), "{rows:?}");
+
+    // A new loan whose WhatsApp is never confirmed: once its reminder
+    // expired, no email follows.
+    let valid_until: String = env
+        .db()
+        .query_row("SELECT valid_until FROM rappel_deliveries WHERE id = 1", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let before = smtp.mails().len();
+    let late = chrono::DateTime::parse_from_rfc3339(&valid_until).unwrap() + chrono::Duration::minutes(1);
+    env.db()
+        .execute("DELETE FROM rappel_deliveries WHERE channel = 'email'", [])
+        .unwrap();
+    env.run(&["send-reminders", "--kind", "loan_d2"], &late.to_rfc3339())
+        .success();
+    assert_eq!(smtp.mails().len(), before, "expired: no fallback");
+}
+
+/// `channels_by_kind` keeps a kind on every channel under `channels = "first"`.
+#[test]
+fn a_kind_may_keep_every_channel() {
+    let (smtp, twilio) = (SmtpServer::start(), FakeTwilio::start());
+    let env = env(
+        &smtp,
+        &twilio,
+        &format!("{FIRST}[reminders.channels_by_kind]\nloan_d2 = \"all\"\n"),
+    );
+    let c = contact(&env, "Awa", Some("+24107123456"), None);
+    loan(&env, c, "long", LENT, DUE);
+    env.run(&["send-reminders", "--kind", "loan_d2"], "2026-03-11T08:00:00Z")
+        .success();
+    assert_eq!(twilio.accepted().len(), 2, "WhatsApp and SMS");
+    assert_eq!(smtp.mails().len(), 1);
+    env.run(&["send-reminders", "--kind", "loan_d1"], "2026-03-12T08:00:00Z")
+        .success();
+    assert_eq!(twilio.accepted().len(), 3, "loan_d1 on WhatsApp alone");
+    assert_eq!(smtp.mails().len(), 1);
+}

@@ -63,16 +63,23 @@ pub fn table(entries: &[Entry], zone: chrono_tz::Tz, provider_width: usize) -> S
     let rows: Vec<[String; 9]> = entries
         .iter()
         .map(|e| {
-            let status = match (&e.provider_status, &e.next_attempt_at) {
+            let mut status = match (&e.provider_status, &e.next_attempt_at) {
                 (Some(p), _) => format!("{} ({p})", e.status),
                 (None, Some(next)) if e.status == "pending" => format!("pending, next {}", local(next)),
                 _ => e.status.clone(),
             };
+            if let Some(next) = e.replaced_by {
+                status.push_str(&format!(", then #{next}"));
+            }
             [
                 e.id.to_string(),
                 local(&e.created_at),
                 crate::output::printable(&e.kind).into_owned(),
-                crate::output::printable(&e.channel).into_owned(),
+                match e.replaces_id {
+                    // Channel fallback: the message this one replaces.
+                    Some(id) => format!("{}, after #{id}", crate::output::printable(&e.channel)),
+                    None => crate::output::printable(&e.channel).into_owned(),
+                },
                 shorten(&e.recipient, 40),
                 status,
                 e.attempts.to_string(),

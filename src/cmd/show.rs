@@ -55,6 +55,14 @@ fn text(d: &Delivery, from: Option<String>, zone: chrono_tz::Tz) -> String {
     field("job", Some(d.job.clone()));
     field("kind", Some(d.kind.clone()));
     field("channel", Some(d.channel.clone()));
+    field(
+        "replaces",
+        d.replaces_id.map(|id| format!("delivery {id} (the channel before)")),
+    );
+    field(
+        "replaced by",
+        d.replaced_by.map(|id| format!("delivery {id} (the next channel)")),
+    );
     field("recipient", Some(d.recipient.clone()));
     field("created", Some(when(&d.created_at)));
     field("sent", d.sent_at.as_deref().map(when));

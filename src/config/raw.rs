@@ -146,6 +146,10 @@ pub struct RawReminders {
     pub inactivity_at: Option<String>,
     pub weekly_digest_at: Option<String>,
     pub disabled_kinds: Option<Vec<String>>,
+    pub channels: Option<String>,
+    pub channel_order: Option<Vec<String>>,
+    pub fallback_after_minutes: Option<u32>,
+    pub channels_by_kind: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

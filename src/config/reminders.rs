@@ -1,8 +1,9 @@
 //! The `[reminders]` and `[whatsapp]` sections: when each reminder kind is due
 //! (local times), which kinds are off, and the Twilio account that carries
-//! WhatsApp and SMS.
+//! WhatsApp and SMS; how a reminder uses a contact's channels (all, or the
+//! first that reaches them).
 
-use crate::domain::Kind;
+use crate::domain::{Channel, Kind};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -26,6 +27,46 @@ pub struct RemindersConfig {
     pub inactivity_at: NaiveTime,
     pub weekly_digest_at: (Weekday, NaiveTime),
     pub disabled_kinds: Vec<Kind>,
+    /// `channels`: every channel a contact enabled, or the first that
+    /// reaches them (DESIGN §9, delivery policy).
+    pub channels: ChannelPolicy,
+    /// `channels_by_kind`: kinds whose policy differs from `channels`.
+    pub channels_by_kind: BTreeMap<Kind, ChannelPolicy>,
+    /// `channel_order`: the order `first` tries channels in; a channel left
+    /// out is not used under `first`.
+    pub channel_order: Vec<Channel>,
+    /// `fallback_after_minutes`: how long a WhatsApp or SMS message may go
+    /// without Twilio reporting it delivered or read before the next channel
+    /// is tried.
+    pub fallback_after: chrono::Duration,
+}
+
+impl RemindersConfig {
+    /// The channel policy of `kind`: its `channels_by_kind` entry, else `channels`.
+    pub fn policy(&self, kind: Kind) -> ChannelPolicy {
+        self.channels_by_kind.get(&kind).copied().unwrap_or(self.channels)
+    }
+}
+
+/// How a reminder uses a contact's channels (`[reminders] channels`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelPolicy {
+    /// One message on each channel the contact enabled.
+    All,
+    /// One message on the first usable channel of `channel_order`; the next
+    /// is tried when it failed for good, was reported undelivered or failed,
+    /// or was not reported delivered within `fallback_after_minutes`.
+    First,
+}
+
+impl ChannelPolicy {
+    fn parse(text: &str, key: &str) -> Result<ChannelPolicy, String> {
+        match text {
+            "all" => Ok(ChannelPolicy::All),
+            "first" => Ok(ChannelPolicy::First),
+            other => Err(format!("{key}: {other:?} (expected \"all\" or \"first\")")),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -88,6 +129,28 @@ fn kinds(list: Vec<String>, key: &str) -> Result<Vec<Kind>, String> {
     }
 }
 
+/// `[reminders] channel_order`: known channels, each once; by default
+/// WhatsApp, then SMS, then email.
+fn channel_order(raw: Option<Vec<String>>) -> Result<Vec<Channel>, String> {
+    let Some(names) = raw else {
+        return Ok(vec![Channel::Whatsapp, Channel::Sms, Channel::Email]);
+    };
+    let mut order = Vec::new();
+    for name in names {
+        let channel = name.trim().to_lowercase().parse::<Channel>().map_err(|_| {
+            format!("reminders.channel_order: unknown channel {name:?} (expected \"whatsapp\", \"sms\" or \"email\")")
+        })?;
+        if order.contains(&channel) {
+            return Err(format!("reminders.channel_order: {name:?} is named twice"));
+        }
+        order.push(channel);
+    }
+    if order.is_empty() {
+        return Err("reminders.channel_order: empty (name at least one channel)".into());
+    }
+    Ok(order)
+}
+
 /// The kinds named in a list as people write it (`muted_kinds`,
 /// `disabled_kinds`): separated by `,` or `;`, in any case, with spaces.
 /// Returns the known kinds (reminder kinds, `delay_alert`, `report`) and,
@@ -136,6 +199,26 @@ pub(super) fn convert_reminders(
         inactivity_at: time(r.inactivity_at.as_deref(), "10:00", "inactivity_at")?,
         weekly_digest_at: weekly(r.weekly_digest_at.as_deref())?,
         disabled_kinds: kinds(r.disabled_kinds.unwrap_or_default(), "reminders.disabled_kinds")?,
+        channels: ChannelPolicy::parse(r.channels.as_deref().unwrap_or("all"), "reminders.channels")?,
+        channels_by_kind: {
+            let mut by_kind = BTreeMap::new();
+            for (name, policy) in r.channels_by_kind.unwrap_or_default() {
+                let key = format!("reminders.channels_by_kind.{name}");
+                let kind = match kinds(vec![name.clone()], "reminders.channels_by_kind")?.as_slice() {
+                    [kind] => *kind,
+                    _ => return Err(format!("{key}: not a kind")),
+                };
+                by_kind.insert(kind, ChannelPolicy::parse(&policy, &key)?);
+            }
+            by_kind
+        },
+        channel_order: channel_order(r.channel_order)?,
+        fallback_after: chrono::Duration::minutes(i64::from(within(
+            r.fallback_after_minutes.unwrap_or(30),
+            1,
+            10_080,
+            "reminders.fallback_after_minutes",
+        )?)),
     };
     // Valid until local midnight: a slot late in the evening leaves cron little time.
     for (key, at) in [

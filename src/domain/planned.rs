@@ -40,6 +40,11 @@ pub struct Planned {
     /// Not stored: `rappel upcoming` tells by it when a message goes.
     #[serde(skip)]
     pub due_at: Option<DateTime<Utc>>,
+    /// The dedupe key of the delivery this one replaces on another channel
+    /// (channel fallback, `[reminders] channels = "first"`): stored as its
+    /// id in `replaces_id`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<String>,
 }
 
 impl Planned {
@@ -75,6 +80,7 @@ impl Planned {
             failed: None,
             detail: Vec::new(),
             due_at: None,
+            replaces: None,
         }
     }
 

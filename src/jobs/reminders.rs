@@ -5,6 +5,7 @@
 
 mod contact;
 mod emit;
+mod fallback;
 mod loans;
 mod manual;
 mod recheck;

@@ -26,10 +26,12 @@ pub fn insert(tx: &Conn, p: &Planned, now: DateTime<Utc>) -> Result<Option<i64>>
         "INSERT INTO rappel_deliveries (job, kind, dedupe_key, source_table, source_id, contact_id, channel,
                                  recipient, subject, body, html_body, valid_until, created_at,
                                  attachment_path, attachment_name, attachment_type,
-                                 status, error_class, last_error, payload, source_at)
+                                 status, error_class, last_error, payload, source_at, replaces_id)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
                  CASE WHEN CAST(?17 AS TEXT) IS NULL THEN 'pending' ELSE 'failed' END,
-                 CASE WHEN CAST(?17 AS TEXT) IS NULL THEN NULL ELSE 'permanent' END, ?17, ?18, ?19)
+                 CASE WHEN CAST(?17 AS TEXT) IS NULL THEN NULL ELSE 'permanent' END, ?17, ?18, ?19,
+                 CASE WHEN CAST(?20 AS TEXT) IS NULL THEN NULL
+                      ELSE (SELECT r.id FROM rappel_deliveries r WHERE r.dedupe_key = CAST(?20 AS TEXT)) END)
          ON CONFLICT (dedupe_key) DO NOTHING";
     let attachment = p.attachment.as_ref();
     let values = params![
@@ -52,6 +54,7 @@ pub fn insert(tx: &Conn, p: &Planned, now: DateTime<Utc>) -> Result<Option<i64>>
         p.failed,
         p.payload,
         p.source_at,
+        p.replaces,
     ];
     match tx.dialect() {
         Dialect::Sqlite => {
@@ -108,6 +111,35 @@ pub fn planned_already(conn: &Conn, key: &str) -> Result<bool> {
     )
 }
 
+/// What became of a delivery, as channel fallback judges it.
+#[derive(Debug)]
+pub struct Attempt {
+    pub status: DeliveryStatus,
+    pub channel: Channel,
+    /// Twilio's later word (`delivered`, `read`, `undelivered`, `failed`...).
+    pub provider_status: Option<String>,
+    /// `file:...` for the file transport, which never reports a status.
+    pub provider_ref: Option<String>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// The delivery planned under `key`, if any. Errors: `StoreError`.
+pub fn attempt(conn: &Conn, key: &str) -> Result<Option<Attempt>> {
+    conn.query_opt(
+        "SELECT status, channel, provider_status, provider_ref, sent_at FROM rappel_deliveries WHERE dedupe_key = ?1",
+        params![key],
+        |r| {
+            Ok(Attempt {
+                status: r.get(0)?,
+                channel: r.get(1)?,
+                provider_status: r.get(2)?,
+                provider_ref: r.get(3)?,
+                sent_at: r.get::<Option<String>>(4)?.as_deref().and_then(instant::parse),
+            })
+        },
+    )
+}
+
 /// One row of the log, as `--json` prints it.
 #[derive(Debug, Serialize)]
 pub struct LogEntry {
@@ -126,7 +158,15 @@ pub struct LogEntry {
     pub created_at: String,
     pub next_attempt_at: Option<String>,
     pub sent_at: Option<String>,
+    /// The delivery this one replaces on another channel (channel fallback).
+    pub replaces_id: Option<i64>,
+    /// The delivery that replaced this one on the next channel.
+    pub replaced_by: Option<i64>,
 }
+
+/// The delivery that replaced row `d` on the next channel (channel
+/// fallback), as a column expression over `rappel_deliveries d`.
+const REPLACED_BY: &str = "(SELECT min(n.id) FROM rappel_deliveries n WHERE n.replaces_id = d.id)";
 
 /// Which deliveries `list` returns: each `Some` narrows; `since` is
 /// compared with `created_at` (UTC); `limit: None` is all.
@@ -168,8 +208,8 @@ pub fn list(conn: &Conn, filter: &Filter) -> Result<Vec<LogEntry>> {
     });
     let sql = format!(
         "SELECT id, job, kind, channel, recipient, subject, status, provider_status, attempts, error_class,
-                last_error, provider_ref, created_at, next_attempt_at, sent_at
-         FROM rappel_deliveries {} ORDER BY id DESC LIMIT ?{}",
+                last_error, provider_ref, created_at, next_attempt_at, sent_at, replaces_id, {REPLACED_BY}
+         FROM rappel_deliveries d {} ORDER BY id DESC LIMIT ?{}",
         if filters.is_empty() {
             String::new()
         } else {
@@ -195,6 +235,8 @@ pub fn list(conn: &Conn, filter: &Filter) -> Result<Vec<LogEntry>> {
             created_at: r.get(12)?,
             next_attempt_at: r.get(13)?,
             sent_at: r.get(14)?,
+            replaces_id: r.get(15)?,
+            replaced_by: r.get(16)?,
         })
     })
 }
@@ -233,17 +275,23 @@ pub struct Delivery {
     pub payload: Option<String>,
     /// The Message-ID its email carries (derived from the dedupe key).
     pub message_id: Option<String>,
+    /// The delivery this one replaces on another channel (channel fallback).
+    pub replaces_id: Option<i64>,
+    /// The delivery that replaced this one on the next channel.
+    pub replaced_by: Option<i64>,
 }
 
 /// Delivery `id`, every column (`message_id` left for the caller to
 /// derive); `None` when there is no such delivery. Errors: `StoreError`.
 pub fn one(conn: &Conn, id: i64) -> Result<Option<Delivery>> {
     conn.query_opt(
-        "SELECT id, job, kind, dedupe_key, source_table, source_id, source_at, contact_id, channel, recipient,
+        &format!(
+            "SELECT id, job, kind, dedupe_key, source_table, source_id, source_at, contact_id, channel, recipient,
                     subject, body, html_body, status, error_class, attempts, next_attempt_at, valid_until,
                     claimed_by, lease_until, last_error, provider_ref, provider_status, created_at, sent_at,
-                    attachment_path, attachment_name, attachment_type, payload
-             FROM rappel_deliveries WHERE id = ?1",
+                    attachment_path, attachment_name, attachment_type, payload, replaces_id, {REPLACED_BY}
+             FROM rappel_deliveries d WHERE id = ?1"
+        ),
         params![id],
         |r| {
             Ok(Delivery {
@@ -277,6 +325,8 @@ pub fn one(conn: &Conn, id: i64) -> Result<Option<Delivery>> {
                 attachment_type: r.get(27)?,
                 payload: r.get(28)?,
                 message_id: None,
+                replaces_id: r.get(29)?,
+                replaced_by: r.get(30)?,
             })
         },
     )

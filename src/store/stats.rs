@@ -75,6 +75,10 @@ pub struct Figures {
     pub attendance: Attendance,
 }
 
+/// A message counts once, by the channel that delivered it: a delivery
+/// another replaced on the next channel (channel fallback) is left out.
+const CURRENT: &str = "id NOT IN (SELECT replaces_id FROM rappel_deliveries WHERE replaces_id IS NOT NULL)";
+
 /// The dashboard's figures over deliveries created since `since` (UTC),
 /// and the attendance ledger now. Errors: `StoreError`.
 pub fn gather(conn: &Conn, since: DateTime<Utc>) -> Result<Figures> {
@@ -86,7 +90,7 @@ pub fn gather(conn: &Conn, since: DateTime<Utc>) -> Result<Figures> {
                         count(*) FILTER (WHERE status = 'failed'),
                         count(*) FILTER (WHERE status IN ('pending', 'sending')),
                         count(*) FILTER (WHERE status = 'cancelled')
-                 FROM rappel_deliveries WHERE created_at >= ?1 GROUP BY 1 ORDER BY 2 DESC, 1"
+                 FROM rappel_deliveries WHERE created_at >= ?1 AND {CURRENT} GROUP BY 1 ORDER BY 2 DESC, 1"
             ),
             params![from],
             |r| {
@@ -116,8 +120,10 @@ pub fn gather(conn: &Conn, since: DateTime<Utc>) -> Result<Figures> {
     let median_seconds_to_send = median_to_send(conn, &from)?;
     let by_reason = |status: &str| -> Result<Vec<Reason>> {
         conn.query_map(
-            "SELECT coalesce(substr(last_error, 1, 120), 'no reason recorded'), count(*) FROM rappel_deliveries
-             WHERE created_at >= ?1 AND status = ?2 GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10",
+            &format!(
+                "SELECT coalesce(substr(last_error, 1, 120), 'no reason recorded'), count(*) FROM rappel_deliveries
+                 WHERE created_at >= ?1 AND status = ?2 AND {CURRENT} GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10"
+            ),
             params![from, status],
             |r| {
                 Ok(Reason {

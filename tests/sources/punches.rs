@@ -636,7 +636,9 @@ fn an_upgraded_database_keeps_terminal_sync_state_for_the_hosts_terminals() {
     let env = django_hr(&smtp, &hr, "");
     env.db()
         .execute_batch(
-            "DROP TABLE rappel_punch_state;
+            "DROP INDEX rappel_deliveries_replaces;
+             ALTER TABLE rappel_deliveries DROP COLUMN replaces_id;
+             DROP TABLE rappel_punch_state;
              DROP TABLE rappel_terminal_sync_state;
              CREATE TABLE terminals (id INTEGER PRIMARY KEY, serial TEXT NOT NULL UNIQUE, name TEXT, timezone TEXT);
              CREATE TABLE \"rappel_terminal_sync_state\" (terminal_id INTEGER NOT NULL REFERENCES terminals(id),
@@ -656,7 +658,7 @@ fn an_upgraded_database_keeps_terminal_sync_state_for_the_hosts_terminals() {
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .unwrap();
-    assert_eq!(version, "8");
+    assert_eq!(version, "9");
     assert!(!sql.contains("REFERENCES"), "{sql}");
     assert_eq!(rows, 2, "both host terminals' sync times");
 }

@@ -24,12 +24,17 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0009_instants.sql",
         include_str!("../../../sql/postgres/0009_instants.sql"),
     ),
+    (
+        10,
+        "0010_fallback.sql",
+        include_str!("../../../sql/postgres/0010_fallback.sql"),
+    ),
 ];
 
-/// The version the last file brings the schema to: SQLite's (`db::LATEST`)
-/// and, after it, PostgreSQL's own steps (9: `rappel_instant`, what SQLite's
-/// `julianday` gives).
-pub const LATEST: u32 = 9;
+/// The version the last file brings the schema to. Up to 8 these are
+/// SQLite's versions; 9 is PostgreSQL's own step (`rappel_instant`, what
+/// SQLite's `julianday` gives); 10 is SQLite's 9 (`replaces_id`).
+pub const LATEST: u32 = 10;
 
 /// How many files a schema at `version` lacks.
 pub fn pending(version: u32) -> usize {

@@ -7,10 +7,11 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::contact::Contact;
+use super::fallback::{self, Standing};
 use super::render::Draft;
 use super::writer::{self, Queue};
 use super::{JOB, Reminders, content_payload};
-use crate::config::Locale;
+use crate::config::{ChannelPolicy, Locale};
 use crate::domain::planned::Planned;
 use crate::instant;
 use crate::jobs::{PlanCtx, PlanReport};
@@ -222,17 +223,18 @@ impl<'a> Emitter<'a> {
             keys.extend(channels.iter().map(|(channel, to)| (key(*channel), to.clone())));
             return Ok(());
         }
-        let fresh = self.unplanned(due, contact, channels)?;
+        let ToPlan { fresh, untouched } = self.to_plan(due, contact, channels)?;
         if now >= due.valid_until {
-            // Counted once: not when any of its messages was planned before it expired.
-            if due.valid_until > self.since && fresh.len() == channels.len() {
+            // Counted once: not when any of its messages was planned before it
+            // expired. No fallback after it expired either.
+            if due.valid_until > self.since && untouched {
                 self.report
                     .skipped
                     .push(format!("{}: expired at {}", what(), instant::format(due.valid_until)));
             }
             return Ok(());
         }
-        if channels.is_empty() {
+        if channels.is_empty() || (self.policy(due.kind) == ChannelPolicy::First && untouched && fresh.is_empty()) {
             if due.at > self.since {
                 self.report
                     .skipped
@@ -245,9 +247,9 @@ impl<'a> Emitter<'a> {
         }
         let locale = contact.locale.unwrap_or(self.ctx.locale);
         let context = context(locale);
-        let by_email = fresh.iter().any(|((channel, _), _)| *channel == Channel::Email);
+        let by_email = fresh.iter().any(|((channel, _), _, _)| *channel == Channel::Email);
         let mut messages = Vec::with_capacity(fresh.len());
-        for (&(channel, ref usable), key) in fresh {
+        for (&(channel, ref usable), key, replaces) in fresh {
             let (recipient, failed) = match usable {
                 Ok(to) => (to.clone(), None),
                 Err(why) => {
@@ -272,6 +274,7 @@ impl<'a> Emitter<'a> {
                 },
                 failed,
                 due_at: Some(due.at),
+                replaces,
                 // Subject and bodies: rendered from the draft.
                 ..Planned::new(JOB, due.kind, key, channel, recipient, String::new(), String::new())
             });
@@ -304,25 +307,93 @@ impl<'a> Emitter<'a> {
         if self.is_probe() || !self.wants(due.kind, contact) || due.at > now || now >= due.valid_until {
             return Ok(false);
         }
-        Ok(!self.unplanned(due, contact, contact.channels())?.is_empty())
+        Ok(!self.to_plan(due, contact, contact.channels())?.fresh.is_empty())
+    }
+
+    /// `kind`'s channel policy (`[reminders] channels`, `channels_by_kind`).
+    fn policy(&self, kind: Kind) -> ChannelPolicy {
+        self.r.cfg.policy(kind)
+    }
+
+    /// The messages to plan for `due` now, by the kind's channel policy.
+    fn to_plan<'c>(&self, due: &Due, contact: &Contact, channels: &'c [ChannelTo]) -> store::Result<ToPlan<'c>> {
+        match self.policy(due.kind) {
+            ChannelPolicy::All => {
+                let fresh = self.unplanned(due, contact, channels)?;
+                Ok(ToPlan {
+                    untouched: fresh.len() == channels.len(),
+                    fresh,
+                })
+            }
+            ChannelPolicy::First => self.next_channel(due, contact, channels),
+        }
     }
 
     /// The channels whose message for `due` is not planned yet, each with
     /// its dedupe key.
-    fn unplanned<'c>(
-        &self,
-        due: &Due,
-        contact: &Contact,
-        channels: &'c [ChannelTo],
-    ) -> store::Result<Vec<(&'c ChannelTo, String)>> {
+    fn unplanned<'c>(&self, due: &Due, contact: &Contact, channels: &'c [ChannelTo]) -> store::Result<Fresh<'c>> {
         let mut out = Vec::with_capacity(channels.len());
         let unseen = due.at > self.unseen_after;
         for channel in channels {
             let key = due.key(contact, channel.0);
             if unseen || !store::deliveries::planned_already(self.conn, &key)? {
-                out.push((channel, key));
+                out.push((channel, key, None));
             }
         }
         Ok(out)
     }
+
+    /// Under `channels = "first"`: along `channel_order`, past each channel
+    /// whose message did not reach the person (`fallback::standing`), the
+    /// first channel not tried yet, its message naming the one it replaces.
+    /// A channel the contact cannot be reached on (an unusable phone) is
+    /// recorded failed at planning and the next is planned with it. Nothing
+    /// while a message is waiting, or once one reached the person or was
+    /// cancelled.
+    fn next_channel<'c>(&self, due: &Due, contact: &Contact, channels: &'c [ChannelTo]) -> store::Result<ToPlan<'c>> {
+        let (now, after) = (self.ctx.now, self.r.cfg.fallback_after);
+        // Due after every run began: no run planned any of its messages.
+        let unseen = due.at > self.unseen_after;
+        let (mut fresh, mut replaces, mut untouched) = (Vec::new(), None, true);
+        for wanted in &self.r.cfg.channel_order {
+            let Some(channel) = channels.iter().find(|(c, _)| c == wanted) else {
+                continue;
+            };
+            let key = due.key(contact, channel.0);
+            let attempt = if unseen {
+                None
+            } else {
+                store::deliveries::attempt(self.conn, &key)?
+            };
+            match attempt {
+                None => {
+                    let usable = channel.1.is_ok();
+                    fresh.push((channel, key.clone(), replaces.take()));
+                    if usable {
+                        break;
+                    }
+                    replaces = Some(key);
+                }
+                Some(attempt) => {
+                    untouched = false;
+                    match fallback::standing(&attempt, now, after) {
+                        Standing::FellThrough => replaces = Some(key),
+                        Standing::Waiting | Standing::Settled => break,
+                    }
+                }
+            }
+        }
+        Ok(ToPlan { fresh, untouched })
+    }
+}
+
+/// Messages to plan: each channel with its dedupe key, and the key of the
+/// message it replaces on another channel (channel fallback).
+type Fresh<'c> = Vec<(&'c ChannelTo, String, Option<String>)>;
+
+/// What `Emitter::to_plan` found for a reminder.
+struct ToPlan<'c> {
+    fresh: Fresh<'c>,
+    /// None of its messages was planned before.
+    untouched: bool,
 }
