@@ -115,6 +115,9 @@ pub struct DeliveryConfig {
     /// Messages per second; 0 means unlimited.
     pub rate_per_s: f64,
     pub redirect_to: Option<Address>,
+    /// `quiet_hours` and `send_windows`: when messages may go, in each
+    /// recipient's zone.
+    pub send: crate::quiet::SendPolicy,
 }
 
 #[derive(Debug)]
@@ -261,6 +264,27 @@ fn convert(raw: RawConfig, path: &Path) -> Result<Config, String> {
         redirect_to: match d.redirect_to.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(a) => Some(parse_address(a).map_err(|e| format!("delivery.redirect_to: {e}"))?),
+        },
+        send: crate::quiet::SendPolicy {
+            quiet_hours: match d.quiet_hours.as_deref().map(str::trim) {
+                None | Some("") => None,
+                Some(q) => Some(crate::quiet::Period::parse(q).map_err(|e| format!("delivery.quiet_hours: {e}"))?),
+            },
+            windows: {
+                let mut windows = BTreeMap::new();
+                for (name, text) in d.send_windows.unwrap_or_default() {
+                    let key = format!("delivery.send_windows.{name}");
+                    let kind = name
+                        .trim()
+                        .to_lowercase()
+                        .parse::<crate::domain::Kind>()
+                        .ok()
+                        .filter(|k| *k != crate::domain::Kind::Test)
+                        .ok_or_else(|| format!("{key}: not a kind rappel sends"))?;
+                    windows.insert(kind, crate::quiet::Window::parse(&text).map_err(|e| format!("{key}: {e}"))?);
+                }
+                windows
+            },
         },
     };
     if let Some(EmailConfig {
@@ -499,6 +523,27 @@ mod tests {
             let err = convert_text(text).unwrap_err();
             assert!(!err.contains("123456") && !err.contains("3456"), "{text:?} gave {err}");
             assert!(err.contains("line 2"), "{err}");
+        }
+    }
+
+    #[test]
+    fn quiet_hours_and_send_windows_are_checked_where_they_are_written() {
+        use crate::domain::Kind;
+        let c = convert_text(
+            "[delivery]\nquiet_hours = \"21:00-08:00\"\n[delivery.send_windows]\ndelay_alert = \"mon-fri 08:00-18:00\"\n",
+        )
+        .unwrap();
+        assert!(c.delivery.send.quiet_hours.is_some());
+        assert!(c.delivery.send.windows.contains_key(&Kind::DelayAlert));
+        assert!(convert_text("").unwrap().delivery.send.is_open());
+        for (text, says) in [
+            ("[delivery]\nquiet_hours = \"9pm-8am\"\n", "delivery.quiet_hours: \"9pm-8am\""),
+            ("[delivery.send_windows]\nalerts = \"08:00-18:00\"\n", "delivery.send_windows.alerts: not a kind"),
+            ("[delivery.send_windows]\nreport = \"weekdays 08:00-18:00\"\n", "delivery.send_windows.report:"),
+            ("[delivery.send_windows]\nreport = \"22:00-06:00\"\n", "does not cross midnight"),
+        ] {
+            let err = convert_text(text).unwrap_err();
+            assert!(err.contains(says), "{text}: {err}");
         }
     }
 

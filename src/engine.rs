@@ -63,6 +63,24 @@ pub struct Engine<'a> {
     /// Each job's last look at a message's source before it goes.
     pub rechecks: &'a [&'a dyn Recheck],
     pub run_id: String,
+    /// The configured zone (`timezone`): quiet hours for a recipient who is
+    /// not a contact with a zone of their own.
+    pub zone: chrono_tz::Tz,
+}
+
+/// Quiet hours and send windows as they apply to one message (`quiet`).
+struct Hold<'e> {
+    policy: &'e crate::quiet::SendPolicy,
+    kind: crate::domain::Kind,
+    zone: chrono_tz::Tz,
+}
+
+impl Hold<'_> {
+    /// When the message may go, if not at `now`.
+    fn until(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let until = self.policy.next_allowed(self.kind, now, self.zone);
+        (until > now).then_some(until)
+    }
 }
 
 /// Consecutive temporary failures of a transport after which the run stops
@@ -257,6 +275,7 @@ impl Engine<'_> {
             shared.claimed_up_to.fetch_max(last.id, Ordering::Relaxed);
             for row in &batch {
                 let transport = row.channel.transport();
+                let hold = self.hold_of(&conn, row);
                 // A transport that rejected our credentials sends nothing
                 // more; nor does anything once an outcome could not be
                 // recorded (another may not be either). The rows go back.
@@ -266,6 +285,12 @@ impl Engine<'_> {
                     recorder.postpone(row, until, &why)
                 } else if is_expired(row, now) {
                     recorder.expired(row)
+                } else if let Some(until) = hold.as_ref().and_then(|h| h.until(now)) {
+                    if row.valid_until.is_some_and(|valid| until > valid) {
+                        recorder.held_past_validity(row, until)
+                    } else {
+                        recorder.held(row, until)
+                    }
                 } else {
                     // The lease is checked after the rate limiter's wait, right
                     // before the send, never before a sleep.
@@ -300,6 +325,12 @@ impl Engine<'_> {
                         }
                     }
                 };
+                let mut decided = decided;
+                if let (Some(hold), store::outcomes::Change::Retry { next, .. }) = (&hold, &mut decided.change) {
+                    // A backoff never lands inside quiet hours.
+                    *next = hold.policy.next_allowed(hold.kind, *next, hold.zone);
+                    decided.effect = Effect::Retrying { next: *next };
+                }
                 queue.push(decided)?;
             }
             if shared.writer_failed.load(Ordering::Relaxed) {
@@ -307,6 +338,30 @@ impl Engine<'_> {
             }
         }
         Ok(tally)
+    }
+
+    /// What holds `row` back, when `[delivery] quiet_hours` or its kind's
+    /// send window is set: the policy, its kind and its recipient's zone
+    /// (the contact's `contacts.timezone`, else the configured one). `None`
+    /// when nothing is set, or for a kind rappel does not know.
+    fn hold_of<'e>(&'e self, conn: &store::Conn, row: &Claimed) -> Option<Hold<'e>> {
+        let policy = &self.delivery.send;
+        if policy.is_open() {
+            return None;
+        }
+        let kind = row.kind.parse::<crate::domain::Kind>().ok()?;
+        let zone = row
+            .contact_id
+            .and_then(|id| match store::deliveries::contact_zone(conn, id) {
+                Ok(zone) => zone,
+                Err(e) => {
+                    log::warn!("delivery {}: its contact's zone cannot be read ({e}); the configured one is used", row.id);
+                    None
+                }
+            })
+            .and_then(|z| crate::config::parse_zone(z.trim()).ok())
+            .unwrap_or(self.zone);
+        Some(Hold { policy, kind, zone })
     }
 
     /// Asks the row's job whether its source still wants it.
@@ -430,6 +485,10 @@ fn count(tally: &mut Tally, effect: Effect, id: i64, kind: &str, recipient: &str
         Effect::Skipped => c.skipped += 1,
         Effect::Cancelled => c.cancelled += 1,
         Effect::Released => {}
+        Effect::Held { until } => log::info!(
+            "delivery {id} ({kind} to {recipient}): held by quiet hours or its send window until {}",
+            crate::instant::format(until)
+        ),
         Effect::Rejected => tally.raise(Exit::Config),
         Effect::LostLease => {
             // Another run took the row: this one cannot say what became of it.

@@ -16,6 +16,7 @@ pub mod instant;
 pub mod jobs;
 pub mod mask;
 pub mod output;
+pub mod quiet;
 pub mod recipient;
 pub mod runner;
 pub mod shorten;

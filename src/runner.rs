@@ -339,6 +339,7 @@ fn job_body(
         hooks: &[&reports_hook, &manual_hook],
         rechecks: &[&reminders_recheck, &alerts_recheck, &reports_recheck],
         run_id: format!("{run}:{}:{run_id}", std::process::id()),
+        zone: ctx.config.timezone,
     };
     let delivered = engine.deliver(scope);
     report.report_rows.extend(reports_hook.touched());

@@ -403,3 +403,32 @@ fn entries_written_with_fractions_of_a_second_are_alerted() {
     let body = mail.decoded();
     assert!(body.contains("T-FRACTION") && body.contains("T-HOURS"), "{body}");
 }
+
+/// `[delivery.send_windows] delay_alert`: a digest due on Saturday waits for
+/// Monday 08:00 (the configured zone for a recipient without one, the
+/// contact's own otherwise); still valid then, it goes once.
+#[test]
+fn a_delay_digest_waits_for_its_send_window() {
+    let smtp = SmtpServer::start();
+    let env = env_with(
+        &smtp,
+        &format!("[delivery.send_windows]\ndelay_alert = \"mon-fri 08:00-18:00\"\n{DEFAULTS}"),
+    );
+    let awa = env.contact("Awa", "awa@example.com");
+    env.recipient(awa, None);
+    env.ticket("T-1", &[("Diagnostic", "2026-02-20T07:00:00Z")]);
+    // Saturday 14 March, 10:00 in Paris.
+    env.run(&["check-delay-alerts"], "2026-03-14T09:00:00Z").success();
+    assert!(smtp.mails().is_empty(), "not on a Saturday");
+    let next: Option<String> = env
+        .db()
+        .query_row("SELECT next_attempt_at FROM rappel_deliveries", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(next.as_deref(), Some("2026-03-16T07:00:00Z"), "Monday 08:00 in Paris");
+    env.run(&["deliver"], "2026-03-15T12:00:00Z").success();
+    assert!(smtp.mails().is_empty(), "nor on Sunday");
+    for now in ["2026-03-16T07:00:00Z", "2026-03-16T07:10:00Z"] {
+        env.run(&["check-delay-alerts"], now).success();
+    }
+    assert_eq!(smtp.recipients(), ["awa@example.com"], "once");
+}

@@ -793,3 +793,146 @@ fn a_kind_may_keep_every_channel() {
     assert_eq!(twilio.accepted().len(), 3, "loan_d1 on WhatsApp alone");
     assert_eq!(smtp.mails().len(), 1);
 }
+
+/// As `env`, with `delivery` added to the `[delivery]` section.
+fn env_with_delivery(smtp: &SmtpServer, twilio: &FakeTwilio, delivery: &str, extra: &str) -> TestEnv {
+    let env = TestEnv::new(smtp.port, delivery);
+    let base = std::fs::read_to_string(env.config_path())
+        .unwrap()
+        .replace("Europe/Paris", "Africa/Libreville");
+    env.write_config(&format!("{base}\n{}{extra}", twilio.config(env.dir.path())));
+    env
+}
+
+/// `(status, next_attempt_at, last_error)` of delivery `id`.
+fn state(env: &TestEnv, id: i64) -> (String, Option<String>, Option<String>) {
+    env.db()
+        .query_row(
+            "SELECT status, next_attempt_at, last_error FROM rappel_deliveries WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap()
+}
+
+/// `[delivery] quiet_hours`: a message whose time falls inside them, in its
+/// recipient's zone, waits for their end (exit 0, not a failure); someone
+/// in another zone gets theirs at once. `upcoming` says when it goes.
+#[test]
+fn quiet_hours_hold_a_message_until_they_end_in_the_recipients_zone() {
+    let (smtp, twilio) = (SmtpServer::start(), FakeTwilio::start());
+    let env = env_with_delivery(
+        &smtp,
+        &twilio,
+        "quiet_hours = \"21:00-08:00\"\n",
+        "[reminders]\nloan_d2_at = \"07:00\"\n",
+    );
+    let awa = contact(&env, "Awa", None, None); // Libreville, UTC+1
+    let ben = contact(&env, "Ben", None, Some("America/New_York"));
+    // Lent at 22:30 in Libreville, 17:30 in New York.
+    let lent = "2026-03-10T21:30:00Z";
+    loan(&env, awa, "long", lent, DUE);
+    loan(&env, ben, "long", lent, DUE);
+    let out = env
+        .run(&["-v", "send-reminders", "--kind", "loan_created"], "2026-03-10T21:31:00Z")
+        .success();
+    assert_eq!(smtp.recipients(), ["ben@example.com"], "Ben's evening is not quiet");
+    assert!(out.stderr.contains("held by quiet hours"), "{}", out.stderr);
+    let (status, next, why) = state(&env, 1);
+    assert_eq!(status, "pending");
+    assert_eq!(next.as_deref(), Some("2026-03-11T07:00:00Z"), "08:00 in Libreville");
+    assert!(why.unwrap_or_default().contains("held"));
+
+    // `upcoming`: the held message at 08:00; Awa's loan_d2, due at 07:00
+    // (loan_d2_at), held until 08:00 too.
+    let upcoming = env
+        .run(&["--json", "upcoming", "--within", "12h"], "2026-03-10T21:40:00Z")
+        .success();
+    let listed: serde_json::Value = serde_json::from_str(&upcoming.stdout).unwrap();
+    let of = |kind: &str| -> Vec<(String, String)> {
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["recipient"] == "awa@example.com" && m["kind"] == kind)
+            .map(|m| (m["at"].as_str().unwrap().to_string(), m["state"].as_str().unwrap().to_string()))
+            .collect()
+    };
+    assert_eq!(of("loan_created"), [("2026-03-11T07:00:00Z".into(), "planned".into())], "{listed}");
+    assert_eq!(of("loan_d2"), [("2026-03-11T07:00:00Z".into(), "held".into())], "{listed}");
+
+    env.run(&["send-reminders"], "2026-03-11T06:59:00Z").success();
+    assert_eq!(smtp.recipients().len(), 1, "still quiet at 07:59");
+    env.run(&["send-reminders"], "2026-03-11T07:00:00Z").success();
+    let mut got = kinds(&smtp);
+    got.sort();
+    assert_eq!(got, ["loan_created", "loan_created", "loan_d2"], "Awa's at 08:00, both");
+}
+
+/// A retry's backoff never lands inside quiet hours, and a message held
+/// past its validity expires saying why.
+#[test]
+fn a_retry_waits_for_the_morning_and_a_held_message_may_expire() {
+    let (smtp, twilio) = (SmtpServer::start(), FakeTwilio::start());
+    let env = env_with_delivery(
+        &smtp,
+        &twilio,
+        "quiet_hours = \"21:00-08:00\"\n[delivery.send_windows]\nloan_returned = \"mon 08:00-09:00\"\n",
+        "",
+    );
+    let awa = contact(&env, "Awa", Some("+24107123456"), None);
+    env.db()
+        .execute("UPDATE contacts SET sms_enabled = 0, email_enabled = 0", [])
+        .unwrap();
+    // WhatsApp refused with a 500 at 20:59:30 Libreville: the 60 s backoff
+    // would be 21:00:30, inside quiet hours: 08:00 instead.
+    twilio.answer_next(500, r#"{"code": 20500, "message": "Internal Server Error"}"#, &[]);
+    loan(&env, awa, "long", "2026-03-10T19:59:00Z", DUE);
+    env.run(&["send-reminders", "--kind", "loan_created"], "2026-03-10T19:59:30Z")
+        .code(75);
+    let (status, next, _) = state(&env, 1);
+    assert_eq!(status, "pending");
+    assert_eq!(next.as_deref(), Some("2026-03-11T07:00:00Z"));
+
+    // loan_created goes on Mondays 08:00-09:00 only: lent on a Tuesday, its
+    // day of validity ends first: it expires, saying why.
+    let (smtp, twilio) = (SmtpServer::start(), FakeTwilio::start());
+    let env = env_with_delivery(
+        &smtp,
+        &twilio,
+        "[delivery.send_windows]\nloan_created = \"mon 08:00-09:00\"\n",
+        "",
+    );
+    let awa = contact(&env, "Awa", None, None);
+    loan(&env, awa, "long", "2026-03-10T10:00:00Z", DUE);
+    env.run(&["send-reminders", "--kind", "loan_created"], "2026-03-10T10:05:00Z")
+        .code(0);
+    let (status, _, why) = state(&env, 1);
+    assert_eq!(status, "failed");
+    let why = why.unwrap_or_default();
+    assert!(
+        why.contains("valid until 2026-03-11T10:00:00Z, held by quiet hours or send window until 2026-03-16T07:00:00Z"),
+        "{why}"
+    );
+    assert!(smtp.mails().is_empty());
+}
+
+/// The end of quiet hours on the night clocks go forward (Paris, 29 March
+/// 2026): 02:30 does not exist, so the message goes at 03:00 CEST, once.
+#[test]
+fn quiet_hours_ending_in_a_dst_gap_end_at_the_first_instant_after_it() {
+    let (smtp, twilio) = (SmtpServer::start(), FakeTwilio::start());
+    let env = env_with_delivery(&smtp, &twilio, "quiet_hours = \"22:00-02:30\"\n", "");
+    let cleo = contact(&env, "Cleo", None, Some("Europe/Paris"));
+    loan(&env, cleo, "long", "2026-03-28T22:00:00Z", "2026-04-10T16:00:00Z");
+    env.run(&["send-reminders", "--kind", "loan_created"], "2026-03-28T22:00:00Z")
+        .success();
+    let (_, next, _) = state(&env, 1);
+    assert_eq!(next.as_deref(), Some("2026-03-29T01:00:00Z"));
+    env.run(&["send-reminders"], "2026-03-29T00:59:00Z").success();
+    assert!(smtp.mails().is_empty());
+    for now in ["2026-03-29T01:00:00Z", "2026-03-29T01:30:00Z"] {
+        env.run(&["send-reminders"], now).success();
+    }
+    assert_eq!(smtp.recipients(), ["cleo@example.com"], "once");
+}

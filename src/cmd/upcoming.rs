@@ -37,7 +37,9 @@ struct Upcoming {
     recipient: String,
     subject: String,
     /// `new` (a job would plan it), `planned` (waiting for its time or its
-    /// next try) or `failing` (known undeliverable: it will fail).
+    /// next try), `held` (either, moved past quiet hours or out of its
+    /// kind's send window: `at` is when it goes) or `failing` (known
+    /// undeliverable: it will fail).
     state: &'static str,
 }
 
@@ -73,7 +75,7 @@ pub fn run(ctx: &Ctx<'_>, within: Duration) -> anyhow::Result<Exit> {
             Box::new(|c, p| jobs::reminders::plan(c, &reminders, p)),
         ));
     }
-    let mut listed = planned(&conn, until)?;
+    let mut listed = planned(&conn, config, now, until)?;
     // A job that cannot plan (a host table that clashes, a broken template)
     // is named and left out; the others are still listed. The exit code is
     // the one that job's run would give.
@@ -142,7 +144,16 @@ pub fn run(ctx: &Ctx<'_>, within: Duration) -> anyhow::Result<Exit> {
                 if due > until || !seen.insert((job.to_string(), m.channel.to_string(), m.recipient.clone(), id)) {
                     continue;
                 }
-                listed.push(entry(&m, due, if m.failed.is_some() { "failing" } else { "new" }));
+                let (goes, held) = going_at(&conn, config, &m.kind.to_string(), m.contact_id, due);
+                if goes > until {
+                    continue;
+                }
+                let state = match (m.failed.is_some(), held) {
+                    (true, _) => "failing",
+                    (false, true) => "held",
+                    (false, false) => "new",
+                };
+                listed.push(entry(&m, goes, state));
             }
         }
         for i in broken.into_iter().rev() {
@@ -181,20 +192,53 @@ fn entry(m: &Planned, at: DateTime<Utc>, state: &'static str) -> Upcoming {
 }
 
 /// Messages already in the ledger, pending, that go before `until`: due
-/// now, or at their next try.
-fn planned(conn: &Connection, until: DateTime<Utc>) -> anyhow::Result<Vec<Upcoming>> {
+/// now (`now`, UTC), or at their next try, or when quiet hours let them.
+fn planned(
+    conn: &Connection,
+    config: &crate::config::Config,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> anyhow::Result<Vec<Upcoming>> {
     Ok(crate::store::claims::waiting(conn, until)?
         .into_iter()
-        .map(|w| Upcoming {
-            at: w.next.map_or_else(|| "now".into(), instant::format),
-            job: w.job,
-            kind: w.kind,
-            channel: w.channel,
-            recipient: w.recipient,
-            subject: w.subject,
-            state: "planned",
+        .filter_map(|w| {
+            let (goes, held) = going_at(conn, config, &w.kind, w.contact_id, w.next.unwrap_or(now).max(now));
+            (goes <= until).then(|| Upcoming {
+                at: match (held, w.next) {
+                    (false, None) => "now".into(),
+                    _ => instant::format(goes),
+                },
+                job: w.job,
+                kind: w.kind,
+                channel: w.channel,
+                recipient: w.recipient,
+                subject: w.subject,
+                state: if held { "held" } else { "planned" },
+            })
         })
         .collect())
+}
+
+/// When a `kind` message to contact `contact` (else someone in the
+/// configured zone) due at `at` goes under `[delivery] quiet_hours` and
+/// its kind's send window, and whether they move it.
+fn going_at(
+    conn: &Connection,
+    config: &crate::config::Config,
+    kind: &str,
+    contact: Option<i64>,
+    at: DateTime<Utc>,
+) -> (DateTime<Utc>, bool) {
+    let policy = &config.delivery.send;
+    let Some(kind) = kind.parse::<crate::domain::Kind>().ok().filter(|_| !policy.is_open()) else {
+        return (at, false);
+    };
+    let zone = contact
+        .and_then(|id| crate::store::deliveries::contact_zone(conn, id).ok().flatten())
+        .and_then(|z| crate::config::parse_zone(z.trim()).ok())
+        .unwrap_or(config.timezone);
+    let goes = policy.next_allowed(kind, at, zone);
+    (goes, goes > at)
 }
 
 fn print(ctx: &Ctx<'_>, listed: &[Upcoming], failing: &[String], within: Duration) {

@@ -65,6 +65,8 @@ pub struct RawDelivery {
     pub lease_s: Option<u64>,
     pub rate_per_s: Option<f64>,
     pub redirect_to: Option<String>,
+    pub quiet_hours: Option<String>,
+    pub send_windows: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -48,6 +48,11 @@ pub enum Effect {
     Skipped,
     /// Not attempted: its source no longer wants it (not a failure).
     Cancelled,
+    /// Not attempted: quiet hours or a send window hold it until `until`
+    /// (the run's clock); not a failure.
+    Held {
+        until: DateTime<Utc>,
+    },
     /// Given back without counting the attempt (lease too short, run stopping).
     Released,
     /// Given back because the transport rejected our credentials (exit 78).
@@ -162,6 +167,34 @@ impl Recorder<'_> {
             reason: format!("not tried: {reason}"),
         };
         decided(row, change, Effect::Retrying { next: until })
+    }
+
+    /// Not tried: quiet hours or its kind's send window hold it (`quiet`).
+    /// Back to `pending`, the attempt not counted, due again at `until`
+    /// (the run's clock); not a failure.
+    pub fn held(&self, row: &Claimed, until: DateTime<Utc>) -> Decided {
+        let change = Change::Postponed {
+            until,
+            reason: format!(
+                "held: quiet hours or send window until {}",
+                crate::instant::format(until)
+            ),
+        };
+        decided(row, change, Effect::Held { until })
+    }
+
+    /// Held past the end of its validity: not sent, as an expired message,
+    /// saying why.
+    pub fn held_past_validity(&self, row: &Claimed, until: DateTime<Utc>) -> Decided {
+        let valid = row.valid_until.map_or_else(|| "?".to_string(), crate::instant::format);
+        let change = Change::Failed {
+            class: ErrorClass::Permanent,
+            reason: format!(
+                "not sent: valid until {valid}, held by quiet hours or send window until {}",
+                crate::instant::format(until)
+            ),
+        };
+        decided(row, change, Effect::Skipped)
     }
 
     /// Gives the row back to `pending` without counting the attempt.

@@ -66,8 +66,12 @@ pub fn record(conn: &Conn, entries: &[Alerted<'_>], at: DateTime<Utc>, delivery_
 }
 
 /// An event's alerted entries: each `entered_at` as recorded (`None` for
-/// any entry) with its latest `alerted_at`.
-pub type EventAlerts = Vec<(Option<String>, String)>;
+/// any entry) with when it was last alerted (its digest's `sent_at` when
+/// that came later than `alerted_at`: held by a send window, or retried),
+/// and whether a digest that
+/// alerted it has yet to go (pending or being sent: held by a send window,
+/// or retrying).
+pub type EventAlerts = Vec<(Option<String>, String, bool)>;
 
 /// The alerts recorded for `event_ids`: per event, each entry's
 /// `entered_at` as recorded (`None` for rows from before schema 5, which
@@ -78,33 +82,40 @@ pub fn latest_alerts(conn: &Conn, event_ids: &[i64]) -> Result<HashMap<i64, Even
     let ids = serde_json::to_string(event_ids).unwrap_or_else(|_| "[]".into());
     let rows = conn.query_map(
         &format!(
-            "SELECT event_id, entered_at, max(alerted_at) FROM rappel_delay_alert_log
-             WHERE event_id IN ({}) GROUP BY event_id, entered_at",
+            "SELECT l.event_id, l.entered_at,
+                    max(CASE WHEN d.sent_at > l.alerted_at THEN d.sent_at ELSE l.alerted_at END),
+                    max(CASE WHEN d.status IN ('pending', 'sending') THEN 1 ELSE 0 END)
+             FROM rappel_delay_alert_log l LEFT JOIN rappel_deliveries d ON d.id = l.delivery_id
+             WHERE l.event_id IN ({}) GROUP BY l.event_id, l.entered_at",
             super::json_list(conn.dialect(), 1, "bigint")
         ),
         params![ids],
-        |r| Ok((r.get::<i64>(0)?, r.get::<Option<String>>(1)?, r.get::<String>(2)?)),
+        |r| {
+            Ok((
+                r.get::<i64>(0)?,
+                r.get::<Option<String>>(1)?,
+                r.get::<String>(2)?,
+                r.get::<i64>(3)? != 0,
+            ))
+        },
     )?;
     let mut by_event: HashMap<i64, EventAlerts> = HashMap::new();
-    for (event, entered, alerted) in rows {
-        by_event.entry(event).or_default().push((entered, alerted));
+    for (event, entered, alerted, waiting) in rows {
+        by_event.entry(event).or_default().push((entered, alerted, waiting));
     }
     Ok(by_event)
 }
 
 /// Whether `latest` (an event's entries, from `latest_alerts`) holds an
-/// alert of the entry named `entered_id` at or after `since` (UTC): what
-/// `answered` asks of the database.
-pub fn answered_in(
-    latest: Option<&Vec<(Option<String>, String)>>,
-    entered_id: DateTime<Utc>,
-    since: DateTime<Utc>,
-) -> bool {
+/// alert of the entry named `entered_id` at or after `since` (UTC), or one
+/// whose digest has yet to go: a re-arm does not add a second digest of an
+/// entry to one still waiting.
+pub fn answered_in(latest: Option<&EventAlerts>, entered_id: DateTime<Utc>, since: DateTime<Utc>) -> bool {
     let (entered, since) = (crate::instant::format(entered_id), crate::instant::format(since));
     latest.is_some_and(|entries| {
         entries
             .iter()
-            .any(|(e, alerted)| e.as_deref().is_none_or(|e| e == entered) && *alerted >= since)
+            .any(|(e, alerted, waiting)| e.as_deref().is_none_or(|e| e == entered) && (*alerted >= since || *waiting))
     })
 }
 

@@ -316,6 +316,7 @@ pub struct Waiting {
     pub subject: String,
     /// Its next try (UTC); `None`: due now.
     pub next: Option<DateTime<Utc>>,
+    pub contact_id: Option<i64>,
 }
 
 /// Pending deliveries due now or at a next try at or before `until`, by id.
@@ -323,7 +324,7 @@ pub struct Waiting {
 /// claimed, so never sent (a run says why). Errors: SQLite's.
 pub fn waiting(conn: &Conn, until: DateTime<Utc>) -> Result<Vec<Waiting>> {
     let rows = conn.query_map(
-        "SELECT job, kind, channel, recipient, subject, next_attempt_at FROM rappel_deliveries
+        "SELECT job, kind, channel, recipient, subject, next_attempt_at, contact_id FROM rappel_deliveries
          WHERE status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= ?1) ORDER BY id",
         params![until],
         |r| {
@@ -334,11 +335,12 @@ pub fn waiting(conn: &Conn, until: DateTime<Utc>) -> Result<Vec<Waiting>> {
                 r.get::<String>(3)?,
                 r.get::<String>(4)?,
                 r.get::<Option<String>>(5)?,
+                r.get::<Option<i64>>(6)?,
             ))
         },
     )?;
     let mut out = Vec::new();
-    for (job, kind, channel, recipient, subject, next) in rows {
+    for (job, kind, channel, recipient, subject, next, contact_id) in rows {
         let (Ok(channel), Ok(job)) = (channel.parse(), job.parse()) else {
             continue;
         };
@@ -349,6 +351,7 @@ pub fn waiting(conn: &Conn, until: DateTime<Utc>) -> Result<Vec<Waiting>> {
             recipient,
             subject,
             next: next.as_deref().and_then(instant::parse),
+            contact_id,
         });
     }
     Ok(out)

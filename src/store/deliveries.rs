@@ -140,6 +140,17 @@ pub fn attempt(conn: &Conn, key: &str) -> Result<Option<Attempt>> {
     )
 }
 
+/// `contacts.timezone` of contact `id`, as written (`None`: no such
+/// contact, or no zone). Errors: `StoreError`.
+pub fn contact_zone(conn: &Conn, id: i64) -> Result<Option<String>> {
+    Ok(conn
+        .query_opt("SELECT timezone FROM contacts WHERE id = ?1", params![id], |r| {
+            r.get::<Option<String>>(0)
+        })?
+        .flatten()
+        .filter(|z| !z.trim().is_empty()))
+}
+
 /// One row of the log, as `--json` prints it.
 #[derive(Debug, Serialize)]
 pub struct LogEntry {

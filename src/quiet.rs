@@ -1,0 +1,252 @@
+//! Quiet hours and send windows (`[delivery] quiet_hours`,
+//! `[delivery.send_windows]`, DESIGN §9): when a message may go, in its
+//! recipient's local time. A message held by them waits for the end of the
+//! hold; it is not dropped while still valid.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, Utc, Weekday};
+use chrono_tz::Tz;
+
+use crate::domain::Kind;
+use crate::instant::local_to_utc;
+
+/// A daily stretch of local time, `start` included, `end` excluded; it
+/// crosses midnight when `end` comes before `start` (`21:00-08:00`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Period {
+    pub start: NaiveTime,
+    pub end: NaiveTime,
+}
+
+impl Period {
+    /// `HH:MM-HH:MM`. Errors: the text is not that, or both times are the same.
+    pub fn parse(text: &str) -> Result<Period, String> {
+        let (a, b) = text
+            .split_once('-')
+            .ok_or_else(|| format!("{text:?} (expected HH:MM-HH:MM, such as \"21:00-08:00\")"))?;
+        let time = |t: &str| {
+            NaiveTime::parse_from_str(t.trim(), "%H:%M")
+                .map_err(|_| format!("{text:?}: {:?} is not a time (expected HH:MM)", t.trim()))
+        };
+        let (start, end) = (time(a)?, time(b)?);
+        if start == end {
+            return Err(format!("{text:?}: it starts where it ends"));
+        }
+        Ok(Period { start, end })
+    }
+
+    fn contains(self, t: NaiveTime) -> bool {
+        if self.start < self.end {
+            self.start <= t && t < self.end
+        } else {
+            t >= self.start || t < self.end
+        }
+    }
+}
+
+/// Days of the week and a stretch of each, not crossing midnight
+/// (`mon-fri 08:00-18:00`; the days left out: every day).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Window {
+    days: [bool; 7],
+    hours: Period,
+}
+
+impl Window {
+    /// `[days] HH:MM-HH:MM`, days as `mon-fri`, `sat,sun` or `mon,wed-fri`.
+    /// Errors: a day or time that is not one, or hours crossing midnight.
+    pub fn parse(text: &str) -> Result<Window, String> {
+        let text = text.trim();
+        let (days_text, hours_text) = match text.rsplit_once(' ') {
+            Some((d, h)) => (Some(d.trim()), h),
+            None => (None, text),
+        };
+        let hours = Period::parse(hours_text)?;
+        if hours.end < hours.start {
+            return Err(format!(
+                "{text:?}: a send window does not cross midnight (write it as two kinds of hours, or use quiet_hours)"
+            ));
+        }
+        let mut days = [days_text.is_none(); 7];
+        for part in days_text.unwrap_or("").split(',').filter(|p| !p.trim().is_empty()) {
+            let day = |d: &str| {
+                d.trim()
+                    .parse::<Weekday>()
+                    .map_err(|_| format!("{text:?}: {:?} is not a day (mon, tue ... sun)", d.trim()))
+            };
+            let (first, last) = match part.split_once('-') {
+                Some((a, b)) => (day(a)?, day(b)?),
+                None => (day(part)?, day(part)?),
+            };
+            let mut d = first;
+            loop {
+                days[d.num_days_from_monday() as usize] = true;
+                if d == last {
+                    break;
+                }
+                d = d.succ();
+            }
+        }
+        Ok(Window { days, hours })
+    }
+
+    fn contains(&self, weekday: Weekday, t: NaiveTime) -> bool {
+        self.days[weekday.num_days_from_monday() as usize] && self.hours.contains(t)
+    }
+
+    /// The first opening at or after local `date` `time` (`None`: no day is open).
+    fn next_opening(&self, date: NaiveDate, time: NaiveTime) -> Option<(NaiveDate, NaiveTime)> {
+        (0..8).find_map(|k| {
+            let d = date + Duration::days(k);
+            let open = self.days[d.weekday().num_days_from_monday() as usize];
+            let today_left = k > 0 || time < self.hours.start;
+            (open && today_left).then_some((d, self.hours.start))
+        })
+    }
+}
+
+/// When messages may go: quiet hours for every kind, a window per kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SendPolicy {
+    pub quiet_hours: Option<Period>,
+    pub windows: BTreeMap<Kind, Window>,
+}
+
+impl SendPolicy {
+    /// Whether the policy holds anything back at all.
+    pub fn is_open(&self) -> bool {
+        self.quiet_hours.is_none() && self.windows.is_empty()
+    }
+
+    /// The first instant (UTC) at or after `at` when a `kind` message to
+    /// someone in `zone` may go: `at` itself when nothing holds it. The end of
+    /// a hold is a local time; one that does not exist (spring forward) is
+    /// the first instant after the gap, one that happens twice (fall back)
+    /// the earlier (DESIGN §1.4).
+    pub fn next_allowed(&self, kind: Kind, at: DateTime<Utc>, zone: Tz) -> DateTime<Utc> {
+        let window = self.windows.get(&kind);
+        let mut t = at;
+        // Each step moves to the end of a hold; two holds alternate at most a
+        // few times a week.
+        for _ in 0..32 {
+            let local = t.with_timezone(&zone).naive_local();
+            let (date, time) = (local.date(), local.time());
+            let next = if let Some(q) = self.quiet_hours.filter(|q| q.contains(time)) {
+                let end_date = if q.start > q.end && time >= q.start {
+                    date + Duration::days(1)
+                } else {
+                    date
+                };
+                Some(end_date.and_time(q.end))
+            } else if let Some(w) = window.filter(|w| !w.contains(date.weekday(), time)) {
+                w.next_opening(date, time).map(|(d, s)| d.and_time(s))
+            } else {
+                None
+            };
+            let Some(next) = next else {
+                return t;
+            };
+            // A local time that maps at or before `t` (a repeated hour) still moves on.
+            t = local_to_utc(next, zone).max(t + Duration::minutes(1));
+        }
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+    }
+
+    fn quiet(text: &str) -> SendPolicy {
+        SendPolicy {
+            quiet_hours: Some(Period::parse(text).unwrap()),
+            windows: BTreeMap::new(),
+        }
+    }
+
+    const PARIS: Tz = chrono_tz::Europe::Paris;
+
+    #[test]
+    fn quiet_hours_hold_a_message_until_they_end_in_the_recipients_zone() {
+        let p = quiet("21:00-08:00");
+        let k = Kind::LoanD1;
+        // 20:59 Paris (CET, UTC+1) goes; 21:00 waits for 08:00 the next day.
+        assert_eq!(p.next_allowed(k, utc("2026-03-10T19:59:00Z"), PARIS), utc("2026-03-10T19:59:00Z"));
+        assert_eq!(p.next_allowed(k, utc("2026-03-10T20:00:00Z"), PARIS), utc("2026-03-11T07:00:00Z"));
+        // 02:00 waits for 08:00 the same day; 08:00 goes.
+        assert_eq!(p.next_allowed(k, utc("2026-03-11T01:00:00Z"), PARIS), utc("2026-03-11T07:00:00Z"));
+        assert_eq!(p.next_allowed(k, utc("2026-03-11T07:00:00Z"), PARIS), utc("2026-03-11T07:00:00Z"));
+        // In New York it is 16:00: it goes.
+        let ny = chrono_tz::America::New_York;
+        assert_eq!(p.next_allowed(k, utc("2026-03-10T20:00:00Z"), ny), utc("2026-03-10T20:00:00Z"));
+        // A stretch within one day.
+        let lunch = quiet("12:00-14:00");
+        assert_eq!(lunch.next_allowed(k, utc("2026-03-10T11:30:00Z"), PARIS), utc("2026-03-10T13:00:00Z"));
+    }
+
+    #[test]
+    fn a_hold_ending_in_a_dst_gap_or_repeat_ends_once() {
+        // Paris springs forward on 29 March 2026: 02:00-03:00 does not exist.
+        let p = quiet("22:00-02:30");
+        assert_eq!(
+            p.next_allowed(Kind::LoanD1, utc("2026-03-28T22:00:00Z"), PARIS),
+            utc("2026-03-29T01:00:00Z"),
+            "02:30 does not exist: 03:00 CEST"
+        );
+        // And falls back on 25 October 2026: 02:30 happens twice; the earlier.
+        assert_eq!(
+            p.next_allowed(Kind::LoanD1, utc("2026-10-24T21:00:00Z"), PARIS),
+            utc("2026-10-25T00:30:00Z"),
+        );
+    }
+
+    #[test]
+    fn a_kinds_send_window_holds_it_until_it_opens() {
+        let mut p = quiet("21:00-08:00");
+        p.windows
+            .insert(Kind::DelayAlert, Window::parse("mon-fri 08:00-18:00").unwrap());
+        // Friday 18:30 Paris: Monday 08:00.
+        assert_eq!(
+            p.next_allowed(Kind::DelayAlert, utc("2026-03-13T17:30:00Z"), PARIS),
+            utc("2026-03-16T07:00:00Z")
+        );
+        // Tuesday 07:00: 08:00 the same day (quiet hours and window agree).
+        assert_eq!(
+            p.next_allowed(Kind::DelayAlert, utc("2026-03-10T06:00:00Z"), PARIS),
+            utc("2026-03-10T07:00:00Z")
+        );
+        // Other kinds follow the quiet hours alone.
+        assert_eq!(
+            p.next_allowed(Kind::LoanD1, utc("2026-03-14T10:00:00Z"), PARIS),
+            utc("2026-03-14T10:00:00Z")
+        );
+        let w = Window::parse("sat,sun 10:00-12:00").unwrap();
+        assert!(w.contains(Weekday::Sun, NaiveTime::from_hms_opt(11, 0, 0).unwrap()));
+        assert!(!w.contains(Weekday::Mon, NaiveTime::from_hms_opt(11, 0, 0).unwrap()));
+        assert!(Window::parse("09:00-17:00").unwrap().contains(Weekday::Wed, NaiveTime::from_hms_opt(9, 0, 0).unwrap()));
+    }
+
+    #[test]
+    fn bad_periods_and_windows_say_what_is_wrong() {
+        for (text, says) in [
+            ("21:00", "expected HH:MM-HH:MM"),
+            ("21h-08:00", "\"21h\" is not a time"),
+            ("08:00-08:00", "starts where it ends"),
+        ] {
+            let err = Period::parse(text).unwrap_err();
+            assert!(err.contains(says), "{text}: {err}");
+        }
+        for (text, says) in [
+            ("mon-fry 08:00-18:00", "\"fry\" is not a day"),
+            ("mon-fri 18:00-08:00", "does not cross midnight"),
+        ] {
+            let err = Window::parse(text).unwrap_err();
+            assert!(err.contains(says), "{text}: {err}");
+        }
+    }
+}
