@@ -281,7 +281,10 @@ fn convert(raw: RawConfig, path: &Path) -> Result<Config, String> {
                         .ok()
                         .filter(|k| *k != crate::domain::Kind::Test)
                         .ok_or_else(|| format!("{key}: not a kind rappel sends"))?;
-                    windows.insert(kind, crate::quiet::Window::parse(&text).map_err(|e| format!("{key}: {e}"))?);
+                    windows.insert(
+                        kind,
+                        crate::quiet::Window::parse(&text).map_err(|e| format!("{key}: {e}"))?,
+                    );
                 }
                 windows
             },
@@ -300,6 +303,8 @@ fn convert(raw: RawConfig, path: &Path) -> Result<Config, String> {
     {
         lease_covers(delivery.lease, w.timeout, "whatsapp.timeout_s")?;
     }
+    let mut reminders_cfg = reminders::convert_reminders(raw.reminders, &mut warnings)?;
+    reminders::keep_sendable(&mut reminders_cfg, email.is_some(), whatsapp.as_ref(), &mut warnings);
     let a = raw.delay_alerts;
     let delay_alerts = DelayAlertsConfig {
         threshold_days: within(
@@ -390,7 +395,7 @@ fn convert(raw: RawConfig, path: &Path) -> Result<Config, String> {
         delivery,
         delay_alerts,
         reports: reports::convert(raw.reports, &dir)?,
-        reminders: reminders::convert_reminders(raw.reminders, &mut warnings)?,
+        reminders: reminders_cfg,
         whatsapp,
         attendance,
         json_logs,
@@ -537,10 +542,22 @@ mod tests {
         assert!(c.delivery.send.windows.contains_key(&Kind::DelayAlert));
         assert!(convert_text("").unwrap().delivery.send.is_open());
         for (text, says) in [
-            ("[delivery]\nquiet_hours = \"9pm-8am\"\n", "delivery.quiet_hours: \"9pm-8am\""),
-            ("[delivery.send_windows]\nalerts = \"08:00-18:00\"\n", "delivery.send_windows.alerts: not a kind"),
-            ("[delivery.send_windows]\nreport = \"weekdays 08:00-18:00\"\n", "delivery.send_windows.report:"),
-            ("[delivery.send_windows]\nreport = \"22:00-06:00\"\n", "does not cross midnight"),
+            (
+                "[delivery]\nquiet_hours = \"9pm-8am\"\n",
+                "delivery.quiet_hours: \"9pm-8am\"",
+            ),
+            (
+                "[delivery.send_windows]\nalerts = \"08:00-18:00\"\n",
+                "delivery.send_windows.alerts: not a kind",
+            ),
+            (
+                "[delivery.send_windows]\nreport = \"weekdays 08:00-18:00\"\n",
+                "delivery.send_windows.report:",
+            ),
+            (
+                "[delivery.send_windows]\nreport = \"22:00-06:00\"\n",
+                "does not cross midnight",
+            ),
         ] {
             let err = convert_text(text).unwrap_err();
             assert!(err.contains(says), "{text}: {err}");
@@ -558,15 +575,28 @@ mod tests {
             [Channel::Whatsapp, Channel::Sms, Channel::Email]
         );
         assert_eq!(c.reminders.fallback_after, chrono::Duration::minutes(30));
-        let c = convert_text(
-            "[reminders]\nchannels = \"first\"\nchannel_order = [\"SMS\", \"email\"]\nfallback_after_minutes = 5\n\
-             [reminders.channels_by_kind]\nloan_created = \"all\"\n",
-        )
+        let first = "[reminders]\nchannels = \"First\"\nchannel_order = [\"WhatsApp\", \"SMS\", \"email\"]\n\
+                     fallback_after_minutes = 5\n[reminders.channels_by_kind]\nloan_created = \"all\"\n";
+        let c = convert_text(&format!(
+            "{first}[whatsapp]\ntransport = \"file\"\nsms_from = \"+15005550006\"\n"
+        ))
         .unwrap();
         assert_eq!(c.reminders.policy(Kind::LoanD1), ChannelPolicy::First);
         assert_eq!(c.reminders.policy(Kind::LoanCreated), ChannelPolicy::All);
-        assert_eq!(c.reminders.channel_order, [Channel::Sms, Channel::Email]);
         assert_eq!(c.reminders.fallback_after, chrono::Duration::minutes(5));
+        // No whatsapp.from, no [email]: what no transport carries is left
+        // out, with a warning, so a reminder goes on SMS at once.
+        assert_eq!(c.reminders.channel_order, [Channel::Sms]);
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.contains("reminders.channel_order: whatsapp, email left out")),
+            "{:?}",
+            c.warnings
+        );
+        let err = convert_text("[reminders.channels_by_kind]\nloan_created = \"all\"\nLOAN_CREATED = \"first\"\n")
+            .unwrap_err();
+        assert!(err.contains("loan_created is named twice"), "{err}");
         for (text, says) in [
             ("channels = \"one\"", "reminders.channels: \"one\""),
             ("channel_order = [\"sms\", \"fax\"]", "unknown channel \"fax\""),

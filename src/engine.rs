@@ -355,7 +355,10 @@ impl Engine<'_> {
             .and_then(|id| match store::deliveries::contact_zone(conn, id) {
                 Ok(zone) => zone,
                 Err(e) => {
-                    log::warn!("delivery {}: its contact's zone cannot be read ({e}); the configured one is used", row.id);
+                    log::warn!(
+                        "delivery {}: its contact's zone cannot be read ({e}); the configured one is used",
+                        row.id
+                    );
                     None
                 }
             })
@@ -366,6 +369,15 @@ impl Engine<'_> {
 
     /// Asks the row's job whether its source still wants it.
     fn recheck(&self, conn: &mut store::Conn, row: &Claimed, now: DateTime<Utc>) -> anyhow::Result<Verdict> {
+        // A fallback whose message before it was reported delivered after all
+        // (channel fallback): the person was reached.
+        if let Some(before) = row.replaces_id
+            && store::deliveries::reached(conn, before).unwrap_or(false)
+        {
+            return Ok(Verdict::Cancel(format!(
+                "delivery {before}, which it replaces, was delivered after all"
+            )));
+        }
         let Some(check) = self.rechecks.iter().find(|r| r.job() == row.job) else {
             return Ok(Verdict::Send);
         };

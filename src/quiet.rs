@@ -176,17 +176,35 @@ mod tests {
         let p = quiet("21:00-08:00");
         let k = Kind::LoanD1;
         // 20:59 Paris (CET, UTC+1) goes; 21:00 waits for 08:00 the next day.
-        assert_eq!(p.next_allowed(k, utc("2026-03-10T19:59:00Z"), PARIS), utc("2026-03-10T19:59:00Z"));
-        assert_eq!(p.next_allowed(k, utc("2026-03-10T20:00:00Z"), PARIS), utc("2026-03-11T07:00:00Z"));
+        assert_eq!(
+            p.next_allowed(k, utc("2026-03-10T19:59:00Z"), PARIS),
+            utc("2026-03-10T19:59:00Z")
+        );
+        assert_eq!(
+            p.next_allowed(k, utc("2026-03-10T20:00:00Z"), PARIS),
+            utc("2026-03-11T07:00:00Z")
+        );
         // 02:00 waits for 08:00 the same day; 08:00 goes.
-        assert_eq!(p.next_allowed(k, utc("2026-03-11T01:00:00Z"), PARIS), utc("2026-03-11T07:00:00Z"));
-        assert_eq!(p.next_allowed(k, utc("2026-03-11T07:00:00Z"), PARIS), utc("2026-03-11T07:00:00Z"));
+        assert_eq!(
+            p.next_allowed(k, utc("2026-03-11T01:00:00Z"), PARIS),
+            utc("2026-03-11T07:00:00Z")
+        );
+        assert_eq!(
+            p.next_allowed(k, utc("2026-03-11T07:00:00Z"), PARIS),
+            utc("2026-03-11T07:00:00Z")
+        );
         // In New York it is 16:00: it goes.
         let ny = chrono_tz::America::New_York;
-        assert_eq!(p.next_allowed(k, utc("2026-03-10T20:00:00Z"), ny), utc("2026-03-10T20:00:00Z"));
+        assert_eq!(
+            p.next_allowed(k, utc("2026-03-10T20:00:00Z"), ny),
+            utc("2026-03-10T20:00:00Z")
+        );
         // A stretch within one day.
         let lunch = quiet("12:00-14:00");
-        assert_eq!(lunch.next_allowed(k, utc("2026-03-10T11:30:00Z"), PARIS), utc("2026-03-10T13:00:00Z"));
+        assert_eq!(
+            lunch.next_allowed(k, utc("2026-03-10T11:30:00Z"), PARIS),
+            utc("2026-03-10T13:00:00Z")
+        );
     }
 
     #[test]
@@ -228,7 +246,11 @@ mod tests {
         let w = Window::parse("sat,sun 10:00-12:00").unwrap();
         assert!(w.contains(Weekday::Sun, NaiveTime::from_hms_opt(11, 0, 0).unwrap()));
         assert!(!w.contains(Weekday::Mon, NaiveTime::from_hms_opt(11, 0, 0).unwrap()));
-        assert!(Window::parse("09:00-17:00").unwrap().contains(Weekday::Wed, NaiveTime::from_hms_opt(9, 0, 0).unwrap()));
+        assert!(
+            Window::parse("09:00-17:00")
+                .unwrap()
+                .contains(Weekday::Wed, NaiveTime::from_hms_opt(9, 0, 0).unwrap())
+        );
     }
 
     #[test]

@@ -708,6 +708,15 @@ fn first_channel_falls_back_when_twilio_reports_undelivered_and_stops_once_deliv
     }
     assert_eq!(twilio.accepted().len(), 2, "delivered: no email after it");
     assert!(smtp.mails().is_empty());
+    // Delivered stays delivered, whatever the contact's channels become.
+    env.db()
+        .execute("UPDATE contacts SET whatsapp_enabled = 0, sms_enabled = 0", [])
+        .unwrap();
+    env.run(&["send-reminders"], "2026-03-11T09:40:00Z").success();
+    assert!(smtp.mails().is_empty(), "no email once the SMS was delivered");
+    env.db()
+        .execute("UPDATE contacts SET whatsapp_enabled = 1, sms_enabled = 1", [])
+        .unwrap();
 
     let log = env.run(&["log"], "2026-03-11T09:30:00Z").success();
     assert!(log.stdout.contains("sms, after #1"), "{}", log.stdout);
@@ -754,6 +763,21 @@ fn first_channel_falls_back_after_silence_or_a_refusal_but_never_after_expiry() 
     let emails: Vec<_> = rows.iter().filter(|r| r.1 == "email").collect();
     assert_eq!(emails.len(), 2, "{rows:?}");
     assert!(emails.iter().all(|r| r.4.is_some()), "{rows:?}");
+    // Awa's refused WhatsApp was replaced: `retry` leaves it.
+    let refused = rows.iter().find(|r| r.2 == "failed").map(|r| r.0).unwrap();
+    env.run(&["retry", "--failed"], "2026-03-11T08:35:00Z").success();
+    let out = env
+        .run(&["retry", &refused.to_string()], "2026-03-11T08:35:00Z")
+        .code(65);
+    assert!(
+        out.stdout.contains("replaced it on the next channel")
+            || out.stderr.contains("replaced it on the next channel"),
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
+    env.run(&["send-reminders"], "2026-03-11T08:36:00Z").success();
+    assert_eq!(twilio.accepted().len(), 1, "not sent again on WhatsApp");
 
     // A new loan whose WhatsApp is never confirmed: once its reminder
     // expired, no email follows.
@@ -834,7 +858,10 @@ fn quiet_hours_hold_a_message_until_they_end_in_the_recipients_zone() {
     loan(&env, awa, "long", lent, DUE);
     loan(&env, ben, "long", lent, DUE);
     let out = env
-        .run(&["-v", "send-reminders", "--kind", "loan_created"], "2026-03-10T21:31:00Z")
+        .run(
+            &["-v", "send-reminders", "--kind", "loan_created"],
+            "2026-03-10T21:31:00Z",
+        )
         .success();
     assert_eq!(smtp.recipients(), ["ben@example.com"], "Ben's evening is not quiet");
     assert!(out.stderr.contains("held by quiet hours"), "{}", out.stderr);
@@ -855,11 +882,24 @@ fn quiet_hours_hold_a_message_until_they_end_in_the_recipients_zone() {
             .unwrap()
             .iter()
             .filter(|m| m["recipient"] == "awa@example.com" && m["kind"] == kind)
-            .map(|m| (m["at"].as_str().unwrap().to_string(), m["state"].as_str().unwrap().to_string()))
+            .map(|m| {
+                (
+                    m["at"].as_str().unwrap().to_string(),
+                    m["state"].as_str().unwrap().to_string(),
+                )
+            })
             .collect()
     };
-    assert_eq!(of("loan_created"), [("2026-03-11T07:00:00Z".into(), "planned".into())], "{listed}");
-    assert_eq!(of("loan_d2"), [("2026-03-11T07:00:00Z".into(), "held".into())], "{listed}");
+    assert_eq!(
+        of("loan_created"),
+        [("2026-03-11T07:00:00Z".into(), "planned".into())],
+        "{listed}"
+    );
+    assert_eq!(
+        of("loan_d2"),
+        [("2026-03-11T07:00:00Z".into(), "held".into())],
+        "{listed}"
+    );
 
     env.run(&["send-reminders"], "2026-03-11T06:59:00Z").success();
     assert_eq!(smtp.recipients().len(), 1, "still quiet at 07:59");
@@ -935,4 +975,84 @@ fn quiet_hours_ending_in_a_dst_gap_end_at_the_first_instant_after_it() {
         env.run(&["send-reminders"], now).success();
     }
     assert_eq!(smtp.recipients(), ["cleo@example.com"], "once");
+}
+
+/// A fallback waiting for its retry is cancelled once the message it
+/// replaces is reported read after all; a manual message falls back too
+/// once its first channel is reported undelivered.
+#[test]
+fn a_fallback_stops_when_the_message_before_is_read_and_manual_messages_fall_back() {
+    let (smtp, twilio) = (SmtpServer::start(), FakeTwilio::start());
+    let env = env(&smtp, &twilio, FIRST);
+    let c = contact(&env, "Awa", Some("+24107123456"), None);
+    loan(&env, c, "long", LENT, DUE);
+    env.run(&["send-reminders", "--kind", "loan_d2"], "2026-03-11T08:00:00Z")
+        .success();
+    // Silent for 30 minutes: the SMS is planned, and Twilio answers 500.
+    twilio.answer_next(500, r#"{"code": 20500, "message": "Internal Server Error"}"#, &[]);
+    env.run(&["send-reminders", "--kind", "loan_d2"], "2026-03-11T08:31:00Z")
+        .code(75);
+    let sid: String = env
+        .db()
+        .query_row("SELECT provider_ref FROM rappel_deliveries WHERE id = 1", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    twilio.set_status(&sid, "read", None);
+    env.run(&["send-reminders", "--kind", "loan_d2"], "2026-03-11T08:40:00Z")
+        .success();
+    assert_eq!(twilio.accepted().len(), 1, "the SMS did not go");
+    let rows = chain(&env);
+    assert_eq!(
+        (rows[1].1.as_str(), rows[1].2.as_str()),
+        ("sms", "cancelled"),
+        "{rows:?}"
+    );
+    let why: String = env
+        .db()
+        .query_row("SELECT last_error FROM rappel_deliveries WHERE id = 2", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert!(
+        why.contains("delivery 1, which it replaces, was delivered after all"),
+        "{why}"
+    );
+
+    // A manual message: WhatsApp undelivered (63016), then SMS.
+    let db = env.db();
+    db.execute(
+        "INSERT INTO students (id, contact_id, subscribed_at) VALUES (1, ?1, '2026-01-05 09:00:00')",
+        [c],
+    )
+    .unwrap();
+    db.execute(
+        "INSERT INTO manual_reminders (student_id, message, created_at) VALUES (1, 'Bring the drill back', '2026-03-11T09:00:00Z')",
+        [],
+    )
+    .unwrap();
+    env.run(&["send-reminders", "--kind", "manual"], "2026-03-11T09:01:00Z")
+        .success();
+    let sent = twilio.accepted();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[1].form["To"], "whatsapp:+24107123456");
+    let sid: String = env
+        .db()
+        .query_row(
+            "SELECT provider_ref FROM rappel_deliveries WHERE kind = 'manual'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    twilio.set_status(&sid, "undelivered", Some(63016));
+    env.run(&["send-reminders", "--kind", "manual"], "2026-03-11T09:10:00Z")
+        .success();
+    let sent = twilio.accepted();
+    assert_eq!(sent.len(), 3, "the manual message went on SMS");
+    assert_eq!(sent[2].form["To"], "+24107123456");
+    assert!(
+        sent[2].form["Body"].contains("Bring the drill back"),
+        "{:?}",
+        sent[2].form
+    );
 }

@@ -68,6 +68,11 @@ impl Action {
         match (self, f.status.as_str()) {
             (_, "sent") => Some("it was sent".into()),
             (_, "sending") => Some("it is being sent right now".into()),
+            // Channel fallback: its reminder went on on another channel.
+            (Action::Retry { .. }, _) if f.replaced_by.is_some() => Some(format!(
+                "delivery {} replaced it on the next channel; retry that one",
+                f.replaced_by.unwrap_or_default()
+            )),
             (Action::Retry { .. }, _) if expired.is_some() => Some(format!(
                 "it was valid until {}; it would not be sent",
                 expired.map(instant::format).unwrap_or_default()

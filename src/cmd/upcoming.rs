@@ -134,7 +134,13 @@ pub fn run(ctx: &Ctx<'_>, within: Duration) -> anyhow::Result<Exit> {
                 }
             }
             for m in report.messages {
-                let due = m.due_at.unwrap_or(at).max(now);
+                // A fallback falls due when the message before it fell
+                // through: at this pass, not at its reminder's slot.
+                let due = if m.replaces.is_some() {
+                    at
+                } else {
+                    m.due_at.unwrap_or(at).max(now)
+                };
                 // Named by its key, or, for a digest made on the spot, by
                 // its recipient and slot.
                 let id = match m.due_at {
@@ -144,7 +150,7 @@ pub fn run(ctx: &Ctx<'_>, within: Duration) -> anyhow::Result<Exit> {
                 if due > until || !seen.insert((job.to_string(), m.channel.to_string(), m.recipient.clone(), id)) {
                     continue;
                 }
-                let (goes, held) = going_at(&conn, config, &m.kind.to_string(), m.contact_id, due);
+                let (goes, held) = going_at(&conn, config, m.kind.as_str(), m.contact_id, due);
                 if goes > until {
                     continue;
                 }

@@ -61,10 +61,10 @@ pub enum ChannelPolicy {
 
 impl ChannelPolicy {
     fn parse(text: &str, key: &str) -> Result<ChannelPolicy, String> {
-        match text {
+        match text.trim().to_lowercase().as_str() {
             "all" => Ok(ChannelPolicy::All),
             "first" => Ok(ChannelPolicy::First),
-            other => Err(format!("{key}: {other:?} (expected \"all\" or \"first\")")),
+            _ => Err(format!("{key}: {text:?} (expected \"all\" or \"first\")")),
         }
     }
 }
@@ -126,6 +126,43 @@ fn kinds(list: Vec<String>, key: &str) -> Result<Vec<Kind>, String> {
             Kind::reminder_names()
         )),
         None => Ok(known),
+    }
+}
+
+/// Under `channels = "first"` (for any kind), leaves out of `channel_order`
+/// the channels no transport of this configuration carries (no `[email]`;
+/// no `[whatsapp]`, or without `from` for WhatsApp or `sms_from` for SMS),
+/// with a warning: a reminder goes on to a channel that can carry it rather
+/// than wait on one that cannot.
+pub(super) fn keep_sendable(
+    r: &mut RemindersConfig,
+    email: bool,
+    whatsapp: Option<&WhatsappConfig>,
+    warnings: &mut Vec<String>,
+) {
+    let first = r.channels == ChannelPolicy::First || r.channels_by_kind.values().any(|p| *p == ChannelPolicy::First);
+    if !first {
+        return;
+    }
+    let carried = |c: Channel| match c {
+        Channel::Email => email,
+        Channel::Whatsapp => whatsapp.is_some_and(|w| w.from.is_some()),
+        Channel::Sms => whatsapp.is_some_and(|w| w.sms_from.is_some()),
+    };
+    let left: Vec<&str> = r
+        .channel_order
+        .iter()
+        .filter(|c| !carried(**c))
+        .map(|c| c.as_str())
+        .collect();
+    if !left.is_empty() {
+        warnings.push(format!(
+            "reminders.channel_order: {} left out: no transport carries {} (see [email], whatsapp.from and \
+             whatsapp.sms_from)",
+            left.join(", "),
+            if left.len() == 1 { "it" } else { "them" }
+        ));
+        r.channel_order.retain(|c| carried(*c));
     }
 }
 
@@ -208,7 +245,9 @@ pub(super) fn convert_reminders(
                     [kind] => *kind,
                     _ => return Err(format!("{key}: not a kind")),
                 };
-                by_kind.insert(kind, ChannelPolicy::parse(&policy, &key)?);
+                if by_kind.insert(kind, ChannelPolicy::parse(&policy, &key)?).is_some() {
+                    return Err(format!("reminders.channels_by_kind: {kind} is named twice"));
+                }
             }
             by_kind
         },

@@ -50,12 +50,15 @@ struct ContactCtx<'a> {
 }
 
 pub fn plan(conn: &mut Conn, r: &Reminders<'_>, ctx: &PlanCtx<'_>) -> anyhow::Result<PlanReport> {
+    // Whether Twilio was asked about every message awaiting its word; with
+    // no [whatsapp] there is none to ask about.
+    let mut statuses_asked = r.whatsapp.is_none();
     if !ctx.dry_run
         && let Some(w) = r.whatsapp
     {
         // Without its token Twilio cannot be asked; the send says why.
         if let Ok(twilio) = crate::channels::twilio::TwilioChannel::new(w) {
-            refresh::refresh(conn, &twilio, ctx.now)?;
+            statuses_asked = refresh::refresh(conn, &twilio, ctx.now)?.is_some();
         }
     }
     if !Kind::REMINDERS.iter().any(|k| r.wanted(*k)) {
@@ -64,6 +67,8 @@ pub fn plan(conn: &mut Conn, r: &Reminders<'_>, ctx: &PlanCtx<'_>) -> anyhow::Re
     let since = last_run(conn, ctx.now)?;
     if ctx.dry_run {
         let mut em = Emitter::collecting(conn, r, ctx, since);
+        // Judged on the statuses as recorded: a dry run asks Twilio nothing.
+        em.statuses_asked = true;
         plan_all(&mut em)?;
         return Ok(em.finish());
     }
@@ -76,6 +81,7 @@ pub fn plan(conn: &mut Conn, r: &Reminders<'_>, ctx: &PlanCtx<'_>) -> anyhow::Re
     let last_started = crate::store::runs::last_started(conn, JOB, ctx.now)?;
     writer::planning(ctx.db, ctx.templates, ctx.now, |queue| {
         let mut em = Emitter::writing(&reader, queue, r, ctx, since, last_started);
+        em.statuses_asked = statuses_asked;
         plan_all(&mut em)?;
         Ok(em.finish())
     })

@@ -21,6 +21,8 @@ pub struct Claimed {
     /// The source row's identifying instant, as stored (`db::identity`).
     pub source_at: Option<String>,
     pub contact_id: Option<i64>,
+    /// The delivery it replaces on another channel (channel fallback).
+    pub replaces_id: Option<i64>,
     pub channel: Channel,
     pub recipient: String,
     pub subject: String,
@@ -133,7 +135,7 @@ const CLAIM_SQLITE: &str = "UPDATE rappel_deliveries
                  LIMIT ?7)
              RETURNING id, job, kind, dedupe_key, source_table, source_id, channel, recipient,
                        subject, body, html_body, attempts, valid_until,
-                       attachment_path, attachment_name, attachment_type, payload, source_at, contact_id";
+                       attachment_path, attachment_name, attachment_type, payload, source_at, contact_id, replaces_id";
 
 /// The claim on PostgreSQL: one statement, the rows to take locked with
 /// `FOR UPDATE SKIP LOCKED`, so two machines claiming at once each take
@@ -156,7 +158,7 @@ const CLAIM_POSTGRES: &str = "UPDATE rappel_deliveries
          FOR UPDATE SKIP LOCKED)
      RETURNING id, job, kind, dedupe_key, source_table, source_id, channel, recipient,
                subject, body, html_body, attempts, valid_until,
-               attachment_path, attachment_name, attachment_type, payload, source_at, contact_id";
+               attachment_path, attachment_name, attachment_type, payload, source_at, contact_id, replaces_id";
 
 /// Due rows below which statistics are not checked: a few claims cost
 /// little whatever their plan.
@@ -252,6 +254,7 @@ fn claimed(r: &Row<'_>, lease_until: DateTime<Utc>) -> Result<Claimed> {
         payload: r.get(16)?,
         source_at: r.get(17)?,
         contact_id: r.get(18)?,
+        replaces_id: r.get(19)?,
     })
 }
 

@@ -114,6 +114,7 @@ pub fn planned_already(conn: &Conn, key: &str) -> Result<bool> {
 /// What became of a delivery, as channel fallback judges it.
 #[derive(Debug)]
 pub struct Attempt {
+    pub id: i64,
     pub status: DeliveryStatus,
     pub channel: Channel,
     /// Twilio's later word (`delivered`, `read`, `undelivered`, `failed`...).
@@ -126,15 +127,16 @@ pub struct Attempt {
 /// The delivery planned under `key`, if any. Errors: `StoreError`.
 pub fn attempt(conn: &Conn, key: &str) -> Result<Option<Attempt>> {
     conn.query_opt(
-        "SELECT status, channel, provider_status, provider_ref, sent_at FROM rappel_deliveries WHERE dedupe_key = ?1",
+        "SELECT id, status, channel, provider_status, provider_ref, sent_at FROM rappel_deliveries WHERE dedupe_key = ?1",
         params![key],
         |r| {
             Ok(Attempt {
-                status: r.get(0)?,
-                channel: r.get(1)?,
-                provider_status: r.get(2)?,
-                provider_ref: r.get(3)?,
-                sent_at: r.get::<Option<String>>(4)?.as_deref().and_then(instant::parse),
+                id: r.get(0)?,
+                status: r.get(1)?,
+                channel: r.get(2)?,
+                provider_status: r.get(3)?,
+                provider_ref: r.get(4)?,
+                sent_at: r.get::<Option<String>>(5)?.as_deref().and_then(instant::parse),
             })
         },
     )
@@ -149,6 +151,16 @@ pub fn contact_zone(conn: &Conn, id: i64) -> Result<Option<String>> {
         })?
         .flatten()
         .filter(|z| !z.trim().is_empty()))
+}
+
+/// Whether delivery `id` was reported delivered or read (Twilio's later
+/// word). Errors: `StoreError`.
+pub fn reached(conn: &Conn, id: i64) -> Result<bool> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM rappel_deliveries WHERE id = ?1 AND provider_status IN ('delivered', 'read'))",
+        params![id],
+        |r| r.get(0),
+    )
 }
 
 /// One row of the log, as `--json` prints it.
@@ -356,6 +368,9 @@ pub struct HandRow {
     /// Its source row: table, id and identifying instant as stored.
     #[serde(skip)]
     pub source: Option<(String, i64, Option<String>)>,
+    /// The delivery that replaced it on the next channel (channel fallback).
+    #[serde(skip)]
+    pub replaced_by: Option<i64>,
 }
 
 /// Which deliveries `select` starts from: these ids (whatever their
@@ -380,8 +395,8 @@ pub fn select(conn: &Conn, pick: Pick<'_>, kind: Option<Kind>, since: Option<Dat
     };
     // rappel writes created_at itself, in the one format whose text order is time order.
     let sql = format!(
-        "SELECT id, kind, channel, recipient, status, valid_until, source_table, source_id, source_at
-         FROM rappel_deliveries
+        "SELECT id, kind, channel, recipient, status, valid_until, source_table, source_id, source_at, {REPLACED_BY}
+         FROM rappel_deliveries d
          WHERE {column} IN ({}) AND (?2 IS NULL OR kind = ?2)
            AND (?3 IS NULL OR created_at >= ?3)
          ORDER BY id",
@@ -399,6 +414,7 @@ pub fn select(conn: &Conn, pick: Pick<'_>, kind: Option<Kind>, since: Option<Dat
             status: r.get(4)?,
             valid_until: r.get(5)?,
             source: table.zip(id).map(|(t, i)| (t, i, at)),
+            replaced_by: r.get(9)?,
         })
     })
 }

@@ -387,13 +387,31 @@ pub struct ManualRow {
     pub contact: ContactRow,
 }
 
-/// The manual reminders not sent yet (with `include_sent`, every one: one
-/// already sent on a channel still goes on the others), in id order; only
-/// row `only` when given. Errors: the statement's (`StoreError`).
-pub fn manual_reminders(conn: &Conn, include_sent: bool, only: Option<i64>) -> Result<Rows<'_, ManualRow>> {
+/// Which manual reminders already sent `manual_reminders` reads too.
+#[derive(Debug, Clone, Copy)]
+pub enum AlsoSent {
+    /// None: the unsent ones only.
+    No,
+    /// Those sent at or after this instant (UTC): their next channel may
+    /// still be due (channel fallback).
+    Since(DateTime<Utc>),
+    /// Every one (a probe: one sent on a channel still goes on the others).
+    All,
+}
+
+/// The manual reminders not sent yet, and those `also` names, in id order;
+/// only row `only` when given. Errors: the statement's (`StoreError`).
+pub fn manual_reminders(conn: &Conn, also: AlsoSent, only: Option<i64>) -> Result<Rows<'_, ManualRow>> {
     let mut params = Vec::new();
-    let only = narrowed("m.id", 1, only, &mut params);
-    let unsent = if include_sent { "TRUE" } else { "m.sent_at IS NULL" };
+    let unsent = match also {
+        AlsoSent::No => "m.sent_at IS NULL".to_string(),
+        AlsoSent::All => "TRUE".to_string(),
+        AlsoSent::Since(t) => {
+            params.push(Param::Text(crate::instant::format(t).into()));
+            "(m.sent_at IS NULL OR m.sent_at >= ?1)".to_string()
+        }
+    };
+    let only = narrowed("m.id", params.len() + 1, only, &mut params);
     let sql = format!(
         "SELECT m.id, m.message, m.created_at, m.author_contact_id, s.parent_contact_id, a.name,
                 c.id, c.name, c.email, c.phone, c.locale, c.timezone, c.email_enabled, c.whatsapp_enabled,

@@ -81,6 +81,10 @@ pub struct Emitter<'a> {
     sink: Sink,
     /// Only this source row (`table`, id): the planners read just it.
     only: Option<(&'static str, i64)>,
+    /// Whether this run asked Twilio for its messages' statuses: without
+    /// that, a WhatsApp or SMS message's silence does not make it fall
+    /// through (`fallback::standing`).
+    pub statuses_asked: bool,
     pub report: PlanReport,
 }
 
@@ -105,6 +109,7 @@ impl<'a> Emitter<'a> {
             sink: Sink::Db(queue),
             only: None,
             report: PlanReport::default(),
+            statuses_asked: false,
         }
     }
 
@@ -119,6 +124,7 @@ impl<'a> Emitter<'a> {
             sink: Sink::Probe(Vec::new()),
             only: Some(only),
             report: PlanReport::default(),
+            statuses_asked: false,
         }
     }
 
@@ -156,6 +162,7 @@ impl<'a> Emitter<'a> {
             sink: Sink::Dry(Vec::new()),
             only: None,
             report: PlanReport::default(),
+            statuses_asked: false,
         }
     }
 
@@ -343,45 +350,49 @@ impl<'a> Emitter<'a> {
         Ok(out)
     }
 
-    /// Under `channels = "first"`: along `channel_order`, past each channel
-    /// whose message did not reach the person (`fallback::standing`), the
-    /// first channel not tried yet, its message naming the one it replaces.
-    /// A channel the contact cannot be reached on (an unusable phone) is
-    /// recorded failed at planning and the next is planned with it. Nothing
-    /// while a message is waiting, or once one reached the person or was
-    /// cancelled.
+    /// Under `channels = "first"`: nothing while any channel's message for
+    /// `due` is waiting, or once one reached the person or was cancelled
+    /// (whatever channels the contact has now, in whatever order); else,
+    /// along `channel_order`, the first channel not tried yet, its message
+    /// naming the latest one that fell through (`fallback::standing`). A
+    /// channel the contact cannot be reached on (an unusable phone) is
+    /// recorded failed at planning and the next is planned with it.
     fn next_channel<'c>(&self, due: &Due, contact: &Contact, channels: &'c [ChannelTo]) -> store::Result<ToPlan<'c>> {
         let (now, after) = (self.ctx.now, self.r.cfg.fallback_after);
         // Due after every run began: no run planned any of its messages.
-        let unseen = due.at > self.unseen_after;
-        let (mut fresh, mut replaces, mut untouched) = (Vec::new(), None, true);
+        let mut tried: Vec<(Channel, String, i64)> = Vec::new();
+        if due.at <= self.unseen_after {
+            for channel in Channel::ALL {
+                let key = due.key(contact, channel);
+                if let Some(attempt) = store::deliveries::attempt(self.conn, &key)? {
+                    match fallback::standing(&attempt, now, after, self.statuses_asked) {
+                        Standing::FellThrough => tried.push((channel, key, attempt.id)),
+                        Standing::Waiting | Standing::Settled => {
+                            return Ok(ToPlan {
+                                fresh: Vec::new(),
+                                untouched: false,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        let untouched = tried.is_empty();
+        let mut replaces = tried.iter().max_by_key(|(_, _, id)| *id).map(|(_, key, _)| key.clone());
+        let mut fresh = Vec::new();
         for wanted in &self.r.cfg.channel_order {
             let Some(channel) = channels.iter().find(|(c, _)| c == wanted) else {
                 continue;
             };
-            let key = due.key(contact, channel.0);
-            let attempt = if unseen {
-                None
-            } else {
-                store::deliveries::attempt(self.conn, &key)?
-            };
-            match attempt {
-                None => {
-                    let usable = channel.1.is_ok();
-                    fresh.push((channel, key.clone(), replaces.take()));
-                    if usable {
-                        break;
-                    }
-                    replaces = Some(key);
-                }
-                Some(attempt) => {
-                    untouched = false;
-                    match fallback::standing(&attempt, now, after) {
-                        Standing::FellThrough => replaces = Some(key),
-                        Standing::Waiting | Standing::Settled => break,
-                    }
-                }
+            if tried.iter().any(|(c, _, _)| c == wanted) {
+                continue;
             }
+            let key = due.key(contact, channel.0);
+            fresh.push((channel, key.clone(), replaces.take()));
+            if channel.1.is_ok() {
+                break;
+            }
+            replaces = Some(key);
         }
         Ok(ToPlan { fresh, untouched })
     }

@@ -12,6 +12,7 @@ use super::contact::Contact;
 use super::emit::{Due, Emitter};
 use crate::engine::record::{Outcome, SourceHook};
 use crate::instant;
+use crate::store::reminders::AlsoSent;
 use crate::store::{self, Tx};
 use crate::templates::local_datetime;
 
@@ -53,8 +54,16 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
         return Ok(());
     };
     // A probe also reads a reminder already sent on one channel: its other
-    // channels still go.
-    let mut reminders = store::reminders::manual_reminders(conn, em.is_probe(), only)?;
+    // channels still go. Under `channels = "first"`, so do runs, for the
+    // week a reminder is valid: its next channel may fall due.
+    let also = if em.is_probe() {
+        AlsoSent::All
+    } else if em.r.cfg.policy(Kind::Manual) == crate::config::ChannelPolicy::First {
+        AlsoSent::Since(ctx.now - Duration::days(8))
+    } else {
+        AlsoSent::No
+    };
+    let mut reminders = store::reminders::manual_reminders(conn, also, only)?;
     for row in reminders.iter()? {
         let row = row?;
         let id = row.id;

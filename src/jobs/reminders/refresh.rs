@@ -20,22 +20,24 @@ fn explain(code: i64) -> String {
     }
 }
 
-/// Refreshes what it can; returns how many messages changed. A transport
-/// problem ends the refresh quietly: the next run asks again.
-pub fn refresh(conn: &Conn, twilio: &TwilioChannel, now: DateTime<Utc>) -> anyhow::Result<usize> {
+/// Refreshes what it can; returns how many messages changed, or `None`
+/// when Twilio could not be asked about every one (a transport problem ends
+/// the refresh quietly: the next run asks again; meanwhile no message falls
+/// back for want of a status, `fallback::standing`).
+pub fn refresh(conn: &Conn, twilio: &TwilioChannel, now: DateTime<Utc>) -> anyhow::Result<Option<usize>> {
     let pending = deliveries::awaiting_provider_status(conn, now - Duration::hours(48))?;
     let mut changed = 0;
     for (id, sid) in pending {
         let status = match twilio.status(&sid) {
             Ok(Some(s)) => s,
-            Ok(None) => return Ok(changed),
+            Ok(None) => return Ok(None),
             Err(SendError::Permanent(e)) => {
                 log::warn!("delivery {id}: status of {sid}: {e}");
                 continue;
             }
             Err(e) => {
                 log::warn!("status refresh stopped: {e}");
-                return Ok(changed);
+                return Ok(None);
             }
         };
         let error = status.error_code.filter(|c| *c != 0).map(explain);
@@ -44,5 +46,5 @@ pub fn refresh(conn: &Conn, twilio: &TwilioChannel, now: DateTime<Utc>) -> anyho
         }
         changed += deliveries::set_provider_status(conn, id, &status.status, error.as_deref())?;
     }
-    Ok(changed)
+    Ok(Some(changed))
 }
