@@ -273,14 +273,7 @@ fn status_refresh_records_undelivered_with_63016() {
     loan(&env, c, "long", LENT, DUE);
     env.run(&["send-reminders", "--kind", "loan_d2"], "2026-03-11T08:00:00Z")
         .success();
-    let sid: String = env
-        .db()
-        .query_row(
-            "SELECT provider_ref FROM rappel_deliveries WHERE channel = 'whatsapp'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let sid = provider_ref(&env, "channel = 'whatsapp'");
     twilio.set_status(&sid, "undelivered", Some(63016));
     env.run(&["send-reminders"], "2026-03-11T08:10:00Z").success();
     let (status, provider, error): (String, Option<String>, Option<String>) = env
@@ -645,6 +638,28 @@ fallback_after_minutes = 30
 /// `(id, channel, status, provider_status, replaces_id)` of a delivery.
 type Link = (i64, String, String, Option<String>, Option<i64>);
 
+/// Under `FIRST`, Awa (WhatsApp, SMS and email) with a loan whose loan_d2
+/// went on 11 March at 08:00Z; returns her folder and contact id.
+fn first_loan_d2(smtp: &SmtpServer, twilio: &FakeTwilio) -> (TestEnv, i64) {
+    let env = env(smtp, twilio, FIRST);
+    let c = contact(&env, "Awa", Some("+24107123456"), None);
+    loan(&env, c, "long", LENT, DUE);
+    env.run(&["send-reminders", "--kind", "loan_d2"], "2026-03-11T08:00:00Z")
+        .success();
+    (env, c)
+}
+
+/// The Twilio SID of the one delivery `condition` selects.
+fn provider_ref(env: &TestEnv, condition: &str) -> String {
+    env.db()
+        .query_row(
+            &format!("SELECT provider_ref FROM rappel_deliveries WHERE {condition}"),
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
 /// Every delivery, in order.
 fn chain(env: &TestEnv) -> Vec<Link> {
     let db = env.db();
@@ -664,11 +679,7 @@ fn chain(env: &TestEnv) -> Vec<Link> {
 #[test]
 fn first_channel_falls_back_when_twilio_reports_undelivered_and_stops_once_delivered() {
     let (smtp, twilio) = (SmtpServer::start(), FakeTwilio::start());
-    let env = env(&smtp, &twilio, FIRST);
-    let c = contact(&env, "Awa", Some("+24107123456"), None);
-    loan(&env, c, "long", LENT, DUE);
-    env.run(&["send-reminders", "--kind", "loan_d2"], "2026-03-11T08:00:00Z")
-        .success();
+    let (env, _) = first_loan_d2(&smtp, &twilio);
     let sent = twilio.accepted();
     assert_eq!(sent.len(), 1, "one channel, not three");
     assert_eq!(sent[0].form["To"], "whatsapp:+24107123456");
@@ -694,14 +705,7 @@ fn first_channel_falls_back_when_twilio_reports_undelivered_and_stops_once_deliv
     assert_eq!(rows[1].1, "sms");
     assert_eq!(rows[1].4, Some(rows[0].0), "the SMS names the message it replaces");
 
-    let sms_sid: String = env
-        .db()
-        .query_row(
-            "SELECT provider_ref FROM rappel_deliveries WHERE channel = 'sms'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let sms_sid = provider_ref(&env, "channel = 'sms'");
     twilio.set_status(&sms_sid, "delivered", None);
     for now in ["2026-03-11T08:20:00Z", "2026-03-11T09:30:00Z"] {
         env.run(&["send-reminders"], now).success();
@@ -983,11 +987,7 @@ fn quiet_hours_ending_in_a_dst_gap_end_at_the_first_instant_after_it() {
 #[test]
 fn a_fallback_stops_when_the_message_before_is_read_and_manual_messages_fall_back() {
     let (smtp, twilio) = (SmtpServer::start(), FakeTwilio::start());
-    let env = env(&smtp, &twilio, FIRST);
-    let c = contact(&env, "Awa", Some("+24107123456"), None);
-    loan(&env, c, "long", LENT, DUE);
-    env.run(&["send-reminders", "--kind", "loan_d2"], "2026-03-11T08:00:00Z")
-        .success();
+    let (env, c) = first_loan_d2(&smtp, &twilio);
     // Silent for 30 minutes: the SMS is planned, and Twilio answers 500.
     twilio.answer_next(500, r#"{"code": 20500, "message": "Internal Server Error"}"#, &[]);
     env.run(&["send-reminders", "--kind", "loan_d2"], "2026-03-11T08:31:00Z")
@@ -1036,14 +1036,7 @@ fn a_fallback_stops_when_the_message_before_is_read_and_manual_messages_fall_bac
     let sent = twilio.accepted();
     assert_eq!(sent.len(), 2);
     assert_eq!(sent[1].form["To"], "whatsapp:+24107123456");
-    let sid: String = env
-        .db()
-        .query_row(
-            "SELECT provider_ref FROM rappel_deliveries WHERE kind = 'manual'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let sid = provider_ref(&env, "kind = 'manual'");
     twilio.set_status(&sid, "undelivered", Some(63016));
     env.run(&["send-reminders", "--kind", "manual"], "2026-03-11T09:10:00Z")
         .success();
