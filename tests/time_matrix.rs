@@ -332,3 +332,85 @@ fn every_kind_goes_once_at_its_local_time_on_the_hosts_own_tables() {
     let wrong = run_windows(true);
     assert!(wrong.is_empty(), "{} differences:\n{}", wrong.len(), wrong.join("\n"));
 }
+
+/// Quiet hours ending at each window's skipped or repeated local time
+/// (`22:00-<at>`): a manual message and a loan's confirmation written at
+/// night go once, at the first run at or after the end of the quiet hours
+/// as DESIGN reads it (after a gap: its end; repeated: the earlier).
+fn run_quiet_window(w: &Window) -> Vec<String> {
+    let (z, d, t) = (w.zone, w.day, w.at);
+    let day = |n: i64| d + Duration::days(n);
+    let start = local(z, day(-1), "21:00");
+    let end = local(z, d, "09:00");
+    let env = TestEnv::new(free_port(), "");
+    env.write_config(&format!(
+        r#"database = "rappel.db"
+timezone = "{z}"
+locale = "en"
+
+[email]
+from = "Rappel <rappel@example.com>"
+transport = "file"
+
+[delivery]
+lease_s = 10
+quiet_hours = "22:00-{t}"
+"#
+    ));
+    let db = env.db();
+    db.execute_batch(
+        "INSERT INTO contacts (id, name, email) VALUES (1, 'Awa', 'awa@example.com');
+         INSERT INTO students (id, contact_id, subscribed_at) VALUES (1, 1, '2026-01-05T09:00:00Z');",
+    )
+    .unwrap();
+    db.execute(
+        "INSERT INTO manual_reminders (student_id, message, created_at) VALUES (1, 'Hi', ?1)",
+        [text(local(z, day(-1), "22:30"))],
+    )
+    .unwrap();
+    db.execute(
+        "INSERT INTO loans (contact_id, item, term, lent_at, due_at) VALUES (1, 'Drill', 'long', ?1, ?2)",
+        params![text(local(z, day(-1), "23:00")), text(local(z, day(20), "12:00"))],
+    )
+    .unwrap();
+    let mut at = start;
+    while at <= end {
+        env.run(
+            &["send-reminders", "--kind", "manual", "--kind", "loan_created"],
+            &text(at),
+        )
+        .success();
+        at += Duration::minutes(10);
+    }
+    // The first run at or after the end of quiet hours.
+    let ends = local(z, d, t);
+    let n = (ends - start).num_seconds();
+    let expected = start + Duration::seconds((n + 599) / 600 * 600);
+    let mut stmt = db
+        .prepare("SELECT kind, sent_at FROM rappel_deliveries WHERE status = 'sent' ORDER BY kind")
+        .unwrap();
+    let sent: Vec<(String, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let want = vec![
+        ("loan_created".to_string(), text(expected)),
+        ("manual".to_string(), text(expected)),
+    ];
+    if sent == want {
+        Vec::new()
+    } else {
+        vec![format!("{z} {d} quiet until {t}: sent {sent:?}, expected {want:?}")]
+    }
+}
+
+#[test]
+fn quiet_hours_end_once_at_their_local_time_through_both_dst_changes_in_four_zones() {
+    let windows = windows();
+    let wrong: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = windows.iter().map(|w| s.spawn(move || run_quiet_window(w))).collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    assert!(wrong.is_empty(), "{} differences:\n{}", wrong.len(), wrong.join("\n"));
+}
