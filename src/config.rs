@@ -290,6 +290,7 @@ fn convert(raw: RawConfig, path: &Path) -> Result<Config, String> {
             },
         },
     };
+    delivery.send.check()?;
     if let Some(EmailConfig {
         transport: EmailTransport::Smtp(smtp),
         ..
@@ -557,6 +558,10 @@ mod tests {
             (
                 "[delivery.send_windows]\nreport = \"22:00-06:00\"\n",
                 "does not cross midnight",
+            ),
+            (
+                "[delivery]\nquiet_hours = \"21:00-08:00\"\n[delivery.send_windows]\nmanual = \"22:00-23:00\"\n",
+                "delivery.send_windows.manual: it is inside quiet_hours all along",
             ),
         ] {
             let err = convert_text(text).unwrap_err();

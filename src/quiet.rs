@@ -43,6 +43,32 @@ impl Period {
             t >= self.start || t < self.end
         }
     }
+
+    /// The instants (UTC) of the stretch that starts on local `date` in
+    /// `zone`, each end read by DESIGN §1.4.
+    fn on(self, date: NaiveDate, zone: Tz) -> (DateTime<Utc>, DateTime<Utc>) {
+        let end_date = if self.start < self.end {
+            date
+        } else {
+            date + Duration::days(1)
+        };
+        (
+            local_to_utc(date.and_time(self.start), zone),
+            local_to_utc(end_date.and_time(self.end), zone),
+        )
+    }
+
+    /// The end of the stretch `at` falls in, if it falls in one: the
+    /// stretch is the span between its two ends as instants, so on the
+    /// night clocks go back the hour lived twice is inside it or outside it
+    /// as a whole.
+    fn hold_end(self, at: DateTime<Utc>, zone: Tz) -> Option<DateTime<Utc>> {
+        let today = at.with_timezone(&zone).date_naive();
+        [today - Duration::days(1), today].into_iter().find_map(|d| {
+            let (start, end) = self.on(d, zone);
+            (start <= at && at < end).then_some(end)
+        })
+    }
 }
 
 /// Days of the week and a stretch of each, not crossing midnight
@@ -92,17 +118,30 @@ impl Window {
     }
 
     fn contains(&self, weekday: Weekday, t: NaiveTime) -> bool {
-        self.days[weekday.num_days_from_monday() as usize] && self.hours.contains(t)
+        self.open_on(weekday) && self.hours.contains(t)
     }
 
-    /// The first opening at or after local `date` `time` (`None`: no day is open).
-    fn next_opening(&self, date: NaiveDate, time: NaiveTime) -> Option<(NaiveDate, NaiveTime)> {
-        (0..8).find_map(|k| {
-            let d = date + Duration::days(k);
-            let open = self.days[d.weekday().num_days_from_monday() as usize];
-            let today_left = k > 0 || time < self.hours.start;
-            (open && today_left).then_some((d, self.hours.start))
-        })
+    fn open_on(&self, weekday: Weekday) -> bool {
+        self.days[weekday.num_days_from_monday() as usize]
+    }
+
+    /// When the window next opens after `at` (UTC), in `zone`; `None` when
+    /// it is open at `at`, or opens on no day.
+    fn next_opening(&self, at: DateTime<Utc>, zone: Tz) -> Option<DateTime<Utc>> {
+        let today = at.with_timezone(&zone).date_naive();
+        let open_now = (-1..=1).any(|k| {
+            let d = today + Duration::days(k);
+            let (start, end) = self.hours.on(d, zone);
+            self.open_on(d.weekday()) && start <= at && at < end
+        });
+        if open_now {
+            return None;
+        }
+        (0..=8)
+            .map(|k| today + Duration::days(k))
+            .filter(|d| self.open_on(d.weekday()))
+            .map(|d| self.hours.on(d, zone).0)
+            .find(|start| *start > at)
     }
 }
 
@@ -127,30 +166,44 @@ impl SendPolicy {
     pub fn next_allowed(&self, kind: Kind, at: DateTime<Utc>, zone: Tz) -> DateTime<Utc> {
         let window = self.windows.get(&kind);
         let mut t = at;
-        // Each step moves to the end of a hold; two holds alternate at most a
-        // few times a week.
+        // Each step moves to the end of a hold; quiet hours and a window
+        // alternate at most a few times a week (`check` refuses a window
+        // that never opens outside quiet hours).
         for _ in 0..32 {
-            let local = t.with_timezone(&zone).naive_local();
-            let (date, time) = (local.date(), local.time());
-            let next = if let Some(q) = self.quiet_hours.filter(|q| q.contains(time)) {
-                let end_date = if q.start > q.end && time >= q.start {
-                    date + Duration::days(1)
-                } else {
-                    date
-                };
-                Some(end_date.and_time(q.end))
-            } else if let Some(w) = window.filter(|w| !w.contains(date.weekday(), time)) {
-                w.next_opening(date, time).map(|(d, s)| d.and_time(s))
-            } else {
-                None
-            };
-            let Some(next) = next else {
-                return t;
-            };
-            // A local time that maps at or before `t` (a repeated hour) still moves on.
-            t = local_to_utc(next, zone).max(t + Duration::minutes(1));
+            let next = self
+                .quiet_hours
+                .and_then(|q| q.hold_end(t, zone))
+                .or_else(|| window.and_then(|w| w.next_opening(t, zone)));
+            match next {
+                Some(next) => t = next.max(t + Duration::minutes(1)),
+                None => return t,
+            }
         }
         t
+    }
+
+    /// Refuses a send window that never opens outside quiet hours (every
+    /// message of its kind would wait for ever): names the kind.
+    pub fn check(&self) -> Result<(), String> {
+        let (Some(q), false) = (self.quiet_hours, self.windows.is_empty()) else {
+            return Ok(());
+        };
+        for (kind, w) in &self.windows {
+            let opens = (0..7 * 24 * 60).any(|m| {
+                let local = NaiveDate::from_ymd_opt(2026, 1, 5)
+                    .unwrap_or_default()
+                    .and_time(NaiveTime::MIN)
+                    + Duration::minutes(m);
+                w.contains(local.weekday(), local.time()) && !q.contains(local.time())
+            });
+            if !opens {
+                return Err(format!(
+                    "delivery.send_windows.{kind}: it is inside quiet_hours all along, so no {kind} message \
+                     would ever go"
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -221,6 +274,42 @@ mod tests {
             p.next_allowed(Kind::LoanD1, utc("2026-10-24T21:00:00Z"), PARIS),
             utc("2026-10-25T00:30:00Z"),
         );
+    }
+
+    #[test]
+    fn the_hour_lived_twice_is_inside_quiet_hours_or_outside_as_a_whole() {
+        // Paris, 25 October 2026: 02:00-03:00 is lived twice (00:00-01:00Z
+        // in summer time, 01:00-02:00Z in winter time).
+        let p = quiet("02:30-07:00");
+        // From the earlier 02:30 (00:30Z) to 07:00 CET (06:00Z), all held,
+        // the second 02:10 (01:10Z) too.
+        for t in ["2026-10-25T00:45:00Z", "2026-10-25T01:10:00Z", "2026-10-25T01:40:00Z"] {
+            assert_eq!(
+                p.next_allowed(Kind::LoanD1, utc(t), PARIS),
+                utc("2026-10-25T06:00:00Z"),
+                "{t}"
+            );
+        }
+        assert_eq!(
+            p.next_allowed(Kind::LoanD1, utc("2026-10-25T00:20:00Z"), PARIS),
+            utc("2026-10-25T00:20:00Z"),
+            "02:20 summer time, before the earlier 02:30"
+        );
+        // Ending at 02:30: the earlier one; the second 02:10 is past it.
+        let p = quiet("22:00-02:30");
+        assert_eq!(
+            p.next_allowed(Kind::LoanD1, utc("2026-10-25T01:10:00Z"), PARIS),
+            utc("2026-10-25T01:10:00Z")
+        );
+    }
+
+    #[test]
+    fn a_window_inside_quiet_hours_is_refused() {
+        let mut p = quiet("21:00-08:00");
+        p.windows.insert(Kind::Manual, Window::parse("22:00-23:00").unwrap());
+        assert!(p.check().unwrap_err().contains("send_windows.manual"));
+        p.windows.insert(Kind::Manual, Window::parse("07:00-09:00").unwrap());
+        assert_eq!(p.check(), Ok(()));
     }
 
     #[test]

@@ -896,7 +896,7 @@ fn quiet_hours_hold_a_message_until_they_end_in_the_recipients_zone() {
     };
     assert_eq!(
         of("loan_created"),
-        [("2026-03-11T07:00:00Z".into(), "planned".into())],
+        [("2026-03-11T07:00:00Z".into(), "held".into())],
         "{listed}"
     );
     assert_eq!(
@@ -1048,4 +1048,23 @@ fn a_fallback_stops_when_the_message_before_is_read_and_manual_messages_fall_bac
         "{:?}",
         sent[2].form
     );
+}
+
+/// A held message whose contact's zone became unreadable meanwhile goes at
+/// the end of its hold (in the configured zone), as planned: it is not
+/// cancelled as if its contact were gone.
+#[test]
+fn a_held_message_whose_contact_cannot_be_read_now_still_goes() {
+    let (smtp, twilio) = (SmtpServer::start(), FakeTwilio::start());
+    let env = env_with_delivery(&smtp, &twilio, "quiet_hours = \"21:00-08:00\"\n", "");
+    let awa = contact(&env, "Awa", None, None);
+    loan(&env, awa, "long", "2026-03-10T21:30:00Z", DUE);
+    env.run(&["send-reminders", "--kind", "loan_created"], "2026-03-10T21:31:00Z")
+        .success();
+    env.db()
+        .execute("UPDATE contacts SET timezone = 'Mars/Olympus'", [])
+        .unwrap();
+    env.run(&["deliver"], "2026-03-11T07:00:00Z").success();
+    assert_eq!(smtp.recipients(), ["awa@example.com"]);
+    assert_eq!(state(&env, 1).0, "sent");
 }

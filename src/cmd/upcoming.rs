@@ -38,8 +38,9 @@ struct Upcoming {
     subject: String,
     /// `new` (a job would plan it), `planned` (waiting for its time or its
     /// next try), `held` (either, moved past quiet hours or out of its
-    /// kind's send window: `at` is when it goes) or `failing` (known
-    /// undeliverable: it will fail).
+    /// kind's send window: `at` is when it goes), `expiring` (held past
+    /// its validity: it will not go) or `failing` (known undeliverable: it
+    /// will fail).
     state: &'static str,
 }
 
@@ -156,6 +157,7 @@ pub fn run(ctx: &Ctx<'_>, within: Duration) -> anyhow::Result<Exit> {
                 }
                 let state = match (m.failed.is_some(), held) {
                     (true, _) => "failing",
+                    (false, true) if m.valid_until.is_some_and(|v| goes > v) => "expiring",
                     (false, true) => "held",
                     (false, false) => "new",
                 };
@@ -219,7 +221,8 @@ fn planned(
                 channel: w.channel,
                 recipient: w.recipient,
                 subject: w.subject,
-                state: if held { "held" } else { "planned" },
+                // Held by a run already: its next try is the end of the hold.
+                state: if held || w.held { "held" } else { "planned" },
             })
         })
         .collect())
@@ -271,7 +274,9 @@ fn print(ctx: &Ctx<'_>, listed: &[Upcoming], failing: &[String], within: Duratio
     for u in listed {
         let state = match u.state {
             "planned" => " (planned, waiting)",
+            "held" => " (held by quiet hours or its send window)",
             "failing" => " (will fail: unusable address)",
+            "expiring" => " (will not go: held past its validity)",
             _ => "",
         };
         println!(

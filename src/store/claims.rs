@@ -320,6 +320,9 @@ pub struct Waiting {
     /// Its next try (UTC); `None`: due now.
     pub next: Option<DateTime<Utc>>,
     pub contact_id: Option<i64>,
+    /// A run held it for quiet hours or its kind's send window (`next` is
+    /// the end of the hold).
+    pub held: bool,
 }
 
 /// Pending deliveries due now or at a next try at or before `until`, by id.
@@ -327,7 +330,8 @@ pub struct Waiting {
 /// claimed, so never sent (a run says why). Errors: SQLite's.
 pub fn waiting(conn: &Conn, until: DateTime<Utc>) -> Result<Vec<Waiting>> {
     let rows = conn.query_map(
-        "SELECT job, kind, channel, recipient, subject, next_attempt_at, contact_id FROM rappel_deliveries
+        "SELECT job, kind, channel, recipient, subject, next_attempt_at, contact_id,
+                coalesce(substr(last_error, 1, 5) = 'held:', FALSE) FROM rappel_deliveries
          WHERE status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= ?1) ORDER BY id",
         params![until],
         |r| {
@@ -339,11 +343,12 @@ pub fn waiting(conn: &Conn, until: DateTime<Utc>) -> Result<Vec<Waiting>> {
                 r.get::<String>(4)?,
                 r.get::<Option<String>>(5)?,
                 r.get::<Option<i64>>(6)?,
+                r.get::<bool>(7)?,
             ))
         },
     )?;
     let mut out = Vec::new();
-    for (job, kind, channel, recipient, subject, next, contact_id) in rows {
+    for (job, kind, channel, recipient, subject, next, contact_id, held) in rows {
         let (Ok(channel), Ok(job)) = (channel.parse(), job.parse()) else {
             continue;
         };
@@ -355,6 +360,7 @@ pub fn waiting(conn: &Conn, until: DateTime<Utc>) -> Result<Vec<Waiting>> {
             subject,
             next: next.as_deref().and_then(instant::parse),
             contact_id,
+            held,
         });
     }
     Ok(out)

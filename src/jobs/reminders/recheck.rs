@@ -81,12 +81,20 @@ impl Recheck for RemindersRecheck<'_> {
             Some((_, Ok(to))) if to != row.recipient => Verdict::SendTo(to),
             Some((_, Ok(_))) => Verdict::Send,
             Some((_, Err(why))) => Verdict::Cancel(format!("its {} cannot be used now: {why}", row.channel)),
-            None => Verdict::Cancel(why_not(conn, table, id, row, self, &ctx)?),
+            None => match why_not(conn, table, id, row, self, &ctx)? {
+                Some(why) => Verdict::Cancel(why),
+                // Its contact cannot be read now (a zone that is not one):
+                // the message made when it could still goes.
+                None => Verdict::Send,
+            },
         })
     }
 }
 
-/// The first reason the source row no longer gives this message.
+/// The first reason the source row no longer gives this message; `None`
+/// when its contact cannot be read now (the planners skipped the row for
+/// that, with a warning): no reason to hold back a message made when it
+/// could be.
 fn why_not(
     conn: &Conn,
     table: &str,
@@ -94,19 +102,19 @@ fn why_not(
     row: &Claimed,
     check: &RemindersRecheck<'_>,
     ctx: &PlanCtx<'_>,
-) -> store::Result<String> {
+) -> store::Result<Option<String>> {
     let Some(current) = store::reminders::source_instant(conn, table, id)? else {
-        return Ok(format!("{table} id {id} was deleted"));
+        return Ok(Some(format!("{table} id {id} was deleted")));
     };
     if current.map(instant::format) != row.source_at {
         let column = identity::IDENTITY
             .iter()
             .find(|(t, _)| *t == table)
             .map_or("its instant", |(_, c)| c);
-        return Ok(match table {
+        return Ok(Some(match table {
             "revision_sessions" => format!("the session moved (revision_sessions id {id}, {column} changed)"),
             _ => format!("{table} id {id} is another row now ({column} changed)"),
-        });
+        }));
     }
     let ended: Option<&str> = match table {
         "loans" if row.kind != "loan_returned" => {
@@ -122,40 +130,37 @@ fn why_not(
         _ => None,
     };
     if let Some(why) = ended {
-        return Ok(format!("{why} ({table} id {id})"));
+        return Ok(Some(format!("{why} ({table} id {id})")));
     }
     if row.kind.parse().is_ok_and(|k| check.cfg.disabled_kinds.contains(&k)) {
-        return Ok(format!("kind {} is disabled ([reminders] disabled_kinds)", row.kind));
+        return Ok(Some(format!(
+            "kind {} is disabled ([reminders] disabled_kinds)",
+            row.kind
+        )));
     }
     if let Some(contact_id) = row.contact_id {
-        match contact(conn, contact_id, ctx)? {
-            None => return Ok(format!("contact {contact_id} was deleted")),
-            Some(c) if row.kind.parse().is_ok_and(|k| c.muted(k)) => {
-                return Ok(format!("contact {contact_id} opted out of {} (muted_kinds)", row.kind));
-            }
-            Some(c) if !c.channels().iter().any(|(ch, _)| *ch == row.channel) => {
-                return Ok(format!(
-                    "contact {contact_id} no longer has {} enabled with a usable address",
-                    row.channel
-                ));
-            }
-            Some(_) => {}
+        let Some(found) = store::reminders::contact(conn, contact_id)? else {
+            return Ok(Some(format!("contact {contact_id} was deleted")));
+        };
+        let Some(c) = Contact::from_row(found, (("contacts", contact_id), "id"), ctx, &mut PlanReport::default())
+        else {
+            return Ok(None);
+        };
+        if row.kind.parse().is_ok_and(|k| c.muted(k)) {
+            return Ok(Some(format!(
+                "contact {contact_id} opted out of {} (muted_kinds)",
+                row.kind
+            )));
+        }
+        if !c.channels().iter().any(|(ch, _)| *ch == row.channel) {
+            return Ok(Some(format!(
+                "contact {contact_id} no longer has {} enabled with a usable address",
+                row.channel
+            )));
         }
     }
-    Ok(format!(
+    Ok(Some(format!(
         "{table} id {id} no longer has this {} reminder (its date, time or condition changed)",
         row.kind
-    ))
-}
-
-fn contact(conn: &Conn, id: i64, ctx: &PlanCtx<'_>) -> store::Result<Option<Contact>> {
-    let Some(row) = store::reminders::contact(conn, id)? else {
-        return Ok(None);
-    };
-    Ok(Contact::from_row(
-        row,
-        (("contacts", id), "id"),
-        ctx,
-        &mut PlanReport::default(),
-    ))
+    )))
 }
