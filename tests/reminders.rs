@@ -1068,3 +1068,32 @@ fn a_held_message_whose_contact_cannot_be_read_now_still_goes() {
     assert_eq!(smtp.recipients(), ["awa@example.com"]);
     assert_eq!(state(&env, 1).0, "sent");
 }
+
+/// A message held again (its contact moved to another zone overnight) says
+/// the new end of its hold.
+#[test]
+fn a_message_held_again_says_its_new_end() {
+    let (smtp, twilio) = (SmtpServer::start(), FakeTwilio::start());
+    let env = env_with_delivery(&smtp, &twilio, "quiet_hours = \"21:00-08:00\"\n", "");
+    let awa = contact(&env, "Awa", None, None);
+    loan(&env, awa, "long", "2026-03-10T21:30:00Z", DUE);
+    env.run(&["send-reminders", "--kind", "loan_created"], "2026-03-10T21:31:00Z")
+        .success();
+    assert!(
+        state(&env, 1)
+            .2
+            .unwrap_or_default()
+            .contains("until 2026-03-11T07:00:00Z")
+    );
+    env.db()
+        .execute("UPDATE contacts SET timezone = 'America/Los_Angeles'", [])
+        .unwrap();
+    env.run(&["deliver"], "2026-03-11T07:00:00Z").success();
+    assert!(smtp.mails().is_empty(), "00:00 in Los Angeles");
+    let (status, next, why) = state(&env, 1);
+    assert_eq!(
+        (status.as_str(), next.as_deref()),
+        ("pending", Some("2026-03-11T15:00:00Z"))
+    );
+    assert!(why.unwrap_or_default().contains("until 2026-03-11T15:00:00Z"));
+}

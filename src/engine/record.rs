@@ -173,7 +173,7 @@ impl Recorder<'_> {
     /// Back to `pending`, the attempt not counted, due again at `until`
     /// (the run's clock); not a failure.
     pub fn held(&self, row: &Claimed, until: DateTime<Utc>) -> Decided {
-        let change = Change::Postponed {
+        let change = Change::Held {
             until,
             reason: format!(
                 "held: quiet hours or send window until {}",

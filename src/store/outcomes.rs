@@ -27,6 +27,10 @@ pub enum Change {
     /// Not tried (its transport asked to wait): back to `pending`, due at
     /// `until`, the attempt not counted.
     Postponed { until: DateTime<Utc>, reason: String },
+    /// Not tried (quiet hours or its kind's send window hold it): back to
+    /// `pending`, due at `until`, the attempt not counted, `reason` (which
+    /// names the end of the hold) in `last_error` whatever was there.
+    Held { until: DateTime<Utc>, reason: String },
     /// Given back to `pending` without counting the attempt, with a class
     /// and reason when there is one (`credentials`).
     Released {
@@ -77,6 +81,13 @@ pub fn record(conn: &Conn, id: i64, run_id: &str, change: &Change) -> Result<boo
             &format!(
                 "UPDATE rappel_deliveries SET status = 'pending', attempts = {greatest}(attempts - 1, 0), claimed_by = NULL,
                  lease_until = NULL, next_attempt_at = ?3, last_error = coalesce(last_error, ?4) {HELD}"
+            ),
+            params![id, run_id, until, reason],
+        )?,
+        Change::Held { until, reason } => conn.execute(
+            &format!(
+                "UPDATE rappel_deliveries SET status = 'pending', attempts = {greatest}(attempts - 1, 0), claimed_by = NULL,
+                 lease_until = NULL, next_attempt_at = ?3, last_error = ?4 {HELD}"
             ),
             params![id, run_id, until, reason],
         )?,
