@@ -350,20 +350,13 @@ impl Engine<'_> {
             return None;
         }
         let kind = row.kind.parse::<crate::domain::Kind>().ok()?;
-        let zone = row
-            .contact_id
-            .and_then(|id| match store::deliveries::contact_zone(conn, id) {
-                Ok(zone) => zone,
-                Err(e) => {
-                    log::warn!(
-                        "delivery {}: its contact's zone cannot be read ({e}); the configured one is used",
-                        row.id
-                    );
-                    None
-                }
-            })
-            .and_then(|z| crate::config::parse_zone(z.trim()).ok())
-            .unwrap_or(self.zone);
+        let zone = crate::quiet::recipient_zone(conn, row.contact_id, self.zone).unwrap_or_else(|e| {
+            log::warn!(
+                "delivery {}: its contact's zone cannot be read ({e}); the configured one is used",
+                row.id
+            );
+            self.zone
+        });
         Some(Hold { policy, kind, zone })
     }
 

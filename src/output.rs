@@ -334,9 +334,18 @@ pub fn print_report(r: &Report<'_>, verbosity: Verbosity, json: bool) {
             .map(|m| (m, false))
             .chain(r.retries.iter().map(|m| (m, true)))
         {
+            let held = m
+                .held_until
+                .map(|t| {
+                    format!(
+                        " (held by quiet hours or its send window until {})",
+                        crate::instant::format(t)
+                    )
+                })
+                .unwrap_or_default();
             let _ = writeln!(
                 out,
-                "would send {} via {} to {}: {}{}",
+                "would send {} via {} to {}: {}{}{held}",
                 m.kind,
                 m.channel,
                 printable(&m.recipient),

@@ -207,6 +207,18 @@ impl SendPolicy {
     }
 }
 
+/// A recipient's zone for quiet hours: contact `contact`'s `timezone` when
+/// it has one that is a zone, else `configured`. Errors: reading the
+/// contact (`StoreError`).
+pub fn recipient_zone(conn: &crate::store::Conn, contact: Option<i64>, configured: Tz) -> crate::store::Result<Tz> {
+    let Some(id) = contact else {
+        return Ok(configured);
+    };
+    Ok(crate::store::deliveries::contact_zone(conn, id)?
+        .and_then(|z| crate::config::parse_zone(z.trim()).ok())
+        .unwrap_or(configured))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -368,7 +368,9 @@ fn dry_run_job(
         }
         count_plan(&mut tally, &report);
     }
-    let retries: Vec<Planned> = claim::preview(&conn, scope, ctx.clock.now())?
+    let preview = claim::preview(&conn, scope, ctx.clock.now())?;
+    let retry_contacts: Vec<Option<i64>> = preview.iter().map(|p| p.contact_id).collect();
+    let mut retries: Vec<Planned> = preview
         .into_iter()
         .map(|p| Planned {
             detail: if p.attempts > 0 {
@@ -388,6 +390,22 @@ fn dry_run_job(
         })
         .collect();
     tally.counts.planned += retries.len() as u64;
+    // What quiet hours or a send window would hold, as the real run would.
+    let policy = &ctx.config.delivery.send;
+    if !policy.is_open() {
+        let now = ctx.clock.now();
+        let contacts: Vec<Option<i64>> = report
+            .messages
+            .iter()
+            .map(|m| m.contact_id)
+            .chain(retry_contacts)
+            .collect();
+        for (m, contact) in report.messages.iter_mut().chain(retries.iter_mut()).zip(contacts) {
+            let zone = crate::quiet::recipient_zone(&conn, contact, ctx.config.timezone)?;
+            let until = policy.next_allowed(m.kind, now, zone);
+            m.held_until = (until > now).then_some(until);
+        }
+    }
     output::print_report(
         &Report {
             job: run.as_str(),

@@ -861,6 +861,26 @@ fn quiet_hours_hold_a_message_until_they_end_in_the_recipients_zone() {
     let lent = "2026-03-10T21:30:00Z";
     loan(&env, awa, "long", lent, DUE);
     loan(&env, ben, "long", lent, DUE);
+    // A dry run says what the real run will hold.
+    let dry = env
+        .run(
+            &["send-reminders", "--dry-run", "--kind", "loan_created"],
+            "2026-03-10T21:31:00Z",
+        )
+        .success();
+    let line = |to: &str| {
+        dry.stdout
+            .lines()
+            .find(|l| l.contains(to))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        line("awa@example.com").ends_with("(held by quiet hours or its send window until 2026-03-11T07:00:00Z)"),
+        "{}",
+        dry.stdout
+    );
+    assert!(!line("ben@example.com").contains("held"), "{}", dry.stdout);
     let out = env
         .run(
             &["-v", "send-reminders", "--kind", "loan_created"],

@@ -242,10 +242,7 @@ fn going_at(
     let Some(kind) = kind.parse::<crate::domain::Kind>().ok().filter(|_| !policy.is_open()) else {
         return (at, false);
     };
-    let zone = contact
-        .and_then(|id| crate::store::deliveries::contact_zone(conn, id).ok().flatten())
-        .and_then(|z| crate::config::parse_zone(z.trim()).ok())
-        .unwrap_or(config.timezone);
+    let zone = crate::quiet::recipient_zone(conn, contact, config.timezone).unwrap_or(config.timezone);
     let goes = policy.next_allowed(kind, at, zone);
     (goes, goes > at)
 }

@@ -45,6 +45,10 @@ pub struct Planned {
     /// id in `replaces_id`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replaces: Option<String>,
+    /// In a dry run: quiet hours or its kind's send window would hold it
+    /// until this instant (UTC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_until: Option<DateTime<Utc>>,
 }
 
 impl Planned {
@@ -81,6 +85,7 @@ impl Planned {
             detail: Vec::new(),
             due_at: None,
             replaces: None,
+            held_until: None,
         }
     }
 

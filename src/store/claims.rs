@@ -109,6 +109,7 @@ pub struct Pending {
     pub recipient: String,
     pub subject: String,
     pub attempts: u32,
+    pub contact_id: Option<i64>,
 }
 
 /// The claim on SQLite: one `UPDATE … RETURNING` in `BEGIN IMMEDIATE`.
@@ -273,7 +274,7 @@ pub fn due_by_channel(conn: &Conn, scope: &Scope, now: DateTime<Utc>) -> Result<
 /// Due pending rows, read without claiming (dry runs).
 pub fn preview(conn: &Conn, scope: &Scope, now: DateTime<Utc>) -> Result<Vec<Pending>> {
     let rows = conn.query_map(
-        "SELECT kind, channel, recipient, subject, attempts, job FROM rappel_deliveries
+        "SELECT kind, channel, recipient, subject, attempts, job, contact_id FROM rappel_deliveries
          WHERE (status = 'pending' AND (?1 OR next_attempt_at IS NULL OR next_attempt_at <= ?2)
                 OR (?1 AND status = 'failed' AND error_class = 'temporary'))
            AND (?3 IS NULL OR job = ?3)
@@ -287,11 +288,12 @@ pub fn preview(conn: &Conn, scope: &Scope, now: DateTime<Utc>) -> Result<Vec<Pen
                 r.get::<String>(3)?,
                 r.get::<u32>(4)?,
                 r.get::<String>(5)?,
+                r.get::<Option<i64>>(6)?,
             ))
         },
     )?;
     let mut due = Vec::new();
-    for (kind, channel, recipient, subject, attempts, job) in rows {
+    for (kind, channel, recipient, subject, attempts, job, contact_id) in rows {
         // A row written by hand on a channel or job rappel does not know is
         // never claimed; the run says so (`Engine::deliver`).
         let (Ok(channel), Ok(job), Ok(kind)) = (channel.parse(), job.parse(), kind.parse()) else {
@@ -304,6 +306,7 @@ pub fn preview(conn: &Conn, scope: &Scope, now: DateTime<Utc>) -> Result<Vec<Pen
             recipient,
             subject,
             attempts,
+            contact_id,
         });
     }
     Ok(due)
