@@ -215,7 +215,7 @@ pub fn recipient_zone(conn: &crate::store::Conn, contact: Option<i64>, configure
         return Ok(configured);
     };
     Ok(crate::store::deliveries::contact_zone(conn, id)?
-        .and_then(|z| crate::config::parse_zone(z.trim()).ok())
+        .and_then(|z| z.trim().parse::<Tz>().ok())
         .unwrap_or(configured))
 }
 
