@@ -1117,3 +1117,32 @@ fn a_message_held_again_says_its_new_end() {
     );
     assert!(why.unwrap_or_default().contains("until 2026-03-11T15:00:00Z"));
 }
+
+/// A number without WhatsApp reported `failed` with 63003 falls back to
+/// SMS; that fallback, due in the evening, waits for the end of quiet hours
+/// in the contact's zone, and goes once.
+#[test]
+fn a_number_without_whatsapp_falls_back_and_the_fallback_keeps_quiet_hours() {
+    let (smtp, twilio) = (SmtpServer::start(), FakeTwilio::start());
+    let env = env_with_delivery(&smtp, &twilio, "quiet_hours = \"21:00-08:00\"\n", FIRST);
+    let awa = contact(&env, "Awa", Some("+24107123456"), None); // Libreville, UTC+1
+    loan(&env, awa, "long", LENT, DUE);
+    // loan_d2 at 09:00 local on 11 March: WhatsApp.
+    env.run(&["send-reminders", "--kind", "loan_d2"], "2026-03-11T08:00:00Z")
+        .success();
+    let sid = provider_ref(&env, "id = 1");
+    twilio.set_status(&sid, "failed", Some(63003));
+    // Twilio's word comes in at 21:30 local: the SMS is planned, and held.
+    env.run(&["send-reminders", "--kind", "loan_d2"], "2026-03-11T20:30:00Z")
+        .success();
+    assert_eq!(twilio.accepted().len(), 1, "not at night");
+    let rows = chain(&env);
+    assert_eq!((rows[1].1.as_str(), rows[1].4), ("sms", Some(1)), "{rows:?}");
+    assert_eq!(state(&env, rows[1].0).1.as_deref(), Some("2026-03-12T07:00:00Z"));
+    for now in ["2026-03-12T06:50:00Z", "2026-03-12T07:00:00Z", "2026-03-12T07:10:00Z"] {
+        env.run(&["send-reminders", "--kind", "loan_d2"], now).success();
+    }
+    let sent = twilio.accepted();
+    assert_eq!(sent.len(), 2, "the SMS, once, at 08:00");
+    assert_eq!(sent[1].form["To"], "+24107123456");
+}

@@ -731,3 +731,33 @@ fn the_weekly_digest_lists_sessions_in_time_order() {
     let (early, late) = (text.find("Early").unwrap(), text.find("Late").unwrap());
     assert!(early < late, "{text}");
 }
+
+/// Under `channels = "first"` the weekly digest goes on WhatsApp alone and
+/// falls back to SMS once Twilio reports it undelivered.
+#[test]
+fn the_weekly_digest_falls_back_along_the_channel_order() {
+    let (smtp, twilio) = (SmtpServer::start(), FakeTwilio::start());
+    let env = env(
+        &smtp,
+        &twilio,
+        "[reminders]\nchannels = \"first\"\nchannel_order = [\"whatsapp\", \"sms\", \"email\"]\n",
+    );
+    let ana = student(&env, "Ana", Some("+33612345678"), "2026-03-08T10:00:00Z");
+    session(&env, ana, "Maths", "2026-03-10T16:00:00Z");
+    env.run(&["send-reminders", "--kind", "weekly_digest"], "2026-03-08T19:00:00Z")
+        .success();
+    let sent = twilio.accepted();
+    assert_eq!(sent.len(), 1, "WhatsApp alone");
+    assert!(smtp.mails().is_empty());
+    let sid: String = env
+        .db()
+        .query_row("SELECT provider_ref FROM rappel_deliveries", [], |r| r.get(0))
+        .unwrap();
+    twilio.set_status(&sid, "undelivered", Some(63016));
+    env.run(&["send-reminders", "--kind", "weekly_digest"], "2026-03-08T19:10:00Z")
+        .success();
+    let sent = twilio.accepted();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[1].form["To"], "+33612345678", "then SMS");
+    assert!(sent[1].form["Body"].contains("Maths"), "{:?}", sent[1].form);
+}
