@@ -9,6 +9,7 @@ pub mod record;
 pub mod writer;
 
 use crate::domain::Channel;
+use crate::quiet::Hold;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
@@ -66,21 +67,6 @@ pub struct Engine<'a> {
     /// The configured zone (`timezone`): quiet hours for a recipient who is
     /// not a contact with a zone of their own.
     pub zone: chrono_tz::Tz,
-}
-
-/// Quiet hours and send windows as they apply to one message (`quiet`).
-struct Hold<'e> {
-    policy: &'e crate::quiet::SendPolicy,
-    kind: crate::domain::Kind,
-    zone: chrono_tz::Tz,
-}
-
-impl Hold<'_> {
-    /// When the message may go, if not at `now`.
-    fn until(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let until = self.policy.next_allowed(self.kind, now, self.zone);
-        (until > now).then_some(until)
-    }
 }
 
 /// Consecutive temporary failures of a transport after which the run stops
@@ -328,7 +314,7 @@ impl Engine<'_> {
                 let mut decided = decided;
                 if let (Some(hold), store::outcomes::Change::Retry { next, .. }) = (&hold, &mut decided.change) {
                     // A backoff never lands inside quiet hours.
-                    *next = hold.policy.next_allowed(hold.kind, *next, hold.zone);
+                    *next = hold.next_allowed(*next);
                     decided.effect = Effect::Retrying { next: *next };
                 }
                 queue.push(decided)?;
@@ -341,23 +327,19 @@ impl Engine<'_> {
     }
 
     /// What holds `row` back, when `[delivery] quiet_hours` or its kind's
-    /// send window is set: the policy, its kind and its recipient's zone
-    /// (the contact's `contacts.timezone`, else the configured one). `None`
-    /// when nothing is set, or for a kind rappel does not know.
-    fn hold_of<'e>(&'e self, conn: &store::Conn, row: &Claimed) -> Option<Hold<'e>> {
+    /// send window is set (`quiet::SendPolicy::hold_for`); a contact whose
+    /// zone cannot be read is held in the configured zone, with a warning.
+    fn hold_of(&self, conn: &store::Conn, row: &Claimed) -> Option<Hold<'_>> {
         let policy = &self.delivery.send;
-        if policy.is_open() {
-            return None;
-        }
-        let kind = row.kind.parse::<crate::domain::Kind>().ok()?;
-        let zone = crate::quiet::recipient_zone(conn, row.contact_id, self.zone).unwrap_or_else(|e| {
-            log::warn!(
-                "delivery {}: its contact's zone cannot be read ({e}); the configured one is used",
-                row.id
-            );
-            self.zone
-        });
-        Some(Hold { policy, kind, zone })
+        policy
+            .hold_for(conn, &row.kind, row.contact_id, self.zone)
+            .unwrap_or_else(|e| {
+                log::warn!(
+                    "delivery {}: its contact's zone cannot be read ({e}); the configured one is used",
+                    row.id
+                );
+                policy.hold_for(conn, &row.kind, None, self.zone).ok().flatten()
+            })
     }
 
     /// Asks the row's job whether its source still wants it.

@@ -207,16 +207,56 @@ impl SendPolicy {
     }
 }
 
-/// A recipient's zone for quiet hours: contact `contact`'s `timezone` when
-/// it has one that is a zone, else `configured`. Errors: reading the
-/// contact (`StoreError`).
-pub fn recipient_zone(conn: &crate::store::Conn, contact: Option<i64>, configured: Tz) -> crate::store::Result<Tz> {
-    let Some(id) = contact else {
-        return Ok(configured);
-    };
-    Ok(crate::store::deliveries::contact_zone(conn, id)?
-        .and_then(|z| z.trim().parse::<Tz>().ok())
-        .unwrap_or(configured))
+/// Quiet hours and a send window as they apply to one message: its kind and
+/// its recipient's zone (`SendPolicy::hold_for`).
+pub struct Hold<'p> {
+    policy: &'p SendPolicy,
+    kind: Kind,
+    zone: Tz,
+}
+
+impl SendPolicy {
+    /// What may hold a `kind` message to contact `contact`: the policy with
+    /// the kind and the contact's zone (its `timezone` when that is a zone,
+    /// else `configured`). `None` when the policy holds nothing back, or for
+    /// a kind rappel does not know. Errors: reading the contact
+    /// (`StoreError`).
+    pub fn hold_for(
+        &self,
+        conn: &crate::store::Conn,
+        kind: &str,
+        contact: Option<i64>,
+        configured: Tz,
+    ) -> crate::store::Result<Option<Hold<'_>>> {
+        let Some(kind) = kind.parse::<Kind>().ok().filter(|_| !self.is_open()) else {
+            return Ok(None);
+        };
+        let zone = match contact {
+            Some(id) => crate::store::deliveries::contact_zone(conn, id)?
+                .and_then(|z| z.trim().parse::<Tz>().ok())
+                .unwrap_or(configured),
+            None => configured,
+        };
+        Ok(Some(Hold {
+            policy: self,
+            kind,
+            zone,
+        }))
+    }
+}
+
+impl Hold<'_> {
+    /// The first instant (UTC) at or after `at` when the message may go
+    /// (`SendPolicy::next_allowed`).
+    pub fn next_allowed(&self, at: DateTime<Utc>) -> DateTime<Utc> {
+        self.policy.next_allowed(self.kind, at, self.zone)
+    }
+
+    /// When the message may go, if not at `at`.
+    pub fn until(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let until = self.next_allowed(at);
+        (until > at).then_some(until)
+    }
 }
 
 #[cfg(test)]

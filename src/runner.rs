@@ -401,9 +401,8 @@ fn dry_run_job(
             .chain(retry_contacts)
             .collect();
         for (m, contact) in report.messages.iter_mut().chain(retries.iter_mut()).zip(contacts) {
-            let zone = crate::quiet::recipient_zone(&conn, contact, ctx.config.timezone)?;
-            let until = policy.next_allowed(m.kind, now, zone);
-            m.held_until = (until > now).then_some(until);
+            let hold = policy.hold_for(&conn, m.kind.as_str(), contact, ctx.config.timezone)?;
+            m.held_until = hold.and_then(|h| h.until(now));
         }
     }
     output::print_report(

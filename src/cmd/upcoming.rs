@@ -239,12 +239,13 @@ fn going_at(
     at: DateTime<Utc>,
 ) -> (DateTime<Utc>, bool) {
     let policy = &config.delivery.send;
-    let Some(kind) = kind.parse::<crate::domain::Kind>().ok().filter(|_| !policy.is_open()) else {
-        return (at, false);
-    };
-    let zone = crate::quiet::recipient_zone(conn, contact, config.timezone).unwrap_or(config.timezone);
-    let goes = policy.next_allowed(kind, at, zone);
-    (goes, goes > at)
+    let hold = policy
+        .hold_for(conn, kind, contact, config.timezone)
+        .unwrap_or_else(|_| policy.hold_for(conn, kind, None, config.timezone).ok().flatten());
+    match hold.and_then(|h| h.until(at)) {
+        Some(goes) => (goes, true),
+        None => (at, false),
+    }
 }
 
 fn print(ctx: &Ctx<'_>, listed: &[Upcoming], failing: &[String], within: Duration) {
