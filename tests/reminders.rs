@@ -938,12 +938,7 @@ fn quiet_hours_hold_a_message_until_they_end_in_the_recipients_zone() {
 #[test]
 fn a_retry_waits_for_the_morning_and_a_held_message_may_expire() {
     let (smtp, twilio) = (SmtpServer::start(), FakeTwilio::start());
-    let env = env_with_delivery(
-        &smtp,
-        &twilio,
-        "quiet_hours = \"21:00-08:00\"\n[delivery.send_windows]\nloan_returned = \"mon 08:00-09:00\"\n",
-        "",
-    );
+    let env = env_with_delivery(&smtp, &twilio, "quiet_hours = \"21:00-08:00\"\n", "");
     let awa = contact(&env, "Awa", Some("+24107123456"), None);
     env.db()
         .execute("UPDATE contacts SET sms_enabled = 0, email_enabled = 0", [])
@@ -1070,17 +1065,24 @@ fn a_fallback_stops_when_the_message_before_is_read_and_manual_messages_fall_bac
     );
 }
 
+/// Quiet hours 21:00-08:00; Awa (Libreville, email) lent a drill at 22:30
+/// local on 10 March, its confirmation held until 08:00 (delivery 1).
+fn held_overnight(smtp: &SmtpServer, twilio: &FakeTwilio) -> TestEnv {
+    let env = env_with_delivery(smtp, twilio, "quiet_hours = \"21:00-08:00\"\n", "");
+    let awa = contact(&env, "Awa", None, None);
+    loan(&env, awa, "long", "2026-03-10T21:30:00Z", DUE);
+    env.run(&["send-reminders", "--kind", "loan_created"], "2026-03-10T21:31:00Z")
+        .success();
+    env
+}
+
 /// A held message whose contact's zone became unreadable meanwhile goes at
 /// the end of its hold (in the configured zone), as planned: it is not
 /// cancelled as if its contact were gone.
 #[test]
 fn a_held_message_whose_contact_cannot_be_read_now_still_goes() {
     let (smtp, twilio) = (SmtpServer::start(), FakeTwilio::start());
-    let env = env_with_delivery(&smtp, &twilio, "quiet_hours = \"21:00-08:00\"\n", "");
-    let awa = contact(&env, "Awa", None, None);
-    loan(&env, awa, "long", "2026-03-10T21:30:00Z", DUE);
-    env.run(&["send-reminders", "--kind", "loan_created"], "2026-03-10T21:31:00Z")
-        .success();
+    let env = held_overnight(&smtp, &twilio);
     env.db()
         .execute("UPDATE contacts SET timezone = 'Mars/Olympus'", [])
         .unwrap();
@@ -1094,11 +1096,7 @@ fn a_held_message_whose_contact_cannot_be_read_now_still_goes() {
 #[test]
 fn a_message_held_again_says_its_new_end() {
     let (smtp, twilio) = (SmtpServer::start(), FakeTwilio::start());
-    let env = env_with_delivery(&smtp, &twilio, "quiet_hours = \"21:00-08:00\"\n", "");
-    let awa = contact(&env, "Awa", None, None);
-    loan(&env, awa, "long", "2026-03-10T21:30:00Z", DUE);
-    env.run(&["send-reminders", "--kind", "loan_created"], "2026-03-10T21:31:00Z")
-        .success();
+    let env = held_overnight(&smtp, &twilio);
     assert!(
         state(&env, 1)
             .2
