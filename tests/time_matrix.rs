@@ -53,6 +53,30 @@ fn local(zone: Tz, day: NaiveDate, time: &str) -> DateTime<Utc> {
     }
 }
 
+/// The matrix's configuration in `zone`, email to files, with `delivery`
+/// added to `[delivery]`.
+fn config(zone: Tz, delivery: &str) -> String {
+    format!(
+        r#"database = "rappel.db"
+timezone = "{zone}"
+locale = "en"
+
+[email]
+from = "Rappel <rappel@example.com>"
+transport = "file"
+
+[delivery]
+lease_s = 10
+{delivery}"#
+    )
+}
+
+/// The first run at or after `at` of runs every 10 minutes from `start`.
+fn first_run(start: DateTime<Utc>, at: DateTime<Utc>) -> DateTime<Utc> {
+    let n = (at - start).num_seconds().max(0);
+    start + Duration::seconds((n + 599) / 600 * 600)
+}
+
 /// A message as the matrix compares it: kind, source row (0 when the source
 /// is re-created by rappel: recurring reports, alerts), and when it went.
 type Sent = (String, i64, DateTime<Utc>);
@@ -66,24 +90,11 @@ fn run_window(w: &Window, mapped: bool) -> Vec<String> {
     // From noon the day before to noon the day after, every 10 minutes.
     let start = local(z, day(-1), "12:00");
     let end = local(z, day(1), "12:00");
-    let step = |at: DateTime<Utc>| {
-        let n = (at - start).num_seconds().max(0);
-        start + Duration::seconds((n + 599) / 600 * 600)
-    };
+    let step = |at: DateTime<Utc>| first_run(start, at);
 
     let env = TestEnv::new(free_port(), "");
     env.write_config(&format!(
-        r#"database = "rappel.db"
-timezone = "{z}"
-locale = "en"
-
-[email]
-from = "Rappel <rappel@example.com>"
-transport = "file"
-
-[delivery]
-lease_s = 10
-
+        r#"{}
 [delay_alerts]
 threshold_days = 1
 
@@ -99,7 +110,8 @@ session_eve_at = "{t}"
 session_day_at = "{t}"
 inactivity_at = "{t}"
 weekly_digest_at = "sun {t}"
-"#
+"#,
+        config(z, "")
     ));
     let db = env.db();
     let contact = |name: &str| {
@@ -343,20 +355,7 @@ fn run_quiet_window(w: &Window) -> Vec<String> {
     let start = local(z, day(-1), "21:00");
     let end = local(z, d, "09:00");
     let env = TestEnv::new(free_port(), "");
-    env.write_config(&format!(
-        r#"database = "rappel.db"
-timezone = "{z}"
-locale = "en"
-
-[email]
-from = "Rappel <rappel@example.com>"
-transport = "file"
-
-[delivery]
-lease_s = 10
-quiet_hours = "22:00-{t}"
-"#
-    ));
+    env.write_config(&config(z, &format!("quiet_hours = \"22:00-{t}\"\n")));
     let db = env.db();
     db.execute_batch(
         "INSERT INTO contacts (id, name, email) VALUES (1, 'Awa', 'awa@example.com');
@@ -383,9 +382,7 @@ quiet_hours = "22:00-{t}"
         at += Duration::minutes(10);
     }
     // The first run at or after the end of quiet hours.
-    let ends = local(z, d, t);
-    let n = (ends - start).num_seconds();
-    let expected = start + Duration::seconds((n + 599) / 600 * 600);
+    let expected = first_run(start, local(z, d, t));
     let mut stmt = db
         .prepare("SELECT kind, sent_at FROM rappel_deliveries WHERE status = 'sent' ORDER BY kind")
         .unwrap();
