@@ -2,7 +2,7 @@
 # rappel's benchmarks. Prints its figures; nothing here is a pass/fail test.
 #
 #   bench/run.sh            everything, then one summary table of every figure
-#   bench/run.sh idle|scan|send|reports|reminders|sessions|attendance|attendance_mapped
+#   bench/run.sh idle|scan|send|reports|reminders|sessions|attendance|attendance_mapped|dashboard
 #                           one section, then the table of its figures
 #   bench/run.sh summary    re-print the table of the last run (no build, no run)
 #
@@ -62,6 +62,14 @@
 #    the tests take them, else a throwaway cluster started as .ci/run starts
 #    CI's (root, Debian's postgresql). Not part of `all`.
 #
+# 10. dashboard: `rappel dashboard` over 100,000 deliveries spread over 30 days
+#    (every status, channel and kind; 2,000 job runs; 20,000 punches):
+#    time and peak memory of the page (target < 1 s) and its size (< 1 MB);
+#    `rappel metrics` over the same (what each run adds under
+#    [monitoring] textfile_dir); and, when Chromium is installed
+#    (apt-get install chromium), a PNG of the page rendered headless at a
+#    desktop width and at a phone's ($WORK/dashboard/*.png).
+#
 # Summary table: each section prints what it measures as it goes and appends
 # one row per figure to $BENCH_DIR/figures.tsv (emptied when a run starts);
 # the run ends with the table of those rows:
@@ -104,8 +112,8 @@ summary() {
 
 case "$what" in
     summary) summary; exit 0 ;;
-    all|idle|scan|send|reports|reminders|sessions|attendance|attendance_mapped|postgres) ;;
-    *) echo "usage: $0 [idle|scan|send|reports|reminders|sessions|attendance|attendance_mapped|postgres|summary]"; exit 64 ;;
+    all|idle|scan|send|reports|reminders|sessions|attendance|attendance_mapped|postgres|dashboard) ;;
+    *) echo "usage: $0 [idle|scan|send|reports|reminders|sessions|attendance|attendance_mapped|postgres|dashboard|summary]"; exit 64 ;;
 esac
 
 cargo build --release --quiet
@@ -801,6 +809,80 @@ INSERT INTO ticket_events (ticket_id, stage, entered_at) VALUES (1, 'Diagnostic'
     calc "10000 / $(elapsed "$start" "$end")"
 }
 
+dashboard() {
+    echo "== dashboard: 100,000 deliveries over 30 days"
+    local dir="$WORK/dashboard"
+    rm -rf "$dir" && mkdir -p "$dir"
+    cat > "$dir/rappel.toml" <<TOML
+database = "rappel.db"
+timezone = "Europe/Paris"
+locale = "fr"
+[attendance.services.rh]
+base_url = "http://127.0.0.1:9"
+attendance_endpoint = "/punches"
+auth = "none"
+terminals = ["TM20-001"]
+[attendance.services.paie]
+base_url = "http://127.0.0.1:9"
+attendance_endpoint = "/punches"
+auth = "none"
+TOML
+    "$B" --config "$dir/rappel.toml" db migrate >/dev/null
+    sqlite3 "$dir/rappel.db" <<SQL
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000)
+INSERT INTO rappel_deliveries (job, kind, dedupe_key, channel, recipient, subject, body, status, attempts,
+                               last_error, created_at, sent_at)
+SELECT CASE i % 4 WHEN 0 THEN 'check-delay-alerts' WHEN 1 THEN 'send-reports' ELSE 'send-reminders' END,
+       CASE i % 9 WHEN 0 THEN 'delay_alert' WHEN 1 THEN 'report' WHEN 2 THEN 'loan_d1' WHEN 3 THEN 'loan_overdue'
+                  WHEN 4 THEN 'session_day' WHEN 5 THEN 'weekly' WHEN 6 THEN 'inactivity' WHEN 7 THEN 'manual'
+                  ELSE 'loan_created' END,
+       'k' || i, CASE i % 5 WHEN 0 THEN 'sms' WHEN 1 THEN 'whatsapp' ELSE 'email' END,
+       'person' || (i % 5000) || '@example.com', 'Subject ' || i, 'Body of message ' || i,
+       CASE WHEN i % 50 = 0 THEN 'failed' WHEN i % 37 = 0 THEN 'cancelled' WHEN i > 99900 THEN 'pending' ELSE 'sent' END,
+       1,
+       CASE WHEN i % 50 = 0 THEN 'smtp: 550 mailbox unavailable (' || (i % 7) || ')'
+            WHEN i % 37 = 0 THEN 'cancelled: the loan was returned' END,
+       strftime('%Y-%m-%dT%H:%M:%SZ', '$NOW', '-' || (i * 25) || ' seconds'),
+       strftime('%Y-%m-%dT%H:%M:%SZ', '$NOW', '-' || (i * 25 - 40) || ' seconds')
+FROM n;
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
+INSERT INTO rappel_job_runs (job, started_at, finished_at, exit_code, sent)
+SELECT CASE i % 4 WHEN 0 THEN 'check-delay-alerts' WHEN 1 THEN 'send-reports' WHEN 2 THEN 'send-reminders' ELSE 'sync-attendance' END,
+       strftime('%Y-%m-%dT%H:%M:%SZ', '$NOW', '-' || (i * 1200) || ' seconds'),
+       strftime('%Y-%m-%dT%H:%M:%SZ', '$NOW', '-' || (i * 1200 - 2) || ' seconds'),
+       CASE WHEN i % 13 = 0 THEN 75 ELSE 0 END, i % 40
+FROM n;
+INSERT INTO terminals (id, serial) VALUES (1, 'TM20-001'), (2, 'TM20-002');
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000)
+INSERT INTO attendance_logs (terminal_id, enroll_id, punched_at, sync_status)
+SELECT 1 + i % 2, i % 300, strftime('%Y-%m-%dT%H:%M:%SZ', '$NOW', '-' || (i * 60) || ' seconds'),
+       CASE WHEN i < 200 THEN 'pending' ELSE 'sent' END
+FROM n;
+INSERT INTO rappel_terminal_sync_state VALUES (1, 'rh', '$NOW', NULL), (2, 'paie', '$NOW', NULL);
+SQL
+    echo "deliveries: $(sqlite3 "$dir/rappel.db" 'SELECT count(*) FROM rappel_deliveries')"
+    noop_figure "dashboard: page over 100k deliveries" dashboard 10 1000 \
+        --config "$dir/rappel.toml" --now "$NOW" dashboard --out "$dir/dashboard.html"
+    local size
+    size=$(stat -c %s "$dir/dashboard.html")
+    echo "page: $size bytes"
+    row "dashboard: page size" "$(calc "$size / 1024" | xargs printf '%.0f KB')" "-" "< 1 MB" "$(under "$size" 1048576)"
+    noop_figure "metrics: rappel.prom over 100k deliveries" metrics 10 - \
+        --config "$dir/rappel.toml" --now "$NOW" metrics --textfile "$dir"
+    local chromium
+    chromium=$(command -v chromium || command -v chromium-browser || command -v google-chrome || true)
+    if [ -n "$chromium" ]; then
+        for shot in desktop:1200,2600 phone:412,5200; do
+            "$chromium" --headless --no-sandbox --disable-gpu --hide-scrollbars \
+                --screenshot="$dir/dashboard-${shot%%:*}.png" --window-size="${shot#*:}" \
+                "file://$dir/dashboard.html" >/dev/null 2>&1 &&
+                echo "screenshot: $dir/dashboard-${shot%%:*}.png"
+        done
+    else
+        echo "no Chromium: no screenshot (apt-get install chromium)"
+    fi
+}
+
 case "$what" in
     idle) idle ;;
     scan) scan ;;
@@ -811,6 +893,7 @@ case "$what" in
     attendance) attendance ;;
     attendance_mapped) attendance_mapped ;;
     postgres) postgres ;;
-    all) idle; scan; send; reports; reminders; sessions; attendance; attendance_mapped ;;
+    dashboard) dashboard ;;
+    all) idle; scan; send; reports; reminders; sessions; attendance; attendance_mapped; dashboard ;;
 esac
 summary

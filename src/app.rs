@@ -73,6 +73,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
                 | Command::Log(_)
                 | Command::Show { .. }
                 | Command::Stats(_)
+                | Command::Dashboard(_)
+                | Command::Metrics(_)
                 | Command::Retry(_)
                 | Command::Cancel(_)
         )
@@ -83,7 +85,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
             Exit::Config,
             format!(
                 "database is a PostgreSQL server ({}): this rappel runs every job, run-all, deliver, purge, upcoming, log, \
-                 show, stats, retry, cancel, `config check --connect` and `db migrate|status` there; `{}` \
+                 show, stats, dashboard, metrics, retry, cancel, `config check --connect` and `db migrate|status` there; `{}` \
                  still needs a SQLite file",
                 server.shown,
                 command_name(&cli.command)
@@ -110,6 +112,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::TestEmail { to } => cmd::test_email::run(&ctx, &to),
         Command::Log(args) => cmd::log::run(&ctx, &args),
         Command::Stats(args) => cmd::stats::run(&ctx, &args),
+        Command::Dashboard(args) => cmd::dashboard::run(&ctx, &args),
+        Command::Metrics(args) => cmd::metrics::run(&ctx, &args),
         Command::Init { .. } | Command::Demo { .. } | Command::Completions { .. } | Command::Man => {
             unreachable!("handled above")
         }

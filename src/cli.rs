@@ -141,6 +141,29 @@ pub enum Command {
     Log(LogArgs),
     /// The notification dashboard: totals, rates, channels, kinds, failures, attendance
     Stats(StatsArgs),
+    /// The dashboard as one self-contained HTML page, for a browser
+    Dashboard(DashboardArgs),
+    /// Prometheus metrics (text format), for node_exporter's textfile collector
+    Metrics(MetricsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DashboardArgs {
+    /// Write the page to this file (replaced whole, never half-written);
+    /// without it, the page goes to standard output
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Deliveries created since: an age (30d, 12h), a date or an instant
+    #[arg(long, value_name = "D", value_parser = parse_since, default_value = "30d")]
+    pub since: Since,
+}
+
+#[derive(Debug, Args)]
+pub struct MetricsArgs {
+    /// Write rappel.prom into this folder (atomically) instead of printing
+    /// the metrics; default: `[monitoring] textfile_dir` when set
+    #[arg(long, value_name = "DIR")]
+    pub textfile: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -87,6 +87,9 @@ pub struct Config {
     pub ping_urls: BTreeMap<String, String>,
     /// How long a ping may take before it is given up (never failing the job).
     pub ping_timeout: Duration,
+    /// `[monitoring] textfile_dir`: where each run writes `rappel.prom` for
+    /// node_exporter's textfile collector (relative to the config's folder).
+    pub textfile_dir: Option<PathBuf>,
     /// `[sources.*]`: the input tables read from the host's own tables or
     /// queries (DESIGN §9); the others are the contract tables.
     pub sources: Vec<crate::db::sources::Source>,
@@ -402,6 +405,12 @@ fn convert(raw: RawConfig, path: &Path) -> Result<Config, String> {
         json_logs,
         ping_urls,
         ping_timeout,
+        textfile_dir: match raw.monitoring.textfile_dir.as_deref() {
+            Some(d) if d.trim().is_empty() => {
+                return Err("monitoring.textfile_dir: empty (leave it out for no metrics file)".into());
+            }
+            d => d.map(resolve),
+        },
         sources: sources::convert(raw.sources, naive_timezone == chrono_tz::UTC)?,
         warnings,
     })

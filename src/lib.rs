@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod channels;
+pub mod chart;
 pub mod cli;
 pub mod clock;
 pub mod cmd;
@@ -15,6 +16,7 @@ pub mod files;
 pub mod instant;
 pub mod jobs;
 pub mod mask;
+pub mod metrics;
 pub mod output;
 pub mod quiet;
 pub mod recipient;

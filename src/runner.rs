@@ -219,6 +219,7 @@ pub fn run_job(ctx: &Ctx<'_>, run: Run, mode: RunMode, planner: Option<Planner<'
         log::error!("cannot record the end of this run in rappel_job_runs: {e}");
         recorded = Exit::IoErr;
     }
+    crate::metrics::after_run(ctx.config, &conn, ctx.clock.now());
     let reports = report_counts(run, &conn, &report.report_rows);
     // A run that stopped says so in --json too (the error itself goes to stderr).
     if result.is_ok() || ctx.json {

@@ -51,6 +51,7 @@ pub mod attendance;
 pub mod claims;
 pub mod deliveries;
 pub mod demo;
+pub mod metrics;
 pub mod outcomes;
 pub mod purge;
 pub mod reminders;

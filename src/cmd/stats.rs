@@ -137,7 +137,7 @@ fn render(s: &Figures, last: &[log::Entry], zone: chrono_tz::Tz) -> String {
     out
 }
 
-fn human_seconds(s: f64) -> String {
+pub(crate) fn human_seconds(s: f64) -> String {
     match s {
         s if s < 90.0 => format!("{s:.0} s"),
         s if s < 5_400.0 => format!("{:.0} min", s / 60.0),

@@ -85,6 +85,7 @@ pub struct RawMonitoring {
     pub log_format: Option<String>,
     pub ping_urls: Option<BTreeMap<String, String>>,
     pub ping_timeout_s: Option<u64>,
+    pub textfile_dir: Option<String>,
 }
 
 // The sections below belong to jobs that validate them when they land; they

@@ -148,6 +148,7 @@ pub fn run(ctx: &Ctx<'_>, mode: RunMode, only: Option<&str>) -> anyhow::Result<E
     if let Err(e) = crate::store::runs::finish(&conn, run_id, finished, &tally, error.as_deref()) {
         log::error!("cannot record the end of this run in rappel_job_runs: {e}");
     }
+    crate::metrics::after_run(ctx.config, &conn, ctx.clock.now());
     if result.is_ok() || ctx.json {
         report(ctx, false, tally, started, error.as_deref());
     }

@@ -171,7 +171,8 @@ fn median_to_send(conn: &Conn, from: &str) -> Result<Option<f64>> {
 }
 
 /// The attendance ledger now (not limited by `--since`: pending is pending).
-fn attendance(conn: &Conn) -> Result<Attendance> {
+/// Errors: `StoreError`.
+pub fn attendance(conn: &Conn) -> Result<Attendance> {
     let mut a = conn.query_row(
         "SELECT count(*) FILTER (WHERE sync_status = 'pending'), count(*) FILTER (WHERE sync_status = 'sending'),
                 count(*) FILTER (WHERE sync_status = 'failed' AND next_attempt_at IS NOT NULL),
@@ -203,4 +204,60 @@ fn attendance(conn: &Conn) -> Result<Attendance> {
         },
     )?;
     Ok(a)
+}
+
+/// Finished deliveries (sent, failed, cancelled) created since `since`, by
+/// the minute they were created (UTC, `YYYY-MM-DDTHH:MM`) and status, each
+/// message once as in [`gather`]: what the dashboard sorts into the days of
+/// its zone (a minute falls in one local day in every zone, whole-hour or
+/// not). Errors: `StoreError`.
+pub fn finished_by_minute(conn: &Conn, since: DateTime<Utc>) -> Result<Vec<(String, String, i64)>> {
+    conn.query_map(
+        &format!(
+            "SELECT substr(created_at, 1, 16), status, count(*) FROM rappel_deliveries
+             WHERE created_at >= ?1 AND status IN ('sent', 'failed', 'cancelled') AND {CURRENT}
+             GROUP BY 1, 2"
+        ),
+        params![instant::format(since)],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )
+}
+
+/// Counts of the deliveries created from `from` (included) to `to`
+/// (excluded), each message once: the period before the dashboard's, for
+/// the success rate's trend. Errors: `StoreError`.
+pub fn totals_between(conn: &Conn, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Counts> {
+    conn.query_row(
+        &format!(
+            "SELECT count(*), count(*) FILTER (WHERE status = 'sent'), count(*) FILTER (WHERE status = 'failed'),
+                    count(*) FILTER (WHERE status IN ('pending', 'sending')),
+                    count(*) FILTER (WHERE status = 'cancelled')
+             FROM rappel_deliveries WHERE created_at >= ?1 AND created_at < ?2 AND {CURRENT}"
+        ),
+        params![instant::format(from), instant::format(to)],
+        |r| {
+            Ok(Counts {
+                total: r.get(0)?,
+                sent: r.get(1)?,
+                failed: r.get(2)?,
+                open: r.get(3)?,
+                cancelled: r.get(4)?,
+            })
+        },
+    )
+}
+
+/// Punches by terminal serial and sync status now (`attendance_logs`
+/// joined to `terminals`): what the dashboard sums per service. Errors:
+/// `StoreError`.
+pub fn punches_by_terminal(conn: &Conn) -> Result<Vec<(String, String, i64)>> {
+    conn.query_map(
+        "SELECT t.serial, l.status, l.n FROM (
+             SELECT terminal_id, CASE WHEN sync_status = 'failed' AND next_attempt_at IS NOT NULL THEN 'retrying'
+                                      ELSE sync_status END AS status, count(*) AS n
+             FROM attendance_logs GROUP BY 1, 2) l
+         JOIN terminals t ON t.id = l.terminal_id",
+        params![],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )
 }
