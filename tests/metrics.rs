@@ -253,6 +253,13 @@ fn a_textfile_dir_that_cannot_be_written_is_an_error_that_leaves_the_job_alone()
         "{}",
         out.stderr
     );
+    // `config check` says so before any run.
+    let out = env.run(&["config", "check"], NOW).code(78);
+    assert!(
+        out.stderr.contains("monitoring.textfile_dir") && out.stderr.contains("is not a folder"),
+        "{}",
+        out.stderr
+    );
     // `metrics` itself fails with the I/O exit code.
     let out = env.run(&["metrics"], NOW).code(74);
     assert!(out.stderr.contains("missing/rappel.prom"), "{}", out.stderr);

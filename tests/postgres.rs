@@ -473,6 +473,21 @@ fn delay_alerts_go_out_once_from_a_postgresql_database() {
     let stats: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(stats["totals"]["sent"], 3, "{}", out.stdout);
     assert_eq!(stats["median_seconds_to_send"], 0.0, "{}", out.stdout);
+    let out = run_pg(&env, &password, &["dashboard"], "2026-03-10T08:00:00Z").success();
+    assert!(out.stdout.contains("<b>3</b><span>sent</span>"), "{}", out.stdout);
+    assert!(out.stdout.contains("check-delay-alerts</td>"), "{}", out.stdout);
+    let out = run_pg(&env, &password, &["metrics"], "2026-03-10T08:00:00Z").success();
+    assert!(
+        out.stdout
+            .contains(r#"rappel_deliveries_total{status="sent",channel="email",kind="delay_alert"} 3"#),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(r#"rappel_job_last_run_exit_code{job="deliver"} 0"#),
+        "{}",
+        out.stdout
+    );
     // A sent message is never retried by hand.
     run_pg(&env, &password, &["retry", "1"], "2026-03-10T08:00:00Z");
     run_pg(&env, &password, &["deliver"], "2026-03-10T08:00:00Z").success();

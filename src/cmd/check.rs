@@ -85,6 +85,14 @@ pub fn run(ctx: &Ctx<'_>, connect: bool) -> anyhow::Result<Exit> {
             errors.push(format!("{e:#}"));
         }
     }
+    if let Some(dir) = &config.textfile_dir
+        && !dir.is_dir()
+    {
+        errors.push(format!(
+            "monitoring.textfile_dir: {} is not a folder (create it, writable by the user the jobs run as)",
+            dir.display()
+        ));
+    }
     if !errors.is_empty() {
         for e in &errors {
             log::error!("{e}");
@@ -92,7 +100,7 @@ pub fn run(ctx: &Ctx<'_>, connect: bool) -> anyhow::Result<Exit> {
         return Err(fail(
             Exit::Config,
             format!(
-                "{} error(s) in templates, report queries, transports or services",
+                "{} error(s) in templates, report queries, transports, services or monitoring",
                 errors.len()
             ),
         ));
