@@ -232,3 +232,31 @@ fn an_out_file_that_cannot_be_written_is_an_io_error() {
     let run = env.run(&["dashboard"], NOW).success();
     assert!(run.stdout.starts_with("<!DOCTYPE html>"));
 }
+
+#[test]
+fn the_demo_folder_has_a_dashboard_and_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    support::rappel_in(dir.path(), &["demo", "--dir", "d"]).success();
+    let out = support::rappel_in(
+        dir.path(),
+        &["--config", "d/rappel.toml", "dashboard", "--out", "d/page.html"],
+    )
+    .success();
+    assert_eq!(out.stdout, "");
+    let html = std::fs::read_to_string(dir.path().join("d/page.html")).unwrap();
+    for kind in ["delay_alert", "report", "loan_created"] {
+        assert!(html.contains(&format!("<td>{kind}</td>")), "{kind}");
+    }
+    assert!(html.contains("<td>rh</td>"), "the demo's attendance service");
+    let out = support::rappel_in(dir.path(), &["--config", "d/rappel.toml", "metrics"]).success();
+    assert!(
+        out.stdout
+            .contains(r#"rappel_job_last_run_exit_code{job="sync-attendance"} 0"#),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains(r#"rappel_deliveries_total{status="sent",channel="email",kind="report"}"#)
+    );
+}
