@@ -366,6 +366,20 @@ impl Engine<'_> {
             store::Dialect::Sqlite => store::begin_read(conn).and_then(|tx| check.recheck(&tx, row, now)),
             store::Dialect::Postgres => check.recheck(conn, row, now),
         };
+        // A connection the server ended (an administrator, a failover)
+        // cannot record what would be sent: nothing more goes on it, and
+        // the error ends this worker (its claimed rows wait for their lease).
+        if let Err(e) = &verdict
+            && e.is_connection_lost()
+        {
+            return Err(crate::exit::fail(
+                crate::exit::Exit::IoErr,
+                format!(
+                    "the database connection was lost ({e}); delivery {} is not sent, and goes once its lease expires",
+                    row.id
+                ),
+            ));
+        }
         // A source that cannot be read now (a host table changed under us) is
         // no reason to hold back a message made when it could: it goes.
         Ok(verdict.unwrap_or_else(|e| {

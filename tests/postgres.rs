@@ -697,6 +697,61 @@ fn a_claim_skips_the_rows_another_machine_holds_rather_than_waiting() {
 }
 
 #[test]
+fn a_run_whose_sessions_the_server_ends_sends_nothing_more() {
+    let smtp = crate::support::SmtpServer::start();
+    let Some(Alerts {
+        env,
+        password,
+        mut db,
+        schema,
+        ..
+    }) = alerts_machine(
+        "a_run_whose_sessions_the_server_ends_sends_nothing_more",
+        smtp.port,
+        1,
+        6,
+    )
+    else {
+        return;
+    };
+    // The run's sessions are named after the schema, to end them alone.
+    let config = std::fs::read_to_string(env.config_path())
+        .unwrap()
+        .replace("sslrootcert=", &format!("application_name={schema}&sslrootcert="));
+    env.write_config(&config);
+    smtp.set_mode(crate::support::Mode::Hang(3));
+    let mut child = spawn_pg(&env, &password, &["check-delay-alerts"], "2026-03-10T07:00:00Z");
+    assert!(
+        smtp.wait_data_started(std::time::Duration::from_secs(20)),
+        "the run reached its first send"
+    );
+    smtp.set_mode(crate::support::Mode::Accept);
+    // As an administrator or a failover would: every session of the run ends.
+    let ended: i64 = db
+        .query_one(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE application_name = $1) t",
+            &[&schema],
+        )
+        .unwrap()
+        .get(0);
+    assert!(ended >= 2, "the worker's session and the writer's: {ended}");
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(74), "the run says its database went away");
+    // The other five were claimed, but none went: their outcome could not
+    // have been recorded, and each would go again once its lease expired.
+    assert!(smtp.recipients().is_empty(), "{:?}", smtp.recipients());
+
+    std::thread::sleep(std::time::Duration::from_secs(11)); // lease_s = 10, in wall time
+    run_pg(&env, &password, &["deliver"], "2026-03-10T07:00:00Z").success();
+    let mut all = smtp.recipients();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 6, "each digest once");
+    assert_eq!(smtp.recipients().len(), 6, "{:?}", smtp.recipients());
+}
+
+#[test]
 fn a_machine_killed_mid_send_loses_nothing_and_frees_its_lock() {
     let smtp = crate::support::SmtpServer::start();
     let Some(Alerts {

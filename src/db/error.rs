@@ -88,6 +88,24 @@ impl StoreError {
         }
     }
 
+    /// Whether the connection to the server is gone: closed under us, or
+    /// ended by the server (SQLSTATE class 08, connection exception, or
+    /// 57P01 to 57P03, an administrator's or a crash's shutdown). Nothing
+    /// more can be read or written on it. Always false on SQLite, whose
+    /// file does not go away between two statements.
+    pub fn is_connection_lost(&self) -> bool {
+        match self {
+            StoreError::Postgres(e) => {
+                e.is_closed()
+                    || e.code().is_some_and(|c| {
+                        let code = c.code();
+                        code.starts_with("08") || ["57P01", "57P02", "57P03"].contains(&code)
+                    })
+            }
+            _ => false,
+        }
+    }
+
     /// Whether PostgreSQL refused the role a right on a table or schema
     /// (42501): a configuration error (exit 78), not a failing database.
     pub fn is_refused(&self) -> bool {
