@@ -875,6 +875,29 @@ query = "SELECT pg_sleep(5)"
     ))
     .unwrap();
 
+    // `config check` connects to check the queries only when asked to;
+    // then the one that writes and the one past its timeout are named.
+    let out = run_pg(&env, &password, &["config", "check"], "2026-03-10T07:00:00Z").success();
+    assert!(
+        out.stdout.contains("`config check --connect` runs them"),
+        "{}",
+        out.stdout
+    );
+    let out = run_pg(
+        &env,
+        &password,
+        &["config", "check", "--connect"],
+        "2026-03-10T07:00:00Z",
+    )
+    .code(78);
+    assert!(
+        out.stderr.contains("reports.definitions.writes.query"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("reports.definitions.slow.query"), "{}", out.stderr);
+    assert!(!out.stderr.contains("open_tickets"), "{}", out.stderr);
+
     run_pg(&env, &password, &["send-reports"], "2026-03-10T07:00:00Z").code(65);
     for to in ["a@example.com", "b@example.com"] {
         assert_eq!(

@@ -67,14 +67,14 @@ pub fn run(ctx: &Ctx<'_>, connect: bool) -> anyhow::Result<Exit> {
     }
     match &config.postgres {
         None => {
-            errors.extend(report_queries(config)?);
+            errors.extend(report_queries(config, connect)?);
             naive_instants(config)?;
         }
-        Some(server) => {
-            if let Some(Err(why)) = &server.password {
-                errors.push(why.clone());
-            }
-        }
+        Some(server) => match &server.password {
+            Some(Err(why)) => errors.push(why.clone()),
+            // On a server, checking the queries is connecting: --connect.
+            _ => errors.extend(report_queries(config, connect)?),
+        },
     }
     // Each transport and HR service's client, as the jobs build them: a
     // secret that cannot be had, a token that cannot be a header, a CA file.
@@ -186,17 +186,31 @@ fn security(smtp: &crate::config::SmtpConfig) -> &'static str {
 /// send-reports will run it: a missing table or column, or a query that
 /// would write, is an error now rather than a failed report later. Pending
 /// report rows whose recipients are not addresses are named as warnings.
-fn report_queries(config: &crate::config::Config) -> anyhow::Result<Vec<String>> {
+/// On a PostgreSQL server only under `--connect` (`connect`): a plain
+/// check opens no network connection.
+fn report_queries(config: &crate::config::Config, connect: bool) -> anyhow::Result<Vec<String>> {
     if config.reports.definitions.is_empty() && config.email.is_none() {
         return Ok(Vec::new());
     }
     let db = config.db(true);
     if let Some(server) = db.server() {
-        println!(
-            "report queries not checked: the database is a server ({}); send-reports --dry-run runs them",
-            server.shown
-        );
-        return Ok(Vec::new());
+        if !connect {
+            println!(
+                "report queries not checked: the database is a server ({}); `config check --connect` runs them",
+                server.shown
+            );
+            return Ok(Vec::new());
+        }
+        // A schema not made yet, a server that refuses us: said below by
+        // `database: ...`, not twice.
+        let conn = match db.connect_current() {
+            Ok(conn) => conn,
+            Err(e) => {
+                println!("report queries not checked: {e:#}");
+                return Ok(Vec::new());
+            }
+        };
+        return Ok(checked_queries(config, &db, &conn)?);
     }
     if !db.path().exists() {
         println!(
@@ -210,13 +224,23 @@ fn report_queries(config: &crate::config::Config) -> anyhow::Result<Vec<String>>
         println!("report queries not checked: the database needs `rappel db migrate` first");
         return Ok(Vec::new());
     }
+    Ok(checked_queries(config, &db, &conn)?)
+}
+
+/// Each definition's query checked (`reports::check_query`): the errors,
+/// each naming its key; pending report rows to invalid addresses warned of.
+fn checked_queries(
+    config: &crate::config::Config,
+    db: &crate::db::Database,
+    conn: &crate::store::Conn,
+) -> crate::store::Result<Vec<String>> {
     let mut errors = Vec::new();
     for (name, definition) in &config.reports.definitions {
-        if let Err(why) = reports::check_query(&db, &definition.query, config.reports.query_timeout) {
+        if let Err(why) = reports::check_query(db, &definition.query, config.reports.query_timeout) {
             errors.push(format!("reports.definitions.{name}.query: {why}"));
         }
     }
-    for problem in reports::invalid_recipients(&conn)? {
+    for problem in reports::invalid_recipients(conn)? {
         log::warn!("{problem}");
     }
     Ok(errors)
