@@ -202,6 +202,15 @@ fn db_migrate_makes_rappels_schema_once_even_from_two_machines_at_once() {
     ] {
         assert!(tables.iter().any(|x| x == t), "{t} missing: {tables:?}");
     }
+    // An application's table without a column rappel reads: named, exit 74.
+    db.batch_execute(&format!("ALTER TABLE \"{schema}\".tickets DROP COLUMN closed_at"))
+        .unwrap();
+    let (code, out) = run(&["db", "status"]);
+    assert_eq!(code, Some(74), "{out}");
+    assert!(
+        out.contains("problem:  table tickets exists without column closed_at (needed by check-delay-alerts"),
+        "{out}"
+    );
     // A schema newer than this rappel: said, exit 74, nothing changed.
     db.execute(&format!("UPDATE \"{schema}\".rappel_meta SET value = '99'"), &[])
         .unwrap();

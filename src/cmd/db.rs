@@ -126,8 +126,9 @@ pub fn status(ctx: &Ctx<'_>) -> anyhow::Result<Exit> {
     }
 }
 
-/// `db status` on PostgreSQL: the server, rappel's schema and its version.
-/// Exit 74 when the schema is newer than this rappel's.
+/// `db status` on PostgreSQL: the server, rappel's schema and its version,
+/// and the input tables' columns once it is up to date. Exit 74 when the
+/// schema is newer than this rappel's, or an input table lacks a column.
 fn postgres_status(server: &db::postgres::Server) -> anyhow::Result<Exit> {
     use db::postgres::migrate::{LATEST, version};
     let mut client = db::postgres::connect(server)?;
@@ -143,8 +144,42 @@ fn postgres_status(server: &db::postgres::Server) -> anyhow::Result<Exit> {
             "status:   {} migration(s) pending; run `rappel db migrate`",
             db::postgres::migrate::pending(v)
         );
-    } else {
-        println!("status:   up to date");
+        return Ok(Exit::Ok);
     }
-    Ok(Exit::Ok)
+    // The input tables as the application may have made them: each column
+    // the contract names (DESIGN §4), as on SQLite.
+    let mut problems = Vec::new();
+    for (table, wanted) in db::host::CONTRACT {
+        let have: Vec<String> = client
+            .query(
+                "SELECT column_name::text FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2",
+                &[&server.schema, table],
+            )
+            .map_err(|e| db::postgres::refused(&e, &format!("{}: cannot read the tables' columns", server.shown)))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        if have.is_empty() {
+            problems.push(format!("table {table} is missing"));
+            continue;
+        }
+        for column in wanted.iter().filter(|c| !have.iter().any(|h| h == *c)) {
+            problems.push(
+                db::host::Clash {
+                    table,
+                    column: (*column).to_string(),
+                }
+                .line(),
+            );
+        }
+    }
+    if problems.is_empty() {
+        println!("status:   up to date; the input tables have every column rappel reads");
+        Ok(Exit::Ok)
+    } else {
+        for p in &problems {
+            println!("problem:  {p}");
+        }
+        Ok(Exit::IoErr)
+    }
 }
