@@ -146,9 +146,13 @@ pub fn success_rate(days: &[Day], title: &str) -> Result<String, String> {
             .draw()
             .map_err(|e| e.to_string())?;
         let line = color(SENT);
-        chart
-            .draw_series(LineSeries::new(points.iter().copied(), line.stroke_width(2)))
-            .map_err(|e| e.to_string())?;
+        // One line per run of days in a row: a day with nothing finished
+        // breaks it, rather than a slope drawn across it.
+        for run in points.chunk_by(|a, b| (b.0 - a.0 - 1.0).abs() < 1e-9) {
+            chart
+                .draw_series(LineSeries::new(run.iter().copied(), line.stroke_width(2)))
+                .map_err(|e| e.to_string())?;
+        }
         chart
             .draw_series(points.iter().map(|&p| Circle::new(p, 3, line.filled())))
             .map_err(|e| e.to_string())?;
@@ -297,6 +301,29 @@ mod tests {
         let doc = parse(&svg);
         let circles = doc.descendants().filter(|n| n.has_tag_name("circle")).count();
         assert_eq!(circles, 2, "{svg}");
+        // The 27th and the 29th are not joined across the empty 28th.
+        let points = |doc: &roxmltree::Document<'_>| -> Vec<usize> {
+            doc.descendants()
+                .filter(|n| {
+                    n.has_tag_name("polyline") && n.attribute("stroke").is_some_and(|c| c.eq_ignore_ascii_case(SENT))
+                })
+                .map(|n| n.attribute("points").unwrap().split_whitespace().count())
+                .collect()
+        };
+        assert_eq!(points(&doc), [1, 1], "two runs of one day: {svg}");
+        let mut more = days();
+        more.push(Day {
+            label: "11-30".into(),
+            sent: 1,
+            ..Day::default()
+        });
+        let svg = success_rate(&more, "Success").unwrap();
+        let doc = parse(&svg);
+        assert_eq!(
+            points(&doc),
+            [1, 2],
+            "the 29th and the 30th joined, nothing else: {svg}"
+        );
         assert_eq!(days()[0].success_rate(), Some(80.0));
         assert_eq!(days()[1].success_rate(), None);
     }

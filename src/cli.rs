@@ -160,10 +160,10 @@ pub struct DashboardArgs {
 
 #[derive(Debug, Args)]
 pub struct MetricsArgs {
-    /// Write rappel.prom into this folder (atomically) instead of printing
-    /// the metrics; default: `[monitoring] textfile_dir` when set
-    #[arg(long, value_name = "DIR")]
-    pub textfile: Option<PathBuf>,
+    /// Write rappel.prom into this folder (replaced whole) instead of
+    /// printing the metrics; without DIR, into `[monitoring] textfile_dir`
+    #[arg(long, value_name = "DIR", num_args = 0..=1)]
+    pub textfile: Option<Option<PathBuf>>,
 }
 
 #[derive(Debug, Args)]

@@ -51,6 +51,92 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+/// Replaces the file at `path` with `bytes` whole, for files another
+/// program reads while rappel rewrites them (the dashboard's page, the
+/// metrics file): written beside it under a name no one can guess (created
+/// new, never through a link), synced, given the mode and owner of the file
+/// it replaces, then renamed over it. What is at `path` must be a regular
+/// file or nothing: a link, a device, a FIFO or a folder there is refused,
+/// so that a page written as root never replaces `/dev/null` nor lands
+/// where a link points. Temporary files of runs killed before their rename
+/// (more than a minute old) are removed. The folder must exist.
+///
+/// Errors: the folder is missing or not writable, or `path` is not a
+/// regular file (`InvalidInput`, naming it).
+pub fn replace(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::{Error, ErrorKind};
+    let existing = match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_file() => Some(meta),
+        Ok(_) => {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "{} is not a regular file; rappel replaces only a regular file",
+                    path.display()
+                ),
+            ));
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound => None,
+        Err(e) => return Err(e),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    remove_stale(path, &name);
+    let tmp = path.with_file_name(format!(".{name}.{}.{:016x}.tmp", std::process::id(), random()));
+    let mut file = no_follow().write(true).create_new(true).open(&tmp)?;
+    let written = (|| {
+        file.write_all(bytes)?;
+        if let Some(meta) = &existing {
+            file.set_permissions(meta.permissions())?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::MetadataExt;
+                // Only root may give a file away; anyone else keeps it.
+                let _ = std::os::unix::fs::fchown(&file, Some(meta.uid()), Some(meta.gid()));
+            }
+        }
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+/// Removes `replace`'s temporary files for `name` in `path`'s folder that
+/// are regular files over a minute old: what a run killed between its write
+/// and its rename left (a hidden copy of a page a web server could serve).
+fn remove_stale(path: &Path, name: &str) {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let prefix = format!(".{name}.");
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let file_name = file_name.to_string_lossy();
+        if !(file_name.starts_with(&prefix) && file_name.ends_with(".tmp")) {
+            continue;
+        }
+        let old = std::fs::symlink_metadata(entry.path()).is_ok_and(|m| {
+            m.file_type().is_file()
+                && m.modified()
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|a| a.as_secs() > 60)
+        });
+        if old {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 fn random() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
@@ -61,6 +147,57 @@ fn random() -> u64 {
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replace_refuses_what_is_not_a_regular_file_and_keeps_the_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("precious");
+        std::fs::write(&target, "keep me").unwrap();
+        let link = dir.path().join("page.html");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let refused = replace(&link, b"page").unwrap_err();
+        assert!(refused.to_string().contains("not a regular file"), "{refused}");
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me");
+        assert!(
+            std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(),
+            "the link stays"
+        );
+        let fifo = dir.path().join("fifo");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        assert!(replace(&fifo, b"page").is_err(), "a FIFO stays a FIFO");
+        assert!(replace(dir.path(), b"page").is_err(), "a folder");
+
+        let page = dir.path().join("index.html");
+        std::fs::write(&page, "old").unwrap();
+        std::fs::set_permissions(&page, std::fs::Permissions::from_mode(0o640)).unwrap();
+        // A temporary file a killed run left long ago goes; a fresh one stays.
+        let stale = dir.path().join(".index.html.1.00000000000000aa.tmp");
+        std::fs::write(&stale, "old copy").unwrap();
+        let long_ago = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+        std::fs::File::options()
+            .write(true)
+            .open(&stale)
+            .unwrap()
+            .set_modified(long_ago)
+            .unwrap();
+        let fresh = dir.path().join(".index.html.2.00000000000000bb.tmp");
+        std::fs::write(&fresh, "another run's").unwrap();
+        replace(&page, b"new").unwrap();
+        assert_eq!(std::fs::read_to_string(&page).unwrap(), "new");
+        assert_eq!(std::fs::metadata(&page).unwrap().permissions().mode() & 0o777, 0o640);
+        assert!(!stale.exists() && fresh.exists());
+        assert!(
+            replace(&dir.path().join("missing/x.prom"), b"m").is_err(),
+            "no folder is made"
+        );
+    }
 
     #[test]
     fn what_is_planted_where_rappel_writes_is_never_written_through() {

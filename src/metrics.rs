@@ -5,6 +5,7 @@
 //! Names follow Prometheus' conventions: a `rappel_` prefix, base units
 //! (`_seconds`), `_total` on counters only.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -51,6 +52,13 @@ impl<'a> Family<'a> {
 /// A label value as the text format writes it: `\`, `"` and line feeds escaped.
 fn escape(value: &str) -> String {
     value.replace('\\', r"\\").replace('"', "\\\"").replace('\n', r"\n")
+}
+
+/// A value from the database as rappel prints it: control characters and
+/// other invisible ones escaped (`output::printable`), so the file or a
+/// terminal shows what is there and nothing drives the terminal.
+fn shown(value: &str) -> String {
+    crate::output::printable(value).into_owned()
 }
 
 /// Seconds since the Unix epoch of a stored instant; `None` when it does not parse.
@@ -131,10 +139,18 @@ pub fn render(conn: &Conn, now: DateTime<Utc>) -> store::Result<String> {
         "counter",
         "Deliveries that reached a final status (sent, failed, cancelled), by channel and kind; purge lowers it, which Prometheus reads as a reset.",
     );
+    // Values as printed (control characters escaped), and series that read
+    // the same once so (text that was not UTF-8) counted as one.
+    let mut finished: BTreeMap<(String, String, String), i64> = BTreeMap::new();
     for (status, channel, kind, n) in store::metrics::finished(conn)? {
-        f.sample(name, &[("status", &status), ("channel", &channel), ("kind", &kind)], n);
+        *finished
+            .entry((shown(&status), shown(&channel), shown(&kind)))
+            .or_default() += n;
     }
-    let waiting = store::metrics::waiting(conn)?;
+    for ((status, channel, kind), n) in &finished {
+        f.sample(name, &[("status", status), ("channel", channel), ("kind", kind)], n);
+    }
+    let waiting = store::metrics::waiting(conn, now)?;
     let name = "rappel_deliveries_pending";
     let mut f = Family::new(
         &mut out,
@@ -142,23 +158,25 @@ pub fn render(conn: &Conn, now: DateTime<Utc>) -> store::Result<String> {
         "gauge",
         "Messages waiting to be sent (pending or being sent), by channel.",
     );
-    for channel in crate::domain::Channel::ALL {
-        let n = waiting
-            .by_channel
-            .iter()
-            .find(|(c, _)| c == channel.as_str())
-            .map_or(0, |(_, n)| *n);
-        f.sample(name, &[("channel", channel.as_str())], n);
+    let mut by_channel: BTreeMap<String, i64> = crate::domain::Channel::ALL
+        .iter()
+        .map(|c| (c.as_str().to_string(), 0))
+        .collect();
+    for (channel, n) in &waiting.by_channel {
+        *by_channel.entry(shown(channel)).or_default() += n;
+    }
+    for (channel, n) in &by_channel {
+        f.sample(name, &[("channel", channel)], n);
     }
     let name = "rappel_deliveries_oldest_pending_age_seconds";
     let mut f = Family::new(
         &mut out,
         name,
         "gauge",
-        "Seconds since the oldest waiting message was planned; 0 when none waits.",
+        "Seconds the longest-waiting message due now has been due (since planned, or since its retry time); 0 when none; messages held by quiet hours or waiting for a retry are not due.",
     );
     let age = waiting
-        .oldest
+        .oldest_due
         .as_deref()
         .and_then(instant::parse)
         .map_or(0, |t| (now - t).num_seconds().max(0));
@@ -193,24 +211,19 @@ pub fn render(conn: &Conn, now: DateTime<Utc>) -> store::Result<String> {
     );
     for s in &attendance.services {
         if let Some(at) = s.last_attendance_sync.as_deref().and_then(epoch) {
-            f.sample(name, &[("service", &s.service)], at);
+            f.sample(name, &[("service", &shown(&s.service))], at);
         }
     }
     Ok(out)
 }
 
-/// Writes `text` to `dir/rappel.prom` atomically: a temporary file in the
-/// same folder (not ending in `.prom`, so the collector never reads it
-/// half-written), then renamed over the old one. Returns the file's path.
-/// Errors: the folder is missing or not writable (with the path).
+/// Writes `text` to `dir/rappel.prom` whole (`files::replace`: the
+/// temporary file does not end in `.prom`, so the collector never reads it
+/// half-written). Returns the file's path. Errors: the folder is missing or
+/// not writable, or `rappel.prom` there is not a regular file (with the path).
 pub fn write_textfile(dir: &Path, text: &str) -> anyhow::Result<PathBuf> {
     let path = dir.join(FILE);
-    let temp = dir.join(format!(".{FILE}.{}.tmp", std::process::id()));
-    let written = std::fs::write(&temp, text).and_then(|()| std::fs::rename(&temp, &path));
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&temp);
-        return Err(e).with_context(|| format!("cannot write {}", path.display()));
-    }
+    crate::files::replace(&path, text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path)
 }
 

@@ -203,7 +203,7 @@ fn the_last_fifty_deliveries_and_a_trend_against_the_period_before() {
     }
     let html = page(&env, &["--since", "7d"]);
     let last = &html[html.find(r#"<section id="last">"#).unwrap()..];
-    let rows = last.matches("<tr><td class=\"n\">").count();
+    let rows = last.matches("<tr class=\"delivery\">").count();
     assert_eq!(rows, 50, "the last 50 of this week's 66 deliveries");
     // This week: 63 sent of 64 finished (98.4 %); the week before 30 of 40 (75 %).
     assert!(html.contains("<b>98.4 %</b>"), "{html}");
@@ -259,4 +259,83 @@ fn the_demo_folder_has_a_dashboard_and_metrics() {
         out.stdout
             .contains(r#"rappel_deliveries_total{status="sent",channel="email",kind="report"}"#)
     );
+}
+
+#[test]
+fn a_link_or_a_device_at_out_is_refused_and_an_existing_page_keeps_its_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = env_with("");
+    let precious = env.dir.path().join("precious");
+    std::fs::write(&precious, "keep me").unwrap();
+    let link = env.dir.path().join("link.html");
+    std::os::unix::fs::symlink(&precious, &link).unwrap();
+    let out = env.run(&["dashboard", "--out", link.to_str().unwrap()], NOW).code(74);
+    assert!(out.stderr.contains("not a regular file"), "{}", out.stderr);
+    assert_eq!(std::fs::read_to_string(&precious).unwrap(), "keep me");
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    let fifo = env.dir.path().join("fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    env.run(&["dashboard", "--out", fifo.to_str().unwrap()], NOW).code(74);
+    assert!(!std::fs::metadata(&fifo).unwrap().is_file(), "still a FIFO");
+    // A page the operator made readable by the web server's group alone stays so.
+    let page = env.dir.path().join("index.html");
+    std::fs::write(&page, "old").unwrap();
+    std::fs::set_permissions(&page, std::fs::Permissions::from_mode(0o640)).unwrap();
+    env.run(&["dashboard", "--out", page.to_str().unwrap()], NOW).success();
+    assert!(std::fs::read_to_string(&page).unwrap().starts_with("<!DOCTYPE html>"));
+    assert_eq!(std::fs::metadata(&page).unwrap().permissions().mode() & 0o777, 0o640);
+}
+
+#[test]
+fn rows_written_by_hand_that_do_not_read_leave_the_rest_of_the_page() {
+    let env = env_with("");
+    env.db()
+        .execute_batch(
+            "INSERT INTO rappel_job_runs (job, started_at, finished_at, exit_code) VALUES
+               ('deliver', '2026-03-10T06:50:00Z', '2026-03-10T06:50:01Z', 'abc');
+             INSERT INTO rappel_deliveries (job, kind, dedupe_key, channel, recipient, status, attempts, last_error, created_at)
+               VALUES ('j', 'loan_d1', 'blob', 'email', 'z@x', 'failed', 'many', x'00ff', '2026-03-10T06:00:00Z');",
+        )
+        .unwrap();
+    let html = page(&env, &["--since", "7d"]);
+    assert!(html.contains("<td>deliver</td>"), "the run shows, without an exit code");
+    let last = &html[html.find(r#"<section id="last">"#).unwrap()..];
+    assert!(
+        last.contains(r#"<p class="err">"#),
+        "the section says it cannot be read"
+    );
+    assert!(html.contains("(not text)"), "a blob reason is counted as one");
+    let out = env.run(&["metrics"], NOW).success();
+    assert!(
+        out.stdout.contains(r#"rappel_job_last_run_finished{job="deliver"} 1"#),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        !out.stdout.contains(r#"rappel_job_last_run_exit_code{job="deliver"}"#),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn french_numbers_and_a_single_messages_status() {
+    let env = env_with("");
+    let config = std::fs::read_to_string(env.config_path())
+        .unwrap()
+        .replace("locale = \"en\"", "locale = \"fr\"");
+    env.write_config(&config);
+    let html = page(&env, &["--since", "2026-03-08"]);
+    assert!(html.contains("<b>75,0 %</b>"), "a decimal comma");
+    assert!(
+        html.contains(">envoyé</span>") && html.contains(">en échec</span>"),
+        "one message: singular"
+    );
+    assert!(!html.contains(r#"st-sent">envoyés</span>"#));
 }

@@ -6,9 +6,7 @@
 //! the file, which is replaced whole, never seen half-written.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
-use anyhow::Context as _;
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use chrono_tz::Tz;
 use minijinja::{Environment, Value};
@@ -33,32 +31,13 @@ pub fn run(ctx: &Ctx<'_>, args: &DashboardArgs) -> anyhow::Result<Exit> {
     let page = build(ctx, &args.since)?;
     match &args.out {
         Some(path) => {
-            replace(path, &page).map_err(|e| crate::exit::fail(Exit::IoErr, format!("{e:#}")))?;
+            crate::files::replace(path, page.as_bytes())
+                .map_err(|e| crate::exit::fail(Exit::IoErr, format!("cannot write {}: {e}", path.display())))?;
             ::log::info!("wrote {} ({} bytes)", path.display(), page.len());
         }
         None => print!("{page}"),
     }
     Ok(Exit::Ok)
-}
-
-/// Writes `text` to `path` through a temporary file beside it, renamed over
-/// it: a web server reading it meanwhile sees the old page or the new one.
-fn replace(path: &Path, text: &str) -> anyhow::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let written = std::fs::write(&temp, text).and_then(|()| std::fs::rename(&temp, path));
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&temp);
-        return Err(e).with_context(|| format!("cannot write {}", path.display()));
-    }
-    Ok(())
 }
 
 /// The page's words in one locale.
@@ -81,6 +60,13 @@ struct Words {
     per_day: &'static str,
     per_week: &'static str,
     success_per_day: &'static str,
+    success_per_week: &'static str,
+    /// One message's status, for its badge: sent, failed, cancelled,
+    /// pending, sending.
+    one: [&'static str; 5],
+    no_reason: &'static str,
+    /// The decimal separator (`.` in English, `,` in French).
+    decimal: char,
     by_channel: &'static str,
     by_kind: &'static str,
     total: &'static str,
@@ -128,6 +114,10 @@ const EN: Words = Words {
     per_day: "Messages per day",
     per_week: "Messages per week",
     success_per_day: "Success rate per day",
+    success_per_week: "Success rate per week",
+    one: ["sent", "failed", "cancelled", "pending", "sending"],
+    no_reason: "no reason recorded",
+    decimal: '.',
     by_channel: "By channel",
     by_kind: "By kind",
     total: "total",
@@ -175,6 +165,10 @@ const FR: Words = Words {
     per_day: "Messages par jour",
     per_week: "Messages par semaine",
     success_per_day: "Taux de réussite par jour",
+    success_per_week: "Taux de réussite par semaine",
+    one: ["envoyé", "en échec", "annulé", "en attente", "en cours"],
+    no_reason: "aucun motif enregistré",
+    decimal: ',',
     by_channel: "Par canal",
     by_kind: "Par type",
     total: "total",
@@ -214,7 +208,7 @@ fn words(locale: Locale) -> &'static Words {
 /// A group (channel or kind) with its shares of the widest group, for bars.
 #[derive(Serialize)]
 struct Bar<'a> {
-    name: &'a str,
+    name: std::borrow::Cow<'a, str>,
     counts: &'a Counts,
     /// Percent of the widest group's total, per status.
     sent: f64,
@@ -229,7 +223,7 @@ fn bars(groups: &[Group]) -> Vec<Bar<'_>> {
     groups
         .iter()
         .map(|g| Bar {
-            name: &g.name,
+            name: crate::output::printable(&g.name),
             counts: &g.counts,
             sent: share(g.counts.sent),
             failed: share(g.counts.failed),
@@ -286,7 +280,9 @@ pub fn build(ctx: &Ctx<'_>, since: &Since) -> anyhow::Result<String> {
     let minutes = crate::store::stats::finished_by_minute(&conn, from)?;
     let runs = crate::store::runs::latest(&conn, &Run::PINGED)?;
     let punches = crate::store::stats::punches_by_terminal(&conn)?;
-    let last = log::query(
+    // A row written by hand that cannot be read (a blob for an error) is
+    // said in its section; the rest of the page is still built.
+    let (last, unreadable) = match log::query(
         ctx,
         &LogArgs {
             status: None,
@@ -295,7 +291,16 @@ pub fn build(ctx: &Ctx<'_>, since: &Since) -> anyhow::Result<String> {
             since: Some(Since::At(from)),
             limit: 50,
         },
-    )?;
+    ) {
+        Ok(last) => (last, None),
+        Err(e) => {
+            ::log::warn!("the last deliveries cannot be read: {e:#}");
+            (
+                Vec::new(),
+                Some(crate::output::printable(&format!("{e:#}")).into_owned()),
+            )
+        }
+    };
     let w = words(ctx.config.locale);
     let local = |at: &str| {
         instant::parse(at).map_or_else(
@@ -307,7 +312,7 @@ pub fn build(ctx: &Ctx<'_>, since: &Since) -> anyhow::Result<String> {
     let (days, weekly) = days_of(&minutes, from, now, zone);
     let outcomes_svg = chart::daily_outcomes(&days, if weekly { w.per_week } else { w.per_day })
         .map_err(|e| anyhow::anyhow!("the chart of messages per day: {e}"))?;
-    let rate_svg = chart::success_rate(&days, w.success_per_day)
+    let rate_svg = chart::success_rate(&days, if weekly { w.success_per_week } else { w.success_per_day })
         .map_err(|e| anyhow::anyhow!("the chart of the success rate: {e}"))?;
     let rate_before = before.failure_rate().map(|f| 100.0 - f);
     let trend = figures.success_rate.zip(rate_before).map(|(now, then)| now - then);
@@ -322,7 +327,7 @@ pub fn build(ctx: &Ctx<'_>, since: &Since) -> anyhow::Result<String> {
                 .as_deref()
                 .and_then(instant::parse)
                 .zip(instant::parse(&r.started_at))
-                .map(|(end, start)| took((end - start).num_milliseconds())),
+                .map(|(end, start)| took(w, (end - start).num_seconds())),
             exit_code: r.finished_at.as_ref().and(r.exit_code),
             ok: r.finished_at.is_some() && r.exit_code == Some(0),
             error: r.error.as_deref().map(|e| crate::output::printable(e).into_owned()),
@@ -336,10 +341,10 @@ pub fn build(ctx: &Ctx<'_>, since: &Since) -> anyhow::Result<String> {
         .map(|e| Delivery {
             id: e.id,
             at: local(&e.created_at),
-            kind: e.kind.clone(),
-            channel: e.channel.clone(),
-            recipient: e.recipient.clone(),
-            status: status_word(w, &e.status).to_string(),
+            kind: crate::output::printable(&e.kind).into_owned(),
+            channel: crate::output::printable(&e.channel).into_owned(),
+            recipient: crate::output::printable(&e.recipient).into_owned(),
+            status: status_word(w, &e.status),
             status_class: match e.status.as_str() {
                 "sent" => "sent",
                 "failed" => "failed",
@@ -360,10 +365,25 @@ pub fn build(ctx: &Ctx<'_>, since: &Since) -> anyhow::Result<String> {
     let mut env = Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
     env.add_template("dashboard.html", TEMPLATE)?;
+    // "no reason recorded" is the store's word for a NULL error.
     let reasons = |r: &[Reason]| {
         r.iter()
-            .map(|r| (crate::output::printable(&r.reason).into_owned(), r.count))
+            .map(|r| {
+                let reason = if r.reason == "no reason recorded" {
+                    w.no_reason
+                } else {
+                    &r.reason
+                };
+                (crate::output::printable(reason).into_owned(), r.count)
+            })
             .collect::<Vec<_>>()
+    };
+    let decimal = |text: String| {
+        if w.decimal == '.' {
+            text
+        } else {
+            text.replace('.', &w.decimal.to_string())
+        }
     };
     let page = env.get_template("dashboard.html")?.render(minijinja::context! {
         w => ser(&w),
@@ -371,10 +391,10 @@ pub fn build(ctx: &Ctx<'_>, since: &Since) -> anyhow::Result<String> {
         since => ser(&local(&figures.since)),
         zone => ser(&zone.name()),
         totals => ser(&&figures.totals),
-        success => ser(&figures.success_rate.map(|r| format!("{r:.1} %"))),
-        trend => ser(&trend.map(|d| format!("{}{d:.1}", if d >= 0.0 { "+" } else { "" }))),
+        success => ser(&figures.success_rate.map(|r| decimal(format!("{r:.1} %")))),
+        trend => ser(&trend.map(|d| decimal(format!("{}{d:.1}", if d >= 0.0 { "+" } else { "" })))),
         trend_up => ser(&trend.is_some_and(|d| d >= 0.0)),
-        median => ser(&figures.median_seconds_to_send.map(crate::cmd::stats::human_seconds)),
+        median => ser(&figures.median_seconds_to_send.map(|s| decimal(crate::cmd::stats::human_seconds(s)))),
         outcomes_chart => Value::from_safe_string(outcomes_svg),
         rate_chart => Value::from_safe_string(rate_svg),
         weekly => ser(&weekly),
@@ -387,6 +407,7 @@ pub fn build(ctx: &Ctx<'_>, since: &Since) -> anyhow::Result<String> {
         attendance => ser(&&figures.attendance),
         services => ser(&services),
         last => ser(&last),
+        unreadable => ser(&unreadable),
     })?;
     Ok(page)
 }
@@ -396,23 +417,27 @@ fn ser<T: Serialize>(value: &T) -> Value {
     Value::from(minijinja::value::Serde(value))
 }
 
-fn status_word(w: &Words, status: &str) -> &'static str {
+/// One message's status in the page's words; as stored when rappel does
+/// not write it.
+fn status_word(w: &Words, status: &str) -> String {
     match status {
-        "sent" => w.sent,
-        "failed" => w.failed,
-        "cancelled" => w.cancelled,
-        "pending" => w.pending,
-        "sending" => w.sending,
-        _ => "?",
+        "sent" => w.one[0].to_string(),
+        "failed" => w.one[1].to_string(),
+        "cancelled" => w.one[2].to_string(),
+        "pending" => w.one[3].to_string(),
+        "sending" => w.one[4].to_string(),
+        other => crate::output::printable(other).into_owned(),
     }
 }
 
-/// `ms` as a short duration: `850 ms`, `12.4 s`, `3 min`.
-fn took(ms: i64) -> String {
-    match ms.max(0) {
-        ms if ms < 1_000 => format!("{ms} ms"),
-        ms if ms < 90_000 => format!("{:.1} s", ms as f64 / 1000.0),
-        ms => format!("{:.0} min", ms as f64 / 60_000.0),
+/// A run's duration, known to the second (`rappel_job_runs` keeps whole
+/// seconds): `< 1 s`, `12 s`, `3 min`, `1,5 h` in French.
+fn took(w: &Words, seconds: i64) -> String {
+    match seconds.max(0) {
+        0 => "< 1 s".to_string(),
+        s if s < 90 => format!("{s} s"),
+        s if s < 5_400 => format!("{:.0} min", s as f64 / 60.0),
+        s => format!("{:.1} h", s as f64 / 3_600.0).replace('.', &w.decimal.to_string()),
     }
 }
 
@@ -438,7 +463,7 @@ fn days_of(minutes: &[(String, String, i64)], from: DateTime<Utc>, now: DateTime
         buckets.insert(
             d,
             Day {
-                label: d.format(if weekly { "%Y-%m-%d" } else { "%m-%d" }).to_string(),
+                label: d.format("%m-%d").to_string(),
                 ..Day::default()
             },
         );
@@ -579,19 +604,18 @@ mod tests {
             chrono_tz::UTC,
         );
         assert!(weekly);
-        assert_eq!(weeks.first().map(|d| d.label.as_str()), Some("2026-06-01"), "a Monday");
-        assert_eq!(
-            weeks.last().map(|d| (d.label.as_str(), d.sent)),
-            Some(("2026-11-23", 3))
-        );
+        assert_eq!(weeks.first().map(|d| d.label.as_str()), Some("06-01"), "a Monday");
+        assert_eq!(weeks.last().map(|d| (d.label.as_str(), d.sent)), Some(("11-23", 3)));
         assert_eq!(weeks.len(), 26);
     }
 
     #[test]
     fn durations_read_shortly() {
-        assert_eq!(took(850), "850 ms");
-        assert_eq!(took(12_400), "12.4 s");
-        assert_eq!(took(180_000), "3 min");
-        assert_eq!(took(-5), "0 ms");
+        assert_eq!(took(&EN, 0), "< 1 s");
+        assert_eq!(took(&EN, 12), "12 s");
+        assert_eq!(took(&EN, 180), "3 min");
+        assert_eq!(took(&EN, 9_000), "2.5 h");
+        assert_eq!(took(&FR, 9_000), "2,5 h");
+        assert_eq!(took(&EN, -5), "< 1 s");
     }
 }

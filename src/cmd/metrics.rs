@@ -1,6 +1,6 @@
-//! `rappel metrics [--textfile DIR]`: the Prometheus metrics now, printed, or
-//! written atomically to `DIR/rappel.prom` for node_exporter's textfile
-//! collector (`crate::metrics`).
+//! `rappel metrics [--textfile [DIR]]`: the Prometheus metrics now, printed,
+//! or written whole to `DIR/rappel.prom` (by default `[monitoring]
+//! textfile_dir`) for node_exporter's textfile collector (`crate::metrics`).
 
 use crate::cli::MetricsArgs;
 use crate::exit::Exit;
@@ -9,7 +9,17 @@ use crate::runner::Ctx;
 pub fn run(ctx: &Ctx<'_>, args: &MetricsArgs) -> anyhow::Result<Exit> {
     let conn = ctx.config.db(true).connect_current()?;
     let text = crate::metrics::render(&conn, ctx.clock.now())?;
-    match args.textfile.as_ref().or(ctx.config.textfile_dir.as_ref()) {
+    let dir = match &args.textfile {
+        None => None,
+        Some(Some(dir)) => Some(dir),
+        Some(None) => Some(ctx.config.textfile_dir.as_ref().ok_or_else(|| {
+            crate::exit::fail(
+                Exit::Usage,
+                "--textfile without a folder writes into [monitoring] textfile_dir, which is not set",
+            )
+        })?),
+    };
+    match dir {
         Some(dir) => {
             let path = crate::metrics::write_textfile(dir, &text)
                 .map_err(|e| crate::exit::fail(Exit::IoErr, format!("{e:#}")))?;

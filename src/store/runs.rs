@@ -6,6 +6,7 @@ use super::{Conn, Result};
 use crate::params;
 use chrono::{DateTime, Utc};
 
+use crate::db::loose;
 use crate::domain::Job;
 use crate::instant;
 
@@ -101,15 +102,17 @@ pub fn latest(conn: &Conn, runs: &[crate::domain::Run]) -> Result<Vec<LastRun>> 
             "SELECT started_at, finished_at, exit_code, error, sent, failed FROM rappel_job_runs
              WHERE job = ?1 ORDER BY started_at DESC, id DESC LIMIT 1",
             params![job],
+            // Read loosely: a row written by hand (an exit code as text)
+            // shows as what it holds, and never stops the dashboard.
             |r| {
                 Ok(LastRun {
                     job: job.to_string(),
-                    started_at: r.get(0)?,
-                    finished_at: r.get(1)?,
-                    exit_code: r.get(2)?,
-                    error: r.get(3)?,
-                    sent: r.get(4)?,
-                    failed: r.get(5)?,
+                    started_at: loose::text(r.cell(0)?).unwrap_or_default(),
+                    finished_at: loose::text(r.cell(1)?),
+                    exit_code: loose::id(r.cell(2)?),
+                    error: loose::text(r.cell(3)?),
+                    sent: loose::id(r.cell(4)?).unwrap_or(0),
+                    failed: loose::id(r.cell(5)?).unwrap_or(0),
                     last_success: None,
                 })
             },
@@ -122,7 +125,7 @@ pub fn latest(conn: &Conn, runs: &[crate::domain::Run]) -> Result<Vec<LastRun>> 
                 "SELECT started_at FROM rappel_job_runs WHERE job = ?1 AND exit_code = 0
                  ORDER BY started_at DESC, id DESC LIMIT 1",
                 params![job],
-                |r| r.get(0),
+                |r| Ok(loose::text(r.cell(0)?)),
             )?
             .flatten();
         out.push(last);

@@ -125,9 +125,10 @@ pub fn gather(conn: &Conn, since: DateTime<Utc>) -> Result<Figures> {
                  WHERE created_at >= ?1 AND status = ?2 AND {CURRENT} GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10"
             ),
             params![from, status],
+            // Loosely: an error written by hand as a blob is a reason too.
             |r| {
                 Ok(Reason {
-                    reason: r.get(0)?,
+                    reason: crate::db::loose::text(r.cell(0)?).unwrap_or_else(|| "(not text)".into()),
                     count: r.get(1)?,
                 })
             },
