@@ -150,15 +150,7 @@ fn postgres_status(server: &db::postgres::Server) -> anyhow::Result<Exit> {
     // the contract names (DESIGN §4), as on SQLite.
     let mut problems = Vec::new();
     for (table, wanted) in db::host::CONTRACT {
-        let have: Vec<String> = client
-            .query(
-                "SELECT column_name::text FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2",
-                &[&server.schema, table],
-            )
-            .map_err(|e| db::postgres::refused(&e, &format!("{}: cannot read the tables' columns", server.shown)))?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
+        let have = db::postgres::columns(&mut client, server, table)?;
         if have.is_empty() {
             problems.push(format!("table {table} is missing"));
             continue;

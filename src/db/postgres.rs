@@ -339,6 +339,21 @@ pub fn describe(pg: &Server) -> anyhow::Result<String> {
     ))
 }
 
+/// The columns of `table` in rappel's schema on `server` (none when the
+/// table is not there), for `db status`. Errors: the server's, said as
+/// `refused` says them.
+pub fn columns(client: &mut postgres::Client, server: &Server, table: &str) -> anyhow::Result<Vec<String>> {
+    Ok(client
+        .query(
+            "SELECT column_name::text FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2",
+            &[&server.schema, &table],
+        )
+        .map_err(|e| refused(&e, &format!("{}: cannot read the tables' columns", server.shown)))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
