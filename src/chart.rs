@@ -4,6 +4,7 @@
 //! `<svg>` keeps its `viewBox` and drops its fixed size, so a page's CSS
 //! can scale it to a phone's width.
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 /// One day's finished messages, in the dashboard's zone.
@@ -60,6 +61,47 @@ fn label_at(days: &[Day], x: f64) -> String {
     }
 }
 
+/// A chart of `days` along x, `y` up the side (labelled by `y_label`),
+/// `height` pixels high in the SVG's own units, drawn by `plot`; returns the
+/// `<svg>` element named `title` (`fluid`).
+fn chart(
+    days: &[Day],
+    height: u32,
+    y: std::ops::Range<f64>,
+    y_label: &dyn Fn(&f64) -> String,
+    title: &str,
+    plot: impl FnOnce(&mut Frame<'_, '_>) -> Result<(), String>,
+) -> Result<String, String> {
+    let n = days.len().max(1) as f64;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
+        let mut frame = ChartBuilder::on(&root)
+            .margin(8)
+            .x_label_area_size(30)
+            .y_label_area_size(56)
+            .build_cartesian_2d(-0.5..n - 0.5, y)
+            .map_err(|e| e.to_string())?;
+        frame
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(days.len().clamp(2, 32))
+            .x_label_formatter(&|x| label_at(days, *x))
+            .y_labels(5)
+            .y_label_formatter(y_label)
+            .light_line_style(WHITE)
+            .label_style(("sans-serif", LABEL_PX))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        plot(&mut frame)?;
+        root.present().map_err(|e| e.to_string())?;
+    }
+    Ok(fluid(&svg, title))
+}
+
+/// A chart's drawing area, in days (x) and its values (y).
+type Frame<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
 /// Sent, failed and cancelled per day, one stacked bar a day (sent at the
 /// bottom). Returns the `<svg>` element; `title` is its accessible name.
 ///
@@ -71,36 +113,25 @@ pub fn daily_outcomes(days: &[Day], title: &str) -> Result<String, String> {
         .map(|d| d.sent + d.failed + d.cancelled)
         .max()
         .unwrap_or(0)
-        .max(1);
-    let n = days.len().max(1) as f64;
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
-        let mut chart = ChartBuilder::on(&root)
-            .margin(8)
-            .x_label_area_size(30)
-            .y_label_area_size(56)
-            .build_cartesian_2d(-0.5..n - 0.5, 0u64..top + top / 10 + 1)
-            .map_err(|e| e.to_string())?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(days.len().clamp(2, 32))
-            .x_label_formatter(&|x| label_at(days, *x))
-            .y_labels(5)
-            .y_label_formatter(&|y| y.to_string())
-            .light_line_style(WHITE)
-            .label_style(("sans-serif", LABEL_PX))
-            .draw()
-            .map_err(|e| e.to_string())?;
+        .max(1) as f64;
+    // Whole numbers only: a short axis (0 to 3) has key points between them.
+    let whole = |y: &f64| {
+        if y.fract() == 0.0 {
+            format!("{y:.0}")
+        } else {
+            String::new()
+        }
+    };
+    chart(days, HEIGHT, 0.0..(top * 1.1).ceil(), &whole, title, |frame| {
         for (i, d) in days.iter().enumerate() {
             let x = i as f64;
-            let mut base = 0;
+            let mut base = 0.0;
             for (count, hex) in [(d.sent, SENT), (d.failed, FAILED), (d.cancelled, CANCELLED)] {
                 if count == 0 {
                     continue;
                 }
-                chart
+                let count = count as f64;
+                frame
                     .draw_series(std::iter::once(Rectangle::new(
                         [(x - 0.38, base), (x + 0.38, base + count)],
                         color(hex).filled(),
@@ -109,9 +140,8 @@ pub fn daily_outcomes(days: &[Day], title: &str) -> Result<String, String> {
                 base += count;
             }
         }
-        root.present().map_err(|e| e.to_string())?;
-    }
-    Ok(fluid(&svg, title))
+        Ok(())
+    })
 }
 
 /// The daily success rate (sent among sent and failed, 0 to 100 %), a line
@@ -119,46 +149,26 @@ pub fn daily_outcomes(days: &[Day], title: &str) -> Result<String, String> {
 ///
 /// Errors: as [`daily_outcomes`].
 pub fn success_rate(days: &[Day], title: &str) -> Result<String, String> {
-    let n = days.len().max(1) as f64;
     let points: Vec<(f64, f64)> = days
         .iter()
         .enumerate()
         .filter_map(|(i, d)| d.success_rate().map(|r| (i as f64, r)))
         .collect();
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT * 2 / 3)).into_drawing_area();
-        let mut chart = ChartBuilder::on(&root)
-            .margin(8)
-            .x_label_area_size(30)
-            .y_label_area_size(56)
-            .build_cartesian_2d(-0.5..n - 0.5, floor(&points)..100.0)
-            .map_err(|e| e.to_string())?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(days.len().clamp(2, 32))
-            .x_label_formatter(&|x| label_at(days, *x))
-            .y_labels(5)
-            .y_label_formatter(&|y| format!("{y:.0} %"))
-            .light_line_style(WHITE)
-            .label_style(("sans-serif", LABEL_PX))
-            .draw()
-            .map_err(|e| e.to_string())?;
+    let percent = |y: &f64| format!("{y:.0} %");
+    chart(days, HEIGHT * 2 / 3, floor(&points)..100.0, &percent, title, |frame| {
         let line = color(SENT);
         // One line per run of days in a row: a day with nothing finished
         // breaks it, rather than a slope drawn across it.
         for run in points.chunk_by(|a, b| (b.0 - a.0 - 1.0).abs() < 1e-9) {
-            chart
+            frame
                 .draw_series(LineSeries::new(run.iter().copied(), line.stroke_width(2)))
                 .map_err(|e| e.to_string())?;
         }
-        chart
+        frame
             .draw_series(points.iter().map(|&p| Circle::new(p, 3, line.filled())))
             .map_err(|e| e.to_string())?;
-        root.present().map_err(|e| e.to_string())?;
-    }
-    Ok(fluid(&svg, title))
+        Ok(())
+    })
 }
 
 /// Where the success-rate axis starts: 10 points below the lowest rate,
