@@ -245,7 +245,7 @@ fn the_demo_folder_has_a_dashboard_and_metrics() {
     assert_eq!(out.stdout, "");
     let html = std::fs::read_to_string(dir.path().join("d/page.html")).unwrap();
     for kind in ["delay_alert", "report", "loan_created"] {
-        assert!(html.contains(&format!("<td>{kind}</td>")), "{kind}");
+        assert!(html.contains(&format!("<td class=\"x\">{kind}</td>")), "{kind}");
     }
     assert!(html.contains("<td>rh</td>"), "the demo's attendance service");
     let out = support::rappel_in(dir.path(), &["--config", "d/rappel.toml", "metrics"]).success();
