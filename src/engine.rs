@@ -98,17 +98,18 @@ struct Shared {
 }
 
 impl Engine<'_> {
-    /// Sends every due row in `scope`, with as many workers as the channels allow.
-    pub fn deliver(&self, scope: &Scope) -> anyhow::Result<Tally> {
+    /// Sends every due row in `scope`, with as many workers as the channels
+    /// allow; `conn` (the run's connection) takes the run's first steps,
+    /// each worker and the outcome writer open their own.
+    pub fn deliver(&self, scope: &Scope, conn: &mut store::Conn) -> anyhow::Result<Tally> {
         let mut tally = Tally::default();
-        let mut conn = self.db.connect()?;
-        let reclaimed = claim::reclaim_expired(&conn, self.clock.wall())?;
+        let reclaimed = claim::reclaim_expired(conn, self.clock.wall())?;
         if reclaimed > 0 {
             log::warn!("{reclaimed} message(s) whose sender stopped mid-send are pending again");
         }
         if scope.force {
             // One transaction: the re-armed rows and their sources' status change together.
-            let tx = store::begin(&mut conn)?;
+            let tx = store::begin(conn)?;
             for (table, id, at) in claim::rearm_exhausted(&tx, scope)? {
                 if let Some(hook) = self.hooks.iter().find(|h| h.table() == table) {
                     let outcome = record::Outcome {
@@ -123,7 +124,7 @@ impl Engine<'_> {
         }
         let channels = self.channels.configured();
         let mut sendable = 0;
-        for (channel, count) in claim::due_by_channel(&conn, scope, self.clock.now())? {
+        for (channel, count) in claim::due_by_channel(conn, scope, self.clock.now())? {
             // Stored as text: a row a host wrote by hand may name no channel rappel knows.
             let known = channel.parse::<Channel>();
             if known.as_ref().is_ok_and(|c| channels.contains(c)) {
@@ -141,8 +142,7 @@ impl Engine<'_> {
         }
         // A large queue planned since the server last looked at the table
         // would have every claim sort it (`fresh_statistics`).
-        claim::fresh_statistics(&conn, sendable)?;
-        drop(conn);
+        claim::fresh_statistics(conn, sendable)?;
         if sendable == 0 {
             // Nothing to send: no workers, no connections (a run every minute
             // with nothing due stays cheap).

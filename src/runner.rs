@@ -200,9 +200,9 @@ pub fn run_job(ctx: &Ctx<'_>, run: Run, mode: RunMode, planner: Option<Planner<'
         return Ok(Exit::Ok);
     };
     let db = ctx.config.db(false);
-    let Started { conn, run_id, ping } = begin_run(ctx, run, &db)?;
+    let Started { mut conn, run_id, ping } = begin_run(ctx, run, &db)?;
     let mut report = PlanReport::default();
-    let result = job_body(ctx, run, &db, &scope, planner, &mut report, run_id);
+    let result = job_body(ctx, run, &db, &mut conn, &scope, planner, &mut report, run_id);
     let (tally, error) = match &result {
         Ok(t) => (*t, None),
         Err(e) => {
@@ -274,10 +274,15 @@ pub fn begin_run(ctx: &Ctx<'_>, run: Run, db: &Database) -> anyhow::Result<Start
     }
 }
 
+/// Plans (`planner`) then delivers on `conn`, the run's connection: on
+/// PostgreSQL each connection opened is a server process started and a
+/// handshake, several milliseconds of a run with nothing to do.
+#[allow(clippy::too_many_arguments, reason = "the run's parts, each used once")]
 fn job_body(
     ctx: &Ctx<'_>,
     run: Run,
     db: &Database,
+    conn: &mut Connection,
     scope: &Scope,
     planner: Option<Planner<'_>>,
     report: &mut PlanReport,
@@ -291,13 +296,12 @@ fn job_body(
     // again with the source as it is now.
     let templates = ctx.templates()?;
     if let Some(plan) = planner {
-        let mut conn = db.connect()?;
         // A host table without a column this job reads stops this job only.
         if let Ok(lite) = conn.lite() {
             crate::db::host::check_for(lite, run.as_str())?;
         }
         let started = Instant::now();
-        *report = plan(&mut conn, &plan_ctx(ctx, templates, db, false, scope.force)).map_err(|e| {
+        *report = plan(conn, &plan_ctx(ctx, templates, db, false, scope.force)).map_err(|e| {
             // SQLite's message alone does not say which mapping failed on a row.
             if ctx.config.sources.is_empty() || !e.chain().any(crate::store::is_store_error) {
                 e
@@ -342,7 +346,7 @@ fn job_body(
         run_id: format!("{run}:{}:{run_id}", std::process::id()),
         zone: ctx.config.timezone,
     };
-    let delivered = engine.deliver(scope);
+    let delivered = engine.deliver(scope, conn);
     report.report_rows.extend(reports_hook.touched());
     tally.merge(delivered?);
     Ok(tally)

@@ -24,30 +24,44 @@ pub struct StageEvent {
 /// never held whole. Errors: `StoreError` (the tables unreadable, an id not
 /// an integer).
 pub fn each_open_stage_event(conn: &Conn, mut f: impl FnMut(StageEvent)) -> Result<()> {
-    conn.query_each(
-        "SELECT t.id, e.id, e.stage, e.entered_at
-         FROM tickets t JOIN ticket_events e ON e.ticket_id = t.id
-         WHERE t.closed_at IS NULL
-         ORDER BY t.id",
-        params![],
-        |row| {
-            let stage = match row.cell(2)? {
-                Cell::Text(s) => Some(s.into_owned()),
-                _ => None,
-            };
-            let entered_at = match row.cell(3)? {
-                Cell::Text(s) => Ok(s.into_owned()),
-                other => Err(other.type_name().to_string()),
-            };
-            f(StageEvent {
-                ticket_id: row.get(0)?,
-                event_id: row.get(1)?,
-                stage,
-                entered_at,
-            });
-            Ok(())
-        },
-    )
+    // On PostgreSQL, each open ticket's events by the `(ticket_id, …)`
+    // index (`OFFSET 0` keeps the planner from making it a join again):
+    // the hash join it otherwise picks reads every event of every ticket,
+    // open or closed, 30 ms of a no-op run over 100,000 tickets where this
+    // takes 17. SQLite already walks the index so.
+    let sql = match conn.dialect() {
+        super::Dialect::Sqlite => {
+            "SELECT t.id, e.id, e.stage, e.entered_at
+             FROM tickets t JOIN ticket_events e ON e.ticket_id = t.id
+             WHERE t.closed_at IS NULL
+             ORDER BY t.id"
+        }
+        super::Dialect::Postgres => {
+            "SELECT t.id, e.id, e.stage, e.entered_at
+             FROM tickets t
+             CROSS JOIN LATERAL (SELECT id, stage, entered_at FROM ticket_events
+                                 WHERE ticket_id = t.id OFFSET 0) e
+             WHERE t.closed_at IS NULL
+             ORDER BY t.id"
+        }
+    };
+    conn.query_each(sql, params![], |row| {
+        let stage = match row.cell(2)? {
+            Cell::Text(s) => Some(s.into_owned()),
+            _ => None,
+        };
+        let entered_at = match row.cell(3)? {
+            Cell::Text(s) => Ok(s.into_owned()),
+            other => Err(other.type_name().to_string()),
+        };
+        f(StageEvent {
+            ticket_id: row.get(0)?,
+            event_id: row.get(1)?,
+            stage,
+            entered_at,
+        });
+        Ok(())
+    })
 }
 
 /// What a delay alert shows of a ticket (empty text for NULL).
