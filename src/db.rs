@@ -201,7 +201,14 @@ impl Database {
                  the jobs read rappel's own tables (DESIGN §4)",
             ));
         }
-        let mut client = postgres::connect(server)?;
+        let client = postgres::connect(server)?;
+        self.set_up(server, client)
+    }
+
+    /// `client`, a session just opened on `server`, set up as every
+    /// session of rappel's is: rappel's schema first on the search path,
+    /// UTC, the commit and lock settings below.
+    fn set_up(&self, server: &postgres::Server, mut client: ::postgres::Client) -> anyhow::Result<::postgres::Client> {
         let schema = server.schema.replace('"', "\"\"");
         // `synchronous_commit = off`: a commit returns before its WAL is on
         // disk, as SQLite's `synchronous = NORMAL` in WAL mode does; the
@@ -288,7 +295,29 @@ impl Database {
     /// As `connect_current`, on the server: its schema brought up to date
     /// (`db::postgres::migrate`, under its advisory lock) unless read-only.
     fn connect_server_current(&self, server: &postgres::Server) -> anyhow::Result<conn::Conn> {
-        let mut client = self.server_session(server)?;
+        let client = self.server_session(server)?;
+        self.current_on(server, client)
+    }
+
+    /// As `connect_current`, on `session`, a session already open on this
+    /// database's server (the one holding a job's advisory lock, which then
+    /// serves the run: one server process and handshake less per run).
+    /// On SQLite, or for another server, a connection of its own.
+    pub fn connect_current_on(&self, session: Option<::postgres::Client>) -> anyhow::Result<conn::Conn> {
+        match (&self.server, session) {
+            (Some(server), Some(client)) => {
+                if !self.sources.is_empty() {
+                    return self.connect_current();
+                }
+                let client = self.set_up(server, client)?;
+                self.current_on(server, client)
+            }
+            _ => self.connect_current(),
+        }
+    }
+
+    /// The version checks and migration of `connect_current`, on `client`.
+    fn current_on(&self, server: &postgres::Server, mut client: ::postgres::Client) -> anyhow::Result<conn::Conn> {
         let version = postgres::migrate::version(&mut client, &server.schema)?;
         let conn = conn::Conn::postgres(client);
         let latest = postgres::migrate::LATEST;

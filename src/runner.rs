@@ -195,12 +195,13 @@ pub fn run_job(ctx: &Ctx<'_>, run: Run, mode: RunMode, planner: Option<Planner<'
     if mode.dry_run {
         return dry_run_job(ctx, run, &scope, planner, started);
     }
-    let Some(_lock) = lock::try_lock(&ctx.config.db(false), run.as_str())? else {
+    let Some(mut lock) = lock::try_lock(&ctx.config.db(false), run.as_str())? else {
         log::warn!("another {run} run holds its lock; this one exits without doing anything");
         return Ok(Exit::Ok);
     };
     let db = ctx.config.db(false);
-    let Started { mut conn, run_id, ping } = begin_run(ctx, run, &db)?;
+    // On a server, the session holding the lock is the run's connection.
+    let Started { mut conn, run_id, ping } = begin_run(ctx, run, &db, lock.take_session())?;
     let mut report = PlanReport::default();
     let result = job_body(ctx, run, &db, &mut conn, &scope, planner, &mut report, run_id);
     let (tally, error) = match &result {
@@ -257,9 +258,9 @@ pub struct Started {
 
 /// Pings the start, opens the database (migrating it) and opens the run's
 /// `rappel_job_runs` row; a failure on the way still ends the ping with its code.
-pub fn begin_run(ctx: &Ctx<'_>, run: Run, db: &Database) -> anyhow::Result<Started> {
+pub fn begin_run(ctx: &Ctx<'_>, run: Run, db: &Database, session: Option<postgres::Client>) -> anyhow::Result<Started> {
     let ping = Ping::start(ctx.config, run);
-    let opened = db.connect_current().and_then(|conn| {
+    let opened = db.connect_current_on(session).and_then(|conn| {
         let run_id = crate::store::runs::start(&conn, run.as_str(), ctx.clock.now())?;
         Ok((conn, run_id))
     });

@@ -105,9 +105,15 @@ pub fn try_advisory_lock(server: &Server, job: &str) -> anyhow::Result<Option<Ad
 }
 
 /// A job's advisory lock: the session holding it, closed when dropped.
-pub struct AdvisoryLock(
-    #[allow(dead_code, reason = "held for its session, which holds the lock")] Box<postgres::Client>,
-);
+pub struct AdvisoryLock(Box<postgres::Client>);
+
+impl AdvisoryLock {
+    /// The session holding the lock, to serve the run: the lock lasts as
+    /// long as it is open.
+    pub fn into_session(self) -> postgres::Client {
+        *self.0
+    }
+}
 
 /// `e` with `what` before it, and the exit it means: 78 when the server
 /// refuses the role, its password or its rights (the configuration must

@@ -1,7 +1,8 @@
 //! One lock per job, released when the process dies, so an overlapping run
 //! of the same job exits at once: an OS file lock beside a SQLite database,
-//! a PostgreSQL advisory lock held by a connection of its own on a server
-//! (several machines share it; DESIGN §9). Correctness never depends on it:
+//! a PostgreSQL advisory lock held by a session on a server (several
+//! machines share it; DESIGN §9), which then serves the run as its
+//! connection (`JobLock::take_session`). Correctness never depends on it:
 //! claims are atomic in the database.
 
 use std::fs::{File, TryLockError};
@@ -18,6 +19,23 @@ pub enum JobLock {
     File(File),
     /// The session holding the advisory lock; closing it releases the lock.
     Session(crate::db::postgres::AdvisoryLock),
+    /// The session was handed to the run (`take_session`): the lock lasts
+    /// as long as the run's connection.
+    Lent,
+}
+
+impl JobLock {
+    /// The session holding an advisory lock, for the run to use as its
+    /// connection (`Database::connect_current_on`); `None` for a file lock.
+    pub fn take_session(&mut self) -> Option<postgres::Client> {
+        match std::mem::replace(self, JobLock::Lent) {
+            JobLock::Session(lock) => Some(lock.into_session()),
+            other => {
+                *self = other;
+                None
+            }
+        }
+    }
 }
 
 /// The lock file of `job` beside the database.

@@ -103,7 +103,7 @@ pub fn run(ctx: &Ctx<'_>, mode: RunMode, only: Option<&str>) -> anyhow::Result<E
         return Ok(Exit::Ok);
     }
     let db = ctx.config.db(false);
-    let Started { mut conn, run_id, ping } = super::begin_run(ctx, Run::Job(JOB), &db)?;
+    let Started { mut conn, run_id, ping } = super::begin_run(ctx, Run::Job(JOB), &db, None)?;
     let mut tally = Tally::default();
     let result = (|| -> anyhow::Result<()> {
         if let Ok(lite) = conn.lite() {
