@@ -64,7 +64,14 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// Errors: the folder is missing or not writable, or `path` is not a
 /// regular file (`InvalidInput`, naming it).
 pub fn replace(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::{Error, ErrorKind};
+    replace_if(path, bytes, |_| true)
+}
+
+/// As [`replace`], when `path` is not there or `is_ours(its first bytes)`
+/// (up to 64): a command told to write its page over a database or a
+/// configuration file refuses (`InvalidInput`) rather than destroy it.
+pub fn replace_if(path: &Path, bytes: &[u8], is_ours: impl Fn(&[u8]) -> bool) -> std::io::Result<()> {
+    use std::io::{Error, ErrorKind, Read};
     let existing = match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_file() => Some(meta),
         Ok(_) => {
@@ -79,23 +86,43 @@ pub fn replace(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         Err(e) if e.kind() == ErrorKind::NotFound => None,
         Err(e) => return Err(e),
     };
-    let name = path
+    if existing.as_ref().is_some_and(|m| m.len() > 0) {
+        let mut head = Vec::with_capacity(64);
+        open_regular(no_follow().read(true), path)?
+            .take(64)
+            .read_to_end(&mut head)?;
+        if !is_ours(&head) {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "{} holds something else; rappel replaces only a file it wrote (remove it first)",
+                    path.display()
+                ),
+            ));
+        }
+    }
+    // The name within the file system's 255 bytes, whatever the page's.
+    let name: String = path
         .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
+        .map(|n| n.to_string_lossy().chars().take(80).collect())
         .unwrap_or_default();
     remove_stale(path, &name);
     let tmp = path.with_file_name(format!(".{name}.{}.{:016x}.tmp", std::process::id(), random()));
-    let mut file = no_follow().write(true).create_new(true).open(&tmp)?;
+    let mut options = no_follow();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    if let Some(meta) = &existing {
+        // Created with the old file's mode (the umask may narrow it, never
+        // widen it): its content is never readable by more than the page's.
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(meta.permissions().mode() & 0o777);
+    }
+    let mut file = options.open(&tmp)?;
     let written = (|| {
         file.write_all(bytes)?;
         if let Some(meta) = &existing {
+            keep_owner(&file, meta, path);
             file.set_permissions(meta.permissions())?;
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::MetadataExt;
-                // Only root may give a file away; anyone else keeps it.
-                let _ = std::os::unix::fs::fchown(&file, Some(meta.uid()), Some(meta.gid()));
-            }
         }
         file.sync_all()?;
         std::fs::rename(&tmp, path)
@@ -104,6 +131,29 @@ pub fn replace(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     written
+}
+
+/// Gives `file` the owner and group of the file it replaces (`old`): root
+/// may; anyone else keeps the group when they belong to it. A group that
+/// cannot be kept is said (a web server reading the page by its group
+/// would lose it).
+fn keep_owner(file: &std::fs::File, old: &std::fs::Metadata, path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if std::os::unix::fs::fchown(file, Some(old.uid()), Some(old.gid())).is_ok() {
+            return;
+        }
+        if let Err(e) = std::os::unix::fs::fchown(file, None, Some(old.gid())) {
+            log::warn!(
+                "{}: its group ({}) cannot be kept ({e}); the new file has this user's",
+                path.display(),
+                old.gid()
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (file, old, path);
 }
 
 /// Removes `replace`'s temporary files for `name` in `path`'s folder that

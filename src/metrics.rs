@@ -209,10 +209,16 @@ pub fn render(conn: &Conn, now: DateTime<Utc>) -> store::Result<String> {
         "gauge",
         "When punches were last accepted by the service's HR API (Unix time).",
     );
+    // Services that print the same are one series, at their latest push.
+    let mut pushed: BTreeMap<String, i64> = BTreeMap::new();
     for s in &attendance.services {
         if let Some(at) = s.last_attendance_sync.as_deref().and_then(epoch) {
-            f.sample(name, &[("service", &shown(&s.service))], at);
+            let latest = pushed.entry(shown(&s.service)).or_insert(at);
+            *latest = (*latest).max(at);
         }
+    }
+    for (service, at) in &pushed {
+        f.sample(name, &[("service", service)], at);
     }
     Ok(out)
 }
@@ -223,7 +229,9 @@ pub fn render(conn: &Conn, now: DateTime<Utc>) -> store::Result<String> {
 /// not writable, or `rappel.prom` there is not a regular file (with the path).
 pub fn write_textfile(dir: &Path, text: &str) -> anyhow::Result<PathBuf> {
     let path = dir.join(FILE);
-    crate::files::replace(&path, text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
+    // Never over a file that is not a metrics file.
+    crate::files::replace_if(&path, text.as_bytes(), |head| head.starts_with(b"# HELP rappel_"))
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path)
 }
 

@@ -231,6 +231,14 @@ fn an_out_file_that_cannot_be_written_is_an_io_error() {
     // Without --out, the page goes to standard output.
     let run = env.run(&["dashboard"], NOW).success();
     assert!(run.stdout.starts_with("<!DOCTYPE html>"));
+    // Standard output that cannot take it: an I/O error, not a panic.
+    if std::path::Path::new("/dev/full").exists() {
+        for args in [&["dashboard"][..], &["metrics"][..]] {
+            let full = std::fs::File::options().write(true).open("/dev/full").unwrap();
+            let out = env.command(args, NOW).stdout(full).output().unwrap();
+            assert_eq!(out.status.code(), Some(74), "{}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
 }
 
 #[test]
@@ -283,9 +291,21 @@ fn a_link_or_a_device_at_out_is_refused_and_an_existing_page_keeps_its_mode() {
     );
     env.run(&["dashboard", "--out", fifo.to_str().unwrap()], NOW).code(74);
     assert!(!std::fs::metadata(&fifo).unwrap().is_file(), "still a FIFO");
+    // Nor does it write over the database or the configuration.
+    let db_before = std::fs::read(env.db_path()).unwrap();
+    for target in [env.db_path(), env.config_path()] {
+        let out = env.run(&["dashboard", "--out", target.to_str().unwrap()], NOW).code(74);
+        assert!(out.stderr.contains("holds something else"), "{}", out.stderr);
+    }
+    assert_eq!(std::fs::read(env.db_path()).unwrap(), db_before);
+    env.run(&["stats"], NOW).success();
+    // A page name as long as the file system allows.
+    let long = env.dir.path().join(format!("{}.html", "p".repeat(250)));
+    env.run(&["dashboard", "--out", long.to_str().unwrap()], NOW).success();
+    env.run(&["dashboard", "--out", long.to_str().unwrap()], NOW).success();
     // A page the operator made readable by the web server's group alone stays so.
     let page = env.dir.path().join("index.html");
-    std::fs::write(&page, "old").unwrap();
+    std::fs::write(&page, "<!DOCTYPE html><p>the page before</p>").unwrap();
     std::fs::set_permissions(&page, std::fs::Permissions::from_mode(0o640)).unwrap();
     env.run(&["dashboard", "--out", page.to_str().unwrap()], NOW).success();
     assert!(std::fs::read_to_string(&page).unwrap().starts_with("<!DOCTYPE html>"));
@@ -304,7 +324,13 @@ fn rows_written_by_hand_that_do_not_read_leave_the_rest_of_the_page() {
         )
         .unwrap();
     let html = page(&env, &["--since", "7d"]);
-    assert!(html.contains("<td>deliver</td>"), "the run shows, without an exit code");
+    assert!(
+        html.contains(
+            r#"<td>deliver</td><td>2026-03-10 07:50</td><td class="n">1 s</td>
+      <td><span class="badge bad">?</span>"#
+        ),
+        "a finished run whose exit code does not read: {html}"
+    );
     let last = &html[html.find(r#"<section id="last">"#).unwrap()..];
     assert!(
         last.contains(r#"<p class="err">"#),

@@ -31,11 +31,17 @@ pub fn run(ctx: &Ctx<'_>, args: &DashboardArgs) -> anyhow::Result<Exit> {
     let page = build(ctx, &args.since)?;
     match &args.out {
         Some(path) => {
-            crate::files::replace(path, page.as_bytes())
-                .map_err(|e| crate::exit::fail(Exit::IoErr, format!("cannot write {}: {e}", path.display())))?;
+            // Never over the database, the configuration or any file that
+            // is not an HTML page.
+            crate::files::replace_if(path, page.as_bytes(), |head| {
+                let head = String::from_utf8_lossy(head).trim_start().to_ascii_lowercase();
+                head.starts_with("<!doctype html") || head.starts_with("<html")
+            })
+            .map_err(|e| crate::exit::fail(Exit::IoErr, format!("cannot write {}: {e}", path.display())))?;
             ::log::info!("wrote {} ({} bytes)", path.display(), page.len());
         }
-        None => print!("{page}"),
+        None => crate::output::write_stdout(page.as_bytes())
+            .map_err(|e| crate::exit::fail(Exit::IoErr, format!("cannot write to standard output: {e}")))?,
     }
     Ok(Exit::Ok)
 }
@@ -238,6 +244,8 @@ struct RunRow {
     job: String,
     started: String,
     took: Option<String>,
+    /// Whether it recorded its end (its exit code may still not read).
+    finished: bool,
     exit_code: Option<i64>,
     ok: bool,
     error: Option<String>,
@@ -328,6 +336,7 @@ pub fn build(ctx: &Ctx<'_>, since: &Since) -> anyhow::Result<String> {
                 .and_then(instant::parse)
                 .zip(instant::parse(&r.started_at))
                 .map(|(end, start)| took(w, (end - start).num_seconds())),
+            finished: r.finished_at.is_some(),
             exit_code: r.finished_at.as_ref().and(r.exit_code),
             ok: r.finished_at.is_some() && r.exit_code == Some(0),
             error: r.error.as_deref().map(|e| crate::output::printable(e).into_owned()),

@@ -25,7 +25,8 @@ pub fn run(ctx: &Ctx<'_>, args: &MetricsArgs) -> anyhow::Result<Exit> {
                 .map_err(|e| crate::exit::fail(Exit::IoErr, format!("{e:#}")))?;
             log::info!("wrote {}", path.display());
         }
-        None => print!("{text}"),
+        None => crate::output::write_stdout(text.as_bytes())
+            .map_err(|e| crate::exit::fail(Exit::IoErr, format!("cannot write to standard output: {e}")))?,
     }
     Ok(Exit::Ok)
 }
