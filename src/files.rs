@@ -198,6 +198,14 @@ fn random() -> u64 {
 mod tests {
     use super::*;
 
+    /// A FIFO named `name` made in `dir`.
+    fn fifo_in(dir: &Path, name: &str) -> std::path::PathBuf {
+        let fifo = dir.join(name);
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(made.success());
+        fifo
+    }
+
     #[test]
     fn replace_refuses_what_is_not_a_regular_file_and_keeps_the_mode() {
         use std::os::unix::fs::PermissionsExt;
@@ -213,14 +221,7 @@ mod tests {
             std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(),
             "the link stays"
         );
-        let fifo = dir.path().join("fifo");
-        assert!(
-            std::process::Command::new("mkfifo")
-                .arg(&fifo)
-                .status()
-                .unwrap()
-                .success()
-        );
+        let fifo = fifo_in(dir.path(), "fifo");
         assert!(replace(&fifo, b"page").is_err(), "a FIFO stays a FIFO");
         assert!(replace(dir.path(), b"page").is_err(), "a folder");
 
@@ -267,14 +268,7 @@ mod tests {
         let lock = dir.path().join("x.lock");
         std::os::unix::fs::symlink(&target, &lock).unwrap();
         assert!(no_follow().write(true).create(true).open(&lock).is_err(), "a link");
-        let fifo = dir.path().join("y.lock");
-        assert!(
-            std::process::Command::new("mkfifo")
-                .arg(&fifo)
-                .status()
-                .unwrap()
-                .success()
-        );
+        let fifo = fifo_in(dir.path(), "y.lock");
         let opened = open_regular(no_follow().read(true).write(true).create(true), &fifo);
         assert!(opened.is_err(), "a FIFO is refused, at once");
     }
