@@ -270,9 +270,12 @@ mod tests {
     #[test]
     fn the_file_is_replaced_whole_and_no_temporary_file_stays() {
         let dir = tempfile::tempdir().unwrap();
-        write_textfile(dir.path(), "a 1\n").unwrap();
-        let path = write_textfile(dir.path(), "b 2\n").unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "b 2\n");
+        write_textfile(dir.path(), "# HELP rappel_a A.\nrappel_a 1\n").unwrap();
+        let path = write_textfile(dir.path(), "# HELP rappel_b B.\nrappel_b 2\n").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "# HELP rappel_b B.\nrappel_b 2\n"
+        );
         let names: Vec<String> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -280,5 +283,10 @@ mod tests {
         assert_eq!(names, vec![FILE.to_string()]);
         let missing = write_textfile(&dir.path().join("nope"), "c 3\n").unwrap_err();
         assert!(format!("{missing:#}").contains("nope/rappel.prom"), "{missing:#}");
+        // A rappel.prom that is not rappel's metrics is left alone.
+        std::fs::write(&path, "node_something 1\n").unwrap();
+        let refused = write_textfile(dir.path(), "# HELP rappel_c C.\n").unwrap_err();
+        assert!(format!("{refused:#}").contains("holds something else"), "{refused:#}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "node_something 1\n");
     }
 }
