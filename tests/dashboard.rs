@@ -357,8 +357,16 @@ fn french_numbers_and_a_single_messages_status() {
         .unwrap()
         .replace("locale = \"en\"", "locale = \"fr\"");
     env.write_config(&config);
+    env.db()
+        .execute_batch(
+            "INSERT INTO rappel_deliveries (job, kind, dedupe_key, channel, recipient, status, last_error, created_at)
+               VALUES ('j', 'loan_d1', 'blob', 'email', 'z@x', 'failed', x'00ff', '2026-03-09T06:00:00Z'),
+                      ('j', 'loan_d1', 'null', 'email', 'n@x', 'failed', NULL, '2026-03-09T06:00:00Z');",
+        )
+        .unwrap();
     let html = page(&env, &["--since", "2026-03-08"]);
-    assert!(html.contains("<b>75,0 %</b>"), "a decimal comma");
+    assert!(html.contains("(pas du texte)") && html.contains("aucun motif enregistré"));
+    assert!(html.contains("<b>50,0 %</b>"), "a decimal comma: 3 sent of 6 finished");
     assert!(
         html.contains(">envoyé</span>") && html.contains(">en échec</span>"),
         "one message: singular"

@@ -71,6 +71,8 @@ struct Words {
     /// pending, sending.
     one: [&'static str; 5],
     no_reason: &'static str,
+    /// A reason stored as bytes, not text (`stats::gather`'s word for it).
+    not_text: &'static str,
     /// The decimal separator (`.` in English, `,` in French).
     decimal: char,
     by_channel: &'static str,
@@ -123,6 +125,7 @@ const EN: Words = Words {
     success_per_week: "Success rate per week",
     one: ["sent", "failed", "cancelled", "pending", "sending"],
     no_reason: "no reason recorded",
+    not_text: "(not text)",
     decimal: '.',
     by_channel: "By channel",
     by_kind: "By kind",
@@ -174,6 +177,7 @@ const FR: Words = Words {
     success_per_week: "Taux de réussite par semaine",
     one: ["envoyé", "en échec", "annulé", "en attente", "en cours"],
     no_reason: "aucun motif enregistré",
+    not_text: "(pas du texte)",
     decimal: ',',
     by_channel: "Par canal",
     by_kind: "Par type",
@@ -374,14 +378,14 @@ pub fn build(ctx: &Ctx<'_>, since: &Since) -> anyhow::Result<String> {
     let mut env = Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
     env.add_template("dashboard.html", TEMPLATE)?;
-    // "no reason recorded" is the store's word for a NULL error.
+    // The store's words for a NULL error and for one that is not text.
     let reasons = |r: &[Reason]| {
         r.iter()
             .map(|r| {
-                let reason = if r.reason == "no reason recorded" {
-                    w.no_reason
-                } else {
-                    &r.reason
+                let reason = match r.reason.as_str() {
+                    "no reason recorded" => w.no_reason,
+                    "(not text)" => w.not_text,
+                    other => other,
                 };
                 (crate::output::printable(reason).into_owned(), r.count)
             })
