@@ -38,38 +38,49 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    // A name no one can guess, created new (O_EXCL): nothing planted there
-    // in advance (a link to another file) is ever written through.
-    let tmp = path.with_file_name(format!(".{name}.{}.{:016x}.tmp", std::process::id(), random()));
+    // Created new (O_EXCL): nothing planted there in advance (a link to
+    // another file) is ever written through.
+    let tmp = temp_beside(path);
     let mut file = no_follow().write(true).create_new(true).open(&tmp)?;
     file.write_all(bytes)?;
     drop(file);
     std::fs::rename(&tmp, path)
 }
 
-/// Replaces the file at `path` with `bytes` whole, for files another
-/// program reads while rappel rewrites them (the dashboard's page, the
-/// metrics file): written beside it under a name no one can guess (created
-/// new, never through a link), synced, given the mode and owner of the file
-/// it replaces, then renamed over it. What is at `path` must be a regular
-/// file or nothing: a link, a device, a FIFO or a folder there is refused,
-/// so that a page written as root never replaces `/dev/null` nor lands
-/// where a link points. Temporary files of runs killed before their rename
-/// (more than a minute old) are removed. The folder must exist.
-///
-/// Errors: the folder is missing or not writable, or `path` is not a
-/// regular file (`InvalidInput`, naming it).
-pub fn replace(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    replace_if(path, bytes, |_| true)
+/// `.<name>.<pid>.<random>.tmp` beside `path`: a name no one can guess,
+/// within the file system's 255 bytes whatever `path`'s name (its first 80
+/// characters).
+fn temp_beside(path: &Path) -> std::path::PathBuf {
+    path.with_file_name(format!(
+        ".{}.{}.{:016x}.tmp",
+        temp_stem(path),
+        std::process::id(),
+        random()
+    ))
 }
 
-/// As [`replace`], when `path` is not there or `is_ours(its first bytes)`
+/// The part of `path`'s name its temporary files start with.
+fn temp_stem(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().chars().take(80).collect())
+        .unwrap_or_default()
+}
+
+/// Replaces the file at `path` with `bytes` whole, for files another
+/// program reads while rappel rewrites them (the dashboard's page, the
+/// metrics file), when `path` is not there or `is_ours(its first bytes)`
 /// (up to 64): a command told to write its page over a database or a
-/// configuration file refuses (`InvalidInput`) rather than destroy it.
+/// configuration file refuses rather than destroy it. Written beside it
+/// (`temp_beside`, created new, never through a link), synced, given the
+/// mode and owner of the file it replaces, then renamed over it. What is at
+/// `path` must be a regular file or nothing: a link, a device, a FIFO or a
+/// folder there is refused, so that a page written as root never replaces
+/// `/dev/null` nor lands where a link points. Temporary files of runs
+/// killed before their rename (more than a minute old) are removed. The
+/// folder must exist.
+///
+/// Errors: the folder is missing or not writable, `path` is not a regular
+/// file, or not ours (`InvalidInput`, naming it).
 pub fn replace_if(path: &Path, bytes: &[u8], is_ours: impl Fn(&[u8]) -> bool) -> std::io::Result<()> {
     use std::io::{Error, ErrorKind, Read};
     let existing = match std::fs::symlink_metadata(path) {
@@ -101,13 +112,8 @@ pub fn replace_if(path: &Path, bytes: &[u8], is_ours: impl Fn(&[u8]) -> bool) ->
             ));
         }
     }
-    // The name within the file system's 255 bytes, whatever the page's.
-    let name: String = path
-        .file_name()
-        .map(|n| n.to_string_lossy().chars().take(80).collect())
-        .unwrap_or_default();
-    remove_stale(path, &name);
-    let tmp = path.with_file_name(format!(".{name}.{}.{:016x}.tmp", std::process::id(), random()));
+    remove_stale(path);
+    let tmp = temp_beside(path);
     let mut options = no_follow();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -156,10 +162,10 @@ fn keep_owner(file: &std::fs::File, old: &std::fs::Metadata, path: &Path) {
     let _ = (file, old, path);
 }
 
-/// Removes `replace`'s temporary files for `name` in `path`'s folder that
+/// Removes `replace_if`'s temporary files for `name` in `path`'s folder that
 /// are regular files over a minute old: what a run killed between its write
 /// and its rename left (a hidden copy of a page a web server could serve).
-fn remove_stale(path: &Path, name: &str) {
+fn remove_stale(path: &Path) {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -167,7 +173,7 @@ fn remove_stale(path: &Path, name: &str) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
-    let prefix = format!(".{name}.");
+    let prefix = format!(".{}.", temp_stem(path));
     for entry in entries.flatten() {
         let file_name = entry.file_name();
         let file_name = file_name.to_string_lossy();
@@ -204,6 +210,11 @@ mod tests {
         let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
         assert!(made.success());
         fifo
+    }
+
+    /// `replace_if` for any content already there.
+    fn replace(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+        replace_if(path, bytes, |_| true)
     }
 
     #[test]
