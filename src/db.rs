@@ -194,15 +194,22 @@ impl Database {
 
     /// `connect_server`'s session before it is wrapped.
     fn server_session(&self, server: &postgres::Server) -> anyhow::Result<::postgres::Client> {
-        if !self.sources.is_empty() {
-            return Err(fail(
-                Exit::Config,
-                "[sources] map the application's tables in a SQLite database only; on PostgreSQL \
-                 the jobs read rappel's own tables (DESIGN §4)",
-            ));
-        }
+        self.refuse_sources()?;
         let client = postgres::connect(server)?;
         self.set_up(server, client)
+    }
+
+    /// `[sources]` on a server: a configuration error (exit 78), said
+    /// before any session is set up.
+    fn refuse_sources(&self) -> anyhow::Result<()> {
+        if self.sources.is_empty() {
+            return Ok(());
+        }
+        Err(fail(
+            Exit::Config,
+            "[sources] map the application's tables in a SQLite database only; on PostgreSQL \
+             the jobs read rappel's own tables (DESIGN §4)",
+        ))
     }
 
     /// `client`, a session just opened on `server`, set up as every
@@ -306,9 +313,7 @@ impl Database {
     pub fn connect_current_on(&self, session: Option<::postgres::Client>) -> anyhow::Result<conn::Conn> {
         match (&self.server, session) {
             (Some(server), Some(client)) => {
-                if !self.sources.is_empty() {
-                    return self.connect_current();
-                }
+                self.refuse_sources()?;
                 let client = self.set_up(server, client)?;
                 self.current_on(server, client)
             }

@@ -97,14 +97,8 @@ pub fn render(conn: &Conn, now: DateTime<Utc>) -> store::Result<String> {
     let name = "rappel_job_last_run_duration_seconds";
     let mut f = Family::new(&mut out, name, "gauge", "How long the job's latest finished run took.");
     for r in &runs {
-        let took = r
-            .finished_at
-            .as_deref()
-            .and_then(instant::parse)
-            .zip(instant::parse(&r.started_at));
-        if let Some((end, start)) = took {
-            let seconds = (end - start).num_milliseconds() as f64 / 1000.0;
-            f.sample(name, &[("job", &r.job)], seconds.max(0.0));
+        if let Some(took) = r.duration() {
+            f.sample(name, &[("job", &r.job)], took.num_seconds().max(0));
         }
     }
     let name = "rappel_job_last_run_exit_code";
@@ -115,7 +109,7 @@ pub fn render(conn: &Conn, now: DateTime<Utc>) -> store::Result<String> {
         "Exit code of the job's latest finished run (0 ok, 75 retrying, 78 config...; see the README).",
     );
     for r in &runs {
-        if let (Some(_), Some(code)) = (&r.finished_at, r.exit_code) {
+        if let Some(code) = r.exit() {
             f.sample(name, &[("job", &r.job)], code);
         }
     }
@@ -223,7 +217,7 @@ pub fn render(conn: &Conn, now: DateTime<Utc>) -> store::Result<String> {
     Ok(out)
 }
 
-/// Writes `text` to `dir/rappel.prom` whole (`files::replace`: the
+/// Writes `text` to `dir/rappel.prom` whole (`files::replace_if`: the
 /// temporary file does not end in `.prom`, so the collector never reads it
 /// half-written). Returns the file's path. Errors: the folder is missing or
 /// not writable, or `rappel.prom` there is not a regular file (with the path).

@@ -67,11 +67,10 @@ struct Words {
     per_week: &'static str,
     success_per_day: &'static str,
     success_per_week: &'static str,
-    /// One message's status, for its badge: sent, failed, cancelled,
-    /// pending, sending.
+    /// One message's status, for its badge, in the order of `STATUSES`.
     one: [&'static str; 5],
     no_reason: &'static str,
-    /// A reason stored as bytes, not text (`stats::gather`'s word for it).
+    /// `store::stats::NOT_TEXT` in this locale (and `no_reason`, `NO_REASON`).
     not_text: &'static str,
     /// The decimal separator (`.` in English, `,` in French).
     decimal: char,
@@ -208,6 +207,20 @@ const FR: Words = Words {
     reason: "Motif",
 };
 
+impl Words {
+    /// `text` (a number written by Rust) with this locale's decimal separator.
+    fn decimal(&self, text: String) -> String {
+        if self.decimal == '.' {
+            text
+        } else {
+            text.replace('.', &self.decimal.to_string())
+        }
+    }
+}
+
+/// The statuses rappel writes, in the order of `Words::one`.
+const STATUSES: [&str; 5] = ["sent", "failed", "cancelled", "pending", "sending"];
+
 fn words(locale: Locale) -> &'static Words {
     match locale {
         Locale::Fr => &FR,
@@ -292,6 +305,7 @@ pub fn build(ctx: &Ctx<'_>, since: &Since) -> anyhow::Result<String> {
     let minutes = crate::store::stats::finished_by_minute(&conn, from)?;
     let runs = crate::store::runs::latest(&conn, &Run::PINGED)?;
     let punches = crate::store::stats::punches_by_terminal(&conn)?;
+    let (terminals, _) = crate::jobs::attendance::terminals(&conn, &ctx.config.attendance.services)?;
     // A row written by hand that cannot be read (a blob for an error) is
     // said in its section; the rest of the page is still built.
     let (last, unreadable) = match log::query(
@@ -334,21 +348,16 @@ pub fn build(ctx: &Ctx<'_>, since: &Since) -> anyhow::Result<String> {
         .map(|r| RunRow {
             job: r.job.clone(),
             started: local(&r.started_at),
-            took: r
-                .finished_at
-                .as_deref()
-                .and_then(instant::parse)
-                .zip(instant::parse(&r.started_at))
-                .map(|(end, start)| took(w, (end - start).num_seconds())),
+            took: r.duration().map(|d| took(w, d.num_seconds())),
             finished: r.finished_at.is_some(),
-            exit_code: r.finished_at.as_ref().and(r.exit_code),
-            ok: r.finished_at.is_some() && r.exit_code == Some(0),
+            exit_code: r.exit(),
+            ok: r.exit() == Some(0),
             error: r.error.as_deref().map(|e| crate::output::printable(e).into_owned()),
             last_success: r.last_success.as_deref().map(local),
         })
         .collect();
 
-    let services = services(ctx, &figures, &punches, &local);
+    let services = services(ctx, &terminals, &figures, &punches, &local);
     let last: Vec<Delivery> = last
         .iter()
         .map(|e| Delivery {
@@ -358,14 +367,7 @@ pub fn build(ctx: &Ctx<'_>, since: &Since) -> anyhow::Result<String> {
             channel: crate::output::printable(&e.channel).into_owned(),
             recipient: crate::output::printable(&e.recipient).into_owned(),
             status: status_word(w, &e.status),
-            status_class: match e.status.as_str() {
-                "sent" => "sent",
-                "failed" => "failed",
-                "cancelled" => "cancelled",
-                "pending" => "pending",
-                "sending" => "sending",
-                _ => "other",
-            },
+            status_class: STATUSES.iter().find(|s| **s == e.status).copied().unwrap_or("other"),
             detail: e
                 .last_error
                 .as_deref()
@@ -383,20 +385,13 @@ pub fn build(ctx: &Ctx<'_>, since: &Since) -> anyhow::Result<String> {
         r.iter()
             .map(|r| {
                 let reason = match r.reason.as_str() {
-                    "no reason recorded" => w.no_reason,
-                    "(not text)" => w.not_text,
+                    crate::store::stats::NO_REASON => w.no_reason,
+                    crate::store::stats::NOT_TEXT => w.not_text,
                     other => other,
                 };
                 (crate::output::printable(reason).into_owned(), r.count)
             })
             .collect::<Vec<_>>()
-    };
-    let decimal = |text: String| {
-        if w.decimal == '.' {
-            text
-        } else {
-            text.replace('.', &w.decimal.to_string())
-        }
     };
     let page = env.get_template("dashboard.html")?.render(minijinja::context! {
         w => ser(&w),
@@ -404,10 +399,10 @@ pub fn build(ctx: &Ctx<'_>, since: &Since) -> anyhow::Result<String> {
         since => ser(&local(&figures.since)),
         zone => ser(&zone.name()),
         totals => ser(&&figures.totals),
-        success => ser(&figures.success_rate.map(|r| decimal(format!("{r:.1} %")))),
-        trend => ser(&trend.map(|d| decimal(format!("{}{d:.1}", if d >= 0.0 { "+" } else { "" })))),
+        success => ser(&figures.success_rate.map(|r| w.decimal(format!("{r:.1} %")))),
+        trend => ser(&trend.map(|d| w.decimal(format!("{}{d:.1}", if d >= 0.0 { "+" } else { "" })))),
         trend_up => ser(&trend.is_some_and(|d| d >= 0.0)),
-        median => ser(&figures.median_seconds_to_send.map(|s| decimal(crate::cmd::stats::human_seconds(s)))),
+        median => ser(&figures.median_seconds_to_send.map(|s| w.decimal(crate::cmd::stats::human_seconds(s)))),
         outcomes_chart => Value::from_safe_string(outcomes_svg),
         rate_chart => Value::from_safe_string(rate_svg),
         weekly => ser(&weekly),
@@ -433,13 +428,9 @@ fn ser<T: Serialize>(value: &T) -> Value {
 /// One message's status in the page's words; as stored when rappel does
 /// not write it.
 fn status_word(w: &Words, status: &str) -> String {
-    match status {
-        "sent" => w.one[0].to_string(),
-        "failed" => w.one[1].to_string(),
-        "cancelled" => w.one[2].to_string(),
-        "pending" => w.one[3].to_string(),
-        "sending" => w.one[4].to_string(),
-        other => crate::output::printable(other).into_owned(),
+    match STATUSES.iter().position(|s| *s == status) {
+        Some(i) => w.one[i].to_string(),
+        None => crate::output::printable(status).into_owned(),
     }
 }
 
@@ -450,7 +441,7 @@ fn took(w: &Words, seconds: i64) -> String {
         0 => "< 1 s".to_string(),
         s if s < 90 => format!("{s} s"),
         s if s < 5_400 => format!("{:.0} min", s as f64 / 60.0),
-        s => format!("{:.1} h", s as f64 / 3_600.0).replace('.', &w.decimal.to_string()),
+        s => w.decimal(format!("{:.1} h", s as f64 / 3_600.0)),
     }
 }
 
@@ -501,37 +492,36 @@ fn days_of(minutes: &[(String, String, i64)], from: DateTime<Utc>, now: DateTime
 }
 
 /// The attendance ledger per configured service: its terminals' punches
-/// (a service without `terminals` takes every terminal no other names),
-/// and its last push and pull.
+/// (`terminals`, as `jobs::attendance::terminals` gives them in the order
+/// of the services), and its last push and pull.
 fn services(
     ctx: &Ctx<'_>,
+    terminals: &[Vec<crate::store::attendance::Terminal>],
     figures: &Figures,
-    punches: &[(String, String, i64)],
+    punches: &[(i64, String, i64)],
     local: &dyn Fn(&str) -> String,
 ) -> Vec<ServiceRow> {
-    let configured = &ctx.config.attendance.services;
-    let named = |serial: &str| configured.iter().any(|s| s.terminals.iter().any(|t| t == serial));
-    let mut rows: Vec<ServiceRow> = configured
+    let mut rows: Vec<ServiceRow> = ctx
+        .config
+        .attendance
+        .services
         .iter()
-        .map(|s| {
+        .zip(terminals)
+        .map(|(s, mine)| {
             let mut row = ServiceRow {
                 service: s.name.clone(),
                 ..ServiceRow::default()
             };
-            for (serial, status, n) in punches {
-                let mine = if s.terminals.is_empty() {
-                    !named(serial)
-                } else {
-                    s.terminals.contains(serial)
-                };
-                if mine {
-                    match status.as_str() {
-                        "pending" | "sending" => row.pending += n,
-                        "retrying" => row.retrying += n,
-                        "failed" => row.failed += n,
-                        "sent" => row.sent += n,
-                        _ => {}
-                    }
+            for (terminal, status, n) in punches {
+                if !mine.iter().any(|t| t.id == *terminal) {
+                    continue;
+                }
+                match status.as_str() {
+                    "pending" | "sending" => row.pending += n,
+                    "retrying" => row.retrying += n,
+                    "failed" => row.failed += n,
+                    "sent" => row.sent += n,
+                    _ => {}
                 }
             }
             row

@@ -91,6 +91,20 @@ pub struct LastRun {
     pub last_success: Option<String>,
 }
 
+impl LastRun {
+    /// How long it took, when it finished and both instants read (whole
+    /// seconds: they are stored so).
+    pub fn duration(&self) -> Option<chrono::Duration> {
+        let end = instant::parse(self.finished_at.as_deref()?)?;
+        Some(end - instant::parse(&self.started_at)?)
+    }
+
+    /// Its exit code, when it finished and the code reads.
+    pub fn exit(&self) -> Option<i64> {
+        self.finished_at.as_ref().and(self.exit_code)
+    }
+}
+
 /// The latest run of each of `runs` that ever ran, in that order, each read
 /// by the `(job, started_at)` index (a year of runs every minute costs no
 /// more than a day's). Errors: `StoreError`.

@@ -75,6 +75,12 @@ pub struct Figures {
     pub attendance: Attendance,
 }
 
+/// The reason of a delivery whose `last_error` is NULL (`stats` prints it).
+pub const NO_REASON: &str = "no reason recorded";
+
+/// The reason of one whose `last_error` is not text (a blob written by hand).
+pub const NOT_TEXT: &str = "(not text)";
+
 /// A message counts once, by the channel that delivered it: a delivery
 /// another replaced on the next channel (channel fallback) is left out.
 const CURRENT: &str = "id NOT IN (SELECT replaces_id FROM rappel_deliveries WHERE replaces_id IS NOT NULL)";
@@ -121,14 +127,14 @@ pub fn gather(conn: &Conn, since: DateTime<Utc>) -> Result<Figures> {
     let by_reason = |status: &str| -> Result<Vec<Reason>> {
         conn.query_map(
             &format!(
-                "SELECT coalesce(substr(last_error, 1, 120), 'no reason recorded'), count(*) FROM rappel_deliveries
+                "SELECT coalesce(substr(last_error, 1, 120), '{NO_REASON}'), count(*) FROM rappel_deliveries
                  WHERE created_at >= ?1 AND status = ?2 AND {CURRENT} GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10"
             ),
             params![from, status],
             // Loosely: an error written by hand as a blob is a reason too.
             |r| {
                 Ok(Reason {
-                    reason: crate::db::loose::text(r.cell(0)?).unwrap_or_else(|| "(not text)".into()),
+                    reason: crate::db::loose::text(r.cell(0)?).unwrap_or_else(|| NOT_TEXT.into()),
                     count: r.get(1)?,
                 })
             },
@@ -248,17 +254,21 @@ pub fn totals_between(conn: &Conn, from: DateTime<Utc>, to: DateTime<Utc>) -> Re
     )
 }
 
-/// Punches by terminal serial and sync status now (`attendance_logs`
-/// joined to `terminals`): what the dashboard sums per service. Errors:
-/// `StoreError`.
-pub fn punches_by_terminal(conn: &Conn) -> Result<Vec<(String, String, i64)>> {
+/// Punches by terminal id and sync status now (`attendance_logs`; a
+/// failed punch with a next attempt is `retrying`): what the dashboard sums
+/// per service. Errors: `StoreError`.
+pub fn punches_by_terminal(conn: &Conn) -> Result<Vec<(i64, String, i64)>> {
     conn.query_map(
-        "SELECT t.serial, l.status, l.n FROM (
-             SELECT terminal_id, CASE WHEN sync_status = 'failed' AND next_attempt_at IS NOT NULL THEN 'retrying'
-                                      ELSE sync_status END AS status, count(*) AS n
-             FROM attendance_logs GROUP BY 1, 2) l
-         JOIN terminals t ON t.id = l.terminal_id",
+        "SELECT terminal_id, CASE WHEN sync_status = 'failed' AND next_attempt_at IS NOT NULL THEN 'retrying'
+                                  ELSE sync_status END, count(*)
+         FROM attendance_logs GROUP BY 1, 2",
         params![],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        |r| {
+            Ok((
+                crate::db::loose::id(r.cell(0)?).unwrap_or_default(),
+                r.get(1)?,
+                r.get(2)?,
+            ))
+        },
     )
 }
