@@ -84,6 +84,11 @@ pub struct Outgoing<'a> {
     /// margin), enforced by failing the connection; `None`: the channel's
     /// own budget alone.
     pub deadline: Option<std::time::Instant>,
+    /// The recipient of the message the same worker sends next on this
+    /// channel, when known: by SMTP, its commands go with this message's
+    /// content (RFC 2920), saving a round trip; a next message that does
+    /// not go after all costs its connection.
+    pub then: Option<&'a str>,
 }
 
 /// A file to attach, read at send time.

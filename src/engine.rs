@@ -24,7 +24,7 @@ use crate::domain::tally::Tally;
 use crate::exit::Exit;
 use crate::store;
 use crate::store::claims::{self as claim, Claimed, Scope};
-use recheck::{Recheck, Verdict};
+use recheck::{Looks, Recheck, Verdict};
 use record::{Decided, Effect, Recorder, SourceHook};
 use writer::{Queue, Writer};
 
@@ -259,7 +259,8 @@ impl Engine<'_> {
                 break;
             };
             shared.claimed_up_to.fetch_max(last.id, Ordering::Relaxed);
-            for row in &batch {
+            let mut looks = Looks::new(batch.len());
+            for (i, row) in batch.iter().enumerate() {
                 let transport = row.channel.transport();
                 let hold = self.hold_of(&conn, row);
                 // A transport that rejected our credentials sends nothing
@@ -284,8 +285,22 @@ impl Engine<'_> {
                     if self.clock.wall() + margin >= row.lease_until {
                         recorder.release(row)
                     } else {
-                        match self.recheck(&mut conn, row, now)? {
-                            Verdict::Send => self.send_one(&recorder, row, &row.recipient, shared),
+                        let verdict = self.verdict(&mut conn, &batch, i, &mut looks, now)?;
+                        // The next row's recipient, for its commands to go
+                        // with this message (SMTP pipelining): not one known
+                        // not to go, nor under a rate limit, which spaces the
+                        // sends out.
+                        let then = batch
+                            .get(i + 1)
+                            .filter(|next| {
+                                next.channel == row.channel
+                                    && self.delivery.rate_per_s <= 0.0
+                                    && !is_expired(next, now)
+                                    && !looks.cancels(i + 1)
+                            })
+                            .map(|next| next.recipient.as_str());
+                        match verdict {
+                            Verdict::Send => self.send_one(&recorder, row, &row.recipient, then, shared),
                             Verdict::SendTo(to) => {
                                 log::info!(
                                     "{} via {}: to {to}, the address it has now (was {})",
@@ -297,7 +312,7 @@ impl Engine<'_> {
                                     count(&mut tally, effect, row.id, &row.kind, &row.recipient);
                                     continue;
                                 }
-                                self.send_one(&recorder, row, &to, shared)
+                                self.send_one(&recorder, row, &to, then, shared)
                             }
                             Verdict::Cancel(reason) => {
                                 log::info!(
@@ -342,8 +357,51 @@ impl Engine<'_> {
             })
     }
 
+    /// Whether row `i` of `batch` still goes: its last look, read with
+    /// the next rows' when no verdict read within `recheck::LOOK_FOR` is
+    /// at hand (`Looks`). Errors: the connection was lost (exit 74): the
+    /// worker stops, sending nothing more.
+    fn verdict(
+        &self,
+        conn: &mut store::Conn,
+        batch: &[Claimed],
+        i: usize,
+        looks: &mut Looks,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Verdict> {
+        if let Some(verdict) = looks.take(i, Instant::now()) {
+            return Ok(verdict);
+        }
+        let server = conn.dialect() == store::Dialect::Postgres;
+        let rows = batch.get(looks.span(i, server)).unwrap_or_default();
+        let read_at = Instant::now();
+        // On SQLite, the rows' reads in one read transaction: the WAL's read
+        // lock is taken, and the page cache filled, once for them all, and
+        // they see one state of the sources. On PostgreSQL, one row at a
+        // time, each read on its own: a transaction there is two more round
+        // trips per message, and the look is as recent either way.
+        let mut verdicts = Vec::with_capacity(rows.len());
+        if server {
+            for row in rows {
+                verdicts.push(settle(row, self.look(conn, row, now))?);
+            }
+        } else {
+            match store::begin_read(conn) {
+                Ok(tx) => {
+                    for row in rows {
+                        verdicts.push(settle(row, self.look(&tx, row, now))?);
+                    }
+                }
+                Err(e) if e.is_connection_lost() => return settle(&batch[i], Err(e)),
+                Err(e) => verdicts.extend(rows.iter().map(|row| unreadable(row, &e))),
+            }
+        }
+        looks.fill(i, verdicts, read_at);
+        Ok(looks.take(i, read_at).unwrap_or(Verdict::Send))
+    }
+
     /// Asks the row's job whether its source still wants it.
-    fn recheck(&self, conn: &mut store::Conn, row: &Claimed, now: DateTime<Utc>) -> anyhow::Result<Verdict> {
+    fn look(&self, conn: &store::Conn, row: &Claimed, now: DateTime<Utc>) -> store::Result<Verdict> {
         // A fallback whose message before it was reported delivered after all
         // (channel fallback): the person was reached.
         if let Some(before) = row.replaces_id
@@ -353,50 +411,23 @@ impl Engine<'_> {
                 "delivery {before}, which it replaces, was delivered after all"
             )));
         }
-        let Some(check) = self.rechecks.iter().find(|r| r.job() == row.job) else {
-            return Ok(Verdict::Send);
-        };
-        // On SQLite, its reads in one read transaction: the WAL's read lock
-        // is taken once rather than by each query (the workers' connections
-        // queue on one mutex to take it), and they see one state of the
-        // source. On PostgreSQL, each read on its own: a transaction there
-        // is two more round trips and two more statements for the server
-        // per message, and the look is as recent either way.
-        let verdict = match conn.dialect() {
-            store::Dialect::Sqlite => store::begin_read(conn).and_then(|tx| check.recheck(&tx, row, now)),
-            store::Dialect::Postgres => check.recheck(conn, row, now),
-        };
-        // A connection the server ended (an administrator, a failover)
-        // cannot record what would be sent: nothing more goes on it, and
-        // the error ends this worker (its claimed rows wait for their lease).
-        if let Err(e) = &verdict
-            && e.is_connection_lost()
-        {
-            return Err(crate::exit::fail(
-                crate::exit::Exit::IoErr,
-                format!(
-                    "the database connection was lost ({e}); delivery {} is not sent, and goes once its lease expires",
-                    row.id
-                ),
-            ));
+        match self.rechecks.iter().find(|r| r.job() == row.job) {
+            Some(check) => check.recheck(conn, row, now),
+            None => Ok(Verdict::Send),
         }
-        // A source that cannot be read now (a host table changed under us) is
-        // no reason to hold back a message made when it could: it goes.
-        Ok(verdict.unwrap_or_else(|e| {
-            log::warn!(
-                "delivery {} ({} to {}): its source cannot be read again ({e}); sent as planned",
-                row.id,
-                row.kind,
-                row.recipient
-            );
-            Verdict::Send
-        }))
     }
 
     /// Sends `row` to `recipient` and decides its outcome; a transport that
     /// rejected the credentials, asked to slow down or failed repeatedly is
     /// set aside for the rest of the run.
-    fn send_one(&self, recorder: &Recorder<'_>, row: &Claimed, recipient: &str, shared: &Shared) -> Decided {
+    fn send_one(
+        &self,
+        recorder: &Recorder<'_>,
+        row: &Claimed,
+        recipient: &str,
+        then: Option<&str>,
+        shared: &Shared,
+    ) -> Decided {
         let outgoing = Outgoing {
             kind: &row.kind,
             dedupe_key: &row.dedupe_key,
@@ -418,6 +449,7 @@ impl Engine<'_> {
                         .to_std()
                         .unwrap_or_default(),
             ),
+            then,
         };
         let transport = row.channel.transport();
         match self.channels.send(row.channel, &outgoing, self.clock.wall()) {
@@ -459,6 +491,38 @@ impl Engine<'_> {
             }
         }
     }
+}
+
+/// A look's verdict for `row`. A connection the server ended (an
+/// administrator, a failover) cannot record what would be sent: nothing
+/// more goes on it, and the error ends the worker (its claimed rows wait for
+/// their lease). A source that cannot be read now (a host table changed
+/// under us) is no reason to hold back a message made when it could: it
+/// goes.
+fn settle(row: &Claimed, verdict: store::Result<Verdict>) -> anyhow::Result<Verdict> {
+    match verdict {
+        Ok(verdict) => Ok(verdict),
+        Err(e) if e.is_connection_lost() => Err(crate::exit::fail(
+            Exit::IoErr,
+            format!(
+                "the database connection was lost ({e}); delivery {} is not sent, and goes once its lease expires",
+                row.id
+            ),
+        )),
+        Err(e) => Ok(unreadable(row, &e)),
+    }
+}
+
+/// The verdict for `row` whose source cannot be read again (`e`): sent as
+/// planned, with a warning.
+fn unreadable(row: &Claimed, e: &dyn std::fmt::Display) -> Verdict {
+    log::warn!(
+        "delivery {} ({} to {}): its source cannot be read again ({e}); sent as planned",
+        row.id,
+        row.kind,
+        row.recipient
+    );
+    Verdict::Send
 }
 
 fn is_expired(row: &Claimed, now: DateTime<Utc>) -> bool {

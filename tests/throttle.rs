@@ -172,3 +172,39 @@ fn a_server_closing_each_session_after_its_message_gets_every_message_on_a_new_o
         assert_eq!(server.accepted().len(), 6);
     }
 }
+
+#[test]
+fn each_message_carries_the_next_ones_commands_and_a_next_that_does_not_go_delivers_nothing() {
+    // RFC 2920 §3.1: after one message's ".", the next one's MAIL, RCPT and
+    // DATA go in the same write. A server without PIPELINING never gets it.
+    for (server, ahead) in [
+        (FaultySmtp::start_pipelining(Fault::None), 5),
+        (FaultySmtp::start(Fault::None), 0),
+    ] {
+        let env = TestEnv::new(server.port, "");
+        borrowers(&env, 6, true);
+        env.run(&["send-reminders", "--kind", "loan_created"], NOW).success();
+        assert_eq!(server.accepted().len(), 6, "every message accepted once");
+        assert_eq!(server.ahead(), ahead, "transactions sent with the message before");
+        assert_eq!(server.abandoned(), 0);
+    }
+
+    // The second message goes to the address its contact has now: the
+    // transaction made ahead for the old one is left in DATA, its
+    // connection closed, and nothing reaches the old address. Planned while
+    // the server is down, sent once it is back.
+    let port = support::free_port();
+    let env = TestEnv::new(port, "");
+    borrowers(&env, 3, true);
+    env.run(&["send-reminders", "--kind", "loan_created"], NOW).code(75);
+    env.db()
+        .execute("UPDATE contacts SET email = 'new2@example.com' WHERE id = 2", [])
+        .unwrap();
+    let server = FaultySmtp::start_pipelining_on(port, Fault::None);
+    env.run(&["deliver"], &support::plus(NOW, 3_600)).success();
+    let mut accepted = server.accepted();
+    accepted.sort();
+    assert_eq!(accepted, [["m1@example.com"], ["m3@example.com"], ["new2@example.com"]]);
+    assert_eq!(server.ahead(), 2, "m2@'s with m1's content, m3's with new2's");
+    assert_eq!(server.abandoned(), 1, "m2@'s never ended");
+}

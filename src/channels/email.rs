@@ -133,8 +133,15 @@ impl EmailChannel {
                         // §3.8), a pooled connection it timed out or a
                         // restart; the transaction was not accepted, so it is
                         // tried once more, at once, on a fresh connection.
-                        let result = match t.send_raw(envelope, bytes) {
-                            Err(e) if closing(&e) => t.send_raw(envelope, bytes),
+                        // The next message's envelope, for its commands to
+                        // go with this content; not for a large message,
+                        // sent from a thread of its own.
+                        let next = m
+                            .then
+                            .filter(|_| !large)
+                            .and_then(|to| message::envelope(from, self.redirect_to.as_ref(), to));
+                        let result = match t.send_raw_then(envelope, bytes, next.as_ref()) {
+                            Err(e) if closing(&e) => t.send_raw_then(envelope, bytes, next.as_ref()),
                             done => done,
                         };
                         set_deadline(previous);

@@ -4,6 +4,9 @@
 //! for its own messages, whether the source still does (DESIGN §9, status
 //! `cancelled`).
 
+use std::ops::Range;
+use std::time::{Duration, Instant};
+
 use crate::store::{self, Conn};
 use chrono::{DateTime, Utc};
 
@@ -28,4 +31,144 @@ pub trait Recheck: Sync {
 
     /// Reads the message's source as it is now (`now` is the run's clock).
     fn recheck(&self, conn: &Conn, row: &Claimed, now: DateTime<Utc>) -> store::Result<Verdict>;
+}
+
+/// How long a last look stays good. A worker reads the sources of its next
+/// claimed rows together, in one read transaction, and uses each verdict
+/// for a send that starts within this time; an older one is read again.
+/// On SQLite a read that follows another connection's commit starts from
+/// an empty page cache, so a look per message cost a quarter of the
+/// delivery's time (`bench/run.sh send`; docs/guarantees.md).
+pub const LOOK_FOR: Duration = Duration::from_millis(100);
+
+/// Rows looked at together at first, and at the most (a claim's size).
+const AHEAD_FIRST: usize = 4;
+const AHEAD_MAX: usize = 32;
+
+/// The verdicts of one claim's rows, read ahead of their sends. How many
+/// rows one look covers adapts to the sends' pace: it doubles while every
+/// verdict read is used within [`LOOK_FOR`], and halves when one is not,
+/// so a slow server does not have each look read rows it cannot reach in
+/// time.
+#[derive(Debug)]
+pub struct Looks {
+    verdicts: Vec<Option<Verdict>>,
+    /// When the verdicts held were read.
+    read_at: Option<Instant>,
+    /// The row after the last look's.
+    reach: usize,
+    ahead: usize,
+}
+
+impl Looks {
+    /// No verdicts yet, for a claim of `rows` rows.
+    pub fn new(rows: usize) -> Self {
+        Looks {
+            verdicts: (0..rows).map(|_| None).collect(),
+            read_at: None,
+            reach: 0,
+            ahead: AHEAD_FIRST,
+        }
+    }
+
+    /// Row `i`'s verdict, when one was read less than [`LOOK_FOR`] before
+    /// `at`; `None` when it must be read (again).
+    pub fn take(&mut self, i: usize, at: Instant) -> Option<Verdict> {
+        let fresh = self
+            .read_at
+            .is_some_and(|read| at.saturating_duration_since(read) < LOOK_FOR);
+        match self.verdicts.get_mut(i).and_then(Option::take) {
+            Some(v) if fresh => Some(v),
+            Some(_) => {
+                // Read too early: the sends are slower than the look's reach.
+                self.ahead = (self.ahead / 2).max(1);
+                None
+            }
+            None => {
+                if self.read_at.is_some() && i >= self.reach {
+                    // Every row of the last look was reached in time.
+                    self.ahead = (self.ahead * 2).min(AHEAD_MAX);
+                }
+                None
+            }
+        }
+    }
+
+    /// Whether row `i` is known not to go: its verdict, read and not yet
+    /// used, is a cancellation.
+    pub fn cancels(&self, i: usize) -> bool {
+        matches!(self.verdicts.get(i), Some(Some(Verdict::Cancel(_))))
+    }
+
+    /// The rows the next look reads, from row `i`: as many as the pace
+    /// allows, or one when `one` (a server, where a look per row costs the
+    /// same and a look ahead only adds round trips).
+    pub fn span(&self, i: usize, one: bool) -> Range<usize> {
+        let n = if one { 1 } else { self.ahead };
+        i..(i + n).min(self.verdicts.len())
+    }
+
+    /// Keeps `verdicts`, read at `at`, for the rows from `i` on.
+    pub fn fill(&mut self, i: usize, verdicts: impl IntoIterator<Item = Verdict>, at: Instant) {
+        for slot in self.verdicts.iter_mut() {
+            *slot = None;
+        }
+        for (slot, v) in self.verdicts.iter_mut().skip(i).zip(verdicts) {
+            *slot = Some(v);
+        }
+        self.reach = i + self.verdicts.iter().skip(i).take_while(|v| v.is_some()).count();
+        self.read_at = Some(at);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn a_verdict_serves_a_send_within_the_window_only() {
+        let t0 = Instant::now();
+        let mut looks = Looks::new(10);
+        assert_eq!(looks.take(0, t0), None, "nothing read yet");
+        assert_eq!(looks.span(0, false), 0..4);
+        looks.fill(
+            0,
+            [
+                Verdict::Send,
+                Verdict::Cancel("closed".into()),
+                Verdict::Send,
+                Verdict::Send,
+            ],
+            t0,
+        );
+        assert_eq!(looks.take(0, t0 + ms(10)), Some(Verdict::Send));
+        assert_eq!(looks.take(1, t0 + ms(99)), Some(Verdict::Cancel("closed".into())));
+        assert_eq!(looks.take(1, t0 + ms(99)), None, "a verdict serves one send");
+        assert_eq!(looks.take(2, t0 + LOOK_FOR), None, "read too long ago: read again");
+        assert_eq!(looks.span(2, false), 2..4, "and fewer rows at once");
+        assert_eq!(looks.span(2, true), 2..3, "one row on a server");
+    }
+
+    #[test]
+    fn the_reach_doubles_while_every_verdict_is_used_in_time_and_stays_within_the_claim() {
+        let t0 = Instant::now();
+        let mut looks = Looks::new(100);
+        let mut i = 0;
+        let mut spans = Vec::new();
+        while i < 100 {
+            assert_eq!(looks.take(i, t0), None);
+            let span = looks.span(i, false);
+            spans.push(span.len());
+            looks.fill(i, span.clone().map(|_| Verdict::Send), t0);
+            for j in span.clone() {
+                assert_eq!(looks.take(j, t0 + ms(1)), Some(Verdict::Send));
+            }
+            i = span.end;
+        }
+        assert_eq!(spans, [4, 8, 16, 32, 32, 8]);
+    }
 }

@@ -39,6 +39,12 @@ struct State {
     accepted: Vec<Vec<String>>,
     /// Transactions whose RCPT was already waiting when MAIL was read.
     pipelined: usize,
+    /// Transactions whose MAIL was already waiting when the message before
+    /// it ended (RFC 2920 §3.1: sent with that message's content).
+    ahead: usize,
+    /// Transactions that reached DATA and ended without their ".": the
+    /// client closed the connection, and nothing was delivered.
+    abandoned: usize,
 }
 
 pub struct FaultySmtp {
@@ -55,6 +61,11 @@ impl FaultySmtp {
     /// A server that offers PIPELINING in its EHLO reply.
     pub fn start_pipelining(fault: Fault) -> Self {
         Self::serve(0, fault, true)
+    }
+
+    /// A server offering PIPELINING on a port chosen earlier.
+    pub fn start_pipelining_on(port: u16, fault: Fault) -> Self {
+        Self::serve(port, fault, true)
     }
 
     /// A server on a port chosen earlier (for "refused, then back").
@@ -92,6 +103,16 @@ impl FaultySmtp {
     /// How many transactions came pipelined (RCPT sent before MAIL's reply).
     pub fn pipelined(&self) -> usize {
         self.state.lock().unwrap().pipelined
+    }
+
+    /// How many transactions came with the content of the message before.
+    pub fn ahead(&self) -> usize {
+        self.state.lock().unwrap().ahead
+    }
+
+    /// How many transactions were left in DATA, their connection closed.
+    pub fn abandoned(&self) -> usize {
+        self.state.lock().unwrap().abandoned
     }
 }
 
@@ -148,12 +169,18 @@ fn session(stream: TcpStream, fault: &Mutex<Fault>, state: &Mutex<State>, pipeli
                 }
                 loop {
                     line.clear();
-                    if lines.read_line(&mut line)? == 0 {
+                    // An end of stream, or a reset: a client closing with
+                    // replies unread resets the connection.
+                    if !matches!(lines.read_line(&mut line), Ok(n) if n > 0) {
+                        state.lock().unwrap().abandoned += 1;
                         return Ok(());
                     }
                     if line == ".\r\n" {
                         break;
                     }
+                }
+                if lines.buffer().to_ascii_uppercase().starts_with(b"MAIL") {
+                    state.lock().unwrap().ahead += 1;
                 }
                 match now() {
                     Fault::Silent(d) => {

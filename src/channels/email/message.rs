@@ -65,6 +65,19 @@ impl Bodies {
     }
 }
 
+/// The SMTP envelope of a message from `from` to `to`, or to `redirect_to`
+/// when set. Errors: lettre's (no recipient).
+fn envelope_to(from: &Mailbox, redirect_to: Option<&Address>, to: &Address) -> Result<Envelope, lettre::error::Error> {
+    Envelope::new(Some(from.email.clone()), vec![redirect_to.unwrap_or(to).clone()])
+}
+
+/// The envelope a message to `recipient` (an address as `Outgoing` holds
+/// it) gets, as [`build_and`] makes it; `None` when it is not an address.
+pub fn envelope(from: &Mailbox, redirect_to: Option<&Address>, recipient: &str) -> Option<Envelope> {
+    let to: Address = recipient.trim().parse().ok()?;
+    envelope_to(from, redirect_to, &to).ok()
+}
+
 /// Builds the message for one recipient and hands it to `send` with its
 /// envelope and Message-ID. `large`: sends are serialised by the caller, so
 /// the shared body is sent in place, its headroom holding this recipient's
@@ -92,8 +105,7 @@ pub fn build_and<T>(
         .header(RappelKind(m.kind.to_string()))
         .header(header::MIME_VERSION_1_0);
     // The envelope is given, not parsed back out of the headers just written.
-    let rcpt = redirect_to.unwrap_or(&to).clone();
-    let envelope = Envelope::new(Some(from.email.clone()), vec![rcpt])
+    let envelope = envelope_to(from, redirect_to, &to)
         .map_err(|e| SendError::Permanent(format!("cannot build the message: {e}")))?;
     builder = match redirect_to {
         Some(redirect) => builder
@@ -293,6 +305,7 @@ mod tests {
             attachment: None,
             payload: None,
             deadline: None,
+            then: None,
         };
         let wall = DateTime::parse_from_rfc3339("2026-03-10T07:00:00Z")
             .unwrap()

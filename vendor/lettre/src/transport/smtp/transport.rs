@@ -51,6 +51,26 @@ impl Transport for SmtpTransport {
 
     /// Sends an email
     fn send_raw(&self, envelope: &Envelope, email: &[u8]) -> Result<Self::Ok, Self::Error> {
+        self.send_raw_then(envelope, email, None)
+    }
+
+    fn shutdown(&self) {
+        #[cfg(feature = "pool")]
+        self.inner.shutdown();
+    }
+}
+
+impl SmtpTransport {
+    /// rappel: as `send_raw`, with the envelope of the message this thread
+    /// sends next on this transport, when known: its commands go with this
+    /// message's content (`SmtpConnection::send_then`, RFC 2920), and its
+    /// own `send_raw_then` finds them answered on the same connection.
+    pub fn send_raw_then(
+        &self,
+        envelope: &Envelope,
+        email: &[u8],
+        next: Option<&Envelope>,
+    ) -> Result<Response, Error> {
         #[cfg(feature = "pool")]
         {
             // rappel: a connection reused without a NOOP that fails before
@@ -59,8 +79,8 @@ impl Transport for SmtpTransport {
             // message goes on another one. A refusal is the server's answer.
             let mut tries = 0;
             loop {
-                let mut conn = self.inner.connection()?;
-                match conn.send(envelope, email) {
+                let mut conn = self.inner.connection_for(envelope)?;
+                match conn.send_then(envelope, email, next) {
                     Err(e)
                         if conn.untested
                             && !conn.content_started()
@@ -77,15 +97,11 @@ impl Transport for SmtpTransport {
         #[cfg(not(feature = "pool"))]
         {
             let mut conn = self.inner.connection()?;
+            let _ = next;
             let result = conn.send(envelope, email)?;
             conn.abort();
             Ok(result)
         }
-    }
-
-    fn shutdown(&self) {
-        #[cfg(feature = "pool")]
-        self.inner.shutdown();
     }
 }
 

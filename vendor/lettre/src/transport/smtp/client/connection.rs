@@ -45,6 +45,11 @@ pub struct SmtpConnection {
     server_info: ServerInfo,
     /// rappel: whether the message's content began to go in the last `send`.
     content_started: bool,
+    /// rappel: the envelope whose MAIL, RCPT and DATA went with the last
+    /// message's content, their replies not read yet (`send_then`). The
+    /// server then waits for that message's content: nothing but it may be
+    /// written on this connection.
+    prepared: Option<Envelope>,
 }
 
 impl SmtpConnection {
@@ -71,6 +76,7 @@ impl SmtpConnection {
             stream,
             panic: false,
             content_started: false,
+            prepared: None,
             server_info: ServerInfo::default(),
         };
         conn.set_timeout(timeout).map_err(error::network)?;
@@ -86,8 +92,96 @@ impl SmtpConnection {
     }
 
     pub fn send(&mut self, envelope: &Envelope, email: &[u8]) -> Result<Response, Error> {
+        self.send_then(envelope, email, None)
+    }
+
+    /// rappel: as `send`, and, when the server offers PIPELINING and `next`
+    /// is given, writes `next`'s MAIL, RCPT and DATA right after this
+    /// message's "." (RFC 2920 §3.1: the content may be the first command of
+    /// a group), so the next `send_then` for that envelope starts with their
+    /// replies rather than a round trip. The reply to "." is read before
+    /// this returns: this message's outcome is known, and the next one's
+    /// commands deliver nothing without its content.
+    pub fn send_then(
+        &mut self,
+        envelope: &Envelope,
+        email: &[u8],
+        next: Option<&Envelope>,
+    ) -> Result<Response, Error> {
         self.content_started = false;
-        // Mail
+        let prepared = self.prepared.take();
+        if prepared.as_ref().is_some_and(|p| p != envelope) {
+            // The pool only hands a prepared connection to its envelope.
+            self.abort();
+            return Err(error::client("the connection was prepared for another message"));
+        }
+        let commands = match self.envelope_commands(envelope, !email.is_ascii(), prepared.is_some()) {
+            Ok(commands) => commands,
+            Err(e) => {
+                if prepared.is_some() {
+                    self.abort();
+                }
+                return Err(e);
+            }
+        };
+        if prepared.is_some() {
+            // Their commands went with the message before.
+            for _ in 0..envelope.to().len() + 2 {
+                try_smtp!(self.read_response(), self);
+            }
+        } else if self.server_info().supports_feature(Extension::Pipelining) {
+            // rappel: RFC 2920, MAIL, RCPT and DATA in one write, their
+            // replies read in order (README.rappel.md). The first refusal is
+            // the error, as lock-step would give; the connection is then
+            // aborted, so a DATA the server accepted anyway never ends with
+            // the "." that would deliver it.
+            try_smtp!(self.write(commands.as_bytes()), self);
+            for _ in 0..envelope.to().len() + 2 {
+                try_smtp!(self.read_response(), self);
+            }
+        } else {
+            let (mail, _) = commands.split_once("\r\n").unwrap_or_default();
+            try_smtp!(self.command(format_args!("{mail}\r\n")), self);
+            // Recipient
+            for to_address in envelope.to() {
+                try_smtp!(self.command(Rcpt::new(to_address.clone(), vec![])), self);
+            }
+            // Data
+            try_smtp!(self.command(Data), self);
+        }
+
+        // The next message's commands, when they can go with this content.
+        let then = next
+            .filter(|_| {
+                self.server_info().supports_feature(Extension::Pipelining) && email.len() < 1 << 20
+            })
+            .and_then(|n| Some((n, self.envelope_commands(n, false, true).ok()?)));
+
+        // Message content
+        let result = match then {
+            Some((next, commands)) => {
+                self.content_started = true;
+                let mut codec = ClientCodec::new();
+                let mut out_buf = Vec::with_capacity(email.len() + 64 + commands.len());
+                codec.encode(email, &mut out_buf);
+                out_buf.extend_from_slice(b"\r\n.\r\n");
+                out_buf.extend_from_slice(commands.as_bytes());
+                try_smtp!(self.write(out_buf.as_slice()), self);
+                self.prepared = Some(next.clone());
+                try_smtp!(self.read_response(), self)
+            }
+            None => try_smtp!(self.message(email), self),
+        };
+        Ok(result)
+    }
+
+    /// rappel: the MAIL, RCPT and DATA commands of `envelope`, as one
+    /// string. `eight_bit`: the content is not ASCII; `ahead`: the
+    /// content is not known yet, so the body is declared 8BITMIME whenever
+    /// the server takes it (RFC 6152 allows it for 7-bit content too).
+    /// Errors: the envelope or content needs an extension the server does
+    /// not offer.
+    fn envelope_commands(&self, envelope: &Envelope, eight_bit: bool, ahead: bool) -> Result<String, Error> {
         let mut mail_options = vec![];
 
         // Internationalization handling
@@ -107,46 +201,28 @@ impl SmtpConnection {
         }
 
         // Check for non-ascii content in the message
-        if !email.is_ascii() {
-            if !self.server_info().supports_feature(Extension::EightBitMime) {
-                return Err(error::client(
-                    "Message contains non-ascii chars but server does not support 8BITMIME",
-                ));
-            }
+        let eight_bit_server = self.server_info().supports_feature(Extension::EightBitMime);
+        if eight_bit && !eight_bit_server {
+            return Err(error::client(
+                "Message contains non-ascii chars but server does not support 8BITMIME",
+            ));
+        }
+        if eight_bit || (ahead && eight_bit_server) {
             mail_options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
         }
 
-        let mail = Mail::new(envelope.from().cloned(), mail_options);
-        if self.server_info().supports_feature(Extension::Pipelining) {
-            // rappel: RFC 2920, MAIL, RCPT and DATA in one write, their
-            // replies read in order (README.rappel.md). The first refusal is
-            // the error, as lock-step would give; the connection is then
-            // aborted, so a DATA the server accepted anyway never ends with
-            // the "." that would deliver it.
-            let mut commands = mail.to_string();
-            for to_address in envelope.to() {
-                commands.push_str(&Rcpt::new(to_address.clone(), vec![]).to_string());
-            }
-            commands.push_str(&Data.to_string());
-            try_smtp!(self.write(commands.as_bytes()), self);
-            for _ in 0..envelope.to().len() + 2 {
-                try_smtp!(self.read_response(), self);
-            }
-        } else {
-            try_smtp!(self.command(mail), self);
-
-            // Recipient
-            for to_address in envelope.to() {
-                try_smtp!(self.command(Rcpt::new(to_address.clone(), vec![])), self);
-            }
-
-            // Data
-            try_smtp!(self.command(Data), self);
+        let mut commands = Mail::new(envelope.from().cloned(), mail_options).to_string();
+        for to_address in envelope.to() {
+            commands.push_str(&Rcpt::new(to_address.clone(), vec![]).to_string());
         }
+        commands.push_str(&Data.to_string());
+        Ok(commands)
+    }
 
-        // Message content
-        let result = try_smtp!(self.message(email), self);
-        Ok(result)
+    /// rappel: whether the server waits for a message's content
+    /// (`send_then` wrote its commands): only that message may use it.
+    pub(crate) fn prepared_for(&self) -> Option<&Envelope> {
+        self.prepared.as_ref()
     }
 
     /// rappel: whether the last `send` began to send the message's content.
@@ -200,7 +276,13 @@ impl SmtpConnection {
     }
 
     pub fn abort(&mut self) {
-        // Only try to quit if we are not already broken
+        // Only try to quit if we are not already broken. rappel: nor when
+        // the server may be waiting for a prepared message's content: QUIT
+        // would be taken as content, and its reply waited for until the
+        // timeout. Closing without the "." delivers nothing.
+        if self.prepared.take().is_some() {
+            self.panic = true;
+        }
         if !self.panic {
             self.panic = true;
             let _ = self.command(Quit);
@@ -226,7 +308,8 @@ impl SmtpConnection {
 
     /// Checks if the server is connected using the NOOP SMTP command
     pub fn test_connected(&mut self) -> bool {
-        self.command(Noop).is_ok()
+        // rappel: a NOOP would be taken as a prepared message's content.
+        self.prepared.is_none() && self.command(Noop).is_ok()
     }
 
     /// Sends an AUTH command with the given mechanism, and handles the challenge if needed

@@ -22,6 +22,9 @@ pub(crate) struct Pool {
 struct ParkedConnection {
     conn: SmtpConnection,
     since: Instant,
+    /// rappel: the thread that parked a prepared connection (its next
+    /// message's commands went): only that thread takes it back.
+    owner: Option<thread::ThreadId>,
 }
 
 pub(crate) struct PooledConnection {
@@ -164,7 +167,11 @@ impl Pool {
                     // The transport was shut down
                     return Err(error::transport_shutdown());
                 };
-                connections.pop()
+                // rappel: a prepared connection waits for its own thread.
+                connections
+                    .iter()
+                    .rposition(|c| c.owner.is_none())
+                    .map(|i| connections.remove(i))
             };
 
             match conn {
@@ -197,6 +204,40 @@ impl Pool {
                 }
             }
         }
+    }
+
+    /// rappel: a connection for `envelope`: the one this thread parked
+    /// prepared for it (`SmtpConnection::send_then`), used without a NOOP;
+    /// else as `connection`. This thread's connection prepared for another
+    /// envelope (its next message did not go: cancelled, held, sent
+    /// elsewhere) is closed: the server waits for content that will not come.
+    pub(crate) fn connection_for(
+        self: &Arc<Self>,
+        envelope: &crate::address::Envelope,
+    ) -> Result<PooledConnection, Error> {
+        let me = thread::current().id();
+        let mine = {
+            let mut connections = self.connections.lock().unwrap();
+            let Some(connections) = connections.as_mut() else {
+                return Err(error::transport_shutdown());
+            };
+            connections
+                .iter()
+                .position(|c| c.owner == Some(me))
+                .map(|i| connections.remove(i))
+        };
+        if let Some(parked) = mine {
+            let mut conn = parked.unpark();
+            if conn.prepared_for() == Some(envelope) {
+                let mut conn = PooledConnection::wrap(conn, Arc::clone(self));
+                // Not tested: a server that closed it meanwhile has accepted
+                // nothing, and `send_raw` tries another connection.
+                conn.untested = true;
+                return Ok(conn);
+            }
+            conn.abort();
+        }
+        self.connection()
     }
 
     fn recycle(&self, mut conn: SmtpConnection) {
@@ -270,6 +311,7 @@ impl Drop for Pool {
 impl ParkedConnection {
     fn park(conn: SmtpConnection) -> Self {
         Self {
+            owner: conn.prepared_for().map(|_| thread::current().id()),
             conn,
             since: Instant::now(),
         }
