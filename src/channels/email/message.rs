@@ -228,14 +228,15 @@ fn content_key(m: &Outgoing<'_>) -> [u8; 32] {
 /// thousands of lines would take most of a run.
 fn crlf(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + s.len() / 32);
-    let mut prev = '\0';
-    for c in s.chars() {
-        if c == '\n' && prev != '\r' {
+    let mut from = 0;
+    for (at, _) in s.match_indices('\n') {
+        if !s[..at].ends_with('\r') {
+            out.push_str(&s[from..at]);
             out.push('\r');
+            from = at;
         }
-        out.push(c);
-        prev = c;
     }
+    out.push_str(&s[from..]);
     out
 }
 
@@ -283,6 +284,12 @@ mod tests {
     fn crlf_converts_bare_line_feeds_only() {
         assert_eq!(crlf("a\nb\r\nc\n\n"), "a\r\nb\r\nc\r\n\r\n");
         assert_eq!(crlf("\nx"), "\r\nx");
+        assert_eq!(
+            crlf("é\nà\r\n\n€"),
+            "é\r\nà\r\n\r\n€",
+            "between characters of any width"
+        );
+        assert_eq!(crlf("\r"), "\r");
     }
 
     #[test]
