@@ -212,6 +212,8 @@ impl Engine<'_> {
     ) -> anyhow::Result<Tally> {
         let mut tally = Tally::default();
         let mut conn = self.db.connect()?;
+        // Claims change `per_claim` rows in one statement.
+        conn.journal_in_memory()?;
         let recorder = Recorder {
             run_id: &self.run_id,
             delivery: self.delivery,
