@@ -212,8 +212,6 @@ impl Engine<'_> {
     ) -> anyhow::Result<Tally> {
         let mut tally = Tally::default();
         let mut conn = self.db.connect()?;
-        // Claims change `per_claim` rows in one statement.
-        conn.journal_in_memory()?;
         let recorder = Recorder {
             run_id: &self.run_id,
             delivery: self.delivery,
@@ -398,7 +396,7 @@ impl Engine<'_> {
                 Err(e) => verdicts.extend(rows.iter().map(|row| unreadable(row, &e))),
             }
         }
-        looks.fill(i, verdicts, read_at);
+        looks.fill(i, verdicts, read_at, read_at.elapsed());
         Ok(looks.take(i, read_at).unwrap_or(Verdict::Send))
     }
 

@@ -195,19 +195,6 @@ impl Conn {
         }
     }
 
-    /// Keeps SQLite's statement journals in memory on this connection
-    /// (`temp_store = MEMORY`), for a connection whose statements change a
-    /// few dozen rows at once: a claim's `UPDATE` of 32 rows journals some
-    /// 128 KB of pages, past the 64 KB SQLite keeps in memory, and each claim
-    /// then created and wrote a temporary file. Nothing on PostgreSQL.
-    /// Errors: the pragma's.
-    pub fn journal_in_memory(&self) -> Result<()> {
-        match &self.inner {
-            Inner::Sqlite(c) => Ok(c.pragma_update(None, "temp_store", "MEMORY")?),
-            Inner::Postgres(_) => Ok(()),
-        }
-    }
-
     /// The SQLite connection, for what is written for SQLite alone.
     /// Errors: `StoreError::Unsupported` on PostgreSQL.
     #[track_caller]
@@ -478,15 +465,5 @@ mod tests {
             "x = '?1' AND \"a?\" = $1 -- ?2\n AND y = $2"
         );
         assert_eq!(numbered("x = 'it''s ?' AND y = ?1"), "x = 'it''s ?' AND y = $1");
-    }
-
-    #[test]
-    fn a_journal_in_memory_keeps_a_large_statement_out_of_temporary_files() {
-        #[allow(clippy::disallowed_methods, reason = "a bare connection for the pragma")]
-        let conn = Conn::sqlite(rusqlite::Connection::open_in_memory().unwrap());
-        let store = |c: &Conn| c.query_row("PRAGMA temp_store", &[], |r| r.get::<i64>(0)).unwrap();
-        assert_eq!(store(&conn), 0, "SQLite's default: files");
-        conn.journal_in_memory().unwrap();
-        assert_eq!(store(&conn), 2, "MEMORY");
     }
 }

@@ -41,15 +41,18 @@ pub trait Recheck: Sync {
 /// delivery's time (`bench/run.sh send`; docs/guarantees.md).
 pub const LOOK_FOR: Duration = Duration::from_millis(100);
 
-/// Rows looked at together at first, and at the most (a claim's size).
-const AHEAD_FIRST: usize = 4;
+/// Rows looked at together at first (one: a look may be costly, and its
+/// cost is known once it is read), and at the most (a claim's size).
+const AHEAD_FIRST: usize = 1;
 const AHEAD_MAX: usize = 32;
 
 /// The verdicts of one claim's rows, read ahead of their sends. How many
 /// rows one look covers adapts to the sends' pace: it doubles while every
 /// verdict read is used within [`LOOK_FOR`], and halves when one is not,
 /// so a slow server does not have each look read rows it cannot reach in
-/// time.
+/// time. A look that itself takes a quarter of [`LOOK_FOR`] or more (a
+/// digest of thousands of tickets) reads one row at a time: it has nothing
+/// to share with the next, and its verdicts would age before they are used.
 #[derive(Debug)]
 pub struct Looks {
     verdicts: Vec<Option<Verdict>>,
@@ -58,6 +61,8 @@ pub struct Looks {
     /// The row after the last look's.
     reach: usize,
     ahead: usize,
+    /// The last look took a quarter of `LOOK_FOR` or more.
+    costly: bool,
 }
 
 impl Looks {
@@ -68,6 +73,7 @@ impl Looks {
             read_at: None,
             reach: 0,
             ahead: AHEAD_FIRST,
+            costly: false,
         }
     }
 
@@ -85,7 +91,7 @@ impl Looks {
                 None
             }
             None => {
-                if self.read_at.is_some() && i >= self.reach {
+                if self.read_at.is_some() && i >= self.reach && !self.costly {
                     // Every row of the last look was reached in time.
                     self.ahead = (self.ahead * 2).min(AHEAD_MAX);
                 }
@@ -108,8 +114,12 @@ impl Looks {
         i..(i + n).min(self.verdicts.len())
     }
 
-    /// Keeps `verdicts`, read at `at`, for the rows from `i` on.
-    pub fn fill(&mut self, i: usize, verdicts: impl IntoIterator<Item = Verdict>, at: Instant) {
+    /// Keeps `verdicts`, read from `at` on for `took`, for the rows from `i` on.
+    pub fn fill(&mut self, i: usize, verdicts: impl IntoIterator<Item = Verdict>, at: Instant, took: Duration) {
+        self.costly = took >= LOOK_FOR / 4;
+        if self.costly {
+            self.ahead = 1;
+        }
         for slot in self.verdicts.iter_mut() {
             *slot = None;
         }
@@ -134,7 +144,7 @@ mod tests {
         let t0 = Instant::now();
         let mut looks = Looks::new(10);
         assert_eq!(looks.take(0, t0), None, "nothing read yet");
-        assert_eq!(looks.span(0, false), 0..4);
+        assert_eq!(looks.span(0, false), 0..1, "one row at first");
         looks.fill(
             0,
             [
@@ -144,12 +154,13 @@ mod tests {
                 Verdict::Send,
             ],
             t0,
+            ms(1),
         );
         assert_eq!(looks.take(0, t0 + ms(10)), Some(Verdict::Send));
         assert_eq!(looks.take(1, t0 + ms(99)), Some(Verdict::Cancel("closed".into())));
         assert_eq!(looks.take(1, t0 + ms(99)), None, "a verdict serves one send");
         assert_eq!(looks.take(2, t0 + LOOK_FOR), None, "read too long ago: read again");
-        assert_eq!(looks.span(2, false), 2..4, "and fewer rows at once");
+        assert_eq!(looks.span(2, false), 2..3, "and no more rows at once");
         assert_eq!(looks.span(2, true), 2..3, "one row on a server");
     }
 
@@ -163,12 +174,44 @@ mod tests {
             assert_eq!(looks.take(i, t0), None);
             let span = looks.span(i, false);
             spans.push(span.len());
-            looks.fill(i, span.clone().map(|_| Verdict::Send), t0);
+            looks.fill(i, span.clone().map(|_| Verdict::Send), t0, ms(1));
             for j in span.clone() {
                 assert_eq!(looks.take(j, t0 + ms(1)), Some(Verdict::Send));
             }
             i = span.end;
         }
-        assert_eq!(spans, [4, 8, 16, 32, 32, 8]);
+        assert_eq!(spans, [1, 2, 4, 8, 16, 32, 32, 5]);
+        // Past the claim's end with a reach of 32: a verdict read too long
+        // before its send halves it.
+        let mut looks = Looks::new(100);
+        for i in [0, 1, 3, 7, 15, 31] {
+            assert_eq!(looks.take(i, t0), None);
+            let span = looks.span(i, false);
+            looks.fill(i, span.map(|_| Verdict::Send), t0, ms(1));
+        }
+        assert_eq!(looks.span(63, false).len(), 32);
+        looks.fill(63, (0..32).map(|_| Verdict::Send), t0, ms(1));
+        assert_eq!(looks.take(64, t0 + LOOK_FOR), None);
+        assert_eq!(looks.span(64, false).len(), 16, "halved");
+    }
+
+    #[test]
+    fn a_costly_look_reads_one_row_at_a_time() {
+        let t0 = Instant::now();
+        let mut looks = Looks::new(10);
+        looks.fill(
+            0,
+            [Verdict::Send, Verdict::Send, Verdict::Send, Verdict::Send],
+            t0,
+            LOOK_FOR / 4,
+        );
+        assert_eq!(looks.take(0, t0), Some(Verdict::Send));
+        assert_eq!(
+            looks.take(1, t0 + ms(1)),
+            Some(Verdict::Send),
+            "what was read still serves"
+        );
+        assert_eq!(looks.take(4, t0 + ms(2)), None);
+        assert_eq!(looks.span(4, false), 4..5, "one row next time");
     }
 }
