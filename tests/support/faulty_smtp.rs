@@ -42,8 +42,8 @@ struct State {
     /// Transactions whose MAIL was already waiting when the message before
     /// it ended (RFC 2920 §3.1: sent with that message's content).
     ahead: usize,
-    /// Transactions that reached DATA and ended without their ".": the
-    /// client closed the connection, and nothing was delivered.
+    /// Transactions begun (MAIL) and never ended by a "." or RSET: the
+    /// connection closed or reset first, and nothing was delivered.
     abandoned: usize,
 }
 
@@ -110,13 +110,29 @@ impl FaultySmtp {
         self.state.lock().unwrap().ahead
     }
 
-    /// How many transactions were left in DATA, their connection closed.
+    /// How many transactions were left unfinished, their connection closed.
     pub fn abandoned(&self) -> usize {
         self.state.lock().unwrap().abandoned
     }
 }
 
+/// Counts the session's transaction as abandoned when it ends, however it
+/// ends (a reset may come while a reply is being written), still open.
+struct Transaction<'a> {
+    state: &'a Mutex<State>,
+    open: bool,
+}
+
+impl Drop for Transaction<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            self.state.lock().unwrap().abandoned += 1;
+        }
+    }
+}
+
 fn session(stream: TcpStream, fault: &Mutex<Fault>, state: &Mutex<State>, pipelining: bool) -> std::io::Result<()> {
+    let mut transaction = Transaction { state, open: false };
     let mut out = stream.try_clone()?;
     let mut lines = BufReader::new(stream);
     let now = || *fault.lock().unwrap();
@@ -147,6 +163,7 @@ fn session(stream: TcpStream, fault: &Mutex<Fault>, state: &Mutex<State>, pipeli
                 return Ok(());
             }
             "MAIL" => {
+                transaction.open = true;
                 to.clear();
                 if lines.buffer().to_ascii_uppercase().starts_with(b"RCPT") {
                     state.lock().unwrap().pipelined += 1;
@@ -172,13 +189,13 @@ fn session(stream: TcpStream, fault: &Mutex<Fault>, state: &Mutex<State>, pipeli
                     // An end of stream, or a reset: a client closing with
                     // replies unread resets the connection.
                     if !matches!(lines.read_line(&mut line), Ok(n) if n > 0) {
-                        state.lock().unwrap().abandoned += 1;
                         return Ok(());
                     }
                     if line == ".\r\n" {
                         break;
                     }
                 }
+                transaction.open = false;
                 if lines.buffer().to_ascii_uppercase().starts_with(b"MAIL") {
                     state.lock().unwrap().ahead += 1;
                 }
@@ -200,7 +217,11 @@ fn session(stream: TcpStream, fault: &Mutex<Fault>, state: &Mutex<State>, pipeli
                     }
                 }
             }
-            "RSET" | "NOOP" => b"250 2.0.0 ok\r\n",
+            "RSET" => {
+                transaction.open = false;
+                b"250 2.0.0 ok\r\n"
+            }
+            "NOOP" => b"250 2.0.0 ok\r\n",
             "QUIT" => {
                 out.write_all(b"221 2.0.0 bye\r\n")?;
                 return Ok(());
