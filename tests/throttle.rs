@@ -213,3 +213,34 @@ fn each_message_carries_the_next_ones_commands_and_a_next_that_does_not_go_deliv
     }
     assert_eq!(server.abandoned(), 1, "m2@'s never ended");
 }
+
+#[test]
+fn a_bare_250_ends_a_message_and_a_refused_recipient_gets_no_quit_as_content() {
+    // "250" alone to the end of DATA is a delivery (RFC 5321 §4.2): recorded
+    // sent once, never tried again.
+    let server = FaultySmtp::start_pipelining(Fault::BareReply);
+    let env = TestEnv::new(server.port, "");
+    borrowers(&env, 3, true);
+    env.run(&["send-reminders", "--kind", "loan_created"], NOW).success();
+    assert_eq!(server.accepted().len(), 3);
+    let sent: i64 = env
+        .db()
+        .query_row(
+            "SELECT count(*) FROM rappel_deliveries WHERE status = 'sent' AND attempts = 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(sent, 3);
+    env.run(&["deliver", "--force"], &support::plus(NOW, 3_600)).success();
+    assert_eq!(server.accepted().len(), 3, "nothing sent again");
+
+    // A server refusing RCPT that answers the pipelined DATA with 354 all the
+    // same: the connection is closed without a word, QUIT would be content.
+    let server = FaultySmtp::start_pipelining(Fault::Rcpt550);
+    let env = TestEnv::new(server.port, "");
+    borrowers(&env, 2, true);
+    env.run(&["send-reminders", "--kind", "loan_created"], NOW).code(65);
+    assert_eq!(server.accepted().len(), 0);
+    assert_eq!(server.quit_in_data(), 0);
+}

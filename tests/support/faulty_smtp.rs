@@ -31,6 +31,9 @@ pub enum Fault {
     DropMidData,
     /// Accepts each message (250), then closes the connection, without a 421.
     CloseAfterMessage,
+    /// Accepts each message with a bare `250` and no text (RFC 5321 §4.2
+    /// makes the text optional).
+    BareReply,
 }
 
 #[derive(Default)]
@@ -45,6 +48,8 @@ struct State {
     /// Transactions begun (MAIL) and never ended by a "." or RSET: the
     /// connection closed or reset first, and nothing was delivered.
     abandoned: usize,
+    /// `QUIT` lines received as a message's content.
+    quit_in_data: usize,
 }
 
 pub struct FaultySmtp {
@@ -108,6 +113,11 @@ impl FaultySmtp {
     /// How many transactions came with the content of the message before.
     pub fn ahead(&self) -> usize {
         self.state.lock().unwrap().ahead
+    }
+
+    /// How many `QUIT` lines came as a message's content.
+    pub fn quit_in_data(&self) -> usize {
+        self.state.lock().unwrap().quit_in_data
     }
 
     /// How many transactions were left unfinished, their connection closed.
@@ -194,6 +204,9 @@ fn session(stream: TcpStream, fault: &Mutex<Fault>, state: &Mutex<State>, pipeli
                     if line == ".\r\n" {
                         break;
                     }
+                    if line.eq_ignore_ascii_case("QUIT\r\n") {
+                        state.lock().unwrap().quit_in_data += 1;
+                    }
                 }
                 transaction.open = false;
                 if lines.buffer().to_ascii_uppercase().starts_with(b"MAIL") {
@@ -205,6 +218,10 @@ fn session(stream: TcpStream, fault: &Mutex<Fault>, state: &Mutex<State>, pipeli
                         return Ok(());
                     }
                     Fault::Data451 => b"451 4.3.0 temporary local problem, try later\r\n",
+                    Fault::BareReply => {
+                        state.lock().unwrap().accepted.push(std::mem::take(&mut to));
+                        b"250\r\n"
+                    }
                     Fault::CloseAfterMessage => {
                         state.lock().unwrap().accepted.push(std::mem::take(&mut to));
                         out.write_all(b"250 2.0.0 queued\r\n")?;

@@ -11,7 +11,7 @@ use nom::{
     IResult, Parser,
     branch::alt,
     bytes::streaming::{tag, take_until},
-    combinator::{complete, map},
+    combinator::{complete, map, opt},
     multi::many0,
     sequence::preceded,
 };
@@ -305,8 +305,12 @@ pub(crate) fn parse_response(i: &str) -> IResult<&str, Response> {
         tag("\r\n"),
     ))
     .parse(i)?;
+    // rappel: the text after the last line's code is optional (RFC 5321
+    // §4.2: `Reply-code [ SP textstring ] CRLF`); a bare "250" to the end of
+    // DATA was taken as a failure, and the delivered message sent again.
     let (i, (last_code, last_line)) =
-        (parse_code, preceded(tag(" "), take_until("\r\n"))).parse(i)?;
+        (parse_code, opt(preceded(tag(" "), take_until("\r\n")))).parse(i)?;
+    let last_line = last_line.unwrap_or("");
     let (i, _) = complete(tag("\r\n")).parse(i)?;
 
     // Check that all codes are equal.
@@ -333,6 +337,16 @@ pub(crate) fn parse_response(i: &str) -> IResult<&str, Response> {
 #[cfg(test)]
 mod test {
     use super::*;
+
+    #[test]
+    fn test_reply_without_text() {
+        // rappel: RFC 5321 §4.2 makes the text optional.
+        let (rest, response) = parse_response("250\r\n").unwrap();
+        assert_eq!(rest, "");
+        assert_eq!(response.code().to_string(), "250");
+        let (_, response) = parse_response("250-first\r\n250\r\n").unwrap();
+        assert_eq!(response.message().collect::<Vec<_>>(), ["first", ""]);
+    }
 
     #[test]
     fn test_multiline_error_keeps_lines_separated() {

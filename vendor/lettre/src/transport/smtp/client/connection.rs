@@ -126,9 +126,7 @@ impl SmtpConnection {
         };
         if prepared.is_some() {
             // Their commands went with the message before.
-            for _ in 0..envelope.to().len() + 2 {
-                try_smtp!(self.read_response(), self);
-            }
+            self.read_replies(envelope.to().len() + 2)?;
         } else if self.server_info().supports_feature(Extension::Pipelining) {
             // rappel: RFC 2920, MAIL, RCPT and DATA in one write, their
             // replies read in order (README.rappel.md). The first refusal is
@@ -136,9 +134,7 @@ impl SmtpConnection {
             // aborted, so a DATA the server accepted anyway never ends with
             // the "." that would deliver it.
             try_smtp!(self.write(commands.as_bytes()), self);
-            for _ in 0..envelope.to().len() + 2 {
-                try_smtp!(self.read_response(), self);
-            }
+            self.read_replies(envelope.to().len() + 2)?;
         } else {
             let (mail, _) = commands.split_once("\r\n").unwrap_or_default();
             try_smtp!(self.command(format_args!("{mail}\r\n")), self);
@@ -147,7 +143,11 @@ impl SmtpConnection {
                 try_smtp!(self.command(Rcpt::new(to_address.clone(), vec![])), self);
             }
             // Data
-            try_smtp!(self.command(Data), self);
+            if let Err(e) = self.command(Data) {
+                // rappel: its 354 may yet come: QUIT would be content.
+                self.abort_quietly();
+                return Err(e);
+            }
         }
 
         // The next message's commands, when they can go with this content.
@@ -173,6 +173,27 @@ impl SmtpConnection {
             None => try_smtp!(self.message(email), self),
         };
         Ok(result)
+    }
+
+    /// rappel: reads the replies to `n` pipelined commands ending with
+    /// DATA. The first refusal, or a failure to read, is the error, and the
+    /// connection is closed without QUIT: the server may have answered DATA
+    /// with 354 all the same, and would take QUIT as content.
+    fn read_replies(&mut self, n: usize) -> Result<(), Error> {
+        for _ in 0..n {
+            if let Err(e) = self.read_response() {
+                self.abort_quietly();
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// rappel: closes the connection without a word (no QUIT): the
+    /// server may be waiting for a message's content.
+    fn abort_quietly(&mut self) {
+        self.panic = true;
+        self.abort();
     }
 
     /// rappel: the MAIL, RCPT and DATA commands of `envelope`, as one
