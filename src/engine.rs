@@ -218,6 +218,9 @@ impl Engine<'_> {
             now: self.clock.now(),
         };
         let now = self.clock.now();
+        // A row is only sent while a quarter of its lease remains: the lease
+        // exceeds four send timeouts, so the send ends before the lease does.
+        let margin = ChronoDuration::from_std(self.delivery.lease / 4).unwrap_or(ChronoDuration::minutes(2));
         loop {
             // Channels whose transport rejected our credentials, or asked us
             // to wait, are not claimed again.
@@ -279,7 +282,6 @@ impl Engine<'_> {
                     // The lease is checked after the rate limiter's wait, right
                     // before the send, never before a sleep.
                     shared.rate.wait();
-                    let margin = send_margin(self.delivery.lease, self.channels.budget(row.channel));
                     if self.clock.wall() + margin >= row.lease_until {
                         recorder.release(row)
                     } else {
@@ -491,18 +493,6 @@ impl Engine<'_> {
     }
 }
 
-/// How much of its lease a row must have left for its send to start: a
-/// quarter of the lease, and the channel's whole exchange (`budget`) and a
-/// second, so the send's deadline (the lease less a second) does not cut an
-/// exchange the server is still answering in time: cut after the message's
-/// end went, its outcome is unknown and it goes again. At most three
-/// quarters of the lease, so a row just claimed always goes (a lease barely
-/// over the budget, which `config check` allows, is given that much).
-fn send_margin(lease: Duration, budget: Duration) -> ChronoDuration {
-    let margin = (lease / 4).max((budget + Duration::from_secs(1)).min(lease * 3 / 4));
-    ChronoDuration::from_std(margin).unwrap_or(ChronoDuration::minutes(2))
-}
-
 /// A look's verdict for `row`. A connection the server ended (an
 /// administrator, a failover) cannot record what would be sent: nothing
 /// more goes on it, and the error ends the worker (its claimed rows wait for
@@ -663,21 +653,6 @@ impl RateLimiter {
 #[cfg(test)]
 mod claim_tests {
     use super::*;
-
-    #[test]
-    fn a_send_starts_only_with_its_whole_exchange_left_on_the_lease() {
-        let s = Duration::from_secs;
-        assert_eq!(
-            send_margin(s(600), s(120)),
-            ChronoDuration::seconds(150),
-            "a quarter of the lease"
-        );
-        // lease_s = 20 with timeout_s = 2: an SMTP exchange may take 8 s.
-        assert_eq!(send_margin(s(20), s(8)), ChronoDuration::seconds(9));
-        // lease_s = 9: three quarters of it, so a row just claimed goes.
-        assert_eq!(send_margin(s(9), s(8)), ChronoDuration::milliseconds(6_750));
-        assert_eq!(send_margin(s(10), Duration::ZERO), ChronoDuration::milliseconds(2_500));
-    }
 
     #[test]
     fn a_claim_is_an_even_share_within_bounds_and_never_outlasts_the_rate() {
