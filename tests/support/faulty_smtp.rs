@@ -5,7 +5,7 @@
 //! RCPT and DATA came in one write.
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -79,7 +79,7 @@ impl FaultySmtp {
     }
 
     fn serve(port: u16, fault: Fault, pipelining: bool) -> Self {
-        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+        let listener = super::bind_on(port);
         let port = listener.local_addr().unwrap().port();
         let fault = Arc::new(Mutex::new(fault));
         let state = Arc::new(Mutex::new(State::default()));

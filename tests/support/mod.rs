@@ -202,7 +202,7 @@ impl SmtpServer {
 
     /// A server on a port chosen earlier (for "unreachable, then back").
     pub fn start_on(port: u16) -> Self {
-        Self::serve(TcpListener::bind(("127.0.0.1", port)).unwrap(), SslConfig::None)
+        Self::serve(bind_on(port), SslConfig::None)
     }
 
     fn serve(listener: TcpListener, ssl: SslConfig) -> Self {
@@ -310,6 +310,22 @@ pub fn plus(t: &str, secs: i64) -> String {
 /// A port nothing listens on.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A listener on 127.0.0.1:`port` (0: any). A port chosen earlier by
+/// `free_port` may be held a moment by another test's short-lived
+/// connection: it is tried again for up to 5 s.
+pub fn bind_on(port: u16) -> TcpListener {
+    let mut tries = 0;
+    loop {
+        match TcpListener::bind(("127.0.0.1", port)) {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && port != 0 && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            bound => return bound.unwrap(),
+        }
+    }
 }
 
 /// A temp folder with `rappel.toml` and `rappel.db`.
