@@ -112,66 +112,50 @@ impl SmtpConnection {
         let prepared = self.prepared.take();
         if prepared.as_ref().is_some_and(|p| p != envelope) {
             // The pool only hands a prepared connection to its envelope.
-            self.abort();
+            self.abort_quietly();
             return Err(error::client("the connection was prepared for another message"));
         }
         let commands = match self.envelope_commands(envelope, !email.is_ascii(), prepared.is_some()) {
             Ok(commands) => commands,
             Err(e) => {
                 if prepared.is_some() {
-                    self.abort();
+                    // The server waits for this message's content.
+                    self.abort_quietly();
                 }
                 return Err(e);
             }
         };
         if prepared.is_some() {
             // Their commands went with the message before.
-            self.read_replies(envelope.to().len() + 2)?;
+            self.read_replies(commands.len())?;
         } else if self.server_info().supports_feature(Extension::Pipelining) {
             // rappel: RFC 2920, MAIL, RCPT and DATA in one write, their
             // replies read in order (README.rappel.md). The first refusal is
             // the error, as lock-step would give; the connection is then
             // aborted, so a DATA the server accepted anyway never ends with
             // the "." that would deliver it.
-            try_smtp!(self.write(commands.as_bytes()), self);
-            self.read_replies(envelope.to().len() + 2)?;
+            try_smtp!(self.write(commands.concat().as_bytes()), self);
+            self.read_replies(commands.len())?;
         } else {
-            let (mail, _) = commands.split_once("\r\n").unwrap_or_default();
-            try_smtp!(self.command(format_args!("{mail}\r\n")), self);
-            // Recipient
-            for to_address in envelope.to() {
-                try_smtp!(self.command(Rcpt::new(to_address.clone(), vec![])), self);
-            }
-            // Data
-            if let Err(e) = self.command(Data) {
-                // rappel: its 354 may yet come: QUIT would be content.
-                self.abort_quietly();
-                return Err(e);
+            let data = commands.len() - 1;
+            for (k, command) in commands.iter().enumerate() {
+                if let Err(e) = self.command(command) {
+                    if k == data {
+                        // rappel: its 354 may yet come: QUIT would be content.
+                        self.abort_quietly();
+                    } else {
+                        self.abort();
+                    }
+                    return Err(e);
+                }
             }
         }
 
         // The next message's commands, when they can go with this content.
         let then = next
-            .filter(|_| {
-                self.server_info().supports_feature(Extension::Pipelining) && email.len() < 1 << 20
-            })
-            .and_then(|n| Some((n, self.envelope_commands(n, false, true).ok()?)));
-
-        // Message content
-        let result = match then {
-            Some((next, commands)) => {
-                self.content_started = true;
-                let mut codec = ClientCodec::new();
-                let mut out_buf = Vec::with_capacity(email.len() + 64 + commands.len());
-                codec.encode(email, &mut out_buf);
-                out_buf.extend_from_slice(b"\r\n.\r\n");
-                out_buf.extend_from_slice(commands.as_bytes());
-                try_smtp!(self.write(out_buf.as_slice()), self);
-                self.prepared = Some(next.clone());
-                try_smtp!(self.read_response(), self)
-            }
-            None => try_smtp!(self.message(email), self),
-        };
+            .filter(|_| self.server_info().supports_feature(Extension::Pipelining))
+            .and_then(|n| Some((n, self.envelope_commands(n, false, true).ok()?.concat())));
+        let result = try_smtp!(self.message_then(email, then), self);
         Ok(result)
     }
 
@@ -196,13 +180,13 @@ impl SmtpConnection {
         self.abort();
     }
 
-    /// rappel: the MAIL, RCPT and DATA commands of `envelope`, as one
-    /// string. `eight_bit`: the content is not ASCII; `ahead`: the
+    /// rappel: the MAIL, every RCPT and the DATA command of `envelope`, in
+    /// order, each with its CRLF. `eight_bit`: the content is not ASCII; `ahead`: the
     /// content is not known yet, so the body is declared 8BITMIME whenever
     /// the server takes it (RFC 6152 allows it for 7-bit content too).
     /// Errors: the envelope or content needs an extension the server does
     /// not offer.
-    fn envelope_commands(&self, envelope: &Envelope, eight_bit: bool, ahead: bool) -> Result<String, Error> {
+    fn envelope_commands(&self, envelope: &Envelope, eight_bit: bool, ahead: bool) -> Result<Vec<String>, Error> {
         let mut mail_options = vec![];
 
         // Internationalization handling
@@ -232,11 +216,11 @@ impl SmtpConnection {
             mail_options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
         }
 
-        let mut commands = Mail::new(envelope.from().cloned(), mail_options).to_string();
+        let mut commands = vec![Mail::new(envelope.from().cloned(), mail_options).to_string()];
         for to_address in envelope.to() {
-            commands.push_str(&Rcpt::new(to_address.clone(), vec![]).to_string());
+            commands.push(Rcpt::new(to_address.clone(), vec![]).to_string());
         }
-        commands.push_str(&Data.to_string());
+        commands.push(Data.to_string());
         Ok(commands)
     }
 
@@ -369,18 +353,29 @@ impl SmtpConnection {
 
     /// Sends the message content
     pub fn message(&mut self, message: &[u8]) -> Result<Response, Error> {
+        self.message_then(message, None)
+    }
+
+    /// rappel: as `message`; `next` (an envelope and its MAIL, RCPT and
+    /// DATA commands) goes after the "." in the same write, and the
+    /// connection is then prepared for that envelope (`send_then`).
+    fn message_then(&mut self, message: &[u8], next: Option<(&Envelope, String)>) -> Result<Response, Error> {
         self.content_started = true;
         // rappel: a message under 1 MiB goes with the "." that ends it in one
         // write. A larger one goes as lettre sends it: its encoded copy is
-        // sized to it, where one more byte would double the allocation.
+        // sized to it, where one more byte would double the allocation; no
+        // next message's commands go with it.
         if message.len() >= 1 << 20 {
             return self.message_iter(std::iter::once(message));
         }
+        let after = next.as_ref().map_or("", |(_, commands)| commands.as_str());
         let mut codec = ClientCodec::new();
-        let mut out_buf = Vec::with_capacity(message.len() + 64);
+        let mut out_buf = Vec::with_capacity(message.len() + 64 + after.len());
         codec.encode(message, &mut out_buf);
         out_buf.extend_from_slice(b"\r\n.\r\n");
+        out_buf.extend_from_slice(after.as_bytes());
         self.write(out_buf.as_slice())?;
+        self.prepared = next.map(|(envelope, _)| envelope.clone());
         self.read_response()
     }
 
