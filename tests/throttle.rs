@@ -206,11 +206,7 @@ fn each_message_carries_the_next_ones_commands_and_a_next_that_does_not_go_deliv
     accepted.sort();
     assert_eq!(accepted, [["m1@example.com"], ["m3@example.com"], ["new2@example.com"]]);
     assert_eq!(server.ahead(), 2, "m2@'s with m1's content, m3's with new2's");
-    // The server's session sees its connection closed on its own thread.
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while server.abandoned() == 0 && std::time::Instant::now() < until {
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    server.wait_abandoned(1, std::time::Duration::from_secs(5));
     assert_eq!(server.abandoned(), 1, "m2@'s never ended");
 }
 

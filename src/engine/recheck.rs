@@ -123,10 +123,11 @@ impl Looks {
         for slot in self.verdicts.iter_mut() {
             *slot = None;
         }
+        self.reach = i;
         for (slot, v) in self.verdicts.iter_mut().skip(i).zip(verdicts) {
             *slot = Some(v);
+            self.reach += 1;
         }
-        self.reach = i + self.verdicts.iter().skip(i).take_while(|v| v.is_some()).count();
         self.read_at = Some(at);
     }
 }

@@ -124,6 +124,19 @@ impl FaultySmtp {
     pub fn abandoned(&self) -> usize {
         self.state.lock().unwrap().abandoned
     }
+
+    /// Waits until `n` transactions were abandoned: a session sees its
+    /// connection closed on its own thread, after the client is done.
+    pub fn wait_abandoned(&self, n: usize, timeout: Duration) -> bool {
+        let until = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < until {
+            if self.abandoned() >= n {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
 }
 
 /// Counts the session's transaction as abandoned when it ends, however it
