@@ -169,6 +169,16 @@ impl Channels {
             .max(if self.twilio.is_some() { 4 } else { 1 })
     }
 
+    /// How long one exchange on `channel`'s transport may take in all, when
+    /// it bounds it itself (SMTP: `email::EmailChannel::budget`); zero
+    /// otherwise.
+    pub fn budget(&self, channel: Channel) -> std::time::Duration {
+        match (channel, &self.email) {
+            (Channel::Email, Some(email)) => email.budget(),
+            _ => std::time::Duration::ZERO,
+        }
+    }
+
     pub fn send(
         &self,
         channel: Channel,

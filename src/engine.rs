@@ -218,9 +218,6 @@ impl Engine<'_> {
             now: self.clock.now(),
         };
         let now = self.clock.now();
-        // A row is only sent while a quarter of its lease remains: the lease
-        // exceeds four send timeouts, so the send ends before the lease does.
-        let margin = ChronoDuration::from_std(self.delivery.lease / 4).unwrap_or(ChronoDuration::minutes(2));
         loop {
             // Channels whose transport rejected our credentials, or asked us
             // to wait, are not claimed again.
@@ -260,6 +257,9 @@ impl Engine<'_> {
             };
             shared.claimed_up_to.fetch_max(last.id, Ordering::Relaxed);
             let mut looks = Looks::new(batch.len());
+            // Each row's lease (wall time), renewed as the worker goes;
+            // `None`: the row is no longer this run's.
+            let mut leases: Vec<Option<DateTime<Utc>>> = batch.iter().map(|r| Some(r.lease_until)).collect();
             for (i, row) in batch.iter().enumerate() {
                 let transport = row.channel.transport();
                 let hold = self.hold_of(&conn, row);
@@ -282,9 +282,12 @@ impl Engine<'_> {
                     // The lease is checked after the rate limiter's wait, right
                     // before the send, never before a sleep.
                     shared.rate.wait();
-                    if self.clock.wall() + margin >= row.lease_until {
-                        recorder.release(row)
-                    } else {
+                    let margin = send_margin(self.delivery.lease, self.channels.budget(row.channel));
+                    if leases[i].is_some_and(|until| self.clock.wall() + margin >= until) {
+                        self.renew(&conn, &batch[i..], &mut leases[i..], shared)?;
+                    }
+                    let lease_until = leases[i].filter(|until| self.clock.wall() + margin < *until);
+                    if let Some(lease_until) = lease_until {
                         let verdict = self.verdict(&mut conn, &batch, i, &mut looks, now)?;
                         // The next row's recipient, for its commands to go
                         // with this message (SMTP pipelining): not one known
@@ -299,8 +302,9 @@ impl Engine<'_> {
                                     && !looks.cancels(i + 1)
                             })
                             .map(|next| next.recipient.as_str());
+                        let to_send = Send { row, lease_until, then };
                         match verdict {
-                            Verdict::Send => self.send_one(&recorder, row, &row.recipient, then, shared),
+                            Verdict::Send => self.send_one(&recorder, &to_send, &row.recipient, shared),
                             Verdict::SendTo(to) => {
                                 log::info!(
                                     "{} via {}: to {to}, the address it has now (was {})",
@@ -312,7 +316,7 @@ impl Engine<'_> {
                                     count(&mut tally, effect, row.id, &row.kind, &row.recipient);
                                     continue;
                                 }
-                                self.send_one(&recorder, row, &to, then, shared)
+                                self.send_one(&recorder, &to_send, &to, shared)
                             }
                             Verdict::Cancel(reason) => {
                                 log::info!(
@@ -324,6 +328,11 @@ impl Engine<'_> {
                                 recorder.cancelled(row, &reason)
                             }
                         }
+                    } else {
+                        // Not renewed: the lease passed (another run may
+                        // hold the row now), or the renewal could not be
+                        // written. Nothing goes; the row waits for its lease.
+                        recorder.release(row)
                     }
                 };
                 let mut decided = decided;
@@ -339,6 +348,44 @@ impl Engine<'_> {
             }
         }
         Ok(tally)
+    }
+
+    /// Renews the lease of `rows` (the rest of a claim, not yet decided) to
+    /// a whole `[delivery] lease_s` from now, setting each of `leases` to its
+    /// new end, or to `None` for a row this run no longer holds. A renewal
+    /// that cannot be written leaves the leases as they were, with a warning
+    /// (the rows go back once they pass). Errors: the connection was lost
+    /// (exit 74): the worker stops, sending nothing more.
+    fn renew(
+        &self,
+        conn: &store::Conn,
+        rows: &[Claimed],
+        leases: &mut [Option<DateTime<Utc>>],
+        shared: &Shared,
+    ) -> anyhow::Result<()> {
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        let until =
+            self.clock.wall() + ChronoDuration::from_std(self.delivery.lease).unwrap_or(ChronoDuration::minutes(10));
+        let renewed = {
+            let _writing = shared.writes.lock().unwrap_or_else(|e| e.into_inner());
+            claim::renew(conn, &self.run_id, &ids, until)
+        };
+        match renewed {
+            Ok(held) => {
+                for (row, lease) in rows.iter().zip(leases.iter_mut()) {
+                    *lease = held.binary_search(&row.id).is_ok().then_some(until);
+                }
+                Ok(())
+            }
+            Err(e) if e.is_connection_lost() => Err(crate::exit::fail(
+                Exit::IoErr,
+                format!("the database connection was lost ({e}); the rest of the claim goes once its lease expires"),
+            )),
+            Err(e) => {
+                log::warn!("the lease of {} claimed deliveries cannot be renewed ({e})", ids.len());
+                Ok(())
+            }
+        }
     }
 
     /// What holds `row` back, when `[delivery] quiet_hours` or its kind's
@@ -420,14 +467,8 @@ impl Engine<'_> {
     /// Sends `row` to `recipient` and decides its outcome; a transport that
     /// rejected the credentials, asked to slow down or failed repeatedly is
     /// set aside for the rest of the run.
-    fn send_one(
-        &self,
-        recorder: &Recorder<'_>,
-        row: &Claimed,
-        recipient: &str,
-        then: Option<&str>,
-        shared: &Shared,
-    ) -> Decided {
+    fn send_one(&self, recorder: &Recorder<'_>, send: &Send<'_>, recipient: &str, shared: &Shared) -> Decided {
+        let Send { row, lease_until, then } = *send;
         let outgoing = Outgoing {
             kind: &row.kind,
             dedupe_key: &row.dedupe_key,
@@ -445,7 +486,7 @@ impl Engine<'_> {
             // the row while this one may still deliver it.
             deadline: Some(
                 Instant::now()
-                    + (row.lease_until - self.clock.wall() - ChronoDuration::seconds(1))
+                    + (lease_until - self.clock.wall() - ChronoDuration::seconds(1))
                         .to_std()
                         .unwrap_or_default(),
             ),
@@ -491,6 +532,28 @@ impl Engine<'_> {
             }
         }
     }
+}
+
+/// A row about to be sent: its lease as last renewed (wall time), and the
+/// next row's recipient when its commands go with this message.
+struct Send<'a> {
+    row: &'a Claimed,
+    lease_until: DateTime<Utc>,
+    then: Option<&'a str>,
+}
+
+/// How much of its lease a row must have left for its send to start,
+/// the lease being renewed first when less is left (`Engine::renew`): a
+/// quarter of the lease, and the channel's whole exchange (`budget`) and a
+/// second, so the send's deadline (the lease less a second) does not cut an
+/// exchange the server is still answering in time: cut after the message's
+/// end went, its outcome is unknown and it goes again. At most three
+/// quarters of the lease, so a row whose lease was just renewed goes (a
+/// lease barely over the budget, which `config check` allows, is given
+/// that much).
+fn send_margin(lease: Duration, budget: Duration) -> ChronoDuration {
+    let margin = (lease / 4).max((budget + Duration::from_secs(1)).min(lease * 3 / 4));
+    ChronoDuration::from_std(margin).unwrap_or(ChronoDuration::minutes(2))
 }
 
 /// A look's verdict for `row`. A connection the server ended (an
@@ -653,6 +716,21 @@ impl RateLimiter {
 #[cfg(test)]
 mod claim_tests {
     use super::*;
+
+    #[test]
+    fn a_send_starts_only_with_its_whole_exchange_left_on_the_lease() {
+        let s = Duration::from_secs;
+        assert_eq!(
+            send_margin(s(600), s(120)),
+            ChronoDuration::seconds(150),
+            "a quarter of the lease"
+        );
+        // lease_s = 20 with timeout_s = 2: an SMTP exchange may take 8 s.
+        assert_eq!(send_margin(s(20), s(8)), ChronoDuration::seconds(9));
+        // lease_s = 9: three quarters of it, so a row just renewed goes.
+        assert_eq!(send_margin(s(9), s(8)), ChronoDuration::milliseconds(6_750));
+        assert_eq!(send_margin(s(10), Duration::ZERO), ChronoDuration::milliseconds(2_500));
+    }
 
     #[test]
     fn a_claim_is_an_even_share_within_bounds_and_never_outlasts_the_rate() {

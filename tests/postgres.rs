@@ -553,6 +553,50 @@ fn delay_alerts_go_out_once_from_a_postgresql_database() {
 }
 
 #[test]
+fn a_row_late_in_a_claim_gets_its_lease_renewed_on_postgresql() {
+    // As tests/throttle.rs's test of the same name: five digests in one
+    // claim, lease_s = 5, the first four accepted in 0.8 s each; the fifth
+    // is sent, recorded once, its lease renewed on the server first.
+    use crate::support::faulty_smtp::{Fault, FaultySmtp};
+    let smtp = FaultySmtp::start(Fault::SlowEnd {
+        each: std::time::Duration::from_millis(800),
+        first: 4,
+        then: std::time::Duration::from_millis(900),
+    });
+    let Some(Alerts {
+        env,
+        password,
+        mut db,
+        schema,
+        ..
+    }) = alerts_machine(
+        "a_row_late_in_a_claim_gets_its_lease_renewed_on_postgresql",
+        smtp.port,
+        1,
+        5,
+    )
+    else {
+        return;
+    };
+    let config = std::fs::read_to_string(env.config_path()).unwrap();
+    env.write_config(
+        &config
+            .replace("timeout_s = 2", "timeout_s = 1")
+            .replace("lease_s = 10", "lease_s = 5"),
+    );
+    run_pg(&env, &password, &["check-delay-alerts"], "2026-03-10T07:00:00Z").success();
+    assert_eq!(smtp.accepted().len(), 5);
+    let sent: i64 = db
+        .query_one(
+            &format!("SELECT count(*) FROM \"{schema}\".rappel_deliveries WHERE status = 'sent' AND attempts = 1"),
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(sent, 5);
+}
+
+#[test]
 fn several_machines_on_one_postgresql_database_send_each_message_once() {
     let Some((url, password, ca)) = server("several_machines_on_one_postgresql_database_send_each_message_once") else {
         return;

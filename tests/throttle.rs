@@ -240,3 +240,39 @@ fn a_bare_250_ends_a_message_and_a_refused_recipient_gets_no_quit_as_content() {
     assert_eq!(server.accepted().len(), 0);
     assert_eq!(server.quit_in_data(), 0);
 }
+
+#[test]
+fn a_row_late_in_a_claim_gets_its_lease_renewed_rather_than_its_exchange_cut() {
+    // One connection, timeout_s = 1, lease_s = 5: the five messages are one
+    // claim, and the server takes 0.8 s to accept each of the first four.
+    // The fifth starts about 3.2 s into the lease: the send's deadline (the
+    // lease less a second) would cut its exchange after its end went, while
+    // the server takes 0.9 s to accept it, within the timeout; the message,
+    // delivered, would be recorded as failed and sent again. The rest of the
+    // claim's lease is renewed first, and each goes once.
+    let server = FaultySmtp::start(Fault::SlowEnd {
+        each: std::time::Duration::from_millis(800),
+        first: 4,
+        then: std::time::Duration::from_millis(900),
+    });
+    let env = TestEnv::new(server.port, "");
+    let config = std::fs::read_to_string(env.config_path()).unwrap();
+    env.write_config(
+        &config
+            .replace("timeout_s = 2", "timeout_s = 1")
+            .replace("connections = 2", "connections = 1")
+            .replace("lease_s = 10", "lease_s = 5"),
+    );
+    borrowers(&env, 5, true);
+    env.run(&["send-reminders", "--kind", "loan_created"], NOW).success();
+    assert_eq!(server.accepted().len(), 5);
+    let sent: i64 = env
+        .db()
+        .query_row(
+            "SELECT count(*) FROM rappel_deliveries WHERE status = 'sent' AND attempts = 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(sent, 5, "every message recorded sent, at its first attempt");
+}

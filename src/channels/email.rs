@@ -77,6 +77,15 @@ impl EmailChannel {
         self.parallelism.max(1)
     }
 
+    /// How long one SMTP exchange may take in all: four read timeouts
+    /// (`exchange_deadline`); zero for sendmail and the file transport.
+    pub fn budget(&self) -> Duration {
+        match &self.carrier {
+            Carrier::Smtp(_, timeout) => *timeout * 4,
+            _ => Duration::ZERO,
+        }
+    }
+
     /// Connects to the SMTP server (and authenticates) without sending.
     pub fn test_connection(&self) -> Result<(), SendError> {
         match &self.carrier {

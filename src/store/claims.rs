@@ -231,6 +231,39 @@ pub fn claim(conn: &mut Conn, c: &Claimer<'_>, wall: DateTime<Utc>, limit: usize
     Ok(rows)
 }
 
+/// Extends to `until` (wall time) the lease of those of `ids` that run
+/// `run_id` still holds (`claimed_by` is its and `status` still `sending`),
+/// and returns their ids: a row missing from them went back to `pending`
+/// when its lease passed, and another run may hold it now, so it must not be
+/// sent. One statement; on SQLite outside any transaction but its own.
+///
+/// Why: a claim leases its rows for `[delivery] lease_s` from the claim, and
+/// a row late in it could start its send with less lease left than its
+/// exchange may take; the send's deadline (the lease less a second) then
+/// cut the exchange after the message's end had gone, its outcome unknown,
+/// and it was sent again (DESIGN §5: nothing sent twice).
+///
+/// Errors: the statement's (`StoreError`).
+pub fn renew(conn: &Conn, run_id: &str, ids: &[i64], until: DateTime<Utc>) -> Result<Vec<i64>> {
+    let sql = match conn.dialect() {
+        Dialect::Sqlite => {
+            "UPDATE rappel_deliveries SET lease_until = ?3
+             WHERE id IN (SELECT value FROM json_each(?1)) AND claimed_by = ?2 AND status = 'sending'
+             RETURNING id"
+        }
+        Dialect::Postgres => {
+            "UPDATE rappel_deliveries SET lease_until = $3
+             WHERE id IN (SELECT json_array_elements_text($1::json)::bigint)
+               AND claimed_by = $2 AND status = 'sending'
+             RETURNING id"
+        }
+    };
+    let list = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
+    let mut renewed = conn.query_map(sql, params![list, run_id, until], |r| r.get::<i64>(0))?;
+    renewed.sort_unstable();
+    Ok(renewed)
+}
+
 /// One claimed row, as the claim returns it.
 fn claimed(r: &Row<'_>, lease_until: DateTime<Utc>) -> Result<Claimed> {
     Ok(Claimed {
@@ -407,6 +440,62 @@ mod tests {
         assert_eq!(ids(claim(&mut conn, &claimer(4), now, 8).unwrap()), [5]);
         assert!(claim(&mut conn, &claimer(5), now, 8).unwrap().is_empty());
         assert_eq!(ids(claim(&mut conn, &claimer(0), now, 8).unwrap()), [1, 2]);
+    }
+
+    /// A renewal extends only the rows the run still holds.
+    #[test]
+    fn a_renewal_extends_only_what_the_run_still_holds() {
+        #[allow(clippy::disallowed_methods, reason = "a scratch database for the test")]
+        let mut lite = rusqlite::Connection::open_in_memory().unwrap();
+        crate::db::migrate(&mut lite).unwrap();
+        for i in 1..=4 {
+            lite.execute(
+                "INSERT INTO rappel_deliveries (job, kind, dedupe_key, channel, recipient, created_at)
+                 VALUES ('send-reminders', 'manual', ?1, 'email', 'a@example.com', '2026-03-01T08:00:00Z')",
+                [format!("k{i}")],
+            )
+            .unwrap();
+        }
+        let mut conn = Conn::sqlite(lite);
+        let scope = Scope {
+            job: None,
+            force: false,
+        };
+        let now = DateTime::parse_from_rfc3339("2026-03-01T09:00:00Z").unwrap().to_utc();
+        let claimer = Claimer {
+            run_id: "run",
+            scope: &scope,
+            channels: &[Channel::Email],
+            now,
+            lease: std::time::Duration::from_secs(10),
+            after: 0,
+        };
+        assert_eq!(claim(&mut conn, &claimer, now, 8).unwrap().len(), 4);
+        // Row 2's lease passed and another run took it; row 3 was sent.
+        conn.execute(
+            "UPDATE rappel_deliveries SET claimed_by = 'other' WHERE id = 2",
+            params![],
+        )
+        .unwrap();
+        conn.execute("UPDATE rappel_deliveries SET status = 'sent' WHERE id = 3", params![])
+            .unwrap();
+        let later = now + ChronoDuration::seconds(30);
+        assert_eq!(renew(&conn, "run", &[1, 2, 3, 4], later).unwrap(), [1, 4]);
+        let leases: Vec<Option<String>> = conn
+            .query_map(
+                "SELECT lease_until FROM rappel_deliveries ORDER BY id",
+                params![],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let stored = |s: &Option<String>| s.as_deref().and_then(instant::parse);
+        assert_eq!(stored(&leases[0]), Some(later));
+        assert_eq!(
+            stored(&leases[1]),
+            Some(now + ChronoDuration::seconds(10)),
+            "another run's row"
+        );
+        assert_eq!(stored(&leases[3]), Some(later));
     }
 
     /// The claim's literal list of jobs is every job rappel knows.

@@ -34,6 +34,15 @@ pub enum Fault {
     /// Accepts each message with a bare `250` and no text (RFC 5321 §4.2
     /// makes the text optional).
     BareReply,
+    /// Accepts each message, answering the end of the first `first` after
+    /// `each` and of the others after `then` (a busy server's content scan):
+    /// the message is delivered once its end is read, whether or not the
+    /// client waits for the reply.
+    SlowEnd {
+        each: Duration,
+        first: usize,
+        then: Duration,
+    },
 }
 
 #[derive(Default)]
@@ -234,6 +243,15 @@ fn session(stream: TcpStream, fault: &Mutex<Fault>, state: &Mutex<State>, pipeli
                     Fault::BareReply => {
                         state.lock().unwrap().accepted.push(std::mem::take(&mut to));
                         b"250\r\n"
+                    }
+                    Fault::SlowEnd { each, first, then } => {
+                        let n = {
+                            let mut state = state.lock().unwrap();
+                            state.accepted.push(std::mem::take(&mut to));
+                            state.accepted.len()
+                        };
+                        std::thread::sleep(if n <= first { each } else { then });
+                        b"250 2.0.0 queued\r\n"
                     }
                     Fault::CloseAfterMessage => {
                         state.lock().unwrap().accepted.push(std::mem::take(&mut to));
