@@ -60,6 +60,20 @@ pub fn mask(text: &str) -> String {
     out
 }
 
+/// `text` masked (`mask`) and on one line, as a provider's answer is
+/// stored (`last_error`, `sync_error`): each run of control characters (CR,
+/// LF, tab, C1) or line separators, with the spaces around it, becomes one
+/// space, so a malformed or multi-line answer reads on one line wherever it
+/// is shown.
+pub fn mask_line(text: &str) -> String {
+    mask(text)
+        .split(|c: char| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'))
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn add(new: Vec<String>) {
     let mut forms = FORMS.write().unwrap_or_else(|e| e.into_inner());
     for f in new {
@@ -169,6 +183,15 @@ fn expand(s: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stored_answer_is_on_one_line() {
+        assert_eq!(
+            mask_line("451 queue\rfull \r\n  try\tlater\u{2028}soon\n"),
+            "451 queue full try later soon"
+        );
+        assert_eq!(mask_line("ok  as is"), "ok  as is", "spaces within a line stay");
+    }
 
     #[test]
     fn every_encoding_is_masked() {

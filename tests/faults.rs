@@ -113,6 +113,12 @@ const MATRIX: &[Case] = &[
     case("smtp silent past timeout_s", Fault::Smtp(Smtp::Silent(Duration::from_secs(4))), 75, TEMPORARY, Next::Backoff,
          "timeout_s", Then::SentOnce),
     case("smtp drop mid-DATA", Fault::Smtp(Smtp::DropMidData), 75, TEMPORARY, Next::Backoff, "SMTP", Then::SentOnce),
+    // A 354 to the end of DATA is no delivery (RFC 5321 §4.1.1.4).
+    case("smtp 354 end of data", Fault::Smtp(Smtp::Reply354AtEnd), 75, TEMPORARY, Next::Backoff, "354",
+         Then::SentOnce),
+    // An answer's control characters are not kept (last_error is one line).
+    case("smtp 451 with a bare CR", Fault::Smtp(Smtp::Data451Broken), 75, TEMPORARY, Next::Backoff,
+         "4.3.0 queue full try later", Then::SentOnce),
     // The same faults when the server offers PIPELINING.
     case("pipelining 451 end of data", Fault::SmtpPipelining(Smtp::Data451), 75, TEMPORARY, Next::Backoff, "451",
          Then::SentOnce),
@@ -126,6 +132,8 @@ const MATRIX: &[Case] = &[
     case("twilio 429 Retry-After", Fault::Twilio(429, TWILIO_429, Some("3600")), 75, TEMPORARY, Next::RetryAfter(3600),
          "429", Then::SentOnce),
     case("twilio 500", Fault::Twilio(500, TWILIO_500, None), 75, TEMPORARY, Next::Backoff, "500", Then::SentOnce),
+    case("twilio 503 on lines", Fault::Twilio(503, TWILIO_503, None), 75, TEMPORARY, Next::Backoff,
+         "Service Unavailable try later", Then::SentOnce),
     case("twilio 21211", Fault::Twilio(400, TWILIO_21211, None), 65, PERMANENT, Next::Null, "21211", Then::NotRetried),
     case("twilio 20003", Fault::Twilio(401, TWILIO_20003, None), 78, CREDENTIALS, Next::Null, "20003", Then::SentOnce),
     case("twilio timeout", Fault::TwilioSlow, 75, TEMPORARY, Next::Backoff, "", Then::Resent),
@@ -150,6 +158,7 @@ const MATRIX: &[Case] = &[
 
 const TWILIO_429: &str = r#"{"code": 20429, "message": "Too Many Requests", "status": 429}"#;
 const TWILIO_500: &str = r#"{"code": 20500, "message": "Internal Server Error", "status": 500}"#;
+const TWILIO_503: &str = "{\"code\": 20503, \"message\": \"Service Unavailable\\r\\ntry later\", \"status\": 503}";
 const TWILIO_21211: &str = r#"{"code": 21211, "message": "Invalid 'To' Phone Number", "status": 400}"#;
 const TWILIO_20003: &str = r#"{"code": 20003, "message": "Authenticate", "status": 401}"#;
 const HR_REJECTED: &str = r#"{"results": [{"log_id": 1, "status": "rejected", "error": "enrollid 7 unknown"}]}"#;
@@ -398,6 +407,11 @@ fn check(c: &Case, mapped: bool) -> Vec<String> {
     expect(
         &format!("error containing {:?}", c.error),
         r.error.as_deref().unwrap_or("").contains(c.error),
+        format!("{r:?}"),
+    );
+    expect(
+        "an error on one line",
+        !r.error.as_deref().unwrap_or("").contains(|ch: char| ch.is_control()),
         format!("{r:?}"),
     );
     let before = received(&servers, c.fault);

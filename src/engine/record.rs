@@ -97,8 +97,9 @@ impl Recorder<'_> {
     /// (failed once `delivery.max_attempts` are spent), or given back when
     /// the credentials were rejected.
     pub fn failed(&self, row: &Claimed, err: &SendError) -> Decided {
-        // A provider's answer may repeat our credentials: never stored as it came.
-        let reason = crate::mask::mask(err.reason());
+        // A provider's answer may repeat our credentials: never stored as it
+        // came; and it is stored on one line, whatever line breaks it had.
+        let reason = crate::mask::mask_line(err.reason());
         match err {
             SendError::Permanent(_) => decided(
                 row,

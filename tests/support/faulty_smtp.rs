@@ -38,6 +38,12 @@ pub enum Fault {
     /// `each` and of the others after `then` (a busy server's content scan):
     /// the message is delivered once its end is read, whether or not the
     /// client waits for the reply.
+    /// Answers the end of DATA with `354` (a server out of step: not a
+    /// delivery), then as `None`.
+    Reply354AtEnd,
+    /// Refuses the end of DATA with a `451` whose text holds a bare CR and
+    /// LF (a malformed answer), then as `None`.
+    Data451Broken,
     SlowEnd {
         each: Duration,
         first: usize,
@@ -240,6 +246,8 @@ fn session(stream: TcpStream, fault: &Mutex<Fault>, state: &Mutex<State>, pipeli
                         return Ok(());
                     }
                     Fault::Data451 => b"451 4.3.0 temporary local problem, try later\r\n",
+                    Fault::Reply354AtEnd => b"354 go ahead\r\n",
+                    Fault::Data451Broken => b"451 4.3.0 queue\rfull\ttry later\r\n",
                     Fault::BareReply => {
                         state.lock().unwrap().accepted.push(std::mem::take(&mut to));
                         b"250\r\n"

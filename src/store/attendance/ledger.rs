@@ -218,13 +218,13 @@ pub fn record_batch(
                 &tx,
                 "sync_status = 'failed', sync_error = ?3, next_attempt_at = NULL, sync_lease_until = NULL,
                  sync_attempts = sync_attempts + 1",
-                params![ids, claimed.lease, crate::mask::mask(why)],
+                params![ids, claimed.lease, crate::mask::mask_line(why)],
             )?,
             Outcome::Retry { reason, next, .. } => mark(
                 &tx,
                 "sync_status = 'failed', sync_error = ?3, next_attempt_at = ?4, sync_lease_until = NULL,
                  sync_attempts = sync_attempts + 1",
-                params![ids, claimed.lease, crate::mask::mask(reason), next],
+                params![ids, claimed.lease, crate::mask::mask_line(reason), next],
             )?,
             Outcome::Back => mark(
                 &tx,

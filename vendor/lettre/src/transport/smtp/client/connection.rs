@@ -18,7 +18,7 @@ use crate::{
         error,
         error::Error,
         extension::{ClientId, Extension, MailBodyParameter, MailParameter, ServerInfo},
-        response::{Response, parse_response},
+        response::{Response, Severity, parse_response},
     },
 };
 
@@ -376,7 +376,24 @@ impl SmtpConnection {
         out_buf.extend_from_slice(after.as_bytes());
         self.write(out_buf.as_slice())?;
         self.prepared = next.map(|(envelope, _)| envelope.clone());
-        self.read_response()
+        self.read_completion()
+    }
+
+    /// rappel: the reply to a message's end. Only a completion (2xx) is a
+    /// delivery (RFC 5321 §4.1.1.4: "." is answered 250, or refused). Any
+    /// other positive reply, a 354 say, is a server out of step with the
+    /// client: an error, and the connection is closed without QUIT, which
+    /// such a server could take as content.
+    fn read_completion(&mut self) -> Result<Response, Error> {
+        let response = self.read_response()?;
+        if response.code().severity == Severity::PositiveCompletion {
+            return Ok(response);
+        }
+        self.abort_quietly();
+        Err(error::response(format!(
+            "the server answered the end of the message with {}, not a completion (2xx)",
+            response.code()
+        )))
     }
 
     /// Sends the message content by consuming an iterator that in its whole represents a message.
@@ -395,7 +412,7 @@ impl SmtpConnection {
         }
         self.write(b"\r\n.\r\n")?;
 
-        self.read_response()
+        self.read_completion()
     }
 
     /// Sends an SMTP command
