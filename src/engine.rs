@@ -613,10 +613,13 @@ fn count(tally: &mut Tally, effect: Effect, id: i64, kind: &str, recipient: &str
         Effect::Skipped => c.skipped += 1,
         Effect::Cancelled => c.cancelled += 1,
         Effect::Released => {}
-        Effect::Held { until } => log::info!(
-            "delivery {id} ({kind} to {recipient}): held by quiet hours or its send window until {}",
-            crate::instant::format(until)
-        ),
+        Effect::Held { until } => {
+            c.held += 1;
+            log::info!(
+                "delivery {id} ({kind} to {recipient}): held by quiet hours or its send window until {}",
+                crate::instant::format(until)
+            );
+        }
         Effect::Rejected => tally.raise(Exit::Config),
         Effect::LostLease => {
             // Another run took the row: this one cannot say what became of it.

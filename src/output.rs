@@ -315,6 +315,7 @@ struct JsonSummary<'a> {
     skipped: u64,
     retrying: u64,
     cancelled: u64,
+    held: u64,
     duration_ms: u128,
     exit_code: u8,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -383,6 +384,7 @@ pub fn print_report(r: &Report<'_>, verbosity: Verbosity, json: bool) {
             skipped: c.skipped,
             retrying: c.retrying,
             cancelled: c.cancelled,
+            held: c.held,
             duration_ms: r.duration.as_millis(),
             exit_code: r.tally.exit.code(),
             error: r.error.map(crate::mask::mask),
@@ -414,6 +416,11 @@ fn summary_line(r: &Report<'_>) -> String {
     } else {
         String::new()
     };
+    let held = if c.held > 0 {
+        format!(", {} held", c.held)
+    } else {
+        String::new()
+    };
     // Reports first, each once; then their messages, one per address.
     let reports = match r.reports {
         Some(n) if r.dry_run => format!(" {} report(s); messages:", n.reports),
@@ -424,7 +431,7 @@ fn summary_line(r: &Report<'_>) -> String {
         None => String::new(),
     };
     format!(
-        "{}{}:{reports} {} planned, {} sent, {} failed, {} skipped, {} retrying{cancelled} ({} ms)",
+        "{}{}:{reports} {} planned, {} sent, {} failed, {} skipped, {} retrying{cancelled}{held} ({} ms)",
         r.job,
         if r.dry_run { " (dry run)" } else { "" },
         c.planned,

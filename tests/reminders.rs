@@ -889,6 +889,9 @@ fn quiet_hours_hold_a_message_until_they_end_in_the_recipients_zone() {
         .success();
     assert_eq!(smtp.recipients(), ["ben@example.com"], "Ben's evening is not quiet");
     assert!(out.stderr.contains("held by quiet hours"), "{}", out.stderr);
+    // The summary counts it: not sent, not failed, held.
+    assert!(out.stdout.contains("1 sent, 0 failed"), "{}", out.stdout);
+    assert!(out.stdout.contains(", 1 held ("), "{}", out.stdout);
     let (status, next, why) = state(&env, 1);
     assert_eq!(status, "pending");
     assert_eq!(next.as_deref(), Some("2026-03-11T07:00:00Z"), "08:00 in Libreville");
@@ -925,8 +928,12 @@ fn quiet_hours_hold_a_message_until_they_end_in_the_recipients_zone() {
         "{listed}"
     );
 
-    env.run(&["send-reminders"], "2026-03-11T06:59:00Z").success();
+    let out = env.run(&["--json", "send-reminders"], "2026-03-11T06:59:00Z").success();
     assert_eq!(smtp.recipients().len(), 1, "still quiet at 07:59");
+    let summary: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    // loan_d2, planned now and held; loan_created is not due before 07:00.
+    assert_eq!(summary["held"], 1, "{summary}");
+    assert_eq!(summary["sent"], 0, "{summary}");
     env.run(&["send-reminders"], "2026-03-11T07:00:00Z").success();
     let mut got = kinds(&smtp);
     got.sort();

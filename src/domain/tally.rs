@@ -14,6 +14,9 @@ pub struct Counts {
     pub retrying: u64,
     /// Not sent: the source no longer wanted the message (not a failure).
     pub cancelled: u64,
+    /// Not tried this run: quiet hours or its kind's send window hold it
+    /// (it goes when they end; not a failure).
+    pub held: u64,
 }
 
 impl Counts {
@@ -24,10 +27,11 @@ impl Counts {
         self.skipped += other.skipped;
         self.retrying += other.retrying;
         self.cancelled += other.cancelled;
+        self.held += other.held;
     }
 
     pub fn is_empty(&self) -> bool {
-        self.planned + self.sent + self.failed + self.skipped + self.retrying + self.cancelled == 0
+        self.planned + self.sent + self.failed + self.skipped + self.retrying + self.cancelled + self.held == 0
     }
 }
 
