@@ -888,23 +888,31 @@ fn reports_go_out_from_a_postgresql_database_with_their_query_and_their_next_occ
     };
     let schema = fresh_schema("reports");
     let smtp = crate::support::SmtpServer::start();
+    // COPY … TO PROGRAM runs a program as the server's user, even in a
+    // read-only transaction: a report may not be one.
+    let marker = std::env::temp_dir().join(format!("rappel-copy-{}-{schema}", std::process::id()));
     let env = machine_with(
         &url,
         &ca,
         &schema,
         smtp.port,
         2,
-        r#"
+        &format!(
+            r#"
 [reports]
 attachments_dir = "reports"
 query_timeout_s = 1
 [reports.definitions.open_tickets]
-query = "SELECT reference, customer, 12.50::numeric AS amount FROM tickets WHERE closed_at IS NULL ORDER BY reference"
+query = "SELECT reference, customer, 12.50::numeric AS amount FROM tickets WHERE closed_at IS NULL ORDER BY reference;"
 [reports.definitions.writes]
 query = "DELETE FROM tickets"
 [reports.definitions.slow]
 query = "SELECT pg_sleep(5)"
+[reports.definitions.copy]
+query = "COPY (SELECT 1) TO PROGRAM 'touch {}'"
 "#,
+            marker.display()
+        ),
     );
     std::fs::create_dir_all(env.dir.path().join("reports")).unwrap();
     let pdf: Vec<u8> = (0..50_000).map(|i| (i * 7 % 251) as u8).collect();
@@ -919,7 +927,8 @@ query = "SELECT pg_sleep(5)"
                      '30 7 * * 2', 'Europe/Paris'),
                     ('Open tickets', 'ops@example.com', '2026-03-10T06:30:00Z', NULL, 'open_tickets', NULL, NULL),
                     ('Writes', 'ops@example.com', '2026-03-10T06:30:00Z', NULL, 'writes', NULL, NULL),
-                    ('Slow', 'ops@example.com', '2026-03-10T06:30:00Z', NULL, 'slow', NULL, NULL);
+                    ('Slow', 'ops@example.com', '2026-03-10T06:30:00Z', NULL, 'slow', NULL, NULL),
+                    ('Copy', 'ops@example.com', '2026-03-10T06:30:00Z', NULL, 'copy', NULL, NULL);
          -- Rows the application wrote with ids of its own (a data import): the
          -- identity sequence lags behind them.
          INSERT INTO scheduled_reports (id, title, recipients, scheduled_at, report, recurrence)
@@ -949,6 +958,8 @@ query = "SELECT pg_sleep(5)"
         out.stderr
     );
     assert!(out.stderr.contains("reports.definitions.slow.query"), "{}", out.stderr);
+    assert!(out.stderr.contains("reports.definitions.copy.query"), "{}", out.stderr);
+    assert!(!marker.exists(), "config check ran the COPY's program");
     assert!(!out.stderr.contains("open_tickets"), "{}", out.stderr);
 
     run_pg(&env, &password, &["send-reports"], "2026-03-10T07:00:00Z").code(65);
@@ -986,14 +997,17 @@ query = "SELECT pg_sleep(5)"
     // Each recurring report's next occurrence, once, under an id after
     // every id the application wrote: the weekly one Tuesday 07:30 in Paris,
     // the imported one tomorrow 08:00.
-    assert_eq!(rows.len(), 8, "{rows:?}");
-    assert_eq!((rows[4].0, rows[4].1.as_str()), (40, "sent"));
+    assert_eq!(rows[4].1, "failed");
+    assert!(rows[4].2.as_deref().unwrap_or("").contains("only read"), "{rows:?}");
+    assert!(!marker.exists(), "send-reports ran the COPY's program");
+    assert_eq!(rows.len(), 9, "{rows:?}");
+    assert_eq!((rows[5].0, rows[5].1.as_str()), (40, "sent"));
     assert_eq!(
-        (rows[6].0, rows[6].1.as_str(), rows[6].3.as_str()),
+        (rows[7].0, rows[7].1.as_str(), rows[7].3.as_str()),
         (42, "pending", "2026-03-17T06:30:00Z")
     );
     assert_eq!(
-        (rows[7].0, rows[7].1.as_str(), rows[7].3.as_str()),
+        (rows[8].0, rows[8].1.as_str(), rows[8].3.as_str()),
         (43, "pending", "2026-03-11T07:00:00Z")
     );
     let tickets: i64 = db

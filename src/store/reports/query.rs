@@ -177,6 +177,26 @@ fn run_guarded(db: &Database, query: &str, timeout: Duration, max_rows: u64) -> 
     Ok(Rows { columns, rows })
 }
 
+/// The cursor a report's query runs in on PostgreSQL, and the rows read
+/// from it at a time.
+const CURSOR: &str = "rappel_report";
+const FETCH_ROWS: usize = 1000;
+
+/// Whether `query` begins as PostgreSQL's queries do (`SELECT`, `WITH`,
+/// `VALUES`, `TABLE`, or a parenthesis): a syntax error in one is its own,
+/// not a statement of another kind.
+fn starts_as_a_query(query: &str) -> bool {
+    let first: String = query
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic() || *c == '(')
+        .collect();
+    first.starts_with('(')
+        || ["select", "with", "values", "table"]
+            .iter()
+            .any(|k| first.eq_ignore_ascii_case(k))
+}
+
 /// `run` on PostgreSQL: a read-only session (`Database::reading`), one
 /// read-only transaction, `statement_timeout` set to `timeout`, the same row
 /// and text limits; with `first_only`, the first row read and the rest left.
@@ -204,45 +224,68 @@ fn run_postgres(
             _ => anyhow::anyhow!("{e}"),
         }
     };
-    let columns = tx.columns(query).map_err(said)?;
+    // The query runs as a cursor's: PostgreSQL's DECLARE takes one SELECT
+    // (WITH … SELECT, VALUES and TABLE among its forms) and nothing else,
+    // so COPY (whose TO PROGRAM runs a program on the server, and which a
+    // read-only transaction allows), DO, CALL or SET cannot be given as a
+    // report. Sent on its own (extended protocol): one statement only.
+    let query = query.trim().trim_end_matches(';').trim_end();
+    tx.execute(
+        &format!("DECLARE {CURSOR} NO SCROLL CURSOR FOR {query}"),
+        crate::params![],
+    )
+    .map_err(|e| match e.sql_state().as_deref() {
+        Some("42601") if !starts_as_a_query(query) => anyhow::anyhow!(
+            "it is not a SELECT ({e}); report queries must only read: one SELECT, WITH … SELECT, VALUES or TABLE"
+        ),
+        _ => said(e),
+    })?;
+    let fetch = format!("FETCH FORWARD {FETCH_ROWS} FROM {CURSOR}");
+    let columns = tx.columns(&fetch).map_err(said)?;
     let mut rows = Vec::new();
     let mut bytes = 0;
     let mut stop: Option<String> = None;
-    let read = tx.query_each(query, crate::params![], |row| {
-        if first_only && !rows.is_empty() {
-            return Err(StoreError::Stopped);
+    let read = loop {
+        let before = rows.len();
+        let read = tx.query_each(&fetch, crate::params![], |row| {
+            if first_only && !rows.is_empty() {
+                return Err(StoreError::Stopped);
+            }
+            if rows.len() as u64 >= max_rows {
+                stop = Some(format!(
+                    "it returned more than [reports] query_max_rows ({max_rows}) rows"
+                ));
+                return Err(StoreError::Stopped);
+            }
+            let mut cells = Vec::with_capacity(columns.len());
+            for i in 0..columns.len() {
+                let cell = match row.cell(i)? {
+                    crate::store::Cell::Null => Cell::Text(String::new()),
+                    crate::store::Cell::Int(v) => Cell::Number(v.to_string()),
+                    crate::store::Cell::Real(v) => Cell::Number(v.to_string()),
+                    crate::store::Cell::Text(t) if row.numeric(i) => Cell::Number(t.into_owned()),
+                    crate::store::Cell::Text(t) => Cell::Text(t.into_owned()),
+                    crate::store::Cell::Blob(b) => Cell::Text(format!("<{} bytes>", b.len())),
+                };
+                bytes += match &cell {
+                    Cell::Number(t) | Cell::Text(t) => t.len(),
+                };
+                cells.push(cell);
+            }
+            if bytes > QUERY_MAX_BYTES {
+                stop = Some(format!(
+                    "it returned more than {} MB of text",
+                    QUERY_MAX_BYTES / (1024 * 1024)
+                ));
+                return Err(StoreError::Stopped);
+            }
+            rows.push(cells);
+            Ok(())
+        });
+        if read.is_err() || rows.len() - before < FETCH_ROWS {
+            break read;
         }
-        if rows.len() as u64 >= max_rows {
-            stop = Some(format!(
-                "it returned more than [reports] query_max_rows ({max_rows}) rows"
-            ));
-            return Err(StoreError::Stopped);
-        }
-        let mut cells = Vec::with_capacity(columns.len());
-        for i in 0..columns.len() {
-            let cell = match row.cell(i)? {
-                crate::store::Cell::Null => Cell::Text(String::new()),
-                crate::store::Cell::Int(v) => Cell::Number(v.to_string()),
-                crate::store::Cell::Real(v) => Cell::Number(v.to_string()),
-                crate::store::Cell::Text(t) if row.numeric(i) => Cell::Number(t.into_owned()),
-                crate::store::Cell::Text(t) => Cell::Text(t.into_owned()),
-                crate::store::Cell::Blob(b) => Cell::Text(format!("<{} bytes>", b.len())),
-            };
-            bytes += match &cell {
-                Cell::Number(t) | Cell::Text(t) => t.len(),
-            };
-            cells.push(cell);
-        }
-        if bytes > QUERY_MAX_BYTES {
-            stop = Some(format!(
-                "it returned more than {} MB of text",
-                QUERY_MAX_BYTES / (1024 * 1024)
-            ));
-            return Err(StoreError::Stopped);
-        }
-        rows.push(cells);
-        Ok(())
-    });
+    };
     match read {
         Err(StoreError::Stopped) => {
             if let Some(why) = stop {
