@@ -286,6 +286,25 @@ fn init_writes_a_server_url_and_creates_nothing() {
     assert!(!dir.path().join("other/rappel.toml").exists());
 }
 
+/// Needs no server: a demo whose server does not answer leaves no folder
+/// behind (its config would name that server), and an empty folder given
+/// to it stays, empty.
+#[test]
+fn a_demo_whose_server_does_not_answer_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let nobody = format!(
+        "postgres://demo@127.0.0.1:{}/x?sslmode=disable",
+        crate::support::free_port()
+    );
+    let out = crate::support::rappel_in(dir.path(), &["demo", "--dir", "d", "--database", &nobody]);
+    assert_ne!(out.code, 0, "{}", out.stderr);
+    assert!(!dir.path().join("d").exists(), "{}", out.stderr);
+    std::fs::create_dir(dir.path().join("e")).unwrap();
+    let out = crate::support::rappel_in(dir.path(), &["demo", "--dir", "e", "--database", &nobody]);
+    assert_ne!(out.code, 0, "{}", out.stderr);
+    assert_eq!(std::fs::read_dir(dir.path().join("e")).unwrap().count(), 0);
+}
+
 /// Needs no server: the jobs refuse a PostgreSQL database with the reason.
 #[test]
 fn commands_that_need_the_database_say_they_run_on_sqlite_only() {

@@ -72,7 +72,7 @@ pub struct Demo<'a> {
 const SCHEMA: &str = "rappel_demo";
 
 pub fn run(demo: &Demo<'_>, clock: Clock, verbosity: Verbosity, json: bool) -> anyhow::Result<Exit> {
-    let (dir, scale, no_run) = (demo.dir, demo.scale, demo.no_run);
+    let (dir, no_run) = (demo.dir, demo.no_run);
     if let Some(url) = demo.database
         && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
     {
@@ -81,7 +81,61 @@ pub fn run(demo: &Demo<'_>, clock: Clock, verbosity: Verbosity, json: bool) -> a
             "--database: expected a PostgreSQL URL (postgres://user@host:5432/name); the demo's SQLite file goes in --dir",
         ));
     }
+    let existed = dir.exists();
     prepare_dir(dir)?;
+    let built = build(demo, clock);
+    if built.is_err() {
+        // Nothing half-built is left: a folder whose config names a server
+        // that did not answer, or a database without its data, would pass
+        // for a demo.
+        let _ = if existed {
+            empty(dir)
+        } else {
+            std::fs::remove_dir_all(dir)
+        };
+    }
+    let (config, db, config_path) = built?;
+    println!("demo folder: {}", dir.display());
+    println!("  config:   {}", config_path.display());
+    match db.server() {
+        Some(server) => println!("  database: {} (schema {SCHEMA})", server.shown),
+        None => println!("  database: {}", config.database.display()),
+    }
+    if no_run {
+        return Ok(Exit::Ok);
+    }
+    let ctx = Ctx::new(&config, clock, verbosity.max(Verbosity::Verbose), json);
+    let mode = crate::domain::RunMode::default();
+    let mut exit = runner::delay_alerts(&ctx, mode)?;
+    exit = exit.max(runner::reports(&ctx, mode)?);
+    exit = exit.max(runner::reminders(&ctx, mode, &[])?);
+    exit = exit.max(runner::attendance::run(&ctx, mode, None)?);
+    for (what, folder) in [
+        ("emails", "outbox/email"),
+        ("WhatsApp messages", "outbox/whatsapp"),
+        ("SMS", "outbox/sms"),
+        ("attendance batches", "outbox/attendance/rh"),
+    ] {
+        let outbox = dir.join(folder);
+        let mut files: Vec<_> = match std::fs::read_dir(&outbox) {
+            Ok(entries) => entries.flatten().map(|e| e.path()).collect(),
+            Err(_) => Vec::new(),
+        };
+        files.sort();
+        println!("{what} written to {}:", outbox.display());
+        for f in files {
+            println!("  {}", f.display());
+        }
+    }
+    Ok(exit)
+}
+
+/// Writes the demo's folders, config and data in `demo.dir` (made empty
+/// by `prepare_dir`); returns its configuration, database and config path.
+/// Errors: a file that cannot be written, a server that cannot be reached
+/// or holds an earlier demo, data that cannot be written.
+fn build(demo: &Demo<'_>, clock: Clock) -> anyhow::Result<(config::Config, crate::db::Database, std::path::PathBuf)> {
+    let (dir, scale) = (demo.dir, demo.scale);
     for sub in [
         "reports",
         "outbox/email",
@@ -124,39 +178,20 @@ pub fn run(demo: &Demo<'_>, clock: Clock, verbosity: Verbosity, json: bool) -> a
         }
     }
     drop(conn);
-    println!("demo folder: {}", dir.display());
-    println!("  config:   {}", config_path.display());
-    match db.server() {
-        Some(server) => println!("  database: {} (schema {SCHEMA})", server.shown),
-        None => println!("  database: {}", config.database.display()),
-    }
-    if no_run {
-        return Ok(Exit::Ok);
-    }
-    let ctx = Ctx::new(&config, clock, verbosity.max(Verbosity::Verbose), json);
-    let mode = crate::domain::RunMode::default();
-    let mut exit = runner::delay_alerts(&ctx, mode)?;
-    exit = exit.max(runner::reports(&ctx, mode)?);
-    exit = exit.max(runner::reminders(&ctx, mode, &[])?);
-    exit = exit.max(runner::attendance::run(&ctx, mode, None)?);
-    for (what, folder) in [
-        ("emails", "outbox/email"),
-        ("WhatsApp messages", "outbox/whatsapp"),
-        ("SMS", "outbox/sms"),
-        ("attendance batches", "outbox/attendance/rh"),
-    ] {
-        let outbox = dir.join(folder);
-        let mut files: Vec<_> = match std::fs::read_dir(&outbox) {
-            Ok(entries) => entries.flatten().map(|e| e.path()).collect(),
-            Err(_) => Vec::new(),
-        };
-        files.sort();
-        println!("{what} written to {}:", outbox.display());
-        for f in files {
-            println!("  {}", f.display());
+    Ok((config, db, config_path))
+}
+
+/// Removes what is in `dir`, keeping it.
+fn empty(dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() && !path.is_symlink() {
+            std::fs::remove_dir_all(&path)?;
+        } else {
+            std::fs::remove_file(&path)?;
         }
     }
-    Ok(exit)
+    Ok(())
 }
 
 /// Makes `dir` empty: new, empty, or an earlier demo (reset). Anything else is refused.
