@@ -37,7 +37,7 @@
 # 6. sessions: 50,000 students with 4 revision sessions a week (10 weeks, 2M
 #    sessions): planning time and peak memory of send-reminders (target <= 1 s,
 #    <= 64 MB) on a weekday evening (session_eve for the next day's sessions),
-#    on Sunday 20:00 (every student's weekly digest as well), and a run right
+#    on Sunday 20:00 (every student's weekly digest as well: <= 2 s), and a run right
 #    after with everything already planned. Planning only: the email
 #    transport's password cannot be had, so the run ends with exit 78 once it
 #    has planned, sending nothing.
@@ -528,11 +528,13 @@ SQL
             | grep -E "planned .* in" || true
         read_times
         echo "wall $WALL s, peak RSS $PEAK KB"
-        row "sessions: $3" "$WALL s" "$PEAK" "<= 1 s, <= 64 MB" "time $(under "$WALL" 1); mem $(under "$PEAK" 65536)"
+        row "sessions: $3" "$WALL s" "$PEAK" "<= $4 s, <= 64 MB" "time $(under "$WALL" "$4"); mem $(under "$PEAK" 65536)"
     }
-    run "Saturday 18:35, eve reminders for Sunday's sessions" 2026-11-21T17:35:00Z "Sat 18:35, eve reminders"
-    run "Sunday 20:00, weekly digests and eve reminders for Monday" 2026-11-22T19:00:00Z "Sun 20:00, digests + eve"
-    run "Sunday 20:05, everything already planned" 2026-11-22T19:05:00Z "Sun 20:05, all planned"
+    # Sunday 20:00 plans every student's weekly digest at once: its target
+    # is 2 s (issue 18); the others' 1 s.
+    run "Saturday 18:35, eve reminders for Sunday's sessions" 2026-11-21T17:35:00Z "Sat 18:35, eve reminders" 1
+    run "Sunday 20:00, weekly digests and eve reminders for Monday" 2026-11-22T19:00:00Z "Sun 20:00, digests + eve" 2
+    run "Sunday 20:05, everything already planned" 2026-11-22T19:05:00Z "Sun 20:05, all planned" 1
     echo "planned: $(sqlite3 "$dir/rappel.db" "SELECT kind || ' ' || count(*) FROM rappel_deliveries GROUP BY kind" | tr '\n' ' ')"
 }
 
