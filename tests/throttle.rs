@@ -42,6 +42,17 @@ fn rows(env: &TestEnv) -> Vec<(i64, String)> {
         .collect()
 }
 
+/// How many deliveries are recorded sent at their first attempt.
+fn sent_at_first_try(env: &TestEnv) -> i64 {
+    env.db()
+        .query_row(
+            "SELECT count(*) FROM rappel_deliveries WHERE status = 'sent' AND attempts = 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
 #[test]
 fn after_twilio_says_429_nothing_more_is_posted_this_run() {
     let (smtp, twilio) = (SmtpServer::start(), FakeTwilio::start());
@@ -219,14 +230,7 @@ fn a_bare_250_ends_a_message_and_a_refused_recipient_gets_no_quit_as_content() {
     borrowers(&env, 3, true);
     env.run(&["send-reminders", "--kind", "loan_created"], NOW).success();
     assert_eq!(server.accepted().len(), 3);
-    let sent: i64 = env
-        .db()
-        .query_row(
-            "SELECT count(*) FROM rappel_deliveries WHERE status = 'sent' AND attempts = 1",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let sent = sent_at_first_try(&env);
     assert_eq!(sent, 3);
     env.run(&["deliver", "--force"], &support::plus(NOW, 3_600)).success();
     assert_eq!(server.accepted().len(), 3, "nothing sent again");
@@ -266,13 +270,6 @@ fn a_row_late_in_a_claim_gets_its_lease_renewed_rather_than_its_exchange_cut() {
     borrowers(&env, 5, true);
     env.run(&["send-reminders", "--kind", "loan_created"], NOW).success();
     assert_eq!(server.accepted().len(), 5);
-    let sent: i64 = env
-        .db()
-        .query_row(
-            "SELECT count(*) FROM rappel_deliveries WHERE status = 'sent' AND attempts = 1",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let sent = sent_at_first_try(&env);
     assert_eq!(sent, 5, "every message recorded sent, at its first attempt");
 }

@@ -406,14 +406,13 @@ pub fn waiting(conn: &Conn, until: DateTime<Utc>) -> Result<Vec<Waiting>> {
 mod tests {
     use super::*;
 
-    /// A claim takes the due rows above `after`, in id order; from 0, the
-    /// first ones again.
-    #[test]
-    fn a_claim_goes_on_above_the_last_one() {
+    /// A scratch database with `n` pending emails due at 09:00 (ids 1 to
+    /// `n`), every job's scope, and 09:00.
+    fn queue(n: i64) -> (Conn, Scope, DateTime<Utc>) {
         #[allow(clippy::disallowed_methods, reason = "a scratch database for the test")]
         let mut lite = rusqlite::Connection::open_in_memory().unwrap();
         crate::db::migrate(&mut lite).unwrap();
-        for i in 1..=5 {
+        for i in 1..=n {
             lite.execute(
                 "INSERT INTO rappel_deliveries (job, kind, dedupe_key, channel, recipient, created_at)
                  VALUES ('send-reminders', 'manual', ?1, 'email', 'a@example.com', '2026-03-01T08:00:00Z')",
@@ -421,12 +420,19 @@ mod tests {
             )
             .unwrap();
         }
-        let mut conn = Conn::sqlite(lite);
         let scope = Scope {
             job: None,
             force: false,
         };
         let now = DateTime::parse_from_rfc3339("2026-03-01T09:00:00Z").unwrap().to_utc();
+        (Conn::sqlite(lite), scope, now)
+    }
+
+    /// A claim takes the due rows above `after`, in id order; from 0, the
+    /// first ones again.
+    #[test]
+    fn a_claim_goes_on_above_the_last_one() {
+        let (mut conn, scope, now) = queue(5);
         let claimer = |after| Claimer {
             run_id: "run",
             scope: &scope,
@@ -445,23 +451,7 @@ mod tests {
     /// A renewal extends only the rows the run still holds.
     #[test]
     fn a_renewal_extends_only_what_the_run_still_holds() {
-        #[allow(clippy::disallowed_methods, reason = "a scratch database for the test")]
-        let mut lite = rusqlite::Connection::open_in_memory().unwrap();
-        crate::db::migrate(&mut lite).unwrap();
-        for i in 1..=4 {
-            lite.execute(
-                "INSERT INTO rappel_deliveries (job, kind, dedupe_key, channel, recipient, created_at)
-                 VALUES ('send-reminders', 'manual', ?1, 'email', 'a@example.com', '2026-03-01T08:00:00Z')",
-                [format!("k{i}")],
-            )
-            .unwrap();
-        }
-        let mut conn = Conn::sqlite(lite);
-        let scope = Scope {
-            job: None,
-            force: false,
-        };
-        let now = DateTime::parse_from_rfc3339("2026-03-01T09:00:00Z").unwrap().to_utc();
+        let (mut conn, scope, now) = queue(4);
         let claimer = Claimer {
             run_id: "run",
             scope: &scope,
