@@ -273,3 +273,77 @@ fn a_row_late_in_a_claim_gets_its_lease_renewed_rather_than_its_exchange_cut() {
     let sent = sent_at_first_try(&env);
     assert_eq!(sent, 5, "every message recorded sent, at its first attempt");
 }
+
+#[test]
+fn a_server_whose_replies_fall_out_of_step_gets_no_content_on_a_reply_meant_for_another_command() {
+    // A second 250 after the end of a message: the next MAIL reads it, RCPT
+    // reads MAIL's, and DATA would read RCPT's 250 in place of its 354. Only
+    // a 354 lets content go: the connection is closed and nothing goes
+    // twice, with or without PIPELINING.
+    for server in [
+        FaultySmtp::start(Fault::ExtraReplyAtEnd),
+        FaultySmtp::start_pipelining(Fault::ExtraReplyAtEnd),
+    ] {
+        let env = TestEnv::new(server.port, "");
+        let config = std::fs::read_to_string(env.config_path()).unwrap();
+        env.write_config(&config.replace("connections = 2", "connections = 1"));
+        borrowers(&env, 4, true);
+        env.run(&["send-reminders", "--kind", "loan_created"], NOW);
+        server.set(Fault::None);
+        for hour in 1..=4 {
+            env.run(&["deliver", "--force"], &support::plus(NOW, 3_600 * hour));
+        }
+        let mut accepted = server.accepted();
+        accepted.sort();
+        assert_eq!(
+            accepted,
+            [
+                ["m1@example.com"],
+                ["m2@example.com"],
+                ["m3@example.com"],
+                ["m4@example.com"]
+            ],
+            "each message accepted once"
+        );
+        assert_eq!(sent_at_first_try(&env) + retried_sent(&env), 4);
+    }
+}
+
+#[test]
+fn the_end_of_a_message_goes_only_with_time_left_to_hear_its_reply() {
+    // timeout_s = 1: an exchange has 4 s in all. Each reply takes 0.7 s:
+    // after greeting, EHLO, MAIL, RCPT and DATA, 0.5 s is left, less than a
+    // reply's timeout. The "." would be answered after the deadline, the
+    // message delivered yet recorded failed, and sent again: it does not go.
+    let server = FaultySmtp::start(Fault::SlowReplies(std::time::Duration::from_millis(700)));
+    let env = TestEnv::new(server.port, "");
+    let config = std::fs::read_to_string(env.config_path()).unwrap();
+    env.write_config(
+        &config
+            .replace("timeout_s = 2", "timeout_s = 1")
+            .replace("connections = 2", "connections = 1")
+            .replace("lease_s = 10", "lease_s = 5"),
+    );
+    borrowers(&env, 1, true);
+    let out = env.run(&["send-reminders", "--kind", "loan_created"], NOW).code(75);
+    assert!(server.accepted().is_empty(), "{}", out.stderr);
+    let why: String = env
+        .db()
+        .query_row("SELECT last_error FROM rappel_deliveries", [], |r| r.get(0))
+        .unwrap();
+    assert!(why.contains("end was not sent"), "{why}");
+    server.set(Fault::None);
+    env.run(&["deliver"], &support::plus(NOW, 3_600)).success();
+    assert_eq!(server.accepted().len(), 1, "sent once, when the server is quick again");
+}
+
+/// Deliveries recorded sent after more than one attempt.
+fn retried_sent(env: &TestEnv) -> i64 {
+    env.db()
+        .query_row(
+            "SELECT count(*) FROM rappel_deliveries WHERE status = 'sent' AND attempts > 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+}

@@ -44,6 +44,11 @@ pub enum Fault {
     /// Refuses the end of DATA with a `451` whose text holds a bare CR and
     /// LF (a malformed answer), then as `None`.
     Data451Broken,
+    /// Answers the end of DATA with `250`, then a second `250` no command
+    /// asked for: every later reply is one line late.
+    ExtraReplyAtEnd,
+    /// Waits this long before every reply, the greeting's too.
+    SlowReplies(Duration),
     SlowEnd {
         each: Duration,
         first: usize,
@@ -178,6 +183,9 @@ fn session(stream: TcpStream, fault: &Mutex<Fault>, state: &Mutex<State>, pipeli
         out.write_all(b"421 4.3.2 faults.test too many connections, try later\r\n")?;
         return Ok(());
     }
+    if let Fault::SlowReplies(d) = now() {
+        std::thread::sleep(d);
+    }
     out.write_all(b"220 faults.test ESMTP\r\n")?;
     let mut to = Vec::new();
     let mut line = String::new();
@@ -215,6 +223,9 @@ fn session(stream: TcpStream, fault: &Mutex<Fault>, state: &Mutex<State>, pipeli
                 b"250 2.1.5 ok\r\n"
             }
             "DATA" => {
+                if let Fault::SlowReplies(d) = now() {
+                    std::thread::sleep(d);
+                }
                 out.write_all(b"354 end with <CRLF>.<CRLF>\r\n")?;
                 if now() == Fault::DropMidData {
                     line.clear();
@@ -247,6 +258,10 @@ fn session(stream: TcpStream, fault: &Mutex<Fault>, state: &Mutex<State>, pipeli
                     }
                     Fault::Data451 => b"451 4.3.0 temporary local problem, try later\r\n",
                     Fault::Reply354AtEnd => b"354 go ahead\r\n",
+                    Fault::ExtraReplyAtEnd => {
+                        state.lock().unwrap().accepted.push(std::mem::take(&mut to));
+                        b"250 2.0.0 queued\r\n250 2.0.0 and this, which nothing asked for\r\n"
+                    }
                     Fault::Data451Broken => b"451 4.3.0 queue\rfull\ttry later\r\n",
                     Fault::BareReply => {
                         state.lock().unwrap().accepted.push(std::mem::take(&mut to));
@@ -284,6 +299,9 @@ fn session(stream: TcpStream, fault: &Mutex<Fault>, state: &Mutex<State>, pipeli
             }
             _ => b"502 5.5.2 command not recognised\r\n",
         };
+        if let Fault::SlowReplies(d) = now() {
+            std::thread::sleep(d);
+        }
         out.write_all(reply)?;
     }
 }

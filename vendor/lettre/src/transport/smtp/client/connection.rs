@@ -22,6 +22,16 @@ use crate::{
     },
 };
 
+/// rappel: the class of reply due to the `k`th of `n` commands of an
+/// envelope (MAIL, each RCPT, DATA): 2xx, and 3xx (354) for DATA.
+fn expected(k: usize, n: usize) -> Severity {
+    if k + 1 == n {
+        Severity::PositiveIntermediate
+    } else {
+        Severity::PositiveCompletion
+    }
+}
+
 macro_rules! try_smtp (
     ($err: expr, $client: ident) => ({
         match $err {
@@ -50,6 +60,8 @@ pub struct SmtpConnection {
     /// server then waits for that message's content: nothing but it may be
     /// written on this connection.
     prepared: Option<Envelope>,
+    /// rappel: the timeout of each read (`set_timeout`).
+    timeout: Option<Duration>,
 }
 
 impl SmtpConnection {
@@ -78,6 +90,7 @@ impl SmtpConnection {
             content_started: false,
             prepared: None,
             server_info: ServerInfo::default(),
+            timeout: None,
         };
         conn.set_timeout(timeout).map_err(error::network)?;
         // TODO log
@@ -137,17 +150,13 @@ impl SmtpConnection {
             try_smtp!(self.write(commands.concat().as_bytes()), self);
             self.read_replies(commands.len())?;
         } else {
-            let data = commands.len() - 1;
+            let n = commands.len();
             for (k, command) in commands.iter().enumerate() {
-                if let Err(e) = self.command(command) {
-                    if k == data {
-                        // rappel: its 354 may yet come: QUIT would be content.
-                        self.abort_quietly();
-                    } else {
-                        self.abort();
-                    }
-                    return Err(e);
-                }
+                // rappel: each reply of its own class (`read_expecting`);
+                // the connection is closed without QUIT on any failure, as
+                // DATA's 354 may yet come and QUIT would be content.
+                try_smtp!(self.write(command.as_bytes()), self);
+                self.read_expecting(expected(k, n))?;
             }
         }
 
@@ -164,13 +173,36 @@ impl SmtpConnection {
     /// connection is closed without QUIT: the server may have answered DATA
     /// with 354 all the same, and would take QUIT as content.
     fn read_replies(&mut self, n: usize) -> Result<(), Error> {
-        for _ in 0..n {
-            if let Err(e) = self.read_response() {
-                self.abort_quietly();
-                return Err(e);
-            }
+        for k in 0..n {
+            self.read_expecting(expected(k, n))?;
         }
         Ok(())
+    }
+
+    /// rappel: reads the reply to the `k`th command of an envelope's MAIL,
+    /// RCPT and DATA (`expected`). A refusal is the error; a positive reply
+    /// of another class (a 250 where DATA's 354 is due: a server that sent
+    /// a line too many earlier, its replies now out of step with the
+    /// commands) is an error too, so no content goes on a reply meant for
+    /// another command. Either way the connection is closed without QUIT:
+    /// the server may be waiting for content.
+    fn read_expecting(&mut self, severity: Severity) -> Result<Response, Error> {
+        match self.read_response() {
+            Ok(response) if response.code().severity == severity => Ok(response),
+            Ok(response) => {
+                self.abort_quietly();
+                Err(error::response(format!(
+                    "the server answered {} where a {}xx reply was due: its replies are out of step with \
+                     the commands; the connection is closed",
+                    response.code(),
+                    severity
+                )))
+            }
+            Err(e) => {
+                self.abort_quietly();
+                Err(e)
+            }
+        }
     }
 
     /// rappel: closes the connection without a word (no QUIT): the
@@ -307,6 +339,7 @@ impl SmtpConnection {
 
     /// Set timeout
     pub fn set_timeout(&mut self, duration: Option<Duration>) -> io::Result<()> {
+        self.timeout = duration;
         self.stream.get_mut().set_read_timeout(duration)?;
         self.stream.get_mut().set_write_timeout(duration)
     }
@@ -368,6 +401,7 @@ impl SmtpConnection {
         if message.len() >= 1 << 20 {
             return self.message_iter(std::iter::once(message));
         }
+        self.time_for_the_end()?;
         let after = next.as_ref().map_or("", |(_, commands)| commands.as_str());
         let mut codec = ClientCodec::new();
         let mut out_buf = Vec::with_capacity(message.len() + 64 + after.len());
@@ -377,6 +411,30 @@ impl SmtpConnection {
         self.write(out_buf.as_slice())?;
         self.prepared = next.map(|(envelope, _)| envelope.clone());
         self.read_completion()
+    }
+
+    /// rappel: whether a whole read timeout is left before the thread's
+    /// deadline (`net::set_deadline`) to hear the reply to the "." about to
+    /// go. If not, the "." does not go and the connection is closed without
+    /// a word: the server discards the message, which is tried again, where
+    /// a "." whose reply the deadline cut would leave it delivered and
+    /// recorded failed, then sent twice.
+    fn time_for_the_end(&mut self) -> Result<(), Error> {
+        let (Some(left), Some(timeout)) = (super::net::time_left(), self.timeout) else {
+            return Ok(());
+        };
+        if left >= timeout {
+            return Ok(());
+        }
+        self.abort_quietly();
+        Err(error::network(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "{} ms of the exchange's deadline left, less than a reply's timeout: the message's end was not \
+                 sent (the server answers too slowly)",
+                left.as_millis()
+            ),
+        )))
     }
 
     /// rappel: the reply to a message's end. Only a completion (2xx) is a
@@ -410,6 +468,7 @@ impl SmtpConnection {
             codec.encode(message_part, &mut out_buf);
             self.write(out_buf.as_slice())?;
         }
+        self.time_for_the_end()?;
         self.write(b"\r\n.\r\n")?;
 
         self.read_completion()

@@ -34,6 +34,13 @@ pub fn set_deadline(deadline: Option<Instant>) -> Option<Instant> {
     DEADLINE.with(|d| d.replace(deadline))
 }
 
+/// rappel: how long is left before this thread's deadline, if it has one.
+pub(crate) fn time_left() -> Option<std::time::Duration> {
+    DEADLINE
+        .with(Cell::get)
+        .map(|deadline| deadline.saturating_duration_since(Instant::now()))
+}
+
 /// rappel: the TCP stream under TLS, bounded by the thread's deadline on
 /// every read and write TLS makes: a handshake reads the socket many times
 /// inside one read of the stream above it, and a server trickling its
