@@ -57,7 +57,9 @@ impl SendError {
 
 impl fmt::Display for SendError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({})", self.reason(), self.class())
+        // On one line and masked, as it is stored (`mask::mask_line`): a
+        // provider's answer with line breaks is one log line.
+        write!(f, "{} ({})", crate::mask::mask_line(self.reason()), self.class())
     }
 }
 

@@ -65,13 +65,61 @@ pub fn mask(text: &str) -> String {
 /// LF, tab, C1) or line separators, with the spaces around it, becomes one
 /// space, so a malformed or multi-line answer reads on one line wherever it
 /// is shown.
+///
+/// A secret the answer splits over lines, or with a space, a tab or a
+/// control character between two of its characters (a server wrapping its
+/// reply, an AUTH blob echoed over two lines), is masked too: the forms are
+/// looked for with the whitespace left out.
 pub fn mask_line(text: &str) -> String {
-    mask(text)
+    let line = mask(text)
         .split(|c: char| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'))
         .map(str::trim)
         .filter(|part| !part.is_empty())
         .collect::<Vec<_>>()
-        .join(" ")
+        .join(" ");
+    mask_spaced(&line)
+}
+
+/// `line` with every registered form masked also where whitespace splits
+/// it: the form's characters in order with only whitespace between them.
+fn mask_spaced(line: &str) -> String {
+    // The line without its whitespace, and for each of its bytes the byte
+    // in `line` where that character starts.
+    let mut compact = String::with_capacity(line.len());
+    let mut at = Vec::with_capacity(line.len());
+    for (i, c) in line.char_indices().filter(|(_, c)| !c.is_whitespace()) {
+        compact.push(c);
+        at.extend(std::iter::repeat_n(i, c.len_utf8()));
+    }
+    let forms = FORMS.read().unwrap_or_else(|e| e.into_inner());
+    let mut hits: Vec<(usize, usize)> = Vec::new();
+    for form in forms.iter() {
+        let form: String = form.chars().filter(|c| !c.is_whitespace()).collect();
+        if form.len() < MIN_LEN {
+            continue;
+        }
+        for (p, found) in compact.match_indices(form.as_str()) {
+            let last = at[p + found.len() - 1];
+            let end = last + line[last..].chars().next().map_or(1, char::len_utf8);
+            hits.push((at[p], end));
+        }
+    }
+    if hits.is_empty() {
+        return line.to_string();
+    }
+    hits.sort_unstable();
+    let mut out = String::with_capacity(line.len());
+    let mut done = 0;
+    for (start, end) in hits {
+        if end <= done {
+            continue;
+        }
+        out.push_str(&line[done..start.max(done)]);
+        out.push_str(MASK);
+        done = end;
+    }
+    out.push_str(&line[done..]);
+    out
 }
 
 fn add(new: Vec<String>) {
@@ -183,6 +231,28 @@ fn expand(s: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_split_over_lines_or_by_whitespace_is_masked() {
+        register_smtp("alerts@example.com", "hunter2-Secr3t");
+        for answer in [
+            "535 hunter2-\r\nSecr3t rejected",
+            "535 hunter2-\rSecr3t rejected",
+            "535 hunter2- \tSecr3t rejected",
+        ] {
+            assert_eq!(mask_line(answer), "535 *** rejected", "{answer:?}");
+        }
+        // AUTH PLAIN's blob, wrapped over two lines by the server.
+        let blob = STANDARD.encode("\0alerts@example.com\0hunter2-Secr3t");
+        let (a, b) = blob.split_at(20);
+        let masked = mask_line(&format!("535 {a}\r\n{b} bad"));
+        assert!(masked.starts_with("535 ***") && masked.ends_with("*** bad"), "{masked}");
+        assert!(
+            !masked.contains(&a[..8]) && !masked.contains(&b[b.len() - 8..]),
+            "{masked}"
+        );
+        assert_eq!(mask_line("nothing to hide here"), "nothing to hide here");
+    }
 
     #[test]
     fn a_stored_answer_is_on_one_line() {

@@ -106,7 +106,8 @@ fn a_provider_echoing_credentials_leaks_nothing() {
 }
 
 /// An SMTP server whose refusal of AUTH repeats the AUTH PLAIN blob and the
-/// password: stored and printed masked.
+/// password, whole and split over reply lines or by a tab: stored and
+/// printed masked.
 #[test]
 fn an_smtp_server_echoing_the_auth_blob_leaks_nothing() {
     use base64::Engine as _;
@@ -133,7 +134,14 @@ fn an_smtp_server_echoing_the_auth_blob_leaks_nothing() {
                             .next()
                             .unwrap_or("")
                             .to_string();
-                        format!("454 4.7.0 temporary failure for {} {password}\r\n", blob.trim())
+                        // Then both again, each split: over two reply lines,
+                        // and by a tab.
+                        let (b1, b2) = blob.trim().split_at(10);
+                        let (p1, p2) = password.split_at(5);
+                        format!(
+                            "454-4.7.0 temporary failure for {} {password}\r\n454-4.7.0 {b1}\r\n454 4.7.0 {b2} {p1}\t{p2}\r\n",
+                            blob.trim()
+                        )
                     } else {
                         "221 bye\r\n".to_string()
                     };
@@ -156,6 +164,8 @@ fn an_smtp_server_echoing_the_auth_blob_leaks_nothing() {
     seen.push_str(&env.dump());
     assert!(seen.contains("temporary failure for *** ***"), "{seen}");
     assert!(!seen.contains(password) && !seen.contains(&blob), "{seen}");
+    // Split over lines or by a tab: masked whole all the same.
+    assert!(!seen.contains(&blob[10..]) && !seen.contains(&password[5..]), "{seen}");
 }
 
 /// A report's file swapped for a symbolic link to a file outside
