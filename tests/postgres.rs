@@ -929,6 +929,8 @@ query = "DELETE FROM tickets"
 query = "SELECT pg_sleep(5)"
 [reports.definitions.copy]
 query = "COPY (SELECT 1) TO PROGRAM 'touch {}'"
+[reports.definitions.untimed]
+query = "SELECT v, set_config('statement_timeout', '0', true), pg_sleep(CASE WHEN v > 1000 THEN 4 ELSE 0 END)::text FROM generate_series(1, 1001) v"
 "#,
             marker.display()
         ),
@@ -947,7 +949,8 @@ query = "COPY (SELECT 1) TO PROGRAM 'touch {}'"
                     ('Open tickets', 'ops@example.com', '2026-03-10T06:30:00Z', NULL, 'open_tickets', NULL, NULL),
                     ('Writes', 'ops@example.com', '2026-03-10T06:30:00Z', NULL, 'writes', NULL, NULL),
                     ('Slow', 'ops@example.com', '2026-03-10T06:30:00Z', NULL, 'slow', NULL, NULL),
-                    ('Copy', 'ops@example.com', '2026-03-10T06:30:00Z', NULL, 'copy', NULL, NULL);
+                    ('Copy', 'ops@example.com', '2026-03-10T06:30:00Z', NULL, 'copy', NULL, NULL),
+                    ('Untimed', 'ops@example.com', '2026-03-10T06:30:00Z', NULL, 'untimed', NULL, NULL);
          -- Rows the application wrote with ids of its own (a data import): the
          -- identity sequence lags behind them.
          INSERT INTO scheduled_reports (id, title, recipients, scheduled_at, report, recurrence)
@@ -1019,14 +1022,21 @@ query = "COPY (SELECT 1) TO PROGRAM 'touch {}'"
     assert_eq!(rows[4].1, "failed");
     assert!(rows[4].2.as_deref().unwrap_or("").contains("only read"), "{rows:?}");
     assert!(!marker.exists(), "send-reports ran the COPY's program");
-    assert_eq!(rows.len(), 9, "{rows:?}");
-    assert_eq!((rows[5].0, rows[5].1.as_str()), (40, "sent"));
+    // A query that lifts statement_timeout for the fetches after its first
+    // 1,000 rows is stopped all the same.
+    assert_eq!(rows[5].1, "failed");
+    assert!(
+        rows[5].2.as_deref().unwrap_or("").contains("query_timeout_s"),
+        "{rows:?}"
+    );
+    assert_eq!(rows.len(), 10, "{rows:?}");
+    assert_eq!((rows[6].0, rows[6].1.as_str()), (40, "sent"));
     assert_eq!(
-        (rows[7].0, rows[7].1.as_str(), rows[7].3.as_str()),
+        (rows[8].0, rows[8].1.as_str(), rows[8].3.as_str()),
         (42, "pending", "2026-03-17T06:30:00Z")
     );
     assert_eq!(
-        (rows[8].0, rows[8].1.as_str(), rows[8].3.as_str()),
+        (rows[9].0, rows[9].1.as_str(), rows[9].3.as_str()),
         (43, "pending", "2026-03-11T07:00:00Z")
     );
     let tickets: i64 = db

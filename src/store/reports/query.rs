@@ -209,6 +209,7 @@ fn run_postgres(
 ) -> anyhow::Result<Rows> {
     use crate::store::{StoreError, begin_read};
     let mut conn = db.reading().connect()?;
+    let deadline = Instant::now() + timeout;
     let tx = begin_read(&mut conn)?;
     tx.execute_batch(&format!(
         "SET TRANSACTION READ ONLY; SET LOCAL statement_timeout = {}",
@@ -246,6 +247,20 @@ fn run_postgres(
     let mut bytes = 0;
     let mut stop: Option<String> = None;
     let read = loop {
+        // Each fetch runs within what is left of `timeout`, set again
+        // before it: the query itself may change `statement_timeout`
+        // (`set_config` in a select list), which would leave later fetches
+        // without a bound.
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            stop = Some(format!(
+                "it ran longer than [reports] query_timeout_s ({} s) and was stopped",
+                timeout.as_secs()
+            ));
+            break Err(StoreError::Stopped);
+        }
+        tx.execute_batch(&format!("SET LOCAL statement_timeout = {}", left.as_millis().max(1)))
+            .map_err(said)?;
         let before = rows.len();
         let read = tx.query_each(&fetch, crate::params![], |row| {
             if first_only && !rows.is_empty() {
