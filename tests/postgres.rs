@@ -287,8 +287,8 @@ fn init_writes_a_server_url_and_creates_nothing() {
 }
 
 /// Needs no server: a demo whose server does not answer leaves no folder
-/// behind (its config would name that server), and an empty folder given
-/// to it stays, empty.
+/// behind (its config would name that server), an empty folder given to it
+/// stays, empty, and an earlier demo in the folder is kept.
 #[test]
 fn a_demo_whose_server_does_not_answer_leaves_nothing_behind() {
     let dir = tempfile::tempdir().unwrap();
@@ -303,6 +303,21 @@ fn a_demo_whose_server_does_not_answer_leaves_nothing_behind() {
     let out = crate::support::rappel_in(dir.path(), &["demo", "--dir", "e", "--database", &nobody]);
     assert_ne!(out.code, 0, "{}", out.stderr);
     assert_eq!(std::fs::read_dir(dir.path().join("e")).unwrap().count(), 0);
+    // An earlier demo in the folder is kept whole.
+    crate::support::rappel_in(dir.path(), &["demo", "--dir", "f", "--no-run"]).success();
+    let before = std::fs::read(dir.path().join("f/rappel.toml")).unwrap();
+    let out = crate::support::rappel_in(dir.path(), &["demo", "--dir", "f", "--database", &nobody]);
+    assert_ne!(out.code, 0, "{}", out.stderr);
+    assert_eq!(std::fs::read(dir.path().join("f/rappel.toml")).unwrap(), before);
+    assert!(dir.path().join("f/rappel.db").exists());
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left.len(), 2, "nothing set aside left behind: {left:?}");
+    // Built again: the earlier one replaced, nothing beside it.
+    crate::support::rappel_in(dir.path(), &["demo", "--dir", "f", "--no-run"]).success();
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
 }
 
 /// Needs no server: the jobs refuse a PostgreSQL database with the reason.

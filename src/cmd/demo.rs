@@ -82,17 +82,26 @@ pub fn run(demo: &Demo<'_>, clock: Clock, verbosity: Verbosity, json: bool) -> a
         ));
     }
     let existed = dir.exists();
-    prepare_dir(dir)?;
+    let earlier = prepare_dir(dir)?;
     let built = build(demo, clock);
-    if built.is_err() {
+    match (&built, earlier) {
         // Nothing half-built is left: a folder whose config names a server
         // that did not answer, or a database without its data, would pass
-        // for a demo.
-        let _ = if existed {
-            empty(dir)
-        } else {
-            std::fs::remove_dir_all(dir)
-        };
+        // for a demo. An earlier demo the folder held comes back.
+        (Err(_), Some(earlier)) => {
+            let _ = std::fs::remove_dir_all(dir);
+            let _ = std::fs::rename(earlier, dir);
+        }
+        (Err(_), None) if existed => {
+            let _ = empty(dir);
+        }
+        (Err(_), None) => {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        (Ok(_), Some(earlier)) => {
+            let _ = std::fs::remove_dir_all(earlier);
+        }
+        (Ok(_), None) => {}
     }
     let (config, db, config_path) = built?;
     println!("demo folder: {}", dir.display());
@@ -200,7 +209,11 @@ fn toml_string(s: &str) -> String {
     toml::Value::String(s.to_string()).to_string()
 }
 
-fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
+/// Returns where an earlier demo in `dir` was moved, beside it, until the
+/// new one is built (`None`: `dir` was new or empty, or the earlier demo
+/// could not be moved and was removed).
+fn prepare_dir(dir: &Path) -> anyhow::Result<Option<std::path::PathBuf>> {
+    let mut earlier = None;
     if dir.exists() {
         let mut entries = std::fs::read_dir(dir)
             .with_context(|| format!("cannot read {}", dir.display()))
@@ -215,15 +228,31 @@ fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
                     ),
                 ));
             }
-            std::fs::remove_dir_all(dir).with_context(|| format!("cannot reset {}", dir.display()))?;
+            let aside = dir.file_name().map(|name| {
+                let mut name = name.to_os_string();
+                name.push(format!(".rappel-demo-earlier-{}", std::process::id()));
+                dir.with_file_name(name)
+            });
+            match aside {
+                Some(aside) if std::fs::rename(dir, &aside).is_ok() => earlier = Some(aside),
+                _ => std::fs::remove_dir_all(dir).with_context(|| format!("cannot reset {}", dir.display()))?,
+            }
         }
     }
-    std::fs::create_dir_all(dir)
+    let made = std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create {}", dir.display()))
-        .or_exit(Exit::Usage)?;
-    std::fs::write(
-        dir.join(MARKER),
-        "made by rappel demo; running it again resets this folder\n",
-    )?;
-    Ok(())
+        .or_exit(Exit::Usage)
+        .and_then(|()| {
+            Ok(std::fs::write(
+                dir.join(MARKER),
+                "made by rappel demo; running it again resets this folder\n",
+            )?)
+        });
+    if let (Err(_), Some(earlier)) = (&made, &earlier) {
+        // The earlier demo back where it was.
+        let _ = std::fs::remove_dir_all(dir);
+        let _ = std::fs::rename(earlier, dir);
+    }
+    made?;
+    Ok(earlier)
 }
