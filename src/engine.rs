@@ -271,9 +271,21 @@ impl Engine<'_> {
                 } else if let Some((until, why)) = shared.pause_of(transport) {
                     recorder.postpone(row, until, &why)
                 } else if is_expired(row, now) {
+                    log::info!(
+                        "{} via {} to {} not sent: its validity passed",
+                        row.kind,
+                        row.channel,
+                        row.recipient
+                    );
                     recorder.expired(row)
                 } else if let Some(until) = hold.as_ref().and_then(|h| h.until(now)) {
                     if row.valid_until.is_some_and(|valid| until > valid) {
+                        log::info!(
+                            "{} via {} to {} not sent: quiet hours or its send window hold it past its validity",
+                            row.kind,
+                            row.channel,
+                            row.recipient
+                        );
                         recorder.held_past_validity(row, until)
                     } else {
                         recorder.held(row, until)

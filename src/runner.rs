@@ -411,6 +411,13 @@ fn dry_run_job(
             m.held_until = hold.and_then(|h| h.until(now));
         }
     }
+    // Counted as the real run counts them.
+    tally.counts.held += report
+        .messages
+        .iter()
+        .chain(retries.iter())
+        .filter(|m| m.held_until.is_some())
+        .count() as u64;
     output::print_report(
         &Report {
             job: run.as_str(),

@@ -881,6 +881,11 @@ fn quiet_hours_hold_a_message_until_they_end_in_the_recipients_zone() {
         dry.stdout
     );
     assert!(!line("ben@example.com").contains("held"), "{}", dry.stdout);
+    assert!(
+        dry.stdout.contains(", 1 held ("),
+        "counted as the run counts it: {}",
+        dry.stdout
+    );
     let out = env
         .run(
             &["-v", "send-reminders", "--kind", "loan_created"],
