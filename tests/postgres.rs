@@ -944,6 +944,8 @@ query = "DELETE FROM tickets"
 query = "SELECT pg_sleep(5)"
 [reports.definitions.copy]
 query = "COPY (SELECT 1) TO PROGRAM 'touch {}'"
+[reports.definitions.nothing]
+query = "SELECT FROM tickets"
 [reports.definitions.untimed]
 query = "SELECT v, set_config('statement_timeout', '0', true), pg_sleep(CASE WHEN v > 1000 THEN 4 ELSE 0 END)::text FROM generate_series(1, 1001) v"
 "#,
@@ -996,6 +998,12 @@ query = "SELECT v, set_config('statement_timeout', '0', true), pg_sleep(CASE WHE
     );
     assert!(out.stderr.contains("reports.definitions.slow.query"), "{}", out.stderr);
     assert!(out.stderr.contains("reports.definitions.copy.query"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("reports.definitions.nothing.query: it returns no column"),
+        "{}",
+        out.stderr
+    );
     assert!(!marker.exists(), "config check ran the COPY's program");
     assert!(!out.stderr.contains("open_tickets"), "{}", out.stderr);
 

@@ -266,8 +266,15 @@ fn pg_cell<'a>(ty: &Type, raw: &'a [u8]) -> Result<Cell<'a>, BoxError> {
     let cell = match *ty {
         Type::INT2 => Cell::Int(i16::from_be_bytes(be(raw)?).into()),
         Type::INT4 => Cell::Int(i32::from_be_bytes(be(raw)?).into()),
-        Type::INT8 | Type::OID => Cell::Int(i64::from_be_bytes(be(raw)?)),
-        Type::FLOAT4 => Cell::Real(f32::from_be_bytes(be(raw)?).into()),
+        Type::INT8 => Cell::Int(i64::from_be_bytes(be(raw)?)),
+        // An unsigned 32-bit number on the wire.
+        Type::OID => Cell::Int(u32::from_be_bytes(be(raw)?).into()),
+        // The shortest decimal that reads back as the same `real` (0.1, not
+        // the 0.10000000149011612 its exact binary value would print as).
+        Type::FLOAT4 => {
+            let value = f32::from_be_bytes(be(raw)?);
+            Cell::Real(value.to_string().parse().unwrap_or_else(|_| value.into()))
+        }
         Type::FLOAT8 => Cell::Real(f64::from_be_bytes(be(raw)?)),
         Type::BOOL => Cell::Int(i64::from(raw.first().is_some_and(|b| *b != 0))),
         Type::BYTEA => Cell::Blob(raw),
@@ -501,6 +508,16 @@ mod tests {
         let cell = pg_cell(&Type::DATE, &day).unwrap();
         assert_eq!(cell, Cell::Text(Cow::Owned("1999-12-31".into())));
         assert!(pg_cell(&Type::INT8, &[1, 2]).is_err());
+    }
+
+    #[test]
+    fn an_oid_and_a_real_read_as_postgresql_prints_them() {
+        assert_eq!(
+            pg_cell(&Type::OID, &4_000_000_000_u32.to_be_bytes()).unwrap(),
+            Cell::Int(4_000_000_000)
+        );
+        assert_eq!(pg_cell(&Type::FLOAT4, &0.1_f32.to_be_bytes()).unwrap(), Cell::Real(0.1));
+        assert!(matches!(pg_cell(&Type::FLOAT4, &f32::NAN.to_be_bytes()).unwrap(), Cell::Real(v) if v.is_nan()));
     }
 
     #[test]

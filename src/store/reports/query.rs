@@ -177,6 +177,10 @@ fn run_guarded(db: &Database, query: &str, timeout: Duration, max_rows: u64) -> 
     Ok(Rows { columns, rows })
 }
 
+/// Why a query that returns no column (`SELECT FROM t` on PostgreSQL) is
+/// no report: its table and CSV would be empty lines.
+const NO_COLUMN: &str = "it returns no column; a report needs at least one";
+
 /// The cursor a report's query runs in on PostgreSQL, and the rows read
 /// from it at a time.
 const CURSOR: &str = "rappel_report";
@@ -243,6 +247,9 @@ fn run_postgres(
     })?;
     let fetch = format!("FETCH FORWARD {FETCH_ROWS} FROM {CURSOR}");
     let columns = tx.columns(&fetch).map_err(said)?;
+    if columns.is_empty() {
+        anyhow::bail!(NO_COLUMN);
+    }
     let mut rows = Vec::new();
     let mut bytes = 0;
     let mut stop: Option<String> = None;
