@@ -116,6 +116,8 @@ const MATRIX: &[Case] = &[
     // A 354 to the end of DATA is no delivery (RFC 5321 §4.1.1.4).
     case("smtp 354 end of data", Fault::Smtp(Smtp::Reply354AtEnd), 75, TEMPORARY, Next::Backoff, "354",
          Then::SentOnce),
+    case("smtp garbage end of data", Fault::Smtp(Smtp::GarbageAtEnd), 75, TEMPORARY, Next::Backoff,
+         "reply is not an SMTP reply: \"99 weird\"", Then::SentOnce),
     // An answer's control characters are not kept (last_error is one line).
     case("smtp 451 with a bare CR", Fault::Smtp(Smtp::Data451Broken), 75, TEMPORARY, Next::Backoff,
          "4.3.0 queue full try later", Then::SentOnce),

@@ -44,6 +44,8 @@ pub enum Fault {
     /// Refuses the end of DATA with a `451` whose text holds a bare CR and
     /// LF (a malformed answer), then as `None`.
     Data451Broken,
+    /// Answers the end of DATA with a line that is no SMTP reply.
+    GarbageAtEnd,
     /// Answers the end of DATA with `250`, then a second `250` no command
     /// asked for: every later reply is one line late.
     ExtraReplyAtEnd,
@@ -258,6 +260,7 @@ fn session(stream: TcpStream, fault: &Mutex<Fault>, state: &Mutex<State>, pipeli
                     }
                     Fault::Data451 => b"451 4.3.0 temporary local problem, try later\r\n",
                     Fault::Reply354AtEnd => b"354 go ahead\r\n",
+                    Fault::GarbageAtEnd => b"99 weird\r\n",
                     Fault::ExtraReplyAtEnd => {
                         state.lock().unwrap().accepted.push(std::mem::take(&mut to));
                         b"250 2.0.0 queued\r\n250 2.0.0 and this, which nothing asked for\r\n"

@@ -523,13 +523,13 @@ impl SmtpConnection {
                         Err(error::code_from_response(&response))
                     };
                 }
-                Err(nom::Err::Failure(e)) => {
-                    return Err(error::response(e.to_string()));
+                // rappel: said with the reply as it came (its first 120
+                // characters), not nom's parser position.
+                Err(nom::Err::Failure(_) | nom::Err::Error(_)) => {
+                    let shown: String = buffer.trim_end().chars().take(120).collect();
+                    return Err(error::response(format!("the server's reply is not an SMTP reply: {shown:?}")));
                 }
                 Err(nom::Err::Incomplete(_)) => { /* read more */ }
-                Err(nom::Err::Error(e)) => {
-                    return Err(error::response(e.to_string()));
-                }
             }
         }
 
