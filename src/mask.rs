@@ -71,7 +71,10 @@ pub fn mask(text: &str) -> String {
 /// reply, an AUTH blob echoed over two lines), is masked too: the forms are
 /// looked for with the whitespace left out.
 pub fn mask_line(text: &str) -> String {
-    let line = mask(text)
+    // Folded first, then masked: masking a shorter secret first (a
+    // password that another one begins with) would leave the rest of a
+    // longer one the answer splits.
+    let line = text
         .split(|c: char| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'))
         .map(str::trim)
         .filter(|part| !part.is_empty())
@@ -108,13 +111,18 @@ fn mask_spaced(line: &str) -> String {
         return line.to_string();
     }
     hits.sort_unstable();
+    // Overlapping hits are one masked span.
+    let mut spans: Vec<(usize, usize)> = Vec::with_capacity(hits.len());
+    for (start, end) in hits {
+        match spans.last_mut() {
+            Some(last) if start <= last.1 => last.1 = last.1.max(end),
+            _ => spans.push((start, end)),
+        }
+    }
     let mut out = String::with_capacity(line.len());
     let mut done = 0;
-    for (start, end) in hits {
-        if end <= done {
-            continue;
-        }
-        out.push_str(&line[done..start.max(done)]);
+    for (start, end) in spans {
+        out.push_str(&line[done..start]);
         out.push_str(MASK);
         done = end;
     }
@@ -234,6 +242,8 @@ mod tests {
 
     #[test]
     fn a_secret_split_over_lines_or_by_whitespace_is_masked() {
+        // A shorter secret the longer one begins with, registered too.
+        register("hunter2-");
         register_smtp("alerts@example.com", "hunter2-Secr3t");
         for answer in [
             "535 hunter2-\r\nSecr3t rejected",
@@ -246,7 +256,7 @@ mod tests {
         let blob = STANDARD.encode("\0alerts@example.com\0hunter2-Secr3t");
         let (a, b) = blob.split_at(20);
         let masked = mask_line(&format!("535 {a}\r\n{b} bad"));
-        assert!(masked.starts_with("535 ***") && masked.ends_with("*** bad"), "{masked}");
+        assert_eq!(masked, "535 *** bad");
         assert!(
             !masked.contains(&a[..8]) && !masked.contains(&b[b.len() - 8..]),
             "{masked}"

@@ -97,7 +97,9 @@ pub(super) fn recipients(
             Some(name) => match crate::config::parse_zone(name) {
                 Ok(zone) => Some(zone),
                 Err(why) => {
-                    log::warn!("contacts id {contact_id}: timezone: {why}; no alert goes to this recipient until it is fixed");
+                    log::warn!(
+                        "contacts id {contact_id}: timezone: {why}; no alert goes to this recipient until it is fixed"
+                    );
                     report.data_errors += 1;
                     continue;
                 }
