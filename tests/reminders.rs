@@ -900,6 +900,18 @@ fn quiet_hours_hold_a_message_until_they_end_in_the_recipients_zone() {
     let (status, next, why) = state(&env, 1);
     assert_eq!(status, "pending");
     assert_eq!(next.as_deref(), Some("2026-03-11T07:00:00Z"), "08:00 in Libreville");
+    // `deliver --force` in quiet hours holds it again, once: the run does
+    // not take again what it held (it took it over and over).
+    let out = env
+        .run(&["--json", "-v", "deliver", "--force"], "2026-03-10T21:33:00Z")
+        .success();
+    let summary: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(
+        (summary["held"].as_u64(), summary["sent"].as_u64()),
+        (Some(1), Some(0)),
+        "{summary}"
+    );
+    assert_eq!(out.stderr.matches("held by quiet hours").count(), 1, "{}", out.stderr);
     assert!(why.unwrap_or_default().contains("held"));
 
     // `upcoming`: the held message at 08:00; Awa's loan_d2, due at 07:00

@@ -25,11 +25,14 @@ pub enum Change {
     /// Not sent: its source no longer wants it; the attempt is not counted.
     Cancelled { reason: String },
     /// Not tried (its transport asked to wait): back to `pending`, due at
-    /// `until`, the attempt not counted.
+    /// `until`, the attempt not counted. `claimed_by` stays, as for `Retry`,
+    /// so a `--force` run does not take it again.
     Postponed { until: DateTime<Utc>, reason: String },
     /// Not tried (quiet hours or its kind's send window hold it): back to
     /// `pending`, due at `until`, the attempt not counted, `reason` (which
     /// names the end of the hold) in `last_error` whatever was there.
+    /// `claimed_by` stays: a `--force` run, which ignores `next_attempt_at`,
+    /// took it again and again, holding it each time.
     Held { until: DateTime<Utc>, reason: String },
     /// Given back to `pending` without counting the attempt, with a class
     /// and reason when there is one (`credentials`).
@@ -87,14 +90,14 @@ pub fn record(conn: &Conn, id: i64, run_id: &str, change: &Change) -> Result<boo
         )?,
         Change::Postponed { until, reason } => conn.execute(
             &format!(
-                "UPDATE rappel_deliveries SET status = 'pending', attempts = {greatest}(attempts - 1, 0), claimed_by = NULL,
+                "UPDATE rappel_deliveries SET status = 'pending', attempts = {greatest}(attempts - 1, 0),
                  lease_until = NULL, next_attempt_at = ?3, last_error = coalesce(last_error, ?4) {HELD}"
             ),
             params![id, run_id, until, reason],
         )?,
         Change::Held { until, reason } => conn.execute(
             &format!(
-                "UPDATE rappel_deliveries SET status = 'pending', attempts = {greatest}(attempts - 1, 0), claimed_by = NULL,
+                "UPDATE rappel_deliveries SET status = 'pending', attempts = {greatest}(attempts - 1, 0),
                  lease_until = NULL, next_attempt_at = ?3, last_error = ?4 {HELD}"
             ),
             params![id, run_id, until, reason],
