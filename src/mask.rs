@@ -47,17 +47,12 @@ pub fn register_smtp(user: &str, password: &str) {
     }
 }
 
-/// `text` with every registered secret, in every encoding, replaced by `***`.
+/// `text` with every registered secret, in every encoding, replaced by
+/// `***`, also where whitespace splits it (a line break, a tab or spaces
+/// between two of its characters: a server wrapping its reply, the lines a
+/// provider's answer was joined from). Overlapping secrets are one span.
 pub fn mask(text: &str) -> String {
-    let forms = FORMS.read().unwrap_or_else(|e| e.into_inner());
-    let mut out = text.to_string();
-    // Longest first, so a form never leaves a piece of a longer one behind.
-    for form in forms.iter() {
-        if out.contains(form.as_str()) {
-            out = out.replace(form.as_str(), MASK);
-        }
-    }
-    out
+    mask_spaced(text)
 }
 
 /// `text` masked (`mask`) and on one line, as a provider's answer is
@@ -71,9 +66,6 @@ pub fn mask(text: &str) -> String {
 /// reply, an AUTH blob echoed over two lines), is masked too: the forms are
 /// looked for with the whitespace left out.
 pub fn mask_line(text: &str) -> String {
-    // Folded first, then masked: masking a shorter secret first (a
-    // password that another one begins with) would leave the rest of a
-    // longer one the answer splits.
     let line = text
         .split(|c: char| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'))
         .map(str::trim)
@@ -83,21 +75,30 @@ pub fn mask_line(text: &str) -> String {
     mask_spaced(&line)
 }
 
-/// `line` with every registered form masked also where whitespace splits
+/// What a secret is looked for without: whitespace and control characters
+/// a reply may put between its characters.
+fn skipped(c: char) -> bool {
+    c.is_whitespace() || c.is_control()
+}
+
+/// `line` with every registered form masked, also where whitespace splits
 /// it: the form's characters in order with only whitespace between them.
+/// All forms are looked for in the text as given, and their spans merged:
+/// masking a shorter secret first (one a password begins with) would leave
+/// the rest of a longer one a reply splits.
 fn mask_spaced(line: &str) -> String {
     // The line without its whitespace, and for each of its bytes the byte
     // in `line` where that character starts.
     let mut compact = String::with_capacity(line.len());
     let mut at = Vec::with_capacity(line.len());
-    for (i, c) in line.char_indices().filter(|(_, c)| !c.is_whitespace()) {
+    for (i, c) in line.char_indices().filter(|(_, c)| !skipped(*c)) {
         compact.push(c);
         at.extend(std::iter::repeat_n(i, c.len_utf8()));
     }
     let forms = FORMS.read().unwrap_or_else(|e| e.into_inner());
     let mut hits: Vec<(usize, usize)> = Vec::new();
     for form in forms.iter() {
-        let form: String = form.chars().filter(|c| !c.is_whitespace()).collect();
+        let form: String = form.chars().filter(|c| !skipped(*c)).collect();
         if form.len() < MIN_LEN {
             continue;
         }

@@ -81,11 +81,11 @@ impl log::Log for Logger {
         }
         // A message of several lines (a list of paths tried...) keeps its
         // lines; each is escaped on its own, so data cannot forge one.
-        let lines: Vec<String> = record
-            .args()
-            .to_string()
+        // Masked whole, before it is split: a secret a message splits over
+        // its lines is masked too.
+        let lines: Vec<String> = crate::mask::mask(&record.args().to_string())
             .split('\n')
-            .map(|l| crate::mask::mask(&printable(l.trim_end_matches('\r'))))
+            .map(|l| printable(l.trim_end_matches('\r')).into_owned())
             .collect();
         let message = lines.join("\n");
         if problem {

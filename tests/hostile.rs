@@ -107,12 +107,48 @@ fn a_provider_echoing_credentials_leaks_nothing() {
 
 /// An SMTP server whose refusal of AUTH repeats the AUTH PLAIN blob and the
 /// password, whole and split over reply lines or by a tab: stored and
-/// printed masked.
+/// printed masked, whether it refuses for now (454) or for good (535, which
+/// stops the run's email delivery with an error line of its own).
 #[test]
 fn an_smtp_server_echoing_the_auth_blob_leaks_nothing() {
     use base64::Engine as _;
     let password = "hunter2-pass";
     let blob = base64::engine::general_purpose::STANDARD.encode(format!("\0bob\0{password}"));
+    for code in ["454", "535"] {
+        let env = TestEnv::new(echo_server(code), "");
+        std::fs::write(env.dir.path().join("smtp-password"), password).unwrap();
+        let config = std::fs::read_to_string(env.config_path()).unwrap().replace(
+            "timeout_s = 2",
+            "timeout_s = 2\nusername = \"bob\"\npassword_file = \"smtp-password\"",
+        );
+        env.write_config(&config);
+        env.report("Weekly", "boss@example.com", "2026-03-10 06:00:00", None, None);
+        let mut seen = String::new();
+        for args in [
+            &["test-email", "--to", "a@example.com"][..],
+            &["send-reports"],
+            &["--json", "log"],
+        ] {
+            let out = env.run(args, "2026-03-10T07:00:00Z");
+            seen.push_str(&out.stdout);
+            seen.push_str(&out.stderr);
+        }
+        seen.push_str(&env.dump());
+        assert!(seen.contains("failure for *** ***"), "{code}: {seen}");
+        assert!(!seen.contains(password) && !seen.contains(&blob), "{code}: {seen}");
+        // Split over lines or by a tab: masked whole all the same.
+        assert!(
+            !seen.contains(&blob[10..]) && !seen.contains(&password[5..]),
+            "{code}: {seen}"
+        );
+    }
+}
+
+/// A server refusing AUTH with `code`, its reply repeating the AUTH PLAIN
+/// blob and the password it holds, whole, then each split over two reply
+/// lines and by a tab. Returns its port.
+fn echo_server(code: &'static str) -> u16 {
+    use base64::Engine as _;
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
@@ -134,12 +170,12 @@ fn an_smtp_server_echoing_the_auth_blob_leaks_nothing() {
                             .next()
                             .unwrap_or("")
                             .to_string();
-                        // Then both again, each split: over two reply lines,
-                        // and by a tab.
+                        // Each line with its enhanced code (RFC 2034), as servers write them.
+                        let enhanced = if code.starts_with('5') { "5.7.8" } else { "4.7.0" };
                         let (b1, b2) = blob.trim().split_at(10);
                         let (p1, p2) = password.split_at(5);
                         format!(
-                            "454-4.7.0 temporary failure for {} {password}\r\n454-4.7.0 {b1}\r\n454 4.7.0 {b2} {p1}\t{p2}\r\n",
+                            "{code}-{enhanced} failure for {} {password}\r\n{code}-{enhanced} {b1}\r\n{code} {enhanced} {b2} {p1}\t{p2}\r\n",
                             blob.trim()
                         )
                     } else {
@@ -151,21 +187,7 @@ fn an_smtp_server_echoing_the_auth_blob_leaks_nothing() {
             });
         }
     });
-    let env = TestEnv::new(port, "");
-    std::fs::write(env.dir.path().join("smtp-password"), password).unwrap();
-    let config = std::fs::read_to_string(env.config_path()).unwrap().replace(
-        "timeout_s = 2",
-        "timeout_s = 2\nusername = \"bob\"\npassword_file = \"smtp-password\"",
-    );
-    env.write_config(&config);
-    let out = env.run(&["test-email", "--to", "a@example.com"], "2026-03-10T07:00:00Z");
-    let mut seen = format!("{}{}", out.stdout, out.stderr);
-    seen.push_str(&env.run(&["--json", "log"], "2026-03-10T07:00:00Z").stdout);
-    seen.push_str(&env.dump());
-    assert!(seen.contains("temporary failure for *** ***"), "{seen}");
-    assert!(!seen.contains(password) && !seen.contains(&blob), "{seen}");
-    // Split over lines or by a tab: masked whole all the same.
-    assert!(!seen.contains(&blob[10..]) && !seen.contains(&password[5..]), "{seen}");
+    port
 }
 
 /// A report's file swapped for a symbolic link to a file outside
