@@ -110,7 +110,9 @@ const MATRIX: &[Case] = &[
     case("smtp 451 end of data", Fault::Smtp(Smtp::Data451), 75, TEMPORARY, Next::Backoff, "451", Then::SentOnce),
     case("smtp 550 rcpt", Fault::Smtp(Smtp::Rcpt550), 65, PERMANENT, Next::Null, "550", Then::NotRetried),
     case("smtp 535 auth", Fault::Smtp(Smtp::Auth535), 78, CREDENTIALS, Next::Null, "535", Then::SentOnce),
-    case("smtp silent past timeout_s", Fault::Smtp(Smtp::Silent(Duration::from_secs(4))), 75, TEMPORARY, Next::Backoff,
+    // Silent past the exchange's deadline (4 x timeout_s = 8 s), to which the
+    // reply to "." may take.
+    case("smtp silent past timeout_s", Fault::Smtp(Smtp::Silent(Duration::from_secs(10))), 75, TEMPORARY, Next::Backoff,
          "timeout_s", Then::SentOnce),
     case("smtp drop mid-DATA", Fault::Smtp(Smtp::DropMidData), 75, TEMPORARY, Next::Backoff, "SMTP", Then::SentOnce),
     // A 354 to the end of DATA is no delivery (RFC 5321 §4.1.1.4).

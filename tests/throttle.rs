@@ -337,6 +337,27 @@ fn the_end_of_a_message_goes_only_with_time_left_to_hear_its_reply() {
     assert_eq!(server.accepted().len(), 1, "sent once, when the server is quick again");
 }
 
+#[test]
+fn a_server_reading_the_content_slowly_has_until_the_exchanges_deadline_to_answer_its_end() {
+    // timeout_s = 1: the content and its "." sit in the sockets' buffers
+    // for 1.5 s before the server reads them, then it accepts at once. The
+    // reply to "." may take until the exchange's deadline (4 s), not one
+    // timeout: given up at 1 s, the message was delivered, recorded failed
+    // and sent again.
+    let server = FaultySmtp::start(Fault::PauseBeforeContent(std::time::Duration::from_millis(1500)));
+    let env = TestEnv::new(server.port, "");
+    let config = std::fs::read_to_string(env.config_path()).unwrap();
+    env.write_config(
+        &config
+            .replace("timeout_s = 2", "timeout_s = 1")
+            .replace("lease_s = 10", "lease_s = 5"),
+    );
+    borrowers(&env, 2, true);
+    env.run(&["send-reminders", "--kind", "loan_created"], NOW).success();
+    assert_eq!(server.accepted().len(), 2);
+    assert_eq!(sent_at_first_try(&env), 2, "recorded sent, not tried again");
+}
+
 /// Deliveries recorded sent after more than one attempt.
 fn retried_sent(env: &TestEnv) -> i64 {
     env.db()

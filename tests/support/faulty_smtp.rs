@@ -49,6 +49,10 @@ pub enum Fault {
     /// Answers the end of DATA with `250`, then a second `250` no command
     /// asked for: every later reply is one line late.
     ExtraReplyAtEnd,
+    /// Reads nothing of a message's content for this long after its 354,
+    /// then reads it and accepts it at once (a server reading slowly: the
+    /// content waits in the sockets' buffers).
+    PauseBeforeContent(Duration),
     /// Waits this long before every reply, the greeting's too.
     SlowReplies(Duration),
     SlowEnd {
@@ -229,6 +233,9 @@ fn session(stream: TcpStream, fault: &Mutex<Fault>, state: &Mutex<State>, pipeli
                     std::thread::sleep(d);
                 }
                 out.write_all(b"354 end with <CRLF>.<CRLF>\r\n")?;
+                if let Fault::PauseBeforeContent(d) = now() {
+                    std::thread::sleep(d);
+                }
                 if now() == Fault::DropMidData {
                     line.clear();
                     lines.read_line(&mut line)?;

@@ -442,8 +442,23 @@ impl SmtpConnection {
     /// other positive reply, a 354 say, is a server out of step with the
     /// client: an error, and the connection is closed without QUIT, which
     /// such a server could take as content.
+    ///
+    /// The reply may take until the thread's deadline rather than one read
+    /// timeout (RFC 5321 §4.5.3.2.6 gives the server ten minutes here): the
+    /// content may still sit in the socket's buffers when the last write
+    /// returns, and a server reading it slowly answers once it has read the
+    /// ".". Given up after one timeout, the message was delivered all the
+    /// same, recorded failed, and sent twice.
     fn read_completion(&mut self) -> Result<Response, Error> {
-        let response = self.read_response()?;
+        let longer = super::net::time_left().filter(|left| self.timeout.is_some_and(|t| *left > t));
+        if let Some(left) = longer {
+            self.stream.get_mut().set_read_timeout(Some(left)).map_err(error::network)?;
+        }
+        let read = self.read_response();
+        if longer.is_some() {
+            self.stream.get_mut().set_read_timeout(self.timeout).map_err(error::network)?;
+        }
+        let response = read?;
         if response.code().severity == Severity::PositiveCompletion {
             return Ok(response);
         }
