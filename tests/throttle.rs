@@ -310,6 +310,38 @@ fn a_server_whose_replies_fall_out_of_step_gets_no_content_on_a_reply_meant_for_
 }
 
 #[test]
+fn a_reply_sent_early_is_never_taken_for_another_commands() {
+    // A 354 after RCPT's 250, in the same write: DATA would read it and the
+    // content go, the real 354 then read as the reply to ".". A 250 after
+    // DATA's 354, before any content: it would be read as the reply to the
+    // ".", which the server refuses. Either way the stray line is seen
+    // waiting before the next command or the content, and the connection
+    // closed: nothing is delivered, nothing is recorded sent.
+    for (server, name) in [
+        (FaultySmtp::start(Fault::Stray354AfterRcpt), "354 after RCPT"),
+        (FaultySmtp::start(Fault::Stray250AfterData), "250 after DATA"),
+        (
+            FaultySmtp::start_pipelining(Fault::Stray250AfterData),
+            "250 after DATA, pipelining",
+        ),
+    ] {
+        let env = TestEnv::new(server.port, "");
+        borrowers(&env, 2, true);
+        let out = env.run(&["send-reminders", "--kind", "loan_created"], NOW);
+        assert!(server.accepted().is_empty(), "{name}: {:?}", server.accepted());
+        assert_eq!(sent_at_first_try(&env), 0, "{name}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("which no command asked for"),
+            "{name}: {}",
+            out.stderr
+        );
+        server.set(Fault::None);
+        env.run(&["deliver", "--force"], &support::plus(NOW, 3_600)).success();
+        assert_eq!(server.accepted().len(), 2, "{name}: each once");
+    }
+}
+
+#[test]
 fn the_end_of_a_message_goes_only_with_time_left_to_hear_its_reply() {
     // timeout_s = 1: an exchange has 4 s in all. Each reply takes 0.7 s:
     // after greeting, EHLO, MAIL, RCPT and DATA, 0.5 s is left, less than a

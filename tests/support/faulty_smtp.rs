@@ -44,6 +44,13 @@ pub enum Fault {
     /// Refuses the end of DATA with a `451` whose text holds a bare CR and
     /// LF (a malformed answer), then as `None`.
     Data451Broken,
+    /// Answers each RCPT with its 250 and a 354 nothing asked for, in one
+    /// write.
+    Stray354AfterRcpt,
+    /// Answers DATA with its 354 and a 250 nothing asked for, in one write
+    /// (a reply to the "." sent before the content), then refuses the end
+    /// of the message with a 550.
+    Stray250AfterData,
     /// Answers the end of DATA with a line that is no SMTP reply.
     GarbageAtEnd,
     /// Answers the end of DATA with `250`, then a second `250` no command
@@ -226,13 +233,21 @@ fn session(stream: TcpStream, fault: &Mutex<Fault>, state: &Mutex<State>, pipeli
             "RCPT" => {
                 let addr = line.split(['<', '>']).nth(1).unwrap_or("").to_string();
                 to.push(addr);
-                b"250 2.1.5 ok\r\n"
+                if now() == Fault::Stray354AfterRcpt {
+                    b"250 2.1.5 ok\r\n354 go ahead\r\n"
+                } else {
+                    b"250 2.1.5 ok\r\n"
+                }
             }
             "DATA" => {
                 if let Fault::SlowReplies(d) = now() {
                     std::thread::sleep(d);
                 }
-                out.write_all(b"354 end with <CRLF>.<CRLF>\r\n")?;
+                if now() == Fault::Stray250AfterData {
+                    out.write_all(b"354 end with <CRLF>.<CRLF>\r\n250 2.0.0 queued\r\n")?;
+                } else {
+                    out.write_all(b"354 end with <CRLF>.<CRLF>\r\n")?;
+                }
                 if let Fault::PauseBeforeContent(d) = now() {
                     std::thread::sleep(d);
                 }
@@ -268,6 +283,7 @@ fn session(stream: TcpStream, fault: &Mutex<Fault>, state: &Mutex<State>, pipeli
                     Fault::Data451 => b"451 4.3.0 temporary local problem, try later\r\n",
                     Fault::Reply354AtEnd => b"354 go ahead\r\n",
                     Fault::GarbageAtEnd => b"99 weird\r\n",
+                    Fault::Stray250AfterData => b"550 5.7.1 refused\r\n",
                     Fault::ExtraReplyAtEnd => {
                         state.lock().unwrap().accepted.push(std::mem::take(&mut to));
                         b"250 2.0.0 queued\r\n250 2.0.0 and this, which nothing asked for\r\n"

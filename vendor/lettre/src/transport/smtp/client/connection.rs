@@ -147,6 +147,7 @@ impl SmtpConnection {
             // the error, as lock-step would give; the connection is then
             // aborted, so a DATA the server accepted anyway never ends with
             // the "." that would deliver it.
+            self.in_step()?;
             try_smtp!(self.write(commands.concat().as_bytes()), self);
             self.read_replies(commands.len())?;
         } else {
@@ -155,6 +156,7 @@ impl SmtpConnection {
                 // rappel: each reply of its own class (`read_expecting`);
                 // the connection is closed without QUIT on any failure, as
                 // DATA's 354 may yet come and QUIT would be content.
+                self.in_step()?;
                 try_smtp!(self.write(command.as_bytes()), self);
                 self.read_expecting(expected(k, n))?;
             }
@@ -398,6 +400,7 @@ impl SmtpConnection {
         // write. A larger one goes as lettre sends it: its encoded copy is
         // sized to it, where one more byte would double the allocation; no
         // next message's commands go with it.
+        self.in_step()?;
         if message.len() >= 1 << 20 {
             return self.message_iter(std::iter::once(message));
         }
@@ -409,8 +412,38 @@ impl SmtpConnection {
         out_buf.extend_from_slice(b"\r\n.\r\n");
         out_buf.extend_from_slice(after.as_bytes());
         self.write(out_buf.as_slice())?;
+        let ahead = next.is_some();
         self.prepared = next.map(|(envelope, _)| envelope.clone());
-        self.read_completion()
+        let response = self.read_completion()?;
+        if !ahead && !self.stream.buffer().is_empty() {
+            // More than one reply to the ".": the connection is out of step
+            // and is not used again (the first reply is the outcome).
+            self.abort_quietly();
+        }
+        Ok(response)
+    }
+
+    /// rappel: nothing may be waiting unread before a command or a
+    /// message's content goes: every reply so far was read, and a server
+    /// speaks only when spoken to. A line waiting (a reply sent early, or
+    /// one too many) means its replies are out of step with the commands:
+    /// the next reply read would be taken for another command's, and a
+    /// message could go on a reply meant for something else. The
+    /// connection is closed without a word.
+    fn in_step(&mut self) -> Result<(), Error> {
+        if self.stream.buffer().is_empty() {
+            return Ok(());
+        }
+        let shown: String = String::from_utf8_lossy(self.stream.buffer())
+            .trim_end()
+            .chars()
+            .take(120)
+            .collect();
+        self.abort_quietly();
+        Err(error::response(format!(
+            "the server sent {shown:?}, which no command asked for: its replies are out of step with the \
+             commands; the connection is closed"
+        )))
     }
 
     /// rappel: whether a whole read timeout is left before the thread's
