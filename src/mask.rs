@@ -4,7 +4,8 @@
 //! header, SMTP `AUTH PLAIN`/`LOGIN` blobs), and each form is expanded into
 //! the encodings a provider's answer may carry: as is, JSON-escaped (`\/`,
 //! `\u00XX`), percent-encoded, base64 (standard and URL-safe, padded or
-//! not). [`mask`] replaces every one with `***`; the logger, the recorded
+//! not). Any piece of ten characters or more of one is masked too (a secret
+//! echoed cut short). [`mask`] replaces every one with `***`; the logger, the recorded
 //! errors (`last_error`, `sync_error`, `rappel_job_runs.error`) and every summary
 //! pass through it.
 
@@ -20,6 +21,16 @@ pub const MASK: &str = "***";
 const MIN_LEN: usize = 4;
 
 static FORMS: RwLock<Vec<String>> = RwLock::new(Vec::new());
+
+/// A piece of a secret this long or longer is masked wherever it stands
+/// (in characters, whitespace and control characters left out): a server
+/// that echoes a secret cut short (an AUTH blob truncated to its first 40
+/// characters) gives most of it away otherwise.
+const PIECE: usize = 10;
+
+/// Every run of `PIECE` characters of every form (whitespace and control
+/// characters left out), made as secrets are registered.
+static PIECES: RwLock<Option<std::collections::HashSet<String>>> = RwLock::new(None);
 
 /// Registers a secret as it is written (a token, a password).
 pub fn register(secret: &str) {
@@ -91,12 +102,23 @@ fn mask_spaced(line: &str) -> String {
     // in `line` where that character starts.
     let mut compact = String::with_capacity(line.len());
     let mut at = Vec::with_capacity(line.len());
+    // And each character's span in `line`, for the pieces.
+    let mut chars: Vec<(usize, usize)> = Vec::with_capacity(line.len());
     for (i, c) in line.char_indices().filter(|(_, c)| !skipped(*c)) {
         compact.push(c);
         at.extend(std::iter::repeat_n(i, c.len_utf8()));
+        chars.push((i, i + c.len_utf8()));
     }
     let forms = FORMS.read().unwrap_or_else(|e| e.into_inner());
     let mut hits: Vec<(usize, usize)> = Vec::new();
+    if let Some(pieces) = PIECES.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        let starts: Vec<usize> = compact.char_indices().map(|(i, _)| i).chain([compact.len()]).collect();
+        for k in 0..chars.len().saturating_sub(PIECE - 1) {
+            if pieces.contains(&compact[starts[k]..starts[k + PIECE]]) {
+                hits.push((chars[k].0, chars[k + PIECE - 1].1));
+            }
+        }
+    }
     for form in forms.iter() {
         let form: String = form.chars().filter(|c| !skipped(*c)).collect();
         if form.len() < MIN_LEN {
@@ -139,6 +161,14 @@ fn add(new: Vec<String>) {
         }
     }
     forms.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+    let mut pieces = std::collections::HashSet::new();
+    for form in forms.iter() {
+        let form: Vec<char> = form.chars().filter(|c| !skipped(*c)).collect();
+        for piece in form.windows(PIECE) {
+            pieces.insert(piece.iter().collect::<String>());
+        }
+    }
+    *PIECES.write().unwrap_or_else(|e| e.into_inner()) = Some(pieces);
 }
 
 /// The base64 forms of `bytes`, each also in the text encodings.
@@ -263,6 +293,17 @@ mod tests {
             "{masked}"
         );
         assert_eq!(mask_line("nothing to hide here"), "nothing to hide here");
+    }
+
+    #[test]
+    fn a_secret_cut_short_is_masked_by_its_pieces() {
+        register_smtp("carol@example.com", "Tr0ub4dor&3-horse");
+        let blob = STANDARD.encode("\0carol@example.com\0Tr0ub4dor&3-horse");
+        // The blob echoed cut short, and the password's first 12 characters.
+        let masked = mask(&format!("535 bad blob {} for Tr0ub4dor&3-h, sorry", &blob[..40]));
+        assert_eq!(masked, "535 bad blob *** for ***, sorry");
+        // A piece shorter than ten characters is left (it gives little away).
+        assert_eq!(mask("Tr0ub4dor"), "Tr0ub4dor");
     }
 
     #[test]
