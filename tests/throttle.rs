@@ -42,6 +42,22 @@ fn rows(env: &TestEnv) -> Vec<(i64, String)> {
         .collect()
 }
 
+/// An environment whose SMTP server on `port` is given `timeout_s = 1`
+/// (4 s an exchange) and the shortest lease that allows, `lease_s = 5`; one
+/// connection when `one_connection`.
+fn short_timeouts(port: u16, one_connection: bool) -> TestEnv {
+    let env = TestEnv::new(port, "");
+    let mut config = std::fs::read_to_string(env.config_path())
+        .unwrap()
+        .replace("timeout_s = 2", "timeout_s = 1")
+        .replace("lease_s = 10", "lease_s = 5");
+    if one_connection {
+        config = config.replace("connections = 2", "connections = 1");
+    }
+    env.write_config(&config);
+    env
+}
+
 /// How many deliveries are recorded sent at their first attempt.
 fn sent_at_first_try(env: &TestEnv) -> i64 {
     env.db()
@@ -259,14 +275,7 @@ fn a_row_late_in_a_claim_gets_its_lease_renewed_rather_than_its_exchange_cut() {
         first: 4,
         then: std::time::Duration::from_millis(900),
     });
-    let env = TestEnv::new(server.port, "");
-    let config = std::fs::read_to_string(env.config_path()).unwrap();
-    env.write_config(
-        &config
-            .replace("timeout_s = 2", "timeout_s = 1")
-            .replace("connections = 2", "connections = 1")
-            .replace("lease_s = 10", "lease_s = 5"),
-    );
+    let env = short_timeouts(server.port, true);
     borrowers(&env, 5, true);
     env.run(&["send-reminders", "--kind", "loan_created"], NOW).success();
     assert_eq!(server.accepted().len(), 5);
@@ -348,14 +357,7 @@ fn the_end_of_a_message_goes_only_with_time_left_to_hear_its_reply() {
     // reply's timeout. The "." would be answered after the deadline, the
     // message delivered yet recorded failed, and sent again: it does not go.
     let server = FaultySmtp::start(Fault::SlowReplies(std::time::Duration::from_millis(700)));
-    let env = TestEnv::new(server.port, "");
-    let config = std::fs::read_to_string(env.config_path()).unwrap();
-    env.write_config(
-        &config
-            .replace("timeout_s = 2", "timeout_s = 1")
-            .replace("connections = 2", "connections = 1")
-            .replace("lease_s = 10", "lease_s = 5"),
-    );
+    let env = short_timeouts(server.port, true);
     borrowers(&env, 1, true);
     let out = env.run(&["send-reminders", "--kind", "loan_created"], NOW).code(75);
     assert!(server.accepted().is_empty(), "{}", out.stderr);
@@ -377,13 +379,7 @@ fn a_server_reading_the_content_slowly_has_until_the_exchanges_deadline_to_answe
     // timeout: given up at 1 s, the message was delivered, recorded failed
     // and sent again.
     let server = FaultySmtp::start(Fault::PauseBeforeContent(std::time::Duration::from_millis(1500)));
-    let env = TestEnv::new(server.port, "");
-    let config = std::fs::read_to_string(env.config_path()).unwrap();
-    env.write_config(
-        &config
-            .replace("timeout_s = 2", "timeout_s = 1")
-            .replace("lease_s = 10", "lease_s = 5"),
-    );
+    let env = short_timeouts(server.port, false);
     borrowers(&env, 2, true);
     env.run(&["send-reminders", "--kind", "loan_created"], NOW).success();
     assert_eq!(server.accepted().len(), 2);
