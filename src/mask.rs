@@ -38,7 +38,33 @@ pub fn register(secret: &str) {
     for b64 in base64_forms(secret.as_bytes()) {
         forms.extend(expand(&b64));
     }
+    forms.extend(shifted_base64(secret.as_bytes()));
     add(forms);
+}
+
+/// The base64 of `bytes` where they follow one or two other bytes (`user:`
+/// before a password, any blob holding it): base64 works in groups of
+/// three bytes, so `bytes` encode differently at each of the three
+/// positions a group can start them at. What does not depend on the bytes
+/// around them is kept: the characters after those the bytes before reach
+/// into, and before the last group's, which the bytes after may change.
+fn shifted_base64(bytes: &[u8]) -> Vec<String> {
+    let mut forms = Vec::new();
+    for shift in 1..=2_usize {
+        let mut shifted = vec![0_u8; shift];
+        shifted.extend_from_slice(bytes);
+        // 8 bits before reach into 2 characters, 16 bits into 3.
+        let skip = shift + 1;
+        for engine in [STANDARD_NO_PAD, URL_SAFE_NO_PAD] {
+            let encoded = engine.encode(&shifted);
+            let keep = encoded.len().saturating_sub(3);
+            // Short ones would mask ordinary words by chance.
+            if keep >= skip + 8 {
+                forms.push(encoded[skip..keep].to_string());
+            }
+        }
+    }
+    forms
 }
 
 /// Registers the credentials of HTTP Basic authentication (RFC 7617):
@@ -293,6 +319,20 @@ mod tests {
             "{masked}"
         );
         assert_eq!(mask_line("nothing to hide here"), "nothing to hide here");
+    }
+
+    #[test]
+    fn a_secret_in_base64_after_other_bytes_is_masked() {
+        register("S3cr-et/pass+wd");
+        for before in ["x", "ab", "user:", "carl:"] {
+            let blob = STANDARD.encode(format!("{before}S3cr-et/pass+wd"));
+            let masked = mask(&format!("b={blob} end"));
+            let decoded_tail = &blob[blob.len() - 8..];
+            assert!(
+                masked.contains("***") && !masked.contains(decoded_tail),
+                "{before:?}: {masked}"
+            );
+        }
     }
 
     #[test]
