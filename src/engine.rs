@@ -298,6 +298,8 @@ impl Engine<'_> {
                     if leases[i].is_some_and(|until| self.clock.wall() + margin >= until) {
                         self.renew(&conn, &batch[i..], &mut leases[i..], shared)?;
                     }
+                    // Read again: a renewal that could not be written may
+                    // have waited out the busy timeout.
                     let lease_until = leases[i].filter(|until| self.clock.wall() + margin < *until);
                     if let Some(lease_until) = lease_until {
                         let verdict = self.verdict(&mut conn, &batch, i, &mut looks, now)?;
@@ -376,8 +378,7 @@ impl Engine<'_> {
         shared: &Shared,
     ) -> anyhow::Result<()> {
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-        let until =
-            self.clock.wall() + ChronoDuration::from_std(self.delivery.lease).unwrap_or(ChronoDuration::minutes(10));
+        let until = claim::lease_end(self.clock.wall(), self.delivery.lease);
         let renewed = {
             let _writing = shared.writes.lock().unwrap_or_else(|e| e.into_inner());
             claim::renew(conn, &self.run_id, &ids, until)

@@ -38,6 +38,11 @@ fn main() -> ExitCode {
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+// Positions in mimalloc.h's `mi_option_e` (the same in its v2 and v3; the
+// Rust bindings name neither).
+const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
 /// For send-reminders: freed memory goes back to the system 10 ms later
 /// rather than at once. Its planning threads free and take memory at a high
 /// rate (50,000 weekly digests on Sunday evening: 2,700 `madvise` calls at
@@ -45,7 +50,6 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// 2.5 MB more at its peak (`bench/run.sh sessions`). The other commands
 /// keep `tune_allocator`'s: the 1M-ticket scan's peak would grow by 9.6 MB.
 fn purge_later() {
-    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
     // SAFETY: as in `tune_allocator`: `mi_option_set` only stores the value.
     #[allow(unsafe_code)]
     unsafe {
@@ -59,10 +63,6 @@ fn purge_later() {
 /// raised the peak memory of a no-op run by 12 MB and of the 1M-ticket scan
 /// by 45 MB. Set before anything else runs.
 fn tune_allocator() {
-    // Positions in mimalloc.h's `mi_option_e` (the same in its v2 and v3;
-    // the Rust bindings name neither).
-    const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
-    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
     // SAFETY: `mi_option_set` only stores the option's value; mimalloc
     // documents it as callable at any time, and these two are read when
     // memory is next purged or reserved.

@@ -20,6 +20,8 @@ pub const MASK: &str = "***";
 /// Shorter forms are not masked: masking "a" would shred every message.
 const MIN_LEN: usize = 4;
 
+/// Every form of every secret, whitespace and control characters left out
+/// (`skipped`), as `mask_spaced` looks for them; longest first.
 static FORMS: RwLock<Vec<String>> = RwLock::new(Vec::new());
 
 /// A piece of a secret this long or longer is masked wherever it stands
@@ -124,36 +126,29 @@ fn skipped(c: char) -> bool {
 /// masking a shorter secret first (one a password begins with) would leave
 /// the rest of a longer one a reply splits.
 fn mask_spaced(line: &str) -> String {
-    // The line without its whitespace, and for each of its bytes the byte
-    // in `line` where that character starts.
+    // The line without its whitespace, and for each of its bytes the span
+    // in `line` of the character it belongs to: a match at `p..q` in it
+    // masks `at[p].0..at[q - 1].1` in the line.
     let mut compact = String::with_capacity(line.len());
-    let mut at = Vec::with_capacity(line.len());
-    // And each character's span in `line`, for the pieces.
-    let mut chars: Vec<(usize, usize)> = Vec::with_capacity(line.len());
+    let mut at: Vec<(usize, usize)> = Vec::with_capacity(line.len());
     for (i, c) in line.char_indices().filter(|(_, c)| !skipped(*c)) {
         compact.push(c);
-        at.extend(std::iter::repeat_n(i, c.len_utf8()));
-        chars.push((i, i + c.len_utf8()));
+        at.extend(std::iter::repeat_n((i, i + c.len_utf8()), c.len_utf8()));
     }
-    let forms = FORMS.read().unwrap_or_else(|e| e.into_inner());
+    let span = |p: usize, q: usize| (at[p].0, at[q - 1].1);
     let mut hits: Vec<(usize, usize)> = Vec::new();
     if let Some(pieces) = PIECES.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
         let starts: Vec<usize> = compact.char_indices().map(|(i, _)| i).chain([compact.len()]).collect();
-        for k in 0..chars.len().saturating_sub(PIECE - 1) {
-            if pieces.contains(&compact[starts[k]..starts[k + PIECE]]) {
-                hits.push((chars[k].0, chars[k + PIECE - 1].1));
+        for window in starts.windows(PIECE + 1) {
+            let (p, q) = (window[0], window[PIECE]);
+            if pieces.contains(&compact[p..q]) {
+                hits.push(span(p, q));
             }
         }
     }
-    for form in forms.iter() {
-        let form: String = form.chars().filter(|c| !skipped(*c)).collect();
-        if form.len() < MIN_LEN {
-            continue;
-        }
+    for form in FORMS.read().unwrap_or_else(|e| e.into_inner()).iter() {
         for (p, found) in compact.match_indices(form.as_str()) {
-            let last = at[p + found.len() - 1];
-            let end = last + line[last..].chars().next().map_or(1, char::len_utf8);
-            hits.push((at[p], end));
+            hits.push(span(p, p + found.len()));
         }
     }
     if hits.is_empty() {
@@ -182,6 +177,7 @@ fn mask_spaced(line: &str) -> String {
 fn add(new: Vec<String>) {
     let mut forms = FORMS.write().unwrap_or_else(|e| e.into_inner());
     for f in new {
+        let f: String = f.chars().filter(|c| !skipped(*c)).collect();
         if f.len() >= MIN_LEN && !forms.contains(&f) {
             forms.push(f);
         }
@@ -189,8 +185,8 @@ fn add(new: Vec<String>) {
     forms.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
     let mut pieces = std::collections::HashSet::new();
     for form in forms.iter() {
-        let form: Vec<char> = form.chars().filter(|c| !skipped(*c)).collect();
-        for piece in form.windows(PIECE) {
+        let chars: Vec<char> = form.chars().collect();
+        for piece in chars.windows(PIECE) {
             pieces.insert(piece.iter().collect::<String>());
         }
     }

@@ -77,11 +77,11 @@ impl EmailChannel {
         self.parallelism.max(1)
     }
 
-    /// How long one SMTP exchange may take in all: four read timeouts
-    /// (`exchange_deadline`); zero for sendmail and the file transport.
+    /// How long one SMTP exchange may take in all (`exchange_budget`);
+    /// zero for sendmail and the file transport.
     pub fn budget(&self) -> Duration {
         match &self.carrier {
-            Carrier::Smtp(_, timeout) => *timeout * 4,
+            Carrier::Smtp(_, timeout) => exchange_budget(*timeout),
             _ => Duration::ZERO,
         }
     }
@@ -249,8 +249,14 @@ fn classify_smtp(e: &lettre::transport::smtp::Error) -> SendError {
 /// claim's `deadline`. lettre's timeout bounds each read only; the deadline
 /// bounds them together (vendor/lettre/README.rappel.md).
 fn exchange_deadline(timeout: Duration, deadline: Option<Instant>) -> Instant {
-    let budget = Instant::now() + timeout * 4;
+    let budget = Instant::now() + exchange_budget(timeout);
     deadline.map_or(budget, |d| d.min(budget))
+}
+
+/// One SMTP exchange's time in all: four read timeouts (`[delivery]
+/// lease_s` must exceed it, `config::lease_covers`).
+fn exchange_budget(timeout: Duration) -> Duration {
+    timeout * 4
 }
 
 /// Whether the server answered 421, closing the session.

@@ -88,10 +88,7 @@ pub fn run(demo: &Demo<'_>, clock: Clock, verbosity: Verbosity, json: bool) -> a
         // Nothing half-built is left: a folder whose config names a server
         // that did not answer, or a database without its data, would pass
         // for a demo. An earlier demo the folder held comes back.
-        (Err(_), Some(earlier)) => {
-            let _ = std::fs::remove_dir_all(dir);
-            let _ = std::fs::rename(earlier, dir);
-        }
+        (Err(_), Some(earlier)) => put_back(&earlier, dir),
         (Err(_), None) if existed => {
             let _ = empty(dir);
         }
@@ -190,6 +187,13 @@ fn build(demo: &Demo<'_>, clock: Clock) -> anyhow::Result<(config::Config, crate
     Ok((config, db, config_path))
 }
 
+/// The earlier demo set aside at `earlier` back at `dir`, in place of what
+/// was made there.
+fn put_back(earlier: &Path, dir: &Path) {
+    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::rename(earlier, dir);
+}
+
 /// Removes what is in `dir`, keeping it.
 fn empty(dir: &Path) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
@@ -249,9 +253,7 @@ fn prepare_dir(dir: &Path) -> anyhow::Result<Option<std::path::PathBuf>> {
             )?)
         });
     if let (Err(_), Some(earlier)) = (&made, &earlier) {
-        // The earlier demo back where it was.
-        let _ = std::fs::remove_dir_all(dir);
-        let _ = std::fs::rename(earlier, dir);
+        put_back(earlier, dir);
     }
     made?;
     Ok(earlier)

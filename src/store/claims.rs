@@ -205,7 +205,7 @@ pub fn fresh_statistics(conn: &Conn, due: i64) -> Result<bool> {
 /// Takes up to `limit` due rows on the claimer's channels, leased from `wall`.
 pub fn claim(conn: &mut Conn, c: &Claimer<'_>, wall: DateTime<Utc>, limit: usize) -> Result<Vec<Claimed>> {
     let (run_id, scope, channels, now, lease, after) = (c.run_id, c.scope, c.channels, c.now, c.lease, c.after);
-    let lease_until = wall + ChronoDuration::from_std(lease).unwrap_or(ChronoDuration::minutes(10));
+    let lease_until = lease_end(wall, lease);
     let channels_json = serde_json::to_string(channels).unwrap_or_else(|_| "[]".into());
     let values = params![
         run_id,
@@ -229,6 +229,11 @@ pub fn claim(conn: &mut Conn, c: &Claimer<'_>, wall: DateTime<Utc>, limit: usize
     };
     rows.sort_by_key(|c| c.id);
     Ok(rows)
+}
+
+/// When a lease of `lease` taken at `wall` ends (wall time).
+pub fn lease_end(wall: DateTime<Utc>, lease: std::time::Duration) -> DateTime<Utc> {
+    wall + ChronoDuration::from_std(lease).unwrap_or(ChronoDuration::minutes(10))
 }
 
 /// Extends to `until` (wall time) the lease of those of `ids` that run

@@ -196,9 +196,13 @@ fn session(stream: TcpStream, fault: &Mutex<Fault>, state: &Mutex<State>, pipeli
         out.write_all(b"421 4.3.2 faults.test too many connections, try later\r\n")?;
         return Ok(());
     }
-    if let Fault::SlowReplies(d) = now() {
-        std::thread::sleep(d);
-    }
+    // Each reply waits first under `Fault::SlowReplies`.
+    let slow = || {
+        if let Fault::SlowReplies(d) = now() {
+            std::thread::sleep(d);
+        }
+    };
+    slow();
     out.write_all(b"220 faults.test ESMTP\r\n")?;
     let mut to = Vec::new();
     let mut line = String::new();
@@ -240,9 +244,7 @@ fn session(stream: TcpStream, fault: &Mutex<Fault>, state: &Mutex<State>, pipeli
                 }
             }
             "DATA" => {
-                if let Fault::SlowReplies(d) = now() {
-                    std::thread::sleep(d);
-                }
+                slow();
                 if now() == Fault::Stray250AfterData {
                     out.write_all(b"354 end with <CRLF>.<CRLF>\r\n250 2.0.0 queued\r\n")?;
                 } else {
@@ -325,9 +327,7 @@ fn session(stream: TcpStream, fault: &Mutex<Fault>, state: &Mutex<State>, pipeli
             }
             _ => b"502 5.5.2 command not recognised\r\n",
         };
-        if let Fault::SlowReplies(d) = now() {
-            std::thread::sleep(d);
-        }
+        slow();
         out.write_all(reply)?;
     }
 }

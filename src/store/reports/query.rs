@@ -128,12 +128,7 @@ fn run_guarded(db: &Database, query: &str, timeout: Duration, max_rows: u64) -> 
     let mut conn = guarded(db)?;
     let deadline = Instant::now() + timeout;
     conn.progress_handler(10_000, Some(move || Instant::now() > deadline))?;
-    let timed_out = || {
-        anyhow::anyhow!(
-            "it ran longer than [reports] query_timeout_s ({} s) and was stopped",
-            timeout.as_secs()
-        )
-    };
+    let timed_out = || anyhow::anyhow!(ran_too_long(timeout));
     let mut stmt = conn.prepare(query).map_err(|e| anyhow::anyhow!(refused(&e)))?;
     if !stmt.readonly() {
         anyhow::bail!("it would write to the database; report queries must only read");
@@ -175,6 +170,15 @@ fn run_guarded(db: &Database, query: &str, timeout: Duration, max_rows: u64) -> 
         rows.push(cells);
     }
     Ok(Rows { columns, rows })
+}
+
+/// Why a query that ran past `timeout` (`[reports] query_timeout_s`) is no
+/// report, on either backend.
+fn ran_too_long(timeout: Duration) -> String {
+    format!(
+        "it ran longer than [reports] query_timeout_s ({} s) and was stopped",
+        timeout.as_secs()
+    )
 }
 
 /// Why a query that returns no column (`SELECT FROM t` on PostgreSQL) is
@@ -221,10 +225,7 @@ fn run_postgres(
     ))?;
     let said = |e: StoreError| -> anyhow::Error {
         match e.sql_state().as_deref() {
-            Some("57014") => anyhow::anyhow!(
-                "it ran longer than [reports] query_timeout_s ({} s) and was stopped",
-                timeout.as_secs()
-            ),
+            Some("57014") => anyhow::anyhow!(ran_too_long(timeout)),
             Some("25006") => anyhow::anyhow!("it would write to the database; report queries must only read"),
             _ => anyhow::anyhow!("{e}"),
         }
@@ -260,10 +261,7 @@ fn run_postgres(
         // without a bound.
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            stop = Some(format!(
-                "it ran longer than [reports] query_timeout_s ({} s) and was stopped",
-                timeout.as_secs()
-            ));
+            stop = Some(ran_too_long(timeout));
             break Err(StoreError::Stopped);
         }
         tx.execute_batch(&format!("SET LOCAL statement_timeout = {}", left.as_millis().max(1)))

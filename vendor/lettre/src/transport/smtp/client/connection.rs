@@ -32,6 +32,12 @@ fn expected(k: usize, n: usize) -> Severity {
     }
 }
 
+/// rappel: what a server sent, as an error shows it: its first 120
+/// characters, without the line end.
+fn shown(received: &str) -> String {
+    received.trim_end().chars().take(120).collect()
+}
+
 macro_rules! try_smtp (
     ($err: expr, $client: ident) => ({
         match $err {
@@ -434,11 +440,7 @@ impl SmtpConnection {
         if self.stream.buffer().is_empty() {
             return Ok(());
         }
-        let shown: String = String::from_utf8_lossy(self.stream.buffer())
-            .trim_end()
-            .chars()
-            .take(120)
-            .collect();
+        let shown = shown(&String::from_utf8_lossy(self.stream.buffer()));
         self.abort_quietly();
         Err(error::response(format!(
             "the server sent {shown:?}, which no command asked for: its replies are out of step with the \
@@ -574,7 +576,7 @@ impl SmtpConnection {
                 // rappel: said with the reply as it came (its first 120
                 // characters), not nom's parser position.
                 Err(nom::Err::Failure(_) | nom::Err::Error(_)) => {
-                    let shown: String = buffer.trim_end().chars().take(120).collect();
+                    let shown = shown(&buffer);
                     return Err(error::response(format!("the server's reply is not an SMTP reply: {shown:?}")));
                 }
                 Err(nom::Err::Incomplete(_)) => { /* read more */ }

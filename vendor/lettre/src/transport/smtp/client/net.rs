@@ -61,10 +61,9 @@ impl DeadlineTcp {
     /// Past the deadline, an error; nearer than the socket's timeout, the
     /// timeout brought down to it (the stream above puts it back).
     fn bound(&self) -> io::Result<()> {
-        let Some(deadline) = DEADLINE.with(Cell::get) else {
+        let Some(left) = time_left() else {
             return Ok(());
         };
-        let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(deadline_passed());
         }
@@ -148,10 +147,9 @@ impl NetworkStream {
     /// deadline: an error once it has passed, else the socket's timeouts
     /// brought down to it when it is nearer than the configured one.
     fn before_io(&mut self) -> io::Result<()> {
-        let Some(deadline) = DEADLINE.with(Cell::get) else {
+        let Some(left) = time_left() else {
             return self.restore();
         };
-        let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(deadline_passed());
         }
@@ -166,8 +164,7 @@ impl NetworkStream {
     fn after_io<T>(&mut self, result: io::Result<T>) -> io::Result<T> {
         // Under TLS, the layer below may have brought the socket's timeouts
         // down to a near deadline: remembered, so they are put back.
-        if let Some(deadline) = DEADLINE.with(Cell::get) {
-            let left = deadline.saturating_duration_since(Instant::now());
+        if let Some(left) = time_left() {
             if self.timeout.is_none_or(|t| left < t) && self.shortened.is_none() {
                 self.shortened = Some(left);
             }
