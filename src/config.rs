@@ -411,7 +411,7 @@ fn convert(raw: RawConfig, path: &Path) -> Result<Config, String> {
             }
             d => d.map(resolve),
         },
-        sources: sources::convert(raw.sources, naive_timezone == chrono_tz::UTC)?,
+        sources: sources::convert(raw.sources, naive_timezone)?,
         warnings,
     })
 }

@@ -194,27 +194,24 @@ impl Database {
 
     /// `connect_server`'s session before it is wrapped.
     fn server_session(&self, server: &postgres::Server) -> anyhow::Result<::postgres::Client> {
-        self.refuse_sources()?;
         let client = postgres::connect(server)?;
         self.set_up(server, client)
     }
 
-    /// `[sources]` on a server: a configuration error (exit 78), said
-    /// before any session is set up.
-    fn refuse_sources(&self) -> anyhow::Result<()> {
+    /// Maps `[sources]` on `client` as TEMP views (`sources::server`).
+    /// Errors: a mapping that does not read (exit 78).
+    fn map_sources(&self, server: &postgres::Server, client: &mut ::postgres::Client) -> anyhow::Result<()> {
         if self.sources.is_empty() {
             return Ok(());
         }
-        Err(fail(
-            Exit::Config,
-            "[sources] map the application's tables in a SQLite database only; on PostgreSQL \
-             the jobs read rappel's own tables (DESIGN §4)",
-        ))
+        sources::server::create_views(client, &self.sources, &server.schema).or_exit(Exit::Config)
     }
 
     /// `client`, a session just opened on `server`, set up as every
     /// session of rappel's is: rappel's schema first on the search path,
-    /// UTC, the commit and lock settings below.
+    /// UTC, the commit and lock settings below, `[sources]` mapped, then
+    /// read-only for a read-only database (a TEMP view cannot be made in a
+    /// read-only transaction).
     fn set_up(&self, server: &postgres::Server, mut client: ::postgres::Client) -> anyhow::Result<::postgres::Client> {
         let schema = server.schema.replace('"', "\"\"");
         // `synchronous_commit = off`: a commit returns before its WAL is on
@@ -223,17 +220,20 @@ impl Database {
         // milliseconds of outcomes, as power lost may in SQLite.
         // `lock_timeout`: a statement waits for another's lock as long as
         // SQLite's busy timeout, then fails (exit 74) rather than hang.
-        let mut setup = format!(
+        let setup = format!(
             "SET search_path TO \"{schema}\"; SET TIME ZONE 'UTC'; SET synchronous_commit = off; \
              SET lock_timeout = '{}s';",
             BUSY_TIMEOUT.as_secs()
         );
-        if self.read_only {
-            setup.push_str(" SET default_transaction_read_only = on;");
-        }
         client
             .batch_execute(&setup)
             .map_err(|e| postgres::refused(&e, &format!("{}: cannot set up the session", server.shown)))?;
+        self.map_sources(server, &mut client)?;
+        if self.read_only {
+            client
+                .batch_execute("SET default_transaction_read_only = on")
+                .map_err(|e| postgres::refused(&e, &format!("{}: cannot set up the session", server.shown)))?;
+        }
         Ok(client)
     }
 
@@ -313,7 +313,6 @@ impl Database {
     pub fn connect_current_on(&self, session: Option<::postgres::Client>) -> anyhow::Result<conn::Conn> {
         match (&self.server, session) {
             (Some(server), Some(client)) => {
-                self.refuse_sources()?;
                 let client = self.set_up(server, client)?;
                 self.current_on(server, client)
             }
@@ -324,7 +323,6 @@ impl Database {
     /// The version checks and migration of `connect_current`, on `client`.
     fn current_on(&self, server: &postgres::Server, mut client: ::postgres::Client) -> anyhow::Result<conn::Conn> {
         let version = postgres::migrate::version(&mut client, &server.schema)?;
-        let conn = conn::Conn::postgres(client);
         let latest = postgres::migrate::LATEST;
         if version == 0 && !self.create {
             // As a SQLite file that is not there: a job never makes an empty
@@ -358,8 +356,11 @@ impl Database {
                 ));
             }
             postgres::migrate::migrate(server)?;
+            // Mapped again: a source rappel records things about reads
+            // rappel's record now, a table the migrations made.
+            self.map_sources(server, &mut client)?;
         }
-        Ok(conn)
+        Ok(conn::Conn::postgres(client))
     }
 
     /// Applies pending migrations on `conn` ([`migrate`]), then maps its
@@ -458,7 +459,7 @@ pub fn migrate(conn: &mut Connection) -> anyhow::Result<Vec<&'static str>> {
 /// created, altered or indexed: the statements on its contract table are
 /// left out.
 fn apply(tx: &rusqlite::Transaction<'_>, m: &Migration) -> anyhow::Result<()> {
-    let mapped = sources::mapped(tx)?;
+    let mapped = sources::mapped_lite(tx)?;
     let sql = if mapped.is_empty() {
         m.sql.to_string()
     } else {
@@ -515,7 +516,7 @@ fn create_fresh(tx: &rusqlite::Transaction<'_>) -> anyhow::Result<()> {
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
         .collect::<rusqlite::Result<_>>()?;
     // A source mapped onto the host's tables is not made either.
-    let mapped = sources::mapped(tx)?;
+    let mapped = sources::mapped_lite(tx)?;
     let mut created: Vec<String> = Vec::new();
     for (kind, name, table, sql) in objects {
         let on_a_table_made_here = match kind.as_str() {

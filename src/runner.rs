@@ -298,9 +298,7 @@ fn job_body(
     let templates = ctx.templates()?;
     if let Some(plan) = planner {
         // A host table without a column this job reads stops this job only.
-        if let Ok(lite) = conn.lite() {
-            crate::db::host::check_for(lite, run.as_str())?;
-        }
+        crate::db::host::check_for(&conn, run.as_str())?;
         let started = Instant::now();
         *report = plan(conn, &plan_ctx(ctx, templates, db, false, scope.force)).map_err(|e| {
             // SQLite's message alone does not say which mapping failed on a row.
@@ -312,9 +310,7 @@ fn job_body(
         })?;
         // Rows the mapping cannot use: said on every run, as an unreadable
         // row of a contract table is (exit 65).
-        if let Ok(lite) = conn.lite() {
-            report.data_errors += crate::db::sources::warn_left_out(lite, run.as_str())?;
-        }
+        report.data_errors += crate::db::sources::warn_left_out(&conn, run.as_str())?;
         log::info!(
             "{run}: planned {} message(s) in {} ms",
             report.planned,
@@ -365,13 +361,9 @@ fn dry_run_job(
     let mut tally = Tally::default();
     let mut report = PlanReport::default();
     if let Some(plan) = planner {
-        if let Ok(lite) = conn.lite() {
-            crate::db::host::check_for(lite, run.as_str())?;
-        }
+        crate::db::host::check_for(&conn, run.as_str())?;
         report = plan(&mut conn, &plan_ctx(ctx, ctx.templates()?, &db, true, scope.force))?;
-        if let Ok(lite) = conn.lite() {
-            report.data_errors += crate::db::sources::warn_left_out(lite, run.as_str())?;
-        }
+        report.data_errors += crate::db::sources::warn_left_out(&conn, run.as_str())?;
         count_plan(&mut tally, &report);
     }
     let preview = claim::preview(&conn, scope, ctx.clock.now())?;

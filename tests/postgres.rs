@@ -6,6 +6,8 @@
 
 use crate::support::{TestEnv, free_port};
 
+mod sources;
+
 /// The test server: URL, password and CA file; `None` (and a line on
 /// stderr) when the environment names none.
 fn server(test: &str) -> Option<(String, String, String)> {

@@ -87,18 +87,15 @@ pub fn run(ctx: &Ctx<'_>, within: Duration) -> anyhow::Result<Exit> {
         stops.push(format!("{job}: {e:#}; its messages are not listed"));
         *exit = (*exit).max(crate::exit::of_error(&e));
     };
-    // The host's tables checked for the columns each job reads (SQLite:
-    // on PostgreSQL rappel made them).
-    let lite = conn.lite().ok();
-    planners.retain(
-        |(job, _)| match lite.map_or(Ok(()), |lite| crate::db::host::check_for(lite, job.as_str())) {
-            Ok(()) => true,
-            Err(e) => {
-                stopped(*job, e, &mut exit, &mut stops);
-                false
-            }
-        },
-    );
+    // The host's tables checked for the columns each job reads, and the
+    // mapped sources for repeated ids.
+    planners.retain(|(job, _)| match crate::db::host::check_for(&conn, job.as_str()) {
+        Ok(()) => true,
+        Err(e) => {
+            stopped(*job, e, &mut exit, &mut stops);
+            false
+        }
+    });
     let mut failing: Vec<String> = Vec::new();
     let (mut templating, mut late_templating): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
     let step = Duration::minutes(STEP_MINUTES).max(within / MAX_PASSES as i32);

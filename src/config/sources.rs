@@ -23,9 +23,9 @@ pub struct RawSource {
 /// (one of them), `columns` only with `table` and only for contract columns
 /// rappel reads from the host, `update` only for what rappel records, no
 /// empty value. Errors: one line naming the key.
-/// `naive_utc`: `naive_timezone` is UTC (instants written back to the
-/// host then go without an offset).
-pub fn convert(raw: BTreeMap<String, RawSource>, naive_utc: bool) -> Result<Vec<Source>, String> {
+/// `naive_zone`: `naive_timezone` (instants written back to the host go
+/// without an offset when it is UTC; `Source::naive_zone`).
+pub fn convert(raw: BTreeMap<String, RawSource>, naive_zone: chrono_tz::Tz) -> Result<Vec<Source>, String> {
     let mut sources = Vec::with_capacity(raw.len());
     for (name, raw) in raw {
         let Some(&(name, contract)) = CONTRACT.iter().find(|(t, _)| *t == name) else {
@@ -105,7 +105,7 @@ pub fn convert(raw: BTreeMap<String, RawSource>, naive_utc: bool) -> Result<Vec<
             origin,
             columns,
             update,
-            naive_utc,
+            naive_zone,
         });
     }
     Ok(sources)
@@ -120,7 +120,10 @@ mod tests {
         struct Doc {
             sources: BTreeMap<String, RawSource>,
         }
-        convert(toml::from_str::<Doc>(toml).map_err(|e| e.to_string())?.sources, true)
+        convert(
+            toml::from_str::<Doc>(toml).map_err(|e| e.to_string())?.sources,
+            chrono_tz::UTC,
+        )
     }
 
     #[test]

@@ -299,8 +299,10 @@ pub fn clashes(conn: &Connection) -> rusqlite::Result<Vec<Clash>> {
     Ok(found)
 }
 
-/// The clashes that stop `job`, as one error (exit 74) naming each.
-pub fn check_for(conn: &Connection, job: &str) -> anyhow::Result<()> {
+/// What stops `job` on `conn`: a mapped source it reads whose ids repeat
+/// (exit 78), and on SQLite the clashes of its input tables, as one error
+/// (exit 74) naming each.
+pub fn check_for(conn: &super::conn::Conn, job: &str) -> anyhow::Result<()> {
     // A person under two rows of a mapped source would get the other's
     // messages, a punch would go under two terminals, and of two punches
     // under one id one would be recorded sent with the other: such a
@@ -321,6 +323,10 @@ pub fn check_for(conn: &Connection, job: &str) -> anyhow::Result<()> {
             ));
         }
     }
+    // On PostgreSQL the contract tables are rappel's, in its own schema.
+    let Ok(conn) = conn.lite() else {
+        return Ok(());
+    };
     let lines: Vec<String> = clashes(conn)?
         .iter()
         .filter(|c| c.jobs().contains(&job))
@@ -343,7 +349,7 @@ pub fn check_for(conn: &Connection, job: &str) -> anyhow::Result<()> {
 /// `clashes` names (the statement would fail on a missing column).
 pub fn ensure_indexes(conn: &Connection, clashes: &[Clash]) -> rusqlite::Result<()> {
     // A source mapped onto the host's own table is never indexed by rappel.
-    let mapped = super::sources::mapped(conn)?;
+    let mapped = super::sources::mapped_lite(conn)?;
     for (table, sql) in INDEXES {
         if !clashes.iter().any(|c| c.table == *table) && !mapped.iter().any(|m| m == table) {
             conn.execute_batch(sql)?;
@@ -380,6 +386,7 @@ mod tests {
             found.iter().map(Clash::line).collect::<Vec<_>>(),
             ["table tickets exists without column closed_at (needed by check-delay-alerts)"]
         );
+        let conn = crate::db::conn::Conn::sqlite(conn);
         assert!(check_for(&conn, "check-delay-alerts").is_err());
         assert!(check_for(&conn, "send-reminders").is_ok());
     }

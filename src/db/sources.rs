@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 
 use rusqlite::Connection;
 
+use super::conn::{Conn, Dialect};
+
 /// The logs that may still go, from the ledger's row under `$k` (a contract
 /// `attendance_logs` row, or `rappel_punch_state`'s): the partial indexes'
 /// own condition, which a query must repeat word for word for SQLite to use
@@ -30,6 +32,7 @@ pub(crate) use unsent;
 
 mod kept;
 mod migrations;
+pub mod server;
 
 pub use kept::{KEPT, Kept, Value, kept};
 pub use migrations::{statements, target, without_references};
@@ -56,10 +59,19 @@ pub struct Source {
     /// `sent_at`, `status`...) -> the host column kept up to date with it,
     /// in the same transaction (`table` form only; see [`KEPT`]).
     pub update: BTreeMap<String, String>,
-    /// Whether instants written without an offset are read as UTC
-    /// (`naive_timezone` unset or UTC): instants written back to the host
-    /// then go in that form, `YYYY-MM-DD HH:MM:SS`; otherwise with `+00:00`.
-    pub naive_utc: bool,
+    /// `naive_timezone`: the zone instants written without an offset are
+    /// read in. In UTC, instants written back to a host's text column go
+    /// in that form, `YYYY-MM-DD HH:MM:SS`; otherwise with `+00:00`. A
+    /// PostgreSQL `timestamp` (without time zone) column gets its local
+    /// time in this zone.
+    pub naive_zone: chrono_tz::Tz,
+}
+
+impl Source {
+    /// Whether instants written without an offset are read as UTC.
+    pub fn naive_utc(&self) -> bool {
+        self.naive_zone == chrono_tz::UTC
+    }
 }
 
 /// What a contract column is when the host has nothing for it (DESIGN §4's
@@ -176,9 +188,14 @@ pub fn required(table: &str, column: &str) -> bool {
 
 /// The condition on a row of `name`'s raw view (`raw_view`), under
 /// `alias`, that the jobs can use it: an integer id and every column they
-/// need (`required`). The mapped source's view keeps these rows only.
-pub fn usable(name: &str, alias: &str) -> String {
-    let mut conditions = vec![format!("typeof({alias}.id) = 'integer'")];
+/// need (`required`). The mapped source's view keeps these rows only. On
+/// PostgreSQL the raw view's id is already `bigint`, NULL where the host's
+/// is not an integer (`server`).
+pub fn usable(name: &str, alias: &str, dialect: Dialect) -> String {
+    let mut conditions = vec![match dialect {
+        Dialect::Sqlite => format!("typeof({alias}.id) = 'integer'"),
+        Dialect::Postgres => format!("{alias}.id IS NOT NULL"),
+    }];
     for column in contract_columns(name).unwrap_or_default() {
         if *column != "id" && required(name, column) {
             conditions.push(format!("{alias}.{column} IS NOT NULL"));
@@ -198,6 +215,14 @@ pub fn contract_columns(name: &str) -> Option<&'static [&'static str]> {
 /// An SQL identifier in double quotes.
 fn quoted(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The schema of a connection's own TEMP objects, in `dialect`.
+pub fn temp(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Sqlite => "temp",
+        Dialect::Postgres => "pg_temp",
+    }
 }
 
 /// Creates the TEMP view of each source on `conn`, after checking that
@@ -296,26 +321,10 @@ fn view_sql(conn: &Connection, source: &Source, info: &[(String, bool, bool)]) -
             (format!("(\n{query}\n)"), columns)
         }
     };
-    let mut select = Vec::with_capacity(contract.len());
-    for column in contract.iter().copied() {
-        // A report read from the host's table never recurs, and a punch's
-        // claim is rappel's, whatever columns the host has.
-        if never_mapped(name, column).is_some() {
-            select.push(format!("NULL AS {}", quoted(column)));
-            continue;
-        }
-        let expr = match source.columns.get(column) {
-            Some(expr) => format!("({expr})"),
-            None if available.iter().any(|c| c.eq_ignore_ascii_case(column)) => {
-                format!("{}.{}", quoted("rappel_source"), quoted(column))
-            }
-            None => match default_of(name, column) {
-                Some(default) => default.to_string(),
-                None => anyhow::bail!(missing(source, column)),
-            },
-        };
-        select.push(format!("{expr} AS {}", quoted(column)));
-    }
+    let select: Vec<String> = selection(source, contract, &available)?
+        .into_iter()
+        .map(|(column, expr)| format!("{expr} AS {}", quoted(column)))
+        .collect();
     let recorded = |k: &Kept| -> rusqlite::Result<bool> {
         conn.query_row(
             "SELECT EXISTS (SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = ?1)",
@@ -334,7 +343,7 @@ fn view_sql(conn: &Connection, source: &Source, info: &[(String, bool, bool)]) -
         select.join(", "),
         quoted("rappel_source")
     );
-    let usable = usable(name, "i");
+    let usable = usable(name, "i", Dialect::Sqlite);
     // Before the migrations have made rappel's record, the rows as they
     // are (`Database::migrate` maps the source again once it is there).
     let Some(kept) = kept(name).filter(|k| recorded(k).unwrap_or(false)) else {
@@ -349,6 +358,40 @@ fn view_sql(conn: &Connection, source: &Source, info: &[(String, bool, bool)]) -
         source, kept, contract, &raw, &usable, info, &available,
     )?);
     Ok(sql)
+}
+
+/// Each contract column of `source` (`contract`, in order) with the SQL
+/// reading it from the host's rows (under the alias `rappel_source`): its
+/// mapped expression, else the host's column of the same name
+/// (`available`), else the contract's default; NULL for a column never
+/// read from the host. Errors: a column without a default the host has
+/// nothing for ([`missing`]).
+fn selection(
+    source: &Source,
+    contract: &[&'static str],
+    available: &[String],
+) -> anyhow::Result<Vec<(&'static str, String)>> {
+    let mut select = Vec::with_capacity(contract.len());
+    for column in contract.iter().copied() {
+        // A report read from the host's table never recurs, and a punch's
+        // claim is rappel's, whatever columns the host has.
+        if never_mapped(source.name, column).is_some() {
+            select.push((column, "NULL".to_string()));
+            continue;
+        }
+        let expr = match source.columns.get(column) {
+            Some(expr) => format!("({expr})"),
+            None if available.iter().any(|c| c.eq_ignore_ascii_case(column)) => {
+                format!("{}.{}", quoted("rappel_source"), quoted(column))
+            }
+            None => match default_of(source.name, column) {
+                Some(default) => default.to_string(),
+                None => anyhow::bail!(missing(source, column)),
+            },
+        };
+        select.push((column, expr));
+    }
+    Ok(select)
 }
 
 /// The error for a contract column the host has nothing for.
@@ -381,13 +424,14 @@ fn query_columns(conn: &Connection, query: &str) -> rusqlite::Result<Vec<String>
 /// An id that more than one usable row of mapped source `name` has, with
 /// how many rows have it; `None` when each id is on one row, or when the id
 /// is the host table's primary key (no row is read then).
-pub fn repeated_id(conn: &Connection, name: &str) -> rusqlite::Result<Option<(i64, i64)>> {
-    use rusqlite::OptionalExtension;
+pub fn repeated_id(conn: &Conn, name: &str) -> crate::store::Result<Option<(i64, i64)>> {
+    let temp = temp(conn.dialect());
     let keyed = conn
-        .query_row(&format!("SELECT 1 FROM temp.{KEYED} WHERE name = ?1"), [name], |_| {
-            Ok(())
-        })
-        .optional()
+        .query_opt(
+            &format!("SELECT 1 FROM {temp}.{KEYED} WHERE name = ?1"),
+            crate::params![name],
+            |_| Ok(()),
+        )
         .ok()
         .flatten()
         .is_some();
@@ -396,23 +440,22 @@ pub fn repeated_id(conn: &Connection, name: &str) -> rusqlite::Result<Option<(i6
         // the table on every run.
         return Ok(None);
     }
-    conn.query_row(
+    conn.query_opt(
         &format!(
-            "SELECT id, count(*) FROM temp.{} GROUP BY id HAVING count(*) > 1 ORDER BY id LIMIT 1",
+            "SELECT id, count(*) FROM {temp}.{} GROUP BY id HAVING count(*) > 1 ORDER BY id LIMIT 1",
             quoted(name)
         ),
-        [],
+        crate::params![],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )
-    .optional()
 }
 
 /// For each mapped source `job` reads (`host::READERS`), how many of the
 /// host's rows it leaves out (no integer id, or an empty column the job
 /// needs; of punches, those still to send), when some are: one line each,
 /// naming the source and the command that shows the rows. Reads every row
-/// of those sources. Errors: SQLite's.
-fn left_out(conn: &Connection, job: &str) -> rusqlite::Result<Vec<String>> {
+/// of those sources. Errors: `StoreError`.
+fn left_out(conn: &Conn, job: &str) -> crate::store::Result<Vec<String>> {
     let mut lines = Vec::new();
     for name in mapped(conn)? {
         let read = super::host::READERS
@@ -431,15 +474,16 @@ fn left_out(conn: &Connection, job: &str) -> rusqlite::Result<Vec<String>> {
                 "(i.sync_status IS NULL OR i.sync_status NOT IN ('pending', 'sending', 'sent', 'failed'))",
             )
         } else {
-            ("1", "0")
+            ("1=1", "1=0")
         };
         let n: i64 = conn.query_row(
             &format!(
-                "SELECT count(*) FROM temp.{} AS i WHERE ({still_to_send} AND NOT ({})) OR {odd_state}",
+                "SELECT count(*) FROM {}.{} AS i WHERE ({still_to_send} AND NOT ({})) OR {odd_state}",
+                temp(conn.dialect()),
                 quoted(&raw_view(&name)),
-                usable(&name, "i"),
+                usable(&name, "i", conn.dialect()),
             ),
-            [],
+            crate::params![],
             |r| r.get(0),
         )?;
         if n > 0 {
@@ -458,8 +502,8 @@ fn left_out(conn: &Connection, job: &str) -> rusqlite::Result<Vec<String>> {
 }
 
 /// Warns of each line of [`left_out`] for `job`; returns how many there
-/// were (data errors: exit 65). Errors: SQLite's.
-pub fn warn_left_out(conn: &Connection, job: &str) -> rusqlite::Result<u64> {
+/// were (data errors: exit 65). Errors: `StoreError`.
+pub fn warn_left_out(conn: &Conn, job: &str) -> crate::store::Result<u64> {
     let lines = left_out(conn, job)?;
     for line in &lines {
         log::warn!("{line}");
@@ -467,8 +511,22 @@ pub fn warn_left_out(conn: &Connection, job: &str) -> rusqlite::Result<u64> {
     Ok(lines.len() as u64)
 }
 
-/// The input tables mapped on `conn` (its TEMP views).
-pub fn mapped(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+/// The input tables mapped on `conn` (its TEMP views). Errors:
+/// `StoreError`.
+pub fn mapped(conn: &Conn) -> crate::store::Result<Vec<String>> {
+    match conn.dialect() {
+        Dialect::Sqlite => Ok(mapped_lite(conn.lite()?)?),
+        Dialect::Postgres => conn.query_map(
+            "SELECT relname::text FROM pg_class WHERE relnamespace = pg_my_temp_schema() AND relkind = 'v'
+               AND relname NOT LIKE 'rappel!_%' ESCAPE '!' ORDER BY relname",
+            crate::params![],
+            |r| r.get(0),
+        ),
+    }
+}
+
+/// [`mapped`] on a SQLite connection (the migrations' own).
+pub fn mapped_lite(conn: &Connection) -> rusqlite::Result<Vec<String>> {
     let mut stmt = conn.prepare_cached(
         "SELECT name FROM sqlite_temp_master WHERE type = 'view' AND name NOT LIKE 'rappel!_%' ESCAPE '!'",
     )?;
@@ -498,7 +556,7 @@ mod tests {
             origin: Origin::Table("repairs_ticket".into()),
             columns: columns.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             update: BTreeMap::new(),
-            naive_utc: true,
+            naive_zone: chrono_tz::UTC,
         }
     }
 
@@ -532,7 +590,7 @@ mod tests {
                 Some("2026-02-01 10:00:00".into())
             )
         );
-        assert_eq!(mapped(&conn).unwrap(), ["tickets"]);
+        assert_eq!(mapped_lite(&conn).unwrap(), ["tickets"]);
         let created: i64 = conn
             .query_row("SELECT count(*) FROM sqlite_master WHERE name = 'tickets'", [], |r| {
                 r.get(0)
@@ -564,7 +622,7 @@ mod tests {
             origin: Origin::Query("SELECT id, numero AS reference, cree_le AS created_at FROM repairs_ticket".into()),
             columns: BTreeMap::new(),
             update: BTreeMap::new(),
-            naive_utc: true,
+            naive_zone: chrono_tz::UTC,
         };
         create_views(&conn, &[ok]).unwrap();
         let device: String = conn.query_row("SELECT device FROM tickets", [], |r| r.get(0)).unwrap();
@@ -574,7 +632,7 @@ mod tests {
             origin: Origin::Query("SELECT id, id AS ticket_id FROM repairs_ticket".into()),
             columns: BTreeMap::new(),
             update: BTreeMap::new(),
-            naive_utc: true,
+            naive_zone: chrono_tz::UTC,
         };
         let e = create_views(&conn, &[bad]).unwrap_err().to_string();
         assert!(e.contains("[sources.ticket_events]") && e.contains("AS stage"), "{e}");
@@ -583,7 +641,7 @@ mod tests {
             origin: Origin::Query("SELEC nothing".into()),
             columns: BTreeMap::new(),
             update: BTreeMap::new(),
-            naive_utc: true,
+            naive_zone: chrono_tz::UTC,
         };
         let e = create_views(&conn, &[broken]).unwrap_err().to_string();
         assert!(e.contains("[sources.loans]") && e.contains("does not compile"), "{e}");
@@ -596,7 +654,7 @@ mod tests {
             origin: Origin::Table("repairs_tickets".into()),
             columns: BTreeMap::new(),
             update: BTreeMap::new(),
-            naive_utc: true,
+            naive_zone: chrono_tz::UTC,
         };
         let e = create_views(&conn(), &[source]).unwrap_err().to_string();
         assert!(e.contains("\"repairs_tickets\" is not in the database"), "{e}");

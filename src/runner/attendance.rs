@@ -59,17 +59,13 @@ pub fn run(ctx: &Ctx<'_>, mode: RunMode, only: Option<&str>) -> anyhow::Result<E
     if dry_run {
         let db = ctx.config.db(true);
         let conn = db.connect_current()?;
-        if let Ok(lite) = conn.lite() {
-            crate::db::host::check_for(lite, JOB.as_str())?;
-        }
+        crate::db::host::check_for(&conn, JOB.as_str())?;
         // Read-only: a mapped attendance_logs is read whole, nothing taken in.
         sync.rows = Rows::of(&conn, false)?;
         let (terminals, unknown) = attendance::terminals(&conn, &cfg.services)?;
         warn_unknown(&conn, sync.rows, &terminals, &unknown)?;
         let mut tally = Tally::default();
-        if let Ok(lite) = conn.lite()
-            && crate::db::sources::warn_left_out(lite, JOB.as_str())? > 0
-        {
+        if crate::db::sources::warn_left_out(&conn, JOB.as_str())? > 0 {
             tally.raise(Exit::DataErr);
         }
         // With --json, stdout carries the summary alone.
@@ -106,13 +102,9 @@ pub fn run(ctx: &Ctx<'_>, mode: RunMode, only: Option<&str>) -> anyhow::Result<E
     let Started { mut conn, run_id, ping } = super::begin_run(ctx, Run::Job(JOB), &db, None)?;
     let mut tally = Tally::default();
     let result = (|| -> anyhow::Result<()> {
-        if let Ok(lite) = conn.lite() {
-            crate::db::host::check_for(lite, JOB.as_str())?;
-        }
+        crate::db::host::check_for(&conn, JOB.as_str())?;
         // Rows the mapping cannot use: said on every run (exit 65).
-        if let Ok(lite) = conn.lite()
-            && crate::db::sources::warn_left_out(lite, JOB.as_str())? > 0
-        {
+        if crate::db::sources::warn_left_out(&conn, JOB.as_str())? > 0 {
             tally.raise(Exit::DataErr);
         }
         sync.rows = Rows::of(&conn, true)?;

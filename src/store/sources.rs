@@ -20,9 +20,21 @@ pub enum Found {
 /// Where `name` is read from. Errors: `StoreError`.
 pub fn found(conn: &Conn, name: &str) -> Result<Found> {
     if conn.dialect() == crate::store::Dialect::Postgres {
-        // No `[sources]` on PostgreSQL: rappel's own tables, in its schema.
-        let there: bool = conn.query_row("SELECT to_regclass(?1) IS NOT NULL", crate::params![name], |r| r.get(0))?;
-        return Ok(if there { Found::Table } else { Found::Missing });
+        // A mapped source's TEMP view, else rappel's own table in its schema.
+        let (mapped, there): (bool, bool) = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM pg_class WHERE relnamespace = pg_my_temp_schema()
+                              AND relkind = 'v' AND relname = ?1),
+                    to_regclass(quote_ident(?1)) IS NOT NULL",
+            crate::params![name],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        return Ok(if mapped {
+            Found::Mapped
+        } else if there {
+            Found::Table
+        } else {
+            Found::Missing
+        });
     }
     let conn = conn.lite()?;
     let in_schema = |schema: &str| -> Result<bool> {
@@ -67,6 +79,34 @@ pub fn each_row<E: From<StoreError>>(
     let quoted = |n: &str| format!("\"{}\"", n.replace('"', "\"\""));
     let list: Vec<String> = columns.iter().map(|c| quoted(c)).collect();
     let sql = format!("SELECT {} FROM {} ORDER BY id", list.join(", "), quoted(name));
+    if conn.dialect() == crate::store::Dialect::Postgres {
+        // The raw view's columns are the contract's types already
+        // (`db::sources::server`): a NULL id is one that is not an integer.
+        let mut cells = Vec::with_capacity(columns.len());
+        let mut failed = None;
+        conn.query_each(&sql, crate::params![], |row| {
+            cells.clear();
+            for i in 0..columns.len() {
+                let v = row.cell(i)?;
+                cells.push(Cell {
+                    integer: matches!(v, crate::db::value::Cell::Int(_)),
+                    text: loose::text(v.clone()),
+                    id: loose::id(v.clone()),
+                    flag: loose::flag(v),
+                });
+            }
+            if let Err(e) = each(&cells) {
+                failed = Some(e);
+                return Err(StoreError::Stopped);
+            }
+            Ok(())
+        })
+        .or_else(|e| match (e, failed.take()) {
+            (_, Some(mine)) => Err(mine),
+            (e, None) => Err(E::from(e)),
+        })?;
+        return Ok(());
+    }
     let conn = conn.lite()?;
     let mut stmt = conn.prepare(&sql).map_err(StoreError::from)?;
     let mut rows = stmt.query([]).map_err(StoreError::from)?;

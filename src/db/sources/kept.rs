@@ -30,7 +30,7 @@ pub struct Kept {
 pub enum Value {
     /// A contract column as it is (`status`, `attempts`, `last_error`).
     Same(&'static str),
-    /// An instant column, in the host's form (see `Source::naive_utc`).
+    /// An instant column, in the host's form (see `Source::naive_zone`).
     Instant(&'static str),
     /// A boolean, 1 or 0, from an SQL condition on `NEW`.
     Flag(&'static str),
@@ -108,26 +108,19 @@ pub fn kept(source: &str) -> Option<&'static Kept> {
 /// (part of) the primary key.
 pub(super) type ColumnInfo = (String, bool, bool);
 
-/// `CREATE TEMP VIEW <source>` reading `kept`'s record of each row of the
-/// raw view `raw` (its rows the jobs can use: `usable`, over alias `i`)
-/// over the host's values, and its `INSTEAD OF UPDATE` trigger. `contract`:
-/// the source's columns; `info` and `available`: the host table's columns
-/// (`info` empty for a query). Errors: an `update` mapping rappel cannot
-/// keep, one line naming the key.
-pub(super) fn view_and_trigger(
+/// The `SELECT` of a recorded source's view: `kept`'s record of each row of
+/// the raw view `raw` (its rows the jobs can use: `usable`, over alias `i`)
+/// over the host's values. `raw` and `record`: the raw view and the record
+/// table as the dialect names them; `contract`: the source's columns.
+pub(super) fn recorded_select(
     source: &Source,
     kept: &Kept,
     contract: &[&str],
     raw: &str,
+    record: &str,
     usable: &str,
-    info: &[ColumnInfo],
-    available: &[String],
-) -> anyhow::Result<String> {
+) -> String {
     let name = source.name;
-    let mut sql = String::new();
-    // rappel's record of each row over the host's, and a trigger that
-    // records an update there (and in the host columns named under
-    // `update`) instead of in the host's row.
     let [(k0, c0), (k1, c1)] = kept.key;
     let outer: Vec<String> = contract
         .iter()
@@ -148,81 +141,139 @@ pub(super) fn view_and_trigger(
             }
         })
         .collect();
-    sql.push_str(&format!(
-        "CREATE TEMP VIEW IF NOT EXISTS {} AS SELECT {} FROM temp.{} AS i \
-         LEFT JOIN main.{} AS k ON k.{k0} = i.{c0} AND k.{k1} = i.{c1} WHERE {usable};\n",
-        quoted(name),
+    format!(
+        "SELECT {} FROM {raw} AS i LEFT JOIN {record} AS k ON k.{k0} = i.{c0} AND k.{k1} = i.{c1} WHERE {usable}",
         outer.join(", "),
-        quoted(raw),
-        kept.table,
-    ));
+    )
+}
+
+/// The statement of the update trigger that records a row's update in
+/// `kept`'s table (`record`, as the dialect names it), keyed by the row's
+/// id and own instant (`OLD`), its columns from `NEW`.
+pub(super) fn record_upsert(kept: &Kept, record: &str) -> String {
+    let [(k0, c0), (k1, c1)] = kept.key;
     let set: Vec<String> = kept.columns.iter().map(|c| format!("{c} = excluded.{c}")).collect();
     let new: Vec<String> = kept.columns.iter().map(|c| format!("NEW.{c}")).collect();
-    sql.push_str(&format!(
-        "CREATE TEMP TRIGGER IF NOT EXISTS {} INSTEAD OF UPDATE ON {} BEGIN \
-         INSERT INTO {} ({k0}, {k1}, {}) VALUES (OLD.{c0}, coalesce(OLD.{c1}, ''), {}) \
+    format!(
+        "INSERT INTO {record} ({k0}, {k1}, {}) VALUES (OLD.{c0}, coalesce(OLD.{c1}, ''), {}) \
          ON CONFLICT ({k0}, {k1}) DO UPDATE SET {};",
-        quoted(&format!("rappel_update_{name}")),
-        quoted(name),
-        kept.table,
         kept.columns.join(", "),
         new.join(", "),
         set.join(", "),
-    ));
-    if !source.update.is_empty() {
-        let Origin::Table(table) = &source.origin else {
-            anyhow::bail!("[sources.{name}.update]: only with `table` (a query has no one table to write to)");
-        };
-        if table.eq_ignore_ascii_case(name) {
-            anyhow::bail!(
-                "[sources.{name}.update]: the host's table has the source's own name; rappel cannot keep its columns up to date"
-            );
-        }
-        // The host columns naming the row: its id and its own instant.
-        let key_columns: Vec<String> = [c0, c1]
-            .iter()
-            .map(|c| source.columns.get(*c).map_or(c.to_string(), |e| e.trim().to_string()))
-            .collect();
-        let mut targets: Vec<&str> = Vec::new();
-        let mut assignments = Vec::new();
-        for (what, column) in &source.update {
-            let found = info.iter().find(|(n, _, _)| n.eq_ignore_ascii_case(column));
-            if let Some((_, not_null, pk)) = found {
-                if *pk || key_columns.iter().any(|k| k.eq_ignore_ascii_case(column)) {
-                    anyhow::bail!(
-                        "[sources.{name}.update]: {what} = {column:?}: that column names the row (its id or {c1}); \
-                         rappel never writes it"
-                    );
-                }
-                let never_empty = kept.updates.iter().any(|(w, v)| w == what && v.never_empty());
-                if *not_null && !never_empty {
-                    anyhow::bail!(
-                        "[sources.{name}.update]: {what} = {column:?}: the column is NOT NULL, and {what} is empty \
-                         until the row is sent or fails"
-                    );
-                }
-            }
-            if targets.iter().any(|t| t.eq_ignore_ascii_case(column)) {
-                anyhow::bail!("[sources.{name}.update]: column {column:?} is named twice");
-            }
-            targets.push(column);
-            let Some((_, value)) = kept.updates.iter().find(|(w, _)| w == what) else {
+    )
+}
+
+/// The host columns `[sources.<name>.update]` keeps up to date, checked:
+/// the host table and each column with what it receives; `None` when the
+/// source names none. `info` and `available`: the host table's columns.
+/// Errors: one line naming the key (a query's source, the host table of
+/// the source's own name, a column naming the row, a NOT NULL column that
+/// would get NULL, a column named twice, something rappel does not record,
+/// a column the table does not have).
+pub(super) fn host_updates<'s>(
+    source: &'s Source,
+    kept: &Kept,
+    info: &[ColumnInfo],
+    available: &[String],
+) -> anyhow::Result<Option<(&'s str, Vec<(&'s str, Value)>)>> {
+    let name = source.name;
+    if source.update.is_empty() {
+        return Ok(None);
+    }
+    let Origin::Table(table) = &source.origin else {
+        anyhow::bail!("[sources.{name}.update]: only with `table` (a query has no one table to write to)");
+    };
+    if table.eq_ignore_ascii_case(name) {
+        anyhow::bail!(
+            "[sources.{name}.update]: the host's table has the source's own name; rappel cannot keep its columns up to date"
+        );
+    }
+    let [(_, c0), (_, c1)] = kept.key;
+    // The host columns naming the row: its id and its own instant.
+    let key_columns: Vec<String> = [c0, c1]
+        .iter()
+        .map(|c| source.columns.get(*c).map_or(c.to_string(), |e| e.trim().to_string()))
+        .collect();
+    let mut targets: Vec<(&str, Value)> = Vec::new();
+    for (what, column) in &source.update {
+        let found = info.iter().find(|(n, _, _)| n.eq_ignore_ascii_case(column));
+        if let Some((_, not_null, pk)) = found {
+            if *pk || key_columns.iter().any(|k| k.eq_ignore_ascii_case(column)) {
                 anyhow::bail!(
-                    "[sources.{name}.update]: `{what}` is not something rappel records (expected one of {})",
-                    kept.updates.iter().map(|(w, _)| *w).collect::<Vec<_>>().join(", ")
+                    "[sources.{name}.update]: {what} = {column:?}: that column names the row (its id or {c1}); \
+                     rappel never writes it"
                 );
-            };
-            if !available.iter().any(|c| c.eq_ignore_ascii_case(column)) {
-                anyhow::bail!("[sources.{name}.update]: {what} = {column:?}: no such column in table {table:?}");
             }
-            let value = match *value {
-                Value::Same(c) => format!("NEW.{c}"),
-                Value::Flag(condition) => format!("CASE WHEN {condition} THEN 1 ELSE 0 END"),
-                Value::Instant(c) if source.naive_utc => format!("strftime('%Y-%m-%d %H:%M:%S', NEW.{c})"),
-                Value::Instant(c) => format!("strftime('%Y-%m-%d %H:%M:%S', NEW.{c}) || '+00:00'"),
-            };
-            assignments.push(format!("{} = {value}", quoted(column)));
+            let never_empty = kept.updates.iter().any(|(w, v)| w == what && v.never_empty());
+            if *not_null && !never_empty {
+                anyhow::bail!(
+                    "[sources.{name}.update]: {what} = {column:?}: the column is NOT NULL, and {what} is empty \
+                     until the row is sent or fails"
+                );
+            }
         }
+        if targets.iter().any(|(t, _)| t.eq_ignore_ascii_case(column)) {
+            anyhow::bail!("[sources.{name}.update]: column {column:?} is named twice");
+        }
+        let Some((_, value)) = kept.updates.iter().find(|(w, _)| w == what) else {
+            anyhow::bail!(
+                "[sources.{name}.update]: `{what}` is not something rappel records (expected one of {})",
+                kept.updates.iter().map(|(w, _)| *w).collect::<Vec<_>>().join(", ")
+            );
+        };
+        if !available.iter().any(|c| c.eq_ignore_ascii_case(column)) {
+            anyhow::bail!("[sources.{name}.update]: {what} = {column:?}: no such column in table {table:?}");
+        }
+        targets.push((column.as_str(), *value));
+    }
+    Ok(Some((table.as_str(), targets)))
+}
+
+/// `CREATE TEMP VIEW <source>` over `kept`'s record (`recorded_select`)
+/// and its `INSTEAD OF UPDATE` trigger, on SQLite: the record's upsert, and
+/// the host columns `host_updates` names. Errors: as `host_updates`.
+pub(super) fn view_and_trigger(
+    source: &Source,
+    kept: &Kept,
+    contract: &[&str],
+    raw: &str,
+    usable: &str,
+    info: &[ColumnInfo],
+    available: &[String],
+) -> anyhow::Result<String> {
+    let name = source.name;
+    let record = format!("main.{}", kept.table);
+    let mut sql = format!(
+        "CREATE TEMP VIEW IF NOT EXISTS {} AS {};\n",
+        quoted(name),
+        recorded_select(
+            source,
+            kept,
+            contract,
+            &format!("temp.{}", quoted(raw)),
+            &record,
+            usable
+        )
+    );
+    sql.push_str(&format!(
+        "CREATE TEMP TRIGGER IF NOT EXISTS {} INSTEAD OF UPDATE ON {} BEGIN {}",
+        quoted(&format!("rappel_update_{name}")),
+        quoted(name),
+        record_upsert(kept, &record),
+    ));
+    if let Some((table, targets)) = host_updates(source, kept, info, available)? {
+        let assignments: Vec<String> = targets
+            .iter()
+            .map(|(column, value)| {
+                let value = match *value {
+                    Value::Same(c) => format!("NEW.{c}"),
+                    Value::Flag(condition) => format!("CASE WHEN {condition} THEN 1 ELSE 0 END"),
+                    Value::Instant(c) if source.naive_utc() => format!("strftime('%Y-%m-%d %H:%M:%S', NEW.{c})"),
+                    Value::Instant(c) => format!("strftime('%Y-%m-%d %H:%M:%S', NEW.{c}) || '+00:00'"),
+                };
+                format!("{} = {value}", quoted(column))
+            })
+            .collect();
         let id = source
             .columns
             .get("id")
@@ -269,7 +320,7 @@ mod tests {
             origin: Origin::Table("pointage".into()),
             columns: map(&[("enroll_id", "enrollid"), ("punched_at", "heure")]),
             update: map(&[("sync_status", "sync_status"), ("synced_at", "synced_at")]),
-            naive_utc: true,
+            naive_zone: chrono_tz::UTC,
         };
         create_views(&conn, &[source]).unwrap();
         conn

@@ -69,25 +69,25 @@ pub fn take_in(conn: &mut Conn, rows: Rows) -> Result<usize> {
     if rows == Rows::Table {
         return Ok(0);
     }
-    // Only a mapped source has a `State` ledger: SQLite's.
-    let conn = conn.lite_mut()?;
+    let dialect = conn.dialect();
     let raw = crate::db::sources::raw_view("attendance_logs");
-    let usable = crate::db::sources::usable("attendance_logs", "i");
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let usable = crate::db::sources::usable("attendance_logs", "i", dialect);
+    let temp = crate::db::sources::temp(dialect);
+    let tx = crate::store::begin(conn)?;
     let taken = tx.execute(
         &format!(
             "INSERT INTO rappel_punch_state
                  (log_id, punched_at, sync_status, sync_attempts, next_attempt_at, synced_at, sync_error)
              SELECT i.id, i.punched_at, CASE i.sync_status WHEN 'sending' THEN 'pending' ELSE i.sync_status END,
                     coalesce(i.sync_attempts, 0), i.next_attempt_at, i.synced_at, i.sync_error
-             FROM temp.\"{raw}\" AS i
+             FROM {temp}.\"{raw}\" AS i
              WHERE {} AND {usable}
                AND NOT EXISTS (SELECT 1 FROM rappel_punch_state AS k
                                WHERE k.log_id = i.id AND k.punched_at = i.punched_at)
              ON CONFLICT DO NOTHING",
             unsent!(i)
         ),
-        [],
+        crate::params![],
     )?;
     tx.commit()?;
     Ok(taken)
