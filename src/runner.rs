@@ -298,7 +298,7 @@ fn job_body(
     let templates = ctx.templates()?;
     if let Some(plan) = planner {
         // A host table without a column this job reads stops this job only.
-        crate::db::host::check_for(&conn, run.as_str())?;
+        crate::db::host::check_for(conn, run.as_str())?;
         let started = Instant::now();
         *report = plan(conn, &plan_ctx(ctx, templates, db, false, scope.force)).map_err(|e| {
             // SQLite's message alone does not say which mapping failed on a row.
@@ -310,7 +310,7 @@ fn job_body(
         })?;
         // Rows the mapping cannot use: said on every run, as an unreadable
         // row of a contract table is (exit 65).
-        report.data_errors += crate::db::sources::warn_left_out(&conn, run.as_str())?;
+        report.data_errors += crate::db::sources::warn_left_out(conn, run.as_str())?;
         log::info!(
             "{run}: planned {} message(s) in {} ms",
             report.planned,

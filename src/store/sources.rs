@@ -101,9 +101,9 @@ pub fn each_row<E: From<StoreError>>(
             }
             Ok(())
         })
-        .or_else(|e| match (e, failed.take()) {
-            (_, Some(mine)) => Err(mine),
-            (e, None) => Err(E::from(e)),
+        .map_err(|e| match failed.take() {
+            Some(mine) => mine,
+            None => E::from(e),
         })?;
         return Ok(());
     }

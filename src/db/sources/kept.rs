@@ -163,6 +163,10 @@ pub(super) fn record_upsert(kept: &Kept, record: &str) -> String {
     )
 }
 
+/// The host table `[sources.<name>.update]` writes to, and each column it
+/// keeps up to date with what that column receives.
+pub(super) type HostUpdates<'s> = (&'s str, Vec<(&'s str, Value)>);
+
 /// The host columns `[sources.<name>.update]` keeps up to date, checked:
 /// the host table and each column with what it receives; `None` when the
 /// source names none. `info` and `available`: the host table's columns.
@@ -175,7 +179,7 @@ pub(super) fn host_updates<'s>(
     kept: &Kept,
     info: &[ColumnInfo],
     available: &[String],
-) -> anyhow::Result<Option<(&'s str, Vec<(&'s str, Value)>)>> {
+) -> anyhow::Result<Option<HostUpdates<'s>>> {
     let name = source.name;
     if source.update.is_empty() {
         return Ok(None);
