@@ -382,7 +382,7 @@ mod tests {
                         l.starts_with(&format!("{column} ")) || l.starts_with(&format!("\"{column}\" "))
                     })
                     .unwrap_or_else(|| panic!("{table}.{column}"));
-                let ty = line.split_whitespace().nth(1).unwrap();
+                let ty = line.split_whitespace().nth(1).unwrap().trim_end_matches(',');
                 let expected = match target(column) {
                     Target::Int => ["bigint", "integer"].as_slice(),
                     Target::Flag => &["integer"],
