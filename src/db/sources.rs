@@ -424,7 +424,7 @@ fn query_columns(conn: &Connection, query: &str) -> rusqlite::Result<Vec<String>
 /// An id that more than one usable row of mapped source `name` has, with
 /// how many rows have it; `None` when each id is on one row, or when the id
 /// is the host table's primary key (no row is read then).
-pub fn repeated_id(conn: &Conn, name: &str) -> crate::store::Result<Option<(i64, i64)>> {
+pub fn repeated_id(conn: &Conn, name: &str) -> super::error::Result<Option<(i64, i64)>> {
     let temp = temp(conn.dialect());
     let keyed = conn
         .query_opt(
@@ -455,7 +455,7 @@ pub fn repeated_id(conn: &Conn, name: &str) -> crate::store::Result<Option<(i64,
 /// needs; of punches, those still to send), when some are: one line each,
 /// naming the source and the command that shows the rows. Reads every row
 /// of those sources. Errors: `StoreError`.
-fn left_out(conn: &Conn, job: &str) -> crate::store::Result<Vec<String>> {
+fn left_out(conn: &Conn, job: &str) -> super::error::Result<Vec<String>> {
     let mut lines = Vec::new();
     for name in mapped(conn)? {
         let read = super::host::READERS
@@ -503,7 +503,7 @@ fn left_out(conn: &Conn, job: &str) -> crate::store::Result<Vec<String>> {
 
 /// Warns of each line of [`left_out`] for `job`; returns how many there
 /// were (data errors: exit 65). Errors: `StoreError`.
-pub fn warn_left_out(conn: &Conn, job: &str) -> crate::store::Result<u64> {
+pub fn warn_left_out(conn: &Conn, job: &str) -> super::error::Result<u64> {
     let lines = left_out(conn, job)?;
     for line in &lines {
         log::warn!("{line}");
@@ -513,7 +513,7 @@ pub fn warn_left_out(conn: &Conn, job: &str) -> crate::store::Result<u64> {
 
 /// The input tables mapped on `conn` (its TEMP views). Errors:
 /// `StoreError`.
-pub fn mapped(conn: &Conn) -> crate::store::Result<Vec<String>> {
+pub fn mapped(conn: &Conn) -> super::error::Result<Vec<String>> {
     match conn.dialect() {
         Dialect::Sqlite => Ok(mapped_lite(conn.lite()?)?),
         Dialect::Postgres => conn.query_map(
