@@ -110,6 +110,31 @@ fn django(smtp: &SmtpServer, extra: &str) -> TestEnv {
     env
 }
 
+/// Each mail's recipients and its kind (`X-Rappel-Kind`), in the order
+/// received.
+pub(crate) fn kinds(mails: &[support::Mail]) -> Vec<(String, String)> {
+    mails
+        .iter()
+        .map(|m| (m.to.join(","), m.header("X-Rappel-Kind").unwrap_or_default()))
+        .collect()
+}
+
+/// Each delay alert's recipients and the Django tickets it names (of
+/// R-1001, R-1002 and R-1003, in that order), in the order received.
+pub(crate) fn alerted(mails: &[support::Mail]) -> Vec<(String, String)> {
+    mails
+        .iter()
+        .map(|m| {
+            let body = m.decoded();
+            let refs: Vec<&str> = ["R-1001", "R-1002", "R-1003"]
+                .into_iter()
+                .filter(|r| body.contains(r))
+                .collect();
+            (m.to.join(","), refs.join(" "))
+        })
+        .collect()
+}
+
 fn objects(env: &TestEnv) -> Vec<String> {
     env.rows(
         "SELECT type || ' ' || name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY 1",
@@ -165,18 +190,7 @@ fn delay_alerts_come_from_the_hosts_status_history_through_the_config_alone() {
         status.stdout
     );
     env.run(&["check-delay-alerts"], NOW).success();
-    let mut got: Vec<(String, String)> = smtp
-        .mails()
-        .iter()
-        .map(|m| {
-            let body = m.decoded();
-            let refs: Vec<&str> = ["R-1001", "R-1002", "R-1003"]
-                .into_iter()
-                .filter(|r| body.contains(r))
-                .collect();
-            (m.to.join(","), refs.join(" "))
-        })
-        .collect();
+    let mut got = alerted(&smtp.mails());
     got.sort();
     // Awa gets every stage; Jean only `attente_piece`; Paul's account is
     // inactive; R-1003 was delivered (closed).
@@ -201,11 +215,7 @@ fn loan_reminders_come_from_the_hosts_loans_and_clients() {
     let smtp = SmtpServer::start();
     let env = django(&smtp, "");
     env.run(&["send-reminders"], "2026-03-20T08:00:00Z").success();
-    let mut got: Vec<(String, String)> = smtp
-        .mails()
-        .iter()
-        .map(|m| (m.to.join(","), m.header("X-Rappel-Kind").unwrap_or_default()))
-        .collect();
+    let mut got = kinds(&smtp.mails());
     got.sort();
     // Léa's projector is due Sunday 22 March 16:00 (Libreville, UTC+1): two
     // days before, at 09:00 local, comes its D-2 reminder. Sam borrowed the
@@ -535,11 +545,7 @@ fn a_php_mysql_lending_app_through_its_example() {
     assert!(early.is_empty(), "not before 09:00 Paris: {early:?}");
     env.run(&["send-reminders"], "2026-03-10T08:00:00Z").success();
     env.run(&["send-reminders"], "2026-03-11T08:00:00Z").success();
-    let got: Vec<(String, String)> = smtp
-        .mails()
-        .iter()
-        .map(|m| (m.to.join(","), m.header("X-Rappel-Kind").unwrap_or_default()))
-        .collect();
+    let got = kinds(&smtp.mails());
     // Hugo's account is off ('N'): nothing for him.
     assert_eq!(
         got,

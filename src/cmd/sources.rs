@@ -39,13 +39,7 @@ fn read_of(column: &str) -> Read {
     match column {
         "id" | "contact_id" | "ticket_id" | "student_id" | "parent_contact_id" | "author_contact_id"
         | "terminal_id" | "enroll_id" => Read::Id,
-        "email_enabled"
-        | "whatsapp_enabled"
-        | "sms_enabled"
-        | "active"
-        | "subscription_active"
-        | "cancelled"
-        | "access_granted" => Read::Flag,
+        c if crate::db::sources::FLAGS.contains(&c) => Read::Flag,
         "due_at" => Read::Due,
         "sync_status" => Read::SyncStatus,
         "temperature" => Read::Number,

@@ -74,6 +74,18 @@ impl Source {
     }
 }
 
+/// The contract's flag columns (0/1; DESIGN §4), which a host may write as
+/// a boolean, a number or a word (`db::loose::flag`).
+pub const FLAGS: &[&str] = &[
+    "email_enabled",
+    "whatsapp_enabled",
+    "sms_enabled",
+    "active",
+    "subscription_active",
+    "cancelled",
+    "access_granted",
+];
+
 /// What a contract column is when the host has nothing for it (DESIGN §4's
 /// defaults); a column not listed has none and must be mapped.
 const DEFAULTS: &[(&str, &str, &str)] = &[

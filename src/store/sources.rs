@@ -64,6 +64,18 @@ pub struct Cell {
     pub flag: Option<bool>,
 }
 
+impl Cell {
+    /// `v` as the jobs read it, through `db::loose`.
+    fn of(v: crate::db::value::Cell<'_>) -> Cell {
+        Cell {
+            integer: matches!(v, crate::db::value::Cell::Int(_)),
+            text: loose::text(v.clone()),
+            id: loose::id(v.clone()),
+            flag: loose::flag(v),
+        }
+    }
+}
+
 /// Calls `each` with every row of `name` (an input table, or a mapped
 /// source's view of every host row: `db::sources::raw_view`), `columns` in
 /// that order, by id; stops at the first error `each` returns. `name` and
@@ -87,13 +99,7 @@ pub fn each_row<E: From<StoreError>>(
         conn.query_each(&sql, crate::params![], |row| {
             cells.clear();
             for i in 0..columns.len() {
-                let v = row.cell(i)?;
-                cells.push(Cell {
-                    integer: matches!(v, crate::db::value::Cell::Int(_)),
-                    text: loose::text(v.clone()),
-                    id: loose::id(v.clone()),
-                    flag: loose::flag(v),
-                });
+                cells.push(Cell::of(row.cell(i)?));
             }
             if let Err(e) = each(&cells) {
                 failed = Some(e);
@@ -114,13 +120,7 @@ pub fn each_row<E: From<StoreError>>(
     while let Some(row) = rows.next().map_err(StoreError::from)? {
         cells.clear();
         for i in 0..columns.len() {
-            let v = row.get_ref(i).map_err(StoreError::from)?;
-            cells.push(Cell {
-                integer: matches!(v, rusqlite::types::ValueRef::Integer(_)),
-                text: loose::text(v),
-                id: loose::id(v),
-                flag: loose::flag(v),
-            });
+            cells.push(Cell::of(row.get_ref(i).map_err(StoreError::from)?.into()));
         }
         each(&cells)?;
     }

@@ -7,6 +7,7 @@
 //! in their own types.
 
 use super::{client, fresh_schema, run_pg, server, with};
+use crate::sources::{alerted, kinds};
 use crate::support::hr::FakeHr;
 use crate::support::{SmtpServer, TestEnv, plus};
 
@@ -158,11 +159,7 @@ fn a_django_applications_own_postgresql_tables_serve_every_job_through_its_mappi
     // UTC+1), so its D-2 reminder goes at 09:00 local; Sam borrowed the
     // laptop at 08:00Z (a short loan).
     run_pg(&env, &password, &["send-reminders"], "2026-03-20T08:00:00Z").success();
-    let mut got: Vec<(String, String)> = smtp
-        .mails()
-        .iter()
-        .map(|m| (m.to.join(","), m.header("X-Rappel-Kind").unwrap_or_default()))
-        .collect();
+    let mut got = kinds(&smtp.mails());
     got.sort();
     assert_eq!(
         got,
@@ -181,19 +178,7 @@ fn a_django_applications_own_postgresql_tables_serve_every_job_through_its_mappi
     // Delay alerts: Awa gets every stage; Jean only `attente_piece`; Paul's
     // account is inactive (a boolean); R-1003 was delivered (closed).
     run_pg(&env, &password, &["check-delay-alerts"], NOW).success();
-    let mut alerts: Vec<(String, String)> = smtp
-        .mails()
-        .iter()
-        .skip(2)
-        .map(|m| {
-            let body = m.decoded();
-            let refs: Vec<&str> = ["R-1001", "R-1002", "R-1003"]
-                .into_iter()
-                .filter(|r| body.contains(r))
-                .collect();
-            (m.to.join(","), refs.join(" "))
-        })
-        .collect();
+    let mut alerts = alerted(&smtp.mails()[2..]);
     alerts.sort();
     assert_eq!(
         alerts,
@@ -324,12 +309,7 @@ fn a_django_applications_own_postgresql_tables_serve_every_job_through_its_mappi
     }
     // The one new message: Sam's laptop is due back at 11:00Z, its notice
     // two hours before.
-    let new: Vec<(String, String)> = smtp
-        .mails()
-        .iter()
-        .skip(6)
-        .map(|m| (m.to.join(","), m.header("X-Rappel-Kind").unwrap_or_default()))
-        .collect();
+    let new = kinds(&smtp.mails()[6..]);
     assert_eq!(
         new,
         [("sam.carter@example.com".to_string(), "loan_short_notice".to_string())],

@@ -32,13 +32,7 @@ enum Target {
 
 fn target(column: &str) -> Target {
     match column {
-        "email_enabled"
-        | "whatsapp_enabled"
-        | "sms_enabled"
-        | "active"
-        | "subscription_active"
-        | "cancelled"
-        | "access_granted" => Target::Flag,
+        c if super::FLAGS.contains(&c) => Target::Flag,
         "id" | "attempts" | "sync_attempts" | "mode" | "inout" | "event" => Target::Int,
         "temperature" => Target::Real,
         c if c.ends_with("_id") => Target::Int,
@@ -209,7 +203,8 @@ fn create_view(client: &mut postgres::Client, source: &Source, schema: &str) -> 
             (format!("(\n{query}\n)"), columns)
         }
     };
-    let available: Vec<String> = columns.iter().map(|c| c.info.0.clone()).collect();
+    let infos: Vec<ColumnInfo> = columns.iter().map(|c| c.info.clone()).collect();
+    let available: Vec<String> = infos.iter().map(|(n, _, _)| n.clone()).collect();
     let selected = selection(source, contract, &available)?;
     // Each column's type as the server infers it: the conversion to the
     // contract's follows from it.
@@ -251,7 +246,6 @@ fn create_view(client: &mut postgres::Client, source: &Source, schema: &str) -> 
             quoted(&raw)
         )),
         Some((kept, table)) => {
-            let infos: Vec<ColumnInfo> = columns.iter().map(|c| c.info.clone()).collect();
             sql.push_str(&format!(
                 "CREATE TEMP VIEW {} AS {};\n",
                 quoted(name),
@@ -286,11 +280,7 @@ fn create_view(client: &mut postgres::Client, source: &Source, schema: &str) -> 
     client
         .prepare(&format!("SELECT * FROM pg_temp.{}", quoted(name)))
         .map_err(|e| anyhow::anyhow!("[sources.{name}]: {}", said(&e)))?;
-    let keyed = matches!(source.origin, Origin::Table(_)) && {
-        let infos: Vec<ColumnInfo> = columns.iter().map(|c| c.info.clone()).collect();
-        super::id_is_key(source, &infos)
-    };
-    let sql = if keyed {
+    let sql = if super::id_is_key(source, &infos) {
         format!("INSERT INTO pg_temp.{KEYED} (name) VALUES ($1) ON CONFLICT DO NOTHING")
     } else {
         format!("DELETE FROM pg_temp.{KEYED} WHERE name = $1")
