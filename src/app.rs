@@ -56,42 +56,6 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     for warning in &config.warnings {
         log::warn!("{warning}");
     }
-    if let Some(server) = &config.postgres
-        && !matches!(
-            cli.command,
-            Command::Config(_)
-                | Command::Db(_)
-                | Command::TestEmail { .. }
-                | Command::CheckDelayAlerts(_)
-                | Command::SendReports(_)
-                | Command::SendReminders { .. }
-                | Command::SyncAttendance { .. }
-                | Command::RunAll(_)
-                | Command::Purge(_)
-                | Command::Upcoming { .. }
-                | Command::Deliver(_)
-                | Command::Log(_)
-                | Command::Show { .. }
-                | Command::Stats(_)
-                | Command::Dashboard(_)
-                | Command::Metrics(_)
-                | Command::Retry(_)
-                | Command::Cancel(_)
-        )
-    {
-        // The jobs move to PostgreSQL one at a time (DESIGN §9); until a
-        // command runs there, it says so rather than half-working.
-        return Err(crate::exit::fail(
-            Exit::Config,
-            format!(
-                "database is a PostgreSQL server ({}): this rappel runs every job, run-all, deliver, purge, upcoming, log, \
-                 show, stats, dashboard, metrics, retry, cancel, `config check --connect` and `db migrate|status` there; `{}` \
-                 still needs a SQLite file",
-                server.shown,
-                command_name(&cli.command)
-            ),
-        ));
-    }
     let ctx = Ctx::new(&config, clock, verbosity, cli.json);
     match cli.command {
         Command::CheckDelayAlerts(args) => runner::delay_alerts(&ctx, args.mode()),
@@ -118,19 +82,6 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
             unreachable!("handled above")
         }
     }
-}
-
-/// The command's name as typed (`send-reports`), from its variant's name.
-fn command_name(command: &Command) -> String {
-    let debug = format!("{command:?}");
-    let mut name = String::new();
-    for c in debug.chars().take_while(char::is_ascii_alphanumeric) {
-        if c.is_ascii_uppercase() && !name.is_empty() {
-            name.push('-');
-        }
-        name.push(c.to_ascii_lowercase());
-    }
-    name
 }
 
 /// The man page, rappel(1): one page. Its commands are listed with what

@@ -322,21 +322,9 @@ fn a_demo_whose_server_does_not_answer_leaves_nothing_behind() {
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
 }
 
-/// Needs no server: the jobs refuse a PostgreSQL database with the reason.
+/// Needs no server: a password written in the URL is refused unrepeated.
 #[test]
-fn commands_that_need_the_database_say_they_run_on_sqlite_only() {
-    let env = env_with("database = \"postgres://clock@db.example.com/pointage\"");
-    for args in [&["sources"][..], &["sources", "contacts"]] {
-        let out = env.run(args, "2026-03-10T07:00:00Z").code(78);
-        assert!(
-            out.stderr
-                .contains("PostgreSQL server (postgres://clock@db.example.com/pointage)")
-                && out.stderr.contains(&format!("`{}` still needs a SQLite file", args[0])),
-            "{args:?}: {}",
-            out.stderr
-        );
-    }
-    // A password in the URL is refused without being repeated.
+fn a_password_in_the_database_url_is_refused_without_being_repeated() {
     let env = env_with("database = \"postgres://clock:hunter2x@db.example.com/pointage\"");
     let out = env.run(&["config", "check"], "2026-03-10T07:00:00Z").code(78);
     assert!(out.stderr.contains("password_env"), "{}", out.stderr);

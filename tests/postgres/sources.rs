@@ -155,6 +155,37 @@ fn a_django_applications_own_postgresql_tables_serve_every_job_through_its_mappi
     run_pg(&env, &password, &["db", "migrate"], NOW).success();
     run_pg(&env, &password, &["config", "check", "--connect"], NOW).success();
 
+    // `rappel sources` shows each table as the jobs read it: timestamptz
+    // as instants, booleans as such, every value read.
+    let out = run_pg(&env, &password, &["sources", "tickets"], NOW).success();
+    assert!(
+        out.stdout
+            .starts_with("tickets: table \"repairs_ticket\" ([sources.tickets]), 3 rows\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(
+            "id 1, reference \"R-1001\", device \"iPhone 13\", customer \"Marie Ndong\", \
+             created_at 2026-02-10T09:12:00Z (2026-02-10 10:12 Africa/Libreville), closed_at none"
+        ),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.ends_with("  every value reads\n"), "{}", out.stdout);
+    let out = run_pg(&env, &password, &["sources", "--rows", "1"], NOW).success();
+    assert!(
+        out.stdout.contains("id 1, contact_id 1, active yes, stages none\n"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        out.stdout.matches("  every value reads\n").count(),
+        8,
+        "each of the eight mapped tables reads whole: {}",
+        out.stdout
+    );
+
     // Loans: Léa's projector is due Sunday 22 March 16:00 (Libreville,
     // UTC+1), so its D-2 reminder goes at 09:00 local; Sam borrowed the
     // laptop at 08:00Z (a short loan).
