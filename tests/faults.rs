@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use support::faulty_smtp::{Fault as Smtp, FaultySmtp};
-use support::{SmtpServer, TestEnv, every_transport, free_port, hr::FakeHr, plus, twilio::FakeTwilio};
+use support::{Backend, SmtpServer, TestEnv, every_transport, free_port, hr::FakeHr, plus, twilio::FakeTwilio};
 
 const NOW: &str = "2026-03-10T07:00:00Z";
 /// `[delivery] retry_base_s` and `max_attempts` of the test config.
@@ -196,13 +196,10 @@ fn at(t: &str) -> DateTime<Utc> {
 }
 
 /// A config and database holding the one message the case's fault hits;
-/// with `mapped`, its input tables are the host's, mapped in `[sources]`.
-fn set_up(fault: Fault, mapped: bool) -> (Servers, TestEnv, &'static [&'static str]) {
-    let rehost = |env: &TestEnv, tables: &[&str]| {
-        if mapped {
-            support::host::rehost(env, tables);
-        }
-    };
+/// on `backend`: with `mapped`, its input tables are the host's, mapped in
+/// `[sources]`; with `postgres`, on the test server.
+fn set_up(fault: Fault, backend: Backend) -> (Servers, TestEnv, &'static [&'static str]) {
+    let rehost = |env: &mut TestEnv, tables: &[&str]| backend.place(env, tables, "faults");
     match fault {
         Fault::SmtpRefused | Fault::Smtp(_) | Fault::SmtpPipelining(_) => {
             let (servers, port) = match fault {
@@ -220,7 +217,7 @@ fn set_up(fault: Fault, mapped: bool) -> (Servers, TestEnv, &'static [&'static s
                     (Servers::Refused(port), port)
                 }
             };
-            let env = TestEnv::new(port, "");
+            let mut env = TestEnv::new(port, "");
             std::fs::write(env.dir.path().join("smtp-pass"), "pw\n").unwrap();
             let text = std::fs::read_to_string(env.config_path()).unwrap().replace(
                 "timeout_s = 2\n",
@@ -230,11 +227,11 @@ fn set_up(fault: Fault, mapped: bool) -> (Servers, TestEnv, &'static [&'static s
             let c = env.contact("R0", "r0@example.com");
             env.recipient(c, None);
             env.ticket("T-1", &[("Diagnostic", "2026-02-01T07:00:00Z")]);
-            rehost(&env, &["contacts", "alert_recipients", "tickets", "ticket_events"]);
+            rehost(&mut env, &["contacts", "alert_recipients", "tickets", "ticket_events"]);
             (servers, env, &["check-delay-alerts"])
         }
         Fault::Twilio(..) | Fault::TwilioSlow => {
-            let (smtp, twilio, hr, env) = every_transport("");
+            let (smtp, twilio, hr, mut env) = every_transport("");
             let text = std::fs::read_to_string(env.config_path())
                 .unwrap()
                 .replace("timeout_s = 2\napi_base = ", "timeout_s = 1\napi_base = ");
@@ -251,7 +248,7 @@ fn set_up(fault: Fault, mapped: bool) -> (Servers, TestEnv, &'static [&'static s
                 rusqlite::params![db.last_insert_rowid(), NOW],
             )
             .unwrap();
-            rehost(&env, &["contacts", "loans"]);
+            rehost(&mut env, &["contacts", "loans"]);
             match fault {
                 Fault::Twilio(status, body, retry_after) => {
                     let headers: Vec<(&str, &str)> = retry_after.map(|r| ("Retry-After", r)).into_iter().collect();
@@ -270,7 +267,7 @@ fn set_up(fault: Fault, mapped: bool) -> (Servers, TestEnv, &'static [&'static s
             )
         }
         Fault::Hr(..) | Fault::HrSlow | Fault::HrUsers(_) => {
-            let (smtp, twilio, hr, env) = every_transport("users_endpoint = \"/users\"\n");
+            let (smtp, twilio, hr, mut env) = every_transport("users_endpoint = \"/users\"\n");
             let db = env.db();
             db.execute(
                 "INSERT INTO terminals (id, serial, name) VALUES (1, 'TM-1', 'Door')",
@@ -283,7 +280,7 @@ fn set_up(fault: Fault, mapped: bool) -> (Servers, TestEnv, &'static [&'static s
                 [],
             )
             .unwrap();
-            rehost(&env, &["terminals", "attendance_logs"]);
+            rehost(&mut env, &["terminals", "attendance_logs"]);
             match fault {
                 Fault::Hr(status, body, retry_after) => {
                     let headers: Vec<(&str, &str)> = retry_after.map(|r| ("Retry-After", r)).into_iter().collect();
@@ -308,9 +305,9 @@ fn set_up(fault: Fault, mapped: bool) -> (Servers, TestEnv, &'static [&'static s
 /// The case's message or punch as rappel records it: for a punch of a
 /// mapped `attendance_logs`, its record in `rappel_punch_state` (the host's
 /// columns hold the same in the host's forms).
-fn row(env: &TestEnv, fault: Fault, mapped: bool) -> Row {
+fn row(env: &TestEnv, fault: Fault, backend: Backend) -> Row {
     let sql = match fault {
-        Fault::Hr(..) | Fault::HrSlow | Fault::HrUsers(_) if mapped => {
+        Fault::Hr(..) | Fault::HrSlow | Fault::HrUsers(_) if backend.mapped => {
             "SELECT sync_status, NULL, sync_attempts, next_attempt_at, sync_error FROM rappel_punch_state"
         }
         Fault::Hr(..) | Fault::HrSlow | Fault::HrUsers(_) => {
@@ -364,10 +361,9 @@ fn heal(servers: &mut Servers, fault: Fault) {
     }
 }
 
-/// Runs one case (on the host's tables with `mapped`); the differences
-/// from the table, or nothing.
-fn check(c: &Case, mapped: bool) -> Vec<String> {
-    let (mut servers, env, job) = set_up(c.fault, mapped);
+/// Runs one case on `backend`; the differences from the table, or nothing.
+fn check(c: &Case, backend: Backend) -> Vec<String> {
+    let (mut servers, env, job) = set_up(c.fault, backend);
     let mut wrong = Vec::new();
     let mut expect = |what: &str, ok: bool, got: String| {
         if !ok {
@@ -380,7 +376,7 @@ fn check(c: &Case, mapped: bool) -> Vec<String> {
         out.code == c.exit,
         format!("{}\n{}", out.code, out.stderr),
     );
-    let r = row(&env, c.fault, mapped);
+    let r = row(&env, c.fault, backend);
     expect(&format!("status {}", c.status), r.status == c.status, format!("{r:?}"));
     expect(
         &format!("class {:?}", c.class),
@@ -449,8 +445,8 @@ fn check(c: &Case, mapped: bool) -> Vec<String> {
             expect("sent exactly once once healed", after == 1, after.to_string());
             expect(
                 "status sent",
-                row(&env, c.fault, mapped).status == "sent",
-                format!("{:?}", row(&env, c.fault, mapped)),
+                row(&env, c.fault, backend).status == "sent",
+                format!("{:?}", row(&env, c.fault, backend)),
             );
         }
         Then::NotRetried => expect("never retried", after == before, after.to_string()),
@@ -459,8 +455,8 @@ fn check(c: &Case, mapped: bool) -> Vec<String> {
             expect("sent again once", after == 2, after.to_string());
             expect(
                 "status sent",
-                row(&env, c.fault, mapped).status == "sent",
-                format!("{:?}", row(&env, c.fault, mapped)),
+                row(&env, c.fault, backend).status == "sent",
+                format!("{:?}", row(&env, c.fault, backend)),
             );
             if let Servers::Other { hr, .. } = &servers
                 && let [first, .., last] = hr.posts().as_slice()
@@ -477,11 +473,11 @@ fn check(c: &Case, mapped: bool) -> Vec<String> {
 }
 
 /// Runs `cases` four threads at a time; the differences from the table.
-fn run_matrix(cases: &[&Case], mapped: bool) -> Vec<String> {
+fn run_matrix(cases: &[&Case], backend: Backend) -> Vec<String> {
     std::thread::scope(|s| {
         let handles: Vec<_> = cases
             .chunks(cases.len().div_ceil(4))
-            .map(|chunk| s.spawn(move || chunk.iter().flat_map(|c| check(c, mapped)).collect::<Vec<_>>()))
+            .map(|chunk| s.spawn(move || chunk.iter().flat_map(|c| check(c, backend)).collect::<Vec<_>>()))
             .collect();
         handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
     })
@@ -489,7 +485,7 @@ fn run_matrix(cases: &[&Case], mapped: bool) -> Vec<String> {
 
 #[test]
 fn every_fault_gives_the_status_attempts_next_try_and_exit_of_design() {
-    let wrong = run_matrix(&MATRIX.iter().collect::<Vec<_>>(), false);
+    let wrong = run_matrix(&MATRIX.iter().collect::<Vec<_>>(), Backend::SQLITE);
     assert!(wrong.is_empty(), "{} differences:\n{}", wrong.len(), wrong.join("\n"));
 }
 
@@ -498,6 +494,20 @@ fn every_fault_gives_the_status_attempts_next_try_and_exit_of_design() {
 /// the exit codes do not depend on where the rows are read from.
 #[test]
 fn every_fault_gives_the_same_outcome_on_the_hosts_own_tables() {
-    let wrong = run_matrix(&MATRIX.iter().collect::<Vec<_>>(), true);
+    let wrong = run_matrix(&MATRIX.iter().collect::<Vec<_>>(), Backend::MAPPED);
+    assert!(wrong.is_empty(), "{} differences:\n{}", wrong.len(), wrong.join("\n"));
+}
+
+/// The same faults on a PostgreSQL database, on the contract's tables and
+/// on the host's own: the outcomes are the backend's no more than the
+/// tables'.
+#[test]
+fn every_fault_gives_the_same_outcome_on_postgresql() {
+    if support::pg::server("every_fault_gives_the_same_outcome_on_postgresql").is_none() {
+        return;
+    }
+    let cases: Vec<_> = MATRIX.iter().collect();
+    let mut wrong = run_matrix(&cases, Backend::POSTGRES);
+    wrong.extend(run_matrix(&cases, Backend::POSTGRES_MAPPED));
     assert!(wrong.is_empty(), "{} differences:\n{}", wrong.len(), wrong.join("\n"));
 }

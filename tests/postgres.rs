@@ -4,35 +4,10 @@
 //! in `RAPPEL_TEST_POSTGRES_CA`). `.ci/run` starts one; without it these
 //! tests say they were skipped and pass.
 
+use crate::support::pg::{client, fresh_schema, server, with};
 use crate::support::{TestEnv, free_port};
 
 mod sources;
-
-/// The test server: URL, password and CA file; `None` (and a line on
-/// stderr) when the environment names none.
-fn server(test: &str) -> Option<(String, String, String)> {
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    match (
-        var("RAPPEL_TEST_POSTGRES"),
-        var("RAPPEL_TEST_POSTGRES_PASSWORD"),
-        var("RAPPEL_TEST_POSTGRES_CA"),
-    ) {
-        (Some(url), Some(password), Some(ca)) => Some((url, password, ca)),
-        _ => {
-            eprintln!(
-                "postgres::{test}: skipped (RAPPEL_TEST_POSTGRES, RAPPEL_TEST_POSTGRES_PASSWORD and \
-                 RAPPEL_TEST_POSTGRES_CA name no server; .ci/run starts one)"
-            );
-            None
-        }
-    }
-}
-
-/// `url` with `query` added to its own.
-fn with(url: &str, query: &str) -> String {
-    let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}{query}")
-}
 
 /// A folder whose config points `database` at `database` (a TOML value or
 /// table body) with a file email transport.
@@ -114,20 +89,6 @@ fn the_certificate_is_checked_unless_the_url_says_otherwise() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(stdout.contains("without TLS (loopback)"), "{stdout}");
-}
-
-/// A schema name no other test uses, on a server others share.
-fn fresh_schema(test: &str) -> String {
-    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!("rappel_{test}_{}_{n}", std::process::id())
-}
-
-/// A direct connection to the test server, without TLS (loopback).
-fn client(url: &str, password: &str) -> postgres::Client {
-    let mut config: postgres::Config = with(url, "sslmode=disable").parse().unwrap();
-    config.password(password);
-    config.connect(postgres::NoTls).unwrap()
 }
 
 #[test]
@@ -340,9 +301,7 @@ fn machine(url: &str, ca: &str, schema: &str, smtp: u16, connections: u32) -> Te
 
 /// `machine`, with `extra` TOML appended to its configuration.
 fn machine_with(url: &str, ca: &str, schema: &str, smtp: u16, connections: u32, extra: &str) -> TestEnv {
-    let env = TestEnv {
-        dir: tempfile::tempdir().unwrap(),
-    };
+    let env = TestEnv::empty();
     env.write_config(&format!(
         r#"timezone = "Europe/Paris"
 locale = "en"
@@ -379,7 +338,7 @@ threshold_days = 14
 /// Runs `args` in `env` with the test server's password in the environment.
 fn run_pg(env: &TestEnv, password: &str, args: &[&str], now: &str) -> crate::support::Output {
     let mut cmd = env.command(args, now);
-    cmd.env("RAPPEL_TEST_PG_PASSWORD", password);
+    cmd.env(crate::support::pg::PASSWORD_ENV, password);
     crate::support::Output::of(cmd)
 }
 
@@ -432,7 +391,7 @@ fn alerts_machine(test: &str, smtp: u16, connections: u32, recipients: i64) -> O
 /// left out.
 fn spawn_pg(env: &TestEnv, password: &str, args: &[&str], now: &str) -> std::process::Child {
     let mut cmd = env.command(args, now);
-    cmd.env("RAPPEL_TEST_PG_PASSWORD", password)
+    cmd.env(crate::support::pg::PASSWORD_ENV, password)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
     cmd.spawn().unwrap()

@@ -86,9 +86,7 @@ const HR_FILES: &str = "transport = \"file\"";
 /// A folder with the Django database and a config mapping it (its HR
 /// service writing files: `HR_FILES`); nothing migrated yet.
 fn django(smtp: &SmtpServer, extra: &str) -> TestEnv {
-    let env = TestEnv {
-        dir: tempfile::tempdir().unwrap(),
-    };
+    let env = TestEnv::empty();
     env.db().execute_batch(DJANGO).unwrap();
     let mut config = EXAMPLE.to_string();
     for (from, to) in [
@@ -422,9 +420,7 @@ fn reports_come_from_the_hosts_model_and_its_sent_flag_is_kept_up_to_date() {
 #[test]
 fn manual_messages_come_from_the_hosts_table_and_are_marked_sent_there() {
     let smtp = SmtpServer::start();
-    let env = TestEnv {
-        dir: tempfile::tempdir().unwrap(),
-    };
+    let env = TestEnv::empty();
     env.db()
         .execute_batch(
             "CREATE TABLE tutorat_message (id integer PRIMARY KEY AUTOINCREMENT, eleve_id bigint NOT NULL,
@@ -493,9 +489,7 @@ const PHP_EXAMPLE: &str = include_str!("../examples/php_mysql.toml");
 #[test]
 fn a_php_mysql_lending_app_through_its_example() {
     let smtp = SmtpServer::start();
-    let env = TestEnv {
-        dir: tempfile::tempdir().unwrap(),
-    };
+    let env = TestEnv::empty();
     env.db()
         .execute_batch(
             "CREATE TABLE membres (id_membre INT PRIMARY KEY, nom VARCHAR(50), prenom VARCHAR(50),

@@ -145,9 +145,7 @@ fn a_django_applications_own_postgresql_tables_serve_every_job_through_its_mappi
     ))
     .unwrap();
     let before = app_objects(&mut db, &app);
-    let env = TestEnv {
-        dir: tempfile::tempdir().unwrap(),
-    };
+    let env = TestEnv::empty();
     env.write_config(&config(&url, &ca, &schema, &app, &smtp, &hr));
     let media = env.dir.path().join("media/reports");
     std::fs::create_dir_all(&media).unwrap();

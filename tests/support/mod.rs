@@ -15,6 +15,7 @@ use rusqlite::{Connection, params};
 pub mod faulty_smtp;
 pub mod host;
 pub mod hr;
+pub mod pg;
 pub mod twilio;
 
 /// An HTTP stand-in's answer: status, JSON body and extra headers.
@@ -328,9 +329,52 @@ pub fn bind_on(port: u16) -> TcpListener {
     }
 }
 
-/// A temp folder with `rappel.toml` and `rappel.db`.
+/// Where a scenario's rows are: the contract's tables or the host's own
+/// (`host::rehost`), in the SQLite file or on the PostgreSQL test server
+/// (`pg::Mirror`). One scenario's code runs on each.
+#[derive(Clone, Copy, Debug)]
+pub struct Backend {
+    pub mapped: bool,
+    pub postgres: bool,
+}
+
+impl Backend {
+    pub const SQLITE: Backend = Backend {
+        mapped: false,
+        postgres: false,
+    };
+    pub const MAPPED: Backend = Backend {
+        mapped: true,
+        postgres: false,
+    };
+    pub const POSTGRES: Backend = Backend {
+        mapped: false,
+        postgres: true,
+    };
+    pub const POSTGRES_MAPPED: Backend = Backend {
+        mapped: true,
+        postgres: true,
+    };
+
+    /// Moves `env`'s rows where this backend keeps them: `tables` to the
+    /// host's (mapped), then everything to the server (PostgreSQL, under a
+    /// schema named after `test`). Panics without a server: a PostgreSQL
+    /// test checks [`pg::server`] first and is skipped without one.
+    pub fn place(self, env: &mut TestEnv, tables: &[&str], test: &str) {
+        if self.mapped {
+            host::rehost(env, tables);
+        }
+        if self.postgres {
+            pg::Mirror::attach(env, test).expect("a PostgreSQL test server");
+        }
+    }
+}
+
+/// A temp folder with `rappel.toml` and `rappel.db`; with `pg`, the file
+/// stands for a schema on the PostgreSQL test server (`pg::Mirror`).
 pub struct TestEnv {
     pub dir: tempfile::TempDir,
+    pub pg: Option<pg::Mirror>,
 }
 
 pub struct Output {
@@ -362,9 +406,7 @@ impl Builder {
 
     /// Writes the config and migrates the database (`db migrate`).
     pub fn build(self) -> TestEnv {
-        let env = TestEnv {
-            dir: tempfile::tempdir().unwrap(),
-        };
+        let env = TestEnv::empty();
         let email = match self.smtp {
             Some(port) => format!(
                 r#"
@@ -409,6 +451,14 @@ impl TestEnv {
         Builder::default()
     }
 
+    /// A new temp folder, with neither config nor database yet.
+    pub fn empty() -> Self {
+        TestEnv {
+            dir: tempfile::tempdir().unwrap(),
+            pg: None,
+        }
+    }
+
     pub fn write_config(&self, text: &str) {
         std::fs::write(self.config_path(), text).unwrap();
     }
@@ -437,12 +487,32 @@ impl TestEnv {
         cmd.env_remove("RAPPEL_CONFIG")
             .env_remove("RAPPEL_NOW")
             .current_dir(self.dir.path());
+        if let Some(pg) = &self.pg {
+            cmd.env(pg::PASSWORD_ENV, &pg.password);
+        }
         cmd
+    }
+
+    /// On PostgreSQL, copies the file's rows to the server: before
+    /// commands started with [`TestEnv::command`].
+    pub fn push(&self) {
+        if let Some(pg) = &self.pg {
+            pg.push(self);
+        }
+    }
+
+    /// On PostgreSQL, copies the server's rows back to the file: after
+    /// commands started with [`TestEnv::command`] have ended.
+    pub fn pull(&self) {
+        if let Some(pg) = &self.pg {
+            pg.pull(self);
+        }
     }
 
     /// Starts `n` runs at once, alternating between the two commands, and
     /// checks that each exits 0.
     pub fn run_concurrently(&self, n: usize, a: &[&str], b: &[&str], now: &str) {
+        self.push();
         let children: Vec<_> = (0..n)
             .map(|i| {
                 let args = if i % 2 == 0 { a } else { b };
@@ -455,10 +525,16 @@ impl TestEnv {
         for mut child in children {
             assert!(child.wait().unwrap().success());
         }
+        self.pull();
     }
 
+    /// Runs `args` at `now` and waits for it (on PostgreSQL, with the
+    /// file's rows pushed before and the server's pulled after).
     pub fn run(&self, args: &[&str], now: &str) -> Output {
-        Output::of(self.command(args, now))
+        self.push();
+        let out = Output::of(self.command(args, now));
+        self.pull();
+        out
     }
 
     pub fn contact(&self, name: &str, email: &str) -> i64 {
