@@ -1424,3 +1424,55 @@ fn an_operators_mistakes_on_postgresql_fail_clearly_and_an_applications_tables_a
         ))
         .unwrap();
 }
+
+/// More loans than one fetch of the read's cursor (1,000 rows): each is
+/// planned once, an unreadable one among them is named and the rows after
+/// it go on, and the run's cursor does not outlive the read.
+#[test]
+fn loans_beyond_one_fetch_are_each_planned_once_from_a_postgresql_cursor() {
+    let Some((url, password, ca)) = server("loans_beyond_one_fetch_are_each_planned_once_from_a_postgresql_cursor")
+    else {
+        return;
+    };
+    let schema = fresh_schema("fetch");
+    let smtp = crate::support::SmtpServer::start();
+    let env = machine_with(&url, &ca, &schema, smtp.port, 4, "");
+    run_pg(&env, &password, &["db", "migrate"], "2026-03-02T09:00:00Z").success();
+    let mut db = client(&url, &password);
+    db.batch_execute(&format!(
+        "SET search_path TO \"{schema}\";
+         INSERT INTO contacts (id, name, email)
+             SELECT i, 'Borrower ' || i, 'b' || i || '@example.com' FROM generate_series(1, 2345) i;
+         INSERT INTO loans (id, contact_id, item, term, lent_at, due_at)
+             SELECT i, i, 'Item ' || i, 'long', '2026-03-02T10:00:00Z',
+                    CASE WHEN i = 1500 THEN 'next week' ELSE '2026-03-20T17:00:00Z' END
+             FROM generate_series(1, 2345) i;"
+    ))
+    .unwrap();
+    let out = run_pg(
+        &env,
+        &password,
+        &["send-reminders", "--kind", "loan_created"],
+        "2026-03-02T10:00:00Z",
+    )
+    .code(65);
+    assert!(out.stderr.contains("next week"), "{}", out.stderr);
+    let mut to: Vec<String> = smtp.mails().iter().map(|m| m.to.join(",")).collect();
+    assert_eq!(to.len(), 2344, "every readable loan once");
+    to.sort();
+    to.dedup();
+    assert_eq!(to.len(), 2344, "none twice");
+    assert!(
+        to.contains(&"b2345@example.com".to_string()),
+        "the last fetch's rows too"
+    );
+    assert!(!to.contains(&"b1500@example.com".to_string()));
+    run_pg(
+        &env,
+        &password,
+        &["send-reminders", "--kind", "loan_created"],
+        "2026-03-02T10:10:00Z",
+    )
+    .code(65);
+    assert_eq!(smtp.mails().len(), 2344, "nothing twice on the next run");
+}

@@ -21,8 +21,9 @@ use crate::instant;
 /// planners write messages as they read, so memory stays flat however many
 /// rows there are.
 ///
-/// On PostgreSQL the rows are read whole when the read runs (a cursor is
-/// left for later): memory there grows with the rows read.
+/// On PostgreSQL the read is a cursor `WITH HOLD` (the server keeps its
+/// result, which the planners' own statements on the connection leave
+/// open) fetched `FETCH` rows at a time.
 pub struct Rows<'c, T> {
     conn: &'c Conn,
     sql: String,
@@ -57,11 +58,67 @@ impl<'c, T> Rows<'c, T> {
                 Ok(Box::new(rows.and_then(move |r| read(&Row::Sqlite(r)))))
             }
             None => {
+                static CURSORS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+                let name = format!(
+                    "rappel_rows_{}",
+                    CURSORS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                );
                 let params: Vec<&dyn ToParam> = self.params.iter().map(|p| p as &dyn ToParam).collect();
-                let items = self.conn.query_map(&self.sql, &params, read)?;
-                Ok(Box::new(items.into_iter().map(Ok)))
+                self.conn.execute(
+                    &format!("DECLARE {name} NO SCROLL CURSOR WITH HOLD FOR {}", self.sql),
+                    &params,
+                )?;
+                Ok(Box::new(Fetched {
+                    conn: self.conn,
+                    fetch: format!("FETCH FORWARD {FETCH} FROM {name}"),
+                    name,
+                    read,
+                    buffer: std::collections::VecDeque::new(),
+                    done: false,
+                }))
             }
         }
+    }
+}
+
+/// Rows a PostgreSQL cursor gives at a time.
+const FETCH: usize = 1_000;
+
+/// A PostgreSQL cursor's rows, `FETCH` at a time; closed when dropped.
+struct Fetched<'c, T> {
+    conn: &'c Conn,
+    name: String,
+    fetch: String,
+    read: fn(&Row<'_>) -> Result<T>,
+    buffer: std::collections::VecDeque<Result<T>>,
+    done: bool,
+}
+
+impl<T> Iterator for Fetched<'_, T> {
+    type Item = Result<T>;
+
+    fn next(&mut self) -> Option<Result<T>> {
+        if self.buffer.is_empty() && !self.done {
+            let read = self.read;
+            match self.conn.query_map(&self.fetch, &[], |r| Ok(read(r))) {
+                Ok(rows) => {
+                    self.done = rows.len() < FETCH;
+                    self.buffer.extend(rows);
+                }
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+        self.buffer.pop_front()
+    }
+}
+
+impl<T> Drop for Fetched<'_, T> {
+    fn drop(&mut self) {
+        // A session that failed keeps the cursor until it ends.
+        let _ = self.conn.execute_batch(&format!("CLOSE {}", self.name));
     }
 }
 
