@@ -416,11 +416,10 @@ fn a_row_on_an_unknown_channel_is_named_and_never_sent() {
     assert_eq!(env.deliveries(), vec![("a@example.com".into(), "pending".into(), 0)]);
 }
 
-/// One outcome the database refuses (a host trigger on its report row)
-/// costs that message alone: the others sent are recorded, the run sends
-/// nothing more and gives its claimed rows back, and exits 74.
-#[test]
-fn an_outcome_that_cannot_be_recorded_costs_only_itself() {
+/// 61 report messages to a slow database (outcomes wait and are written in
+/// groups), one of them refused by `trigger` (SQL with `{one}` for the
+/// refused report's id); the test environment, the server and that id.
+fn refused_once(trigger: &str) -> (TestEnv, support::faulty_smtp::FaultySmtp, i64) {
     use support::faulty_smtp::{Fault, FaultySmtp};
     let server = FaultySmtp::start(Fault::None);
     let env = TestEnv::new(server.port, "[reports]\nattachments_dir = \"reports\"\n");
@@ -436,35 +435,76 @@ fn an_outcome_that_cannot_be_recorded_costs_only_itself() {
     env.report("Many", &many("r", 14), AT, Some("x.pdf"), None);
     let one = env.report("One", "one@example.com", AT, Some("x.pdf"), None);
     env.report("More", &many("s", 46), AT, Some("x.pdf"), None);
-    // Each recorded send is slow (outcomes wait and are written in groups);
-    // the one report's row refuses to become `sent`.
     env.db()
         .execute_batch(&format!(
             "CREATE TRIGGER slow AFTER UPDATE OF status ON rappel_deliveries WHEN NEW.status = 'sent' BEGIN
                SELECT count(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 200000)
                                      SELECT x FROM c);
              END;
-             CREATE TRIGGER refuse BEFORE UPDATE OF status ON scheduled_reports
-             WHEN NEW.id = {one} AND NEW.status = 'sent' BEGIN SELECT RAISE(ABORT, 'the host says no'); END;"
+             {}",
+            trigger.replace("{one}", &one.to_string())
         ))
         .unwrap();
+    (env, server, one)
+}
+
+/// How many of `env`'s deliveries have `status`.
+fn with_status(env: &TestEnv, status: &str) -> usize {
+    env.db()
+        .query_row(
+            "SELECT count(*) FROM rappel_deliveries WHERE status = ?1",
+            [status],
+            |r| r.get::<_, i64>(0),
+        )
+        .unwrap() as usize
+}
+
+/// An outcome the database refuses to record costs that message alone:
+/// the others sent are recorded, the run sends nothing more and gives its
+/// claimed rows back, and exits 74.
+#[test]
+fn an_outcome_that_cannot_be_recorded_costs_only_itself() {
+    let (env, server, _) = refused_once(
+        "CREATE TRIGGER refuse BEFORE UPDATE OF status ON rappel_deliveries
+         WHEN NEW.recipient = 'one@example.com' AND NEW.status = 'sent' BEGIN SELECT RAISE(ABORT, 'no'); END;",
+    );
     let out = env.run(&["send-reports"], "2026-05-04T08:05:00Z");
     assert_eq!(out.code, 74, "{}", out.stderr);
     assert!(out.stderr.contains("could not be recorded"), "{}", out.stderr);
-    let count = |status: &str| -> usize {
-        env.db()
-            .query_row(
-                "SELECT count(*) FROM rappel_deliveries WHERE status = ?1",
-                [status],
-                |r| r.get::<_, i64>(0),
-            )
-            .unwrap() as usize
-    };
     let accepted = server.accepted().len();
-    assert!(
-        accepted - count("sent") <= 1,
-        "{accepted} sent, {} recorded",
-        count("sent")
+    let sent = with_status(&env, "sent");
+    assert!(accepted - sent <= 1, "{accepted} sent, {sent} recorded");
+    assert!(with_status(&env, "sending") <= 1, "rows left sending");
+}
+
+/// A message whose source row refuses its update (a host trigger on the
+/// report row) is recorded sent all the same, never to go again; the run
+/// sends the rest, exits 74 naming it, and the next run brings the row up
+/// to date once the host accepts it.
+#[test]
+fn a_source_row_that_refuses_its_update_does_not_get_its_message_again() {
+    let (env, server, one) = refused_once(
+        "CREATE TRIGGER refuse BEFORE UPDATE OF status ON scheduled_reports
+         WHEN NEW.id = {one} AND NEW.status = 'sent' BEGIN SELECT RAISE(ABORT, 'the host says no'); END;",
     );
-    assert!(count("sending") <= 1, "{} rows left sending", count("sending"));
+    let out = env.run(&["send-reports"], "2026-05-04T08:05:00Z");
+    assert_eq!(out.code, 74, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("was settled and recorded, but its source row's update failed")
+            && out.stderr.contains("the host says no"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(server.accepted().len(), 61, "every message sent");
+    assert_eq!(with_status(&env, "sent"), 61, "and recorded");
+    assert_eq!(env.report_status(one).0, "pending");
+    // Past any lease, while the host still refuses: nothing goes again.
+    env.run(&["send-reports"], "2026-05-04T09:05:00Z");
+    env.run(&["deliver"], "2026-05-04T09:05:00Z");
+    assert_eq!(server.accepted().len(), 61, "nothing twice");
+    env.db().execute_batch("DROP TRIGGER refuse").unwrap();
+    env.run(&["send-reports"], "2026-05-04T10:05:00Z").success();
+    assert_eq!(env.report_status(one).0, "sent", "brought up to date");
+    assert_eq!(server.accepted().len(), 61, "nothing twice");
 }

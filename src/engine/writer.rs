@@ -109,6 +109,32 @@ impl Writer<'_> {
                         .collect(),
                 };
             for (d, w) in group.drain(..).zip(written) {
+                // The message went: its outcome is recorded without its
+                // source row's bookkeeping rather than left `sending` (sent
+                // again once the lease passes) when only the bookkeeping
+                // fails (a host trigger, a host row locked past the timeout).
+                let w = match w {
+                    Err(e) if !self.hooks.is_empty() && d.source.is_some() => {
+                        match self.write_with_retries_hooked(&mut conn, &d, &[]) {
+                            Ok(effect) => {
+                                let why = e.map_or_else(|| "the database stayed locked".to_string(), |e| e.to_string());
+                                let e = crate::exit::fail(
+                                    crate::exit::Exit::IoErr,
+                                    format!(
+                                        "delivery {} ({} to {}) was settled and recorded, but its source row's \
+                                         update failed: {why}; the next run updates it",
+                                        d.delivery_id, d.kind, d.recipient
+                                    ),
+                                );
+                                log::error!("{e:#}");
+                                first_error.get_or_insert(e);
+                                Ok(effect)
+                            }
+                            Err(alone) => Err(Some(alone)),
+                        }
+                    }
+                    w => w,
+                };
                 match w {
                     Ok(effect) => super::count(&mut tally, effect, d.delivery_id, &d.kind, &d.recipient),
                     Err(e) => {
@@ -140,28 +166,47 @@ impl Writer<'_> {
     /// have gone, and a row left `sending` would be sent again once its
     /// lease expires.
     fn write_with_retries(&self, conn: &mut store::Conn, group: &[Decided]) -> store::Result<Vec<Effect>> {
+        self.retried(group.len(), || self.write(conn, group, self.hooks))
+    }
+
+    /// [`Writer::write_with_retries`] of `d` alone, with `hooks` in place
+    /// of the run's (none: the outcome without its source row's update).
+    fn write_with_retries_hooked(
+        &self,
+        conn: &mut store::Conn,
+        d: &Decided,
+        hooks: &[&dyn SourceHook],
+    ) -> store::Result<Effect> {
+        let effects = self.retried(1, || self.write(conn, std::slice::from_ref(d), hooks))?;
+        Ok(effects[0])
+    }
+
+    /// `write` tried again while the database stays locked, three times in all.
+    fn retried(&self, n: usize, mut write: impl FnMut() -> store::Result<Vec<Effect>>) -> store::Result<Vec<Effect>> {
         const TRIES: u32 = 3;
         let mut tries = 0;
         loop {
             tries += 1;
-            match self.write(conn, group) {
+            match write() {
                 Err(e) if e.is_busy() && tries < TRIES => {
-                    log::warn!(
-                        "database locked while recording {} outcome(s); trying again",
-                        group.len()
-                    );
+                    log::warn!("database locked while recording {n} outcome(s); trying again");
                 }
                 done => return done,
             }
         }
     }
 
-    fn write(&self, conn: &mut store::Conn, group: &[Decided]) -> store::Result<Vec<Effect>> {
+    fn write(
+        &self,
+        conn: &mut store::Conn,
+        group: &[Decided],
+        hooks: &[&dyn SourceHook],
+    ) -> store::Result<Vec<Effect>> {
         let _writing = self.writes.lock().unwrap_or_else(|e| e.into_inner());
         let tx = store::begin(conn)?;
         let effects = group
             .iter()
-            .map(|d| record::write(&tx, self.run_id, self.hooks, self.now, d))
+            .map(|d| record::write(&tx, self.run_id, hooks, self.now, d))
             .collect::<store::Result<Vec<_>>>()?;
         tx.commit()?;
         Ok(effects)
