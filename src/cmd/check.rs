@@ -67,13 +67,17 @@ pub fn run(ctx: &Ctx<'_>, connect: bool) -> anyhow::Result<Exit> {
     }
     match &config.postgres {
         None => {
+            errors.extend(mappings(config, connect)?);
             errors.extend(report_queries(config, connect)?);
             naive_instants(config)?;
         }
         Some(server) => match &server.password {
             Some(Err(why)) => errors.push(why.clone()),
-            // On a server, checking the queries is connecting: --connect.
-            _ => errors.extend(report_queries(config, connect)?),
+            // On a server, checking the mappings and queries is connecting: --connect.
+            _ => {
+                errors.extend(mappings(config, connect)?);
+                errors.extend(report_queries(config, connect)?);
+            }
         },
     }
     // Each transport and HR service's client, as the jobs build them: a
@@ -205,6 +209,11 @@ fn report_queries(config: &crate::config::Config, connect: bool) -> anyhow::Resu
         // `database: ...`, not twice.
         let conn = match db.connect_current() {
             Ok(conn) => conn,
+            // A mapping that does not read: an error of its own (`mappings`).
+            Err(e) if crate::exit::of_error(&e) == Exit::Config && !config.sources.is_empty() => {
+                println!("report queries not checked: a [sources] mapping does not read");
+                return Ok(Vec::new());
+            }
             Err(e) => {
                 println!("report queries not checked: {e:#}");
                 return Ok(Vec::new());
@@ -225,6 +234,31 @@ fn report_queries(config: &crate::config::Config, connect: bool) -> anyhow::Resu
         return Ok(Vec::new());
     }
     Ok(checked_queries(config, &db, &conn)?)
+}
+
+/// The `[sources]` mappings made on a connection as the jobs make them
+/// (each a view, with its trigger where rappel writes back): the one that
+/// does not read, named with its column (`db::sources`). On a server only
+/// under `--connect`; on a SQLite file not made yet, nothing (`db migrate`
+/// makes it). Errors: none of their own; a database that cannot be reached
+/// is said by `database: ...` or by the report queries' check.
+fn mappings(config: &crate::config::Config, connect: bool) -> anyhow::Result<Vec<String>> {
+    if config.sources.is_empty() {
+        return Ok(Vec::new());
+    }
+    let db = config.db(true);
+    let made = match db.server() {
+        Some(_) if !connect => return Ok(Vec::new()),
+        // A schema not made yet, a server that refuses us: said by
+        // `database: ...`, not here.
+        Some(_) => db.connect_current(),
+        None if !db.path().exists() => return Ok(Vec::new()),
+        None => db.connect(),
+    };
+    Ok(match made {
+        Err(e) if crate::exit::of_error(&e) == Exit::Config => vec![format!("{e:#}")],
+        _ => Vec::new(),
+    })
 }
 
 /// Each definition's query checked (`reports::check_query`): the errors,

@@ -357,6 +357,14 @@ fn a_django_applications_own_postgresql_tables_serve_every_job_through_its_mappi
         "{}",
         out.stderr
     );
+    // `config check --connect` says so before any job runs.
+    let out = run_pg(&env, &password, &["config", "check", "--connect"], &plus(NOW, 7200)).code(78);
+    assert!(
+        out.stderr.contains("[sources.tickets]") && out.stderr.contains("date_creation"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stdout.contains("configuration OK"), "{}", out.stdout);
     db.batch_execute(&format!(
         "DROP SCHEMA \"{app}\" CASCADE; DROP SCHEMA \"{schema}\" CASCADE;"
     ))
