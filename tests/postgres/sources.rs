@@ -365,6 +365,43 @@ fn a_django_applications_own_postgresql_tables_serve_every_job_through_its_mappi
         out.stderr
     );
     assert!(!out.stdout.contains("configuration OK"), "{}", out.stdout);
+
+    // An update column that cannot take what rappel writes there (a count
+    // into a timestamptz; a status into a boolean) is named before
+    // anything runs, not when the first punch or report is recorded.
+    for (from, to, says) in [
+        (
+            "sync_attempts = \"sync_attempts\"",
+            "sync_attempts = \"synced_at\"\nsynced = \"access_granted\"",
+            "[sources.attendance_logs.update]: cannot cast type bigint to timestamp with time zone",
+        ),
+        (
+            "sync_status = \"sync_status\"",
+            "sync_status = \"access_granted\"",
+            "[sources.attendance_logs.update]: column access_granted is boolean",
+        ),
+    ] {
+        assert!(config.contains(from));
+        env.write_config(&config.replace(from, to).replace("synced_at = \"synced_at\"\n", ""));
+        for args in [&["config", "check", "--connect"][..], &["sync-attendance"]] {
+            let out = run_pg(&env, &password, args, &plus(NOW, 7200)).code(78);
+            assert!(out.stderr.contains(says), "{args:?}: {}", out.stderr);
+        }
+    }
+    assert_eq!(hr.posts().len(), 1, "nothing pushed");
+
+    // Table names as psql reads them: unquoted, folded to lower case; a
+    // name that is not one is named with its source.
+    env.write_config(&config.replace("table = \"repairs_ticket\"", "table = \"REPAIRS_TICKET\""));
+    run_pg(&env, &password, &["config", "check", "--connect"], &plus(NOW, 7200)).success();
+    env.write_config(&config.replace("table = \"repairs_ticket\"", "table = \"a.b.c.d\""));
+    let out = run_pg(&env, &password, &["config", "check", "--connect"], &plus(NOW, 7200)).code(78);
+    assert!(
+        out.stderr
+            .contains("[sources.tickets]: table \"a.b.c.d\": improper relation name"),
+        "{}",
+        out.stderr
+    );
     db.batch_execute(&format!(
         "DROP SCHEMA \"{app}\" CASCADE; DROP SCHEMA \"{schema}\" CASCADE;"
     ))

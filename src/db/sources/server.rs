@@ -109,7 +109,9 @@ fn host_table(
                 format_type(a.atttypid, a.atttypmod)
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
          JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-         WHERE c.oid = to_regclass(CASE WHEN strpos($1, '.') > 0 THEN $1 ELSE quote_ident($1) END)
+         -- A plain name as written, else folded to lower case as psql folds it unquoted.
+         WHERE c.oid = CASE WHEN strpos($1, '.') > 0 THEN to_regclass($1)
+                            ELSE coalesce(to_regclass(quote_ident($1)), to_regclass(quote_ident(lower($1)))) END
          ORDER BY a.attnum",
         &[&table],
     )?;
@@ -176,7 +178,9 @@ fn create_view(client: &mut postgres::Client, source: &Source, schema: &str) -> 
     ))?;
     let contract = contract_columns(name).ok_or_else(|| anyhow::anyhow!("[sources.{name}]: not an input table"))?;
     let (from, columns) = match &source.origin {
-        Origin::Table(table) => match host_table(client, table)? {
+        Origin::Table(table) => match host_table(client, table)
+            .map_err(|e| anyhow::anyhow!("[sources.{name}]: table {table:?}: {}", said(&e)))?
+        {
             Some((full, columns)) => (full, columns),
             None => anyhow::bail!(
                 "[sources.{name}]: table {table:?} is not in the database (check `table`, with its schema if it is \
@@ -232,6 +236,8 @@ fn create_view(client: &mut postgres::Client, source: &Source, schema: &str) -> 
         quoted("rappel_source")
     );
     let usable = usable(name, "i", Dialect::Postgres);
+    // The write-back's UPDATE on the view's rows, and the host columns it sets.
+    let mut probe: Option<(String, Vec<String>)> = None;
     let record = kept::kept(name).map(|k| (k, format!("{}.{}", quoted(schema), k.table)));
     let recorded = match &record {
         Some((_, table)) => client
@@ -260,7 +266,19 @@ fn create_view(client: &mut postgres::Client, source: &Source, schema: &str) -> 
             ));
             let mut body = kept::record_upsert(kept, &table);
             if let Some((_, targets)) = kept::host_updates(source, kept, &infos, &available)? {
-                body.push_str(&host_update(source, &from, &columns, &targets, &selected, &types));
+                text_fits(source, &columns, &targets)?;
+                let (set, row) = host_update(source, &columns, &targets, &selected, &types);
+                let update = format!("UPDATE {from} AS {} SET {set}", quoted("rappel_source"));
+                body.push_str(&format!(" {update} WHERE {row} = OLD.id;"));
+                // Checked once the view is made: each value's cast to its
+                // column's type, on rows of the view's type (`new`, `old`).
+                probe = Some((
+                    format!(
+                        "WITH new AS (SELECT * FROM pg_temp.{} LIMIT 0) {update} FROM new, new AS old WHERE {row} = old.id",
+                        quoted(name)
+                    ),
+                    targets.iter().map(|(column, _)| column.to_string()).collect::<Vec<_>>(),
+                ));
             }
             sql.push_str(&format!(
                 "CREATE OR REPLACE FUNCTION pg_temp.{trigger_q}() RETURNS trigger LANGUAGE plpgsql AS $rappel$ \
@@ -280,6 +298,36 @@ fn create_view(client: &mut postgres::Client, source: &Source, schema: &str) -> 
     client
         .prepare(&format!("SELECT * FROM pg_temp.{}", quoted(name)))
         .map_err(|e| anyhow::anyhow!("[sources.{name}]: {}", said(&e)))?;
+    if let Origin::Table(_) = &source.origin
+        && !client
+            .query_one("SELECT has_table_privilege(CAST($1 AS text), 'SELECT')", &[&from])?
+            .get::<_, bool>(0)
+    {
+        anyhow::bail!("[sources.{name}]: the role rappel connects as may not read {from} (it needs SELECT on it)");
+    }
+    if let Some((update, targets)) = probe {
+        client.prepare(&update).map_err(|e| {
+            anyhow::anyhow!(
+                "[sources.{name}.update]: {} (each column named there must take what rappel writes: see `rappel \
+                 sources`)",
+                said(&e)
+            )
+        })?;
+        for column in targets {
+            let may: bool = client
+                .query_one(
+                    "SELECT has_column_privilege(CAST($1 AS text), $2, 'UPDATE')",
+                    &[&from, &column],
+                )?
+                .get(0);
+            if !may {
+                anyhow::bail!(
+                    "[sources.{name}.update]: the role rappel connects as may not update column {column} of {from} \
+                     (it needs UPDATE on the columns named under update)"
+                );
+            }
+        }
+    }
     let sql = if super::id_is_key(source, &infos) {
         format!("INSERT INTO pg_temp.{KEYED} (name) VALUES ($1) ON CONFLICT DO NOTHING")
     } else {
@@ -289,17 +337,47 @@ fn create_view(client: &mut postgres::Client, source: &Source, schema: &str) -> 
     Ok(())
 }
 
-/// The trigger's `UPDATE` of the host's table `table` (in full): each
-/// column of `targets` given its value in the column's own type, on the
-/// row whose id (`selected`'s, of type in `types`) is `OLD.id`.
+/// Whether each of `targets` that rappel writes as text (a status, a
+/// reason; an instant into a column that is not a date or timestamp) goes
+/// to a text column: a cast from text to another type compiles, and would
+/// fail only on the first row recorded. Errors: the first that does not,
+/// named with its column's type.
+fn text_fits(source: &Source, columns: &[HostColumn], targets: &[(&str, Value)]) -> anyhow::Result<()> {
+    for (column, value) in targets {
+        let ty = columns
+            .iter()
+            .find(|c| c.info.0.eq_ignore_ascii_case(column))
+            .map_or("text", |c| c.ty.as_str());
+        let text = match *value {
+            Value::Same(c) => matches!(target(c), Target::Text),
+            Value::Instant(_) => !(ty.starts_with("timestamp") || ty == "date"),
+            Value::Flag(_) => false,
+        };
+        let texts = ty == "text" || ty.starts_with("character") || ty == "citext";
+        if text && !texts {
+            let what = match *value {
+                Value::Instant(_) => "an instant, as text, since it is not a date or timestamp column",
+                _ => "text (a status or a reason)",
+            };
+            anyhow::bail!(
+                "[sources.{}.update]: column {column} is {ty}; rappel writes {what} there, so it must be a text column",
+                source.name
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The trigger's `UPDATE` of the host's table: its `SET` list, each column
+/// of `targets` given its value from `NEW` in the column's own type, and
+/// the host row's id (`selected`'s, of type in `types`), to equal `OLD.id`.
 fn host_update(
     source: &Source,
-    table: &str,
     columns: &[HostColumn],
     targets: &[(&str, Value)],
     selected: &[(&str, String)],
     types: &[Type],
-) -> String {
+) -> (String, String) {
     let zone = source.naive_zone.name().replace('\'', "''");
     let assignments: Vec<String> = targets
         .iter()
@@ -343,11 +421,7 @@ fn host_update(
     } else {
         converted(&id, &ty, "id")
     };
-    format!(
-        " UPDATE {table} AS {} SET {} WHERE {id} = OLD.id;",
-        quoted("rappel_source"),
-        assignments.join(", ")
-    )
+    (assignments.join(", "), id)
 }
 
 #[cfg(test)]
