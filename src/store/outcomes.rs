@@ -114,6 +114,41 @@ pub fn record(conn: &Conn, id: i64, run_id: &str, change: &Change) -> Result<boo
     Ok(changed > 0)
 }
 
+/// Records each of `sent` (delivery id, when, the provider's id) sent, in
+/// one statement, where run `run_id` still holds it: what
+/// [`record`] does for each `Change::Sent`, one round trip and one plan for
+/// a writer's whole group. Returns the ids it wrote (a row whose lease
+/// passed to another run is left alone and not among them). Errors:
+/// `StoreError`.
+pub fn record_sent(conn: &Conn, run_id: &str, sent: &[(i64, DateTime<Utc>, Option<&str>)]) -> Result<Vec<i64>> {
+    if sent.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<serde_json::Value> = sent
+        .iter()
+        .map(|(id, at, provider_ref)| serde_json::json!([id, crate::instant::format(*at), provider_ref]))
+        .collect();
+    let rows = serde_json::Value::from(rows).to_string();
+    let sql = match conn.dialect() {
+        Dialect::Sqlite => {
+            "UPDATE rappel_deliveries SET status = 'sent', sent_at = j.at, provider_ref = j.provider_ref,
+                    error_class = NULL, last_error = NULL, next_attempt_at = NULL, lease_until = NULL
+             FROM (SELECT value ->> 0 AS id, value ->> 1 AS at, value ->> 2 AS provider_ref FROM json_each(?2)) AS j
+             WHERE rappel_deliveries.id = j.id AND claimed_by = ?1 AND coalesce(status, '') = 'sending'
+             RETURNING rappel_deliveries.id"
+        }
+        Dialect::Postgres => {
+            "UPDATE rappel_deliveries AS d SET status = 'sent', sent_at = j.at, provider_ref = j.provider_ref,
+                    error_class = NULL, last_error = NULL, next_attempt_at = NULL, lease_until = NULL
+             FROM (SELECT (value ->> 0)::bigint AS id, value ->> 1 AS at, value ->> 2 AS provider_ref
+                   FROM json_array_elements(CAST(?2 AS json))) AS j
+             WHERE d.id = j.id AND d.claimed_by = ?1 AND coalesce(d.status, '') = 'sending'
+             RETURNING d.id"
+        }
+    };
+    conn.query_map(sql, params![run_id, rows], |r| r.get(0))
+}
+
 /// Points delivery `id` at `to` (the address its person has now) if run
 /// `run_id` still holds it; returns whether it did.
 pub fn readdress(conn: &Conn, id: i64, run_id: &str, to: &str) -> Result<bool> {
