@@ -197,6 +197,14 @@ pub fn sync_service(
         };
         let outcomes = outcomes(s, &claimed, answer.map_err(|r| r.error), s.at(), name, tally);
         let recorded = ledger::record_batch(conn, name, &claimed, &outcomes, now)?;
+        if let Some(why) = &recorded.host_unwritten {
+            log::error!(
+                "{name}: batch {} was recorded, but the host's columns under [sources.attendance_logs.update] \
+                 could not be updated: {why}",
+                claimed.key
+            );
+            tally.raise(crate::exit::Exit::IoErr);
+        }
         if recorded.stolen > 0 {
             log::warn!(
                 "{name}: {} log(s) of batch {} were taken over by another run after this run's lease passed",

@@ -662,3 +662,34 @@ fn an_upgraded_database_keeps_terminal_sync_state_for_the_hosts_terminals() {
     assert!(!sql.contains("REFERENCES"), "{sql}");
     assert_eq!(rows, 2, "both host terminals' sync times");
 }
+
+/// A host trigger that refuses the punches' `sent` update: the batch was
+/// posted, so rappel records it sent in its own record all the same (exit
+/// 74 naming the update), and no later run posts it again.
+#[test]
+fn a_host_row_that_refuses_its_update_does_not_get_its_batch_posted_again() {
+    let smtp = SmtpServer::start();
+    let hr = FakeHr::start();
+    let env = django_hr(&smtp, &hr, "");
+    env.db()
+        .execute_batch(
+            "CREATE TRIGGER refuse BEFORE UPDATE OF sync_status ON devices_attendancelog
+             WHEN NEW.sync_status = 'sent' BEGIN SELECT RAISE(ABORT, 'the host says no'); END;",
+        )
+        .unwrap();
+    let out = env.run(&["sync-attendance"], NOW).code(74);
+    assert!(
+        out.stderr.contains("[sources.attendance_logs.update]") && out.stderr.contains("the host says no"),
+        "{}",
+        out.stderr
+    );
+    let first = posted(&hr);
+    assert_eq!(first.len(), 1, "{first:?}");
+    let sent = recorded_sent(&env);
+    assert_eq!(sent, first[0].len() as i64, "recorded in rappel's own record");
+    // Past the lease (9 s of wall time), twice: nothing posted again.
+    std::thread::sleep(Duration::from_secs(10));
+    env.run(&["sync-attendance"], &plus(NOW, 60)).success();
+    env.run(&["sync-attendance"], &plus(NOW, 3600)).success();
+    assert_eq!(posted(&hr), first, "never posted again");
+}

@@ -172,6 +172,19 @@ pub struct Recorded {
     pub failed: u64,
     pub retrying: u64,
     pub stolen: u64,
+    /// A mapped source whose host row refused its update (a trigger, a
+    /// lock past the timeout): why. The outcomes are in rappel's record
+    /// all the same, so nothing is posted again.
+    pub host_unwritten: Option<String>,
+}
+
+/// Where a batch's outcomes are written: the contract's `attendance_logs`
+/// (a mapped source's view, whose trigger writes rappel's record and the
+/// host's `update` columns), or rappel's record of a mapped source alone.
+#[derive(Clone, Copy)]
+enum Ledger {
+    Logs,
+    Record,
 }
 
 /// Records a posted batch's outcome, log by log (`outcomes` in the order of
@@ -183,8 +196,35 @@ pub struct Recorded {
 /// (SQLite's); nothing is written then. PostgreSQL runs the same
 /// conditional `UPDATE`s and `INSERT … ON CONFLICT (terminal_id, service)
 /// DO UPDATE` in one transaction.
+///
+/// When the write through a mapped source fails for another reason than a
+/// lock (a host trigger refusing the row, a column it may not take), the
+/// outcomes go to rappel's record alone (`Recorded::host_unwritten` says
+/// why): the batch was posted, and must not be posted again.
 pub fn record_batch(
     conn: &mut Conn,
+    service: &str,
+    claimed: &Claimed,
+    outcomes: &[Outcome],
+    now: DateTime<Utc>,
+) -> Result<Recorded> {
+    match record_in(conn, Ledger::Logs, service, claimed, outcomes, now) {
+        Err(e)
+            if !e.is_busy()
+                && !e.is_connection_lost()
+                && crate::db::sources::mapped(conn)?.iter().any(|t| t == "attendance_logs") =>
+        {
+            let mut done = record_in(conn, Ledger::Record, service, claimed, outcomes, now)?;
+            done.host_unwritten = Some(e.to_string());
+            Ok(done)
+        }
+        done => done,
+    }
+}
+
+fn record_in(
+    conn: &mut Conn,
+    ledger: Ledger,
     service: &str,
     claimed: &Claimed,
     outcomes: &[Outcome],
@@ -210,24 +250,28 @@ pub fn record_batch(
         let changed = match outcome {
             Outcome::Sent => mark(
                 &tx,
+                ledger,
                 "sync_status = 'sent', synced_at = ?3, sync_error = NULL, next_attempt_at = NULL,
                  sync_lease_until = NULL, sync_attempts = sync_attempts + 1",
                 params![ids, claimed.lease, at],
             )?,
             Outcome::Failed(why) => mark(
                 &tx,
+                ledger,
                 "sync_status = 'failed', sync_error = ?3, next_attempt_at = NULL, sync_lease_until = NULL,
                  sync_attempts = sync_attempts + 1",
                 params![ids, claimed.lease, crate::mask::mask_line(why)],
             )?,
             Outcome::Retry { reason, next, .. } => mark(
                 &tx,
+                ledger,
                 "sync_status = 'failed', sync_error = ?3, next_attempt_at = ?4, sync_lease_until = NULL,
                  sync_attempts = sync_attempts + 1",
                 params![ids, claimed.lease, crate::mask::mask_line(reason), next],
             )?,
             Outcome::Back => mark(
                 &tx,
+                ledger,
                 &format!("sync_status = {GIVEN_BACK}, sync_lease_until = NULL"),
                 params![ids, claimed.lease],
             )?,
@@ -274,12 +318,16 @@ pub fn record_batch(
 /// Sets `set` on the logs `?1` (a JSON array of ids) that the claim `?2`
 /// (its lease) still holds; returns those it set (read back with
 /// `RETURNING`: a mapped source's trigger changes no row SQLite counts).
-fn mark(tx: &Conn, set: &str, params: &[&dyn ToParam]) -> Result<Vec<i64>> {
+fn mark(tx: &Conn, ledger: Ledger, set: &str, params: &[&dyn ToParam]) -> Result<Vec<i64>> {
+    let (table, id) = match ledger {
+        Ledger::Logs => ("attendance_logs", "id"),
+        Ledger::Record => ("rappel_punch_state", "log_id"),
+    };
     tx.query_map(
         &format!(
-            "UPDATE attendance_logs SET {set}
-             WHERE id IN ({}) AND sync_status = 'sending' AND sync_lease_until = ?2
-             RETURNING id",
+            "UPDATE {table} SET {set}
+             WHERE {id} IN ({}) AND sync_status = 'sending' AND sync_lease_until = ?2
+             RETURNING {id}",
             crate::store::json_list(tx.dialect(), 1, "bigint")
         ),
         params,
