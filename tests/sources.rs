@@ -279,30 +279,34 @@ fn a_mapping_that_does_not_read_is_a_config_error_naming_the_source_and_column()
     assert_ne!(out.code, 0, "config check says it too: {}", out.stdout);
 }
 
+/// `rappel sources tickets` on the Django database (SQLite's or
+/// PostgreSQL's): the mapped table, its first row as the jobs read it
+/// (Django's microseconds read as UTC, shown in the configured zone), every
+/// value read.
+pub(crate) fn tickets_as_read(stdout: &str) {
+    assert!(
+        stdout.starts_with("tickets: table \"repairs_ticket\" ([sources.tickets]), 3 rows\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("  reference = numero\n"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "id 1, reference \"R-1001\", device \"iPhone 13\", customer \"Marie Ndong\", \
+             created_at 2026-02-10T09:12:00Z (2026-02-10 10:12 Africa/Libreville), closed_at none"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.ends_with("  every value reads\n"), "{stdout}");
+}
+
 #[test]
 fn sources_shows_each_table_as_read_and_counts_the_values_that_do_not_read() {
     let smtp = SmtpServer::start();
     let env = django(&smtp, "");
     env.run(&["db", "migrate"], NOW).success();
     let out = env.run(&["sources", "tickets"], NOW).success();
-    assert!(
-        out.stdout
-            .starts_with("tickets: table \"repairs_ticket\" ([sources.tickets]), 3 rows\n"),
-        "{}",
-        out.stdout
-    );
-    assert!(out.stdout.contains("  reference = numero\n"), "{}", out.stdout);
-    // Django's microseconds, read as UTC and shown in the configured zone.
-    assert!(
-        out.stdout.contains(
-            "id 1, reference \"R-1001\", device \"iPhone 13\", customer \"Marie Ndong\", \
-             created_at 2026-02-10T09:12:00Z (2026-02-10 10:12 Africa/Libreville), closed_at none"
-        ),
-        "{}",
-        out.stdout
-    );
+    tickets_as_read(&out.stdout);
     assert!(out.stdout.contains("closed_at 2026-03-01T17:00:00Z"), "{}", out.stdout);
-    assert!(out.stdout.ends_with("  every value reads\n"), "{}", out.stdout);
 
     let db = env.db();
     db.execute_batch(
