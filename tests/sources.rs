@@ -213,25 +213,7 @@ fn loan_reminders_come_from_the_hosts_loans_and_clients() {
     let smtp = SmtpServer::start();
     let env = django(&smtp, "");
     env.run(&["send-reminders"], "2026-03-20T08:00:00Z").success();
-    let mut got = kinds(&smtp.mails());
-    got.sort();
-    // Léa's projector is due Sunday 22 March 16:00 (Libreville, UTC+1): two
-    // days before, at 09:00 local, comes its D-2 reminder. Sam borrowed the
-    // laptop at 08:00Z (a short loan, due 11:00Z).
-    assert_eq!(
-        got,
-        [
-            ("lea.essono@example.com".to_string(), "loan_d2".to_string()),
-            ("sam.carter@example.com".to_string(), "loan_created".to_string()),
-        ]
-    );
-    let sam = smtp
-        .mails()
-        .into_iter()
-        .find(|m| m.to.join(",").starts_with("sam"))
-        .unwrap();
-    let body = sam.decoded();
-    assert!(body.contains("Laptop Dell") && body.contains("Sam Carter"), "{body}");
+    first_loan_reminders(&smtp);
     // Returned in the host's app: the next reminder does not go.
     env.db()
         .execute(
@@ -277,6 +259,29 @@ fn a_mapping_that_does_not_read_is_a_config_error_naming_the_source_and_column()
     assert!(smtp.mails().is_empty());
     let out = env.run(&["config", "check"], NOW);
     assert_ne!(out.code, 0, "config check says it too: {}", out.stdout);
+}
+
+/// The Django database's loan reminders at 08:00Z on Friday 20 March
+/// (SQLite's or PostgreSQL's): Léa's projector is due Sunday 22 March 16:00
+/// (Libreville, UTC+1), so two days before, at 09:00 local, comes its D-2
+/// reminder; Sam borrowed the laptop at 08:00Z (a short loan, due 11:00Z).
+pub(crate) fn first_loan_reminders(smtp: &SmtpServer) {
+    let mut got = kinds(&smtp.mails());
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("lea.essono@example.com".to_string(), "loan_d2".to_string()),
+            ("sam.carter@example.com".to_string(), "loan_created".to_string()),
+        ]
+    );
+    let sam = smtp
+        .mails()
+        .into_iter()
+        .find(|m| m.to.join(",").starts_with("sam"))
+        .unwrap();
+    let body = sam.decoded();
+    assert!(body.contains("Laptop Dell") && body.contains("Sam Carter"), "{body}");
 }
 
 /// `rappel sources tickets` on the Django database (SQLite's or

@@ -66,11 +66,11 @@ pub struct Mirror {
     pub schema: String,
     /// One session on the server for every copy.
     server: std::sync::Mutex<postgres::Client>,
-    /// The mirror's own connection to the file, and the file's
-    /// `data_version` as it saw it after its last copy to the file: when
-    /// unchanged, no other connection has written since, and there is
-    /// nothing to push.
-    file: std::sync::Mutex<Option<(rusqlite::Connection, i64)>>,
+    /// The mirror's own connection to the file (opened at the first copy),
+    /// and the file's `data_version` as it saw it at its last copy either
+    /// way: when unchanged, no other connection has written since, and
+    /// there is nothing to push.
+    file: std::sync::Mutex<Option<(rusqlite::Connection, Option<i64>)>>,
 }
 
 /// Tables each backend keeps for itself (its migrations' bookkeeping).
@@ -129,15 +129,14 @@ impl Mirror {
     /// `text`).
     pub fn push(&self, env: &TestEnv) {
         let mut file = self.file.lock().unwrap();
-        if let Some((lite, seen)) = file.as_ref()
-            && data_version(lite) == *seen
-        {
+        let (lite, seen) = file.get_or_insert_with(|| (env.db(), None));
+        let version = data_version(lite);
+        if *seen == Some(version) {
             return;
         }
-        let lite = env.db();
         let mut db = self.server.lock().unwrap();
         let mut on_server = self.server_tables(&mut db);
-        let lite_tables = lite_tables(&lite);
+        let lite_tables = lite_tables(lite);
         for (table, columns) in lite_tables.clone() {
             if on_server.iter().any(|(t, _)| *t == table) {
                 continue;
@@ -198,11 +197,7 @@ impl Mirror {
             }
         }
         tx.commit().unwrap();
-        if file.is_none() {
-            let lite = env.db();
-            let seen = data_version(&lite);
-            *file = Some((lite, seen));
-        }
+        *seen = Some(version);
     }
 
     /// Makes the SQLite file hold what the server's tables hold, for every
@@ -211,10 +206,7 @@ impl Mirror {
     /// rappel's own writes to the file would give.
     pub fn pull(&self, env: &TestEnv) {
         let mut file = self.file.lock().unwrap();
-        let (lite, seen) = file.get_or_insert_with(|| {
-            let lite = env.db();
-            (lite, 0)
-        });
+        let (lite, seen) = file.get_or_insert_with(|| (env.db(), None));
         let mut db = self.server.lock().unwrap();
         let tables = lite_tables(lite);
         // Foreign keys are not checked while the tables fill in any order.
@@ -252,7 +244,7 @@ impl Mirror {
             }
         }
         tx.commit().unwrap();
-        *seen = data_version(lite);
+        *seen = Some(data_version(lite));
     }
 }
 

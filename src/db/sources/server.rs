@@ -337,6 +337,15 @@ fn create_view(client: &mut postgres::Client, source: &Source, schema: &str) -> 
     Ok(())
 }
 
+/// The type of host column `column` among `columns` (as `format_type`
+/// names it), `text` when it is not there.
+fn type_of<'c>(columns: &'c [HostColumn], column: &str) -> &'c str {
+    columns
+        .iter()
+        .find(|c| c.info.0.eq_ignore_ascii_case(column))
+        .map_or("text", |c| c.ty.as_str())
+}
+
 /// Whether each of `targets` that rappel writes as text (a status, a
 /// reason; an instant into a column that is not a date or timestamp) goes
 /// to a text column: a cast from text to another type compiles, and would
@@ -344,10 +353,7 @@ fn create_view(client: &mut postgres::Client, source: &Source, schema: &str) -> 
 /// named with its column's type.
 fn text_fits(source: &Source, columns: &[HostColumn], targets: &[(&str, Value)]) -> anyhow::Result<()> {
     for (column, value) in targets {
-        let ty = columns
-            .iter()
-            .find(|c| c.info.0.eq_ignore_ascii_case(column))
-            .map_or("text", |c| c.ty.as_str());
+        let ty = type_of(columns, column);
         let text = match *value {
             Value::Same(c) => matches!(target(c), Target::Text),
             Value::Instant(_) => !(ty.starts_with("timestamp") || ty == "date"),
@@ -382,10 +388,7 @@ fn host_update(
     let assignments: Vec<String> = targets
         .iter()
         .map(|(column, value)| {
-            let ty = columns
-                .iter()
-                .find(|c| c.info.0.eq_ignore_ascii_case(column))
-                .map_or("text", |c| c.ty.as_str());
+            let ty = type_of(columns, column);
             let instant = |c: &str| format!("CAST(NEW.{c} AS timestamptz)");
             let value = match *value {
                 Value::Same(c) => format!("CAST(NEW.{c} AS {ty})"),
