@@ -1168,3 +1168,29 @@ fn a_number_without_whatsapp_falls_back_and_the_fallback_keeps_quiet_hours() {
     assert_eq!(sent.len(), 2, "the SMS, once, at 08:00");
     assert_eq!(sent[1].form["To"], "+24107123456");
 }
+
+/// A message's lines that are a lone dot or begin with one arrive as
+/// written (RFC 5321 §4.5.2, transparency): a lone "." does not end the
+/// message early, and a leading dot is not lost.
+#[test]
+fn lines_that_are_or_begin_with_a_dot_arrive_as_written() {
+    let smtp = SmtpServer::start();
+    let env = TestEnv::new(smtp.port, "");
+    let awa = contact(&env, "Awa", None, None);
+    let written = "Bring back:\n.\n..the drill\n.and its case\nthanks.\n.";
+    let db = env.db();
+    db.execute(
+        "INSERT INTO students (id, contact_id, subscribed_at) VALUES (1, ?1, '2026-01-05 09:00:00')",
+        [awa],
+    )
+    .unwrap();
+    db.execute(
+        "INSERT INTO manual_reminders (student_id, message, created_at) VALUES (1, ?1, '2026-03-11T09:00:00Z')",
+        [written],
+    )
+    .unwrap();
+    env.run(&["send-reminders", "--kind", "manual"], "2026-03-11T09:01:00Z")
+        .success();
+    let text = smtp.mail_to("awa@example.com").part("text/plain").unwrap().replace("\r\n", "\n");
+    assert!(text.contains(&format!("\n\n{written}\n\n-- \n")), "{text:?}");
+}

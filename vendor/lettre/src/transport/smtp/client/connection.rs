@@ -485,14 +485,9 @@ impl SmtpConnection {
     /// ".". Given up after one timeout, the message was delivered all the
     /// same, recorded failed, and sent twice.
     fn read_completion(&mut self) -> Result<Response, Error> {
-        let longer = super::net::time_left().filter(|left| self.timeout.is_some_and(|t| *left > t));
-        if let Some(left) = longer {
-            self.stream.get_mut().set_read_timeout(Some(left)).map_err(error::network)?;
-        }
+        self.stream.get_mut().wait_until_deadline(true);
         let read = self.read_response();
-        if longer.is_some() {
-            self.stream.get_mut().set_read_timeout(self.timeout).map_err(error::network)?;
-        }
+        self.stream.get_mut().wait_until_deadline(false);
         let response = read?;
         if response.code().severity == Severity::PositiveCompletion {
             return Ok(response);

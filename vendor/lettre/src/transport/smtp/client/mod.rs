@@ -73,8 +73,22 @@ impl ClientCodec {
     }
 
     /// Adds transparency
+    ///
+    /// rappel: the bytes between line ends are copied as one slice (the
+    /// next `\r` found by `memchr`), not pushed one at a time; the state
+    /// machine below sees only each line end and the byte after it.
     fn encode(&mut self, frame: &[u8], buf: &mut Vec<u8>) {
-        for &b in frame {
+        buf.reserve(frame.len());
+        let mut rest = frame;
+        while let Some((&b, tail)) = rest.split_first() {
+            if let CodecStatus::MiddleOfLine = self.status {
+                let run = memchr::memchr(b'\r', rest).unwrap_or(rest.len());
+                if run > 0 {
+                    buf.extend_from_slice(&rest[..run]);
+                    rest = &rest[run..];
+                    continue;
+                }
+            }
             buf.push(b);
             match (b, self.status) {
                 (b'\r', _) => {
@@ -95,6 +109,7 @@ impl ClientCodec {
                 }
                 _ => {}
             }
+            rest = tail;
         }
     }
 }
@@ -145,6 +160,47 @@ mod test {
             String::from_utf8(buf).unwrap(),
             "..\r\ntest\r\ntest\r\n\r\n..\r\n\r\ntestte\r\n..\r\nsttesttest.test\n.test\ntesttesttest\r\n..test\r\ntest.\r\n"
         );
+    }
+
+    /// rappel: `encode` against the byte-at-a-time codec it replaced, on
+    /// every string of up to seven bytes over `\r`, `\n`, `.` and `a`, cut
+    /// into two frames at every point.
+    #[test]
+    fn encode_matches_the_byte_at_a_time_codec() {
+        fn reference(frames: &[&[u8]]) -> Vec<u8> {
+            let (mut out, mut status) = (Vec::new(), CodecStatus::StartOfNewLine);
+            for &b in frames.concat().iter() {
+                out.push(b);
+                status = match (b, status) {
+                    (b'\r', _) => CodecStatus::StartingNewLine,
+                    (b'\n', CodecStatus::StartingNewLine) => CodecStatus::StartOfNewLine,
+                    (b'.', CodecStatus::StartOfNewLine) => {
+                        out.push(b'.');
+                        CodecStatus::MiddleOfLine
+                    }
+                    (_, CodecStatus::StartingNewLine | CodecStatus::StartOfNewLine) => CodecStatus::MiddleOfLine,
+                    (_, s) => s,
+                };
+            }
+            out
+        }
+        let alphabet = [b'\r', b'\n', b'.', b'a'];
+        for len in 0..=7u32 {
+            for mut n in 0..4usize.pow(len) {
+                let mut input = Vec::new();
+                for _ in 0..len {
+                    input.push(alphabet[n % 4]);
+                    n /= 4;
+                }
+                for cut in 0..=input.len() {
+                    let (a, b) = input.split_at(cut);
+                    let (mut buf, mut codec) = (Vec::new(), ClientCodec::new());
+                    codec.encode(a, &mut buf);
+                    codec.encode(b, &mut buf);
+                    assert_eq!(buf, reference(&[a, b]), "{input:?} cut at {cut}");
+                }
+            }
+        }
     }
 
     #[test]

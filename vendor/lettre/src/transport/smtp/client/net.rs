@@ -109,7 +109,20 @@ pub struct NetworkStream {
     timeout: Option<Duration>,
     /// rappel: the timeout the socket holds now, when a deadline shortened it.
     shortened: Option<Duration>,
+    /// rappel: reads wait until the thread's deadline rather than one
+    /// timeout (`wait_until_deadline`).
+    patient: bool,
+    /// rappel: the read timeout the socket holds for a patient read, until
+    /// a read that is not patient puts back the one the rest expects.
+    read_held: Option<Duration>,
 }
+
+/// rappel: how much sooner than the deadline a patient read's timeout
+/// ends, so that the next reads (of the same reply, or of the next
+/// message's) can keep it rather than set it again: one `setsockopt` per
+/// message's end at most, where the timeout set anew before every read and
+/// write cost six.
+const PATIENCE_SLACK: Duration = Duration::from_millis(10);
 
 /// Represents the different types of underlying network streams
 // usually only one TLS backend at a time is going to be enabled,
@@ -140,24 +153,57 @@ impl NetworkStream {
             inner,
             timeout: None,
             shortened: None,
+            patient: false,
+            read_held: None,
         }
+    }
+
+    /// rappel: reads from now on may take until the thread's deadline
+    /// (`true`), or one timeout again (`false`). Without a deadline, a read
+    /// takes one timeout either way.
+    pub fn wait_until_deadline(&mut self, patient: bool) {
+        self.patient = patient;
     }
 
     /// rappel: before each read or write, the time left before the thread's
     /// deadline: an error once it has passed, else the socket's timeouts
-    /// brought down to it when it is nearer than the configured one.
-    fn before_io(&mut self) -> io::Result<()> {
+    /// brought down to it when it is nearer than the configured one. A
+    /// patient read's timeout is the time left (less `PATIENCE_SLACK`),
+    /// kept from the read before when it is still within that.
+    fn before_io(&mut self, reading: bool) -> io::Result<()> {
         let Some(left) = time_left() else {
+            self.impatient()?;
             return self.restore();
         };
         if left.is_zero() {
             return Err(deadline_passed());
+        }
+        if reading && self.patient {
+            if self.read_held.is_some_and(|held| held <= left && left - held <= 2 * PATIENCE_SLACK) {
+                return Ok(());
+            }
+            let hold = if left > 2 * PATIENCE_SLACK { left - PATIENCE_SLACK } else { left };
+            self.socket_read_timeout(Some(hold))?;
+            self.read_held = Some(hold);
+            return Ok(());
+        }
+        if reading {
+            self.impatient()?;
         }
         if self.timeout.is_some_and(|t| t <= left) {
             return self.restore();
         }
         self.shortened = Some(left);
         self.apply(Some(left))
+    }
+
+    /// rappel: the read timeout the exchange expects again (the shortened
+    /// one, else the configured one), after a patient read held another.
+    fn impatient(&mut self) -> io::Result<()> {
+        if self.read_held.take().is_some() {
+            self.socket_read_timeout(self.shortened.or(self.timeout))?;
+        }
+        Ok(())
     }
 
     /// rappel: an I/O error, named for the deadline when that is what ended it.
@@ -171,7 +217,7 @@ impl NetworkStream {
         }
         match result {
             Err(e) if matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock)
-                && self.shortened.is_some() =>
+                && (self.shortened.is_some() || self.read_held.is_some()) =>
             {
                 Err(deadline_passed())
             }
@@ -188,6 +234,7 @@ impl NetworkStream {
     }
 
     fn apply(&mut self, duration: Option<Duration>) -> io::Result<()> {
+        self.read_held = None;
         let keep = self.timeout;
         self.set_read_timeout(duration)?;
         self.set_write_timeout(duration)?;
@@ -449,6 +496,12 @@ impl NetworkStream {
 
     pub fn set_read_timeout(&mut self, duration: Option<Duration>) -> io::Result<()> {
         self.timeout = duration;
+        self.read_held = None;
+        self.socket_read_timeout(duration)
+    }
+
+    /// rappel: the socket's read timeout alone, the configured one unchanged.
+    fn socket_read_timeout(&mut self, duration: Option<Duration>) -> io::Result<()> {
         match &mut self.inner {
             InnerNetworkStream::Tcp(stream) => stream.set_read_timeout(duration),
             #[cfg(feature = "native-tls")]
@@ -485,7 +538,7 @@ impl NetworkStream {
 
 impl Read for NetworkStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.before_io()?;
+        self.before_io(true)?;
         let result = match &mut self.inner {
             InnerNetworkStream::Tcp(s) => s.read(buf),
             #[cfg(feature = "native-tls")]
@@ -505,7 +558,7 @@ impl Read for NetworkStream {
 
 impl Write for NetworkStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.before_io()?;
+        self.before_io(false)?;
         let result = match &mut self.inner {
             InnerNetworkStream::Tcp(s) => s.write(buf),
             #[cfg(feature = "native-tls")]
