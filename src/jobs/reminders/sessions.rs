@@ -63,9 +63,17 @@ pub fn slots(start: DateTime<Utc>, zone: Tz, cfg: &RemindersConfig) -> Vec<(Kind
     out
 }
 
-/// How far ahead a session can have a due reminder: the eve slot is at most
-/// 48 hours before the start, plus a DST change (up to 2 hours in some zones).
-const LOOK_AHEAD_H: i64 = 51;
+/// How far ahead a session can have a due reminder: its earliest slot, the
+/// eve one, is at `session_eve_at` on the local day before, so at most 48
+/// hours less `session_eve_at` before the start (a session at 23:59 with
+/// eve reminders at 18:30: 29 hours 29 minutes), plus 3 hours for a DST
+/// change between the two (2 hours at most, in some zones). With the 51
+/// hours of any `session_eve_at`, Sunday 20:00's run read a third more
+/// sessions than could be due.
+fn look_ahead(cfg: &RemindersConfig) -> Duration {
+    let eve = cfg.session_eve_at.signed_duration_since(NaiveTime::MIN);
+    Duration::hours(48) - eve + Duration::hours(3)
+}
 
 pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
     if !crate::domain::Kind::SESSIONS.iter().any(|k| em.r.wanted(*k)) {
@@ -75,11 +83,11 @@ pub fn plan(em: &mut Emitter<'_>) -> anyhow::Result<()> {
     let Some(only) = em.only("revision_sessions") else {
         return Ok(());
     };
-    // A session's slots are at most two days before it, and valid at most
+    // A session's slots are before it (`look_ahead`), and valid at most
     // until it starts: sessions starting after the last run (to count the
-    // expired ones) and within LOOK_AHEAD_H hours, found by date through the
+    // expired ones) and within `look_ahead`, found by date through the
     // index, then compared as instants.
-    let (from, to) = (em.since().min(ctx.now), ctx.now + Duration::hours(LOOK_AHEAD_H));
+    let (from, to) = (em.since().min(ctx.now), ctx.now + look_ahead(cfg));
     let mut sessions = crate::store::reminders::sessions(conn, from, to, only)?;
     for row in sessions.iter()? {
         let row = row?;
@@ -197,6 +205,34 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    /// Every slot of a session is within `look_ahead` of its start, for
+    /// any eve time, across the DST changes of zones that shift by 30
+    /// minutes (Lord Howe), an hour (Paris, Santiago) and two (Troll).
+    #[test]
+    fn every_slot_is_within_the_look_ahead_of_its_session() {
+        let zones = [
+            PARIS,
+            chrono_tz::Australia::Lord_Howe,
+            chrono_tz::America::Santiago,
+            chrono_tz::Antarctica::Troll,
+        ];
+        let mut cfg = crate::config::reminders_for_tests();
+        for eve in ["00:00", "06:15", "18:30", "23:59"] {
+            cfg.session_eve_at = NaiveTime::parse_from_str(eve, "%H:%M").unwrap();
+            let ahead = look_ahead(&cfg);
+            for zone in zones {
+                // Every 20 minutes, through both of the year's changes.
+                let mut start = utc("2026-03-20T00:00:00Z");
+                while start < utc("2026-11-10T00:00:00Z") {
+                    for (kind, at, _) in slots(start, zone, &cfg) {
+                        assert!(start - at <= ahead, "{kind} of {start} in {zone} at {at}, eve {eve}");
+                    }
+                    start += Duration::minutes(20);
+                }
+            }
+        }
     }
 
     #[test]
