@@ -43,11 +43,13 @@ fn read_of(column: &str) -> Read {
         "due_at" => Read::Due,
         "sync_status" => Read::SyncStatus,
         "temperature" => Read::Number,
-        "returned_at" => Read::Dated,
-        "created_at" | "closed_at" | "entered_at" | "scheduled_at" | "next_attempt_at" | "sent_at" | "lent_at"
-        | "subscribed_at" | "last_active_at" | "starts_at" | "punched_at" | "sync_lease_until" | "synced_at" => {
-            Read::Instant
-        }
+        // When a report, message or punch went, which rappel writes under
+        // `update` and the jobs read as "sent" once filled: a host's `date`
+        // column keeps the day alone (PostgreSQL casts the instant to it),
+        // and that reads.
+        "returned_at" | "sent_at" | "synced_at" => Read::Dated,
+        "created_at" | "closed_at" | "entered_at" | "scheduled_at" | "next_attempt_at" | "lent_at"
+        | "subscribed_at" | "last_active_at" | "starts_at" | "punched_at" | "sync_lease_until" => Read::Instant,
         // completed_at counts as done when filled, whatever it holds.
         _ => Read::Text,
     }

@@ -571,6 +571,27 @@ fn sources_shows_the_time_clock_and_a_bad_mapping_is_named() {
         "{}",
         out.stdout
     );
+    // A date alone where rappel writes when it sent (a `date` column under
+    // `update`, as PostgreSQL keeps it): it reads; what is not even a date
+    // is named.
+    let synced = |value: &str| {
+        env.db()
+            .execute("UPDATE devices_attendancelog SET synced_at = ?1 WHERE id = 1", [value])
+            .unwrap();
+    };
+    synced("2026-03-19");
+    let out = env.run(&["sources", "attendance_logs"], NOW).success();
+    assert!(out.stdout.contains("  every value reads\n"), "{}", out.stdout);
+    synced("yesterday");
+    let out = env.run(&["sources", "attendance_logs"], NOW).code(65);
+    assert!(
+        out.stdout
+            .contains("  synced_at: 1 of 4 rows not an instant or a date, e.g. \"yesterday\""),
+        "{}",
+        out.stdout
+    );
+    synced("2026-03-19 17:00:05");
+
     // A status the contract does not know: such a punch is never pushed, and said so.
     env.db()
         .execute(
