@@ -59,9 +59,13 @@ fn postgres_message(e: &postgres::Error) -> String {
         None => db.message().to_string(),
     };
     if *db.code() == postgres::error::SqlState::INSUFFICIENT_PRIVILEGE {
+        // Said for both kinds of table, since the server names the table
+        // and not whose it is: rappel's own, or one a `[sources]` mapping
+        // reads (which the session's checks name first, when they can).
         text.push_str(
             " (the role rappel connects as needs SELECT, INSERT, UPDATE and DELETE on the tables of its \
-             schema, and USAGE on their sequences)",
+             schema, and USAGE on their sequences; on your application's tables, SELECT on those [sources] \
+             maps and UPDATE on the columns under [sources.<table>.update])",
         );
     }
     text

@@ -374,8 +374,42 @@ fn a_django_applications_own_postgresql_tables_serve_every_job_through_its_mappi
         "{}",
         out.stderr
     );
+
+    // A role with every right on rappel's schema but not on the
+    // application's tables: what it lacks is named, per source, before
+    // anything runs (78), and not taken for a fault of rappel's own tables.
+    let role = format!("rappel_app_{}", std::process::id());
     db.batch_execute(&format!(
-        "DROP SCHEMA \"{app}\" CASCADE; DROP SCHEMA \"{schema}\" CASCADE;"
+        "DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN PASSWORD 'app-pw-7';
+         GRANT USAGE ON SCHEMA \"{schema}\", \"{app}\" TO {role};
+         GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA \"{schema}\" TO {role};
+         GRANT USAGE ON ALL SEQUENCES IN SCHEMA \"{schema}\" TO {role};
+         GRANT SELECT ON ALL TABLES IN SCHEMA \"{app}\" TO {role};
+         REVOKE SELECT ON \"{app}\".devices_terminal FROM {role};
+         GRANT UPDATE (sent, sent_at, erreur) ON \"{app}\".reports_scheduledreport TO {role};"
+    ))
+    .unwrap();
+    let as_role = config.replace("postgres://postgres@", &format!("postgres://{role}@"));
+    assert_ne!(as_role, config);
+    env.write_config(&as_role);
+    let check = |says: &str| {
+        for args in [&["config", "check", "--connect"][..], &["sync-attendance"]] {
+            let out = run_pg(&env, "app-pw-7", args, &plus(NOW, 7200)).code(78);
+            assert!(out.stderr.contains(says), "{args:?}: {}", out.stderr);
+        }
+    };
+    check("[sources.terminals]: the role rappel connects as may not read ");
+    db.batch_execute(&format!("GRANT SELECT ON \"{app}\".devices_terminal TO {role};"))
+        .unwrap();
+    check("[sources.attendance_logs.update]: the role rappel connects as may not update column sync_attempts of ");
+    db.batch_execute(&format!(
+        "GRANT UPDATE (sync_status, sync_attempts, synced_at, sync_error) ON \"{app}\".devices_attendancelog TO {role};"
+    ))
+    .unwrap();
+    run_pg(&env, "app-pw-7", &["config", "check", "--connect"], &plus(NOW, 7200)).success();
+    env.write_config(&config);
+    db.batch_execute(&format!(
+        "DROP SCHEMA \"{app}\" CASCADE; DROP SCHEMA \"{schema}\" CASCADE; DROP OWNED BY {role}; DROP ROLE {role};"
     ))
     .unwrap();
 }
