@@ -399,8 +399,11 @@ fn a_django_applications_own_postgresql_tables_serve_every_job_through_its_mappi
         }
     };
     check("[sources.terminals]: the role rappel connects as may not read ");
-    db.batch_execute(&format!("GRANT SELECT ON \"{app}\".devices_terminal TO {role};"))
-        .unwrap();
+    // SELECT granted column by column, as a DBA grants the least: enough.
+    db.batch_execute(&format!(
+        "GRANT SELECT (id, sn, nom) ON \"{app}\".devices_terminal TO {role};"
+    ))
+    .unwrap();
     check("[sources.attendance_logs.update]: the role rappel connects as may not update column sync_attempts of ");
     db.batch_execute(&format!(
         "GRANT UPDATE (sync_status, sync_attempts, synced_at, sync_error) ON \"{app}\".devices_attendancelog TO {role};"
