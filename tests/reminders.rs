@@ -1191,6 +1191,10 @@ fn lines_that_are_or_begin_with_a_dot_arrive_as_written() {
     .unwrap();
     env.run(&["send-reminders", "--kind", "manual"], "2026-03-11T09:01:00Z")
         .success();
-    let text = smtp.mail_to("awa@example.com").part("text/plain").unwrap().replace("\r\n", "\n");
+    let text = smtp
+        .mail_to("awa@example.com")
+        .part("text/plain")
+        .unwrap()
+        .replace("\r\n", "\n");
     assert!(text.contains(&format!("\n\n{written}\n\n-- \n")), "{text:?}");
 }
