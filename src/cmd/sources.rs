@@ -268,12 +268,20 @@ fn problem(
     }
 }
 
-/// `cell` as the jobs read it: an instant in UTC and in `zone`, a boolean
-/// as yes/no, text quoted, `none` for NULL.
+/// `cell` as the jobs read it: an instant in UTC and in `zone`, a day
+/// alone as that day, a boolean as yes/no, text quoted, `none` for NULL.
 fn shown_as(read: Read, cell: &Cell, zone: chrono_tz::Tz, naive: chrono_tz::Tz) -> String {
     let Some(text) = cell.text.as_deref() else {
         return "none".into();
     };
+    // A date alone is shown as one, not as the instant its day starts at,
+    // which would look like the time it was written.
+    if matches!(read, Read::Dated | Read::Due) && instant::parse_dated(text, zone, naive, NaiveTime::MIN).is_some() {
+        let day = text.trim();
+        if day.len() == 10 {
+            return format!("{day} (a day, in {zone})");
+        }
+    }
     let at = match read {
         Read::Instant => instant::parse_in(text, naive),
         Read::Dated => instant::parse_dated(text, zone, naive, NaiveTime::MIN),

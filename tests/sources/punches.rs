@@ -580,8 +580,12 @@ fn sources_shows_the_time_clock_and_a_bad_mapping_is_named() {
             .unwrap();
     };
     synced("2026-03-19");
-    let out = env.run(&["sources", "attendance_logs"], NOW).success();
-    assert!(out.stdout.contains("  every value reads\n"), "{}", out.stdout);
+    let out = env.run(&["sources", "attendance_logs", "--rows", "1"], NOW).success();
+    assert!(
+        out.stdout.contains("  every value reads\n") && out.stdout.contains("synced_at 2026-03-19 (a day, in "),
+        "{}",
+        out.stdout
+    );
     synced("yesterday");
     let out = env.run(&["sources", "attendance_logs"], NOW).code(65);
     assert!(
