@@ -38,7 +38,8 @@
 #    sessions): planning time and peak memory of send-reminders (target <= 1 s,
 #    <= 64 MB) on a weekday evening (session_eve for the next day's sessions),
 #    on Sunday 20:00 (every student's weekly digest as well: <= 2 s), and a run right
-#    after with everything already planned. Planning only: the email
+#    after with everything already planned; then 3,000 manual reminders of
+#    300 KB each, planned (peak memory < 256 MB). Planning only: the email
 #    transport's password cannot be had, so the run ends with exit 78 once it
 #    has planned, sending nothing.
 # 7. attendance: sync-attendance pushing 100,000 pending punches in batches of
@@ -536,6 +537,26 @@ SQL
     run "Sunday 20:00, weekly digests and eve reminders for Monday" 2026-11-22T19:00:00Z "Sun 20:00, digests + eve" 2
     run "Sunday 20:05, everything already planned" 2026-11-22T19:05:00Z "Sun 20:05, all planned" 1
     echo "planned: $(sqlite3 "$dir/rappel.db" "SELECT kind || ' ' || count(*) FROM rappel_deliveries GROUP BY kind" | tr '\n' ' ')"
+
+    # Long texts: 3,000 manual reminders of 300 KB each (a manual message's
+    # text has no limit), planned with the same weekly digests and
+    # inactivity reminders on Sunday 20:00: what planning holds at once is
+    # bounded by bytes, not only by messages (target < 256 MB).
+    echo "== sessions: 3,000 manual reminders of 300 KB, planned"
+    local long="$WORK/long"
+    rm -rf "$long" && mkdir -p "$long" && cp "$dir/rappel.toml" "$long/"
+    "$B" --config "$long/rappel.toml" db migrate >/dev/null
+    sqlite3 "$long/rappel.db" <<SQL
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
+INSERT INTO contacts (id, name, email) SELECT i, 'P ' || i, 'p' || i || '@example.com' FROM n;
+INSERT INTO students (id, contact_id, subscribed_at) SELECT id, id, '2026-01-01 00:00:00' FROM contacts;
+INSERT INTO manual_reminders (student_id, message, created_at)
+SELECT id, replace(hex(zeroblob(100000)), '00', 'ab '), '2026-11-22T18:00:00Z' FROM students;
+SQL
+    timed "$B" --config "$long/rappel.toml" --now 2026-11-22T19:00:00Z -q send-reminders 2>/dev/null || true
+    read_times
+    echo "wall $WALL s, peak RSS $PEAK KB, planned $(sqlite3 "$long/rappel.db" "SELECT count(*) FROM rappel_deliveries")"
+    row "sessions: 3k manual reminders of 300 KB" "$WALL s" "$PEAK" "< 256 MB" "mem $(under "$PEAK" 262144)"
 }
 
 attendance() {

@@ -40,6 +40,12 @@ const QUEUE: usize = 4;
 /// 51 to 56 MB.
 const RENDERED: usize = 32;
 
+/// A rendered chunk goes to the writer once its messages' texts reach this
+/// many bytes, whatever their number: long messages (a manual reminder's
+/// text has no limit) keep the queue to `RENDERED` times this, plus one
+/// message each, rather than 2,048 of them.
+const CHUNK_BYTES: usize = 192 * 1024;
+
 /// The planners' end: hands drafts to the renderer, `CHUNK` at a time; the
 /// last ones go when it is dropped.
 pub struct Queue {
@@ -128,20 +134,38 @@ fn render_all(
     to_writer: &SyncSender<Vec<Planned>>,
 ) -> Vec<anyhow::Error> {
     let mut errors = Vec::new();
-    for drafts in inbox {
+    'drafts: for drafts in inbox {
         let mut messages = Vec::with_capacity(drafts.len() * 2);
+        let mut bytes = 0;
         for draft in drafts {
             match draft.render(templates) {
-                Ok(made) => messages.extend(made),
+                Ok(made) => {
+                    bytes += made.iter().map(size).sum::<usize>();
+                    messages.extend(made);
+                }
                 Err(e) => errors.push(e),
             }
+            if bytes >= CHUNK_BYTES {
+                bytes = 0;
+                // The writer stopped: its error is the run's.
+                if to_writer.send(std::mem::take(&mut messages)).is_err() {
+                    break 'drafts;
+                }
+            }
         }
-        if to_writer.send(messages).is_err() {
-            // The writer stopped: its error is the run's.
+        if !messages.is_empty() && to_writer.send(messages).is_err() {
             break;
         }
     }
     errors
+}
+
+/// The bytes of `message`'s texts, as held until written.
+fn size(message: &Planned) -> usize {
+    message.subject.len()
+        + message.body.len()
+        + message.html.as_ref().map_or(0, String::len)
+        + message.payload.as_ref().map_or(0, String::len)
 }
 
 /// What the writer wrote.
