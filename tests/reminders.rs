@@ -1198,3 +1198,41 @@ fn lines_that_are_or_begin_with_a_dot_arrive_as_written() {
         .replace("\r\n", "\n");
     assert!(text.contains(&format!("\n\n{written}\n\n-- \n")), "{text:?}");
 }
+
+/// Long manual messages are handed from the renderer to the writer in
+/// chunks cut by size (192 KB): every one of them is planned and sent
+/// whole, whichever chunk it fell in.
+#[test]
+fn long_manual_messages_are_each_planned_and_sent_whole() {
+    let smtp = SmtpServer::start();
+    let env = TestEnv::new(smtp.port, "");
+    let db = env.db();
+    for i in 1..=7 {
+        let c = contact(&env, &format!("P{i}"), None, None);
+        db.execute(
+            "INSERT INTO students (id, contact_id, subscribed_at) VALUES (?1, ?2, '2026-01-05 09:00:00')",
+            [i, c],
+        )
+        .unwrap();
+        let text = format!("{i}:{}", "word ".repeat(20_000));
+        db.execute(
+            "INSERT INTO manual_reminders (student_id, message, created_at) VALUES (?1, ?2, '2026-03-11T09:00:00Z')",
+            rusqlite::params![i, text],
+        )
+        .unwrap();
+    }
+    env.run(&["send-reminders", "--kind", "manual"], "2026-03-11T09:01:00Z")
+        .success();
+    assert_eq!(smtp.mails().len(), 7);
+    for i in 1..=7 {
+        let text = smtp
+            .mail_to(&format!("p{i}@example.com"))
+            .part("text/plain")
+            .unwrap()
+            .replace("\r\n", "\n");
+        assert!(
+            text.contains(&format!("\n{i}:{}", "word ".repeat(20_000).trim_end())),
+            "message {i} is not whole"
+        );
+    }
+}
