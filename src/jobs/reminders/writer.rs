@@ -32,19 +32,20 @@ const CHUNK: usize = 64;
 /// memory.
 const QUEUE: usize = 4;
 
-/// Chunks rendered but not yet written, at the most: 2,048 messages (about
-/// 5 MB of 2 KB digests), what the renderer makes while the writer is in a
-/// WAL checkpoint's `fsync` (3 ms each, 150 of them on Sunday 20:00's
-/// 83,000 messages). With the drafts' 4, the renderer and then the
-/// planners waited through each: 2.08-2.19 s against 1.95-2.01 s, peak
-/// 51 to 56 MB.
+/// Chunks rendered but not yet written, at the most: with `CHUNK_BYTES`,
+/// 2 MB of texts (some 900 weekly digests of 2.3 KB), what the renderer
+/// makes while the writer is in a WAL checkpoint's `fsync` (3 ms each, 150
+/// of them on Sunday 20:00's 83,000 messages). With 4 chunks, as for the
+/// drafts, the renderer and then the planners waited through each: Sunday
+/// 20:00 took 2.05-2.16 s, now 1.77-1.88 s (peak 54 to 56 MB).
 const RENDERED: usize = 32;
 
 /// A rendered chunk goes to the writer once its messages' texts reach this
-/// many bytes, whatever their number: long messages (a manual reminder's
-/// text has no limit) keep the queue to `RENDERED` times this, plus one
-/// message each, rather than 2,048 of them.
-const CHUNK_BYTES: usize = 192 * 1024;
+/// many bytes, whatever their number: the queue holds `RENDERED` times
+/// this, plus one message per chunk, however long the messages are (a
+/// manual reminder's text has no limit: 3,000 of 300 KB peaked at 1.16 GB
+/// with chunks of 64 messages).
+const CHUNK_BYTES: usize = 64 * 1024;
 
 /// The planners' end: hands drafts to the renderer, `CHUNK` at a time; the
 /// last ones go when it is dropped.
