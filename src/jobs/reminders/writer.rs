@@ -37,7 +37,7 @@ const QUEUE: usize = 4;
 /// makes while the writer is in a WAL checkpoint's `fsync` (3 ms each, 150
 /// of them on Sunday 20:00's 83,000 messages). With 4 chunks, as for the
 /// drafts, the renderer and then the planners waited through each: Sunday
-/// 20:00 took 2.05-2.16 s, now 1.77-1.88 s (peak 54 to 56 MB).
+/// 20:00 took 2.05-2.16 s against 1.86-1.95 s, paired (peak 54 to 56 MB).
 const RENDERED: usize = 32;
 
 /// A rendered chunk goes to the writer once its messages' texts reach this
