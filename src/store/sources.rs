@@ -94,12 +94,55 @@ pub fn each_row<E: From<StoreError>>(
     if conn.dialect() == crate::store::Dialect::Postgres {
         // The raw view's columns are the contract's types already
         // (`db::sources::server`): a NULL id is one that is not an integer.
+        // Where a conversion may have lost the host's value (text that is
+        // not a number), the view also holds it as written: such a value
+        // is judged as written, as on SQLite, rather than as NULL.
+        let kept: Vec<String> = conn.query_map(
+            "SELECT attname::text FROM pg_attribute
+             WHERE attrelid = to_regclass('pg_temp.' || quote_ident($1)) AND attnum > 0 AND NOT attisdropped",
+            crate::params![name],
+            |r| r.get(0),
+        )?;
+        let written: Vec<Option<usize>> = columns
+            .iter()
+            .scan(columns.len(), |next, c| {
+                let has = kept.contains(&crate::db::sources::server::written(c));
+                Some(has.then(|| {
+                    *next += 1;
+                    *next - 1
+                }))
+            })
+            .collect();
+        let extra: Vec<String> = columns
+            .iter()
+            .zip(&written)
+            .filter(|(_, w)| w.is_some())
+            .map(|(c, _)| quoted(&crate::db::sources::server::written(c)))
+            .collect();
+        let sql = if extra.is_empty() {
+            sql
+        } else {
+            format!(
+                "SELECT {}, {} FROM {} ORDER BY id",
+                list.join(", "),
+                extra.join(", "),
+                quoted(name)
+            )
+        };
         let mut cells = Vec::with_capacity(columns.len());
         let mut failed = None;
         conn.query_each(&sql, crate::params![], |row| {
             cells.clear();
-            for i in 0..columns.len() {
-                cells.push(Cell::of(row.cell(i)?));
+            for (i, w) in written.iter().enumerate() {
+                let cell = Cell::of(row.cell(i)?);
+                let lost = match w {
+                    Some(j) if cell.text.is_none() => loose::text(row.cell(*j)?).filter(|t| !t.trim().is_empty()),
+                    _ => None,
+                };
+                cells.push(match lost {
+                    Some(text) => Cell::of(crate::db::value::Cell::Text(text.into())),
+                    None => cell,
+                });
             }
             if let Err(e) = each(&cells) {
                 failed = Some(e);

@@ -375,6 +375,29 @@ fn a_django_applications_own_postgresql_tables_serve_every_job_through_its_mappi
         out.stderr
     );
 
+    // Text where a number or a flag is due reads as NULL in the jobs;
+    // `rappel sources` names it as written, as on SQLite.
+    db.batch_execute(&format!(
+        "ALTER TABLE \"{app}\".devices_attendancelog ADD COLUMN note varchar(10), ADD COLUMN ok varchar(5);
+         UPDATE \"{app}\".devices_attendancelog SET note = CASE id WHEN 2 THEN 'hot' ELSE ' 36.9 ' END,
+                ok = CASE id WHEN 3 THEN 'maybe' ELSE 'yes' END;"
+    ))
+    .unwrap();
+    let from = "enroll_id = \"enrollid\"";
+    assert!(config.contains(from));
+    env.write_config(&config.replace(
+        from,
+        &format!("{from}\ntemperature = \"note\"\naccess_granted = \"ok\""),
+    ));
+    let out = run_pg(&env, &password, &["sources", "attendance_logs"], &plus(NOW, 7200)).code(65);
+    for says in [
+        "  temperature: 1 of 4 rows not a number, e.g. \"hot\"\n",
+        "  access_granted: 1 of 4 rows not a boolean (0/1, true/false, yes/no), e.g. \"maybe\"\n",
+    ] {
+        assert!(out.stdout.contains(says), "{says}: {}", out.stdout);
+    }
+    env.write_config(&config);
+
     // A role with every right on rappel's schema but not on the
     // application's tables: what it lacks is named, per source, before
     // anything runs (78), and not taken for a fault of rappel's own tables.

@@ -52,8 +52,7 @@ const DECIMAL: &str = r"'^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]{1,3}
 fn converted(expr: &str, ty: &Type, column: &str) -> String {
     let e = format!("({expr})");
     let trimmed = format!("btrim(CAST({e} AS text), E' \\t\\r\\n')");
-    let integer = [Type::INT2, Type::INT4, Type::INT8, Type::OID].contains(ty);
-    let decimal = [Type::NUMERIC, Type::FLOAT4, Type::FLOAT8].contains(ty);
+    let (integer, decimal) = (INTEGER.contains(ty), DECIMAL_TYPES.contains(ty));
     let text = [Type::TEXT, Type::VARCHAR, Type::BPCHAR, Type::NAME, Type::UNKNOWN].contains(ty);
     match target(column) {
         Target::Int | Target::Flag if integer => format!("CAST({e} AS bigint)"),
@@ -86,6 +85,29 @@ fn converted(expr: &str, ty: &Type, column: &str) -> String {
         Target::Text if *ty == Type::DATE => format!("to_char({e}, 'YYYY-MM-DD')"),
         Target::Text => format!("CAST({e} AS text)"),
     }
+}
+
+/// Whole-number types, and decimal ones, as `converted` reads them.
+const INTEGER: [Type; 4] = [Type::INT2, Type::INT4, Type::INT8, Type::OID];
+const DECIMAL_TYPES: [Type; 3] = [Type::NUMERIC, Type::FLOAT4, Type::FLOAT8];
+
+/// Whether `converted` may read a value of type `ty` as NULL for contract
+/// column `column`: text that is not a number or a flag, a decimal that is
+/// not whole where an id is due, a type with no conversion (a `uuid`).
+fn lossy(ty: &Type, column: &str) -> bool {
+    let integer = INTEGER.contains(ty);
+    match target(column) {
+        Target::Int | Target::Flag => !(integer || *ty == Type::BOOL),
+        Target::Real => !(integer || DECIMAL_TYPES.contains(ty)),
+        Target::Text => false,
+    }
+}
+
+/// The name of the raw view's column holding, as text, the value that
+/// contract column `column` was converted from, where the conversion may
+/// lose it (`lossy`): `rappel sources` names such a value, as on SQLite.
+pub fn written(column: &str) -> String {
+    format!("{column}:written")
 }
 
 /// A host table's column on PostgreSQL: as `ColumnInfo`, with its type as
@@ -224,11 +246,18 @@ fn create_view(client: &mut postgres::Client, source: &Source, schema: &str) -> 
         ))
         .map_err(|e| anyhow::anyhow!("[sources.{name}]: {}", said(&e)))?;
     let types: Vec<Type> = statement.columns().iter().map(|c| c.type_().clone()).collect();
-    let select: Vec<String> = selected
+    let mut select: Vec<String> = selected
         .iter()
         .zip(&types)
         .map(|((column, expr), ty)| format!("{} AS {}", converted(expr, ty, column), quoted(column)))
         .collect();
+    select.extend(
+        selected
+            .iter()
+            .zip(&types)
+            .filter(|((column, _), ty)| lossy(ty, column))
+            .map(|((column, expr), _)| format!("CAST(({expr}) AS text) AS {}", quoted(&written(column)))),
+    );
     let mut sql = format!(
         "CREATE TEMP VIEW {} AS SELECT {} FROM {from} AS {};\n",
         quoted(&raw),
