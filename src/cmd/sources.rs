@@ -276,11 +276,12 @@ fn shown_as(read: Read, cell: &Cell, zone: chrono_tz::Tz, naive: chrono_tz::Tz) 
     };
     // A date alone is shown as one, not as the instant its day starts at,
     // which would look like the time it was written.
-    if matches!(read, Read::Dated | Read::Due) && instant::parse_dated(text, zone, naive, NaiveTime::MIN).is_some() {
-        let day = text.trim();
-        if day.len() == 10 {
-            return format!("{day} (a day, in {zone})");
-        }
+    let day = text.trim();
+    if matches!(read, Read::Dated | Read::Due)
+        && day.len() == 10
+        && instant::parse_dated(day, zone, naive, NaiveTime::MIN).is_some()
+    {
+        return format!("{day} (a day, in {zone})");
     }
     let at = match read {
         Read::Instant => instant::parse_in(text, naive),

@@ -89,46 +89,33 @@ pub fn each_row<E: From<StoreError>>(
     mut each: impl FnMut(&[Cell]) -> std::result::Result<(), E>,
 ) -> std::result::Result<(), E> {
     let quoted = |n: &str| format!("\"{}\"", n.replace('"', "\"\""));
-    let list: Vec<String> = columns.iter().map(|c| quoted(c)).collect();
-    let sql = format!("SELECT {} FROM {} ORDER BY id", list.join(", "), quoted(name));
+    let mut list: Vec<String> = columns.iter().map(|c| quoted(c)).collect();
+    let select = |list: &[String]| format!("SELECT {} FROM {} ORDER BY id", list.join(", "), quoted(name));
     if conn.dialect() == crate::store::Dialect::Postgres {
         // The raw view's columns are the contract's types already
         // (`db::sources::server`): a NULL id is one that is not an integer.
         // Where a conversion may have lost the host's value (text that is
         // not a number), the view also holds it as written: such a value
         // is judged as written, as on SQLite, rather than as NULL.
-        let kept: Vec<String> = conn.query_map(
+        let in_view: Vec<String> = conn.query_map(
             "SELECT attname::text FROM pg_attribute
              WHERE attrelid = to_regclass('pg_temp.' || quote_ident($1)) AND attnum > 0 AND NOT attisdropped",
             crate::params![name],
             |r| r.get(0),
         )?;
+        // Each column's value as written, where the view has it: its place
+        // among the columns read, after the contract's.
         let written: Vec<Option<usize>> = columns
             .iter()
-            .scan(columns.len(), |next, c| {
-                let has = kept.contains(&crate::db::sources::server::written(c));
-                Some(has.then(|| {
-                    *next += 1;
-                    *next - 1
-                }))
+            .map(|c| {
+                let w = crate::db::sources::server::written(c);
+                in_view.contains(&w).then(|| {
+                    list.push(quoted(&w));
+                    list.len() - 1
+                })
             })
             .collect();
-        let extra: Vec<String> = columns
-            .iter()
-            .zip(&written)
-            .filter(|(_, w)| w.is_some())
-            .map(|(c, _)| quoted(&crate::db::sources::server::written(c)))
-            .collect();
-        let sql = if extra.is_empty() {
-            sql
-        } else {
-            format!(
-                "SELECT {}, {} FROM {} ORDER BY id",
-                list.join(", "),
-                extra.join(", "),
-                quoted(name)
-            )
-        };
+        let sql = select(&list);
         let mut cells = Vec::with_capacity(columns.len());
         let mut failed = None;
         conn.query_each(&sql, crate::params![], |row| {
@@ -157,7 +144,7 @@ pub fn each_row<E: From<StoreError>>(
         return Ok(());
     }
     let conn = conn.lite()?;
-    let mut stmt = conn.prepare(&sql).map_err(StoreError::from)?;
+    let mut stmt = conn.prepare(&select(&list)).map_err(StoreError::from)?;
     let mut rows = stmt.query([]).map_err(StoreError::from)?;
     let mut cells = Vec::with_capacity(columns.len());
     while let Some(row) = rows.next().map_err(StoreError::from)? {
