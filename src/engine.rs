@@ -26,7 +26,7 @@ use crate::store;
 use crate::store::claims::{self as claim, Claimed, Scope};
 use recheck::{Looks, Recheck, Verdict};
 use record::{Decided, Effect, Recorder, SourceHook};
-use writer::{Queue, Writer};
+use writer::{Queue, WriteLock, Writer};
 
 /// Rows one worker claims at a time: a claim is one write transaction, so
 /// a long queue is taken in bites of up to `CLAIM_BATCH`; a short one in
@@ -84,11 +84,8 @@ struct Shared {
     /// Consecutive temporary failures per transport.
     streak: Mutex<Vec<(&'static str, u32)>>,
     rate: RateLimiter,
-    /// Held around each write transaction of this run (claims, outcome
-    /// groups): this process's writers queue for one another here, woken
-    /// as soon as the lock is free, rather than in SQLite's busy handler,
-    /// which polls. Other processes still meet the busy handler.
-    writes: Mutex<()>,
+    /// Held around each write transaction of this run (`WriteLock`).
+    writes: WriteLock,
     /// Raised by the writer once an outcome could not be written: nothing
     /// more is sent this run, and claimed rows are given back.
     writer_failed: AtomicBool,
@@ -154,7 +151,7 @@ impl Engine<'_> {
             paused: Mutex::new(Vec::new()),
             streak: Mutex::new(Vec::new()),
             rate: RateLimiter::new(self.delivery.rate_per_s),
-            writes: Mutex::new(()),
+            writes: WriteLock::new(conn.dialect()),
             writer_failed: AtomicBool::new(false),
             claimed_up_to: AtomicI64::new(0),
         };
@@ -241,7 +238,7 @@ impl Engine<'_> {
                 after: shared.claimed_up_to.load(Ordering::Relaxed),
             };
             let mut batch = {
-                let _writing = shared.writes.lock().unwrap_or_else(|e| e.into_inner());
+                let _writing = shared.writes.hold();
                 claim::claim(&mut conn, &claimer, self.clock.wall(), per_claim)?
             };
             if batch.is_empty() && claimer.after > 0 {
@@ -249,14 +246,18 @@ impl Engine<'_> {
                 // back by this run, or by another machine): the worker stops
                 // only once a claim from the first row finds nothing.
                 claimer.after = 0;
-                let _writing = shared.writes.lock().unwrap_or_else(|e| e.into_inner());
+                let _writing = shared.writes.hold();
                 batch = claim::claim(&mut conn, &claimer, self.clock.wall(), per_claim)?;
             }
             let Some(last) = batch.last() else {
                 break;
             };
             shared.claimed_up_to.fetch_max(last.id, Ordering::Relaxed);
-            let mut looks = Looks::new(batch.len());
+            let mut looks = if self.reads_together_on_server(&conn, last.job) {
+                Looks::wide(batch.len())
+            } else {
+                Looks::new(batch.len())
+            };
             // Each row's lease (wall time), renewed as the worker goes;
             // `None`: the row is no longer this run's.
             let mut leases: Vec<Option<DateTime<Utc>>> = batch.iter().map(|r| Some(r.lease_until)).collect();
@@ -380,7 +381,7 @@ impl Engine<'_> {
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
         let until = claim::lease_end(self.clock.wall(), self.delivery.lease);
         let renewed = {
-            let _writing = shared.writes.lock().unwrap_or_else(|e| e.into_inner());
+            let _writing = shared.writes.hold();
             claim::renew(conn, &self.run_id, &ids, until)
         };
         match renewed {
@@ -433,45 +434,93 @@ impl Engine<'_> {
             return Ok(verdict);
         }
         let server = conn.dialect() == store::Dialect::Postgres;
-        let rows = batch.get(looks.span(i, server)).unwrap_or_default();
+        let one = server
+            && !batch
+                .get(i)
+                .is_some_and(|row| self.reads_together_on_server(conn, row.job));
+        let rows = batch.get(looks.span(i, one)).unwrap_or_default();
         let read_at = Instant::now();
         // On SQLite, the rows' reads in one read transaction: the WAL's read
         // lock is taken, and the page cache filled, once for them all, and
-        // they see one state of the sources. On PostgreSQL, one row at a
-        // time, each read on its own: a transaction there is two more round
-        // trips per message, and the look is as recent either way.
-        let mut verdicts = Vec::with_capacity(rows.len());
-        if server {
-            for row in rows {
-                verdicts.push(settle(row, self.look(conn, row, now))?);
-            }
+        // they see one state of the sources. On PostgreSQL, without one: a
+        // transaction there is two more round trips per look, and the look
+        // is as recent either way.
+        let verdicts = if server {
+            self.look(conn, rows, now)?
         } else {
             match store::begin_read(conn) {
-                Ok(tx) => {
-                    for row in rows {
-                        verdicts.push(settle(row, self.look(&tx, row, now))?);
-                    }
-                }
+                Ok(tx) => self.look(&tx, rows, now)?,
                 Err(e) if e.is_connection_lost() => return settle(&batch[i], Err(e)),
-                Err(e) => verdicts.extend(rows.iter().map(|row| unreadable(row, &e))),
+                Err(e) => rows.iter().map(|row| unreadable(row, &e)).collect(),
             }
-        }
+        };
         looks.fill(i, verdicts, read_at, read_at.elapsed());
         Ok(looks.take(i, read_at).unwrap_or(Verdict::Send))
     }
 
-    /// Asks the row's job whether its source still wants it.
-    fn look(&self, conn: &store::Conn, row: &Claimed, now: DateTime<Utc>) -> store::Result<Verdict> {
-        // A fallback whose message before it was reported delivered after all
-        // (channel fallback): the person was reached.
-        if let Some(before) = row.replaces_id
-            && store::deliveries::reached(conn, before).unwrap_or(false)
-        {
-            return Ok(Verdict::Cancel(format!(
-                "delivery {before}, which it replaces, was delivered after all"
-            )));
+    /// Whether `conn` is a server's and `job` reads its rows together
+    /// (`Recheck::reads_together`): a look then reads as many rows as one.
+    fn reads_together_on_server(&self, conn: &store::Conn, job: crate::domain::Job) -> bool {
+        conn.dialect() == store::Dialect::Postgres && self.check_of(job).is_some_and(|check| check.reads_together())
+    }
+
+    /// The check of `job`'s messages, when it has one.
+    fn check_of(&self, job: crate::domain::Job) -> Option<&dyn Recheck> {
+        self.rechecks.iter().find(|r| r.job() == job).copied()
+    }
+
+    /// Asks each row's job whether its source still wants it: a job's
+    /// consecutive rows together when it reads them so
+    /// (`Recheck::reads_together`), one by one otherwise, or when reading
+    /// them together failed (each row then says what it could not read).
+    /// Errors: the connection was lost (exit 74).
+    fn look(&self, conn: &store::Conn, rows: &[Claimed], now: DateTime<Utc>) -> anyhow::Result<Vec<Verdict>> {
+        let mut verdicts = Vec::with_capacity(rows.len());
+        let mut rest = rows;
+        while let Some(first) = rest.first() {
+            let run = rest.iter().take_while(|r| r.job == first.job).count();
+            let (group, next) = rest.split_at(run);
+            rest = next;
+            let together = match self.check_of(first.job) {
+                Some(check) if group.len() > 1 && check.reads_together() => match check.recheck_all(conn, group, now) {
+                    Ok(read) if read.len() == group.len() => Some(read),
+                    Err(e) if e.is_connection_lost() => return settle(first, Err(e)).map(|_| Vec::new()),
+                    _ => None,
+                },
+                _ => None,
+            };
+            match together {
+                Some(read) => {
+                    for (row, verdict) in group.iter().zip(read) {
+                        verdicts.push(self.replaced(conn, row).unwrap_or(verdict));
+                    }
+                }
+                None => {
+                    for row in group {
+                        verdicts.push(settle(row, self.look_one(conn, row, now))?);
+                    }
+                }
+            }
         }
-        match self.rechecks.iter().find(|r| r.job() == row.job) {
+        Ok(verdicts)
+    }
+
+    /// A cancellation, when `row` is a fallback whose message before it was
+    /// reported delivered after all (channel fallback): the person was
+    /// reached.
+    fn replaced(&self, conn: &store::Conn, row: &Claimed) -> Option<Verdict> {
+        let before = row.replaces_id?;
+        store::deliveries::reached(conn, before)
+            .unwrap_or(false)
+            .then(|| Verdict::Cancel(format!("delivery {before}, which it replaces, was delivered after all")))
+    }
+
+    /// Asks the row's job whether its source still wants it.
+    fn look_one(&self, conn: &store::Conn, row: &Claimed, now: DateTime<Utc>) -> store::Result<Verdict> {
+        if let Some(cancel) = self.replaced(conn, row) {
+            return Ok(cancel);
+        }
+        match self.check_of(row.job) {
             Some(check) => check.recheck(conn, row, now),
             None => Ok(Verdict::Send),
         }

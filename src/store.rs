@@ -31,7 +31,7 @@
 //! | operation | SQLite | PostgreSQL |
 //! |---|---|---|
 //! | claim due rows | `BEGIN IMMEDIATE`, one `UPDATE … WHERE id IN (SELECT … LIMIT n) RETURNING` | one `UPDATE … WHERE id IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED) RETURNING` |
-//! | a list parameter (channels, ids) | `IN (SELECT value FROM json_each(?))` | `IN (SELECT json_array_elements_text(CAST(? AS json))::…)` (`json_list`) |
+//! | a list parameter (channels, ids) | `IN (SELECT value FROM json_each(?))` | `IN (SELECT json_array_elements_text(CAST(? AS json))::…)` (`json_list`), or for ids by an index `= ANY(ARRAY(SELECT …))` (`any_id`) |
 //! | a job's lock | a lock file beside the database (`engine::lock`) | `pg_try_advisory_lock` on a session of its own (`db::postgres`) |
 //! | instants | RFC 3339 text, UTC, `Z` (text order is time order) | the same |
 //! | a punch's instant, for its walk | `julianday(…)` | `rappel_instant(…)` (PostgreSQL migration 9) |
@@ -97,5 +97,18 @@ fn json_list(dialect: Dialect, n: usize, cast: &str) -> String {
     match dialect {
         Dialect::Sqlite => format!("SELECT value FROM json_each(?{n})"),
         Dialect::Postgres => format!("SELECT json_array_elements_text(CAST(?{n} AS json))::{cast}"),
+    }
+}
+
+/// A condition on a column: one of the elements of the JSON array of ids
+/// bound as `?n` (`{column} {any_id(…)}`). On SQLite, `IN (json_each)`. On
+/// PostgreSQL, `= ANY(ARRAY(…))`: the planner takes it for a few ids and
+/// walks the column's index, where for `IN (…)` it guesses 100 and may read
+/// the whole table (2 ms for a look at 32 digests in a log of 10,000, where
+/// the index takes 0.2).
+fn any_id(dialect: Dialect, n: usize) -> String {
+    match dialect {
+        Dialect::Sqlite => format!("IN (SELECT value FROM json_each(?{n}))"),
+        Dialect::Postgres => format!("= ANY(ARRAY(SELECT json_array_elements_text(CAST(?{n} AS json))::bigint))"),
     }
 }

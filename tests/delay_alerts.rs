@@ -432,3 +432,138 @@ fn a_delay_digest_waits_for_its_send_window() {
     }
     assert_eq!(smtp.recipients(), ["awa@example.com"], "once");
 }
+
+/// The last look reads waiting digests together (a claim's, in one pair of
+/// statements): each still gets its own verdict, two digests to one
+/// contact included, on SQLite and on PostgreSQL.
+#[test]
+fn digests_read_again_together_each_get_their_own_verdict() {
+    let mut backends = vec![support::Backend::SQLITE];
+    if support::pg::server("digests_read_again_together_each_get_their_own_verdict").is_some() {
+        backends.push(support::Backend::POSTGRES);
+    }
+    for backend in backends {
+        let smtp = SmtpServer::start();
+        let mut env = env_with(
+            &smtp,
+            "[delay_alerts]\nthreshold_days = 14\nrearm_hours = 24\nrecipients = [\"boss@example.com\"]\n",
+        );
+        let diagnostic_only = env.contact("Awa", "awa@example.com");
+        env.recipient(diagnostic_only, Some("Diagnostic"));
+        let repair_only = env.contact("Bintou", "bintou@example.com");
+        env.recipient(repair_only, Some("Repair"));
+        let every_stage = env.contact("Chérif", "cherif@example.com");
+        env.recipient(every_stage, None);
+        let leaving = env.contact("Dior", "dior@example.com");
+        env.recipient(leaving, None);
+        let t1 = env.ticket("T-1", &[("Diagnostic", "2026-02-01T08:00:00Z")]);
+        env.ticket("T-2", &[("Repair", "2026-02-01T08:00:00Z")]);
+        env.ticket("T-3", &[("Repair", "2026-02-20T08:00:00Z")]);
+        backend.place(&mut env, &[], "together");
+
+        // T-1 and T-2 are due on the 5th, T-3 on the 6th: nothing goes
+        // (the server defers), and the second run adds a digest of T-3 for
+        // those who get it, beside the first ones still waiting.
+        smtp.set_mode(support::Mode::Defer);
+        env.run(&["check-delay-alerts"], "2026-03-05T08:05:00Z").code(75);
+        env.run(&["check-delay-alerts"], "2026-03-07T08:05:00Z").code(75);
+        let waiting = env.rows(
+            "SELECT recipient FROM rappel_deliveries WHERE status = 'pending' ORDER BY id",
+            |r| r.get::<_, String>(0),
+        );
+        assert_eq!(waiting.len(), 9, "{backend:?}: {waiting:?}");
+
+        // Meanwhile T-1 is closed and Dior stops receiving alerts.
+        env.db()
+            .execute_batch(&format!(
+                "UPDATE tickets SET closed_at = '2026-03-07T09:00:00Z' WHERE id = {t1};
+                 UPDATE alert_recipients SET active = 0 WHERE contact_id = {leaving};"
+            ))
+            .unwrap();
+        smtp.set_mode(support::Mode::Accept);
+        env.run(&["deliver"], "2026-03-07T10:05:00Z").success();
+        let mut sent = smtp.recipients();
+        sent.sort();
+        assert_eq!(
+            sent,
+            [
+                "bintou@example.com",
+                "bintou@example.com",
+                "boss@example.com",
+                "boss@example.com",
+                "cherif@example.com",
+                "cherif@example.com"
+            ],
+            "{backend:?}"
+        );
+        let cancelled = env.rows(
+            "SELECT recipient, last_error FROM rappel_deliveries WHERE status = 'cancelled' ORDER BY recipient, id",
+            |r| Ok(format!("{}: {}", r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+        );
+        assert_eq!(cancelled.len(), 3, "{backend:?}: {cancelled:?}");
+        assert!(
+            cancelled[0].starts_with("awa@example.com: ") && cancelled[0].contains("its ticket was closed or moved on"),
+            "{backend:?}: {cancelled:?}"
+        );
+        for dior in &cancelled[1..] {
+            assert!(
+                dior.starts_with("dior@example.com: ")
+                    && dior.contains(&format!("contact {leaving} is no longer an active alert recipient")),
+                "{backend:?}: {cancelled:?}"
+            );
+        }
+    }
+}
+
+/// The last look reads a digest's tickets in rounds (8, then 64…) and
+/// stops at the first still in the stage it was alerted for: a digest of
+/// 80 tickets whose first 79 closed still goes, and one whose 80 all
+/// closed is cancelled, on SQLite and on PostgreSQL.
+#[test]
+fn a_long_digest_goes_while_any_of_its_tickets_is_still_due() {
+    let mut backends = vec![support::Backend::SQLITE];
+    if support::pg::server("a_long_digest_goes_while_any_of_its_tickets_is_still_due").is_some() {
+        backends.push(support::Backend::POSTGRES);
+    }
+    for backend in backends {
+        for (closed, goes) in [(79, true), (80, false)] {
+            let smtp = SmtpServer::start();
+            let mut env = env_with(&smtp, DEFAULTS);
+            let awa = env.contact("Awa", "awa@example.com");
+            env.recipient(awa, None);
+            let tickets: Vec<i64> = (0..80)
+                .map(|n| env.ticket(&format!("T-{n}"), &[("Diagnostic", "2026-02-01T08:00:00Z")]))
+                .collect();
+            backend.place(&mut env, &[], "long_digest");
+            smtp.set_mode(support::Mode::Defer);
+            env.run(&["check-delay-alerts"], "2026-03-05T08:05:00Z").code(75);
+            let ids = tickets[..closed]
+                .iter()
+                .map(|id| id.to_string())
+                .collect::<Vec<_>>()
+                .join(", ");
+            env.db()
+                .execute_batch(&format!(
+                    "UPDATE tickets SET closed_at = '2026-03-05T09:00:00Z' WHERE id IN ({ids})"
+                ))
+                .unwrap();
+            smtp.set_mode(support::Mode::Accept);
+            env.run(&["deliver"], "2026-03-05T10:05:00Z").success();
+            let status = env.rows(
+                "SELECT status || ' ' || coalesce(last_error, '') FROM rappel_deliveries",
+                |r| r.get::<_, String>(0),
+            );
+            if goes {
+                assert_eq!(smtp.recipients(), ["awa@example.com"], "{backend:?}: {status:?}");
+                assert_eq!(status, ["sent "], "{backend:?}");
+            } else {
+                assert!(smtp.mails().is_empty(), "{backend:?}: {status:?}");
+                assert_eq!(status.len(), 1, "{backend:?}: {status:?}");
+                assert!(
+                    status[0].starts_with("cancelled ") && status[0].contains("its 80 tickets were closed or moved on"),
+                    "{backend:?}: {status:?}"
+                );
+            }
+        }
+    }
+}

@@ -129,47 +129,29 @@ pub struct Recorded {
     pub stage: String,
 }
 
-/// An open ticket's stage events, `(id, entered_at as written)`; `None`
-/// when the ticket is closed or gone.
-pub type OpenEvents = Option<Vec<(i64, String)>>;
-
-/// The stage entries delivery `delivery_id` alerted, each with its
-/// ticket's stage events as `(id, entered_at as written)`: `None` when the
-/// ticket is closed or gone. One statement (the last look before each
-/// digest goes: on a server, one round trip). Errors: `StoreError`.
-pub fn entries_with_events(conn: &Conn, delivery_id: i64) -> Result<Vec<(Recorded, OpenEvents)>> {
-    let mut entries: Vec<(Recorded, OpenEvents)> = Vec::new();
+/// The stage entries each delivery of `delivery_ids` alerted, as recorded,
+/// each delivery's in ticket order; a delivery that alerted nothing has no
+/// key. One statement for them all, on `rappel_delay_alert_log` alone (the
+/// last look before digests go reads their tickets after,
+/// `tickets::open_events`, as many as it needs). Errors: `StoreError`.
+pub fn alerted_entries(conn: &Conn, delivery_ids: &[i64]) -> Result<HashMap<i64, Vec<Recorded>>> {
+    let mut entries: HashMap<i64, Vec<Recorded>> = HashMap::new();
+    let list = serde_json::to_string(delivery_ids).unwrap_or_else(|_| "[]".into());
     conn.query_each(
-        "SELECT l.event_id, l.ticket_id, l.entered_at, l.stage, t.id IS NOT NULL AND t.closed_at IS NULL,
-                e.id, e.entered_at
-         FROM rappel_delay_alert_log l
-         LEFT JOIN tickets t ON t.id = l.ticket_id
-         LEFT JOIN ticket_events e ON e.ticket_id = t.id AND t.closed_at IS NULL
-         WHERE l.delivery_id = ?1
-         ORDER BY l.ticket_id, l.event_id",
-        params![delivery_id],
+        &format!(
+            "SELECT delivery_id, event_id, ticket_id, entered_at, stage FROM rappel_delay_alert_log
+             WHERE delivery_id {}
+             ORDER BY delivery_id, ticket_id, event_id",
+            super::any_id(conn.dialect(), 1)
+        ),
+        params![list],
         |r| {
-            let (event_id, ticket_id): (i64, i64) = (r.get(0)?, r.get(1)?);
-            let open: bool = r.get(4)?;
-            let event = match r.get::<Option<i64>>(5)? {
-                Some(id) => Some((id, crate::db::loose::text(r.cell(6)?).unwrap_or_default())),
-                None => None,
-            };
-            let same = entries
-                .last()
-                .is_some_and(|(e, _)| e.event_id == event_id && e.ticket_id == ticket_id);
-            if !same {
-                let entry = Recorded {
-                    event_id,
-                    ticket_id,
-                    entered_at: r.get(2)?,
-                    stage: crate::db::loose::text(r.cell(3)?).unwrap_or_default(),
-                };
-                entries.push((entry, open.then(Vec::new)));
-            }
-            if let (Some(event), Some((_, Some(events)))) = (event, entries.last_mut()) {
-                events.push(event);
-            }
+            entries.entry(r.get(0)?).or_default().push(Recorded {
+                event_id: r.get(1)?,
+                ticket_id: r.get(2)?,
+                entered_at: r.get(3)?,
+                stage: crate::db::loose::text(r.cell(4)?).unwrap_or_default(),
+            });
             Ok(())
         },
     )?;

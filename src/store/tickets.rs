@@ -6,6 +6,7 @@
 use super::{Cell, Conn, Result};
 use crate::db::loose;
 use crate::params;
+use std::collections::HashMap;
 
 /// One stage event of an open ticket, as the host wrote it.
 #[derive(Debug)]
@@ -74,12 +75,12 @@ pub struct TicketDetails {
 
 /// The reference, device and customer of each ticket of `ids` that is still
 /// there, by id, in one read. Errors: `StoreError`.
-pub fn details_of(conn: &Conn, ids: &[i64]) -> Result<std::collections::HashMap<i64, TicketDetails>> {
+pub fn details_of(conn: &Conn, ids: &[i64]) -> Result<HashMap<i64, TicketDetails>> {
     let list = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
     let rows = conn.query_map(
         &format!(
-            "SELECT id, reference, device, customer FROM tickets WHERE id IN ({})",
-            super::json_list(conn.dialect(), 1, "bigint")
+            "SELECT id, reference, device, customer FROM tickets WHERE id {}",
+            super::any_id(conn.dialect(), 1)
         ),
         params![list],
         |r| {
@@ -143,34 +144,66 @@ pub fn alert_recipients(conn: &Conn) -> Result<Vec<AlertRecipient>> {
     )
 }
 
-/// What the last look at a digest reads of its recipient, in one statement:
-/// the contact's `alert_recipients` rows (`stages`, `None`: every stage;
-/// and whether each is active), and the contact's email preferences
+/// The stage events, `(id, entered_at as written)`, of each ticket of
+/// `ids` that is still open, by ticket id: a ticket closed or gone has no
+/// key (an open one without events has an empty list). One statement.
+/// Errors: `StoreError`.
+pub fn open_events(conn: &Conn, ids: &[i64]) -> Result<HashMap<i64, Vec<(i64, String)>>> {
+    let mut open: HashMap<i64, Vec<(i64, String)>> = HashMap::new();
+    let list = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
+    let sql = format!(
+        "SELECT t.id, e.id, e.entered_at FROM tickets t
+         LEFT JOIN ticket_events e ON e.ticket_id = t.id
+         WHERE t.id {} AND t.closed_at IS NULL",
+        super::any_id(conn.dialect(), 1)
+    );
+    conn.query_each(&sql, params![list], |r| {
+        let events = open.entry(r.get(0)?).or_default();
+        if let Some(id) = r.get::<Option<i64>>(1)? {
+            events.push((id, text(r.cell(2)?)));
+        }
+        Ok(())
+    })?;
+    Ok(open)
+}
+
+/// What the last look at digests reads of their recipients, in one
+/// statement, by contact id (each of `contact_ids` has a key): the
+/// contact's `alert_recipients` rows (`stages`, `None`: every stage; and
+/// whether each is active), and the contact's email preferences
 /// (`email_enabled`, NULL or odd text: enabled; `muted_kinds`), `None` when
 /// the contact is gone. Errors: `StoreError`.
-pub fn recipient_now(conn: &Conn, contact_id: i64) -> Result<RecipientNow> {
-    let mut now = RecipientNow::default();
+pub fn recipients_now(conn: &Conn, contact_ids: &[i64]) -> Result<HashMap<i64, RecipientNow>> {
+    let mut found: HashMap<i64, RecipientNow> = HashMap::new();
+    let ids = match conn.dialect() {
+        super::Dialect::Sqlite => "SELECT DISTINCT CAST(value AS INTEGER) AS id FROM json_each(?1)",
+        super::Dialect::Postgres => "SELECT DISTINCT CAST(json_array_elements_text(CAST(?1 AS json)) AS bigint) AS id",
+    };
+    let list = serde_json::to_string(contact_ids).unwrap_or_else(|_| "[]".into());
     conn.query_each(
-        "SELECT ar.contact_id IS NOT NULL, ar.stages, ar.active, c.id IS NOT NULL, c.email_enabled, c.muted_kinds
-         FROM (SELECT CAST(?1 AS bigint) AS id) k
-         LEFT JOIN alert_recipients ar ON ar.contact_id = k.id
-         LEFT JOIN contacts c ON c.id = k.id",
-        params![contact_id],
+        &format!(
+            "SELECT k.id, ar.contact_id IS NOT NULL, ar.stages, ar.active, c.id IS NOT NULL, c.email_enabled, c.muted_kinds
+             FROM ({ids}) k
+             LEFT JOIN alert_recipients ar ON ar.contact_id = k.id
+             LEFT JOIN contacts c ON c.id = k.id"
+        ),
+        params![list],
         |r| {
-            if r.get::<bool>(0)? {
+            let now = found.entry(r.get(0)?).or_default();
+            if r.get::<bool>(1)? {
                 now.stages
-                    .push((loose::text(r.cell(1)?), loose::flag(r.cell(2)?).unwrap_or(false)));
+                    .push((loose::text(r.cell(2)?), loose::flag(r.cell(3)?).unwrap_or(false)));
             }
-            if r.get::<bool>(3)? {
-                now.email = Some((loose::flag(r.cell(4)?).unwrap_or(true), text(r.cell(5)?)));
+            if r.get::<bool>(4)? {
+                now.email = Some((loose::flag(r.cell(5)?).unwrap_or(true), text(r.cell(6)?)));
             }
             Ok(())
         },
     )?;
-    Ok(now)
+    Ok(found)
 }
 
-/// [`recipient_now`]'s answer.
+/// [`recipients_now`]' answer, for one contact.
 #[derive(Debug, Default)]
 pub struct RecipientNow {
     /// The `alert_recipients` rows: `stages` and whether active.
