@@ -65,19 +65,22 @@ pub fn run(ctx: &Ctx<'_>, connect: bool) -> anyhow::Result<Exit> {
             }
         }
     }
+    let checked = |errors: &mut Vec<String>| -> anyhow::Result<()> {
+        let db = config.db(true);
+        let session = Session::open(config, &db, connect);
+        errors.extend(session.mappings(config));
+        errors.extend(session.report_queries(config, &db)?);
+        Ok(())
+    };
     match &config.postgres {
         None => {
-            errors.extend(mappings(config, connect)?);
-            errors.extend(report_queries(config, connect)?);
+            checked(&mut errors)?;
             naive_instants(config)?;
         }
         Some(server) => match &server.password {
             Some(Err(why)) => errors.push(why.clone()),
             // On a server, checking the mappings and queries is connecting: --connect.
-            _ => {
-                errors.extend(mappings(config, connect)?);
-                errors.extend(report_queries(config, connect)?);
-            }
+            _ => checked(&mut errors)?,
         },
     }
     // Each transport and HR service's client, as the jobs build them: a
@@ -186,79 +189,99 @@ fn security(smtp: &crate::config::SmtpConfig) -> &'static str {
     }
 }
 
-/// Compiles each report definition's query against the database, as
-/// send-reports will run it: a missing table or column, or a query that
-/// would write, is an error now rather than a failed report later. Pending
-/// report rows whose recipients are not addresses are named as warnings.
-/// On a PostgreSQL server only under `--connect` (`connect`): a plain
-/// check opens no network connection.
-fn report_queries(config: &crate::config::Config, connect: bool) -> anyhow::Result<Vec<String>> {
-    if config.reports.definitions.is_empty() && config.email.is_none() {
-        return Ok(Vec::new());
+/// The session the checks that read the database share (the `[sources]`
+/// mappings, made as the jobs make them, then the report queries): one
+/// connection, on a server one session, opened only when there is
+/// something to check.
+enum Session {
+    /// Nothing to read, or not now: why, when the report queries say it.
+    Skipped(Option<String>),
+    Open(crate::store::Conn),
+    /// The connection or a mapping failed.
+    Refused(anyhow::Error),
+}
+
+impl Session {
+    /// Opens the session on `db` when a mapping or a report query is to
+    /// be checked: on a server only under `--connect` (`connect`; a plain
+    /// check opens no network connection), on a SQLite file once it exists
+    /// (`db migrate` makes it).
+    fn open(config: &crate::config::Config, db: &crate::db::Database, connect: bool) -> Session {
+        let queries = !config.reports.definitions.is_empty() || config.email.is_some();
+        if config.sources.is_empty() && !queries {
+            return Session::Skipped(None);
+        }
+        let made = match db.server() {
+            Some(server) if !connect => {
+                return Session::Skipped(Some(format!(
+                    "the database is a server ({}); `config check --connect` runs them",
+                    server.shown
+                )));
+            }
+            Some(_) => db.connect_current(),
+            None if !db.path().exists() => {
+                return Session::Skipped(Some(format!(
+                    "{} does not exist yet (rappel db migrate creates it)",
+                    db.path().display()
+                )));
+            }
+            None => db.connect(),
+        };
+        match made {
+            Ok(conn) => Session::Open(conn),
+            Err(e) => Session::Refused(e),
+        }
     }
-    let db = config.db(true);
-    if let Some(server) = db.server() {
-        if !connect {
-            println!(
-                "report queries not checked: the database is a server ({}); `config check --connect` runs them",
-                server.shown
-            );
+
+    /// The `[sources]` mapping that does not read, named with its column
+    /// (`db::sources`). A database that cannot be reached is said by
+    /// `database: ...` or by the report queries' check, not here.
+    fn mappings(&self, config: &crate::config::Config) -> Vec<String> {
+        match self {
+            Session::Refused(e) if !config.sources.is_empty() && crate::exit::of_error(e) == Exit::Config => {
+                vec![format!("{e:#}")]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Each report definition's query run as send-reports will run it: a
+    /// missing table or column, or a query that would write, is an error
+    /// now rather than a failed report later. Pending report rows whose
+    /// recipients are not addresses are named as warnings. What could not
+    /// be checked is said on stdout. Errors: a SQLite file that cannot be
+    /// opened.
+    fn report_queries(self, config: &crate::config::Config, db: &crate::db::Database) -> anyhow::Result<Vec<String>> {
+        if config.reports.definitions.is_empty() && config.email.is_none() {
             return Ok(Vec::new());
         }
-        // A schema not made yet, a server that refuses us: said below by
-        // `database: ...`, not twice.
-        let conn = match db.connect_current() {
-            Ok(conn) => conn,
+        let conn = match self {
+            Session::Skipped(why) => {
+                if let Some(why) = why {
+                    println!("report queries not checked: {why}");
+                }
+                return Ok(Vec::new());
+            }
             // A mapping that does not read: an error of its own (`mappings`).
-            Err(e) if crate::exit::of_error(&e) == Exit::Config && !config.sources.is_empty() => {
+            Session::Refused(e) if crate::exit::of_error(&e) == Exit::Config && !config.sources.is_empty() => {
                 println!("report queries not checked: a [sources] mapping does not read");
                 return Ok(Vec::new());
             }
-            Err(e) => {
+            // A schema not made yet, a server that refuses us: said below
+            // by `database: ...`, not twice.
+            Session::Refused(e) if db.server().is_some() => {
                 println!("report queries not checked: {e:#}");
                 return Ok(Vec::new());
             }
+            Session::Refused(e) => return Err(e),
+            Session::Open(conn) => conn,
         };
-        return Ok(checked_queries(config, &db, &conn)?);
+        if db.server().is_none() && crate::db::schema_version(conn.lite()?)? < crate::db::LATEST {
+            println!("report queries not checked: the database needs `rappel db migrate` first");
+            return Ok(Vec::new());
+        }
+        Ok(checked_queries(config, db, &conn)?)
     }
-    if !db.path().exists() {
-        println!(
-            "report queries not checked: {} does not exist yet (rappel db migrate creates it)",
-            db.path().display()
-        );
-        return Ok(Vec::new());
-    }
-    let conn = db.connect()?;
-    if crate::db::schema_version(conn.lite()?)? < crate::db::LATEST {
-        println!("report queries not checked: the database needs `rappel db migrate` first");
-        return Ok(Vec::new());
-    }
-    Ok(checked_queries(config, &db, &conn)?)
-}
-
-/// The `[sources]` mappings made on a connection as the jobs make them
-/// (each a view, with its trigger where rappel writes back): the one that
-/// does not read, named with its column (`db::sources`). On a server only
-/// under `--connect`; on a SQLite file not made yet, nothing (`db migrate`
-/// makes it). Errors: none of their own; a database that cannot be reached
-/// is said by `database: ...` or by the report queries' check.
-fn mappings(config: &crate::config::Config, connect: bool) -> anyhow::Result<Vec<String>> {
-    if config.sources.is_empty() {
-        return Ok(Vec::new());
-    }
-    let db = config.db(true);
-    let made = match db.server() {
-        Some(_) if !connect => return Ok(Vec::new()),
-        // A schema not made yet, a server that refuses us: said by
-        // `database: ...`, not here.
-        Some(_) => db.connect_current(),
-        None if !db.path().exists() => return Ok(Vec::new()),
-        None => db.connect(),
-    };
-    Ok(match made {
-        Err(e) if crate::exit::of_error(&e) == Exit::Config => vec![format!("{e:#}")],
-        _ => Vec::new(),
-    })
 }
 
 /// Each definition's query checked (`reports::check_query`): the errors,
