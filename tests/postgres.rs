@@ -137,12 +137,12 @@ fn db_migrate_makes_rappels_schema_once_even_from_two_machines_at_once() {
         .filter(|o| o.contains("applied postgres/0007_schema.sql"))
         .count();
     assert_eq!(applied, 1, "{outs:?}");
-    assert!(outs.iter().any(|o| o.contains("schema 0 -> 10")), "{outs:?}");
-    assert!(outs.iter().any(|o| o.contains("schema 10, up to date")), "{outs:?}");
+    assert!(outs.iter().any(|o| o.contains("schema 0 -> 11")), "{outs:?}");
+    assert!(outs.iter().any(|o| o.contains("schema 11, up to date")), "{outs:?}");
     let (code, out) = run(&["db", "status"]);
     assert_eq!(code, Some(0), "{out}");
     assert!(
-        out.contains("at version 10 (this rappel: 10)") && out.contains("up to date"),
+        out.contains("at version 11 (this rappel: 11)") && out.contains("up to date"),
         "{out}"
     );
 
@@ -165,6 +165,17 @@ fn db_migrate_makes_rappels_schema_once_even_from_two_machines_at_once() {
     ] {
         assert!(tables.iter().any(|x| x == t), "{t} missing: {tables:?}");
     }
+    // `rappel_instant` runs in a query the planner makes parallel (costs of
+    // parallelism set to nothing): before migration 11 it failed there.
+    let parallel = format!(
+        "SET search_path TO \"{schema}\"; SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0;
+         SET min_parallel_table_scan_size = 0; SET max_parallel_workers_per_gather = 2;
+         CREATE TABLE punches AS SELECT '2026-03-10T07:00:00Z' || g AS at FROM generate_series(1, 50) g;
+         SELECT count(*) FROM punches WHERE rappel_instant(at) IS NULL;
+         DROP TABLE punches;"
+    );
+    db.batch_execute(&parallel)
+        .unwrap_or_else(|e| panic!("rappel_instant in a parallel query: {e:?}"));
     // An application's table without a column rappel reads: named, exit 74.
     db.batch_execute(&format!("ALTER TABLE \"{schema}\".tickets DROP COLUMN closed_at"))
         .unwrap();
@@ -1395,7 +1406,7 @@ fn an_operators_mistakes_on_postgresql_fail_clearly_and_an_applications_tables_a
     let config = std::fs::read_to_string(env.config_path()).unwrap();
     env.write_config(&config.replace("postgres://postgres@", &format!("postgres://{role}@")));
     let out = run_pg(&env, "role-pw-5", &["db", "migrate"], "2026-03-10T07:00:00Z").success();
-    assert!(out.stdout.contains("schema 0 -> 10"), "{}", out.stdout);
+    assert!(out.stdout.contains("schema 0 -> 11"), "{}", out.stdout);
     run_pg(&env, "role-pw-5", &["db", "migrate"], "2026-03-10T07:00:00Z").success();
     admin
         .batch_execute(&format!("DROP SCHEMA \"{owned}\" CASCADE; DROP ROLE {role};"))

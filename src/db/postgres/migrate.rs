@@ -29,12 +29,19 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0010_fallback.sql",
         include_str!("../../../sql/postgres/0010_fallback.sql"),
     ),
+    (
+        11,
+        "0011_instants_serial.sql",
+        include_str!("../../../sql/postgres/0011_instants_serial.sql"),
+    ),
 ];
 
 /// The version the last file brings the schema to. Up to 8 these are
 /// SQLite's versions; 9 is PostgreSQL's own step (`rappel_instant`, what
-/// SQLite's `julianday` gives); 10 is SQLite's 9 (`replaces_id`).
-pub const LATEST: u32 = 10;
+/// SQLite's `julianday` gives); 10 is SQLite's 9 (`replaces_id`); 11 is
+/// PostgreSQL's own again (`rappel_instant` serial: it may not run in a
+/// parallel query).
+pub const LATEST: u32 = 11;
 
 /// How many files a schema at `version` lacks.
 pub fn pending(version: u32) -> usize {
