@@ -121,9 +121,13 @@ pub fn each_row<E: From<StoreError>>(
         conn.query_each(&sql, crate::params![], |row| {
             cells.clear();
             for (i, w) in written.iter().enumerate() {
-                let cell = Cell::of(row.cell(i)?);
+                let raw = row.cell(i)?;
+                // Lost: read as NULL, or as NaN where a decimal is due.
+                let nan = matches!(raw, crate::db::value::Cell::Real(f) if f.is_nan());
+                let cell = Cell::of(raw);
+                let lost = cell.text.is_none() || nan;
                 let lost = match w {
-                    Some(j) if cell.text.is_none() => loose::text(row.cell(*j)?).filter(|t| !t.trim().is_empty()),
+                    Some(j) if lost => loose::text(row.cell(*j)?).filter(|t| !t.trim().is_empty()),
                     _ => None,
                 };
                 cells.push(match lost {

@@ -396,6 +396,24 @@ fn a_django_applications_own_postgresql_tables_serve_every_job_through_its_mappi
     ] {
         assert!(out.stdout.contains(says), "{says}: {}", out.stdout);
     }
+    // The punch whose temperature is "hot", due again, is held with the
+    // reason, as on SQLite: not pushed without its temperature.
+    db.batch_execute(&format!(
+        "UPDATE \"{app}\".devices_attendancelog SET sync_status = 'pending', sync_attempts = 0 WHERE id = 2;
+         DELETE FROM \"{schema}\".rappel_punch_state WHERE log_id = 2;"
+    ))
+    .unwrap();
+    let out = run_pg(&env, &password, &["sync-attendance"], &plus(NOW, 7200));
+    assert_eq!(hr.posts().len(), 1, "nothing pushed: {}", out.stderr);
+    let held: (String, String) = db
+        .query_one(
+            &format!("SELECT sync_status, coalesce(sync_error, '') FROM \"{app}\".devices_attendancelog WHERE id = 2"),
+            &[],
+        )
+        .map(|r| (r.get(0), r.get(1)))
+        .unwrap();
+    assert_eq!(held.0, "failed", "{held:?}: {} {}", out.stdout, out.stderr);
+    assert!(held.1.contains("temperature is not a number"), "{held:?}");
     env.write_config(&config);
 
     // A role with every right on rappel's schema but not on the

@@ -43,12 +43,14 @@ fn target(column: &str) -> Target {
 /// The text forms a host writes a whole number in, a flag's words, a
 /// decimal number's (PostgreSQL regular expressions).
 const WHOLE: &str = r"'^\s*[-+]?[0-9]{1,18}\s*$'";
-const DECIMAL: &str = r"'^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]{1,3})?\s*$'";
+const DECIMAL: &str = r"'^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]{1,2})?\s*$'";
 
 /// `expr`, of PostgreSQL type `ty`, as contract column `column` holds it;
 /// NULL where the value is not one (text that is not a number, a `uuid`
 /// where an id is due): such a row is left out when the column is one the
-/// jobs need, and `rappel sources` names it.
+/// jobs need, and `rappel sources` names it. A decimal column's (the
+/// punch's `temperature`, which may be NULL) is NaN instead, which the job
+/// refuses as it refuses the text on SQLite.
 fn converted(expr: &str, ty: &Type, column: &str) -> String {
     let e = format!("({expr})");
     let trimmed = format!("btrim(CAST({e} AS text), E' \\t\\r\\n')");
@@ -68,8 +70,17 @@ fn converted(expr: &str, ty: &Type, column: &str) -> String {
         Target::Int if text => format!("CASE WHEN {e} ~ {WHOLE} THEN CAST({trimmed} AS bigint) END"),
         Target::Int | Target::Flag => "CAST(NULL AS bigint)".to_string(),
         Target::Real if integer || decimal => format!("CAST({e} AS double precision)"),
-        Target::Real if text => format!("CASE WHEN {e} ~ {DECIMAL} THEN CAST({trimmed} AS double precision) END"),
-        Target::Real => "CAST(NULL AS double precision)".to_string(),
+        // Text that is not a number reads as NaN, not NULL: a temperature
+        // the host wrote as "hot" is not one it left out, and the punch is
+        // held as on SQLite, not pushed without it. Blank text is none.
+        // At most 40 characters and a two-digit exponent: a value within
+        // `double precision`, whose overflow would fail the whole read.
+        Target::Real if text => format!(
+            "CASE WHEN {e} IS NULL OR {trimmed} = '' THEN NULL \
+             WHEN {e} ~ {DECIMAL} AND length({trimmed}) <= 40 THEN CAST({trimmed} AS double precision) \
+             ELSE CAST('NaN' AS double precision) END"
+        ),
+        Target::Real => format!("CASE WHEN {e} IS NOT NULL THEN CAST('NaN' AS double precision) END"),
         // Instants as rappel writes them, and as `db::value` reads the
         // same types from rappel's own tables: UTC with `Z`, microseconds
         // only when there are some; a `timestamp` without an offset, read

@@ -89,6 +89,10 @@ fn item(row: &Row<'_>, id: i64, naive: Tz) -> Result<Item, String> {
         Cell::Null => None,
         Cell::Int(i) => Some(i as f64),
         Cell::Real(f) if f.is_finite() => Some(f),
+        // What a PostgreSQL mapping reads text that is not a number as.
+        Cell::Real(f) if f.is_nan() => {
+            return Err("temperature is not a number (`rappel sources attendance_logs` shows it as written)".into());
+        }
         Cell::Text(t) if t.trim().is_empty() => None,
         other => Some(
             match &other {
