@@ -80,14 +80,22 @@ pub type EventAlerts = Vec<(Option<String>, String, bool)>;
 /// Errors: `StoreError`.
 pub fn latest_alerts(conn: &Conn, event_ids: &[i64]) -> Result<HashMap<i64, EventAlerts>> {
     let ids = serde_json::to_string(event_ids).unwrap_or_else(|_| "[]".into());
+    // Each digest's status and sent_at read once (`MATERIALIZED`), not once
+    // per entry it alerted: in SQLite a row's columns after its body are
+    // reached through the body's overflow pages, and a digest of 26,000
+    // entries, some megabytes, was walked 26,000 times (a run an hour after
+    // the first over a million tickets took 12.8 s instead of 0.4).
+    let list = super::json_list(conn.dialect(), 1, "bigint");
     let rows = conn.query_map(
         &format!(
-            "SELECT l.event_id, l.entered_at,
+            "WITH d AS MATERIALIZED (
+                 SELECT id, status, sent_at FROM rappel_deliveries
+                 WHERE id IN (SELECT delivery_id FROM rappel_delay_alert_log WHERE event_id IN ({list})))
+             SELECT l.event_id, l.entered_at,
                     max(CASE WHEN d.sent_at > l.alerted_at THEN d.sent_at ELSE l.alerted_at END),
                     max(CASE WHEN d.status IN ('pending', 'sending') THEN 1 ELSE 0 END)
-             FROM rappel_delay_alert_log l LEFT JOIN rappel_deliveries d ON d.id = l.delivery_id
-             WHERE l.event_id IN ({}) GROUP BY l.event_id, l.entered_at",
-            super::json_list(conn.dialect(), 1, "bigint")
+             FROM rappel_delay_alert_log l LEFT JOIN d ON d.id = l.delivery_id
+             WHERE l.event_id IN ({list}) GROUP BY l.event_id, l.entered_at"
         ),
         params![ids],
         |r| {
