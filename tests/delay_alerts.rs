@@ -567,3 +567,56 @@ fn a_long_digest_goes_while_any_of_its_tickets_is_still_due() {
         }
     }
 }
+
+/// Recipients are merged by address: a digest whose contact stopped
+/// receiving alerts (deactivated, deleted) still goes while another
+/// contact with the same address, in another case, receives them; once
+/// none does, it is cancelled. On SQLite and on PostgreSQL.
+#[test]
+fn a_digest_goes_while_any_contact_with_its_address_still_receives_alerts() {
+    let mut backends = vec![support::Backend::SQLITE];
+    if support::pg::server("a_digest_goes_while_any_contact_with_its_address_still_receives_alerts").is_some() {
+        backends.push(support::Backend::POSTGRES);
+    }
+    for backend in backends {
+        for (change, goes) in [
+            ("UPDATE alert_recipients SET active = 0 WHERE contact_id = 1", true),
+            (
+                "DELETE FROM alert_recipients WHERE contact_id = 1; DELETE FROM contacts WHERE id = 1",
+                true,
+            ),
+            ("UPDATE alert_recipients SET active = 0", false),
+        ] {
+            let smtp = SmtpServer::start();
+            let mut env = env_with(&smtp, DEFAULTS);
+            let first = env.contact("Awa", "shared@example.com");
+            let second = env.contact("Awa at the desk", "SHARED@example.com");
+            assert_eq!((first, second), (1, 2));
+            env.recipient(first, None);
+            env.recipient(second, None);
+            env.ticket("T-1", &[("Diagnostic", "2026-02-01T08:00:00Z")]);
+            backend.place(&mut env, &[], "shared_address");
+            smtp.set_mode(support::Mode::Defer);
+            env.run(&["check-delay-alerts"], "2026-03-05T08:05:00Z").code(75);
+            let planned = env.rows("SELECT recipient FROM rappel_deliveries", |r| r.get::<_, String>(0));
+            assert_eq!(planned.len(), 1, "one digest per address: {planned:?}");
+            env.db().execute_batch(change).unwrap();
+            smtp.set_mode(support::Mode::Accept);
+            env.run(&["deliver"], "2026-03-05T10:05:00Z").success();
+            let status = env.rows(
+                "SELECT status || ' ' || coalesce(last_error, '') FROM rappel_deliveries",
+                |r| r.get::<_, String>(0),
+            );
+            if goes {
+                assert_eq!(status, ["sent "], "{backend:?} {change}");
+                assert_eq!(smtp.mails().len(), 1, "{backend:?} {change}");
+            } else {
+                assert!(
+                    status[0].starts_with("cancelled ") && status[0].contains("no longer an active alert recipient"),
+                    "{backend:?} {change}: {status:?}"
+                );
+                assert!(smtp.mails().is_empty(), "{backend:?} {change}");
+            }
+        }
+    }
+}

@@ -419,6 +419,28 @@ const STALE: &[Stale] = &[
         reason: "contact 1 no longer receives alerts for these stages",
     },
     Stale {
+        name: "alert recipient's address removed",
+        setup: "INSERT INTO tickets (id, reference, created_at) VALUES (1, 'T-1', '2026-01-01T00:00:00Z');
+                INSERT INTO ticket_events (ticket_id, stage, entered_at) VALUES (1, 'Diagnostic', '2026-02-01T08:00:00Z');
+                INSERT INTO alert_recipients (contact_id) VALUES (1);",
+        job: &["check-delay-alerts"],
+        at: "2026-03-10T08:05:00Z",
+        change: "UPDATE contacts SET email = NULL",
+        config: "",
+        reason: "contact 1 no longer has an email address",
+    },
+    Stale {
+        name: "alert recipient's address changed",
+        setup: "INSERT INTO tickets (id, reference, created_at) VALUES (1, 'T-1', '2026-01-01T00:00:00Z');
+                INSERT INTO ticket_events (ticket_id, stage, entered_at) VALUES (1, 'Diagnostic', '2026-02-01T08:00:00Z');
+                INSERT INTO alert_recipients (contact_id) VALUES (1);",
+        job: &["check-delay-alerts"],
+        at: "2026-03-10T08:05:00Z",
+        change: "UPDATE contacts SET email = 'awa.mba@example.com'",
+        config: "",
+        reason: "contact 1's email address is no longer awa@example.com",
+    },
+    Stale {
         name: "ticket deleted",
         setup: "INSERT INTO tickets (id, reference, created_at) VALUES (1, 'T-1', '2026-01-01T00:00:00Z');
                 INSERT INTO ticket_events (ticket_id, stage, entered_at) VALUES (1, 'Diagnostic', '2026-02-01T08:00:00Z');

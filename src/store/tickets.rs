@@ -171,8 +171,8 @@ pub fn open_events(conn: &Conn, ids: &[i64]) -> Result<HashMap<i64, Vec<(i64, St
 /// statement, by contact id (each of `contact_ids` has a key): the
 /// contact's `alert_recipients` rows (`stages`, `None`: every stage; and
 /// whether each is active), and the contact's email preferences
-/// (`email_enabled`, NULL or odd text: enabled; `muted_kinds`), `None` when
-/// the contact is gone. Errors: `StoreError`.
+/// (`email_enabled`, NULL or odd text: enabled; `muted_kinds`) and address,
+/// `None` when the contact is gone. Errors: `StoreError`.
 pub fn recipients_now(conn: &Conn, contact_ids: &[i64]) -> Result<HashMap<i64, RecipientNow>> {
     let mut found: HashMap<i64, RecipientNow> = HashMap::new();
     let ids = match conn.dialect() {
@@ -182,7 +182,8 @@ pub fn recipients_now(conn: &Conn, contact_ids: &[i64]) -> Result<HashMap<i64, R
     let list = serde_json::to_string(contact_ids).unwrap_or_else(|_| "[]".into());
     conn.query_each(
         &format!(
-            "SELECT k.id, ar.contact_id IS NOT NULL, ar.stages, ar.active, c.id IS NOT NULL, c.email_enabled, c.muted_kinds
+            "SELECT k.id, ar.contact_id IS NOT NULL, ar.stages, ar.active, c.id IS NOT NULL, c.email_enabled, c.muted_kinds,
+                    c.email
              FROM ({ids}) k
              LEFT JOIN alert_recipients ar ON ar.contact_id = k.id
              LEFT JOIN contacts c ON c.id = k.id"
@@ -196,6 +197,7 @@ pub fn recipients_now(conn: &Conn, contact_ids: &[i64]) -> Result<HashMap<i64, R
             }
             if r.get::<bool>(4)? {
                 now.email = Some((loose::flag(r.cell(5)?).unwrap_or(true), text(r.cell(6)?)));
+                now.address = text(r.cell(7)?);
             }
             Ok(())
         },
@@ -210,6 +212,8 @@ pub struct RecipientNow {
     pub stages: Vec<(Option<String>, bool)>,
     /// `email_enabled` and `muted_kinds`; `None`: no such contact.
     pub email: Option<(bool, String)>,
+    /// The contact's `email` as written (empty for NULL or no contact).
+    pub address: String,
 }
 
 /// A host text column, empty for NULL.

@@ -31,6 +31,19 @@ pub(super) struct Recipient {
     stages: Option<Vec<String>>,
 }
 
+/// Whether `address` is among `recipients` (as [`recipients`] lists them
+/// now), usable, and gets alerts for one of `stages` at least: whether a
+/// digest of entries in `stages` would go to it if planned now.
+pub(super) fn still_gets(recipients: &[Recipient], address: &str, stages: &[&str]) -> bool {
+    recipients.iter().any(|r| {
+        r.invalid.is_none()
+            && r.email.eq_ignore_ascii_case(address)
+            && r.stages
+                .as_ref()
+                .is_none_or(|list| stages.iter().any(|s| list.iter().any(|l| l == s)))
+    })
+}
+
 /// Active `alert_recipients` plus config `recipients`, merged by address
 /// (case-insensitively); a contact without a usable address is skipped.
 pub(super) fn recipients(

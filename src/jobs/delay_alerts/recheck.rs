@@ -4,10 +4,11 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{JOB, KIND};
+use super::{JOB, KIND, digest};
 use crate::config::DelayAlertsConfig;
 use crate::engine::recheck::{Recheck, Verdict};
 use crate::instant;
+use crate::jobs::PlanReport;
 use crate::store::claims::Claimed;
 use crate::store::{self, Conn as Connection, alerts, tickets};
 use std::collections::HashMap;
@@ -48,22 +49,33 @@ impl Recheck for DelayAlertsRecheck<'_> {
             tickets::recipients_now(conn, &contacts)?
         };
         // The recipient first: a digest it no longer gets reads no ticket.
-        let mut verdicts: Vec<Option<Verdict>> = rows
-            .iter()
-            .zip(&entries)
-            .map(|(row, entries)| {
-                // Two digests to one contact read the same settings.
-                let recipient = row.contact_id.and_then(|id| settings.get(&id));
-                let recorded: Vec<&alerts::Recorded> = entries.iter().collect();
-                if let Some(why) = recipient_left(self.cfg, row, &recorded, recipient) {
-                    Some(Verdict::Cancel(why))
-                } else if entries.is_empty() {
-                    Some(Verdict::Send)
-                } else {
-                    None
+        // The planner merges recipients by address: when the digest's own
+        // contact no longer gets it, another with the same address, or the
+        // configuration, may. The recipients as the planner lists them now
+        // are read then, once for the look.
+        let mut listed = None;
+        let mut verdicts = Vec::with_capacity(rows.len());
+        for (row, entries) in rows.iter().zip(&entries) {
+            // Two digests to one contact read the same settings.
+            let recipient = row.contact_id.and_then(|id| settings.get(&id));
+            let recorded: Vec<&alerts::Recorded> = entries.iter().collect();
+            let left = match recipient_left(self.cfg, row, &recorded, recipient) {
+                Some(why) => {
+                    let stages: Vec<&str> = entries.iter().map(|e| e.stage.as_str()).collect();
+                    let now = match &mut listed {
+                        Some(now) => now,
+                        None => listed.insert(planned_recipients(conn, self.cfg)?),
+                    };
+                    (!digest::still_gets(now, &row.recipient, &stages)).then_some(why)
                 }
-            })
-            .collect();
+                None => None,
+            };
+            verdicts.push(match left {
+                Some(why) => Some(Verdict::Cancel(why)),
+                None if entries.is_empty() => Some(Verdict::Send),
+                None => None,
+            });
+        }
         tickets_in_rounds(conn, &entries, &mut verdicts)?;
         Ok(verdicts.into_iter().map(|v| v.unwrap_or(Verdict::Send)).collect())
     }
@@ -71,6 +83,18 @@ impl Recheck for DelayAlertsRecheck<'_> {
     fn reads_together(&self) -> bool {
         true
     }
+}
+
+/// The recipients of delay alerts as the planner lists them now
+/// (`digest::recipients`). Errors: `StoreError`.
+fn planned_recipients(conn: &Connection, cfg: &DelayAlertsConfig) -> store::Result<Vec<digest::Recipient>> {
+    digest::recipients(conn, cfg, &mut PlanReport::default()).map_err(|e| match e.downcast::<store::StoreError>() {
+        Ok(e) => e,
+        Err(e) => store::StoreError::Column {
+            column: "alert_recipients".into(),
+            why: format!("{e:#}"),
+        },
+    })
 }
 
 /// Whether the digest's address is in `[delay_alerts] recipients`.
@@ -183,6 +207,15 @@ fn recipient_left(
     }
     let none = tickets::RecipientNow::default();
     let now = now.unwrap_or(&none);
+    let address = now.address.trim();
+    let address = crate::recipient::email(address).unwrap_or_else(|_| address.to_string());
+    if now.email.is_some() && !address.eq_ignore_ascii_case(&row.recipient) {
+        return Some(if address.is_empty() {
+            format!("contact {contact_id} no longer has an email address")
+        } else {
+            format!("contact {contact_id}'s email address is no longer {}", row.recipient)
+        });
+    }
     let stages: Vec<Option<&str>> = now
         .stages
         .iter()
