@@ -413,6 +413,28 @@ fn config_check_renders_templates_and_reports_errors() {
     assert_eq!(account.url, "/2010-04-01/Accounts/ACtest.json");
     assert!(account.authorization.is_some_and(|a| a.starts_with("Basic ")));
 
+    // An error in the configuration does not hide the connections: each is
+    // still tried and said, and both counts end the run.
+    let config = std::fs::read_to_string(down.config_path()).unwrap();
+    down.write_config(&format!(
+        "{config}\n[reports.definitions.broken]\nquery = \"SELECT nothing FROM no_such_table\"\n"
+    ));
+    let out = down.run(&["config", "check", "--connect"], NOW).code(78);
+    assert!(
+        out.stderr.contains("reports.definitions.broken.query"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.contains("email: failed: "), "{}", out.stdout);
+    assert!(out.stdout.contains("whatsapp: ok"), "{}", out.stdout);
+    assert!(
+        out.stderr.contains(
+            "1 error(s) in templates, report queries, transports, services or monitoring; 1 connection check(s) failed"
+        ),
+        "{}",
+        out.stderr
+    );
+
     let templates = env.dir.path().join("templates/en");
     std::fs::create_dir_all(&templates).unwrap();
     std::fs::write(

@@ -104,19 +104,22 @@ pub fn run(ctx: &Ctx<'_>, connect: bool) -> anyhow::Result<Exit> {
         for e in &errors {
             log::error!("{e}");
         }
-        return Err(fail(
-            Exit::Config,
-            format!(
-                "{} error(s) in templates, report queries, transports, services or monitoring",
-                errors.len()
-            ),
-        ));
     }
-
+    let in_config = (!errors.is_empty()).then(|| {
+        format!(
+            "{} error(s) in templates, report queries, transports, services or monitoring",
+            errors.len()
+        )
+    });
     if !connect {
+        if let Some(why) = in_config {
+            return Err(fail(Exit::Config, why));
+        }
         println!("configuration OK: {}", config.path.display());
         return Ok(Exit::Ok);
     }
+    // Under --connect, every connection is tried even after an error
+    // above: the operator sees at once all that stands in the way.
     let mut failed = 0;
     let mut report = |what: &str, outcome: Result<String, String>| match outcome {
         Ok(detail) => println!("{what}: ok ({detail})"),
@@ -162,11 +165,15 @@ pub fn run(ctx: &Ctx<'_>, connect: bool) -> anyhow::Result<Exit> {
             connect_hr(service, ctx.clock.now()),
         );
     }
-    if failed > 0 {
-        return Err(fail(Exit::Config, format!("{failed} connection check(s) failed")));
+    let connections = (failed > 0).then(|| format!("{failed} connection check(s) failed"));
+    match (in_config, connections) {
+        (None, None) => {
+            println!("configuration OK: {}", config.path.display());
+            Ok(Exit::Ok)
+        }
+        (Some(a), Some(b)) => Err(fail(Exit::Config, format!("{a}; {b}"))),
+        (Some(why), None) | (None, Some(why)) => Err(fail(Exit::Config, why)),
     }
-    println!("configuration OK: {}", config.path.display());
-    Ok(Exit::Ok)
 }
 
 /// What a successful `--connect` to the SMTP server at `at` (host:port)
@@ -238,9 +245,7 @@ impl Session {
     /// `database: ...` or by the report queries' check, not here.
     fn mappings(&self, config: &crate::config::Config) -> Vec<String> {
         match self {
-            Session::Refused(e) if !config.sources.is_empty() && crate::exit::of_error(e) == Exit::Config => {
-                vec![format!("{e:#}")]
-            }
+            Session::Refused(e) if !config.sources.is_empty() && of_a_mapping(e) => vec![format!("{e:#}")],
             _ => Vec::new(),
         }
     }
@@ -263,7 +268,7 @@ impl Session {
                 return Ok(Vec::new());
             }
             // A mapping that does not read: an error of its own (`mappings`).
-            Session::Refused(e) if crate::exit::of_error(&e) == Exit::Config && !config.sources.is_empty() => {
+            Session::Refused(e) if !config.sources.is_empty() && of_a_mapping(&e) => {
                 println!("report queries not checked: a [sources] mapping does not read");
                 return Ok(Vec::new());
             }
@@ -282,6 +287,13 @@ impl Session {
         }
         Ok(checked_queries(config, db, &conn)?)
     }
+}
+
+/// Whether `e`, met making a session's `[sources]` views, is a mapping's
+/// (which names its source, `[sources.<table>]`) rather than the
+/// connection's (a password refused, a schema not made).
+fn of_a_mapping(e: &anyhow::Error) -> bool {
+    crate::exit::of_error(e) == Exit::Config && format!("{e:#}").contains("[sources.")
 }
 
 /// Each definition's query checked (`reports::check_query`): the errors,

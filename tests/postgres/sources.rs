@@ -431,6 +431,21 @@ fn a_django_applications_own_postgresql_tables_serve_every_job_through_its_mappi
          GRANT UPDATE (sent, sent_at, erreur) ON \"{app}\".reports_scheduledreport TO {role};"
     ))
     .unwrap();
+    // A password refused is said as the connection's failure, not taken
+    // for a mapping that does not read.
+    let out = run_pg(
+        &env,
+        "not-the-password-3",
+        &["config", "check", "--connect"],
+        &plus(NOW, 7200),
+    )
+    .code(78);
+    assert!(
+        out.stdout.contains("database: failed: ") && out.stdout.contains("password authentication failed"),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("mapping does not read"), "{}", out.stdout);
     let as_role = config.replace("postgres://postgres@", &format!("postgres://{role}@"));
     assert_ne!(as_role, config);
     env.write_config(&as_role);
