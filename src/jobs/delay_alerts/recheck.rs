@@ -207,9 +207,13 @@ fn recipient_left(
     }
     let none = tickets::RecipientNow::default();
     let now = now.unwrap_or(&none);
-    let address = now.address.trim();
-    let address = crate::recipient::email(address).unwrap_or_else(|_| address.to_string());
-    if now.email.is_some() && !address.eq_ignore_ascii_case(&row.recipient) {
+    // As the planner wrote it (`recipient::email`), parsed only when it
+    // differs as written.
+    let written = now.address.trim();
+    let same = written.eq_ignore_ascii_case(&row.recipient)
+        || crate::recipient::email(written).is_ok_and(|a| a.eq_ignore_ascii_case(&row.recipient));
+    let address = written;
+    if now.email.is_some() && !same {
         return Some(if address.is_empty() {
             format!("contact {contact_id} no longer has an email address")
         } else {
