@@ -438,11 +438,7 @@ fn a_delay_digest_waits_for_its_send_window() {
 /// contact included, on SQLite and on PostgreSQL.
 #[test]
 fn digests_read_again_together_each_get_their_own_verdict() {
-    let mut backends = vec![support::Backend::SQLITE];
-    if support::pg::server("digests_read_again_together_each_get_their_own_verdict").is_some() {
-        backends.push(support::Backend::POSTGRES);
-    }
-    for backend in backends {
+    for backend in support::Backend::sqlite_and_postgres("digests_read_again_together_each_get_their_own_verdict") {
         let smtp = SmtpServer::start();
         let mut env = env_with(
             &smtp,
@@ -521,11 +517,7 @@ fn digests_read_again_together_each_get_their_own_verdict() {
 /// closed is cancelled, on SQLite and on PostgreSQL.
 #[test]
 fn a_long_digest_goes_while_any_of_its_tickets_is_still_due() {
-    let mut backends = vec![support::Backend::SQLITE];
-    if support::pg::server("a_long_digest_goes_while_any_of_its_tickets_is_still_due").is_some() {
-        backends.push(support::Backend::POSTGRES);
-    }
-    for backend in backends {
+    for backend in support::Backend::sqlite_and_postgres("a_long_digest_goes_while_any_of_its_tickets_is_still_due") {
         for (closed, goes) in [(79, true), (80, false)] {
             let smtp = SmtpServer::start();
             let mut env = env_with(&smtp, DEFAULTS);
@@ -542,16 +534,11 @@ fn a_long_digest_goes_while_any_of_its_tickets_is_still_due() {
                 .map(|id| id.to_string())
                 .collect::<Vec<_>>()
                 .join(", ");
-            env.db()
-                .execute_batch(&format!(
-                    "UPDATE tickets SET closed_at = '2026-03-05T09:00:00Z' WHERE id IN ({ids})"
-                ))
-                .unwrap();
-            smtp.set_mode(support::Mode::Accept);
-            env.run(&["deliver"], "2026-03-05T10:05:00Z").success();
-            let status = env.rows(
-                "SELECT status || ' ' || coalesce(last_error, '') FROM rappel_deliveries",
-                |r| r.get::<_, String>(0),
+            let status = deliver_after(
+                &env,
+                &smtp,
+                &format!("UPDATE tickets SET closed_at = '2026-03-05T09:00:00Z' WHERE id IN ({ids})"),
+                "2026-03-05T10:05:00Z",
             );
             if goes {
                 assert_eq!(smtp.recipients(), ["awa@example.com"], "{backend:?}: {status:?}");
@@ -574,11 +561,9 @@ fn a_long_digest_goes_while_any_of_its_tickets_is_still_due() {
 /// none does, it is cancelled. On SQLite and on PostgreSQL.
 #[test]
 fn a_digest_goes_while_any_contact_with_its_address_still_receives_alerts() {
-    let mut backends = vec![support::Backend::SQLITE];
-    if support::pg::server("a_digest_goes_while_any_contact_with_its_address_still_receives_alerts").is_some() {
-        backends.push(support::Backend::POSTGRES);
-    }
-    for backend in backends {
+    for backend in
+        support::Backend::sqlite_and_postgres("a_digest_goes_while_any_contact_with_its_address_still_receives_alerts")
+    {
         for (change, goes) in [
             ("UPDATE alert_recipients SET active = 0 WHERE contact_id = 1", true),
             (
@@ -600,13 +585,7 @@ fn a_digest_goes_while_any_contact_with_its_address_still_receives_alerts() {
             env.run(&["check-delay-alerts"], "2026-03-05T08:05:00Z").code(75);
             let planned = env.rows("SELECT recipient FROM rappel_deliveries", |r| r.get::<_, String>(0));
             assert_eq!(planned.len(), 1, "one digest per address: {planned:?}");
-            env.db().execute_batch(change).unwrap();
-            smtp.set_mode(support::Mode::Accept);
-            env.run(&["deliver"], "2026-03-05T10:05:00Z").success();
-            let status = env.rows(
-                "SELECT status || ' ' || coalesce(last_error, '') FROM rappel_deliveries",
-                |r| r.get::<_, String>(0),
-            );
+            let status = deliver_after(&env, &smtp, change, "2026-03-05T10:05:00Z");
             if goes {
                 assert_eq!(status, ["sent "], "{backend:?} {change}");
                 assert_eq!(smtp.mails().len(), 1, "{backend:?} {change}");
@@ -619,4 +598,17 @@ fn a_digest_goes_while_any_contact_with_its_address_still_receives_alerts() {
             }
         }
     }
+}
+
+/// Applies `change` to the sources of the digests waiting on a deferring
+/// `smtp`, lets it accept, and delivers at `at`: each delivery's status and
+/// last error, by id.
+fn deliver_after(env: &TestEnv, smtp: &SmtpServer, change: &str, at: &str) -> Vec<String> {
+    env.db().execute_batch(change).unwrap();
+    smtp.set_mode(support::Mode::Accept);
+    env.run(&["deliver"], at).success();
+    env.rows(
+        "SELECT status || ' ' || coalesce(last_error, '') FROM rappel_deliveries ORDER BY id",
+        |r| r.get::<_, String>(0),
+    )
 }

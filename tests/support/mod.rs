@@ -356,6 +356,17 @@ impl Backend {
         postgres: true,
     };
 
+    /// SQLite, and PostgreSQL when the environment names a test server
+    /// (`pg::server`, which says on stderr that `test` skipped it
+    /// otherwise): the backends a scenario on the contract's tables runs on.
+    pub fn sqlite_and_postgres(test: &str) -> Vec<Backend> {
+        let mut backends = vec![Backend::SQLITE];
+        if pg::server(test).is_some() {
+            backends.push(Backend::POSTGRES);
+        }
+        backends
+    }
+
     /// Moves `env`'s rows where this backend keeps them: `tables` to the
     /// host's (mapped), then everything to the server (PostgreSQL, under a
     /// schema named after `test`). Panics without a server: a PostgreSQL
