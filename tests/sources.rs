@@ -675,6 +675,11 @@ fn what_a_mapping_may_not_do_is_refused_with_its_key() {
         "{}",
         out.stderr
     );
+    assert!(
+        out.stderr.contains("2 error(s) in templates"),
+        "one each: {}",
+        out.stderr
+    );
 }
 
 #[test]

@@ -245,7 +245,10 @@ impl Session {
     /// `database: ...` or by the report queries' check, not here.
     fn mappings(&self, config: &crate::config::Config) -> Vec<String> {
         match self {
-            Session::Refused(e) if !config.sources.is_empty() && of_a_mapping(e) => vec![format!("{e:#}")],
+            // One error per mapping: each is a line of its own.
+            Session::Refused(e) if !config.sources.is_empty() && of_a_mapping(e) => {
+                format!("{e:#}").lines().map(str::to_string).collect()
+            }
             _ => Vec::new(),
         }
     }
