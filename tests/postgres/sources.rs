@@ -431,6 +431,24 @@ fn a_django_applications_own_postgresql_tables_serve_every_job_through_its_mappi
          GRANT UPDATE (sent, sent_at, erreur) ON \"{app}\".reports_scheduledreport TO {role};"
     ))
     .unwrap();
+    // Columns under `update` that cannot take what rappel writes there:
+    // each named, in one run.
+    db.batch_execute(&format!(
+        "ALTER TABLE \"{app}\".reports_scheduledreport ADD COLUMN essais integer, ADD COLUMN verifie boolean"
+    ))
+    .unwrap();
+    let update = "sent = \"sent\"\nsent_at = \"sent_at\"\nlast_error = \"erreur\"";
+    assert!(config.contains(update));
+    env.write_config(&config.replace(
+        update,
+        "sent = \"sent\"\nsent_at = \"essais\"\nlast_error = \"verifie\"",
+    ));
+    let out = run_pg(&env, &password, &["config", "check", "--connect"], &plus(NOW, 7200)).code(78);
+    for says in ["column essais is integer", "column verifie is boolean"] {
+        assert!(out.stderr.contains(says), "{says}: {}", out.stderr);
+    }
+    env.write_config(&config);
+
     // A password refused is said as the connection's failure, not taken
     // for a mapping that does not read.
     let out = run_pg(
@@ -461,7 +479,11 @@ fn a_django_applications_own_postgresql_tables_serve_every_job_through_its_mappi
         "GRANT SELECT (id, sn, nom) ON \"{app}\".devices_terminal TO {role};"
     ))
     .unwrap();
-    check("[sources.attendance_logs.update]: the role rappel connects as may not update column sync_attempts of ");
+    // Each column it may not update named, in one run.
+    check(
+        "[sources.attendance_logs.update]: the role rappel connects as may not update columns sync_attempts, \
+         sync_error, sync_status, synced_at of ",
+    );
     db.batch_execute(&format!(
         "GRANT UPDATE (sync_status, sync_attempts, synced_at, sync_error) ON \"{app}\".devices_attendancelog TO {role};"
     ))

@@ -361,6 +361,7 @@ fn create_view(client: &mut postgres::Client, source: &Source, schema: &str) -> 
                 said(&e)
             )
         })?;
+        let mut denied = Vec::new();
         for column in targets {
             let may: bool = client
                 .query_one(
@@ -369,11 +370,16 @@ fn create_view(client: &mut postgres::Client, source: &Source, schema: &str) -> 
                 )?
                 .get(0);
             if !may {
-                anyhow::bail!(
-                    "[sources.{name}.update]: the role rappel connects as may not update column {column} of {from} \
-                     (it needs UPDATE on the columns named under update)"
-                );
+                denied.push(column);
             }
+        }
+        if !denied.is_empty() {
+            anyhow::bail!(
+                "[sources.{name}.update]: the role rappel connects as may not update column{} {} of {from} \
+                 (it needs UPDATE on the columns named under update)",
+                if denied.len() > 1 { "s" } else { "" },
+                denied.join(", ")
+            );
         }
     }
     let sql = if super::id_is_key(source, &infos) {
@@ -397,9 +403,10 @@ fn type_of<'c>(columns: &'c [HostColumn], column: &str) -> &'c str {
 /// Whether each of `targets` that rappel writes as text (a status, a
 /// reason; an instant into a column that is not a date or timestamp) goes
 /// to a text column: a cast from text to another type compiles, and would
-/// fail only on the first row recorded. Errors: the first that does not,
-/// named with its column's type.
+/// fail only on the first row recorded. Errors: every one that does not,
+/// each named with its column's type, in one line.
 fn text_fits(source: &Source, columns: &[HostColumn], targets: &[(&str, Value)]) -> anyhow::Result<()> {
+    let mut unfit = Vec::new();
     for (column, value) in targets {
         let ty = type_of(columns, column);
         let text = match *value {
@@ -413,13 +420,16 @@ fn text_fits(source: &Source, columns: &[HostColumn], targets: &[(&str, Value)])
                 Value::Instant(_) => "an instant, as text, since it is not a date or timestamp column",
                 _ => "text (a status or a reason)",
             };
-            anyhow::bail!(
-                "[sources.{}.update]: column {column} is {ty}; rappel writes {what} there, so it must be a text column",
-                source.name
-            );
+            unfit.push(format!(
+                "column {column} is {ty}; rappel writes {what} there, so it must be a text column"
+            ));
         }
     }
-    Ok(())
+    if unfit.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!("[sources.{}.update]: {}", source.name, unfit.join("; "))
+    }
 }
 
 /// The trigger's `UPDATE` of the host's table: its `SET` list, each column
