@@ -374,6 +374,16 @@ fn a_django_applications_own_postgresql_tables_serve_every_job_through_its_mappi
         "{}",
         out.stderr
     );
+    // A schema that is not there: the hint does not add one.
+    env.write_config(&config.replace("table = \"repairs_ticket\"", "table = \"nosuchschema.repairs_ticket\""));
+    let out = run_pg(&env, &password, &["config", "check", "--connect"], &plus(NOW, 7200)).code(78);
+    assert!(
+        out.stderr.contains(
+            "[sources.tickets]: table \"nosuchschema.repairs_ticket\" is not in the database (check `table`: its schema"
+        ) && !out.stderr.contains("app.nosuchschema"),
+        "{}",
+        out.stderr
+    );
 
     // Text where a number or a flag is due (a number beyond `double
     // precision` too, which once failed the whole read) is named by

@@ -215,6 +215,10 @@ fn create_view(client: &mut postgres::Client, source: &Source, schema: &str) -> 
             .map_err(|e| anyhow::anyhow!("[sources.{name}]: table {table:?}: {}", said(&e)))?
         {
             Some((full, columns)) => (full, columns),
+            None if table.contains('.') => anyhow::bail!(
+                "[sources.{name}]: table {table:?} is not in the database (check `table`: its schema and its name, \
+                 as psql lists them with \\dt)"
+            ),
             None => anyhow::bail!(
                 "[sources.{name}]: table {table:?} is not in the database (check `table`, with its schema if it is \
                  not on the role's search path: \"app.{table}\")"
