@@ -18,11 +18,32 @@ use super::{is_loopback, secret};
 pub use crate::db::postgres::{Server as Postgres, SslMode};
 
 /// `database` as written: a path or URL, or a table.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 pub enum RawDatabase {
     Location(String),
     Table(RawDatabaseTable),
+}
+
+/// A string or a table, read as such (not as serde's untagged enum, whose
+/// error says only that neither fits): a table's own error names the key
+/// that is not its, such as a top-level key written after `[database]`.
+impl<'de> Deserialize<'de> for RawDatabase {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Either;
+        impl<'de> serde::de::Visitor<'de> for Either {
+            type Value = RawDatabase;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a path or URL, or a [database] table")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawDatabase, E> {
+                Ok(RawDatabase::Location(v.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RawDatabase, A::Error> {
+                RawDatabaseTable::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(RawDatabase::Table)
+            }
+        }
+        deserializer.deserialize_any(Either)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -223,6 +244,15 @@ mod tests {
             Ok(Location::Postgres(p)) => *p,
             other => panic!("not PostgreSQL: {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_key_that_is_not_the_tables_is_named() {
+        // A top-level key written after `[database]` lands in it.
+        let err = read("[database]\nurl = \"postgres://rappel@db/app\"\ntimezone = \"UTC\"\n").unwrap_err();
+        assert!(err.contains("unknown field `timezone`, expected one of `url`"), "{err}");
+        let err = read("database = 42").unwrap_err();
+        assert!(err.contains("expected a path or URL, or a [database] table"), "{err}");
     }
 
     #[test]
