@@ -680,6 +680,14 @@ fn what_a_mapping_may_not_do_is_refused_with_its_key() {
         "one each: {}",
         out.stderr
     );
+    // With --connect, the connections are still tried and said (without
+    // naive_timezone too, whose check reads the database).
+    let text = std::fs::read_to_string(env.config_path()).unwrap();
+    assert!(text.contains("naive_timezone = \"UTC\"\n"));
+    env.write_config(&text.replace("naive_timezone = \"UTC\"\n", ""));
+    let out = env.run(&["config", "check", "--connect"], NOW).code(78);
+    assert!(out.stdout.contains("email: ok ("), "{}", out.stdout);
+    assert!(out.stderr.contains("2 error(s) in templates"), "{}", out.stderr);
 }
 
 #[test]

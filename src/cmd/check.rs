@@ -128,7 +128,9 @@ pub fn run(ctx: &Ctx<'_>, connect: bool) -> anyhow::Result<Exit> {
             failed += 1;
         }
     };
-    if let Some(server) = &config.postgres {
+    // A password that cannot be had is an error above already: not tried,
+    // nor counted again.
+    if let Some(server) = config.postgres.as_ref().filter(|s| !matches!(s.password, Some(Err(_)))) {
         report(
             "database",
             crate::db::postgres::describe(server).map_err(|e| format!("{e:#}")),
@@ -275,10 +277,10 @@ impl Session {
                 println!("report queries not checked: a [sources] mapping does not read");
                 return Ok(Vec::new());
             }
-            // A schema not made yet, a server that refuses us: said below
-            // by `database: ...`, not twice.
-            Session::Refused(e) if db.server().is_some() => {
-                println!("report queries not checked: {e:#}");
+            // A schema not made yet, a server that refuses us: said once,
+            // by `database: ...` below.
+            Session::Refused(_) if db.server().is_some() => {
+                println!("report queries not checked: the database cannot be read (see database: below)");
                 return Ok(Vec::new());
             }
             Session::Refused(e) => return Err(e),
@@ -330,7 +332,11 @@ fn naive_instants(config: &crate::config::Config) -> anyhow::Result<()> {
     if db.server().is_some() || !db.path().exists() {
         return Ok(());
     }
-    let conn = db.connect()?;
+    // A database that does not open (a mapping that does not read) is said
+    // by the checks above; this warning waits for it.
+    let Ok(conn) = db.connect() else {
+        return Ok(());
+    };
     for (column, example) in crate::db::host::naive_instants(conn.lite()?)? {
         log::warn!(
             "{column} holds instants without a zone (e.g. {example:?}), read as UTC; if your application writes local time there, set naive_timezone (e.g. naive_timezone = {:?})",

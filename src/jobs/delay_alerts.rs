@@ -54,7 +54,7 @@ pub fn plan(conn: &mut Conn, cfg: &DelayAlertsConfig, ctx: &PlanCtx<'_>) -> anyh
     if due.is_empty() {
         return Ok(report);
     }
-    let recipients = recipients(conn, cfg, &mut report)?;
+    let recipients = recipients(conn, cfg, &mut report, true)?;
     let mut skipped = Vec::new();
     if ctx.dry_run {
         retain_unalerted(conn, cfg, ctx, &mut due)?;

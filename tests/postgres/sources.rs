@@ -474,6 +474,12 @@ fn a_django_applications_own_postgresql_tables_serve_every_job_through_its_mappi
         out.stdout
     );
     assert!(!out.stdout.contains("mapping does not read"), "{}", out.stdout);
+    assert_eq!(
+        out.stdout.matches("password authentication failed").count(),
+        1,
+        "said once: {}",
+        out.stdout
+    );
     let as_role = config.replace("postgres://postgres@", &format!("postgres://{role}@"));
     assert_ne!(as_role, config);
     env.write_config(&as_role);

@@ -31,13 +31,19 @@ pub(super) struct Recipient {
     stages: Option<Vec<String>>,
 }
 
+/// Whether two addresses are one as the planner merges them: lower-cased
+/// whole, Unicode and all (`recipients`' key).
+pub(super) fn same_address(a: &str, b: &str) -> bool {
+    a == b || a.to_lowercase() == b.to_lowercase()
+}
+
 /// Whether `address` is among `recipients` (as [`recipients`] lists them
 /// now), usable, and gets alerts for one of `stages` at least: whether a
 /// digest of entries in `stages` would go to it if planned now.
 pub(super) fn still_gets(recipients: &[Recipient], address: &str, stages: &[&str]) -> bool {
     recipients.iter().any(|r| {
         r.invalid.is_none()
-            && r.email.eq_ignore_ascii_case(address)
+            && same_address(&r.email, address)
             && r.stages
                 .as_ref()
                 .is_none_or(|list| stages.iter().any(|s| list.iter().any(|l| l == s)))
@@ -46,10 +52,13 @@ pub(super) fn still_gets(recipients: &[Recipient], address: &str, stages: &[&str
 
 /// Active `alert_recipients` plus config `recipients`, merged by address
 /// (case-insensitively); a contact without a usable address is skipped.
+/// `warn`: whether a contact's unusable time zone is logged (the planner),
+/// or only counted (the last look, which reads them again for each claim).
 pub(super) fn recipients(
     conn: &Conn,
     cfg: &DelayAlertsConfig,
     report: &mut PlanReport,
+    warn: bool,
 ) -> anyhow::Result<Vec<Recipient>> {
     let mut list: Vec<Recipient> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
@@ -110,9 +119,11 @@ pub(super) fn recipients(
             Some(name) => match crate::config::parse_zone(name) {
                 Ok(zone) => Some(zone),
                 Err(why) => {
-                    log::warn!(
-                        "contacts id {contact_id}: timezone: {why}; no alert goes to this recipient until it is fixed"
-                    );
+                    if warn {
+                        log::warn!(
+                            "contacts id {contact_id}: timezone: {why}; no alert goes to this recipient until it is fixed"
+                        );
+                    }
                     report.data_errors += 1;
                     continue;
                 }
@@ -279,4 +290,42 @@ pub fn sample_context(optional_present: bool) -> serde_json::Value {
         "now_local": "21/11/2026 07:00",
         "site_url": optional_present.then_some("https://example.com"),
     })
+}
+
+#[cfg(test)]
+mod address_tests {
+    use super::*;
+
+    fn recipient(email: &str, stages: Option<&[&str]>) -> Recipient {
+        Recipient {
+            contact_id: Some(1),
+            name: "Élodie".into(),
+            email: email.into(),
+            invalid: None,
+            locale: None,
+            zone: None,
+            stages: stages.map(|s| s.iter().map(|s| s.to_string()).collect()),
+        }
+    }
+
+    #[test]
+    fn an_address_is_matched_as_the_planner_merges_it() {
+        assert!(
+            same_address("Élodie@example.com", "élodie@example.com"),
+            "not ASCII alone"
+        );
+        assert!(same_address("AWA@EXAMPLE.COM", "awa@example.com"));
+        assert!(!same_address("awa@example.com", "awa.mba@example.com"));
+        let list = [recipient("élodie@example.com", Some(&["Repair"]))];
+        assert!(still_gets(&list, "Élodie@example.com", &["Diagnostic", "Repair"]));
+        assert!(
+            !still_gets(&list, "Élodie@example.com", &["Diagnostic"]),
+            "its stages only"
+        );
+        let invalid = [Recipient {
+            invalid: Some("not an address".into()),
+            ..recipient("élodie@example.com", None)
+        }];
+        assert!(!still_gets(&invalid, "élodie@example.com", &["Repair"]));
+    }
 }

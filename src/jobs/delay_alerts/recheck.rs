@@ -88,12 +88,14 @@ impl Recheck for DelayAlertsRecheck<'_> {
 /// The recipients of delay alerts as the planner lists them now
 /// (`digest::recipients`). Errors: `StoreError`.
 fn planned_recipients(conn: &Connection, cfg: &DelayAlertsConfig) -> store::Result<Vec<digest::Recipient>> {
-    digest::recipients(conn, cfg, &mut PlanReport::default()).map_err(|e| match e.downcast::<store::StoreError>() {
-        Ok(e) => e,
-        Err(e) => store::StoreError::Column {
-            column: "alert_recipients".into(),
-            why: format!("{e:#}"),
-        },
+    digest::recipients(conn, cfg, &mut PlanReport::default(), false).map_err(|e| {
+        match e.downcast::<store::StoreError>() {
+            Ok(e) => e,
+            Err(e) => store::StoreError::Column {
+                column: "alert_recipients".into(),
+                why: format!("{e:#}"),
+            },
+        }
     })
 }
 
@@ -101,7 +103,7 @@ fn planned_recipients(conn: &Connection, cfg: &DelayAlertsConfig) -> store::Resu
 fn configured(cfg: &DelayAlertsConfig, row: &Claimed) -> bool {
     cfg.recipients
         .iter()
-        .any(|a| a.to_string().eq_ignore_ascii_case(&row.recipient))
+        .any(|a| digest::same_address(a.as_ref(), &row.recipient))
 }
 
 /// Entries whose tickets the first round reads per digest; each round
@@ -210,8 +212,8 @@ fn recipient_left(
     // As the planner wrote it (`recipient::email`), parsed only when it
     // differs as written.
     let written = now.address.trim();
-    let same = written.eq_ignore_ascii_case(&row.recipient)
-        || crate::recipient::email(written).is_ok_and(|a| a.eq_ignore_ascii_case(&row.recipient));
+    let same = digest::same_address(written, &row.recipient)
+        || crate::recipient::email(written).is_ok_and(|a| digest::same_address(&a, &row.recipient));
     let address = written;
     if now.email.is_some() && !same {
         return Some(if address.is_empty() {
