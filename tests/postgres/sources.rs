@@ -390,7 +390,7 @@ fn a_django_applications_own_postgresql_tables_serve_every_job_through_its_mappi
     // `rappel sources` as written, as on SQLite.
     db.batch_execute(&format!(
         "ALTER TABLE \"{app}\".devices_attendancelog ADD COLUMN note varchar(10), ADD COLUMN ok varchar(5);
-         UPDATE \"{app}\".devices_attendancelog SET note = CASE id WHEN 2 THEN 'hot' WHEN 4 THEN '1e400' ELSE ' 36.9 ' END,
+         UPDATE \"{app}\".devices_attendancelog SET note = CASE id WHEN 1 THEN '1e-400' WHEN 2 THEN 'hot' WHEN 4 THEN '1e400' ELSE ' 36.9 ' END,
                 ok = CASE id WHEN 3 THEN 'maybe' ELSE 'yes' END;"
     ))
     .unwrap();
@@ -408,14 +408,24 @@ fn a_django_applications_own_postgresql_tables_serve_every_job_through_its_mappi
         assert!(out.stdout.contains(says), "{says}: {}", out.stdout);
     }
     // The punch whose temperature is "hot", due again, is held with the
-    // reason, as on SQLite: not pushed without its temperature.
+    // reason, as on SQLite: not pushed without its temperature. One whose
+    // temperature is too small for a double is pushed with 0, as SQLite's
+    // side reads it.
     db.batch_execute(&format!(
-        "UPDATE \"{app}\".devices_attendancelog SET sync_status = 'pending', sync_attempts = 0 WHERE id = 2;
-         DELETE FROM \"{schema}\".rappel_punch_state WHERE log_id = 2;"
+        "UPDATE \"{app}\".devices_attendancelog SET sync_status = 'pending', sync_attempts = 0 WHERE id IN (1, 2);
+         DELETE FROM \"{schema}\".rappel_punch_state WHERE log_id IN (1, 2);"
     ))
     .unwrap();
     let out = run_pg(&env, &password, &["sync-attendance"], &plus(NOW, 7200));
-    assert_eq!(hr.posts().len(), 1, "nothing pushed: {}", out.stderr);
+    let posts = hr.posts();
+    assert_eq!(posts.len(), 2, "punch 1 alone pushed: {}", out.stderr);
+    let pushed: serde_json::Value = serde_json::from_str(&posts[1].body).unwrap();
+    let punches = pushed["attendance"].as_array().unwrap();
+    assert_eq!(punches.len(), 1, "{pushed}");
+    assert_eq!(
+        (&punches[0]["log_id"], &punches[0]["temperature"]),
+        (&serde_json::json!(1), &serde_json::json!(0.0))
+    );
     let held: (String, String) = db
         .query_one(
             &format!("SELECT sync_status, coalesce(sync_error, '') FROM \"{app}\".devices_attendancelog WHERE id = 2"),

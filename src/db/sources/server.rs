@@ -43,7 +43,13 @@ fn target(column: &str) -> Target {
 /// The text forms a host writes a whole number in, a flag's words, a
 /// decimal number's (PostgreSQL regular expressions).
 const WHOLE: &str = r"'^\s*[-+]?[0-9]{1,18}\s*$'";
-const DECIMAL: &str = r"'^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]{1,2})?\s*$'";
+const DECIMAL: &str = r"'^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]{1,5})?\s*$'";
+
+/// The magnitudes beyond which a decimal text is not a `double precision`
+/// as Rust's `f64` reads it: from here up, infinite (not a number, the
+/// punch held); below this, zero.
+const REAL_MAX: &str = "1.7976931348623158e308";
+const REAL_MIN: &str = "2.5e-324";
 
 /// `expr`, of PostgreSQL type `ty`, as contract column `column` holds it;
 /// NULL where the value is not one (text that is not a number, a `uuid`
@@ -73,11 +79,15 @@ fn converted(expr: &str, ty: &Type, column: &str) -> String {
         // Text that is not a number reads as NaN, not NULL: a temperature
         // the host wrote as "hot" is not one it left out, and the punch is
         // held as on SQLite, not pushed without it. Blank text is none.
-        // At most 40 characters and a two-digit exponent: a value within
-        // `double precision`, whose overflow would fail the whole read.
+        // A number is read through `numeric`, whose range is far wider, as
+        // SQLite's side reads it (an `f64`): too large, not a number; too
+        // small, zero. A cast that overflowed would fail the whole read.
         Target::Real if text => format!(
             "CASE WHEN {e} IS NULL OR {trimmed} = '' THEN NULL \
-             WHEN {e} ~ {DECIMAL} AND length({trimmed}) <= 40 THEN CAST({trimmed} AS double precision) \
+             WHEN {e} ~ {DECIMAL} AND length({trimmed}) <= 1000 THEN \
+               CASE WHEN abs(CAST({trimmed} AS numeric)) >= {REAL_MAX} THEN CAST('NaN' AS double precision) \
+                    WHEN abs(CAST({trimmed} AS numeric)) < {REAL_MIN} THEN CAST(0 AS double precision) \
+                    ELSE CAST(CAST({trimmed} AS numeric) AS double precision) END \
              ELSE CAST('NaN' AS double precision) END"
         ),
         Target::Real => format!("CASE WHEN {e} IS NOT NULL THEN CAST('NaN' AS double precision) END"),
