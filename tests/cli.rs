@@ -461,6 +461,15 @@ fn config_check_renders_templates_and_reports_errors() {
         out.stderr
     );
     assert!(out.stderr.contains("1 error(s) in templates"), "{}", out.stderr);
+    // A templates_dir that is not there overrides nothing: said, not ignored.
+    env.write_config(&text.replace("templates_dir = \"templates\"", "templates_dir = \"no-such-dir\""));
+    let out = env.run(&["config", "check"], NOW).code(78);
+    assert!(
+        out.stderr.contains("templates_dir: ") && out.stderr.contains("no-such-dir is not a folder"),
+        "{}",
+        out.stderr
+    );
+    env.write_config(&text);
     // The job that renders it says the same, once, and exits 78, sending no
     // digest: an entry is alerted once for all its recipients, so one sent
     // would leave the others without it for a whole re-arm period.

@@ -92,6 +92,14 @@ pub fn run(ctx: &Ctx<'_>, connect: bool) -> anyhow::Result<Exit> {
             errors.push(format!("{e:#}"));
         }
     }
+    if let Some(dir) = &config.templates_dir
+        && !dir.is_dir()
+    {
+        errors.push(format!(
+            "templates_dir: {} is not a folder (no template there would override the built-in ones)",
+            dir.display()
+        ));
+    }
     if let Some(dir) = &config.textfile_dir
         && !dir.is_dir()
     {
