@@ -429,7 +429,7 @@ fn config_check_renders_templates_and_reports_errors() {
     assert!(out.stdout.contains("whatsapp: ok"), "{}", out.stdout);
     assert!(
         out.stderr.contains(
-            "1 error(s) in templates, report queries, transports, services or monitoring; 1 connection check(s) failed"
+            "1 error(s) in templates, [sources] mappings, report queries, transports, services or monitoring; 1 connection check(s) failed"
         ),
         "{}",
         out.stderr

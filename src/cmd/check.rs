@@ -115,7 +115,7 @@ pub fn run(ctx: &Ctx<'_>, connect: bool) -> anyhow::Result<Exit> {
     }
     let in_config = (!errors.is_empty()).then(|| {
         format!(
-            "{} error(s) in templates, report queries, transports, services or monitoring",
+            "{} error(s) in templates, [sources] mappings, report queries, transports, services or monitoring",
             errors.len()
         )
     });
