@@ -125,9 +125,9 @@ pub fn each_row<E: From<StoreError>>(
                 // Lost: read as NULL, or as NaN where a decimal is due.
                 let nan = matches!(raw, crate::db::value::Cell::Real(f) if f.is_nan());
                 let cell = Cell::of(raw);
-                let lost = cell.text.is_none() || nan;
+                let unread = cell.text.is_none() || nan;
                 let lost = match w {
-                    Some(j) if lost => loose::text(row.cell(*j)?).filter(|t| !t.trim().is_empty()),
+                    Some(j) if unread => loose::text(row.cell(*j)?).filter(|t| !t.trim().is_empty()),
                     _ => None,
                 };
                 cells.push(match lost {

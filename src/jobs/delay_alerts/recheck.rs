@@ -58,8 +58,7 @@ impl Recheck for DelayAlertsRecheck<'_> {
         for (row, entries) in rows.iter().zip(&entries) {
             // Two digests to one contact read the same settings.
             let recipient = row.contact_id.and_then(|id| settings.get(&id));
-            let recorded: Vec<&alerts::Recorded> = entries.iter().collect();
-            let left = match recipient_left(self.cfg, row, &recorded, recipient) {
+            let left = match recipient_left(self.cfg, row, entries, recipient) {
                 Some(why) => {
                     let stages: Vec<&str> = entries.iter().map(|e| e.stage.as_str()).collect();
                     let now = match &mut listed {
@@ -197,7 +196,7 @@ fn still_current(events: &[(i64, String)], event_id: i64, entered_at: Option<&st
 fn recipient_left(
     cfg: &DelayAlertsConfig,
     row: &Claimed,
-    entries: &[&alerts::Recorded],
+    entries: &[alerts::Recorded],
     now: Option<&tickets::RecipientNow>,
 ) -> Option<String> {
     let configured = configured(cfg, row);
@@ -214,9 +213,8 @@ fn recipient_left(
     let written = now.address.trim();
     let same = digest::same_address(written, &row.recipient)
         || crate::recipient::email(written).is_ok_and(|a| digest::same_address(&a, &row.recipient));
-    let address = written;
     if now.email.is_some() && !same {
-        return Some(if address.is_empty() {
+        return Some(if written.is_empty() {
             format!("contact {contact_id} no longer has an email address")
         } else {
             format!("contact {contact_id}'s email address is no longer {}", row.recipient)
