@@ -747,21 +747,46 @@ fn contract_tables_made_beside_mapped_ones_refer_to_nothing_missing() {
 }
 
 #[test]
-fn a_first_alert_in_the_morning_is_not_repeated_at_the_entrys_slot_the_same_day() {
+fn a_first_alert_in_the_morning_is_not_repeated_the_same_day_the_next_comes_at_the_entrys_slot() {
     let smtp = SmtpServer::start();
     let env = django(&smtp, "");
     env.run(&["db", "migrate"], NOW).success();
-    // 09:00: the first run catches up on R-1001's slot of yesterday 11:00 UTC.
+    // 09:00: the first run catches up on R-1001's slot of yesterday 11:00
+    // UTC; R-1002 became overdue at 08:30 today.
     env.run(&["check-delay-alerts"], NOW).success();
-    assert_eq!(smtp.mails().len(), 2);
-    // 11:30: today's slot has come, and the 09:00 alert is the one nearest to it.
-    env.run(&["check-delay-alerts"], "2026-03-20T11:30:00Z").success();
-    assert_eq!(smtp.mails().len(), 2, "not twice in one morning");
-    // The next day, at its slot, each recipient is alerted again.
-    env.run(&["check-delay-alerts"], "2026-03-21T11:30:00Z").success();
-    let mut to: Vec<String> = smtp.mails().iter().skip(2).map(|m| m.to.join(",")).collect();
-    to.sort();
-    assert_eq!(to, ["awa.mba@example.com", "jean.obiang@example.com"]);
+    assert_eq!(
+        alerted(&smtp.mails()),
+        [
+            ("awa.mba@example.com".to_string(), "R-1001 R-1002".to_string()),
+            ("jean.obiang@example.com".to_string(), "R-1001".to_string())
+        ]
+    );
+    // An hourly cron: today's 11:00 slot of R-1001 has come, and the 09:00
+    // alert answers it for the rest of the day, not only while it is recent.
+    let hourly = |day: u32, hours: std::ops::Range<u32>| hours.map(move |h| format!("2026-03-{day}T{h:02}:00:00Z"));
+    for at in hourly(20, 10..24).chain(hourly(21, 0..9)) {
+        env.run(&["check-delay-alerts"], &at).success();
+        assert_eq!(smtp.mails().len(), 2, "nothing more at {at}: not twice in one day");
+    }
+    // The next day, each entry at its own slot: R-1002 at 08:30 (the 09:00
+    // run), R-1001 at 11:00.
+    env.run(&["check-delay-alerts"], "2026-03-21T09:00:00Z").success();
+    assert_eq!(
+        alerted(&smtp.mails()[2..]),
+        [("awa.mba@example.com".to_string(), "R-1002".to_string())]
+    );
+    for at in hourly(21, 10..12) {
+        env.run(&["check-delay-alerts"], &at).success();
+    }
+    let mut at_eleven = alerted(&smtp.mails()[3..]);
+    at_eleven.sort();
+    assert_eq!(
+        at_eleven,
+        [
+            ("awa.mba@example.com".to_string(), "R-1001".to_string()),
+            ("jean.obiang@example.com".to_string(), "R-1001".to_string())
+        ]
+    );
 }
 
 /// The Django database with 150 more loans lent at 08:30 and 10 more

@@ -235,12 +235,16 @@ fn retain_unalerted(
     if ctx.force {
         return Ok(());
     }
-    let previous = crate::store::runs::last_started(conn, JOB, ctx.now)?;
+    // The job's runs of the last period: the latest sets the tolerance, and
+    // the first to reach a slot decides whether an earlier alert answers it.
+    let since = Rearm::runs_since(ctx.now, cfg.rearm_hours, cfg.alert_at);
+    let runs = crate::store::runs::started_between(conn, JOB, since, ctx.now)?;
     let rearm = Rearm {
         hours: cfg.rearm_hours,
         alert_at: cfg.alert_at,
         zone: ctx.zone,
-        tolerance: Rearm::tolerance(ctx.now, previous),
+        tolerance: Rearm::tolerance(ctx.now, runs.last().copied()),
+        runs: &runs,
     };
     let mut slotted = Vec::with_capacity(due.len());
     for mut e in due.drain(..) {

@@ -7,9 +7,13 @@
 //! is whole days (so a daily alert keeps its time of day across DST
 //! changes); with `alert_at`, they are that local time of day, every
 //! `rearm_hours` rounded to days. A run alerts an entry when a slot came
-//! (up to a tolerance before the run) that no alert answered yet, and none
-//! came in the last half period: a first alert that catches up on
-//! yesterday's slot at 09:00 is not followed by another at today's 11:00.
+//! (up to a tolerance before the run) that no alert answered yet. An alert
+//! made within half a period before the first run that reached a slot
+//! answers that slot too: a first alert that catches up on yesterday's
+//! 11:00 slot at 09:00 is followed by none at today's 11:00, nor later
+//! today, and the next comes tomorrow at 11:00. Measuring from that first
+//! run, not from the run at hand, keeps the verdict the same for every
+//! later run of the period.
 
 use chrono::{DateTime, Days, Duration, NaiveDate, NaiveTime, Utc};
 use chrono_tz::Tz;
@@ -25,14 +29,18 @@ pub const MAX_TOLERANCE: Duration = Duration::minutes(30);
 
 /// The re-arm schedule of every entry of a run.
 #[derive(Clone, Copy, Debug)]
-pub struct Rearm {
+pub struct Rearm<'a> {
     pub hours: u32,
     pub alert_at: Option<NaiveTime>,
     pub zone: Tz,
     pub tolerance: Duration,
+    /// When the job's earlier runs started (UTC, ascending), those of the
+    /// last period and `MAX_TOLERANCE` before it at least
+    /// (`Rearm::runs_since`); older ones are not needed.
+    pub runs: &'a [DateTime<Utc>],
 }
 
-impl Rearm {
+impl Rearm<'_> {
     /// The tolerance for a run at `now` whose job last ran at `previous`.
     pub fn tolerance(now: DateTime<Utc>, previous: Option<DateTime<Utc>>) -> Duration {
         match previous {
@@ -41,12 +49,36 @@ impl Rearm {
         }
     }
 
+    /// The time between two slots: `hours`, or with `alert_at` whole days
+    /// (`hours` rounded up, one at least).
+    pub fn period(hours: u32, alert_at: Option<NaiveTime>) -> Duration {
+        match alert_at {
+            Some(_) => Duration::days(i64::from(hours.div_ceil(24).max(1))),
+            None => Duration::hours(i64::from(hours)),
+        }
+    }
+
+    /// From when a run at `now` needs the job's earlier runs
+    /// (`Rearm::runs`): a period and `MAX_TOLERANCE` before it.
+    pub fn runs_since(now: DateTime<Utc>, hours: u32, alert_at: Option<NaiveTime>) -> DateTime<Utc> {
+        now - Self::period(hours, alert_at) - MAX_TOLERANCE
+    }
+
+    /// When the first run that could answer `slot` started: the earliest
+    /// of `runs` at or after `MAX_TOLERANCE` before it, else `now` (this run).
+    fn first_run_for(&self, slot: DateTime<Utc>, now: DateTime<Utc>) -> DateTime<Utc> {
+        let from = slot - MAX_TOLERANCE;
+        let i = self.runs.partition_point(|r| *r < from);
+        self.runs.get(i).copied().filter(|r| *r < now).unwrap_or(now)
+    }
+
     /// The slot a run at `now` answers for an entry overdue since `anchor`,
     /// and the instant from which an alert counts as its answer: 30 minutes
     /// before the slot (an alert a daily run made a little early is not
-    /// answered again by a later run), or half the re-arm period before
-    /// `now` when that is earlier (a catch-up alert at 09:00 answers the
-    /// 11:00 slot of the same morning; a daily cron at 19:30 for a 07:00
+    /// answered again by a later run), or half the re-arm period before the
+    /// first run that reached the slot (`runs`, else `now`) when that is
+    /// earlier (a catch-up alert at 09:00 answers the 11:00 slot of the same
+    /// day, for every run of that day; a daily cron at 19:30 for a 07:00
     /// slot still alerts every day). `None`: no slot has come (with
     /// `alert_at`, the first is that time of day, at or after `anchor`).
     pub fn slot(&self, anchor: DateTime<Utc>, now: DateTime<Utc>) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
@@ -55,10 +87,7 @@ impl Rearm {
             return Some((now, now));
         }
         let before = now + self.tolerance;
-        let period = match self.alert_at {
-            Some(_) => Duration::days(i64::from(self.hours.div_ceil(24).max(1))),
-            None => Duration::hours(i64::from(self.hours)),
-        };
+        let period = Self::period(self.hours, self.alert_at);
         let slot = match self.alert_at {
             Some(at) => {
                 let mut first = anchor.with_timezone(&self.zone).date_naive();
@@ -81,7 +110,8 @@ impl Rearm {
                 anchor + period * i32::try_from(n).ok()?
             }
         };
-        Some((slot, (slot - MAX_TOLERANCE).min(now - period / 2)))
+        let first_run = self.first_run_for(slot, now);
+        Some((slot, (slot - MAX_TOLERANCE).min(first_run - period / 2)))
     }
 
     /// The latest of `time` on `first` + k × `days` days (local), strictly
@@ -117,12 +147,13 @@ mod tests {
 
     const PARIS: Tz = chrono_tz::Europe::Paris;
 
-    fn daily(tolerance_min: i64) -> Rearm {
+    fn daily(tolerance_min: i64) -> Rearm<'static> {
         Rearm {
             hours: 24,
             alert_at: None,
             zone: PARIS,
             tolerance: Duration::minutes(tolerance_min),
+            runs: &[],
         }
     }
 
@@ -171,8 +202,71 @@ mod tests {
     }
 
     #[test]
+    fn a_catch_up_alert_answers_the_day_s_slot_for_every_later_run_of_the_day() {
+        // Overdue since 11:00 CET; an hourly cron from 09:00 the next day.
+        let anchor = utc("2026-01-15T10:00:00Z");
+        let alert = utc("2026-01-16T08:00:00Z");
+        let hourly: Vec<DateTime<Utc>> = (0..40).map(|h| alert + Duration::hours(h)).collect();
+        let answered = |now: DateTime<Utc>| {
+            let runs: Vec<_> = hourly.iter().copied().filter(|r| *r < now).collect();
+            let r = Rearm {
+                runs: &runs,
+                ..daily(30)
+            };
+            let (slot, from) = r.slot(anchor, now).unwrap();
+            (slot, alert >= from)
+        };
+        for h in 2..=13 {
+            let (slot, done) = answered(alert + Duration::hours(h));
+            assert_eq!(slot, utc("2026-01-16T10:00:00Z"));
+            assert!(
+                done,
+                "{h} hours after the 09:00 alert, the day's 11:00 slot is answered"
+            );
+        }
+        let (slot, done) = answered(utc("2026-01-17T10:00:00Z"));
+        assert_eq!(slot, utc("2026-01-17T10:00:00Z"));
+        assert!(!done, "the next day's slot is not");
+        // Without the day's runs known (purged), the run at hand decides.
+        let r = Rearm { runs: &[], ..daily(30) };
+        let (_, from) = r.slot(anchor, utc("2026-01-16T21:00:00Z")).unwrap();
+        assert!(from > alert);
+    }
+
+    #[test]
+    fn the_first_run_of_a_slot_is_the_earliest_within_the_tolerance_before_it() {
+        let runs = [
+            utc("2026-01-16T05:00:00Z"),
+            utc("2026-01-16T05:31:00Z"),
+            utc("2026-01-16T06:10:00Z"),
+        ];
+        let r = Rearm {
+            runs: &runs,
+            ..daily(30)
+        };
+        let slot = utc("2026-01-16T06:00:00Z");
+        let now = utc("2026-01-16T07:00:00Z");
+        assert_eq!(r.first_run_for(slot, now), runs[1]);
+        assert_eq!(
+            r.first_run_for(utc("2026-01-16T06:45:00Z"), now),
+            now,
+            "none yet: this run"
+        );
+        assert_eq!(r.first_run_for(slot, runs[1]), runs[1], "this run, recorded at now");
+        assert_eq!(
+            r.first_run_for(slot, utc("2026-01-16T05:20:00Z")),
+            utc("2026-01-16T05:20:00Z"),
+            "runs after now do not count"
+        );
+    }
+
+    #[test]
     fn a_daily_cron_long_after_the_slot_alerts_every_day() {
-        let r = daily(30);
+        let yesterday = [utc("2026-01-16T19:30:00Z")];
+        let r = Rearm {
+            runs: &yesterday,
+            ..daily(30)
+        };
         let anchor = utc("2026-01-15T06:00:00Z"); // 07:00 CET
         // Run every day at 19:30 UTC: yesterday's alert does not answer today's slot.
         let (slot, from) = r.slot(anchor, utc("2026-01-17T19:30:00Z")).unwrap();
