@@ -387,10 +387,11 @@ fn a_django_applications_own_postgresql_tables_serve_every_job_through_its_mappi
 
     // Text where a number or a flag is due (a number beyond `double
     // precision` too, which once failed the whole read) is named by
-    // `rappel sources` as written, as on SQLite.
+    // `rappel sources` as written, as on SQLite; a number padded with
+    // Unicode spaces (no-break, ideographic) is one, as on SQLite.
     db.batch_execute(&format!(
         "ALTER TABLE \"{app}\".devices_attendancelog ADD COLUMN note varchar(10), ADD COLUMN ok varchar(5);
-         UPDATE \"{app}\".devices_attendancelog SET note = CASE id WHEN 1 THEN '1e-400' WHEN 2 THEN 'hot' WHEN 4 THEN '1e400' ELSE ' 36.9 ' END,
+         UPDATE \"{app}\".devices_attendancelog SET note = CASE id WHEN 1 THEN '1e-400' WHEN 2 THEN 'hot' WHEN 4 THEN '1e400' ELSE '\u{a0}36.9\u{3000}' END,
                 ok = CASE id WHEN 3 THEN 'maybe' ELSE 'yes' END;"
     ))
     .unwrap();
@@ -404,6 +405,8 @@ fn a_django_applications_own_postgresql_tables_serve_every_job_through_its_mappi
     for says in [
         "  temperature: 2 of 4 rows not a number, e.g. \"hot\"\n",
         "  access_granted: 1 of 4 rows not a boolean (0/1, true/false, yes/no), e.g. \"maybe\"\n",
+        "enroll_id 102, user_name \"Jean Obiang\", punched_at 2026-03-20T07:02:40Z (2026-03-20 08:02 Africa/Libreville), \
+         mode \"1\", inout \"0\", event \"0\", temperature 36.9,",
     ] {
         assert!(out.stdout.contains(says), "{says}: {}", out.stdout);
     }

@@ -43,7 +43,23 @@ fn target(column: &str) -> Target {
 /// The text forms a host writes a whole number in, a flag's words, a
 /// decimal number's (PostgreSQL regular expressions).
 const WHOLE: &str = r"'^\s*[-+]?[0-9]{1,18}\s*$'";
-const DECIMAL: &str = r"'^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]{1,5})?\s*$'";
+const DECIMAL: &str = r"'^[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]{1,5})?$'";
+
+/// The characters Rust's `str::trim` takes off a decimal text on SQLite's
+/// side (Unicode `White_Space`), for a database in UTF-8; in another
+/// encoding, ASCII's alone (the others may not exist there, and a literal
+/// the server cannot convert fails the whole view).
+fn spaces(unicode: bool) -> String {
+    let ascii = "\t\n\u{b}\u{c}\r ";
+    let wide = "\u{85}\u{a0}\u{1680}\u{2000}\u{2001}\u{2002}\u{2003}\u{2004}\u{2005}\u{2006}\u{2007}\u{2008}\u{2009}\u{200a}\u{2028}\u{2029}\u{202f}\u{205f}\u{3000}";
+    let set = if unicode {
+        format!("{ascii}{wide}")
+    } else {
+        ascii.to_string()
+    };
+    // A literal with no backslash escapes: the characters themselves.
+    format!("'{set}'")
+}
 
 /// The magnitudes beyond which a decimal text is not a `double precision`
 /// as Rust's `f64` reads it: from here up, infinite (not a number, the
@@ -57,7 +73,10 @@ const REAL_MIN: &str = "2.5e-324";
 /// jobs need, and `rappel sources` names it. A decimal column's (the
 /// punch's `temperature`, which may be NULL) is NaN instead, which the job
 /// refuses as it refuses the text on SQLite.
-fn converted(expr: &str, ty: &Type, column: &str) -> String {
+///
+/// `unicode`: the database is in UTF-8, where a decimal text is trimmed of
+/// every Unicode space, as on SQLite (`spaces`).
+fn converted(expr: &str, ty: &Type, column: &str, unicode: bool) -> String {
     let e = format!("({expr})");
     let trimmed = format!("btrim(CAST({e} AS text), E' \\t\\r\\n')");
     let (integer, decimal) = (INTEGER.contains(ty), DECIMAL_TYPES.contains(ty));
@@ -82,14 +101,17 @@ fn converted(expr: &str, ty: &Type, column: &str) -> String {
         // A number is read through `numeric`, whose range is far wider, as
         // SQLite's side reads it (an `f64`): too large, not a number; too
         // small, zero. A cast that overflowed would fail the whole read.
-        Target::Real if text => format!(
-            "CASE WHEN {e} IS NULL OR {trimmed} = '' THEN NULL \
-             WHEN {e} ~ {DECIMAL} AND length({trimmed}) <= 1000 THEN \
+        Target::Real if text => {
+            let trimmed = format!("btrim(CAST({e} AS text), {})", spaces(unicode));
+            format!(
+                "CASE WHEN {e} IS NULL OR {trimmed} = '' THEN NULL \
+             WHEN {trimmed} ~ {DECIMAL} AND length({trimmed}) <= 1000 THEN \
                CASE WHEN abs(CAST({trimmed} AS numeric)) >= {REAL_MAX} THEN CAST('NaN' AS double precision) \
                     WHEN abs(CAST({trimmed} AS numeric)) < {REAL_MIN} THEN CAST(0 AS double precision) \
                     ELSE CAST(CAST({trimmed} AS numeric) AS double precision) END \
              ELSE CAST('NaN' AS double precision) END"
-        ),
+            )
+        }
         Target::Real => format!("CASE WHEN {e} IS NOT NULL THEN CAST('NaN' AS double precision) END"),
         // Instants as rappel writes them, and as `db::value` reads the
         // same types from rappel's own tables: UTC with `Z`, microseconds
@@ -271,10 +293,18 @@ fn create_view(client: &mut postgres::Client, source: &Source, schema: &str) -> 
         ))
         .map_err(|e| anyhow::anyhow!("[sources.{name}]: {}", said(&e)))?;
     let types: Vec<Type> = statement.columns().iter().map(|c| c.type_().clone()).collect();
+    // Asked only where a decimal is read from text (a round trip).
+    let text_decimal = selected.iter().zip(&types).any(|((column, _), ty)| {
+        matches!(target(column), Target::Real) && !INTEGER.contains(ty) && !DECIMAL_TYPES.contains(ty)
+    });
+    let unicode = text_decimal
+        && client
+            .query_one("SELECT current_setting('server_encoding') = 'UTF8'", &[])?
+            .get::<_, bool>(0);
     let mut select: Vec<String> = selected
         .iter()
         .zip(&types)
-        .map(|((column, expr), ty)| format!("{} AS {}", converted(expr, ty, column), quoted(column)))
+        .map(|((column, expr), ty)| format!("{} AS {}", converted(expr, ty, column, unicode), quoted(column)))
         .collect();
     select.extend(
         selected
@@ -494,7 +524,7 @@ fn host_update(
     let id = if [Type::INT2, Type::INT4, Type::INT8].contains(&ty) {
         id
     } else {
-        converted(&id, &ty, "id")
+        converted(&id, &ty, "id", false)
     };
     (assignments.join(", "), id)
 }
@@ -535,11 +565,29 @@ mod tests {
 
     #[test]
     fn host_types_are_converted_to_the_contracts() {
-        let flag = converted("x", &Type::BOOL, "active");
+        let flag = converted("x", &Type::BOOL, "active", false);
         assert_eq!(flag, "CAST(CAST((x) AS integer) AS bigint)");
-        assert!(converted("x", &Type::TIMESTAMPTZ, "created_at").contains("AT TIME ZONE 'UTC'"));
-        assert!(converted("x", &Type::VARCHAR, "id").contains("bigint"));
-        assert_eq!(converted("x", &Type::UUID, "id"), "CAST(NULL AS bigint)");
-        assert_eq!(converted("x", &Type::VARCHAR, "name"), "CAST((x) AS text)");
+        assert!(converted("x", &Type::TIMESTAMPTZ, "created_at", false).contains("AT TIME ZONE 'UTC'"));
+        assert!(converted("x", &Type::VARCHAR, "id", false).contains("bigint"));
+        assert_eq!(converted("x", &Type::UUID, "id", false), "CAST(NULL AS bigint)");
+        assert_eq!(converted("x", &Type::VARCHAR, "name", false), "CAST((x) AS text)");
+    }
+
+    #[test]
+    fn a_decimal_text_is_trimmed_of_what_rust_trims_and_only_ascii_outside_utf8() {
+        let wide = converted("x", &Type::TEXT, "temperature", true);
+        let narrow = converted("x", &Type::TEXT, "temperature", false);
+        assert!(narrow.is_ascii(), "{narrow}");
+        let set = spaces(true);
+        let rust: String = (0..=0x10FFFF_u32)
+            .filter_map(char::from_u32)
+            .filter(|c| c.is_whitespace())
+            .collect();
+        assert_eq!(
+            set.trim_matches('\''),
+            rust,
+            "the same set as str::trim, in code point order"
+        );
+        assert!(wide.contains(&set));
     }
 }
