@@ -332,14 +332,11 @@ impl Database {
         if version == 0 && !self.create {
             // As a SQLite file that is not there: a job never makes an empty
             // schema and reports nothing (a misspelt `schema` would).
-            return Err(fail(
-                Exit::IoErr,
-                format!(
-                    "{} has no rappel schema {:?} (or it holds no rappel tables): check `schema` under [database], \
-                     or create it with `rappel db migrate`",
-                    server.shown, server.schema
-                ),
-            ));
+            return Err(unmigrated(format!(
+                "{} has no rappel schema {:?} (or it holds no rappel tables): check `schema` under [database], \
+                 or create it with `rappel db migrate`",
+                server.shown, server.schema
+            )));
         }
         if version > latest {
             return Err(fail(
@@ -352,13 +349,10 @@ impl Database {
         }
         if version < latest {
             if self.read_only {
-                return Err(fail(
-                    Exit::IoErr,
-                    format!(
-                        "{} (schema {}) needs migrations (schema {version}, this rappel needs {latest}); run `rappel db migrate`",
-                        server.shown, server.schema
-                    ),
-                ));
+                return Err(unmigrated(format!(
+                    "{} (schema {}) needs migrations (schema {version}, this rappel needs {latest}); run `rappel db migrate`",
+                    server.shown, server.schema
+                )));
             }
             postgres::migrate::migrate(server)?;
             // Mapped again: a source rappel records things about reads
@@ -379,6 +373,26 @@ impl Database {
         sources::create_views(conn, &self.sources).or_exit(Exit::Config)?;
         Ok(applied)
     }
+}
+
+/// A database read-only access found not migrated yet: rappel's schema
+/// absent from the server, or behind this rappel's (exit 74).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Unmigrated(String);
+
+fn unmigrated(msg: String) -> anyhow::Error {
+    crate::exit::Fatal(Exit::IoErr, Unmigrated(msg).into()).into()
+}
+
+/// Whether `e` says the database needs `rappel db migrate` (a server's
+/// schema absent or behind, opened read-only), rather than that it cannot
+/// be reached.
+pub fn is_unmigrated(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<crate::exit::Fatal>()
+            .is_some_and(|f| f.1.downcast_ref::<Unmigrated>().is_some())
+    })
 }
 
 fn newer_error(path: &Path, version: u32) -> anyhow::Error {

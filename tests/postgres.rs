@@ -38,6 +38,16 @@ fn config_check_connects_with_the_password_from_a_file_and_says_how() {
         out.stdout
     );
     assert!(out.stdout.contains("schema rappel_test absent"), "{}", out.stdout);
+    // The report queries wait for the schema, as on SQLite, and say so
+    // (not that the database cannot be read: it was).
+    assert!(
+        out.stdout.contains("report queries not checked: ")
+            && out.stdout.contains("has no rappel schema \"rappel_test\"")
+            && out.stdout.contains("`rappel db migrate`")
+            && !out.stdout.contains("cannot be read"),
+        "{}",
+        out.stdout
+    );
 
     // A wrong password: the server's refusal, exit 78, the password nowhere.
     std::fs::write(env.dir.path().join("db-pass"), "not-the-password-xq7\n").unwrap();
@@ -50,6 +60,12 @@ fn config_check_connects_with_the_password_from_a_file_and_says_how() {
         out.stdout
     );
     assert!(out.stdout.contains("password authentication failed"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("report queries not checked: the database cannot be read (see database: below)"),
+        "{}",
+        out.stdout
+    );
     for text in [&out.stdout, &out.stderr] {
         assert!(!text.contains("not-the-password-xq7"), "secret printed: {text}");
     }

@@ -285,8 +285,12 @@ impl Session {
                 println!("report queries not checked: a [sources] mapping does not read");
                 return Ok(Vec::new());
             }
-            // A schema not made yet, a server that refuses us: said once,
-            // by `database: ...` below.
+            // A schema not made yet: as on SQLite.
+            Session::Refused(e) if crate::db::is_unmigrated(&e) => {
+                println!("report queries not checked: {e:#}");
+                return Ok(Vec::new());
+            }
+            // A server that refuses us: said once, by `database: ...` below.
             Session::Refused(_) if db.server().is_some() => {
                 println!("report queries not checked: the database cannot be read (see database: below)");
                 return Ok(Vec::new());
