@@ -153,12 +153,12 @@ fn db_migrate_makes_rappels_schema_once_even_from_two_machines_at_once() {
         .filter(|o| o.contains("applied postgres/0007_schema.sql"))
         .count();
     assert_eq!(applied, 1, "{outs:?}");
-    assert!(outs.iter().any(|o| o.contains("schema 0 -> 11")), "{outs:?}");
-    assert!(outs.iter().any(|o| o.contains("schema 11, up to date")), "{outs:?}");
+    assert!(outs.iter().any(|o| o.contains("schema 0 -> 12")), "{outs:?}");
+    assert!(outs.iter().any(|o| o.contains("schema 12, up to date")), "{outs:?}");
     let (code, out) = run(&["db", "status"]);
     assert_eq!(code, Some(0), "{out}");
     assert!(
-        out.contains("at version 11 (this rappel: 11)") && out.contains("up to date"),
+        out.contains("at version 12 (this rappel: 12)") && out.contains("up to date"),
         "{out}"
     );
 
@@ -181,6 +181,22 @@ fn db_migrate_makes_rappels_schema_once_even_from_two_machines_at_once() {
     ] {
         assert!(tables.iter().any(|x| x == t), "{t} missing: {tables:?}");
     }
+    // The delay-alert scan's index holds the event id (schema 12): the scan
+    // reads the index alone.
+    let cover: Vec<String> = db
+        .query(
+            "SELECT indexname::text || ' ' || indexdef FROM pg_indexes WHERE schemaname = $1 AND tablename = 'ticket_events'
+             AND indexname LIKE 'rappel_%'",
+            &[&schema],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(
+        cover.len() == 1 && cover[0].starts_with("rappel_ticket_events_cover ") && cover[0].contains("INCLUDE (id)"),
+        "{cover:?}"
+    );
     // `rappel_instant` runs in a query the planner makes parallel (costs of
     // parallelism set to nothing): before migration 11 it failed there.
     let parallel = format!(
@@ -1422,7 +1438,7 @@ fn an_operators_mistakes_on_postgresql_fail_clearly_and_an_applications_tables_a
     let config = std::fs::read_to_string(env.config_path()).unwrap();
     env.write_config(&config.replace("postgres://postgres@", &format!("postgres://{role}@")));
     let out = run_pg(&env, "role-pw-5", &["db", "migrate"], "2026-03-10T07:00:00Z").success();
-    assert!(out.stdout.contains("schema 0 -> 11"), "{}", out.stdout);
+    assert!(out.stdout.contains("schema 0 -> 12"), "{}", out.stdout);
     run_pg(&env, "role-pw-5", &["db", "migrate"], "2026-03-10T07:00:00Z").success();
     admin
         .batch_execute(&format!("DROP SCHEMA \"{owned}\" CASCADE; DROP ROLE {role};"))

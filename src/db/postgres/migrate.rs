@@ -34,14 +34,20 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0011_instants_serial.sql",
         include_str!("../../../sql/postgres/0011_instants_serial.sql"),
     ),
+    (
+        12,
+        "0012_events_cover.sql",
+        include_str!("../../../sql/postgres/0012_events_cover.sql"),
+    ),
 ];
 
 /// The version the last file brings the schema to. Up to 8 these are
 /// SQLite's versions; 9 is PostgreSQL's own step (`rappel_instant`, what
 /// SQLite's `julianday` gives); 10 is SQLite's 9 (`replaces_id`); 11 is
 /// PostgreSQL's own again (`rappel_instant` serial: it may not run in a
-/// parallel query).
-pub const LATEST: u32 = 11;
+/// parallel query), and so is 12 (the events index holds the event's id:
+/// the delay-alert scan reads the index alone).
+pub const LATEST: u32 = 12;
 
 /// How many files a schema at `version` lacks.
 pub fn pending(version: u32) -> usize {
