@@ -175,7 +175,8 @@ const STATISTICS_FROM: i64 = 256;
 /// the planner believes a handful of rows are pending, reads every pending
 /// row and sorts them at each claim; 10,000 due messages then cost 300
 /// claims of 10 to 30 ms each instead of under 1 ms. ANALYZE reads a
-/// sample (30,000 rows by default), not the table.
+/// sample (30,000 rows by default), not the table, and only the columns a
+/// claim's plan depends on.
 ///
 /// Errors: the statements' (`StoreError`); a role that may not analyze the
 /// table gets a warning from the server and no error.
@@ -198,7 +199,10 @@ pub fn fresh_statistics(conn: &Conn, due: i64) -> Result<bool> {
         return Ok(false);
     }
     log::debug!("the server estimates {estimate} pending deliveries for {due}: analyzing rappel_deliveries");
-    conn.execute_batch("ANALYZE rappel_deliveries")?;
+    // The columns a claim filters and orders on alone: the bodies' statistics
+    // cost the most to gather (52 ms of 60 over 10,000 digests, against 17)
+    // and no claim reads them. Autovacuum's own analyze gathers them later.
+    conn.execute_batch("ANALYZE rappel_deliveries (id, status, next_attempt_at, job, channel, claimed_by)")?;
     Ok(true)
 }
 
