@@ -751,36 +751,51 @@ postgres() {
     "$B" --now "$NOW" demo --dir "$dir/pg1m" --scale 1000000 --no-run --database "$PG" >/dev/null
     end=$(date +%s.%N)
     printf 'generated in %.0f s\n' "$(elapsed "$start" "$end")"
-    # The scan alone first (--dry-run: what is due, rendered, nothing
-    # written or sent), then the whole run, which also writes each due
-    # entry's alert and sends the digests after their last look.
-    timed "$B" --config "$dir/pg1m/rappel.toml" --now "$NOW" -q check-delay-alerts --dry-run >/dev/null
-    read_times
-    local dry=$WALL dry_peak=$PEAK
-    echo "rappel check-delay-alerts --dry-run: wall $dry s, peak RSS $dry_peak KB"
-    timed "$B" --config "$dir/pg1m/rappel.toml" --now "$NOW" check-delay-alerts
-    read_times
-    local wall=$WALL peak=$PEAK
-    echo "rappel check-delay-alerts: wall $wall s, peak RSS $peak KB"
+    # The bare due query in psql, the baseline: three times, the median.
+    # The scan alone (--dry-run: what is due, rendered, nothing written or
+    # sent), three times after one run that warms the server's cache as the
+    # first psql query does, the median; then the whole run, which also
+    # writes each due entry's alert and sends the digests after their last
+    # look (once: it writes).
     local query
-    query=$(psql -q "$PG" <<SQL | awk '/^Time:/ { t = $2 } END { printf "%.3f\n", t / 1000 }'
-\\timing on
+    local times
+    times=$(psql -q "$PG" <<SQL | awk '/^Time:/ { printf "%.3f\n", $2 / 1000 }'
 SET search_path TO rappel_demo;
-SELECT count(*) AS due FROM (
+\\timing on
+$(for _ in 1 2 3; do printf '%s\n' "SELECT count(*) AS due FROM (
   SELECT e.stage, e.entered_at,
          row_number() OVER (PARTITION BY t.id ORDER BY CAST(e.entered_at AS timestamptz) DESC, e.id DESC) AS rn
   FROM tickets t JOIN ticket_events e ON e.ticket_id = t.id
   WHERE t.closed_at IS NULL
 ) AS current WHERE rn = 1
   AND extract(epoch FROM TIMESTAMPTZ '$NOW' - CAST(entered_at AS timestamptz))
-      > 86400 * (CASE stage WHEN 'Attente pièce' THEN 21 ELSE 14 END);
+      > 86400 * (CASE stage WHEN 'Attente pièce' THEN 21 ELSE 14 END);"; done)
 SQL
 )
-    echo "psql, bare due query: $query s"
-    row "postgres: scan (1M tickets)" "$wall s" "$peak" "<= 1.5x psql" \
-        "$(awk -v r="$wall" -v q="$query" 'BEGIN { if (q > 0) printf "%.1fx the psql query%s\n", r / q, (r / q <= 1.5 ? "" : " (OVER)"); else print "n/a" }')"
-    row "postgres: scan alone, --dry-run (1M tickets)" "$dry s" "$dry_peak" "-" "-" \
-        "$(awk -v r="$dry" -v q="$query" 'BEGIN { if (q > 0) printf "%.1fx the psql query\n", r / q; else print "n/a" }')"
+    query=$(median $times)
+    "$B" --config "$dir/pg1m/rappel.toml" --now "$NOW" -q check-delay-alerts --dry-run >/dev/null
+    local dries=() dry_peak
+    for _ in 1 2 3; do
+        timed "$B" --config "$dir/pg1m/rappel.toml" --now "$NOW" -q check-delay-alerts --dry-run >/dev/null
+        read_times
+        dries+=("$WALL")
+        dry_peak=$PEAK
+    done
+    local dry
+    dry=$(median "${dries[@]}")
+    echo "rappel check-delay-alerts --dry-run: wall ${dries[*]} s (median $dry s), peak RSS $dry_peak KB"
+    timed "$B" --config "$dir/pg1m/rappel.toml" --now "$NOW" check-delay-alerts
+    read_times
+    local wall=$WALL peak=$PEAK
+    echo "rappel check-delay-alerts: wall $wall s, peak RSS $peak KB"
+    echo "psql, bare due query: $(echo $times) s (median $query s)"
+    # The target is the scan's, what the bare query does: find what is due
+    # (the dry run also renders the digests). The whole run writes and
+    # sends besides, which the query does not: shown against it, no target.
+    row "postgres: scan, --dry-run (1M tickets)" "$dry s" "$dry_peak" "<= 1.5x psql" \
+        "$(awk -v r="$dry" -v q="$query" 'BEGIN { if (q > 0) printf "%.2fx the psql query%s\n", r / q, (r / q <= 1.5 ? "" : " (OVER)"); else print "n/a" }')"
+    row "postgres: scan, alerts written, digests sent (1M)" "$wall s" "$peak" "-" "-" \
+        "$(awk -v r="$wall" -v q="$query" 'BEGIN { if (q > 0) printf "%.1fx the psql query\n", r / q; else print "n/a" }')"
     row "postgres: scan baseline, psql bare due query" "$query s" "-" "-" "-" "(baseline)"
 
     postgres_send
