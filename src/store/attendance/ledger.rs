@@ -111,12 +111,7 @@ pub fn claim_batch(
     )?;
     // The batch's membership in one statement (each log one round trip
     // to a server otherwise).
-    let members = match tx.dialect() {
-        Dialect::Sqlite => "SELECT value, ?2, ?3 FROM json_each(?1) WHERE true",
-        Dialect::Postgres => {
-            "SELECT CAST(value AS bigint), ?2, ?3 FROM json_array_elements_text(CAST(?1 AS json)) AS value"
-        }
-    };
+    let members = ids_with_two(tx.dialect());
     tx.execute(
         &format!(
             "INSERT INTO rappel_attendance_batches (log_id, service, batch_key) {members}
@@ -131,6 +126,18 @@ pub fn claim_batch(
         logs,
         unreadable,
     }))
+}
+
+/// The rows `(id, ?2, ?3)` of an `INSERT … SELECT`, one per id of the JSON
+/// array `?1`, ending so that `ON CONFLICT` may follow (SQLite needs a
+/// `WHERE` there).
+fn ids_with_two(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Sqlite => "SELECT value, ?2, ?3 FROM json_each(?1) WHERE true",
+        Dialect::Postgres => {
+            "SELECT CAST(value AS bigint), ?2, ?3 FROM json_array_elements_text(CAST(?1 AS json)) AS value"
+        }
+    }
 }
 
 /// Drops `ids` from their open batches (they ended), in one statement.
@@ -304,11 +311,18 @@ fn record_in(
         }
     }
     forget(&tx, &ended)?;
-    for terminal in synced_terminals {
+    if !synced_terminals.is_empty() {
+        // One statement for the batch's terminals (one round trip each to
+        // a server otherwise), in id order: two machines recording at once
+        // lock the same rows in the same order.
+        synced_terminals.sort_unstable();
         tx.execute(
-            "INSERT INTO rappel_terminal_sync_state (terminal_id, service, last_attendance_sync) VALUES (?1, ?2, ?3)
-             ON CONFLICT (terminal_id, service) DO UPDATE SET last_attendance_sync = excluded.last_attendance_sync",
-            params![terminal, service, at],
+            &format!(
+                "INSERT INTO rappel_terminal_sync_state (terminal_id, service, last_attendance_sync) {}
+                 ON CONFLICT (terminal_id, service) DO UPDATE SET last_attendance_sync = excluded.last_attendance_sync",
+                ids_with_two(tx.dialect())
+            ),
+            params![json_ids(&synced_terminals), service, at],
         )?;
     }
     tx.commit()?;
