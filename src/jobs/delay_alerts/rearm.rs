@@ -34,9 +34,8 @@ pub struct Rearm<'a> {
     pub alert_at: Option<NaiveTime>,
     pub zone: Tz,
     pub tolerance: Duration,
-    /// When the job's earlier runs started (UTC, ascending), those of the
-    /// last period and `MAX_TOLERANCE` before it at least
-    /// (`Rearm::runs_since`); older ones are not needed.
+    /// When the job's earlier runs started (UTC, ascending), those since
+    /// `Rearm::runs_since` at least; older ones are not needed.
     pub runs: &'a [DateTime<Utc>],
 }
 
@@ -59,9 +58,10 @@ impl Rearm<'_> {
     }
 
     /// From when a run at `now` needs the job's earlier runs
-    /// (`Rearm::runs`): a period and `MAX_TOLERANCE` before it.
+    /// (`Rearm::runs`): a period and `MAX_TOLERANCE` before it, and two
+    /// hours more, as a local day may last 25 hours (DST).
     pub fn runs_since(now: DateTime<Utc>, hours: u32, alert_at: Option<NaiveTime>) -> DateTime<Utc> {
-        now - Self::period(hours, alert_at) - MAX_TOLERANCE
+        now - Self::period(hours, alert_at) - MAX_TOLERANCE - Duration::hours(2)
     }
 
     /// When the first run that could answer `slot` started: the earliest
