@@ -227,14 +227,13 @@ impl Writer<'_> {
         hooks: &[&dyn SourceHook],
     ) -> store::Result<Vec<Effect>> {
         let _writing = self.writes.hold();
-        let tx = store::begin(conn)?;
         // On PostgreSQL, the sent messages no source row follows in one
         // statement (a round trip and a plan for the group: 3,000 to 4,000
         // messages/s over 8 connections, `bench/run.sh postgres_send`); the
         // others, and every one on SQLite (in-process, where the group's
         // JSON costs more than the statements it saves), one at a time,
         // each with its source row's bookkeeping.
-        let grouped = tx.dialect() == store::Dialect::Postgres;
+        let grouped = conn.dialect() == store::Dialect::Postgres;
         let alone = |d: &Decided| {
             !grouped
                 || !matches!(d.change, store::outcomes::Change::Sent { .. })
@@ -252,16 +251,28 @@ impl Writer<'_> {
                 _ => None,
             })
             .collect();
+        let effect = |d: &Decided, written: &[i64]| {
+            if written.contains(&d.delivery_id) {
+                d.effect
+            } else {
+                Effect::LostLease
+            }
+        };
+        if sent.len() == group.len() {
+            // The one statement is its own transaction: no BEGIN and COMMIT
+            // round trips (two of every three statements the writer sent).
+            let written = store::outcomes::record_sent(conn, self.run_id, &sent)?;
+            return Ok(group.iter().map(|d| effect(d, &written)).collect());
+        }
+        let tx = store::begin(conn)?;
         let written = store::outcomes::record_sent(&tx, self.run_id, &sent)?;
         let effects = group
             .iter()
             .map(|d| {
                 if alone(d) {
                     record::write(&tx, self.run_id, hooks, self.now, d)
-                } else if written.contains(&d.delivery_id) {
-                    Ok(d.effect)
                 } else {
-                    Ok(Effect::LostLease)
+                    Ok(effect(d, &written))
                 }
             })
             .collect::<store::Result<Vec<_>>>()?;
