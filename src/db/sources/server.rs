@@ -40,47 +40,22 @@ fn target(column: &str) -> Target {
     }
 }
 
-/// The text forms a host writes a whole number in, a flag's words, a
-/// decimal number's (PostgreSQL regular expressions).
+/// The text form a host writes a whole number in (a PostgreSQL regular
+/// expression).
 const WHOLE: &str = r"'^\s*[-+]?[0-9]{1,18}\s*$'";
-const DECIMAL: &str = r"'^[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]{1,5})?$'";
-
-/// The characters Rust's `str::trim` takes off a decimal text on SQLite's
-/// side (Unicode `White_Space`), for a database in UTF-8; in another
-/// encoding, ASCII's alone (the others may not exist there, and a literal
-/// the server cannot convert fails the whole view).
-fn spaces(unicode: bool) -> String {
-    let ascii = "\t\n\u{b}\u{c}\r ";
-    let wide = "\u{85}\u{a0}\u{1680}\u{2000}\u{2001}\u{2002}\u{2003}\u{2004}\u{2005}\u{2006}\u{2007}\u{2008}\u{2009}\u{200a}\u{2028}\u{2029}\u{202f}\u{205f}\u{3000}";
-    let set = if unicode {
-        format!("{ascii}{wide}")
-    } else {
-        ascii.to_string()
-    };
-    // A literal with no backslash escapes: the characters themselves.
-    format!("'{set}'")
-}
-
-/// The magnitudes beyond which a decimal text is not a `double precision`
-/// as Rust's `f64` reads it: from here up, infinite (not a number, the
-/// punch held); below this, zero.
-const REAL_MAX: &str = "1.7976931348623158e308";
-const REAL_MIN: &str = "2.5e-324";
 
 /// `expr`, of PostgreSQL type `ty`, as contract column `column` holds it;
 /// NULL where the value is not one (text that is not a number, a `uuid`
 /// where an id is due): such a row is left out when the column is one the
 /// jobs need, and `rappel sources` names it. A decimal column's (the
-/// punch's `temperature`, which may be NULL) is NaN instead, which the job
-/// refuses as it refuses the text on SQLite.
-///
-/// `unicode`: the database is in UTF-8, where a decimal text is trimmed of
-/// every Unicode space, as on SQLite (`spaces`).
-fn converted(expr: &str, ty: &Type, column: &str, unicode: bool) -> String {
+/// punch's `temperature`, which may be NULL) stays text when written as
+/// text, read by the job as on SQLite, and is NaN where its type is no
+/// number (a `uuid`), which the job refuses.
+fn converted(expr: &str, ty: &Type, column: &str) -> String {
     let e = format!("({expr})");
     let trimmed = format!("btrim(CAST({e} AS text), E' \\t\\r\\n')");
     let (integer, decimal) = (INTEGER.contains(ty), DECIMAL_TYPES.contains(ty));
-    let text = [Type::TEXT, Type::VARCHAR, Type::BPCHAR, Type::NAME, Type::UNKNOWN].contains(ty);
+    let text = TEXT.contains(ty);
     match target(column) {
         Target::Int | Target::Flag if integer => format!("CAST({e} AS bigint)"),
         Target::Int | Target::Flag if *ty == Type::BOOL => format!("CAST(CAST({e} AS integer) AS bigint)"),
@@ -95,23 +70,12 @@ fn converted(expr: &str, ty: &Type, column: &str, unicode: bool) -> String {
         Target::Int if text => format!("CASE WHEN {e} ~ {WHOLE} THEN CAST({trimmed} AS bigint) END"),
         Target::Int | Target::Flag => "CAST(NULL AS bigint)".to_string(),
         Target::Real if integer || decimal => format!("CAST({e} AS double precision)"),
-        // Text that is not a number reads as NaN, not NULL: a temperature
-        // the host wrote as "hot" is not one it left out, and the punch is
-        // held as on SQLite, not pushed without it. Blank text is none.
-        // A number is read through `numeric`, whose range is far wider, as
-        // SQLite's side reads it (an `f64`): too large, not a number; too
-        // small, zero. A cast that overflowed would fail the whole read.
-        Target::Real if text => {
-            let trimmed = format!("btrim(CAST({e} AS text), {})", spaces(unicode));
-            format!(
-                "CASE WHEN {e} IS NULL OR {trimmed} = '' THEN NULL \
-             WHEN {trimmed} ~ {DECIMAL} AND length({trimmed}) <= 1000 THEN \
-               CASE WHEN abs(CAST({trimmed} AS numeric)) >= {REAL_MAX} THEN CAST('NaN' AS double precision) \
-                    WHEN abs(CAST({trimmed} AS numeric)) < {REAL_MIN} THEN CAST(0 AS double precision) \
-                    ELSE CAST(CAST({trimmed} AS numeric) AS double precision) END \
-             ELSE CAST('NaN' AS double precision) END"
-            )
-        }
+        // A decimal written as text stays text: rappel reads it as it
+        // reads it on SQLite (`str::trim`, then an `f64`), the same values
+        // the same way, and a punch whose temperature is not a number
+        // (`'hot'`) held with the value named. Converted here, some text
+        // (an exponent beyond `numeric`'s range) failed the whole read.
+        Target::Real if text => format!("CAST({e} AS text)"),
         Target::Real => format!("CASE WHEN {e} IS NOT NULL THEN CAST('NaN' AS double precision) END"),
         // Instants as rappel writes them, and as `db::value` reads the
         // same types from rappel's own tables: UTC with `Z`, microseconds
@@ -130,6 +94,9 @@ fn converted(expr: &str, ty: &Type, column: &str, unicode: bool) -> String {
     }
 }
 
+/// Text types, as `converted` reads them.
+const TEXT: [Type; 5] = [Type::TEXT, Type::VARCHAR, Type::BPCHAR, Type::NAME, Type::UNKNOWN];
+
 /// Whole-number types, and decimal ones, as `converted` reads them.
 const INTEGER: [Type; 4] = [Type::INT2, Type::INT4, Type::INT8, Type::OID];
 const DECIMAL_TYPES: [Type; 3] = [Type::NUMERIC, Type::FLOAT4, Type::FLOAT8];
@@ -141,7 +108,7 @@ fn lossy(ty: &Type, column: &str) -> bool {
     let integer = INTEGER.contains(ty);
     match target(column) {
         Target::Int | Target::Flag => !(integer || *ty == Type::BOOL),
-        Target::Real => !(integer || DECIMAL_TYPES.contains(ty)),
+        Target::Real => !(integer || DECIMAL_TYPES.contains(ty) || TEXT.contains(ty)),
         Target::Text => false,
     }
 }
@@ -293,18 +260,10 @@ fn create_view(client: &mut postgres::Client, source: &Source, schema: &str) -> 
         ))
         .map_err(|e| anyhow::anyhow!("[sources.{name}]: {}", said(&e)))?;
     let types: Vec<Type> = statement.columns().iter().map(|c| c.type_().clone()).collect();
-    // Asked only where a decimal is read from text (a round trip).
-    let text_decimal = selected.iter().zip(&types).any(|((column, _), ty)| {
-        matches!(target(column), Target::Real) && !INTEGER.contains(ty) && !DECIMAL_TYPES.contains(ty)
-    });
-    let unicode = text_decimal
-        && client
-            .query_one("SELECT current_setting('server_encoding') = 'UTF8'", &[])?
-            .get::<_, bool>(0);
     let mut select: Vec<String> = selected
         .iter()
         .zip(&types)
-        .map(|((column, expr), ty)| format!("{} AS {}", converted(expr, ty, column, unicode), quoted(column)))
+        .map(|((column, expr), ty)| format!("{} AS {}", converted(expr, ty, column), quoted(column)))
         .collect();
     select.extend(
         selected
@@ -524,7 +483,7 @@ fn host_update(
     let id = if [Type::INT2, Type::INT4, Type::INT8].contains(&ty) {
         id
     } else {
-        converted(&id, &ty, "id", false)
+        converted(&id, &ty, "id")
     };
     (assignments.join(", "), id)
 }
@@ -565,29 +524,22 @@ mod tests {
 
     #[test]
     fn host_types_are_converted_to_the_contracts() {
-        let flag = converted("x", &Type::BOOL, "active", false);
+        let flag = converted("x", &Type::BOOL, "active");
         assert_eq!(flag, "CAST(CAST((x) AS integer) AS bigint)");
-        assert!(converted("x", &Type::TIMESTAMPTZ, "created_at", false).contains("AT TIME ZONE 'UTC'"));
-        assert!(converted("x", &Type::VARCHAR, "id", false).contains("bigint"));
-        assert_eq!(converted("x", &Type::UUID, "id", false), "CAST(NULL AS bigint)");
-        assert_eq!(converted("x", &Type::VARCHAR, "name", false), "CAST((x) AS text)");
+        assert!(converted("x", &Type::TIMESTAMPTZ, "created_at").contains("AT TIME ZONE 'UTC'"));
+        assert!(converted("x", &Type::VARCHAR, "id").contains("bigint"));
+        assert_eq!(converted("x", &Type::UUID, "id"), "CAST(NULL AS bigint)");
+        assert_eq!(converted("x", &Type::VARCHAR, "name"), "CAST((x) AS text)");
     }
 
     #[test]
-    fn a_decimal_text_is_trimmed_of_what_rust_trims_and_only_ascii_outside_utf8() {
-        let wide = converted("x", &Type::TEXT, "temperature", true);
-        let narrow = converted("x", &Type::TEXT, "temperature", false);
-        assert!(narrow.is_ascii(), "{narrow}");
-        let set = spaces(true);
-        let rust: String = (0..=0x10FFFF_u32)
-            .filter_map(char::from_u32)
-            .filter(|c| c.is_whitespace())
-            .collect();
+    fn a_decimal_written_as_text_is_read_as_written() {
+        assert_eq!(converted("x", &Type::VARCHAR, "temperature"), "CAST((x) AS text)");
+        assert!(!lossy(&Type::VARCHAR, "temperature"));
         assert_eq!(
-            set.trim_matches('\''),
-            rust,
-            "the same set as str::trim, in code point order"
+            converted("x", &Type::NUMERIC, "temperature"),
+            "CAST((x) AS double precision)"
         );
-        assert!(wide.contains(&set));
+        assert!(lossy(&Type::UUID, "temperature"));
     }
 }
