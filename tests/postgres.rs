@@ -228,6 +228,49 @@ fn db_migrate_makes_rappels_schema_once_even_from_two_machines_at_once() {
     db.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
 }
 
+/// An application that made one of the contract's tables itself in
+/// rappel's schema, without a column rappel reads (or a view in a table's
+/// place), still gets rappel's schema, as on SQLite: the index that column
+/// would serve is not made, and `db status` names the column.
+#[test]
+fn an_applications_own_table_without_a_column_rappel_reads_does_not_stop_db_migrate() {
+    let Some((url, password, ca)) =
+        server("an_applications_own_table_without_a_column_rappel_reads_does_not_stop_db_migrate")
+    else {
+        return;
+    };
+    let schema = fresh_schema("own_tables");
+    let mut db = client(&url, &password);
+    db.batch_execute(&format!(
+        "CREATE SCHEMA \"{schema}\";
+         CREATE TABLE \"{schema}\".ticket_events (id bigint PRIMARY KEY, ticket_id bigint, entered_at text);
+         CREATE VIEW \"{schema}\".alert_recipients AS SELECT CAST(1 AS bigint) AS id, CAST(1 AS bigint) AS contact_id"
+    ))
+    .unwrap();
+    let env = env_with(&format!(
+        "[database]\nurl = \"{}\"\npassword_env = \"RAPPEL_TEST_PG_PASSWORD\"\nschema = \"{schema}\"\n",
+        with(&url, &format!("sslrootcert={ca}"))
+    ));
+    let run = |args: &[&str]| {
+        let out = env
+            .command(args, "2026-03-10T07:00:00Z")
+            .env("RAPPEL_TEST_PG_PASSWORD", &password)
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (code, out) = run(&["db", "migrate"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("schema 0 -> 12"), "{out}");
+    let (code, out) = run(&["db", "status"]);
+    assert_eq!(code, Some(74), "{out}");
+    assert!(
+        out.contains("problem:  table ticket_events exists without column stage (needed by check-delay-alerts"),
+        "{out}"
+    );
+    db.batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE")).unwrap();
+}
+
 /// What the server refuses says why, with the exit a script can act on: 78
 /// for the role or its password (the configuration must change), 74 for a
 /// server that cannot be reached; an unreadable password is named by

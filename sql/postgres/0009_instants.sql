@@ -26,7 +26,17 @@ CREATE FUNCTION rappel_instant(t timestamptz) RETURNS double precision
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$ SELECT CASE WHEN isfinite(t) THEN extract(epoch FROM t)::double precision END $$;
 
-CREATE INDEX IF NOT EXISTS rappel_attendance_logs_unsent ON attendance_logs (coalesce(rappel_instant(punched_at), -1), id)
-    WHERE sync_status IN ('pending', 'sending') OR (sync_status = 'failed' AND next_attempt_at IS NOT NULL);
+-- The punch ledger's index, where attendance_logs has the columns it names
+-- (see 0007).
+DO $$
+BEGIN
+    BEGIN
+        CREATE INDEX IF NOT EXISTS rappel_attendance_logs_unsent ON attendance_logs (coalesce(rappel_instant(punched_at), -1), id)
+            WHERE sync_status IN ('pending', 'sending') OR (sync_status = 'failed' AND next_attempt_at IS NOT NULL);
+    EXCEPTION WHEN undefined_column OR undefined_table OR wrong_object_type OR undefined_function THEN NULL;
+    END;
+END
+$$;
+
 CREATE INDEX IF NOT EXISTS rappel_punch_state_unsent_at ON rappel_punch_state (coalesce(rappel_instant(punched_at), -1), log_id)
     WHERE sync_status IN ('pending', 'sending') OR (sync_status = 'failed' AND next_attempt_at IS NOT NULL);

@@ -3,5 +3,13 @@
 -- event's id, so the scan reads the index alone (an index-only scan) and
 -- not one table page per event: over a million tickets, 126 ms instead of
 -- 256. SQLite's index already holds the id (the rowid) and is unchanged.
-CREATE INDEX IF NOT EXISTS rappel_ticket_events_cover ON ticket_events (ticket_id, entered_at, stage) INCLUDE (id);
+-- Only where ticket_events has the columns it names (see 0007).
+DO $$
+BEGIN
+    BEGIN
+        CREATE INDEX IF NOT EXISTS rappel_ticket_events_cover ON ticket_events (ticket_id, entered_at, stage) INCLUDE (id);
+    EXCEPTION WHEN undefined_column OR undefined_table OR wrong_object_type OR undefined_function THEN NULL;
+    END;
+END
+$$;
 DROP INDEX IF EXISTS rappel_ticket_events_ticket;
