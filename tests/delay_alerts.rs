@@ -303,6 +303,38 @@ fn a_daily_alert_keeps_its_time_of_day_under_a_frequent_cron() {
     );
 }
 
+/// A daily cron long after the entry's slot (19:30 for 07:00 UTC) alerts
+/// at each run; a run by hand at the slot in between (less than half a day
+/// after the last alert) takes no day's alert: the cron's next run sends it.
+#[test]
+fn a_daily_cron_long_after_the_slot_alerts_every_day_even_with_a_run_by_hand() {
+    let smtp = SmtpServer::start();
+    let env = env_with(
+        &smtp,
+        "[delay_alerts]\nthreshold_days = 14\nrearm_hours = 24\nrecipients = [\"lead@example.com\"]\n",
+    );
+    env.ticket("T-1", &[("Diagnostic", "2026-01-01 07:00:00")]);
+    for at in [
+        "2026-01-15T19:30:00Z",
+        "2026-01-16T19:30:00Z",
+        "2026-01-17T07:00:00Z",
+        "2026-01-17T19:30:00Z",
+        "2026-01-18T19:30:00Z",
+    ] {
+        env.run(&["-q", "check-delay-alerts"], at).success();
+    }
+    let times: Vec<String> = alert_times(&env).iter().map(|t| support::instant(*t)).collect();
+    assert_eq!(
+        times,
+        [
+            "2026-01-15T19:30:00Z",
+            "2026-01-16T19:30:00Z",
+            "2026-01-17T19:30:00Z",
+            "2026-01-18T19:30:00Z"
+        ]
+    );
+}
+
 /// `alert_at`: every digest at that local time, one digest with every entry
 /// overdue by then, and a daily cron that starts a few seconds early, or a
 /// minute late, neither skips a day nor sends twice, across the spring change.

@@ -235,16 +235,15 @@ fn retain_unalerted(
     if ctx.force {
         return Ok(());
     }
-    // The job's runs of the last period: the latest sets the tolerance, and
-    // the first to reach a slot decides whether an earlier alert answers it.
-    let since = Rearm::runs_since(ctx.now, cfg.rearm_hours, cfg.alert_at);
-    let runs = crate::store::runs::started_between(conn, JOB, since, ctx.now)?;
+    // The job's latest runs: the last sets the tolerance, and how often
+    // they come whether an alert shortly before a slot answers it.
+    let runs = crate::store::runs::latest_starts(conn, JOB, ctx.now, rearm::CADENCE_RUNS)?;
     let rearm = Rearm {
         hours: cfg.rearm_hours,
         alert_at: cfg.alert_at,
         zone: ctx.zone,
         tolerance: Rearm::tolerance(ctx.now, runs.last().copied()),
-        runs: &runs,
+        frequent: Rearm::runs_often(&runs, ctx.now, Rearm::period(cfg.rearm_hours, cfg.alert_at)),
     };
     let mut slotted = Vec::with_capacity(due.len());
     for mut e in due.drain(..) {

@@ -62,17 +62,17 @@ pub fn last_finished(conn: &Conn, job: Job, now: DateTime<Utc>) -> Result<Option
     Ok(last.as_deref().and_then(instant::parse))
 }
 
-/// When `job`'s runs that started at or after `since` and before `now`
-/// began (finished or not), ascending; a value that does not parse is
-/// left out. Errors: `StoreError`.
-pub fn started_between(conn: &Conn, job: Job, since: DateTime<Utc>, now: DateTime<Utc>) -> Result<Vec<DateTime<Utc>>> {
+/// When `job`'s latest `n` runs before `now` started (finished or not: cron
+/// did start them), ascending; a value that does not parse is left out.
+/// Errors: `StoreError`.
+pub fn latest_starts(conn: &Conn, job: Job, now: DateTime<Utc>, n: usize) -> Result<Vec<DateTime<Utc>>> {
     let starts = conn.query_map(
-        "SELECT started_at FROM rappel_job_runs WHERE job = ?1 AND started_at >= ?2 AND started_at < ?3
-         ORDER BY started_at",
-        params![job, since, now],
+        "SELECT started_at FROM rappel_job_runs WHERE job = ?1 AND started_at < ?2
+         ORDER BY started_at DESC LIMIT ?3",
+        params![job, now, n],
         |r| r.get::<String>(0),
     )?;
-    Ok(starts.iter().filter_map(|s| instant::parse(s)).collect())
+    Ok(starts.iter().rev().filter_map(|s| instant::parse(s)).collect())
 }
 
 /// When `job`'s latest run before `now` started, finished or not (a run
