@@ -332,15 +332,18 @@ impl Database {
         if version == 0 && !self.create {
             // As a SQLite file that is not there: a job never makes an empty
             // schema and reports nothing (a misspelt `schema` would).
-            return Err(unmigrated(format!(
-                "{} has no rappel schema {:?} (or it holds no rappel tables): check `schema` under [database], \
-                 or create it with `rappel db migrate`",
-                server.shown, server.schema
-            )));
+            return Err(schema_state(
+                SchemaState::Behind,
+                format!(
+                    "{} has no rappel schema {:?} (or it holds no rappel tables): check `schema` under [database], \
+                     or create it with `rappel db migrate`",
+                    server.shown, server.schema
+                ),
+            ));
         }
         if version > latest {
-            return Err(fail(
-                Exit::IoErr,
+            return Err(schema_state(
+                SchemaState::Newer,
                 format!(
                     "{} (schema {}) has schema {version}, newer than this rappel understands ({latest}); upgrade rappel",
                     server.shown, server.schema
@@ -349,10 +352,13 @@ impl Database {
         }
         if version < latest {
             if self.read_only {
-                return Err(unmigrated(format!(
-                    "{} (schema {}) needs migrations (schema {version}, this rappel needs {latest}); run `rappel db migrate`",
-                    server.shown, server.schema
-                )));
+                return Err(schema_state(
+                    SchemaState::Behind,
+                    format!(
+                        "{} (schema {}) needs migrations (schema {version}, this rappel needs {latest}); run `rappel db migrate`",
+                        server.shown, server.schema
+                    ),
+                ));
             }
             postgres::migrate::migrate(server)?;
             // Mapped again: a source rappel records things about reads
@@ -375,23 +381,32 @@ impl Database {
     }
 }
 
-/// A database read-only access found not migrated yet: rappel's schema
-/// absent from the server, or behind this rappel's (exit 74).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-struct Unmigrated(String);
-
-fn unmigrated(msg: String) -> anyhow::Error {
-    crate::exit::Fatal(Exit::IoErr, Unmigrated(msg).into()).into()
+/// What a read-only open found of rappel's schema on a server, when it
+/// cannot be used as it is (exit 74).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchemaState {
+    /// Absent, or behind this rappel's: `rappel db migrate` brings it up.
+    Behind,
+    /// Newer than this rappel understands: rappel must be upgraded.
+    Newer,
 }
 
-/// Whether `e` says the database needs `rappel db migrate` (a server's
-/// schema absent or behind, opened read-only), rather than that it cannot
-/// be reached.
-pub fn is_unmigrated(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
+#[derive(Debug, thiserror::Error)]
+#[error("{1}")]
+struct SchemaError(SchemaState, String);
+
+fn schema_state(state: SchemaState, msg: String) -> anyhow::Error {
+    crate::exit::Fatal(Exit::IoErr, SchemaError(state, msg).into()).into()
+}
+
+/// What `e` says of rappel's schema on a server (`SchemaState`), when it
+/// is why the database could not be opened; `None` for any other reason
+/// (the server cannot be reached, the password is refused).
+pub fn schema_state_of(e: &anyhow::Error) -> Option<SchemaState> {
+    e.chain().find_map(|c| {
         c.downcast_ref::<crate::exit::Fatal>()
-            .is_some_and(|f| f.1.downcast_ref::<Unmigrated>().is_some())
+            .and_then(|f| f.1.downcast_ref::<SchemaError>())
+            .map(|s| s.0)
     })
 }
 

@@ -244,6 +244,15 @@ fn newer_schema_and_dry_run_migrations_exit_74() {
     let out = env.run(&["check-delay-alerts"], NOW).code(74);
     assert!(out.stderr.contains("newer"), "{}", out.stderr);
     env.run(&["db", "status"], NOW).code(74);
+    // config check says so and fails: every job would stop.
+    let out = env.run(&["config", "check"], NOW);
+    assert_ne!(out.code, 0, "{}", out.stdout);
+    assert!(
+        format!("{}{}", out.stdout, out.stderr).contains("newer than this rappel understands"),
+        "{} {}",
+        out.stdout,
+        out.stderr
+    );
 
     let fresh = TestEnv::new(smtp.port, "");
     std::fs::remove_file(fresh.db_path()).unwrap();

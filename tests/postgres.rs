@@ -225,6 +225,15 @@ fn db_migrate_makes_rappels_schema_once_even_from_two_machines_at_once() {
     let (code, out) = run(&["db", "status"]);
     assert_eq!(code, Some(74), "{out}");
     assert!(out.contains("newer than this rappel"), "{out}");
+    // config check says so too, and fails: every job would stop.
+    let (code, out) = run(&["config", "check", "--connect"]);
+    assert_ne!(code, Some(0), "{out}");
+    assert!(
+        out.contains("database: failed: ")
+            && out.contains("newer than this rappel understands (12); upgrade rappel")
+            && out.contains("report queries not checked: the database cannot be read (see database: below)"),
+        "{out}"
+    );
     db.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
 }
 

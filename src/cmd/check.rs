@@ -286,21 +286,34 @@ impl Session {
                 return Ok(Vec::new());
             }
             // A schema not made yet: as on SQLite.
-            Session::Refused(e) if crate::db::is_unmigrated(&e) => {
-                println!("report queries not checked: {e:#}");
-                return Ok(Vec::new());
-            }
-            // A server that refuses us: said once, by `database: ...` below.
-            Session::Refused(_) if db.server().is_some() => {
-                println!("report queries not checked: the database cannot be read (see database: below)");
-                return Ok(Vec::new());
-            }
-            Session::Refused(e) => return Err(e),
+            Session::Refused(e) => match crate::db::schema_state_of(&e) {
+                Some(crate::db::SchemaState::Behind) => {
+                    println!("report queries not checked: {e:#}");
+                    return Ok(Vec::new());
+                }
+                // A server that refuses us, or whose schema is newer than
+                // this rappel's: said once, by `database: ...` below.
+                _ if db.server().is_some() => {
+                    println!("report queries not checked: the database cannot be read (see database: below)");
+                    return Ok(Vec::new());
+                }
+                _ => return Err(e),
+            },
             Session::Open(conn) => conn,
         };
-        if db.server().is_none() && crate::db::schema_version(conn.lite()?)? < crate::db::LATEST {
-            println!("report queries not checked: the database needs `rappel db migrate` first");
-            return Ok(Vec::new());
+        if db.server().is_none() {
+            let version = crate::db::schema_version(conn.lite()?)?;
+            if version > crate::db::LATEST {
+                return Ok(vec![format!(
+                    "database: {} has schema {version}, newer than this rappel understands ({}); upgrade rappel",
+                    db.path().display(),
+                    crate::db::LATEST
+                )]);
+            }
+            if version < crate::db::LATEST {
+                println!("report queries not checked: the database needs `rappel db migrate` first");
+                return Ok(Vec::new());
+            }
         }
         Ok(checked_queries(config, db, &conn)?)
     }

@@ -322,7 +322,8 @@ impl ServerCertVerifier for AnyName {
 
 /// What `config check --connect` reports of the server: the user, the
 /// server's version, whether TLS is on, and whether rappel's schema exists.
-/// Errors: as [`connect`], or the server refuses the query.
+/// Errors: as [`connect`], the server refuses the query, or rappel's schema
+/// there is newer than this rappel understands.
 pub fn describe(pg: &Server) -> anyhow::Result<String> {
     let mut client = connect(pg)?;
     let row = client
@@ -338,6 +339,20 @@ pub fn describe(pg: &Server) -> anyhow::Result<String> {
         SslMode::Require => "over TLS (certificate checked, not its name)",
         SslMode::VerifyFull => "over TLS (certificate and name checked)",
     };
+    if schema {
+        let version = migrate::version(&mut client, &pg.schema)?;
+        if version > migrate::LATEST {
+            return Err(fail(
+                Exit::IoErr,
+                format!(
+                    "{}: schema {} has schema {version}, newer than this rappel understands ({}); upgrade rappel",
+                    pg.shown,
+                    pg.schema,
+                    migrate::LATEST
+                ),
+            ));
+        }
+    }
     let schema = if schema { "present" } else { "absent" };
     Ok(format!(
         "{}: connected as {user} {tls}, PostgreSQL {version}, schema {} {schema}",
