@@ -235,31 +235,34 @@ fn retain_unalerted(
     if ctx.force {
         return Ok(());
     }
-    // The job's latest runs: the last sets the tolerance, and how often
-    // they come whether an alert shortly before a slot answers it.
-    let runs = crate::store::runs::latest_starts(conn, JOB, ctx.now, rearm::CADENCE_RUNS)?;
+    // The job's runs since the earliest alert that may answer a slot, and
+    // a few before: the last sets the tolerance, and how often they came
+    // whether an alert shortly before a slot answers it.
+    let since = Rearm::runs_since(ctx.now, cfg.rearm_hours, cfg.alert_at);
+    let starts = crate::store::runs::starts_since(conn, JOB, since, rearm::RUNS_BEFORE, ctx.now)?;
+    let times = Rearm::times(&starts, ctx.now);
     let rearm = Rearm {
         hours: cfg.rearm_hours,
         alert_at: cfg.alert_at,
         zone: ctx.zone,
-        tolerance: Rearm::tolerance(ctx.now, runs.last().copied()),
-        frequent: Rearm::runs_often(&runs, ctx.now, Rearm::period(cfg.rearm_hours, cfg.alert_at)),
+        tolerance: Rearm::tolerance(ctx.now, starts.last().copied()),
+        runs: &times,
     };
     let mut slotted = Vec::with_capacity(due.len());
     for mut e in due.drain(..) {
         let anchor = e.entered + Duration::days(i64::from(e.threshold));
-        let Some((slot, answered_from)) = rearm.slot(anchor, ctx.now) else {
+        let Some(answer) = rearm.slot(anchor, ctx.now) else {
             continue;
         };
-        e.slot = Some(slot);
-        slotted.push((e, answered_from));
+        e.slot = Some(answer.slot);
+        slotted.push((e, answer));
     }
     // Every entry's alerts in one read, not a query per entry.
     let ids: Vec<i64> = slotted.iter().map(|(e, _)| e.event_id).collect();
     let latest = alerts::latest_alerts(conn, &ids)?;
     *due = slotted
         .into_iter()
-        .filter(|(e, from)| !alerts::answered_in(latest.get(&e.event_id), e.entered_id, *from))
+        .filter(|(e, answer)| !alerts::answered_by(latest.get(&e.event_id), e.entered_id, |at| answer.by(at, &rearm)))
         .map(|(e, _)| e)
         .collect();
     Ok(())

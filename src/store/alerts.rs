@@ -76,7 +76,7 @@ pub type EventAlerts = Vec<(Option<String>, String, bool)>;
 /// The alerts recorded for `event_ids`: per event, each entry's
 /// `entered_at` as recorded (`None` for rows from before schema 5, which
 /// stand for any entry) with the latest `alerted_at` of that entry. One
-/// query for a whole run's due entries, where `answered` is one per entry.
+/// query for a whole run's due entries, where one per entry would be needed.
 /// Errors: `StoreError`.
 pub fn latest_alerts(conn: &Conn, event_ids: &[i64]) -> Result<HashMap<i64, EventAlerts>> {
     let ids = serde_json::to_string(event_ids).unwrap_or_else(|_| "[]".into());
@@ -127,15 +127,21 @@ pub fn latest_alerts(conn: &Conn, event_ids: &[i64]) -> Result<HashMap<i64, Even
 }
 
 /// Whether `latest` (an event's entries, from `latest_alerts`) holds an
-/// alert of the entry named `entered_id` at or after `since` (UTC), or one
-/// whose digest has yet to go: a re-arm does not add a second digest of an
-/// entry to one still waiting.
-pub fn answered_in(latest: Option<&EventAlerts>, entered_id: DateTime<Utc>, since: DateTime<Utc>) -> bool {
-    let (entered, since) = (crate::instant::format(entered_id), crate::instant::format(since));
+/// alert of the entry named `entered_id` that `answers` (given its instant,
+/// UTC; one that does not read answers nothing), or one whose digest has
+/// yet to go: a re-arm does not add a second digest of an entry to one
+/// still waiting.
+pub fn answered_by(
+    latest: Option<&EventAlerts>,
+    entered_id: DateTime<Utc>,
+    answers: impl Fn(DateTime<Utc>) -> bool,
+) -> bool {
+    let entered = crate::instant::format(entered_id);
     latest.is_some_and(|entries| {
-        entries
-            .iter()
-            .any(|(e, alerted, waiting)| e.as_deref().is_none_or(|e| e == entered) && (*alerted >= since || *waiting))
+        entries.iter().any(|(e, alerted, waiting)| {
+            e.as_deref().is_none_or(|e| e == entered)
+                && (*waiting || crate::instant::parse(alerted).is_some_and(&answers))
+        })
     })
 }
 

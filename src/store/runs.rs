@@ -62,17 +62,28 @@ pub fn last_finished(conn: &Conn, job: Job, now: DateTime<Utc>) -> Result<Option
     Ok(last.as_deref().and_then(instant::parse))
 }
 
-/// When `job`'s latest `n` runs before `now` started (finished or not: cron
-/// did start them), ascending; a value that does not parse is left out.
+/// When `job`'s runs before `now` started (finished or not: cron did
+/// start them): those at or after `since`, and the `before` latest ones
+/// before it (all of them when there are fewer), ascending; a value that does not parse is left out.
 /// Errors: `StoreError`.
-pub fn latest_starts(conn: &Conn, job: Job, now: DateTime<Utc>, n: usize) -> Result<Vec<DateTime<Utc>>> {
+pub fn starts_since(
+    conn: &Conn,
+    job: Job,
+    since: DateTime<Utc>,
+    before: usize,
+    now: DateTime<Utc>,
+) -> Result<Vec<DateTime<Utc>>> {
     let starts = conn.query_map(
-        "SELECT started_at FROM rappel_job_runs WHERE job = ?1 AND started_at < ?2
-         ORDER BY started_at DESC LIMIT ?3",
-        params![job, now, n],
+        "SELECT started_at FROM rappel_job_runs
+         WHERE job = ?1 AND started_at < ?3
+           AND started_at >= coalesce((SELECT started_at FROM rappel_job_runs
+                                       WHERE job = ?1 AND started_at < ?2
+                                       ORDER BY started_at DESC LIMIT 1 OFFSET ?4), '')
+         ORDER BY started_at",
+        params![job, since, now, before.saturating_sub(1)],
         |r| r.get::<String>(0),
     )?;
-    Ok(starts.iter().rev().filter_map(|s| instant::parse(s)).collect())
+    Ok(starts.iter().filter_map(|s| instant::parse(s)).collect())
 }
 
 /// When `job`'s latest run before `now` started, finished or not (a run

@@ -28,23 +28,46 @@ use crate::instant::local_to_utc;
 /// cron's interval).
 pub const MAX_TOLERANCE: Duration = Duration::minutes(30);
 
-/// How many of the job's latest runs tell its cron's interval (`Rearm::frequent`).
-pub const CADENCE_RUNS: usize = 20;
+/// How many runs before an alert's tell how often the cron ran then
+/// (`Rearm::frequent_at`).
+pub const CADENCE_RUNS: usize = 4;
+
+/// How many runs before `Rearm::runs_since` to read: more than
+/// `CADENCE_RUNS`, as runs at the same minute count as one.
+pub const RUNS_BEFORE: usize = 40;
 
 /// The re-arm schedule of every entry of a run.
 #[derive(Clone, Copy, Debug)]
-pub struct Rearm {
+pub struct Rearm<'a> {
     pub hours: u32,
     pub alert_at: Option<NaiveTime>,
     pub zone: Tz,
     pub tolerance: Duration,
-    /// The job runs more often than every half period
-    /// (`Rearm::runs_often`): an alert less than half a period before a
-    /// slot answers it.
-    pub frequent: bool,
+    /// When the job's runs started, this one included (`Rearm::times`):
+    /// those since `Rearm::runs_since` and the `CADENCE_RUNS` before.
+    pub runs: &'a [DateTime<Utc>],
 }
 
-impl Rearm {
+/// The slot a run answers for an entry, and which alerts answer it
+/// (`Rearm::slot`, `Answer::by`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Answer {
+    pub slot: DateTime<Utc>,
+    /// An alert at or after this answers the slot.
+    pub from: DateTime<Utc>,
+    /// An alert at or after this, made under a cron that ran about every
+    /// half period or more often (`Rearm::frequent_at`), answers it too.
+    pub cover: DateTime<Utc>,
+}
+
+impl Answer {
+    /// Whether an alert at `at` answers the slot, under `rearm`.
+    pub fn by(&self, at: DateTime<Utc>, rearm: &Rearm<'_>) -> bool {
+        at >= self.from || (at >= self.cover && rearm.frequent_at(at))
+    }
+}
+
+impl Rearm<'_> {
     /// The tolerance for a run at `now` whose job last ran at `previous`.
     pub fn tolerance(now: DateTime<Utc>, previous: Option<DateTime<Utc>>) -> Duration {
         match previous {
@@ -62,20 +85,53 @@ impl Rearm {
         }
     }
 
-    /// Whether the job, whose latest runs before this one at `now` started
-    /// at `starts` (UTC, any order; `CADENCE_RUNS` of them are enough), runs
-    /// more often than every half `period`: the median time between its
-    /// runs, this one included, is shorter. The median, so that a run by
-    /// hand between two of a daily cron's neither makes the cron frequent
-    /// nor takes a day's alert. `false` with no earlier run.
-    pub fn runs_often(starts: &[DateTime<Utc>], now: DateTime<Utc>, period: Duration) -> bool {
+    /// From when a run at `now` needs the job's runs: the earliest alert
+    /// that may answer its slots (a period and a half before, and two hours
+    /// more, as a local day may last 25 hours); `CADENCE_RUNS` more before
+    /// it tell how often the cron ran then.
+    pub fn runs_since(now: DateTime<Utc>, hours: u32, alert_at: Option<NaiveTime>) -> DateTime<Utc> {
+        let period = Self::period(hours, alert_at);
+        now - period - period / 2 - Duration::hours(2)
+    }
+
+    /// The job's runs as `Rearm::runs` holds them: `starts` (UTC, any
+    /// order) before `now`, and `now`, ascending, runs less than a minute
+    /// apart counted as one (several machines' crons at the same time).
+    pub fn times(starts: &[DateTime<Utc>], now: DateTime<Utc>) -> Vec<DateTime<Utc>> {
         let mut times: Vec<DateTime<Utc>> = starts.iter().copied().filter(|s| *s < now).collect();
         times.push(now);
         times.sort_unstable();
-        let mut gaps: Vec<Duration> = times.windows(2).map(|w| w[1] - w[0]).collect();
-        if gaps.is_empty() {
+        times.dedup_by(|later, earlier| *later - *earlier < Duration::minutes(1));
+        times
+    }
+
+    /// Whether the cron ran about every half period or more often (up to
+    /// `MAX_TOLERANCE` more: a cron at 07:20 and 19:30 does) when it made
+    /// the alert at `at`: the time between the alert's run and the one
+    /// before (the one after, for a first run), and the median time
+    /// between the runs around it (`CADENCE_RUNS` before, one after), are
+    /// no longer. Taken at the alert, not now: a cron changed from hourly
+    /// to daily is daily from its first daily alert, a machine off for a
+    /// day after a catch-up does not make that catch-up a lone one, and a
+    /// run by hand after a daily cron's alert does not change it. `false`
+    /// when no other run is known.
+    pub fn frequent_at(&self, at: DateTime<Utc>) -> bool {
+        let runs = self.runs;
+        // The alert's run: the last at or before it (a digest held by a
+        // send window went after its run).
+        let j = runs.partition_point(|r| *r <= at + Duration::minutes(1));
+        let Some(j) = j.checked_sub(1) else {
             return false;
-        }
+        };
+        let around = &runs[j.saturating_sub(CADENCE_RUNS)..(j + 2).min(runs.len())];
+        let mut gaps: Vec<Duration> = around.windows(2).map(|w| w[1] - w[0]).collect();
+        let adjacent = match j.checked_sub(1) {
+            Some(i) => runs[j] - runs[i],
+            None => match runs.get(j + 1) {
+                Some(next) => *next - runs[j],
+                None => return false,
+            },
+        };
         gaps.sort_unstable();
         let n = gaps.len();
         let median = if n % 2 == 1 {
@@ -83,22 +139,29 @@ impl Rearm {
         } else {
             (gaps[n / 2 - 1] + gaps[n / 2]) / 2
         };
-        median < period / 2
+        let period = Self::period(self.hours, self.alert_at);
+        let often = period / 2 + MAX_TOLERANCE;
+        adjacent <= often && median <= often
     }
 
     /// The slot a run at `now` answers for an entry overdue since `anchor`,
-    /// and the instant from which an alert counts as its answer, the
-    /// earliest of: 30 minutes before the slot (an alert a daily run made a
-    /// little early is not answered again by a later run); half the re-arm
-    /// period before `now` (no entry comes again within half a period); and
-    /// under a frequent cron (`frequent`), just under half a period before
-    /// the slot (a catch-up alert at 09:00 answers the 11:00 slot of the
-    /// same day, for every run of that day). `None`: no slot has come (with
-    /// `alert_at`, the first is that time of day, at or after `anchor`).
-    pub fn slot(&self, anchor: DateTime<Utc>, now: DateTime<Utc>) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    /// and which alerts answer it (`Answer`): one at or after the earliest
+    /// of just under 30 minutes before the slot (an alert a daily run made a
+    /// little early is not answered again by a later run) and just under half the
+    /// re-arm period before `now` (no entry comes again within half a
+    /// period); and one just under half a period before the slot, made
+    /// under a frequent cron (a catch-up alert at 09:00 answers the 11:00
+    /// slot of the same day, for every run of that day). `None`: no slot
+    /// has come (with `alert_at`, the first is that time of day, at or after
+    /// `anchor`).
+    pub fn slot(&self, anchor: DateTime<Utc>, now: DateTime<Utc>) -> Option<Answer> {
         if self.hours == 0 {
             // No re-arm wait: every run alerts.
-            return Some((now, now));
+            return Some(Answer {
+                slot: now,
+                from: now,
+                cover: now,
+            });
         }
         let before = now + self.tolerance;
         let period = Self::period(self.hours, self.alert_at);
@@ -125,12 +188,16 @@ impl Rearm {
             }
         };
         // "Less than half a period": from a second after it.
+        // "Less than half a period": from a second after it.
         let half = period / 2 - Duration::seconds(1);
-        let mut from = (slot - MAX_TOLERANCE).min(now - half);
-        if self.frequent {
-            from = from.min(slot - half);
-        }
-        Some((slot, from))
+        // A run reaches a slot strictly before its tolerance ends: an alert
+        // exactly `MAX_TOLERANCE` before a slot was for the slot before.
+        let second = Duration::seconds(1);
+        Some(Answer {
+            slot,
+            from: (slot - MAX_TOLERANCE + second).min(now - half),
+            cover: slot - half,
+        })
     }
 
     /// The latest of `time` on `first` + k × `days` days (local), strictly
@@ -166,13 +233,13 @@ mod tests {
 
     const PARIS: Tz = chrono_tz::Europe::Paris;
 
-    fn daily(tolerance_min: i64) -> Rearm {
+    fn daily(tolerance_min: i64) -> Rearm<'static> {
         Rearm {
             hours: 24,
             alert_at: None,
             zone: PARIS,
             tolerance: Duration::minutes(tolerance_min),
-            frequent: false,
+            runs: &[],
         }
     }
 
@@ -182,17 +249,17 @@ mod tests {
     fn alerts(anchor: DateTime<Utc>, visible: DateTime<Utc>, runs: &[DateTime<Utc>]) -> Vec<DateTime<Utc>> {
         let mut alerts: Vec<DateTime<Utc>> = Vec::new();
         for (i, &now) in runs.iter().enumerate() {
-            let earlier = &runs[i.saturating_sub(CADENCE_RUNS)..i];
+            let times = Rearm::times(&runs[..i], now);
             let r = Rearm {
-                tolerance: Rearm::tolerance(now, earlier.last().copied()),
-                frequent: Rearm::runs_often(earlier, now, Duration::hours(24)),
+                tolerance: Rearm::tolerance(now, runs[..i].last().copied()),
+                runs: &times,
                 ..daily(30)
             };
             if now < visible {
                 continue;
             }
-            if let Some((_, from)) = r.slot(anchor, now)
-                && !alerts.iter().any(|a| *a >= from)
+            if let Some(answer) = r.slot(anchor, now)
+                && !alerts.last().is_some_and(|a| answer.by(*a, &r))
             {
                 alerts.push(now);
             }
@@ -298,36 +365,108 @@ mod tests {
     }
 
     #[test]
-    fn a_cron_runs_often_by_the_median_time_between_its_runs() {
-        let day = Duration::hours(24);
-        let now = utc("2026-01-18T19:30:00Z");
-        let daily = every(Duration::days(1), "2026-01-14T19:30:00Z", "2026-01-17T19:30:00Z");
-        assert!(!Rearm::runs_often(&daily, now, day));
-        let mut by_hand = daily.clone();
-        by_hand.push(utc("2026-01-18T06:00:00Z"));
-        assert!(!Rearm::runs_often(&by_hand, now, day), "one run by hand");
-        let hourly = every(Duration::hours(1), "2026-01-18T08:30:00Z", "2026-01-18T18:30:00Z");
-        assert!(Rearm::runs_often(&hourly, now, day));
-        assert!(!Rearm::runs_often(&[], now, day), "no earlier run");
-        assert!(
-            !Rearm::runs_often(&at(&["2026-01-18T07:30:00Z"]), now, day),
-            "twelve hours is half"
+    fn a_daily_cron_at_the_edge_of_the_tolerance_alerts_every_day() {
+        // 06:30 CET for a 07:00 CET slot: exactly the tolerance before it.
+        let runs = every(Duration::days(1), "2026-01-15T05:30:00Z", "2026-01-19T05:30:00Z");
+        assert_eq!(
+            alerts(utc("2026-01-14T06:00:00Z"), utc("2026-01-14T06:00:00Z"), &runs),
+            runs
         );
+    }
+
+    #[test]
+    fn several_machines_at_once_every_25_hours_alert_each_time() {
+        let mut runs = Vec::new();
+        for r in 0..5 {
+            let t = utc("2026-01-15T06:00:00Z") + Duration::hours(25 * r);
+            runs.extend((0..8).map(|i| t + Duration::milliseconds(30 * i)));
+        }
+        let got = alerts(utc("2026-01-14T06:00:00Z"), utc("2026-01-14T06:00:00Z"), &runs);
+        assert_eq!(got.len(), 5, "{got:?}");
+    }
+
+    #[test]
+    fn a_cron_changed_from_hourly_to_daily_skips_no_day() {
+        let mut runs = every(Duration::hours(1), "2026-01-13T00:00:00Z", "2026-01-14T23:00:00Z");
+        runs.extend(every(Duration::days(1), "2026-01-15T18:30:00Z", "2026-01-21T18:30:00Z"));
+        let got = alerts(utc("2026-01-10T06:00:00Z"), utc("2026-01-10T06:00:00Z"), &runs);
+        let daily: Vec<_> = got.iter().filter(|t| **t >= utc("2026-01-15T00:00:00Z")).collect();
+        assert_eq!(daily.len(), 7, "{got:?}");
+    }
+
+    #[test]
+    fn a_catch_up_under_a_cron_twice_a_day_is_the_day_s_only_alert() {
+        // Runs at 07:20 and 19:30 CET; overdue since 09:00 CET, written after
+        // the evening run.
+        let mut runs = every(Duration::days(1), "2026-01-13T06:20:00Z", "2026-01-19T06:20:00Z");
+        runs.extend(every(Duration::days(1), "2026-01-13T18:30:00Z", "2026-01-19T18:30:00Z"));
+        runs.sort();
+        let got = alerts(utc("2026-01-15T08:00:00Z"), utc("2026-01-15T19:00:00Z"), &runs);
+        let days: Vec<_> = got.iter().map(|t| t.date_naive()).collect();
+        let mut unique = days.clone();
+        unique.dedup();
+        assert_eq!(days, unique, "once a day: {got:?}");
+        assert_eq!(days.len(), 4, "every day from the 16th: {got:?}");
+    }
+
+    #[test]
+    fn runs_by_hand_on_the_day_of_install_take_no_day_from_a_daily_cron() {
+        let mut runs = every(Duration::minutes(5), "2026-01-12T13:00:00Z", "2026-01-12T13:15:00Z");
+        runs.extend(every(Duration::days(1), "2026-01-13T18:30:00Z", "2026-01-18T18:30:00Z"));
+        let got = alerts(utc("2026-01-10T06:00:00Z"), utc("2026-01-10T06:00:00Z"), &runs);
+        assert_eq!(got.len(), 7, "the first run by hand, then every day: {got:?}");
+    }
+
+    #[test]
+    fn how_often_the_cron_ran_is_taken_at_the_alert() {
+        let daily_runs = every(Duration::days(1), "2026-01-14T19:30:00Z", "2026-01-18T19:30:00Z");
+        let times = Rearm::times(&daily_runs, utc("2026-01-19T07:00:00Z"));
+        let r = Rearm {
+            runs: &times,
+            ..daily(30)
+        };
+        assert!(
+            !r.frequent_at(utc("2026-01-18T19:30:00Z")),
+            "daily, a run by hand after it"
+        );
+        let hourly = every(Duration::hours(1), "2026-01-18T08:00:00Z", "2026-01-18T18:00:00Z");
+        let times = Rearm::times(&hourly, utc("2026-01-19T07:00:00Z"));
+        let r = Rearm { runs: &times, ..r };
+        assert!(r.frequent_at(utc("2026-01-18T09:00:00Z")));
+        assert!(r.frequent_at(utc("2026-01-18T08:00:00Z")), "a first run: by the next");
+        let twice = at(&["2026-01-17T06:20:00Z", "2026-01-17T18:30:00Z", "2026-01-18T06:20:00Z"]);
+        let times = Rearm::times(&twice, utc("2026-01-18T18:30:00Z"));
+        let r = Rearm { runs: &times, ..r };
+        assert!(
+            r.frequent_at(utc("2026-01-18T06:20:00Z")),
+            "twice a day: about every half day"
+        );
+        let alone = Rearm::times(&[], utc("2026-01-18T18:30:00Z"));
+        let r = Rearm { runs: &alone, ..r };
+        assert!(!r.frequent_at(utc("2026-01-18T18:30:00Z")), "no other run");
+        let same_minute = Rearm::times(
+            &at(&["2026-01-17T19:30:00Z", "2026-01-17T19:30:20Z"]),
+            utc("2026-01-18T19:30:00Z"),
+        );
+        assert_eq!(same_minute.len(), 2, "runs in one minute are one");
     }
 
     #[test]
     fn daily_slots_keep_the_local_time_of_day_across_dst() {
         let r = daily(5);
         let anchor = utc("2026-03-27T08:00:00Z"); // 09:00 CET
-        assert_eq!(r.slot(anchor, utc("2026-03-27T07:50:00Z")).map(|s| s.0), None);
-        assert_eq!(r.slot(anchor, utc("2026-03-27T08:05:00Z")).map(|s| s.0), Some(anchor));
+        assert_eq!(r.slot(anchor, utc("2026-03-27T07:50:00Z")).map(|s| s.slot), None);
+        assert_eq!(
+            r.slot(anchor, utc("2026-03-27T08:05:00Z")).map(|s| s.slot),
+            Some(anchor)
+        );
         // 09:00 CEST after the change is 07:00 UTC.
         assert_eq!(
-            r.slot(anchor, utc("2026-03-30T07:00:00Z")).map(|s| s.0),
+            r.slot(anchor, utc("2026-03-30T07:00:00Z")).map(|s| s.slot),
             Some(utc("2026-03-30T07:00:00Z"))
         );
         assert_eq!(
-            r.slot(anchor, utc("2026-03-30T06:50:00Z")).map(|s| s.0),
+            r.slot(anchor, utc("2026-03-30T06:50:00Z")).map(|s| s.slot),
             Some(utc("2026-03-29T07:00:00Z")),
             "ten minutes before is still yesterday's"
         );
@@ -337,26 +476,18 @@ mod tests {
     fn a_run_a_little_early_answers_the_coming_slot() {
         let r = daily(30);
         let anchor = utc("2026-01-15T06:00:00Z"); // 07:00 CET
-        let (slot, from) = r.slot(anchor, utc("2026-01-17T05:59:50Z")).unwrap();
-        assert_eq!(slot, utc("2026-01-17T06:00:00Z"));
-        assert_eq!(from, utc("2026-01-16T17:59:51Z"), "less than half a day before the run");
-    }
-
-    #[test]
-    fn a_catch_up_alert_answers_the_slot_that_comes_the_same_morning() {
-        let r = daily(30);
-        // Overdue since 11:00 CET; the first run is at 09:00 the next day.
-        let anchor = utc("2026-01-15T10:00:00Z");
-        let (slot, from) = r.slot(anchor, utc("2026-01-16T08:00:00Z")).unwrap();
-        assert_eq!(slot, anchor, "yesterday's slot, caught up");
-        assert!(from <= anchor, "no alert yet: this one goes");
-        // At 11:00 the day's slot has come, but the 09:00 alert is nearest to it.
-        let (slot, from) = r.slot(anchor, utc("2026-01-16T10:00:00Z")).unwrap();
-        assert_eq!(slot, utc("2026-01-16T10:00:00Z"));
-        assert!(from <= utc("2026-01-16T08:00:00Z"), "the 09:00 alert answers it");
-        // The next day's slot is not answered by it.
-        let (_, from) = r.slot(anchor, utc("2026-01-17T10:00:00Z")).unwrap();
-        assert!(from > utc("2026-01-16T08:00:00Z"));
+        let answer = r.slot(anchor, utc("2026-01-17T05:59:50Z")).unwrap();
+        assert_eq!(answer.slot, utc("2026-01-17T06:00:00Z"));
+        assert_eq!(
+            answer.from,
+            utc("2026-01-16T17:59:51Z"),
+            "less than half a day before the run"
+        );
+        assert_eq!(
+            answer.cover,
+            utc("2026-01-16T18:00:01Z"),
+            "less than half a day before the slot"
+        );
     }
 
     #[test]
@@ -368,12 +499,12 @@ mod tests {
         let anchor = utc("2026-01-15T08:13:00Z"); // 09:13 CET: first at 07:00 the next day
         assert_eq!(r.slot(anchor, utc("2026-01-15T20:00:00Z")), None);
         assert_eq!(
-            r.slot(anchor, utc("2026-01-16T06:00:00Z")).map(|s| s.0),
+            r.slot(anchor, utc("2026-01-16T06:00:00Z")).map(|s| s.slot),
             Some(utc("2026-01-16T06:00:00Z"))
         );
         let every_two_days = Rearm { hours: 48, ..r };
         assert_eq!(
-            every_two_days.slot(anchor, utc("2026-01-17T12:00:00Z")).map(|s| s.0),
+            every_two_days.slot(anchor, utc("2026-01-17T12:00:00Z")).map(|s| s.slot),
             Some(utc("2026-01-16T06:00:00Z"))
         );
     }
@@ -383,17 +514,24 @@ mod tests {
         let r = Rearm { hours: 5, ..daily(0) };
         let anchor = utc("2026-01-15T08:00:00Z");
         assert_eq!(
-            r.slot(anchor, utc("2026-01-15T18:30:00Z")).map(|s| s.0),
+            r.slot(anchor, utc("2026-01-15T18:30:00Z")).map(|s| s.slot),
             Some(utc("2026-01-15T18:00:00Z"))
         );
         assert_eq!(
-            r.slot(anchor, utc("2026-01-15T18:00:00Z")).map(|s| s.0),
+            r.slot(anchor, utc("2026-01-15T18:00:00Z")).map(|s| s.slot),
             Some(utc("2026-01-15T13:00:00Z")),
             "strictly before the run (and its tolerance)"
         );
         let never = Rearm { hours: 0, ..daily(5) };
         let now = utc("2026-01-15T09:00:00Z");
-        assert_eq!(never.slot(anchor, now), Some((now, now)));
+        assert_eq!(
+            never.slot(anchor, now),
+            Some(Answer {
+                slot: now,
+                from: now,
+                cover: now
+            })
+        );
     }
 
     #[test]
