@@ -445,6 +445,22 @@ fn a_django_applications_own_postgresql_tables_serve_every_job_through_its_mappi
         .unwrap();
     assert_eq!(held.0, "failed", "{held:?}: {} {}", out.stdout, out.stderr);
     assert!(held.1.contains("temperature is \"hot\", not a number"), "{held:?}");
+    // A `numeric` beyond a double's range reads as SQLite's REAL holds it
+    // (too large: not a number; too small: zero), not failing every read.
+    db.batch_execute(&format!(
+        "ALTER TABLE \"{app}\".devices_attendancelog ADD COLUMN big numeric;
+         UPDATE \"{app}\".devices_attendancelog SET big = CASE id WHEN 1 THEN 1e400 WHEN 2 THEN 1e-400 ELSE 36.6 END;"
+    ))
+    .unwrap();
+    env.write_config(&config.replace(from, &format!("{from}\ntemperature = \"big\"")));
+    let out = run_pg(&env, &password, &["sources", "attendance_logs"], &plus(NOW, 7200)).code(65);
+    assert!(
+        out.stdout.contains("temperature: 1 of 4 rows not a number")
+            && out.stdout.contains("temperature NaN")
+            && out.stdout.contains("temperature 0,"),
+        "{}",
+        out.stdout
+    );
     env.write_config(&config);
 
     // A role with every right on rappel's schema but not on the

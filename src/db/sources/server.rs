@@ -44,6 +44,11 @@ fn target(column: &str) -> Target {
 /// expression).
 const WHOLE: &str = r"'^\s*[-+]?[0-9]{1,18}\s*$'";
 
+/// The magnitudes beyond which a `numeric` is not a `double precision`:
+/// from here up, infinite; below this, zero.
+const REAL_MAX: &str = "1.7976931348623158e308";
+const REAL_MIN: &str = "2.5e-324";
+
 /// `expr`, of PostgreSQL type `ty`, as contract column `column` holds it;
 /// NULL where the value is not one (text that is not a number, a `uuid`
 /// where an id is due): such a row is left out when the column is one the
@@ -69,6 +74,14 @@ fn converted(expr: &str, ty: &Type, column: &str) -> String {
         ),
         Target::Int if text => format!("CASE WHEN {e} ~ {WHOLE} THEN CAST({trimmed} AS bigint) END"),
         Target::Int | Target::Flag => "CAST(NULL AS bigint)".to_string(),
+        // A `numeric` beyond `double precision` read as SQLite's REAL holds
+        // it: too large, not a number (the punch held); too small, zero. A
+        // cast that overflowed would fail the whole read.
+        Target::Real if *ty == Type::NUMERIC => format!(
+            "CASE WHEN abs({e}) >= {REAL_MAX} THEN CAST('NaN' AS double precision) \
+             WHEN abs({e}) < {REAL_MIN} THEN CAST(0 AS double precision) \
+             ELSE CAST({e} AS double precision) END"
+        ),
         Target::Real if integer || decimal => format!("CAST({e} AS double precision)"),
         // A decimal written as text stays text: rappel reads it as it
         // reads it on SQLite (`str::trim`, then an `f64`), the same values
