@@ -107,6 +107,27 @@ fn the_certificate_is_checked_unless_the_url_says_otherwise() {
     assert!(stdout.contains("without TLS (loopback)"), "{stdout}");
 }
 
+/// A rappel whose rappel tables are in `schema` on the server at `url`
+/// (its certificate checked against `ca`), the password from
+/// `RAPPEL_TEST_PG_PASSWORD`.
+fn schema_env(url: &str, ca: &str, schema: &str) -> TestEnv {
+    env_with(&format!(
+        "[database]\nurl = \"{}\"\npassword_env = \"RAPPEL_TEST_PG_PASSWORD\"\nschema = \"{schema}\"\n",
+        with(url, &format!("sslrootcert={ca}"))
+    ))
+}
+
+/// Runs `args` in `env` with `password` in `RAPPEL_TEST_PG_PASSWORD`: the
+/// exit code and stdout.
+fn run_with_password(env: &TestEnv, password: &str, args: &[&str]) -> (Option<i32>, String) {
+    let out = env
+        .command(args, "2026-03-10T07:00:00Z")
+        .env("RAPPEL_TEST_PG_PASSWORD", password)
+        .output()
+        .unwrap();
+    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 #[test]
 fn db_migrate_makes_rappels_schema_once_even_from_two_machines_at_once() {
     let Some((url, password, ca)) = server("db_migrate_makes_rappels_schema_once_even_from_two_machines_at_once")
@@ -114,18 +135,8 @@ fn db_migrate_makes_rappels_schema_once_even_from_two_machines_at_once() {
         return;
     };
     let schema = fresh_schema("migrate");
-    let env = env_with(&format!(
-        "[database]\nurl = \"{}\"\npassword_env = \"RAPPEL_TEST_PG_PASSWORD\"\nschema = \"{schema}\"\n",
-        with(&url, &format!("sslrootcert={ca}"))
-    ));
-    let run = |args: &[&str]| {
-        let out = env
-            .command(args, "2026-03-10T07:00:00Z")
-            .env("RAPPEL_TEST_PG_PASSWORD", &password)
-            .output()
-            .unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
-    };
+    let env = schema_env(&url, &ca, &schema);
+    let run = |args: &[&str]| run_with_password(&env, &password, args);
     let (code, out) = run(&["db", "status"]);
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains(&format!("schema:   {schema} at version 0")), "{out}");
@@ -256,18 +267,8 @@ fn an_applications_own_table_without_a_column_rappel_reads_does_not_stop_db_migr
          CREATE VIEW \"{schema}\".alert_recipients AS SELECT CAST(1 AS bigint) AS id, CAST(1 AS bigint) AS contact_id"
     ))
     .unwrap();
-    let env = env_with(&format!(
-        "[database]\nurl = \"{}\"\npassword_env = \"RAPPEL_TEST_PG_PASSWORD\"\nschema = \"{schema}\"\n",
-        with(&url, &format!("sslrootcert={ca}"))
-    ));
-    let run = |args: &[&str]| {
-        let out = env
-            .command(args, "2026-03-10T07:00:00Z")
-            .env("RAPPEL_TEST_PG_PASSWORD", &password)
-            .output()
-            .unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
-    };
+    let env = schema_env(&url, &ca, &schema);
+    let run = |args: &[&str]| run_with_password(&env, &password, args);
     let (code, out) = run(&["db", "migrate"]);
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("schema 0 -> 12"), "{out}");
