@@ -342,13 +342,7 @@ impl Database {
             ));
         }
         if version > latest {
-            return Err(schema_state(
-                SchemaState::Newer,
-                format!(
-                    "{} (schema {}) has schema {version}, newer than this rappel understands ({latest}); upgrade rappel",
-                    server.shown, server.schema
-                ),
-            ));
+            return Err(server_newer(server, version));
         }
         if version < latest {
             if self.read_only {
@@ -410,7 +404,23 @@ pub fn schema_state_of(e: &anyhow::Error) -> Option<SchemaState> {
     })
 }
 
-fn newer_error(path: &Path, version: u32) -> anyhow::Error {
+/// The error for rappel's schema on `server` at `version`, newer than this
+/// rappel understands (`SchemaState::Newer`, exit 74).
+pub(crate) fn server_newer(server: &postgres::Server, version: u32) -> anyhow::Error {
+    schema_state(
+        SchemaState::Newer,
+        format!(
+            "{} (schema {}) has schema {version}, newer than this rappel understands ({}); upgrade rappel",
+            server.shown,
+            server.schema,
+            postgres::migrate::LATEST
+        ),
+    )
+}
+
+/// The error for the SQLite file at `path` at schema `version`, newer than
+/// this rappel understands (exit 74).
+pub(crate) fn newer_error(path: &Path, version: u32) -> anyhow::Error {
     fail(
         Exit::IoErr,
         format!(

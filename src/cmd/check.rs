@@ -304,11 +304,7 @@ impl Session {
         if db.server().is_none() {
             let version = crate::db::schema_version(conn.lite()?)?;
             if version > crate::db::LATEST {
-                return Ok(vec![format!(
-                    "database: {} has schema {version}, newer than this rappel understands ({}); upgrade rappel",
-                    db.path().display(),
-                    crate::db::LATEST
-                )]);
+                return Ok(vec![format!("{:#}", crate::db::newer_error(db.path(), version))]);
             }
             if version < crate::db::LATEST {
                 println!("report queries not checked: the database needs `rappel db migrate` first");

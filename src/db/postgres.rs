@@ -342,15 +342,7 @@ pub fn describe(pg: &Server) -> anyhow::Result<String> {
     if schema {
         let version = migrate::version(&mut client, &pg.schema)?;
         if version > migrate::LATEST {
-            return Err(fail(
-                Exit::IoErr,
-                format!(
-                    "{}: schema {} has schema {version}, newer than this rappel understands ({}); upgrade rappel",
-                    pg.shown,
-                    pg.schema,
-                    migrate::LATEST
-                ),
-            ));
+            return Err(super::server_newer(pg, version));
         }
     }
     let schema = if schema { "present" } else { "absent" };

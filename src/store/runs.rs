@@ -64,8 +64,8 @@ pub fn last_finished(conn: &Conn, job: Job, now: DateTime<Utc>) -> Result<Option
 
 /// When `job`'s runs before `now` started (finished or not: cron did
 /// start them): those at or after `since`, and the `before` latest ones
-/// before it (all of them when there are fewer), ascending; a value that does not parse is left out.
-/// Errors: `StoreError`.
+/// before it (all of them when there are fewer), ascending; a value that
+/// does not parse is left out. Errors: `StoreError`.
 pub fn starts_since(
     conn: &Conn,
     job: Job,

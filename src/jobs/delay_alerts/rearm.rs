@@ -187,12 +187,11 @@ impl Rearm<'_> {
                 anchor + period * i32::try_from(n).ok()?
             }
         };
-        // "Less than half a period": from a second after it.
-        // "Less than half a period": from a second after it.
-        let half = period / 2 - Duration::seconds(1);
-        // A run reaches a slot strictly before its tolerance ends: an alert
+        // "Less than half a period": from a second after it. And a run
+        // reaches a slot strictly before its tolerance ends: an alert
         // exactly `MAX_TOLERANCE` before a slot was for the slot before.
         let second = Duration::seconds(1);
+        let half = period / 2 - second;
         Some(Answer {
             slot,
             from: (slot - MAX_TOLERANCE + second).min(now - half),

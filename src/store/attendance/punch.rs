@@ -89,7 +89,8 @@ fn item(row: &Row<'_>, id: i64, naive: Tz) -> Result<Item, String> {
         Cell::Null => None,
         Cell::Int(i) => Some(i as f64),
         Cell::Real(f) if f.is_finite() => Some(f),
-        // What a PostgreSQL mapping reads text that is not a number as.
+        // What a PostgreSQL mapping reads as not a number: a `numeric`
+        // beyond a double's range, a type that is no number (a `uuid`).
         Cell::Real(f) if f.is_nan() => {
             return Err("temperature is not a number (`rappel sources attendance_logs` shows it as written)".into());
         }
