@@ -189,7 +189,10 @@ impl Database {
     /// path; read-only sessions for a read-only database. Errors: as
     /// `postgres::connect`; `[sources]`, which map onto SQLite only (exit 78).
     fn connect_server(&self, server: &postgres::Server) -> anyhow::Result<conn::Conn> {
-        Ok(conn::Conn::postgres(self.server_session(server)?))
+        Ok(conn::Conn::postgres(
+            self.server_session(server)?,
+            !self.sources.is_empty(),
+        ))
     }
 
     /// `connect_server`'s session before it is wrapped.
@@ -223,11 +226,13 @@ impl Database {
         // `jit = off`: rappel's statements walk indexes and return as they
         // go; compiling one that the planner costs high (the scan of every
         // open ticket's stage events) took 55 ms of its 290 on a million
-        // tickets, and saved none of it. Set through `pg_settings`, where a
-        // server before PostgreSQL 11, without the setting, has no row.
+        // tickets, and saved none of it. Every server rappel migrates has
+        // the setting (PostgreSQL 11 and later: schema 12's `INCLUDE` needs
+        // 11); reading it from `pg_settings` instead cost 2 ms of a run with
+        // nothing due, the view's first read on a new session.
         let setup = format!(
             "SET search_path TO \"{schema}\"; SET TIME ZONE 'UTC'; SET synchronous_commit = off; \
-             SET lock_timeout = '{}s'; SELECT set_config(name, 'off', false) FROM pg_settings WHERE name = 'jit';",
+             SET lock_timeout = '{}s'; SET jit = off;",
             BUSY_TIMEOUT.as_secs()
         );
         client
@@ -359,7 +364,7 @@ impl Database {
             // rappel's record now, a table the migrations made.
             self.map_sources(server, &mut client)?;
         }
-        Ok(conn::Conn::postgres(client))
+        Ok(conn::Conn::postgres(client, !self.sources.is_empty()))
     }
 
     /// Applies pending migrations on `conn` ([`migrate`]), then maps its

@@ -1576,3 +1576,52 @@ fn loans_beyond_one_fetch_are_each_planned_once_from_a_postgresql_cursor() {
     .code(65);
     assert_eq!(smtp.mails().len(), 2344, "nothing twice on the next run");
 }
+
+#[test]
+fn a_mapped_source_on_the_server_is_checked_as_on_sqlite() {
+    let Some((url, password, ca)) = server("a_mapped_source_on_the_server_is_checked_as_on_sqlite") else {
+        return;
+    };
+    let smtp = crate::support::SmtpServer::start();
+    let mut admin = client(&url, &password);
+    // The application's people, two under one id.
+    let schema = fresh_schema("mapped");
+    admin
+        .batch_execute(&format!(
+            "CREATE SCHEMA \"{schema}\";
+             CREATE TABLE \"{schema}\".app_people (id bigint, name text, email text);
+             INSERT INTO \"{schema}\".app_people VALUES (1, 'Ana', 'ana@example.com'), (1, 'Bob', 'bob@example.com');"
+        ))
+        .unwrap();
+    let env = machine_with(
+        &url,
+        &ca,
+        &schema,
+        smtp.port,
+        2,
+        &format!("\n[sources.contacts]\ntable = \"{schema}.app_people\"\n"),
+    );
+    run_pg(&env, &password, &["db", "migrate"], "2026-03-10T07:00:00Z").success();
+    let out = run_pg(&env, &password, &["check-delay-alerts"], "2026-03-10T07:00:00Z").code(78);
+    assert!(
+        out.stderr
+            .contains("[sources.contacts]: id 1 is on 2 rows; ids must be unique within a source"),
+        "{}",
+        out.stderr
+    );
+    // One without an id instead: left out, and said so.
+    admin
+        .batch_execute(&format!(
+            "UPDATE \"{schema}\".app_people SET id = NULL WHERE name = 'Bob'"
+        ))
+        .unwrap();
+    let out = run_pg(&env, &password, &["check-delay-alerts"], "2026-03-10T07:00:00Z");
+    assert!(
+        out.stderr.contains(
+            "[sources.contacts]: 1 row(s) of yours left out: no integer id, or an empty column check-delay-alerts needs"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(smtp.mails().is_empty());
+}

@@ -42,6 +42,9 @@ struct Session {
     /// to prepare there is tried under a savepoint, or the refusal would
     /// abort the transaction.
     in_tx: bool,
+    /// Whether `[sources]` were mapped on the session (its TEMP views):
+    /// without them `db::sources::mapped` needs no look at the catalog.
+    views: bool,
 }
 
 impl Session {
@@ -176,15 +179,26 @@ impl Conn {
         }
     }
 
-    /// Wraps an open PostgreSQL connection (`db::postgres` opens it).
-    pub(crate) fn postgres(client: postgres::Client) -> Conn {
+    /// Wraps an open PostgreSQL connection (`db::postgres` opens it);
+    /// `views`: whether `[sources]` were mapped on it.
+    pub(crate) fn postgres(client: postgres::Client, views: bool) -> Conn {
         Conn {
             inner: Inner::Postgres(Box::new(RefCell::new(Session {
                 client,
                 prepared: HashMap::new(),
                 typed: std::collections::HashSet::new(),
                 in_tx: false,
+                views,
             }))),
+        }
+    }
+
+    /// Whether the connection may hold `[sources]`' TEMP views: `false`
+    /// only for a server session on which none were made.
+    pub(crate) fn may_have_views(&self) -> bool {
+        match &self.inner {
+            Inner::Sqlite(_) => true,
+            Inner::Postgres(session) => session.borrow().views,
         }
     }
 
