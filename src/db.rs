@@ -187,7 +187,7 @@ impl Database {
 
     /// A connection to the server, rappel's schema first on its search
     /// path; read-only sessions for a read-only database. Errors: as
-    /// `postgres::connect`; `[sources]`, which map onto SQLite only (exit 78).
+    /// `postgres::connect`; a `[sources]` mapping that does not read (exit 78).
     fn connect_server(&self, server: &postgres::Server) -> anyhow::Result<conn::Conn> {
         Ok(conn::Conn::postgres(
             self.server_session(server)?,
