@@ -58,9 +58,11 @@ pub trait Recheck: Sync {
 pub const LOOK_FOR: Duration = Duration::from_millis(100);
 
 /// Rows looked at together at first (one: a look may be costly, and its
-/// cost is known once it is read), and at the most (a claim's size).
+/// cost is known once it is read), and at the most (the largest claim's
+/// size, a server's: a look never reads past its claim, so SQLite's claims
+/// of 32 are read in looks of 32 at most).
 const AHEAD_FIRST: usize = 1;
-const AHEAD_MAX: usize = 32;
+const AHEAD_MAX: usize = 128;
 
 /// The verdicts of one claim's rows, read ahead of their sends. How many
 /// rows one look covers adapts to the sends' pace: it doubles while every
@@ -95,10 +97,11 @@ impl Looks {
 
     /// No verdicts yet, for a claim of `rows` rows whose first look reads
     /// as many as it may at once: on a server, for a job that reads its
-    /// rows together, where one row or 32 cost one round trip. A look that
+    /// rows together, where one row or 128 cost one round trip. A look that
     /// proves costly, or verdicts that age before their sends, narrow it
-    /// as they do any look. 10,000 digests took 1,900 looks over 330 claims
-    /// starting from one row, and 330 so (`bench/run.sh postgres_send`).
+    /// as they do any look. 10,000 digests in claims of 32 took 1,900 looks
+    /// over 330 claims starting from one row, and 330 so; in claims of
+    /// 128, a server's, one look each (`bench/run.sh postgres_send`).
     pub fn wide(rows: usize) -> Self {
         Looks {
             ahead: AHEAD_MAX,
@@ -197,10 +200,10 @@ mod tests {
     #[test]
     fn the_reach_doubles_while_every_verdict_is_used_in_time_and_stays_within_the_claim() {
         let t0 = Instant::now();
-        let mut looks = Looks::new(100);
+        let mut looks = Looks::new(300);
         let mut i = 0;
         let mut spans = Vec::new();
-        while i < 100 {
+        while i < 300 {
             assert_eq!(looks.take(i, t0), None);
             let span = looks.span(i, false);
             spans.push(span.len());
@@ -210,30 +213,32 @@ mod tests {
             }
             i = span.end;
         }
-        assert_eq!(spans, [1, 2, 4, 8, 16, 32, 32, 5]);
-        // Past the claim's end with a reach of 32: a verdict read too long
-        // before its send halves it.
-        let mut looks = Looks::new(100);
-        for i in [0, 1, 3, 7, 15, 31] {
+        assert_eq!(spans, [1, 2, 4, 8, 16, 32, 64, 128, 45]);
+        // At the largest reach, 128: a verdict read too long before its
+        // send halves it.
+        let mut looks = Looks::new(400);
+        for i in [0, 1, 3, 7, 15, 31, 63, 127] {
             assert_eq!(looks.take(i, t0), None);
             let span = looks.span(i, false);
             looks.fill(i, span.map(|_| Verdict::Send), t0, ms(1));
         }
-        assert_eq!(looks.span(63, false).len(), 32);
-        looks.fill(63, (0..32).map(|_| Verdict::Send), t0, ms(1));
-        assert_eq!(looks.take(64, t0 + LOOK_FOR), None);
-        assert_eq!(looks.span(64, false).len(), 16, "halved");
+        assert_eq!(looks.span(255, false).len(), 128);
+        looks.fill(255, (0..128).map(|_| Verdict::Send), t0, ms(1));
+        assert_eq!(looks.take(256, t0 + LOOK_FOR), None);
+        assert_eq!(looks.span(256, false).len(), 64, "halved");
     }
 
     #[test]
     fn a_wide_start_reads_the_claim_at_once_and_narrows_when_verdicts_age() {
         let t0 = Instant::now();
-        let mut looks = Looks::wide(40);
-        assert_eq!(looks.span(0, false), 0..32);
-        looks.fill(0, (0..32).map(|_| Verdict::Send), t0, ms(1));
+        let mut looks = Looks::wide(140);
+        assert_eq!(looks.span(0, false), 0..128);
+        looks.fill(0, (0..128).map(|_| Verdict::Send), t0, ms(1));
         assert_eq!(looks.take(0, t0 + ms(1)), Some(Verdict::Send));
         assert_eq!(looks.take(1, t0 + LOOK_FOR), None, "aged: read again");
-        assert_eq!(looks.span(1, false), 1..17, "and half as many at once");
+        assert_eq!(looks.span(1, false), 1..65, "and half as many at once");
+        // A claim of SQLite's size is read whole.
+        assert_eq!(Looks::wide(32).span(0, false), 0..32);
     }
 
     #[test]
