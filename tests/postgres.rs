@@ -1625,3 +1625,74 @@ fn a_mapped_source_on_the_server_is_checked_as_on_sqlite() {
     );
     assert!(smtp.mails().is_empty());
 }
+
+/// A time clock made by a Django application with `USE_TZ = False`: its
+/// instants are `timestamp` columns. `db migrate` makes the punch index on
+/// them (schema 9's `rappel_instant(timestamp)`), and punches go once, in
+/// their order, rappel's outcome written into those columns.
+#[test]
+fn a_time_clock_whose_instants_are_timestamp_columns_migrates_and_pushes_once() {
+    let Some((url, password, ca)) = server("a_time_clock_whose_instants_are_timestamp_columns") else {
+        return;
+    };
+    let schema = fresh_schema("naive_clock");
+    let hr = crate::support::hr::FakeHr::start();
+    let smtp = crate::support::SmtpServer::start();
+    let mut db = client(&url, &password);
+    db.batch_execute(&format!(
+        "CREATE SCHEMA \"{schema}\";
+         SET search_path TO \"{schema}\";
+         CREATE TABLE terminals (id bigserial PRIMARY KEY, serial text NOT NULL UNIQUE, name text NOT NULL DEFAULT '',
+             timezone text);
+         CREATE TABLE attendance_logs (id bigserial PRIMARY KEY, terminal_id bigint NOT NULL REFERENCES terminals(id),
+             enroll_id bigint NOT NULL, user_name text NOT NULL DEFAULT '', punched_at timestamp NOT NULL,
+             mode integer NOT NULL DEFAULT 0, inout integer NOT NULL DEFAULT 0, event integer NOT NULL DEFAULT 0,
+             temperature double precision, access_granted integer NOT NULL DEFAULT 1,
+             sync_status varchar(10) NOT NULL DEFAULT 'pending', sync_attempts integer NOT NULL DEFAULT 0,
+             next_attempt_at timestamp, sync_lease_until timestamp, synced_at timestamp, sync_error text);"
+    ))
+    .unwrap();
+    let env = machine_with(
+        &url,
+        &ca,
+        &schema,
+        smtp.port,
+        2,
+        &format!("\n{}", crate::attendance::service("rh", &hr, &["TM20-001"])),
+    );
+    std::fs::write(env.dir.path().join("hr-token"), "hr-token-9\n").unwrap();
+    let out = run_pg(&env, &password, &["db", "migrate"], "2026-03-10T09:00:00Z").success();
+    assert!(out.stdout.contains("schema 0 -> 12"), "{}", out.stdout);
+    let indexed: bool = db
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_indexes WHERE schemaname = $1 AND indexname = 'rappel_attendance_logs_unsent')",
+            &[&schema],
+        )
+        .unwrap()
+        .get(0);
+    assert!(indexed, "the punch index is made on a timestamp column");
+    db.batch_execute(
+        "INSERT INTO terminals (serial, name) VALUES ('TM20-001', 'Entrance');
+         -- Written out of order: the third punch is the earliest.
+         INSERT INTO attendance_logs (terminal_id, enroll_id, punched_at) VALUES
+             (1, 100, '2026-03-09 08:00:00'), (1, 101, '2026-03-09 08:05:00'), (1, 102, '2026-03-09 07:55:00');",
+    )
+    .unwrap();
+    hr.set_users(r#"{"users":[]}"#);
+    run_pg(&env, &password, &["sync-attendance"], "2026-03-10T09:00:00Z").success();
+    run_pg(&env, &password, &["sync-attendance"], "2026-03-10T09:10:00Z").success();
+    let posts = hr.posts();
+    assert_eq!(posts.len(), 1, "one batch, once");
+    assert_eq!(posts[0].log_ids(), [3, 1, 2], "in punch order");
+    let rows: Vec<(String, bool)> = db
+        .query(
+            "SELECT sync_status::text, synced_at IS NOT NULL FROM attendance_logs ORDER BY id",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(rows, vec![("sent".to_string(), true); 3]);
+    db.batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE")).unwrap();
+}

@@ -26,6 +26,13 @@ CREATE FUNCTION rappel_instant(t timestamptz) RETURNS double precision
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$ SELECT CASE WHEN isfinite(t) THEN extract(epoch FROM t)::double precision END $$;
 
+-- And `timestamp` (Django with USE_TZ = False), read in UTC as naive text
+-- is. Without it the index below would call the `timestamptz` one through
+-- a cast that depends on the session's time zone, which an index may not.
+CREATE FUNCTION rappel_instant(t timestamp) RETURNS double precision
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT CASE WHEN isfinite(t) THEN extract(epoch FROM t)::double precision END $$;
+
 -- The punch ledger's index, where attendance_logs has the columns it names
 -- (see 0007).
 DO $$
@@ -33,7 +40,10 @@ BEGIN
     BEGIN
         CREATE INDEX IF NOT EXISTS rappel_attendance_logs_unsent ON attendance_logs (coalesce(rappel_instant(punched_at), -1), id)
             WHERE sync_status IN ('pending', 'sending') OR (sync_status = 'failed' AND next_attempt_at IS NOT NULL);
-    EXCEPTION WHEN undefined_column OR undefined_table OR wrong_object_type OR undefined_function THEN NULL;
+    -- invalid_object_definition: a `punched_at` of a type whose instant is
+    -- not immutable (`date`, whose cast depends on the session's zone).
+    EXCEPTION WHEN undefined_column OR undefined_table OR wrong_object_type OR undefined_function
+        OR invalid_object_definition THEN NULL;
     END;
 END
 $$;
