@@ -281,6 +281,85 @@ fn an_applications_own_table_without_a_column_rappel_reads_does_not_stop_db_migr
     db.batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE")).unwrap();
 }
 
+/// An application that made `contacts`, `students` and `terminals` as views
+/// over its own tables, and `tickets` keyed by its reference: `db migrate`
+/// makes rappel's tables without a foreign key to them (a view holds none,
+/// nor a table without a unique `id`), as SQLite migrates them, and `db
+/// status` names what a job would lack; on a schema of rappel's own making
+/// every key is there.
+#[test]
+fn an_applications_views_and_a_table_without_an_id_do_not_stop_db_migrate() {
+    let Some((url, password, ca)) = server("an_applications_views_and_a_table_without_an_id") else {
+        return;
+    };
+    let schema = fresh_schema("own_views");
+    let mut db = client(&url, &password);
+    db.batch_execute(&format!(
+        "CREATE SCHEMA \"{schema}\";
+         SET search_path TO \"{schema}\";
+         CREATE TABLE app_people (pk bigint PRIMARY KEY, full_name text, mail text);
+         CREATE VIEW contacts AS SELECT pk AS id, full_name AS name, mail AS email, NULL::text AS phone,
+             NULL::text AS locale, NULL::text AS timezone, 1 AS email_enabled, 0 AS whatsapp_enabled,
+             0 AS sms_enabled, ''::text AS muted_kinds FROM app_people;
+         CREATE VIEW students AS SELECT pk AS id, pk AS contact_id, NULL::bigint AS parent_contact_id,
+             1 AS subscription_active, NULL::text AS subscribed_at, NULL::text AS last_active_at FROM app_people;
+         CREATE VIEW terminals AS SELECT 1::bigint AS id, 'TM20-001'::text AS serial, 'Entrance'::text AS name,
+             NULL::text AS timezone;
+         CREATE TABLE tickets (reference text PRIMARY KEY, device text, customer text, created_at text, closed_at text);"
+    ))
+    .unwrap();
+    let keys = |db: &mut postgres::Client, schema: &str| -> Vec<String> {
+        db.query(
+            "SELECT conname::text FROM pg_constraint WHERE contype = 'f' AND connamespace = $1::text::regnamespace
+             ORDER BY 1",
+            &[&schema],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+    };
+    let env = schema_env(&url, &ca, &schema);
+    let run = |args: &[&str]| run_with_password(&env, &password, args);
+    let (code, out) = run(&["db", "migrate"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("schema 0 -> 12"), "{out}");
+    assert_eq!(
+        keys(&mut db, &schema),
+        ["rappel_delay_alert_log_delivery_id_fkey"],
+        "no key to a view or to a table without an id"
+    );
+    let (code, out) = run(&["db", "status"]);
+    assert_eq!(code, Some(74), "{out}");
+    assert!(
+        out.contains("problem:  table tickets exists without column id (needed by check-delay-alerts"),
+        "{out}"
+    );
+    db.batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE")).unwrap();
+
+    // rappel's own schema: every key, as before.
+    let own = fresh_schema("own_keys");
+    let env = schema_env(&url, &ca, &own);
+    let (code, out) = run_with_password(&env, &password, &["db", "migrate"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(
+        keys(&mut db, &own),
+        [
+            "alert_recipients_contact_id_fkey",
+            "attendance_logs_terminal_id_fkey",
+            "loans_contact_id_fkey",
+            "manual_reminders_author_contact_id_fkey",
+            "manual_reminders_student_id_fkey",
+            "rappel_delay_alert_log_delivery_id_fkey",
+            "revision_sessions_student_id_fkey",
+            "students_contact_id_fkey",
+            "students_parent_contact_id_fkey",
+            "ticket_events_ticket_id_fkey"
+        ]
+    );
+    db.batch_execute(&format!("DROP SCHEMA \"{own}\" CASCADE")).unwrap();
+}
+
 /// What the server refuses says why, with the exit a script can act on: 78
 /// for the role or its password (the configuration must change), 74 for a
 /// server that cannot be reached; an unreadable password is named by
@@ -851,7 +930,10 @@ fn a_run_whose_sessions_the_server_ends_sends_nothing_more() {
         .unwrap()
         .replace("sslrootcert=", &format!("application_name={schema}&sslrootcert="));
     env.write_config(&config);
-    smtp.set_mode(crate::support::Mode::Hang(3));
+    // The first message held 6 s: the sessions end well within it, even on
+    // a loaded machine (held 3 s, the run once went on to its second send
+    // before they did, and recorded it).
+    smtp.set_mode(crate::support::Mode::Hang(6));
     let mut child = spawn_pg(&env, &password, &["check-delay-alerts"], "2026-03-10T07:00:00Z");
     assert!(
         smtp.wait_data_started(std::time::Duration::from_secs(20)),
