@@ -360,6 +360,47 @@ fn an_applications_views_and_a_table_without_an_id_do_not_stop_db_migrate() {
     db.batch_execute(&format!("DROP SCHEMA \"{own}\" CASCADE")).unwrap();
 }
 
+/// Columns of types an index cannot take as rappel's indexes name them (a
+/// `json` stage: no ordering; an enum status without a label a partial
+/// index names) leave those indexes out; `db migrate` goes on, as on
+/// SQLite, where any column takes any value.
+#[test]
+fn columns_of_types_rappels_indexes_cannot_take_do_not_stop_db_migrate() {
+    let Some((url, password, ca)) = server("columns_of_types_rappels_indexes_cannot_take") else {
+        return;
+    };
+    let schema = fresh_schema("odd_types");
+    let mut db = client(&url, &password);
+    db.batch_execute(&format!(
+        "CREATE SCHEMA \"{schema}\";
+         SET search_path TO \"{schema}\";
+         CREATE TABLE tickets (id bigserial PRIMARY KEY, reference text NOT NULL, created_at text NOT NULL,
+             closed_at text);
+         CREATE TABLE ticket_events (id bigserial PRIMARY KEY, ticket_id bigint NOT NULL, stage json NOT NULL,
+             entered_at text NOT NULL);
+         CREATE TYPE report_state AS ENUM ('queued', 'done');
+         CREATE TABLE scheduled_reports (id bigserial PRIMARY KEY, title text NOT NULL, recipients text NOT NULL,
+             scheduled_at text NOT NULL, status report_state NOT NULL DEFAULT 'queued');"
+    ))
+    .unwrap();
+    let env = schema_env(&url, &ca, &schema);
+    let (code, out) = run_with_password(&env, &password, &["db", "migrate"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("schema 0 -> 12"), "{out}");
+    let indexes: Vec<String> = db
+        .query(
+            "SELECT indexname::text FROM pg_indexes WHERE schemaname = $1 AND tablename IN ('ticket_events', 'scheduled_reports')
+               AND indexname LIKE 'rappel%' ORDER BY 1",
+            &[&schema],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(indexes.is_empty(), "{indexes:?}");
+    db.batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE")).unwrap();
+}
+
 /// What the server refuses says why, with the exit a script can act on: 78
 /// for the role or its password (the configuration must change), 74 for a
 /// server that cannot be reached; an unreadable password is named by

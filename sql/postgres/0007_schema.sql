@@ -351,36 +351,45 @@ CREATE TABLE IF NOT EXISTS rappel_manual_state (
 -- each made only where its table has the columns it names: an application
 -- that made one of these tables itself, without a column rappel reads,
 -- still gets rappel's schema (`rappel db status` names the column), as
--- on SQLite, and a view in a table's place gets none.
+-- on SQLite, and a view in a table's place gets none. Nor does a column of
+-- a type an index cannot order (`json`: undefined_object), or an enum
+-- without the label a partial index names (invalid_text_representation).
 DO $$
 BEGIN
     BEGIN
         CREATE INDEX IF NOT EXISTS rappel_ticket_events_ticket ON ticket_events (ticket_id, entered_at, stage);
-    EXCEPTION WHEN undefined_column OR undefined_table OR wrong_object_type OR undefined_function THEN NULL;
+    EXCEPTION WHEN undefined_column OR undefined_table OR wrong_object_type OR undefined_function
+        OR undefined_object OR invalid_text_representation THEN NULL;
     END;
     BEGIN
         CREATE INDEX IF NOT EXISTS rappel_tickets_active ON tickets (id) WHERE closed_at IS NULL;
-    EXCEPTION WHEN undefined_column OR undefined_table OR wrong_object_type OR undefined_function THEN NULL;
+    EXCEPTION WHEN undefined_column OR undefined_table OR wrong_object_type OR undefined_function
+        OR undefined_object OR invalid_text_representation THEN NULL;
     END;
     BEGIN
         CREATE INDEX IF NOT EXISTS rappel_alert_recipients_contact ON alert_recipients (contact_id);
-    EXCEPTION WHEN undefined_column OR undefined_table OR wrong_object_type OR undefined_function THEN NULL;
+    EXCEPTION WHEN undefined_column OR undefined_table OR wrong_object_type OR undefined_function
+        OR undefined_object OR invalid_text_representation THEN NULL;
     END;
     BEGIN
         CREATE INDEX IF NOT EXISTS rappel_scheduled_reports_pending ON scheduled_reports (id) WHERE status = 'pending';
-    EXCEPTION WHEN undefined_column OR undefined_table OR wrong_object_type OR undefined_function THEN NULL;
+    EXCEPTION WHEN undefined_column OR undefined_table OR wrong_object_type OR undefined_function
+        OR undefined_object OR invalid_text_representation THEN NULL;
     END;
     BEGIN
         CREATE INDEX IF NOT EXISTS rappel_revision_sessions_start ON revision_sessions (starts_at);
-    EXCEPTION WHEN undefined_column OR undefined_table OR wrong_object_type OR undefined_function THEN NULL;
+    EXCEPTION WHEN undefined_column OR undefined_table OR wrong_object_type OR undefined_function
+        OR undefined_object OR invalid_text_representation THEN NULL;
     END;
     BEGIN
         CREATE INDEX IF NOT EXISTS rappel_revision_sessions_student ON revision_sessions (student_id, starts_at);
-    EXCEPTION WHEN undefined_column OR undefined_table OR wrong_object_type OR undefined_function THEN NULL;
+    EXCEPTION WHEN undefined_column OR undefined_table OR wrong_object_type OR undefined_function
+        OR undefined_object OR invalid_text_representation THEN NULL;
     END;
     BEGIN
         CREATE INDEX IF NOT EXISTS rappel_manual_reminders_unsent ON manual_reminders (id) WHERE sent_at IS NULL;
-    EXCEPTION WHEN undefined_column OR undefined_table OR wrong_object_type OR undefined_function THEN NULL;
+    EXCEPTION WHEN undefined_column OR undefined_table OR wrong_object_type OR undefined_function
+        OR undefined_object OR invalid_text_representation THEN NULL;
     END;
 END
 $$;

@@ -43,7 +43,7 @@ BEGIN
     -- invalid_object_definition: a `punched_at` of a type whose instant is
     -- not immutable (`date`, whose cast depends on the session's zone).
     EXCEPTION WHEN undefined_column OR undefined_table OR wrong_object_type OR undefined_function
-        OR invalid_object_definition THEN NULL;
+        OR invalid_object_definition OR undefined_object OR invalid_text_representation THEN NULL;
     END;
 END
 $$;

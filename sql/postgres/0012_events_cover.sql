@@ -8,7 +8,8 @@ DO $$
 BEGIN
     BEGIN
         CREATE INDEX IF NOT EXISTS rappel_ticket_events_cover ON ticket_events (ticket_id, entered_at, stage) INCLUDE (id);
-    EXCEPTION WHEN undefined_column OR undefined_table OR wrong_object_type OR undefined_function THEN NULL;
+    EXCEPTION WHEN undefined_column OR undefined_table OR wrong_object_type OR undefined_function
+        OR undefined_object OR invalid_text_representation THEN NULL;
     END;
 END
 $$;
