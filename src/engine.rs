@@ -46,10 +46,10 @@ const CLAIM_MIN: usize = 8;
 const CLAIM_BATCH_SERVER: usize = 128;
 
 /// The largest claim on `dialect`.
-fn claim_batch(dialect: crate::store::Dialect) -> usize {
+fn claim_batch(dialect: store::Dialect) -> usize {
     match dialect {
-        crate::store::Dialect::Sqlite => CLAIM_BATCH,
-        crate::store::Dialect::Postgres => CLAIM_BATCH_SERVER,
+        store::Dialect::Sqlite => CLAIM_BATCH,
+        store::Dialect::Postgres => CLAIM_BATCH_SERVER,
     }
 }
 

@@ -62,7 +62,7 @@ pub const LOOK_FOR: Duration = Duration::from_millis(100);
 /// size, a server's: a look never reads past its claim, so SQLite's claims
 /// of 32 are read in looks of 32 at most).
 const AHEAD_FIRST: usize = 1;
-const AHEAD_MAX: usize = 128;
+const AHEAD_MAX: usize = super::CLAIM_BATCH_SERVER;
 
 /// The verdicts of one claim's rows, read ahead of their sends. How many
 /// rows one look covers adapts to the sends' pace: it doubles while every
