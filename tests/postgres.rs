@@ -329,6 +329,14 @@ fn an_applications_views_and_a_table_without_an_id_do_not_stop_db_migrate() {
         ["rappel_delay_alert_log_delivery_id_fkey"],
         "no key to a view or to a table without an id"
     );
+    let unkeyed: String = db
+        .query_one(
+            &format!("SELECT value FROM \"{schema}\".rappel_meta WHERE key = 'unkeyed_tables'"),
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(unkeyed, "contacts,students,terminals", "the jobs check these ids");
     let (code, out) = run(&["db", "status"]);
     assert_eq!(code, Some(74), "{out}");
     assert!(
@@ -358,6 +366,64 @@ fn an_applications_views_and_a_table_without_an_id_do_not_stop_db_migrate() {
         ]
     );
     db.batch_execute(&format!("DROP SCHEMA \"{own}\" CASCADE")).unwrap();
+}
+
+/// A `contacts` view the application made in rappel's schema, one id on two
+/// of its rows: the jobs that read contacts stop (78) rather than send one
+/// person's messages to another, as for a mapped source; with unique ids
+/// they run.
+#[test]
+fn a_contacts_view_with_a_repeated_id_stops_the_jobs_that_read_it() {
+    let Some((url, password, ca)) = server("a_contacts_view_with_a_repeated_id") else {
+        return;
+    };
+    let smtp = crate::support::SmtpServer::start();
+    let schema = fresh_schema("view_ids");
+    let mut db = client(&url, &password);
+    let view = |extra: &str| {
+        format!(
+            "CREATE OR REPLACE VIEW contacts AS SELECT pk AS id, full_name AS name, mail AS email, NULL::text AS phone,
+                 NULL::text AS locale, NULL::text AS timezone, 1 AS email_enabled, 0 AS whatsapp_enabled,
+                 0 AS sms_enabled, ''::text AS muted_kinds FROM app_people {extra};"
+        )
+    };
+    db.batch_execute(&format!(
+        "CREATE SCHEMA \"{schema}\";
+         SET search_path TO \"{schema}\";
+         CREATE TABLE app_people (pk bigint PRIMARY KEY, full_name text, mail text);
+         INSERT INTO app_people VALUES (1, 'Awa', 'awa@example.com');
+         {}",
+        view("")
+    ))
+    .unwrap();
+    let env = machine(&url, &ca, &schema, smtp.port, 2);
+    run_pg(&env, &password, &["db", "migrate"], "2026-11-21T07:00:00Z").success();
+    db.batch_execute(
+        "INSERT INTO loans (contact_id, item, lent_at, due_at) VALUES (1, 'Drill', '2026-11-21T06:30:00Z', '2026-11-28T17:00:00Z');",
+    )
+    .unwrap();
+    run_pg(
+        &env,
+        &password,
+        &["send-reminders", "--dry-run"],
+        "2026-11-21T07:00:00Z",
+    )
+    .success();
+    db.batch_execute(&view(
+        "UNION ALL SELECT 1, 'Mallory', 'mallory@example.com', NULL, NULL, NULL, 1, 0, 0, ''",
+    ))
+    .unwrap();
+    for job in ["send-reminders", "check-delay-alerts"] {
+        let out = run_pg(&env, &password, &[job], "2026-11-21T07:00:00Z").code(78);
+        assert!(
+            out.stderr
+                .contains("table contacts: id 1 is on 2 rows; ids must be unique"),
+            "{job}: {}",
+            out.stderr
+        );
+    }
+    assert!(smtp.mails().is_empty(), "nobody gets another's messages");
+    db.batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE")).unwrap();
 }
 
 /// Columns of types an index cannot take as rappel's indexes name them (a

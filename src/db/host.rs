@@ -306,19 +306,39 @@ pub fn check_for(conn: &super::conn::Conn, job: &str) -> anyhow::Result<()> {
     // A person under two rows of a mapped source would get the other's
     // messages, a punch would go under two terminals, and of two punches
     // under one id one would be recorded sent with the other: such a
-    // source stops the jobs that read it.
+    // source stops the jobs that read it. So does a table of the contract
+    // the host made as a view, or without a unique key on `id`.
     let mapped = super::sources::mapped(conn)?;
-    for name in ["contacts", "students", "terminals", "attendance_logs"] {
-        let read = READERS.iter().any(|(t, jobs)| *t == name && jobs.contains(&job));
-        if !read || !mapped.iter().any(|m| m == name) {
-            continue;
-        }
-        if let Some((id, rows)) = super::sources::repeated_id(conn, name)? {
+    let read: Vec<&str> = KEYED_BY_ID
+        .iter()
+        .copied()
+        .filter(|name| READERS.iter().any(|(t, jobs)| t == name && jobs.contains(&job)))
+        .collect();
+    let unmapped: Vec<&str> = read
+        .iter()
+        .copied()
+        .filter(|n| !mapped.iter().any(|m| m == n))
+        .collect();
+    let unkeyed = unkeyed(conn, &unmapped)?;
+    for name in read {
+        if mapped.iter().any(|m| m == name) {
+            if let Some((id, rows)) = super::sources::repeated_id(conn, name)? {
+                return Err(crate::exit::fail(
+                    crate::exit::Exit::Config,
+                    format!(
+                        "[sources.{name}]: id {id} is on {rows} rows; ids must be unique within a source \
+                         (two tables in one source: offset one's ids, as README shows); {job} cannot run"
+                    ),
+                ));
+            }
+        } else if unkeyed.iter().any(|u| u == name)
+            && let Some((id, rows)) = repeated_in_table(conn, name)?
+        {
             return Err(crate::exit::fail(
                 crate::exit::Exit::Config,
                 format!(
-                    "[sources.{name}]: id {id} is on {rows} rows; ids must be unique within a source \
-                     (two tables in one source: offset one's ids, as README shows); {job} cannot run"
+                    "table {name}: id {id} is on {rows} rows; ids must be unique (it is a view, or a table \
+                     without a unique key on id); {job} cannot run"
                 ),
             ));
         }
@@ -343,6 +363,76 @@ pub fn check_for(conn: &super::conn::Conn, job: &str) -> anyhow::Result<()> {
             lines.join("; ")
         ),
     ))
+}
+
+/// The input tables whose rows a job tells apart by `id` alone: contacts
+/// (messages), students, tickets (their stage entries), terminals and
+/// punches (what is recorded sent).
+pub const KEYED_BY_ID: &[&str] = &["contacts", "students", "tickets", "terminals", "attendance_logs"];
+
+/// Of `names` (input tables, none mapped), those in rappel's schema that
+/// have an `id` column but no unique key on it alone (a view, or a table an
+/// application made without one): their ids must be checked
+/// (`repeated_in_table`). A table rappel made has its primary key and
+/// costs no scan. On SQLite read from the catalog; on PostgreSQL as `db
+/// migrate` recorded them. Errors: `StoreError`.
+fn unkeyed(conn: &super::conn::Conn, names: &[&str]) -> super::error::Result<Vec<String>> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    match conn.dialect() {
+        crate::store::Dialect::Sqlite => {
+            let mut found = Vec::new();
+            for name in names {
+                let unkeyed: Option<bool> = conn.query_opt(
+                    "SELECT type = 'view' OR NOT (
+                         ((SELECT count(*) FROM pragma_table_info(?1) WHERE pk > 0) = 1
+                          AND EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = 'id' AND pk = 1))
+                         OR EXISTS (SELECT 1 FROM pragma_index_list(?1) AS l
+                                    WHERE l.\"unique\" = 1 AND l.partial = 0
+                                      AND (SELECT count(*) FROM pragma_index_info(l.name)) = 1
+                                      AND (SELECT name FROM pragma_index_info(l.name)) = 'id'))
+                     FROM main.sqlite_master
+                     WHERE name = ?1 AND type IN ('table', 'view')
+                       AND EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = 'id')",
+                    crate::params![*name],
+                    |r| r.get(0),
+                )?;
+                if unkeyed == Some(true) {
+                    found.push((*name).to_string());
+                }
+            }
+            Ok(found)
+        }
+        // As `db migrate` last found them (`postgres::migrate`): a catalog
+        // read per run would cost a new session 2 to 5 ms.
+        crate::store::Dialect::Postgres => {
+            let recorded: Option<String> = conn.query_opt(
+                "SELECT value FROM rappel_meta WHERE key = 'unkeyed_tables'",
+                crate::params![],
+                |r| r.get(0),
+            )?;
+            Ok(recorded
+                .unwrap_or_default()
+                .split(',')
+                .filter(|t| names.contains(t))
+                .map(str::to_string)
+                .collect())
+        }
+    }
+}
+
+/// The smallest `id` on more than one row of input table `name` (one
+/// `unkeyed` found), with its row count; `None` when each is on one.
+/// Reads the whole table. Errors: `StoreError`.
+fn repeated_in_table(conn: &super::conn::Conn, name: &str) -> super::error::Result<Option<(i64, i64)>> {
+    conn.query_opt(
+        &format!(
+            "SELECT id, count(*) FROM {name} WHERE id IS NOT NULL GROUP BY id HAVING count(*) > 1 ORDER BY id LIMIT 1"
+        ),
+        crate::params![],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
 }
 
 /// Creates the indexes rappel needs on input tables, except on those that
@@ -389,5 +479,47 @@ mod tests {
         let conn = crate::db::conn::Conn::sqlite(conn);
         assert!(check_for(&conn, "check-delay-alerts").is_err());
         assert!(check_for(&conn, "send-reminders").is_ok());
+    }
+
+    #[test]
+    fn a_contract_table_made_as_a_view_or_without_a_key_on_id_is_checked_for_repeated_ids() {
+        #[allow(clippy::disallowed_methods, reason = "a scratch database for the test")]
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE people (pk INTEGER PRIMARY KEY, name TEXT, email TEXT);
+             INSERT INTO people VALUES (1, 'Awa', 'awa@example.com'), (2, 'Bob', 'bob@example.com');
+             CREATE VIEW contacts AS SELECT pk AS id, name, email, NULL AS phone, NULL AS locale, NULL AS timezone,
+                 1 AS email_enabled, 0 AS whatsapp_enabled, 0 AS sms_enabled, '' AS muted_kinds FROM people;
+             CREATE TABLE terminals (id INTEGER, serial TEXT, name TEXT, timezone TEXT);
+             INSERT INTO terminals VALUES (1, 'TM-A', 'A', NULL), (2, 'TM-B', 'B', NULL);",
+        )
+        .unwrap();
+        crate::db::migrate(&mut conn).unwrap();
+        let conn = crate::db::conn::Conn::sqlite(conn);
+        assert_eq!(
+            unkeyed(&conn, &["contacts", "terminals", "tickets", "students"]).unwrap(),
+            ["contacts", "terminals"],
+            "rappel's own tables are keyed"
+        );
+        // Unique ids: the jobs run.
+        assert!(check_for(&conn, "send-reminders").is_ok());
+        assert!(check_for(&conn, "sync-attendance").is_ok());
+        conn.execute_batch(
+            "DROP VIEW contacts;
+             CREATE VIEW contacts AS SELECT pk AS id, name, email, NULL AS phone, NULL AS locale, NULL AS timezone,
+                 1 AS email_enabled, 0 AS whatsapp_enabled, 0 AS sms_enabled, '' AS muted_kinds FROM people
+                 UNION ALL SELECT 1, 'Mallory', 'mallory@example.com', NULL, NULL, NULL, 1, 0, 0, '';
+             INSERT INTO terminals VALUES (2, 'TM-C', 'C', NULL);",
+        )
+        .unwrap();
+        let e = check_for(&conn, "send-reminders").unwrap_err();
+        assert_eq!(crate::exit::of_error(&e), crate::exit::Exit::Config, "{e:#}");
+        assert!(
+            format!("{e:#}").contains("table contacts: id 1 is on 2 rows; ids must be unique"),
+            "{e:#}"
+        );
+        let e = check_for(&conn, "sync-attendance").unwrap_err();
+        assert!(format!("{e:#}").contains("table terminals: id 2 is on 2 rows"), "{e:#}");
+        assert!(check_for(&conn, "send-reports").is_ok(), "a job that reads neither");
     }
 }
