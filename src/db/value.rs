@@ -306,7 +306,11 @@ fn pg_cell<'a>(ty: &Type, raw: &'a [u8]) -> Result<Cell<'a>, BoxError> {
             };
             Cell::Text(Cow::Owned(text))
         }
-        Type::JSONB => Cell::Text(String::from_utf8_lossy(raw.get(1..).unwrap_or_default())),
+        // A JSON string is read as the string it holds (a `json` stage
+        // `"Diagnostic"` is the stage Diagnostic, not the same with its
+        // quotes); any other JSON value as its text.
+        Type::JSON => json_text(raw),
+        Type::JSONB => json_text(raw.get(1..).unwrap_or_default()),
         Type::UUID => {
             let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
             let parts = [&hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..]];
@@ -318,13 +322,24 @@ fn pg_cell<'a>(ty: &Type, raw: &'a [u8]) -> Result<Cell<'a>, BoxError> {
     Ok(cell)
 }
 
+/// A `json` value (its text; `jsonb`'s after its version byte) as
+/// `pg_cell` reads it: a string's content, or the text of any other value.
+fn json_text(raw: &[u8]) -> Cell<'_> {
+    let text = String::from_utf8_lossy(raw);
+    if text.trim_start().starts_with('"')
+        && let Ok(inner) = serde_json::from_str::<String>(&text)
+    {
+        return Cell::Text(Cow::Owned(inner));
+    }
+    Cell::Text(text)
+}
+
 fn is_text(ty: &Type) -> bool {
     [
         Type::TEXT,
         Type::VARCHAR,
         Type::BPCHAR,
         Type::NAME,
-        Type::JSON,
         Type::UNKNOWN,
         Type::CHAR,
     ]
@@ -518,6 +533,21 @@ mod tests {
         );
         assert_eq!(pg_cell(&Type::FLOAT4, &0.1_f32.to_be_bytes()).unwrap(), Cell::Real(0.1));
         assert!(matches!(pg_cell(&Type::FLOAT4, &f32::NAN.to_be_bytes()).unwrap(), Cell::Real(v) if v.is_nan()));
+        assert_eq!(
+            pg_cell(&Type::JSON, "\"Attente pi\\u00e8ce\"".as_bytes()).unwrap(),
+            Cell::Text("Attente pièce".into()),
+            "a JSON string: its content"
+        );
+        assert_eq!(
+            pg_cell(&Type::JSONB, b"\x01\"Diagnostic\"").unwrap(),
+            Cell::Text("Diagnostic".into())
+        );
+        assert_eq!(
+            pg_cell(&Type::JSON, br#"{"stage": "x"}"#).unwrap(),
+            Cell::Text(r#"{"stage": "x"}"#.into()),
+            "any other value: its text"
+        );
+        assert_eq!(pg_cell(&Type::JSON, b"12").unwrap(), Cell::Text("12".into()));
     }
 
     #[test]
