@@ -381,7 +381,7 @@ fn unkeyed(conn: &super::conn::Conn, names: &[&str]) -> super::error::Result<Vec
         return Ok(Vec::new());
     }
     match conn.dialect() {
-        crate::store::Dialect::Sqlite => {
+        super::conn::Dialect::Sqlite => {
             let mut found = Vec::new();
             for name in names {
                 let unkeyed: Option<bool> = conn.query_opt(
@@ -406,7 +406,7 @@ fn unkeyed(conn: &super::conn::Conn, names: &[&str]) -> super::error::Result<Vec
         }
         // As `db migrate` last found them (`postgres::migrate`): a catalog
         // read per run would cost a new session 2 to 5 ms.
-        crate::store::Dialect::Postgres => {
+        super::conn::Dialect::Postgres => {
             let recorded: Option<String> = conn.query_opt(
                 "SELECT value FROM rappel_meta WHERE key = 'unkeyed_tables'",
                 crate::params![],
