@@ -281,6 +281,16 @@ fn an_applications_own_table_without_a_column_rappel_reads_does_not_stop_db_migr
     db.batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE")).unwrap();
 }
 
+/// A `contacts` view over an application's `app_people (pk, full_name,
+/// mail)`, `extra` appended to its query (a `UNION ALL`).
+fn contacts_view(extra: &str) -> String {
+    format!(
+        "CREATE OR REPLACE VIEW contacts AS SELECT pk AS id, full_name AS name, mail AS email, NULL::text AS phone,
+             NULL::text AS locale, NULL::text AS timezone, 1 AS email_enabled, 0 AS whatsapp_enabled,
+             0 AS sms_enabled, ''::text AS muted_kinds FROM app_people {extra};"
+    )
+}
+
 /// An application that made `contacts`, `students` and `terminals` as views
 /// over its own tables, and `tickets` keyed by its reference: `db migrate`
 /// makes rappel's tables without a foreign key to them (a view holds none,
@@ -298,14 +308,13 @@ fn an_applications_views_and_a_table_without_an_id_do_not_stop_db_migrate() {
         "CREATE SCHEMA \"{schema}\";
          SET search_path TO \"{schema}\";
          CREATE TABLE app_people (pk bigint PRIMARY KEY, full_name text, mail text);
-         CREATE VIEW contacts AS SELECT pk AS id, full_name AS name, mail AS email, NULL::text AS phone,
-             NULL::text AS locale, NULL::text AS timezone, 1 AS email_enabled, 0 AS whatsapp_enabled,
-             0 AS sms_enabled, ''::text AS muted_kinds FROM app_people;
+         {}
          CREATE VIEW students AS SELECT pk AS id, pk AS contact_id, NULL::bigint AS parent_contact_id,
              1 AS subscription_active, NULL::text AS subscribed_at, NULL::text AS last_active_at FROM app_people;
          CREATE VIEW terminals AS SELECT 1::bigint AS id, 'TM20-001'::text AS serial, 'Entrance'::text AS name,
              NULL::text AS timezone;
-         CREATE TABLE tickets (reference text PRIMARY KEY, device text, customer text, created_at text, closed_at text);"
+         CREATE TABLE tickets (reference text PRIMARY KEY, device text, customer text, created_at text, closed_at text);",
+        contacts_view("")
     ))
     .unwrap();
     let keys = |db: &mut postgres::Client, schema: &str| -> Vec<String> {
@@ -380,20 +389,13 @@ fn a_contacts_view_with_a_repeated_id_stops_the_jobs_that_read_it() {
     let smtp = crate::support::SmtpServer::start();
     let schema = fresh_schema("view_ids");
     let mut db = client(&url, &password);
-    let view = |extra: &str| {
-        format!(
-            "CREATE OR REPLACE VIEW contacts AS SELECT pk AS id, full_name AS name, mail AS email, NULL::text AS phone,
-                 NULL::text AS locale, NULL::text AS timezone, 1 AS email_enabled, 0 AS whatsapp_enabled,
-                 0 AS sms_enabled, ''::text AS muted_kinds FROM app_people {extra};"
-        )
-    };
     db.batch_execute(&format!(
         "CREATE SCHEMA \"{schema}\";
          SET search_path TO \"{schema}\";
          CREATE TABLE app_people (pk bigint PRIMARY KEY, full_name text, mail text);
          INSERT INTO app_people VALUES (1, 'Awa', 'awa@example.com');
          {}",
-        view("")
+        contacts_view("")
     ))
     .unwrap();
     let env = machine(&url, &ca, &schema, smtp.port, 2);
@@ -409,7 +411,7 @@ fn a_contacts_view_with_a_repeated_id_stops_the_jobs_that_read_it() {
         "2026-11-21T07:00:00Z",
     )
     .success();
-    db.batch_execute(&view(
+    db.batch_execute(&contacts_view(
         "UNION ALL SELECT 1, 'Mallory', 'mallory@example.com', NULL, NULL, NULL, 1, 0, 0, ''",
     ))
     .unwrap();
