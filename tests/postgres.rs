@@ -425,6 +425,16 @@ fn a_contacts_view_with_a_repeated_id_stops_the_jobs_that_read_it() {
         );
     }
     assert!(smtp.mails().is_empty(), "nobody gets another's messages");
+    // `db status` says so before a cron does.
+    let out = run_pg(&env, &password, &["db", "status"], "2026-11-21T07:00:00Z").code(74);
+    assert!(
+        out.stdout.contains(
+            "problem:  table contacts: id 1 is on 2 rows; ids must be unique (it is a view, or a table without a \
+             unique key on id): the jobs that read it stop"
+        ),
+        "{}",
+        out.stdout
+    );
     db.batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE")).unwrap();
 }
 

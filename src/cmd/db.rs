@@ -114,7 +114,8 @@ pub fn status(ctx: &Ctx<'_>) -> anyhow::Result<Exit> {
         println!("status:   the database is damaged (PRAGMA quick_check); restore it from a backup");
         return Ok(Exit::IoErr);
     }
-    let problems = db::input_table_problems(conn.lite()?)?;
+    let mut problems = db::input_table_problems(conn.lite()?)?;
+    problems.extend(db::host::repeated_ids(&conn)?);
     if problems.is_empty() {
         println!("status:   up to date; host tables have every column rappel reads");
         Ok(Exit::Ok)
@@ -165,6 +166,9 @@ fn postgres_status(server: &db::postgres::Server) -> anyhow::Result<Exit> {
             );
         }
     }
+    // The tables the application made as a view, or without a key on id
+    // (as `db migrate` recorded them), whose ids repeat.
+    problems.extend(db::postgres::repeated_ids(client, server)?);
     if problems.is_empty() {
         println!("status:   up to date; the input tables have every column rappel reads");
         Ok(Exit::Ok)

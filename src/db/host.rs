@@ -336,10 +336,7 @@ pub fn check_for(conn: &super::conn::Conn, job: &str) -> anyhow::Result<()> {
         {
             return Err(crate::exit::fail(
                 crate::exit::Exit::Config,
-                format!(
-                    "table {name}: id {id} is on {rows} rows; ids must be unique (it is a view, or a table \
-                     without a unique key on id); {job} cannot run"
-                ),
+                format!("{}; {job} cannot run", repeated_line(name, id, rows)),
             ));
         }
     }
@@ -420,6 +417,37 @@ fn unkeyed(conn: &super::conn::Conn, names: &[&str]) -> super::error::Result<Vec
                 .collect())
         }
     }
+}
+
+/// `table contacts: id 1 is on 2 rows; ids must be unique (...)`.
+fn repeated_line(name: &str, id: i64, rows: i64) -> String {
+    format!(
+        "table {name}: id {id} is on {rows} rows; ids must be unique (it is a view, or a table without a \
+         unique key on id)"
+    )
+}
+
+/// For `db status`: one line for each input table (not mapped) made as a
+/// view or without a unique key on `id` where an id is on more than one
+/// row; the jobs that read it stop (`check_for`). Reads those tables whole.
+/// Errors: `StoreError`.
+pub fn repeated_ids(conn: &super::conn::Conn) -> super::error::Result<Vec<String>> {
+    let mapped = super::sources::mapped(conn)?;
+    let unmapped: Vec<&str> = KEYED_BY_ID
+        .iter()
+        .copied()
+        .filter(|n| !mapped.iter().any(|m| m == n))
+        .collect();
+    let mut lines = Vec::new();
+    for name in unkeyed(conn, &unmapped)? {
+        if let Some((id, rows)) = repeated_in_table(conn, &name)? {
+            lines.push(format!(
+                "{}: the jobs that read it stop",
+                repeated_line(&name, id, rows)
+            ));
+        }
+    }
+    Ok(lines)
 }
 
 /// The smallest `id` on more than one row of input table `name` (one
@@ -521,5 +549,14 @@ mod tests {
         let e = check_for(&conn, "sync-attendance").unwrap_err();
         assert!(format!("{e:#}").contains("table terminals: id 2 is on 2 rows"), "{e:#}");
         assert!(check_for(&conn, "send-reports").is_ok(), "a job that reads neither");
+        assert_eq!(
+            repeated_ids(&conn).unwrap(),
+            [
+                "table contacts: id 1 is on 2 rows; ids must be unique (it is a view, or a table without a unique key \
+                 on id): the jobs that read it stop",
+                "table terminals: id 2 is on 2 rows; ids must be unique (it is a view, or a table without a unique \
+                 key on id): the jobs that read it stop"
+            ]
+        );
     }
 }

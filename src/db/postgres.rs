@@ -367,6 +367,18 @@ pub fn columns(client: &mut postgres::Client, server: &Server, table: &str) -> a
         .collect())
 }
 
+/// `db::host::repeated_ids` on `client`, a session on `server` (rappel's
+/// schema put first on its search path). Errors: the server's.
+pub fn repeated_ids(mut client: postgres::Client, server: &Server) -> anyhow::Result<Vec<String>> {
+    client
+        .batch_execute(&format!(
+            "SET search_path TO \"{}\"",
+            server.schema.replace('"', "\"\"")
+        ))
+        .map_err(|e| refused(&e, &format!("{}: cannot use the schema", server.shown)))?;
+    Ok(super::host::repeated_ids(&super::conn::Conn::postgres(client, false))?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
