@@ -458,13 +458,31 @@ fn columns_of_types_rappels_indexes_cannot_take_do_not_stop_db_migrate() {
              entered_at text NOT NULL);
          CREATE TYPE report_state AS ENUM ('queued', 'done');
          CREATE TABLE scheduled_reports (id bigserial PRIMARY KEY, title text NOT NULL, recipients text NOT NULL,
-             scheduled_at text NOT NULL, status report_state NOT NULL DEFAULT 'queued');"
+             scheduled_at text NOT NULL, status report_state NOT NULL DEFAULT 'queued');
+         CREATE TYPE punch_state AS ENUM ('pending', 'sending', 'sent', 'failed');
+         CREATE TABLE attendance_logs (id bigserial PRIMARY KEY, terminal_id bigint NOT NULL, enroll_id bigint NOT NULL,
+             user_name text NOT NULL DEFAULT '', punched_at text NOT NULL, mode integer NOT NULL DEFAULT 0,
+             inout integer NOT NULL DEFAULT 0, event integer NOT NULL DEFAULT 0, temperature double precision,
+             access_granted integer NOT NULL DEFAULT 1, sync_status punch_state NOT NULL DEFAULT 'pending',
+             sync_attempts integer NOT NULL DEFAULT 0, next_attempt_at text, sync_lease_until text, synced_at text,
+             sync_error text);"
     ))
     .unwrap();
     let env = schema_env(&url, &ca, &schema);
     let (code, out) = run_with_password(&env, &password, &["db", "migrate"]);
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("schema 0 -> 12"), "{out}");
+    // An enum where rappel writes a punch's status as text: named before a
+    // run stops on it.
+    let (code, out) = run_with_password(&env, &password, &["db", "status"]);
+    assert_eq!(code, Some(74), "{out}");
+    assert!(
+        out.contains(
+            "problem:  column attendance_logs.sync_status is of type punch_state: rappel writes a status there as \
+             text (make it text or varchar); sync-attendance stops"
+        ),
+        "{out}"
+    );
     let indexes: Vec<String> = db
         .query(
             "SELECT indexname::text FROM pg_indexes WHERE schemaname = $1 AND tablename IN ('ticket_events', 'scheduled_reports')

@@ -168,6 +168,7 @@ fn postgres_status(server: &db::postgres::Server) -> anyhow::Result<Exit> {
     }
     // The tables the application made as a view, or without a key on id
     // (as `db migrate` recorded them), whose ids repeat.
+    problems.extend(db::postgres::status_columns_not_text(&mut client, server)?);
     problems.extend(db::postgres::repeated_ids(client, server)?);
     if problems.is_empty() {
         println!("status:   up to date; the input tables have every column rappel reads");

@@ -367,6 +367,30 @@ pub fn columns(client: &mut postgres::Client, server: &Server, table: &str) -> a
         .collect())
 }
 
+/// For `db status`: the columns rappel writes its status into as text
+/// (`attendance_logs.sync_status`) that the application typed otherwise,
+/// an enum: each job that writes it would stop with the server's
+/// refusal. One line each. Errors: the server's.
+pub fn status_columns_not_text(client: &mut postgres::Client, server: &Server) -> anyhow::Result<Vec<String>> {
+    Ok(client
+        .query(
+            "SELECT table_name::text, column_name::text, udt_name::text FROM information_schema.columns
+             WHERE table_schema = $1 AND table_name = 'attendance_logs' AND column_name = 'sync_status'
+               AND data_type = 'USER-DEFINED'",
+            &[&server.schema],
+        )
+        .map_err(|e| refused(&e, &format!("{}: cannot read the tables' columns", server.shown)))?
+        .iter()
+        .map(|r| {
+            let (table, column, ty): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+            format!(
+                "column {table}.{column} is of type {ty}: rappel writes a status there as text \
+                 (make it text or varchar); sync-attendance stops"
+            )
+        })
+        .collect())
+}
+
 /// `db::host::repeated_ids` on `client`, a session on `server` (rappel's
 /// schema put first on its search path). Errors: the server's.
 pub fn repeated_ids(mut client: postgres::Client, server: &Server) -> anyhow::Result<Vec<String>> {
