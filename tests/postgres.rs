@@ -438,6 +438,70 @@ fn a_contacts_view_with_a_repeated_id_stops_the_jobs_that_read_it() {
     db.batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE")).unwrap();
 }
 
+/// What counts as a key on `id` when `db migrate` records the tables whose
+/// ids the jobs check: not a unique index left invalid (a `CREATE UNIQUE
+/// INDEX CONCURRENTLY` that failed on a repeated id), nor a primary key
+/// whose table has a child (`INHERITS`), whose rows it does not cover.
+#[test]
+fn an_invalid_unique_index_or_a_child_table_is_no_key_on_id() {
+    let Some((url, password, ca)) = server("an_invalid_unique_index_or_a_child_table") else {
+        return;
+    };
+    let schema = fresh_schema("no_key");
+    let mut db = client(&url, &password);
+    db.batch_execute(&format!(
+        "CREATE SCHEMA \"{schema}\";
+         SET search_path TO \"{schema}\";
+         CREATE TABLE app_people (pk bigint, full_name text, mail text);
+         INSERT INTO app_people VALUES (1, 'Alice', 'alice@example.com'), (1, 'Mallory', 'mallory@example.com');
+         CREATE TABLE contacts AS SELECT pk AS id, full_name AS name, mail AS email, NULL::text AS phone,
+             NULL::text AS locale, NULL::text AS timezone, 1 AS email_enabled, 0 AS whatsapp_enabled,
+             0 AS sms_enabled, ''::text AS muted_kinds FROM app_people;
+         CREATE TABLE terminals (id bigint PRIMARY KEY, serial text NOT NULL, name text, timezone text);
+         CREATE TABLE more_terminals () INHERITS (terminals);"
+    ))
+    .unwrap();
+    // Left invalid by the repeated id, as a concurrent build leaves it.
+    let invalid = db.batch_execute(&format!(
+        "CREATE UNIQUE INDEX CONCURRENTLY contacts_id ON \"{schema}\".contacts (id)"
+    ));
+    assert!(invalid.is_err());
+    let env = schema_env(&url, &ca, &schema);
+    let (code, out) = run_with_password(&env, &password, &["db", "migrate"]);
+    assert_eq!(code, Some(0), "{out}");
+    let unkeyed: String = db
+        .query_one(
+            &format!("SELECT value FROM \"{schema}\".rappel_meta WHERE key = 'unkeyed_tables'"),
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(unkeyed, "contacts,terminals");
+    let (code, out) = run_with_password(&env, &password, &["db", "status"]);
+    assert_eq!(code, Some(74), "{out}");
+    assert!(out.contains("table contacts: id 1 is on 2 rows"), "{out}");
+    assert!(!out.contains("run `rappel db migrate` so the jobs"), "{out}");
+    // A view made after `db migrate`: `db status` looks now, and says to
+    // record it for the jobs.
+    db.batch_execute(&format!(
+        "SET search_path TO \"{schema}\";
+         DROP TABLE students CASCADE;
+         CREATE VIEW students AS SELECT 1::bigint AS id, 1::bigint AS contact_id, NULL::bigint AS parent_contact_id,
+             1 AS subscription_active, NULL::text AS subscribed_at, NULL::text AS last_active_at;"
+    ))
+    .unwrap();
+    let (code, out) = run_with_password(&env, &password, &["db", "status"]);
+    assert_eq!(code, Some(74), "{out}");
+    assert!(
+        out.contains(
+            "problem:  the input tables without a unique key on id are now: contacts,students,terminals; \
+             run `rappel db migrate` so the jobs check their ids"
+        ),
+        "{out}"
+    );
+    db.batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE")).unwrap();
+}
+
 /// Columns of types an index cannot take as rappel's indexes name them (a
 /// `json` stage: no ordering; an enum status without a label a partial
 /// index names) leave those indexes out; `db migrate` goes on, as on

@@ -384,14 +384,14 @@ fn unkeyed(conn: &super::conn::Conn, names: &[&str]) -> super::error::Result<Vec
                 let unkeyed: Option<bool> = conn.query_opt(
                     "SELECT type = 'view' OR NOT (
                          ((SELECT count(*) FROM pragma_table_info(?1) WHERE pk > 0) = 1
-                          AND EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = 'id' AND pk = 1))
+                          AND EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = 'id' COLLATE NOCASE AND pk = 1))
                          OR EXISTS (SELECT 1 FROM pragma_index_list(?1) AS l
                                     WHERE l.\"unique\" = 1 AND l.partial = 0
                                       AND (SELECT count(*) FROM pragma_index_info(l.name)) = 1
-                                      AND (SELECT name FROM pragma_index_info(l.name)) = 'id'))
+                                      AND (SELECT name FROM pragma_index_info(l.name)) = 'id' COLLATE NOCASE))
                      FROM main.sqlite_master
-                     WHERE name = ?1 AND type IN ('table', 'view')
-                       AND EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = 'id')",
+                     WHERE name = ?1 COLLATE NOCASE AND type IN ('table', 'view')
+                       AND EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = 'id' COLLATE NOCASE)",
                     crate::params![*name],
                     |r| r.get(0),
                 )?;
@@ -438,13 +438,16 @@ pub fn repeated_ids(conn: &super::conn::Conn) -> super::error::Result<Vec<String
         .copied()
         .filter(|n| !mapped.iter().any(|m| m == n))
         .collect();
+    repeated_ids_in(conn, &unkeyed(conn, &unmapped)?)
+}
+
+/// `repeated_ids` over `names`, input tables found without a key on `id`.
+/// Errors: `StoreError`.
+pub fn repeated_ids_in(conn: &super::conn::Conn, names: &[String]) -> super::error::Result<Vec<String>> {
     let mut lines = Vec::new();
-    for name in unkeyed(conn, &unmapped)? {
-        if let Some((id, rows)) = repeated_in_table(conn, &name)? {
-            lines.push(format!(
-                "{}: the jobs that read it stop",
-                repeated_line(&name, id, rows)
-            ));
+    for name in names {
+        if let Some((id, rows)) = repeated_in_table(conn, name)? {
+            lines.push(format!("{}: the jobs that read it stop", repeated_line(name, id, rows)));
         }
     }
     Ok(lines)
@@ -507,6 +510,23 @@ mod tests {
         let conn = crate::db::conn::Conn::sqlite(conn);
         assert!(check_for(&conn, "check-delay-alerts").is_err());
         assert!(check_for(&conn, "send-reminders").is_ok());
+    }
+
+    #[test]
+    fn a_table_named_in_other_case_is_the_same_table() {
+        #[allow(clippy::disallowed_methods, reason = "a scratch database for the test")]
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE CONTACTS (ID INTEGER, name TEXT, email TEXT, phone TEXT, locale TEXT, timezone TEXT,
+                 email_enabled INTEGER, whatsapp_enabled INTEGER, sms_enabled INTEGER, muted_kinds TEXT);
+             INSERT INTO CONTACTS (ID, name) VALUES (1, 'Alice'), (1, 'Mallory');",
+        )
+        .unwrap();
+        crate::db::migrate(&mut conn).unwrap();
+        let conn = crate::db::conn::Conn::sqlite(conn);
+        assert_eq!(unkeyed(&conn, &["contacts"]).unwrap(), ["contacts"]);
+        let e = check_for(&conn, "send-reminders").unwrap_err();
+        assert!(format!("{e:#}").contains("table contacts: id 1 is on 2 rows"), "{e:#}");
     }
 
     #[test]

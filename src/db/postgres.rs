@@ -391,16 +391,34 @@ pub fn status_columns_not_text(client: &mut postgres::Client, server: &Server) -
         .collect())
 }
 
-/// `db::host::repeated_ids` on `client`, a session on `server` (rappel's
-/// schema put first on its search path). Errors: the server's.
+/// For `db status`, on `client`, a session on `server` (rappel's schema put
+/// first on its search path): the input tables without a key on `id` as
+/// they are now (`migrate::unkeyed_query`), each whose ids repeat
+/// (`db::host::repeated_ids_in`), and a line when they differ from what
+/// `db migrate` recorded for the jobs. Errors: the server's.
 pub fn repeated_ids(mut client: postgres::Client, server: &Server) -> anyhow::Result<Vec<String>> {
+    let failed = |e: postgres::Error| refused(&e, &format!("{}: cannot read the input tables' keys", server.shown));
     client
         .batch_execute(&format!(
             "SET search_path TO \"{}\"",
             server.schema.replace('"', "\"\"")
         ))
-        .map_err(|e| refused(&e, &format!("{}: cannot use the schema", server.shown)))?;
-    Ok(super::host::repeated_ids(&super::conn::Conn::postgres(client, false))?)
+        .map_err(failed)?;
+    let now: String = client.query_one(&migrate::unkeyed_query(), &[]).map_err(failed)?.get(0);
+    let recorded: Option<String> = client
+        .query_opt("SELECT value FROM rappel_meta WHERE key = 'unkeyed_tables'", &[])
+        .map_err(failed)?
+        .map(|r| r.get(0));
+    let names: Vec<String> = now.split(',').filter(|t| !t.is_empty()).map(str::to_string).collect();
+    let mut lines = super::host::repeated_ids_in(&super::conn::Conn::postgres(client, false), &names)?;
+    if recorded.as_deref().unwrap_or_default() != now {
+        lines.push(format!(
+            "the input tables without a unique key on id are now: {}; run `rappel db migrate` so the jobs \
+             check their ids",
+            if now.is_empty() { "none" } else { now.as_str() }
+        ));
+    }
+    Ok(lines)
 }
 
 #[cfg(test)]

@@ -323,11 +323,19 @@ fn pg_cell<'a>(ty: &Type, raw: &'a [u8]) -> Result<Cell<'a>, BoxError> {
 }
 
 /// A `json` value (its text; `jsonb`'s after its version byte) as
-/// `pg_cell` reads it: a string's content, or the text of any other value.
+/// `pg_cell` reads it: a string's content (but one holding U+0000, which
+/// no text column takes: its JSON text), `null` as NULL (an
+/// `alert_recipients.stages` of JSON null is every stage, as SQL NULL), or
+/// the text of any other value.
 fn json_text(raw: &[u8]) -> Cell<'_> {
     let text = String::from_utf8_lossy(raw);
-    if text.trim_start().starts_with('"')
-        && let Ok(inner) = serde_json::from_str::<String>(&text)
+    let value = text.trim();
+    if value == "null" {
+        return Cell::Null;
+    }
+    if value.starts_with('"')
+        && let Ok(inner) = serde_json::from_str::<String>(value)
+        && !inner.contains('\0')
     {
         return Cell::Text(Cow::Owned(inner));
     }
@@ -548,6 +556,12 @@ mod tests {
             "any other value: its text"
         );
         assert_eq!(pg_cell(&Type::JSON, b"12").unwrap(), Cell::Text("12".into()));
+        assert_eq!(pg_cell(&Type::JSON, b" null ").unwrap(), Cell::Null, "JSON null: NULL");
+        assert_eq!(
+            pg_cell(&Type::JSON, br#""Diag\u0000nostic""#).unwrap(),
+            Cell::Text(r#""Diag\u0000nostic""#.into()),
+            "a string no text column takes: its JSON text"
+        );
     }
 
     #[test]

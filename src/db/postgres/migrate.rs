@@ -134,28 +134,41 @@ pub fn migrate(server: &Server) -> anyhow::Result<(u32, Vec<&'static str>)> {
     // every job (the catalog's first read costs a session 2 to 5 ms).
     tx.execute(
         &format!(
-            "INSERT INTO rappel_meta (key, value)
-             SELECT 'unkeyed_tables', coalesce(string_agg(c.relname::text, ',' ORDER BY c.relname), '')
-             FROM pg_class c
-             WHERE c.oid IN ({})
-               AND EXISTS (SELECT 1 FROM pg_attribute a
-                           WHERE a.attrelid = c.oid AND a.attname = 'id' AND NOT a.attisdropped)
-               AND NOT EXISTS (SELECT 1 FROM pg_index i
-                               WHERE i.indrelid = c.oid AND i.indisunique AND i.indnkeyatts = 1 AND i.indpred IS NULL
-                                 AND i.indkey[0] = (SELECT a.attnum FROM pg_attribute a
-                                                    WHERE a.attrelid = c.oid AND a.attname = 'id'))
+            "INSERT INTO rappel_meta (key, value) SELECT 'unkeyed_tables', ({})
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            crate::db::host::KEYED_BY_ID
-                .iter()
-                .map(|t| format!("to_regclass('{t}')"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            unkeyed_query()
         ),
         &[],
     )
     .map_err(|e| super::refused(&e, &at("cannot record the input tables without a key on id")))?;
     tx.commit().map_err(|e| super::refused(&e, &at("cannot commit")))?;
     Ok((before, applied))
+}
+
+/// A query giving, as one comma-separated text, the input tables of rappel's
+/// schema (on the search path) that have an `id` column and no key on it:
+/// a view, a table without a valid, immediate, whole-table unique index on
+/// `id` alone, or one with a child table (`INHERITS`) whose rows that index
+/// does not cover. `db::host::KEYED_BY_ID` names the tables looked at.
+pub fn unkeyed_query() -> String {
+    format!(
+        "SELECT coalesce(string_agg(c.relname::text, ',' ORDER BY c.relname), '')
+         FROM pg_class c
+         WHERE c.oid IN ({})
+           AND EXISTS (SELECT 1 FROM pg_attribute a
+                       WHERE a.attrelid = c.oid AND a.attname = 'id' AND NOT a.attisdropped)
+           AND (NOT EXISTS (SELECT 1 FROM pg_index i
+                            WHERE i.indrelid = c.oid AND i.indisunique AND i.indisvalid AND i.indimmediate
+                              AND i.indnkeyatts = 1 AND i.indpred IS NULL
+                              AND i.indkey[0] = (SELECT a.attnum FROM pg_attribute a
+                                                 WHERE a.attrelid = c.oid AND a.attname = 'id'))
+                OR EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhparent = c.oid))",
+        crate::db::host::KEYED_BY_ID
+            .iter()
+            .map(|t| format!("to_regclass('{t}')"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
 }
 
 /// A schema newer than this rappel's.
