@@ -245,7 +245,7 @@ pub fn naive_instants(conn: &Connection) -> rusqlite::Result<Vec<(String, String
 
 fn has_columns(conn: &Connection, table: &str, wanted: &[&str]) -> rusqlite::Result<bool> {
     let have = columns(conn, table)?;
-    Ok(wanted.iter().all(|w| have.iter().any(|c| c == w)))
+    Ok(wanted.iter().all(|w| have.iter().any(|c| c.eq_ignore_ascii_case(w))))
 }
 
 /// A host table that exists without a column rappel reads.
@@ -289,7 +289,11 @@ pub fn clashes(conn: &Connection) -> rusqlite::Result<Vec<Clash>> {
         if have.is_empty() {
             continue;
         }
-        for column in wanted.iter().filter(|c| !have.iter().any(|h| h == *c)) {
+        // SQLite's names match in any case: `ID` is the column `id`.
+        for column in wanted
+            .iter()
+            .filter(|c| !have.iter().any(|h| h.eq_ignore_ascii_case(c)))
+        {
             found.push(Clash {
                 table,
                 column: column.to_string(),
@@ -509,6 +513,21 @@ mod tests {
         );
         let conn = crate::db::conn::Conn::sqlite(conn);
         assert!(check_for(&conn, "check-delay-alerts").is_err());
+        assert!(check_for(&conn, "send-reminders").is_ok());
+    }
+
+    #[test]
+    fn a_column_named_in_other_case_is_the_same_column() {
+        #[allow(clippy::disallowed_methods, reason = "a scratch database for the test")]
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE contacts (ID INTEGER PRIMARY KEY, Name TEXT, email TEXT, phone TEXT, locale TEXT,
+                 timezone TEXT, email_enabled INTEGER, whatsapp_enabled INTEGER, sms_enabled INTEGER, muted_kinds TEXT)",
+        )
+        .unwrap();
+        crate::db::migrate(&mut conn).unwrap();
+        assert!(clashes(&conn).unwrap().is_empty());
+        let conn = crate::db::conn::Conn::sqlite(conn);
         assert!(check_for(&conn, "send-reminders").is_ok());
     }
 
