@@ -166,8 +166,9 @@ fn postgres_status(server: &db::postgres::Server) -> anyhow::Result<Exit> {
             );
         }
     }
-    // The tables the application made as a view, or without a key on id
-    // (as `db migrate` recorded them), whose ids repeat.
+    // A status column rappel cannot write text into, and the tables the
+    // application made as a view or without a key on id (as they are now)
+    // whose ids repeat.
     problems.extend(db::postgres::status_columns_not_text(&mut client, server)?);
     problems.extend(db::postgres::repeated_ids(client, server)?);
     if problems.is_empty() {

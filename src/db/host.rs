@@ -318,12 +318,7 @@ pub fn check_for(conn: &super::conn::Conn, job: &str) -> anyhow::Result<()> {
         .copied()
         .filter(|name| READERS.iter().any(|(t, jobs)| t == name && jobs.contains(&job)))
         .collect();
-    let unmapped: Vec<&str> = read
-        .iter()
-        .copied()
-        .filter(|n| !mapped.iter().any(|m| m == n))
-        .collect();
-    let unkeyed = unkeyed(conn, &unmapped)?;
+    let unkeyed = unkeyed(conn, &unmapped(&read, &mapped))?;
     for name in read {
         if mapped.iter().any(|m| m == name) {
             if let Some((id, rows)) = super::sources::repeated_id(conn, name)? {
@@ -407,20 +402,24 @@ fn unkeyed(conn: &super::conn::Conn, names: &[&str]) -> super::error::Result<Vec
         }
         // As `db migrate` last found them (`postgres::migrate`): a catalog
         // read per run would cost a new session 2 to 5 ms.
-        super::conn::Dialect::Postgres => {
-            let recorded: Option<String> = conn.query_opt(
-                "SELECT value FROM rappel_meta WHERE key = 'unkeyed_tables'",
-                crate::params![],
-                |r| r.get(0),
-            )?;
-            Ok(recorded
-                .unwrap_or_default()
-                .split(',')
-                .filter(|t| names.contains(t))
-                .map(str::to_string)
-                .collect())
-        }
+        super::conn::Dialect::Postgres => Ok(recorded_unkeyed(conn)?
+            .unwrap_or_default()
+            .split(',')
+            .filter(|t| names.contains(t))
+            .map(str::to_string)
+            .collect()),
     }
+}
+
+/// On PostgreSQL, the input tables without a key on `id` as `db migrate`
+/// last recorded them (`rappel_meta.unkeyed_tables`, comma-separated);
+/// `None` before it first did. Errors: `StoreError`.
+pub fn recorded_unkeyed(conn: &super::conn::Conn) -> super::error::Result<Option<String>> {
+    conn.query_opt(
+        "SELECT value FROM rappel_meta WHERE key = 'unkeyed_tables'",
+        crate::params![],
+        |r| r.get(0),
+    )
 }
 
 /// `table contacts: id 1 is on 2 rows; ids must be unique (...)`.
@@ -437,12 +436,16 @@ fn repeated_line(name: &str, id: i64, rows: i64) -> String {
 /// Errors: `StoreError`.
 pub fn repeated_ids(conn: &super::conn::Conn) -> super::error::Result<Vec<String>> {
     let mapped = super::sources::mapped(conn)?;
-    let unmapped: Vec<&str> = KEYED_BY_ID
+    repeated_ids_in(conn, &unkeyed(conn, &unmapped(KEYED_BY_ID, &mapped))?)
+}
+
+/// Those of `names` that are not among `mapped` (`[sources]`' views).
+fn unmapped<'a>(names: &[&'a str], mapped: &[String]) -> Vec<&'a str> {
+    names
         .iter()
         .copied()
         .filter(|n| !mapped.iter().any(|m| m == n))
-        .collect();
-    repeated_ids_in(conn, &unkeyed(conn, &unmapped)?)
+        .collect()
 }
 
 /// `repeated_ids` over `names`, input tables found without a key on `id`.

@@ -397,20 +397,17 @@ pub fn status_columns_not_text(client: &mut postgres::Client, server: &Server) -
 /// (`db::host::repeated_ids_in`), and a line when they differ from what
 /// `db migrate` recorded for the jobs. Errors: the server's.
 pub fn repeated_ids(mut client: postgres::Client, server: &Server) -> anyhow::Result<Vec<String>> {
-    let failed = |e: postgres::Error| refused(&e, &format!("{}: cannot read the input tables' keys", server.shown));
     client
         .batch_execute(&format!(
             "SET search_path TO \"{}\"",
             server.schema.replace('"', "\"\"")
         ))
-        .map_err(failed)?;
-    let now: String = client.query_one(&migrate::unkeyed_query(), &[]).map_err(failed)?.get(0);
-    let recorded: Option<String> = client
-        .query_opt("SELECT value FROM rappel_meta WHERE key = 'unkeyed_tables'", &[])
-        .map_err(failed)?
-        .map(|r| r.get(0));
+        .map_err(|e| refused(&e, &format!("{}: cannot use the schema", server.shown)))?;
+    let conn = super::conn::Conn::postgres(client, false);
+    let now: String = conn.query_row(&migrate::unkeyed_query(), crate::params![], |r| r.get(0))?;
+    let recorded = super::host::recorded_unkeyed(&conn)?;
     let names: Vec<String> = now.split(',').filter(|t| !t.is_empty()).map(str::to_string).collect();
-    let mut lines = super::host::repeated_ids_in(&super::conn::Conn::postgres(client, false), &names)?;
+    let mut lines = super::host::repeated_ids_in(&conn, &names)?;
     if recorded.as_deref().unwrap_or_default() != now {
         lines.push(format!(
             "the input tables without a unique key on id are now: {}; run `rappel db migrate` so the jobs \
