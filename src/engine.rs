@@ -6,6 +6,7 @@ pub mod backoff;
 pub mod lock;
 pub mod recheck;
 pub mod record;
+pub mod sessions;
 pub mod writer;
 
 use crate::domain::Channel;
@@ -26,6 +27,7 @@ use crate::store;
 use crate::store::claims::{self as claim, Claimed, Scope};
 use recheck::{Looks, Recheck, Verdict};
 use record::{Decided, Effect, Recorder, SourceHook};
+use sessions::Sessions;
 use writer::{Queue, WriteLock, Writer};
 
 /// Rows one worker claims at a time: a claim is one write transaction, so
@@ -113,7 +115,8 @@ struct Shared {
 impl Engine<'_> {
     /// Sends every due row in `scope`, with as many workers as the channels
     /// allow; `conn` (the run's connection) takes the run's first steps,
-    /// each worker and the outcome writer open their own.
+    /// the workers share sessions of their own (`sessions::limit`) and the
+    /// outcome writer opens one.
     pub fn deliver(&self, scope: &Scope, conn: &mut store::Conn) -> anyhow::Result<Tally> {
         let mut tally = Tally::default();
         let reclaimed = claim::reclaim_expired(conn, self.clock.wall())?;
@@ -180,7 +183,6 @@ impl Engine<'_> {
             self.delivery.lease,
         );
         let writer = Writer {
-            db: self.db,
             run_id: &self.run_id,
             hooks: self.hooks,
             now: self.clock.now(),
@@ -188,17 +190,18 @@ impl Engine<'_> {
             failed: &shared.writer_failed,
         };
         let (queue, inbox) = writer::queue();
+        let sessions = Sessions::new(self.db, sessions::limit(self.db, workers));
         let (written, results) = std::thread::scope(|s| {
             let handles: Vec<_> = (0..workers)
                 .map(|_| {
                     let queue = queue.clone();
-                    s.spawn(|| self.worker(scope, &channels, &shared, queue, per_claim))
+                    s.spawn(|| self.worker(scope, &channels, &shared, &sessions, queue, per_claim))
                 })
                 .collect();
             // The writer runs on this thread (whose memory planning already
             // grew) and ends once every worker's end of the queue is gone.
             drop(queue);
-            let written = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| writer.run(inbox)))
+            let written = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| writer.run(conn, inbox)))
                 .unwrap_or_else(|_| Err(anyhow::anyhow!("the outcome writer panicked")));
             let results: Vec<anyhow::Result<Tally>> = handles
                 .into_iter()
@@ -220,17 +223,18 @@ impl Engine<'_> {
 
     /// Claims due rows and sends them, handing each outcome to the writer;
     /// returns the counts of what it settled itself (a row lost to another
-    /// run before its send).
+    /// run before its send). A session of `sessions` is taken for each
+    /// claim and each row's reads and writes, never across a send or a wait.
     fn worker(
         &self,
         scope: &Scope,
         channels: &[Channel],
         shared: &Shared,
+        sessions: &Sessions<'_>,
         queue: Queue,
         per_claim: usize,
     ) -> anyhow::Result<Tally> {
         let mut tally = Tally::default();
-        let mut conn = self.db.connect()?;
         let recorder = Recorder {
             run_id: &self.run_id,
             delivery: self.delivery,
@@ -259,6 +263,11 @@ impl Engine<'_> {
                 lease: self.delivery.lease,
                 after: shared.claimed_up_to.load(Ordering::Relaxed),
             };
+            // The session before the write lock, in every thread: a thread
+            // holding the lock never waits for a session another holds
+            // while it waits for the lock.
+            let mut conn = sessions.take()?;
+            claimer.after = shared.claimed_up_to.load(Ordering::Relaxed);
             let mut batch = {
                 let _writing = shared.writes.hold();
                 claim::claim(&mut conn, &claimer, self.clock.wall(), per_claim)?
@@ -275,7 +284,9 @@ impl Engine<'_> {
                 break;
             };
             shared.claimed_up_to.fetch_max(last.id, Ordering::Relaxed);
-            let mut looks = if self.reads_together_on_server(&conn, last.job) {
+            let wide = self.reads_together_on_server(&conn, last.job);
+            drop(conn);
+            let mut looks = if wide {
                 Looks::wide(batch.len())
             } else {
                 Looks::new(batch.len())
@@ -285,7 +296,7 @@ impl Engine<'_> {
             let mut leases: Vec<Option<DateTime<Utc>>> = batch.iter().map(|r| Some(r.lease_until)).collect();
             for (i, row) in batch.iter().enumerate() {
                 let transport = row.channel.transport();
-                let hold = self.hold_of(&conn, row);
+                let hold = self.hold_of(sessions, row)?;
                 // A transport that rejected our credentials sends nothing
                 // more; nor does anything once an outcome could not be
                 // recorded (another may not be either). The rows go back.
@@ -318,6 +329,8 @@ impl Engine<'_> {
                     // before the send, never before a sleep.
                     shared.rate.wait();
                     let margin = send_margin(self.delivery.lease, self.channels.budget(row.channel));
+                    // Given back before the send (`send_one`).
+                    let mut conn = sessions.take()?;
                     if leases[i].is_some_and(|until| self.clock.wall() + margin >= until) {
                         self.renew(&conn, &batch[i..], &mut leases[i..], shared)?;
                     }
@@ -340,6 +353,11 @@ impl Engine<'_> {
                             })
                             .map(|next| next.recipient.as_str());
                         let to_send = Send { row, lease_until, then };
+                        let readdressed = match &verdict {
+                            Verdict::SendTo(to) => Some(recorder.readdress(&conn, row, to)?),
+                            _ => None,
+                        };
+                        drop(conn);
                         match verdict {
                             Verdict::Send => self.send_one(&recorder, &to_send, &row.recipient, shared),
                             Verdict::SendTo(to) => {
@@ -349,7 +367,7 @@ impl Engine<'_> {
                                     row.channel,
                                     row.recipient
                                 );
-                                if let Some(effect) = recorder.readdress(&conn, row, &to)? {
+                                if let Some(effect) = readdressed.flatten() {
                                     count(&mut tally, effect, row.id, &row.kind, &row.recipient);
                                     continue;
                                 }
@@ -425,19 +443,24 @@ impl Engine<'_> {
     }
 
     /// What holds `row` back, when `[delivery] quiet_hours` or its kind's
-    /// send window is set (`quiet::SendPolicy::hold_for`); a contact whose
-    /// zone cannot be read is held in the configured zone, with a warning.
-    fn hold_of(&self, conn: &store::Conn, row: &Claimed) -> Option<Hold<'_>> {
+    /// send window is set (`quiet::SendPolicy::hold_for`, read on a session
+    /// of `sessions`); a contact whose zone cannot be read is held in the
+    /// configured zone, with a warning. Errors: no session could be opened.
+    fn hold_of(&self, sessions: &Sessions<'_>, row: &Claimed) -> anyhow::Result<Option<Hold<'_>>> {
         let policy = &self.delivery.send;
-        policy
-            .hold_for(conn, &row.kind, row.contact_id, self.zone)
+        if policy.is_open() {
+            return Ok(None);
+        }
+        let conn = sessions.take()?;
+        Ok(policy
+            .hold_for(&conn, &row.kind, row.contact_id, self.zone)
             .unwrap_or_else(|e| {
                 log::warn!(
                     "delivery {}: its contact's zone cannot be read ({e}); the configured one is used",
                     row.id
                 );
-                policy.hold_for(conn, &row.kind, None, self.zone).ok().flatten()
-            })
+                policy.hold_for(&conn, &row.kind, None, self.zone).ok().flatten()
+            }))
     }
 
     /// Whether row `i` of `batch` still goes: its last look, read with

@@ -164,12 +164,12 @@ fn db_migrate_makes_rappels_schema_once_even_from_two_machines_at_once() {
         .filter(|o| o.contains("applied postgres/0007_schema.sql"))
         .count();
     assert_eq!(applied, 1, "{outs:?}");
-    assert!(outs.iter().any(|o| o.contains("schema 0 -> 12")), "{outs:?}");
-    assert!(outs.iter().any(|o| o.contains("schema 12, up to date")), "{outs:?}");
+    assert!(outs.iter().any(|o| o.contains("schema 0 -> 13")), "{outs:?}");
+    assert!(outs.iter().any(|o| o.contains("schema 13, up to date")), "{outs:?}");
     let (code, out) = run(&["db", "status"]);
     assert_eq!(code, Some(0), "{out}");
     assert!(
-        out.contains("at version 12 (this rappel: 12)") && out.contains("up to date"),
+        out.contains("at version 13 (this rappel: 13)") && out.contains("up to date"),
         "{out}"
     );
 
@@ -208,6 +208,17 @@ fn db_migrate_makes_rappels_schema_once_even_from_two_machines_at_once() {
         cover.len() == 1 && cover[0].starts_with("rappel_ticket_events_cover ") && cover[0].contains("INCLUDE (id)"),
         "{cover:?}"
     );
+    // Deliveries' pages are filled to half (schema 13), for each row's next
+    // versions.
+    let options: Option<Vec<String>> = db
+        .query_one(
+            "SELECT c.reloptions FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = $1 AND c.relname = 'rappel_deliveries'",
+            &[&schema],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(options, Some(vec!["fillfactor=50".to_string()]));
     // `rappel_instant` runs in a query the planner makes parallel (costs of
     // parallelism set to nothing): before migration 11 it failed there.
     let parallel = format!(
@@ -241,7 +252,7 @@ fn db_migrate_makes_rappels_schema_once_even_from_two_machines_at_once() {
     assert_ne!(code, Some(0), "{out}");
     assert!(
         out.contains("database: failed: ")
-            && out.contains("newer than this rappel understands (12); upgrade rappel")
+            && out.contains("newer than this rappel understands (13); upgrade rappel")
             && out.contains("report queries not checked: the database cannot be read (see database: below)"),
         "{out}"
     );
@@ -271,7 +282,7 @@ fn an_applications_own_table_without_a_column_rappel_reads_does_not_stop_db_migr
     let run = |args: &[&str]| run_with_password(&env, &password, args);
     let (code, out) = run(&["db", "migrate"]);
     assert_eq!(code, Some(0), "{out}");
-    assert!(out.contains("schema 0 -> 12"), "{out}");
+    assert!(out.contains("schema 0 -> 13"), "{out}");
     let (code, out) = run(&["db", "status"]);
     assert_eq!(code, Some(74), "{out}");
     assert!(
@@ -332,7 +343,7 @@ fn an_applications_views_and_a_table_without_an_id_do_not_stop_db_migrate() {
     let run = |args: &[&str]| run_with_password(&env, &password, args);
     let (code, out) = run(&["db", "migrate"]);
     assert_eq!(code, Some(0), "{out}");
-    assert!(out.contains("schema 0 -> 12"), "{out}");
+    assert!(out.contains("schema 0 -> 13"), "{out}");
     assert_eq!(
         keys(&mut db, &schema),
         ["rappel_delay_alert_log_delivery_id_fkey"],
@@ -535,7 +546,7 @@ fn columns_of_types_rappels_indexes_cannot_take_do_not_stop_db_migrate() {
     let env = schema_env(&url, &ca, &schema);
     let (code, out) = run_with_password(&env, &password, &["db", "migrate"]);
     assert_eq!(code, Some(0), "{out}");
-    assert!(out.contains("schema 0 -> 12"), "{out}");
+    assert!(out.contains("schema 0 -> 13"), "{out}");
     // An enum where rappel writes a punch's status as text: named before a
     // run stops on it.
     let (code, out) = run_with_password(&env, &password, &["db", "status"]);
@@ -1170,6 +1181,62 @@ fn a_run_whose_sessions_the_server_ends_sends_nothing_more() {
     assert_eq!(smtp.recipients().len(), 6, "{:?}", smtp.recipients());
 }
 
+/// A run's workers share a few sessions on the server, taken for a claim
+/// or a look and given back before each send: eight workers mid-send hold
+/// at most four sessions (three shared, and the run's own, which writes
+/// the outcomes), not one each and the writer's (ten).
+#[test]
+fn eight_workers_mid_send_share_a_few_sessions_on_the_server() {
+    let smtp = crate::support::SmtpServer::start();
+    let Some(Alerts {
+        env,
+        password,
+        mut db,
+        schema,
+        ..
+    }) = alerts_machine(
+        "eight_workers_mid_send_share_a_few_sessions_on_the_server",
+        smtp.port,
+        8,
+        64,
+    )
+    else {
+        return;
+    };
+    let config = std::fs::read_to_string(env.config_path())
+        .unwrap()
+        .replace("sslrootcert=", &format!("application_name={schema}&sslrootcert="));
+    env.write_config(&config);
+    smtp.set_mode(crate::support::Mode::Hang(3));
+    let mut child = spawn_pg(&env, &password, &["check-delay-alerts"], "2026-03-10T07:00:00Z");
+    assert!(
+        smtp.wait_data_started(std::time::Duration::from_secs(20)),
+        "the run reached its first send"
+    );
+    // Every worker mid-send (64 digests, 8 a claim): the most sessions
+    // seen over a second.
+    let mut most = 0;
+    for _ in 0..20 {
+        let open: i64 = db
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                &[&schema],
+            )
+            .unwrap()
+            .get(0);
+        most = most.max(open);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        smtp.data_started() >= 8,
+        "all eight workers sent: {}",
+        smtp.data_started()
+    );
+    assert!((2..=4).contains(&most), "{most} sessions");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 #[test]
 fn a_machine_killed_mid_send_loses_nothing_and_frees_its_lock() {
     let smtp = crate::support::SmtpServer::start();
@@ -1774,7 +1841,7 @@ fn an_operators_mistakes_on_postgresql_fail_clearly_and_an_applications_tables_a
     let config = std::fs::read_to_string(env.config_path()).unwrap();
     env.write_config(&config.replace("postgres://postgres@", &format!("postgres://{role}@")));
     let out = run_pg(&env, "role-pw-5", &["db", "migrate"], "2026-03-10T07:00:00Z").success();
-    assert!(out.stdout.contains("schema 0 -> 12"), "{}", out.stdout);
+    assert!(out.stdout.contains("schema 0 -> 13"), "{}", out.stdout);
     run_pg(&env, "role-pw-5", &["db", "migrate"], "2026-03-10T07:00:00Z").success();
     admin
         .batch_execute(&format!("DROP SCHEMA \"{owned}\" CASCADE; DROP ROLE {role};"))
@@ -1945,7 +2012,7 @@ fn a_time_clock_whose_instants_are_timestamp_columns_migrates_and_pushes_once() 
     );
     std::fs::write(env.dir.path().join("hr-token"), "hr-token-9\n").unwrap();
     let out = run_pg(&env, &password, &["db", "migrate"], "2026-03-10T09:00:00Z").success();
-    assert!(out.stdout.contains("schema 0 -> 12"), "{}", out.stdout);
+    assert!(out.stdout.contains("schema 0 -> 13"), "{}", out.stdout);
     let indexed: bool = db
         .query_one(
             "SELECT EXISTS (SELECT 1 FROM pg_indexes WHERE schemaname = $1 AND indexname = 'rappel_attendance_logs_unsent')",

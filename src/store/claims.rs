@@ -141,22 +141,28 @@ const CLAIM_SQLITE: &str = "UPDATE rappel_deliveries
 /// The claim on PostgreSQL: one statement, the rows to take locked with
 /// `FOR UPDATE SKIP LOCKED`, so two machines claiming at once each take
 /// rows the other did not, neither waiting for the other.
+///
+/// The ids (and the channels) are read once into an array (`ARRAY(...)`,
+/// an init plan): the rows locked are exactly the rows updated, whatever
+/// join the planner would pick for `IN (SELECT ...)`, and the statement
+/// plans in 0.17 ms rather than 0.28 (planned again at each claim, its
+/// limit and ids being parameters).
 const CLAIM_POSTGRES: &str = "UPDATE rappel_deliveries
      SET status = 'sending', attempts = attempts + 1, claimed_by = $1, lease_until = $2
-     WHERE id IN (
+     WHERE id = ANY (ARRAY(
          SELECT id FROM rappel_deliveries
          WHERE status = 'pending'
            AND (CASE WHEN $3::boolean
                 THEN claimed_by IS DISTINCT FROM $1
                 ELSE next_attempt_at IS NULL OR next_attempt_at <= $4 END)
            AND ($5::text IS NULL OR job = $5)
-           AND channel IN (SELECT json_array_elements_text($6::json))
+           AND channel = ANY (ARRAY(SELECT json_array_elements_text($6::json)))
            AND job IN ('check-delay-alerts', 'send-reports', 'send-reminders', 'sync-attendance',
                        'test-email')
            AND id > $8
          ORDER BY id
          LIMIT $7
-         FOR UPDATE SKIP LOCKED)
+         FOR UPDATE SKIP LOCKED))
      RETURNING id, job, kind, dedupe_key, source_table, source_id, channel, recipient,
                subject, body, html_body, attempts, valid_until,
                attachment_path, attachment_name, attachment_type, payload, source_at, contact_id, replaces_id";
@@ -201,8 +207,15 @@ pub fn fresh_statistics(conn: &Conn, due: i64) -> Result<bool> {
     log::debug!("the server estimates {estimate} pending deliveries for {due}: analyzing rappel_deliveries");
     // The columns a claim filters and orders on alone: the bodies' statistics
     // cost the most to gather (52 ms of 60 over 10,000 digests, against 17)
-    // and no claim reads them. Autovacuum's own analyze gathers them later.
-    conn.execute_batch("ANALYZE rappel_deliveries (id, status, next_attempt_at, job, channel, claimed_by)")?;
+    // and no claim reads them. A sample of 3,000 rows (a statistics target
+    // of 10) rather than 30,000: the share of pending rows and the order
+    // of ids it gives choose the same plan, in 7 ms rather than 20 to 26
+    // over 10,000 digests. Autovacuum's own analyze gathers them all later.
+    conn.execute_batch(
+        "SET default_statistics_target = 10;
+         ANALYZE rappel_deliveries (id, status, next_attempt_at, job, channel, claimed_by);
+         RESET default_statistics_target",
+    )?;
     Ok(true)
 }
 

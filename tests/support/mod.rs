@@ -253,6 +253,11 @@ impl SmtpServer {
         found[0].clone()
     }
 
+    /// How many messages clients have started sending (`DATA`).
+    pub fn data_started(&self) -> usize {
+        self.state.lock().unwrap().data_started
+    }
+
     /// Waits until a client has started sending data.
     pub fn wait_data_started(&self, timeout: Duration) -> bool {
         let start = Instant::now();

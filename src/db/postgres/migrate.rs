@@ -39,15 +39,21 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0012_events_cover.sql",
         include_str!("../../../sql/postgres/0012_events_cover.sql"),
     ),
+    (
+        13,
+        "0013_deliveries_fillfactor.sql",
+        include_str!("../../../sql/postgres/0013_deliveries_fillfactor.sql"),
+    ),
 ];
 
 /// The version the last file brings the schema to. Up to 8 these are
 /// SQLite's versions; 9 is PostgreSQL's own step (`rappel_instant`, what
 /// SQLite's `julianday` gives); 10 is SQLite's 9 (`replaces_id`); 11 is
 /// PostgreSQL's own again (`rappel_instant` serial: it may not run in a
-/// parallel query), and so is 12 (the events index holds the event's id:
-/// the delay-alert scan reads the index alone).
-pub const LATEST: u32 = 12;
+/// parallel query), and so are 12 (the events index holds the event's id:
+/// the delay-alert scan reads the index alone) and 13 (deliveries' pages
+/// filled to half, for their rows' next versions).
+pub const LATEST: u32 = 13;
 
 /// How many files a schema at `version` lacks.
 pub fn pending(version: u32) -> usize {
