@@ -10,12 +10,13 @@ use crate::db::Database;
 use crate::store;
 
 /// Sessions on a PostgreSQL server for a run's workers, however many
-/// workers it has. Each server session is a process of its own: 8 workers
-/// with a session each (10 with the run's and the writer's) spent the
-/// server's CPU on sessions contending for the same rows and pages, and
-/// sent 10,000 digests to a local sink at 12,600 messages a second against
-/// 14,500 over 4 (`bench/run.sh postgres_send`, 2 cores). The workers hold
-/// a session for well under a millisecond a message, so a few serve many.
+/// workers it has. Each server session is a process of its own, and
+/// sessions claiming at once contend for the same rows and pages: 8
+/// workers with a session each sent 10,000 digests to a local sink at a
+/// median 12,800 messages a second, sharing 3 at 14,050, sharing 2 at
+/// 13,300, and 1 held them back (10,300; `bench/run.sh postgres_send`'s
+/// run, 2 cores, 4 runs each). A worker holds a session for well under a
+/// millisecond a message, so a few serve many.
 const SERVER_SESSIONS: usize = 3;
 
 /// How many sessions the workers of a run on `db` share: one each on
