@@ -1137,20 +1137,10 @@ fn a_run_whose_sessions_the_server_ends_sends_nothing_more() {
     else {
         return;
     };
-    // The run's sessions are named after the schema, to end them alone.
-    let config = std::fs::read_to_string(env.config_path())
-        .unwrap()
-        .replace("sslrootcert=", &format!("application_name={schema}&sslrootcert="));
-    env.write_config(&config);
     // The first message held 6 s: the sessions end well within it, even on
     // a loaded machine (held 3 s, the run once went on to its second send
     // before they did, and recorded it).
-    smtp.set_mode(crate::support::Mode::Hang(6));
-    let mut child = spawn_pg(&env, &password, &["check-delay-alerts"], "2026-03-10T07:00:00Z");
-    assert!(
-        smtp.wait_data_started(std::time::Duration::from_secs(20)),
-        "the run reached its first send"
-    );
+    let mut child = hung_run(&smtp, &env, &password, &schema, 6);
     smtp.set_mode(crate::support::Mode::Accept);
     // As an administrator or a failover would: every session of the run
     // ends, while its first message is still held by the server. Each
@@ -1181,6 +1171,29 @@ fn a_run_whose_sessions_the_server_ends_sends_nothing_more() {
     assert_eq!(smtp.recipients().len(), 6, "{:?}", smtp.recipients());
 }
 
+/// `check-delay-alerts` started in `env`, its sessions named after
+/// `schema` (to find them, and them alone, in `pg_stat_activity`), once it
+/// is sending: each message held `secs` by `smtp`, then refused.
+fn hung_run(
+    smtp: &crate::support::SmtpServer,
+    env: &TestEnv,
+    password: &str,
+    schema: &str,
+    secs: u64,
+) -> std::process::Child {
+    let config = std::fs::read_to_string(env.config_path())
+        .unwrap()
+        .replace("sslrootcert=", &format!("application_name={schema}&sslrootcert="));
+    env.write_config(&config);
+    smtp.set_mode(crate::support::Mode::Hang(secs));
+    let child = spawn_pg(env, password, &["check-delay-alerts"], "2026-03-10T07:00:00Z");
+    assert!(
+        smtp.wait_data_started(std::time::Duration::from_secs(20)),
+        "the run reached its first send"
+    );
+    child
+}
+
 /// A run's workers share a few sessions on the server, taken for a claim
 /// or a look and given back before each send: eight workers mid-send hold
 /// at most four sessions (three shared, and the run's own, which writes
@@ -1188,39 +1201,19 @@ fn a_run_whose_sessions_the_server_ends_sends_nothing_more() {
 #[test]
 fn eight_workers_mid_send_share_a_few_sessions_on_the_server() {
     let smtp = crate::support::SmtpServer::start();
-    let Some(Alerts {
-        env,
-        password,
-        mut db,
-        schema,
-        ..
-    }) = alerts_machine(
-        "eight_workers_mid_send_share_a_few_sessions_on_the_server",
-        smtp.port,
-        8,
-        64,
-    )
-    else {
+    let test = "eight_workers_mid_send_share_a_few_sessions_on_the_server";
+    let Some(mut a) = alerts_machine(test, smtp.port, 8, 64) else {
         return;
     };
-    let config = std::fs::read_to_string(env.config_path())
-        .unwrap()
-        .replace("sslrootcert=", &format!("application_name={schema}&sslrootcert="));
-    env.write_config(&config);
-    smtp.set_mode(crate::support::Mode::Hang(3));
-    let mut child = spawn_pg(&env, &password, &["check-delay-alerts"], "2026-03-10T07:00:00Z");
-    assert!(
-        smtp.wait_data_started(std::time::Duration::from_secs(20)),
-        "the run reached its first send"
-    );
+    let mut child = hung_run(&smtp, &a.env, &a.password, &a.schema, 3);
     // Every worker mid-send (64 digests, 8 a claim): the most sessions
     // seen over a second.
     let mut most = 0;
     for _ in 0..20 {
-        let open: i64 = db
-            .query_one(
+        let open: i64 =
+            a.db.query_one(
                 "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
-                &[&schema],
+                &[&a.schema],
             )
             .unwrap()
             .get(0);
