@@ -115,8 +115,8 @@ struct Shared {
 impl Engine<'_> {
     /// Sends every due row in `scope`, with as many workers as the channels
     /// allow; `conn` (the run's connection) takes the run's first steps,
-    /// the workers share sessions of their own (`sessions::limit`) and the
-    /// outcome writer opens one.
+    /// then writes the outcomes (`Writer::run`) while the workers send, on
+    /// sessions of their own they share (`sessions::limit`).
     pub fn deliver(&self, scope: &Scope, conn: &mut store::Conn) -> anyhow::Result<Tally> {
         let mut tally = Tally::default();
         let reclaimed = claim::reclaim_expired(conn, self.clock.wall())?;
@@ -261,12 +261,13 @@ impl Engine<'_> {
                 channels: &open,
                 now,
                 lease: self.delivery.lease,
-                after: shared.claimed_up_to.load(Ordering::Relaxed),
+                after: 0,
             };
             // The session before the write lock, in every thread: a thread
             // holding the lock never waits for a session another holds
             // while it waits for the lock.
             let mut conn = sessions.take()?;
+            // Read once the session is had: the claims made meanwhile count.
             claimer.after = shared.claimed_up_to.load(Ordering::Relaxed);
             let mut batch = {
                 let _writing = shared.writes.hold();
