@@ -477,6 +477,58 @@ fn an_outcome_that_cannot_be_recorded_costs_only_itself() {
     assert!(with_status(&env, "sending") <= 1, "rows left sending");
 }
 
+/// When outcomes cannot be recorded, the run says which messages went (each
+/// goes again once its lease passes) apart from those that did not go: the
+/// rows it gives back, counted in one line, each named with `-v`.
+#[test]
+fn an_outcome_not_recorded_says_whether_its_message_went() {
+    // The sent outcome of one message refused, and every row given back
+    // to `pending` refused too.
+    let (env, server, _) = refused_once(
+        "CREATE TRIGGER refuse BEFORE UPDATE OF status ON rappel_deliveries
+         WHEN (NEW.recipient = 'one@example.com' AND NEW.status = 'sent') OR NEW.status = 'pending'
+         BEGIN SELECT RAISE(ABORT, 'no'); END;",
+    );
+    let out = env.run(&["-v", "send-reports"], "2026-05-04T08:05:00Z");
+    assert_eq!(out.code, 74, "{}", out.stderr);
+    let went: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("was sent but its outcome could not be recorded: it goes again once its lease passes"))
+        .collect();
+    // Named as it happened, and again as the run's error.
+    assert!(
+        !went.is_empty() && went.iter().all(|l| l.contains("to one@example.com")),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("was settled but"), "{}", out.stderr);
+    // What was claimed and not sent stays `sending` (its release refused):
+    // one line counts it, and -v names each.
+    let unsent = with_status(&env, "sending") - 1;
+    let accepted = server.accepted().len();
+    assert_eq!(
+        accepted,
+        with_status(&env, "sent") + 1,
+        "the rest went and were recorded"
+    );
+    if unsent > 0 {
+        assert!(
+            out.stderr.contains(&format!(
+                "{unsent} claimed message(s) were not sent and could not be given back: each goes once its lease passes"
+            )),
+            "{}",
+            out.stderr
+        );
+        let named = out
+            .stderr
+            .lines()
+            .filter(|l| l.contains("was not sent and could not be recorded as such"))
+            .count();
+        assert!(named >= unsent, "{named} named, {unsent} unsent:\n{}", out.stderr);
+    }
+}
+
 /// A message whose source row refuses its update (a host trigger on the
 /// report row) is recorded sent all the same, never to go again; the run
 /// sends the rest, exits 74 naming it, and the next run brings the row up

@@ -1171,6 +1171,15 @@ fn a_run_whose_sessions_the_server_ends_sends_nothing_more() {
     assert_eq!(smtp.recipients().len(), 6, "{:?}", smtp.recipients());
 }
 
+/// Names the sessions of `env`'s runs after `schema`, to find them, and
+/// them alone, in `pg_stat_activity`.
+fn name_sessions(env: &TestEnv, schema: &str) {
+    let config = std::fs::read_to_string(env.config_path())
+        .unwrap()
+        .replace("sslrootcert=", &format!("application_name={schema}&sslrootcert="));
+    env.write_config(&config);
+}
+
 /// `check-delay-alerts` started in `env`, its sessions named after
 /// `schema` (to find them, and them alone, in `pg_stat_activity`), once it
 /// is sending: each message held `secs` by `smtp`, then refused.
@@ -1181,10 +1190,7 @@ fn hung_run(
     schema: &str,
     secs: u64,
 ) -> std::process::Child {
-    let config = std::fs::read_to_string(env.config_path())
-        .unwrap()
-        .replace("sslrootcert=", &format!("application_name={schema}&sslrootcert="));
-    env.write_config(&config);
+    name_sessions(env, schema);
     smtp.set_mode(crate::support::Mode::Hang(secs));
     let child = spawn_pg(env, password, &["check-delay-alerts"], "2026-03-10T07:00:00Z");
     assert!(
@@ -1228,6 +1234,60 @@ fn eight_workers_mid_send_share_a_few_sessions_on_the_server() {
     assert!((2..=4).contains(&most), "{most} sessions");
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// A shared session the server ends costs the worker that meets the loss:
+/// the session is closed rather than given back, and the other workers go
+/// on over new ones (given back, it would stop each worker that drew it in
+/// turn, and the run with them).
+#[test]
+fn a_shared_session_the_server_ends_stops_one_worker_not_the_run() {
+    let smtp = crate::support::SmtpServer::start();
+    let test = "a_shared_session_the_server_ends_stops_one_worker_not_the_run";
+    // Many claims of 128: the workers claim again after the loss.
+    let Some(mut a) = alerts_machine(test, smtp.port, 8, 4000) else {
+        return;
+    };
+    name_sessions(&a.env, &a.schema);
+    let mut child = spawn_pg(&a.env, &a.password, &["check-delay-alerts"], "2026-03-10T07:00:00Z");
+    let started = std::time::Instant::now();
+    while smtp.recipients().len() < 300 {
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "the run sends");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // One session the workers share ends (not the run's own, which holds
+    // the job's lock and writes the outcomes).
+    let ended: i64 =
+        a.db.query_one(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity a
+             WHERE application_name = $1
+               AND NOT EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = a.pid AND l.locktype = 'advisory')
+             LIMIT 1) t",
+            &[&a.schema],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(ended, 1);
+    assert!(smtp.recipients().len() < 3000, "ended while the run still sends");
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(74), "the lost session is said");
+    let sent: i64 =
+        a.db.query_one(
+            &format!(
+                "SELECT count(*) FROM \"{}\".rappel_deliveries WHERE status = 'sent'",
+                a.schema
+            ),
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let mut received = smtp.recipients();
+    let all = received.len();
+    received.dedup();
+    assert_eq!(received.len(), all, "none twice");
+    // All but the claim of the worker that stopped (at most 128) and what
+    // was on its way when it did.
+    assert!(sent >= 4000 - 128 - 8, "{sent} sent");
 }
 
 #[test]

@@ -45,9 +45,19 @@ struct Session {
     /// Whether `[sources]` were mapped on the session (its TEMP views):
     /// without them `db::sources::mapped` needs no look at the catalog.
     views: bool,
+    /// Whether a statement met the session's end (`Conn::is_closed`).
+    lost: bool,
 }
 
 impl Session {
+    /// Remembers that `result` met the session's end (the server ended it:
+    /// its error may come before the connection is seen closed).
+    fn note_loss<T>(&mut self, result: &Result<T>) {
+        if result.as_ref().is_err_and(StoreError::is_connection_lost) {
+            self.lost = true;
+        }
+    }
+
     /// The statement for `sql`, prepared once. The server infers each
     /// parameter's type from where it stands; where it cannot (`?1 IS NULL
     /// OR job = ?1`), the statement is prepared again with the types of the
@@ -189,6 +199,7 @@ impl Conn {
                 typed: std::collections::HashSet::new(),
                 in_tx: false,
                 views,
+                lost: false,
             }))),
         }
     }
@@ -206,6 +217,17 @@ impl Conn {
         match self.inner {
             Inner::Sqlite(_) => Dialect::Sqlite,
             Inner::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    /// Whether the server's session is known to be gone: the connection
+    /// closed, or a statement was told the server ended the session
+    /// (`StoreError::is_connection_lost`). Every statement on it would
+    /// fail. Never on SQLite.
+    pub fn is_closed(&self) -> bool {
+        match &self.inner {
+            Inner::Sqlite(_) => false,
+            Inner::Postgres(session) => session.try_borrow().is_ok_and(|s| s.lost || s.client.is_closed()),
         }
     }
 
@@ -248,8 +270,11 @@ impl Conn {
         f: impl FnOnce(&mut postgres::Client, &postgres::Statement) -> Result<T>,
     ) -> Result<T> {
         let mut session = cell.try_borrow_mut().map_err(|_| StoreError::InUse)?;
-        let statement = session.statement(sql, values)?;
-        f(&mut session.client, &statement)
+        let result = session
+            .statement(sql, values)
+            .and_then(|statement| f(&mut session.client, &statement));
+        session.note_loss(&result);
+        result
     }
 
     /// Records whether a transaction is open on the PostgreSQL session.
@@ -297,7 +322,9 @@ impl Conn {
             Inner::Sqlite(c) => Ok(c.execute_batch(sql)?),
             Inner::Postgres(cell) => {
                 let mut session = cell.try_borrow_mut().map_err(|_| StoreError::InUse)?;
-                Ok(session.client.batch_execute(sql)?)
+                let result = session.client.batch_execute(sql).map_err(StoreError::from);
+                session.note_loss(&result);
+                result
             }
         }
     }

@@ -120,10 +120,17 @@ impl DerefMut for Session<'_, '_> {
 }
 
 impl Drop for Session<'_, '_> {
+    /// Gives the session back; one the server ended (or whose connection
+    /// broke) is closed instead, and the next `take` opens another: the
+    /// worker that met the loss stops (exit 74), the others go on.
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
             let mut idle = self.sessions.state.lock().unwrap_or_else(|e| e.into_inner());
-            idle.free.push(conn);
+            if conn.is_closed() {
+                idle.open -= 1;
+            } else {
+                idle.free.push(conn);
+            }
             self.sessions.given_back.notify_one();
         }
     }

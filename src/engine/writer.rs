@@ -142,6 +142,8 @@ impl Writer<'_> {
     pub fn run(&self, conn: &mut store::Conn, inbox: Inbox) -> anyhow::Result<Tally> {
         let mut tally = Tally::default();
         let mut first_error: Option<anyhow::Error> = None;
+        // Outcomes of messages not sent that could not be written.
+        let mut unsent = 0;
         let mut group = Vec::with_capacity(GROUP);
         let patience = match conn.dialect() {
             store::Dialect::Postgres => SERVER_PATIENCE,
@@ -202,8 +204,30 @@ impl Writer<'_> {
                     Ok(effect) => super::count(&mut tally, effect, d.delivery_id, &d.kind, &d.recipient),
                     Err(e) => {
                         self.failed.store(true, Ordering::Relaxed);
+                        if d.effect != Effect::Sent {
+                            // Not sent (given back, failed, held...): it goes,
+                            // or is tried, once its lease passes; counted, and
+                            // named once the log is verbose.
+                            unsent += 1;
+                            log::info!(
+                                "delivery {} ({} to {}) was not sent and could not be recorded as such",
+                                d.delivery_id,
+                                d.kind,
+                                d.recipient
+                            );
+                            if let Some(e) = e {
+                                first_error.get_or_insert_with(|| {
+                                    anyhow::Error::new(e).context(format!(
+                                        "delivery {} ({} to {}) was not sent and could not be recorded as such",
+                                        d.delivery_id, d.kind, d.recipient
+                                    ))
+                                });
+                            }
+                            continue;
+                        }
                         let what = format!(
-                            "delivery {} ({} to {}) was settled but its outcome could not be recorded",
+                            "delivery {} ({} to {}) was sent but its outcome could not be recorded: it goes \
+                             again once its lease passes",
                             d.delivery_id, d.kind, d.recipient
                         );
                         match e {
@@ -217,6 +241,12 @@ impl Writer<'_> {
                     }
                 }
             }
+        }
+        if unsent > 0 {
+            log::error!(
+                "{unsent} claimed message(s) were not sent and could not be given back: each goes once its \
+                 lease passes (-v names them)"
+            );
         }
         match first_error {
             Some(e) => Err(e),
