@@ -132,10 +132,10 @@ impl Writer<'_> {
     /// outcome (a host trigger refusing its source row's update) costs only
     /// itself. Once an outcome cannot be written, `failed` is raised: the
     /// workers send nothing more and give their claimed rows back, and the
-    /// writer goes on writing what comes. Errors: the database cannot be
-    /// opened, or an outcome could not be written (locked past the busy
-    /// timeout three times, or any other `StoreError`): the first, naming
-    /// the delivery, after every other outcome was written.
+    /// writer goes on writing what comes. Errors: an outcome could not be
+    /// written (locked past the busy timeout three times, or any other
+    /// `StoreError`): the first, naming the delivery and whether its
+    /// message went, after every other outcome was written.
     ///
     /// `conn` is the run's connection, idle while its workers send: a
     /// session of its own would cost a server another process.
