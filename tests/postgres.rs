@@ -310,24 +310,22 @@ fn contacts_view(extra: &str) -> String {
 /// every key is there.
 #[test]
 fn an_applications_views_and_a_table_without_an_id_do_not_stop_db_migrate() {
-    let Some((url, password, ca)) = server("an_applications_views_and_a_table_without_an_id") else {
+    let Some(App { url, password, ca, schema, mut db }) = app_schema(
+        "an_applications_views_and_a_table_without_an_id",
+        "own_views",
+        &format!(
+            "CREATE TABLE app_people (pk bigint PRIMARY KEY, full_name text, mail text);
+             {}
+             CREATE VIEW students AS SELECT pk AS id, pk AS contact_id, NULL::bigint AS parent_contact_id,
+                 1 AS subscription_active, NULL::text AS subscribed_at, NULL::text AS last_active_at FROM app_people;
+             CREATE VIEW terminals AS SELECT 1::bigint AS id, 'TM20-001'::text AS serial, 'Entrance'::text AS name,
+                 NULL::text AS timezone;
+             CREATE TABLE tickets (reference text PRIMARY KEY, device text, customer text, created_at text, closed_at text);",
+            contacts_view("")
+        ),
+    ) else {
         return;
     };
-    let schema = fresh_schema("own_views");
-    let mut db = client(&url, &password);
-    db.batch_execute(&format!(
-        "CREATE SCHEMA \"{schema}\";
-         SET search_path TO \"{schema}\";
-         CREATE TABLE app_people (pk bigint PRIMARY KEY, full_name text, mail text);
-         {}
-         CREATE VIEW students AS SELECT pk AS id, pk AS contact_id, NULL::bigint AS parent_contact_id,
-             1 AS subscription_active, NULL::text AS subscribed_at, NULL::text AS last_active_at FROM app_people;
-         CREATE VIEW terminals AS SELECT 1::bigint AS id, 'TM20-001'::text AS serial, 'Entrance'::text AS name,
-             NULL::text AS timezone;
-         CREATE TABLE tickets (reference text PRIMARY KEY, device text, customer text, created_at text, closed_at text);",
-        contacts_view("")
-    ))
-    .unwrap();
     let keys = |db: &mut postgres::Client, schema: &str| -> Vec<String> {
         db.query(
             "SELECT conname::text FROM pg_constraint WHERE contype = 'f' AND connamespace = $1::text::regnamespace
@@ -394,21 +392,26 @@ fn an_applications_views_and_a_table_without_an_id_do_not_stop_db_migrate() {
 /// they run.
 #[test]
 fn a_contacts_view_with_a_repeated_id_stops_the_jobs_that_read_it() {
-    let Some((url, password, ca)) = server("a_contacts_view_with_a_repeated_id") else {
+    let smtp = crate::support::SmtpServer::start();
+    let Some(App {
+        url,
+        password,
+        ca,
+        schema,
+        mut db,
+    }) = app_schema(
+        "a_contacts_view_with_a_repeated_id",
+        "view_ids",
+        &format!(
+            "CREATE TABLE app_people (pk bigint PRIMARY KEY, full_name text, mail text);
+             INSERT INTO app_people VALUES (1, 'Awa', 'awa@example.com');
+             {}",
+            contacts_view("")
+        ),
+    )
+    else {
         return;
     };
-    let smtp = crate::support::SmtpServer::start();
-    let schema = fresh_schema("view_ids");
-    let mut db = client(&url, &password);
-    db.batch_execute(&format!(
-        "CREATE SCHEMA \"{schema}\";
-         SET search_path TO \"{schema}\";
-         CREATE TABLE app_people (pk bigint PRIMARY KEY, full_name text, mail text);
-         INSERT INTO app_people VALUES (1, 'Awa', 'awa@example.com');
-         {}",
-        contacts_view("")
-    ))
-    .unwrap();
     let env = machine(&url, &ca, &schema, smtp.port, 2);
     run_pg(&env, &password, &["db", "migrate"], "2026-11-21T07:00:00Z").success();
     db.batch_execute(
@@ -455,23 +458,26 @@ fn a_contacts_view_with_a_repeated_id_stops_the_jobs_that_read_it() {
 /// whose table has a child (`INHERITS`), whose rows it does not cover.
 #[test]
 fn an_invalid_unique_index_or_a_child_table_is_no_key_on_id() {
-    let Some((url, password, ca)) = server("an_invalid_unique_index_or_a_child_table") else {
-        return;
-    };
-    let schema = fresh_schema("no_key");
-    let mut db = client(&url, &password);
-    db.batch_execute(&format!(
-        "CREATE SCHEMA \"{schema}\";
-         SET search_path TO \"{schema}\";
-         CREATE TABLE app_people (pk bigint, full_name text, mail text);
+    let Some(App {
+        url,
+        password,
+        ca,
+        schema,
+        mut db,
+    }) = app_schema(
+        "an_invalid_unique_index_or_a_child_table",
+        "no_key",
+        "CREATE TABLE app_people (pk bigint, full_name text, mail text);
          INSERT INTO app_people VALUES (1, 'Alice', 'alice@example.com'), (1, 'Mallory', 'mallory@example.com');
          CREATE TABLE contacts AS SELECT pk AS id, full_name AS name, mail AS email, NULL::text AS phone,
              NULL::text AS locale, NULL::text AS timezone, 1 AS email_enabled, 0 AS whatsapp_enabled,
              0 AS sms_enabled, ''::text AS muted_kinds FROM app_people;
          CREATE TABLE terminals (id bigint PRIMARY KEY, serial text NOT NULL, name text, timezone text);
-         CREATE TABLE more_terminals () INHERITS (terminals);"
-    ))
-    .unwrap();
+         CREATE TABLE more_terminals () INHERITS (terminals);",
+    )
+    else {
+        return;
+    };
     // Left invalid by the repeated id, as a concurrent build leaves it.
     let invalid = db.batch_execute(&format!(
         "CREATE UNIQUE INDEX CONCURRENTLY contacts_id ON \"{schema}\".contacts (id)"
@@ -519,15 +525,16 @@ fn an_invalid_unique_index_or_a_child_table_is_no_key_on_id() {
 /// SQLite, where any column takes any value.
 #[test]
 fn columns_of_types_rappels_indexes_cannot_take_do_not_stop_db_migrate() {
-    let Some((url, password, ca)) = server("columns_of_types_rappels_indexes_cannot_take") else {
-        return;
-    };
-    let schema = fresh_schema("odd_types");
-    let mut db = client(&url, &password);
-    db.batch_execute(&format!(
-        "CREATE SCHEMA \"{schema}\";
-         SET search_path TO \"{schema}\";
-         CREATE TABLE tickets (id bigserial PRIMARY KEY, reference text NOT NULL, created_at text NOT NULL,
+    let Some(App {
+        url,
+        password,
+        ca,
+        schema,
+        mut db,
+    }) = app_schema(
+        "columns_of_types_rappels_indexes_cannot_take",
+        "odd_types",
+        "CREATE TABLE tickets (id bigserial PRIMARY KEY, reference text NOT NULL, created_at text NOT NULL,
              closed_at text);
          CREATE TABLE ticket_events (id bigserial PRIMARY KEY, ticket_id bigint NOT NULL, stage json NOT NULL,
              entered_at text NOT NULL);
@@ -540,9 +547,11 @@ fn columns_of_types_rappels_indexes_cannot_take_do_not_stop_db_migrate() {
              inout integer NOT NULL DEFAULT 0, event integer NOT NULL DEFAULT 0, temperature double precision,
              access_granted integer NOT NULL DEFAULT 1, sync_status punch_state NOT NULL DEFAULT 'pending',
              sync_attempts integer NOT NULL DEFAULT 0, next_attempt_at text, sync_lease_until text, synced_at text,
-             sync_error text);"
-    ))
-    .unwrap();
+             sync_error text);",
+    )
+    else {
+        return;
+    };
     let env = schema_env(&url, &ca, &schema);
     let (code, out) = run_with_password(&env, &password, &["db", "migrate"]);
     assert_eq!(code, Some(0), "{out}");
@@ -743,6 +752,35 @@ fn fill_alerts(client: &mut postgres::Client, schema: &str, n: i64) {
              INSERT INTO ticket_events (ticket_id, stage, entered_at) VALUES (1, 'Diagnostic', '2026-02-01T08:00:00Z');"
         ))
         .unwrap();
+}
+
+/// An application's own tables on the test server, as rappel finds them
+/// before it migrates: a fresh schema (named from `prefix`), `ddl` run in
+/// it (first on the search path); `None` (the test skipped) without a
+/// server.
+struct App {
+    url: String,
+    password: String,
+    ca: String,
+    schema: String,
+    db: postgres::Client,
+}
+
+fn app_schema(test: &str, prefix: &str, ddl: &str) -> Option<App> {
+    let (url, password, ca) = server(test)?;
+    let schema = fresh_schema(prefix);
+    let mut db = client(&url, &password);
+    db.batch_execute(&format!(
+        "CREATE SCHEMA \"{schema}\"; SET search_path TO \"{schema}\"; {ddl}"
+    ))
+    .unwrap();
+    Some(App {
+        url,
+        password,
+        ca,
+        schema,
+        db,
+    })
 }
 
 /// A test's own schema on the server, migrated, with `recipients` alert
@@ -2035,26 +2073,29 @@ fn a_mapped_source_on_the_server_is_checked_as_on_sqlite() {
 /// their order, rappel's outcome written into those columns.
 #[test]
 fn a_time_clock_whose_instants_are_timestamp_columns_migrates_and_pushes_once() {
-    let Some((url, password, ca)) = server("a_time_clock_whose_instants_are_timestamp_columns") else {
-        return;
-    };
-    let schema = fresh_schema("naive_clock");
     let hr = crate::support::hr::FakeHr::start();
     let smtp = crate::support::SmtpServer::start();
-    let mut db = client(&url, &password);
-    db.batch_execute(&format!(
-        "CREATE SCHEMA \"{schema}\";
-         SET search_path TO \"{schema}\";
-         CREATE TABLE terminals (id bigserial PRIMARY KEY, serial text NOT NULL UNIQUE, name text NOT NULL DEFAULT '',
+    let Some(App {
+        url,
+        password,
+        ca,
+        schema,
+        mut db,
+    }) = app_schema(
+        "a_time_clock_whose_instants_are_timestamp_columns",
+        "naive_clock",
+        "CREATE TABLE terminals (id bigserial PRIMARY KEY, serial text NOT NULL UNIQUE, name text NOT NULL DEFAULT '',
              timezone text);
          CREATE TABLE attendance_logs (id bigserial PRIMARY KEY, terminal_id bigint NOT NULL REFERENCES terminals(id),
              enroll_id bigint NOT NULL, user_name text NOT NULL DEFAULT '', punched_at timestamp NOT NULL,
              mode integer NOT NULL DEFAULT 0, inout integer NOT NULL DEFAULT 0, event integer NOT NULL DEFAULT 0,
              temperature double precision, access_granted integer NOT NULL DEFAULT 1,
              sync_status varchar(10) NOT NULL DEFAULT 'pending', sync_attempts integer NOT NULL DEFAULT 0,
-             next_attempt_at timestamp, sync_lease_until timestamp, synced_at timestamp, sync_error text);"
-    ))
-    .unwrap();
+             next_attempt_at timestamp, sync_lease_until timestamp, synced_at timestamp, sync_error text);",
+    )
+    else {
+        return;
+    };
     let env = machine_with(
         &url,
         &ca,
